@@ -1,0 +1,1 @@
+//! The `continue` token of paginated LISTs.

@@ -1,0 +1,19 @@
+//! # kubecache-core
+//!
+//! The Kubernetes API vocabulary kubecache is built from, with no I/O:
+//!
+//! - [`registry`]: the built-in resources (group/version/resource, kind, scope, verbs, short
+//!   names, subresources) and where each one lives in storage.
+//! - [`status`]: `metav1.Status` errors with kube-apiserver's reasons and codes.
+//! - [`storage`]: the `Backend` trait every store (etcd, embedded) implements, its key/value
+//!   model and typed errors.
+//! - [`selector`]: label and field selectors.
+//! - [`continue_token`]: the opaque `continue` token of paginated LISTs.
+//! - [`validation`]: object name rules (DNS-1123 subdomain and label).
+
+pub mod continue_token;
+pub mod registry;
+pub mod selector;
+pub mod status;
+pub mod storage;
+pub mod validation;

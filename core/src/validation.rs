@@ -1,0 +1,1 @@
+//! Object name rules, as kube-apiserver's apimachinery validation states them.

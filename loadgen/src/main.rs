@@ -1,0 +1,1 @@
+fn main() { eprintln!("kubecache-loadgen: scenarios arrive with the load-generator issue"); }

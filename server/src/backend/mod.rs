@@ -1,0 +1,4 @@
+//! Storage backends implementing [`kubecache_core::storage::Backend`].
+
+pub mod embedded;
+pub mod etcd;

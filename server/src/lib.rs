@@ -1,0 +1,2 @@
+//! # kubecache-server
+pub mod backend;
