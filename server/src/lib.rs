@@ -1,2 +1,25 @@
 //! # kubecache-server
+//!
+//! The `kubecache` API server. A request travels:
+//!
+//! - [`server`]: listeners and the HTTP stack (axum/hyper, HTTP/1.1 and HTTP/2);
+//! - [`api`]: the single entry point — parses the path into a [`request_info::Target`],
+//!   calls the handler, renders the reply or the `Status` error;
+//! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
+//!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
+//! - [`typed`], [`objects`], [`patch`], [`fields`], [`events`]: decoding, metadata rules,
+//!   patches, field selectors and the events.k8s.io conversion the handlers share;
+//! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
+//! - [`cli`]: the `kubecache` command line.
+
+pub mod api;
 pub mod backend;
+pub mod cli;
+pub mod events;
+pub mod fields;
+pub mod handlers;
+pub mod objects;
+pub mod patch;
+pub mod request_info;
+pub mod server;
+pub mod typed;

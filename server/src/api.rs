@@ -1,0 +1,277 @@
+//! The API front end: one entry point that turns an HTTP request into a [`Target`], runs
+//! its handler and turns the outcome — an object, a list, a watch stream or an [`ApiError`] —
+//! into the HTTP response. Errors become `Status` bodies here and nowhere else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use kubecache_cache::ReadPath;
+use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::status::ApiError;
+use kubecache_core::storage::{Backend, StorageError};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::handlers;
+use crate::request_info::{self, ResourceRequest, Target};
+
+/// Request bodies larger than this are refused with 413, as kube-apiserver does (3 MiB).
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Everything a handler needs: where objects are written and read, and what is served.
+pub struct Api {
+    pub registry: Registry,
+    /// Writes go here (etcd transactions or the embedded store).
+    pub backend: Arc<dyn Backend>,
+    /// GET/LIST/WATCH go here, so the watch cache can take them over.
+    pub reads: Arc<dyn ReadPath>,
+    /// Key prefix of every object, kube-apiserver's `--etcd-prefix` (`/registry`).
+    pub storage_root: String,
+    /// Wakes the namespace finalizer when a namespace starts terminating.
+    pub namespace_deleted: Notify,
+}
+
+impl Api {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        reads: Arc<dyn ReadPath>,
+        storage_root: &str,
+    ) -> Arc<Api> {
+        Arc::new(Api {
+            registry: Registry::builtin(),
+            backend,
+            reads,
+            storage_root: storage_root.trim_end_matches('/').to_string(),
+            namespace_deleted: Notify::new(),
+        })
+    }
+
+    pub fn object_key(
+        &self,
+        resource: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> String {
+        resource.object_key(&self.storage_root, namespace, name)
+    }
+
+    pub fn collection_prefix(&self, resource: &ResourceInfo, namespace: Option<&str>) -> String {
+        resource.collection_prefix(&self.storage_root, namespace)
+    }
+}
+
+/// The query string, decoded.
+#[derive(Debug, Default, Clone)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Result<Query, ApiError> {
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+        Ok(Query(pairs))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("") | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "invalid value for {name}: {other:?}, expected true or false"
+            ))),
+        }
+    }
+
+    /// `dryRun=All` (the only value kube-apiserver accepts).
+    pub fn dry_run(&self) -> Result<bool, ApiError> {
+        match self.get("dryRun") {
+            None | Some("") => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Invalid dryRun value: {other:?}: supported values: \"All\""
+            ))),
+        }
+    }
+}
+
+/// One resource request with everything parsed out of it.
+pub struct Call<'a> {
+    pub api: &'a Api,
+    pub request: ResourceRequest,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What a handler answers.
+pub enum Reply {
+    /// A JSON object with this status and `Warning` headers.
+    Object {
+        status: StatusCode,
+        body: Value,
+        warnings: Vec<String>,
+    },
+    /// A streaming response (watch).
+    Stream(Response),
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Reply {
+        Reply::Object {
+            status: StatusCode::OK,
+            body,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The single entry point for every request.
+pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
+    match dispatch(&api, request).await {
+        Ok(Reply::Object {
+            status,
+            body,
+            warnings,
+        }) => json_response(status, &body, &warnings),
+        Ok(Reply::Stream(response)) => response,
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn dispatch(api: &Api, request: Request<Body>) -> Result<Reply, ApiError> {
+    let (parts, body) = request.into_parts();
+    let query = Query::parse(parts.uri.query())?;
+    let target = request_info::parse(
+        &api.registry,
+        &parts.method,
+        parts.uri.path(),
+        query.flag("watch")?,
+    )?;
+    let request = match target {
+        Target::Version => return Ok(Reply::ok(handlers::discovery::version())),
+        Target::Healthz | Target::Livez => {
+            return Ok(Reply::Stream(text_response(StatusCode::OK, "ok")));
+        }
+        Target::Readyz => return Ok(Reply::Stream(readyz(api).await)),
+        Target::CoreVersions => return Ok(Reply::ok(handlers::discovery::core_versions())),
+        Target::Groups => return Ok(Reply::ok(handlers::discovery::groups(&api.registry))),
+        Target::Group(group) => {
+            return Ok(Reply::ok(handlers::discovery::group(&api.registry, &group)));
+        }
+        Target::GroupVersion { group, version } => {
+            return Ok(Reply::ok(handlers::discovery::resources(
+                &api.registry,
+                &group,
+                &version,
+            )));
+        }
+        Target::Resource(request) => request,
+    };
+    let body = read_body(&parts.headers, body).await?;
+    let call = Call {
+        api,
+        request,
+        query,
+        headers: parts.headers,
+        body,
+    };
+    handlers::serve(call).await
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_REQUEST_BODY_BYTES) {
+        return Err(ApiError::too_large(MAX_REQUEST_BODY_BYTES));
+    }
+    axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_REQUEST_BODY_BYTES))
+}
+
+async fn readyz(api: &Api) -> Response {
+    let check = tokio::time::timeout(Duration::from_secs(3), api.backend.health()).await;
+    match check {
+        Ok(Ok(())) => text_response(StatusCode::OK, "ok"),
+        Ok(Err(e)) => text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("[-]etcd failed: {e}\nreadyz check failed"),
+        ),
+        Err(_) => text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "[-]etcd failed: storage did not answer within 3s\nreadyz check failed",
+        ),
+    }
+}
+
+fn text_response(status: StatusCode, text: &str) -> Response {
+    let mut response = Response::new(Body::from(text.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub fn json_response(status: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for warning in warnings {
+        let text = format!(
+            "299 - {}",
+            serde_json::to_string(warning).unwrap_or_default()
+        );
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            headers.append("Warning", value);
+        }
+    }
+    response
+}
+
+/// The one place an [`ApiError`] becomes an HTTP response.
+pub fn error_response(err: &ApiError) -> Response {
+    let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, &err.to_status(), &[]);
+    if let Some(secs) = err.retry_after_seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// Maps a storage failure that no handler interpreted more specifically.
+pub fn storage_error(err: StorageError) -> ApiError {
+    match err {
+        StorageError::Compacted { .. } => {
+            ApiError::expired(format!("too old resource version: {err}"))
+        }
+        StorageError::FutureRevision { .. } => {
+            ApiError::timeout(format!("Too large resource version: {err}"))
+        }
+        StorageError::Unavailable(msg) => {
+            ApiError::unavailable(format!("storage is unavailable: {msg}"))
+        }
+        StorageError::ValueTooLarge { .. } => ApiError::too_large(MAX_REQUEST_BODY_BYTES),
+        other => ApiError::internal(other.to_string()),
+    }
+}

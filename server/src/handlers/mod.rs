@@ -1,0 +1,83 @@
+//! Resource handlers, one module per family of verbs. Each takes a [`Call`] and returns a
+//! [`Reply`] or an [`ApiError`]; reads go through the read path, writes to the backend.
+
+pub mod delete;
+pub mod discovery;
+pub mod namespaces;
+pub mod read;
+pub mod scale;
+pub mod watch;
+pub mod write;
+
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::ApiError;
+use kubecache_core::storage::KeyValue;
+use serde_json::Value;
+
+use crate::api::{Call, Reply};
+use crate::events;
+use crate::objects;
+use crate::request_info::{Subresource, Verb};
+
+pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
+    let request = &call.request;
+    match (request.subresource, request.verb) {
+        (None, Verb::Get) => read::get(&call).await,
+        (None, Verb::List) => read::list(&call).await,
+        (None, Verb::Watch) => watch::watch(&call).await,
+        (None, Verb::Create) => write::create(&call).await,
+        (None, Verb::Update) => write::update(&call).await,
+        (None, Verb::Patch) => write::patch(&call).await,
+        (None, Verb::Delete) => delete::delete(&call).await,
+        (None, Verb::DeleteCollection) => delete::delete_collection(&call).await,
+        (Some(Subresource::Status), Verb::Get) => read::get(&call).await,
+        (Some(Subresource::Status), Verb::Update) => write::update(&call).await,
+        (Some(Subresource::Status), Verb::Patch) => write::patch(&call).await,
+        (Some(Subresource::Scale), Verb::Get) => scale::get(&call).await,
+        (Some(Subresource::Scale), Verb::Update) => scale::update(&call).await,
+        (Some(Subresource::Scale), Verb::Patch) => scale::patch(&call).await,
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// A stored object as `resource` serves it (events.k8s.io/v1 events are stored as core/v1).
+pub fn present(resource: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
+    let object = objects::decode(kv)?;
+    Ok(present_value(resource, object))
+}
+
+pub fn present_value(resource: &ResourceInfo, object: Value) -> Value {
+    if resource.group == "events.k8s.io" {
+        events::from_core(&object)
+    } else {
+        object
+    }
+}
+
+/// An object as `resource` receives it, in its stored shape.
+pub fn to_storage_shape(resource: &ResourceInfo, object: Value) -> Value {
+    if resource.group == "events.k8s.io" {
+        events::to_core(&object)
+    } else {
+        object
+    }
+}
+
+/// The name from the path (present for every verb that names one object).
+pub fn path_name<'a>(call: &'a Call<'_>) -> &'a str {
+    call.request.name.as_deref().unwrap_or("")
+}
+
+pub fn not_found(call: &Call<'_>) -> ApiError {
+    let r = call.request.resource;
+    ApiError::not_found(r.group, r.resource, path_name(call))
+}
+
+/// Key of the object the path names.
+pub fn object_key(call: &Call<'_>) -> String {
+    call.api.object_key(
+        call.request.resource,
+        call.request.namespace.as_deref(),
+        path_name(call),
+    )
+}

@@ -1,0 +1,172 @@
+//! Namespace lifecycle: content may only be created in an existing, active namespace; a
+//! deleted namespace turns Terminating, the finalizer empties it, then removes it (what
+//! kube-apiserver's NamespaceLifecycle admission and the namespace controller do together).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::storage::{ListOptions, StorageError};
+use serde_json::{Value, json};
+
+use super::delete::{DeleteOptions, Deleted, delete_object};
+use crate::api::{Api, storage_error};
+use crate::objects;
+
+/// Namespaces every cluster starts with.
+pub const INITIAL_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// How often terminating namespaces are looked at again while they still hold content.
+const FINALIZE_RETRY: Duration = Duration::from_secs(2);
+
+fn namespaces(api: &Api) -> &'static ResourceInfo {
+    api.registry
+        .lookup("", "v1", "namespaces")
+        .expect("namespaces are always registered")
+}
+
+/// 404 when the namespace does not exist, 403 when it is terminating.
+pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), ApiError> {
+    let key = api.object_key(namespaces(api), None, namespace);
+    let kv = api
+        .reads
+        .get(&key)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
+    let object = objects::decode(&kv)?;
+    if objects::is_deleting(&object) {
+        let mut err = ApiError::forbidden(format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
+        ));
+        err.causes = vec![Cause::new(
+            "NamespaceTerminating",
+            "metadata.namespace",
+            format!("namespace {namespace} is being terminated"),
+        )];
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Creates the initial namespaces that do not exist yet.
+pub async fn bootstrap(api: &Api) -> Result<(), StorageError> {
+    let resource = namespaces(api);
+    for name in INITIAL_NAMESPACES {
+        let mut object =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        objects::prepare_create(resource, &mut object);
+        let key = api.object_key(resource, None, name);
+        match api.backend.create(&key, objects::encode(&object)).await {
+            Ok(_) | Err(StorageError::KeyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Runs for the server's lifetime: empties and removes terminating namespaces, when woken
+/// by a namespace deletion and periodically (content with finalizers goes away later).
+pub async fn run_finalizer(api: Arc<Api>) {
+    loop {
+        let pending = match finalize_terminating(&api).await {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!("namespace finalizer: {e}");
+                true
+            }
+        };
+        let wait = if pending {
+            FINALIZE_RETRY
+        } else {
+            Duration::from_secs(60)
+        };
+        tokio::select! {
+            _ = api.namespace_deleted.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One pass over terminating namespaces; true while some remain.
+async fn finalize_terminating(api: &Api) -> Result<bool, ApiError> {
+    let resource = namespaces(api);
+    let page = api
+        .backend
+        .list(ListOptions {
+            prefix: resource.storage_prefix(&api.storage_root),
+            ..Default::default()
+        })
+        .await
+        .map_err(storage_error)?;
+    let mut pending = false;
+    for kv in page.kvs {
+        let object = objects::decode(&kv)?;
+        if !objects::is_deleting(&object) {
+            continue;
+        }
+        pending = true;
+        let name = objects::name(&object).to_string();
+        if empty_namespace(api, &name).await? {
+            remove_namespace(api, &name).await?;
+        }
+    }
+    Ok(pending)
+}
+
+/// Deletes everything in the namespace; true when nothing is left.
+async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
+    let mut empty = true;
+    let mut seen_paths = Vec::new();
+    for resource in api.registry.all().iter().filter(|r| r.namespaced) {
+        if seen_paths.contains(&resource.storage_path) {
+            continue;
+        }
+        seen_paths.push(resource.storage_path);
+        let page = api
+            .backend
+            .list(ListOptions {
+                prefix: api.collection_prefix(resource, Some(namespace)),
+                ..Default::default()
+            })
+            .await
+            .map_err(storage_error)?;
+        for kv in page.kvs {
+            let object = objects::decode(&kv)?;
+            let name = objects::name(&object).to_string();
+            match delete_object(
+                api,
+                resource,
+                Some(namespace),
+                &name,
+                &DeleteOptions::default(),
+            )
+            .await
+            {
+                Ok(Deleted::Removed(_)) => {}
+                Ok(Deleted::Marked(_)) => empty = false,
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(empty)
+}
+
+/// Removes the namespace once its own finalizers allow it.
+async fn remove_namespace(api: &Api, name: &str) -> Result<(), ApiError> {
+    let key = api.object_key(namespaces(api), None, name);
+    let Some(kv) = api.backend.get(&key).await.map_err(storage_error)? else {
+        return Ok(());
+    };
+    let object: Value = objects::decode(&kv)?;
+    if !objects::finalizers(&object).is_empty() {
+        return Ok(());
+    }
+    match api.backend.delete(&key, Some(kv.mod_revision)).await {
+        Ok(_) | Err(StorageError::NotFound { .. }) | Err(StorageError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(storage_error(e)),
+    }
+}

@@ -1,0 +1,195 @@
+//! The `scale` subresource: an autoscaling/v1 Scale view of `.spec.replicas` of deployments,
+//! replicasets, statefulsets and replicationcontrollers.
+
+use kubecache_core::status::ApiError;
+use serde_json::{Value, json};
+
+use super::write::{content_type, update_object};
+use super::{not_found, object_key};
+use crate::api::{Call, Reply, storage_error};
+use crate::objects;
+use crate::patch::{self, PatchType};
+
+/// The Scale of an object.
+fn scale_of(object: &Value) -> Value {
+    let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let pick = |field: &str| meta.get(field).cloned().unwrap_or(Value::Null);
+    let mut metadata = json!({
+        "name": pick("name"),
+        "namespace": pick("namespace"),
+        "uid": pick("uid"),
+        "resourceVersion": pick("resourceVersion"),
+        "creationTimestamp": pick("creationTimestamp"),
+    });
+    if let Some(map) = metadata.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    let replicas = object
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let status_replicas = object
+        .pointer("/status/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let mut status = json!({"replicas": status_replicas});
+    if let Some(selector) = selector_string(object) {
+        status["selector"] = json!(selector);
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": replicas},
+        "status": status,
+    })
+}
+
+/// `spec.selector` as a label selector string (`matchLabels` for apps/v1 types, a plain map
+/// for replicationcontrollers).
+fn selector_string(object: &Value) -> Option<String> {
+    let selector = object.pointer("/spec/selector")?;
+    let labels = selector
+        .get("matchLabels")
+        .unwrap_or(selector)
+        .as_object()?;
+    let mut parts: Vec<String> = labels
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+        .collect();
+    if let Some(expressions) = selector.get("matchExpressions").and_then(Value::as_array) {
+        for e in expressions {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            parts.push(match e.get("operator").and_then(Value::as_str) {
+                Some("In") => format!("{key} in ({})", values.join(",")),
+                Some("NotIn") => format!("{key} notin ({})", values.join(",")),
+                Some("Exists") => key.to_string(),
+                Some("DoesNotExist") => format!("!{key}"),
+                _ => continue,
+            });
+        }
+    }
+    parts.sort();
+    Some(parts.join(","))
+}
+
+pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let kv = call
+        .api
+        .reads
+        .get(&object_key(call))
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| not_found(call))?;
+    Ok(Reply::ok(scale_of(&objects::decode(&kv)?)))
+}
+
+/// Checks a submitted Scale and returns the replica count and resourceVersion it asks for.
+fn requested(call: &Call<'_>, scale: &Value) -> Result<(i64, Option<String>), ApiError> {
+    if let Some(kind) = scale
+        .get("kind")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+    {
+        if kind != "Scale" {
+            return Err(ApiError::bad_request(format!(
+                "expected a Scale, got kind {kind:?}"
+            )));
+        }
+    }
+    let name = objects::name(scale);
+    if !name.is_empty() && Some(name) != call.request.name.as_deref() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            call.request.name.as_deref().unwrap_or("")
+        )));
+    }
+    let replicas = match scale.pointer("/spec/replicas") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().ok_or_else(|| {
+            ApiError::bad_request("Scale in version \"v1\" cannot be handled as a Scale: spec.replicas must be an integer")
+        })?,
+    };
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            call.request.name.as_deref().unwrap_or(""),
+            vec![kubecache_core::status::Cause::invalid(
+                "spec.replicas",
+                &replicas.to_string(),
+                "must be greater than or equal to 0",
+            )],
+        ));
+    }
+    let rv = objects::meta_str(scale, "resourceVersion")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    Ok((replicas, rv))
+}
+
+/// Sets `.spec.replicas` from a Scale computed from the current object.
+async fn write_scale<F>(call: &Call<'_>, mut to_scale: F) -> Result<Reply, ApiError>
+where
+    F: FnMut(&Value) -> Result<Value, ApiError>,
+{
+    let dry_run = call.query.dry_run()?;
+    let updated = update_object(call, dry_run, |current| {
+        let scale = to_scale(&scale_of(current))?;
+        let (replicas, rv) = requested(call, &scale)?;
+        let mut new = current.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        let meta = objects::metadata_mut(&mut new);
+        match rv {
+            Some(rv) => meta.insert("resourceVersion".into(), json!(rv)),
+            None => meta.remove("resourceVersion"),
+        };
+        Ok(new)
+    })
+    .await?;
+    Ok(Reply::ok(scale_of(&updated)))
+}
+
+pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let media = content_type(call);
+    if media != "application/json" {
+        return Err(ApiError::unsupported_media_type(
+            &media,
+            &["application/json"],
+        ));
+    }
+    let submitted = crate::typed::parse_json(&call.body)?.value;
+    write_scale(call, |_| Ok(submitted.clone())).await
+}
+
+pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let patch_type = PatchType::from_media_type(&content_type(call))?;
+    let body = patch::parse(patch_type, &call.body)?;
+    write_scale(call, |scale| {
+        let mut scale = scale.clone();
+        objects::metadata_mut(&mut scale).remove("resourceVersion");
+        patch::apply(patch_type, &scale, &body)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_view() {
+        let deployment = json!({"metadata": {"name": "web", "namespace": "d", "resourceVersion": "5"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web", "tier": "fe"}}}, "status": {"replicas": 2}});
+        let scale = scale_of(&deployment);
+        assert_eq!(scale["spec"]["replicas"], 3);
+        assert_eq!(scale["status"]["replicas"], 2);
+        assert_eq!(scale["status"]["selector"], "app=web,tier=fe");
+        assert_eq!(scale["metadata"]["resourceVersion"], "5");
+    }
+}

@@ -1,0 +1,510 @@
+//! Object metadata rules: what the server fills in on create, what it keeps on update, and
+//! how an object is stored (JSON without `resourceVersion`, which comes from etcd's
+//! mod_revision on every read, as in kube-apiserver).
+
+use bytes::Bytes;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::storage::KeyValue;
+use kubecache_core::validation;
+use serde_json::{Map, Value, json};
+
+/// Resources whose `metadata.generation` tracks changes to their desired state.
+const GENERATION_TRACKED: &[&str] = &[
+    "Pod",
+    "ReplicationController",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "Ingress",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "CustomResourceDefinition",
+];
+
+pub fn tracks_generation(resource: &ResourceInfo) -> bool {
+    GENERATION_TRACKED.contains(&resource.kind)
+}
+
+/// The object as served: the stored JSON with `metadata.resourceVersion` set.
+pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut object: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("object at {} is not valid JSON: {e}", kv.key)))?;
+    set_resource_version(&mut object, kv.mod_revision);
+    Ok(object)
+}
+
+/// The bytes to store: the object without `metadata.resourceVersion`.
+pub fn encode(object: &Value) -> Bytes {
+    let mut stored = object.clone();
+    if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&stored).expect("a JSON value always serializes"))
+}
+
+pub fn set_resource_version(object: &mut Value, revision: i64) {
+    metadata_mut(object).insert("resourceVersion".into(), json!(revision.to_string()));
+}
+
+/// `metadata`, created empty if missing.
+pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.is_object() {
+        *object = json!({});
+    }
+    let map = object.as_object_mut().expect("just made an object");
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta.as_object_mut().expect("just made an object")
+}
+
+pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get("metadata")?.get(field)?.as_str()
+}
+
+pub fn name(object: &Value) -> &str {
+    meta_str(object, "name").unwrap_or("")
+}
+
+/// The object's resourceVersion, if it names one (`""` and absent are "unconditional").
+pub fn resource_version(object: &Value) -> Result<Option<i64>, ApiError> {
+    match meta_str(object, "resourceVersion") {
+        None | Some("") => Ok(None),
+        Some(rv) => parse_resource_version(rv).map(Some),
+    }
+}
+
+pub fn parse_resource_version(rv: &str) -> Result<i64, ApiError> {
+    rv.parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+pub fn finalizers(object: &Value) -> Vec<String> {
+    object
+        .get("metadata")
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|f| {
+            f.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn is_deleting(object: &Value) -> bool {
+    meta_str(object, "deletionTimestamp").is_some()
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Sets `apiVersion` and `kind` from the URL when the body lacks them, and rejects a body
+/// that names another type.
+pub fn check_type(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+    let Some(map) = object.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    };
+    let expected_version = resource.api_version();
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(expected_version));
+        }
+        Some(v) if v == expected_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected_version})"
+            )));
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(resource.kind));
+        }
+        Some(k) if k == resource.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                resource.kind
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Makes `metadata.namespace` agree with the URL: filled in when absent, 400 when different,
+/// cleared for cluster-scoped resources.
+pub fn check_namespace(
+    resource: &ResourceInfo,
+    object: &mut Value,
+    url_namespace: Option<&str>,
+) -> Result<(), ApiError> {
+    let meta = metadata_mut(object);
+    if !resource.namespaced {
+        meta.remove("namespace");
+        return Ok(());
+    }
+    let Some(url_namespace) = url_namespace else {
+        return Err(ApiError::bad_request(
+            "the namespace of the object must be given in the request path",
+        ));
+    };
+    match meta.get("namespace").and_then(Value::as_str) {
+        None | Some("") => {
+            meta.insert("namespace".into(), json!(url_namespace));
+            Ok(())
+        }
+        Some(ns) if ns == url_namespace => Ok(()),
+        Some(_) => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+    }
+}
+
+/// Validates object metadata: the name by the resource's rule, label keys and values,
+/// annotation keys. Failures are causes of a 422 Invalid.
+pub fn validate_metadata(resource: &ResourceInfo, object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let name = name(object);
+    if name.is_empty() {
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "metadata.name",
+            "Required value: name or generateName is required",
+        ));
+    } else {
+        for problem in resource.name_rule.check(name) {
+            causes.push(Cause::invalid("metadata.name", name, &problem));
+        }
+    }
+    let meta = object.get("metadata");
+    if let Some(labels) = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
+        for (key, value) in labels {
+            for problem in validation::is_qualified_name(key) {
+                causes.push(Cause::invalid("metadata.labels", key, &problem));
+            }
+            let value = value.as_str().unwrap_or("");
+            for problem in validation::is_label_value(value) {
+                causes.push(Cause::invalid(&format!("metadata.labels"), value, &problem));
+            }
+        }
+    }
+    if let Some(annotations) = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
+        let mut total = 0;
+        for (key, value) in annotations {
+            for problem in validation::is_qualified_name(&key.to_lowercase()) {
+                causes.push(Cause::invalid("metadata.annotations", key, &problem));
+            }
+            total += key.len() + value.as_str().map_or(0, str::len);
+        }
+        if total > 256 * 1024 {
+            causes.push(Cause::new(
+                "FieldValueTooLong",
+                "metadata.annotations",
+                format!("Too long: may not be more than 262144 bytes"),
+            ));
+        }
+    }
+    if resource.kind == "CustomResourceDefinition" {
+        let expected = object
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .zip(object.pointer("/spec/group").and_then(Value::as_str))
+            .map(|(plural, group)| format!("{plural}.{group}"));
+        if expected.as_deref() != Some(name) {
+            causes.push(Cause::invalid(
+                "metadata.name",
+                name,
+                "must be spec.names.plural+\".\"+spec.group",
+            ));
+        }
+    }
+    causes
+}
+
+/// The random suffix kube-apiserver appends to `generateName`: 5 characters from an alphabet
+/// without vowels (no accidental words) and without look-alike characters.
+pub fn generate_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let random = uuid::Uuid::new_v4();
+    let suffix: String = random.as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    let max_prefix = 63 - 5;
+    let prefix = if prefix.len() > max_prefix {
+        &prefix[..max_prefix]
+    } else {
+        prefix
+    };
+    format!("{prefix}{suffix}")
+}
+
+/// Fills in what the server owns on create: name from generateName, uid, creationTimestamp,
+/// generation; clears what a client may not set (deletion fields, resourceVersion).
+pub fn prepare_create(resource: &ResourceInfo, object: &mut Value) {
+    let meta = metadata_mut(object);
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    if !has_name {
+        if let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            let generated = generate_name(prefix);
+            meta.insert("name".into(), json!(generated));
+        }
+    }
+    meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    meta.remove("resourceVersion");
+    meta.remove("deletionTimestamp");
+    meta.remove("deletionGracePeriodSeconds");
+    meta.remove("selfLink");
+    if tracks_generation(resource) {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    prepare_create_by_kind(resource, object);
+}
+
+/// Type-specific defaults kube-apiserver's strategies apply on create.
+fn prepare_create_by_kind(resource: &ResourceInfo, object: &mut Value) {
+    match (resource.group, resource.kind) {
+        ("", "Namespace") => {
+            let name = name(object).to_string();
+            let labels = metadata_mut(object)
+                .entry("labels")
+                .or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+            object["spec"] = json!({"finalizers": ["kubernetes"]});
+            object["status"] = json!({"phase": "Active"});
+        }
+        ("", "Pod") => {
+            object["status"] = json!({"phase": "Pending", "qosClass": pod_qos_class(object)});
+        }
+        _ if resource.status_subresource => {
+            if let Some(map) = object.as_object_mut() {
+                map.remove("status");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The pod's QoS class from its containers' requests and limits (simplified from
+/// kube's `GetPodQOS`: equal cpu and memory requests and limits everywhere → Guaranteed).
+fn pod_qos_class(pod: &Value) -> &'static str {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in &containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(resource));
+            let request = requests.and_then(|r| r.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// Fields outside metadata and status: what `generation` tracks.
+fn desired_state(object: &Value) -> Map<String, Value> {
+    object
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Carries over what an update may not change (uid, creationTimestamp, deletion fields,
+/// generation, and `.status` for resources with a status subresource) and bumps generation
+/// when the desired state changed.
+pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value) {
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let meta = metadata_mut(new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+    ] {
+        match old_meta.get(field) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    meta.remove("selfLink");
+    if resource.status_subresource {
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Some(map) = new.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+        }
+    }
+    if resource.kind == "Namespace" {
+        if let Some(spec) = old.get("spec") {
+            new["spec"] = spec.clone();
+        }
+    }
+    if tracks_generation(resource) && desired_state(old) != desired_state(new) {
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        metadata_mut(new).insert("generation".into(), json!(generation + 1));
+    }
+}
+
+/// For a `…/status` write: the old object with only `.status` taken from `new`.
+pub fn apply_status_update(old: &Value, new: &Value) -> Value {
+    let mut result = old.clone();
+    match new.get("status") {
+        Some(status) => result["status"] = status.clone(),
+        None => {
+            if let Some(map) = result.as_object_mut() {
+                map.remove("status");
+            }
+        }
+    }
+    if let Some(rv) = meta_str(new, "resourceVersion") {
+        metadata_mut(&mut result).insert("resourceVersion".into(), json!(rv));
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubecache_core::registry::Registry;
+
+    fn res(resource: &str) -> &'static ResourceInfo {
+        let reg = Registry::builtin();
+        reg.all().iter().find(|r| r.resource == resource).unwrap()
+    }
+
+    #[test]
+    fn create_fills_system_fields() {
+        let mut obj = json!({"metadata": {"generateName": "web-", "resourceVersion": "5"}, "spec": {}, "status": {"x": 1}});
+        prepare_create(res("deployments"), &mut obj);
+        let name = name(&obj);
+        assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+        assert_eq!(obj["metadata"]["generation"], 1);
+        assert!(obj["metadata"]["uid"].as_str().unwrap().len() == 36);
+        assert!(obj["metadata"].get("resourceVersion").is_none());
+        assert!(obj.get("status").is_none(), "status is reset on create");
+    }
+
+    #[test]
+    fn update_keeps_status_and_bumps_generation_on_spec_change() {
+        let old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 3}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let mut new = json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        prepare_update(res("deployments"), &old, &mut new);
+        assert_eq!(new["metadata"]["uid"], "u1");
+        assert_eq!(new["metadata"]["generation"], 4);
+        assert_eq!(new["status"]["replicas"], 1);
+        let mut same =
+            json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 1}});
+        prepare_update(res("deployments"), &old, &mut same);
+        assert_eq!(
+            same["metadata"]["generation"], 3,
+            "metadata changes keep generation"
+        );
+    }
+
+    #[test]
+    fn metadata_validation() {
+        let causes = validate_metadata(
+            res("configmaps"),
+            &json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "no way"}}}),
+        );
+        let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["metadata.name", "metadata.labels"]);
+        assert!(
+            validate_metadata(
+                res("configmaps"),
+                &json!({"metadata": {"name": "fine.name"}})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            validate_metadata(res("configmaps"), &json!({"metadata": {}}))[0].reason,
+            "FieldValueRequired"
+        );
+    }
+
+    #[test]
+    fn stored_bytes_have_no_resource_version() {
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}});
+        let kv = KeyValue {
+            key: "k".into(),
+            value: encode(&obj),
+            create_revision: 3,
+            mod_revision: 9,
+        };
+        assert!(!String::from_utf8_lossy(&kv.value).contains("resourceVersion"));
+        assert_eq!(decode(&kv).unwrap()["metadata"]["resourceVersion"], "9");
+    }
+
+    #[test]
+    fn qos_classes() {
+        let best = json!({"spec": {"containers": [{"name": "a"}]}});
+        assert_eq!(pod_qos_class(&best), "BestEffort");
+        let guaranteed = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        assert_eq!(pod_qos_class(&guaranteed), "Guaranteed");
+        let burstable = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}]}});
+        assert_eq!(pod_qos_class(&burstable), "Burstable");
+    }
+}
