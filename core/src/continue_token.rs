@@ -12,6 +12,8 @@
 //! could climb out of that prefix (`..`, `.`, empty segments, a leading `/`), as kube does with
 //! `path.Clean`.
 
+// `ApiError` is large; the crate returns it unboxed by design (see status.rs).
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,8 @@
 //!
 //! Parse failures are 400 BadRequest errors whose messages follow apimachinery's.
 
+// `ApiError` is large; the crate returns it unboxed by design (see status.rs).
+
 use std::collections::BTreeSet;
 use std::fmt;
 

@@ -198,7 +198,7 @@ pub fn validate_metadata(resource: &ResourceInfo, object: &Value) -> Vec<Cause> 
             }
             let value = value.as_str().unwrap_or("");
             for problem in validation::is_label_value(value) {
-                causes.push(Cause::invalid(&format!("metadata.labels"), value, &problem));
+                causes.push(Cause::invalid("metadata.labels", value, &problem));
             }
         }
     }
@@ -217,7 +217,7 @@ pub fn validate_metadata(resource: &ResourceInfo, object: &Value) -> Vec<Cause> 
             causes.push(Cause::new(
                 "FieldValueTooLong",
                 "metadata.annotations",
-                format!("Too long: may not be more than 262144 bytes"),
+                "Too long: may not be more than 262144 bytes",
             ));
         }
     }
@@ -264,15 +264,13 @@ pub fn prepare_create(resource: &ResourceInfo, object: &mut Value) {
         .get("name")
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty());
-    if !has_name {
-        if let Some(prefix) = meta
-            .get("generateName")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-        {
-            let generated = generate_name(prefix);
-            meta.insert("name".into(), json!(generated));
-        }
+    let generate_from = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .filter(|p| !has_name && !p.is_empty());
+    if let Some(prefix) = generate_from {
+        let generated = generate_name(prefix);
+        meta.insert("name".into(), json!(generated));
     }
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
@@ -394,10 +392,9 @@ pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value) {
             }
         }
     }
-    if resource.kind == "Namespace" {
-        if let Some(spec) = old.get("spec") {
-            new["spec"] = spec.clone();
-        }
+    // A namespace's spec (its finalizers) is the server's, not the client's.
+    if let Some(spec) = old.get("spec").filter(|_| resource.kind == "Namespace") {
+        new["spec"] = spec.clone();
     }
     if tracks_generation(resource) && desired_state(old) != desired_state(new) {
         let generation = old_meta

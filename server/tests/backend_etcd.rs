@@ -1,8 +1,10 @@
 //! The etcd backend against a real etcd (one per test): etcd-specific behaviour, then the
 //! shared conformance suite.
 
+mod conformance;
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -203,7 +205,7 @@ async fn list_larger_than_4mib() {
 #[tokio::test]
 async fn list_pages_beyond_internal_chunk() {
     let etcd = TestEtcd::start();
-    let b = std::sync::Arc::new(backend(&etcd).await);
+    let b = Arc::new(backend(&etcd).await);
     let total = kubecache_server::backend::etcd::LIST_CHUNK + 50;
     futures::stream::iter(0..total)
         .map(|i| {
@@ -349,7 +351,7 @@ async fn request_progress_yields_progress() {
 #[tokio::test]
 async fn request_progress_does_not_overtake_replayed_events() {
     let etcd = TestEtcd::start();
-    let b = std::sync::Arc::new(backend(&etcd).await);
+    let b = Arc::new(backend(&etcd).await);
     let start = b.current_revision().await.unwrap() + 1;
     let n = 2000;
     futures::stream::iter(0..n)
@@ -456,4 +458,25 @@ async fn survives_etcd_restart() {
         next_event(&mut stream).await.unwrap(),
         StorageEvent::Put { kv: b2, prev: None }
     );
+}
+
+/// Every conformance case, each against its own etcd.
+mod conformance_cases {
+    use super::*;
+
+    async fn setup() -> (Arc<dyn Backend>, TestEtcd) {
+        let etcd = TestEtcd::start();
+        let backend: Arc<dyn Backend> = Arc::new(backend(&etcd).await);
+        (backend, etcd)
+    }
+
+    crate::conformance::conformance_tests!(setup);
+}
+
+/// The whole suite in sequence against one etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_run_all_on_one_etcd() {
+    let etcd = TestEtcd::start();
+    let backend: Arc<dyn Backend> = Arc::new(backend(&etcd).await);
+    conformance::run_all(backend, &conformance::unique_prefix("all")).await;
 }

@@ -9,7 +9,8 @@
 //! `mod_revision <= R` (nothing if that is a tombstone), so reads at older revisions work until
 //! [`Backend::compact`] drops the versions that are no longer visible at the compaction
 //! revision. All state sits behind one `parking_lot` mutex that is never held across an
-//! `.await`; critical sections are short (a map lookup, or a walk over one prefix).
+//! `.await`; critical sections are short (a map lookup, or a walk over one prefix), except
+//! compaction, which walks every key (and clones the key map for the snapshot).
 //!
 //! # Watches
 //!

@@ -626,33 +626,33 @@ impl Backend for EtcdBackend {
         // A compacted start revision is only reported by etcd's sync loop, a little later.
         // A range at the start revision fails exactly when the watch will be canceled.
         let mut pending = VecDeque::new();
-        if start_revision > 0 {
-            if let Err(error) = self.probe_range(key, end, start_revision).await {
-                match classify(&error) {
-                    ErrorKind::FutureRevision => {}
-                    ErrorKind::Compacted => {
-                        let mut compact_revision = 0;
-                        let wait_cancel = async {
-                            while let Some(response) = responses.message().await? {
-                                if response.canceled() {
-                                    return Ok(response.compact_revision());
-                                }
+        if start_revision > 0
+            && let Err(error) = self.probe_range(key, end, start_revision).await
+        {
+            match classify(&error) {
+                ErrorKind::FutureRevision => {}
+                ErrorKind::Compacted => {
+                    let mut compact_revision = 0;
+                    let wait_cancel = async {
+                        while let Some(response) = responses.message().await? {
+                            if response.canceled() {
+                                return Ok(response.compact_revision());
                             }
-                            Ok(0)
-                        };
-                        if let Ok(revision) = self.timed(wait_cancel).await {
-                            compact_revision = revision;
                         }
-                        if compact_revision == 0 {
-                            compact_revision = self.compacted_revision().await;
-                        }
-                        return Err(StorageError::Compacted {
-                            requested: start_revision,
-                            compact_revision,
-                        });
+                        Ok(0)
+                    };
+                    if let Ok(revision) = self.timed(wait_cancel).await {
+                        compact_revision = revision;
                     }
-                    kind => return Err(simple_error(kind)),
+                    if compact_revision == 0 {
+                        compact_revision = self.compacted_revision().await;
+                    }
+                    return Err(StorageError::Compacted {
+                        requested: start_revision,
+                        compact_revision,
+                    });
                 }
+                kind => return Err(simple_error(kind)),
             }
         }
         if !created.created() {
@@ -803,11 +803,11 @@ impl WatchState {
                 biased;
                 message = self.responses.message() => match message {
                     Ok(Some(response)) => {
-                        if let Some(revision) = self.handle(response) {
-                            if self.verify_progress(revision).await {
-                                self.caught_up_at = None;
-                                self.push_progress(revision);
-                            }
+                        if let Some(revision) = self.handle(response)
+                            && self.verify_progress(revision).await
+                        {
+                            self.caught_up_at = None;
+                            self.push_progress(revision);
                         }
                     }
                     Ok(None) => self.pending.push_back(Err(StorageError::Unavailable(

@@ -39,21 +39,21 @@ impl DeleteOptions {
             .get("propagationPolicy")
             .and_then(Value::as_str)
             .or(call.query.get("propagationPolicy"));
-        if let Some(policy) = propagation.filter(|p| !p.is_empty()) {
-            if !matches!(policy, "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::invalid(
-                    "meta.k8s.io",
-                    "DeleteOptions",
-                    "",
-                    vec![kubecache_core::status::Cause::new(
-                        "FieldValueNotSupported",
-                        "propagationPolicy",
-                        format!(
-                            "Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-                        ),
-                    )],
-                ));
-            }
+        let unsupported = propagation
+            .filter(|p| !p.is_empty() && !matches!(*p, "Orphan" | "Background" | "Foreground"));
+        if let Some(policy) = unsupported {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                vec![kubecache_core::status::Cause::new(
+                    "FieldValueNotSupported",
+                    "propagationPolicy",
+                    format!(
+                        "Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                )],
+            ));
         }
         let dry_run_values: Vec<&str> = body
             .get("dryRun")

@@ -91,16 +91,14 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
 
 /// Checks a submitted Scale and returns the replica count and resourceVersion it asks for.
 fn requested(call: &Call<'_>, scale: &Value) -> Result<(i64, Option<String>), ApiError> {
-    if let Some(kind) = scale
+    let wrong_kind = scale
         .get("kind")
         .and_then(Value::as_str)
-        .filter(|k| !k.is_empty())
-    {
-        if kind != "Scale" {
-            return Err(ApiError::bad_request(format!(
-                "expected a Scale, got kind {kind:?}"
-            )));
-        }
+        .filter(|k| !k.is_empty() && *k != "Scale");
+    if let Some(kind) = wrong_kind {
+        return Err(ApiError::bad_request(format!(
+            "expected a Scale, got kind {kind:?}"
+        )));
     }
     let name = objects::name(scale);
     if !name.is_empty() && Some(name) != call.request.name.as_deref() {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing kubecache needs, skipping what is already there:
+#   protoc (etcd-client's build), etcd (storage tests), the Python client and pytest
+#   (client tests), cargo-nextest (test runner). kubectl is expected at /usr/bin/kubectl.
+# Usage: scripts/install-deps.sh [--build-only]
+set -euo pipefail
+
+build_only=false
+[ "${1:-}" = "--build-only" ] && build_only=true
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_packages=()
+command -v protoc >/dev/null 2>&1 || apt_packages+=(protobuf-compiler)
+if ! $build_only; then
+  command -v etcd >/dev/null 2>&1 || apt_packages+=(etcd-server)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "install-deps: installing ${apt_packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+$build_only && exit 0
+
+if ! python3 -c 'import kubernetes, pytest' >/dev/null 2>&1; then
+  echo "install-deps: installing the Python client and pytest"
+  python3 -m pip install -q kubernetes pytest
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest"
+  cargo install --locked -q cargo-nextest
+fi
+
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "install-deps: kubectl is not installed; the end-to-end tests need it at /usr/bin/kubectl" >&2
+  exit 1
+fi
