@@ -19,6 +19,10 @@ pub const STANDARD_VERBS: &[&str] = &[
     "watch",
 ];
 
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
 /// One served resource at one group/version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceInfo {
@@ -57,8 +61,17 @@ impl ResourceInfo {
         format!("{}List", self.kind)
     }
 
+    /// The verbs discovery lists; namespaces have no deletecollection in kube-apiserver.
     pub fn verbs(&self) -> &'static [&'static str] {
-        STANDARD_VERBS
+        if self.group.is_empty() && self.resource == "namespaces" {
+            NAMESPACE_VERBS
+        } else {
+            STANDARD_VERBS
+        }
+    }
+
+    pub fn supports(&self, verb: &str) -> bool {
+        self.verbs().contains(&verb)
     }
 
     /// The storage prefix holding every object of this resource, ending in `/`.

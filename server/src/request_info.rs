@@ -182,6 +182,9 @@ pub fn parse(
         }
         _ => return Err(ApiError::method_not_allowed()),
     };
+    if subresource.is_none() && !resource.supports(verb.as_str()) {
+        return Err(ApiError::method_not_allowed());
+    }
     if subresource.is_some() && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch) {
         return Err(ApiError::method_not_allowed());
     }
@@ -293,6 +296,12 @@ mod tests {
                 .unwrap_err()
                 .code,
             404
+        );
+        assert_eq!(
+            parse(&reg, &Method::DELETE, "/api/v1/namespaces", false)
+                .unwrap_err()
+                .code,
+            405
         );
         assert!(matches!(
             parse(&reg, &Method::GET, "/apis/apps", false).unwrap(),
