@@ -36,13 +36,19 @@
 //! `Err(Unavailable)` and ends. Watch responses without events (periodic `progress_notify`, or
 //! after [`EtcdBackend::request_progress`]) become [`StorageEvent::Progress`].
 //!
-//! etcd 3.4.23 caveat (etcd#15220, fixed in 3.4.31): a *requested* progress notification is
-//! sent on a side channel and can overtake events still queued for a watcher that is catching
-//! up. Mitigation here: a watch that started in the past drops progress notifications until it
-//! has delivered an event at or after the revision etcd reported when the watch was created,
-//! and a progress notification never goes backwards behind a delivered event. A small window
-//! remains (events already queued on the server when the request arrives); consumers that need
-//! a strict barrier should not rely on requested progress with etcd < 3.4.31.
+//! etcd 3.4.23 caveat (etcd#15220, fixed in 3.4.31): a *requested* progress notification
+//! (watch id -1) is sent on a side channel with the store's current revision and can overtake
+//! events etcd is still replaying to a watch that started in the past (observed here: progress
+//! at 2001 arriving before the replay of revisions 2..2001). Mitigation: until such a watch has
+//! delivered an event at or after the revision etcd reported when creating it (or received a
+//! periodic notification, which etcd sends in order and only to caught-up watchers), a
+//! requested notification at `R` is passed on only if the store shows no change under the
+//! prefix between the last delivered revision and `R` (no key with a newer mod_revision, same
+//! key count); otherwise it is dropped. Progress never goes backwards behind a delivered
+//! event. Residual gaps: a key both created and deleted inside that window escapes the check,
+//! and a caught-up watch can still see a requested notification overtake events already queued
+//! on the server; consumers needing a strict barrier should not rely on requested progress
+//! with etcd < 3.4.31.
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -5,7 +5,7 @@
 //! with it. Every wait is bounded.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -303,7 +303,8 @@ impl Kubecache {
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).expect("send request");
         stream.write_all(body).expect("send body");
-        let _ = stream.shutdown(Shutdown::Write);
+        // No shutdown of the write half: hyper drops half-closed connections. HTTP/1.0
+        // makes the server close the connection after the response.
         let mut response = Vec::new();
         stream.read_to_end(&mut response).expect("read response");
         let split = response

@@ -124,11 +124,11 @@ impl TestEtcd {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(format!("etcd exited with {status}; log:\n{}", self.log()));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!("etcd exited with {status}; log:\n{}", self.log()));
             }
             if healthy(self.client_port) {
                 return Ok(());
