@@ -143,8 +143,12 @@ impl ApiError {
 
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         let qualified = qualified_resource(group, resource);
-        ApiError::new(404, Reason::NotFound, format!("{qualified} \"{name}\" not found"))
-            .about(group, resource, name)
+        ApiError::new(
+            404,
+            Reason::NotFound,
+            format!("{qualified} \"{name}\" not found"),
+        )
+        .about(group, resource, name)
     }
 
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
@@ -215,7 +219,11 @@ impl ApiError {
 
     /// 404 for a path that names no resource at all.
     pub fn path_not_found() -> Self {
-        ApiError::new(404, Reason::NotFound, "the server could not find the requested resource")
+        ApiError::new(
+            404,
+            Reason::NotFound,
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn method_not_allowed() -> Self {
@@ -317,7 +325,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.reason.as_str(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.reason.as_str(),
+            self.message
+        )
     }
 }
 
@@ -364,6 +378,9 @@ mod tests {
             err.message,
             "ConfigMap \"Bad\" is invalid: metadata.name: Invalid value: \"Bad\": must be lowercase"
         );
-        assert_eq!(err.to_status()["details"]["causes"][0]["field"], "metadata.name");
+        assert_eq!(
+            err.to_status()["details"]["causes"][0]["field"],
+            "metadata.name"
+        );
     }
 }

@@ -53,7 +53,10 @@ pub struct ListOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageEvent {
     /// A key was created or updated; `prev` is the value it replaced, if any.
-    Put { kv: KeyValue, prev: Option<KeyValue> },
+    Put {
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+    },
     /// A key was deleted at `revision`; `prev` is its last value.
     Delete {
         key: String,
@@ -147,8 +150,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Replaces the key's value if its mod_revision is still `expected_mod_revision`
     /// (etcd: txn comparing mod_revision); else `Conflict` with the current value, or
     /// `NotFound` if the key does not exist.
-    async fn update(&self, key: &str, value: Bytes, expected_mod_revision: Revision)
-    -> Result<KeyValue>;
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected_mod_revision: Revision,
+    ) -> Result<KeyValue>;
 
     /// Deletes the key, only if its mod_revision is `expected_mod_revision` when one is given.
     async fn delete(&self, key: &str, expected_mod_revision: Option<Revision>) -> Result<Deleted>;

@@ -1,1 +1,3 @@
-fn main() { eprintln!("kubecache-loadgen: scenarios arrive with the load-generator issue"); }
+fn main() {
+    eprintln!("kubecache-loadgen: scenarios arrive with the load-generator issue");
+}
