@@ -295,7 +295,8 @@ impl ApiError {
         if let Some(name) = &self.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
+        // `group` is omitempty in metav1.StatusDetails: the core group leaves it out.
+        if let Some(group) = self.group.as_ref().filter(|group| !group.is_empty()) {
             details.insert("group".into(), json!(group));
         }
         if let Some(kind) = &self.kind {

@@ -265,8 +265,8 @@ pub fn storage_error(err: StorageError) -> ApiError {
         StorageError::Compacted { .. } => {
             ApiError::expired(format!("too old resource version: {err}"))
         }
-        StorageError::FutureRevision { .. } => {
-            ApiError::timeout(format!("Too large resource version: {err}"))
+        StorageError::FutureRevision { requested, current } => {
+            too_large_resource_version(requested, current)
         }
         StorageError::Unavailable(msg) => {
             ApiError::unavailable(format!("storage is unavailable: {msg}"))
@@ -274,4 +274,20 @@ pub fn storage_error(err: StorageError) -> ApiError {
         StorageError::ValueTooLarge { .. } => ApiError::too_large(MAX_REQUEST_BODY_BYTES),
         other => ApiError::internal(other.to_string()),
     }
+}
+
+/// kube-apiserver's `NewTooLargeResourceVersionError`: a 504 Timeout to retry after a second,
+/// with the `ResourceVersionTooLarge` cause by which client-go recognises it
+/// (`IsTooLargeResourceVersion`).
+pub fn too_large_resource_version(requested: i64, current: i64) -> ApiError {
+    let mut err = ApiError::timeout(format!(
+        "Timeout: Too large resource version: {requested}, current: {current}"
+    ));
+    err.retry_after_seconds = Some(1);
+    err.causes = vec![kubecache_core::status::Cause::new(
+        "ResourceVersionTooLarge",
+        "",
+        "Too large resource version",
+    )];
+    err
 }

@@ -359,9 +359,10 @@ fn desired_state(object: &Value) -> Map<String, Value> {
 }
 
 /// Carries over what an update may not change (uid, creationTimestamp, deletion fields,
-/// generation, and `.status` for resources with a status subresource) and bumps generation
-/// when the desired state changed.
-pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value) {
+/// generation, and — unless this is a write to the `status` subresource, see
+/// [`apply_status_update`] — `.status` for resources with a status subresource) and bumps
+/// generation when the desired state changed.
+pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value, status_write: bool) {
     let old_meta = old
         .get("metadata")
         .and_then(Value::as_object)
@@ -382,7 +383,7 @@ pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value) {
         };
     }
     meta.remove("selfLink");
-    if resource.status_subresource {
+    if resource.status_subresource && !status_write {
         match old.get("status") {
             Some(status) => new["status"] = status.clone(),
             None => {
@@ -448,17 +449,27 @@ mod tests {
     fn update_keeps_status_and_bumps_generation_on_spec_change() {
         let old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 3}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
         let mut new = json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
-        prepare_update(res("deployments"), &old, &mut new);
+        prepare_update(res("deployments"), &old, &mut new, false);
         assert_eq!(new["metadata"]["uid"], "u1");
         assert_eq!(new["metadata"]["generation"], 4);
         assert_eq!(new["status"]["replicas"], 1);
         let mut same =
             json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 1}});
-        prepare_update(res("deployments"), &old, &mut same);
+        prepare_update(res("deployments"), &old, &mut same, false);
         assert_eq!(
             same["metadata"]["generation"], 3,
             "metadata changes keep generation"
         );
+        let submitted =
+            json!({"metadata": {"name": "d"}, "spec": {"replicas": 5}, "status": {"replicas": 2}});
+        let mut status = apply_status_update(&old, &submitted);
+        prepare_update(res("deployments"), &old, &mut status, true);
+        assert_eq!(
+            status["status"]["replicas"], 2,
+            "a status write keeps its status"
+        );
+        assert_eq!(status["spec"]["replicas"], 1, "and not its spec");
+        assert_eq!(status["metadata"]["generation"], 3);
     }
 
     #[test]

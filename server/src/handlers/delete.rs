@@ -208,12 +208,19 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
         Deleted::Removed(object) if returns_deleted_object(resource) => {
             present_value(resource, object)
         }
-        Deleted::Removed(object) => success_status(Some(json!({
-            "name": name,
-            "group": resource.group,
-            "kind": resource.resource,
-            "uid": objects::meta_str(&object, "uid").unwrap_or(""),
-        }))),
+        Deleted::Removed(object) => {
+            let mut details = json!({
+                "name": name,
+                "group": resource.group,
+                "kind": resource.resource,
+                "uid": objects::meta_str(&object, "uid").unwrap_or(""),
+            });
+            // `group` is omitempty in metav1.StatusDetails.
+            if resource.group.is_empty() {
+                details.as_object_mut().expect("an object").remove("group");
+            }
+            success_status(Some(details))
+        }
     };
     Ok(Reply::Object {
         status: StatusCode::OK,

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use kubecache_core::continue_token::ContinueToken;
+use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::status::ApiError;
 use kubecache_core::storage::{ListOptions, Revision, StorageError};
-use kubecache_core::registry::ResourceInfo;
 use serde_json::{Value, json};
 
 use super::{not_found, object_key, present};
-use crate::api::{Call, Reply, storage_error};
+use crate::api::{Call, Reply, storage_error, too_large_resource_version};
 use crate::fields;
 use crate::objects;
 
@@ -70,11 +70,7 @@ pub async fn wait_for_revision(call: &Call<'_>, revision: Revision) -> Result<Re
             return Ok(current);
         }
         if tokio::time::Instant::now() >= deadline {
-            let mut err = ApiError::timeout(format!(
-                "Too large resource version: {revision}, current: {current}"
-            ));
-            err.retry_after_seconds = Some(1);
-            return Err(err);
+            return Err(too_large_resource_version(revision, current));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -232,11 +228,7 @@ fn list_error(call: &Call<'_>, err: StorageError) -> ApiError {
             ApiError::expired(format!("too old resource version: {requested}"))
         }
         StorageError::FutureRevision { requested, current } => {
-            let mut err = ApiError::timeout(format!(
-                "Too large resource version: {requested}, current: {current}"
-            ));
-            err.retry_after_seconds = Some(1);
-            err
+            too_large_resource_version(requested, current)
         }
         other => storage_error(other),
     }

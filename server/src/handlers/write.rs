@@ -201,7 +201,8 @@ where
                 objects::name(&new)
             )));
         }
-        objects::prepare_update(resource, &old, &mut new);
+        let status_write = call.request.subresource == Some(Subresource::Status);
+        objects::prepare_update(resource, &old, &mut new, status_write);
         objects::set_resource_version(&mut new, kv.mod_revision);
         let causes = objects::validate_metadata(resource, &new);
         invalid_if_any(resource, &new, causes)?;
@@ -275,7 +276,22 @@ pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
     let mode = FieldValidation::parse(call.query.get("fieldValidation"))?;
     let dry_run = call.query.dry_run()?;
     let Decoded { object, warnings } = decode_object(call, resource, &call.body, mode)?;
+    // A uid in the body is a precondition (kube's `defaultUpdatedObjectInfo.Preconditions`).
+    let uid = objects::meta_str(&object, "uid")
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
     let updated = update_object(call, dry_run, |current| {
+        let current_uid = objects::meta_str(current, "uid").unwrap_or("");
+        if let Some(uid) = uid.as_deref().filter(|u| *u != current_uid) {
+            return Err(ApiError::conflict(
+                resource.group,
+                resource.resource,
+                path_name(call),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
+                ),
+            ));
+        }
         Ok(merge_into_current(call, current, object.clone()))
     })
     .await?;

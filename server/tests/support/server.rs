@@ -71,14 +71,22 @@ impl Reply {
     /// Panics unless the status code is `code`, printing the body.
     #[track_caller]
     pub fn expect(&self, code: u16) -> &Value {
-        assert_eq!(self.status, code, "unexpected status; body: {:#}", self.body);
+        assert_eq!(
+            self.status, code,
+            "unexpected status; body: {:#}",
+            self.body
+        );
         &self.body
     }
 
     /// Panics unless this is a failure `Status` with this code and reason.
     #[track_caller]
     pub fn expect_status(&self, code: u16, reason: &str) -> &Value {
-        assert_eq!(self.status, code, "unexpected status; body: {:#}", self.body);
+        assert_eq!(
+            self.status, code,
+            "unexpected status; body: {:#}",
+            self.body
+        );
         assert_eq!(self.body["kind"], "Status", "not a Status: {:#}", self.body);
         assert_eq!(self.body["status"], "Failure", "{:#}", self.body);
         assert_eq!(self.body["code"], code, "{:#}", self.body);
@@ -180,8 +188,13 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(Method::POST, &self.url(path), Some(JSON), Some(to_vec(body)))
-            .await
+        self.send(
+            Method::POST,
+            &self.url(path),
+            Some(JSON),
+            Some(to_vec(body)),
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Reply {
@@ -217,7 +230,10 @@ impl TestServer {
     /// Creates a namespace and checks it was created.
     pub async fn create_namespace(&self, name: &str) -> Value {
         let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        self.post("/api/v1/namespaces", &body).await.expect(201).clone()
+        self.post("/api/v1/namespaces", &body)
+            .await
+            .expect(201)
+            .clone()
     }
 
     /// Starts a watch on `path` with query parameters; panics unless it answers 200.
@@ -320,7 +336,10 @@ impl WatchStream {
         async move {
             match self.next_within(EVENT_TIMEOUT).await {
                 Next::Event(event) => event,
-                other => panic!("watch {} at {caller}: expected an event, got {other:?}", self.url),
+                other => panic!(
+                    "watch {} at {caller}: expected an event, got {other:?}",
+                    self.url
+                ),
             }
         }
     }
@@ -342,7 +361,10 @@ impl WatchStream {
                 ),
             };
             assert_eq!(
-                (event["type"].as_str(), event["object"]["metadata"]["name"].as_str()),
+                (
+                    event["type"].as_str(),
+                    event["object"]["metadata"]["name"].as_str()
+                ),
                 (Some(event_type), Some(name)),
                 "watch {} at {caller}: unexpected event {event:#}",
                 self.url
@@ -358,7 +380,10 @@ impl WatchStream {
         async move {
             match self.next_within(wait).await {
                 Next::Timeout => {}
-                other => panic!("watch {} at {caller}: expected nothing, got {other:?}", self.url),
+                other => panic!(
+                    "watch {} at {caller}: expected nothing, got {other:?}",
+                    self.url
+                ),
             }
         }
     }
@@ -370,7 +395,10 @@ impl WatchStream {
         async move {
             match self.next_within(wait).await {
                 Next::End => {}
-                other => panic!("watch {} at {caller}: expected the end, got {other:?}", self.url),
+                other => panic!(
+                    "watch {} at {caller}: expected the end, got {other:?}",
+                    self.url
+                ),
             }
         }
     }
