@@ -59,7 +59,8 @@ pub struct Cause {
     /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, ...
     pub reason: String,
     pub message: String,
-    /// JSON path of the field, e.g. `metadata.name`.
+    /// JSON path of the field, e.g. `metadata.name`; omitted when empty, as kube does.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub field: String,
 }
 

@@ -104,6 +104,10 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
         mut object,
         warnings,
     } = decode_object(call, resource, &call.body, mode)?;
+    // Admission (namespace lifecycle) runs before validation, as in kube-apiserver.
+    if let Some(ns) = &call.request.namespace {
+        namespaces::ensure_accepts_content(call.api, ns).await?;
+    }
     objects::prepare_create(resource, &mut object);
     invalid_if_any(
         resource,
@@ -111,9 +115,6 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
         objects::validate_metadata(resource, &object),
     )?;
     let name = objects::name(&object).to_string();
-    if let Some(ns) = &call.request.namespace {
-        namespaces::ensure_accepts_content(call.api, ns).await?;
-    }
     let key = call
         .api
         .object_key(resource, call.request.namespace.as_deref(), &name);
