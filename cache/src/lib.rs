@@ -1,62 +1,147 @@
 //! # kubecache-cache
 //!
-//! The read path between the API handlers and storage. Handlers read through [`ReadPath`]
-//! and never call a backend for GET/LIST/WATCH themselves, so the sharded watch cache can
-//! take over reads without the handlers changing.
+//! The read path between the API handlers and storage. Handlers serve GET, LIST and WATCH
+//! through [`ReadPath`] and never read a backend themselves, so where reads come from is one
+//! decision made at startup:
 //!
-//! Today the only implementation is [`Passthrough`], which forwards every read to the
-//! backend (what kube-apiserver does with its cache disabled).
+//! - [`Passthrough`] reads storage directly (kube-apiserver with `--watch-cache=false`);
+//! - the sharded watch cache serves them from memory.
+//!
+//! The vocabulary is kube-apiserver's: a read is at a [`ReadAt`] (resourceVersion and
+//! resourceVersionMatch), selects with a [`Filter`], and yields [`CachedObject`]s — stored
+//! bytes with their labels and fields extracted once and their JSON encoded at most once per
+//! API shape. A watch yields ready-to-write frames.
+
+pub mod object;
+pub mod passthrough;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use kubecache_core::storage::{
-    Backend, KeyValue, ListOptions, ListPage, Result, Revision, WatchStream,
-};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::storage::{Result, Revision};
+
+pub use object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes};
+pub use passthrough::Passthrough;
+
+/// Which state a read must reflect (kube-apiserver's resourceVersion semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAt {
+    /// resourceVersion unset: every write acknowledged before the read began.
+    Latest,
+    /// resourceVersion=0: any state at hand, however recent.
+    Any,
+    /// resourceVersionMatch=NotOlderThan: this revision or newer; waits briefly for it, then
+    /// fails with `FutureRevision`.
+    NotOlderThan(Revision),
+    /// resourceVersionMatch=Exact (and continue tokens): exactly this revision, or
+    /// `Compacted` when it is no longer retained.
+    Exact(Revision),
+}
+
+/// How long a read waits for a revision it has not reached yet.
+pub const WAIT_FOR_REVISION: Duration = Duration::from_secs(3);
+
+/// A LIST.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    /// The resource asked for: its fields are selectable, its shape is served.
+    pub resource: &'static ResourceInfo,
+    /// The storage prefix of every object of the resource (`/registry/pods/`).
+    pub prefix: String,
+    /// Start at this key (inclusive): a continue token's position.
+    pub start_key: Option<String>,
+    /// At most this many matching objects.
+    pub limit: Option<usize>,
+    pub at: ReadAt,
+    pub filter: Arc<Filter>,
+}
+
+/// The objects a LIST found.
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    pub objects: Vec<Arc<CachedObject>>,
+    /// The revision the list reflects.
+    pub revision: Revision,
+    /// When more objects may follow: the last key examined, to continue after.
+    pub continue_after: Option<String>,
+    /// Objects left after this page, when known (unfiltered lists).
+    pub remaining: Option<i64>,
+}
+
+/// Where a WATCH starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchStart {
+    /// Synthetic ADDED events for the state at `ReadAt`, then changes after it.
+    Initial(ReadAt),
+    /// Every change after this revision.
+    After(Revision),
+}
+
+/// A WATCH.
+#[derive(Debug, Clone)]
+pub struct WatchRequest {
+    pub resource: &'static ResourceInfo,
+    pub prefix: String,
+    pub filter: Arc<Filter>,
+    pub start: WatchStart,
+    /// After the initial events, a BOOKMARK annotated `k8s.io/initial-events-end`.
+    pub initial_events_end: bool,
+    /// Periodic BOOKMARKs (allowWatchBookmarks).
+    pub bookmarks: bool,
+    /// How often bookmarks are sent.
+    pub bookmark_interval: Duration,
+    /// The watch ends after this long (timeoutSeconds); with bookmarks, one is sent shortly
+    /// before.
+    pub timeout: Duration,
+}
+
+impl ListRequest {
+    /// The storage prefix the request reads: the resource's, narrowed to the namespace the
+    /// filter names.
+    pub fn collection_prefix(&self) -> String {
+        collection_prefix(self.resource, &self.prefix, &self.filter)
+    }
+}
+
+impl WatchRequest {
+    pub fn collection_prefix(&self) -> String {
+        collection_prefix(self.resource, &self.prefix, &self.filter)
+    }
+}
+
+fn collection_prefix(resource: &ResourceInfo, prefix: &str, filter: &Filter) -> String {
+    match &filter.namespace {
+        Some(ns) if resource.namespaced => format!("{prefix}{ns}/"),
+        _ => prefix.to_string(),
+    }
+}
+
+/// Newline-delimited watch frames, ready to write; the stream ends when the watch does (an
+/// ERROR frame first when it ends for a reason the client must act on).
+pub type FrameStream = BoxStream<'static, Bytes>;
 
 /// Where GET, LIST and WATCH are served from.
 #[async_trait]
 pub trait ReadPath: Send + Sync + 'static {
-    /// The key's current value.
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+    /// One object at `at` (kube reads storage for `Latest`, the cache otherwise).
+    async fn get(
+        &self,
+        resource: &'static ResourceInfo,
+        key: &str,
+        at: ReadAt,
+    ) -> Result<Option<Arc<CachedObject>>>;
 
-    /// A ranged read, with the same contract as [`Backend::list`].
-    async fn list(&self, options: ListOptions) -> Result<ListPage>;
+    async fn list(&self, request: ListRequest) -> Result<ListResult>;
 
-    /// Changes under `prefix` from `start_revision` on, as [`Backend::watch`].
-    async fn watch(&self, prefix: &str, start_revision: Revision) -> Result<WatchStream>;
+    async fn watch(&self, request: WatchRequest) -> Result<FrameStream>;
 
-    /// The newest revision reads can be served at.
-    async fn current_revision(&self) -> Result<Revision>;
-}
+    /// An object's JSON as `resource` serves it.
+    fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
 
-/// Serves every read from the backend directly.
-#[derive(Clone)]
-pub struct Passthrough {
-    backend: Arc<dyn Backend>,
-}
-
-impl Passthrough {
-    pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Passthrough { backend }
-    }
-}
-
-#[async_trait]
-impl ReadPath for Passthrough {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        self.backend.get(key).await
-    }
-
-    async fn list(&self, options: ListOptions) -> Result<ListPage> {
-        self.backend.list(options).await
-    }
-
-    async fn watch(&self, prefix: &str, start_revision: Revision) -> Result<WatchStream> {
-        self.backend.watch(prefix, start_revision).await
-    }
-
-    async fn current_revision(&self) -> Result<Revision> {
-        self.backend.current_revision().await
-    }
+    /// Whether every resource can be served (/readyz).
+    async fn ready(&self) -> Result<()>;
 }

@@ -59,6 +59,11 @@ impl Api {
         resource.object_key(&self.storage_root, namespace, name)
     }
 
+    /// The storage prefix of every object of `resource`.
+    pub fn storage_prefix(&self, resource: &ResourceInfo) -> String {
+        resource.storage_prefix(&self.storage_root)
+    }
+
     pub fn collection_prefix(&self, resource: &ResourceInfo, namespace: Option<&str>) -> String {
         resource.collection_prefix(&self.storage_root, namespace)
     }
@@ -121,11 +126,20 @@ pub enum Reply {
         body: Value,
         warnings: Vec<String>,
     },
+    /// JSON already encoded (objects and lists served from the read path).
+    Encoded { status: StatusCode, body: Bytes },
     /// A streaming response (watch).
     Stream(Response),
 }
 
 impl Reply {
+    pub fn json_bytes(body: Bytes) -> Reply {
+        Reply::Encoded {
+            status: StatusCode::OK,
+            body,
+        }
+    }
+
     pub fn ok(body: Value) -> Reply {
         Reply::Object {
             status: StatusCode::OK,
@@ -143,6 +157,7 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
             body,
             warnings,
         }) => json_response(status, &body, &warnings),
+        Ok(Reply::Encoded { status, body }) => encoded_response(status, body),
         Ok(Reply::Stream(response)) => response,
         Err(err) => error_response(&err),
     }
@@ -202,7 +217,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
 }
 
 async fn readyz(api: &Api) -> Response {
-    let check = tokio::time::timeout(Duration::from_secs(3), api.backend.health()).await;
+    let check = tokio::time::timeout(Duration::from_secs(3), api.reads.ready()).await;
     match check {
         Ok(Ok(())) => text_response(StatusCode::OK, "ok"),
         Ok(Err(e)) => text_response(
@@ -222,6 +237,16 @@ fn text_response(status: StatusCode, text: &str) -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn encoded_response(status: StatusCode, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
     response
 }

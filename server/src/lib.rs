@@ -15,6 +15,7 @@
 pub mod api;
 pub mod backend;
 pub mod cli;
+pub mod codec;
 pub mod events;
 pub mod fields;
 pub mod handlers;

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, Api};
 use crate::backend::embedded::EmbeddedBackend;
 use crate::backend::etcd::EtcdBackend;
+use crate::codec::JsonCodec;
 use crate::handlers::namespaces;
 
 /// Where objects are stored.
@@ -56,7 +57,7 @@ pub async fn build_api(
     backend: Arc<dyn Backend>,
     storage_root: &str,
 ) -> Result<Arc<Api>, StorageError> {
-    let reads = Arc::new(Passthrough::new(backend.clone()));
+    let reads = Arc::new(Passthrough::new(backend.clone(), Arc::new(JsonCodec)));
     let api = Api::new(backend, reads, storage_root);
     namespaces::bootstrap(&api).await?;
     tokio::spawn(namespaces::run_finalizer(api.clone()));

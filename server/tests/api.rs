@@ -1995,9 +1995,16 @@ async fn watch_label_selector_enter_and_leave() {
         .await
         .expect(200);
     let left = watch.expect_event("DELETED", "mover").await;
+    // kube-apiserver's cacheWatcher: the previous content (the last state that matched),
+    // stamped with the resourceVersion of the change that made it leave.
     assert_eq!(
-        left["object"]["metadata"]["labels"]["app"], "db",
-        "the object as it is now"
+        left["object"]["metadata"]["labels"]["app"], "web",
+        "the last state that matched"
+    );
+    let current = server.get(&path).await;
+    assert_eq!(
+        left["object"]["metadata"]["resourceVersion"],
+        current.expect(200)["metadata"]["resourceVersion"]
     );
     server
         .patch(&path, MERGE_PATCH, &json!({"data": {"k": "outside"}}))

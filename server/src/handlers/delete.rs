@@ -11,7 +11,7 @@ use kubecache_core::status::{ApiError, success_status};
 use kubecache_core::storage::StorageError;
 use serde_json::{Value, json};
 
-use super::read::{Selectors, list_objects};
+use super::read::{filter, list_objects};
 use super::{path_name, present_value};
 use crate::api::{Api, Call, Reply, storage_error};
 use crate::objects;
@@ -232,13 +232,12 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
 pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = call.request.resource;
     let options = DeleteOptions::from_call(call)?;
-    let selectors = Selectors::from_call(call)?;
-    let listed = list_objects(call, &selectors).await?;
+    let listed = list_objects(call, filter(call)?).await?;
     let mut deleted = Vec::new();
-    for object in listed.items {
-        let name = objects::name(&object).to_string();
-        let namespace = objects::meta_str(&object, "namespace").map(str::to_string);
-        match delete_object(call.api, resource, namespace.as_deref(), &name, &options).await {
+    for object in &listed.result.objects {
+        let name = &object.attrs.name;
+        let namespace = object.attrs.namespace.as_deref();
+        match delete_object(call.api, resource, namespace, name, &options).await {
             Ok(Deleted::Removed(o)) | Ok(Deleted::Marked(o)) => {
                 deleted.push(present_value(resource, o))
             }
@@ -250,7 +249,7 @@ pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({
         "kind": resource.list_kind(),
         "apiVersion": resource.api_version(),
-        "metadata": {"resourceVersion": listed.revision.to_string()},
+        "metadata": {"resourceVersion": listed.result.revision.to_string()},
         "items": deleted,
     })))
 }

@@ -11,12 +11,10 @@ pub mod write;
 
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
-use kubecache_core::storage::KeyValue;
 use serde_json::Value;
 
 use crate::api::{Call, Reply};
 use crate::events;
-use crate::objects;
 use crate::request_info::{Subresource, Verb};
 
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
@@ -40,12 +38,7 @@ pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
     }
 }
 
-/// A stored object as `resource` serves it (events.k8s.io/v1 events are stored as core/v1).
-pub fn present(resource: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
-    let object = objects::decode(kv)?;
-    Ok(present_value(resource, object))
-}
-
+/// An object as `resource` serves it (events.k8s.io/v1 events are stored as core/v1).
 pub fn present_value(resource: &ResourceInfo, object: Value) -> Value {
     if resource.group == "events.k8s.io" {
         events::from_core(&object)

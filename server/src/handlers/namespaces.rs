@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kubecache_cache::ReadAt;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::{ListOptions, StorageError};
@@ -30,13 +31,21 @@ fn namespaces(api: &Api) -> &'static ResourceInfo {
 /// 404 when the namespace does not exist, 403 when it is terminating.
 pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), ApiError> {
     let key = api.object_key(namespaces(api), None, namespace);
-    let kv = api
-        .reads
-        .get(&key)
-        .await
-        .map_err(storage_error)?
-        .ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
-    let object = objects::decode(&kv)?;
+    // Cached state first; a namespace it does not know yet may have just been created, so a
+    // miss is confirmed with a consistent read (kube's lifecycle admission does the same).
+    let mut found = None;
+    for at in [ReadAt::Any, ReadAt::Latest] {
+        found = api
+            .reads
+            .get(namespaces(api), &key, at)
+            .await
+            .map_err(storage_error)?;
+        if found.is_some() {
+            break;
+        }
+    }
+    let cached = found.ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
+    let object = objects::decode(&cached.kv)?;
     if objects::is_deleting(&object) {
         let mut err = ApiError::forbidden(format!(
             "unable to create new content in namespace {namespace} because it is being terminated"

@@ -1,93 +1,67 @@
-//! GET and LIST, served through the read path with kube-apiserver's resourceVersion
-//! semantics.
+//! GET and LIST through the read path, with kube-apiserver's resourceVersion semantics:
+//! the query parameters become a [`ReadAt`], the selectors a [`Filter`].
 
-use std::time::Duration;
+use std::sync::Arc;
 
+use bytes::{BufMut, Bytes, BytesMut};
+use kubecache_cache::{Filter, ListRequest, ListResult, ReadAt};
 use kubecache_core::continue_token::ContinueToken;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::status::ApiError;
-use kubecache_core::storage::{ListOptions, Revision, StorageError};
-use serde_json::{Value, json};
+use kubecache_core::storage::StorageError;
+use serde_json::json;
 
-use super::{not_found, object_key, present};
-use crate::api::{Call, Reply, storage_error, too_large_resource_version};
+use super::{not_found, object_key};
+use crate::api::{Call, Reply, storage_error};
 use crate::fields;
 use crate::objects;
 
+/// `resourceVersion` of a GET or WATCH: unset → latest, `0` → any, `N` → not older than N.
+pub fn read_at(call: &Call<'_>) -> Result<ReadAt, ApiError> {
+    match call.query.get("resourceVersion").filter(|v| !v.is_empty()) {
+        None => Ok(ReadAt::Latest),
+        Some(rv) => match objects::parse_resource_version(rv)? {
+            0 => Ok(ReadAt::Any),
+            n => Ok(ReadAt::NotOlderThan(n)),
+        },
+    }
+}
+
 pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let kv = call
+    let resource = call.request.resource;
+    let object = call
         .api
         .reads
-        .get(&object_key(call))
+        .get(resource, &object_key(call), read_at(call)?)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;
-    Ok(Reply::ok(present(call.request.resource, &kv)?))
+    Ok(Reply::json_bytes(call.api.reads.json(&object, resource)))
 }
 
-/// Label and field selectors of a LIST or WATCH, validated against the resource.
-pub struct Selectors {
-    pub labels: LabelSelector,
-    pub fields: FieldSelector,
+/// The label and field selectors and the namespace of a LIST or WATCH, validated against
+/// the resource.
+pub fn filter(call: &Call<'_>) -> Result<Filter, ApiError> {
+    let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or(""))?;
+    fields.validate_fields(&fields::supported(call.request.resource))?;
+    Ok(Filter {
+        namespace: call
+            .request
+            .namespace
+            .clone()
+            .filter(|_| call.request.resource.namespaced),
+        labels,
+        fields,
+    })
 }
 
-impl Selectors {
-    pub fn from_call(call: &Call<'_>) -> Result<Selectors, ApiError> {
-        let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or(""))?;
-        fields.validate_fields(&fields::supported(call.request.resource))?;
-        Ok(Selectors { labels, fields })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty() && self.fields.is_empty()
-    }
-
-    /// Does the object (in its stored shape) match?
-    pub fn matches(&self, resource: &ResourceInfo, object: &Value) -> bool {
-        self.labels.matches_object(object)
-            && self
-                .fields
-                .matches(|field| fields::value(resource, object, field))
-    }
-}
-
-/// How long a read for a future resourceVersion waits for it before answering 504.
-const WAIT_FOR_REVISION: Duration = Duration::from_secs(3);
-
-/// Waits until the store has reached `revision`, else 504 "Too large resource version".
-pub async fn wait_for_revision(call: &Call<'_>, revision: Revision) -> Result<Revision, ApiError> {
-    let deadline = tokio::time::Instant::now() + WAIT_FOR_REVISION;
-    loop {
-        let current = call
-            .api
-            .reads
-            .current_revision()
-            .await
-            .map_err(storage_error)?;
-        if current >= revision {
-            return Ok(current);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(too_large_resource_version(revision, current));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Where a LIST starts reading.
-struct ListStart {
-    /// `None`: the latest state.
-    revision: Option<Revision>,
-    start_key: Option<String>,
-}
-
-async fn list_start(
+/// Where a LIST reads: at which state, from which key.
+fn list_start(
     call: &Call<'_>,
-    prefix: &str,
+    collection_prefix: &str,
     limit: Option<usize>,
-) -> Result<ListStart, ApiError> {
+) -> Result<(ReadAt, Option<String>), ApiError> {
     let rv = call.query.get("resourceVersion").filter(|v| !v.is_empty());
     let rv_match = call
         .query
@@ -100,47 +74,37 @@ async fn list_start(
             ));
         }
         let token = ContinueToken::decode(token)?;
-        return Ok(ListStart {
-            revision: Some(token.resource_version),
-            start_key: Some(token.start_key_under(prefix)),
-        });
+        return Ok((
+            ReadAt::Exact(token.resource_version),
+            Some(token.start_key_under(collection_prefix)),
+        ));
     }
     let rv = rv.map(objects::parse_resource_version).transpose()?;
-    match (rv_match, rv) {
-        (Some("Exact"), Some(0)) | (Some("Exact"), None) => Err(ApiError::bad_request(
-            "resourceVersionMatch \"Exact\" requires a non-zero resourceVersion",
-        )),
-        (Some("Exact"), Some(n)) => Ok(ListStart {
-            revision: Some(n),
-            start_key: None,
-        }),
-        (Some("NotOlderThan"), None) => Err(ApiError::bad_request(
-            "resourceVersionMatch \"NotOlderThan\" requires a resourceVersion",
-        )),
-        (Some("NotOlderThan"), Some(n)) | (None, Some(n))
-            if limit.is_none() || rv_match.is_some() =>
-        {
-            if n > 0 {
-                wait_for_revision(call, n).await?;
-            }
-            Ok(ListStart {
-                revision: None,
-                start_key: None,
-            })
+    let at = match (rv_match, rv) {
+        (Some("Exact"), Some(0)) | (Some("Exact"), None) => {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch \"Exact\" requires a non-zero resourceVersion",
+            ));
         }
+        (Some("Exact"), Some(n)) => ReadAt::Exact(n),
+        (Some("NotOlderThan"), None) => {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch \"NotOlderThan\" requires a resourceVersion",
+            ));
+        }
+        (Some("NotOlderThan"), Some(0)) | (None, Some(0)) => ReadAt::Any,
+        (Some("NotOlderThan"), Some(n)) => ReadAt::NotOlderThan(n),
         // Legacy semantics: resourceVersion=N with a limit and no match means Exact.
-        (None, Some(n)) if n > 0 => Ok(ListStart {
-            revision: Some(n),
-            start_key: None,
-        }),
-        (None, _) => Ok(ListStart {
-            revision: None,
-            start_key: None,
-        }),
-        (Some(other), _) => Err(ApiError::bad_request(format!(
-            "invalid resourceVersionMatch {other:?}: must be Exact or NotOlderThan"
-        ))),
-    }
+        (None, Some(n)) if limit.is_some() => ReadAt::Exact(n),
+        (None, Some(n)) => ReadAt::NotOlderThan(n),
+        (None, None) => ReadAt::Latest,
+        (Some(other), _) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid resourceVersionMatch {other:?}: must be Exact or NotOlderThan"
+            )));
+        }
+    };
+    Ok((at, None))
 }
 
 fn parse_limit(call: &Call<'_>) -> Result<Option<usize>, ApiError> {
@@ -154,66 +118,44 @@ fn parse_limit(call: &Call<'_>) -> Result<Option<usize>, ApiError> {
     }
 }
 
-/// The objects of a LIST, with the list metadata kube-apiserver sends.
+/// A LIST's objects, with the continue token for the next page.
 pub struct Listed {
-    pub items: Vec<Value>,
-    pub revision: Revision,
+    pub result: ListResult,
     pub continue_token: Option<String>,
-    pub remaining: Option<i64>,
 }
 
 /// Reads the collection the call names, filtered by its selectors, honouring
-/// resourceVersion, limit and continue. Items are in their stored shape.
-pub async fn list_objects(call: &Call<'_>, selectors: &Selectors) -> Result<Listed, ApiError> {
-    let prefix = call
+/// resourceVersion, resourceVersionMatch, limit and continue.
+pub async fn list_objects(call: &Call<'_>, filter: Filter) -> Result<Listed, ApiError> {
+    let resource = call.request.resource;
+    let prefix = call.api.storage_prefix(resource);
+    let request = ListRequest {
+        resource,
+        prefix,
+        start_key: None,
+        limit: parse_limit(call)?,
+        at: ReadAt::Latest,
+        filter: Arc::new(filter),
+    };
+    let collection_prefix = request.collection_prefix();
+    let (at, start_key) = list_start(call, &collection_prefix, request.limit)?;
+    let result = call
         .api
-        .collection_prefix(call.request.resource, call.request.namespace.as_deref());
-    let limit = parse_limit(call)?;
-    let start = list_start(call, &prefix, limit).await?;
-    let mut revision = start.revision;
-    let mut start_key = start.start_key;
-    let mut items = Vec::new();
-    loop {
-        let want = limit.map(|l| l - items.len());
-        let page = call
-            .api
-            .reads
-            .list(ListOptions {
-                prefix: prefix.clone(),
-                start_key: start_key.clone(),
-                limit: want,
-                revision,
-            })
-            .await
-            .map_err(|e| list_error(call, e))?;
-        // Every further page reads the same revision: the list is one consistent snapshot.
-        revision = Some(page.revision);
-        let returned = page.kvs.len() as i64;
-        let last_key = page.kvs.last().map(|kv| kv.key.clone());
-        for kv in &page.kvs {
-            let object = objects::decode(kv)?;
-            if selectors.matches(call.request.resource, &object) {
-                items.push(object);
-            }
-        }
-        let full = limit.is_some_and(|l| items.len() >= l);
-        if !page.more || last_key.is_none() || full {
-            let continue_token = match (&last_key, page.more) {
-                (Some(last), true) => {
-                    Some(ContinueToken::after(&last[prefix.len()..], page.revision).encode())
-                }
-                _ => None,
-            };
-            let remaining = (page.more && selectors.is_empty()).then(|| page.count - returned);
-            return Ok(Listed {
-                items,
-                revision: page.revision,
-                continue_token,
-                remaining,
-            });
-        }
-        start_key = last_key.map(|k| format!("{k}\0"));
-    }
+        .reads
+        .list(ListRequest {
+            at,
+            start_key,
+            ..request
+        })
+        .await
+        .map_err(|e| list_error(call, e))?;
+    let continue_token = result.continue_after.as_ref().map(|last| {
+        ContinueToken::after(&last[collection_prefix.len()..], result.revision).encode()
+    });
+    Ok(Listed {
+        result,
+        continue_token,
+    })
 }
 
 fn list_error(call: &Call<'_>, err: StorageError) -> ApiError {
@@ -227,38 +169,49 @@ fn list_error(call: &Call<'_>, err: StorageError) -> ApiError {
         StorageError::Compacted { requested, .. } => {
             ApiError::expired(format!("too old resource version: {requested}"))
         }
-        StorageError::FutureRevision { requested, current } => {
-            too_large_resource_version(requested, current)
-        }
         other => storage_error(other),
     }
 }
 
 pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let selectors = Selectors::from_call(call)?;
-    let listed = list_objects(call, &selectors).await?;
-    Ok(Reply::ok(list_body(call, listed)))
+    let listed = list_objects(call, filter(call)?).await?;
+    Ok(Reply::json_bytes(list_body(call, &listed)))
 }
 
-/// `{kind: PodList, apiVersion, metadata: {resourceVersion, continue, remainingItemCount}, items}`.
-pub fn list_body(call: &Call<'_>, listed: Listed) -> Value {
+/// `{kind: PodList, apiVersion, metadata: {resourceVersion, continue, remainingItemCount},
+/// items}`, assembled from the objects' encoded JSON without decoding them again.
+pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
     let resource = call.request.resource;
-    let items: Vec<Value> = listed
-        .items
-        .into_iter()
-        .map(|o| super::present_value(resource, o))
-        .collect();
-    let mut metadata = json!({"resourceVersion": listed.revision.to_string()});
-    if let Some(token) = listed.continue_token {
+    let mut metadata = json!({"resourceVersion": listed.result.revision.to_string()});
+    if let Some(token) = &listed.continue_token {
         metadata["continue"] = json!(token);
     }
-    if let Some(remaining) = listed.remaining {
+    if let Some(remaining) = listed.result.remaining {
         metadata["remainingItemCount"] = json!(remaining);
     }
-    json!({
+    let head = json!({
         "kind": resource.list_kind(),
         "apiVersion": resource.api_version(),
         "metadata": metadata,
-        "items": items,
-    })
+    });
+    let head = serde_json::to_vec(&head).expect("a JSON value always serializes");
+    let items: Vec<Bytes> = listed
+        .result
+        .objects
+        .iter()
+        .map(|o| call.api.reads.json(o, resource))
+        .collect();
+    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 16;
+    let mut body = BytesMut::with_capacity(size);
+    // `{...head...}` without its closing brace, then `,"items":[...]}`.
+    body.put_slice(&head[..head.len() - 1]);
+    body.put_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.put_u8(b',');
+        }
+        body.put_slice(item);
+    }
+    body.put_slice(b"]}");
+    body.freeze()
 }

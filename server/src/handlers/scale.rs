@@ -4,6 +4,7 @@
 use kubecache_core::status::ApiError;
 use serde_json::{Value, json};
 
+use super::read::read_at;
 use super::write::{content_type, update_object};
 use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
@@ -79,14 +80,14 @@ fn selector_string(object: &Value) -> Option<String> {
 }
 
 pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let kv = call
+    let object = call
         .api
         .reads
-        .get(&object_key(call))
+        .get(call.request.resource, &object_key(call), read_at(call)?)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;
-    Ok(Reply::ok(scale_of(&objects::decode(&kv)?)))
+    Ok(Reply::ok(scale_of(&objects::decode(&object.kv)?)))
 }
 
 /// Checks a submitted Scale and returns the replica count and resourceVersion it asks for.

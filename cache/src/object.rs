@@ -1,0 +1,177 @@
+//! Objects as the read path holds them: the stored bytes plus what filtering needs (labels
+//! and selectable fields, extracted once), and their JSON as served, encoded at most once per
+//! API shape.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::selector::{FieldSelector, LabelSelector};
+use kubecache_core::storage::{KeyValue, Revision, StorageError};
+
+/// How many API shapes one stored object can be served in (core/v1 and events.k8s.io/v1
+/// events share storage: two).
+pub const MAX_SHAPES: usize = 2;
+
+/// What the server knows about objects that the read path does not: how to read labels and
+/// fields out of stored bytes, and how to render an object for a client.
+pub trait ObjectCodec: Send + Sync + 'static {
+    /// Namespace, name, labels and the fields `resource` can be selected by.
+    fn attributes(
+        &self,
+        resource: &ResourceInfo,
+        kv: &KeyValue,
+    ) -> Result<ObjectAttrs, StorageError>;
+
+    /// The object's JSON as `shape` serves it, with `metadata.resourceVersion` = `revision`.
+    fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes;
+
+    /// A BOOKMARK object of `shape` at `revision`.
+    fn bookmark(&self, shape: &ResourceInfo, revision: Revision, initial_events_end: bool)
+    -> Bytes;
+}
+
+/// What selectors look at, extracted once per stored version of an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectAttrs {
+    pub namespace: Option<String>,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The resource's selectable fields and their values (`spec.nodeName` → `node-1`).
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl ObjectAttrs {
+    pub fn field(&self, field: &str) -> Option<&str> {
+        match field {
+            "metadata.name" => Some(&self.name),
+            "metadata.namespace" => Some(self.namespace.as_deref().unwrap_or("")),
+            _ => self
+                .fields
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map(|(_, v)| v.as_str()),
+        }
+    }
+}
+
+/// Which objects a LIST or WATCH wants.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only objects in this namespace.
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    pub fn matches(&self, attrs: &ObjectAttrs) -> bool {
+        let in_scope = match &self.namespace {
+            Some(ns) => attrs.namespace.as_deref() == Some(ns.as_str()),
+            None => true,
+        };
+        in_scope
+            && self
+                .labels
+                .matches_with(|key| attrs.labels.get(key).map(String::as_str))
+            && self
+                .fields
+                .matches(|field| attrs.field(field).map(str::to_string))
+    }
+
+    /// Selects every object in its scope.
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+}
+
+/// One stored version of an object, shared by snapshots, events and list results.
+#[derive(Debug)]
+pub struct CachedObject {
+    pub kv: KeyValue,
+    pub attrs: ObjectAttrs,
+    /// The JSON served for each shape, encoded on first use.
+    encoded: [OnceLock<Bytes>; MAX_SHAPES],
+}
+
+impl CachedObject {
+    pub fn new(kv: KeyValue, attrs: ObjectAttrs) -> Arc<CachedObject> {
+        Arc::new(CachedObject {
+            kv,
+            attrs,
+            encoded: Default::default(),
+        })
+    }
+
+    /// Builds the object for `resource` from a stored key/value.
+    pub fn from_kv(
+        codec: &dyn ObjectCodec,
+        resource: &ResourceInfo,
+        kv: KeyValue,
+    ) -> Result<Arc<CachedObject>, StorageError> {
+        let attrs = codec.attributes(resource, &kv)?;
+        Ok(CachedObject::new(kv, attrs))
+    }
+
+    /// The object's JSON in shape number `shape` (see [`Shapes`]), encoded once.
+    pub fn json(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
+        self.encoded[shape]
+            .get_or_init(|| codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
+            .clone()
+    }
+}
+
+/// The API shapes of one storage prefix, numbered: the resources that share it.
+#[derive(Debug, Clone)]
+pub struct Shapes {
+    resources: Vec<&'static ResourceInfo>,
+}
+
+impl Shapes {
+    pub fn new(resources: Vec<&'static ResourceInfo>) -> Shapes {
+        assert!(
+            !resources.is_empty() && resources.len() <= MAX_SHAPES,
+            "a storage prefix is served in 1..={MAX_SHAPES} shapes"
+        );
+        Shapes { resources }
+    }
+
+    /// The resource whose fields the cache indexes (the first one).
+    pub fn primary(&self) -> &'static ResourceInfo {
+        self.resources[0]
+    }
+
+    pub fn get(&self, shape: usize) -> &'static ResourceInfo {
+        self.resources[shape]
+    }
+
+    /// The shape number of `resource`.
+    pub fn index_of(&self, resource: &ResourceInfo) -> usize {
+        self.resources
+            .iter()
+            .position(|r| {
+                r.group == resource.group
+                    && r.version == resource.version
+                    && r.resource == resource.resource
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// A watch frame: `{"type":"ADDED","object":{...}}` and a newline.
+pub fn frame(event_type: &str, object_json: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(object_json.len() + event_type.len() + 24);
+    frame.extend_from_slice(b"{\"type\":\"");
+    frame.extend_from_slice(event_type.as_bytes());
+    frame.extend_from_slice(b"\",\"object\":");
+    frame.extend_from_slice(object_json);
+    frame.extend_from_slice(b"}\n");
+    Bytes::from(frame)
+}
+
+/// The ERROR frame ending a watch, carrying a Status.
+pub fn error_frame(error: &kubecache_core::status::ApiError) -> Bytes {
+    let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
+    frame("ERROR", &status)
+}
