@@ -37,6 +37,18 @@ pub struct ListPage {
     pub count: i64,
 }
 
+/// A prefix summarized at one revision, without reading values: what a cache needs to prove
+/// that its copy of the prefix is current (see [`Backend::prefix_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixState {
+    /// The revision the summary describes.
+    pub revision: Revision,
+    /// Keys under the prefix at `revision`.
+    pub count: i64,
+    /// Of those, keys whose mod_revision is after the `since` revision asked about.
+    pub modified_since: i64,
+}
+
 /// A ranged read over every key beginning with `prefix`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
@@ -167,6 +179,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The store's current revision (the revision of the last write).
     async fn current_revision(&self) -> Result<Revision>;
+
+    /// How many keys are under `prefix` at `at` (the current revision when `None`), and how
+    /// many of them were written after `since`. A copy of the prefix exact at `since` with
+    /// the same count, when none was written after `since`, is exact at the returned revision
+    /// too: no key changed, none was created, and (the counts being equal) none was deleted.
+    async fn prefix_state(
+        &self,
+        prefix: &str,
+        since: Revision,
+        at: Option<Revision>,
+    ) -> Result<PrefixState>;
 
     /// Discards history before `revision`: reads at older revisions and watches starting
     /// before it fail with `Compacted` afterwards.

@@ -51,7 +51,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use kubecache_core::storage::{
-    Backend, Deleted, KeyValue, ListOptions, ListPage, Result, Revision, StorageError,
+    Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     StorageEvent, WatchStream,
 };
 use parking_lot::{Condvar, Mutex};
@@ -488,6 +488,46 @@ impl Backend for EmbeddedBackend {
 
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self.shared.state.lock().visible_revision)
+    }
+
+    async fn prefix_state(
+        &self,
+        prefix: &str,
+        since: Revision,
+        at: Option<Revision>,
+    ) -> Result<PrefixState> {
+        let st = self.shared.state.lock();
+        let revision = at.filter(|&r| r > 0).unwrap_or(st.visible_revision);
+        if revision < st.compact_revision {
+            return Err(StorageError::Compacted {
+                requested: revision,
+                compact_revision: st.compact_revision,
+            });
+        }
+        if revision > st.visible_revision {
+            return Err(StorageError::FutureRevision {
+                requested: revision,
+                current: st.visible_revision,
+            });
+        }
+        let mut state = PrefixState {
+            revision,
+            count: 0,
+            modified_since: 0,
+        };
+        for (key, history) in st
+            .keys
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+        {
+            if let Some(kv) = visible(key, history, revision) {
+                state.count += 1;
+                if kv.mod_revision > since {
+                    state.modified_since += 1;
+                }
+            }
+        }
+        Ok(state)
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {

@@ -63,7 +63,7 @@ use etcd_client::{
 };
 use futures::StreamExt;
 use kubecache_core::storage::{
-    Backend, Deleted, KeyValue, ListOptions, ListPage, Result, Revision, StorageError,
+    Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     StorageEvent, WatchStream,
 };
 
@@ -701,6 +701,48 @@ impl Backend for EtcdBackend {
             }),
             Err(error) => Err(simple_error(classify(&error))),
         }
+    }
+
+    async fn prefix_state(
+        &self,
+        prefix: &str,
+        since: Revision,
+        at: Option<Revision>,
+    ) -> Result<PrefixState> {
+        // Two ranges at one revision: a count-only one fixes the revision (the header's when
+        // none is asked for); a keys-only one filtered by min_mod_revision finds the keys
+        // written after `since`. (etcd applies that filter to the returned keys, not to
+        // `count`, so the second range cannot be count-only.)
+        let end = prefix_end(prefix.as_bytes());
+        let mut kv = self.kv.clone();
+        let requested = at.filter(|&r| r > 0).unwrap_or(0);
+        let options = GetOptions::new()
+            .with_range(end.clone())
+            .with_revision(requested)
+            .with_count_only();
+        let total = match self.timed(kv.get(prefix, Some(options))).await {
+            Ok(response) => response,
+            Err(error) => return Err(self.read_error(error, requested).await),
+        };
+        let revision = if requested > 0 {
+            requested
+        } else {
+            total.header().map_or(0, |h| h.revision())
+        };
+        let options = GetOptions::new()
+            .with_range(end)
+            .with_revision(revision)
+            .with_min_mod_revision(since + 1)
+            .with_keys_only();
+        let modified = match self.timed(kv.get(prefix, Some(options))).await {
+            Ok(response) => response,
+            Err(error) => return Err(self.read_error(error, revision).await),
+        };
+        Ok(PrefixState {
+            revision,
+            count: total.count(),
+            modified_since: modified.kvs().len() as i64,
+        })
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {

@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             revisions_increase,
             large_value_round_trips,
             concurrent_cas_loses_no_increment,
+            prefix_state_counts_changes_since,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
@@ -88,6 +89,7 @@ pub async fn run_all(backend: Arc<dyn Backend>, prefix: &str) {
     revisions_increase(backend.clone(), &p("increase")).await;
     large_value_round_trips(backend.clone(), &p("large")).await;
     concurrent_cas_loses_no_increment(backend.clone(), &p("cas")).await;
+    prefix_state_counts_changes_since(backend.clone(), &p("prefix-state")).await;
     compaction(backend, &p("compaction")).await;
 }
 
@@ -676,4 +678,77 @@ pub async fn concurrent_cas_loses_no_increment(backend: Arc<dyn Backend>, prefix
     }
     let kv = backend.get(&key).await.unwrap().unwrap();
     assert_eq!(kv.value, val(&(TASKS * INCREMENTS).to_string()));
+}
+
+/// `prefix_state` counts the keys under a prefix and those written after a revision, at the
+/// current or an older revision; creates, updates and deletes each show.
+pub async fn prefix_state_counts_changes_since(backend: Arc<dyn Backend>, prefix: &str) {
+    let _history = HISTORY_LOCK.read().await;
+    let a = backend
+        .create(&format!("{prefix}a"), val("1"))
+        .await
+        .unwrap();
+    let b = backend
+        .create(&format!("{prefix}b"), val("1"))
+        .await
+        .unwrap();
+    backend
+        .create(
+            &format!("{prefix}bc/x"),
+            val("nested keys count too"),
+        )
+        .await
+        .unwrap();
+    let quiet = backend
+        .create(&format!("{prefix}c"), val("1"))
+        .await
+        .unwrap();
+    let state = backend
+        .prefix_state(prefix, quiet.mod_revision, None)
+        .await
+        .unwrap();
+    assert_eq!((state.count, state.modified_since), (4, 0));
+    assert!(state.revision >= quiet.mod_revision);
+
+    let updated = backend
+        .update(&a.key, val("2"), a.mod_revision)
+        .await
+        .unwrap();
+    let state = backend
+        .prefix_state(prefix, quiet.mod_revision, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (state.count, state.modified_since),
+        (4, 1),
+        "an update shows"
+    );
+
+    backend.delete(&b.key, None).await.unwrap();
+    let state = backend
+        .prefix_state(prefix, updated.mod_revision, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (state.count, state.modified_since),
+        (3, 0),
+        "a delete shows only in the count"
+    );
+
+    let old = backend
+        .prefix_state(prefix, a.mod_revision, Some(b.mod_revision))
+        .await
+        .unwrap();
+    assert_eq!(old.revision, b.mod_revision);
+    assert_eq!(
+        (old.count, old.modified_since),
+        (2, 1),
+        "at an older revision"
+    );
+
+    let other = backend
+        .prefix_state(&format!("{prefix}zz/"), 0, None)
+        .await
+        .unwrap();
+    assert_eq!((other.count, other.modified_since), (0, 0));
 }
