@@ -5,53 +5,54 @@
 //! runtime-agnostic channels (`tokio::sync::mpsc` / `oneshot`). This benchmark runs the SAME
 //! shard code on three executors and reports each plus its ratio to tokio current-thread:
 //!
-//! * `tokio-ct`: a `tokio` current-thread runtime on a dedicated std thread per shard;
+//! * `tokio-ct`: a tokio current-thread runtime on a dedicated std thread per shard;
 //! * `glommio`: a glommio 0.9 `LocalExecutor` per shard, unpinned (`Placement::Unbound`);
 //! * `glommio-pinned`: the same, pinned to CPU `shard % nproc` (`Placement::Fixed`); if
-//!   pinning fails the shard runs unpinned and the summary says so.
+//!   pinning fails the shard runs unpinned and the output says so.
 //!
-//! Workloads (the tokio side is a multi-thread runtime with 1 worker thread):
+//! Workloads (handlers, producers and consumers run on a tokio multi-thread runtime with
+//! 1 worker thread, one runtime per executor under test):
 //!
 //! * `round_trip`: handler tasks send a request to a shard and await a oneshot reply;
-//!   throughput in round trips/s, with 1 and 64 concurrent handlers.
-//! * `dispatch`: per shard, a tokio task sends 10,000 events (~1 KiB `Bytes`) through the
+//!   round trips/s with 1 and with 64 concurrent handlers (spread over the shards).
+//! * `dispatch`: per shard, a tokio task sends 10,000 events (1 KiB `Bytes` each) through the
 //!   shard's inbox; the shard applies each to a `HashMap<String, Bytes>` and pushes a `Bytes`
-//!   clone (refcount bump) into each of 1,000 bounded (1,024) watcher queues drained by
-//!   consumer tasks on the tokio runtime. Timed until every consumer has received every
-//!   event. Throughput in events/s; deliveries/s = events/s x 1,000.
+//!   clone (refcount bump, no copy) into each of 1,000 bounded (1,024) watcher queues drained
+//!   by consumer tasks. A sample is one such batch, timed until every consumer has received
+//!   every event: events/s, and deliveries/s = events/s x 1,000.
 //!
-//! `dispatch` runs `tokio-ct` and `glommio-pinned` only (one iteration is a whole 10,000-event
-//! batch, so each configuration costs ~25 s here); set `KUBECACHE_BENCH_ALL_EXECS=1` to add
-//! unpinned glommio. Criterion's "Unable to complete 10 samples" warning for `dispatch` is
-//! expected: one sample is one batch. `KUBECACHE_BENCH_GLOMMIO_SPIN_US=N` gives glommio
-//! executors `spin_before_park(N µs)` (default: none, i.e. park at once, as tokio does).
+//! Both with 1 and 2 shards; with 2 shards each shard has its own inbox, events and watchers,
+//! so the work doubles.
 //!
-//! Both with 1 and 2 shards (with 2 shards each shard has its own inbox, events and watchers,
-//! so the work doubles). After criterion's report a summary table prints the median and
-//! spread of the measured samples and the ratio to `tokio-ct`, all from the same run.
+//! Why not criterion: this machine is shared and noisy (bursts of other builds lasting tens of
+//! seconds), and criterion measures one configuration after another, so a ratio between two
+//! executors compared samples taken up to a minute apart (trial runs with criterion flipped
+//! ratios from 0.74 to 1.23 between runs). Here every executor's environment is built up
+//! front and the samples are INTERLEAVED: each round takes one sample per executor (order
+//! rotated every round), and the ratio reported is the median over rounds of the paired
+//! per-round ratio `executor / tokio-ct`.
 //!
-//! Run: `cargo bench -p kubecache-benches --bench shard_executor` (filters work as usual,
-//! e.g. `-- dispatch`).
+//! Run: `cargo bench -p kubecache-benches --bench shard_executor` (~2.5 min on 2 cores).
+//! Arguments that do not start with `--` filter configurations by substring (e.g. `dispatch`).
+//! `KUBECACHE_BENCH_GLOMMIO_SPIN_US=N` gives glommio executors `spin_before_park(N µs)`
+//! (default: none, i.e. park at once, as tokio does). Without `--bench` (e.g. `cargo test
+//! --benches`) it runs a tiny smoke version of every configuration.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 const SHARD_COUNTS: [usize; 2] = [1, 2];
 const HANDLER_CONCURRENCY: [usize; 2] = [1, 64];
-const EVENTS_PER_SHARD: usize = 10_000;
-const WATCHERS_PER_SHARD: usize = 1_000;
 const WATCHER_QUEUE: usize = 1_024;
 const SHARD_INBOX: usize = 1_024;
 const EVENT_BYTES: usize = 1_024;
 const DISTINCT_KEYS: usize = 1_000;
-const SAMPLE_SIZE: usize = 10;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Exec {
@@ -60,6 +61,7 @@ enum Exec {
     GlommioPinned,
 }
 
+/// The baseline comes first: ratios are against it.
 const EXECS: [Exec; 3] = [Exec::TokioCurrentThread, Exec::Glommio, Exec::GlommioPinned];
 
 impl Exec {
@@ -72,13 +74,40 @@ impl Exec {
     }
 }
 
-fn dispatch_execs() -> Vec<Exec> {
-    if std::env::var_os("KUBECACHE_BENCH_ALL_EXECS").is_some_and(|v| v == "1") {
-        EXECS.to_vec()
-    } else {
-        vec![Exec::TokioCurrentThread, Exec::GlommioPinned]
-    }
+/// How much work one run does.
+#[derive(Clone, Copy)]
+struct Scale {
+    events_per_shard: usize,
+    watchers_per_shard: usize,
+    /// Target duration of one round-trip sample.
+    round_trip_sample: Duration,
+    round_trip_rounds: usize,
+    /// Dispatch rounds: at least `min`, then more until `budget` is spent, at most `max`.
+    dispatch_rounds_min: usize,
+    dispatch_rounds_max: usize,
+    dispatch_budget: Duration,
 }
+
+const BENCH: Scale = Scale {
+    events_per_shard: 10_000,
+    watchers_per_shard: 1_000,
+    round_trip_sample: Duration::from_millis(150),
+    round_trip_rounds: 10,
+    dispatch_rounds_min: 5,
+    dispatch_rounds_max: 10,
+    dispatch_budget: Duration::from_secs(40),
+};
+
+/// Without `--bench`: prove every path works, fast, even in a debug build.
+const SMOKE: Scale = Scale {
+    events_per_shard: 100,
+    watchers_per_shard: 10,
+    round_trip_sample: Duration::from_millis(1),
+    round_trip_rounds: 1,
+    dispatch_rounds_min: 1,
+    dispatch_rounds_max: 1,
+    dispatch_budget: Duration::ZERO,
+};
 
 fn glommio_spin() -> Option<Duration> {
     let us: u64 = std::env::var("KUBECACHE_BENCH_GLOMMIO_SPIN_US")
@@ -90,19 +119,6 @@ fn glommio_spin() -> Option<Duration> {
 
 /// Set when a pinned glommio executor could not be placed and ran unpinned instead.
 static PIN_FALLBACK: AtomicBool = AtomicBool::new(false);
-
-/// Every `iter_custom` call: (iterations, elapsed), keyed by "group/exec/params".
-/// Criterion's measurement samples are the last `SAMPLE_SIZE` calls of each key.
-static SAMPLES: Mutex<BTreeMap<String, Vec<(u64, Duration)>>> = Mutex::new(BTreeMap::new());
-
-fn record(key: &str, iters: u64, elapsed: Duration) {
-    SAMPLES
-        .lock()
-        .expect("samples lock")
-        .entry(key.to_owned())
-        .or_default()
-        .push((iters, elapsed));
-}
 
 // ---------------------------------------------------------------------------------------------
 // The shard: identical code on every executor.
@@ -218,7 +234,7 @@ fn start_shard(exec: Exec, idx: usize) -> (mpsc::Sender<ShardMsg>, ShardThread) 
 }
 
 // ---------------------------------------------------------------------------------------------
-// The environment of one benchmark configuration.
+// The environment of one executor under test.
 
 struct Progress {
     remaining: AtomicUsize,
@@ -230,8 +246,9 @@ struct Env {
     rt: tokio::runtime::Runtime,
     inboxes: Vec<mpsc::Sender<ShardMsg>>,
     threads: Vec<ShardThread>,
-    /// Dispatch only: per-shard event batches and the consumers' progress.
+    /// Dispatch only: per-shard event batches, watchers per shard, the consumers' progress.
     events: Vec<Arc<Vec<(String, Bytes)>>>,
+    watchers_per_shard: usize,
     progress: Arc<Progress>,
 }
 
@@ -248,6 +265,7 @@ impl Env {
             inboxes,
             threads,
             events: Vec::new(),
+            watchers_per_shard: 0,
             progress: Arc::new(Progress {
                 remaining: AtomicUsize::new(0),
                 done: Notify::new(),
@@ -255,18 +273,19 @@ impl Env {
         }
     }
 
-    /// Dispatch setup: 1,000 watcher queues + consumer tasks per shard, and the event batch.
-    fn with_watchers(mut self) -> Env {
+    /// Dispatch setup: watcher queues + consumer tasks per shard, and each shard's batch.
+    fn with_watchers(mut self, scale: Scale) -> Env {
+        self.watchers_per_shard = scale.watchers_per_shard;
         for (s, inbox) in self.inboxes.iter().enumerate() {
-            for _ in 0..WATCHERS_PER_SHARD {
+            for _ in 0..scale.watchers_per_shard {
                 let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
                 self.rt
-                    .spawn(consume(rx, EVENTS_PER_SHARD, self.progress.clone()));
+                    .spawn(consume(rx, scale.events_per_shard, self.progress.clone()));
                 inbox
                     .blocking_send(ShardMsg::Watch(tx))
                     .expect("shard alive");
             }
-            let batch = (0..EVENTS_PER_SHARD)
+            let batch = (0..scale.events_per_shard)
                 .map(|i| {
                     let key = format!("/registry/pods/ns-{s}/pod-{:04}", i % DISTINCT_KEYS);
                     let mut value = vec![b'x'; EVENT_BYTES];
@@ -279,17 +298,17 @@ impl Env {
         self
     }
 
-    fn round_trips(&self, iters: u64, handlers: usize) -> Duration {
+    /// `n` round trips spread over `handlers` concurrent handler tasks and all shards.
+    fn round_trips(&self, n: u64, handlers: usize) -> Duration {
         let inboxes = self.inboxes.clone();
         self.rt.block_on(async move {
             let start = Instant::now();
             let tasks: Vec<_> = (0..handlers)
                 .map(|h| {
-                    let n =
-                        iters / handlers as u64 + u64::from((h as u64) < iters % handlers as u64);
+                    let per = n / handlers as u64 + u64::from((h as u64) < n % handlers as u64);
                     let inboxes = inboxes.clone();
                     tokio::spawn(async move {
-                        for i in 0..n {
+                        for i in 0..per {
                             let shard = &inboxes[(h + i as usize) % inboxes.len()];
                             let (reply, rx) = oneshot::channel();
                             shard
@@ -308,35 +327,32 @@ impl Env {
         })
     }
 
-    /// `iters` batches of `EVENTS_PER_SHARD` events into every shard, timed until every
-    /// consumer has received all of them.
-    fn dispatch(&self, iters: u64) -> Duration {
-        let watchers = WATCHERS_PER_SHARD * self.inboxes.len();
+    /// One batch into every shard, timed until every consumer has received all of it.
+    fn dispatch(&self) -> Duration {
+        let watchers = self.watchers_per_shard * self.inboxes.len();
         self.rt.block_on(async {
             let start = Instant::now();
-            for _ in 0..iters {
-                self.progress.remaining.store(watchers, Ordering::Release);
-                let producers: Vec<_> = self
-                    .inboxes
-                    .iter()
-                    .zip(&self.events)
-                    .map(|(inbox, events)| {
-                        let (inbox, events) = (inbox.clone(), events.clone());
-                        tokio::spawn(async move {
-                            for (key, value) in events.iter() {
-                                let msg = ShardMsg::Event {
-                                    key: key.clone(),
-                                    value: value.clone(),
-                                };
-                                inbox.send(msg).await.expect("shard alive");
-                            }
-                        })
+            self.progress.remaining.store(watchers, Ordering::Release);
+            let producers: Vec<_> = self
+                .inboxes
+                .iter()
+                .zip(&self.events)
+                .map(|(inbox, events)| {
+                    let (inbox, events) = (inbox.clone(), events.clone());
+                    tokio::spawn(async move {
+                        for (key, value) in events.iter() {
+                            let msg = ShardMsg::Event {
+                                key: key.clone(),
+                                value: value.clone(),
+                            };
+                            inbox.send(msg).await.expect("shard alive");
+                        }
                     })
-                    .collect();
-                self.progress.done.notified().await;
-                for p in producers {
-                    p.await.expect("producer task");
-                }
+                })
+                .collect();
+            self.progress.done.notified().await;
+            for p in producers {
+                p.await.expect("producer task");
             }
             start.elapsed()
         })
@@ -373,103 +389,50 @@ async fn consume(mut rx: mpsc::Receiver<Bytes>, per_batch: usize, progress: Arc<
 }
 
 // ---------------------------------------------------------------------------------------------
-// Criterion plumbing.
+// Interleaved measurement and the report.
 
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>, warm_up: Duration, measure: Duration) {
-    group
-        .sample_size(SAMPLE_SIZE)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(warm_up)
-        .measurement_time(measure);
+#[derive(Clone, Copy)]
+enum Workload {
+    RoundTrip { handlers: usize },
+    Dispatch,
 }
 
-/// Runs one configuration; the environment is built only if criterion's filter selects it.
-fn run_config(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    group_name: &str,
-    exec: Exec,
-    params: &str,
-    setup: impl Fn() -> Env,
-    routine: impl Fn(&Env, u64) -> Duration,
-) {
-    let key = format!("{group_name}/{}/{params}", exec.name());
-    let mut env: Option<Env> = None;
-    group.bench_function(format!("{}/{params}", exec.name()), |b| {
-        let env = env.get_or_insert_with(&setup);
-        b.iter_custom(|iters| {
-            let elapsed = routine(env, iters);
-            record(&key, iters, elapsed);
-            elapsed
-        });
-    });
-    if let Some(env) = env {
-        env.shutdown();
-    }
+struct Config {
+    name: String,
+    label: String,
+    shards: usize,
+    workload: Workload,
 }
 
-fn bench_round_trip(c: &mut Criterion) {
-    let mut group = c.benchmark_group("round_trip");
-    configure(
-        &mut group,
-        Duration::from_millis(300),
-        Duration::from_millis(1500),
-    );
-    group.throughput(Throughput::Elements(1));
+fn configs() -> Vec<Config> {
+    let mut out = Vec::new();
     for shards in SHARD_COUNTS {
         for handlers in HANDLER_CONCURRENCY {
-            for exec in EXECS {
-                run_config(
-                    &mut group,
-                    "round_trip",
-                    exec,
-                    &format!("shards={shards}/handlers={handlers}"),
-                    || Env::new(exec, shards),
-                    |env, iters| env.round_trips(iters, handlers),
-                );
-            }
+            out.push(Config {
+                name: format!("round_trip/shards={shards}/handlers={handlers}"),
+                label: format!("round trips/s, {handlers} handler(s)"),
+                shards,
+                workload: Workload::RoundTrip { handlers },
+            });
         }
     }
-    group.finish();
-}
-
-fn bench_dispatch(c: &mut Criterion) {
-    let mut group = c.benchmark_group("dispatch");
     for shards in SHARD_COUNTS {
-        // One iteration = EVENTS_PER_SHARD events into every shard.
-        // A short target time keeps criterion at one batch per sample (it warns about it).
-        configure(&mut group, Duration::from_millis(1), Duration::from_secs(1));
-        group.throughput(Throughput::Elements((EVENTS_PER_SHARD * shards) as u64));
-        for exec in dispatch_execs() {
-            run_config(
-                &mut group,
-                "dispatch",
-                exec,
-                &format!("shards={shards}"),
-                || Env::new(exec, shards).with_watchers(),
-                |env, iters| env.dispatch(iters),
-            );
-        }
+        out.push(Config {
+            name: format!("dispatch/shards={shards}"),
+            label: "dispatch events/s".to_owned(),
+            shards,
+            workload: Workload::Dispatch,
+        });
     }
-    group.finish();
+    out
 }
 
-// ---------------------------------------------------------------------------------------------
-// Summary: medians of criterion's measurement samples and ratios, from this run only.
-
-/// (median, min, max) of per-sample throughput, in elements per second.
-fn rates(samples: &[(u64, Duration)], elements_per_iter: f64) -> Option<(f64, f64, f64)> {
-    let measured = &samples[samples.len().saturating_sub(SAMPLE_SIZE)..];
-    let mut r: Vec<f64> = measured
-        .iter()
-        .filter(|(_, d)| !d.is_zero())
-        .map(|(iters, d)| *iters as f64 * elements_per_iter / d.as_secs_f64())
-        .collect();
-    if r.is_empty() {
-        return None;
-    }
-    r.sort_by(f64::total_cmp);
-    let median = (r[(r.len() - 1) / 2] + r[r.len() / 2]) / 2.0;
-    Some((median, r[0], r[r.len() - 1]))
+/// (median, min, max); `xs` is not empty.
+fn stats(xs: &[f64]) -> (f64, f64, f64) {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let median = (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0;
+    (median, v[0], v[v.len() - 1])
 }
 
 fn human(x: f64) -> String {
@@ -482,79 +445,151 @@ fn human(x: f64) -> String {
     }
 }
 
-fn print_summary() {
-    let samples = SAMPLES.lock().expect("samples lock");
-    if samples.is_empty() {
-        return;
-    }
-    let ncpu = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!();
-    println!(
-        "== shard executor summary (nproc={ncpu}; median [min-max] of {SAMPLE_SIZE} samples; ratio = median / tokio-ct median) =="
-    );
-    if let Some(spin) = glommio_spin() {
-        println!("glommio executors: spin_before_park({spin:?})");
-    }
-    if PIN_FALLBACK.load(Ordering::Relaxed) {
-        println!("NOTE: pinning failed for at least one shard; glommio-pinned ran unpinned there");
-    }
-    println!(
-        "| workload | shards | executor | median /s | spread /s | ratio vs tokio-ct | deliveries/s (median) |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let mut rows: Vec<(String, String, usize, f64, bool)> = Vec::new();
-    for shards in SHARD_COUNTS {
-        for handlers in HANDLER_CONCURRENCY {
-            rows.push((
-                format!("round trips, {handlers} handler(s)"),
-                format!("round_trip/{{}}/shards={shards}/handlers={handlers}"),
-                shards,
-                1.0,
-                false,
-            ));
+/// Measures one configuration on every executor, interleaved; returns the report's rows.
+fn run_config(cfg: &Config, scale: Scale) -> Vec<String> {
+    let started = Instant::now();
+    let envs: Vec<Env> = EXECS
+        .iter()
+        .map(|&exec| {
+            let env = Env::new(exec, cfg.shards);
+            match cfg.workload {
+                Workload::Dispatch => env.with_watchers(scale),
+                Workload::RoundTrip { .. } => env,
+            }
+        })
+        .collect();
+
+    // Warm up each environment; for round trips also size a sample to ~round_trip_sample.
+    let mut sample_len = vec![0u64; envs.len()];
+    for (i, env) in envs.iter().enumerate() {
+        match cfg.workload {
+            Workload::RoundTrip { handlers } => {
+                let probe = 2_000;
+                let d = env.round_trips(probe, handlers);
+                let rate = probe as f64 / d.as_secs_f64().max(1e-9);
+                sample_len[i] = ((rate * scale.round_trip_sample.as_secs_f64()) as u64).max(100);
+            }
+            Workload::Dispatch => {
+                env.dispatch();
+            }
         }
     }
-    for shards in SHARD_COUNTS {
-        rows.push((
-            "dispatch events".to_owned(),
-            format!("dispatch/{{}}/shards={shards}"),
-            shards,
-            (EVENTS_PER_SHARD * shards) as f64,
-            true,
-        ));
-    }
-    for (label, pattern, shards, per_iter, deliveries) in rows {
-        let stats = |exec: Exec| {
-            samples
-                .get(&pattern.replace("{}", exec.name()))
-                .and_then(|s| rates(s, per_iter))
+
+    // rates[exec][round], elements per second.
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); envs.len()];
+    let measuring = Instant::now();
+    let mut round = 0;
+    loop {
+        let (min, max, budget) = match cfg.workload {
+            Workload::RoundTrip { .. } => (scale.round_trip_rounds, scale.round_trip_rounds, None),
+            Workload::Dispatch => (
+                scale.dispatch_rounds_min,
+                scale.dispatch_rounds_max,
+                Some(scale.dispatch_budget),
+            ),
         };
-        let base = stats(Exec::TokioCurrentThread).map(|s| s.0);
-        for exec in EXECS {
-            let Some((median, lo, hi)) = stats(exec) else {
-                continue;
+        let over_budget = budget.is_none_or(|b| measuring.elapsed() >= b);
+        if round >= max || (round >= min && over_budget) {
+            break;
+        }
+        for k in 0..envs.len() {
+            let i = (k + round) % envs.len(); // rotate the order every round
+            let env = &envs[i];
+            let rate = match cfg.workload {
+                Workload::RoundTrip { handlers } => {
+                    let d = env.round_trips(sample_len[i], handlers);
+                    sample_len[i] as f64 / d.as_secs_f64()
+                }
+                Workload::Dispatch => {
+                    let d = env.dispatch();
+                    (scale.events_per_shard * cfg.shards) as f64 / d.as_secs_f64()
+                }
             };
-            let ratio = base.map_or("-".to_owned(), |b| format!("{:.2}", median / b));
-            let deliv = if deliveries {
-                human(median * WATCHERS_PER_SHARD as f64)
-            } else {
-                "-".to_owned()
+            rates[i].push(rate);
+        }
+        round += 1;
+    }
+    for env in envs {
+        env.shutdown();
+    }
+    eprintln!(
+        "{}: {round} interleaved rounds in {:.1?}",
+        cfg.name,
+        started.elapsed()
+    );
+
+    let base = &rates[0];
+    EXECS
+        .iter()
+        .zip(&rates)
+        .map(|(exec, r)| {
+            let (median, lo, hi) = stats(r);
+            let ratios: Vec<f64> = r.iter().zip(base).map(|(x, b)| x / b).collect();
+            let (rm, rlo, rhi) = stats(&ratios);
+            let deliveries = match cfg.workload {
+                Workload::Dispatch => human(median * scale.watchers_per_shard as f64),
+                Workload::RoundTrip { .. } => "-".to_owned(),
             };
-            println!(
-                "| {label} | {shards} | {} | {} | {}-{} | {ratio} | {deliv} |",
+            format!(
+                "| {} | {} | {} | {} | {}–{} | {rm:.2} ({rlo:.2}–{rhi:.2}) | {deliveries} |",
+                cfg.label,
+                cfg.shards,
                 exec.name(),
                 human(median),
                 human(lo),
                 human(hi),
-            );
-        }
-    }
+            )
+        })
+        .collect()
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    bench_round_trip(&mut c);
-    bench_dispatch(&mut c);
-    c.final_summary();
-    print_summary();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let scale = if args.iter().any(|a| a == "--bench") {
+        BENCH
+    } else {
+        SMOKE
+    };
+    let filters: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let selected: Vec<Config> = configs()
+        .into_iter()
+        .filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f)))
+        .collect();
+    if selected.is_empty() {
+        return;
+    }
+
+    let mut rows = Vec::new();
+    for cfg in &selected {
+        rows.extend(run_config(cfg, scale));
+    }
+
+    let ncpu = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!();
+    println!(
+        "shard executor (nproc={ncpu}; {} events x {} watchers per shard; glommio spin_before_park: {:?}){}",
+        scale.events_per_shard,
+        scale.watchers_per_shard,
+        glommio_spin(),
+        if PIN_FALLBACK.load(Ordering::Relaxed) {
+            "; NOTE: pinning failed, glommio-pinned ran unpinned"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "median and min–max over interleaved rounds; ratio = median (min–max) over rounds of executor / tokio-ct in the same round"
+    );
+    println!();
+    println!(
+        "| workload | shards | executor | median | min–max | ratio vs tokio-ct | deliveries/s (median) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
 }

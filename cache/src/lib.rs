@@ -14,6 +14,7 @@
 
 pub mod object;
 pub mod passthrough;
+pub mod watch_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use kubecache_core::storage::{Result, Revision};
 
 pub use object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes};
 pub use passthrough::Passthrough;
+pub use watch_cache::{Config as WatchCacheConfig, WatchCache};
 
 /// Which state a read must reflect (kube-apiserver's resourceVersion semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

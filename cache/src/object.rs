@@ -30,6 +30,12 @@ pub trait ObjectCodec: Send + Sync + 'static {
     /// A BOOKMARK object of `shape` at `revision`.
     fn bookmark(&self, shape: &ResourceInfo, revision: Revision, initial_events_end: bool)
     -> Bytes;
+
+    /// The field watchers of `resource` are indexed by besides name and namespace: the one
+    /// many watchers select a single value of (pods: `spec.nodeName`, one per kubelet).
+    fn trigger_field(&self, _resource: &ResourceInfo) -> Option<&'static str> {
+        None
+    }
 }
 
 /// What selectors look at, extracted once per stored version of an object.

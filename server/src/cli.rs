@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::server::StorageConfig;
+use kubecache_cache::WatchCacheConfig;
+
+use crate::server::{ReadConfig, StorageConfig};
 
 /// kubecache: a Kubernetes API storage and watch tier. It serves the Kubernetes REST API,
 /// stores objects in etcd (or in its embedded store) and serves reads from memory.
@@ -46,9 +48,29 @@ pub struct ServeArgs {
     /// Port of the plain-HTTP, unauthenticated API (0 picks a free port).
     #[arg(long, default_value_t = 8080, value_name = "PORT")]
     pub insecure_port: u16,
+
+    /// Serve GET/LIST/WATCH from the in-memory watch cache; with false, every read goes to
+    /// storage.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub watch_cache: bool,
+
+    /// Watch-cache shards (threads); default: one per core.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
 }
 
 impl ServeArgs {
+    pub fn reads(&self) -> ReadConfig {
+        if !self.watch_cache {
+            return ReadConfig::Storage;
+        }
+        let mut config = WatchCacheConfig::default();
+        if let Some(shards) = self.shards {
+            config.shards = shards.max(1);
+        }
+        ReadConfig::WatchCache(config)
+    }
+
     pub fn storage(&self) -> StorageConfig {
         if self.etcd_servers.is_empty() {
             StorageConfig::Embedded {

@@ -52,6 +52,11 @@ impl ObjectCodec for JsonCodec {
         Bytes::from(serde_json::to_vec(&object).expect("a JSON value always serializes"))
     }
 
+    fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {
+        // Every kubelet watches its own pods by spec.nodeName.
+        (resource.group.is_empty() && resource.resource == "pods").then_some("spec.nodeName")
+    }
+
     fn bookmark(
         &self,
         shape: &ResourceInfo,

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use kubecache_cache::Passthrough;
+use std::time::Duration;
+
+use kubecache_cache::{Passthrough, ReadPath, Shapes, WatchCache, WatchCacheConfig};
+use kubecache_core::registry::Registry;
 use kubecache_core::storage::{Backend, StorageError};
 use tokio::net::TcpListener;
 
@@ -53,13 +56,58 @@ pub async fn open_backend(config: &StorageConfig) -> Result<Arc<dyn Backend>, St
 
 /// Builds the API over a backend: reads pass through to it for now, the initial namespaces
 /// exist, and the namespace finalizer runs.
+/// Where reads are served from.
+#[derive(Debug, Clone)]
+pub enum ReadConfig {
+    /// The sharded watch cache (kube-apiserver's `--watch-cache=true`, the default).
+    WatchCache(WatchCacheConfig),
+    /// Storage directly (`--watch-cache=false`).
+    Storage,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig::WatchCache(WatchCacheConfig::default())
+    }
+}
+
+/// How long startup waits for the caches to fill before serving anyway (readyz tells).
+const STARTUP_SYNC_WAIT: Duration = Duration::from_secs(10);
+
+/// Builds the API over a backend: the initial namespaces exist, reads are served as
+/// `reads` says, and the namespace finalizer runs.
 pub async fn build_api(
     backend: Arc<dyn Backend>,
     storage_root: &str,
+    reads: ReadConfig,
 ) -> Result<Arc<Api>, StorageError> {
-    let reads = Arc::new(Passthrough::new(backend.clone(), Arc::new(JsonCodec)));
-    let api = Api::new(backend, reads, storage_root);
+    let codec = Arc::new(JsonCodec);
+    let read_path: Arc<dyn ReadPath> = match reads {
+        ReadConfig::Storage => Arc::new(Passthrough::new(backend.clone(), codec)),
+        ReadConfig::WatchCache(config) => {
+            let registry = Registry::builtin();
+            let mut resources = Vec::new();
+            for resource in registry.all() {
+                if resources.iter().any(|(_, shapes): &(String, Shapes)| {
+                    shapes.primary().storage_path == resource.storage_path
+                }) {
+                    continue;
+                }
+                let sharing = registry.sharing_storage(resource.storage_path).collect();
+                resources.push((
+                    resource.storage_prefix(storage_root.trim_end_matches('/')),
+                    Shapes::new(sharing),
+                ));
+            }
+            Arc::new(WatchCache::start(backend.clone(), codec, resources, config))
+        }
+    };
+    let api = Api::new(backend, read_path, storage_root);
     namespaces::bootstrap(&api).await?;
+    let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
+    while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::spawn(namespaces::run_finalizer(api.clone()));
     Ok(api)
 }

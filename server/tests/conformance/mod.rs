@@ -693,10 +693,7 @@ pub async fn prefix_state_counts_changes_since(backend: Arc<dyn Backend>, prefix
         .await
         .unwrap();
     backend
-        .create(
-            &format!("{prefix}bc/x"),
-            val("nested keys count too"),
-        )
+        .create(&format!("{prefix}bc/x"), val("nested keys count too"))
         .await
         .unwrap();
     let quiet = backend

@@ -106,9 +106,24 @@ impl TestServer {
         TestServer::start_with(Arc::new(EmbeddedBackend::in_memory())).await
     }
 
-    /// A server over `backend`, with the initial namespaces created.
+    /// A server over `backend` reading through the watch cache, with the initial
+    /// namespaces created.
     pub async fn start_with(backend: Arc<dyn Backend>) -> TestServer {
-        let api = server::build_api(backend.clone(), "/registry")
+        TestServer::start_with_reads(backend, server::ReadConfig::default()).await
+    }
+
+    /// A server over a fresh in-memory store whose reads go to storage directly.
+    pub async fn start_uncached() -> TestServer {
+        let backend = Arc::new(EmbeddedBackend::in_memory());
+        TestServer::start_with_reads(backend, server::ReadConfig::Storage).await
+    }
+
+    /// A server over `backend` with reads served as `reads` says.
+    pub async fn start_with_reads(
+        backend: Arc<dyn Backend>,
+        reads: server::ReadConfig,
+    ) -> TestServer {
+        let api = server::build_api(backend.clone(), "/registry", reads)
             .await
             .expect("build the API");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,751 @@
+//! The sharded watch cache: GET, LIST and WATCH served from memory.
+//!
+//! Each storage prefix (a resource, with every API version that shares its storage) has one
+//! cache, placed on a shard by [`shard_for`]. A shard is a thread running a tokio
+//! current-thread runtime; the cache's task on it is the only code that changes the cache
+//! (its objects, history and watcher index). Everyone else reads the published state through
+//! an `ArcSwap` — no lock on the read or fan-out path — or sends the task a command.
+//!
+//! Consistency: a read that must see every acknowledged write (resourceVersion unset) asks
+//! storage for the prefix's summary at its current revision R ([`Backend::prefix_state`]).
+//! If nothing under the prefix was written after the cache's revision and the key counts
+//! agree, the cache already is the state at R; otherwise the events up to R are on their
+//! way, and the read waits for the cache to apply them and checks again. This needs no
+//! progress notifications, whose ordering etcd 3.4.23 does not guarantee (etcd#15220).
+
+pub mod resource;
+pub mod state;
+pub mod watchers;
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::{ApiError, Reason};
+use kubecache_core::storage::{Backend, Result, Revision, StorageError};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Interval, Sleep};
+
+use self::resource::{Command, Initial, ResourceCache, ResourceHandle, Start};
+use self::state::{CacheEvent, CacheState, Objects, Published};
+use self::watchers::{ENDED_EXPIRED, ENDED_TOO_SLOW, Ending, Frame};
+use crate::object::{CachedObject, ObjectCodec, Shapes, error_frame, frame};
+use crate::{
+    FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
+    WatchStart,
+};
+
+/// Tuning of the watch cache.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Shard threads (default: one per core).
+    pub shards: usize,
+    /// History keeps at least this many events per resource...
+    pub history_min_events: usize,
+    /// ...and every event of at least this long ago...
+    pub history_window: Duration,
+    /// ...but never more than this many.
+    pub history_max_events: usize,
+    /// Frames a watcher may have queued before it is ended as too slow.
+    pub watcher_queue: usize,
+    /// How long a read waits for the cache to catch up before answering 504.
+    pub sync_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            history_min_events: 1_000,
+            history_window: Duration::from_secs(75),
+            history_max_events: 100_000,
+            watcher_queue: 1_024,
+            sync_timeout: WAIT_FOR_REVISION,
+        }
+    }
+}
+
+/// The routing function: which shard serves the cache of a storage prefix (FNV-1a of the
+/// prefix, so placement is stable across restarts and replicas).
+pub fn shard_for(prefix: &str, shards: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in prefix.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards.max(1) as u64) as usize
+}
+
+/// A shard: one thread, one current-thread runtime.
+struct Shard {
+    runtime: tokio::runtime::Handle,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Shard {
+    fn start(index: usize) -> Shard {
+        let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("kubecache-shard-{index}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("cannot start a shard runtime");
+                let _ = runtime_tx.send(runtime.handle().clone());
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .expect("cannot start a shard thread");
+        Shard {
+            runtime: runtime_rx
+                .recv()
+                .expect("the shard thread reports its runtime"),
+            stop: Some(stop),
+        }
+    }
+}
+
+/// Counters of one resource's cache, for metrics.
+#[derive(Debug, Clone)]
+pub struct ResourceCacheStats {
+    pub prefix: String,
+    pub shard: usize,
+    pub ready: bool,
+    pub revision: Revision,
+    pub objects: usize,
+    pub history_events: usize,
+    pub events_received: u64,
+    pub relists: u64,
+    pub watchers: i64,
+    pub watchers_terminated_slow: u64,
+    pub frames_sent: u64,
+}
+
+/// Every resource's cache, on its shard.
+pub struct WatchCache {
+    backend: Arc<dyn Backend>,
+    codec: Arc<dyn ObjectCodec>,
+    config: Config,
+    /// Caches by storage path (`pods`, `services/specs`, ...).
+    caches: HashMap<&'static str, Arc<ResourceHandle>>,
+    shards: Vec<Shard>,
+}
+
+impl Drop for WatchCache {
+    fn drop(&mut self) {
+        for shard in &mut self.shards {
+            if let Some(stop) = shard.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+    }
+}
+
+impl WatchCache {
+    /// Starts a cache for each `(storage prefix, shapes)` on its shard; they fill in the
+    /// background ([`ReadPath::ready`] tells when all have).
+    pub fn start(
+        backend: Arc<dyn Backend>,
+        codec: Arc<dyn ObjectCodec>,
+        resources: Vec<(String, Shapes)>,
+        config: Config,
+    ) -> WatchCache {
+        let shards: Vec<Shard> = (0..config.shards.max(1)).map(Shard::start).collect();
+        let mut caches = HashMap::new();
+        for (prefix, shapes) in resources {
+            let path = shapes.primary().storage_path;
+            let shard = shard_for(&prefix, shards.len());
+            let (handle, commands) = ResourceHandle::new(prefix, shapes, shard);
+            let cache = ResourceCache::new(
+                handle.clone(),
+                backend.clone(),
+                codec.clone(),
+                config.clone(),
+            );
+            shards[shard].runtime.spawn(cache.run(commands));
+            caches.insert(path, handle);
+        }
+        WatchCache {
+            backend,
+            codec,
+            config,
+            caches,
+            shards,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> Vec<ResourceCacheStats> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut stats: Vec<ResourceCacheStats> = self
+            .caches
+            .values()
+            .map(|h| {
+                let p = h.load();
+                ResourceCacheStats {
+                    prefix: h.prefix.clone(),
+                    shard: h.shard,
+                    ready: p.state == CacheState::Ready,
+                    revision: p.revision,
+                    objects: p.objects.len(),
+                    history_events: p.history.len(),
+                    events_received: h.stats.events_received.load(Relaxed),
+                    relists: h.stats.relists.load(Relaxed),
+                    watchers: h.stats.watchers.registered.load(Relaxed),
+                    watchers_terminated_slow: h.stats.watchers.terminated_slow.load(Relaxed),
+                    frames_sent: h.stats.watchers.frames_sent.load(Relaxed),
+                }
+            })
+            .collect();
+        stats.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        stats
+    }
+
+    fn handle(&self, resource: &ResourceInfo) -> Result<&Arc<ResourceHandle>> {
+        self.caches.get(resource.storage_path).ok_or_else(|| {
+            StorageError::Internal(format!("no cache for {}", resource.storage_path))
+        })
+    }
+
+    /// The published state once the cache has listed, waiting up to the sync timeout.
+    async fn ready_state(&self, handle: &ResourceHandle) -> Result<Arc<Published>> {
+        let mut revisions = handle.revision.subscribe();
+        let deadline = Instant::now() + self.config.sync_timeout;
+        loop {
+            let published = handle.load();
+            if published.state == CacheState::Ready {
+                return Ok(published);
+            }
+            match tokio::time::timeout_at(deadline, revisions.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(StorageError::Unavailable(format!(
+                        "the cache of {} is not ready yet",
+                        handle.prefix
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Brings the cache up to storage's current revision R and returns a state with its
+    /// objects and the revision R they are exact at (see the module documentation).
+    async fn sync(&self, handle: &ResourceHandle) -> Result<(Arc<Published>, Revision)> {
+        let mut revisions = handle.revision.subscribe();
+        let deadline = Instant::now() + self.config.sync_timeout;
+        let mut target: Option<Revision> = None;
+        loop {
+            let published = self.ready_state(handle).await?;
+            if target.is_some_and(|t| published.revision >= t) {
+                let revision = published.revision;
+                return Ok((published, revision));
+            }
+            let state = match self
+                .backend
+                .prefix_state(&handle.prefix, published.revision, target)
+                .await
+            {
+                Ok(state) => state,
+                // The target was compacted meanwhile: start over at the current revision.
+                Err(StorageError::Compacted { .. }) if Instant::now() < deadline => {
+                    target = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let target = *target.get_or_insert(state.revision);
+            if published.revision >= target {
+                let revision = published.revision;
+                return Ok((published, revision));
+            }
+            if state.modified_since == 0 && state.count == published.objects.len() as i64 {
+                let _ = handle.commands.send(Command::Advance {
+                    verified_at: published.revision,
+                    to: target,
+                });
+                return Ok((published, target));
+            }
+            // Events up to the target are on their way: wait for the cache to apply some.
+            match tokio::time::timeout_at(deadline, revisions.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(StorageError::FutureRevision {
+                        requested: target,
+                        current: handle.load().revision,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The objects a read at `at` sees, and the revision they reflect.
+    async fn objects_for(
+        &self,
+        handle: &ResourceHandle,
+        at: ReadAt,
+    ) -> Result<(Objects, Revision)> {
+        match at {
+            ReadAt::Any => {
+                let p = self.ready_state(handle).await?;
+                Ok((p.objects.clone(), p.revision))
+            }
+            ReadAt::Latest => {
+                let (p, revision) = self.sync(handle).await?;
+                Ok((p.objects.clone(), revision))
+            }
+            ReadAt::NotOlderThan(n) => {
+                let (p, revision) = self.at_least(handle, n).await?;
+                Ok((p.objects.clone(), revision))
+            }
+            ReadAt::Exact(n) => {
+                let (p, revision) = self.at_least(handle, n).await?;
+                if n > p.revision {
+                    // Proven unchanged between the cache's revision and `revision` >= n.
+                    debug_assert!(n <= revision);
+                    return Ok((p.objects.clone(), n));
+                }
+                Ok((p.objects_at(n)?, n))
+            }
+        }
+    }
+
+    /// A state at revision `n` or later, waiting briefly for it.
+    async fn at_least(
+        &self,
+        handle: &ResourceHandle,
+        n: Revision,
+    ) -> Result<(Arc<Published>, Revision)> {
+        let p = self.ready_state(handle).await?;
+        if p.revision >= n {
+            let revision = p.revision;
+            return Ok((p, revision));
+        }
+        let deadline = Instant::now() + self.config.sync_timeout;
+        loop {
+            let (p, revision) = self.sync(handle).await?;
+            if revision >= n {
+                return Ok((p, revision));
+            }
+            if Instant::now() >= deadline {
+                return Err(StorageError::FutureRevision {
+                    requested: n,
+                    current: revision,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Keys of `objects` under `prefix`, from `start` (inclusive) or after `after`.
+fn range_from<'a>(
+    objects: &'a Objects,
+    prefix: &'a str,
+    from: Bound<&'a str>,
+) -> impl Iterator<Item = (&'a Arc<str>, &'a Arc<CachedObject>)> + 'a {
+    objects
+        .range::<_, str>((from, Bound::Unbounded))
+        .take_while(move |(key, _)| key.starts_with(prefix))
+}
+
+#[async_trait]
+impl ReadPath for WatchCache {
+    async fn get(
+        &self,
+        resource: &'static ResourceInfo,
+        key: &str,
+        at: ReadAt,
+    ) -> Result<Option<Arc<CachedObject>>> {
+        if at == ReadAt::Latest {
+            // As kube-apiserver: a GET without resourceVersion reads storage.
+            return self
+                .backend
+                .get(key)
+                .await?
+                .map(|kv| CachedObject::from_kv(self.codec.as_ref(), resource, kv))
+                .transpose();
+        }
+        let handle = self.handle(resource)?;
+        let (objects, _) = self.objects_for(handle, at).await?;
+        Ok(objects.get(key).cloned())
+    }
+
+    async fn list(&self, request: ListRequest) -> Result<ListResult> {
+        let handle = self.handle(request.resource)?;
+        let (objects, revision) = self.objects_for(handle, request.at).await?;
+        let collection = request.collection_prefix();
+        let start = request.start_key.as_deref().unwrap_or(&collection);
+        let mut keys = range_from(&objects, &collection, Bound::Included(start));
+        let mut found = Vec::new();
+        let mut last_key = None;
+        for (key, object) in keys.by_ref() {
+            if request.filter.matches(&object.attrs) {
+                found.push(object.clone());
+            }
+            if request.limit.is_some_and(|l| found.len() >= l) {
+                last_key = Some(key.to_string());
+                break;
+            }
+        }
+        let rest = if last_key.is_some() {
+            if request.filter.is_everything() {
+                keys.count()
+            } else {
+                usize::from(keys.next().is_some())
+            }
+        } else {
+            0
+        };
+        Ok(ListResult {
+            objects: found,
+            revision,
+            continue_after: last_key.filter(|_| rest > 0),
+            remaining: (rest > 0 && request.filter.is_everything()).then_some(rest as i64),
+        })
+    }
+
+    async fn watch(&self, request: WatchRequest) -> Result<FrameStream> {
+        let handle = self.handle(request.resource)?.clone();
+        let start = match request.start {
+            WatchStart::Initial(at) => {
+                let (_, revision) = self.objects_for(&handle, at).await?;
+                Start::Current(if at == ReadAt::Any { 0 } else { revision })
+            }
+            WatchStart::After(n) => {
+                self.at_least(&handle, n).await?;
+                Start::After(n)
+            }
+        };
+        let shape = handle.shapes.index_of(request.resource);
+        let (reply, registered) = oneshot::channel();
+        handle
+            .commands
+            .send(Command::Register {
+                filter: request.filter.clone(),
+                shape,
+                start,
+                reply,
+            })
+            .map_err(|_| StorageError::Unavailable("the watch cache is stopping".into()))?;
+        let registration = registered
+            .await
+            .map_err(|_| StorageError::Unavailable("the watch cache is stopping".into()))??;
+        let collection = request.collection_prefix();
+        let initial = match registration.initial {
+            Initial::Objects { objects, revision } => InitialFrames::Objects {
+                objects,
+                revision,
+                after: None,
+            },
+            Initial::Events(events) => InitialFrames::Events { events, next: 0 },
+        };
+        let timeout = request.timeout;
+        let started = Instant::now();
+        let connection = Connection {
+            codec: self.codec.clone(),
+            shape,
+            collection,
+            initial,
+            queue: registration.queue,
+            ending: registration.ending,
+            id: registration.id,
+            revision: registration.revision,
+            pending: VecDeque::new(),
+            ticker: request.bookmarks.then(|| {
+                tokio::time::interval_at(
+                    started + request.bookmark_interval,
+                    request.bookmark_interval,
+                )
+            }),
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            final_bookmark: (request.bookmarks && timeout > Duration::from_secs(3))
+                .then(|| Box::pin(tokio::time::sleep(timeout - Duration::from_secs(2)))),
+            finished: false,
+            handle,
+            request,
+        };
+        Ok(futures::stream::unfold(connection, Connection::next).boxed())
+    }
+
+    fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+        match self.handle(resource) {
+            Ok(handle) => {
+                let shape = handle.shapes.index_of(resource);
+                object.json(self.codec.as_ref(), &handle.shapes, shape)
+            }
+            Err(_) => self
+                .codec
+                .encode(&object.kv.value, object.kv.mod_revision, resource),
+        }
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.backend.health().await?;
+        match self
+            .caches
+            .values()
+            .find(|h| h.load().state != CacheState::Ready)
+        {
+            Some(pending) => Err(StorageError::Unavailable(format!(
+                "the cache of {} has not synced",
+                pending.prefix
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a watch sends before its queue.
+enum InitialFrames {
+    /// ADDED for each matching object, in key order, resuming after `after`.
+    Objects {
+        objects: Objects,
+        revision: Revision,
+        after: Option<Arc<str>>,
+    },
+    /// Retained events to replay.
+    Events {
+        events: Vec<Arc<CacheEvent>>,
+        next: usize,
+    },
+    Done,
+}
+
+/// One client's watch, as the response body polls it: initial frames, then the frames the
+/// shard queued, with bookmarks and the timeout interleaved. Dropping it unregisters.
+struct Connection {
+    handle: Arc<ResourceHandle>,
+    codec: Arc<dyn ObjectCodec>,
+    request: WatchRequest,
+    shape: usize,
+    /// The storage prefix this watch covers (narrowed to its namespace).
+    collection: String,
+    initial: InitialFrames,
+    queue: mpsc::Receiver<Frame>,
+    ending: Arc<Ending>,
+    id: u64,
+    /// The revision the client has been brought to.
+    revision: Revision,
+    /// Frames ready to go out before anything else.
+    pending: VecDeque<Bytes>,
+    ticker: Option<Interval>,
+    deadline: Pin<Box<Sleep>>,
+    final_bookmark: Option<Pin<Box<Sleep>>>,
+    finished: bool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let _ = self.handle.commands.send(Command::Unregister(self.id));
+    }
+}
+
+impl Connection {
+    fn shapes(&self) -> &Shapes {
+        &self.handle.shapes
+    }
+
+    fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
+        frame(
+            "BOOKMARK",
+            &self
+                .codec
+                .bookmark(self.request.resource, revision, initial_events_end),
+        )
+    }
+
+    /// Queues a BOOKMARK after every frame already queued for revisions up to the cache's
+    /// published revision (the shard queues frames before it publishes their revision).
+    fn push_bookmark(&mut self) {
+        let published = self.handle.load().revision;
+        while let Ok((revision, frame)) = self.queue.try_recv() {
+            self.revision = revision;
+            self.pending.push_back(frame);
+        }
+        self.revision = self.revision.max(published);
+        let bookmark = self.bookmark(self.revision, false);
+        self.pending.push_back(bookmark);
+    }
+
+    /// The next initial frame, or `None` once they are all out.
+    fn next_initial(&mut self) -> Option<Bytes> {
+        loop {
+            match &mut self.initial {
+                InitialFrames::Objects {
+                    objects,
+                    revision,
+                    after,
+                } => {
+                    let from = match after {
+                        Some(key) => Bound::Excluded(&**key),
+                        None => Bound::Included(self.collection.as_str()),
+                    };
+                    let next = range_from(objects, &self.collection, from)
+                        .find(|(_, o)| self.request.filter.matches(&o.attrs))
+                        .map(|(k, o)| (k.clone(), o.clone()));
+                    match next {
+                        Some((key, object)) => {
+                            *after = Some(key);
+                            let json =
+                                object.json(self.codec.as_ref(), &self.handle.shapes, self.shape);
+                            return Some(frame("ADDED", &json));
+                        }
+                        None => {
+                            let revision = *revision;
+                            self.revision = revision;
+                            self.initial = InitialFrames::Done;
+                            if self.request.initial_events_end {
+                                return Some(self.bookmark(revision, true));
+                            }
+                        }
+                    }
+                }
+                InitialFrames::Events { events, next } => {
+                    while *next < events.len() {
+                        let event = events[*next].clone();
+                        *next += 1;
+                        self.revision = event.revision;
+                        if !event.key.starts_with(self.collection.as_str()) {
+                            continue;
+                        }
+                        if let Some(kind) = event.kind_for(&self.request.filter) {
+                            return Some(event.frame(
+                                kind,
+                                self.shape,
+                                self.codec.as_ref(),
+                                self.shapes(),
+                            ));
+                        }
+                    }
+                    self.initial = InitialFrames::Done;
+                }
+                InitialFrames::Done => return None,
+            }
+        }
+    }
+
+    /// The frame that ends a watch the cache closed, if it closed it for a reason.
+    fn ending_frame(&self) -> Option<Bytes> {
+        match self.ending.get() {
+            ENDED_TOO_SLOW => {
+                let mut error = ApiError::new(
+                    429,
+                    Reason::TooManyRequests,
+                    format!(
+                        "the watch fell too far behind; resume from resourceVersion {}",
+                        self.revision
+                    ),
+                );
+                error.retry_after_seconds = Some(1);
+                Some(error_frame(&error))
+            }
+            ENDED_EXPIRED => Some(error_frame(&ApiError::expired(format!(
+                "too old resource version: {} (the cache had to relist)",
+                self.revision
+            )))),
+            _ => None,
+        }
+    }
+
+    async fn next(mut self) -> Option<(Bytes, Connection)> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some((frame, self));
+            }
+            if self.finished {
+                return None;
+            }
+            if let Some(frame) = self.next_initial() {
+                return Some((frame, self));
+            }
+            let Connection {
+                deadline,
+                queue,
+                ticker,
+                final_bookmark,
+                ..
+            } = &mut self;
+            let tick = async {
+                match ticker {
+                    Some(ticker) => ticker.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let last_call = async {
+                match final_bookmark {
+                    Some(sleep) => sleep.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let woken = tokio::select! {
+                biased;
+                _ = deadline => Wake::Deadline,
+                item = queue.recv() => Wake::Queue(item),
+                _ = tick => Wake::Bookmark,
+                _ = last_call => Wake::LastBookmark,
+            };
+            match woken {
+                Wake::Deadline => self.finished = true,
+                Wake::Queue(Some((revision, frame))) => {
+                    self.revision = revision;
+                    return Some((frame, self));
+                }
+                Wake::Queue(None) => {
+                    self.finished = true;
+                    if let Some(frame) = self.ending_frame() {
+                        self.pending.push_back(frame);
+                    }
+                }
+                Wake::Bookmark => self.push_bookmark(),
+                Wake::LastBookmark => {
+                    self.final_bookmark = None;
+                    self.push_bookmark();
+                }
+            }
+        }
+    }
+}
+
+/// What woke a watch connection up.
+enum Wake {
+    Deadline,
+    Queue(Option<Frame>),
+    Bookmark,
+    LastBookmark,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_is_stable_and_in_range() {
+        for shards in 1..5 {
+            for prefix in [
+                "/registry/pods/",
+                "/registry/minions/",
+                "/registry/services/specs/",
+            ] {
+                let shard = shard_for(prefix, shards);
+                assert!(shard < shards);
+                assert_eq!(shard, shard_for(prefix, shards));
+            }
+        }
+        let spread: std::collections::HashSet<usize> = (0..32)
+            .map(|i| shard_for(&format!("/registry/r{i}/"), 4))
+            .collect();
+        assert_eq!(spread.len(), 4, "prefixes spread over every shard");
+    }
+}

@@ -1,0 +1,375 @@
+//! One resource's cache: the task that feeds it from storage (on its shard) and the handle
+//! through which every other thread reads it.
+//!
+//! The task is the only writer. It lists the prefix, then follows one storage watch from the
+//! list's revision; each event is applied to a new [`Published`] state, offered to the
+//! watchers, and only then published — so a reader that sees revision R finds every frame up
+//! to R already queued for its watch. Registrations and other commands arrive on a channel
+//! and are handled between events, which is what makes a watch's start gap-free.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use futures::StreamExt;
+use kubecache_core::storage::{
+    Backend, KeyValue, ListOptions, Revision, StorageError, StorageEvent,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::Config;
+use super::state::{CacheEvent, CacheState, Entry, Objects, Published};
+use super::watchers::{ENDED_EXPIRED, Ending, Frame, WatcherIndex, WatcherStats};
+use crate::object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes};
+
+/// Where a registered watch starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// With the current objects (revision at least the given one).
+    Current(Revision),
+    /// With the retained events after a revision.
+    After(Revision),
+}
+
+/// What a watch starts with, before its queue.
+pub enum Initial {
+    /// The objects at `revision`, to send as ADDED.
+    Objects {
+        objects: Objects,
+        revision: Revision,
+    },
+    /// Events to replay.
+    Events(Vec<Arc<CacheEvent>>),
+}
+
+pub struct Registration {
+    pub id: u64,
+    pub initial: Initial,
+    /// The revision the watch is at once `initial` is sent.
+    pub revision: Revision,
+    pub queue: mpsc::Receiver<Frame>,
+    pub ending: Arc<Ending>,
+}
+
+pub enum Command {
+    Register {
+        filter: Arc<Filter>,
+        shape: usize,
+        start: Start,
+        reply: oneshot::Sender<Result<Registration, StorageError>>,
+    },
+    Unregister(u64),
+    /// A reader proved that storage did not change under the prefix between `verified_at`
+    /// (the cache's revision when it looked) and `to`.
+    Advance {
+        verified_at: Revision,
+        to: Revision,
+    },
+}
+
+/// Counters of one resource's cache.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub events_received: AtomicU64,
+    pub relists: AtomicU64,
+    pub watchers: Arc<WatcherStats>,
+}
+
+/// The thread-safe side of one resource's cache.
+pub struct ResourceHandle {
+    /// The storage prefix (`/registry/pods/`).
+    pub prefix: String,
+    pub shapes: Shapes,
+    /// The index of the shard whose thread runs this cache.
+    pub shard: usize,
+    pub published: ArcSwap<Published>,
+    /// The published revision, for readers waiting for one.
+    pub revision: watch::Sender<Revision>,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub stats: CacheStats,
+}
+
+impl ResourceHandle {
+    pub fn new(
+        prefix: String,
+        shapes: Shapes,
+        shard: usize,
+    ) -> (Arc<ResourceHandle>, mpsc::UnboundedReceiver<Command>) {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let handle = Arc::new(ResourceHandle {
+            prefix,
+            shapes,
+            shard,
+            published: ArcSwap::from_pointee(Published::pending()),
+            revision: watch::channel(0).0,
+            commands,
+            stats: CacheStats::default(),
+        });
+        (handle, receiver)
+    }
+
+    pub fn load(&self) -> Arc<Published> {
+        self.published.load_full()
+    }
+}
+
+/// The writer side, owned by the task on the shard.
+pub struct ResourceCache {
+    handle: Arc<ResourceHandle>,
+    backend: Arc<dyn Backend>,
+    codec: Arc<dyn ObjectCodec>,
+    config: Config,
+    watchers: WatcherIndex,
+    /// The state being built; `handle.published` is a copy of it as of the last publish.
+    current: Published,
+}
+
+/// Backoff between attempts to reach storage again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// How often history is trimmed by age when no events arrive.
+const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+
+impl ResourceCache {
+    pub fn new(
+        handle: Arc<ResourceHandle>,
+        backend: Arc<dyn Backend>,
+        codec: Arc<dyn ObjectCodec>,
+        config: Config,
+    ) -> ResourceCache {
+        let trigger = codec.trigger_field(handle.shapes.primary());
+        let watchers = WatcherIndex::new(trigger, handle.stats.watchers.clone());
+        ResourceCache {
+            handle,
+            backend,
+            codec,
+            config,
+            watchers,
+            current: Published::pending(),
+        }
+    }
+
+    fn cached(&self, kv: KeyValue) -> Arc<CachedObject> {
+        let attrs = self
+            .codec
+            .attributes(self.handle.shapes.primary(), &kv)
+            // An object the codec cannot read is still served; it matches no selector that
+            // names a label or field.
+            .unwrap_or_else(|_| ObjectAttrs::default());
+        CachedObject::new(kv, attrs)
+    }
+
+    fn publish(&mut self) {
+        self.handle.published.store(Arc::new(self.current.clone()));
+        let revision = self.current.revision;
+        self.handle.revision.send_if_modified(|r| {
+            let changed = *r != revision;
+            *r = revision;
+            changed
+        });
+    }
+
+    /// Runs until the handle's command channel closes.
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut first = true;
+        loop {
+            // List: the cache's state at one revision.
+            let listed = loop {
+                let list = self.backend.list(ListOptions {
+                    prefix: self.handle.prefix.clone(),
+                    ..Default::default()
+                });
+                tokio::select! {
+                    result = list => match result {
+                        Ok(page) => break page,
+                        Err(_) => tokio::time::sleep(RETRY).await,
+                    },
+                    command = commands.recv() => match command {
+                        Some(command) => self.on_command(command),
+                        None => return,
+                    },
+                }
+            };
+            let mut objects = Objects::new();
+            for kv in listed.kvs {
+                let key: Arc<str> = kv.key.as_str().into();
+                objects.insert(key, self.cached(kv));
+            }
+            self.current = Published::listed(objects, listed.revision);
+            if !first {
+                // A gap is never served silently: watchers that may have missed events relist.
+                self.handle.stats.relists.fetch_add(1, Ordering::Relaxed);
+                self.watchers.end_all(ENDED_EXPIRED);
+            }
+            first = false;
+            self.publish();
+            if !self.follow(&mut commands).await {
+                return;
+            }
+        }
+    }
+
+    /// Follows storage from the cache's revision. Returns false when the cache is dropped,
+    /// true when it must relist (its revision was compacted away).
+    async fn follow(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+        let mut trim = tokio::time::interval(TRIM_INTERVAL);
+        loop {
+            let from = self.current.revision + 1;
+            let mut events = match self.backend.watch(&self.handle.prefix, from).await {
+                Ok(events) => events,
+                Err(StorageError::Compacted { .. }) => return true,
+                Err(_) => {
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            loop {
+                tokio::select! {
+                    command = commands.recv() => match command {
+                        Some(command) => self.on_command(command),
+                        None => return false,
+                    },
+                    event = events.next() => match event {
+                        Some(Ok(event)) => self.apply(event),
+                        Some(Err(StorageError::Compacted { .. })) => return true,
+                        // Storage went away (restart, leader change, network): resume from
+                        // the last revision applied.
+                        Some(Err(_)) | None => {
+                            tokio::time::sleep(RETRY).await;
+                            break;
+                        }
+                    },
+                    _ = trim.tick() => {
+                        if self.trim() {
+                            self.publish();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Register {
+                filter,
+                shape,
+                start,
+                reply,
+            } => {
+                let _ = reply.send(self.register(filter, shape, start));
+            }
+            Command::Unregister(id) => self.watchers.remove(id),
+            Command::Advance { verified_at, to } => {
+                if self.current.state == CacheState::Ready
+                    && self.current.revision == verified_at
+                    && to > verified_at
+                {
+                    self.current.revision = to;
+                    self.publish();
+                }
+            }
+        }
+    }
+
+    fn register(
+        &mut self,
+        filter: Arc<Filter>,
+        shape: usize,
+        start: Start,
+    ) -> Result<Registration, StorageError> {
+        if self.current.state != CacheState::Ready {
+            return Err(StorageError::Unavailable(format!(
+                "the cache of {} is initializing",
+                self.handle.prefix
+            )));
+        }
+        let revision = self.current.revision;
+        let initial = match start {
+            Start::Current(at_least) | Start::After(at_least) if at_least > revision => {
+                return Err(StorageError::FutureRevision {
+                    requested: at_least,
+                    current: revision,
+                });
+            }
+            Start::Current(_) => Initial::Objects {
+                objects: self.current.objects.clone(),
+                revision,
+            },
+            Start::After(after) => Initial::Events(self.current.events_after(after)?),
+        };
+        let (queue, receiver) = mpsc::channel(self.config.watcher_queue);
+        let ending = Arc::new(Ending::default());
+        let id = self.watchers.add(filter, shape, queue, ending.clone());
+        Ok(Registration {
+            id,
+            initial,
+            revision,
+            queue: receiver,
+            ending,
+        })
+    }
+
+    fn apply(&mut self, event: StorageEvent) {
+        let (key, object, revision) = match event {
+            StorageEvent::Progress { .. } => return,
+            StorageEvent::Put { kv, .. } => {
+                let key: Arc<str> = kv.key.as_str().into();
+                let revision = kv.mod_revision;
+                (key, Some(self.cached(kv)), revision)
+            }
+            StorageEvent::Delete { key, revision, .. } => (key.as_str().into(), None, revision),
+        };
+        if revision <= self.current.revision {
+            // Already reflected (a resumed watch may repeat its first event).
+            return;
+        }
+        self.handle
+            .stats
+            .events_received
+            .fetch_add(1, Ordering::Relaxed);
+        let prev = match &object {
+            Some(object) => self.current.objects.insert(key.clone(), object.clone()),
+            None => self.current.objects.remove(&key),
+        };
+        if object.is_none() && prev.is_none() {
+            // A delete of a key the cache never had: nothing changes but the revision.
+            self.current.revision = revision;
+            self.publish();
+            return;
+        }
+        let event = Arc::new(CacheEvent::new(revision, key, object, prev));
+        self.current.revision = revision;
+        self.current.history.push_back(Entry {
+            event: event.clone(),
+            objects_after: self.current.objects.clone(),
+        });
+        self.trim();
+        self.watchers
+            .dispatch(&event, self.codec.as_ref(), &self.handle.shapes);
+        self.publish();
+    }
+
+    /// Drops history beyond the retention bounds: at least `history_min_events` events and
+    /// at least `history_window` of time are kept, never more than `history_max_events`.
+    /// Returns whether anything was dropped.
+    fn trim(&mut self) -> bool {
+        let mut trimmed = false;
+        let now = Instant::now();
+        while let Some(oldest) = self.current.history.front() {
+            let len = self.current.history.len();
+            let too_many = len > self.config.history_max_events;
+            let old = len > self.config.history_min_events
+                && now.duration_since(oldest.event.received) > self.config.history_window;
+            if !too_many && !old {
+                break;
+            }
+            let oldest = self.current.history.pop_front().expect("front exists");
+            self.current.base_revision = oldest.event.revision;
+            self.current.base_objects = oldest.objects_after;
+            trimmed = true;
+        }
+        trimmed
+    }
+}

@@ -1,0 +1,282 @@
+//! One resource's cached state as readers see it: an immutable [`Published`] value that the
+//! shard replaces whole after every change. Objects live in a persistent ordered map, so a
+//! new version shares all but O(log n) nodes with the previous one; that is what makes it
+//! affordable to keep the state after every retained event (Exact reads, continue tokens).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use imbl::{OrdMap, Vector};
+use kubecache_core::storage::{Revision, StorageError};
+
+use crate::object::{CachedObject, Filter, MAX_SHAPES, ObjectCodec, Shapes, frame};
+
+/// Objects by storage key.
+pub type Objects = OrdMap<Arc<str>, Arc<CachedObject>>;
+
+/// The life of a resource's cache:
+///
+/// ```text
+///   Pending ──list done──> Ready ──watch compacted──> Ready (relisted; watchers ended with 410)
+///      ^                     │
+///      └──storage error──────┘ (before the first list only; later errors resume the watch)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    /// The initial list has not completed: nothing can be served yet.
+    Pending,
+    /// Objects reflect storage at `revision`; reads and watches are served.
+    Ready,
+}
+
+/// How an event changes what a watcher sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Added = 0,
+    Modified = 1,
+    Deleted = 2,
+}
+
+impl EventKind {
+    fn name(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+
+    /// What a watcher with `filter` sees of a change from `prev` to `object`: an object that
+    /// starts matching is ADDED, one that stops matching is DELETED, one that keeps
+    /// matching is MODIFIED.
+    pub fn for_filter(
+        filter: &Filter,
+        prev: Option<&CachedObject>,
+        object: Option<&CachedObject>,
+    ) -> Option<EventKind> {
+        let was = prev.is_some_and(|p| filter.matches(&p.attrs));
+        let is = object.is_some_and(|o| filter.matches(&o.attrs));
+        match (was, is) {
+            (false, true) => Some(EventKind::Added),
+            (true, true) => Some(EventKind::Modified),
+            (true, false) => Some(EventKind::Deleted),
+            (false, false) => None,
+        }
+    }
+}
+
+/// One change, with what every watcher needs to filter it and its frames encoded at most
+/// once per (kind, shape) and shared by every watcher that receives them.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub revision: Revision,
+    pub key: Arc<str>,
+    /// The new state; `None` for a delete.
+    pub object: Option<Arc<CachedObject>>,
+    /// The state it replaced.
+    pub prev: Option<Arc<CachedObject>>,
+    /// When the cache received it (history is kept by age).
+    pub received: Instant,
+    frames: [[OnceLock<Bytes>; 3]; MAX_SHAPES],
+}
+
+impl CacheEvent {
+    pub fn new(
+        revision: Revision,
+        key: Arc<str>,
+        object: Option<Arc<CachedObject>>,
+        prev: Option<Arc<CachedObject>>,
+    ) -> CacheEvent {
+        CacheEvent {
+            revision,
+            key,
+            object,
+            prev,
+            received: Instant::now(),
+            frames: Default::default(),
+        }
+    }
+
+    pub fn kind_for(&self, filter: &Filter) -> Option<EventKind> {
+        EventKind::for_filter(filter, self.prev.as_deref(), self.object.as_deref())
+    }
+
+    /// The frame of this event as `kind` in `shape`. DELETED carries the last state that
+    /// matched (the previous object) at this event's revision, as kube-apiserver does.
+    pub fn frame(
+        &self,
+        kind: EventKind,
+        shape: usize,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+    ) -> Bytes {
+        self.frames[shape][kind as usize]
+            .get_or_init(|| {
+                let json = match (kind, &self.object, &self.prev) {
+                    (EventKind::Deleted, _, Some(prev)) => {
+                        codec.encode(&prev.kv.value, self.revision, shapes.get(shape))
+                    }
+                    (_, Some(object), _) => object.json(codec, shapes, shape),
+                    // Not reachable: a kind is only derived from the states present.
+                    _ => Bytes::new(),
+                };
+                frame(kind.name(), &json)
+            })
+            .clone()
+    }
+}
+
+/// A retained event and the objects right after it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub event: Arc<CacheEvent>,
+    pub objects_after: Objects,
+}
+
+/// Everything readers see of one resource, replaced whole on every change.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub state: CacheState,
+    /// The revision `objects` reflect. It passes the last event's when the cache has proven
+    /// that nothing under its prefix changed since (see `WatchCache::sync`).
+    pub revision: Revision,
+    pub objects: Objects,
+    /// Retained events, oldest first.
+    pub history: Vector<Entry>,
+    /// The state before the oldest retained event: reads at `base_revision..` are served.
+    pub base_revision: Revision,
+    pub base_objects: Objects,
+}
+
+impl Published {
+    pub fn pending() -> Published {
+        Published {
+            state: CacheState::Pending,
+            revision: 0,
+            objects: Objects::new(),
+            history: Vector::new(),
+            base_revision: 0,
+            base_objects: Objects::new(),
+        }
+    }
+
+    /// A freshly listed state at `revision`, without history.
+    pub fn listed(objects: Objects, revision: Revision) -> Published {
+        Published {
+            state: CacheState::Ready,
+            revision,
+            base_objects: objects.clone(),
+            objects,
+            history: Vector::new(),
+            base_revision: revision,
+        }
+    }
+
+    /// The objects exactly at `revision`, if retained.
+    pub fn objects_at(&self, revision: Revision) -> Result<Objects, StorageError> {
+        if revision < self.base_revision {
+            return Err(StorageError::Compacted {
+                requested: revision,
+                compact_revision: self.base_revision,
+            });
+        }
+        if revision > self.revision {
+            return Err(StorageError::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        // The last retained event at or before `revision`.
+        let after = self
+            .history
+            .binary_search_by(|e| e.event.revision.cmp(&revision))
+            .map_or_else(|insert_at| insert_at.checked_sub(1), Some);
+        Ok(match after {
+            Some(i) => self.history[i].objects_after.clone(),
+            None => self.base_objects.clone(),
+        })
+    }
+
+    /// Retained events after `revision`, oldest first; `Compacted` when some are gone.
+    pub fn events_after(&self, revision: Revision) -> Result<Vec<Arc<CacheEvent>>, StorageError> {
+        if revision < self.base_revision {
+            return Err(StorageError::Compacted {
+                requested: revision,
+                compact_revision: self.base_revision,
+            });
+        }
+        let first = self
+            .history
+            .binary_search_by(|e| e.event.revision.cmp(&(revision + 1)))
+            .unwrap_or_else(|i| i);
+        Ok(self
+            .history
+            .iter()
+            .skip(first)
+            .map(|e| e.event.clone())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::ObjectAttrs;
+    use kubecache_core::storage::KeyValue;
+
+    fn object(key: &str, revision: Revision) -> Arc<CachedObject> {
+        CachedObject::new(
+            KeyValue {
+                key: key.into(),
+                value: Bytes::from_static(b"{}"),
+                create_revision: revision,
+                mod_revision: revision,
+            },
+            ObjectAttrs::default(),
+        )
+    }
+
+    fn apply(p: &mut Published, key: &str, revision: Revision, delete: bool) {
+        let key: Arc<str> = key.into();
+        let prev = p.objects.get(&key).cloned();
+        let new = (!delete).then(|| object(&key, revision));
+        match &new {
+            Some(o) => p.objects.insert(key.clone(), o.clone()),
+            None => p.objects.remove(&key),
+        };
+        p.revision = revision;
+        p.history.push_back(Entry {
+            event: Arc::new(CacheEvent::new(revision, key, new, prev)),
+            objects_after: p.objects.clone(),
+        });
+    }
+
+    #[test]
+    fn reads_at_retained_revisions() {
+        let mut p = Published::listed(Objects::new(), 10);
+        apply(&mut p, "a", 11, false);
+        apply(&mut p, "b", 13, false);
+        apply(&mut p, "a", 14, true);
+        assert_eq!(p.objects_at(10).unwrap().len(), 0);
+        assert_eq!(p.objects_at(12).unwrap().len(), 1);
+        assert_eq!(p.objects_at(13).unwrap().len(), 2);
+        assert_eq!(p.objects_at(14).unwrap().len(), 1);
+        assert!(matches!(
+            p.objects_at(9),
+            Err(StorageError::Compacted { .. })
+        ));
+        assert!(matches!(
+            p.objects_at(15),
+            Err(StorageError::FutureRevision { .. })
+        ));
+        let revisions =
+            |events: Vec<Arc<CacheEvent>>| events.iter().map(|e| e.revision).collect::<Vec<_>>();
+        assert_eq!(revisions(p.events_after(10).unwrap()), vec![11, 13, 14]);
+        assert_eq!(revisions(p.events_after(12).unwrap()), vec![13, 14]);
+        assert_eq!(
+            revisions(p.events_after(14).unwrap()),
+            Vec::<Revision>::new()
+        );
+    }
+}
