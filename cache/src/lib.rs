@@ -27,7 +27,7 @@ use kubecache_core::storage::{Result, Revision};
 
 pub use object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes};
 pub use passthrough::Passthrough;
-pub use watch_cache::{Config as WatchCacheConfig, WatchCache};
+pub use watch_cache::{Config as WatchCacheConfig, ResourceCacheStats, WatchCache};
 
 /// Which state a read must reflect (kube-apiserver's resourceVersion semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,4 +146,9 @@ pub trait ReadPath: Send + Sync + 'static {
 
     /// Whether every resource can be served (/readyz).
     async fn ready(&self) -> Result<()>;
+
+    /// Counters of each resource's cache, for `/metrics` (none when reads are not cached).
+    fn metrics(&self) -> Vec<ResourceCacheStats> {
+        Vec::new()
+    }
 }

@@ -3,7 +3,7 @@
 //! into the HTTP response. Errors become `Status` bodies here and nowhere else.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::handlers;
+use crate::metrics::{self, RequestLabels, RequestMetrics};
 use crate::request_info::{self, ResourceRequest, Target};
 
 /// Request bodies larger than this are refused with 413, as kube-apiserver does (3 MiB).
@@ -33,6 +34,8 @@ pub struct Api {
     pub storage_root: String,
     /// Wakes the namespace finalizer when a namespace starts terminating.
     pub namespace_deleted: Notify,
+    /// Request counts and latencies, served at `/metrics`.
+    pub metrics: RequestMetrics,
 }
 
 impl Api {
@@ -47,6 +50,7 @@ impl Api {
             reads,
             storage_root: storage_root.trim_end_matches('/').to_string(),
             namespace_deleted: Notify::new(),
+            metrics: RequestMetrics::new(),
         })
     }
 
@@ -149,9 +153,12 @@ impl Reply {
     }
 }
 
-/// The single entry point for every request.
+/// The single entry point for every request; also where every request is counted and timed
+/// (a watch when its stream starts).
 pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
-    match dispatch(&api, request).await {
+    let started = Instant::now();
+    let mut labels = RequestLabels::non_resource(request.method());
+    let response = match dispatch(&api, request, &mut labels).await {
         Ok(Reply::Object {
             status,
             body,
@@ -160,10 +167,18 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
         Ok(Reply::Encoded { status, body }) => encoded_response(status, body),
         Ok(Reply::Stream(response)) => response,
         Err(err) => error_response(&err),
-    }
+    };
+    api.metrics
+        .record(labels, response.status().as_u16(), started.elapsed());
+    response
 }
 
-async fn dispatch(api: &Api, request: Request<Body>) -> Result<Reply, ApiError> {
+/// Serves a request; sets `labels` once it knows which resource the request is for.
+async fn dispatch(
+    api: &Api,
+    request: Request<Body>,
+    labels: &mut RequestLabels,
+) -> Result<Reply, ApiError> {
     let (parts, body) = request.into_parts();
     let query = Query::parse(parts.uri.query())?;
     let target = request_info::parse(
@@ -178,6 +193,14 @@ async fn dispatch(api: &Api, request: Request<Body>) -> Result<Reply, ApiError> 
             return Ok(Reply::Stream(text_response(StatusCode::OK, "ok")));
         }
         Target::Readyz => return Ok(Reply::Stream(readyz(api).await)),
+        Target::Metrics => {
+            let mut response = Response::new(Body::from(metrics::render(api).await));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            return Ok(Reply::Stream(response));
+        }
         Target::CoreVersions => return Ok(Reply::ok(handlers::discovery::core_versions())),
         Target::Groups => return Ok(Reply::ok(handlers::discovery::groups(&api.registry))),
         Target::Group(group) => {
@@ -192,6 +215,7 @@ async fn dispatch(api: &Api, request: Request<Body>) -> Result<Reply, ApiError> 
         }
         Target::Resource(request) => request,
     };
+    *labels = RequestLabels::resource(&request);
     let body = read_body(&parts.headers, body).await?;
     let call = Call {
         api,

@@ -10,6 +10,7 @@
 //! - [`typed`], [`objects`], [`patch`], [`fields`], [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
+//! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`cli`]: the `kubecache` command line.
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod events;
 pub mod fields;
 pub mod handlers;
+pub mod metrics;
 pub mod objects;
 pub mod patch;
 pub mod request_info;

@@ -68,6 +68,8 @@ pub enum Target {
     Healthz,
     Livez,
     Readyz,
+    /// `/metrics` (Prometheus text format)
+    Metrics,
     /// `/api`
     CoreVersions,
     /// `/apis`
@@ -100,6 +102,7 @@ pub fn parse(
         ["healthz", ..] => return Ok(Target::Healthz),
         ["livez", ..] => return Ok(Target::Livez),
         ["readyz", ..] => return Ok(Target::Readyz),
+        ["metrics"] => return Ok(Target::Metrics),
         ["api"] => return Ok(Target::CoreVersions),
         ["apis"] => return Ok(Target::Groups),
         ["api", version] => {

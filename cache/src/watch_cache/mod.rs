@@ -505,6 +505,10 @@ impl ReadPath for WatchCache {
             None => Ok(()),
         }
     }
+
+    fn metrics(&self) -> Vec<ResourceCacheStats> {
+        self.stats()
+    }
 }
 
 /// What a watch sends before its queue.

@@ -1,0 +1,489 @@
+//! `/metrics`: the Prometheus text exposition format (0.0.4), with kube-apiserver's metric
+//! names where it has one.
+//!
+//! - Requests: [`RequestMetrics`] counts every request [`crate::api::handle`] answers
+//!   (`apiserver_request_total`) and times it (`apiserver_request_duration_seconds`), labelled
+//!   as kube-apiserver labels them. A WATCH is counted when its stream starts and not timed.
+//! - The watch cache: the read path's [`ResourceCacheStats`], one series per cached resource,
+//!   read at scrape time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::Method;
+use kubecache_cache::ResourceCacheStats;
+use kubecache_core::registry::Registry;
+use parking_lot::Mutex;
+
+use crate::api::Api;
+use crate::request_info::{ResourceRequest, Subresource, Verb};
+
+/// The Content-Type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// kube-apiserver's buckets of `apiserver_request_duration_seconds`.
+pub const DURATION_BUCKETS: [f64; 23] = [
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0,
+    10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+];
+
+/// How long a scrape waits for storage's current revision (for the lag gauge).
+const REVISION_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The labels of a request, as kube-apiserver's request metrics have them (all but `code`
+/// and `component`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestLabels {
+    /// kube's REST verb: GET, LIST, WATCH, POST, PUT, PATCH, DELETE, DELETECOLLECTION; the
+    /// HTTP method for non-resource requests.
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub resource: &'static str,
+    pub subresource: &'static str,
+    /// `resource`, `namespace` or `cluster`; empty for non-resource requests.
+    pub scope: &'static str,
+}
+
+impl RequestLabels {
+    /// A request that names no resource (discovery, health, version, metrics, or a path
+    /// that names nothing served).
+    pub fn non_resource(method: &Method) -> RequestLabels {
+        let verb = match *method {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        RequestLabels {
+            verb,
+            group: "",
+            version: "",
+            resource: "",
+            subresource: "",
+            scope: "",
+        }
+    }
+
+    /// A resource request (kube's `CleanVerb` and `CleanScope`).
+    pub fn resource(request: &ResourceRequest) -> RequestLabels {
+        let verb = match request.verb {
+            Verb::Get => "GET",
+            Verb::List => "LIST",
+            Verb::Watch => "WATCH",
+            Verb::Create => "POST",
+            Verb::Update => "PUT",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+            Verb::DeleteCollection => "DELETECOLLECTION",
+        };
+        let scope = if request.name.is_some() || request.verb == Verb::Create {
+            "resource"
+        } else if request.namespace.is_some() {
+            "namespace"
+        } else {
+            "cluster"
+        };
+        RequestLabels {
+            verb,
+            group: request.resource.group,
+            version: request.resource.version,
+            resource: request.resource.resource,
+            subresource: match request.subresource {
+                None => "",
+                Some(Subresource::Status) => "status",
+                Some(Subresource::Scale) => "scale",
+            },
+            scope,
+        }
+    }
+
+    fn is_watch(&self) -> bool {
+        self.verb == "WATCH"
+    }
+}
+
+/// The counters of one label set.
+#[derive(Debug, Default)]
+struct Series {
+    /// Requests by response code.
+    codes: BTreeMap<u16, u64>,
+    /// Observations per bucket (not cumulative); the last slot is above every bound.
+    buckets: [u64; DURATION_BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+/// Request counters and latencies, updated once per request.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    series: Mutex<HashMap<RequestLabels, Series>>,
+}
+
+impl RequestMetrics {
+    pub fn new() -> RequestMetrics {
+        RequestMetrics::default()
+    }
+
+    /// Records one answered request. WATCH requests are counted, not timed (their stream
+    /// has just started).
+    pub fn record(&self, labels: RequestLabels, code: u16, elapsed: Duration) {
+        let mut series = self.series.lock();
+        let entry = series.entry(labels).or_default();
+        *entry.codes.entry(code).or_default() += 1;
+        if !labels.is_watch() {
+            let seconds = elapsed.as_secs_f64();
+            let bucket = DURATION_BUCKETS
+                .iter()
+                .position(|bound| seconds <= *bound)
+                .unwrap_or(DURATION_BUCKETS.len());
+            entry.buckets[bucket] += 1;
+            entry.sum += seconds;
+            entry.count += 1;
+        }
+    }
+
+    /// Appends `apiserver_request_total` and `apiserver_request_duration_seconds`.
+    pub fn render(&self, out: &mut String) {
+        struct Snapshot {
+            labels: RequestLabels,
+            codes: Vec<(u16, u64)>,
+            buckets: [u64; DURATION_BUCKETS.len() + 1],
+            sum: f64,
+            count: u64,
+        }
+        let mut snapshot: Vec<Snapshot> = {
+            let series = self.series.lock();
+            series
+                .iter()
+                .map(|(labels, s)| Snapshot {
+                    labels: *labels,
+                    codes: s.codes.iter().map(|(c, n)| (*c, *n)).collect(),
+                    buckets: s.buckets,
+                    sum: s.sum,
+                    count: s.count,
+                })
+                .collect()
+        };
+        snapshot.sort_by_key(|s| s.labels);
+
+        header(
+            out,
+            "apiserver_request_total",
+            "counter",
+            "Counter of apiserver requests broken out for each verb, group, version, resource, \
+             subresource, scope, component, and HTTP response code.",
+        );
+        for s in &snapshot {
+            for (code, n) in &s.codes {
+                let labels = request_labels(&s.labels, Some(*code));
+                let _ = writeln!(out, "apiserver_request_total{{{labels}}} {n}");
+            }
+        }
+
+        header(
+            out,
+            "apiserver_request_duration_seconds",
+            "histogram",
+            "Response latency distribution in seconds for each verb, group, version, resource, \
+             subresource, scope and component.",
+        );
+        for s in snapshot.iter().filter(|s| s.count > 0) {
+            let labels = request_labels(&s.labels, None);
+            let mut cumulative = 0;
+            for (bound, n) in DURATION_BUCKETS.iter().zip(&s.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} \
+                     {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+    }
+}
+
+fn request_labels(labels: &RequestLabels, code: Option<u16>) -> String {
+    let mut out = format!(
+        "verb=\"{}\",group=\"{}\",version=\"{}\",resource=\"{}\",subresource=\"{}\",\
+         scope=\"{}\",component=\"apiserver\"",
+        escape(labels.verb),
+        escape(labels.group),
+        escape(labels.version),
+        escape(labels.resource),
+        escape(labels.subresource),
+        escape(labels.scope),
+    );
+    if let Some(code) = code {
+        let _ = write!(out, ",code=\"{code}\"");
+    }
+    out
+}
+
+/// `# HELP` and `# TYPE` of a metric family.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {}", help.replace('\\', "\\\\"));
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value, escaped as the text format wants.
+fn escape(value: &str) -> String {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.to_string();
+    }
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// kube's name of the resource a cache prefix holds (`pods`, `deployments.apps`): the
+/// first resource the registry serves from that storage path, else the path itself.
+fn cache_resource(registry: &Registry, storage_root: &str, prefix: &str) -> String {
+    let path = prefix
+        .strip_prefix(storage_root)
+        .unwrap_or(prefix)
+        .trim_matches('/');
+    match registry.sharing_storage(path).next() {
+        Some(r) if r.group.is_empty() => r.resource.to_string(),
+        Some(r) => format!("{}.{}", r.resource, r.group),
+        None => path.to_string(),
+    }
+}
+
+/// One cache metric: its family and how to read it off a resource's stats.
+struct CacheMetric {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    extra_labels: &'static str,
+    value: fn(&ResourceCacheStats) -> i64,
+}
+
+const CACHE_METRICS: &[CacheMetric] = &[
+    CacheMetric {
+        name: "apiserver_watch_cache_events_received_total",
+        kind: "counter",
+        help: "Counter of events received in watch cache broken by resource type.",
+        extra_labels: "",
+        value: |s| s.events_received as i64,
+    },
+    CacheMetric {
+        name: "apiserver_registered_watchers",
+        kind: "gauge",
+        help: "Number of currently registered watchers for a given resource.",
+        extra_labels: "",
+        value: |s| s.watchers,
+    },
+    CacheMetric {
+        name: "apiserver_watch_events_total",
+        kind: "counter",
+        help: "Number of events sent in watch clients.",
+        extra_labels: "",
+        value: |s| s.frames_sent as i64,
+    },
+    CacheMetric {
+        name: "apiserver_watch_cache_resource_version",
+        kind: "gauge",
+        help: "Current resource version of watch cache broken by resource type.",
+        extra_labels: "",
+        value: |s| s.revision,
+    },
+    CacheMetric {
+        name: "kubecache_watch_cache_ready",
+        kind: "gauge",
+        help: "1 when the resource's cache has listed and serves reads, else 0.",
+        extra_labels: "",
+        value: |s| i64::from(s.ready),
+    },
+    CacheMetric {
+        name: "kubecache_watch_cache_objects",
+        kind: "gauge",
+        help: "Objects held by the resource's cache.",
+        extra_labels: "",
+        value: |s| s.objects as i64,
+    },
+    CacheMetric {
+        name: "kubecache_watch_cache_history_events",
+        kind: "gauge",
+        help: "Events retained in the resource's cache history.",
+        extra_labels: "",
+        value: |s| s.history_events as i64,
+    },
+    CacheMetric {
+        name: "kubecache_watch_cache_relists_total",
+        kind: "counter",
+        help: "Times the resource's cache relisted storage after losing its watch (the first \
+               list not included).",
+        extra_labels: "",
+        value: |s| s.relists as i64,
+    },
+    CacheMetric {
+        name: "kubecache_terminated_watchers_total",
+        kind: "counter",
+        help: "Watchers the cache ended, by reason.",
+        extra_labels: ",reason=\"too_slow\"",
+        value: |s| s.watchers_terminated_slow as i64,
+    },
+];
+
+/// Appends the watch cache's metrics (nothing when reads are not cached).
+fn render_cache(
+    out: &mut String,
+    registry: &Registry,
+    storage_root: &str,
+    stats: &[ResourceCacheStats],
+    storage_revision: Option<i64>,
+) {
+    if stats.is_empty() {
+        return;
+    }
+    let mut named: Vec<(String, &ResourceCacheStats)> = stats
+        .iter()
+        .map(|s| (cache_resource(registry, storage_root, &s.prefix), s))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let (labels, stats): (Vec<String>, Vec<&ResourceCacheStats>) = named
+        .into_iter()
+        .map(|(resource, s)| {
+            (
+                format!("resource=\"{}\",shard=\"{}\"", escape(&resource), s.shard),
+                s,
+            )
+        })
+        .unzip();
+    for metric in CACHE_METRICS {
+        header(out, metric.name, metric.kind, metric.help);
+        for (s, labels) in stats.iter().zip(&labels) {
+            let _ = writeln!(
+                out,
+                "{}{{{labels}{}}} {}",
+                metric.name,
+                metric.extra_labels,
+                (metric.value)(s)
+            );
+        }
+    }
+    if let Some(current) = storage_revision {
+        header(
+            out,
+            "kubecache_watch_cache_lag_revisions",
+            "gauge",
+            "Storage's current revision minus the cache's revision (an idle resource's cache \
+             catches up when it is next read, so this includes writes to other resources).",
+        );
+        for (s, labels) in stats.iter().zip(&labels) {
+            let _ = writeln!(
+                out,
+                "kubecache_watch_cache_lag_revisions{{{labels}}} {}",
+                (current - s.revision).max(0)
+            );
+        }
+    }
+    let mut per_shard: BTreeMap<usize, u64> = BTreeMap::new();
+    for s in &stats {
+        *per_shard.entry(s.shard).or_default() += s.frames_sent;
+    }
+    header(
+        out,
+        "kubecache_shard_events_dispatched_total",
+        "counter",
+        "Frames the shard pushed to watchers, all resources on it together.",
+    );
+    for (shard, frames) in per_shard {
+        let _ = writeln!(
+            out,
+            "kubecache_shard_events_dispatched_total{{shard=\"{shard}\"}} {frames}"
+        );
+    }
+}
+
+/// The whole exposition, as `/metrics` serves it.
+pub async fn render(api: &Api) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    api.metrics.render(&mut out);
+    let stats = api.reads.metrics();
+    let storage_revision = if stats.is_empty() {
+        None
+    } else {
+        match tokio::time::timeout(REVISION_TIMEOUT, api.backend.current_revision()).await {
+            Ok(Ok(revision)) => Some(revision),
+            _ => None,
+        }
+    };
+    render_cache(
+        &mut out,
+        &api.registry,
+        &api.storage_root,
+        &stats,
+        storage_revision,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_and_counts_match() {
+        let metrics = RequestMetrics::new();
+        let labels = RequestLabels::non_resource(&Method::GET);
+        metrics.record(labels, 200, Duration::from_millis(1));
+        metrics.record(labels, 200, Duration::from_millis(30));
+        metrics.record(labels, 500, Duration::from_secs(100));
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains(
+            "apiserver_request_total{verb=\"GET\",group=\"\",version=\"\",resource=\"\",\
+             subresource=\"\",scope=\"\",component=\"apiserver\",code=\"200\"} 2"
+        ));
+        assert!(out.contains("le=\"0.005\"} 1\n"));
+        assert!(out.contains("le=\"0.05\"} 2\n"));
+        assert!(out.contains("le=\"60\"} 2\n"));
+        assert!(out.contains("le=\"+Inf\"} 3\n"));
+        assert!(out.contains("apiserver_request_duration_seconds_count{"));
+    }
+
+    #[test]
+    fn cache_resource_names_are_kubes() {
+        let registry = Registry::builtin();
+        assert_eq!(
+            cache_resource(&registry, "/registry", "/registry/pods/"),
+            "pods"
+        );
+        assert_eq!(
+            cache_resource(&registry, "/registry", "/registry/deployments/"),
+            "deployments.apps"
+        );
+        assert_eq!(
+            cache_resource(&registry, "/registry", "/registry/unknown/"),
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
