@@ -248,8 +248,8 @@ impl WatchCache {
         let mut target: Option<Revision> = None;
         loop {
             let published = self.ready_state(handle).await?;
-            if target.is_some_and(|t| published.revision >= t) {
-                let revision = published.revision;
+            if target.is_some_and(|t| published.verified >= t) {
+                let revision = published.verified;
                 return Ok((published, revision));
             }
             let state = match self
@@ -266,8 +266,8 @@ impl WatchCache {
                 Err(e) => return Err(e),
             };
             let target = *target.get_or_insert(state.revision);
-            if published.revision >= target {
-                let revision = published.revision;
+            if published.verified >= target {
+                let revision = published.verified;
                 return Ok((published, revision));
             }
             if state.modified_since == 0 && state.count == published.objects.len() as i64 {
@@ -299,7 +299,7 @@ impl WatchCache {
         match at {
             ReadAt::Any => {
                 let p = self.ready_state(handle).await?;
-                Ok((p.objects.clone(), p.revision))
+                Ok((p.objects.clone(), p.verified))
             }
             ReadAt::Latest => {
                 let (p, revision) = self.sync(handle).await?;
@@ -311,8 +311,8 @@ impl WatchCache {
             }
             ReadAt::Exact(n) => {
                 let (p, revision) = self.at_least(handle, n).await?;
-                if n > p.revision {
-                    // Proven unchanged between the cache's revision and `revision` >= n.
+                if n > p.verified {
+                    // `revision` was proven by this read and not yet recorded by the shard.
                     debug_assert!(n <= revision);
                     return Ok((p.objects.clone(), n));
                 }
@@ -328,8 +328,8 @@ impl WatchCache {
         n: Revision,
     ) -> Result<(Arc<Published>, Revision)> {
         let p = self.ready_state(handle).await?;
-        if p.revision >= n {
-            let revision = p.revision;
+        if p.verified >= n {
+            let revision = p.verified;
             return Ok((p, revision));
         }
         let deadline = Instant::now() + self.config.sync_timeout;
@@ -418,30 +418,37 @@ impl ReadPath for WatchCache {
 
     async fn watch(&self, request: WatchRequest) -> Result<FrameStream> {
         let handle = self.handle(request.resource)?.clone();
-        let start = match request.start {
-            WatchStart::Initial(at) => {
-                let (_, revision) = self.objects_for(&handle, at).await?;
-                Start::Current(if at == ReadAt::Any { 0 } else { revision })
-            }
-            WatchStart::After(n) => {
-                self.at_least(&handle, n).await?;
-                Start::After(n)
+        let shape = handle.shapes.index_of(request.resource);
+        let mut attempts = 0;
+        let registration = loop {
+            let start = match request.start {
+                WatchStart::Initial(at) => {
+                    let (_, revision) = self.objects_for(&handle, at).await?;
+                    Start::Current(if at == ReadAt::Any { 0 } else { revision })
+                }
+                WatchStart::After(n) => {
+                    self.at_least(&handle, n).await?;
+                    Start::After(n)
+                }
+            };
+            let (reply, registered) = oneshot::channel();
+            let stopping = || StorageError::Unavailable("the watch cache is stopping".into());
+            handle
+                .commands
+                .send(Command::Register {
+                    filter: request.filter.clone(),
+                    shape,
+                    start,
+                    reply,
+                })
+                .map_err(|_| stopping())?;
+            match registered.await.map_err(|_| stopping())? {
+                // The revision this read proved was overtaken by an event before the shard
+                // recorded it; prove it again.
+                Err(StorageError::FutureRevision { .. }) if attempts < 3 => attempts += 1,
+                result => break result?,
             }
         };
-        let shape = handle.shapes.index_of(request.resource);
-        let (reply, registered) = oneshot::channel();
-        handle
-            .commands
-            .send(Command::Register {
-                filter: request.filter.clone(),
-                shape,
-                start,
-                reply,
-            })
-            .map_err(|_| StorageError::Unavailable("the watch cache is stopping".into()))?;
-        let registration = registered
-            .await
-            .map_err(|_| StorageError::Unavailable("the watch cache is stopping".into()))??;
         let collection = request.collection_prefix();
         let initial = match registration.initial {
             Initial::Objects { objects, revision } => InitialFrames::Objects {

@@ -84,7 +84,7 @@ pub struct ResourceHandle {
     /// The index of the shard whose thread runs this cache.
     pub shard: usize,
     pub published: ArcSwap<Published>,
-    /// The published revision, for readers waiting for one.
+    /// The published `verified` revision, for readers waiting for one.
     pub revision: watch::Sender<Revision>,
     pub commands: mpsc::UnboundedSender<Command>,
     pub stats: CacheStats,
@@ -162,7 +162,7 @@ impl ResourceCache {
 
     fn publish(&mut self) {
         self.handle.published.store(Arc::new(self.current.clone()));
-        let revision = self.current.revision;
+        let revision = self.current.verified;
         self.handle.revision.send_if_modified(|r| {
             let changed = *r != revision;
             *r = revision;
@@ -262,11 +262,13 @@ impl ResourceCache {
             }
             Command::Unregister(id) => self.watchers.remove(id),
             Command::Advance { verified_at, to } => {
+                // Only if no event was applied since the check: then the objects are still
+                // the ones proven exact at `to`.
                 if self.current.state == CacheState::Ready
                     && self.current.revision == verified_at
-                    && to > verified_at
+                    && to > self.current.verified
                 {
-                    self.current.revision = to;
+                    self.current.verified = to;
                     self.publish();
                 }
             }
@@ -285,23 +287,31 @@ impl ResourceCache {
                 self.handle.prefix
             )));
         }
-        let revision = self.current.revision;
-        let initial = match start {
-            Start::Current(at_least) | Start::After(at_least) if at_least > revision => {
+        let verified = self.current.verified;
+        let (initial, start) = match start {
+            Start::Current(at_least) | Start::After(at_least) if at_least > verified => {
                 return Err(StorageError::FutureRevision {
                     requested: at_least,
-                    current: revision,
+                    current: verified,
                 });
             }
-            Start::Current(_) => Initial::Objects {
-                objects: self.current.objects.clone(),
-                revision,
-            },
-            Start::After(after) => Initial::Events(self.current.events_after(after)?),
+            Start::Current(_) => (
+                Initial::Objects {
+                    objects: self.current.objects.clone(),
+                    revision: verified,
+                },
+                verified,
+            ),
+            Start::After(after) => (Initial::Events(self.current.events_after(after)?), after),
         };
+        let revision = start.max(self.current.revision);
         let (queue, receiver) = mpsc::channel(self.config.watcher_queue);
         let ending = Arc::new(Ending::default());
-        let id = self.watchers.add(filter, shape, queue, ending.clone());
+        // Events at or before `start` are in the initial frames or, when the start is a
+        // verified revision, cancel out (see `Published::verified`): only later ones go live.
+        let id = self
+            .watchers
+            .add(filter, shape, queue, ending.clone(), start);
         Ok(Registration {
             id,
             initial,
@@ -336,11 +346,13 @@ impl ResourceCache {
         if object.is_none() && prev.is_none() {
             // A delete of a key the cache never had: nothing changes but the revision.
             self.current.revision = revision;
+            self.current.verified = revision;
             self.publish();
             return;
         }
         let event = Arc::new(CacheEvent::new(revision, key, object, prev));
         self.current.revision = revision;
+        self.current.verified = revision;
         self.current.history.push_back(Entry {
             event: event.clone(),
             objects_after: self.current.objects.clone(),

@@ -138,9 +138,14 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct Published {
     pub state: CacheState,
-    /// The revision `objects` reflect. It passes the last event's when the cache has proven
-    /// that nothing under its prefix changed since (see `WatchCache::sync`).
+    /// The revision of the last event applied (or of the list): `objects` are storage's state
+    /// at it, and `history` holds every retained event up to it.
     pub revision: Revision,
+    /// A revision at or after `revision` that `objects` are proven exact at too: a reader
+    /// checked that nothing under the prefix changed in between (see `WatchCache::sync`).
+    /// Events up to it may still be on their way (a create and a delete that cancel out), so
+    /// history and bookmarks stay at `revision`; reads and watch starts may use `verified`.
+    pub verified: Revision,
     pub objects: Objects,
     /// Retained events, oldest first.
     pub history: Vector<Entry>,
@@ -154,6 +159,7 @@ impl Published {
         Published {
             state: CacheState::Pending,
             revision: 0,
+            verified: 0,
             objects: Objects::new(),
             history: Vector::new(),
             base_revision: 0,
@@ -166,6 +172,7 @@ impl Published {
         Published {
             state: CacheState::Ready,
             revision,
+            verified: revision,
             base_objects: objects.clone(),
             objects,
             history: Vector::new(),
@@ -181,11 +188,14 @@ impl Published {
                 compact_revision: self.base_revision,
             });
         }
-        if revision > self.revision {
+        if revision > self.verified {
             return Err(StorageError::FutureRevision {
                 requested: revision,
-                current: self.revision,
+                current: self.verified,
             });
+        }
+        if revision >= self.revision {
+            return Ok(self.objects.clone());
         }
         // The last retained event at or before `revision`.
         let after = self
@@ -246,6 +256,7 @@ mod tests {
             None => p.objects.remove(&key),
         };
         p.revision = revision;
+        p.verified = revision;
         p.history.push_back(Entry {
             event: Arc::new(CacheEvent::new(revision, key, new, prev)),
             objects_after: p.objects.clone(),
@@ -270,6 +281,12 @@ mod tests {
             p.objects_at(15),
             Err(StorageError::FutureRevision { .. })
         ));
+        p.verified = 16;
+        assert_eq!(
+            p.objects_at(15).unwrap().len(),
+            1,
+            "proven unchanged up to 16"
+        );
         let revisions =
             |events: Vec<Arc<CacheEvent>>| events.iter().map(|e| e.revision).collect::<Vec<_>>();
         assert_eq!(revisions(p.events_after(10).unwrap()), vec![11, 13, 14]);

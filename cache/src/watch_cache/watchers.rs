@@ -51,6 +51,8 @@ enum IndexKey {
 
 struct Watcher {
     filter: Arc<Filter>,
+    /// Events at or before this revision are not for this watcher (it started after them).
+    start: Revision,
     shape: usize,
     queue: mpsc::Sender<Frame>,
     ending: Arc<Ending>,
@@ -120,6 +122,7 @@ impl WatcherIndex {
         shape: usize,
         queue: mpsc::Sender<Frame>,
         ending: Arc<Ending>,
+        start: Revision,
     ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -129,6 +132,7 @@ impl WatcherIndex {
             id,
             Watcher {
                 filter,
+                start,
                 shape,
                 queue,
                 ending,
@@ -229,6 +233,9 @@ impl WatcherIndex {
             let Some(watcher) = self.watchers.get(&id) else {
                 continue;
             };
+            if event.revision <= watcher.start {
+                continue;
+            }
             let Some(kind) = event.kind_for(&watcher.filter) else {
                 continue;
             };
