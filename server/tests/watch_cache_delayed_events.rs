@@ -1,0 +1,231 @@
+//! A consistent read may prove the cache current while events are still on their way: a
+//! create and a delete that cancel out leave the prefix exactly as the cache has it. The
+//! cache must then serve that state without ever hiding those events from a watch that
+//! starts before them. The storage watch here is held back by a gate to force the case.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use kubecache_cache::{
+    Filter, ListRequest, ReadAt, ReadPath, Shapes, WatchCache, WatchCacheConfig, WatchRequest,
+    WatchStart,
+};
+use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::storage::{
+    Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, WatchStream,
+};
+use kubecache_server::backend::embedded::EmbeddedBackend;
+use kubecache_server::codec::JsonCodec;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// Delegates to a real backend, but its watch streams deliver nothing while the gate is shut.
+struct GatedBackend {
+    inner: EmbeddedBackend,
+    open: watch::Sender<bool>,
+}
+
+#[async_trait]
+impl Backend for GatedBackend {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, options: ListOptions) -> Result<ListPage> {
+        self.inner.list(options).await
+    }
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
+        self.inner.create(key, value).await
+    }
+    async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<KeyValue> {
+        self.inner.update(key, value, expected).await
+    }
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Deleted> {
+        self.inner.delete(key, expected).await
+    }
+    async fn watch(&self, prefix: &str, start: Revision) -> Result<WatchStream> {
+        let events = self.inner.watch(prefix, start).await?;
+        let gate = self.open.subscribe();
+        Ok(
+            futures::stream::unfold((events, gate), |(mut events, mut gate)| async move {
+                let _ = gate.wait_for(|open| *open).await;
+                let event = events.next().await?;
+                Some((event, (events, gate)))
+            })
+            .boxed(),
+        )
+    }
+    async fn current_revision(&self) -> Result<Revision> {
+        self.inner.current_revision().await
+    }
+    async fn prefix_state(
+        &self,
+        prefix: &str,
+        since: Revision,
+        at: Option<Revision>,
+    ) -> Result<PrefixState> {
+        self.inner.prefix_state(prefix, since, at).await
+    }
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.inner.compact(revision).await
+    }
+}
+
+fn configmaps() -> &'static ResourceInfo {
+    Registry::builtin().lookup("", "v1", "configmaps").unwrap()
+}
+
+fn configmap(name: &str) -> Bytes {
+    let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"}, "data": {"k": "v"}});
+    Bytes::from(serde_json::to_vec(&object).unwrap())
+}
+
+async fn next_frame(frames: &mut kubecache_cache::FrameStream) -> Value {
+    let frame = tokio::time::timeout(Duration::from_secs(5), frames.next())
+        .await
+        .expect("a frame within 5 s")
+        .expect("the watch goes on");
+    serde_json::from_slice(&frame).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proven_current_read_never_hides_events_still_on_their_way() {
+    let backend = Arc::new(GatedBackend {
+        inner: EmbeddedBackend::in_memory(),
+        open: watch::channel(true).0,
+    });
+    let resource = configmaps();
+    let prefix = resource.storage_prefix("/registry");
+    let cache = WatchCache::start(
+        backend.clone(),
+        Arc::new(JsonCodec),
+        vec![(prefix.clone(), Shapes::new(vec![resource]))],
+        WatchCacheConfig {
+            shards: 1,
+            ..Default::default()
+        },
+    );
+    let kept = backend
+        .create(&format!("{prefix}default/kept"), configmap("kept"))
+        .await
+        .unwrap();
+    let list = |at| ListRequest {
+        resource,
+        prefix: prefix.clone(),
+        start_key: None,
+        limit: None,
+        at,
+        filter: Arc::new(Filter::default()),
+    };
+    // The cache has caught up with `kept`.
+    let listed = cache.list(list(ReadAt::Latest)).await.unwrap();
+    assert_eq!(listed.objects.len(), 1);
+
+    // Shut the gate: the next create and delete reach storage but not the cache.
+    backend.open.send_replace(false);
+    let created = backend
+        .create(&format!("{prefix}default/brief"), configmap("brief"))
+        .await
+        .unwrap();
+    let deleted = backend
+        .delete(&format!("{prefix}default/brief"), None)
+        .await
+        .unwrap();
+
+    // A consistent read proves the cache current (nothing changed, same count) and claims
+    // the current revision, without waiting for the events.
+    let listed = tokio::time::timeout(Duration::from_secs(2), cache.list(list(ReadAt::Latest)))
+        .await
+        .expect("no wait for held-back events")
+        .unwrap();
+    assert_eq!(listed.revision, deleted.revision);
+    let names: Vec<&str> = listed
+        .objects
+        .iter()
+        .map(|o| o.attrs.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["kept"]);
+
+    // A watch from the list's revision starts after both events; a watch from the create's
+    // revision must still see the delete; one from before the create sees both.
+    let watch = |after: Revision| WatchRequest {
+        resource,
+        prefix: prefix.clone(),
+        filter: Arc::new(Filter::default()),
+        start: WatchStart::After(after),
+        initial_events_end: false,
+        bookmarks: false,
+        bookmark_interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(30),
+    };
+    let mut from_list = cache.watch(watch(listed.revision)).await.unwrap();
+    let mut from_create = cache.watch(watch(created.mod_revision)).await.unwrap();
+    let mut from_before = cache.watch(watch(kept.mod_revision)).await.unwrap();
+
+    backend.open.send_replace(true);
+    let later = backend
+        .create(&format!("{prefix}default/later"), configmap("later"))
+        .await
+        .unwrap();
+
+    let event = next_frame(&mut from_before).await;
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("brief"))
+    );
+    let event = next_frame(&mut from_before).await;
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("DELETED"), Some("brief"))
+    );
+    assert_eq!(
+        event["object"]["metadata"]["resourceVersion"],
+        deleted.revision.to_string()
+    );
+
+    let event = next_frame(&mut from_create).await;
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("DELETED"), Some("brief"))
+    );
+
+    for frames in [&mut from_before, &mut from_create, &mut from_list] {
+        let event = next_frame(frames).await;
+        assert_eq!(
+            (
+                event["type"].as_str(),
+                event["object"]["metadata"]["name"].as_str()
+            ),
+            (Some("ADDED"), Some("later"))
+        );
+        assert_eq!(
+            event["object"]["metadata"]["resourceVersion"],
+            later.mod_revision.to_string()
+        );
+    }
+
+    // Exact reads between the create and the delete are served from history once the events
+    // are in; at the list's revision, the state it served.
+    let at_create = cache
+        .list(list(ReadAt::Exact(created.mod_revision)))
+        .await
+        .unwrap();
+    assert_eq!(at_create.objects.len(), 2);
+    let at_list = cache
+        .list(list(ReadAt::Exact(listed.revision)))
+        .await
+        .unwrap();
+    assert_eq!(at_list.objects.len(), 1);
+}
