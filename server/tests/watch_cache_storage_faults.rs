@@ -1,7 +1,12 @@
-//! A consistent read may prove the cache current while events are still on their way: a
-//! create and a delete that cancel out leave the prefix exactly as the cache has it. The
-//! cache must then serve that state without ever hiding those events from a watch that
-//! starts before them. The storage watch here is held back by a gate to force the case.
+//! The watch cache when its storage watch misbehaves, forced by a backend wrapper that can
+//! hold watch events back (a gate) and break watch streams on demand:
+//!
+//! - a consistent read may prove the cache current while events are still on their way (a
+//!   create and a delete that cancel out); those events must still reach watches that start
+//!   before them;
+//! - a broken storage watch whose resume revision was compacted meanwhile makes the cache
+//!   relist, and its watchers end with 410 so their clients relist too — a gap is never
+//!   served silently.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +20,30 @@ use kubecache_cache::{
 };
 use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_core::storage::{
-    Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, WatchStream,
+    Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
+    WatchStream,
 };
 use kubecache_server::backend::embedded::EmbeddedBackend;
 use kubecache_server::codec::JsonCodec;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-/// Delegates to a real backend, but its watch streams deliver nothing while the gate is shut.
+/// Delegates to a real backend, but its watch streams deliver nothing while the gate is shut,
+/// and all of them fail (then end) when `breaks` is bumped.
 struct GatedBackend {
     inner: EmbeddedBackend,
     open: watch::Sender<bool>,
+    breaks: watch::Sender<u64>,
+}
+
+impl GatedBackend {
+    fn new() -> Arc<GatedBackend> {
+        Arc::new(GatedBackend {
+            inner: EmbeddedBackend::in_memory(),
+            open: watch::channel(true).0,
+            breaks: watch::channel(0).0,
+        })
+    }
 }
 
 #[async_trait]
@@ -48,14 +66,28 @@ impl Backend for GatedBackend {
     async fn watch(&self, prefix: &str, start: Revision) -> Result<WatchStream> {
         let events = self.inner.watch(prefix, start).await?;
         let gate = self.open.subscribe();
-        Ok(
-            futures::stream::unfold((events, gate), |(mut events, mut gate)| async move {
+        let mut breaks = self.breaks.subscribe();
+        breaks.mark_unchanged();
+        let state = (Some(events), gate, breaks);
+        let stream = futures::stream::unfold(state, |(events, mut gate, mut breaks)| async move {
+            let mut events = events?;
+            // An event is held at the gate after it arrives, so closing the gate holds back
+            // everything from then on, even an event a parked poll was about to receive.
+            let next = async {
+                let event = events.next().await;
                 let _ = gate.wait_for(|open| *open).await;
-                let event = events.next().await?;
-                Some((event, (events, gate)))
-            })
-            .boxed(),
-        )
+                event
+            };
+            tokio::select! {
+                biased;
+                _ = breaks.changed() => Some((
+                    Err(StorageError::Unavailable("connection reset (test)".into())),
+                    (None, gate, breaks),
+                )),
+                event = next => event.map(|event| (event, (Some(events), gate, breaks))),
+            }
+        });
+        Ok(stream.boxed())
     }
     async fn current_revision(&self) -> Result<Revision> {
         self.inner.current_revision().await
@@ -93,10 +125,7 @@ async fn next_frame(frames: &mut kubecache_cache::FrameStream) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proven_current_read_never_hides_events_still_on_their_way() {
-    let backend = Arc::new(GatedBackend {
-        inner: EmbeddedBackend::in_memory(),
-        open: watch::channel(true).0,
-    });
+    let backend = GatedBackend::new();
     let resource = configmaps();
     let prefix = resource.storage_prefix("/registry");
     let cache = WatchCache::start(
@@ -228,4 +257,93 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
         .await
         .unwrap();
     assert_eq!(at_list.objects.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
+    let backend = GatedBackend::new();
+    let resource = configmaps();
+    let prefix = resource.storage_prefix("/registry");
+    let cache = WatchCache::start(
+        backend.clone(),
+        Arc::new(JsonCodec),
+        vec![(prefix.clone(), Shapes::new(vec![resource]))],
+        WatchCacheConfig {
+            shards: 1,
+            ..Default::default()
+        },
+    );
+    let first = backend
+        .create(&format!("{prefix}default/first"), configmap("first"))
+        .await
+        .unwrap();
+    let request = |start| WatchRequest {
+        resource,
+        prefix: prefix.clone(),
+        filter: Arc::new(Filter::default()),
+        start,
+        initial_events_end: false,
+        bookmarks: false,
+        bookmark_interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(30),
+    };
+    let mut watcher = cache
+        .watch(request(WatchStart::Initial(ReadAt::Latest)))
+        .await
+        .unwrap();
+    let event = next_frame(&mut watcher).await;
+    assert_eq!(event["type"], "ADDED");
+
+    // The cache stops hearing from storage; meanwhile writes happen and are compacted away.
+    backend.open.send_replace(false);
+    let second = backend
+        .create(&format!("{prefix}default/second"), configmap("second"))
+        .await
+        .unwrap();
+    backend
+        .delete(&format!("{prefix}default/first"), None)
+        .await
+        .unwrap();
+    let now = backend.current_revision().await.unwrap();
+    backend.compact(now).await.unwrap();
+    backend.breaks.send_modify(|n| *n += 1);
+    backend.open.send_replace(true);
+
+    // Resuming from its last revision fails as compacted: the cache relists and ends its
+    // watchers with 410 Expired (the events in between can no longer be replayed).
+    let event = next_frame(&mut watcher).await;
+    assert_eq!(event["type"], "ERROR", "{event:#}");
+    assert_eq!(event["object"]["code"], 410);
+    assert_eq!(event["object"]["reason"], "Expired");
+    let end = tokio::time::timeout(Duration::from_secs(5), watcher.next()).await;
+    assert!(matches!(end, Ok(None)), "the watch ends after the ERROR");
+
+    // After the relist the cache serves storage's state, and its history starts there.
+    let listed = cache
+        .list(ListRequest {
+            resource,
+            prefix: prefix.clone(),
+            start_key: None,
+            limit: None,
+            at: ReadAt::Latest,
+            filter: Arc::new(Filter::default()),
+        })
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed
+        .objects
+        .iter()
+        .map(|o| o.attrs.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["second"]);
+    assert!(listed.revision >= second.mod_revision);
+    let stale = cache
+        .watch(request(WatchStart::After(first.mod_revision)))
+        .await;
+    assert!(
+        matches!(stale, Err(StorageError::Compacted { .. })),
+        "a watch from before the relist cannot be served"
+    );
+    let relists: u64 = cache.stats().iter().map(|s| s.relists).sum();
+    assert_eq!(relists, 1);
 }
