@@ -115,6 +115,25 @@ fn configmap(name: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&object).unwrap())
 }
 
+/// A watch cache of configmaps, on one shard, over a gated embedded store.
+fn gated_cache() -> (Arc<GatedBackend>, WatchCache) {
+    let backend = GatedBackend::new();
+    let resource = configmaps();
+    let cache = WatchCache::start(
+        backend.clone(),
+        Arc::new(JsonCodec),
+        vec![(
+            resource.storage_prefix("/registry"),
+            Shapes::new(vec![resource]),
+        )],
+        WatchCacheConfig {
+            shards: 1,
+            ..Default::default()
+        },
+    );
+    (backend, cache)
+}
+
 async fn next_frame(frames: &mut kubecache_cache::FrameStream) -> Value {
     let frame = tokio::time::timeout(Duration::from_secs(5), frames.next())
         .await
@@ -125,18 +144,9 @@ async fn next_frame(frames: &mut kubecache_cache::FrameStream) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proven_current_read_never_hides_events_still_on_their_way() {
-    let backend = GatedBackend::new();
+    let (backend, cache) = gated_cache();
     let resource = configmaps();
     let prefix = resource.storage_prefix("/registry");
-    let cache = WatchCache::start(
-        backend.clone(),
-        Arc::new(JsonCodec),
-        vec![(prefix.clone(), Shapes::new(vec![resource]))],
-        WatchCacheConfig {
-            shards: 1,
-            ..Default::default()
-        },
-    );
     let kept = backend
         .create(&format!("{prefix}default/kept"), configmap("kept"))
         .await
@@ -261,18 +271,9 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
-    let backend = GatedBackend::new();
+    let (backend, cache) = gated_cache();
     let resource = configmaps();
     let prefix = resource.storage_prefix("/registry");
-    let cache = WatchCache::start(
-        backend.clone(),
-        Arc::new(JsonCodec),
-        vec![(prefix.clone(), Shapes::new(vec![resource]))],
-        WatchCacheConfig {
-            shards: 1,
-            ..Default::default()
-        },
-    );
     let first = backend
         .create(&format!("{prefix}default/first"), configmap("first"))
         .await
