@@ -2017,6 +2017,12 @@ async fn watch_label_selector_enter_and_leave() {
 #[tokio::test]
 async fn watch_timeout_seconds_ends_the_stream() {
     let server = TestServer::start().await;
+    // A resourceVersion the cache retains (its window starts at its initial list).
+    let listed = server.get(CM).await;
+    let rv = listed.expect(200)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let started = Instant::now();
     let mut watch = server
         .watch(
@@ -2024,7 +2030,7 @@ async fn watch_timeout_seconds_ends_the_stream() {
             &[
                 ("watch", "true"),
                 ("timeoutSeconds", "1"),
-                ("resourceVersion", "1"),
+                ("resourceVersion", &rv),
             ],
         )
         .await;
