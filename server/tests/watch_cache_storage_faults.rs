@@ -200,6 +200,15 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
         bookmark_interval: Duration::from_secs(60),
         timeout: Duration::from_secs(30),
     };
+    // The state between the cache's last event and the proven revision is unknown while the
+    // events are held back: an Exact read there must not answer with the proven state.
+    let between = cache.list(list(ReadAt::Exact(created.mod_revision))).await;
+    assert!(
+        matches!(between, Err(StorageError::FutureRevision { .. })),
+        "no answer without the events: {:?}",
+        between.map(|l| l.objects.len())
+    );
+
     let mut from_list = cache.watch(watch(listed.revision)).await.unwrap();
     let mut from_create = cache.watch(watch(created.mod_revision)).await.unwrap();
     let mut from_before = cache.watch(watch(kept.mod_revision)).await.unwrap();

@@ -309,14 +309,39 @@ impl WatchCache {
                 let (p, revision) = self.at_least(handle, n).await?;
                 Ok((p.objects.clone(), revision))
             }
-            ReadAt::Exact(n) => {
-                let (p, revision) = self.at_least(handle, n).await?;
-                if n > p.verified {
-                    // `revision` was proven by this read and not yet recorded by the shard.
-                    debug_assert!(n <= revision);
-                    return Ok((p.objects.clone(), n));
+            ReadAt::Exact(n) => Ok((self.exactly_at(handle, n).await?, n)),
+        }
+    }
+
+    /// The objects exactly at `n`: from history once the cache has applied the events up to
+    /// `n`; before that, its objects only if storage proves them exact at `n` itself. A proof
+    /// at a later revision says nothing of the states in between: a pod may have come and
+    /// gone, its two events still on their way.
+    async fn exactly_at(&self, handle: &ResourceHandle, n: Revision) -> Result<Objects> {
+        self.at_least(handle, n).await?;
+        let mut revisions = handle.revision.subscribe();
+        let deadline = Instant::now() + self.config.sync_timeout;
+        loop {
+            let p = self.ready_state(handle).await?;
+            if n <= p.revision || n == p.verified {
+                return p.objects_at(n);
+            }
+            let state = self
+                .backend
+                .prefix_state(&handle.prefix, p.revision, Some(n))
+                .await?;
+            if state.modified_since == 0 && state.count == p.objects.len() as i64 {
+                return Ok(p.objects.clone());
+            }
+            // Events up to `n` are on their way: wait for the cache to apply some.
+            match tokio::time::timeout_at(deadline, revisions.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(StorageError::FutureRevision {
+                        requested: n,
+                        current: handle.load().revision,
+                    });
                 }
-                Ok((p.objects_at(n)?, n))
             }
         }
     }

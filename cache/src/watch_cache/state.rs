@@ -180,7 +180,8 @@ impl Published {
         }
     }
 
-    /// The objects exactly at `revision`, if retained.
+    /// The objects exactly at `revision`, if retained: up to the last event applied, and at
+    /// `verified`.
     pub fn objects_at(&self, revision: Revision) -> Result<Objects, StorageError> {
         if revision < self.base_revision {
             return Err(StorageError::Compacted {
@@ -188,10 +189,12 @@ impl Published {
                 compact_revision: self.base_revision,
             });
         }
-        if revision > self.verified {
+        // Between the last event applied and a later verified revision the state is unknown:
+        // events that cancel out by `verified` may still be on their way.
+        if revision > self.revision && revision != self.verified {
             return Err(StorageError::FutureRevision {
                 requested: revision,
-                current: self.verified,
+                current: self.revision,
             });
         }
         if revision >= self.revision {
@@ -282,10 +285,10 @@ mod tests {
             Err(StorageError::FutureRevision { .. })
         ));
         p.verified = 16;
-        assert_eq!(
-            p.objects_at(15).unwrap().len(),
-            1,
-            "proven unchanged up to 16"
+        assert_eq!(p.objects_at(16).unwrap().len(), 1, "proven exact at 16");
+        assert!(
+            matches!(p.objects_at(15), Err(StorageError::FutureRevision { .. })),
+            "unknown between the last event and the verified revision"
         );
         let revisions =
             |events: Vec<Arc<CacheEvent>>| events.iter().map(|e| e.revision).collect::<Vec<_>>();
