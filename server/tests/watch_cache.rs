@@ -130,6 +130,7 @@ on_both!(
     not_older_than_from_another_resource,
     selectors_enter_and_leave,
     watch_list_and_bookmarks,
+    slow_watcher_is_ended_without_delaying_others,
 );
 
 fn configmap(name: &str) -> Value {
@@ -717,10 +718,21 @@ fn frame_name(frame: &Value) -> &str {
     frame["object"]["metadata"]["name"].as_str().unwrap_or("")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_watcher_is_ended_without_delaying_others() {
-    bounded(async {
-        let backend: Arc<dyn Backend> = Arc::new(EmbeddedBackend::in_memory());
+async fn slow_watcher_is_ended_without_delaying_others(store: Store) {
+    {
+        // The etcd (if any) outlives the cache: locals drop in reverse order.
+        let (backend, _etcd): (Arc<dyn Backend>, Option<TestEtcd>) = match store {
+            Store::Embedded => (Arc::new(EmbeddedBackend::in_memory()), None),
+            Store::Etcd => {
+                let etcd = tokio::task::spawn_blocking(TestEtcd::start)
+                    .await
+                    .expect("start etcd");
+                let backend = EtcdBackend::connect(&[etcd.endpoint()], Default::default())
+                    .await
+                    .expect("connect to etcd");
+                (Arc::new(backend), Some(etcd))
+            }
+        };
         let cache = watch_cache(
             backend.clone(),
             WatchCacheConfig {
@@ -795,7 +807,10 @@ async fn slow_watcher_is_ended_without_delaying_others() {
             slowest < Duration::from_secs(1),
             "an event took {slowest:?}"
         );
-        assert!(received.try_recv().is_err(), "the polled watcher got extra frames");
+        assert!(
+            received.try_recv().is_err(),
+            "the polled watcher got extra frames"
+        );
 
         let stats = cache
             .stats()
@@ -803,7 +818,10 @@ async fn slow_watcher_is_ended_without_delaying_others() {
             .find(|s| s.prefix == "/registry/configmaps/")
             .expect("stats of configmaps");
         assert_eq!(stats.watchers_terminated_slow, 1, "{stats:?}");
-        assert_eq!(stats.watchers, 1, "only the polled watcher is left: {stats:?}");
+        assert_eq!(
+            stats.watchers, 1,
+            "only the polled watcher is left: {stats:?}"
+        );
 
         // The slow watcher: what it had queued, then the 429.
         let mut queued = Vec::new();
@@ -834,12 +852,12 @@ async fn slow_watcher_is_ended_without_delaying_others() {
                     .and_then(|digits| digits.parse().ok())
             })
             .unwrap_or_else(|| panic!("no resourceVersion to resume from in {message:?}"));
-        let expected_resume = queued
-            .last()
-            .map_or(start_rv, |frame| rv(&frame["object"]));
+        let expected_resume = queued.last().map_or(start_rv, |frame| rv(&frame["object"]));
         assert_eq!(resume, expected_resume, "{message}");
         assert!(
-            next_frame(&mut slow, Duration::from_secs(5)).await.is_none(),
+            next_frame(&mut slow, Duration::from_secs(5))
+                .await
+                .is_none(),
             "the slow watch goes on after its ERROR"
         );
 
@@ -863,8 +881,7 @@ async fn slow_watcher_is_ended_without_delaying_others() {
         );
         drop(slow);
         poller.abort();
-    })
-    .await
+    }
 }
 
 // ============================================================================================
