@@ -46,6 +46,13 @@ impl ObjectCodec for JsonCodec {
     }
 
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
+        // Served in its stored shape (all but events.k8s.io): splice the resourceVersion in
+        // instead of parsing and re-serializing the whole object.
+        if shape.group != "events.k8s.io" {
+            if let Some(encoded) = splice_resource_version(stored, revision) {
+                return encoded;
+            }
+        }
         let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
         objects::set_resource_version(&mut object, revision);
         let object = handlers::present_value(shape, object);
@@ -74,6 +81,57 @@ impl ObjectCodec for JsonCodec {
     }
 }
 
+/// The stored object with `"resourceVersion":"N"` inserted first into its top-level
+/// `metadata`, or `None` when the bytes are not the compact JSON kubecache writes (then the
+/// caller parses). Objects that mention `resourceVersion` anywhere take the slow path too, so a
+/// splice never duplicates a key.
+fn splice_resource_version(stored: &[u8], revision: Revision) -> Option<Bytes> {
+    const METADATA: &[u8] = b"\"metadata\":{";
+    if memfind(stored, b"\"resourceVersion\"").is_some() {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &byte) in stored.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' if depth == 1 && stored[i..].starts_with(METADATA) => {
+                let at = i + METADATA.len();
+                let field = format!("\"resourceVersion\":\"{revision}\"");
+                let separator: &[u8] = if stored.get(at) == Some(&b'}') {
+                    b""
+                } else {
+                    b","
+                };
+                let mut out = Vec::with_capacity(stored.len() + field.len() + 1);
+                out.extend_from_slice(&stored[..at]);
+                out.extend_from_slice(field.as_bytes());
+                out.extend_from_slice(separator);
+                out.extend_from_slice(&stored[at..]);
+                return Some(Bytes::from(out));
+            }
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +155,40 @@ mod tests {
         assert_eq!(attrs.field("spec.hostNetwork"), Some("false"));
         let json: Value = serde_json::from_slice(&JsonCodec.encode(stored, 9, pods)).unwrap();
         assert_eq!(json["metadata"]["resourceVersion"], "9");
+    }
+
+    #[test]
+    fn spliced_resource_version_equals_the_parsed_path() {
+        let pods = Registry::builtin().lookup("", "v1", "pods").unwrap();
+        let cases = [
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"b"}},"spec":{"containers":[{"name":"c"}]}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{},"spec":{}}"#,
+            // A nested metadata (a template) and a string that looks like one come first.
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","note":"\"metadata\":{","spec":{"template":{"metadata":{"labels":{"x":"y"}}}},"metadata":{"name":"d"}}"#,
+        ];
+        for stored in cases {
+            let spliced = splice_resource_version(stored.as_bytes(), 42).expect("compact JSON");
+            let spliced: Value = serde_json::from_slice(&spliced).unwrap();
+            let mut parsed: Value = serde_json::from_str(stored).unwrap();
+            objects::set_resource_version(&mut parsed, 42);
+            assert_eq!(spliced, parsed, "{stored}");
+            let encoded: Value =
+                serde_json::from_slice(&JsonCodec.encode(stored.as_bytes(), 42, pods)).unwrap();
+            assert_eq!(encoded, parsed);
+        }
+        // Not ours to splice: an existing resourceVersion, no top-level metadata, not JSON.
+        for stored in [
+            r#"{"metadata":{"name":"a","resourceVersion":"1"}}"#,
+            r#"{"spec":{"metadata":{}}}"#,
+            r#"{ "metadata" : { } }"#,
+        ] {
+            assert!(
+                splice_resource_version(stored.as_bytes(), 7).is_none(),
+                "{stored}"
+            );
+            let encoded: Value =
+                serde_json::from_slice(&JsonCodec.encode(stored.as_bytes(), 7, pods)).unwrap();
+            assert_eq!(encoded["metadata"]["resourceVersion"], "7", "{stored}");
+        }
     }
 }
