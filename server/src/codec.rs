@@ -48,10 +48,11 @@ impl ObjectCodec for JsonCodec {
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
         // Served in its stored shape (all but events.k8s.io): splice the resourceVersion in
         // instead of parsing and re-serializing the whole object.
-        if shape.group != "events.k8s.io" {
-            if let Some(encoded) = splice_resource_version(stored, revision) {
-                return encoded;
-            }
+        let spliced = (shape.group != "events.k8s.io")
+            .then(|| splice_resource_version(stored, revision))
+            .flatten();
+        if let Some(encoded) = spliced {
+            return encoded;
         }
         let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
         objects::set_resource_version(&mut object, revision);
