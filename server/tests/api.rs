@@ -2173,3 +2173,37 @@ async fn watch_errors_are_status_replies() {
         other => panic!("expected nothing on an empty collection, got {other:?}"),
     }
 }
+
+/// HTTP/2 without TLS (prior knowledge, as kubectl's transport can use behind a proxy): a
+/// list and a watch whose frames arrive as DATA frames.
+#[tokio::test]
+async fn lists_and_watches_over_http2() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let listed = client.get(server.url(CM)).send().await.unwrap();
+    assert_eq!(listed.version(), reqwest::Version::HTTP_2);
+    let body: Value = listed.json().await.unwrap();
+    let rv = body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut watch = client
+        .get(server.url_with(CM, &[("watch", "true"), ("resourceVersion", &rv)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watch.version(), reqwest::Version::HTTP_2);
+    create_cm(&server, &configmap("over-h2")).await;
+    let chunk = tokio::time::timeout(Duration::from_secs(5), watch.chunk())
+        .await
+        .expect("a frame within 5 s")
+        .unwrap()
+        .expect("the watch goes on");
+    let event: Value = serde_json::from_slice(&chunk).unwrap();
+    assert_eq!(event["type"], "ADDED");
+    assert_eq!(event["object"]["metadata"]["name"], "over-h2");
+}
