@@ -201,8 +201,14 @@ async fn dispatch(
             );
             return Ok(Reply::Stream(response));
         }
-        Target::CoreVersions => return Ok(Reply::ok(handlers::discovery::core_versions())),
-        Target::Groups => return Ok(Reply::ok(handlers::discovery::groups(&api.registry))),
+        Target::CoreVersions => {
+            let response = handlers::discovery::root(&api.registry, true, &parts.headers);
+            return Ok(Reply::Stream(response));
+        }
+        Target::Groups => {
+            let response = handlers::discovery::root(&api.registry, false, &parts.headers);
+            return Ok(Reply::Stream(response));
+        }
         Target::Group(group) => {
             return Ok(Reply::ok(handlers::discovery::group(&api.registry, &group)));
         }

@@ -128,3 +128,182 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Value {
         "resources": resources,
     })
 }
+
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`). kubectl only decodes
+/// an aggregated body whose Content-Type is exactly this; anything else is read as the
+/// legacy document, and an aggregated body read that way yields no resources at all.
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the `Accept` header asks for aggregated discovery before anything the legacy
+/// documents satisfy. Media ranges are taken in order (as kube-apiserver's negotiation
+/// does for equal quality): the first one that is either aggregated v2 JSON or a plain
+/// JSON / wildcard range decides; others (v2beta1, protobuf, q=0) are skipped.
+pub fn wants_aggregated(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else {
+        return false;
+    };
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media_type = parts.next().unwrap_or("").to_ascii_lowercase();
+        let mut group = None;
+        let mut version = None;
+        let mut as_kind = None;
+        let mut refused = false;
+        for param in parts {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"');
+            match key.trim().to_ascii_lowercase().as_str() {
+                "g" => group = Some(value),
+                "v" => version = Some(value),
+                "as" => as_kind = Some(value),
+                "q" => refused = value.parse::<f32>().is_ok_and(|q| q <= 0.0),
+                _ => {}
+            }
+        }
+        if refused {
+            continue;
+        }
+        match media_type.as_str() {
+            "application/json" => match (group, version, as_kind) {
+                (None, None, None) => return false,
+                (Some("apidiscovery.k8s.io"), Some("v2"), Some("APIGroupDiscoveryList")) => {
+                    return true;
+                }
+                _ => {}
+            },
+            "application/*" | "*/*" if as_kind.is_none() => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn response_kind(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+/// The aggregated (`apidiscovery.k8s.io/v2`) resources of one group/version.
+fn aggregated_resources(registry: &Registry, group: &str, version: &str) -> Vec<Value> {
+    registry
+        .in_group_version(group, version)
+        .map(|r| {
+            let mut entry = json!({
+                "resource": r.resource,
+                "responseKind": response_kind(r.group, r.version, r.kind),
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": r.singular,
+                "verbs": r.verbs(),
+            });
+            if !r.short_names.is_empty() {
+                entry["shortNames"] = json!(r.short_names);
+            }
+            if !r.categories.is_empty() {
+                entry["categories"] = json!(r.categories);
+            }
+            let mut subresources = Vec::new();
+            if r.scale_subresource {
+                subresources.push(json!({
+                    "subresource": "scale",
+                    "responseKind": response_kind("autoscaling", "v1", "Scale"),
+                    "verbs": SUBRESOURCE_VERBS,
+                }));
+            }
+            if r.status_subresource {
+                subresources.push(json!({
+                    "subresource": "status",
+                    "responseKind": response_kind(r.group, r.version, r.kind),
+                    "verbs": SUBRESOURCE_VERBS,
+                }));
+            }
+            if !subresources.is_empty() {
+                entry["subresources"] = json!(subresources);
+            }
+            entry
+        })
+        .collect()
+}
+
+fn aggregated_group(registry: &Registry, group: &str, versions: &[&str]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "version": v,
+                "resources": aggregated_resources(registry, group, v),
+                "freshness": "Current",
+            })
+        })
+        .collect();
+    json!({
+        "metadata": {"name": group, "creationTimestamp": null},
+        "versions": versions,
+    })
+}
+
+fn aggregated_list(items: Vec<Value>) -> Value {
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// Aggregated discovery of the core group (`GET /api`): one item named "".
+pub fn aggregated_core(registry: &Registry) -> Value {
+    let items = registry
+        .groups()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty())
+        .map(|(g, versions)| aggregated_group(registry, g, &versions))
+        .collect();
+    aggregated_list(items)
+}
+
+/// Aggregated discovery of every named group (`GET /apis`), preferred version first.
+pub fn aggregated_groups(registry: &Registry) -> Value {
+    let items = registry
+        .groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, versions)| aggregated_group(registry, g, &versions))
+        .collect();
+    aggregated_list(items)
+}
+
+/// The response to `GET /api` (`core: true`) or `GET /apis`: aggregated discovery when the
+/// `Accept` header asks for it, else the legacy document; `Vary: Accept` either way.
+pub fn root(
+    registry: &Registry,
+    core: bool,
+    headers: &http::HeaderMap,
+) -> axum::response::Response {
+    use http::{HeaderValue, StatusCode, header};
+
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let aggregated = wants_aggregated(Some(&accept));
+    let body = match (aggregated, core) {
+        (true, true) => aggregated_core(registry),
+        (true, false) => aggregated_groups(registry),
+        (false, true) => core_versions(),
+        (false, false) => groups(registry),
+    };
+    let mut response = crate::api::json_response(StatusCode::OK, &body, &[]);
+    let headers = response.headers_mut();
+    if aggregated {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(AGGREGATED_CONTENT_TYPE),
+        );
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
+}
