@@ -130,8 +130,13 @@ pub enum Reply {
         body: Value,
         warnings: Vec<String>,
     },
-    /// JSON already encoded (objects and lists served from the read path).
-    Encoded { status: StatusCode, body: Bytes },
+    /// A body already encoded (objects and lists served from the read path, Tables), with
+    /// its media type.
+    Encoded {
+        status: StatusCode,
+        body: Bytes,
+        content_type: &'static str,
+    },
     /// A streaming response (watch).
     Stream(Response),
 }
@@ -141,6 +146,7 @@ impl Reply {
         Reply::Encoded {
             status: StatusCode::OK,
             body,
+            content_type: "application/json",
         }
     }
 
@@ -164,7 +170,11 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
             body,
             warnings,
         }) => json_response(status, &body, &warnings),
-        Ok(Reply::Encoded { status, body }) => encoded_response(status, body),
+        Ok(Reply::Encoded {
+            status,
+            body,
+            content_type,
+        }) => encoded_response(status, body, content_type),
         Ok(Reply::Stream(response)) => response,
         Err(err) => error_response(&err),
     };
@@ -271,13 +281,12 @@ fn text_response(status: StatusCode, text: &str) -> Response {
     response
 }
 
-fn encoded_response(status: StatusCode, body: Bytes) -> Response {
+fn encoded_response(status: StatusCode, body: Bytes, content_type: &'static str) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -25,4 +25,5 @@ pub mod objects;
 pub mod patch;
 pub mod request_info;
 pub mod server;
+pub mod table;
 pub mod typed;

@@ -4,7 +4,7 @@
 //! read back over plain HTTP.
 //!
 //! Manifests go through `create -f` / `apply -f` with `--validate=false` (kubecache serves no
-//! OpenAPI yet), and outputs are `-o json|name|jsonpath` (no Table yet).
+//! OpenAPI yet); outputs are `-o json|name|jsonpath` and the default server-side Tables.
 
 mod support;
 
@@ -1283,4 +1283,116 @@ fn embedded_every_acknowledged_write_survives_kill_9() {
         new_rv > last_rv,
         "resourceVersion went back: {new_rv} <= {last_rv}"
     );
+}
+
+/// The request paths (without query) of kubectl's `-v=6` GET log lines.
+fn logged_get_paths(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.contains("verb=\"GET\""))
+        .filter_map(|line| {
+            let url = line.split("url=\"").nth(1)?.split('"').next()?;
+            let path = url.split_once("://").map_or(url, |(_, rest)| {
+                rest.find('/').map_or("/", |slash| &rest[slash..])
+            });
+            Some(path.split('?').next().unwrap_or(path).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn api_resources_uses_aggregated_discovery() {
+    let server = Kubecache::start();
+    // A fresh server has a fresh --cache-dir: kubectl must discover over HTTP.
+    let output = server.kubectl(&["api-resources", "-v=6"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let deployments = lines(&out)
+        .into_iter()
+        .find(|line| line.split_whitespace().next() == Some("deployments"))
+        .unwrap_or_else(|| panic!("no deployments in:\n{out}"));
+    let columns: Vec<&str> = deployments.split_whitespace().collect();
+    assert_eq!(
+        columns,
+        ["deployments", "deploy", "apps/v1", "true", "Deployment"],
+        "{out}"
+    );
+    assert!(
+        lines(&out).iter().any(|line| line.starts_with("pods ")),
+        "{out}"
+    );
+
+    let log = stderr(&output);
+    // kubectl fetches both concurrently: compare in sorted order.
+    let mut discovery: Vec<String> = logged_get_paths(&log)
+        .into_iter()
+        .filter(|path| {
+            path == "/api"
+                || path == "/apis"
+                || path.starts_with("/api/")
+                || path.starts_with("/apis/")
+        })
+        .collect();
+    discovery.sort();
+    assert_eq!(
+        discovery,
+        ["/api", "/apis"],
+        "discovery should be the two aggregated requests:\n{log}"
+    );
+}
+
+#[test]
+fn get_prints_server_side_tables() {
+    let server = Kubecache::start();
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "default"},
+        "spec": {"containers": [{"name": "main", "image": "nginx:1.25"}]},
+    });
+    assert_eq!(
+        create(&server, "pod.json", &pod.to_string()).trim(),
+        "pod/web-0 created"
+    );
+    let header_of = |out: &str| -> Vec<String> {
+        let header = lines(out).first().copied().unwrap_or("").to_string();
+        header.split_whitespace().map(str::to_string).collect()
+    };
+
+    // The server's Table: its columns, not just NAME and AGE.
+    let out = server.kubectl_ok(&["get", "pods"]);
+    assert_eq!(
+        header_of(&out),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{out}"
+    );
+    let row: Vec<&str> = lines(&out)[1].split_whitespace().collect();
+    assert_eq!(row[..4], ["web-0", "0/1", "Pending", "0"], "{out}");
+
+    // -o wide adds the priority-1 columns.
+    let out = server.kubectl_ok(&["get", "pods", "-o", "wide"]);
+    let header = header_of(&out);
+    assert_eq!(header[..3], ["NAME", "READY", "STATUS"], "{out}");
+    for column in ["IP", "NODE", "NOMINATED", "READINESS"] {
+        assert!(header.iter().any(|c| c == column), "{column} in {out}");
+    }
+
+    // Across namespaces kubectl adds NAMESPACE from each row's object.
+    create_namespace(&server, "shop");
+    create(
+        &server,
+        "cm.json",
+        &configmap_json("shop", "settings", json!({}), json!({"a": "1", "b": "2"})),
+    );
+    let out = server.kubectl_ok(&["get", "cm", "-A"]);
+    assert_eq!(
+        header_of(&out),
+        ["NAMESPACE", "NAME", "DATA", "AGE"],
+        "{out}"
+    );
+    let row = lines(&out)
+        .into_iter()
+        .find(|line| line.contains("settings"))
+        .unwrap_or_else(|| panic!("no settings row in:\n{out}"));
+    let row: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(row[..3], ["shop", "settings", "2"], "{out}");
 }

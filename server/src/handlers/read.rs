@@ -15,6 +15,7 @@ use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
 use crate::fields;
 use crate::objects;
+use crate::table;
 
 /// `resourceVersion` of a GET or WATCH: unset → latest, `0` → any, `N` → not older than N.
 pub fn read_at(call: &Call<'_>) -> Result<ReadAt, ApiError> {
@@ -36,7 +37,19 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;
-    Ok(Reply::json_bytes(call.api.reads.json(&object, resource)))
+    let json = call.api.reads.json(&object, resource);
+    if let Some(include) = table::requested(&call.headers, &call.query)? {
+        let object = decode(&json)?;
+        let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+        return Ok(table::reply(resource, vec![object], metadata, include));
+    }
+    Ok(Reply::json_bytes(json))
+}
+
+/// An encoded object parsed back, for printing.
+fn decode(json: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(json)
+        .map_err(|e| ApiError::internal(format!("stored object is not valid JSON: {e}")))
 }
 
 /// The label and field selectors and the namespace of a LIST or WATCH, validated against
@@ -174,14 +187,30 @@ fn list_error(call: &Call<'_>, err: StorageError) -> ApiError {
 }
 
 pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let include = table::requested(&call.headers, &call.query)?;
     let listed = list_objects(call, filter(call)?).await?;
-    Ok(Reply::json_bytes(list_body(call, &listed)))
+    match include {
+        None => Ok(Reply::json_bytes(list_body(call, &listed))),
+        Some(include) => {
+            let resource = call.request.resource;
+            let objects = listed
+                .result
+                .objects
+                .iter()
+                .map(|o| decode(&call.api.reads.json(o, resource)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(table::reply(
+                resource,
+                objects,
+                list_metadata(&listed),
+                include,
+            ))
+        }
+    }
 }
 
-/// `{kind: PodList, apiVersion, metadata: {resourceVersion, continue, remainingItemCount},
-/// items}`, assembled from the objects' encoded JSON without decoding them again.
-pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
-    let resource = call.request.resource;
+/// A list's `metadata`: `{resourceVersion, continue, remainingItemCount}`.
+fn list_metadata(listed: &Listed) -> serde_json::Value {
     let mut metadata = json!({"resourceVersion": listed.result.revision.to_string()});
     if let Some(token) = &listed.continue_token {
         metadata["continue"] = json!(token);
@@ -189,10 +218,17 @@ pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
     if let Some(remaining) = listed.result.remaining {
         metadata["remainingItemCount"] = json!(remaining);
     }
+    metadata
+}
+
+/// `{kind: PodList, apiVersion, metadata: {resourceVersion, continue, remainingItemCount},
+/// items}`, assembled from the objects' encoded JSON without decoding them again.
+pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
+    let resource = call.request.resource;
     let head = json!({
         "kind": resource.list_kind(),
         "apiVersion": resource.api_version(),
-        "metadata": metadata,
+        "metadata": list_metadata(listed),
     });
     let head = serde_json::to_vec(&head).expect("a JSON value always serializes");
     let items: Vec<Bytes> = listed

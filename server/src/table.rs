@@ -1,0 +1,1536 @@
+//! Server-side printing: GET and LIST answered as a `meta.k8s.io/v1` `Table` when the Accept
+//! header asks for one (`application/json;as=Table;v=v1;g=meta.k8s.io`), as kubectl does for
+//! `kubectl get`.
+//!
+//! Each resource with a kube-apiserver printer has a [`Printer`] here — its column
+//! definitions and a function turning one object into that row's cells — mirroring
+//! `pkg/printers/internalversion/printers.go`; every other resource gets `Name` and `Age`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, StatusCode, header};
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::ApiError;
+use serde_json::{Map, Value, json};
+
+use crate::api::{Query, Reply};
+
+/// The Content-Type of a Table response.
+pub const CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// What each row carries besides its cells (`includeObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeObject {
+    None,
+    /// A `PartialObjectMetadata` with the object's metadata.
+    Metadata,
+    /// The full object.
+    Object,
+}
+
+/// Whether the request asks for a Table, and with what in each row; `None` → plain JSON.
+pub fn requested(headers: &HeaderMap, query: &Query) -> Result<Option<IncludeObject>, ApiError> {
+    if !accepts_table(headers) {
+        return Ok(None);
+    }
+    let include = match query.get("includeObject") {
+        None | Some("") | Some("Object") => IncludeObject::Object,
+        Some("Metadata") => IncludeObject::Metadata,
+        Some("None") => IncludeObject::None,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "includeObject: Unsupported value: {other:?}: supported values: \"None\", \"Metadata\", \"Object\""
+            )));
+        }
+    };
+    Ok(Some(include))
+}
+
+/// Whether the first media type of the Accept header the server can produce is the v1 Table.
+/// A v1beta1 Table or an unknown `as=` is skipped, so a later `application/json` wins.
+fn accepts_table(headers: &HeaderMap) -> bool {
+    for accept in headers.get_all(header::ACCEPT) {
+        let Ok(accept) = accept.to_str() else {
+            continue;
+        };
+        for media in accept.split(',') {
+            let mut parts = media.split(';').map(str::trim);
+            let essence = parts.next().unwrap_or("").to_ascii_lowercase();
+            let params: BTreeMap<String, &str> = parts
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()))
+                .filter(|(k, _)| k != "q")
+                .collect();
+            let json_like = matches!(
+                essence.as_str(),
+                "application/json" | "application/*" | "*/*"
+            );
+            if !json_like {
+                continue;
+            }
+            match params.get("as") {
+                None => return false,
+                Some(&"Table")
+                    if params.get("v") == Some(&"v1")
+                        && params.get("g") == Some(&"meta.k8s.io") =>
+                {
+                    return true;
+                }
+                Some(_) => continue,
+            }
+        }
+    }
+    false
+}
+
+/// The Table of `objects` (as `resource` serves them) with `metadata` as its list metadata.
+pub fn reply(
+    resource: &ResourceInfo,
+    objects: Vec<Value>,
+    metadata: Value,
+    include: IncludeObject,
+) -> Reply {
+    let body = render(resource, objects, metadata, include, Utc::now());
+    let bytes = serde_json::to_vec(&body).expect("a JSON value always serializes");
+    Reply::Encoded {
+        status: StatusCode::OK,
+        body: bytes.into(),
+        content_type: CONTENT_TYPE,
+    }
+}
+
+/// The Table body, with ages computed against `now`.
+pub fn render(
+    resource: &ResourceInfo,
+    objects: Vec<Value>,
+    metadata: Value,
+    include: IncludeObject,
+    now: DateTime<Utc>,
+) -> Value {
+    let printer = printer(resource);
+    let columns: Vec<Value> = printer.columns.iter().map(|c| c.to_json()).collect();
+    let rows: Vec<Value> = objects
+        .into_iter()
+        .map(|object| {
+            let cells = (printer.cells)(&object, now);
+            debug_assert_eq!(cells.len(), printer.columns.len());
+            let mut row = json!({"cells": cells});
+            match include {
+                IncludeObject::None => {}
+                IncludeObject::Object => row["object"] = object,
+                IncludeObject::Metadata => {
+                    row["object"] = json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
+                    });
+                }
+            }
+            row
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Columns and printers.
+
+/// A `TableColumnDefinition`.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub format: &'static str,
+    pub description: &'static str,
+    /// 0: always shown; 1: shown with `-o wide`.
+    pub priority: u8,
+}
+
+impl Column {
+    const fn string(name: &'static str, description: &'static str) -> Column {
+        Column {
+            name,
+            kind: "string",
+            format: "",
+            description,
+            priority: 0,
+        }
+    }
+
+    const fn integer(name: &'static str, description: &'static str) -> Column {
+        Column {
+            kind: "integer",
+            ..Column::string(name, description)
+        }
+    }
+
+    /// Shown only with `-o wide`.
+    const fn wide(self) -> Column {
+        Column {
+            priority: 1,
+            ..self
+        }
+    }
+
+    fn to_json(self) -> Value {
+        json!({
+            "name": self.name,
+            "type": self.kind,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        })
+    }
+}
+
+const NAME: Column = Column {
+    format: "name",
+    ..Column::string(
+        "Name",
+        "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically.",
+    )
+};
+const AGE: Column = Column::string(
+    "Age",
+    "CreationTimestamp is a timestamp representing the server time when this object was created.",
+);
+const CONTAINERS: Column =
+    Column::string("Containers", "Names of each container in the template.").wide();
+const IMAGES: Column = Column::string(
+    "Images",
+    "Images referenced by each container in the template.",
+)
+.wide();
+const SELECTOR: Column = Column::string("Selector", "Label selector for the objects.").wide();
+
+/// The cells of one object's row.
+type Cells = fn(&Value, DateTime<Utc>) -> Vec<Value>;
+
+/// How one resource is printed.
+pub struct Printer {
+    pub columns: &'static [Column],
+    cells: Cells,
+}
+
+/// `(group, resource)` → printer; resources not listed print [`DEFAULT`].
+const PRINTERS: &[(&str, &str, Printer)] = &[
+    (
+        "",
+        "pods",
+        Printer {
+            columns: POD_COLUMNS,
+            cells: pod,
+        },
+    ),
+    (
+        "",
+        "services",
+        Printer {
+            columns: SERVICE_COLUMNS,
+            cells: service,
+        },
+    ),
+    (
+        "",
+        "nodes",
+        Printer {
+            columns: NODE_COLUMNS,
+            cells: node,
+        },
+    ),
+    (
+        "",
+        "namespaces",
+        Printer {
+            columns: NAMESPACE_COLUMNS,
+            cells: namespace,
+        },
+    ),
+    (
+        "",
+        "configmaps",
+        Printer {
+            columns: CONFIGMAP_COLUMNS,
+            cells: configmap,
+        },
+    ),
+    (
+        "",
+        "secrets",
+        Printer {
+            columns: SECRET_COLUMNS,
+            cells: secret,
+        },
+    ),
+    (
+        "",
+        "events",
+        Printer {
+            columns: EVENT_COLUMNS,
+            cells: event,
+        },
+    ),
+    (
+        "events.k8s.io",
+        "events",
+        Printer {
+            columns: EVENT_COLUMNS,
+            cells: event,
+        },
+    ),
+    (
+        "",
+        "serviceaccounts",
+        Printer {
+            columns: SERVICEACCOUNT_COLUMNS,
+            cells: serviceaccount,
+        },
+    ),
+    (
+        "",
+        "persistentvolumeclaims",
+        Printer {
+            columns: PVC_COLUMNS,
+            cells: pvc,
+        },
+    ),
+    (
+        "",
+        "persistentvolumes",
+        Printer {
+            columns: PV_COLUMNS,
+            cells: pv,
+        },
+    ),
+    (
+        "apps",
+        "deployments",
+        Printer {
+            columns: DEPLOYMENT_COLUMNS,
+            cells: deployment,
+        },
+    ),
+    (
+        "apps",
+        "replicasets",
+        Printer {
+            columns: REPLICASET_COLUMNS,
+            cells: replicaset,
+        },
+    ),
+    (
+        "apps",
+        "statefulsets",
+        Printer {
+            columns: STATEFULSET_COLUMNS,
+            cells: statefulset,
+        },
+    ),
+    (
+        "apps",
+        "daemonsets",
+        Printer {
+            columns: DAEMONSET_COLUMNS,
+            cells: daemonset,
+        },
+    ),
+    (
+        "batch",
+        "jobs",
+        Printer {
+            columns: JOB_COLUMNS,
+            cells: job,
+        },
+    ),
+    (
+        "batch",
+        "cronjobs",
+        Printer {
+            columns: CRONJOB_COLUMNS,
+            cells: cronjob,
+        },
+    ),
+];
+
+/// kube-apiserver's default for types without a printer.
+const DEFAULT: Printer = Printer {
+    columns: &[NAME, AGE],
+    cells: default_cells,
+};
+
+/// The printer of `resource`.
+pub fn printer(resource: &ResourceInfo) -> &'static Printer {
+    PRINTERS
+        .iter()
+        .find(|(group, name, _)| *group == resource.group && *name == resource.resource)
+        .map(|(_, _, printer)| printer)
+        .unwrap_or(&DEFAULT)
+}
+
+fn default_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![name(o), age(o, now)]
+}
+
+// --- pods
+
+const POD_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Ready",
+        "The aggregate readiness state of this pod for accepting traffic.",
+    ),
+    Column::string(
+        "Status",
+        "The aggregate status of the containers in this pod.",
+    ),
+    Column::string(
+        "Restarts",
+        "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+    ),
+    AGE,
+    Column::string(
+        "IP",
+        "IP address allocated to the pod. Routable at least within the cluster.",
+    )
+    .wide(),
+    Column::string(
+        "Node",
+        "NodeName is a request to schedule this pod onto a specific node.",
+    )
+    .wide(),
+    Column::string(
+        "Nominated Node",
+        "nominatedNodeName is set only when this pod preempts other pods on the node.",
+    )
+    .wide(),
+    Column::string(
+        "Readiness Gates",
+        "If specified, all readiness gates will be evaluated for pod readiness.",
+    )
+    .wide(),
+];
+
+fn pod(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = &o["status"];
+    let total = items(&o["spec"]["containers"]).len();
+    let phase = text(status, "/phase");
+    let mut reason = match text(status, "/reason") {
+        "" => phase.to_string(),
+        r => r.to_string(),
+    };
+    let mut ready = 0;
+    let mut restarts = Restarts::default();
+    // Restartable (sidecar) init containers keep counting once the pod is initialized.
+    let mut sidecar_restarts = Restarts::default();
+    let sidecars: Vec<&str> = items(&o["spec"]["initContainers"])
+        .iter()
+        .filter(|c| text(c, "/restartPolicy") == "Always")
+        .map(|c| text(c, "/name"))
+        .collect();
+
+    if has_condition(status, "PodScheduled", "False")
+        && condition_reason(status, "PodScheduled") == Some("SchedulingGated")
+    {
+        reason = "SchedulingGated".into();
+    }
+
+    let init_total = items(&o["spec"]["initContainers"]).len();
+    let mut initializing = false;
+    for (i, c) in items(&status["initContainerStatuses"]).iter().enumerate() {
+        restarts.add(c);
+        if sidecars.contains(&text(c, "/name")) {
+            sidecar_restarts.add(c);
+        }
+        let terminated = &c["state"]["terminated"];
+        let waiting_reason = text(c, "/state/waiting/reason");
+        if terminated.is_object() && int(terminated, "/exitCode") == 0 {
+            continue;
+        }
+        if bool_at(c, "/started") && c["state"]["running"].is_object() {
+            // A restartable (sidecar) init container that is running.
+            continue;
+        }
+        initializing = true;
+        reason = if terminated.is_object() {
+            match (text(terminated, "/reason"), int(terminated, "/signal")) {
+                ("", 0) => format!("Init:ExitCode:{}", int(terminated, "/exitCode")),
+                ("", signal) => format!("Init:Signal:{signal}"),
+                (r, _) => format!("Init:{r}"),
+            }
+        } else if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" {
+            format!("Init:{waiting_reason}")
+        } else {
+            format!("Init:{i}/{init_total}")
+        };
+        break;
+    }
+
+    if !initializing || has_condition(status, "Initialized", "True") {
+        restarts = sidecar_restarts;
+        let mut has_running = false;
+        for c in items(&status["containerStatuses"]).iter().rev() {
+            restarts.add(c);
+            let waiting_reason = text(c, "/state/waiting/reason");
+            let terminated = &c["state"]["terminated"];
+            if !waiting_reason.is_empty() {
+                reason = waiting_reason.to_string();
+            } else if terminated.is_object() {
+                reason = match (text(terminated, "/reason"), int(terminated, "/signal")) {
+                    ("", 0) => format!("ExitCode:{}", int(terminated, "/exitCode")),
+                    ("", signal) => format!("Signal:{signal}"),
+                    (r, _) => r.to_string(),
+                };
+            } else if bool_at(c, "/ready") && c["state"]["running"].is_object() {
+                has_running = true;
+                ready += 1;
+            }
+        }
+        if reason == "Completed" && has_running {
+            reason = if has_condition(status, "Ready", "True") {
+                "Running".into()
+            } else {
+                "NotReady".into()
+            };
+        }
+    }
+
+    let deleting = o
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
+    if deleting && text(status, "/reason") == "NodeLost" {
+        reason = "Unknown".into();
+    } else if deleting && phase != "Succeeded" && phase != "Failed" {
+        reason = "Terminating".into();
+    }
+
+    let restarts_cell = match restarts.last {
+        Some(t) if restarts.count != 0 => {
+            format!("{} ({} ago)", restarts.count, human_duration(now - t))
+        }
+        _ => restarts.count.to_string(),
+    };
+
+    let ip = items(&status["podIPs"])
+        .first()
+        .map(|p| text(p, "/ip"))
+        .unwrap_or("");
+    let gates = items(&o["spec"]["readinessGates"]);
+    let readiness_gates = if gates.is_empty() {
+        "<none>".to_string()
+    } else {
+        let true_gates = gates
+            .iter()
+            .filter(|g| has_condition(status, text(g, "/conditionType"), "True"))
+            .count();
+        format!("{true_gates}/{}", gates.len())
+    };
+    vec![
+        name(o),
+        json!(format!("{ready}/{total}")),
+        json!(reason),
+        json!(restarts_cell),
+        age(o, now),
+        json!(or_none(ip)),
+        json!(or_none(text(o, "/spec/nodeName"))),
+        json!(or_none(text(status, "/nominatedNodeName"))),
+        json!(readiness_gates),
+    ]
+}
+
+/// Container restarts and when the last one ended.
+#[derive(Default, Clone, Copy)]
+struct Restarts {
+    count: i64,
+    last: Option<DateTime<Utc>>,
+}
+
+impl Restarts {
+    fn add(&mut self, container_status: &Value) {
+        self.count += int(container_status, "/restartCount");
+        let finished = container_status.pointer("/lastState/terminated/finishedAt");
+        if let Some(t) = timestamp(finished) {
+            self.last = Some(self.last.map_or(t, |last| last.max(t)));
+        }
+    }
+}
+
+// --- workloads
+
+const DEPLOYMENT_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Ready", "Number of the pod with ready state"),
+    Column::integer(
+        "Up-to-date",
+        "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+    ),
+    Column::integer(
+        "Available",
+        "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
+
+fn deployment(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = &o["status"];
+    let (containers, images) = containers_and_images(o);
+    vec![
+        name(o),
+        json!(format!(
+            "{}/{}",
+            int(status, "/readyReplicas"),
+            desired_replicas(o)
+        )),
+        json!(int(status, "/updatedReplicas")),
+        json!(int(status, "/availableReplicas")),
+        age(o, now),
+        json!(containers),
+        json!(images),
+        json!(label_selector(&o["spec"]["selector"])),
+    ]
+}
+
+const REPLICASET_COLUMNS: &[Column] = &[
+    NAME,
+    Column::integer("Desired", "Number of desired pods."),
+    Column::integer(
+        "Current",
+        "Replicas is the most recently observed number of replicas.",
+    ),
+    Column::integer(
+        "Ready",
+        "The number of ready replicas for this replica set.",
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
+
+fn replicaset(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = &o["status"];
+    let (containers, images) = containers_and_images(o);
+    vec![
+        name(o),
+        json!(desired_replicas(o)),
+        json!(int(status, "/replicas")),
+        json!(int(status, "/readyReplicas")),
+        age(o, now),
+        json!(containers),
+        json!(images),
+        json!(label_selector(&o["spec"]["selector"])),
+    ]
+}
+
+const STATEFULSET_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Ready", "Number of the pod with ready state"),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+];
+
+fn statefulset(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let (containers, images) = containers_and_images(o);
+    vec![
+        name(o),
+        json!(format!(
+            "{}/{}",
+            int(o, "/status/readyReplicas"),
+            desired_replicas(o)
+        )),
+        age(o, now),
+        json!(containers),
+        json!(images),
+    ]
+}
+
+const DAEMONSET_COLUMNS: &[Column] = &[
+    NAME,
+    Column::integer(
+        "Desired",
+        "The total number of nodes that should be running the daemon pod.",
+    ),
+    Column::integer(
+        "Current",
+        "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+    ),
+    Column::integer(
+        "Ready",
+        "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+    ),
+    Column::integer(
+        "Up-to-date",
+        "The total number of nodes that are running updated daemon pod",
+    ),
+    Column::integer(
+        "Available",
+        "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+    ),
+    Column::string(
+        "Node Selector",
+        "NodeSelector is a selector which must be true for the pod to fit on a node.",
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
+
+fn daemonset(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = &o["status"];
+    let (containers, images) = containers_and_images(o);
+    vec![
+        name(o),
+        json!(int(status, "/desiredNumberScheduled")),
+        json!(int(status, "/currentNumberScheduled")),
+        json!(int(status, "/numberReady")),
+        json!(int(status, "/updatedNumberScheduled")),
+        json!(int(status, "/numberAvailable")),
+        json!(or_none(&label_set(
+            &o["spec"]["template"]["spec"]["nodeSelector"]
+        ))),
+        age(o, now),
+        json!(containers),
+        json!(images),
+        json!(label_selector(&o["spec"]["selector"])),
+    ]
+}
+
+const JOB_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Status", "Status of the job."),
+    Column::string("Completions", "The completion status of the job"),
+    Column::string("Duration", "Time required to complete the job."),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
+
+fn job(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = &o["status"];
+    let spec = &o["spec"];
+    let succeeded = int(status, "/succeeded");
+    let completions = match spec.get("completions").and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match int(spec, "/parallelism") {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    };
+    let job_status = if has_condition(status, "Complete", "True") {
+        "Complete"
+    } else if has_condition(status, "Failed", "True") {
+        "Failed"
+    } else if o
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        "Terminating"
+    } else if has_condition(status, "Suspended", "True") {
+        "Suspended"
+    } else if has_condition(status, "FailureTarget", "True") {
+        "FailureTarget"
+    } else if has_condition(status, "SuccessCriteriaMet", "True") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    };
+    let duration = match (
+        timestamp(status.get("startTime")),
+        timestamp(status.get("completionTime")),
+    ) {
+        (Some(start), Some(end)) => human_duration(end - start),
+        (Some(start), None) => human_duration(now - start),
+        (None, _) => String::new(),
+    };
+    let (containers, images) = containers_and_images(o);
+    vec![
+        name(o),
+        json!(job_status),
+        json!(completions),
+        json!(duration),
+        age(o, now),
+        json!(containers),
+        json!(images),
+        json!(label_selector(&spec["selector"])),
+    ]
+}
+
+const CRONJOB_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Schedule",
+        "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+    ),
+    Column::string(
+        "Timezone",
+        "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones.",
+    ),
+    Column::string(
+        "Suspend",
+        "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.",
+    ),
+    Column::integer("Active", "A list of pointers to currently running jobs."),
+    Column::string(
+        "Last Schedule",
+        "Information when was the last time the job was successfully scheduled.",
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    SELECTOR,
+];
+
+fn cronjob(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let spec = &o["spec"];
+    let suspend = match spec.get("suspend").and_then(Value::as_bool) {
+        None => "<unset>",
+        Some(true) => "True",
+        Some(false) => "False",
+    };
+    let last_schedule = match timestamp(o.pointer("/status/lastScheduleTime")) {
+        Some(t) => human_duration(now - t),
+        None => "<none>".into(),
+    };
+    let template = &spec["jobTemplate"]["spec"];
+    let (containers, images) = pod_template_containers(&template["template"]["spec"]);
+    vec![
+        name(o),
+        json!(text(spec, "/schedule")),
+        json!(or_none(text(spec, "/timeZone"))),
+        json!(suspend),
+        json!(items(&o["status"]["active"]).len()),
+        json!(last_schedule),
+        age(o, now),
+        json!(containers),
+        json!(images),
+        json!(label_selector(&template["selector"])),
+    ]
+}
+
+// --- core resources
+
+const SERVICE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Type", "type determines how the Service is exposed."),
+    Column::string(
+        "Cluster-IP",
+        "clusterIP is the IP address of the service and is usually assigned randomly.",
+    ),
+    Column::string(
+        "External-IP",
+        "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+    ),
+    Column::string(
+        "Port(s)",
+        "The list of ports that are exposed by this service.",
+    ),
+    AGE,
+    Column::string(
+        "Selector",
+        "Route service traffic to pods with label keys and values matching this selector.",
+    )
+    .wide(),
+];
+
+fn service(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let spec = &o["spec"];
+    let kind = match text(spec, "/type") {
+        "" => "ClusterIP",
+        t => t,
+    };
+    let external_ips: Vec<&str> = items(&spec["externalIPs"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let external = match kind {
+        "ExternalName" => text(spec, "/externalName").to_string(),
+        "LoadBalancer" => {
+            let mut ips: Vec<&str> = items(&o["status"]["loadBalancer"]["ingress"])
+                .iter()
+                .map(|i| match text(i, "/ip") {
+                    "" => text(i, "/hostname"),
+                    ip => ip,
+                })
+                .filter(|s| !s.is_empty())
+                .collect();
+            ips.extend(&external_ips);
+            if ips.is_empty() {
+                "<pending>".into()
+            } else {
+                ips.join(",")
+            }
+        }
+        _ => or_none(&external_ips.join(",")).to_string(),
+    };
+    let ports: Vec<String> = items(&spec["ports"])
+        .iter()
+        .map(|p| {
+            let protocol = match text(p, "/protocol") {
+                "" => "TCP",
+                proto => proto,
+            };
+            match int(p, "/nodePort") {
+                0 => format!("{}/{protocol}", int(p, "/port")),
+                node_port => format!("{}:{node_port}/{protocol}", int(p, "/port")),
+            }
+        })
+        .collect();
+    vec![
+        name(o),
+        json!(kind),
+        json!(or_none(text(spec, "/clusterIP"))),
+        json!(external),
+        json!(or_none(&ports.join(","))),
+        age(o, now),
+        json!(or_none(&label_set(&spec["selector"]))),
+    ]
+}
+
+const NODE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Status", "The status of the node"),
+    Column::string("Roles", "The roles of the node"),
+    AGE,
+    Column::string("Version", "Kubelet Version reported by the node."),
+    Column::string("Internal-IP", "List of addresses reachable to the node.").wide(),
+    Column::string("External-IP", "List of addresses reachable to the node.").wide(),
+    Column::string("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).").wide(),
+    Column::string("Kernel-Version", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).").wide(),
+    Column::string("Container-Runtime", "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).").wide(),
+];
+
+fn node(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = &o["status"];
+    let mut states = vec![match condition_status(status, "Ready") {
+        Some("True") => "Ready",
+        Some(_) => "NotReady",
+        None => "Unknown",
+    }];
+    if bool_at(o, "/spec/unschedulable") {
+        states.push("SchedulingDisabled");
+    }
+    let mut roles: Vec<&str> = o["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(
+            |(key, value)| match key.strip_prefix("node-role.kubernetes.io/") {
+                Some(role) => Some(role),
+                None if key == "kubernetes.io/role" => value.as_str(),
+                None => None,
+            },
+        )
+        .filter(|role| !role.is_empty())
+        .collect();
+    roles.sort_unstable();
+    roles.dedup();
+    let address = |kind: &str| {
+        items(&status["addresses"])
+            .iter()
+            .find(|a| text(a, "/type") == kind)
+            .map(|a| text(a, "/address"))
+            .unwrap_or("<none>")
+    };
+    let info = &status["nodeInfo"];
+    vec![
+        name(o),
+        json!(states.join(",")),
+        json!(or_none(&roles.join(","))),
+        age(o, now),
+        json!(text(info, "/kubeletVersion")),
+        json!(address("InternalIP")),
+        json!(address("ExternalIP")),
+        json!(or_unknown(text(info, "/osImage"))),
+        json!(or_unknown(text(info, "/kernelVersion"))),
+        json!(or_unknown(text(info, "/containerRuntimeVersion"))),
+    ]
+}
+
+const NAMESPACE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Status", "The status of the namespace"),
+    AGE,
+];
+
+fn namespace(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![name(o), json!(text(o, "/status/phase")), age(o, now)]
+}
+
+const CONFIGMAP_COLUMNS: &[Column] = &[
+    NAME,
+    Column::integer("Data", "Data contains the configuration data."),
+    AGE,
+];
+
+fn configmap(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        json!(entries(&o["data"]) + entries(&o["binaryData"])),
+        age(o, now),
+    ]
+}
+
+const SECRET_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Type", "The type of the secret"),
+    Column::integer("Data", "Data contains the secret data."),
+    AGE,
+];
+
+fn secret(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        json!(text(o, "/type")),
+        json!(entries(&o["data"])),
+        age(o, now),
+    ]
+}
+
+const SERVICEACCOUNT_COLUMNS: &[Column] = &[
+    NAME,
+    Column::integer(
+        "Secrets",
+        "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+    ),
+    AGE,
+];
+
+fn serviceaccount(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![name(o), json!(items(&o["secrets"]).len()), age(o, now)]
+}
+
+const EVENT_COLUMNS: &[Column] = &[
+    Column::string(
+        "Last Seen",
+        "The time at which the most recent occurrence of this event was recorded.",
+    ),
+    Column::string(
+        "Type",
+        "Type of this event (Normal, Warning), new types could be added in the future.",
+    ),
+    Column::string(
+        "Reason",
+        "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+    ),
+    Column::string("Object", "The object that this event is about."),
+    Column::string("Subobject", "The subobject that this event is about.").wide(),
+    Column::string("Source", "The component reporting this event.").wide(),
+    Column::string(
+        "Message",
+        "A human-readable description of the status of this operation.",
+    ),
+    Column::string(
+        "First Seen",
+        "The time at which the event was first recorded.",
+    )
+    .wide(),
+    Column::integer("Count", "The number of times this event has occurred.").wide(),
+    Column {
+        format: "name",
+        ..Column::string("Name", "Name of the event.").wide()
+    },
+];
+
+/// Core/v1 events and events.k8s.io/v1 events (whose fields are renamed).
+fn event(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let field = |core: &str, events_api: &str| {
+        o.pointer(core)
+            .filter(|v| !v.is_null())
+            .or_else(|| o.pointer(events_api).filter(|v| !v.is_null()))
+    };
+    let involved = field("/involvedObject", "/regarding")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let since = |v: Option<&Value>| timestamp(v).map(|t| human_duration(now - t));
+    let last_seen = since(o.pointer("/series/lastObservedTime"))
+        .or_else(|| since(field("/lastTimestamp", "/deprecatedLastTimestamp")))
+        .or_else(|| since(o.get("eventTime")))
+        .unwrap_or_else(|| "<unknown>".into());
+    let first_seen = since(field("/firstTimestamp", "/deprecatedFirstTimestamp"))
+        .or_else(|| since(o.get("eventTime")))
+        .unwrap_or_else(|| "<unknown>".into());
+    let source_component = field("/source/component", "/deprecatedSource/component")
+        .and_then(Value::as_str)
+        .or_else(|| o.get("reportingComponent").and_then(Value::as_str))
+        .or_else(|| o.get("reportingController").and_then(Value::as_str))
+        .unwrap_or("");
+    let count = field("/series/count", "/deprecatedCount")
+        .or_else(|| o.get("count"))
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    vec![
+        json!(last_seen),
+        json!(text(o, "/type")),
+        json!(text(o, "/reason")),
+        json!(format!(
+            "{}/{}",
+            text(&involved, "/kind").to_lowercase(),
+            text(&involved, "/name")
+        )),
+        json!(text(&involved, "/fieldPath")),
+        json!(source_component),
+        json!(
+            field("/message", "/note")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        ),
+        json!(first_seen),
+        json!(count),
+        name(o),
+    ]
+}
+
+const PVC_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Status", "The phase of the claim."),
+    Column::string(
+        "Volume",
+        "The binding reference to the PersistentVolume backing this claim.",
+    ),
+    Column::string("Capacity", "The actual resources of the underlying volume."),
+    Column::string(
+        "Access Modes",
+        "The actual access modes the volume backing the PVC has.",
+    ),
+    Column::string(
+        "StorageClass",
+        "The name of the StorageClass required by the claim.",
+    ),
+    Column::string(
+        "VolumeAttributesClass",
+        "The name of the VolumeAttributesClass the claim uses.",
+    ),
+    AGE,
+    Column::string("VolumeMode", "The volume mode of the claim.").wide(),
+];
+
+fn pvc(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let spec = &o["spec"];
+    let status = &o["status"];
+    let phase = if o
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        "Terminating"
+    } else {
+        text(status, "/phase")
+    };
+    // Capacity and access modes are shown once the claim is bound.
+    let bound = !text(spec, "/volumeName").is_empty();
+    let (capacity, modes) = if bound {
+        (
+            text(status, "/capacity/storage"),
+            access_modes(&status["accessModes"]),
+        )
+    } else {
+        ("", String::new())
+    };
+    vec![
+        name(o),
+        json!(phase),
+        json!(text(spec, "/volumeName")),
+        json!(capacity),
+        json!(modes),
+        json!(storage_class(o)),
+        json!(or_unset(text(spec, "/volumeAttributesClassName"))),
+        age(o, now),
+        json!(or_none(text(spec, "/volumeMode"))),
+    ]
+}
+
+const PV_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Capacity", "The capacity of the volume."),
+    Column::string(
+        "Access Modes",
+        "The access modes the volume can be mounted with.",
+    ),
+    Column::string(
+        "Reclaim Policy",
+        "What happens to the volume when released from its claim.",
+    ),
+    Column::string("Status", "The phase of the volume."),
+    Column::string("Claim", "The claim bound to the volume."),
+    Column::string(
+        "StorageClass",
+        "The name of the StorageClass the volume belongs to.",
+    ),
+    Column::string(
+        "VolumeAttributesClass",
+        "The name of the VolumeAttributesClass the volume uses.",
+    ),
+    Column::string(
+        "Reason",
+        "A brief CamelCase string that describes any failure.",
+    ),
+    AGE,
+    Column::string("VolumeMode", "The volume mode of the volume.").wide(),
+];
+
+fn pv(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let spec = &o["spec"];
+    let claim = match (
+        text(spec, "/claimRef/namespace"),
+        text(spec, "/claimRef/name"),
+    ) {
+        (_, "") => String::new(),
+        (ns, name) => format!("{ns}/{name}"),
+    };
+    let phase = if o
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        "Terminating"
+    } else {
+        text(o, "/status/phase")
+    };
+    vec![
+        name(o),
+        json!(text(spec, "/capacity/storage")),
+        json!(access_modes(&spec["accessModes"])),
+        json!(text(spec, "/persistentVolumeReclaimPolicy")),
+        json!(phase),
+        json!(claim),
+        json!(storage_class(o)),
+        json!(or_unset(text(spec, "/volumeAttributesClassName"))),
+        json!(text(o, "/status/reason")),
+        age(o, now),
+        json!(or_none(text(spec, "/volumeMode"))),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// Field helpers.
+
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn int(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn bool_at(v: &Value, pointer: &str) -> bool {
+    v.pointer(pointer).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The number of keys of a map (`data`).
+fn entries(v: &Value) -> usize {
+    v.as_object().map_or(0, Map::len)
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "<none>" } else { s }
+}
+
+fn or_unset(s: &str) -> &str {
+    if s.is_empty() { "<unset>" } else { s }
+}
+
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() { "<unknown>" } else { s }
+}
+
+fn name(o: &Value) -> Value {
+    json!(text(o, "/metadata/name"))
+}
+
+/// The `Age` cell: the time since `metadata.creationTimestamp`.
+fn age(o: &Value, now: DateTime<Utc>) -> Value {
+    match timestamp(o.pointer("/metadata/creationTimestamp")) {
+        Some(created) => json!(human_duration(now - created)),
+        None => json!("<unknown>"),
+    }
+}
+
+fn timestamp(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    let s = v?.as_str()?;
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
+    items(&status["conditions"])
+        .iter()
+        .find(|c| text(c, "/type") == kind)
+}
+
+fn condition_status<'a>(status: &'a Value, kind: &str) -> Option<&'a str> {
+    condition(status, kind).map(|c| text(c, "/status"))
+}
+
+fn condition_reason<'a>(status: &'a Value, kind: &str) -> Option<&'a str> {
+    condition(status, kind).map(|c| text(c, "/reason"))
+}
+
+fn has_condition(status: &Value, kind: &str, value: &str) -> bool {
+    condition_status(status, kind) == Some(value)
+}
+
+/// `spec.replicas`, defaulted to 1 as kube-apiserver does.
+fn desired_replicas(o: &Value) -> i64 {
+    o.pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+}
+
+/// The comma-joined container names and images of a workload's pod template.
+fn containers_and_images(o: &Value) -> (String, String) {
+    pod_template_containers(&o["spec"]["template"]["spec"])
+}
+
+fn pod_template_containers(pod_spec: &Value) -> (String, String) {
+    let containers = items(&pod_spec["containers"]);
+    let names: Vec<&str> = containers.iter().map(|c| text(c, "/name")).collect();
+    let images: Vec<&str> = containers.iter().map(|c| text(c, "/image")).collect();
+    (names.join(","), images.join(","))
+}
+
+/// A `map[string]string` selector as `k=v,k2=v2` (sorted), empty when there is none.
+fn label_set(v: &Value) -> String {
+    let mut pairs: Vec<String> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    pairs.sort_unstable();
+    pairs.join(",")
+}
+
+/// A `LabelSelector` as `metav1.LabelSelectorAsSelector(...).String()` prints it;
+/// `<none>` when there is no selector.
+fn label_selector(selector: &Value) -> String {
+    if !selector.is_object() {
+        return "<none>".into();
+    }
+    let mut requirements: Vec<(String, String)> = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))))
+        .collect();
+    for expression in items(&selector["matchExpressions"]) {
+        let key = text(expression, "/key");
+        let mut values: Vec<&str> = items(&expression["values"])
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        values.sort_unstable();
+        let values = values.join(",");
+        let printed = match text(expression, "/operator") {
+            "In" => format!("{key} in ({values})"),
+            "NotIn" => format!("{key} notin ({values})"),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => continue,
+        };
+        requirements.push((key.to_string(), printed));
+    }
+    requirements.sort();
+    requirements
+        .into_iter()
+        .map(|(_, printed)| printed)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `RWO,ROX,RWX,RWOP` as kubectl abbreviates access modes.
+fn access_modes(modes: &Value) -> String {
+    let modes: Vec<&str> = items(modes).iter().filter_map(Value::as_str).collect();
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(mode, _)| modes.contains(mode))
+    .map(|(_, short)| *short)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// `spec.storageClassName`, or the beta annotation older objects carry.
+fn storage_class(o: &Value) -> &str {
+    match text(o, "/spec/storageClassName") {
+        "" => o
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        class => class,
+    }
+}
+
+/// apimachinery's `duration.HumanDuration`: `45s`, `5m10s`, `3h`, `2d4h`, `3y`.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let seconds = d.num_seconds();
+    if seconds < -1 {
+        return "<invalid>".into();
+    } else if seconds < 0 {
+        return "0s".into();
+    } else if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        return match seconds % 60 {
+            0 => format!("{minutes}m"),
+            s => format!("{minutes}m{s}s"),
+        };
+    } else if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        match minutes % 60 {
+            0 => format!("{hours}h"),
+            m => format!("{hours}h{m}m"),
+        }
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        match hours % 24 {
+            0 => format!("{}d", hours / 24),
+            h => format!("{}d{h}h", hours / 24),
+        }
+    } else if hours < 24 * 365 * 2 {
+        format!("{}d", hours / 24)
+    } else if hours < 24 * 365 * 8 {
+        let years = hours / 24 / 365;
+        match (hours / 24) % 365 {
+            0 => format!("{years}y"),
+            days => format!("{years}y{days}d"),
+        }
+    } else {
+        format!("{}y", hours / 24 / 365)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (Duration::seconds(-5), "<invalid>"),
+            (Duration::milliseconds(-1500), "0s"),
+            (Duration::seconds(0), "0s"),
+            (Duration::seconds(119), "119s"),
+            (Duration::seconds(120), "2m"),
+            (Duration::seconds(310), "5m10s"),
+            (Duration::minutes(179), "179m"),
+            (Duration::minutes(180), "3h"),
+            (Duration::minutes(7 * 60 + 30), "7h30m"),
+            (Duration::hours(47), "47h"),
+            (Duration::hours(48), "2d"),
+            (Duration::hours(52), "2d4h"),
+            (Duration::days(30), "30d"),
+            (Duration::days(365 * 2 + 10), "2y10d"),
+            (Duration::days(365 * 9), "9y"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(human_duration(d), want, "{d:?}");
+        }
+    }
+
+    fn headers(accept: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, http::HeaderValue::from_str(accept).unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert!(accepts_table(&headers(kubectl)));
+        assert!(accepts_table(&headers(
+            "application/json; as=Table; g=meta.k8s.io; v=v1"
+        )));
+        assert!(!accepts_table(&headers("application/json")));
+        assert!(!accepts_table(&headers(
+            "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+        )));
+        assert!(!accepts_table(&headers(
+            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+        )));
+        assert!(!accepts_table(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn selectors_print_like_kube() {
+        let selector = json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["b", "a"]},
+                {"key": "gone", "operator": "DoesNotExist"},
+            ],
+        });
+        assert_eq!(label_selector(&selector), "app=web,!gone,tier in (a,b)");
+        assert_eq!(label_selector(&Value::Null), "<none>");
+    }
+
+    #[test]
+    fn running_pod_with_restarts() {
+        let now = Utc::now();
+        let created = (now - Duration::hours(3)).to_rfc3339();
+        let finished = (now - Duration::minutes(5)).to_rfc3339();
+        let pod_json = json!({
+            "metadata": {"name": "p", "creationTimestamp": created},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
+            "status": {
+                "phase": "Running",
+                "podIPs": [{"ip": "10.0.0.1"}],
+                "containerStatuses": [
+                    {"name": "a", "ready": true, "restartCount": 2, "state": {"running": {}},
+                     "lastState": {"terminated": {"finishedAt": finished}}},
+                    {"name": "b", "ready": false, "restartCount": 0,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                ],
+            },
+        });
+        let cells = pod(&pod_json, now);
+        assert_eq!(
+            cells,
+            vec![
+                json!("p"),
+                json!("1/2"),
+                json!("CrashLoopBackOff"),
+                json!("2 (5m ago)"),
+                json!("3h"),
+                json!("10.0.0.1"),
+                json!("n1"),
+                json!("<none>"),
+                json!("<none>"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_printer_fills_every_column() {
+        for (_, _, printer) in PRINTERS {
+            let cells = (printer.cells)(&json!({}), Utc::now());
+            assert_eq!(cells.len(), printer.columns.len());
+        }
+    }
+}
