@@ -25,7 +25,7 @@ use futures::stream::BoxStream;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{Result, Revision};
 
-pub use object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes};
+pub use object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes, View};
 pub use passthrough::Passthrough;
 pub use watch_cache::{Config as WatchCacheConfig, ResourceCacheStats, WatchCache};
 
@@ -92,6 +92,8 @@ pub struct WatchRequest {
     pub start: WatchStart,
     /// After the initial events, a BOOKMARK annotated `k8s.io/initial-events-end`.
     pub initial_events_end: bool,
+    /// Each object as a one-row `meta.k8s.io/v1` Table (server-side printing).
+    pub table: bool,
     /// Periodic BOOKMARKs (allowWatchBookmarks).
     pub bookmarks: bool,
     /// How often bookmarks are sent.

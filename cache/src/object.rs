@@ -31,10 +31,53 @@ pub trait ObjectCodec: Send + Sync + 'static {
     fn bookmark(&self, shape: &ResourceInfo, revision: Revision, initial_events_end: bool)
     -> Bytes;
 
+    /// The object as a one-row Table of `shape` (server-side printing in watch frames); by
+    /// default the plain object, for codecs that print no tables.
+    fn encode_table(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
+        self.encode(stored, revision, shape)
+    }
+
+    /// Encodes in `view`.
+    fn encode_view(&self, stored: &[u8], revision: Revision, view: View, shapes: &Shapes) -> Bytes {
+        let shape = shapes.get(view.shape);
+        if view.table {
+            self.encode_table(stored, revision, shape)
+        } else {
+            self.encode(stored, revision, shape)
+        }
+    }
+
     /// The field watchers of `resource` are indexed by besides name and namespace: the one
     /// many watchers select a single value of (pods: `spec.nodeName`, one per kubelet).
     fn trigger_field(&self, _resource: &ResourceInfo) -> Option<&'static str> {
         None
+    }
+}
+
+/// How a watcher wants its objects: in which API shape, and whether each as a one-row
+/// `meta.k8s.io/v1` Table (kubectl's server-side printing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct View {
+    pub shape: usize,
+    pub table: bool,
+}
+
+/// How many distinct views a stored object can be encoded in.
+pub const MAX_VIEWS: usize = MAX_SHAPES * 2;
+
+impl View {
+    pub fn index(self) -> usize {
+        self.shape * 2 + usize::from(self.table)
+    }
+}
+
+impl From<usize> for View {
+    /// The plain JSON object in shape number `shape`.
+    fn from(shape: usize) -> View {
+        View {
+            shape,
+            table: false,
+        }
     }
 }
 

@@ -195,10 +195,13 @@ impl Watcher {
     }
 
     fn object_frame(&self, event_type: &str, stored: &[u8], revision: Revision) -> Bytes {
-        frame(
-            event_type,
-            &self.codec.encode(stored, revision, self.request.resource),
-        )
+        let resource = self.request.resource;
+        let json = if self.request.table {
+            self.codec.encode_table(stored, revision, resource)
+        } else {
+            self.codec.encode(stored, revision, resource)
+        };
+        frame(event_type, &json)
     }
 
     fn bookmark(&self, initial_events_end: bool) -> Bytes {
@@ -233,12 +236,8 @@ impl Watcher {
         let mut final_bookmark_sent = false;
         if let Some(listed) = initial {
             for object in &listed.objects {
-                let json = self.codec.encode(
-                    &object.kv.value,
-                    object.kv.mod_revision,
-                    self.request.resource,
-                );
-                if !self.send(frame("ADDED", &json)).await {
+                let frame = self.object_frame("ADDED", &object.kv.value, object.kv.mod_revision);
+                if !self.send(frame).await {
                     return;
                 }
             }

@@ -7,7 +7,7 @@ use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
 use serde_json::{Value, json};
 
-use crate::{fields, handlers, objects};
+use crate::{fields, handlers, objects, table};
 
 /// Stored objects are JSON (see [`objects::encode`]).
 #[derive(Debug, Default, Clone, Copy)]
@@ -58,6 +58,21 @@ impl ObjectCodec for JsonCodec {
         objects::set_resource_version(&mut object, revision);
         let object = handlers::present_value(shape, object);
         Bytes::from(serde_json::to_vec(&object).expect("a JSON value always serializes"))
+    }
+
+    fn encode_table(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
+        let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
+        objects::set_resource_version(&mut object, revision);
+        let object = handlers::present_value(shape, object);
+        let metadata = json!({"resourceVersion": revision.to_string()});
+        let table = table::render(
+            shape,
+            vec![object],
+            metadata,
+            table::IncludeObject::Object,
+            chrono::Utc::now(),
+        );
+        Bytes::from(serde_json::to_vec(&table).expect("a JSON value always serializes"))
     }
 
     fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {

@@ -328,3 +328,59 @@ async fn include_object_none_and_metadata() {
         get_accept(&server, PODS, &[("includeObject", "Bogus")], KUBECTL_ACCEPT).await;
     assert_eq!(status, 400, "{body:#}");
 }
+
+/// `kubectl get -w` asks for Tables: every watch event's object is a one-row Table (the
+/// initial ADDED ones and live changes alike), while plain watches keep plain objects.
+#[tokio::test]
+async fn watch_events_as_one_row_tables() {
+    let server = TestServer::start().await;
+    server.post(PODS, &pod("first")).await.expect(201);
+    let response = server
+        .client
+        .get(server.url_with(PODS, &[("watch", "true"), ("timeoutSeconds", "5")]))
+        .header("Accept", KUBECTL_ACCEPT)
+        .send()
+        .await
+        .expect("watch request");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut response = response;
+    let mut buffered = Vec::new();
+    let mut events: Vec<Value> = Vec::new();
+    let mut created = false;
+    while events.len() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+            .await
+            .expect("a frame within 5 s")
+            .expect("read")
+            .expect("the watch goes on");
+        buffered.extend_from_slice(&chunk);
+        while let Some(end) = buffered.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffered.drain(..=end).collect();
+            events.push(serde_json::from_slice(&line).expect("a JSON frame"));
+        }
+        if !created && !events.is_empty() {
+            server.post(PODS, &pod("second")).await.expect(201);
+            created = true;
+        }
+    }
+    for (event, name) in events.iter().zip(["first", "second"]) {
+        assert_eq!(event["type"], "ADDED", "{event:#}");
+        let table = &event["object"];
+        assert_eq!(table["kind"], "Table", "{event:#}");
+        assert_eq!(table["apiVersion"], "meta.k8s.io/v1");
+        assert_eq!(table["rows"].as_array().map(Vec::len), Some(1));
+        assert_eq!(table["rows"][0]["cells"][0], name);
+        assert_eq!(table["rows"][0]["cells"][2], "Pending");
+        assert_eq!(table["rows"][0]["object"]["metadata"]["name"], name);
+        assert_eq!(
+            table["metadata"]["resourceVersion"],
+            table["rows"][0]["object"]["metadata"]["resourceVersion"]
+        );
+    }
+    let mut plain = server.watch(PODS, &[("watch", "true")]).await;
+    let event = plain.next_event().await;
+    assert_eq!(
+        event["object"]["kind"], "Pod",
+        "plain watches are unchanged"
+    );
+}

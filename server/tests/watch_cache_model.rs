@@ -1163,6 +1163,7 @@ impl Run {
         initial_events_end: bool,
     ) -> Result<FrameStream, StorageError> {
         let request = WatchRequest {
+            table: false,
             resource: self.pods,
             prefix: PREFIX.to_string(),
             filter: filter.to_filter(),

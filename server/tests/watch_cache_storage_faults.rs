@@ -191,6 +191,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
     // A watch from the list's revision starts after both events; a watch from the create's
     // revision must still see the delete; one from before the create sees both.
     let watch = |after: Revision| WatchRequest {
+        table: false,
         resource,
         prefix: prefix.clone(),
         filter: Arc::new(Filter::default()),
@@ -288,6 +289,7 @@ async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
         .await
         .unwrap();
     let request = |start| WatchRequest {
+        table: false,
         resource,
         prefix: prefix.clone(),
         filter: Arc::new(Filter::default()),

@@ -35,7 +35,7 @@ use tokio::time::{Instant, Interval, Sleep};
 use self::resource::{Command, Initial, ResourceCache, ResourceHandle, Start};
 use self::state::{CacheEvent, CacheState, Objects, Published};
 use self::watchers::{ENDED_EXPIRED, ENDED_TOO_SLOW, Ending, Frame};
-use crate::object::{CachedObject, ObjectCodec, Shapes, error_frame, frame};
+use crate::object::{CachedObject, ObjectCodec, Shapes, View, error_frame, frame};
 use crate::{
     FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
     WatchStart,
@@ -443,7 +443,10 @@ impl ReadPath for WatchCache {
 
     async fn watch(&self, request: WatchRequest) -> Result<FrameStream> {
         let handle = self.handle(request.resource)?.clone();
-        let shape = handle.shapes.index_of(request.resource);
+        let view = View {
+            shape: handle.shapes.index_of(request.resource),
+            table: request.table,
+        };
         let mut attempts = 0;
         let registration = loop {
             let start = match request.start {
@@ -462,7 +465,7 @@ impl ReadPath for WatchCache {
                 .commands
                 .send(Command::Register {
                     filter: request.filter.clone(),
-                    shape,
+                    view,
                     start,
                     reply,
                 })
@@ -487,7 +490,7 @@ impl ReadPath for WatchCache {
         let started = Instant::now();
         let connection = Connection {
             codec: self.codec.clone(),
-            shape,
+            view,
             collection,
             initial,
             queue: registration.queue,
@@ -565,7 +568,7 @@ struct Connection {
     handle: Arc<ResourceHandle>,
     codec: Arc<dyn ObjectCodec>,
     request: WatchRequest,
-    shape: usize,
+    view: View,
     /// The storage prefix this watch covers (narrowed to its namespace).
     collection: String,
     initial: InitialFrames,
@@ -634,8 +637,20 @@ impl Connection {
                     match next {
                         Some((key, object)) => {
                             *after = Some(key);
-                            let json =
-                                object.json(self.codec.as_ref(), &self.handle.shapes, self.shape);
+                            let json = if self.view.table {
+                                self.codec.encode_view(
+                                    &object.kv.value,
+                                    object.kv.mod_revision,
+                                    self.view,
+                                    &self.handle.shapes,
+                                )
+                            } else {
+                                object.json(
+                                    self.codec.as_ref(),
+                                    &self.handle.shapes,
+                                    self.view.shape,
+                                )
+                            };
                             return Some(frame("ADDED", &json));
                         }
                         None => {
@@ -659,7 +674,7 @@ impl Connection {
                         if let Some(kind) = event.kind_for(&self.request.filter) {
                             return Some(event.frame(
                                 kind,
-                                self.shape,
+                                self.view,
                                 self.codec.as_ref(),
                                 self.shapes(),
                             ));

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::Config;
 use super::state::{CacheEvent, CacheState, Entry, Objects, Published};
 use super::watchers::{ENDED_EXPIRED, Ending, Frame, WatcherIndex, WatcherStats};
-use crate::object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes};
+use crate::object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes, View};
 
 /// Where a registered watch starts.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +55,7 @@ pub struct Registration {
 pub enum Command {
     Register {
         filter: Arc<Filter>,
-        shape: usize,
+        view: View,
         start: Start,
         reply: oneshot::Sender<Result<Registration, StorageError>>,
     },
@@ -254,11 +254,11 @@ impl ResourceCache {
         match command {
             Command::Register {
                 filter,
-                shape,
+                view,
                 start,
                 reply,
             } => {
-                let _ = reply.send(self.register(filter, shape, start));
+                let _ = reply.send(self.register(filter, view, start));
             }
             Command::Unregister(id) => self.watchers.remove(id),
             Command::Advance { verified_at, to } => {
@@ -278,7 +278,7 @@ impl ResourceCache {
     fn register(
         &mut self,
         filter: Arc<Filter>,
-        shape: usize,
+        view: View,
         start: Start,
     ) -> Result<Registration, StorageError> {
         if self.current.state != CacheState::Ready {
@@ -311,7 +311,7 @@ impl ResourceCache {
         // verified revision, cancel out (see `Published::verified`): only later ones go live.
         let id = self
             .watchers
-            .add(filter, shape, queue, ending.clone(), start);
+            .add(filter, view, queue, ending.clone(), start);
         Ok(Registration {
             id,
             initial,

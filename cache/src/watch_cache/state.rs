@@ -10,7 +10,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, Vector};
 use kubecache_core::storage::{Revision, StorageError};
 
-use crate::object::{CachedObject, Filter, MAX_SHAPES, ObjectCodec, Shapes, frame};
+use crate::object::{CachedObject, Filter, MAX_VIEWS, ObjectCodec, Shapes, View, frame};
 
 /// Objects by storage key.
 pub type Objects = OrdMap<Arc<str>, Arc<CachedObject>>;
@@ -78,7 +78,7 @@ pub struct CacheEvent {
     pub prev: Option<Arc<CachedObject>>,
     /// When the cache received it (history is kept by age).
     pub received: Instant,
-    frames: [[OnceLock<Bytes>; 3]; MAX_SHAPES],
+    frames: [[OnceLock<Bytes>; 3]; MAX_VIEWS],
 }
 
 impl CacheEvent {
@@ -107,17 +107,21 @@ impl CacheEvent {
     pub fn frame(
         &self,
         kind: EventKind,
-        shape: usize,
+        view: impl Into<View>,
         codec: &dyn ObjectCodec,
         shapes: &Shapes,
     ) -> Bytes {
-        self.frames[shape][kind as usize]
+        let view = view.into();
+        self.frames[view.index()][kind as usize]
             .get_or_init(|| {
                 let json = match (kind, &self.object, &self.prev) {
                     (EventKind::Deleted, _, Some(prev)) => {
-                        codec.encode(&prev.kv.value, self.revision, shapes.get(shape))
+                        codec.encode_view(&prev.kv.value, self.revision, view, shapes)
                     }
-                    (_, Some(object), _) => object.json(codec, shapes, shape),
+                    (_, Some(object), _) if !view.table => object.json(codec, shapes, view.shape),
+                    (_, Some(object), _) => {
+                        codec.encode_view(&object.kv.value, object.kv.mod_revision, view, shapes)
+                    }
                     // Not reachable: a kind is only derived from the states present.
                     _ => Bytes::new(),
                 };

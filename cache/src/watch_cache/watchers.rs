@@ -12,7 +12,7 @@ use kubecache_core::storage::Revision;
 use tokio::sync::mpsc;
 
 use super::state::CacheEvent;
-use crate::object::{Filter, ObjectCodec, Shapes};
+use crate::object::{Filter, ObjectCodec, Shapes, View};
 
 /// A frame and the revision of the event it carries.
 pub type Frame = (Revision, Bytes);
@@ -53,7 +53,7 @@ struct Watcher {
     filter: Arc<Filter>,
     /// Events at or before this revision are not for this watcher (it started after them).
     start: Revision,
-    shape: usize,
+    view: View,
     queue: mpsc::Sender<Frame>,
     ending: Arc<Ending>,
     index: IndexKey,
@@ -119,7 +119,7 @@ impl WatcherIndex {
     pub fn add(
         &mut self,
         filter: Arc<Filter>,
-        shape: usize,
+        view: impl Into<View>,
         queue: mpsc::Sender<Frame>,
         ending: Arc<Ending>,
         start: Revision,
@@ -133,7 +133,7 @@ impl WatcherIndex {
             Watcher {
                 filter,
                 start,
-                shape,
+                view: view.into(),
                 queue,
                 ending,
                 index,
@@ -239,7 +239,7 @@ impl WatcherIndex {
             let Some(kind) = event.kind_for(&watcher.filter) else {
                 continue;
             };
-            let frame = event.frame(kind, watcher.shape, codec, shapes);
+            let frame = event.frame(kind, watcher.view, codec, shapes);
             match watcher.queue.try_send((event.revision, frame)) {
                 Ok(()) => {
                     self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);

@@ -90,6 +90,8 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         filter: Arc::new(filter(call)?),
         start,
         initial_events_end,
+        // kubectl get -w asks for Tables; each event's object is then a one-row Table.
+        table: crate::table::requested(&call.headers, &call.query)?.is_some(),
         bookmarks,
         bookmark_interval: BOOKMARK_INTERVAL,
         timeout: timeout(call)?,
