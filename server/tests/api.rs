@@ -2207,3 +2207,24 @@ async fn lists_and_watches_over_http2() {
     assert_eq!(event["type"], "ADDED");
     assert_eq!(event["object"]["metadata"]["name"], "over-h2");
 }
+
+/// `sendInitialEvents=false` without a resourceVersion: no synthetic ADDED for what exists,
+/// only changes from now on.
+#[tokio::test]
+async fn watch_without_initial_events_starts_now() {
+    let server = TestServer::start().await;
+    create_cm(&server, &configmap("before")).await;
+    let mut watch = server
+        .watch(
+            CM,
+            &[
+                ("watch", "true"),
+                ("sendInitialEvents", "false"),
+                ("resourceVersionMatch", "NotOlderThan"),
+            ],
+        )
+        .await;
+    watch.expect_quiet(Duration::from_millis(300)).await;
+    create_cm(&server, &configmap("after")).await;
+    watch.expect_event("ADDED", "after").await;
+}

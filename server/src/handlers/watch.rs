@@ -15,7 +15,7 @@ use axum::response::Response;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use kubecache_cache::object::error_frame;
-use kubecache_cache::{FrameStream, ReadAt, WatchRequest, WatchStart};
+use kubecache_cache::{Filter, FrameStream, ListRequest, ReadAt, WatchRequest, WatchStart};
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::StorageError;
 
@@ -40,7 +40,7 @@ fn timeout(call: &Call<'_>) -> Result<Duration, ApiError> {
 }
 
 /// Where the watch starts, from resourceVersion, resourceVersionMatch and sendInitialEvents.
-fn start(call: &Call<'_>, bookmarks: bool) -> Result<(WatchStart, bool), ApiError> {
+async fn start(call: &Call<'_>, bookmarks: bool) -> Result<(WatchStart, bool), ApiError> {
     let rv = call.query.get("resourceVersion").filter(|v| !v.is_empty());
     let rv = rv.map(objects::parse_resource_version).transpose()?;
     let state_at = |rv: Option<i64>| match rv {
@@ -73,17 +73,32 @@ fn start(call: &Call<'_>, bookmarks: bool) -> Result<(WatchStart, bool), ApiErro
         }
         return Ok((WatchStart::Initial(state_at(rv)), true));
     }
-    // sendInitialEvents=false: changes after the given revision (or from now).
-    Ok(match rv {
-        Some(n) if n > 0 => (WatchStart::After(n), false),
-        _ => (WatchStart::Initial(ReadAt::Any), false),
-    })
+    // sendInitialEvents=false: changes after the given revision, or from now on.
+    let after = match rv {
+        Some(n) if n > 0 => n,
+        _ => current_revision(call).await?,
+    };
+    Ok((WatchStart::After(after), false))
+}
+
+/// The revision reads are at now (a one-item list at whatever state the read path has).
+async fn current_revision(call: &Call<'_>) -> Result<i64, ApiError> {
+    let resource = call.request.resource;
+    let listed = call.api.reads.list(ListRequest {
+        resource,
+        prefix: call.api.storage_prefix(resource),
+        start_key: None,
+        limit: Some(1),
+        at: ReadAt::Any,
+        filter: Arc::new(Filter::default()),
+    });
+    Ok(listed.await.map_err(storage_error)?.revision)
 }
 
 pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = call.request.resource;
     let bookmarks = call.query.flag("allowWatchBookmarks")?;
-    let (start, initial_events_end) = start(call, bookmarks)?;
+    let (start, initial_events_end) = start(call, bookmarks).await?;
     let request = WatchRequest {
         resource,
         prefix: call.api.storage_prefix(resource),
@@ -95,26 +110,6 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         bookmarks,
         bookmark_interval: BOOKMARK_INTERVAL,
         timeout: timeout(call)?,
-    };
-    // sendInitialEvents=false without a resourceVersion: only changes from now on.
-    let skip_initial = call.query.get("sendInitialEvents") == Some("false")
-        && matches!(start, WatchStart::Initial(_));
-    let request = if skip_initial {
-        let now = call.api.reads.list(kubecache_cache::ListRequest {
-            resource,
-            prefix: request.prefix.clone(),
-            start_key: None,
-            limit: Some(1),
-            at: ReadAt::Any,
-            filter: request.filter.clone(),
-        });
-        let revision = now.await.map_err(storage_error)?.revision;
-        WatchRequest {
-            start: WatchStart::After(revision),
-            ..request
-        }
-    } else {
-        request
     };
     let frames: FrameStream = match call.api.reads.watch(request).await {
         Ok(frames) => frames,
