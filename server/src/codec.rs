@@ -5,6 +5,7 @@ use bytes::Bytes;
 use kubecache_cache::{ObjectAttrs, ObjectCodec};
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{fields, handlers, objects, table};
@@ -19,30 +20,15 @@ impl ObjectCodec for JsonCodec {
         resource: &ResourceInfo,
         kv: &KeyValue,
     ) -> Result<ObjectAttrs, StorageError> {
-        let object: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-            StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
-        })?;
-        let labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|labels| {
-                labels
-                    .iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let fields = fields::supported(resource)
-            .into_iter()
-            .filter(|f| !f.starts_with("metadata."))
-            .map(|f| (f, fields::value(resource, &object, f).unwrap_or_default()))
-            .collect();
-        Ok(ObjectAttrs {
-            namespace: objects::meta_str(&object, "namespace").map(str::to_string),
-            name: objects::name(&object).to_string(),
-            labels,
-            fields,
-        })
+        // Most objects decode into the few fields selectors read, skipping the rest without
+        // building it; anything unexpected takes the full parse.
+        let object = match serde_json::from_slice::<Selectable>(&kv.value) {
+            Ok(selectable) => selectable.into_value(),
+            Err(_) => serde_json::from_slice(&kv.value).map_err(|e| {
+                StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
+            })?,
+        };
+        attributes_of(resource, &object)
     }
 
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
@@ -94,6 +80,134 @@ impl ObjectCodec for JsonCodec {
         let bookmark =
             json!({"kind": shape.kind, "apiVersion": shape.api_version(), "metadata": metadata});
         Bytes::from(serde_json::to_vec(&bookmark).expect("a JSON value always serializes"))
+    }
+}
+
+/// Labels, namespace, name and the selectable fields of `object` (a full object, or the
+/// selectable subset of one: [`fields::value`] reads both alike).
+fn attributes_of(resource: &ResourceInfo, object: &Value) -> Result<ObjectAttrs, StorageError> {
+    let labels = object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fields = fields::supported(resource)
+        .into_iter()
+        .filter(|f| !f.starts_with("metadata."))
+        .map(|f| (f, fields::value(resource, object, f).unwrap_or_default()))
+        .collect();
+    Ok(ObjectAttrs {
+        namespace: objects::meta_str(object, "namespace").map(str::to_string),
+        name: objects::name(object).to_string(),
+        labels,
+        fields,
+    })
+}
+
+/// The parts of a stored object that selectors read: metadata's name, namespace and labels,
+/// and every field some resource can be selected by (see [`fields::supported`]). Decoding into
+/// it skips everything else without allocating it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Selectable {
+    metadata: SelectableMetadata,
+    spec: Option<SelectableSpec>,
+    status: Option<SelectableStatus>,
+    #[serde(rename = "type")]
+    type_: Option<Value>,
+    reason: Option<Value>,
+    reporting_component: Option<Value>,
+    source: Option<SelectableSource>,
+    involved_object: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SelectableMetadata {
+    name: Option<Value>,
+    namespace: Option<Value>,
+    labels: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SelectableSpec {
+    node_name: Option<Value>,
+    restart_policy: Option<Value>,
+    scheduler_name: Option<Value>,
+    service_account_name: Option<Value>,
+    host_network: Option<Value>,
+    unschedulable: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SelectableStatus {
+    phase: Option<Value>,
+    #[serde(rename = "podIP")]
+    pod_ip: Option<Value>,
+    #[serde(rename = "podIPs")]
+    pod_ips: Option<Value>,
+    nominated_node_name: Option<Value>,
+    replicas: Option<Value>,
+    successful: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SelectableSource {
+    component: Option<Value>,
+}
+
+impl Selectable {
+    /// The subset as a JSON object with the original field names (absent fields left out).
+    fn into_value(self) -> Value {
+        fn put(map: &mut serde_json::Map<String, Value>, key: &str, value: Option<Value>) {
+            if let Some(value) = value {
+                map.insert(key.to_string(), value);
+            }
+        }
+        let mut object = serde_json::Map::new();
+        let mut metadata = serde_json::Map::new();
+        put(&mut metadata, "name", self.metadata.name);
+        put(&mut metadata, "namespace", self.metadata.namespace);
+        put(&mut metadata, "labels", self.metadata.labels);
+        object.insert("metadata".into(), Value::Object(metadata));
+        if let Some(spec) = self.spec {
+            let mut map = serde_json::Map::new();
+            put(&mut map, "nodeName", spec.node_name);
+            put(&mut map, "restartPolicy", spec.restart_policy);
+            put(&mut map, "schedulerName", spec.scheduler_name);
+            put(&mut map, "serviceAccountName", spec.service_account_name);
+            put(&mut map, "hostNetwork", spec.host_network);
+            put(&mut map, "unschedulable", spec.unschedulable);
+            object.insert("spec".into(), Value::Object(map));
+        }
+        if let Some(status) = self.status {
+            let mut map = serde_json::Map::new();
+            put(&mut map, "phase", status.phase);
+            put(&mut map, "podIP", status.pod_ip);
+            put(&mut map, "podIPs", status.pod_ips);
+            put(&mut map, "nominatedNodeName", status.nominated_node_name);
+            put(&mut map, "replicas", status.replicas);
+            put(&mut map, "successful", status.successful);
+            object.insert("status".into(), Value::Object(map));
+        }
+        put(&mut object, "type", self.type_);
+        put(&mut object, "reason", self.reason);
+        put(&mut object, "reportingComponent", self.reporting_component);
+        if let Some(source) = self.source {
+            let mut map = serde_json::Map::new();
+            put(&mut map, "component", source.component);
+            object.insert("source".into(), Value::Object(map));
+        }
+        put(&mut object, "involvedObject", self.involved_object);
+        Value::Object(object)
     }
 }
 
@@ -205,6 +319,43 @@ mod tests {
             let encoded: Value =
                 serde_json::from_slice(&JsonCodec.encode(stored.as_bytes(), 7, pods)).unwrap();
             assert_eq!(encoded["metadata"]["resourceVersion"], "7", "{stored}");
+        }
+    }
+
+    /// The selectable subset gives the same attributes as the full object, for every
+    /// resource and every kind of object, odd ones included.
+    #[test]
+    fn selectable_subset_matches_the_full_parse() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n", "labels": {"a": "b", "n": 5}},
+                "spec": {"nodeName": "node-1", "restartPolicy": "Always", "schedulerName": "s", "serviceAccountName": "sa", "hostNetwork": true, "containers": [{"name": "c"}]},
+                "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}], "nominatedNodeName": "node-2"}}),
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "n"}, "type": "Warning", "reason": "Failed",
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "n", "uid": "u", "apiVersion": "v1", "resourceVersion": "7", "fieldPath": "spec"},
+                "source": {"component": "kubelet"}}),
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e2"}, "reportingComponent": "ctl", "source": {"component": "kubelet"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque", "data": {"k": "dg=="}}),
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"unschedulable": true}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}, "status": {"phase": "Terminating"}}),
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"}, "status": {"replicas": 3}}),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "status": {"successful": null}}),
+            json!({"metadata": {"name": "odd", "labels": "not a map"}, "spec": 5, "status": "x"}),
+            json!({"metadata": null}),
+            json!({}),
+        ];
+        for resource in Registry::builtin().all() {
+            for object in &objects {
+                let stored = serde_json::to_vec(object).unwrap();
+                let kv = KeyValue {
+                    key: "/registry/x".into(),
+                    value: Bytes::from(stored),
+                    create_revision: 1,
+                    mod_revision: 1,
+                };
+                let subset = JsonCodec.attributes(resource, &kv).unwrap();
+                let full = attributes_of(resource, object).unwrap();
+                assert_eq!(subset, full, "{} {object}", resource.resource);
+            }
         }
     }
 }
