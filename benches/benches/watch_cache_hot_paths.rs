@@ -40,12 +40,10 @@
 //!    The baseline builds the byte-identical body from a `Vec<(String, Value)>` of decoded
 //!    objects with `serde_json`: the decode-and-reserialize path, without even the decode.
 //!
-//! The codec is the server's `JsonCodec` in miniature (the benches cannot depend on the
-//! server crate). For the attributes it decodes only the fields selectors read (a copy of the
-//! server's `Selectable`, the rest skipped unbuilt), then reads the labels and the pod's
-//! selectable fields; the full parse is the fallback. It
-//! encodes as the server does: `"resourceVersion":"N"` spliced into the stored compact JSON (a
-//! copy of the server's `splice_resource_version`), with parse, set, serialize as the fallback.
+//! The codec does the server's `JsonCodec` JSON work (the benches cannot depend on the server
+//! crate) through the same functions, `kubecache_cache::json`: attributes from a typed subset
+//! of the object (the rest skipped unbuilt, the full parse as the fallback), and encoding by
+//! splicing `"resourceVersion":"N"` into the stored compact JSON.
 //!
 //! The harness is the same as in `shard_executor.rs`. This machine is noisy, and criterion
 //! measures one configuration after another. Here each group's variants are built up front
@@ -65,6 +63,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
+use kubecache_cache::json;
 use kubecache_cache::object::frame;
 use kubecache_cache::watch_cache::resource::{ResourceCache, ResourceHandle};
 use kubecache_cache::watch_cache::state::{CacheEvent, CacheState, Entry, EventKind, Published};
@@ -79,7 +78,6 @@ use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result as StorageResult,
     Revision, StorageError, StorageEvent, WatchStream,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
@@ -231,54 +229,19 @@ fn pod_kv(i: usize, nodes: usize, revision: Revision) -> KeyValue {
     }
 }
 
-/// The pod fields a field selector can name besides metadata's (the server's `fields::supported`).
-const POD_FIELDS: [&str; 9] = [
-    "spec.nodeName",
-    "spec.restartPolicy",
-    "spec.schedulerName",
-    "spec.serviceAccountName",
-    "spec.hostNetwork",
-    "status.phase",
-    "status.podIP",
-    "status.podIPs",
-    "status.nominatedNodeName",
-];
-
-fn field_value(object: &Value, field: &str) -> String {
-    let value = match field {
-        "status.podIPs" => object.pointer("/status/podIPs/0/ip"),
-        _ => object.pointer(&format!("/{}", field.replace('.', "/"))),
-    };
-    match value {
-        None | Some(Value::Null) if field == "spec.hostNetwork" => "false".to_string(),
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
-    object.get("metadata")?.get(field)?.as_str()
-}
-
-/// The server's `JsonCodec`, for pods: the same JSON work per call (server/src/codec.rs).
+/// The server's `JsonCodec` for the stored shape: the same functions per call.
 struct BenchCodec;
 
 impl ObjectCodec for BenchCodec {
     fn attributes(
         &self,
-        _resource: &ResourceInfo,
+        resource: &ResourceInfo,
         kv: &KeyValue,
     ) -> Result<ObjectAttrs, StorageError> {
-        // As the server's `JsonCodec::attributes`: decode only the fields selectors read
-        // (`Selectable`), skipping the rest without building it; the full parse is the fallback.
-        let object = match serde_json::from_slice::<Selectable>(&kv.value) {
-            Ok(selectable) => selectable.into_value(),
-            Err(_) => serde_json::from_slice(&kv.value).map_err(|e| {
-                StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
-            })?,
-        };
-        attributes_of(&object)
+        // As the server's `JsonCodec::attributes`.
+        json::attributes(resource, &kv.value).map_err(|e| {
+            StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
+        })
     }
 
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
@@ -286,7 +249,7 @@ impl ObjectCodec for BenchCodec {
         // events.k8s.io), the resourceVersion is spliced in instead of parsing and
         // re-serializing the whole object.
         let spliced = (shape.group != "events.k8s.io")
-            .then(|| splice_resource_version(stored, revision))
+            .then(|| json::splice_resource_version(stored, revision))
             .flatten();
         if let Some(encoded) = spliced {
             return encoded;
@@ -319,189 +282,6 @@ impl ObjectCodec for BenchCodec {
     fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {
         (resource.group.is_empty() && resource.resource == "pods").then_some("spec.nodeName")
     }
-}
-
-/// The server's `attributes_of` (server/src/codec.rs) for pods: labels, namespace, name and
-/// the pod's selectable fields of `object` (a full object, or the selectable subset of one).
-fn attributes_of(object: &Value) -> Result<ObjectAttrs, StorageError> {
-    let labels = object
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|labels| {
-            labels
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(ObjectAttrs {
-        namespace: meta_str(object, "namespace").map(str::to_string),
-        name: meta_str(object, "name").unwrap_or("").to_string(),
-        labels,
-        fields: POD_FIELDS
-            .iter()
-            .map(|&f| (f, field_value(object, f)))
-            .collect(),
-    })
-}
-
-// A copy of the server's `Selectable` and `Selectable::into_value` (server/src/codec.rs),
-// whole rather than cut down to pods, so that decoding a pod does the same work: the fields of
-// other resources are absent from a pod and cost nothing but their names in the visitor.
-
-/// The parts of a stored object that selectors read: metadata's name, namespace and labels,
-/// and every field some resource can be selected by. Decoding into it skips everything else
-/// without allocating it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Selectable {
-    metadata: SelectableMetadata,
-    spec: Option<SelectableSpec>,
-    status: Option<SelectableStatus>,
-    #[serde(rename = "type")]
-    type_: Option<Value>,
-    reason: Option<Value>,
-    reporting_component: Option<Value>,
-    source: Option<SelectableSource>,
-    involved_object: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SelectableMetadata {
-    name: Option<Value>,
-    namespace: Option<Value>,
-    labels: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct SelectableSpec {
-    node_name: Option<Value>,
-    restart_policy: Option<Value>,
-    scheduler_name: Option<Value>,
-    service_account_name: Option<Value>,
-    host_network: Option<Value>,
-    unschedulable: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct SelectableStatus {
-    phase: Option<Value>,
-    #[serde(rename = "podIP")]
-    pod_ip: Option<Value>,
-    #[serde(rename = "podIPs")]
-    pod_ips: Option<Value>,
-    nominated_node_name: Option<Value>,
-    replicas: Option<Value>,
-    successful: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SelectableSource {
-    component: Option<Value>,
-}
-
-impl Selectable {
-    /// The subset as a JSON object with the original field names (absent fields left out).
-    fn into_value(self) -> Value {
-        fn put(map: &mut serde_json::Map<String, Value>, key: &str, value: Option<Value>) {
-            if let Some(value) = value {
-                map.insert(key.to_string(), value);
-            }
-        }
-        let mut object = serde_json::Map::new();
-        let mut metadata = serde_json::Map::new();
-        put(&mut metadata, "name", self.metadata.name);
-        put(&mut metadata, "namespace", self.metadata.namespace);
-        put(&mut metadata, "labels", self.metadata.labels);
-        object.insert("metadata".into(), Value::Object(metadata));
-        if let Some(spec) = self.spec {
-            let mut map = serde_json::Map::new();
-            put(&mut map, "nodeName", spec.node_name);
-            put(&mut map, "restartPolicy", spec.restart_policy);
-            put(&mut map, "schedulerName", spec.scheduler_name);
-            put(&mut map, "serviceAccountName", spec.service_account_name);
-            put(&mut map, "hostNetwork", spec.host_network);
-            put(&mut map, "unschedulable", spec.unschedulable);
-            object.insert("spec".into(), Value::Object(map));
-        }
-        if let Some(status) = self.status {
-            let mut map = serde_json::Map::new();
-            put(&mut map, "phase", status.phase);
-            put(&mut map, "podIP", status.pod_ip);
-            put(&mut map, "podIPs", status.pod_ips);
-            put(&mut map, "nominatedNodeName", status.nominated_node_name);
-            put(&mut map, "replicas", status.replicas);
-            put(&mut map, "successful", status.successful);
-            object.insert("status".into(), Value::Object(map));
-        }
-        put(&mut object, "type", self.type_);
-        put(&mut object, "reason", self.reason);
-        put(&mut object, "reportingComponent", self.reporting_component);
-        if let Some(source) = self.source {
-            let mut map = serde_json::Map::new();
-            put(&mut map, "component", source.component);
-            object.insert("source".into(), Value::Object(map));
-        }
-        put(&mut object, "involvedObject", self.involved_object);
-        Value::Object(object)
-    }
-}
-
-/// A copy of the server's `splice_resource_version` (server/src/codec.rs), used by
-/// `JsonCodec::encode`: the stored object with `"resourceVersion":"N"` inserted first into its
-/// top-level `metadata`, or `None` when the bytes are not the compact JSON kubecache writes
-/// (then the caller parses). Objects that mention `resourceVersion` anywhere take the slow path
-/// too, so a splice never duplicates a key.
-fn splice_resource_version(stored: &[u8], revision: Revision) -> Option<Bytes> {
-    const METADATA: &[u8] = b"\"metadata\":{";
-    if memfind(stored, b"\"resourceVersion\"").is_some() {
-        return None;
-    }
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &byte) in stored.iter().enumerate() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' if depth == 1 && stored[i..].starts_with(METADATA) => {
-                let at = i + METADATA.len();
-                let field = format!("\"resourceVersion\":\"{revision}\"");
-                let separator: &[u8] = if stored.get(at) == Some(&b'}') {
-                    b""
-                } else {
-                    b","
-                };
-                let mut out = Vec::with_capacity(stored.len() + field.len() + 1);
-                out.extend_from_slice(&stored[..at]);
-                out.extend_from_slice(field.as_bytes());
-                out.extend_from_slice(separator);
-                out.extend_from_slice(&stored[at..]);
-                return Some(Bytes::from(out));
-            }
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth = depth.checked_sub(1)?,
-            _ => {}
-        }
-    }
-    None
-}
-
-/// The server's `memfind` (server/src/codec.rs).
-fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Pod `kv` as the cache holds it (attributes extracted).
@@ -1011,7 +791,7 @@ fn encode(scale: Scale) -> Vec<String> {
     let key: Arc<str> = prev.kv.key.as_str().into();
     eprintln!("pod JSON: {} bytes", prev.kv.value.len());
     assert!(
-        splice_resource_version(&prev.kv.value, 2).is_some(),
+        json::splice_resource_version(&prev.kv.value, 2).is_some(),
         "the pod is encoded by the splice, as the server does"
     );
     let event = |revision: Revision| {

@@ -7,11 +7,13 @@
 //! - [`status`]: `metav1.Status` errors with kube-apiserver's reasons and codes.
 //! - [`storage`]: the `Backend` trait every store (etcd, embedded) implements, its key/value
 //!   model and typed errors.
-//! - [`selector`]: label and field selectors.
+//! - [`selector`]: label and field selectors; [`fields`]: which fields each resource can be
+//!   selected by, and their values.
 //! - [`continue_token`]: the opaque `continue` token of paginated LISTs.
 //! - [`validation`]: object name rules (DNS-1123 subdomain and label).
 
 pub mod continue_token;
+pub mod fields;
 pub mod registry;
 pub mod selector;
 pub mod status;

@@ -7,7 +7,7 @@
 //!   calls the handler, renders the reply or the `Status` error;
 //! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
-//! - [`typed`], [`objects`], [`patch`], [`fields`], [`events`]: decoding, metadata rules,
+//! - [`typed`], [`objects`], [`patch`], [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
@@ -18,7 +18,6 @@ pub mod backend;
 pub mod cli;
 pub mod codec;
 pub mod events;
-pub mod fields;
 pub mod handlers;
 pub mod metrics;
 pub mod objects;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use kubecache_cache::{Filter, ListRequest, ListResult, ReadAt};
 use kubecache_core::continue_token::ContinueToken;
+use kubecache_core::fields;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::status::ApiError;
 use kubecache_core::storage::StorageError;
@@ -13,7 +14,6 @@ use serde_json::json;
 
 use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
-use crate::fields;
 use crate::objects;
 use crate::table;
 

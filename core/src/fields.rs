@@ -1,7 +1,7 @@
 //! Field selectors: which fields each resource can be selected by, and their values.
 //! The lists are kube-apiserver's (each registry strategy's `GetAttrs`/field label conversion).
 
-use kubecache_core::registry::ResourceInfo;
+use crate::registry::ResourceInfo;
 use serde_json::Value;
 
 const META: &[&str] = &["metadata.name", "metadata.namespace"];
@@ -75,7 +75,7 @@ pub fn value(resource: &ResourceInfo, object: &Value, field: &str) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
+    use crate::registry::Registry;
     use serde_json::json;
 
     #[test]

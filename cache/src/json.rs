@@ -1,0 +1,271 @@
+//! Helpers for codecs whose stored objects are JSON: reading what selectors need without
+//! building the whole object, and setting `metadata.resourceVersion` without re-serializing.
+
+use bytes::Bytes;
+use kubecache_core::fields;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::storage::Revision;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::object::ObjectAttrs;
+
+/// Namespace, name, labels and the selectable fields of `resource` in a stored object. Most
+/// objects decode into the few fields selectors read, skipping the rest without building it;
+/// anything unexpected takes the full parse.
+pub fn attributes(
+    resource: &ResourceInfo,
+    stored: &[u8],
+) -> Result<ObjectAttrs, serde_json::Error> {
+    let object = match serde_json::from_slice::<Selectable>(stored) {
+        Ok(selectable) => selectable.into_value(),
+        Err(_) => serde_json::from_slice(stored)?,
+    };
+    Ok(attributes_of(resource, &object))
+}
+
+/// Labels, namespace, name and the selectable fields of `object` (a full object, or the
+/// selectable subset of one: [`fields::value`] reads both alike).
+pub fn attributes_of(resource: &ResourceInfo, object: &Value) -> ObjectAttrs {
+    let labels = object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fields = fields::supported(resource)
+        .into_iter()
+        .filter(|f| !f.starts_with("metadata."))
+        .map(|f| (f, fields::value(resource, object, f).unwrap_or_default()))
+        .collect();
+    let meta = |field: &str| object.get("metadata")?.get(field)?.as_str();
+    ObjectAttrs {
+        namespace: meta("namespace").map(str::to_string),
+        name: meta("name").unwrap_or("").to_string(),
+        labels,
+        fields,
+    }
+}
+
+/// The parts of a stored object that selectors read: metadata's name, namespace and labels,
+/// and every field some resource can be selected by (see [`fields::supported`]). Decoding into
+/// it skips everything else without allocating it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Selectable {
+    metadata: SelectableMetadata,
+    spec: Option<SelectableSpec>,
+    status: Option<SelectableStatus>,
+    #[serde(rename = "type")]
+    type_: Option<Value>,
+    reason: Option<Value>,
+    reporting_component: Option<Value>,
+    source: Option<SelectableSource>,
+    involved_object: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SelectableMetadata {
+    name: Option<Value>,
+    namespace: Option<Value>,
+    labels: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SelectableSpec {
+    node_name: Option<Value>,
+    restart_policy: Option<Value>,
+    scheduler_name: Option<Value>,
+    service_account_name: Option<Value>,
+    host_network: Option<Value>,
+    unschedulable: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SelectableStatus {
+    phase: Option<Value>,
+    #[serde(rename = "podIP")]
+    pod_ip: Option<Value>,
+    #[serde(rename = "podIPs")]
+    pod_ips: Option<Value>,
+    nominated_node_name: Option<Value>,
+    replicas: Option<Value>,
+    successful: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SelectableSource {
+    component: Option<Value>,
+}
+
+impl Selectable {
+    /// The subset as a JSON object with the original field names (absent fields left out).
+    fn into_value(self) -> Value {
+        fn put(map: &mut serde_json::Map<String, Value>, key: &str, value: Option<Value>) {
+            if let Some(value) = value {
+                map.insert(key.to_string(), value);
+            }
+        }
+        let mut object = serde_json::Map::new();
+        let mut metadata = serde_json::Map::new();
+        put(&mut metadata, "name", self.metadata.name);
+        put(&mut metadata, "namespace", self.metadata.namespace);
+        put(&mut metadata, "labels", self.metadata.labels);
+        object.insert("metadata".into(), Value::Object(metadata));
+        if let Some(spec) = self.spec {
+            let mut map = serde_json::Map::new();
+            put(&mut map, "nodeName", spec.node_name);
+            put(&mut map, "restartPolicy", spec.restart_policy);
+            put(&mut map, "schedulerName", spec.scheduler_name);
+            put(&mut map, "serviceAccountName", spec.service_account_name);
+            put(&mut map, "hostNetwork", spec.host_network);
+            put(&mut map, "unschedulable", spec.unschedulable);
+            object.insert("spec".into(), Value::Object(map));
+        }
+        if let Some(status) = self.status {
+            let mut map = serde_json::Map::new();
+            put(&mut map, "phase", status.phase);
+            put(&mut map, "podIP", status.pod_ip);
+            put(&mut map, "podIPs", status.pod_ips);
+            put(&mut map, "nominatedNodeName", status.nominated_node_name);
+            put(&mut map, "replicas", status.replicas);
+            put(&mut map, "successful", status.successful);
+            object.insert("status".into(), Value::Object(map));
+        }
+        put(&mut object, "type", self.type_);
+        put(&mut object, "reason", self.reason);
+        put(&mut object, "reportingComponent", self.reporting_component);
+        if let Some(source) = self.source {
+            let mut map = serde_json::Map::new();
+            put(&mut map, "component", source.component);
+            object.insert("source".into(), Value::Object(map));
+        }
+        put(&mut object, "involvedObject", self.involved_object);
+        Value::Object(object)
+    }
+}
+
+/// The stored object with `"resourceVersion":"N"` inserted first into its top-level
+/// `metadata`, or `None` when the bytes are not the compact JSON kubecache writes (then the
+/// caller parses). Objects that mention `resourceVersion` anywhere take the slow path too, so a
+/// splice never duplicates a key.
+pub fn splice_resource_version(stored: &[u8], revision: Revision) -> Option<Bytes> {
+    const METADATA: &[u8] = b"\"metadata\":{";
+    if memfind(stored, b"\"resourceVersion\"").is_some() {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &byte) in stored.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' if depth == 1 && stored[i..].starts_with(METADATA) => {
+                let at = i + METADATA.len();
+                let field = format!("\"resourceVersion\":\"{revision}\"");
+                let separator: &[u8] = if stored.get(at) == Some(&b'}') {
+                    b""
+                } else {
+                    b","
+                };
+                let mut out = Vec::with_capacity(stored.len() + field.len() + 1);
+                out.extend_from_slice(&stored[..at]);
+                out.extend_from_slice(field.as_bytes());
+                out.extend_from_slice(separator);
+                out.extend_from_slice(&stored[at..]);
+                return Some(Bytes::from(out));
+            }
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubecache_core::registry::Registry;
+    use serde_json::json;
+
+    #[test]
+    fn spliced_resource_version_equals_the_parsed_path() {
+        let cases = [
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"b"}},"spec":{"containers":[{"name":"c"}]}}"#,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{},"spec":{}}"#,
+            // A nested metadata (a template) and a string that looks like one come first.
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","note":"\"metadata\":{","spec":{"template":{"metadata":{"labels":{"x":"y"}}}},"metadata":{"name":"d"}}"#,
+        ];
+        for stored in cases {
+            let spliced = splice_resource_version(stored.as_bytes(), 42).expect("compact JSON");
+            let spliced: Value = serde_json::from_slice(&spliced).unwrap();
+            let mut parsed: Value = serde_json::from_str(stored).unwrap();
+            parsed["metadata"]["resourceVersion"] = json!("42");
+            assert_eq!(spliced, parsed, "{stored}");
+        }
+        // Not ours to splice: an existing resourceVersion, no top-level metadata, not JSON.
+        for stored in [
+            r#"{"metadata":{"name":"a","resourceVersion":"1"}}"#,
+            r#"{"spec":{"metadata":{}}}"#,
+            r#"{ "metadata" : { } }"#,
+        ] {
+            assert!(
+                splice_resource_version(stored.as_bytes(), 7).is_none(),
+                "{stored}"
+            );
+        }
+    }
+
+    /// The selectable subset gives the same attributes as the full object, for every
+    /// resource and every kind of object, odd ones included.
+    #[test]
+    fn selectable_subset_matches_the_full_parse() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n", "labels": {"a": "b", "n": 5}},
+                "spec": {"nodeName": "node-1", "restartPolicy": "Always", "schedulerName": "s", "serviceAccountName": "sa", "hostNetwork": true, "containers": [{"name": "c"}]},
+                "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}], "nominatedNodeName": "node-2"}}),
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "n"}, "type": "Warning", "reason": "Failed",
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "n", "uid": "u", "apiVersion": "v1", "resourceVersion": "7", "fieldPath": "spec"},
+                "source": {"component": "kubelet"}}),
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e2"}, "reportingComponent": "ctl", "source": {"component": "kubelet"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque", "data": {"k": "dg=="}}),
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"unschedulable": true}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}, "status": {"phase": "Terminating"}}),
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"}, "status": {"replicas": 3}}),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "status": {"successful": null}}),
+            json!({"metadata": {"name": "odd", "labels": "not a map"}, "spec": 5, "status": "x"}),
+            json!({"metadata": null}),
+            json!({}),
+        ];
+        for resource in Registry::builtin().all() {
+            for object in &objects {
+                let stored = serde_json::to_vec(object).unwrap();
+                let subset = attributes(resource, &stored).unwrap();
+                let full = attributes_of(resource, object);
+                assert_eq!(subset, full, "{} {object}", resource.resource);
+            }
+        }
+    }
+}
