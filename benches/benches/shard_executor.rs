@@ -38,6 +38,7 @@
 //! (default: none, i.e. park at once, as tokio does). Without `--bench` (e.g. `cargo test
 //! --benches`) it runs a tiny smoke version of every configuration.
 
+use kubecache_benches::stats;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -425,14 +426,6 @@ fn configs() -> Vec<Config> {
         });
     }
     out
-}
-
-/// (median, min, max); `xs` is not empty.
-fn stats(xs: &[f64]) -> (f64, f64, f64) {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let median = (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0;
-    (median, v[0], v[v.len() - 1])
 }
 
 fn human(x: f64) -> String {

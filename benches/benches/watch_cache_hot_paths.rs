@@ -55,6 +55,7 @@
 //! build). Arguments that do not start with `--` filter groups by substring (e.g. `dispatch`).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a tiny smoke version.
 
+use kubecache_benches::stats;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -239,30 +240,12 @@ impl ObjectCodec for BenchCodec {
         kv: &KeyValue,
     ) -> Result<ObjectAttrs, StorageError> {
         // As the server's `JsonCodec::attributes`.
-        json::attributes(resource, &kv.value).map_err(|e| {
-            StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
-        })
+        json::attributes(resource, kv)
     }
 
-    fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
-        // As the server's `JsonCodec::encode`: served in its stored shape (all but
-        // events.k8s.io), the resourceVersion is spliced in instead of parsing and
-        // re-serializing the whole object.
-        let spliced = (shape.group != "events.k8s.io")
-            .then(|| json::splice_resource_version(stored, revision))
-            .flatten();
-        if let Some(encoded) = spliced {
-            return encoded;
-        }
-        let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
-        if let Some(meta) = object.as_object_mut().and_then(|o| {
-            o.entry("metadata")
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-        }) {
-            meta.insert("resourceVersion".into(), json!(revision.to_string()));
-        }
-        Bytes::from(serde_json::to_vec(&object).expect("a JSON value always serializes"))
+    fn encode(&self, stored: &[u8], revision: Revision, _shape: &ResourceInfo) -> Bytes {
+        // As the server's `JsonCodec::encode` for the stored shape (all the bench serves).
+        json::with_resource_version(stored, revision)
     }
 
     fn bookmark(
@@ -519,14 +502,6 @@ fn measure(mut group: Group<'_>, scale: Scale) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// (median, min, max); `xs` is not empty.
-fn stats(xs: &[f64]) -> (f64, f64, f64) {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let median = (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0;
-    (median, v[0], v[v.len() - 1])
 }
 
 fn human_ns(ns: f64) -> String {

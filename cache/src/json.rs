@@ -4,24 +4,49 @@
 use bytes::Bytes;
 use kubecache_core::fields;
 use kubecache_core::registry::ResourceInfo;
-use kubecache_core::storage::Revision;
+use kubecache_core::storage::{KeyValue, Revision, StorageError};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::object::ObjectAttrs;
 
 /// Namespace, name, labels and the selectable fields of `resource` in a stored object. Most
 /// objects decode into the few fields selectors read, skipping the rest without building it;
 /// anything unexpected takes the full parse.
-pub fn attributes(
-    resource: &ResourceInfo,
-    stored: &[u8],
-) -> Result<ObjectAttrs, serde_json::Error> {
-    let object = match serde_json::from_slice::<Selectable>(stored) {
+pub fn attributes(resource: &ResourceInfo, kv: &KeyValue) -> Result<ObjectAttrs, StorageError> {
+    let object = match serde_json::from_slice::<Selectable>(&kv.value) {
         Ok(selectable) => selectable.into_value(),
-        Err(_) => serde_json::from_slice(stored)?,
+        Err(_) => serde_json::from_slice(&kv.value).map_err(|e| {
+            StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
+        })?,
     };
     Ok(attributes_of(resource, &object))
+}
+
+/// The stored object with `metadata.resourceVersion` set to `revision`: spliced in when the
+/// bytes are kubecache's compact JSON, else parsed, set and serialized again.
+pub fn with_resource_version(stored: &[u8], revision: Revision) -> Bytes {
+    if let Some(spliced) = splice_resource_version(stored, revision) {
+        return spliced;
+    }
+    let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
+    set_resource_version(&mut object, revision);
+    Bytes::from(serde_json::to_vec(&object).expect("a JSON value always serializes"))
+}
+
+/// Sets `metadata.resourceVersion`, creating `metadata` if needed.
+pub fn set_resource_version(object: &mut Value, revision: Revision) {
+    if !object.is_object() {
+        *object = json!({});
+    }
+    let map = object.as_object_mut().expect("just made an object");
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta.as_object_mut()
+        .expect("just made an object")
+        .insert("resourceVersion".into(), json!(revision.to_string()));
 }
 
 /// Labels, namespace, name and the selectable fields of `object` (a full object, or the
@@ -208,7 +233,6 @@ fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use kubecache_core::registry::Registry;
-    use serde_json::json;
 
     #[test]
     fn spliced_resource_version_equals_the_parsed_path() {
@@ -235,6 +259,10 @@ mod tests {
                 splice_resource_version(stored.as_bytes(), 7).is_none(),
                 "{stored}"
             );
+            // The general path still sets it, by parsing.
+            let set: Value =
+                serde_json::from_slice(&with_resource_version(stored.as_bytes(), 7)).unwrap();
+            assert_eq!(set["metadata"]["resourceVersion"], "7", "{stored}");
         }
     }
 
@@ -262,7 +290,13 @@ mod tests {
         for resource in Registry::builtin().all() {
             for object in &objects {
                 let stored = serde_json::to_vec(object).unwrap();
-                let subset = attributes(resource, &stored).unwrap();
+                let kv = KeyValue {
+                    key: "/registry/x".into(),
+                    value: Bytes::from(stored),
+                    create_revision: 1,
+                    mod_revision: 1,
+                };
+                let subset = attributes(resource, &kv).unwrap();
                 let full = attributes_of(resource, object);
                 assert_eq!(subset, full, "{} {object}", resource.resource);
             }

@@ -19,19 +19,14 @@ impl ObjectCodec for JsonCodec {
         resource: &ResourceInfo,
         kv: &KeyValue,
     ) -> Result<ObjectAttrs, StorageError> {
-        json::attributes(resource, &kv.value).map_err(|e| {
-            StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
-        })
+        json::attributes(resource, kv)
     }
 
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
-        // Served in its stored shape (all but events.k8s.io): splice the resourceVersion in
-        // instead of parsing and re-serializing the whole object.
-        let spliced = (shape.group != "events.k8s.io")
-            .then(|| json::splice_resource_version(stored, revision))
-            .flatten();
-        if let Some(encoded) = spliced {
-            return encoded;
+        // Served in its stored shape (all but events.k8s.io): the stored bytes with the
+        // resourceVersion spliced in, no parse and re-serialize.
+        if shape.group != "events.k8s.io" {
+            return json::with_resource_version(stored, revision);
         }
         let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
         objects::set_resource_version(&mut object, revision);

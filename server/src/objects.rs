@@ -47,7 +47,7 @@ pub fn encode(object: &Value) -> Bytes {
 }
 
 pub fn set_resource_version(object: &mut Value, revision: i64) {
-    metadata_mut(object).insert("resourceVersion".into(), json!(revision.to_string()));
+    kubecache_cache::json::set_resource_version(object, revision);
 }
 
 /// `metadata`, created empty if missing.
