@@ -11,7 +11,9 @@
 //!   selected by, and their values.
 //! - [`continue_token`]: the opaque `continue` token of paginated LISTs.
 //! - [`validation`]: object name rules (DNS-1123 subdomain and label).
+//! - [`authz`]: users, request attributes and the `Authorizer` trait.
 
+pub mod authz;
 pub mod continue_token;
 pub mod fields;
 pub mod registry;
