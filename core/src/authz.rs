@@ -14,6 +14,9 @@ pub const GROUP_UNAUTHENTICATED: &str = "system:unauthenticated";
 pub const GROUP_MASTERS: &str = "system:masters";
 /// The user of requests without credentials when anonymous auth is on.
 pub const USER_ANONYMOUS: &str = "system:anonymous";
+/// The user of requests on the insecure (plain HTTP, loopback) port, as in kube-apiserver
+/// before that port was removed: trusted, in `system:masters`.
+pub const USER_INSECURE: &str = "system:unsecured";
 
 /// An authenticated (or impersonated) user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +32,16 @@ impl UserInfo {
         UserInfo {
             name: USER_ANONYMOUS.to_string(),
             groups: vec![GROUP_UNAUTHENTICATED.to_string()],
+            ..UserInfo::default()
+        }
+    }
+
+    /// Requests on the insecure port, and requests that carry no `UserInfo` extension (tests
+    /// that call the API directly), run as this user.
+    pub fn insecure() -> UserInfo {
+        UserInfo {
+            name: USER_INSECURE.to_string(),
+            groups: vec![GROUP_MASTERS.to_string(), GROUP_AUTHENTICATED.to_string()],
             ..UserInfo::default()
         }
     }
