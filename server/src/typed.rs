@@ -142,7 +142,7 @@ fn join(path: &str, key: &str) -> String {
 /// Decodes `object` as the typed object of `resource` and serializes it again.
 /// Returns the normalized object and the problems `fieldValidation` should report.
 pub fn normalize(resource: &ResourceInfo, object: Value) -> Result<(Value, Vec<String>), ApiError> {
-    let typed = roundtrip(resource, &object).map_err(|e| {
+    let mut typed = roundtrip(resource, &object).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
             kind = resource.kind,
@@ -151,6 +151,7 @@ pub fn normalize(resource: &ResourceInfo, object: Value) -> Result<(Value, Vec<S
     })?;
     let mut unknown = Vec::new();
     unknown_fields(&object, &typed, "", &mut unknown);
+    omit_empty_metadata(&mut typed);
     Ok((typed, unknown))
 }
 
@@ -200,6 +201,30 @@ fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String
             }
         }
         _ => {}
+    }
+}
+
+/// Go's `omitempty`: kube-apiserver never writes an empty `labels`, `annotations`,
+/// `finalizers`, `ownerReferences` or `managedFields` (k8s-openapi keeps `Some(empty)`). Without
+/// this, `kubectl diff` of an unchanged manifest (its patch carries `annotations: {}`) would
+/// show a difference.
+fn omit_empty_metadata(object: &mut Value) {
+    const OMIT_EMPTY: [&str; 5] = [
+        "labels",
+        "annotations",
+        "finalizers",
+        "ownerReferences",
+        "managedFields",
+    ];
+    if let Some(Value::Object(meta)) = object.get_mut("metadata") {
+        meta.retain(|key, value| {
+            let empty = match value {
+                Value::Object(map) => map.is_empty(),
+                Value::Array(list) => list.is_empty(),
+                _ => false,
+            };
+            !(empty && OMIT_EMPTY.contains(&key.as_str()))
+        });
     }
 }
 
@@ -274,6 +299,18 @@ mod tests {
         for r in Registry::builtin().all() {
             assert!(has_typed_form(r), "{}/{}", r.group, r.resource);
         }
+    }
+
+    #[test]
+    fn empty_metadata_collections_are_omitted_like_go() {
+        let input = json!({"metadata": {"name": "a", "labels": {}, "annotations": {}, "finalizers": [], "ownerReferences": []}, "data": {}});
+        let (typed, unknown) = normalize(configmaps(), input).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(typed["metadata"], json!({"name": "a"}));
+        let kept = json!({"metadata": {"name": "a", "labels": {"x": "y"}, "finalizers": ["f"]}});
+        let (typed, _) = normalize(configmaps(), kept).unwrap();
+        assert_eq!(typed["metadata"]["labels"], json!({"x": "y"}));
+        assert_eq!(typed["metadata"]["finalizers"], json!(["f"]));
     }
 
     #[test]
