@@ -186,9 +186,19 @@ pub async fn delete_object(
 }
 
 /// Resources whose DELETE answers with the deleted object rather than a Status (kube's
-/// `ReturnDeletedObject`).
+/// `ReturnDeletedObject`, and the namespace's own REST). The Python client's typed delete
+/// methods for these (e.g. `delete_namespaced_service` → V1Service) fail on a Status.
 fn returns_deleted_object(resource: &ResourceInfo) -> bool {
-    matches!(resource.kind, "Pod" | "Namespace")
+    matches!(
+        (resource.group, resource.kind),
+        ("", "Pod")
+            | ("", "Namespace")
+            | ("", "Service")
+            | ("", "ServiceAccount")
+            | ("", "PersistentVolume")
+            | ("", "PersistentVolumeClaim")
+            | ("storage.k8s.io", "StorageClass")
+    )
 }
 
 pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
