@@ -5,7 +5,8 @@
 //! Covered here: `api-versions`, `get -A`, `get -o yaml|wide`, `describe` (pod, deployment,
 //! namespace), `diff` (unchanged, changed, new — nothing written), `delete --wait` (with a
 //! finalizer removed meanwhile, and without), `wait --for=delete`, and `get --raw` of
-//! `/healthz`, `/version` and a pod list. Creation, apply, patch, label, scale and watch are
+//! `/healthz`, `/version` and a pod list, `replace -f` (and its Conflict), and
+//! `--dry-run=server` on create and delete. Creation, apply, patch, label, scale and watch are
 //! in e2e_kubectl.rs; imperative `create`, `apply --server-side` and `explain` belong to the
 //! protobuf, merge and OpenAPI suites.
 
@@ -591,6 +592,50 @@ fn wait_for_delete(server: &Kubecache) {
     );
 }
 
+fn replace_and_server_side_dry_run(server: &Kubecache) {
+    create_namespace(server, "rep");
+    create(
+        server,
+        "deploy.yaml",
+        &deployment_yaml("rep", "web", 1, "nginx:1.25"),
+    );
+    let path = "/apis/apps/v1/namespaces/rep/deployments/web";
+
+    // replace -f of the live object (it carries its resourceVersion): a PUT.
+    let live = server.kubectl_ok(&["get", "deployment", "web", "-n", "rep", "-o", "json"]);
+    let mut edited = parse(&live);
+    edited["spec"]["replicas"] = json!(4);
+    let file = server.manifest("live.json", &edited.to_string());
+    let out = server.kubectl_ok(&["replace", "-f", &file, "--validate=false"]);
+    assert_eq!(out.trim(), "deployment.apps/web replaced");
+    assert_eq!(server_object(server, path)["spec"]["replicas"], 4);
+    // The same file again is stale: Conflict, exit 1.
+    let stale = server.kubectl(&["replace", "-f", &file, "--validate=false"]);
+    assert_eq!(stale.status.code(), Some(1), "{}", stdout(&stale));
+    assert!(stderr(&stale).contains("Conflict"), "{}", stderr(&stale));
+
+    // --dry-run=server: create and delete answer as if done; nothing changes.
+    let before = server_object(server, path);
+    let cm = server.manifest("cm.yaml", &configmap_yaml("rep", "dry", "x", false));
+    let out = server.kubectl_ok(&["create", "-f", &cm, "--validate=false", "--dry-run=server"]);
+    assert_eq!(out.trim(), "configmap/dry created (server dry run)");
+    let (status, _) = server.get_json("/api/v1/namespaces/rep/configmaps/dry");
+    assert_eq!(status, 404);
+    let out = server.kubectl_ok(&[
+        "delete",
+        "deployment",
+        "web",
+        "-n",
+        "rep",
+        "--dry-run=server",
+    ]);
+    assert_eq!(
+        out.trim(),
+        "deployment.apps \"web\" deleted (server dry run)"
+    );
+    assert_eq!(server_object(server, path), before);
+}
+
 /// Runs each test body against the binary in memory and on a real etcd.
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
@@ -622,4 +667,5 @@ on_both_stores!(
     diff_shows_changes_and_writes_nothing,
     delete_waits_for_finalizers,
     wait_for_delete,
+    replace_and_server_side_dry_run,
 );
