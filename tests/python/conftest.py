@@ -3,15 +3,20 @@
 The binary is not built here: it comes from $KUBECACHE_BIN, else
 target/debug/kubecache in the repository (build it first with
 `cargo build -p kubecache-server`). Each test gets its own server, started with
-`serve --insecure-port 0` (in memory) and killed afterwards.
+`serve --insecure-port 0` and killed afterwards — once on the embedded store (in memory) and
+once on a real etcd started for the test (`etcd` on PATH): the `storage` fixture's two
+parameters.
 """
 
 import os
 import queue
 import re
+import shutil
+import socket
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -85,9 +90,76 @@ class Kubecache:
             pass
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Etcd:
+    """A single-member etcd on free loopback ports with its data in `directory`."""
+
+    def __init__(self, directory):
+        binary = shutil.which("etcd") or "/usr/bin/etcd"
+        if not os.path.isfile(binary):
+            pytest.fail("etcd not found: run scripts/install-deps.sh")
+        self.url = f"http://127.0.0.1:{free_port()}"
+        peer = f"http://127.0.0.1:{free_port()}"
+        log_path = os.path.join(directory, "etcd.log")
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--name", "t",
+                "--data-dir", os.path.join(directory, "etcd-data"),
+                "--listen-client-urls", self.url,
+                "--advertise-client-urls", self.url,
+                "--listen-peer-urls", peer,
+                "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"t={peer}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                with open(log_path) as log:
+                    raise RuntimeError(f"etcd did not become healthy:\n{log.read()}")
+            time.sleep(0.05)
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+                return b'"health":"true"' in response.read()
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(params=["memory", "etcd"])
+def storage(request, tmp_path):
+    """The `kubecache serve` arguments choosing the store: in memory, or a fresh etcd."""
+    if request.param == "memory":
+        yield []
+        return
+    etcd = Etcd(str(tmp_path))
+    try:
+        yield ["--etcd-servers", etcd.url]
+    finally:
+        etcd.kill()
+
+
 @pytest.fixture
-def kubecache():
-    server = Kubecache()
+def kubecache(storage):
+    server = Kubecache(storage)
     try:
         yield server
     finally:

@@ -299,12 +299,13 @@ def relist(core, namespace):
     return state, listed.metadata.resource_version
 
 
-def test_too_old_resource_version_is_410_and_a_relist_recovers(tmp_path):
+def test_too_old_resource_version_is_410_and_a_relist_recovers(storage, tmp_path):
     """A client holding a resourceVersion from before a restart: the new server's cache starts
     later, so the watch answers 410 Gone (an ERROR event the client raises as ApiException);
     the client relists and watches from the list's resourceVersion without losing changes."""
-    data_dir = str(tmp_path / "store")
-    server = Kubecache(["--data-dir", data_dir])
+    # In memory nothing would survive the restart: the embedded store gets a data directory.
+    args = storage or ["--data-dir", str(tmp_path / "store")]
+    server = Kubecache(args)
     try:
         configuration = client.Configuration()
         configuration.host = server.url
@@ -318,9 +319,9 @@ def test_too_old_resource_version_is_410_and_a_relist_recovers(tmp_path):
         core.patch_namespaced_config_map("a", namespace, {"data": {"v": "1"}})
         core.delete_namespaced_config_map("c", namespace)
 
-        # Restart on the same data directory (kill -9: acknowledged writes survive).
+        # Restart on the same store (kill -9: acknowledged writes survive).
         server.kill()
-        server = Kubecache(["--data-dir", data_dir])
+        server = Kubecache(args)
         configuration = client.Configuration()
         configuration.host = server.url
         core = client.CoreV1Api(client.ApiClient(configuration))
