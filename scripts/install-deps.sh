@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing kubecache needs, skipping what is already there:
 #   protoc (etcd-client's build), etcd (storage tests), the Python client and pytest
-#   (client tests), cargo-nextest (test runner). kubectl is expected at /usr/bin/kubectl.
+#   (client tests), diff (kubectl diff), cargo-nextest (test runner). kubectl is expected at
+#   /usr/bin/kubectl. The kube-rs suite needs nothing beyond cargo (plain HTTP, no TLS stack).
 # Usage: scripts/install-deps.sh [--build-only]
 set -euo pipefail
 
@@ -16,6 +17,8 @@ apt_packages=()
 command -v protoc >/dev/null 2>&1 || apt_packages+=(protobuf-compiler)
 if ! $build_only; then
   command -v etcd >/dev/null 2>&1 || apt_packages+=(etcd-server)
+  # `kubectl diff` runs diff(1) (the kubectl suite's diff test).
+  command -v diff >/dev/null 2>&1 || apt_packages+=(diffutils)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "install-deps: installing ${apt_packages[*]}"
