@@ -81,6 +81,8 @@ pub enum Target {
         group: String,
         version: String,
     },
+    /// `/openapi/v3` (empty) or `/openapi/v3/{api/v1 | apis/{group}/{version}}`
+    OpenApiV3(String),
     Resource(ResourceRequest),
 }
 
@@ -103,6 +105,7 @@ pub fn parse(
         ["livez", ..] => return Ok(Target::Livez),
         ["readyz", ..] => return Ok(Target::Readyz),
         ["metrics"] => return Ok(Target::Metrics),
+        ["openapi", "v3", rest @ ..] => return Ok(Target::OpenApiV3(rest.join("/"))),
         ["api"] => return Ok(Target::CoreVersions),
         ["apis"] => return Ok(Target::Groups),
         ["api", version] => {

@@ -1,0 +1,295 @@
+//! OpenAPI v3: `/openapi/v3` (the index of group-version documents) and
+//! `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>` (one OpenAPI 3.0 document per
+//! group-version kubecache serves), as kube-apiserver publishes them (kube-openapi's
+//! `handler3`).
+//!
+//! - [`schemas`]: the component schemas, generated from k8s-openapi's typed definitions;
+//! - [`paths`]: the operations of each resource.
+//!
+//! The documents are built once per process, the first time they are needed (the server
+//! warms them up at startup), and served as shared bytes. Each index entry carries a
+//! content hash of its document (`?hash=`): asked for with the current hash, a document is
+//! served as immutable for a year; with an outdated hash the client is redirected (301) to
+//! the current one; without a hash it is served with its `Etag` only. `If-None-Match`
+//! gets a 304. Documents are JSON only: kube-apiserver also serves them as protobuf, which
+//! no client of this server asks for (client-go's `openapi3` root, kubectl's validation,
+//! `apply` and `explain` all ask for JSON); a request accepting only protobuf gets 406.
+//! `/openapi/v2` is not served (404): kubectl uses v3 when it is there.
+
+pub mod paths;
+pub mod schemas;
+
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use kubecache_core::registry::Registry;
+use kubecache_core::status::ApiError;
+use serde_json::{Map, Value, json};
+
+use crate::handlers::discovery::KUBE_MINOR;
+use paths::PathSet;
+use schemas::Components;
+
+/// One served document: its bytes and their content hash.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub body: Bytes,
+    /// Upper-case hex content hash, the `?hash=` of the index and (quoted) the `Etag`.
+    pub hash: String,
+}
+
+impl Document {
+    fn new(value: &Value) -> Document {
+        let body = Bytes::from(serde_json::to_vec(value).expect("a JSON value serializes"));
+        let hash = content_hash(&body);
+        Document { body, hash }
+    }
+}
+
+/// Every OpenAPI v3 document kubecache serves.
+#[derive(Debug)]
+pub struct Documents {
+    /// `/openapi/v3`.
+    pub index: Document,
+    /// Group-version path (`api/v1`, `apis/apps/v1`) → its document, in discovery order.
+    pub group_versions: Vec<(String, Document)>,
+}
+
+/// The documents of the built-in registry, built on first use.
+pub fn documents() -> &'static Documents {
+    static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
+    DOCUMENTS.get_or_init(|| Documents::build(&Registry::builtin()))
+}
+
+impl Documents {
+    pub fn build(registry: &Registry) -> Documents {
+        let components = Components::generate();
+        let mut group_versions = Vec::new();
+        for (group, versions) in registry.groups() {
+            for version in versions {
+                let document = group_version_document(registry, &components, group, version);
+                group_versions.push((gv_path(group, version), Document::new(&document)));
+            }
+        }
+        let mut index = Map::new();
+        for (path, document) in &group_versions {
+            index.insert(
+                path.clone(),
+                json!({"serverRelativeURL": server_relative_url(path, &document.hash)}),
+            );
+        }
+        index.sort_keys();
+        let index = Document::new(&json!({ "paths": index }));
+        Documents {
+            index,
+            group_versions,
+        }
+    }
+
+    /// The document at `path` (`api/v1`, `apis/apps/v1`).
+    pub fn group_version(&self, path: &str) -> Option<&Document> {
+        self.group_versions
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, d)| d)
+    }
+}
+
+/// `api/v1` or `apis/<group>/<version>`: the key of the index and the document's path under
+/// `/openapi/v3/`.
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+fn server_relative_url(path: &str, hash: &str) -> String {
+    format!("/openapi/v3/{path}?hash={hash}")
+}
+
+/// The OpenAPI document of one group-version: its resources' paths and every definition
+/// they use.
+fn group_version_document(
+    registry: &Registry,
+    components: &Components,
+    group: &str,
+    version: &str,
+) -> Value {
+    let mut paths = PathSet::new(group, version);
+    let mut roots: Vec<String> = [
+        schemas::STATUS,
+        schemas::DELETE_OPTIONS,
+        schemas::PATCH,
+        schemas::WATCH_EVENT,
+        schemas::API_RESOURCE_LIST,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let scale = components.kind("autoscaling", "v1", "Scale");
+    for resource in registry.in_group_version(group, version) {
+        let Some(kind) = components.kind(group, version, resource.kind) else {
+            // The registry test checks every resource has a kind; never serve a path
+            // without its schema.
+            continue;
+        };
+        paths.add_resource(resource, kind, scale);
+        roots.push(kind.definition.clone());
+        roots.push(format!("{}List", kind.definition));
+        if resource.scale_subresource {
+            roots.extend(scale.map(|s| s.definition.clone()));
+        }
+    }
+    let mut paths = paths.paths;
+    paths.sort_keys();
+    json!({
+        "components": {"schemas": components.closure(roots.iter().map(String::as_str))},
+        "info": {"title": "Kubernetes", "version": format!("v1.{KUBE_MINOR}.0")},
+        "openapi": "3.0.0",
+        "paths": paths,
+    })
+}
+
+/// The 128-bit FNV-1a hash of `bytes` in upper-case hex: a content hash that is stable
+/// across processes and builds (kube-apiserver uses SHA-512; any stable content hash does,
+/// nothing here is adversarial).
+pub fn content_hash(bytes: &[u8]) -> String {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut hash = OFFSET;
+    for byte in bytes {
+        hash ^= u128::from(*byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    format!("{hash:032X}")
+}
+
+/// The media types a document can be served as.
+const JSON: &str = "application/json";
+
+/// Serves `GET /openapi/v3[/<path>]`; `rest` is what follows `/openapi/v3/`.
+pub fn serve(
+    method: &Method,
+    rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed());
+    }
+    let documents = documents();
+    if rest.is_empty() {
+        return Ok(document_response(&documents.index, headers, false));
+    }
+    let document = documents
+        .group_version(rest)
+        .ok_or_else(ApiError::path_not_found)?;
+    if !accepts_json(headers) {
+        return Err(ApiError::not_acceptable(&[JSON]));
+    }
+    let hash = query
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "hash").map(|(_, v)| v))
+        .filter(|h| !h.is_empty());
+    match hash {
+        Some(hash) if hash != document.hash => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            let location = server_relative_url(rest, &document.hash);
+            response.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&location).expect("a path and a hex hash are a header"),
+            );
+            Ok(response)
+        }
+        Some(_) => Ok(document_response(document, headers, true)),
+        None => Ok(document_response(document, headers, false)),
+    }
+}
+
+/// Whether an `Accept` header admits JSON (no header admits everything).
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|clause| {
+        let mut parts = clause.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        !refused && matches!(media.as_str(), JSON | "application/*" | "*/*")
+    })
+}
+
+/// A document with its `Etag`, `304 Not Modified` when `If-None-Match` names it, and, when
+/// asked for by its current hash, the headers that let every cache keep it.
+fn document_response(document: &Document, headers: &HeaderMap, immutable: bool) -> Response {
+    let etag = format!("\"{}\"", document.hash);
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let mut response = if not_modified {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(Body::from(document.body.clone()))
+    };
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    out.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("a quoted hex hash is a header"),
+    );
+    out.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if immutable {
+        out.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, immutable"),
+        );
+        let expires = chrono::Utc::now() + chrono::Duration::days(365);
+        let expires = expires.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(value) = HeaderValue::from_str(&expires) {
+            out.insert(header::EXPIRES, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hash_is_fnv1a_128() {
+        // The FNV-1a 128 test vectors.
+        assert_eq!(content_hash(b""), "6C62272E07BB014262B821756295C58D");
+        assert_eq!(content_hash(b"a"), "D228CB696F1A8CAF78912B704E4A8964");
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            accepts_json(&h)
+        };
+        assert!(accepts_json(&HeaderMap::new()));
+        assert!(with("application/json"));
+        assert!(with("*/*"));
+        assert!(with(
+            "application/com.github.proto-openapi.spec.v3@v1.0+protobuf, application/json;q=0.9"
+        ));
+        assert!(!with("application/com.github.proto-openapi.spec.v3@v1.0+protobuf"));
+        assert!(!with("application/json;q=0"));
+        assert!(!with("text/html"));
+    }
+}
