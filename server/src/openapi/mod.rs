@@ -54,8 +54,10 @@ impl Document {
 pub struct Documents {
     /// `/openapi/v3`.
     pub index: Document,
-    /// Group-version path (`api/v1`, `apis/apps/v1`) → its document, in discovery order.
-    pub group_versions: Vec<(String, Document)>,
+    /// Path under `/openapi/v3/` → its document, in discovery order: a document per
+    /// group-version (`api/v1`, `apis/apps/v1`), and, as kube-apiserver has them, one per
+    /// discovery path (`api`, `apis`, `apis/apps`) and one for `version`.
+    pub documents: Vec<(String, Document)>,
 }
 
 /// The documents of the built-in registry, built on first use.
@@ -67,15 +69,44 @@ pub fn documents() -> &'static Documents {
 impl Documents {
     pub fn build(registry: &Registry) -> Documents {
         let components = Components::generate();
-        let mut group_versions = Vec::new();
+        let mut documents = vec![(
+            "api".to_string(),
+            root_document(&components, "/api/", "getCoreAPIVersions", "core", schemas::API_VERSIONS),
+        )];
         for (group, versions) in registry.groups() {
+            if group.is_empty() {
+                for version in versions {
+                    let document = group_version_document(registry, &components, group, version);
+                    documents.push((gv_path(group, version), Document::new(&document)));
+                }
+                documents.push((
+                    "apis".to_string(),
+                    root_document(&components, "/apis/", "getAPIVersions", "apis", schemas::API_GROUP_LIST),
+                ));
+                continue;
+            }
+            let word = paths::group_word(group);
+            documents.push((
+                format!("apis/{group}"),
+                root_document(
+                    &components,
+                    &format!("/apis/{group}/"),
+                    &format!("get{}APIGroup", paths::capitalize(&word)),
+                    &word,
+                    schemas::API_GROUP,
+                ),
+            ));
             for version in versions {
                 let document = group_version_document(registry, &components, group, version);
-                group_versions.push((gv_path(group, version), Document::new(&document)));
+                documents.push((gv_path(group, version), Document::new(&document)));
             }
         }
+        documents.push((
+            "version".to_string(),
+            root_document(&components, "/version/", "getCodeVersion", "version", schemas::VERSION_INFO),
+        ));
         let mut index = Map::new();
-        for (path, document) in &group_versions {
+        for (path, document) in &documents {
             index.insert(
                 path.clone(),
                 json!({"serverRelativeURL": server_relative_url(path, &document.hash)}),
@@ -83,15 +114,12 @@ impl Documents {
         }
         index.sort_keys();
         let index = Document::new(&json!({ "paths": index }));
-        Documents {
-            index,
-            group_versions,
-        }
+        Documents { index, documents }
     }
 
-    /// The document at `path` (`api/v1`, `apis/apps/v1`).
-    pub fn group_version(&self, path: &str) -> Option<&Document> {
-        self.group_versions
+    /// The document at `path` (`api/v1`, `apis/apps/v1`, `apis`, …).
+    pub fn document(&self, path: &str) -> Option<&Document> {
+        self.documents
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, d)| d)
@@ -147,8 +175,44 @@ fn group_version_document(
     }
     let mut paths = paths.paths;
     paths.sort_keys();
+    document(
+        components.closure(roots.iter().map(String::as_str)),
+        Value::Object(paths),
+    )
+}
+
+/// A document with a single `GET` path (discovery and `/version`).
+fn root_document(
+    components: &Components,
+    path: &str,
+    operation_id: &str,
+    tag: &str,
+    definition: &str,
+) -> Document {
+    let operation = json!({
+        "description": "get discovery information",
+        "operationId": operation_id,
+        "responses": {
+            "200": {
+                "content": {"application/json": {"schema": schemas::reference(definition)}},
+                "description": "OK",
+            },
+            "401": {"description": "Unauthorized"},
+        },
+        "tags": [tag],
+    });
+    let mut paths = Map::new();
+    paths.insert(path.to_string(), json!({ "get": operation }));
+    Document::new(&document(
+        components.closure([definition]),
+        Value::Object(paths),
+    ))
+}
+
+/// An OpenAPI 3.0 document.
+fn document(schemas: Map<String, Value>, paths: Value) -> Value {
     json!({
-        "components": {"schemas": components.closure(roots.iter().map(String::as_str))},
+        "components": {"schemas": schemas},
         "info": {"title": "Kubernetes", "version": format!("v1.{KUBE_MINOR}.0")},
         "openapi": "3.0.0",
         "paths": paths,
@@ -187,7 +251,7 @@ pub fn serve(
         return Ok(document_response(&documents.index, headers, false));
     }
     let document = documents
-        .group_version(rest)
+        .document(rest)
         .ok_or_else(ApiError::path_not_found)?;
     if !accepts_json(headers) {
         return Err(ApiError::not_acceptable(&[JSON]));

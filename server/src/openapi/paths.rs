@@ -35,7 +35,7 @@ fn patch_media_types() -> Vec<&'static str> {
 
 /// `core` for the legacy group, else the group without `.k8s.io` in lower camel case
 /// (`rbacAuthorization`): the first half of kube's tags.
-fn group_word(group: &str) -> String {
+pub fn group_word(group: &str) -> String {
     if group.is_empty() {
         return "core".to_string();
     }
@@ -51,7 +51,7 @@ fn group_word(group: &str) -> String {
     word
 }
 
-fn capitalize(word: &str) -> String {
+pub fn capitalize(word: &str) -> String {
     let mut chars = word.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

@@ -61,6 +61,10 @@ pub const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOpt
 pub const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 pub const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
 pub const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
+pub const API_VERSIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIVersions";
+pub const API_GROUP_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupList";
+pub const API_GROUP: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup";
+pub const VERSION_INFO: &str = "io.k8s.apimachinery.pkg.version.Info";
 const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 
 /// The extensions that tell clients how a property merges (`x-kubernetes-list-type`,
@@ -158,6 +162,11 @@ impl Components {
         generator.subschema_for::<meta::WatchEvent<RawExtension>>();
         generator.subschema_for::<meta::APIResourceList>();
         generator.subschema_for::<meta::ListMeta>();
+        // The discovery documents (`/api`, `/apis`, `/apis/<group>`) and `/version`.
+        generator.subschema_for::<meta::APIVersions>();
+        generator.subschema_for::<meta::APIGroupList>();
+        generator.subschema_for::<meta::APIGroup>();
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::version::Info>();
 
         let mut schemas = generator.take_definitions(false);
         for (name, schema) in schemas.iter_mut() {
@@ -219,11 +228,11 @@ fn wrap_refs(schema: &mut Value) {
             for value in object.values_mut() {
                 wrap_refs(value);
             }
-            if object.len() > 1 {
-                if let Some(target) = object.shift_remove("$ref") {
-                    object.insert("allOf".to_string(), json!([{ "$ref": target }]));
-                    object.sort_keys();
-                }
+            // (JSONSchemaProps has a *property* named `$ref`: only a string is a reference.)
+            if object.len() > 1 && matches!(object.get("$ref"), Some(Value::String(_))) {
+                let target = object.shift_remove("$ref");
+                object.insert("allOf".to_string(), json!([{ "$ref": target }]));
+                object.sort_keys();
             }
         }
         Value::Array(items) => items.iter_mut().for_each(wrap_refs),
@@ -360,6 +369,16 @@ mod tests {
         }
         let text = serde_json::to_string(&c.schemas).unwrap();
         assert!(!text.contains("$defs"), "a reference outside components");
+    }
+
+    #[test]
+    fn a_property_named_ref_is_not_a_reference() {
+        let props = &components().schemas
+            ["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]
+            ["properties"];
+        assert_eq!(props["$ref"], json!({"type": "string"}));
+        // (`allOf` is one of its properties too: the array of subschemas.)
+        assert_eq!(props["allOf"]["type"], "array");
     }
 
     #[test]
