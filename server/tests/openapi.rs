@@ -13,7 +13,10 @@ use reqwest::header::{
     ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, IF_NONE_MATCH, LOCATION,
 };
 use serde_json::{Value, json};
+use kubecache_server::patch::PATCH_TYPES;
 use support::server::TestServer;
+
+const SMP: &str = "application/strategic-merge-patch+json";
 
 /// A fetched response: status, headers, raw body.
 struct Fetched {
@@ -150,6 +153,14 @@ fn has_query_param(op: &Value, name: &str) -> bool {
     op["parameters"]
         .as_array()
         .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "query"))
+}
+
+/// Whether the merge keys (`x-kubernetes-patch-merge-key`) are published.
+async fn publishes_merge_keys(server: &TestServer) -> bool {
+    let doc = gv_document(server, "", "v1").await;
+    doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+        .get("x-kubernetes-patch-merge-key")
+        .is_some()
 }
 
 #[tokio::test]
@@ -320,6 +331,7 @@ async fn patch_operations_carry_field_validation() {
     for (group, versions) in registry.groups() {
         for version in versions {
             let doc = gv_document(&server, group, version).await;
+            let merge_keys = publishes_merge_keys(&server).await;
             let mut patches = 0;
             for (path, item) in doc["paths"].as_object().unwrap() {
                 if let Some(op) = item.get("patch") {
@@ -330,14 +342,17 @@ async fn patch_operations_carry_field_validation() {
                     assert!(has_query_param(op, "fieldManager"), "{path}");
                     assert!(has_query_param(op, "dryRun"), "{path}");
                     assert!(has_query_param(op, "force"), "{path}");
+                    // The patch types the server takes (strategic merge patch: see
+                    // strategic_merge_patch_is_listed_only_with_merge_keys).
                     let content = op["requestBody"]["content"].as_object().unwrap();
-                    for media in [
-                        "application/json-patch+json",
-                        "application/merge-patch+json",
-                        "application/apply-patch+yaml",
-                    ] {
-                        assert!(content.contains_key(media), "{path}: {media}");
+                    for media in PATCH_TYPES {
+                        assert_eq!(
+                            content.contains_key(*media),
+                            *media != SMP || merge_keys,
+                            "{path}: {media}"
+                        );
                     }
+                    assert_eq!(content.len(), PATCH_TYPES.len() - usize::from(!merge_keys));
                 }
                 for method in ["post", "put"] {
                     if let Some(op) = item.get(method) {
@@ -366,15 +381,13 @@ async fn strategic_merge_patch_is_listed_only_with_merge_keys() {
     let doc = gv_document(&server, "", "v1").await;
     let containers =
         &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
-    let merge_keys = containers.get("x-kubernetes-patch-merge-key").is_some();
+    let merge_keys = publishes_merge_keys(&server).await;
     if merge_keys {
         assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
         assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
     }
     let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
-    let listed = patch["requestBody"]["content"]
-        .get("application/strategic-merge-patch+json")
-        .is_some();
+    let listed = patch["requestBody"]["content"].get(SMP).is_some();
     assert_eq!(listed, merge_keys);
 }
 

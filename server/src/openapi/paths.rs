@@ -19,17 +19,17 @@ const RESPONSE_MEDIA_TYPES: &[&str] = &["application/json"];
 /// What watches stream.
 const WATCH_MEDIA_TYPES: &[&str] = &["application/json", "application/json;stream=watch"];
 
-/// The patch media types kubecache accepts. Strategic merge patch is listed only when
-/// the merge keys are published (see [`schemas::publishes_merge_keys`]).
+/// The patch media types of patch operations: those the server accepts
+/// ([`crate::patch::PATCH_TYPES`]), strategic merge patch only when the merge keys are
+/// published (see [`schemas::publishes_merge_keys`]).
 fn patch_media_types() -> Vec<&'static str> {
-    let mut types = vec![
-        "application/apply-patch+yaml",
-        "application/json-patch+json",
-        "application/merge-patch+json",
-    ];
-    if schemas::publishes_merge_keys() {
-        types.push("application/strategic-merge-patch+json");
-    }
+    let merge_keys = schemas::publishes_merge_keys();
+    let mut types: Vec<&'static str> = crate::patch::PATCH_TYPES
+        .iter()
+        .copied()
+        .filter(|t| merge_keys || *t != "application/strategic-merge-patch+json")
+        .collect();
+    types.sort_unstable();
     types
 }
 
