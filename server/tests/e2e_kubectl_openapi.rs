@@ -122,7 +122,10 @@ fn default_validation(server: &Kubecache) {
         let output = server.kubectl(&[verb, "-f", &bad]);
         assert!(!output.status.success(), "{verb} accepted an unknown field");
         let err = stderr(&output);
-        assert!(err.contains("Error from server (BadRequest)"), "{verb}: {err}");
+        assert!(
+            err.contains("Error from server (BadRequest)"),
+            "{verb}: {err}"
+        );
         assert!(
             err.contains("strict decoding error: unknown field \"bogus\""),
             "{verb}: {err}"
@@ -135,7 +138,10 @@ fn default_validation(server: &Kubecache) {
 /// `kubectl explain` prints the field documentation from the component schemas.
 fn explain(server: &Kubecache) {
     let out = server.kubectl_ok(&["explain", "pod.spec.containers"]);
-    assert!(out.starts_with("KIND:       Pod\nVERSION:    v1\n"), "{out}");
+    assert!(
+        out.starts_with("KIND:       Pod\nVERSION:    v1\n"),
+        "{out}"
+    );
     assert!(out.contains("FIELD: containers <[]Container>"), "{out}");
     // The field's own description, then its type's.
     assert!(
@@ -149,7 +155,10 @@ fn explain(server: &Kubecache) {
     assert!(out.contains("\n  name\t<string> -required-\n"), "{out}");
     assert!(out.contains("\n  image\t<string>\n"), "{out}");
     assert!(out.contains("\n  ports\t<[]ContainerPort>\n"), "{out}");
-    assert!(out.contains("\n  resources\t<ResourceRequirements>\n"), "{out}");
+    assert!(
+        out.contains("\n  resources\t<ResourceRequirements>\n"),
+        "{out}"
+    );
 
     let out = server.kubectl_ok(&["explain", "deployment.spec", "--recursive"]);
     assert!(
@@ -157,13 +166,25 @@ fn explain(server: &Kubecache) {
         "{out}"
     );
     assert!(out.contains("FIELD: spec <DeploymentSpec>"), "{out}");
-    assert!(out.contains("\n  selector\t<LabelSelector> -required-\n"), "{out}");
-    assert!(out.contains("\n  template\t<PodTemplateSpec> -required-\n"), "{out}");
-    assert!(out.contains("\n      containers\t<[]Container> -required-\n"), "{out}");
+    assert!(
+        out.contains("\n  selector\t<LabelSelector> -required-\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n  template\t<PodTemplateSpec> -required-\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n      containers\t<[]Container> -required-\n"),
+        "{out}"
+    );
     assert!(out.contains("\n      maxSurge\t<IntOrString>\n"), "{out}");
 
     let out = server.kubectl_ok(&["explain", "svc"]);
-    assert!(out.starts_with("KIND:       Service\nVERSION:    v1\n"), "{out}");
+    assert!(
+        out.starts_with("KIND:       Service\nVERSION:    v1\n"),
+        "{out}"
+    );
     assert!(out.contains("\n  spec\t<ServiceSpec>\n"), "{out}");
     assert!(out.contains("\n  metadata\t<ObjectMeta>\n"), "{out}");
 

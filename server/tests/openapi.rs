@@ -8,12 +8,12 @@ mod support;
 use std::time::Duration;
 
 use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_server::patch::PATCH_TYPES;
 use reqwest::StatusCode;
 use reqwest::header::{
     ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, IF_NONE_MATCH, LOCATION,
 };
 use serde_json::{Value, json};
-use kubecache_server::patch::PATCH_TYPES;
 use support::server::TestServer;
 
 const SMP: &str = "application/strategic-merge-patch+json";
@@ -252,7 +252,11 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
                 let schema = schema_of(&doc, group, version, r.kind)
                     .unwrap_or_else(|| panic!("no schema for {group}/{version} {}", r.kind));
                 assert_eq!(schema["type"], "object", "{}", r.kind);
-                assert!(schema["description"].as_str().is_some_and(|d| !d.is_empty()));
+                assert!(
+                    schema["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty())
+                );
                 assert!(schema["properties"]["metadata"].is_object(), "{}", r.kind);
                 let list = schema_of(&doc, group, version, &format!("{}List", r.kind))
                     .unwrap_or_else(|| panic!("no list schema for {}", r.kind));
@@ -260,7 +264,11 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
 
                 // `kubectl explain` finds the kind through the collection and item paths.
                 let collection = &doc["paths"][collection_path(r)];
-                assert_eq!(collection["get"]["x-kubernetes-action"], "list", "{}", r.kind);
+                assert_eq!(
+                    collection["get"]["x-kubernetes-action"], "list",
+                    "{}",
+                    r.kind
+                );
                 assert_eq!(
                     collection["get"]["x-kubernetes-group-version-kind"],
                     gvk(group, version, r.kind)
@@ -291,16 +299,26 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
                     r.kind
                 );
                 if r.supports("deletecollection") {
-                    assert_eq!(collection["delete"]["x-kubernetes-action"], "deletecollection");
+                    assert_eq!(
+                        collection["delete"]["x-kubernetes-action"],
+                        "deletecollection"
+                    );
                 } else {
                     assert!(collection.get("delete").is_none(), "{}", r.kind);
                 }
                 let watch = if r.namespaced {
-                    format!("{}/watch/namespaces/{{namespace}}/{}", prefix(r), r.resource)
+                    format!(
+                        "{}/watch/namespaces/{{namespace}}/{}",
+                        prefix(r),
+                        r.resource
+                    )
                 } else {
                     format!("{}/watch/{}", prefix(r), r.resource)
                 };
-                assert_eq!(doc["paths"][&watch]["get"]["x-kubernetes-action"], "watchlist");
+                assert_eq!(
+                    doc["paths"][&watch]["get"]["x-kubernetes-action"],
+                    "watchlist"
+                );
                 assert_eq!(
                     doc["paths"][format!("{watch}/{{name}}")]["get"]["x-kubernetes-action"],
                     "watch"
@@ -337,7 +355,10 @@ async fn patch_operations_carry_field_validation() {
                 if let Some(op) = item.get("patch") {
                     patches += 1;
                     assert_eq!(op["x-kubernetes-action"], "patch", "{path}");
-                    assert!(op["x-kubernetes-group-version-kind"]["kind"].is_string(), "{path}");
+                    assert!(
+                        op["x-kubernetes-group-version-kind"]["kind"].is_string(),
+                        "{path}"
+                    );
                     assert!(has_query_param(op, "fieldValidation"), "{path}");
                     assert!(has_query_param(op, "fieldManager"), "{path}");
                     assert!(has_query_param(op, "dryRun"), "{path}");
@@ -462,7 +483,12 @@ async fn the_current_hash_is_immutable_and_an_old_one_redirects() {
     assert_eq!(plain.header(CACHE_CONTROL), None);
 
     // An outdated hash: a permanent redirect to the current URL.
-    let old = fetch(&server, "/openapi/v3/apis/apps/v1?hash=0123456789ABCDEF", &[]).await;
+    let old = fetch(
+        &server,
+        "/openapi/v3/apis/apps/v1?hash=0123456789ABCDEF",
+        &[],
+    )
+    .await;
     assert_eq!(old.status, 301);
     assert_eq!(old.header(LOCATION), Some(url.as_str()));
 
@@ -476,7 +502,12 @@ async fn the_current_hash_is_immutable_and_an_old_one_redirects() {
     // The index revalidates too.
     let index = fetch(&server, "/openapi/v3", &[]).await;
     let index_etag = index.header(ETAG).unwrap().to_string();
-    let again = fetch(&server, "/openapi/v3", &[(IF_NONE_MATCH.as_str(), &index_etag)]).await;
+    let again = fetch(
+        &server,
+        "/openapi/v3",
+        &[(IF_NONE_MATCH.as_str(), &index_etag)],
+    )
+    .await;
     assert_eq!(again.status, 304);
 }
 
@@ -525,8 +556,6 @@ async fn unknown_documents_and_openapi_v2_are_not_found() {
         assert_eq!(reply.status, 404, "{path}");
         assert_eq!(reply.json()["reason"], "NotFound", "{path}");
     }
-    let post = server
-        .post("/openapi/v3", &json!({}))
-        .await;
+    let post = server.post("/openapi/v3", &json!({})).await;
     assert_eq!(post.status, 405);
 }

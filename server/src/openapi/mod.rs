@@ -71,7 +71,13 @@ impl Documents {
         let components = Components::generate();
         let mut documents = vec![(
             "api".to_string(),
-            root_document(&components, "/api/", "getCoreAPIVersions", "core", schemas::API_VERSIONS),
+            root_document(
+                &components,
+                "/api/",
+                "getCoreAPIVersions",
+                "core",
+                schemas::API_VERSIONS,
+            ),
         )];
         for (group, versions) in registry.groups() {
             if group.is_empty() {
@@ -81,7 +87,13 @@ impl Documents {
                 }
                 documents.push((
                     "apis".to_string(),
-                    root_document(&components, "/apis/", "getAPIVersions", "apis", schemas::API_GROUP_LIST),
+                    root_document(
+                        &components,
+                        "/apis/",
+                        "getAPIVersions",
+                        "apis",
+                        schemas::API_GROUP_LIST,
+                    ),
                 ));
                 continue;
             }
@@ -103,7 +115,13 @@ impl Documents {
         }
         documents.push((
             "version".to_string(),
-            root_document(&components, "/version/", "getCodeVersion", "version", schemas::VERSION_INFO),
+            root_document(
+                &components,
+                "/version/",
+                "getCodeVersion",
+                "version",
+                schemas::VERSION_INFO,
+            ),
         ));
         let mut index = Map::new();
         for (path, document) in &documents {
@@ -299,7 +317,10 @@ fn document_response(document: &Document, headers: &HeaderMap, immutable: bool) 
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
     let mut response = if not_modified {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -352,7 +373,9 @@ mod tests {
         assert!(with(
             "application/com.github.proto-openapi.spec.v3@v1.0+protobuf, application/json;q=0.9"
         ));
-        assert!(!with("application/com.github.proto-openapi.spec.v3@v1.0+protobuf"));
+        assert!(!with(
+            "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"
+        ));
         assert!(!with("application/json;q=0"));
         assert!(!with("text/html"));
     }

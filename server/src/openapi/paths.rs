@@ -113,7 +113,12 @@ fn namespace_param() -> Value {
 }
 
 fn name_param(kind: &str) -> Value {
-    parameter("path", "name", "string", &format!("The name of the {kind}."))
+    parameter(
+        "path",
+        "name",
+        "string",
+        &format!("The name of the {kind}."),
+    )
 }
 
 fn dry_run() -> Value {
@@ -251,10 +256,7 @@ fn responses(codes: &[(&str, &str)], media_types: &[&str], schema: &Value) -> Va
             json!({"content": content(media_types, schema), "description": description}),
         );
     }
-    map.insert(
-        "401".to_string(),
-        json!({"description": "Unauthorized"}),
-    );
+    map.insert("401".to_string(), json!({"description": "Unauthorized"}));
     Value::Object(map)
 }
 
@@ -381,7 +383,11 @@ impl PathSet {
                     parameters: write_params(),
                     request_body: Some(body(&object)),
                     responses: responses(&[OK, CREATED, ACCEPTED], RESPONSE_MEDIA_TYPES, &object),
-                    ..op(format!("create{gv}{ns_word}{k}"), format!("create a {k}"), "post")
+                    ..op(
+                        format!("create{gv}{ns_word}{k}"),
+                        format!("create a {k}"),
+                        "post",
+                    )
                 },
             ),
         ];
@@ -392,7 +398,9 @@ impl PathSet {
                 "delete",
                 Operation {
                     parameters,
-                    request_body: Some(json!({"content": content(&["*/*"], &reference(schemas::DELETE_OPTIONS))})),
+                    request_body: Some(
+                        json!({"content": content(&["*/*"], &reference(schemas::DELETE_OPTIONS))}),
+                    ),
                     responses: responses(&[OK], RESPONSE_MEDIA_TYPES, &status),
                     ..op(
                         format!("delete{gv}Collection{ns_word}{k}"),
@@ -421,7 +429,9 @@ impl PathSet {
                         responses: responses(&[OK], WATCH_MEDIA_TYPES, &watch_event),
                         ..op(
                             format!("watch{gv}{k}ListForAllNamespaces"),
-                            format!("watch every {k} (deprecated: use list with the 'watch' parameter)"),
+                            format!(
+                                "watch every {k} (deprecated: use list with the 'watch' parameter)"
+                            ),
                             "watchlist",
                         )
                     },
@@ -588,10 +598,16 @@ mod tests {
     #[test]
     fn names_follow_kube() {
         assert_eq!(gv_word("", "v1"), "CoreV1");
-        assert_eq!(gv_word("rbac.authorization.k8s.io", "v1"), "RbacAuthorizationV1");
+        assert_eq!(
+            gv_word("rbac.authorization.k8s.io", "v1"),
+            "RbacAuthorizationV1"
+        );
         assert_eq!(gv_word("apiextensions.k8s.io", "v1"), "ApiextensionsV1");
         assert_eq!(tag("networking.k8s.io", "v1"), "networking_v1");
-        assert_eq!(tag("rbac.authorization.k8s.io", "v1"), "rbacAuthorization_v1");
+        assert_eq!(
+            tag("rbac.authorization.k8s.io", "v1"),
+            "rbacAuthorization_v1"
+        );
         assert_eq!(prefix("apps", "v1"), "/apis/apps/v1");
         assert_eq!(prefix("", "v1"), "/api/v1");
     }

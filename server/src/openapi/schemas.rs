@@ -365,7 +365,10 @@ mod tests {
         }
         assert!(refs.len() > 100);
         for name in refs {
-            assert!(c.schemas.contains_key(&name), "dangling reference to {name}");
+            assert!(
+                c.schemas.contains_key(&name),
+                "dangling reference to {name}"
+            );
         }
         let text = serde_json::to_string(&c.schemas).unwrap();
         assert!(!text.contains("$defs"), "a reference outside components");
@@ -373,8 +376,7 @@ mod tests {
 
     #[test]
     fn a_property_named_ref_is_not_a_reference() {
-        let props = &components().schemas
-            ["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]
+        let props = &components().schemas["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]
             ["properties"];
         assert_eq!(props["$ref"], json!({"type": "string"}));
         // (`allOf` is one of its properties too: the array of subschemas.)
