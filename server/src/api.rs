@@ -229,7 +229,7 @@ async fn dispatch(
                 &version,
             )));
         }
-        Target::OpenApiV3(path) => {
+        Target::OpenApi(path) => {
             let response =
                 crate::openapi::serve(&parts.method, &path, parts.uri.query(), &parts.headers)?;
             return Ok(Reply::Stream(response));

@@ -2,9 +2,9 @@
 //! `apply -f` and `create -f` with kubectl's DEFAULT validation (no `--validate=false`):
 //! kubectl reads `/openapi/v3`, finds the `fieldValidation` parameter on the kind's patch
 //! operation and leaves validation to the server (`fieldValidation=Strict`), so an unknown
-//! field comes back as the server's strict decoding error; and `kubectl explain`, which
-//! renders the component schemas. Each scenario runs on the embedded store and on a real
-//! etcd.
+//! field comes back as the server's strict decoding error; a `kind: List` manifest, which
+//! kubectl validates itself against `/openapi/v2`; and `kubectl explain`, which renders the
+//! component schemas. Each scenario runs on the embedded store and on a real etcd.
 
 mod support;
 
@@ -74,6 +74,28 @@ data:
 bogus: 1
 ";
 
+fn list(unknown_field: bool) -> String {
+    let extra = if unknown_field { "\n  bogus: 1" } else { "" };
+    format!(
+        "apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {{name: listed, namespace: oa}}
+  data: {{a: b}}{extra}
+- apiVersion: batch/v1
+  kind: Job
+  metadata: {{name: listed, namespace: oa}}
+  spec:
+    template:
+      spec:
+        restartPolicy: Never
+        containers: [{{name: c, image: busybox:1.36}}]
+"
+    )
+}
+
 /// `apply -f` and `create -f` with default validation: created, configured, and an
 /// unknown field rejected by the server's strict validation.
 fn default_validation(server: &Kubecache) {
@@ -133,6 +155,30 @@ fn default_validation(server: &Kubecache) {
     }
     let (status, _) = server.get_json("/api/v1/namespaces/oa/configmaps/bogus");
     assert_eq!(status, 404);
+
+    // A List is validated by kubectl itself, against /openapi/v2.
+    let bad = server.manifest("bad-list.yaml", &list(true));
+    for verb in ["apply", "create"] {
+        let output = server.kubectl(&[verb, "-f", &bad]);
+        assert!(!output.status.success(), "{verb} accepted an unknown field");
+        let err = stderr(&output);
+        assert!(
+            err.contains(
+                "ValidationError(ConfigMap): unknown field \"bogus\" in io.k8s.api.core.v1.ConfigMap"
+            ),
+            "{verb}: {err}"
+        );
+    }
+    let (status, _) = server.get_json("/api/v1/namespaces/oa/configmaps/listed");
+    assert_eq!(status, 404);
+    let good = server.manifest("list.yaml", &list(false));
+    let out = server.kubectl_ok(&["apply", "-f", &good]);
+    assert_eq!(
+        out.trim(),
+        "configmap/listed created\njob.batch/listed created"
+    );
+    let (status, _) = server.get_json("/apis/batch/v1/namespaces/oa/jobs/listed");
+    assert_eq!(status, 200);
 }
 
 /// `kubectl explain` prints the field documentation from the component schemas.

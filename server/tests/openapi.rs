@@ -545,12 +545,13 @@ async fn documents_are_served_as_json_only() {
 }
 
 #[tokio::test]
-async fn unknown_documents_and_openapi_v2_are_not_found() {
+async fn unknown_documents_are_not_found() {
     let server = TestServer::start().await;
     for path in [
         "/openapi/v3/apis/nope.example.com/v1",
         "/openapi/v3/api/v2",
-        "/openapi/v2",
+        "/openapi/v1",
+        "/openapi",
     ] {
         let reply = fetch(&server, path, &[]).await;
         assert_eq!(reply.status, 404, "{path}");
@@ -558,4 +559,80 @@ async fn unknown_documents_and_openapi_v2_are_not_found() {
     }
     let post = server.post("/openapi/v3", &json!({})).await;
     assert_eq!(post.status, 405);
+}
+
+/// `/openapi/v2`: the definitions kubectl validates `kind: List` manifests against, as
+/// JSON and as the protobuf kubectl asks for.
+#[tokio::test]
+async fn openapi_v2_serves_the_definitions() {
+    let server = TestServer::start().await;
+    let reply = fetch(&server, "/openapi/v2", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header(CONTENT_TYPE), Some("application/json"));
+    let doc = reply.json();
+    assert_eq!(doc["swagger"], "2.0");
+    assert_eq!(doc["paths"], json!({}));
+    let definitions = doc["definitions"].as_object().unwrap();
+    let registry = Registry::builtin();
+    for r in registry.all() {
+        let wanted = gvk(r.group, r.version, r.kind);
+        assert!(
+            definitions
+                .values()
+                .any(|d| d["x-kubernetes-group-version-kind"]
+                    .as_array()
+                    .is_some_and(|l| l.contains(&wanted))),
+            "no v2 definition for {wanted}"
+        );
+    }
+    assert_eq!(
+        definitions["io.k8s.api.core.v1.Pod"]["properties"]["spec"],
+        json!({
+            "$ref": "#/definitions/io.k8s.api.core.v1.PodSpec",
+            "description": definitions["io.k8s.api.core.v1.Pod"]["properties"]["spec"]["description"],
+        })
+    );
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    for target in targets {
+        let name = target
+            .strip_prefix("#/definitions/")
+            .unwrap_or_else(|| panic!("reference {target}"));
+        assert!(definitions.contains_key(name), "dangling {target}");
+    }
+
+    // What kubectl sends; the answer's type is one Go's mime parser accepts.
+    let proto = fetch(
+        &server,
+        "/openapi/v2",
+        &[(
+            ACCEPT.as_str(),
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )],
+    )
+    .await;
+    assert_eq!(proto.status, 200);
+    assert_eq!(
+        proto.header(CONTENT_TYPE),
+        Some("application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+    );
+    // Document.swagger (field 1) = "2.0" first, then the definitions.
+    assert_eq!(&proto.body[..5], b"\x0a\x032.0");
+    assert!(proto.body.len() > 100_000);
+    let etag = proto.header(ETAG).unwrap().to_string();
+    let again = fetch(
+        &server,
+        "/openapi/v2",
+        &[
+            (
+                ACCEPT.as_str(),
+                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            ),
+            (IF_NONE_MATCH.as_str(), &etag),
+        ],
+    )
+    .await;
+    assert_eq!(again.status, 304);
+    let refused = fetch(&server, "/openapi/v2", &[(ACCEPT.as_str(), "text/plain")]).await;
+    assert_eq!(refused.status, 406);
 }

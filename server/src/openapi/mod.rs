@@ -4,20 +4,23 @@
 //! `handler3`).
 //!
 //! - [`schemas`]: the component schemas, generated from k8s-openapi's typed definitions;
-//! - [`paths`]: the operations of each resource.
+//! - [`paths`]: the operations of each resource;
+//! - [`v2`]: `/openapi/v2`, the definitions as Swagger 2.0 (JSON and protobuf), which
+//!   kubectl needs to validate `kind: List` manifests.
 //!
 //! The documents are built once per process, the first time they are needed (the server
 //! warms them up at startup), and served as shared bytes. Each index entry carries a
 //! content hash of its document (`?hash=`): asked for with the current hash, a document is
 //! served as immutable for a year; with an outdated hash the client is redirected (301) to
 //! the current one; without a hash it is served with its `Etag` only. `If-None-Match`
-//! gets a 304. Documents are JSON only: kube-apiserver also serves them as protobuf, which
-//! no client of this server asks for (client-go's `openapi3` root, kubectl's validation,
-//! `apply` and `explain` all ask for JSON); a request accepting only protobuf gets 406.
-//! `/openapi/v2` is not served (404): kubectl uses v3 when it is there.
+//! gets a 304. The v3 documents are JSON only: kube-apiserver also serves them as protobuf,
+//! which no client of this server asks for (client-go's `openapi3` root, kubectl's
+//! validation, `apply` and `explain` all ask for JSON); a request accepting only protobuf
+//! gets 406.
 
 pub mod paths;
 pub mod schemas;
+pub mod v2;
 
 use std::sync::OnceLock;
 
@@ -43,9 +46,15 @@ pub struct Document {
 
 impl Document {
     fn new(value: &Value) -> Document {
-        let body = Bytes::from(serde_json::to_vec(value).expect("a JSON value serializes"));
+        Document::from_bytes(serde_json::to_vec(value).expect("a JSON value serializes"))
+    }
+
+    fn from_bytes(body: Vec<u8>) -> Document {
         let hash = content_hash(&body);
-        Document { body, hash }
+        Document {
+            body: Bytes::from(body),
+            hash,
+        }
     }
 }
 
@@ -58,6 +67,10 @@ pub struct Documents {
     /// group-version (`api/v1`, `apis/apps/v1`), and, as kube-apiserver has them, one per
     /// discovery path (`api`, `apis`, `apis/apps`) and one for `version`.
     pub documents: Vec<(String, Document)>,
+    /// `/openapi/v2` as JSON.
+    pub v2_json: Document,
+    /// `/openapi/v2` as gnostic's protobuf.
+    pub v2_protobuf: Document,
 }
 
 /// The documents of the built-in registry, built on first use.
@@ -132,7 +145,13 @@ impl Documents {
         }
         index.sort_keys();
         let index = Document::new(&json!({ "paths": index }));
-        Documents { index, documents }
+        let swagger = v2::document(&components.schemas, &format!("v1.{KUBE_MINOR}.0"));
+        Documents {
+            index,
+            documents,
+            v2_protobuf: Document::from_bytes(v2::protobuf(&swagger)),
+            v2_json: Document::new(&swagger),
+        }
     }
 
     /// The document at `path` (`api/v1`, `apis/apps/v1`, `apis`, …).
@@ -251,10 +270,14 @@ pub fn content_hash(bytes: &[u8]) -> String {
     format!("{hash:032X}")
 }
 
-/// The media types a document can be served as.
 const JSON: &str = "application/json";
+/// The protobuf media types of `/openapi/v2` (the first is what client-go sends).
+const V2_PROTOBUF: &[&str] = &[
+    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+];
 
-/// Serves `GET /openapi/v3[/<path>]`; `rest` is what follows `/openapi/v3/`.
+/// Serves `GET /openapi/<rest>`: `v3`, `v3/<document>` or `v2`.
 pub fn serve(
     method: &Method,
     rest: &str,
@@ -265,13 +288,17 @@ pub fn serve(
         return Err(ApiError::method_not_allowed());
     }
     let documents = documents();
-    if rest.is_empty() {
-        return Ok(document_response(&documents.index, headers, false));
-    }
+    let rest = match rest {
+        "v2" => return serve_v2(documents, headers),
+        "v3" => return Ok(document_response(&documents.index, JSON, headers, false)),
+        other => other
+            .strip_prefix("v3/")
+            .ok_or_else(ApiError::path_not_found)?,
+    };
     let document = documents
         .document(rest)
         .ok_or_else(ApiError::path_not_found)?;
-    if !accepts_json(headers) {
+    if negotiate(headers, &[JSON]).is_none() {
         return Err(ApiError::not_acceptable(&[JSON]));
     }
     let hash = query
@@ -289,30 +316,63 @@ pub fn serve(
             );
             Ok(response)
         }
-        Some(_) => Ok(document_response(document, headers, true)),
-        None => Ok(document_response(document, headers, false)),
+        Some(_) => Ok(document_response(document, JSON, headers, true)),
+        None => Ok(document_response(document, JSON, headers, false)),
     }
 }
 
-/// Whether an `Accept` header admits JSON (no header admits everything).
-fn accepts_json(headers: &HeaderMap) -> bool {
+/// `/openapi/v2`: protobuf when asked for (kubectl), else JSON.
+fn serve_v2(documents: &Documents, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let offers = [JSON, V2_PROTOBUF[0], V2_PROTOBUF[1]];
+    match negotiate(headers, &offers) {
+        Some(JSON) => Ok(document_response(&documents.v2_json, JSON, headers, false)),
+        // Answered with the `.v1.0` spelling: Go's mime parser (client-go checks the
+        // response's type) rejects the `@` of the one client-go asks for; kube does the same.
+        Some(_) => Ok(document_response(
+            &documents.v2_protobuf,
+            V2_PROTOBUF[1],
+            headers,
+            false,
+        )),
+        None => Err(ApiError::not_acceptable(&offers)),
+    }
+}
+
+/// The first of `offers` the `Accept` header admits, taking its clauses in order (JSON
+/// also answers `*/*` and `application/*`; no header admits JSON, or the first offer).
+fn negotiate(headers: &HeaderMap, offers: &[&'static str]) -> Option<&'static str> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return true;
+        return offers.first().copied();
     };
-    accept.split(',').any(|clause| {
+    for clause in accept.split(',') {
         let mut parts = clause.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         let refused = parts.any(|p| {
             let p = p.trim().replace(' ', "");
             p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
         });
-        !refused && matches!(media.as_str(), JSON | "application/*" | "*/*")
-    })
+        if refused {
+            continue;
+        }
+        let wildcard = matches!(media.as_str(), "*/*" | "application/*");
+        if let Some(offer) = offers
+            .iter()
+            .find(|o| **o == media || (wildcard && **o == JSON))
+        {
+            return Some(offer);
+        }
+    }
+    None
 }
 
 /// A document with its `Etag`, `304 Not Modified` when `If-None-Match` names it, and, when
 /// asked for by its current hash, the headers that let every cache keep it.
-fn document_response(document: &Document, headers: &HeaderMap, immutable: bool) -> Response {
+fn document_response(
+    document: &Document,
+    content_type: &'static str,
+    headers: &HeaderMap,
+    immutable: bool,
+) -> Response {
     let etag = format!("\"{}\"", document.hash);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -329,7 +389,7 @@ fn document_response(document: &Document, headers: &HeaderMap, immutable: bool) 
         Response::new(Body::from(document.body.clone()))
     };
     let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     out.insert(
         header::ETAG,
         HeaderValue::from_str(&etag).expect("a quoted hex hash is a header"),
@@ -362,21 +422,33 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        let with = |accept: &str| {
+        let with = |accept: &str, offers: &[&'static str]| {
             let mut h = HeaderMap::new();
             h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
-            accepts_json(&h)
+            negotiate(&h, offers)
         };
-        assert!(accepts_json(&HeaderMap::new()));
-        assert!(with("application/json"));
-        assert!(with("*/*"));
-        assert!(with(
-            "application/com.github.proto-openapi.spec.v3@v1.0+protobuf, application/json;q=0.9"
-        ));
-        assert!(!with(
-            "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"
-        ));
-        assert!(!with("application/json;q=0"));
-        assert!(!with("text/html"));
+        let json = &[JSON];
+        assert_eq!(negotiate(&HeaderMap::new(), json), Some(JSON));
+        assert_eq!(with("application/json", json), Some(JSON));
+        assert_eq!(with("*/*", json), Some(JSON));
+        assert_eq!(
+            with(
+                "application/com.github.proto-openapi.spec.v3@v1.0+protobuf, application/json;q=0.9",
+                json
+            ),
+            Some(JSON)
+        );
+        assert_eq!(
+            with(
+                "application/com.github.proto-openapi.spec.v3@v1.0+protobuf",
+                json
+            ),
+            None
+        );
+        assert_eq!(with("application/json;q=0", json), None);
+        assert_eq!(with("text/html", json), None);
+        let v2 = &[JSON, V2_PROTOBUF[0], V2_PROTOBUF[1]];
+        assert_eq!(with(V2_PROTOBUF[0], v2), Some(V2_PROTOBUF[0]));
+        assert_eq!(with("*/*", v2), Some(JSON));
     }
 }
