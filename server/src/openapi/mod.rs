@@ -1,7 +1,7 @@
-//! OpenAPI v3: `/openapi/v3` (the index of group-version documents) and
+//! OpenAPI: `/openapi/v3` (the index of group-version documents) and
 //! `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>` (one OpenAPI 3.0 document per
 //! group-version kubecache serves), as kube-apiserver publishes them (kube-openapi's
-//! `handler3`).
+//! `handler3`), and `/openapi/v2`.
 //!
 //! - [`schemas`]: the component schemas, generated from k8s-openapi's typed definitions;
 //! - [`paths`]: the operations of each resource;
@@ -58,7 +58,7 @@ impl Document {
     }
 }
 
-/// Every OpenAPI v3 document kubecache serves.
+/// Every OpenAPI document kubecache serves.
 #[derive(Debug)]
 pub struct Documents {
     /// `/openapi/v3`.
@@ -82,6 +82,12 @@ pub fn documents() -> &'static Documents {
 impl Documents {
     pub fn build(registry: &Registry) -> Documents {
         let components = Components::generate();
+        let groups = registry.groups();
+        let gv_document = |group: &str, version: &str| {
+            let document = group_version_document(registry, &components, group, version);
+            (gv_path(group, version), Document::new(&document))
+        };
+        // Kube's order: `api`, `api/v1`, `apis`, then each `apis/<group>` and its versions.
         let mut documents = vec![(
             "api".to_string(),
             root_document(
@@ -92,24 +98,20 @@ impl Documents {
                 schemas::API_VERSIONS,
             ),
         )];
-        for (group, versions) in registry.groups() {
-            if group.is_empty() {
-                for version in versions {
-                    let document = group_version_document(registry, &components, group, version);
-                    documents.push((gv_path(group, version), Document::new(&document)));
-                }
-                documents.push((
-                    "apis".to_string(),
-                    root_document(
-                        &components,
-                        "/apis/",
-                        "getAPIVersions",
-                        "apis",
-                        schemas::API_GROUP_LIST,
-                    ),
-                ));
-                continue;
-            }
+        for (_, versions) in groups.iter().filter(|(g, _)| g.is_empty()) {
+            documents.extend(versions.iter().map(|v| gv_document("", v)));
+        }
+        documents.push((
+            "apis".to_string(),
+            root_document(
+                &components,
+                "/apis/",
+                "getAPIVersions",
+                "apis",
+                schemas::API_GROUP_LIST,
+            ),
+        ));
+        for (group, versions) in groups.iter().filter(|(g, _)| !g.is_empty()) {
             let word = paths::group_word(group);
             documents.push((
                 format!("apis/{group}"),
@@ -121,10 +123,7 @@ impl Documents {
                     schemas::API_GROUP,
                 ),
             ));
-            for version in versions {
-                let document = group_version_document(registry, &components, group, version);
-                documents.push((gv_path(group, version), Document::new(&document)));
-            }
+            documents.extend(versions.iter().map(|v| gv_document(group, v)));
         }
         documents.push((
             "version".to_string(),
@@ -199,8 +198,8 @@ fn group_version_document(
     let scale = components.kind("autoscaling", "v1", "Scale");
     for resource in registry.in_group_version(group, version) {
         let Some(kind) = components.kind(group, version, resource.kind) else {
-            // The registry test checks every resource has a kind; never serve a path
-            // without its schema.
+            // Never a path without its schema (`every_served_resource_has_a_kind` checks
+            // that this does not happen).
             continue;
         };
         paths.add_resource(resource, kind, scale);
@@ -418,6 +417,20 @@ mod tests {
         // The FNV-1a 128 test vectors.
         assert_eq!(content_hash(b""), "6C62272E07BB014262B821756295C58D");
         assert_eq!(content_hash(b"a"), "D228CB696F1A8CAF78912B704E4A8964");
+    }
+
+    #[test]
+    fn every_served_resource_has_a_kind() {
+        let components = Components::generate();
+        for r in Registry::builtin().all() {
+            assert!(
+                components.kind(r.group, r.version, r.kind).is_some(),
+                "{}/{} {} has no schema",
+                r.group,
+                r.version,
+                r.kind
+            );
+        }
     }
 
     #[test]
