@@ -69,16 +69,20 @@ const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 
 /// The extensions that tell clients how a property merges (`x-kubernetes-list-type`,
 /// `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, `x-kubernetes-patch-merge-key`,
-/// `x-kubernetes-patch-strategy`), for property `property` of definition `definition`.
+/// `x-kubernetes-patch-strategy`), for property `property` (JSON name) of definition
+/// `definition` (kube name, e.g. `io.k8s.api.core.v1.PodSpec`).
 ///
 /// THE SEAM for the merge-strategy table (`kubecache_core::merge_schema`, built separately):
-/// wire it here — look the definition and field up there and return their extensions —
-/// and nothing else changes. It returns none for now, and [`publishes_merge_keys`] then
-/// keeps `application/strategic-merge-patch+json` off the patch operations: kubectl 1.33
-/// computes client-side apply patches from this document when a patch operation lists it,
-/// and without merge keys it would replace lists (containers, env, …) instead of merging
-/// them. Without it kubectl falls back to its compiled-in types, which is what it should do
-/// until the keys are published.
+/// wire it here and nothing else changes — look the field up
+/// (`merge_schema::definition(definition)?.field(property)?`) and return the extensions kube
+/// publishes for it, leaving out the defaults kube leaves out (no list type on an atomic
+/// list without one, no patch strategy for `Replace`, no map type for granular maps).
+/// Until then it returns none, and [`publishes_merge_keys`] keeps
+/// `application/strategic-merge-patch+json` off the patch operations: kubectl 1.33 computes
+/// client-side apply patches from this document when a patch operation lists it, and
+/// without merge keys it would replace lists (containers, env, …) instead of merging them.
+/// Without it kubectl falls back to its compiled-in types, which is right until the keys
+/// are published. The v2 definitions get the same extensions.
 pub fn merge_extensions(definition: &str, property: &str) -> Map<String, Value> {
     let _ = (definition, property);
     Map::new()
