@@ -299,10 +299,11 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
                     r.kind
                 );
                 if r.supports("deletecollection") {
-                    assert_eq!(
-                        collection["delete"]["x-kubernetes-action"],
-                        "deletecollection"
-                    );
+                    let delete = &collection["delete"];
+                    assert_eq!(delete["x-kubernetes-action"], "deletecollection");
+                    assert!(has_query_param(delete, "labelSelector"), "{}", r.kind);
+                    assert!(has_query_param(delete, "propagationPolicy"), "{}", r.kind);
+                    assert!(!has_query_param(delete, "watch"), "{}", r.kind);
                 } else {
                     assert!(collection.get("delete").is_none(), "{}", r.kind);
                 }

@@ -392,8 +392,13 @@ impl PathSet {
             ),
         ];
         if resource.supports("deletecollection") {
+            // The delete options and the list options that select (not the watch ones).
             let mut parameters = delete_params();
-            parameters.extend(list_params());
+            parameters.extend(
+                list_params().into_iter().filter(|p| {
+                    !matches!(p["name"].as_str(), Some("watch" | "allowWatchBookmarks"))
+                }),
+            );
             collection.push((
                 "delete",
                 Operation {
