@@ -229,6 +229,11 @@ async fn dispatch(
                 &version,
             )));
         }
+        Target::OpenApi(path) => {
+            let response =
+                crate::openapi::serve(&parts.method, &path, parts.uri.query(), &parts.headers)?;
+            return Ok(Reply::Stream(response));
+        }
         Target::Resource(request) => request,
     };
     *labels = RequestLabels::resource(&request);

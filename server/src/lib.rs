@@ -10,6 +10,7 @@
 //! - [`typed`], [`objects`], [`patch`], [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
+//! - [`openapi`]: `/openapi/v3`, the OpenAPI documents generated from k8s-openapi's types;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`cli`]: the `kubecache` command line.
 
@@ -21,6 +22,7 @@ pub mod events;
 pub mod handlers;
 pub mod metrics;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod request_info;
 pub mod server;

@@ -81,6 +81,8 @@ pub enum Target {
         group: String,
         version: String,
     },
+    /// `/openapi/...`: what follows `/openapi/` (`v2`, `v3`, `v3/apis/apps/v1`, …)
+    OpenApi(String),
     Resource(ResourceRequest),
 }
 
@@ -103,6 +105,7 @@ pub fn parse(
         ["livez", ..] => return Ok(Target::Livez),
         ["readyz", ..] => return Ok(Target::Readyz),
         ["metrics"] => return Ok(Target::Metrics),
+        ["openapi", rest @ ..] => return Ok(Target::OpenApi(rest.join("/"))),
         ["api"] => return Ok(Target::CoreVersions),
         ["apis"] => return Ok(Target::Groups),
         ["api", version] => {

@@ -103,6 +103,8 @@ pub async fn build_api(
         }
     };
     let api = Api::new(backend, read_path, storage_root);
+    // Build the OpenAPI documents off the request path (kubectl apply asks for them first).
+    tokio::task::spawn_blocking(crate::openapi::documents);
     namespaces::bootstrap(&api).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {

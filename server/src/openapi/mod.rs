@@ -1,0 +1,467 @@
+//! OpenAPI: `/openapi/v3` (the index of group-version documents) and
+//! `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>` (one OpenAPI 3.0 document per
+//! group-version kubecache serves), as kube-apiserver publishes them (kube-openapi's
+//! `handler3`), and `/openapi/v2`.
+//!
+//! - [`schemas`]: the component schemas, generated from k8s-openapi's typed definitions;
+//! - [`paths`]: the operations of each resource;
+//! - [`v2`]: `/openapi/v2`, the definitions as Swagger 2.0 (JSON and protobuf), which
+//!   kubectl needs to validate `kind: List` manifests.
+//!
+//! The documents are built once per process, the first time they are needed (the server
+//! warms them up at startup), and served as shared bytes. Each index entry carries a
+//! content hash of its document (`?hash=`): asked for with the current hash, a document is
+//! served as immutable for a year; with an outdated hash the client is redirected (301) to
+//! the current one; without a hash it is served with its `Etag` only. `If-None-Match`
+//! gets a 304. The v3 documents are JSON only: kube-apiserver also serves them as protobuf,
+//! which no client of this server asks for (client-go's `openapi3` root, kubectl's
+//! validation, `apply` and `explain` all ask for JSON); a request accepting only protobuf
+//! gets 406.
+
+pub mod paths;
+pub mod schemas;
+pub mod v2;
+
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use kubecache_core::registry::Registry;
+use kubecache_core::status::ApiError;
+use serde_json::{Map, Value, json};
+
+use crate::handlers::discovery::KUBE_MINOR;
+use paths::PathSet;
+use schemas::Components;
+
+/// One served document: its bytes and their content hash.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub body: Bytes,
+    /// Upper-case hex content hash, the `?hash=` of the index and (quoted) the `Etag`.
+    pub hash: String,
+}
+
+impl Document {
+    fn new(value: &Value) -> Document {
+        Document::from_bytes(serde_json::to_vec(value).expect("a JSON value serializes"))
+    }
+
+    fn from_bytes(body: Vec<u8>) -> Document {
+        let hash = content_hash(&body);
+        Document {
+            body: Bytes::from(body),
+            hash,
+        }
+    }
+}
+
+/// Every OpenAPI document kubecache serves.
+#[derive(Debug)]
+pub struct Documents {
+    /// `/openapi/v3`.
+    pub index: Document,
+    /// Path under `/openapi/v3/` → its document, in discovery order: a document per
+    /// group-version (`api/v1`, `apis/apps/v1`), and, as kube-apiserver has them, one per
+    /// discovery path (`api`, `apis`, `apis/apps`) and one for `version`.
+    pub documents: Vec<(String, Document)>,
+    /// `/openapi/v2` as JSON.
+    pub v2_json: Document,
+    /// `/openapi/v2` as gnostic's protobuf.
+    pub v2_protobuf: Document,
+}
+
+/// The documents of the built-in registry, built on first use.
+pub fn documents() -> &'static Documents {
+    static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
+    DOCUMENTS.get_or_init(|| Documents::build(&Registry::builtin()))
+}
+
+impl Documents {
+    pub fn build(registry: &Registry) -> Documents {
+        let components = Components::generate();
+        let groups = registry.groups();
+        let gv_document = |group: &str, version: &str| {
+            let document = group_version_document(registry, &components, group, version);
+            (gv_path(group, version), Document::new(&document))
+        };
+        // Kube's order: `api`, `api/v1`, `apis`, then each `apis/<group>` and its versions.
+        let mut documents = vec![(
+            "api".to_string(),
+            root_document(
+                &components,
+                "/api/",
+                "getCoreAPIVersions",
+                "core",
+                schemas::API_VERSIONS,
+            ),
+        )];
+        for (_, versions) in groups.iter().filter(|(g, _)| g.is_empty()) {
+            documents.extend(versions.iter().map(|v| gv_document("", v)));
+        }
+        documents.push((
+            "apis".to_string(),
+            root_document(
+                &components,
+                "/apis/",
+                "getAPIVersions",
+                "apis",
+                schemas::API_GROUP_LIST,
+            ),
+        ));
+        for (group, versions) in groups.iter().filter(|(g, _)| !g.is_empty()) {
+            let word = paths::group_word(group);
+            documents.push((
+                format!("apis/{group}"),
+                root_document(
+                    &components,
+                    &format!("/apis/{group}/"),
+                    &format!("get{}APIGroup", paths::capitalize(&word)),
+                    &word,
+                    schemas::API_GROUP,
+                ),
+            ));
+            documents.extend(versions.iter().map(|v| gv_document(group, v)));
+        }
+        documents.push((
+            "version".to_string(),
+            root_document(
+                &components,
+                "/version/",
+                "getCodeVersion",
+                "version",
+                schemas::VERSION_INFO,
+            ),
+        ));
+        let mut index = Map::new();
+        for (path, document) in &documents {
+            index.insert(
+                path.clone(),
+                json!({"serverRelativeURL": server_relative_url(path, &document.hash)}),
+            );
+        }
+        index.sort_keys();
+        let index = Document::new(&json!({ "paths": index }));
+        let swagger = v2::document(&components.schemas, &format!("v1.{KUBE_MINOR}.0"));
+        Documents {
+            index,
+            documents,
+            v2_protobuf: Document::from_bytes(v2::protobuf(&swagger)),
+            v2_json: Document::new(&swagger),
+        }
+    }
+
+    /// The document at `path` (`api/v1`, `apis/apps/v1`, `apis`, …).
+    pub fn document(&self, path: &str) -> Option<&Document> {
+        self.documents
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, d)| d)
+    }
+}
+
+/// `api/v1` or `apis/<group>/<version>`: the key of the index and the document's path under
+/// `/openapi/v3/`.
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+fn server_relative_url(path: &str, hash: &str) -> String {
+    format!("/openapi/v3/{path}?hash={hash}")
+}
+
+/// The OpenAPI document of one group-version: its resources' paths and every definition
+/// they use.
+fn group_version_document(
+    registry: &Registry,
+    components: &Components,
+    group: &str,
+    version: &str,
+) -> Value {
+    let mut paths = PathSet::new(group, version);
+    let mut roots: Vec<String> = [
+        schemas::STATUS,
+        schemas::DELETE_OPTIONS,
+        schemas::PATCH,
+        schemas::WATCH_EVENT,
+        schemas::API_RESOURCE_LIST,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let scale = components.kind("autoscaling", "v1", "Scale");
+    for resource in registry.in_group_version(group, version) {
+        let Some(kind) = components.kind(group, version, resource.kind) else {
+            // Never a path without its schema (`every_served_resource_has_a_kind` checks
+            // that this does not happen).
+            continue;
+        };
+        paths.add_resource(resource, kind, scale);
+        roots.push(kind.definition.clone());
+        roots.push(format!("{}List", kind.definition));
+        if resource.scale_subresource {
+            roots.extend(scale.map(|s| s.definition.clone()));
+        }
+    }
+    let mut paths = paths.paths;
+    paths.sort_keys();
+    document(
+        components.closure(roots.iter().map(String::as_str)),
+        Value::Object(paths),
+    )
+}
+
+/// A document with a single `GET` path (discovery and `/version`).
+fn root_document(
+    components: &Components,
+    path: &str,
+    operation_id: &str,
+    tag: &str,
+    definition: &str,
+) -> Document {
+    let operation = json!({
+        "description": "get discovery information",
+        "operationId": operation_id,
+        "responses": {
+            "200": {
+                "content": {"application/json": {"schema": schemas::reference(definition)}},
+                "description": "OK",
+            },
+            "401": {"description": "Unauthorized"},
+        },
+        "tags": [tag],
+    });
+    let mut paths = Map::new();
+    paths.insert(path.to_string(), json!({ "get": operation }));
+    Document::new(&document(
+        components.closure([definition]),
+        Value::Object(paths),
+    ))
+}
+
+/// An OpenAPI 3.0 document.
+fn document(schemas: Map<String, Value>, paths: Value) -> Value {
+    json!({
+        "components": {"schemas": schemas},
+        "info": {"title": "Kubernetes", "version": format!("v1.{KUBE_MINOR}.0")},
+        "openapi": "3.0.0",
+        "paths": paths,
+    })
+}
+
+/// The 128-bit FNV-1a hash of `bytes` in upper-case hex: a content hash that is stable
+/// across processes and builds (kube-apiserver uses SHA-512; any stable content hash does,
+/// nothing here is adversarial).
+pub fn content_hash(bytes: &[u8]) -> String {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut hash = OFFSET;
+    for byte in bytes {
+        hash ^= u128::from(*byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    format!("{hash:032X}")
+}
+
+const JSON: &str = "application/json";
+/// The protobuf media types of `/openapi/v2` (the first is what client-go sends).
+const V2_PROTOBUF: &[&str] = &[
+    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+];
+
+/// Serves `GET /openapi/<rest>`: `v3`, `v3/<document>` or `v2`.
+pub fn serve(
+    method: &Method,
+    rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed());
+    }
+    let documents = documents();
+    let rest = match rest {
+        "v2" => return serve_v2(documents, headers),
+        "v3" => return Ok(document_response(&documents.index, JSON, headers, false)),
+        other => other
+            .strip_prefix("v3/")
+            .ok_or_else(ApiError::path_not_found)?,
+    };
+    let document = documents
+        .document(rest)
+        .ok_or_else(ApiError::path_not_found)?;
+    if negotiate(headers, &[JSON]).is_none() {
+        return Err(ApiError::not_acceptable(&[JSON]));
+    }
+    let hash = query
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "hash").map(|(_, v)| v))
+        .filter(|h| !h.is_empty());
+    match hash {
+        Some(hash) if hash != document.hash => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            let location = server_relative_url(rest, &document.hash);
+            response.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&location).expect("a path and a hex hash are a header"),
+            );
+            Ok(response)
+        }
+        Some(_) => Ok(document_response(document, JSON, headers, true)),
+        None => Ok(document_response(document, JSON, headers, false)),
+    }
+}
+
+/// `/openapi/v2`: protobuf when asked for (kubectl), else JSON.
+fn serve_v2(documents: &Documents, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let offers = [JSON, V2_PROTOBUF[0], V2_PROTOBUF[1]];
+    match negotiate(headers, &offers) {
+        Some(JSON) => Ok(document_response(&documents.v2_json, JSON, headers, false)),
+        // Answered with the `.v1.0` spelling: Go's mime parser (client-go checks the
+        // response's type) rejects the `@` of the one client-go asks for; kube does the same.
+        Some(_) => Ok(document_response(
+            &documents.v2_protobuf,
+            V2_PROTOBUF[1],
+            headers,
+            false,
+        )),
+        None => Err(ApiError::not_acceptable(&offers)),
+    }
+}
+
+/// The first of `offers` the `Accept` header admits, taking its clauses in order (JSON
+/// also answers `*/*` and `application/*`; no header admits JSON, or the first offer).
+fn negotiate(headers: &HeaderMap, offers: &[&'static str]) -> Option<&'static str> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return offers.first().copied();
+    };
+    for clause in accept.split(',') {
+        let mut parts = clause.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        if refused {
+            continue;
+        }
+        let wildcard = matches!(media.as_str(), "*/*" | "application/*");
+        if let Some(offer) = offers
+            .iter()
+            .find(|o| **o == media || (wildcard && **o == JSON))
+        {
+            return Some(offer);
+        }
+    }
+    None
+}
+
+/// A document with its `Etag`, `304 Not Modified` when `If-None-Match` names it, and, when
+/// asked for by its current hash, the headers that let every cache keep it.
+fn document_response(
+    document: &Document,
+    content_type: &'static str,
+    headers: &HeaderMap,
+    immutable: bool,
+) -> Response {
+    let etag = format!("\"{}\"", document.hash);
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let mut response = if not_modified {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(Body::from(document.body.clone()))
+    };
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    out.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("a quoted hex hash is a header"),
+    );
+    out.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if immutable {
+        out.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, immutable"),
+        );
+        let expires = chrono::Utc::now() + chrono::Duration::days(365);
+        let expires = expires.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(value) = HeaderValue::from_str(&expires) {
+            out.insert(header::EXPIRES, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hash_is_fnv1a_128() {
+        // The FNV-1a 128 test vectors.
+        assert_eq!(content_hash(b""), "6C62272E07BB014262B821756295C58D");
+        assert_eq!(content_hash(b"a"), "D228CB696F1A8CAF78912B704E4A8964");
+    }
+
+    #[test]
+    fn every_served_resource_has_a_kind() {
+        let components = Components::generate();
+        for r in Registry::builtin().all() {
+            assert!(
+                components.kind(r.group, r.version, r.kind).is_some(),
+                "{}/{} {} has no schema",
+                r.group,
+                r.version,
+                r.kind
+            );
+        }
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let with = |accept: &str, offers: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            negotiate(&h, offers)
+        };
+        let json = &[JSON];
+        assert_eq!(negotiate(&HeaderMap::new(), json), Some(JSON));
+        assert_eq!(with("application/json", json), Some(JSON));
+        assert_eq!(with("*/*", json), Some(JSON));
+        assert_eq!(
+            with(
+                "application/com.github.proto-openapi.spec.v3@v1.0+protobuf, application/json;q=0.9",
+                json
+            ),
+            Some(JSON)
+        );
+        assert_eq!(
+            with(
+                "application/com.github.proto-openapi.spec.v3@v1.0+protobuf",
+                json
+            ),
+            None
+        );
+        assert_eq!(with("application/json;q=0", json), None);
+        assert_eq!(with("text/html", json), None);
+        let v2 = &[JSON, V2_PROTOBUF[0], V2_PROTOBUF[1]];
+        assert_eq!(with(V2_PROTOBUF[0], v2), Some(V2_PROTOBUF[0]));
+        assert_eq!(with("*/*", v2), Some(JSON));
+    }
+}

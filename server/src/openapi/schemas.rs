@@ -1,0 +1,421 @@
+//! The component schemas: every definition of the built-in API, generated from the typed
+//! k8s-openapi 1.33 structs through their `schemars` implementations (which carry kube's
+//! definition names, descriptions, types, formats and required lists), then put in the
+//! shape kube-apiserver publishes in its OpenAPI v3 documents:
+//!
+//! - references point at `#/components/schemas/<kube definition name>`;
+//! - a reference with siblings (a property's own description) becomes
+//!   `{"allOf": [{"$ref": …}], "description": …}`, since OpenAPI 3.0 ignores siblings of `$ref`;
+//! - top-level kinds carry `x-kubernetes-group-version-kind`;
+//! - `<Kind>List` definitions (k8s-openapi has one generic `List<T>` instead) are built from
+//!   the kind's definition and `ListMeta`;
+//! - the merge and list-type extensions come from one seam, [`merge_extensions`].
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::Resource;
+use k8s_openapi::api;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use k8s_openapi::schemars::generate::SchemaSettings;
+use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+/// Where references point, as in kube's documents.
+pub const REF_PREFIX: &str = "#/components/schemas/";
+
+/// A group/version/kind and the definition that describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    /// Kube's definition name, e.g. `io.k8s.api.core.v1.Pod`.
+    pub definition: String,
+}
+
+impl Kind {
+    fn of<T: Resource + JsonSchema>() -> Kind {
+        Kind {
+            group: T::GROUP,
+            version: T::VERSION,
+            kind: T::KIND,
+            definition: T::schema_name().into_owned(),
+        }
+    }
+
+    /// The `x-kubernetes-group-version-kind` entry of this kind.
+    pub fn gvk(&self) -> Value {
+        gvk(self.group, self.version, self.kind)
+    }
+}
+
+pub fn gvk(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "kind": kind, "version": version})
+}
+
+/// Definition names of the meta types every group-version document uses.
+pub const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
+pub const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
+pub const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
+pub const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
+pub const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
+pub const API_VERSIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIVersions";
+pub const API_GROUP_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupList";
+pub const API_GROUP: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup";
+pub const VERSION_INFO: &str = "io.k8s.apimachinery.pkg.version.Info";
+const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+
+/// The extensions that tell clients how a property merges (`x-kubernetes-list-type`,
+/// `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, `x-kubernetes-patch-merge-key`,
+/// `x-kubernetes-patch-strategy`), for property `property` (JSON name) of definition
+/// `definition` (kube name, e.g. `io.k8s.api.core.v1.PodSpec`).
+///
+/// THE SEAM for the merge-strategy table (`kubecache_core::merge_schema`, built separately):
+/// wire it here and nothing else changes — look the field up
+/// (`merge_schema::definition(definition)?.field(property)?`) and return the extensions kube
+/// publishes for it, leaving out the defaults kube leaves out (no list type on an atomic
+/// list without one, no patch strategy for `Replace`, no map type for granular maps).
+/// Until then it returns none, and [`publishes_merge_keys`] keeps
+/// `application/strategic-merge-patch+json` off the patch operations: kubectl 1.33 computes
+/// client-side apply patches from this document when a patch operation lists it, and
+/// without merge keys it would replace lists (containers, env, …) instead of merging them.
+/// Without it kubectl falls back to its compiled-in types, which is right until the keys
+/// are published. The v2 definitions get the same extensions.
+pub fn merge_extensions(definition: &str, property: &str) -> Map<String, Value> {
+    let _ = (definition, property);
+    Map::new()
+}
+
+/// Whether the merge extensions are published (the seam above is wired): the probe is
+/// `PodSpec.containers`, merged by `name` in every Kubernetes version.
+pub fn publishes_merge_keys() -> bool {
+    merge_extensions("io.k8s.api.core.v1.PodSpec", "containers")
+        .contains_key("x-kubernetes-patch-merge-key")
+}
+
+/// Every definition of the built-in API, by name, in kube's published form.
+#[derive(Debug)]
+pub struct Components {
+    /// Definition name → schema.
+    pub schemas: Map<String, Value>,
+    /// Every kind served (and autoscaling/v1 Scale), with its definition.
+    pub kinds: Vec<Kind>,
+}
+
+/// Registers each type's schema (and everything it references) with the generator and
+/// returns its kind.
+macro_rules! kinds {
+    ($generator:expr; $($ty:ty),* $(,)?) => {
+        vec![$({
+            $generator.subschema_for::<$ty>();
+            Kind::of::<$ty>()
+        }),*]
+    };
+}
+
+impl Components {
+    /// Generates every definition. The kinds are the built-in resources kubecache serves
+    /// (the registry test checks that each has one) and autoscaling/v1 `Scale`.
+    pub fn generate() -> Components {
+        let mut settings = SchemaSettings::draft2020_12();
+        settings.definitions_path = "/components/schemas".into();
+        settings.meta_schema = None;
+        let mut generator = SchemaGenerator::new(settings);
+        use api::core::v1 as core;
+        let kinds = kinds![generator;
+            core::ConfigMap,
+            core::Endpoints,
+            core::Event,
+            core::Namespace,
+            core::Node,
+            core::PersistentVolumeClaim,
+            core::PersistentVolume,
+            core::Pod,
+            core::ReplicationController,
+            core::Secret,
+            core::ServiceAccount,
+            core::Service,
+            apiextensions::CustomResourceDefinition,
+            api::apps::v1::ControllerRevision,
+            api::apps::v1::DaemonSet,
+            api::apps::v1::Deployment,
+            api::apps::v1::ReplicaSet,
+            api::apps::v1::StatefulSet,
+            api::batch::v1::CronJob,
+            api::batch::v1::Job,
+            api::coordination::v1::Lease,
+            api::discovery::v1::EndpointSlice,
+            api::events::v1::Event,
+            api::networking::v1::Ingress,
+            api::networking::v1::NetworkPolicy,
+            api::policy::v1::PodDisruptionBudget,
+            api::rbac::v1::ClusterRoleBinding,
+            api::rbac::v1::ClusterRole,
+            api::rbac::v1::RoleBinding,
+            api::rbac::v1::Role,
+            api::scheduling::v1::PriorityClass,
+            api::storage::v1::StorageClass,
+            api::autoscaling::v1::Scale,
+        ];
+        // What operations take and return besides the kinds themselves.
+        generator.subschema_for::<meta::Status>();
+        generator.subschema_for::<meta::DeleteOptions>();
+        generator.subschema_for::<meta::Patch>();
+        generator.subschema_for::<meta::WatchEvent<RawExtension>>();
+        generator.subschema_for::<meta::APIResourceList>();
+        generator.subschema_for::<meta::ListMeta>();
+        // The discovery documents (`/api`, `/apis`, `/apis/<group>`) and `/version`.
+        generator.subschema_for::<meta::APIVersions>();
+        generator.subschema_for::<meta::APIGroupList>();
+        generator.subschema_for::<meta::APIGroup>();
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::version::Info>();
+
+        let mut schemas = generator.take_definitions(false);
+        for (name, schema) in schemas.iter_mut() {
+            wrap_refs(schema);
+            add_merge_extensions(name, schema);
+        }
+        for kind in &kinds {
+            let schema = schemas
+                .get_mut(&kind.definition)
+                .expect("every kind's definition was generated");
+            mark_kind(schema, kind);
+        }
+        for kind in &kinds {
+            if kind.kind == "Scale" {
+                continue;
+            }
+            let list = list_schema(&schemas[&kind.definition], kind);
+            schemas.insert(format!("{}List", kind.definition), list);
+        }
+        schemas.sort_keys();
+        Components { schemas, kinds }
+    }
+
+    /// The kind at `group`/`version` named `kind`.
+    pub fn kind(&self, group: &str, version: &str, kind: &str) -> Option<&Kind> {
+        self.kinds
+            .iter()
+            .find(|k| k.group == group && k.version == version && k.kind == kind)
+    }
+
+    /// The definitions named in `roots` and every definition they reference, transitively,
+    /// sorted by name.
+    pub fn closure<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> Map<String, Value> {
+        let mut seen = BTreeSet::new();
+        let mut pending: Vec<String> = roots.into_iter().map(str::to_string).collect();
+        while let Some(name) = pending.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some(schema) = self.schemas.get(&name) {
+                collect_refs(schema, &mut pending);
+            }
+        }
+        seen.into_iter()
+            .filter_map(|name| self.schemas.get(&name).map(|s| (name, s.clone())))
+            .collect()
+    }
+}
+
+/// `{"$ref": "#/components/schemas/<name>"}`.
+pub fn reference(definition: &str) -> Value {
+    json!({ "$ref": format!("{REF_PREFIX}{definition}") })
+}
+
+/// Rewrites every `$ref` that has siblings into kube's `allOf: [{$ref}]` form.
+fn wrap_refs(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            for value in object.values_mut() {
+                wrap_refs(value);
+            }
+            // (JSONSchemaProps has a *property* named `$ref`: only a string is a reference.)
+            if object.len() > 1 && matches!(object.get("$ref"), Some(Value::String(_))) {
+                let target = object.shift_remove("$ref");
+                object.insert("allOf".to_string(), json!([{ "$ref": target }]));
+                object.sort_keys();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(wrap_refs),
+        _ => {}
+    }
+}
+
+/// Adds [`merge_extensions`] to each property of a definition.
+fn add_merge_extensions(definition: &str, schema: &mut Value) {
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (property, value) in properties.iter_mut() {
+        let extensions = merge_extensions(definition, property);
+        if let (false, Some(object)) = (extensions.is_empty(), value.as_object_mut()) {
+            object.extend(extensions);
+            object.sort_keys();
+        }
+    }
+}
+
+/// Marks a top-level kind: its group-version-kind, and no `metadata` in `required`
+/// (k8s-openapi lists it because its Rust field is not optional; kube does not).
+fn mark_kind(schema: &mut Value, kind: &Kind) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(required)) = object.get_mut("required") {
+        required.retain(|field| field != "metadata");
+        if required.is_empty() {
+            object.shift_remove("required");
+        }
+    }
+    object.insert(
+        "x-kubernetes-group-version-kind".to_string(),
+        json!([kind.gvk()]),
+    );
+}
+
+/// The `<Kind>List` definition of a kind, shaped like kube's.
+fn list_schema(item: &Value, kind: &Kind) -> Value {
+    let property = |name: &str| item["properties"][name].clone();
+    json!({
+        "description": format!("{}List is a list of {} objects.", kind.kind, kind.kind),
+        "properties": {
+            "apiVersion": property("apiVersion"),
+            "items": {
+                "description": format!("The {} objects.", kind.kind),
+                "items": reference(&kind.definition),
+                "type": "array",
+            },
+            "kind": property("kind"),
+            "metadata": {
+                "allOf": [reference(LIST_META)],
+                "description": "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+            },
+        },
+        "required": ["items"],
+        "type": "object",
+        "x-kubernetes-group-version-kind": [gvk(kind.group, kind.version, &format!("{}List", kind.kind))],
+    })
+}
+
+/// Pushes the definition name of every `$ref` in `schema`.
+fn collect_refs(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(object) => {
+            for (key, value) in object {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => {
+                        if let Some(name) = target.strip_prefix(REF_PREFIX) {
+                            out.push(name.to_string());
+                        }
+                    }
+                    _ => collect_refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn components() -> &'static Components {
+        static COMPONENTS: std::sync::OnceLock<Components> = std::sync::OnceLock::new();
+        COMPONENTS.get_or_init(Components::generate)
+    }
+
+    #[test]
+    fn definitions_have_kube_names_and_refs() {
+        let c = components();
+        let pod = &c.schemas["io.k8s.api.core.v1.Pod"];
+        assert_eq!(
+            pod["x-kubernetes-group-version-kind"],
+            json!([{"group": "", "kind": "Pod", "version": "v1"}])
+        );
+        assert!(pod.get("required").is_none(), "{pod}");
+        assert_eq!(
+            pod["properties"]["spec"]["allOf"],
+            json!([{"$ref": "#/components/schemas/io.k8s.api.core.v1.PodSpec"}])
+        );
+        assert!(
+            pod["properties"]["spec"]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Specification of the desired behavior of the pod.")
+        );
+        let containers = &c.schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["type"], "array");
+        assert_eq!(
+            containers["items"],
+            json!({"$ref": "#/components/schemas/io.k8s.api.core.v1.Container"})
+        );
+        assert_eq!(
+            c.schemas["io.k8s.api.core.v1.PodSpec"]["required"],
+            json!(["containers"])
+        );
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let c = components();
+        let mut refs = Vec::new();
+        for schema in c.schemas.values() {
+            collect_refs(schema, &mut refs);
+        }
+        assert!(refs.len() > 100);
+        for name in refs {
+            assert!(
+                c.schemas.contains_key(&name),
+                "dangling reference to {name}"
+            );
+        }
+        let text = serde_json::to_string(&c.schemas).unwrap();
+        assert!(!text.contains("$defs"), "a reference outside components");
+    }
+
+    #[test]
+    fn a_property_named_ref_is_not_a_reference() {
+        let props = &components().schemas["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]
+            ["properties"];
+        assert_eq!(props["$ref"], json!({"type": "string"}));
+        // (`allOf` is one of its properties too: the array of subschemas.)
+        assert_eq!(props["allOf"]["type"], "array");
+    }
+
+    #[test]
+    fn lists_are_synthesized() {
+        let c = components();
+        let list = &c.schemas["io.k8s.api.apps.v1.DeploymentList"];
+        assert_eq!(
+            list["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "kind": "DeploymentList", "version": "v1"}])
+        );
+        assert_eq!(
+            list["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/io.k8s.api.apps.v1.Deployment"
+        );
+        assert_eq!(list["required"], json!(["items"]));
+    }
+
+    #[test]
+    fn closure_follows_references() {
+        let c = components();
+        let apps = c.closure(["io.k8s.api.apps.v1.Deployment"]);
+        assert!(apps.contains_key("io.k8s.api.core.v1.PodSpec"));
+        assert!(apps.contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+        assert!(apps.contains_key("io.k8s.apimachinery.pkg.api.resource.Quantity"));
+        assert!(!apps.contains_key("io.k8s.api.core.v1.Pod"));
+        assert!(!apps.contains_key("io.k8s.api.core.v1.ConfigMap"));
+    }
+
+    #[test]
+    fn the_merge_seam_is_not_wired_yet() {
+        assert!(merge_extensions("io.k8s.api.core.v1.PodSpec", "containers").is_empty());
+        assert!(!publishes_merge_keys());
+    }
+}
