@@ -207,7 +207,23 @@ pub async fn admit(
             causes,
         ));
     }
-    service_ips::admit(&attrs, object).await
+    let admitted = service_ips::admit(&attrs, object).await?;
+    canonicalize(attrs.resource, object)?;
+    Ok(admitted)
+}
+
+/// Serializes the object again through its typed form, so what is stored has the field order
+/// of a decoded body whatever the plugins and metadata rules inserted: an update that changes
+/// nothing then encodes to the stored bytes and is not written.
+fn canonicalize(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+    // events.k8s.io events are stored in their core/v1 shape, which is not their typed form.
+    if resource.group == "events.k8s.io" {
+        return Ok(());
+    }
+    let (typed, _) = crate::typed::normalize(resource, std::mem::take(object))
+        .map_err(|e| ApiError::internal(format!("admission produced an invalid object: {e}")))?;
+    *object = typed;
+    Ok(())
 }
 
 /// What [`admit`] allocated, to keep once the write succeeded or give back if it did not.
