@@ -529,7 +529,7 @@ const POD_UPDATE_MESSAGE: &str = "pod updates may not change fields other than `
 
 /// kube's `ValidatePodUpdate`: only images, activeDeadlineSeconds (set or lowered),
 /// tolerations (added), a negative terminationGracePeriodSeconds set to 1, and removed
-/// scheduling gates may change.
+/// scheduling gates may change — and, unlike kube, `nodeName` (see below).
 fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     let (Some(new_spec), Some(old_spec)) = (new.get("spec"), old.get("spec")) else {
         return;
@@ -577,6 +577,9 @@ fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
         set_like(&mut candidate, old_spec, "terminationGracePeriodSeconds");
     }
+    // kubecache serves no pods/binding subresource: binding (and, for the watch tier's
+    // clients, rebinding) is an update of spec.nodeName, so it is allowed here.
+    set_like(&mut candidate, old_spec, "nodeName");
     // Scheduling gates may be removed.
     let old_gates = array_at(old_spec, "schedulingGates");
     if array_at(new_spec, "schedulingGates")
@@ -793,6 +796,8 @@ mod tests {
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec");
         assert_eq!(causes[0].reason, "FieldValueForbidden");
+        let bound = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "tolerations": [{"key": "k"}], "activeDeadlineSeconds": 100, "nodeName": "n1"}});
+        assert!(validate_update("", "Pod", &bound, &old).is_empty());
         let removed = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "activeDeadlineSeconds": 200}});
         let fields: Vec<String> = validate_update("", "Pod", &removed, &old)
             .iter()
