@@ -307,7 +307,10 @@ async fn defaulting_is_idempotent_on_update() {
         .expect(200)
         .clone();
     assert_eq!(put["spec"]["clusterIP"], ip);
-    assert_eq!(put["metadata"]["resourceVersion"], svc["metadata"]["resourceVersion"]);
+    assert_eq!(
+        put["metadata"]["resourceVersion"],
+        svc["metadata"]["resourceVersion"]
+    );
 }
 
 // ---- validation ----
@@ -385,7 +388,10 @@ async fn ports_labels_and_annotations_are_validated() {
         .map(|c| c["field"].as_str().unwrap())
         .collect();
     // targetPort defaults to the port, so it is invalid too (as in kube).
-    assert_eq!(fields, vec!["spec.ports[0].port", "spec.ports[0].targetPort"]);
+    assert_eq!(
+        fields,
+        vec!["spec.ports[0].port", "spec.ports[0].targetPort"]
+    );
 
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "labels", "labels": {"ok": "not ok!"}}});
@@ -413,7 +419,10 @@ async fn ports_labels_and_annotations_are_validated() {
 async fn pod_spec_is_immutable_except_the_mutable_fields() {
     let server = TestServer::start().await;
     server
-        .post(PODS, &pod("web", json!([{"name": "a", "image": "nginx:1"}])))
+        .post(
+            PODS,
+            &pod("web", json!([{"name": "a", "image": "nginx:1"}])),
+        )
         .await
         .expect(201);
     let path = format!("{PODS}/web");
@@ -439,7 +448,11 @@ async fn pod_spec_is_immutable_except_the_mutable_fields() {
             )
             .await,
         server
-            .patch(&path, MERGE_PATCH, &json!({"spec": {"restartPolicy": "Never"}}))
+            .patch(
+                &path,
+                MERGE_PATCH,
+                &json!({"spec": {"restartPolicy": "Never"}}),
+            )
             .await,
         {
             let mut changed = before.clone();
@@ -459,7 +472,11 @@ async fn pod_spec_is_immutable_except_the_mutable_fields() {
             reply.message()
         );
     }
-    assert_eq!(server.get(&path).await.expect(200), &before, "nothing written");
+    assert_eq!(
+        server.get(&path).await.expect(200),
+        &before,
+        "nothing written"
+    );
 }
 
 #[tokio::test]
@@ -501,7 +518,10 @@ async fn immutable_fields_are_refused() {
         .await
         .expect(200);
     assert_eq!(
-        server.get(&format!("{CONFIGMAPS}/frozen")).await.expect(200)["data"]["k"],
+        server
+            .get(&format!("{CONFIGMAPS}/frozen"))
+            .await
+            .expect(200)["data"]["k"],
         "v"
     );
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "frozen"},
@@ -606,16 +626,25 @@ async fn dry_run_admits_and_writes_nothing() {
     let send = |method: reqwest::Method, url: String, content_type: &'static str, body: &Value| {
         let body = serde_json::to_vec(body).unwrap();
         let server = &server;
-        async move { server.send(method, &url, Some(content_type), Some(body)).await }
+        async move {
+            server
+                .send(method, &url, Some(content_type), Some(body))
+                .await
+        }
     };
     // Validation runs.
     let invalid = pod(
         "dup",
         json!([{"name": "a", "image": "x"}, {"name": "a", "image": "x"}]),
     );
-    send(reqwest::Method::POST, dry(PODS), "application/json", &invalid)
-        .await
-        .expect_status(422, "Invalid");
+    send(
+        reqwest::Method::POST,
+        dry(PODS),
+        "application/json",
+        &invalid,
+    )
+    .await
+    .expect_status(422, "Invalid");
     // Defaulting runs; nothing is stored.
     let reply = send(
         reqwest::Method::POST,
@@ -665,11 +694,12 @@ async fn dry_run_admits_and_writes_nothing() {
     .await;
     reply.expect_status(422, "Invalid");
     // Patches: admission runs, nothing changes.
-    server
-        .post(DEPLOYMENTS, &deployment("d"))
+    server.post(DEPLOYMENTS, &deployment("d")).await.expect(201);
+    let before = server
+        .get(&format!("{DEPLOYMENTS}/d"))
         .await
-        .expect(201);
-    let before = server.get(&format!("{DEPLOYMENTS}/d")).await.expect(200).clone();
+        .expect(200)
+        .clone();
     send(
         reqwest::Method::PATCH,
         dry(&format!("{DEPLOYMENTS}/d")),
@@ -745,7 +775,9 @@ async fn cluster_ips_are_unique_and_reused(store: Store) {
         );
     }
     // Not an IP at all.
-    let reply = server.post(SERVICES, &service("garbage", Some("10.0.0"))).await;
+    let reply = server
+        .post(SERVICES, &service("garbage", Some("10.0.0")))
+        .await;
     assert_eq!(
         only_cause(reply.expect_status(422, "Invalid"))["message"],
         "Invalid value: \"10.0.0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
@@ -768,7 +800,9 @@ async fn cluster_ips_are_unique_and_reused(store: Store) {
         .await
         .expect(201);
     // A failed create gives its IP back.
-    let reply = server.post(SERVICES, &service("s0", Some("10.0.0.3"))).await;
+    let reply = server
+        .post(SERVICES, &service("s0", Some("10.0.0.3")))
+        .await;
     reply.expect_status(409, "AlreadyExists");
     if !seen.contains("10.0.0.3") {
         server
@@ -788,7 +822,10 @@ async fn allocations_survive_a_restart(store: Store) {
     let mut held = HashSet::from(["10.0.0.20".to_string()]);
     for i in 0..10 {
         let name = format!("auto{i}");
-        server.post(SERVICES, &service(&name, None)).await.expect(201);
+        server
+            .post(SERVICES, &service(&name, None))
+            .await
+            .expect(201);
         held.insert(cluster_ip(&server, &name).await);
     }
     drop(server);
@@ -800,9 +837,15 @@ async fn allocations_survive_a_restart(store: Store) {
         .expect_status(422, "Invalid");
     for i in 0..30 {
         let name = format!("after{i}");
-        server.post(SERVICES, &service(&name, None)).await.expect(201);
+        server
+            .post(SERVICES, &service(&name, None))
+            .await
+            .expect(201);
         let ip = cluster_ip(&server, &name).await;
-        assert!(held.insert(ip.clone()), "{ip} handed out again after a restart");
+        assert!(
+            held.insert(ip.clone()),
+            "{ip} handed out again after a restart"
+        );
     }
     // Deleting after the restart releases too.
     server
@@ -822,19 +865,23 @@ async fn two_servers_never_share_an_ip(store: Store) {
     let b = store.server().await;
     let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
     for i in 0..20 {
-        let (body_a, body_b) = (service(&format!("a{i}"), None), service(&format!("b{i}"), None));
+        let (body_a, body_b) = (
+            service(&format!("a{i}"), None),
+            service(&format!("b{i}"), None),
+        );
         let (ra, rb) = tokio::join!(a.post(SERVICES, &body_a), b.post(SERVICES, &body_b));
         for (reply, ips) in [(ra, &mut from_a), (rb, &mut from_b)] {
-            let ip = reply.expect(201)["spec"]["clusterIP"].as_str().unwrap().to_string();
+            let ip = reply.expect(201)["spec"]["clusterIP"]
+                .as_str()
+                .unwrap()
+                .to_string();
             ips.push(ip);
         }
     }
     let all: HashSet<&String> = from_a.iter().chain(&from_b).collect();
     assert_eq!(all.len(), 40, "{from_a:?} {from_b:?}");
     // An IP one server handed out is taken for the other.
-    let reply = b
-        .post(SERVICES, &service("steal", Some(&from_a[0])))
-        .await;
+    let reply = b.post(SERVICES, &service("steal", Some(&from_a[0]))).await;
     reply.expect_status(422, "Invalid");
 }
 on_both_stores!(two_servers_never_share_an_ip);
@@ -858,7 +905,10 @@ async fn a_full_range_fails_and_recovers(store: Store) {
         "Internal error occurred: failed to allocate a serviceIP: range is full"
     );
     server.delete(&format!("{SERVICES}/s3")).await.expect(200);
-    server.post(SERVICES, &service("s6", None)).await.expect(201);
+    server
+        .post(SERVICES, &service("s6", None))
+        .await
+        .expect(201);
 }
 on_both_stores!(a_full_range_fails_and_recovers);
 

@@ -591,7 +591,8 @@ fn service(object: &mut Value, ip_family: &str) {
 /// kube's `patchAllocatedValues`: an update that leaves out the clusterIP of a service that
 /// keeps needing one (old clients, `kubectl replace` of a manifest) keeps the allocated one.
 fn keep_allocated_values(new: &mut Value, old: &Value) {
-    let needs_ip = |o: &Value| o.pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName");
+    let needs_ip =
+        |o: &Value| o.pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName");
     if !needs_ip(old) || !needs_ip(new) {
         return;
     }
@@ -777,7 +778,8 @@ mod tests {
         let parallel = defaulted("batch", "Job", json!({"spec": {"parallelism": 3}}));
         assert!(parallel["spec"].get("completions").is_none());
 
-        let mut job = json!({"metadata": {"name": "pi", "uid": "u-1"}, "spec": {"template": {"spec": {}}}});
+        let mut job =
+            json!({"metadata": {"name": "pi", "uid": "u-1"}, "spec": {"template": {"spec": {}}}});
         generate_job_selector(&mut job);
         assert_eq!(
             job["spec"]["selector"]["matchLabels"],
@@ -860,10 +862,7 @@ mod tests {
 
     #[test]
     fn other_defaults() {
-        assert_eq!(
-            defaulted("", "Secret", json!({}))["type"],
-            "Opaque"
-        );
+        assert_eq!(defaulted("", "Secret", json!({}))["type"], "Opaque");
         let np = defaulted(
             "networking.k8s.io",
             "NetworkPolicy",

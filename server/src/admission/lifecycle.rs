@@ -36,8 +36,7 @@ impl MutatingPlugin for NamespaceLifecycle {
 
 /// 403 for a delete of an immortal namespace.
 pub fn admit_delete(resource: &ResourceInfo, name: &str) -> Result<(), ApiError> {
-    if (resource.group, resource.kind) == ("", "Namespace") && IMMORTAL_NAMESPACES.contains(&name)
-    {
+    if (resource.group, resource.kind) == ("", "Namespace") && IMMORTAL_NAMESPACES.contains(&name) {
         let mut err = ApiError::forbidden(format!(
             "{} \"{name}\" is forbidden: this namespace may not be deleted",
             qualified_resource(resource.group, resource.resource)

@@ -85,8 +85,11 @@ pub trait MutatingPlugin: Send + Sync {
 #[async_trait]
 pub trait ValidatingPlugin: Send + Sync {
     fn name(&self) -> &'static str;
-    async fn validate(&self, attrs: &Attributes<'_>, object: &Value)
-    -> Result<Vec<Cause>, ApiError>;
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<Vec<Cause>, ApiError>;
 }
 
 /// Admission settings (kube-apiserver flags).
@@ -152,11 +155,7 @@ impl Default for Admission {
     }
 }
 
-fn attributes<'a>(
-    call: &'a Call<'_>,
-    old: Option<&'a Value>,
-    dry_run: bool,
-) -> Attributes<'a> {
+fn attributes<'a>(call: &'a Call<'_>, old: Option<&'a Value>, dry_run: bool) -> Attributes<'a> {
     Attributes {
         api: call.api,
         resource: call.request.resource,

@@ -54,7 +54,10 @@ impl MutatingPlugin for Priority {
             (*value, "PreemptLowerPriority".to_string())
         } else {
             let found = lookup_class(attrs, &class).await?.ok_or_else(|| {
-                forbidden(pod, &format!("no PriorityClass with name {class} was found"))
+                forbidden(
+                    pod,
+                    &format!("no PriorityClass with name {class} was found"),
+                )
             })?;
             let value = found.get("value").and_then(Value::as_i64).unwrap_or(0);
             let preemption = found
@@ -75,7 +78,10 @@ impl MutatingPlugin for Priority {
             ));
         }
         pod["spec"]["priority"] = json!(priority);
-        if pod["spec"].get("preemptionPolicy").is_none_or(Value::is_null) {
+        if pod["spec"]
+            .get("preemptionPolicy")
+            .is_none_or(Value::is_null)
+        {
             pod["spec"]["preemptionPolicy"] = json!(preemption);
         }
         Ok(())
@@ -108,8 +114,10 @@ fn forbidden(pod: &Value, reason: &str) -> ApiError {
 pub struct DefaultTolerationSeconds;
 
 /// The taints pods tolerate for 300 s by default, so a short node outage does not evict them.
-const DEFAULT_TOLERATED_TAINTS: &[&str] =
-    &["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+const DEFAULT_TOLERATED_TAINTS: &[&str] = &[
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
 
 #[async_trait]
 impl MutatingPlugin for DefaultTolerationSeconds {

@@ -624,7 +624,10 @@ fn allocation_error(holder: &Holder, why: &str) -> ApiError {
 /// The allocation step of [`super::admit`]: a Service that needs a cluster IP and has none
 /// gets one; one that names an IP it did not hold gets that one; one that stops needing its IP
 /// gives it up once written.
-pub(super) async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<Admitted, ApiError> {
+pub(super) async fn admit(
+    attrs: &Attributes<'_>,
+    object: &mut Value,
+) -> Result<Admitted, ApiError> {
     let mut admitted = Admitted::default();
     if attrs.kind() != ("", "Service")
         || attrs.operation == Operation::Delete
@@ -633,7 +636,9 @@ pub(super) async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<
         return Ok(admitted);
     }
     let ips = &attrs.api.admission.service_ips;
-    let namespace = objects::meta_str(object, "namespace").unwrap_or("").to_string();
+    let namespace = objects::meta_str(object, "namespace")
+        .unwrap_or("")
+        .to_string();
     let name = objects::name(object).to_string();
     let old_ips = attrs.old.map(service_ips).unwrap_or_default();
     let external = object.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
@@ -717,7 +722,10 @@ mod tests {
     #[test]
     fn service_ips_of_objects() {
         let svc = json!({"spec": {"clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5"]}});
-        assert_eq!(service_ips(&svc), vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            service_ips(&svc),
+            vec!["10.0.0.5".parse::<IpAddr>().unwrap()]
+        );
         assert!(service_ips(&json!({"spec": {"clusterIP": "None"}})).is_empty());
         assert!(
             service_ips(&json!({"spec": {"type": "ExternalName", "clusterIP": "10.0.0.5"}}))

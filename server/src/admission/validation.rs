@@ -83,7 +83,10 @@ fn normalized(value: Option<&Value>) -> Option<&Value> {
 }
 
 fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
-    object.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn array_at<'a>(object: &'a Value, key: &str) -> &'a [Value] {
@@ -132,7 +135,11 @@ impl ValidatingPlugin for Fields {
         if attrs.subresource == Some(Subresource::Status) {
             return Ok(Vec::new());
         }
-        Ok(validate_fields(attrs.resource.group, attrs.resource.kind, object))
+        Ok(validate_fields(
+            attrs.resource.group,
+            attrs.resource.kind,
+            object,
+        ))
     }
 }
 
@@ -151,9 +158,9 @@ impl ValidatingPlugin for Immutable {
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
         match (attrs.operation, attrs.old) {
-            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => {
-                Ok(validate_update(attrs.resource.group, attrs.resource.kind, object, old))
-            }
+            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => Ok(
+                validate_update(attrs.resource.group, attrs.resource.kind, object, old),
+            ),
             _ => Ok(Vec::new()),
         }
     }
@@ -169,7 +176,12 @@ pub fn validate_fields(group: &str, kind: &str, object: &Value) -> Vec<Cause> {
         ("", "Pod") => pod_spec(spec, "spec", None, &mut out),
         ("", "ReplicationController") => {
             if let Some(t) = spec.get("template") {
-                pod_spec(t.get("spec").unwrap_or(&Value::Null), "spec.template.spec", None, &mut out);
+                pod_spec(
+                    t.get("spec").unwrap_or(&Value::Null),
+                    "spec.template.spec",
+                    None,
+                    &mut out,
+                );
             }
             replicas(spec, &mut out);
         }
@@ -191,7 +203,11 @@ pub fn validate_fields(group: &str, kind: &str, object: &Value) -> Vec<Cause> {
 }
 
 fn replicas(spec: &Value, out: &mut Vec<Cause>) {
-    if let Some(n) = spec.get("replicas").and_then(Value::as_i64).filter(|n| *n < 0) {
+    if let Some(n) = spec
+        .get("replicas")
+        .and_then(Value::as_i64)
+        .filter(|n| *n < 0)
+    {
         out.push(invalid(
             "spec.replicas",
             &Value::from(n),
@@ -315,13 +331,21 @@ pub fn pod_spec(spec: &Value, path: &str, restart_policies: Option<&[&str]>, out
     let allowed = restart_policies.unwrap_or(&all);
     if let Some(policy) = restart.as_str() {
         if !allowed.contains(&policy) {
-            out.push(not_supported(&format!("{path}.restartPolicy"), &restart, allowed));
+            out.push(not_supported(
+                &format!("{path}.restartPolicy"),
+                &restart,
+                allowed,
+            ));
         }
     }
     let dns = spec.get("dnsPolicy").cloned().unwrap_or(Value::Null);
     let dns_policies = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
     if dns.as_str().is_some_and(|p| !dns_policies.contains(&p)) {
-        out.push(not_supported(&format!("{path}.dnsPolicy"), &dns, &dns_policies));
+        out.push(not_supported(
+            &format!("{path}.dnsPolicy"),
+            &dns,
+            &dns_policies,
+        ));
     }
 }
 
@@ -347,7 +371,11 @@ fn container(c: &Value, path: &str, names_seen: &mut HashSet<String>, out: &mut 
         let port_name = str_at(p, "/name");
         if !port_name.is_empty() {
             for problem in port_name_problems(port_name) {
-                out.push(invalid(&format!("{field}.name"), &Value::from(port_name), &problem));
+                out.push(invalid(
+                    &format!("{field}.name"),
+                    &Value::from(port_name),
+                    &problem,
+                ));
             }
             if !port_names.insert(port_name.to_string()) {
                 out.push(duplicate(&format!("{field}.name"), &Value::from(port_name)));
@@ -357,7 +385,11 @@ fn container(c: &Value, path: &str, names_seen: &mut HashSet<String>, out: &mut 
             None | Some(0) => out.push(required(&format!("{field}.containerPort"))),
             Some(n) => port_number(&format!("{field}.containerPort"), n, out),
         }
-        if let Some(n) = p.get("hostPort").and_then(Value::as_i64).filter(|n| *n != 0) {
+        if let Some(n) = p
+            .get("hostPort")
+            .and_then(Value::as_i64)
+            .filter(|n| *n != 0)
+        {
             port_number(&format!("{field}.hostPort"), n, out);
         }
         protocol(p, &format!("{field}.protocol"), out);
@@ -392,7 +424,9 @@ pub fn port_name_problems(name: &str) -> Vec<String> {
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
+        problems.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
     }
     if name.contains("--") {
         problems.push("must not contain consecutive hyphens".to_string());
@@ -456,7 +490,11 @@ fn service(spec: &Value, out: &mut Vec<Cause>) {
             }
         } else {
             for problem in names::is_dns1123_label(name) {
-                out.push(invalid(&format!("{field}.name"), &Value::from(name), &problem));
+                out.push(invalid(
+                    &format!("{field}.name"),
+                    &Value::from(name),
+                    &problem,
+                ));
             }
             if !seen_names.insert(name.to_string()) {
                 out.push(duplicate(&format!("{field}.name"), &Value::from(name)));
@@ -467,7 +505,10 @@ fn service(spec: &Value, out: &mut Vec<Cause>) {
         protocol(p, &format!("{field}.protocol"), out);
         let key = (number, str_at(p, "/protocol").to_string());
         if !seen_ports.insert(key) {
-            out.push(duplicate(&field, &serde_json::json!({"port": number, "protocol": str_at(p, "/protocol")})));
+            out.push(duplicate(
+                &field,
+                &serde_json::json!({"port": number, "protocol": str_at(p, "/protocol")}),
+            ));
         }
         match p.get("targetPort") {
             Some(Value::Number(n)) => {
@@ -475,7 +516,11 @@ fn service(spec: &Value, out: &mut Vec<Cause>) {
             }
             Some(Value::String(s)) => {
                 for problem in port_name_problems(s) {
-                    out.push(invalid(&format!("{field}.targetPort"), &Value::from(s.as_str()), &problem));
+                    out.push(invalid(
+                        &format!("{field}.targetPort"),
+                        &Value::from(s.as_str()),
+                        &problem,
+                    ));
                 }
             }
             _ => {}
@@ -541,7 +586,8 @@ fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
         if let Some(items) = candidate.get_mut(list).and_then(Value::as_array_mut) {
             if items.len() == old_list.len() {
                 for (item, old_item) in items.iter_mut().zip(old_list) {
-                    if let (Some(map), Some(image)) = (item.as_object_mut(), old_item.get("image")) {
+                    if let (Some(map), Some(image)) = (item.as_object_mut(), old_item.get("image"))
+                    {
                         map.insert("image".into(), image.clone());
                     }
                 }
@@ -549,8 +595,12 @@ fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
         }
     }
     // activeDeadlineSeconds may be set, or lowered; never removed or raised.
-    let new_deadline = new_spec.get("activeDeadlineSeconds").and_then(Value::as_i64);
-    let old_deadline = old_spec.get("activeDeadlineSeconds").and_then(Value::as_i64);
+    let new_deadline = new_spec
+        .get("activeDeadlineSeconds")
+        .and_then(Value::as_i64);
+    let old_deadline = old_spec
+        .get("activeDeadlineSeconds")
+        .and_then(Value::as_i64);
     match (old_deadline, new_deadline) {
         (Some(_), None) => out.push(invalid(
             "spec.activeDeadlineSeconds",
@@ -572,8 +622,12 @@ fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
         set_like(&mut candidate, old_spec, "tolerations");
     }
     // A negative grace period may become 1.
-    let old_grace = old_spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64);
-    let new_grace = new_spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64);
+    let old_grace = old_spec
+        .get("terminationGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    let new_grace = new_spec
+        .get("terminationGracePeriodSeconds")
+        .and_then(Value::as_i64);
     if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
         set_like(&mut candidate, old_spec, "terminationGracePeriodSeconds");
     }
@@ -729,10 +783,19 @@ mod tests {
             vec![
                 ("spec.containers[0].name", "FieldValueInvalid"),
                 ("spec.containers[0].image", "FieldValueRequired"),
-                ("spec.containers[0].ports[0].containerPort", "FieldValueInvalid"),
-                ("spec.containers[0].ports[1].protocol", "FieldValueNotSupported"),
+                (
+                    "spec.containers[0].ports[0].containerPort",
+                    "FieldValueInvalid"
+                ),
+                (
+                    "spec.containers[0].ports[1].protocol",
+                    "FieldValueNotSupported"
+                ),
                 ("spec.containers[0].ports[2].name", "FieldValueDuplicate"),
-                ("spec.containers[0].ports[2].containerPort", "FieldValueRequired"),
+                (
+                    "spec.containers[0].ports[2].containerPort",
+                    "FieldValueRequired"
+                ),
             ]
         );
         assert_eq!(
@@ -756,7 +819,8 @@ mod tests {
         let causes = validate_fields("apps", "Deployment", &deploy);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "spec.template.metadata.labels");
-        let no_selector = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let no_selector =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}});
         assert_eq!(
             validate_fields("apps", "Deployment", &no_selector)[0].field,
             "spec.selector"
@@ -765,7 +829,9 @@ mod tests {
         let causes = validate_fields("batch", "Job", &job);
         assert_eq!(
             messages(&causes),
-            vec!["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]
+            vec![
+                "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+            ]
         );
         let expr = json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x"]}, {"key": "b", "operator": "DoesNotExist"}]});
         assert!(selects(&expr, &json!({"a": "x"})));
@@ -782,7 +848,11 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            vec!["spec.clusterIPs[0]", "spec.ports[0].name", "spec.ports[1].port"]
+            vec![
+                "spec.clusterIPs[0]",
+                "spec.ports[0].name",
+                "spec.ports[1].port"
+            ]
         );
     }
 
@@ -835,7 +905,10 @@ mod tests {
         assert!(causes[0].message.ends_with("field is immutable"));
         let s_old = json!({"spec": {"serviceName": "a", "replicas": 1}});
         let s_new = json!({"spec": {"serviceName": "b", "replicas": 3}});
-        assert_eq!(validate_update("apps", "StatefulSet", &s_new, &s_old)[0].field, "spec");
+        assert_eq!(
+            validate_update("apps", "StatefulSet", &s_new, &s_old)[0].field,
+            "spec"
+        );
         let scaled = json!({"spec": {"serviceName": "a", "replicas": 3}});
         assert!(validate_update("apps", "StatefulSet", &scaled, &s_old).is_empty());
         let svc_old = json!({"spec": {"clusterIP": "10.0.0.5"}});

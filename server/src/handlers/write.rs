@@ -121,11 +121,11 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
             .await;
         admitted.settle(call.api, created.is_ok()).await;
         let kv = created.map_err(|e| match e {
-                StorageError::KeyExists { .. } => {
-                    ApiError::already_exists(resource.group, resource.resource, &name)
-                }
-                other => storage_error(other),
-            })?;
+            StorageError::KeyExists { .. } => {
+                ApiError::already_exists(resource.group, resource.resource, &name)
+            }
+            other => storage_error(other),
+        })?;
         objects::set_resource_version(&mut object, kv.mod_revision);
         object
     };
