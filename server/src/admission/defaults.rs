@@ -109,18 +109,18 @@ fn unset_or_zero(value: Option<&Value>) -> bool {
 
 /// Sets `key` of the object `target` to `value` when it is unset.
 fn set(target: &mut Value, key: &str, value: Value) {
-    if let Some(map) = target.as_object_mut() {
-        if unset(map.get(key)) {
-            map.insert(key.to_string(), value);
-        }
+    if let Some(map) = target.as_object_mut()
+        && unset(map.get(key))
+    {
+        map.insert(key.to_string(), value);
     }
 }
 
 fn set_nonzero(target: &mut Value, key: &str, value: Value) {
-    if let Some(map) = target.as_object_mut() {
-        if unset_or_zero(map.get(key)) {
-            map.insert(key.to_string(), value);
-        }
+    if let Some(map) = target.as_object_mut()
+        && unset_or_zero(map.get(key))
+    {
+        map.insert(key.to_string(), value);
     }
 }
 
@@ -289,10 +289,8 @@ fn volume(v: &mut Value) {
     let has_source = v
         .as_object()
         .is_some_and(|m| m.iter().any(|(k, val)| k != "name" && !val.is_null()));
-    if !has_source {
-        if let Some(map) = v.as_object_mut() {
-            map.insert("emptyDir".into(), json!({}));
-        }
+    if !has_source && let Some(map) = v.as_object_mut() {
+        map.insert("emptyDir".into(), json!({}));
     }
     for source in ["secret", "configMap", "downwardAPI", "projected"] {
         at(v, source, |s| set(s, "defaultMode", json!(DEFAULT_MODE)));
@@ -369,11 +367,11 @@ fn deployment(object: &mut Value) {
         set(spec, "replicas", json!(1));
         if let Some(strategy) = object_at(spec, "strategy") {
             set(strategy, "type", json!("RollingUpdate"));
-            if strategy["type"] == "RollingUpdate" {
-                if let Some(rolling) = object_at(strategy, "rollingUpdate") {
-                    set(rolling, "maxUnavailable", json!("25%"));
-                    set(rolling, "maxSurge", json!("25%"));
-                }
+            if strategy["type"] == "RollingUpdate"
+                && let Some(rolling) = object_at(strategy, "rollingUpdate")
+            {
+                set(rolling, "maxUnavailable", json!("25%"));
+                set(rolling, "maxSurge", json!("25%"));
             }
         }
         set(spec, "revisionHistoryLimit", json!(10));
@@ -386,11 +384,11 @@ fn daemon_set(object: &mut Value) {
     at(object, "spec", |spec| {
         if let Some(strategy) = object_at(spec, "updateStrategy") {
             set(strategy, "type", json!("RollingUpdate"));
-            if strategy["type"] == "RollingUpdate" {
-                if let Some(rolling) = object_at(strategy, "rollingUpdate") {
-                    set(rolling, "maxUnavailable", json!(1));
-                    set(rolling, "maxSurge", json!(0));
-                }
+            if strategy["type"] == "RollingUpdate"
+                && let Some(rolling) = object_at(strategy, "rollingUpdate")
+            {
+                set(rolling, "maxUnavailable", json!(1));
+                set(rolling, "maxSurge", json!(0));
             }
         }
         set(spec, "revisionHistoryLimit", json!(10));

@@ -35,10 +35,10 @@ impl MutatingPlugin for Priority {
         if let Some(old) = attrs.old {
             // Computed on create; an update that leaves them out keeps them.
             for field in ["priority", "preemptionPolicy"] {
-                if pod["spec"].get(field).is_none_or(Value::is_null) {
-                    if let Some(value) = old.pointer(&format!("/spec/{field}")) {
-                        pod["spec"][field] = value.clone();
-                    }
+                if pod["spec"].get(field).is_none_or(Value::is_null)
+                    && let Some(value) = old.pointer(&format!("/spec/{field}"))
+                {
+                    pod["spec"][field] = value.clone();
                 }
             }
             return Ok(());

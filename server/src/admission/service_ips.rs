@@ -208,10 +208,10 @@ impl Drop for Reservation {
         let (key, revision, offset) = (self.key.clone(), self.revision, self.offset);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if backend.delete(&key, Some(revision)).await.is_ok() {
-                    if let Some(used) = used.upgrade() {
-                        used.lock().remove(&offset);
-                    }
+                if backend.delete(&key, Some(revision)).await.is_ok()
+                    && let Some(used) = used.upgrade()
+                {
+                    used.lock().remove(&offset);
                 }
             });
         }
@@ -472,7 +472,7 @@ impl ServiceIps {
                 ..Default::default()
             })
             .await?;
-        let mut keys: HashMap<IpAddr, (Option<(String, String)>, Value, Revision)> = HashMap::new();
+        let mut keys: HashMap<IpAddr, StoredIp> = HashMap::new();
         for kv in &ip_keys.kvs {
             let Some(ip) = ip_of_key(&kv.key) else {
                 continue;
@@ -508,7 +508,7 @@ impl ServiceIps {
                         holder.ip
                     );
                 }
-                if !keys.contains_key(&holder.ip) {
+                if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(holder.ip) {
                     let object = Self::ip_address_object(&holder);
                     match api
                         .backend
@@ -518,7 +518,7 @@ impl ServiceIps {
                         Ok(_) | Err(StorageError::KeyExists { .. }) => {}
                         Err(e) => return Err(e),
                     }
-                    keys.insert(holder.ip, (Some(owner), object, 0));
+                    e.insert((Some(owner), object, 0));
                 }
             }
         }
@@ -554,6 +554,13 @@ impl ServiceIps {
         Ok(())
     }
 }
+
+/// A namespace and name.
+type ServiceName = (String, String);
+
+/// An IP key as startup repair reads it: the Service it names, the object, its revision (0 for
+/// one this repair just wrote).
+type StoredIp = (Option<ServiceName>, Value, Revision);
 
 fn ip_of_key(key: &str) -> Option<IpAddr> {
     key.rsplit('/').next()?.parse().ok()
@@ -598,10 +605,9 @@ fn service_ips(service: &Value) -> Vec<IpAddr> {
         .pointer("/spec/clusterIP")
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
     {
-        if !ips.contains(&ip) {
-            ips.insert(0, ip);
-        }
+        ips.insert(0, ip);
     }
     ips
 }
@@ -654,20 +660,20 @@ pub(super) async fn admit(
         object["spec"]["clusterIP"] = json!(ip.to_string());
         object["spec"]["clusterIPs"] = json!([ip.to_string()]);
         admitted.reserved.extend(reservation);
-    } else if !external && requested != "None" {
-        if let Ok(ip) = requested.parse::<IpAddr>() {
-            if !old_ips.contains(&ip) {
-                let holder = Holder {
-                    ip,
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                };
-                let reservation = ips
-                    .allocate_requested(attrs.api, &holder, attrs.dry_run)
-                    .await?;
-                admitted.reserved.extend(reservation);
-            }
-        }
+    } else if !external
+        && requested != "None"
+        && let Ok(ip) = requested.parse::<IpAddr>()
+        && !old_ips.contains(&ip)
+    {
+        let holder = Holder {
+            ip,
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        let reservation = ips
+            .allocate_requested(attrs.api, &holder, attrs.dry_run)
+            .await?;
+        admitted.reserved.extend(reservation);
     }
     let new_ips = service_ips(object);
     for ip in old_ips {

@@ -329,14 +329,14 @@ pub fn pod_spec(spec: &Value, path: &str, restart_policies: Option<&[&str]>, out
     let restart = spec.get("restartPolicy").cloned().unwrap_or(Value::Null);
     let all = ["Always", "OnFailure", "Never"];
     let allowed = restart_policies.unwrap_or(&all);
-    if let Some(policy) = restart.as_str() {
-        if !allowed.contains(&policy) {
-            out.push(not_supported(
-                &format!("{path}.restartPolicy"),
-                &restart,
-                allowed,
-            ));
-        }
+    if let Some(policy) = restart.as_str()
+        && !allowed.contains(&policy)
+    {
+        out.push(not_supported(
+            &format!("{path}.restartPolicy"),
+            &restart,
+            allowed,
+        ));
     }
     let dns = spec.get("dnsPolicy").cloned().unwrap_or(Value::Null);
     let dns_policies = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
@@ -583,13 +583,12 @@ fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     // Images may change: compare with the old images in place.
     for list in ["containers", "initContainers"] {
         let old_list = array_at(old_spec, list);
-        if let Some(items) = candidate.get_mut(list).and_then(Value::as_array_mut) {
-            if items.len() == old_list.len() {
-                for (item, old_item) in items.iter_mut().zip(old_list) {
-                    if let (Some(map), Some(image)) = (item.as_object_mut(), old_item.get("image"))
-                    {
-                        map.insert("image".into(), image.clone());
-                    }
+        if let Some(items) = candidate.get_mut(list).and_then(Value::as_array_mut)
+            && items.len() == old_list.len()
+        {
+            for (item, old_item) in items.iter_mut().zip(old_list) {
+                if let (Some(map), Some(image)) = (item.as_object_mut(), old_item.get("image")) {
+                    map.insert("image".into(), image.clone());
                 }
             }
         }
