@@ -1039,3 +1039,95 @@ async fn external_name_services_hold_no_ip_and_type_changes_allocate_and_release
         .await
         .expect(201);
 }
+
+// ---- end to end: the binary, its flag, and kubectl ----
+
+#[test]
+fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
+    use support::binary::{Kubecache, Storage};
+    let server = Kubecache::start_with_args(
+        Storage::Memory,
+        &["--service-cluster-ip-range", "10.96.0.0/16"],
+    );
+    let svc = server.manifest(
+        "svc.json",
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+        .to_string(),
+    );
+    assert_eq!(
+        server
+            .kubectl_ok(&["create", "-f", &svc, "--validate=false"])
+            .trim(),
+        "service/web created"
+    );
+    let ip = server.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ip.starts_with("10.96."), "{ip}");
+    let table = server.kubectl_ok(&["get", "svc", "web"]);
+    assert!(table.contains(&ip) && table.contains("80/TCP"), "{table}");
+
+    // apply twice: the second finds nothing to change although the server added defaults.
+    let pod = server.manifest(
+        "pod.json",
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}})
+        .to_string(),
+    );
+    let apply = ["apply", "-f", pod.as_str(), "--validate=false"];
+    assert_eq!(server.kubectl_ok(&apply).trim(), "pod/web created");
+    assert_eq!(server.kubectl_ok(&apply).trim(), "pod/web unchanged");
+    assert_eq!(
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "web",
+            "-o",
+            "jsonpath={.spec.restartPolicy} {.spec.containers[0].imagePullPolicy}"
+        ]),
+        "Always Always"
+    );
+
+    let dup = server.manifest(
+        "dup.json",
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dup", "namespace": "default"},
+            "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "x"}]}})
+        .to_string(),
+    );
+    let out = server.kubectl(&["create", "-f", &dup, "--validate=false"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "The Pod \"dup\" is invalid: spec.containers[1].name: Duplicate value: \"a\""
+        ),
+        "{stderr}"
+    );
+    let out = server.kubectl(&["delete", "namespace", "default"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("namespaces \"default\" is forbidden: this namespace may not be deleted"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_service_range_stops_the_binary() {
+    for range in ["10.0.0.0/8", "nonsense", "10.0.0.0/24,fd00::/108"] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kubecache"));
+        command.args([
+            "serve",
+            "--insecure-port",
+            "0",
+            "--service-cluster-ip-range",
+            range,
+        ]);
+        let out = support::binary::run_bounded(command, Duration::from_secs(20));
+        assert!(!out.status.success(), "{range} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--service-cluster-ip-range"),
+            "{range}: {stderr}"
+        );
+    }
+}
