@@ -275,3 +275,93 @@ pub async fn removed(api: &Api, resource: &ResourceInfo, object: &Value) {
 pub async fn start(api: &Api) -> Result<(), StorageError> {
     api.admission.service_ips.rebuild(api).await
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use kubecache_cache::Passthrough;
+
+    use super::*;
+    use crate::backend::embedded::EmbeddedBackend;
+    use crate::codec::JsonCodec;
+
+    /// An API over an empty in-memory store (no namespaces), reads straight from storage.
+    pub fn api() -> Arc<Api> {
+        let backend: Arc<dyn kubecache_core::storage::Backend> =
+            Arc::new(EmbeddedBackend::in_memory());
+        let reads = Arc::new(Passthrough::new(backend.clone(), Arc::new(JsonCodec)));
+        Api::new(backend, reads, "/registry")
+    }
+
+    /// A create (no `old`) or update of a `resource` in namespace `default`.
+    pub fn attrs<'a>(api: &'a Api, resource: &str, old: Option<&'a Value>) -> Attributes<'a> {
+        let resource = api
+            .registry
+            .all()
+            .iter()
+            .find(|r| r.resource == resource)
+            .expect("a registered resource");
+        Attributes {
+            api,
+            resource,
+            operation: if old.is_some() {
+                Operation::Update
+            } else {
+                Operation::Create
+            },
+            subresource: None,
+            namespace: resource.namespaced.then_some("default"),
+            old,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn the_chain_runs_mutating_then_validating_plugins_in_kube_order() {
+        assert_eq!(
+            Admission::default().plugin_names(),
+            vec![
+                "NamespaceLifecycle",
+                "Defaulting",
+                "Priority",
+                "DefaultTolerationSeconds",
+                "ObjectMetaValidation",
+                "FieldValidation",
+                "ImmutableFields",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn namespace_lifecycle() {
+        let api = api();
+        let mut cm = serde_json::json!({"metadata": {"name": "a", "namespace": "default"}});
+        // No namespace exists in this store: a create is refused, an update is not.
+        let err = lifecycle::NamespaceLifecycle
+            .admit(&attrs(&api, "configmaps", None), &mut cm)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, 404);
+        assert_eq!(err.message, "namespaces \"default\" not found");
+        let old = cm.clone();
+        lifecycle::NamespaceLifecycle
+            .admit(&attrs(&api, "configmaps", Some(&old)), &mut cm)
+            .await
+            .unwrap();
+        // Cluster-scoped objects are not in a namespace.
+        let mut ns = serde_json::json!({"metadata": {"name": "x"}});
+        lifecycle::NamespaceLifecycle
+            .admit(&attrs(&api, "namespaces", None), &mut ns)
+            .await
+            .unwrap();
+        let namespaces = api.registry.lookup("", "v1", "namespaces").unwrap();
+        assert_eq!(
+            admit_delete(namespaces, "kube-system").unwrap_err().code,
+            403
+        );
+        assert!(admit_delete(namespaces, "team-a").is_ok());
+        let configmaps = api.registry.lookup("", "v1", "configmaps").unwrap();
+        assert!(admit_delete(configmaps, "default").is_ok());
+    }
+}

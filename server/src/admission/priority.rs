@@ -157,3 +157,111 @@ impl MutatingPlugin for DefaultTolerationSeconds {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::tests::{api, attrs};
+    use super::*;
+
+    fn pod(spec: Value) -> Value {
+        json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+    }
+
+    #[tokio::test]
+    async fn priority_from_the_class() {
+        let api = api();
+        let create = attrs(&api, "pods", None);
+        let mut plain = pod(json!({}));
+        Priority.admit(&create, &mut plain).await.unwrap();
+        assert_eq!(plain["spec"]["priority"], 0);
+        assert_eq!(plain["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+
+        let mut critical = pod(json!({"priorityClassName": "system-node-critical"}));
+        Priority.admit(&create, &mut critical).await.unwrap();
+        assert_eq!(critical["spec"]["priority"], 2_000_001_000);
+
+        let mut unknown = pod(json!({"priorityClassName": "nope"}));
+        let err = Priority.admit(&create, &mut unknown).await.unwrap_err();
+        assert_eq!(err.code, 403);
+        assert_eq!(
+            err.message,
+            "pods \"p\" is forbidden: no PriorityClass with name nope was found"
+        );
+
+        let class =
+            json!({"metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never"});
+        api.backend
+            .create(
+                "/registry/priorityclasses/high",
+                serde_json::to_vec(&class).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        let mut high = pod(json!({"priorityClassName": "high"}));
+        Priority.admit(&create, &mut high).await.unwrap();
+        assert_eq!(high["spec"]["priority"], 1000);
+        assert_eq!(high["spec"]["preemptionPolicy"], "Never");
+        let mut wrong = pod(json!({"priorityClassName": "high", "priority": 5}));
+        assert_eq!(
+            Priority.admit(&create, &mut wrong).await.unwrap_err().code,
+            403
+        );
+
+        // An update that leaves them out keeps them.
+        let old = high.clone();
+        let update = attrs(&api, "pods", Some(&old));
+        let mut bare = pod(json!({"priorityClassName": "high"}));
+        Priority.admit(&update, &mut bare).await.unwrap();
+        assert_eq!(bare["spec"]["priority"], 1000);
+        assert_eq!(bare["spec"]["preemptionPolicy"], "Never");
+    }
+
+    #[tokio::test]
+    async fn default_tolerations() {
+        let api = api();
+        let create = attrs(&api, "pods", None);
+        let mut plain = pod(json!({}));
+        DefaultTolerationSeconds
+            .admit(&create, &mut plain)
+            .await
+            .unwrap();
+        assert_eq!(plain["spec"]["tolerations"].as_array().unwrap().len(), 2);
+        let again = plain.clone();
+        DefaultTolerationSeconds
+            .admit(&create, &mut plain)
+            .await
+            .unwrap();
+        assert_eq!(plain, again, "idempotent");
+        let mut everything = pod(json!({"tolerations": [{"operator": "Exists"}]}));
+        DefaultTolerationSeconds
+            .admit(&create, &mut everything)
+            .await
+            .unwrap();
+        assert_eq!(
+            everything["spec"]["tolerations"].as_array().unwrap().len(),
+            1
+        );
+        let mut one = pod(json!({"tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}
+        ]}));
+        DefaultTolerationSeconds
+            .admit(&create, &mut one)
+            .await
+            .unwrap();
+        let keys: Vec<&str> = one["spec"]["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                "node.kubernetes.io/unreachable",
+                "node.kubernetes.io/not-ready"
+            ]
+        );
+    }
+}
