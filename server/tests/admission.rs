@@ -1131,3 +1131,30 @@ fn a_bad_service_range_stops_the_binary() {
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_a_namespace_releases_its_services_ips() {
+    let server = TestServer::start().await;
+    server.create_namespace("team").await;
+    server
+        .post(
+            "/api/v1/namespaces/team/services",
+            &service("web", Some("10.0.0.60")),
+        )
+        .await
+        .expect(201);
+    server.delete("/api/v1/namespaces/team").await.expect(200);
+    // The namespace finalizer empties it in the background; wait (bounded) until it is gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.get("/api/v1/namespaces/team").await.status != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the namespace was not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+        .post(SERVICES, &service("web", Some("10.0.0.60")))
+        .await
+        .expect(201);
+}
