@@ -370,7 +370,7 @@ fn container(c: &Value, path: &str, names_seen: &mut HashSet<String>, out: &mut 
         let field = format!("{path}.ports[{i}]");
         let port_name = str_at(p, "/name");
         if !port_name.is_empty() {
-            for problem in port_name_problems(port_name) {
+            for problem in names::is_valid_port_name(port_name) {
                 out.push(invalid(
                     &format!("{field}.name"),
                     &Value::from(port_name),
@@ -397,12 +397,8 @@ fn container(c: &Value, path: &str, names_seen: &mut HashSet<String>, out: &mut 
 }
 
 fn port_number(field: &str, n: i64, out: &mut Vec<Cause>) {
-    if !(1..=65535).contains(&n) {
-        out.push(invalid(
-            field,
-            &Value::from(n),
-            "must be between 1 and 65535, inclusive",
-        ));
+    for problem in names::is_valid_port_num(n) {
+        out.push(invalid(field, &Value::from(n), &problem));
     }
 }
 
@@ -412,32 +408,6 @@ fn protocol(port: &Value, field: &str, out: &mut Vec<Cause>) {
         Some(p) if p.as_str().is_some_and(|p| PROTOCOLS.contains(&p)) => {}
         Some(p) => out.push(not_supported(field, p, PROTOCOLS)),
     }
-}
-
-/// kube's `IsValidPortName` (IANA service names).
-pub fn port_name_problems(name: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if name.len() > 15 {
-        problems.push("must be no more than 15 characters".to_string());
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        problems.push(
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
-        );
-    }
-    if name.contains("--") {
-        problems.push("must not contain consecutive hyphens".to_string());
-    }
-    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
-        problems.push("must contain at least one letter (a-z)".to_string());
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        problems.push("must not begin or end with a hyphen".to_string());
-    }
-    problems
 }
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
@@ -515,7 +485,7 @@ fn service(spec: &Value, out: &mut Vec<Cause>) {
                 port_number(&format!("{field}.targetPort"), n.as_i64().unwrap_or(0), out)
             }
             Some(Value::String(s)) => {
-                for problem in port_name_problems(s) {
+                for problem in names::is_valid_port_name(s) {
                     out.push(invalid(
                         &format!("{field}.targetPort"),
                         &Value::from(s.as_str()),
