@@ -1,7 +1,8 @@
 //! Create, update and patch (of objects and of their `status` subresource).
 //!
 //! Every write decodes the body as the resource's typed object (see [`crate::typed`]),
-//! applies the metadata rules of [`crate::objects`], validates, and only then writes, with
+//! applies the metadata rules of [`crate::objects`] and the admission chain of
+//! [`crate::admission`] (defaults, validation, clusterIP allocation), and only then writes, with
 //! optimistic concurrency: a create is a transaction on "key absent", an update one on the
 //! mod_revision that was read. A rejected request writes nothing.
 
