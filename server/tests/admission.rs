@@ -591,7 +591,7 @@ async fn immutable_fields_are_refused() {
         .await;
     assert_eq!(
         reply.expect_status(422, "Invalid")["message"],
-        "Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.0.0.41\": may not change once set"
+        "Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: [\"10.0.0.41\"]: may not change once set"
     );
     assert_eq!(cluster_ip(&server, "web").await, "10.0.0.40");
 }

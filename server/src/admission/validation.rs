@@ -697,9 +697,14 @@ fn service_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     let old_ip = str_at(old, "/spec/clusterIP");
     let new_ip = str_at(new, "/spec/clusterIP");
     if !old_ip.is_empty() && new_ip != old_ip {
+        // kube shows the new clusterIPs list as the value.
+        let ips = new
+            .pointer("/spec/clusterIPs")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new()));
         out.push(invalid(
             "spec.clusterIPs[0]",
-            &Value::from(new_ip),
+            &ips,
             "may not change once set",
         ));
     }
@@ -881,10 +886,10 @@ mod tests {
         let scaled = json!({"spec": {"serviceName": "a", "replicas": 3}});
         assert!(validate_update("apps", "StatefulSet", &scaled, &s_old).is_empty());
         let svc_old = json!({"spec": {"clusterIP": "10.0.0.5"}});
-        let svc_new = json!({"spec": {"clusterIP": "10.0.0.6"}});
+        let svc_new = json!({"spec": {"clusterIP": "10.0.0.6", "clusterIPs": ["10.0.0.6"]}});
         assert_eq!(
             messages(&validate_update("", "Service", &svc_new, &svc_old)),
-            vec!["spec.clusterIPs[0]: Invalid value: \"10.0.0.6\": may not change once set"]
+            vec!["spec.clusterIPs[0]: Invalid value: [\"10.0.0.6\"]: may not change once set"]
         );
     }
 }
