@@ -250,6 +250,42 @@ pub fn is_label_value(value: &str) -> Vec<String> {
     errs
 }
 
+/// `IsValidPortNum`: 1 to 65535.
+pub fn is_valid_port_num(port: i64) -> Vec<String> {
+    if (1..=65535).contains(&port) {
+        Vec::new()
+    } else {
+        vec!["must be between 1 and 65535, inclusive".to_string()]
+    }
+}
+
+/// `IsValidPortName`: an IANA service name — at most 15 lowercase alphanumerics and `-`, with
+/// a letter, no `--`, not starting or ending with `-`.
+pub fn is_valid_port_name(name: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if name.len() > 15 {
+        errs.push(max_len_error(15));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        errs.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
+    }
+    if name.contains("--") {
+        errs.push("must not contain consecutive hyphens".to_string());
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)".to_string());
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        errs.push("must not begin or end with a hyphen".to_string());
+    }
+    errs
+}
+
 /// kube's `maskTrailingDash`: a `generateName` prefix may end in `-` because a random suffix
 /// follows it. (Go drops the character before the dash too; kept for identical verdicts.)
 fn mask_trailing_dash(name: &str) -> String {
@@ -503,6 +539,36 @@ mod tests {
         assert_eq!(
             is_label_value(&"a".repeat(64)),
             vec!["must be no more than 63 characters"]
+        );
+    }
+
+    #[test]
+    fn ports() {
+        assert!(is_valid_port_num(1).is_empty() && is_valid_port_num(65535).is_empty());
+        assert_eq!(
+            is_valid_port_num(0),
+            vec!["must be between 1 and 65535, inclusive"]
+        );
+        assert!(is_valid_port_num(65536).len() == 1);
+        assert!(is_valid_port_name("http").is_empty());
+        assert!(is_valid_port_name("h2-web").is_empty());
+        assert_eq!(
+            is_valid_port_name("-80"),
+            vec![
+                "must contain at least one letter (a-z)",
+                "must not begin or end with a hyphen"
+            ]
+        );
+        assert_eq!(
+            is_valid_port_name("Http--x"),
+            vec![
+                "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "must not contain consecutive hyphens"
+            ]
+        );
+        assert_eq!(
+            is_valid_port_name("abcdefghijklmnop"),
+            vec!["must be no more than 15 characters"]
         );
     }
 

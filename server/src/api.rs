@@ -36,6 +36,8 @@ pub struct Api {
     pub namespace_deleted: Notify,
     /// Request counts and latencies, served at `/metrics`.
     pub metrics: RequestMetrics,
+    /// The admission chain every write passes through (see [`crate::admission`]).
+    pub admission: crate::admission::Admission,
 }
 
 impl Api {
@@ -44,6 +46,15 @@ impl Api {
         reads: Arc<dyn ReadPath>,
         storage_root: &str,
     ) -> Arc<Api> {
+        Api::with_admission(backend, reads, storage_root, Default::default())
+    }
+
+    pub fn with_admission(
+        backend: Arc<dyn Backend>,
+        reads: Arc<dyn ReadPath>,
+        storage_root: &str,
+        admission: crate::admission::Config,
+    ) -> Arc<Api> {
         Arc::new(Api {
             registry: Registry::builtin(),
             backend,
@@ -51,6 +62,7 @@ impl Api {
             storage_root: storage_root.trim_end_matches('/').to_string(),
             namespace_deleted: Notify::new(),
             metrics: RequestMetrics::new(),
+            admission: crate::admission::Admission::new(admission),
         })
     }
 

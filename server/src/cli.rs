@@ -57,6 +57,11 @@ pub struct ServeArgs {
     /// Watch-cache shards (threads); default: one per core.
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
+
+    /// The range Service cluster IPs are allocated from (one IPv4 or IPv6 CIDR, at most 2^20
+    /// addresses).
+    #[arg(long, default_value = "10.0.0.0/24", value_name = "CIDR")]
+    pub service_cluster_ip_range: crate::admission::ServiceCidr,
 }
 
 impl ServeArgs {
@@ -69,6 +74,13 @@ impl ServeArgs {
             config.shards = shards.max(1);
         }
         ReadConfig::WatchCache(config)
+    }
+
+    pub fn admission(&self) -> crate::admission::Config {
+        crate::admission::Config {
+            service_cluster_ip_range: self.service_cluster_ip_range.clone(),
+            ..Default::default()
+        }
     }
 
     pub fn storage(&self) -> StorageConfig {

@@ -5,6 +5,7 @@
 //! - [`server`]: listeners and the HTTP stack (axum/hyper, HTTP/1.1 and HTTP/2);
 //! - [`api`]: the single entry point — parses the path into a [`request_info::Target`],
 //!   calls the handler, renders the reply or the `Status` error;
+//! - [`admission`]: the mutating then validating chain every write passes before storage;
 //! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
 //! - [`typed`], [`objects`], [`patch`], [`events`]: decoding, metadata rules,
@@ -14,6 +15,7 @@
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`cli`]: the `kubecache` command line.
 
+pub mod admission;
 pub mod api;
 pub mod backend;
 pub mod cli;

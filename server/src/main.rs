@@ -31,7 +31,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let backend = server::open_backend(&storage)
         .await
         .map_err(|e| format!("cannot open storage ({}): {e}", storage.describe()))?;
-    let api = server::build_api(backend, &args.etcd_prefix, args.reads())
+    let api = server::build_api_with(backend, &args.etcd_prefix, args.reads(), args.admission())
         .await
         .map_err(|e| format!("cannot initialise storage: {e}"))?;
     let listener = TcpListener::bind((args.insecure_bind_address, args.insecure_port))

@@ -41,7 +41,9 @@ pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
 pub fn encode(object: &Value) -> Bytes {
     let mut stored = object.clone();
     if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+        // shift_remove keeps the other keys in order, so an unchanged object encodes to the
+        // bytes stored and a no-op update writes nothing.
+        meta.shift_remove("resourceVersion");
     }
     Bytes::from(serde_json::to_vec(&stored).expect("a JSON value always serializes"))
 }

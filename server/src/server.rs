@@ -81,6 +81,16 @@ pub async fn build_api(
     storage_root: &str,
     reads: ReadConfig,
 ) -> Result<Arc<Api>, StorageError> {
+    build_api_with(backend, storage_root, reads, Default::default()).await
+}
+
+/// [`build_api`] with admission settings (`--service-cluster-ip-range`).
+pub async fn build_api_with(
+    backend: Arc<dyn Backend>,
+    storage_root: &str,
+    reads: ReadConfig,
+    admission: crate::admission::Config,
+) -> Result<Arc<Api>, StorageError> {
     let codec = Arc::new(JsonCodec);
     let read_path: Arc<dyn ReadPath> = match reads {
         ReadConfig::Storage => Arc::new(Passthrough::new(backend.clone(), codec)),
@@ -102,10 +112,11 @@ pub async fn build_api(
             Arc::new(WatchCache::start(backend.clone(), codec, resources, config))
         }
     };
-    let api = Api::new(backend, read_path, storage_root);
+    let api = Api::with_admission(backend, read_path, storage_root, admission);
     // Build the OpenAPI documents off the request path (kubectl apply asks for them first).
     tokio::task::spawn_blocking(crate::openapi::documents);
     namespaces::bootstrap(&api).await?;
+    crate::admission::start(&api).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -104,6 +104,7 @@ pub async fn delete_object(
     name: &str,
     options: &DeleteOptions,
 ) -> Result<Deleted, ApiError> {
+    crate::admission::admit_delete(resource, name)?;
     let key = api.object_key(resource, namespace, name);
     let not_found = || ApiError::not_found(resource.group, resource.resource, name);
     for _ in 0..MAX_DELETE_ATTEMPTS {
@@ -171,7 +172,10 @@ pub async fn delete_object(
             return Ok(Deleted::Removed(object));
         }
         match api.backend.delete(&key, Some(kv.mod_revision)).await {
-            Ok(_) => return Ok(Deleted::Removed(object)),
+            Ok(_) => {
+                crate::admission::removed(api, resource, &object).await;
+                return Ok(Deleted::Removed(object));
+            }
             Err(StorageError::Conflict { .. }) => continue,
             Err(StorageError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(storage_error(e)),

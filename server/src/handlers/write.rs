@@ -1,7 +1,8 @@
 //! Create, update and patch (of objects and of their `status` subresource).
 //!
 //! Every write decodes the body as the resource's typed object (see [`crate::typed`]),
-//! applies the metadata rules of [`crate::objects`], validates, and only then writes, with
+//! applies the metadata rules of [`crate::objects`] and the admission chain of
+//! [`crate::admission`] (defaults, validation, clusterIP allocation), and only then writes, with
 //! optimistic concurrency: a create is a transaction on "key absent", an update one on the
 //! mod_revision that was read. A rejected request writes nothing.
 
@@ -12,7 +13,8 @@ use kubecache_core::status::ApiError;
 use kubecache_core::storage::{KeyValue, StorageError};
 use serde_json::Value;
 
-use super::{namespaces, not_found, object_key, path_name, present_value, to_storage_shape};
+use super::{not_found, object_key, path_name, present_value, to_storage_shape};
+use crate::admission;
 use crate::api::{Call, Reply, storage_error};
 use crate::objects;
 use crate::patch::{self, PatchType};
@@ -75,23 +77,6 @@ pub fn finish_decode(
     Ok(Decoded { object, warnings })
 }
 
-fn invalid_if_any(
-    resource: &ResourceInfo,
-    object: &Value,
-    causes: Vec<kubecache_core::status::Cause>,
-) -> Result<(), ApiError> {
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            resource.group,
-            resource.kind,
-            objects::name(object),
-            causes,
-        ))
-    }
-}
-
 pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = call.request.resource;
     let media = content_type(call);
@@ -104,16 +89,11 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
         mut object,
         warnings,
     } = decode_object(call, resource, &call.body, mode)?;
-    // Admission (namespace lifecycle) runs before validation, as in kube-apiserver.
-    if let Some(ns) = &call.request.namespace {
-        namespaces::ensure_accepts_content(call.api, ns).await?;
-    }
     objects::prepare_create(resource, &mut object);
-    invalid_if_any(
-        resource,
-        &object,
-        objects::validate_metadata(resource, &object),
-    )?;
+    // Admission: mutating plugins (namespace lifecycle, defaulting…), then validation and
+    // the clusterIP allocation, settled below once the write's outcome is known.
+    admission::mutate(call, &mut object, None, dry_run).await?;
+    let admitted = admission::admit(call, &mut object, None, dry_run).await?;
     let name = objects::name(&object).to_string();
     let key = call
         .api
@@ -135,17 +115,18 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
         }
         object
     } else {
-        let kv = call
+        let created = call
             .api
             .backend
             .create(&key, objects::encode(&object))
-            .await
-            .map_err(|e| match e {
-                StorageError::KeyExists { .. } => {
-                    ApiError::already_exists(resource.group, resource.resource, &name)
-                }
-                other => storage_error(other),
-            })?;
+            .await;
+        admitted.settle(call.api, created.is_ok()).await;
+        let kv = created.map_err(|e| match e {
+            StorageError::KeyExists { .. } => {
+                ApiError::already_exists(resource.group, resource.resource, &name)
+            }
+            other => storage_error(other),
+        })?;
         objects::set_resource_version(&mut object, kv.mod_revision);
         object
     };
@@ -203,10 +184,10 @@ where
             )));
         }
         let status_write = call.request.subresource == Some(Subresource::Status);
+        admission::mutate(call, &mut new, Some(&old), dry_run).await?;
         objects::prepare_update(resource, &old, &mut new, status_write);
         objects::set_resource_version(&mut new, kv.mod_revision);
-        let causes = objects::validate_metadata(resource, &new);
-        invalid_if_any(resource, &new, causes)?;
+        let admitted = admission::admit(call, &mut new, Some(&old), dry_run).await?;
         let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
         let bytes = objects::encode(&new);
         if dry_run {
@@ -214,7 +195,10 @@ where
         }
         if finalized {
             return match call.api.backend.delete(&key, Some(kv.mod_revision)).await {
-                Ok(_) => Ok(new),
+                Ok(_) => {
+                    admission::removed(call.api, resource, &old).await;
+                    Ok(new)
+                }
                 Err(StorageError::Conflict {
                     current: Some(kv), ..
                 }) if precondition.is_none() => {
@@ -233,6 +217,7 @@ where
         }
         match call.api.backend.update(&key, bytes, kv.mod_revision).await {
             Ok(written) => {
+                admitted.settle(call.api, true).await;
                 objects::set_resource_version(&mut new, written.mod_revision);
                 return Ok(new);
             }

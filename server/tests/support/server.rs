@@ -123,7 +123,23 @@ impl TestServer {
         backend: Arc<dyn Backend>,
         reads: server::ReadConfig,
     ) -> TestServer {
-        let api = server::build_api(backend.clone(), "/registry", reads)
+        TestServer::start_with_config(backend, reads, Default::default()).await
+    }
+
+    /// A server over `backend` with these admission settings (service IP range…).
+    pub async fn start_with_admission(
+        backend: Arc<dyn Backend>,
+        admission: kubecache_server::admission::Config,
+    ) -> TestServer {
+        TestServer::start_with_config(backend, server::ReadConfig::default(), admission).await
+    }
+
+    async fn start_with_config(
+        backend: Arc<dyn Backend>,
+        reads: server::ReadConfig,
+        admission: kubecache_server::admission::Config,
+    ) -> TestServer {
+        let api = server::build_api_with(backend.clone(), "/registry", reads, admission)
             .await
             .expect("build the API");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,367 @@
+//! Admission: what every write passes through between decoding and storage, in
+//! kube-apiserver's order — mutating plugins, then validating plugins, then the storage-side
+//! allocation of a Service's clusterIP.
+//!
+//! # How a write handler uses it
+//!
+//! - create: `objects::prepare_create`, then [`mutate`], then [`admit`], then the storage write,
+//!   then [`Admitted::settle`] with the write's outcome;
+//! - update / patch (every patch type, after the patch is applied) / scale / status: [`mutate`]
+//!   before `objects::prepare_update` (so defaults never bump `generation`), [`admit`] after it,
+//!   [`Admitted::settle`] once written;
+//! - delete: [`admit_delete`] before, [`removed`] once the object has left storage.
+//!
+//! `dryRun=All` runs every plugin; only the allocation differs: it checks, and does not keep.
+//!
+//! # The chain
+//!
+//! Mutating, in order: [`lifecycle::NamespaceLifecycle`] (kube runs it as a mutating plugin,
+//! first, so a create in a missing namespace is a 404 before any validation),
+//! [`defaults::Defaulting`] (kube's scheme defaults, which kube applies when decoding, plus the
+//! strategies' create-time fields such as a Job's generated selector),
+//! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`].
+//!
+//! Validating, in order: [`validation::ObjectMeta`], [`validation::Fields`],
+//! [`validation::Immutable`]; their causes are gathered into one 422 `Invalid`, as kube's
+//! strategy validation gathers a `field.ErrorList`. Then [`service_ips`] allocates.
+
+pub mod defaults;
+pub mod lifecycle;
+pub mod priority;
+pub mod service_ips;
+pub mod validation;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::storage::StorageError;
+use serde_json::Value;
+
+use crate::api::{Api, Call};
+use crate::objects;
+use crate::request_info::Subresource;
+
+pub use service_ips::{ServiceCidr, ServiceIps};
+
+/// What the request does to the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+/// What a plugin knows about the request (kube's `admission.Attributes`).
+pub struct Attributes<'a> {
+    pub api: &'a Api,
+    pub resource: &'static ResourceInfo,
+    pub operation: Operation,
+    /// `status` or `scale` for subresource writes.
+    pub subresource: Option<Subresource>,
+    pub namespace: Option<&'a str>,
+    /// The object as stored before this update (updates only).
+    pub old: Option<&'a Value>,
+    /// `dryRun=All`: plugins run, nothing is kept.
+    pub dry_run: bool,
+}
+
+impl Attributes<'_> {
+    fn kind(&self) -> (&'static str, &'static str) {
+        (self.resource.group, self.resource.kind)
+    }
+}
+
+/// A plugin that may change the object.
+#[async_trait]
+pub trait MutatingPlugin: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn admit(&self, attrs: &Attributes<'_>, object: &mut Value) -> Result<(), ApiError>;
+}
+
+/// A plugin that judges the final object: field problems are causes (gathered into one 422),
+/// anything else an error.
+#[async_trait]
+pub trait ValidatingPlugin: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<Vec<Cause>, ApiError>;
+}
+
+/// Admission settings (kube-apiserver flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `--service-cluster-ip-range`.
+    pub service_cluster_ip_range: ServiceCidr,
+    /// How old an IP allocation without a Service must be before startup repair frees it
+    /// (a younger one may belong to a create another server is still doing).
+    pub orphan_ip_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service_cluster_ip_range: ServiceCidr::default(),
+            orphan_ip_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The chain, built once per server.
+pub struct Admission {
+    /// Run in order on create and update; each sees the previous one's result.
+    mutating: Vec<Box<dyn MutatingPlugin>>,
+    /// Run in order on the mutated object; all of their causes make one 422.
+    validating: Vec<Box<dyn ValidatingPlugin>>,
+    /// clusterIP allocation (kept in storage, see [`service_ips`]).
+    pub service_ips: ServiceIps,
+}
+
+impl Admission {
+    pub fn new(config: Config) -> Admission {
+        Admission {
+            mutating: vec![
+                Box::new(lifecycle::NamespaceLifecycle),
+                Box::new(defaults::Defaulting),
+                Box::new(priority::Priority),
+                Box::new(priority::DefaultTolerationSeconds),
+            ],
+            validating: vec![
+                Box::new(validation::ObjectMeta),
+                Box::new(validation::Fields),
+                Box::new(validation::Immutable),
+            ],
+            service_ips: ServiceIps::new(config.service_cluster_ip_range, config.orphan_ip_grace),
+        }
+    }
+
+    /// Plugin names, mutating then validating (for docs and tests).
+    pub fn plugin_names(&self) -> Vec<&'static str> {
+        self.mutating
+            .iter()
+            .map(|p| p.name())
+            .chain(self.validating.iter().map(|p| p.name()))
+            .collect()
+    }
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::new(Config::default())
+    }
+}
+
+fn attributes<'a>(call: &'a Call<'_>, old: Option<&'a Value>, dry_run: bool) -> Attributes<'a> {
+    Attributes {
+        api: call.api,
+        resource: call.request.resource,
+        operation: if old.is_some() {
+            Operation::Update
+        } else {
+            Operation::Create
+        },
+        subresource: call.request.subresource,
+        namespace: call.request.namespace.as_deref(),
+        old,
+        dry_run,
+    }
+}
+
+/// Runs the mutating plugins on a create (`old` = None) or update.
+pub async fn mutate(
+    call: &Call<'_>,
+    object: &mut Value,
+    old: Option<&Value>,
+    dry_run: bool,
+) -> Result<(), ApiError> {
+    let attrs = attributes(call, old, dry_run);
+    for plugin in &call.api.admission.mutating {
+        plugin.admit(&attrs, object).await?;
+    }
+    Ok(())
+}
+
+/// Runs the validating plugins, then allocates what the object needs from storage (a
+/// Service's clusterIP, written into `object`). The caller settles the result after writing.
+pub async fn admit(
+    call: &Call<'_>,
+    object: &mut Value,
+    old: Option<&Value>,
+    dry_run: bool,
+) -> Result<Admitted, ApiError> {
+    let attrs = attributes(call, old, dry_run);
+    let mut causes = Vec::new();
+    for plugin in &call.api.admission.validating {
+        causes.extend(plugin.validate(&attrs, object).await?);
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            attrs.resource.group,
+            attrs.resource.kind,
+            objects::name(object),
+            causes,
+        ));
+    }
+    let admitted = service_ips::admit(&attrs, object).await?;
+    canonicalize(attrs.resource, object)?;
+    Ok(admitted)
+}
+
+/// Serializes the object again through its typed form, so what is stored has the field order
+/// of a decoded body whatever the plugins and metadata rules inserted: an update that changes
+/// nothing then encodes to the stored bytes and is not written.
+fn canonicalize(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+    // events.k8s.io events are stored in their core/v1 shape, which is not their typed form.
+    if resource.group == "events.k8s.io" {
+        return Ok(());
+    }
+    let (typed, _) = crate::typed::normalize(resource, std::mem::take(object))
+        .map_err(|e| ApiError::internal(format!("admission produced an invalid object: {e}")))?;
+    *object = typed;
+    Ok(())
+}
+
+/// What [`admit`] allocated, to keep once the write succeeded or give back if it did not.
+/// Dropped without [`Admitted::settle`] (a lost race, an error), its allocations are given
+/// back in the background.
+#[must_use = "settle it after the write"]
+#[derive(Default)]
+pub struct Admitted {
+    /// IPs allocated for this write.
+    pub(crate) reserved: Vec<service_ips::Reservation>,
+    /// IPs the old object held that the new one gives up (released once written).
+    pub(crate) released: Vec<service_ips::Holder>,
+}
+
+impl Admitted {
+    /// Keeps (`written`) or gives back what was allocated.
+    pub async fn settle(mut self, api: &Api, written: bool) {
+        let reserved = std::mem::take(&mut self.reserved);
+        let released = std::mem::take(&mut self.released);
+        if written {
+            for r in reserved {
+                r.keep();
+            }
+            for holder in released {
+                api.admission.service_ips.release(api, &holder).await;
+            }
+        } else {
+            for r in reserved {
+                r.give_back(api).await;
+            }
+        }
+    }
+}
+
+/// Before a delete: NamespaceLifecycle refuses to delete the immortal namespaces.
+pub fn admit_delete(resource: &ResourceInfo, name: &str) -> Result<(), ApiError> {
+    lifecycle::admit_delete(resource, name)
+}
+
+/// After an object left storage: frees what it held.
+pub async fn removed(api: &Api, resource: &ResourceInfo, object: &Value) {
+    if (resource.group, resource.kind) == ("", "Service") {
+        for holder in service_ips::holders(api, object) {
+            api.admission.service_ips.release(api, &holder).await;
+        }
+    }
+}
+
+/// At startup: rebuilds the clusterIP allocation map from storage and repairs it.
+pub async fn start(api: &Api) -> Result<(), StorageError> {
+    api.admission.service_ips.rebuild(api).await
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use kubecache_cache::Passthrough;
+
+    use super::*;
+    use crate::backend::embedded::EmbeddedBackend;
+    use crate::codec::JsonCodec;
+
+    /// An API over an empty in-memory store (no namespaces), reads straight from storage.
+    pub fn api() -> Arc<Api> {
+        let backend: Arc<dyn kubecache_core::storage::Backend> =
+            Arc::new(EmbeddedBackend::in_memory());
+        let reads = Arc::new(Passthrough::new(backend.clone(), Arc::new(JsonCodec)));
+        Api::new(backend, reads, "/registry")
+    }
+
+    /// A create (no `old`) or update of a `resource` in namespace `default`.
+    pub fn attrs<'a>(api: &'a Api, resource: &str, old: Option<&'a Value>) -> Attributes<'a> {
+        let resource = api
+            .registry
+            .all()
+            .iter()
+            .find(|r| r.resource == resource)
+            .expect("a registered resource");
+        Attributes {
+            api,
+            resource,
+            operation: if old.is_some() {
+                Operation::Update
+            } else {
+                Operation::Create
+            },
+            subresource: None,
+            namespace: resource.namespaced.then_some("default"),
+            old,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn the_chain_runs_mutating_then_validating_plugins_in_kube_order() {
+        assert_eq!(
+            Admission::default().plugin_names(),
+            vec![
+                "NamespaceLifecycle",
+                "Defaulting",
+                "Priority",
+                "DefaultTolerationSeconds",
+                "ObjectMetaValidation",
+                "FieldValidation",
+                "ImmutableFields",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn namespace_lifecycle() {
+        let api = api();
+        let mut cm = serde_json::json!({"metadata": {"name": "a", "namespace": "default"}});
+        // No namespace exists in this store: a create is refused, an update is not.
+        let err = lifecycle::NamespaceLifecycle
+            .admit(&attrs(&api, "configmaps", None), &mut cm)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, 404);
+        assert_eq!(err.message, "namespaces \"default\" not found");
+        let old = cm.clone();
+        lifecycle::NamespaceLifecycle
+            .admit(&attrs(&api, "configmaps", Some(&old)), &mut cm)
+            .await
+            .unwrap();
+        // Cluster-scoped objects are not in a namespace.
+        let mut ns = serde_json::json!({"metadata": {"name": "x"}});
+        lifecycle::NamespaceLifecycle
+            .admit(&attrs(&api, "namespaces", None), &mut ns)
+            .await
+            .unwrap();
+        let namespaces = api.registry.lookup("", "v1", "namespaces").unwrap();
+        assert_eq!(
+            admit_delete(namespaces, "kube-system").unwrap_err().code,
+            403
+        );
+        assert!(admit_delete(namespaces, "team-a").is_ok());
+        let configmaps = api.registry.lookup("", "v1", "configmaps").unwrap();
+        assert!(admit_delete(configmaps, "default").is_ok());
+    }
+}

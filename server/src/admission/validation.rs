@@ -1,0 +1,895 @@
+//! Validating plugins: object metadata, the fields of built-in kinds kube-apiserver checks on
+//! every write (container names, ports, selectors, service ports and IPs), and what an update
+//! may not change. Problems are [`Cause`]s worded as kube words them (`field.Error`), so the
+//! 422 reads `Pod "x" is invalid: spec.containers[1].name: Duplicate value: "a"`.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::validation as names;
+use serde_json::Value;
+
+use super::{Attributes, Operation, ValidatingPlugin};
+use crate::objects;
+use crate::request_info::Subresource;
+
+// ---- causes, worded like k8s.io/apimachinery/pkg/util/validation/field ----
+
+/// A value as kube's `field.Error` prints it: strings quoted, numbers and booleans bare,
+/// anything else as JSON.
+fn render(value: &Value) -> String {
+    match value {
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_string(),
+        other => other.to_string(),
+    }
+}
+
+pub fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
+    Cause::new(
+        "FieldValueInvalid",
+        field,
+        format!("Invalid value: {}: {detail}", render(value)),
+    )
+}
+
+pub fn duplicate(field: &str, value: &Value) -> Cause {
+    Cause::new(
+        "FieldValueDuplicate",
+        field,
+        format!("Duplicate value: {}", render(value)),
+    )
+}
+
+pub fn not_supported(field: &str, value: &Value, supported: &[&str]) -> Cause {
+    let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
+    Cause::new(
+        "FieldValueNotSupported",
+        field,
+        format!(
+            "Unsupported value: {}: supported values: {}",
+            render(value),
+            list.join(", ")
+        ),
+    )
+}
+
+pub fn required(field: &str) -> Cause {
+    Cause::required(field)
+}
+
+pub fn forbidden(field: &str, detail: &str) -> Cause {
+    Cause::forbidden(field, detail)
+}
+
+/// kube's `ValidateImmutableField`.
+fn immutable(field: &str, new: Option<&Value>, old: Option<&Value>, out: &mut Vec<Cause>) {
+    if normalized(new) != normalized(old) {
+        out.push(invalid(
+            field,
+            new.unwrap_or(&Value::Null),
+            "field is immutable",
+        ));
+    }
+}
+
+/// Null and absent are the same value.
+fn normalized(value: Option<&Value>) -> Option<&Value> {
+    value.filter(|v| !v.is_null())
+}
+
+fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn array_at<'a>(object: &'a Value, key: &str) -> &'a [Value] {
+    object
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+// ---- the plugins ----
+
+/// Object metadata: name rule, label and annotation syntax and sizes
+/// ([`objects::validate_metadata`]).
+pub struct ObjectMeta;
+
+#[async_trait]
+impl ValidatingPlugin for ObjectMeta {
+    fn name(&self) -> &'static str {
+        "ObjectMetaValidation"
+    }
+
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<Vec<Cause>, ApiError> {
+        Ok(objects::validate_metadata(attrs.resource, object))
+    }
+}
+
+/// The fields of built-in kinds, checked on create and update of the main resource (a status
+/// write keeps the stored spec).
+pub struct Fields;
+
+#[async_trait]
+impl ValidatingPlugin for Fields {
+    fn name(&self) -> &'static str {
+        "FieldValidation"
+    }
+
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<Vec<Cause>, ApiError> {
+        if attrs.subresource == Some(Subresource::Status) {
+            return Ok(Vec::new());
+        }
+        Ok(validate_fields(
+            attrs.resource.group,
+            attrs.resource.kind,
+            object,
+        ))
+    }
+}
+
+/// What an update may not change.
+pub struct Immutable;
+
+#[async_trait]
+impl ValidatingPlugin for Immutable {
+    fn name(&self) -> &'static str {
+        "ImmutableFields"
+    }
+
+    async fn validate(
+        &self,
+        attrs: &Attributes<'_>,
+        object: &Value,
+    ) -> Result<Vec<Cause>, ApiError> {
+        match (attrs.operation, attrs.old) {
+            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => Ok(
+                validate_update(attrs.resource.group, attrs.resource.kind, object, old),
+            ),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+// ---- field validation ----
+
+/// The problems with the fields of a `group`/`kind` object.
+pub fn validate_fields(group: &str, kind: &str, object: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let spec = object.get("spec").unwrap_or(&Value::Null);
+    match (group, kind) {
+        ("", "Pod") => pod_spec(spec, "spec", None, &mut out),
+        ("", "ReplicationController") => {
+            if let Some(t) = spec.get("template") {
+                pod_spec(
+                    t.get("spec").unwrap_or(&Value::Null),
+                    "spec.template.spec",
+                    None,
+                    &mut out,
+                );
+            }
+            replicas(spec, &mut out);
+        }
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
+            workload(kind, spec, &mut out);
+        }
+        ("batch", "Job") => {
+            job_template(spec, "spec.template", &mut out);
+            selector_matches(spec, "spec", &mut out);
+        }
+        ("batch", "CronJob") => {
+            let job = spec.pointer("/jobTemplate/spec").unwrap_or(&Value::Null);
+            job_template(job, "spec.jobTemplate.spec.template", &mut out);
+        }
+        ("", "Service") => service(spec, &mut out),
+        _ => {}
+    }
+    out
+}
+
+fn replicas(spec: &Value, out: &mut Vec<Cause>) {
+    if let Some(n) = spec
+        .get("replicas")
+        .and_then(Value::as_i64)
+        .filter(|n| *n < 0)
+    {
+        out.push(invalid(
+            "spec.replicas",
+            &Value::from(n),
+            "must be greater than or equal to 0",
+        ));
+    }
+}
+
+fn workload(kind: &str, spec: &Value, out: &mut Vec<Cause>) {
+    if kind != "DaemonSet" {
+        replicas(spec, out);
+    }
+    match spec.get("selector").filter(|s| !s.is_null()) {
+        None => out.push(required("spec.selector")),
+        Some(selector) => {
+            let empty = selector
+                .get("matchLabels")
+                .and_then(Value::as_object)
+                .is_none_or(|m| m.is_empty())
+                && array_at(selector, "matchExpressions").is_empty();
+            if empty {
+                out.push(invalid(
+                    "spec.selector",
+                    selector,
+                    &format!("empty selector is invalid for {}", kind.to_lowercase()),
+                ));
+            } else {
+                selector_matches(spec, "spec", out);
+            }
+        }
+    }
+    let template_spec = spec.pointer("/template/spec").unwrap_or(&Value::Null);
+    pod_spec(template_spec, "spec.template.spec", Some(&["Always"]), out);
+}
+
+/// The template's labels must be selected by the selector.
+fn selector_matches(spec: &Value, path: &str, out: &mut Vec<Cause>) {
+    let Some(selector) = spec.get("selector").filter(|s| s.is_object()) else {
+        return;
+    };
+    let labels = spec
+        .pointer("/template/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    if !selects(selector, &labels) {
+        out.push(invalid(
+            &format!("{path}.template.metadata.labels"),
+            &labels,
+            "`selector` does not match template `labels`",
+        ));
+    }
+}
+
+/// Whether a `LabelSelector` selects `labels`.
+pub fn selects(selector: &Value, labels: &Value) -> bool {
+    let get = |key: &str| labels.get(key).and_then(Value::as_str);
+    let by_labels = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| {
+            m.iter()
+                .all(|(k, v)| get(k).is_some() && get(k) == v.as_str())
+        });
+    let by_expressions = array_at(selector, "matchExpressions").iter().all(|e| {
+        let key = str_at(e, "/key");
+        let values: Vec<&str> = array_at(e, "values")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        match str_at(e, "/operator") {
+            "In" => get(key).is_some_and(|v| values.contains(&v)),
+            "NotIn" => get(key).is_none_or(|v| !values.contains(&v)),
+            "Exists" => get(key).is_some(),
+            "DoesNotExist" => get(key).is_none(),
+            _ => false,
+        }
+    });
+    by_labels && by_expressions
+}
+
+fn job_template(job_spec: &Value, template_path: &str, out: &mut Vec<Cause>) {
+    let pod = job_spec.pointer("/template/spec").unwrap_or(&Value::Null);
+    pod_spec(
+        pod,
+        &format!("{template_path}.spec"),
+        Some(&["OnFailure", "Never"]),
+        out,
+    );
+}
+
+const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+
+/// A pod spec at `path`. `restart_policies` narrows the allowed restart policies (workload
+/// templates: Always; jobs: OnFailure or Never).
+pub fn pod_spec(spec: &Value, path: &str, restart_policies: Option<&[&str]>, out: &mut Vec<Cause>) {
+    if !spec.is_object() {
+        out.push(required(&format!("{path}.containers")));
+        return;
+    }
+    let mut names_seen: HashSet<String> = HashSet::new();
+    if array_at(spec, "containers").is_empty() {
+        out.push(required(&format!("{path}.containers")));
+    }
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for (i, c) in array_at(spec, list).iter().enumerate() {
+            container(c, &format!("{path}.{list}[{i}]"), &mut names_seen, out);
+        }
+    }
+    let mut volumes_seen = HashSet::new();
+    for (i, v) in array_at(spec, "volumes").iter().enumerate() {
+        let field = format!("{path}.volumes[{i}].name");
+        let name = str_at(v, "/name");
+        if name.is_empty() {
+            out.push(required(&field));
+        } else if !volumes_seen.insert(name.to_string()) {
+            out.push(duplicate(&field, &Value::from(name)));
+        }
+    }
+    let restart = spec.get("restartPolicy").cloned().unwrap_or(Value::Null);
+    let all = ["Always", "OnFailure", "Never"];
+    let allowed = restart_policies.unwrap_or(&all);
+    if let Some(policy) = restart.as_str()
+        && !allowed.contains(&policy)
+    {
+        out.push(not_supported(
+            &format!("{path}.restartPolicy"),
+            &restart,
+            allowed,
+        ));
+    }
+    let dns = spec.get("dnsPolicy").cloned().unwrap_or(Value::Null);
+    let dns_policies = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+    if dns.as_str().is_some_and(|p| !dns_policies.contains(&p)) {
+        out.push(not_supported(
+            &format!("{path}.dnsPolicy"),
+            &dns,
+            &dns_policies,
+        ));
+    }
+}
+
+fn container(c: &Value, path: &str, names_seen: &mut HashSet<String>, out: &mut Vec<Cause>) {
+    let name = str_at(c, "/name");
+    let name_field = format!("{path}.name");
+    if name.is_empty() {
+        out.push(required(&name_field));
+    } else {
+        for problem in names::is_dns1123_label(name) {
+            out.push(invalid(&name_field, &Value::from(name), &problem));
+        }
+        if !names_seen.insert(name.to_string()) {
+            out.push(duplicate(&name_field, &Value::from(name)));
+        }
+    }
+    if str_at(c, "/image").is_empty() {
+        out.push(required(&format!("{path}.image")));
+    }
+    let mut port_names = HashSet::new();
+    for (i, p) in array_at(c, "ports").iter().enumerate() {
+        let field = format!("{path}.ports[{i}]");
+        let port_name = str_at(p, "/name");
+        if !port_name.is_empty() {
+            for problem in names::is_valid_port_name(port_name) {
+                out.push(invalid(
+                    &format!("{field}.name"),
+                    &Value::from(port_name),
+                    &problem,
+                ));
+            }
+            if !port_names.insert(port_name.to_string()) {
+                out.push(duplicate(&format!("{field}.name"), &Value::from(port_name)));
+            }
+        }
+        match p.get("containerPort").and_then(Value::as_i64) {
+            None | Some(0) => out.push(required(&format!("{field}.containerPort"))),
+            Some(n) => port_number(&format!("{field}.containerPort"), n, out),
+        }
+        if let Some(n) = p
+            .get("hostPort")
+            .and_then(Value::as_i64)
+            .filter(|n| *n != 0)
+        {
+            port_number(&format!("{field}.hostPort"), n, out);
+        }
+        protocol(p, &format!("{field}.protocol"), out);
+    }
+}
+
+fn port_number(field: &str, n: i64, out: &mut Vec<Cause>) {
+    for problem in names::is_valid_port_num(n) {
+        out.push(invalid(field, &Value::from(n), &problem));
+    }
+}
+
+fn protocol(port: &Value, field: &str, out: &mut Vec<Cause>) {
+    match port.get("protocol") {
+        None | Some(Value::Null) => out.push(required(field)),
+        Some(p) if p.as_str().is_some_and(|p| PROTOCOLS.contains(&p)) => {}
+        Some(p) => out.push(not_supported(field, p, PROTOCOLS)),
+    }
+}
+
+const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+
+fn service(spec: &Value, out: &mut Vec<Cause>) {
+    let kind = spec.get("type").cloned().unwrap_or(Value::Null);
+    let kind_str = kind.as_str().unwrap_or("");
+    if !SERVICE_TYPES.contains(&kind_str) {
+        out.push(not_supported("spec.type", &kind, SERVICE_TYPES));
+    }
+    let cluster_ip = str_at(spec, "/clusterIP");
+    let headless = cluster_ip == "None";
+    if kind_str == "ExternalName" {
+        if str_at(spec, "/externalName").is_empty() {
+            out.push(required("spec.externalName"));
+        }
+        if !cluster_ip.is_empty() {
+            out.push(forbidden(
+                "spec.clusterIPs",
+                "may not be set for ExternalName services",
+            ));
+        }
+    } else if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<IpAddr>().is_err() {
+        out.push(invalid(
+            "spec.clusterIPs[0]",
+            &Value::from(cluster_ip),
+            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        ));
+    }
+    let first = spec.pointer("/clusterIPs/0").and_then(Value::as_str);
+    if first.is_some_and(|f| f != cluster_ip) {
+        out.push(invalid(
+            "spec.clusterIPs",
+            spec.get("clusterIPs").unwrap_or(&Value::Null),
+            "first value must match `clusterIP`",
+        ));
+    }
+    let ports = array_at(spec, "ports");
+    if ports.is_empty() && !headless && kind_str != "ExternalName" {
+        out.push(required("spec.ports"));
+    }
+    let mut seen_names = HashSet::new();
+    let mut seen_ports = HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let field = format!("spec.ports[{i}]");
+        let name = str_at(p, "/name");
+        if name.is_empty() {
+            if ports.len() > 1 {
+                out.push(required(&format!("{field}.name")));
+            }
+        } else {
+            for problem in names::is_dns1123_label(name) {
+                out.push(invalid(
+                    &format!("{field}.name"),
+                    &Value::from(name),
+                    &problem,
+                ));
+            }
+            if !seen_names.insert(name.to_string()) {
+                out.push(duplicate(&format!("{field}.name"), &Value::from(name)));
+            }
+        }
+        let number = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+        port_number(&format!("{field}.port"), number, out);
+        protocol(p, &format!("{field}.protocol"), out);
+        let key = (number, str_at(p, "/protocol").to_string());
+        if !seen_ports.insert(key) {
+            out.push(duplicate(
+                &field,
+                &serde_json::json!({"port": number, "protocol": str_at(p, "/protocol")}),
+            ));
+        }
+        match p.get("targetPort") {
+            Some(Value::Number(n)) => {
+                port_number(&format!("{field}.targetPort"), n.as_i64().unwrap_or(0), out)
+            }
+            Some(Value::String(s)) => {
+                for problem in names::is_valid_port_name(s) {
+                    out.push(invalid(
+                        &format!("{field}.targetPort"),
+                        &Value::from(s.as_str()),
+                        &problem,
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---- updates ----
+
+/// The problems with updating `old` to `new`.
+pub fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    match (group, kind) {
+        ("", "Pod") => pod_update(new, old, &mut out),
+        ("", "ConfigMap") => immutable_data(new, old, &["data", "binaryData"], &mut out),
+        ("", "Secret") => {
+            immutable_data(new, old, &["data", "stringData"], &mut out);
+            immutable("type", new.get("type"), old.get("type"), &mut out);
+        }
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => immutable(
+            "spec.selector",
+            new.pointer("/spec/selector"),
+            old.pointer("/spec/selector"),
+            &mut out,
+        ),
+        ("apps", "StatefulSet") => stateful_set_update(new, old, &mut out),
+        ("batch", "Job") => job_update(new, old, &mut out),
+        ("", "Service") => service_update(new, old, &mut out),
+        _ => {}
+    }
+    out
+}
+
+/// A ConfigMap or Secret with `immutable: true` keeps its data and the flag.
+fn immutable_data(new: &Value, old: &Value, data_fields: &[&str], out: &mut Vec<Cause>) {
+    if old.get("immutable").and_then(Value::as_bool) != Some(true) {
+        return;
+    }
+    const DETAIL: &str = "field is immutable when `immutable` is set";
+    if new.get("immutable").and_then(Value::as_bool) != Some(true) {
+        out.push(forbidden("immutable", DETAIL));
+    }
+    for field in data_fields {
+        if normalized(new.get(*field)) != normalized(old.get(*field)) {
+            out.push(forbidden(field, DETAIL));
+        }
+    }
+}
+
+const POD_UPDATE_MESSAGE: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// kube's `ValidatePodUpdate`: only images, activeDeadlineSeconds (set or lowered),
+/// tolerations (added), a negative terminationGracePeriodSeconds set to 1, and removed
+/// scheduling gates may change — and, unlike kube, `nodeName` (see below).
+fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+    let (Some(new_spec), Some(old_spec)) = (new.get("spec"), old.get("spec")) else {
+        return;
+    };
+    let mut candidate = new_spec.clone();
+    // Images may change: compare with the old images in place.
+    for list in ["containers", "initContainers"] {
+        let old_list = array_at(old_spec, list);
+        if let Some(items) = candidate.get_mut(list).and_then(Value::as_array_mut)
+            && items.len() == old_list.len()
+        {
+            for (item, old_item) in items.iter_mut().zip(old_list) {
+                if let (Some(map), Some(image)) = (item.as_object_mut(), old_item.get("image")) {
+                    map.insert("image".into(), image.clone());
+                }
+            }
+        }
+    }
+    // activeDeadlineSeconds may be set, or lowered; never removed or raised.
+    let new_deadline = new_spec
+        .get("activeDeadlineSeconds")
+        .and_then(Value::as_i64);
+    let old_deadline = old_spec
+        .get("activeDeadlineSeconds")
+        .and_then(Value::as_i64);
+    match (old_deadline, new_deadline) {
+        (Some(_), None) => out.push(invalid(
+            "spec.activeDeadlineSeconds",
+            &Value::Null,
+            "must not update from a positive integer to nil value",
+        )),
+        (Some(o), Some(n)) if n > o => out.push(invalid(
+            "spec.activeDeadlineSeconds",
+            &Value::from(n),
+            "must be less than or equal to previous value",
+        )),
+        _ => {}
+    }
+    set_like(&mut candidate, old_spec, "activeDeadlineSeconds");
+    // Tolerations may be added, not removed or changed.
+    let old_tolerations = array_at(old_spec, "tolerations");
+    let new_tolerations = array_at(new_spec, "tolerations");
+    if old_tolerations.iter().all(|t| new_tolerations.contains(t)) {
+        set_like(&mut candidate, old_spec, "tolerations");
+    }
+    // A negative grace period may become 1.
+    let old_grace = old_spec
+        .get("terminationGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    let new_grace = new_spec
+        .get("terminationGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
+        set_like(&mut candidate, old_spec, "terminationGracePeriodSeconds");
+    }
+    // kubecache serves no pods/binding subresource: binding (and, for the watch tier's
+    // clients, rebinding) is an update of spec.nodeName, so it is allowed here.
+    set_like(&mut candidate, old_spec, "nodeName");
+    // Scheduling gates may be removed.
+    let old_gates = array_at(old_spec, "schedulingGates");
+    if array_at(new_spec, "schedulingGates")
+        .iter()
+        .all(|g| old_gates.contains(g))
+    {
+        set_like(&mut candidate, old_spec, "schedulingGates");
+    }
+    if &candidate != old_spec {
+        out.push(forbidden("spec", POD_UPDATE_MESSAGE));
+    }
+}
+
+/// Makes `target[key]` what `source[key]` is (absent when absent).
+fn set_like(target: &mut Value, source: &Value, key: &str) {
+    let Some(map) = target.as_object_mut() else {
+        return;
+    };
+    match source.get(key) {
+        Some(v) => {
+            map.insert(key.into(), v.clone());
+        }
+        None => {
+            map.remove(key);
+        }
+    }
+}
+
+/// StatefulSet fields an update may change (kube's `ValidateStatefulSetUpdate`).
+const STATEFULSET_MUTABLE: &[&str] = &[
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
+fn stateful_set_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+    let strip = |spec: Option<&Value>| {
+        let mut spec = spec.cloned().unwrap_or(Value::Null);
+        if let Some(map) = spec.as_object_mut() {
+            map.retain(|k, _| !STATEFULSET_MUTABLE.contains(&k.as_str()));
+        }
+        spec
+    };
+    if strip(new.get("spec")) != strip(old.get("spec")) {
+        out.push(forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
+    }
+}
+
+fn job_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+    immutable(
+        "spec.selector",
+        new.pointer("/spec/selector"),
+        old.pointer("/spec/selector"),
+        out,
+    );
+    // A suspended job that never started may change its template (kube narrows this to the
+    // scheduling directives); otherwise the template is fixed.
+    let suspended = old.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true)
+        && old.pointer("/status/startTime").is_none_or(Value::is_null);
+    if !suspended {
+        immutable(
+            "spec.template",
+            new.pointer("/spec/template"),
+            old.pointer("/spec/template"),
+            out,
+        );
+    }
+    if old.pointer("/spec/completionMode").and_then(Value::as_str) != Some("Indexed") {
+        immutable(
+            "spec.completions",
+            new.pointer("/spec/completions"),
+            old.pointer("/spec/completions"),
+            out,
+        );
+    }
+}
+
+/// A service's clusterIP may not change once set, unless it becomes or stops being an
+/// ExternalName service.
+fn service_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+    let external = |o: &Value| str_at(o, "/spec/type") == "ExternalName";
+    if external(new) || external(old) {
+        return;
+    }
+    let old_ip = str_at(old, "/spec/clusterIP");
+    let new_ip = str_at(new, "/spec/clusterIP");
+    if !old_ip.is_empty() && new_ip != old_ip {
+        // kube shows the new clusterIPs list as the value.
+        let ips = new
+            .pointer("/spec/clusterIPs")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new()));
+        out.push(invalid(
+            "spec.clusterIPs[0]",
+            &ips,
+            "may not change once set",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn messages(causes: &[Cause]) -> Vec<String> {
+        causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn container_names_are_unique_across_init_and_app_containers() {
+        let pod = json!({"spec": {
+            "initContainers": [{"name": "a", "image": "x"}],
+            "containers": [{"name": "b", "image": "x"}, {"name": "a", "image": "x"}, {"name": "b", "image": "x"}],
+            "restartPolicy": "Always",
+        }});
+        let causes = validate_fields("", "Pod", &pod);
+        assert_eq!(
+            messages(&causes),
+            vec![
+                "spec.containers[1].name: Duplicate value: \"a\"",
+                "spec.containers[2].name: Duplicate value: \"b\"",
+            ]
+        );
+        assert!(causes.iter().all(|c| c.reason == "FieldValueDuplicate"));
+    }
+
+    #[test]
+    fn container_fields() {
+        let pod = json!({"spec": {"containers": [{"name": "Bad", "ports": [
+            {"containerPort": 70000, "protocol": "TCP"},
+            {"containerPort": 80, "protocol": "ICMP", "name": "http"},
+            {"protocol": "TCP", "name": "http"},
+        ]}]}});
+        let causes = validate_fields("", "Pod", &pod);
+        let fields: Vec<(&str, &str)> = causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("spec.containers[0].name", "FieldValueInvalid"),
+                ("spec.containers[0].image", "FieldValueRequired"),
+                (
+                    "spec.containers[0].ports[0].containerPort",
+                    "FieldValueInvalid"
+                ),
+                (
+                    "spec.containers[0].ports[1].protocol",
+                    "FieldValueNotSupported"
+                ),
+                ("spec.containers[0].ports[2].name", "FieldValueDuplicate"),
+                (
+                    "spec.containers[0].ports[2].containerPort",
+                    "FieldValueRequired"
+                ),
+            ]
+        );
+        assert_eq!(
+            causes[2].message,
+            "Invalid value: 70000: must be between 1 and 65535, inclusive"
+        );
+        assert_eq!(
+            causes[3].message,
+            "Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\""
+        );
+        assert_eq!(
+            validate_fields("", "Pod", &json!({"spec": {}}))[0].field,
+            "spec.containers"
+        );
+    }
+
+    #[test]
+    fn workload_selectors_and_job_restart_policy() {
+        let deploy = json!({"spec": {"selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Always"}}}});
+        let causes = validate_fields("apps", "Deployment", &deploy);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec.template.metadata.labels");
+        let no_selector =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        assert_eq!(
+            validate_fields("apps", "Deployment", &no_selector)[0].field,
+            "spec.selector"
+        );
+        let job = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Always"}}}});
+        let causes = validate_fields("batch", "Job", &job);
+        assert_eq!(
+            messages(&causes),
+            vec![
+                "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+            ]
+        );
+        let expr = json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x"]}, {"key": "b", "operator": "DoesNotExist"}]});
+        assert!(selects(&expr, &json!({"a": "x"})));
+        assert!(!selects(&expr, &json!({"a": "x", "b": "y"})));
+    }
+
+    #[test]
+    fn service_fields() {
+        let svc = json!({"spec": {"type": "ClusterIP", "clusterIP": "nope", "ports": [
+            {"port": 80, "protocol": "TCP"}, {"port": 0, "protocol": "TCP", "name": "b"}]}});
+        let fields: Vec<String> = validate_fields("", "Service", &svc)
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.clusterIPs[0]",
+                "spec.ports[0].name",
+                "spec.ports[1].port"
+            ]
+        );
+    }
+
+    #[test]
+    fn pod_updates() {
+        let old = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "tolerations": [{"key": "k"}], "activeDeadlineSeconds": 100}});
+        let image = json!({"spec": {"containers": [{"name": "a", "image": "x:2"}], "tolerations": [{"key": "k"}, {"key": "n"}], "activeDeadlineSeconds": 50}});
+        assert!(validate_update("", "Pod", &image, &old).is_empty());
+        let other = json!({"spec": {"containers": [{"name": "a", "image": "x:1", "command": ["sh"]}], "tolerations": [{"key": "k"}], "activeDeadlineSeconds": 100}});
+        let causes = validate_update("", "Pod", &other, &old);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec");
+        assert_eq!(causes[0].reason, "FieldValueForbidden");
+        let bound = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "tolerations": [{"key": "k"}], "activeDeadlineSeconds": 100, "nodeName": "n1"}});
+        assert!(validate_update("", "Pod", &bound, &old).is_empty());
+        let removed = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "activeDeadlineSeconds": 200}});
+        let fields: Vec<String> = validate_update("", "Pod", &removed, &old)
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(fields, vec!["spec.activeDeadlineSeconds", "spec"]);
+    }
+
+    #[test]
+    fn immutable_objects() {
+        let old = json!({"immutable": true, "data": {"a": "1"}});
+        let changed = json!({"immutable": false, "data": {"a": "2"}});
+        assert_eq!(
+            messages(&validate_update("", "ConfigMap", &changed, &old)),
+            vec![
+                "immutable: Forbidden: field is immutable when `immutable` is set",
+                "data: Forbidden: field is immutable when `immutable` is set",
+            ]
+        );
+        assert!(validate_update("", "ConfigMap", &old, &old).is_empty());
+        let secret_type = validate_update(
+            "",
+            "Secret",
+            &json!({"type": "kubernetes.io/tls"}),
+            &json!({"type": "Opaque"}),
+        );
+        assert_eq!(
+            messages(&secret_type),
+            vec!["type: Invalid value: \"kubernetes.io/tls\": field is immutable"]
+        );
+        let d_old = json!({"spec": {"selector": {"matchLabels": {"a": "b"}}}});
+        let d_new = json!({"spec": {"selector": {"matchLabels": {"a": "c"}}}});
+        let causes = validate_update("apps", "Deployment", &d_new, &d_old);
+        assert_eq!(causes[0].field, "spec.selector");
+        assert!(causes[0].message.ends_with("field is immutable"));
+        let s_old = json!({"spec": {"serviceName": "a", "replicas": 1}});
+        let s_new = json!({"spec": {"serviceName": "b", "replicas": 3}});
+        assert_eq!(
+            validate_update("apps", "StatefulSet", &s_new, &s_old)[0].field,
+            "spec"
+        );
+        let scaled = json!({"spec": {"serviceName": "a", "replicas": 3}});
+        assert!(validate_update("apps", "StatefulSet", &scaled, &s_old).is_empty());
+        let svc_old = json!({"spec": {"clusterIP": "10.0.0.5"}});
+        let svc_new = json!({"spec": {"clusterIP": "10.0.0.6", "clusterIPs": ["10.0.0.6"]}});
+        assert_eq!(
+            messages(&validate_update("", "Service", &svc_new, &svc_old)),
+            vec!["spec.clusterIPs[0]: Invalid value: [\"10.0.0.6\"]: may not change once set"]
+        );
+    }
+}
