@@ -10,6 +10,7 @@
 //! - [`typed`], [`objects`], [`patch`], [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
+//! - [`protobuf`]: `application/vnd.kubernetes.protobuf` bodies, responses and watch frames;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`cli`]: the `kubecache` command line.
 
@@ -22,6 +23,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod objects;
 pub mod patch;
+pub mod protobuf;
 pub mod request_info;
 pub mod server;
 pub mod table;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
-use http::{HeaderValue, StatusCode, header};
+use http::{StatusCode, header};
 use kubecache_cache::object::error_frame;
 use kubecache_cache::{Filter, FrameStream, ListRequest, ReadAt, WatchRequest, WatchStart};
 use kubecache_core::status::{ApiError, Cause};
@@ -111,6 +111,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         bookmark_interval: BOOKMARK_INTERVAL,
         timeout: timeout(call)?,
     };
+    let request_table = request.table;
     let frames: FrameStream = match call.api.reads.watch(request).await {
         Ok(frames) => frames,
         Err(StorageError::Compacted { requested, .. }) => {
@@ -119,12 +120,19 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         }
         Err(e) => return Err(storage_error(e)),
     };
+    // Protobuf watches are transcoded from the JSON frames here, per connection.
+    let protobuf = !request_table && crate::protobuf::http::wants_protobuf(&call.headers);
+    let frames = if protobuf {
+        crate::protobuf::http::watch_stream(frames)
+    } else {
+        frames
+    };
     let body = frames.map(Ok::<_, std::convert::Infallible>);
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        crate::protobuf::http::stream_content_type(protobuf),
     );
     Ok(Reply::Stream(response))
 }

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Generates server/src/protobuf/descriptors.rs: the protobuf message table of kubecache's
+built-in types (field tags and wire kinds from k8s-pb, JSON names from k8s-openapi).
+
+Why a generator: kube's protobuf messages (generated.proto) and their JSON forms are two views
+of the same Go structs. k8s-pb (prost code generated from generated.proto) knows every tag and
+wire kind but has no JSON; k8s-openapi knows every JSON property name but has no protobuf. This
+script joins the two, by type and field name, into a compact table that a generic transcoder
+(server/src/protobuf/) walks. Run it again after bumping either crate:
+
+    python3 scripts/gen-protobuf-descriptors.py > server/src/protobuf/descriptors.rs
+
+`--check FILE` exits 1 when FILE differs from what would be generated (the test
+`descriptors_are_generated` runs this).
+
+Sources: the crates' sources in the cargo registry (k8s-pb 0.9.0, k8s-openapi 0.29.0, v1_33).
+"""
+
+import glob
+import os
+import re
+import sys
+
+K8S_PB = "k8s-pb-0.9.0"
+K8S_OPENAPI = "k8s-openapi-0.29.0"
+OPENAPI_VERSION = "v1_33"
+
+# The kinds kubecache serves (core/src/registry.rs), with their API versions and k8s-pb
+# modules. Their `…List` kinds are added for each. Plus the meta kinds the API speaks.
+ROOTS = [
+    ("api.core.v1", "v1", k)
+    for k in [
+        "ConfigMap", "Endpoints", "Event", "Namespace", "Node", "PersistentVolumeClaim",
+        "PersistentVolume", "Pod", "ReplicationController", "Secret", "ServiceAccount",
+        "Service",
+    ]
+] + [
+    ("apiextensions_apiserver.pkg.apis.apiextensions.v1", "apiextensions.k8s.io/v1",
+     "CustomResourceDefinition"),
+] + [
+    ("api.apps.v1", "apps/v1", k)
+    for k in ["ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"]
+] + [
+    ("api.batch.v1", "batch/v1", "CronJob"),
+    ("api.batch.v1", "batch/v1", "Job"),
+    ("api.coordination.v1", "coordination.k8s.io/v1", "Lease"),
+    ("api.discovery.v1", "discovery.k8s.io/v1", "EndpointSlice"),
+    ("api.events.v1", "events.k8s.io/v1", "Event"),
+    ("api.networking.v1", "networking.k8s.io/v1", "Ingress"),
+    ("api.networking.v1", "networking.k8s.io/v1", "NetworkPolicy"),
+    ("api.policy.v1", "policy/v1", "PodDisruptionBudget"),
+] + [
+    ("api.rbac.v1", "rbac.authorization.k8s.io/v1", k)
+    for k in ["ClusterRoleBinding", "ClusterRole", "RoleBinding", "Role"]
+] + [
+    ("api.scheduling.v1", "scheduling.k8s.io/v1", "PriorityClass"),
+    ("api.storage.v1", "storage.k8s.io/v1", "StorageClass"),
+]
+LISTED = list(ROOTS)
+ROOTS = ROOTS + [(m, v, k + "List") for (m, v, k) in LISTED] + [
+    ("apimachinery.pkg.apis.meta.v1", "v1", "Status"),
+    ("apimachinery.pkg.apis.meta.v1", "v1", "DeleteOptions"),
+    ("apimachinery.pkg.apis.meta.v1", "", "WatchEvent"),
+    ("api.autoscaling.v1", "autoscaling/v1", "Scale"),
+    ("apimachinery.pkg.runtime", "", "Unknown"),
+]
+
+# Messages whose JSON form is not an object of their fields.
+SPECIAL = {
+    "apimachinery.pkg.apis.meta.v1.Time": "Time",
+    "apimachinery.pkg.apis.meta.v1.MicroTime": "MicroTime",
+    "apimachinery.pkg.apis.meta.v1.Duration": "Duration",
+    "apimachinery.pkg.apis.meta.v1.FieldsV1": "RawJson",
+    "apimachinery.pkg.runtime.RawExtension": "RawJson",
+    "apimachinery.pkg.api.resource.Quantity": "Quantity",
+    "apimachinery.pkg.util.intstr.IntOrString": "IntOrString",
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json": "RawJson",
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray": "SchemaOrArray",
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool": "SchemaOrBool",
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray":
+        "SchemaOrStringArray",
+}
+
+# Messages whose zero-valued scalars a Go client always sends but Go's JSON omits (non-pointer
+# `omitempty` fields): object and list metadata. See docs/COMPATIBILITY.md, "Protobuf".
+ZERO_IS_ABSENT = {
+    "apimachinery.pkg.apis.meta.v1.ObjectMeta",
+    "apimachinery.pkg.apis.meta.v1.ListMeta",
+}
+
+SCALARS = {
+    "string": "String", "bytes": "Bytes", "bool": "Bool", "int32": "Int32", "int64": "Int64",
+    "double": "Double",
+}
+
+
+def registry_dir(crate):
+    home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    found = sorted(glob.glob(os.path.join(home, "registry", "src", "*", crate)))
+    if not found:
+        sys.exit(f"{crate} not found in {home}/registry/src (run `cargo fetch`)")
+    return found[0]
+
+
+FIELD_RE = re.compile(
+    r"#\[prost\(([^\]]*)\)\]\s*pub\s+(r#)?(\w+)\s*:\s*(.*?),?\s*(?=///|#\[prost|\Z)", re.S
+)
+STRUCT_RE = re.compile(r"pub struct (\w+) \{(\}|.*?\n\})", re.S)
+
+
+def parse_pb(root):
+    """{full name: [(rust field, tag, label, type, target full name or None)]}."""
+    messages = {}
+    for path in glob.glob(os.path.join(root, "src", "**", "mod.rs"), recursive=True):
+        module = os.path.relpath(os.path.dirname(path), os.path.join(root, "src"))
+        module = module.replace(os.sep, ".")
+        text = open(path).read()
+        for struct in STRUCT_RE.finditer(text):
+            name, body = struct.group(1), struct.group(2)[:-1]
+            fields = []
+            for f in FIELD_RE.finditer(body + "\n"):
+                attrs, rust, ty = f.group(1), f.group(3), " ".join(f.group(4).split())
+                tag = int(re.search(r'tag = "(\d+)"', attrs).group(1))
+                kind = attrs.split(",")[0].strip()
+                if kind.startswith("btree_map"):
+                    key, value = re.search(r'"(\w+), (\w+)"', attrs).groups()
+                    assert key == "string", (name, rust)
+                    label, scalar = "Map", value
+                elif "repeated" in attrs:
+                    label, scalar = "Repeated", kind
+                else:
+                    label, scalar = "Optional", kind.split(" ")[0]
+                target = None
+                if scalar == "message":
+                    target = resolve(module, message_path(ty))
+                fields.append((rust, tag, label, scalar, target))
+            messages[f"{module}.{name}"] = fields
+    return messages
+
+
+def message_path(ty):
+    """The message type named in a field's Rust type (inside Option/Vec/Box/BTreeMap)."""
+    inner = ty.replace(" ", "").replace(",>", ">")
+    for wrapper in ["::core::option::Option<", "::prost::alloc::vec::Vec<",
+                    "::prost::alloc::boxed::Box<"]:
+        if inner.startswith(wrapper):
+            inner = inner[len(wrapper):-1].strip()
+    if "BTreeMap<" in inner:
+        inner = inner[inner.index("BTreeMap<") + len("BTreeMap<"):-1]
+        inner = inner.split(",", 1)[1]
+    return inner.replace(" ", "")
+
+
+def resolve(module, path):
+    parts = module.split(".")
+    segs = path.split("::")
+    while segs and segs[0] == "super":
+        parts = parts[:-1]
+        segs = segs[1:]
+    return ".".join(parts + segs)
+
+
+def openapi_json_names(root, module, message):
+    """{rust key: json name} from k8s-openapi's Deserialize impl of the same type."""
+    directory = os.path.join(root, "src", OPENAPI_VERSION, *module.split("."))
+    for path in glob.glob(os.path.join(directory, "*.rs")):
+        text = open(path).read()
+        m = re.search(r"pub struct (\w+) \{", text)
+        if not m or m.group(1).lower() != message.lower():
+            continue
+        found = re.findall(r'"([^"]+)" => Field::Key_(\w+),', text)
+        return {norm(k.rstrip("_")): j for j, k in found}
+    return None
+
+
+def norm(key):
+    """Field names compared without case and underscores: k8s-pb and k8s-openapi split
+    acronyms differently (`pod_cid_rs` / `pod_cidrs`) and escape keywords differently
+    (`r#type` / `type_`, `r#ref` / `ref_path`)."""
+    key = key[2:] if key.startswith("r#") else key
+    key = {"ref": "ref_path"}.get(key, key)
+    return key.replace("_", "").lower()
+
+
+# Fields of newer Kubernetes versions than k8s-openapi's v1_33 (k8s-pb 0.9 follows 1.34):
+# kubecache's typed decoding drops them anyway; their JSON name is the proto field name.
+NEWER = {
+    "api.core.v1.Container.restart_policy_rules",
+    "api.core.v1.EphemeralContainerCommon.restart_policy_rules",
+    "api.core.v1.EnvVarSource.file_key_ref",
+    "api.core.v1.NodeStatus.declared_features",
+    "api.core.v1.PodSpec.hostname_override",
+    "api.core.v1.PodSpec.workload_ref",
+    "api.core.v1.PodStatus.extended_resource_claim_status",
+    "api.core.v1.PodStatus.allocated_resources",
+    "api.core.v1.PodStatus.resources",
+    "api.core.v1.VolumeProjection.pod_certificate",
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition.observed_generation",
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus.observed_generation",
+}
+
+
+def camel(snake):
+    head, *rest = snake.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def main():
+    pb = parse_pb(registry_dir(K8S_PB))
+    openapi = registry_dir(K8S_OPENAPI)
+
+    order, seen = [], set()
+    todo = [f"{m}.{k}" for (m, _, k) in ROOTS]
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        if name not in pb:
+            sys.exit(f"message {name} not found in k8s-pb")
+        seen.add(name)
+        order.append(name)
+        for (_, _, _, _, target) in pb[name]:
+            if target and target not in seen:
+                todo.append(target)
+    order.sort()
+    index = {n: i for i, n in enumerate(order)}
+
+    out = []
+    w = out.append
+    w("// @generated by scripts/gen-protobuf-descriptors.py from k8s-pb 0.9.0 (field tags and")
+    w("// kinds) and k8s-openapi 0.29.0 (JSON names). Do not edit; run the script again.")
+    w("")
+    w("use super::table::{Field, Label::*, Message, Special, Type::*};")
+    w("")
+    w("pub static MESSAGES: &[Message] = &[")
+    unmatched = []
+    for name in order:
+        module, _, short = name.rpartition(".")
+        names = openapi_json_names(openapi, module, short) if name not in SPECIAL else {}
+        if names is None:
+            names = {}
+        special = SPECIAL.get(name, "None")
+        zero_absent = "true" if name in ZERO_IS_ABSENT else "false"
+        w(f"    // {index[name]}")
+        w("    Message {")
+        w(f'        name: "{name}",')
+        w(f"        special: Special::{special},")
+        w(f"        zero_is_absent: {zero_absent},")
+        w("        fields: &[")
+        for (rust, tag, label, scalar, target) in sorted(pb[name], key=lambda f: f[1]):
+            json = names.get(norm(rust))
+            if json is None and target and names and all(
+                norm(f[0]) in names or f"{target}.{f[0]}" in NEWER
+                for f in pb[target]
+            ):
+                # An embedded Go struct (`json:",inline"`): a nested message in protobuf,
+                # its fields inlined in JSON.
+                json, label = "", "Inline"
+            if json is None:
+                json = camel(rust.removeprefix("r#"))
+                if names and f"{name}.{rust}" not in NEWER:
+                    unmatched.append(f"{name}.{rust}")
+            ty = f"Message({index[target]})" if target else SCALARS[scalar]
+            w(f'            Field {{ tag: {tag}, json: "{json}", ty: {ty}, label: {label} }},')
+        w("        ],")
+        w("    },")
+    w("];")
+    w("")
+    w("/// The messages of the kinds served in protobuf, by (apiVersion, kind).")
+    w("pub static KINDS: &[(&str, &str, u16)] = &[")
+    for (module, version, kind) in sorted(ROOTS, key=lambda r: (r[1], r[2])):
+        if version:
+            w(f'    ("{version}", "{kind}", {index[module + "." + kind]}),')
+    w("];")
+    w("")
+    for const, name in [
+        ("UNKNOWN", "apimachinery.pkg.runtime.Unknown"),
+        ("WATCH_EVENT", "apimachinery.pkg.apis.meta.v1.WatchEvent"),
+        ("JSON_SCHEMA_PROPS", "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps"),
+    ]:
+        w(f"pub const {const}: u16 = {index[name]};")
+    text = "\n".join(out) + "\n"
+    if unmatched:
+        sys.exit("fields without a JSON name in k8s-openapi: " + ", ".join(unmatched))
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--check":
+        current = open(sys.argv[2]).read()
+        if current != text:
+            sys.exit(f"{sys.argv[2]} is not what the generator produces; run it again")
+        return
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
