@@ -169,8 +169,15 @@ def openapi_json_names(root, module, message):
         if not m or m.group(1).lower() != message.lower():
             continue
         found = re.findall(r'"([^"]+)" => Field::Key_(\w+),', text)
-        return {norm(k.rstrip("_")): j for j, k in found}
-    return None
+        names = {norm(k.rstrip("_")): j for j, k in found}
+        body = text[m.end():text.index("\n}", m.end())]
+        required = {
+            norm(f.rstrip("_"))
+            for f, ty in re.findall(r"pub (\w+): ([^\n]*),\n", body)
+            if not ty.startswith("Option<")
+        }
+        return names, required
+    return None, set()
 
 
 def norm(key):
@@ -236,9 +243,10 @@ def main():
     unmatched = []
     for name in order:
         module, _, short = name.rpartition(".")
-        names = openapi_json_names(openapi, module, short) if name not in SPECIAL else {}
-        if names is None:
-            names = {}
+        names, required = (None, set())
+        if name not in SPECIAL:
+            names, required = openapi_json_names(openapi, module, short)
+        names = names or {}
         special = SPECIAL.get(name, "None")
         zero_absent = "true" if name in ZERO_IS_ABSENT else "false"
         w(f"    // {index[name]}")
@@ -256,6 +264,8 @@ def main():
                 # An embedded Go struct (`json:",inline"`): a nested message in protobuf,
                 # its fields inlined in JSON.
                 json, label = "", "Inline"
+            if label == "Optional" and not target and norm(rust) in required:
+                label = "Required"
             if json is None:
                 json = camel(rust.removeprefix("r#"))
                 if names and f"{name}.{rust}" not in NEWER:

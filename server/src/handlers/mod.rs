@@ -20,8 +20,8 @@ use crate::request_info::{Subresource, Verb};
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
     // A client that asks for protobuf first gets objects, lists and errors in protobuf (the
     // watch handler renders its stream itself).
-    if crate::protobuf::http::wants_protobuf(&call.headers) {
-        return crate::protobuf::http::render(route(&call).await);
+    if crate::protobuf::edge::wants_protobuf(&call.headers) {
+        return crate::protobuf::edge::render(route(&call).await);
     }
     route(&call).await
 }

@@ -121,9 +121,9 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         Err(e) => return Err(storage_error(e)),
     };
     // Protobuf watches are transcoded from the JSON frames here, per connection.
-    let protobuf = !request_table && crate::protobuf::http::wants_protobuf(&call.headers);
+    let protobuf = !request_table && crate::protobuf::edge::wants_protobuf(&call.headers);
     let frames = if protobuf {
-        crate::protobuf::http::watch_stream(frames)
+        crate::protobuf::edge::watch_stream(frames)
     } else {
         frames
     };
@@ -132,7 +132,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        crate::protobuf::http::stream_content_type(protobuf),
+        crate::protobuf::edge::stream_content_type(protobuf),
     );
     Ok(Reply::Stream(response))
 }

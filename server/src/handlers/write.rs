@@ -56,8 +56,8 @@ pub fn decode_object(
     body: &[u8],
     mode: FieldValidation,
 ) -> Result<Decoded, ApiError> {
-    if crate::protobuf::http::is_protobuf(&content_type(call)) {
-        let object = crate::protobuf::http::decode_body(resource, body)?;
+    if crate::protobuf::edge::is_protobuf(&content_type(call)) {
+        let object = crate::protobuf::edge::decode_body(resource, body)?;
         return finish_decode(call, resource, object, &[], mode);
     }
     let parsed = typed::parse_json(body)?;

@@ -43,7 +43,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
@@ -78,10 +78,10 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "currentNumberScheduled", ty: Int32, label: Optional },
-            Field { tag: 2, json: "numberMisscheduled", ty: Int32, label: Optional },
-            Field { tag: 3, json: "desiredNumberScheduled", ty: Int32, label: Optional },
-            Field { tag: 4, json: "numberReady", ty: Int32, label: Optional },
+            Field { tag: 1, json: "currentNumberScheduled", ty: Int32, label: Required },
+            Field { tag: 2, json: "numberMisscheduled", ty: Int32, label: Required },
+            Field { tag: 3, json: "desiredNumberScheduled", ty: Int32, label: Required },
+            Field { tag: 4, json: "numberReady", ty: Int32, label: Required },
             Field { tag: 5, json: "observedGeneration", ty: Int64, label: Optional },
             Field { tag: 6, json: "updatedNumberScheduled", ty: Int32, label: Optional },
             Field { tag: 7, json: "numberAvailable", ty: Int32, label: Optional },
@@ -118,7 +118,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "lastUpdateTime", ty: Message(353), label: Optional },
@@ -196,7 +196,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
@@ -230,7 +230,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
+            Field { tag: 1, json: "replicas", ty: Int32, label: Required },
             Field { tag: 2, json: "fullyLabeledReplicas", ty: Int32, label: Optional },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: Optional },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: Optional },
@@ -287,7 +287,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
@@ -348,7 +348,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "replicas", ty: Int32, label: Optional },
+            Field { tag: 2, json: "replicas", ty: Int32, label: Required },
             Field { tag: 3, json: "readyReplicas", ty: Int32, label: Optional },
             Field { tag: 4, json: "currentReplicas", ty: Int32, label: Optional },
             Field { tag: 5, json: "updatedReplicas", ty: Int32, label: Optional },
@@ -395,7 +395,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
+            Field { tag: 1, json: "replicas", ty: Int32, label: Required },
             Field { tag: 2, json: "selector", ty: String, label: Optional },
         ],
     },
@@ -426,7 +426,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "schedule", ty: String, label: Optional },
+            Field { tag: 1, json: "schedule", ty: String, label: Required },
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Int64, label: Optional },
             Field { tag: 3, json: "concurrencyPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "suspend", ty: Bool, label: Optional },
@@ -465,7 +465,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastProbeTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
@@ -551,7 +551,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
-            Field { tag: 2, json: "operator", ty: String, label: Optional },
+            Field { tag: 2, json: "operator", ty: String, label: Required },
             Field { tag: 3, json: "values", ty: Int32, label: Repeated },
         ],
     },
@@ -562,7 +562,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
     // 46
@@ -571,7 +571,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "action", ty: String, label: Optional },
+            Field { tag: 1, json: "action", ty: String, label: Required },
             Field { tag: 2, json: "onExitCodes", ty: Message(44), label: Optional },
             Field { tag: 3, json: "onPodConditions", ty: Message(45), label: Repeated },
         ],
@@ -668,7 +668,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "devicePath", ty: String, label: Optional },
+            Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
     // 56
@@ -689,8 +689,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "diskName", ty: String, label: Optional },
-            Field { tag: 2, json: "diskURI", ty: String, label: Optional },
+            Field { tag: 1, json: "diskName", ty: String, label: Required },
+            Field { tag: 2, json: "diskURI", ty: String, label: Required },
             Field { tag: 3, json: "cachingMode", ty: String, label: Optional },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "readOnly", ty: Bool, label: Optional },
@@ -703,7 +703,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "secretName", ty: String, label: Optional },
+            Field { tag: 1, json: "secretName", ty: String, label: Required },
             Field { tag: 2, json: "shareName", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
@@ -715,7 +715,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "secretName", ty: String, label: Optional },
+            Field { tag: 1, json: "secretName", ty: String, label: Required },
             Field { tag: 2, json: "shareName", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
         ],
@@ -726,7 +726,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "driver", ty: String, label: Optional },
+            Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "volumeHandle", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
@@ -744,7 +744,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "driver", ty: String, label: Optional },
+            Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
@@ -831,7 +831,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
             Field { tag: 3, json: "labelSelector", ty: Message(342), label: Optional },
-            Field { tag: 4, json: "path", ty: String, label: Optional },
+            Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
@@ -864,7 +864,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
-            Field { tag: 2, json: "key", ty: String, label: Optional },
+            Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
@@ -884,11 +884,11 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "namespace", ty: String, label: Optional },
-            Field { tag: 2, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "namespace", ty: String, label: Required },
+            Field { tag: 2, json: "name", ty: String, label: Required },
             Field { tag: 3, json: "uid", ty: String, label: Optional },
             Field { tag: 4, json: "resourceVersion", ty: String, label: Optional },
-            Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Optional },
+            Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
     // 74
@@ -920,7 +920,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "image", ty: String, label: Optional },
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
@@ -976,7 +976,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "hostPort", ty: Int32, label: Optional },
-            Field { tag: 3, json: "containerPort", ty: Int32, label: Optional },
+            Field { tag: 3, json: "containerPort", ty: Int32, label: Required },
             Field { tag: 4, json: "protocol", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
@@ -987,7 +987,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "resourceName", ty: String, label: Optional },
+            Field { tag: 1, json: "resourceName", ty: String, label: Required },
             Field { tag: 2, json: "restartPolicy", ty: String, label: Optional },
         ],
     },
@@ -1037,7 +1037,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "exitCode", ty: Int32, label: Optional },
+            Field { tag: 1, json: "exitCode", ty: Int32, label: Required },
             Field { tag: 2, json: "signal", ty: Int32, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
@@ -1062,13 +1062,13 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "state", ty: Message(83), label: Optional },
             Field { tag: 3, json: "lastState", ty: Message(83), label: Optional },
-            Field { tag: 4, json: "ready", ty: Bool, label: Optional },
-            Field { tag: 5, json: "restartCount", ty: Int32, label: Optional },
-            Field { tag: 6, json: "image", ty: String, label: Optional },
-            Field { tag: 7, json: "imageID", ty: String, label: Optional },
+            Field { tag: 4, json: "ready", ty: Bool, label: Required },
+            Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
+            Field { tag: 6, json: "image", ty: String, label: Required },
+            Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
             Field { tag: 10, json: "allocatedResources", ty: Message(338), label: Map },
@@ -1112,7 +1112,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "path", ty: String, label: Optional },
+            Field { tag: 1, json: "path", ty: String, label: Required },
             Field { tag: 2, json: "fieldRef", ty: Message(161), label: Optional },
             Field { tag: 3, json: "resourceFieldRef", ty: Message(211), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
@@ -1144,7 +1144,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "ip", ty: String, label: Optional },
+            Field { tag: 1, json: "ip", ty: String, label: Required },
             Field { tag: 2, json: "targetRef", ty: Message(162), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
@@ -1157,7 +1157,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Int32, label: Optional },
+            Field { tag: 2, json: "port", ty: Int32, label: Required },
             Field { tag: 3, json: "protocol", ty: String, label: Optional },
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
@@ -1210,7 +1210,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "valueFrom", ty: Message(101), label: Optional },
         ],
@@ -1373,7 +1373,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "driver", ty: String, label: Optional },
+            Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
@@ -1386,7 +1386,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "driver", ty: String, label: Optional },
+            Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "secretRef", ty: Message(134), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
@@ -1409,7 +1409,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "pdName", ty: String, label: Optional },
+            Field { tag: 1, json: "pdName", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "partition", ty: Int32, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
@@ -1421,7 +1421,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "repository", ty: String, label: Optional },
+            Field { tag: 1, json: "repository", ty: String, label: Required },
             Field { tag: 2, json: "revision", ty: String, label: Optional },
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
@@ -1432,8 +1432,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "endpoints", ty: String, label: Optional },
-            Field { tag: 2, json: "path", ty: String, label: Optional },
+            Field { tag: 1, json: "endpoints", ty: String, label: Required },
+            Field { tag: 2, json: "path", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
@@ -1444,8 +1444,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "endpoints", ty: String, label: Optional },
-            Field { tag: 2, json: "path", ty: String, label: Optional },
+            Field { tag: 1, json: "endpoints", ty: String, label: Required },
+            Field { tag: 2, json: "path", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
         ],
     },
@@ -1455,7 +1455,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "port", ty: Int32, label: Optional },
+            Field { tag: 1, json: "port", ty: Int32, label: Required },
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
@@ -1484,7 +1484,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "path", ty: String, label: Optional },
+            Field { tag: 1, json: "path", ty: String, label: Required },
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
@@ -1507,7 +1507,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
@@ -1528,8 +1528,8 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "targetPortal", ty: String, label: Optional },
-            Field { tag: 2, json: "iqn", ty: String, label: Optional },
-            Field { tag: 3, json: "lun", ty: Int32, label: Optional },
+            Field { tag: 2, json: "iqn", ty: String, label: Required },
+            Field { tag: 3, json: "lun", ty: Int32, label: Required },
             Field { tag: 4, json: "iscsiInterface", ty: String, label: Optional },
             Field { tag: 5, json: "fsType", ty: String, label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: Optional },
@@ -1547,8 +1547,8 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "targetPortal", ty: String, label: Optional },
-            Field { tag: 2, json: "iqn", ty: String, label: Optional },
-            Field { tag: 3, json: "lun", ty: Int32, label: Optional },
+            Field { tag: 2, json: "iqn", ty: String, label: Required },
+            Field { tag: 3, json: "lun", ty: Int32, label: Required },
             Field { tag: 4, json: "iscsiInterface", ty: String, label: Optional },
             Field { tag: 5, json: "fsType", ty: String, label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: Optional },
@@ -1565,7 +1565,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "key", ty: String, label: Optional },
+            Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
@@ -1600,7 +1600,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "uid", ty: Int64, label: Optional },
-            Field { tag: 2, json: "gid", ty: Int64, label: Optional },
+            Field { tag: 2, json: "gid", ty: Int64, label: Required },
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
@@ -1651,7 +1651,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "targetVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
     // 137
@@ -1672,7 +1672,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
@@ -1714,7 +1714,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "server", ty: String, label: Optional },
-            Field { tag: 2, json: "path", ty: String, label: Optional },
+            Field { tag: 2, json: "path", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
         ],
     },
@@ -1736,7 +1736,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "address", ty: String, label: Optional },
+            Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
     // 145
@@ -1756,7 +1756,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastHeartbeatTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
@@ -1847,8 +1847,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "key", ty: String, label: Optional },
-            Field { tag: 2, json: "operator", ty: String, label: Optional },
+            Field { tag: 1, json: "key", ty: String, label: Required },
+            Field { tag: 2, json: "operator", ty: String, label: Required },
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
@@ -1914,16 +1914,16 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "machineID", ty: String, label: Optional },
+            Field { tag: 1, json: "machineID", ty: String, label: Required },
             Field { tag: 2, json: "systemUUID", ty: String, label: Optional },
-            Field { tag: 3, json: "bootID", ty: String, label: Optional },
-            Field { tag: 4, json: "kernelVersion", ty: String, label: Optional },
-            Field { tag: 5, json: "osImage", ty: String, label: Optional },
-            Field { tag: 6, json: "containerRuntimeVersion", ty: String, label: Optional },
-            Field { tag: 7, json: "kubeletVersion", ty: String, label: Optional },
-            Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Optional },
-            Field { tag: 9, json: "operatingSystem", ty: String, label: Optional },
-            Field { tag: 10, json: "architecture", ty: String, label: Optional },
+            Field { tag: 3, json: "bootID", ty: String, label: Required },
+            Field { tag: 4, json: "kernelVersion", ty: String, label: Required },
+            Field { tag: 5, json: "osImage", ty: String, label: Required },
+            Field { tag: 6, json: "containerRuntimeVersion", ty: String, label: Required },
+            Field { tag: 7, json: "kubeletVersion", ty: String, label: Required },
+            Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
+            Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
+            Field { tag: 10, json: "architecture", ty: String, label: Required },
             Field { tag: 11, json: "swap", ty: Message(159), label: Optional },
         ],
     },
@@ -1981,7 +1981,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastProbeTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
@@ -2047,7 +2047,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "claimName", ty: String, label: Optional },
+            Field { tag: 1, json: "claimName", ty: String, label: Required },
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
         ],
     },
@@ -2198,7 +2198,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastProbeTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
@@ -2280,7 +2280,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 3, json: "resourceClaimName", ty: String, label: Optional },
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
@@ -2291,7 +2291,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
@@ -2419,7 +2419,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "port", ty: Int32, label: Optional },
+            Field { tag: 1, json: "port", ty: Int32, label: Required },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
@@ -2488,7 +2488,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "registry", ty: String, label: Optional },
+            Field { tag: 1, json: "registry", ty: String, label: Required },
             Field { tag: 2, json: "volume", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 4, json: "user", ty: String, label: Optional },
@@ -2503,7 +2503,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "monitors", ty: String, label: Repeated },
-            Field { tag: 2, json: "image", ty: String, label: Optional },
+            Field { tag: 2, json: "image", ty: String, label: Required },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
@@ -2519,7 +2519,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "monitors", ty: String, label: Repeated },
-            Field { tag: 2, json: "image", ty: String, label: Optional },
+            Field { tag: 2, json: "image", ty: String, label: Required },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
@@ -2546,7 +2546,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
@@ -2594,7 +2594,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
@@ -2636,7 +2636,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "resources", ty: Message(212), label: Repeated },
         ],
     },
@@ -2646,8 +2646,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "gateway", ty: String, label: Optional },
-            Field { tag: 2, json: "system", ty: String, label: Optional },
+            Field { tag: 1, json: "gateway", ty: String, label: Required },
+            Field { tag: 2, json: "system", ty: String, label: Required },
             Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: Optional },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
@@ -2664,8 +2664,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "gateway", ty: String, label: Optional },
-            Field { tag: 2, json: "system", ty: String, label: Optional },
+            Field { tag: 1, json: "gateway", ty: String, label: Required },
+            Field { tag: 2, json: "system", ty: String, label: Required },
             Field { tag: 3, json: "secretRef", ty: Message(134), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: Optional },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
@@ -2728,7 +2728,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
-            Field { tag: 2, json: "key", ty: String, label: Optional },
+            Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
@@ -2857,7 +2857,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
-            Field { tag: 3, json: "port", ty: Int32, label: Optional },
+            Field { tag: 3, json: "port", ty: Int32, label: Required },
             Field { tag: 4, json: "targetPort", ty: Message(358), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: Optional },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
@@ -2951,7 +2951,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
@@ -2961,9 +2961,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "key", ty: String, label: Optional },
+            Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "effect", ty: String, label: Optional },
+            Field { tag: 3, json: "effect", ty: String, label: Required },
             Field { tag: 4, json: "timeAdded", ty: Message(353), label: Optional },
         ],
     },
@@ -2996,7 +2996,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "key", ty: String, label: Optional },
+            Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
@@ -3015,8 +3015,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "maxSkew", ty: Int32, label: Optional },
-            Field { tag: 2, json: "topologyKey", ty: String, label: Optional },
+            Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
+            Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Optional },
             Field { tag: 4, json: "labelSelector", ty: Message(342), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
@@ -3032,7 +3032,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
-            Field { tag: 2, json: "kind", ty: String, label: Optional },
+            Field { tag: 2, json: "kind", ty: String, label: Required },
             Field { tag: 3, json: "name", ty: String, label: Optional },
         ],
     },
@@ -3043,8 +3043,8 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
-            Field { tag: 2, json: "kind", ty: String, label: Optional },
-            Field { tag: 3, json: "name", ty: String, label: Optional },
+            Field { tag: 2, json: "kind", ty: String, label: Required },
+            Field { tag: 3, json: "name", ty: String, label: Required },
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
@@ -3054,7 +3054,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "", ty: Message(255), label: Inline },
         ],
     },
@@ -3065,7 +3065,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "devicePath", ty: String, label: Optional },
+            Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
     // 250
@@ -3074,9 +3074,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
-            Field { tag: 3, json: "mountPath", ty: String, label: Optional },
+            Field { tag: 3, json: "mountPath", ty: String, label: Required },
             Field { tag: 4, json: "subPath", ty: String, label: Optional },
             Field { tag: 5, json: "mountPropagation", ty: String, label: Optional },
             Field { tag: 6, json: "subPathExpr", ty: String, label: Optional },
@@ -3089,8 +3089,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "mountPath", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "mountPath", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
@@ -3269,7 +3269,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "endpoints", ty: Message(260), label: Repeated },
             Field { tag: 3, json: "ports", ty: Message(263), label: Repeated },
-            Field { tag: 4, json: "addressType", ty: String, label: Optional },
+            Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
     // 265
@@ -3339,7 +3339,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "count", ty: Int32, label: Optional },
+            Field { tag: 1, json: "count", ty: Int32, label: Required },
             Field { tag: 2, json: "lastObservedTime", ty: Message(346), label: Optional },
         ],
     },
@@ -3420,7 +3420,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "port", ty: Int32, label: Optional },
+            Field { tag: 1, json: "port", ty: Int32, label: Required },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
@@ -3450,7 +3450,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "port", ty: Message(293), label: Optional },
         ],
     },
@@ -3491,7 +3491,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "cidr", ty: String, label: Optional },
+            Field { tag: 1, json: "cidr", ty: String, label: Required },
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
@@ -3620,10 +3620,10 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
             Field { tag: 2, json: "disruptedPods", ty: Message(353), label: Map },
-            Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Optional },
-            Field { tag: 4, json: "currentHealthy", ty: Int32, label: Optional },
-            Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Optional },
-            Field { tag: 6, json: "expectedPods", ty: Int32, label: Optional },
+            Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
+            Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
+            Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
+            Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
             Field { tag: 7, json: "conditions", ty: Message(339), label: Repeated },
         ],
     },
@@ -3738,8 +3738,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
-            Field { tag: 2, json: "kind", ty: String, label: Optional },
+            Field { tag: 1, json: "apiGroup", ty: String, label: Required },
+            Field { tag: 2, json: "kind", ty: String, label: Required },
             Field { tag: 3, json: "name", ty: String, label: Optional },
         ],
     },
@@ -3749,9 +3749,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "kind", ty: String, label: Optional },
+            Field { tag: 1, json: "kind", ty: String, label: Required },
             Field { tag: 2, json: "apiGroup", ty: String, label: Optional },
-            Field { tag: 3, json: "name", ty: String, label: Optional },
+            Field { tag: 3, json: "name", ty: String, label: Required },
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
@@ -3785,7 +3785,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "provisioner", ty: String, label: Optional },
+            Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
@@ -3810,12 +3810,12 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "type", ty: String, label: Optional },
             Field { tag: 3, json: "format", ty: String, label: Optional },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 6, json: "jsonPath", ty: String, label: Optional },
+            Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
     // 315
@@ -3824,7 +3824,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "strategy", ty: String, label: Optional },
+            Field { tag: 1, json: "strategy", ty: String, label: Required },
             Field { tag: 2, json: "webhook", ty: Message(337), label: Optional },
         ],
     },
@@ -3846,7 +3846,7 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
@@ -3869,10 +3869,10 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "plural", ty: String, label: Optional },
+            Field { tag: 1, json: "plural", ty: String, label: Required },
             Field { tag: 2, json: "singular", ty: String, label: Optional },
             Field { tag: 3, json: "shortNames", ty: String, label: Repeated },
-            Field { tag: 4, json: "kind", ty: String, label: Optional },
+            Field { tag: 4, json: "kind", ty: String, label: Required },
             Field { tag: 5, json: "listKind", ty: String, label: Optional },
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
@@ -3883,9 +3883,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "group", ty: String, label: Optional },
+            Field { tag: 1, json: "group", ty: String, label: Required },
             Field { tag: 3, json: "names", ty: Message(319), label: Optional },
-            Field { tag: 4, json: "scope", ty: String, label: Optional },
+            Field { tag: 4, json: "scope", ty: String, label: Required },
             Field { tag: 7, json: "versions", ty: Message(322), label: Repeated },
             Field { tag: 9, json: "conversion", ty: Message(315), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: Optional },
@@ -3909,9 +3909,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "served", ty: Bool, label: Optional },
-            Field { tag: 3, json: "storage", ty: Bool, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "served", ty: Bool, label: Required },
+            Field { tag: 3, json: "storage", ty: Bool, label: Required },
             Field { tag: 4, json: "schema", ty: Message(326), label: Optional },
             Field { tag: 5, json: "subresources", ty: Message(325), label: Optional },
             Field { tag: 6, json: "additionalPrinterColumns", ty: Message(314), label: Repeated },
@@ -3926,7 +3926,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "specReplicasPath", ty: String, label: Optional },
+            Field { tag: 1, json: "specReplicasPath", ty: String, label: Required },
             Field { tag: 2, json: "statusReplicasPath", ty: String, label: Optional },
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
@@ -4074,8 +4074,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "namespace", ty: String, label: Optional },
-            Field { tag: 2, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "namespace", ty: String, label: Required },
+            Field { tag: 2, json: "name", ty: String, label: Required },
             Field { tag: 3, json: "path", ty: String, label: Optional },
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
@@ -4131,11 +4131,11 @@ pub static MESSAGES: &[Message] = &[
         zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "status", ty: String, label: Optional },
+            Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
-            Field { tag: 5, json: "reason", ty: String, label: Optional },
-            Field { tag: 6, json: "message", ty: String, label: Optional },
+            Field { tag: 5, json: "reason", ty: String, label: Required },
+            Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
     // 340
@@ -4177,8 +4177,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "key", ty: String, label: Optional },
-            Field { tag: 2, json: "operator", ty: String, label: Optional },
+            Field { tag: 1, json: "key", ty: String, label: Required },
+            Field { tag: 2, json: "operator", ty: String, label: Required },
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
@@ -4248,10 +4248,10 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "kind", ty: String, label: Optional },
-            Field { tag: 3, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "kind", ty: String, label: Required },
+            Field { tag: 3, json: "name", ty: String, label: Required },
             Field { tag: 4, json: "uid", ty: String, label: Optional },
-            Field { tag: 5, json: "apiVersion", ty: String, label: Optional },
+            Field { tag: 5, json: "apiVersion", ty: String, label: Required },
             Field { tag: 6, json: "controller", ty: Bool, label: Optional },
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],

@@ -13,7 +13,7 @@
 //! from k8s-pb's field tags and k8s-openapi's JSON names), so no per-type code exists.
 
 pub mod descriptors;
-pub mod http;
+pub mod edge;
 pub mod table;
 pub mod transcode;
 pub mod wire;

@@ -43,6 +43,9 @@ pub enum Type {
 pub enum Label {
     /// proto2 `optional`: present or not.
     Optional,
+    /// An optional scalar that is required in the API (a Go field without `omitempty`):
+    /// decoded even when it holds the zero value.
+    Required,
     /// A JSON array; scalars unpacked on the wire (proto2), packed accepted.
     Repeated,
     /// `map<string, T>`: a JSON object; on the wire entries `{1: key, 2: value}`.

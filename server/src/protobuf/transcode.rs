@@ -21,6 +21,15 @@ use super::wire::{self, Reader};
 const EMPTY_STRING_IS_A_VALUE: &[(&str, &str)] =
     &[("api.core.v1.PersistentVolumeClaimSpec", "storageClassName")];
 
+/// The pointer fields of metadata, whose zero is a value.
+const ZERO_IS_A_VALUE: &[(&str, &str)] = &[
+    (
+        "apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "deletionGracePeriodSeconds",
+    ),
+    ("apimachinery.pkg.apis.meta.v1.ListMeta", "remainingItemCount"),
+];
+
 pub fn message(index: u16) -> &'static Message {
     &MESSAGES[usize::from(index)]
 }
@@ -62,7 +71,9 @@ fn encode_fields(
         };
         let at = |e: Error| e.at(field.json);
         match field.label {
-            Label::Optional => encode_value(field, field.ty, value, out).map_err(at)?,
+            Label::Optional | Label::Required => {
+                encode_value(field, field.ty, value, out).map_err(at)?
+            }
             Label::Repeated => {
                 let items = value
                     .as_array()
@@ -164,7 +175,6 @@ fn encode_value(field: &Field, ty: Type, value: &Value, out: &mut Vec<u8>) -> Re
         }
         Type::Message(index) => {
             let inner = message(index);
-            // A Time that JSON leaves empty is not sent at all (Go: the zero Time).
             wire::put_nested(out, tag, |out| encode(inner, value, out))?;
         }
     }
@@ -307,7 +317,7 @@ fn decode_fields(
                 expect_wire(wire_type, wire::LEN)?;
                 decode_fields(message(inner), reader.bytes()?, object).map_err(at)?;
             }
-            Label::Optional => {
+            Label::Optional | Label::Required => {
                 if let Some(v) = decode_value(field.ty, wire_type, &mut reader).map_err(at)? {
                     object.insert(field.json.to_string(), v);
                 }
@@ -380,7 +390,11 @@ fn drop_go_zero_values(msg: &'static Message, object: &mut Map<String, Value>) {
                 s.is_empty() && !EMPTY_STRING_IS_A_VALUE.contains(&(msg.name, field.json))
             }
             Some(Value::Bool(false)) => msg.zero_is_absent,
-            Some(Value::Number(n)) => msg.zero_is_absent && n.as_f64() == Some(0.0),
+            Some(Value::Number(n)) => {
+                msg.zero_is_absent
+                    && n.as_f64() == Some(0.0)
+                    && !ZERO_IS_A_VALUE.contains(&(msg.name, field.json))
+            }
             _ => false,
         };
         if zero {
