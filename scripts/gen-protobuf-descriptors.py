@@ -81,11 +81,97 @@ SPECIAL = {
         "SchemaOrStringArray",
 }
 
-# Messages whose zero-valued scalars a Go client always sends but Go's JSON omits (non-pointer
-# `omitempty` fields): object and list metadata. See docs/COMPATIBILITY.md, "Protobuf".
-ZERO_IS_ABSENT = {
-    "apimachinery.pkg.apis.meta.v1.ObjectMeta",
-    "apimachinery.pkg.apis.meta.v1.ListMeta",
+# The integer and boolean fields that are plain (non-pointer) `omitempty` fields of the Go
+# structs: a Go client always sends them, zero or not, and Go's JSON leaves them out when
+# zero, so a zero on the wire decodes as absent. Every other optional integer or boolean is a
+# Go pointer (`*int32`, `*bool`): its zero is a value (`replicas: 0`) and decodes as such.
+# Neither k8s-pb nor k8s-openapi records the difference; this list is from the k8s.io/api and
+# apiextensions Go types of Kubernetes 1.33 (JSON names). Empty strings are handled apart:
+# see EMPTY_STRING_IS_A_VALUE in server/src/protobuf/transcode.rs.
+_VOLUME_READ_ONLY = [
+    "AwsElasticBlockStoreVolumeSource", "AzureFilePersistentVolumeSource",
+    "AzureFileVolumeSource", "CSIPersistentVolumeSource", "CephFsPersistentVolumeSource",
+    "CephFsVolumeSource", "CinderPersistentVolumeSource", "CinderVolumeSource",
+    "FcVolumeSource", "FlexPersistentVolumeSource", "FlexVolumeSource",
+    "GcePersistentDiskVolumeSource", "GlusterfsPersistentVolumeSource", "GlusterfsVolumeSource",
+    "IscsiPersistentVolumeSource", "IscsiVolumeSource", "NfsVolumeSource",
+    "PersistentVolumeClaimVolumeSource", "PortworxVolumeSource", "QuobyteVolumeSource",
+    "RbdPersistentVolumeSource", "RbdVolumeSource", "ScaleIoPersistentVolumeSource",
+    "ScaleIoVolumeSource", "StorageOsPersistentVolumeSource", "StorageOsVolumeSource",
+    "VolumeMount", "VolumeMountStatus",
+]
+OMIT_ZERO = {
+    **{f"api.core.v1.{m}": ["readOnly"] for m in _VOLUME_READ_ONLY},
+    "api.core.v1.AwsElasticBlockStoreVolumeSource": ["readOnly", "partition"],
+    "api.core.v1.GcePersistentDiskVolumeSource": ["readOnly", "partition"],
+    "api.core.v1.IscsiPersistentVolumeSource": ["readOnly", "chapAuthDiscovery", "chapAuthSession"],
+    "api.core.v1.IscsiVolumeSource": ["readOnly", "chapAuthDiscovery", "chapAuthSession"],
+    "api.core.v1.ScaleIoPersistentVolumeSource": ["readOnly", "sslEnabled"],
+    "api.core.v1.ScaleIoVolumeSource": ["readOnly", "sslEnabled"],
+    "api.core.v1.Container": ["stdin", "stdinOnce", "tty"],
+    "api.core.v1.EphemeralContainerCommon": ["stdin", "stdinOnce", "tty"],
+    "api.core.v1.ContainerImage": ["sizeBytes"],
+    "api.core.v1.ContainerPort": ["hostPort"],
+    "api.core.v1.ContainerStateTerminated": ["signal"],
+    "api.core.v1.Event": ["count"],
+    "api.core.v1.EventSeries": ["count"],
+    "api.core.v1.NodeSpec": ["unschedulable"],
+    "api.core.v1.PodCondition": ["observedGeneration"],
+    "api.core.v1.PodStatus": ["observedGeneration"],
+    "api.core.v1.PodSpec": ["hostNetwork", "hostPID", "hostIPC"],
+    "api.core.v1.Probe": [
+        "initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
+        "failureThreshold",
+    ],
+    "api.core.v1.ReplicationControllerSpec": ["minReadySeconds"],
+    "api.core.v1.ReplicationControllerStatus": [
+        "fullyLabeledReplicas", "observedGeneration", "readyReplicas", "availableReplicas",
+    ],
+    "api.core.v1.ServicePort": ["nodePort"],
+    "api.core.v1.ServiceSpec": ["healthCheckNodePort", "publishNotReadyAddresses"],
+    "api.apps.v1.DaemonSetSpec": ["minReadySeconds"],
+    "api.apps.v1.DaemonSetStatus": [
+        "observedGeneration", "updatedNumberScheduled", "numberAvailable", "numberUnavailable",
+    ],
+    "api.apps.v1.DeploymentSpec": ["minReadySeconds", "paused"],
+    "api.apps.v1.DeploymentStatus": [
+        "observedGeneration", "replicas", "updatedReplicas", "availableReplicas",
+        "unavailableReplicas", "readyReplicas",
+    ],
+    "api.apps.v1.ReplicaSetSpec": ["minReadySeconds"],
+    "api.apps.v1.ReplicaSetStatus": [
+        "fullyLabeledReplicas", "observedGeneration", "readyReplicas", "availableReplicas",
+    ],
+    "api.apps.v1.StatefulSetSpec": ["minReadySeconds"],
+    "api.apps.v1.StatefulSetStatus": [
+        "observedGeneration", "readyReplicas", "currentReplicas", "updatedReplicas",
+    ],
+    "api.batch.v1.JobStatus": ["active", "succeeded", "failed"],
+    "api.events.v1.Event": ["deprecatedCount"],
+    "api.networking.v1.ServiceBackendPort": ["number"],
+    "api.policy.v1.PodDisruptionBudgetStatus": ["observedGeneration"],
+    "api.scheduling.v1.PriorityClass": ["globalDefault"],
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition": ["priority"],
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition": [
+        "observedGeneration",
+    ],
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec": [
+        "preserveUnknownFields",
+    ],
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus": [
+        "observedGeneration",
+    ],
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion": [
+        "deprecated",
+    ],
+    "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps": [
+        "exclusiveMaximum", "exclusiveMinimum", "uniqueItems", "nullable",
+        "x-kubernetes-embedded-resource", "x-kubernetes-int-or-string",
+    ],
+    "apimachinery.pkg.apis.meta.v1.Condition": ["observedGeneration"],
+    "apimachinery.pkg.apis.meta.v1.ObjectMeta": ["generation"],
+    "apimachinery.pkg.apis.meta.v1.Status": ["code"],
+    "apimachinery.pkg.apis.meta.v1.StatusDetails": ["retryAfterSeconds"],
 }
 
 SCALARS = {
@@ -241,6 +327,7 @@ def main():
     w("")
     w("pub static MESSAGES: &[Message] = &[")
     unmatched = []
+    unused_omit_zero = {(m, f) for m, fs in OMIT_ZERO.items() for f in fs}
     for name in order:
         module, _, short = name.rpartition(".")
         names, required = (None, set())
@@ -248,12 +335,10 @@ def main():
             names, required = openapi_json_names(openapi, module, short)
         names = names or {}
         special = SPECIAL.get(name, "None")
-        zero_absent = "true" if name in ZERO_IS_ABSENT else "false"
         w(f"    // {index[name]}")
         w("    Message {")
         w(f'        name: "{name}",')
         w(f"        special: Special::{special},")
-        w(f"        zero_is_absent: {zero_absent},")
         w("        fields: &[")
         for (rust, tag, label, scalar, target) in sorted(pb[name], key=lambda f: f[1]):
             json = names.get(norm(rust))
@@ -270,6 +355,11 @@ def main():
                 json = camel(rust.removeprefix("r#"))
                 if names and f"{name}.{rust}" not in NEWER:
                     unmatched.append(f"{name}.{rust}")
+            omit_zero = OMIT_ZERO.get(name, [])
+            if json in omit_zero:
+                assert label == "Optional" and scalar in ("int32", "int64", "bool"), (name, json)
+                label = "OmitZero"
+                unused_omit_zero.discard((name, json))
             ty = f"Message({index[target]})" if target else SCALARS[scalar]
             w(f'            Field {{ tag: {tag}, json: "{json}", ty: {ty}, label: {label} }},')
         w("        ],")
@@ -290,6 +380,8 @@ def main():
     ]:
         w(f"pub const {const}: u16 = {index[name]};")
     text = "\n".join(out) + "\n"
+    if unused_omit_zero:
+        sys.exit(f"OMIT_ZERO names fields that do not exist: {sorted(unused_omit_zero)}")
     if unmatched:
         sys.exit("fields without a JSON name in k8s-openapi: " + ", ".join(unmatched))
 

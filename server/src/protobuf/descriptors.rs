@@ -8,7 +8,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "data", ty: Message(355), label: Optional },
@@ -19,7 +18,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(0), label: Repeated },
@@ -29,7 +27,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(5), label: Optional },
@@ -40,7 +37,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DaemonSetCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -53,7 +49,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(2), label: Repeated },
@@ -63,12 +58,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "selector", ty: Message(342), label: Optional },
             Field { tag: 2, json: "template", ty: Message(195), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(7), label: Optional },
-            Field { tag: 4, json: "minReadySeconds", ty: Int32, label: Optional },
+            Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
         ],
     },
@@ -76,16 +70,15 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DaemonSetStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "currentNumberScheduled", ty: Int32, label: Required },
             Field { tag: 2, json: "numberMisscheduled", ty: Int32, label: Required },
             Field { tag: 3, json: "desiredNumberScheduled", ty: Int32, label: Required },
             Field { tag: 4, json: "numberReady", ty: Int32, label: Required },
-            Field { tag: 5, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 6, json: "updatedNumberScheduled", ty: Int32, label: Optional },
-            Field { tag: 7, json: "numberAvailable", ty: Int32, label: Optional },
-            Field { tag: 8, json: "numberUnavailable", ty: Int32, label: Optional },
+            Field { tag: 5, json: "observedGeneration", ty: Int64, label: OmitZero },
+            Field { tag: 6, json: "updatedNumberScheduled", ty: Int32, label: OmitZero },
+            Field { tag: 7, json: "numberAvailable", ty: Int32, label: OmitZero },
+            Field { tag: 8, json: "numberUnavailable", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "collisionCount", ty: Int32, label: Optional },
             Field { tag: 10, json: "conditions", ty: Message(3), label: Repeated },
         ],
@@ -94,7 +87,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DaemonSetUpdateStrategy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "rollingUpdate", ty: Message(19), label: Optional },
@@ -104,7 +96,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.Deployment",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(11), label: Optional },
@@ -115,7 +106,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DeploymentCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -129,7 +119,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(8), label: Repeated },
@@ -139,15 +128,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DeploymentSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
             Field { tag: 3, json: "template", ty: Message(195), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(13), label: Optional },
-            Field { tag: 5, json: "minReadySeconds", ty: Int32, label: Optional },
+            Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
-            Field { tag: 7, json: "paused", ty: Bool, label: Optional },
+            Field { tag: 7, json: "paused", ty: Bool, label: OmitZero },
             Field { tag: 9, json: "progressDeadlineSeconds", ty: Int32, label: Optional },
         ],
     },
@@ -155,15 +143,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DeploymentStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 3, json: "updatedReplicas", ty: Int32, label: Optional },
-            Field { tag: 4, json: "availableReplicas", ty: Int32, label: Optional },
-            Field { tag: 5, json: "unavailableReplicas", ty: Int32, label: Optional },
+            Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
+            Field { tag: 2, json: "replicas", ty: Int32, label: OmitZero },
+            Field { tag: 3, json: "updatedReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 4, json: "availableReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 5, json: "unavailableReplicas", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "conditions", ty: Message(9), label: Repeated },
-            Field { tag: 7, json: "readyReplicas", ty: Int32, label: Optional },
+            Field { tag: 7, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 8, json: "collisionCount", ty: Int32, label: Optional },
             Field { tag: 9, json: "terminatingReplicas", ty: Int32, label: Optional },
         ],
@@ -172,7 +159,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.DeploymentStrategy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "rollingUpdate", ty: Message(20), label: Optional },
@@ -182,7 +168,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
@@ -193,7 +178,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.ReplicaSetCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -206,7 +190,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
@@ -216,25 +199,23 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.ReplicaSetSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
             Field { tag: 3, json: "template", ty: Message(195), label: Optional },
-            Field { tag: 4, json: "minReadySeconds", ty: Int32, label: Optional },
+            Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
     // 18
     Message {
         name: "api.apps.v1.ReplicaSetStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Required },
-            Field { tag: 2, json: "fullyLabeledReplicas", ty: Int32, label: Optional },
-            Field { tag: 3, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 4, json: "readyReplicas", ty: Int32, label: Optional },
-            Field { tag: 5, json: "availableReplicas", ty: Int32, label: Optional },
+            Field { tag: 2, json: "fullyLabeledReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
+            Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "conditions", ty: Message(15), label: Repeated },
             Field { tag: 7, json: "terminatingReplicas", ty: Int32, label: Optional },
         ],
@@ -243,7 +224,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "maxUnavailable", ty: Message(358), label: Optional },
             Field { tag: 2, json: "maxSurge", ty: Message(358), label: Optional },
@@ -253,7 +233,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "maxUnavailable", ty: Message(358), label: Optional },
             Field { tag: 2, json: "maxSurge", ty: Message(358), label: Optional },
@@ -263,7 +242,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.RollingUpdateStatefulSetStrategy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
             Field { tag: 2, json: "maxUnavailable", ty: Message(358), label: Optional },
@@ -273,7 +251,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(27), label: Optional },
@@ -284,7 +261,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSetCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -297,7 +273,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
@@ -307,7 +282,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSetOrdinals",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "start", ty: Int32, label: Optional },
         ],
@@ -316,7 +290,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "whenDeleted", ty: String, label: Optional },
             Field { tag: 2, json: "whenScaled", ty: String, label: Optional },
@@ -326,7 +299,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSetSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
@@ -336,7 +308,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(29), label: Optional },
             Field { tag: 8, json: "revisionHistoryLimit", ty: Int32, label: Optional },
-            Field { tag: 9, json: "minReadySeconds", ty: Int32, label: Optional },
+            Field { tag: 9, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 10, json: "persistentVolumeClaimRetentionPolicy", ty: Message(26), label: Optional },
             Field { tag: 11, json: "ordinals", ty: Message(25), label: Optional },
         ],
@@ -345,13 +317,12 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSetStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 2, json: "replicas", ty: Int32, label: Required },
-            Field { tag: 3, json: "readyReplicas", ty: Int32, label: Optional },
-            Field { tag: 4, json: "currentReplicas", ty: Int32, label: Optional },
-            Field { tag: 5, json: "updatedReplicas", ty: Int32, label: Optional },
+            Field { tag: 3, json: "readyReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 4, json: "currentReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 5, json: "updatedReplicas", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "currentRevision", ty: String, label: Optional },
             Field { tag: 7, json: "updateRevision", ty: String, label: Optional },
             Field { tag: 9, json: "collisionCount", ty: Int32, label: Optional },
@@ -363,7 +334,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.apps.v1.StatefulSetUpdateStrategy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "rollingUpdate", ty: Message(21), label: Optional },
@@ -373,7 +343,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(31), label: Optional },
@@ -384,7 +353,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.autoscaling.v1.ScaleSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
         ],
@@ -393,7 +361,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.autoscaling.v1.ScaleStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Required },
             Field { tag: 2, json: "selector", ty: String, label: Optional },
@@ -403,7 +370,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.CronJob",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(35), label: Optional },
@@ -414,7 +380,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.CronJobList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(33), label: Repeated },
@@ -424,7 +389,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.CronJobSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "schedule", ty: String, label: Required },
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Int64, label: Optional },
@@ -440,7 +404,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "active", ty: Message(162), label: Repeated },
             Field { tag: 4, json: "lastScheduleTime", ty: Message(353), label: Optional },
@@ -451,7 +414,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.Job",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(40), label: Optional },
@@ -462,7 +424,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.JobCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -476,7 +437,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.JobList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(37), label: Repeated },
@@ -486,7 +446,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.JobSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
@@ -510,14 +469,13 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.JobStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "conditions", ty: Message(38), label: Repeated },
             Field { tag: 2, json: "startTime", ty: Message(353), label: Optional },
             Field { tag: 3, json: "completionTime", ty: Message(353), label: Optional },
-            Field { tag: 4, json: "active", ty: Int32, label: Optional },
-            Field { tag: 5, json: "succeeded", ty: Int32, label: Optional },
-            Field { tag: 6, json: "failed", ty: Int32, label: Optional },
+            Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
+            Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
+            Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
             Field { tag: 7, json: "completedIndexes", ty: String, label: Optional },
             Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(49), label: Optional },
             Field { tag: 9, json: "ready", ty: Int32, label: Optional },
@@ -529,7 +487,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(40), label: Optional },
@@ -539,7 +496,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.PodFailurePolicy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "rules", ty: Message(46), label: Repeated },
         ],
@@ -548,7 +504,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "operator", ty: String, label: Required },
@@ -559,7 +514,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -569,7 +523,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.PodFailurePolicyRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Required },
             Field { tag: 2, json: "onExitCodes", ty: Message(44), label: Optional },
@@ -580,7 +533,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.SuccessPolicy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "rules", ty: Message(48), label: Repeated },
         ],
@@ -589,7 +541,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.SuccessPolicyRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "succeededIndexes", ty: String, label: Optional },
             Field { tag: 2, json: "succeededCount", ty: Int32, label: Optional },
@@ -599,7 +550,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.batch.v1.UncountedTerminatedPods",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "succeeded", ty: String, label: Repeated },
             Field { tag: 2, json: "failed", ty: String, label: Repeated },
@@ -609,7 +559,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.coordination.v1.Lease",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(52), label: Optional },
@@ -619,7 +568,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(50), label: Repeated },
@@ -629,7 +577,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.coordination.v1.LeaseSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
@@ -644,7 +591,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Affinity",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "nodeAffinity", ty: Message(145), label: Optional },
             Field { tag: 2, json: "podAffinity", ty: Message(177), label: Optional },
@@ -655,7 +601,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.AppArmorProfile",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
@@ -665,7 +610,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.AttachedVolume",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
@@ -675,19 +619,17 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.AwsElasticBlockStoreVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeID", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "partition", ty: Int32, label: OmitZero },
+            Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 57
     Message {
         name: "api.core.v1.AzureDiskVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "diskName", ty: String, label: Required },
             Field { tag: 2, json: "diskURI", ty: String, label: Required },
@@ -701,11 +643,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.AzureFilePersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Required },
             Field { tag: 2, json: "shareName", ty: String, label: Optional },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
         ],
     },
@@ -713,22 +654,20 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.AzureFileVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Required },
             Field { tag: 2, json: "shareName", ty: String, label: Optional },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 60
     Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "volumeHandle", ty: String, label: Optional },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
             Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(224), label: Optional },
@@ -742,7 +681,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
@@ -755,7 +693,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "add", ty: String, label: Repeated },
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
@@ -765,39 +702,36 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "monitors", ty: String, label: Repeated },
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
             Field { tag: 5, json: "secretRef", ty: Message(224), label: Optional },
-            Field { tag: 6, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 64
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "monitors", ty: String, label: Repeated },
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
             Field { tag: 5, json: "secretRef", ty: Message(134), label: Optional },
-            Field { tag: 6, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 65
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeID", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "secretRef", ty: Message(224), label: Optional },
         ],
     },
@@ -805,11 +739,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeID", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "secretRef", ty: Message(134), label: Optional },
         ],
     },
@@ -817,7 +750,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
@@ -826,7 +758,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
@@ -839,7 +770,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
@@ -851,7 +781,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
@@ -861,7 +790,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
@@ -872,7 +800,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(69), label: Repeated },
@@ -882,7 +809,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "namespace", ty: String, label: Required },
             Field { tag: 2, json: "name", ty: String, label: Required },
@@ -895,7 +821,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
             Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
@@ -906,7 +831,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ConfigMapVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
             Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
@@ -918,7 +842,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "image", ty: String, label: Optional },
@@ -935,9 +858,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
             Field { tag: 15, json: "securityContext", ty: Message(226), label: Optional },
-            Field { tag: 16, json: "stdin", ty: Bool, label: Optional },
-            Field { tag: 17, json: "stdinOnce", ty: Bool, label: Optional },
-            Field { tag: 18, json: "tty", ty: Bool, label: Optional },
+            Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
+            Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
+            Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "envFrom", ty: Message(99), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
             Field { tag: 21, json: "volumeDevices", ty: Message(249), label: Repeated },
@@ -951,7 +874,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resourceName", ty: String, label: Optional },
@@ -962,20 +884,18 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "names", ty: String, label: Repeated },
-            Field { tag: 2, json: "sizeBytes", ty: Int64, label: Optional },
+            Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
     // 79
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "hostPort", ty: Int32, label: Optional },
+            Field { tag: 2, json: "hostPort", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "containerPort", ty: Int32, label: Required },
             Field { tag: 4, json: "protocol", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
@@ -985,7 +905,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "resourceName", ty: String, label: Required },
             Field { tag: 2, json: "restartPolicy", ty: String, label: Optional },
@@ -995,7 +914,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
             Field { tag: 2, json: "exitCodes", ty: Message(82), label: Optional },
@@ -1005,7 +923,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "operator", ty: String, label: Optional },
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
@@ -1015,7 +932,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "waiting", ty: Message(86), label: Optional },
             Field { tag: 2, json: "running", ty: Message(84), label: Optional },
@@ -1026,7 +942,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "startedAt", ty: Message(353), label: Optional },
         ],
@@ -1035,10 +950,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "exitCode", ty: Int32, label: Required },
-            Field { tag: 2, json: "signal", ty: Int32, label: Optional },
+            Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
             Field { tag: 5, json: "startedAt", ty: Message(353), label: Optional },
@@ -1050,7 +964,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "reason", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
@@ -1060,7 +973,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "state", ty: Message(83), label: Optional },
@@ -1083,7 +995,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "linux", ty: Message(131), label: Optional },
         ],
@@ -1092,7 +1003,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "Port", ty: Int32, label: Optional },
         ],
@@ -1101,7 +1011,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "items", ty: Message(91), label: Repeated },
         ],
@@ -1110,7 +1019,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
             Field { tag: 2, json: "fieldRef", ty: Message(161), label: Optional },
@@ -1122,7 +1030,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "items", ty: Message(91), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
@@ -1132,7 +1039,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
             Field { tag: 2, json: "sizeLimit", ty: Message(338), label: Optional },
@@ -1142,7 +1048,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
             Field { tag: 2, json: "targetRef", ty: Message(162), label: Optional },
@@ -1154,7 +1059,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "port", ty: Int32, label: Required },
@@ -1166,7 +1070,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "addresses", ty: Message(94), label: Repeated },
             Field { tag: 2, json: "notReadyAddresses", ty: Message(94), label: Repeated },
@@ -1177,7 +1080,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Endpoints",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "subsets", ty: Message(96), label: Repeated },
@@ -1187,7 +1089,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EndpointsList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(97), label: Repeated },
@@ -1197,7 +1098,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
             Field { tag: 2, json: "configMapRef", ty: Message(70), label: Optional },
@@ -1208,7 +1108,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
@@ -1219,7 +1118,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EnvVarSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "fieldRef", ty: Message(161), label: Optional },
             Field { tag: 2, json: "resourceFieldRef", ty: Message(211), label: Optional },
@@ -1232,7 +1130,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EphemeralContainer",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(103), label: Inline },
             Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
@@ -1242,7 +1139,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "image", ty: String, label: Optional },
@@ -1259,9 +1155,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
             Field { tag: 15, json: "securityContext", ty: Message(226), label: Optional },
-            Field { tag: 16, json: "stdin", ty: Bool, label: Optional },
-            Field { tag: 17, json: "stdinOnce", ty: Bool, label: Optional },
-            Field { tag: 18, json: "tty", ty: Bool, label: Optional },
+            Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
+            Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
+            Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "envFrom", ty: Message(99), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
             Field { tag: 21, json: "volumeDevices", ty: Message(249), label: Repeated },
@@ -1275,7 +1171,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeClaimTemplate", ty: Message(169), label: Optional },
         ],
@@ -1284,7 +1179,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Event",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "involvedObject", ty: Message(162), label: Optional },
@@ -1293,7 +1187,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "source", ty: Message(108), label: Optional },
             Field { tag: 6, json: "firstTimestamp", ty: Message(353), label: Optional },
             Field { tag: 7, json: "lastTimestamp", ty: Message(353), label: Optional },
-            Field { tag: 8, json: "count", ty: Int32, label: Optional },
+            Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
             Field { tag: 10, json: "eventTime", ty: Message(346), label: Optional },
             Field { tag: 11, json: "series", ty: Message(107), label: Optional },
@@ -1307,7 +1201,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EventList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(105), label: Repeated },
@@ -1317,9 +1210,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "count", ty: Int32, label: Optional },
+            Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 2, json: "lastObservedTime", ty: Message(346), label: Optional },
         ],
     },
@@ -1327,7 +1219,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "component", ty: String, label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
@@ -1337,7 +1228,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
@@ -1346,12 +1236,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "targetWWNs", ty: String, label: Repeated },
             Field { tag: 2, json: "lun", ty: Int32, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
-            Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
@@ -1359,7 +1248,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeName", ty: String, label: Optional },
             Field { tag: 2, json: "path", ty: String, label: Optional },
@@ -1371,12 +1259,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
-            Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
@@ -1384,12 +1271,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "secretRef", ty: Message(134), label: Optional },
-            Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
@@ -1397,7 +1283,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "datasetName", ty: String, label: Optional },
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
@@ -1407,19 +1292,17 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "pdName", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "partition", ty: Int32, label: OmitZero },
+            Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 116
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "repository", ty: String, label: Required },
             Field { tag: 2, json: "revision", ty: String, label: Optional },
@@ -1430,11 +1313,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "endpoints", ty: String, label: Required },
             Field { tag: 2, json: "path", ty: String, label: Required },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
@@ -1442,18 +1324,16 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "endpoints", ty: String, label: Required },
             Field { tag: 2, json: "path", ty: String, label: Required },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 119
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "port", ty: Int32, label: Required },
             Field { tag: 2, json: "service", ty: String, label: Optional },
@@ -1463,7 +1343,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
@@ -1473,7 +1352,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
         ],
@@ -1482,7 +1360,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
             Field { tag: 2, json: "type", ty: String, label: Optional },
@@ -1492,7 +1369,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
             Field { tag: 2, json: "port", ty: Message(358), label: Optional },
@@ -1505,7 +1381,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
@@ -1515,7 +1390,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "reference", ty: String, label: Optional },
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
@@ -1525,18 +1399,17 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "targetPortal", ty: String, label: Optional },
             Field { tag: 2, json: "iqn", ty: String, label: Required },
             Field { tag: 3, json: "lun", ty: Int32, label: Required },
             Field { tag: 4, json: "iscsiInterface", ty: String, label: Optional },
             Field { tag: 5, json: "fsType", ty: String, label: Optional },
-            Field { tag: 6, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
-            Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: Optional },
+            Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
             Field { tag: 10, json: "secretRef", ty: Message(224), label: Optional },
-            Field { tag: 11, json: "chapAuthSession", ty: Bool, label: Optional },
+            Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
@@ -1544,18 +1417,17 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "targetPortal", ty: String, label: Optional },
             Field { tag: 2, json: "iqn", ty: String, label: Required },
             Field { tag: 3, json: "lun", ty: Int32, label: Required },
             Field { tag: 4, json: "iscsiInterface", ty: String, label: Optional },
             Field { tag: 5, json: "fsType", ty: String, label: Optional },
-            Field { tag: 6, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
-            Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: Optional },
+            Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
             Field { tag: 10, json: "secretRef", ty: Message(134), label: Optional },
-            Field { tag: 11, json: "chapAuthSession", ty: Bool, label: Optional },
+            Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
@@ -1563,7 +1435,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "path", ty: String, label: Optional },
@@ -1574,7 +1445,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "postStart", ty: Message(130), label: Optional },
             Field { tag: 2, json: "preStop", ty: Message(130), label: Optional },
@@ -1585,7 +1455,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.LifecycleHandler",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "exec", ty: Message(109), label: Optional },
             Field { tag: 2, json: "httpGet", ty: Message(123), label: Optional },
@@ -1597,7 +1466,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "uid", ty: Int64, label: Optional },
             Field { tag: 2, json: "gid", ty: Int64, label: Required },
@@ -1608,7 +1476,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
@@ -1620,7 +1487,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ingress", ty: Message(132), label: Repeated },
         ],
@@ -1629,7 +1495,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
@@ -1638,7 +1503,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
@@ -1648,7 +1512,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "targetVolumeAttributesClassName", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -1658,7 +1521,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(140), label: Optional },
@@ -1669,7 +1531,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -1682,7 +1543,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(137), label: Repeated },
@@ -1692,7 +1552,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
@@ -1701,7 +1560,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "conditions", ty: Message(138), label: Repeated },
@@ -1711,18 +1569,16 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "server", ty: String, label: Optional },
             Field { tag: 2, json: "path", ty: String, label: Required },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 143
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(157), label: Optional },
@@ -1733,7 +1589,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "address", ty: String, label: Required },
@@ -1743,7 +1598,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(154), label: Optional },
             Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
@@ -1753,7 +1607,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -1767,7 +1620,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 2, json: "configMap", ty: Message(73), label: Optional },
         ],
@@ -1776,7 +1628,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "assigned", ty: Message(147), label: Optional },
             Field { tag: 2, json: "active", ty: Message(147), label: Optional },
@@ -1788,7 +1639,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeDaemonEndpoints",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "kubeletEndpoint", ty: Message(89), label: Optional },
         ],
@@ -1797,7 +1647,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
@@ -1806,7 +1655,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(143), label: Repeated },
@@ -1816,7 +1664,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "features", ty: Message(153), label: Optional },
@@ -1826,7 +1673,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "recursiveReadOnlyMounts", ty: Bool, label: Optional },
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
@@ -1836,7 +1682,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "nodeSelectorTerms", ty: Message(156), label: Repeated },
         ],
@@ -1845,7 +1690,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "operator", ty: String, label: Required },
@@ -1856,7 +1700,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "matchExpressions", ty: Message(155), label: Repeated },
             Field { tag: 2, json: "matchFields", ty: Message(155), label: Repeated },
@@ -1866,12 +1709,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "podCIDR", ty: String, label: Optional },
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
-            Field { tag: 4, json: "unschedulable", ty: Bool, label: Optional },
+            Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "taints", ty: Message(240), label: Repeated },
             Field { tag: 6, json: "configSource", ty: Message(147), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
@@ -1881,7 +1723,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "capacity", ty: Message(338), label: Map },
             Field { tag: 2, json: "allocatable", ty: Message(338), label: Map },
@@ -1903,7 +1744,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
@@ -1912,7 +1752,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "machineID", ty: String, label: Required },
             Field { tag: 2, json: "systemUUID", ty: String, label: Optional },
@@ -1931,7 +1770,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "apiVersion", ty: String, label: Optional },
             Field { tag: 2, json: "fieldPath", ty: String, label: Optional },
@@ -1941,7 +1779,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "kind", ty: String, label: Optional },
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
@@ -1956,7 +1793,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(173), label: Optional },
@@ -1967,7 +1803,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(167), label: Optional },
@@ -1978,7 +1813,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -1992,7 +1826,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(164), label: Repeated },
@@ -2002,7 +1835,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
             Field { tag: 2, json: "resources", ty: Message(254), label: Optional },
@@ -2019,7 +1851,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
@@ -2035,7 +1866,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(167), label: Optional },
@@ -2045,17 +1875,15 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "claimName", ty: String, label: Required },
-            Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 171
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
@@ -2065,7 +1893,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "gcePersistentDisk", ty: Message(115), label: Optional },
             Field { tag: 2, json: "awsElasticBlockStore", ty: Message(56), label: Optional },
@@ -2095,7 +1922,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "capacity", ty: Message(338), label: Map },
             Field { tag: 2, json: "", ty: Message(172), label: Inline },
@@ -2113,7 +1939,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
@@ -2125,7 +1950,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "pdID", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
@@ -2135,7 +1959,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
@@ -2146,7 +1969,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodAffinity",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(178), label: Repeated },
             Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(257), label: Repeated },
@@ -2156,7 +1978,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "labelSelector", ty: Message(342), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
@@ -2170,7 +1991,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodAntiAffinity",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(178), label: Repeated },
             Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(257), label: Repeated },
@@ -2180,7 +2000,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "signerName", ty: String, label: Optional },
             Field { tag: 2, json: "keyType", ty: String, label: Optional },
@@ -2195,7 +2014,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -2203,14 +2021,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
-            Field { tag: 7, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
     // 182
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
@@ -2221,7 +2038,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "value", ty: String, label: Optional },
@@ -2231,7 +2047,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "requestMappings", ty: Message(77), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
@@ -2241,7 +2056,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
         ],
@@ -2250,7 +2064,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(176), label: Repeated },
@@ -2260,7 +2073,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
@@ -2269,7 +2081,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "conditionType", ty: String, label: Optional },
         ],
@@ -2278,7 +2089,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 3, json: "resourceClaimName", ty: String, label: Optional },
@@ -2289,7 +2099,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
@@ -2299,7 +2108,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
@@ -2308,7 +2116,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "seLinuxOptions", ty: Message(217), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
@@ -2329,7 +2136,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumes", ty: Message(248), label: Repeated },
             Field { tag: 2, json: "containers", ty: Message(76), label: Repeated },
@@ -2341,9 +2147,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "serviceAccountName", ty: String, label: Optional },
             Field { tag: 9, json: "serviceAccount", ty: String, label: Optional },
             Field { tag: 10, json: "nodeName", ty: String, label: Optional },
-            Field { tag: 11, json: "hostNetwork", ty: Bool, label: Optional },
-            Field { tag: 12, json: "hostPID", ty: Bool, label: Optional },
-            Field { tag: 13, json: "hostIPC", ty: Bool, label: Optional },
+            Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
+            Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
+            Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
             Field { tag: 14, json: "securityContext", ty: Message(192), label: Optional },
             Field { tag: 15, json: "imagePullSecrets", ty: Message(134), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
@@ -2379,7 +2185,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "conditions", ty: Message(181), label: Repeated },
@@ -2397,7 +2202,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 14, json: "resize", ty: String, label: Optional },
             Field { tag: 15, json: "resourceClaimStatuses", ty: Message(190), label: Repeated },
             Field { tag: 16, json: "hostIPs", ty: Message(121), label: Repeated },
-            Field { tag: 17, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(184), label: Optional },
             Field { tag: 19, json: "allocatedResources", ty: Message(338), label: Map },
             Field { tag: 20, json: "resources", ty: Message(213), label: Optional },
@@ -2407,7 +2212,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
@@ -2417,7 +2221,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "port", ty: Int32, label: Required },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
@@ -2428,18 +2231,16 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeID", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 198
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Optional },
             Field { tag: 2, json: "preference", ty: Message(156), label: Optional },
@@ -2449,14 +2250,13 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(200), label: Inline },
-            Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: Optional },
-            Field { tag: 4, json: "periodSeconds", ty: Int32, label: Optional },
-            Field { tag: 5, json: "successThreshold", ty: Int32, label: Optional },
-            Field { tag: 6, json: "failureThreshold", ty: Int32, label: Optional },
+            Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
+            Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
+            Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
+            Field { tag: 5, json: "successThreshold", ty: Int32, label: OmitZero },
+            Field { tag: 6, json: "failureThreshold", ty: Int32, label: OmitZero },
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
@@ -2464,7 +2264,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "exec", ty: Message(109), label: Optional },
             Field { tag: 2, json: "httpGet", ty: Message(123), label: Optional },
@@ -2476,7 +2275,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "sources", ty: Message(253), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
@@ -2486,11 +2284,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "registry", ty: String, label: Required },
             Field { tag: 2, json: "volume", ty: String, label: Optional },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "user", ty: String, label: Optional },
             Field { tag: 5, json: "group", ty: String, label: Optional },
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
@@ -2500,7 +2297,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "monitors", ty: String, label: Repeated },
             Field { tag: 2, json: "image", ty: String, label: Required },
@@ -2509,14 +2305,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
             Field { tag: 7, json: "secretRef", ty: Message(224), label: Optional },
-            Field { tag: 8, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 204
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "monitors", ty: String, label: Repeated },
             Field { tag: 2, json: "image", ty: String, label: Required },
@@ -2525,14 +2320,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
             Field { tag: 7, json: "secretRef", ty: Message(134), label: Optional },
-            Field { tag: 8, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 205
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(208), label: Optional },
@@ -2543,7 +2337,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
@@ -2556,7 +2349,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(205), label: Repeated },
@@ -2566,25 +2358,23 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "template", ty: Message(195), label: Optional },
-            Field { tag: 4, json: "minReadySeconds", ty: Int32, label: Optional },
+            Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
     // 209
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "fullyLabeledReplicas", ty: Int32, label: Optional },
-            Field { tag: 3, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 4, json: "readyReplicas", ty: Int32, label: Optional },
-            Field { tag: 5, json: "availableReplicas", ty: Int32, label: Optional },
+            Field { tag: 2, json: "fullyLabeledReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
+            Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
+            Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "conditions", ty: Message(206), label: Repeated },
         ],
     },
@@ -2592,7 +2382,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "request", ty: String, label: Optional },
@@ -2602,7 +2391,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Optional },
@@ -2613,7 +2401,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "resourceID", ty: String, label: Optional },
             Field { tag: 2, json: "health", ty: String, label: Optional },
@@ -2623,7 +2410,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "limits", ty: Message(338), label: Map },
             Field { tag: 2, json: "requests", ty: Message(338), label: Map },
@@ -2634,7 +2420,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "resources", ty: Message(212), label: Repeated },
@@ -2644,43 +2429,40 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
             Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
-            Field { tag: 4, json: "sslEnabled", ty: Bool, label: Optional },
+            Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
             Field { tag: 7, json: "storageMode", ty: String, label: Optional },
             Field { tag: 8, json: "volumeName", ty: String, label: Optional },
             Field { tag: 9, json: "fsType", ty: String, label: Optional },
-            Field { tag: 10, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 216
     Message {
         name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
             Field { tag: 3, json: "secretRef", ty: Message(134), label: Optional },
-            Field { tag: 4, json: "sslEnabled", ty: Bool, label: Optional },
+            Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
             Field { tag: 7, json: "storageMode", ty: String, label: Optional },
             Field { tag: 8, json: "volumeName", ty: String, label: Optional },
             Field { tag: 9, json: "fsType", ty: String, label: Optional },
-            Field { tag: 10, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 217
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "user", ty: String, label: Optional },
             Field { tag: 2, json: "role", ty: String, label: Optional },
@@ -2692,7 +2474,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
@@ -2702,7 +2483,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
@@ -2715,7 +2495,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
@@ -2725,7 +2504,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SecretKeySelector",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
@@ -2736,7 +2514,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SecretList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(219), label: Repeated },
@@ -2746,7 +2523,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SecretProjection",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "", ty: Message(134), label: Inline },
             Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
@@ -2757,7 +2533,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
@@ -2767,7 +2542,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
             Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
@@ -2779,7 +2553,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "capabilities", ty: Message(62), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
@@ -2799,7 +2572,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Service",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(233), label: Optional },
@@ -2810,7 +2582,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "secrets", ty: Message(162), label: Repeated },
@@ -2822,7 +2593,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(228), label: Repeated },
@@ -2832,7 +2602,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "audience", ty: String, label: Optional },
             Field { tag: 2, json: "expirationSeconds", ty: Int64, label: Optional },
@@ -2843,7 +2612,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
@@ -2853,13 +2621,12 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
             Field { tag: 4, json: "targetPort", ty: Message(358), label: Optional },
-            Field { tag: 5, json: "nodePort", ty: Int32, label: Optional },
+            Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
@@ -2867,7 +2634,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ports", ty: Message(232), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
@@ -2879,8 +2645,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 9, json: "loadBalancerSourceRanges", ty: String, label: Repeated },
             Field { tag: 10, json: "externalName", ty: String, label: Optional },
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
-            Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: Optional },
-            Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: Optional },
+            Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
+            Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
             Field { tag: 14, json: "sessionAffinityConfig", ty: Message(235), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
@@ -2895,7 +2661,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "loadBalancer", ty: Message(133), label: Optional },
             Field { tag: 2, json: "conditions", ty: Message(339), label: Repeated },
@@ -2905,7 +2670,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "clientIP", ty: Message(67), label: Optional },
         ],
@@ -2914,7 +2678,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Optional },
         ],
@@ -2923,12 +2686,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeName", ty: String, label: Optional },
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
-            Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "secretRef", ty: Message(162), label: Optional },
         ],
     },
@@ -2936,12 +2698,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumeName", ty: String, label: Optional },
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
-            Field { tag: 4, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "secretRef", ty: Message(134), label: Optional },
         ],
     },
@@ -2949,7 +2710,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
@@ -2959,7 +2719,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
@@ -2971,7 +2730,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "port", ty: Message(358), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
@@ -2981,7 +2739,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "key", ty: String, label: Optional },
             Field { tag: 2, json: "operator", ty: String, label: Optional },
@@ -2994,7 +2751,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "values", ty: String, label: Repeated },
@@ -3004,7 +2760,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "matchLabelExpressions", ty: Message(243), label: Repeated },
         ],
@@ -3013,7 +2768,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
@@ -3029,7 +2783,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
             Field { tag: 2, json: "kind", ty: String, label: Required },
@@ -3040,7 +2793,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
             Field { tag: 2, json: "kind", ty: String, label: Required },
@@ -3052,7 +2804,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "", ty: Message(255), label: Inline },
@@ -3062,7 +2813,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
@@ -3072,10 +2822,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 3, json: "mountPath", ty: String, label: Required },
             Field { tag: 4, json: "subPath", ty: String, label: Optional },
             Field { tag: 5, json: "mountPropagation", ty: String, label: Optional },
@@ -3087,11 +2836,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "mountPath", ty: String, label: Required },
-            Field { tag: 3, json: "readOnly", ty: Bool, label: Optional },
+            Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
@@ -3099,7 +2847,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "required", ty: Message(154), label: Optional },
         ],
@@ -3108,7 +2855,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VolumeProjection",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "secret", ty: Message(223), label: Optional },
             Field { tag: 2, json: "downwardAPI", ty: Message(90), label: Optional },
@@ -3122,7 +2868,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "limits", ty: Message(338), label: Map },
             Field { tag: 2, json: "requests", ty: Message(338), label: Map },
@@ -3132,7 +2877,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "hostPath", ty: Message(122), label: Optional },
             Field { tag: 2, json: "emptyDir", ty: Message(93), label: Optional },
@@ -3170,7 +2914,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "volumePath", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
@@ -3182,7 +2925,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Optional },
             Field { tag: 2, json: "podAffinityTerm", ty: Message(178), label: Optional },
@@ -3192,7 +2934,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "gmsaCredentialSpecName", ty: String, label: Optional },
             Field { tag: 2, json: "gmsaCredentialSpec", ty: String, label: Optional },
@@ -3204,7 +2945,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "podGroup", ty: String, label: Optional },
@@ -3215,7 +2955,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
             Field { tag: 2, json: "conditions", ty: Message(261), label: Optional },
@@ -3231,7 +2970,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ready", ty: Bool, label: Optional },
             Field { tag: 2, json: "serving", ty: Bool, label: Optional },
@@ -3242,7 +2980,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "forZones", ty: Message(267), label: Repeated },
             Field { tag: 2, json: "forNodes", ty: Message(266), label: Repeated },
@@ -3252,7 +2989,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
@@ -3264,7 +3000,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "endpoints", ty: Message(260), label: Repeated },
@@ -3276,7 +3011,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(264), label: Repeated },
@@ -3286,7 +3020,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
@@ -3295,7 +3028,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
@@ -3304,7 +3036,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "eventTime", ty: Message(346), label: Optional },
@@ -3320,14 +3051,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 12, json: "deprecatedSource", ty: Message(108), label: Optional },
             Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(353), label: Optional },
             Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(353), label: Optional },
-            Field { tag: 15, json: "deprecatedCount", ty: Int32, label: Optional },
+            Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
     // 269
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(268), label: Repeated },
@@ -3337,7 +3067,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
             Field { tag: 2, json: "lastObservedTime", ty: Message(346), label: Optional },
@@ -3347,7 +3076,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
             Field { tag: 2, json: "backend", ty: Message(274), label: Optional },
@@ -3358,7 +3086,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "paths", ty: Message(271), label: Repeated },
         ],
@@ -3367,7 +3094,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.Ingress",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(282), label: Optional },
@@ -3378,7 +3104,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressBackend",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 3, json: "resource", ty: Message(246), label: Optional },
             Field { tag: 4, json: "service", ty: Message(281), label: Optional },
@@ -3388,7 +3113,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(273), label: Repeated },
@@ -3398,7 +3122,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
@@ -3409,7 +3132,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ingress", ty: Message(276), label: Repeated },
         ],
@@ -3418,7 +3140,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "port", ty: Int32, label: Required },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
@@ -3429,7 +3150,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
             Field { tag: 2, json: "", ty: Message(280), label: Inline },
@@ -3439,7 +3159,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "http", ty: Message(272), label: Optional },
         ],
@@ -3448,7 +3167,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "port", ty: Message(293), label: Optional },
@@ -3458,7 +3176,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "defaultBackend", ty: Message(274), label: Optional },
             Field { tag: 2, json: "tls", ty: Message(284), label: Repeated },
@@ -3470,7 +3187,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "loadBalancer", ty: Message(277), label: Optional },
         ],
@@ -3479,7 +3195,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "hosts", ty: String, label: Repeated },
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
@@ -3489,7 +3204,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "cidr", ty: String, label: Required },
             Field { tag: 2, json: "except", ty: String, label: Repeated },
@@ -3499,7 +3213,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(292), label: Optional },
@@ -3509,7 +3222,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ports", ty: Message(291), label: Repeated },
             Field { tag: 2, json: "to", ty: Message(290), label: Repeated },
@@ -3519,7 +3231,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "ports", ty: Message(291), label: Repeated },
             Field { tag: 2, json: "from", ty: Message(290), label: Repeated },
@@ -3529,7 +3240,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(286), label: Repeated },
@@ -3539,7 +3249,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "podSelector", ty: Message(342), label: Optional },
             Field { tag: 2, json: "namespaceSelector", ty: Message(342), label: Optional },
@@ -3550,7 +3259,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
             Field { tag: 2, json: "port", ty: Message(358), label: Optional },
@@ -3561,7 +3269,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "podSelector", ty: Message(342), label: Optional },
             Field { tag: 2, json: "ingress", ty: Message(288), label: Repeated },
@@ -3573,17 +3280,15 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "number", ty: Int32, label: Optional },
+            Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
     // 294
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(296), label: Optional },
@@ -3594,7 +3299,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(294), label: Repeated },
@@ -3604,7 +3308,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "minAvailable", ty: Message(358), label: Optional },
             Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
@@ -3616,9 +3319,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
-            Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 2, json: "disruptedPods", ty: Message(353), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
@@ -3631,7 +3333,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "clusterRoleSelectors", ty: Message(342), label: Repeated },
         ],
@@ -3640,7 +3341,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "rules", ty: Message(303), label: Repeated },
@@ -3651,7 +3351,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "subjects", ty: Message(309), label: Repeated },
@@ -3662,7 +3361,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(300), label: Repeated },
@@ -3672,7 +3370,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(299), label: Repeated },
@@ -3682,7 +3379,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "verbs", ty: String, label: Repeated },
             Field { tag: 2, json: "apiGroups", ty: String, label: Repeated },
@@ -3695,7 +3391,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "rules", ty: Message(303), label: Repeated },
@@ -3705,7 +3400,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "subjects", ty: Message(309), label: Repeated },
@@ -3716,7 +3410,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(305), label: Repeated },
@@ -3726,7 +3419,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(304), label: Repeated },
@@ -3736,7 +3428,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "apiGroup", ty: String, label: Required },
             Field { tag: 2, json: "kind", ty: String, label: Required },
@@ -3747,7 +3438,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "kind", ty: String, label: Required },
             Field { tag: 2, json: "apiGroup", ty: String, label: Optional },
@@ -3759,11 +3449,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Optional },
-            Field { tag: 3, json: "globalDefault", ty: Bool, label: Optional },
+            Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
@@ -3772,7 +3461,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(310), label: Repeated },
@@ -3782,7 +3470,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
@@ -3798,7 +3485,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(312), label: Repeated },
@@ -3808,13 +3494,12 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "type", ty: String, label: Optional },
             Field { tag: 3, json: "format", ty: String, label: Optional },
             Field { tag: 4, json: "description", ty: String, label: Optional },
-            Field { tag: 5, json: "priority", ty: Int32, label: Optional },
+            Field { tag: 5, json: "priority", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
@@ -3822,7 +3507,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
             Field { tag: 2, json: "webhook", ty: Message(337), label: Optional },
@@ -3832,7 +3516,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(320), label: Optional },
@@ -3843,21 +3526,19 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
     // 318
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
@@ -3867,7 +3548,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "plural", ty: String, label: Required },
             Field { tag: 2, json: "singular", ty: String, label: Optional },
@@ -3881,33 +3561,30 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
             Field { tag: 3, json: "names", ty: Message(319), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
             Field { tag: 7, json: "versions", ty: Message(322), label: Repeated },
             Field { tag: 9, json: "conversion", ty: Message(315), label: Optional },
-            Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: Optional },
+            Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
     // 321
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "conditions", ty: Message(317), label: Repeated },
             Field { tag: 2, json: "acceptedNames", ty: Message(319), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
-            Field { tag: 4, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
     // 322
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
@@ -3915,7 +3592,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "schema", ty: Message(326), label: Optional },
             Field { tag: 5, json: "subresources", ty: Message(325), label: Optional },
             Field { tag: 6, json: "additionalPrinterColumns", ty: Message(314), label: Repeated },
-            Field { tag: 7, json: "deprecated", ty: Bool, label: Optional },
+            Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
             Field { tag: 9, json: "selectableFields", ty: Message(333), label: Repeated },
         ],
@@ -3924,7 +3601,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "specReplicasPath", ty: String, label: Required },
             Field { tag: 2, json: "statusReplicasPath", ty: String, label: Optional },
@@ -3935,7 +3611,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
         ],
     },
@@ -3943,7 +3618,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "status", ty: Message(324), label: Optional },
             Field { tag: 2, json: "scale", ty: Message(323), label: Optional },
@@ -3953,7 +3627,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "openAPIV3Schema", ty: Message(329), label: Optional },
         ],
@@ -3962,7 +3635,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "description", ty: String, label: Optional },
             Field { tag: 2, json: "url", ty: String, label: Optional },
@@ -3972,7 +3644,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
@@ -3981,7 +3652,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "id", ty: String, label: Optional },
             Field { tag: 2, json: "$schema", ty: String, label: Optional },
@@ -3992,15 +3662,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "title", ty: String, label: Optional },
             Field { tag: 8, json: "default", ty: Message(328), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
-            Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: Optional },
+            Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
-            Field { tag: 12, json: "exclusiveMinimum", ty: Bool, label: Optional },
+            Field { tag: 12, json: "exclusiveMinimum", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "maxLength", ty: Int64, label: Optional },
             Field { tag: 14, json: "minLength", ty: Int64, label: Optional },
             Field { tag: 15, json: "pattern", ty: String, label: Optional },
             Field { tag: 16, json: "maxItems", ty: Int64, label: Optional },
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
-            Field { tag: 18, json: "uniqueItems", ty: Bool, label: Optional },
+            Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
             Field { tag: 20, json: "enum", ty: Message(328), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
@@ -4019,10 +3689,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 34, json: "definitions", ty: Message(329), label: Map },
             Field { tag: 35, json: "externalDocs", ty: Message(327), label: Optional },
             Field { tag: 36, json: "example", ty: Message(328), label: Optional },
-            Field { tag: 37, json: "nullable", ty: Bool, label: Optional },
+            Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
-            Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: Optional },
-            Field { tag: 40, json: "x-kubernetes-int-or-string", ty: Bool, label: Optional },
+            Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
+            Field { tag: 40, json: "x-kubernetes-int-or-string", ty: Bool, label: OmitZero },
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
@@ -4033,7 +3703,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "schema", ty: Message(329), label: Optional },
             Field { tag: 2, json: "jSonSchemas", ty: Message(329), label: Repeated },
@@ -4043,7 +3712,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
             Field { tag: 2, json: "schema", ty: Message(329), label: Optional },
@@ -4053,7 +3721,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "schema", ty: Message(329), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
@@ -4063,7 +3730,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Optional },
         ],
@@ -4072,7 +3738,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "namespace", ty: String, label: Required },
             Field { tag: 2, json: "name", ty: String, label: Required },
@@ -4084,7 +3749,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "rule", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
@@ -4098,7 +3762,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "service", ty: Message(334), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
@@ -4109,7 +3772,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 2, json: "clientConfig", ty: Message(336), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
@@ -4119,7 +3781,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
@@ -4128,11 +3789,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
@@ -4142,7 +3802,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 2, json: "preconditions", ty: Message(349), label: Optional },
@@ -4156,7 +3815,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
@@ -4165,7 +3823,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
             Field { tag: 2, json: "matchExpressions", ty: Message(343), label: Repeated },
@@ -4175,7 +3832,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "operator", ty: String, label: Required },
@@ -4186,7 +3842,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
-        zero_is_absent: true,
         fields: &[
             Field { tag: 1, json: "selfLink", ty: String, label: Optional },
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
@@ -4198,7 +3853,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
@@ -4213,7 +3867,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Optional },
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
@@ -4223,7 +3876,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
-        zero_is_absent: true,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "generateName", ty: String, label: Optional },
@@ -4231,7 +3883,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "selfLink", ty: String, label: Optional },
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
-            Field { tag: 7, json: "generation", ty: Int64, label: Optional },
+            Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
             Field { tag: 8, json: "creationTimestamp", ty: Message(353), label: Optional },
             Field { tag: 9, json: "deletionTimestamp", ty: Message(353), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
@@ -4246,7 +3898,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "kind", ty: String, label: Required },
             Field { tag: 3, json: "name", ty: String, label: Required },
@@ -4260,7 +3911,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "uid", ty: String, label: Optional },
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
@@ -4270,21 +3920,19 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "details", ty: Message(352), label: Optional },
-            Field { tag: 6, json: "code", ty: Int32, label: Optional },
+            Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
     // 351
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "reason", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
@@ -4295,13 +3943,12 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
             Field { tag: 4, json: "causes", ty: Message(351), label: Repeated },
-            Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: Optional },
+            Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
@@ -4309,7 +3956,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Optional },
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
@@ -4319,7 +3965,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "object", ty: Message(355), label: Optional },
@@ -4329,7 +3974,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
@@ -4338,7 +3982,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "apiVersion", ty: String, label: Optional },
             Field { tag: 2, json: "kind", ty: String, label: Optional },
@@ -4348,7 +3991,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "typeMeta", ty: Message(356), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
@@ -4360,7 +4002,6 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
-        zero_is_absent: false,
         fields: &[
             Field { tag: 1, json: "type", ty: Int64, label: Optional },
             Field { tag: 2, json: "intVal", ty: Int32, label: Optional },

@@ -8,9 +8,6 @@ pub struct Message {
     pub name: &'static str,
     /// Set when the message's JSON form is not an object of its fields.
     pub special: Special,
-    /// Zero-valued scalars in it mean "absent" in JSON (object and list metadata: a Go client
-    /// sends every non-pointer field, Go's JSON omits the empty ones).
-    pub zero_is_absent: bool,
     /// By tag.
     pub fields: &'static [Field],
 }
@@ -46,6 +43,9 @@ pub enum Label {
     /// An optional scalar that is required in the API (a Go field without `omitempty`):
     /// decoded even when it holds the zero value.
     Required,
+    /// An integer or boolean that is a plain `omitempty` field in Go (not a pointer): a Go
+    /// client always sends it, Go's JSON omits it when zero, so a zero decodes as absent.
+    OmitZero,
     /// A JSON array; scalars unpacked on the wire (proto2), packed accepted.
     Repeated,
     /// `map<string, T>`: a JSON object; on the wire entries `{1: key, 2: value}`.

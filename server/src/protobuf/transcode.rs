@@ -21,14 +21,7 @@ use super::wire::{self, Reader};
 const EMPTY_STRING_IS_A_VALUE: &[(&str, &str)] =
     &[("api.core.v1.PersistentVolumeClaimSpec", "storageClassName")];
 
-/// The pointer fields of metadata, whose zero is a value.
-const ZERO_IS_A_VALUE: &[(&str, &str)] = &[
-    (
-        "apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "deletionGracePeriodSeconds",
-    ),
-    ("apimachinery.pkg.apis.meta.v1.ListMeta", "remainingItemCount"),
-];
+
 
 pub fn message(index: u16) -> &'static Message {
     &MESSAGES[usize::from(index)]
@@ -71,7 +64,7 @@ fn encode_fields(
         };
         let at = |e: Error| e.at(field.json);
         match field.label {
-            Label::Optional | Label::Required => {
+            Label::Optional | Label::Required | Label::OmitZero => {
                 encode_value(field, field.ty, value, out).map_err(at)?
             }
             Label::Repeated => {
@@ -317,7 +310,7 @@ fn decode_fields(
                 expect_wire(wire_type, wire::LEN)?;
                 decode_fields(message(inner), reader.bytes()?, object).map_err(at)?;
             }
-            Label::Optional | Label::Required => {
+            Label::Optional | Label::Required | Label::OmitZero => {
                 if let Some(v) = decode_value(field.ty, wire_type, &mut reader).map_err(at)? {
                     object.insert(field.json.to_string(), v);
                 }
@@ -378,23 +371,16 @@ fn decode_fields(
     Ok(())
 }
 
-/// Removes what Go's JSON would not print: empty strings (`omitempty`, all but a few
-/// pointer fields) and, in metadata, every zero scalar.
+/// Removes what Go's JSON would not print of what a Go client sends: empty strings (all
+/// but a few pointer fields) and the zeros of plain `omitempty` numbers and booleans.
 fn drop_go_zero_values(msg: &'static Message, object: &mut Map<String, Value>) {
     for field in msg.fields {
-        if field.label != Label::Optional {
-            continue;
-        }
-        let zero = match object.get(field.json) {
-            Some(Value::String(s)) if field.ty == Type::String => {
+        let zero = match (field.label, object.get(field.json)) {
+            (Label::Optional, Some(Value::String(s))) if field.ty == Type::String => {
                 s.is_empty() && !EMPTY_STRING_IS_A_VALUE.contains(&(msg.name, field.json))
             }
-            Some(Value::Bool(false)) => msg.zero_is_absent,
-            Some(Value::Number(n)) => {
-                msg.zero_is_absent
-                    && n.as_f64() == Some(0.0)
-                    && !ZERO_IS_A_VALUE.contains(&(msg.name, field.json))
-            }
+            (Label::OmitZero, Some(Value::Bool(b))) => !b,
+            (Label::OmitZero, Some(Value::Number(n))) => n.as_f64() == Some(0.0),
             _ => false,
         };
         if zero {
