@@ -538,7 +538,6 @@ async fn unsupported_media_types_are_415() {
     let server = TestServer::start().await;
     for content_type in [
         "application/yaml",
-        "application/vnd.kubernetes.protobuf",
         "text/plain",
     ] {
         let body = serde_json::to_vec(&configmap("media")).unwrap();

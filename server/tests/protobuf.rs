@@ -541,3 +541,46 @@ async fn watch_in_protobuf(server: &TestServer) {
     assert_eq!(event_type, "DELETED");
     assert_eq!(object["metadata"]["name"], "a");
 }
+
+#[tokio::test]
+async fn scale_subresource_in_protobuf() {
+    let server = TestServer::start().await;
+    server.create_namespace("pb").await;
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "pb"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    assert_eq!(
+        create_pb(&server, "/apis/apps/v1/namespaces/pb/deployments", &deployment)
+            .await
+            .status,
+        201
+    );
+    let path = "/apis/apps/v1/namespaces/pb/deployments/web/scale";
+    let scale = send(&server, Method::GET, path, KUBECTL_ACCEPT, None)
+        .await
+        .object();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    // Scale to zero: a pointer-less zero that must still arrive as 0.
+    let mut to_zero = scale.clone();
+    to_zero["spec"]["replicas"] = json!(0);
+    let reply = send(
+        &server,
+        Method::PUT,
+        path,
+        KUBECTL_ACCEPT,
+        Some((MEDIA_TYPE, pb(&to_zero))),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.object()["spec"]["replicas"], 0);
+    let stored = server
+        .get("/apis/apps/v1/namespaces/pb/deployments/web")
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(stored["spec"]["replicas"], 0);
+}

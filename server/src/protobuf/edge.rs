@@ -82,6 +82,15 @@ pub fn decode_delete_options(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))
 }
 
+/// An autoscaling/v1 Scale body in protobuf (the scale subresource), as JSON.
+pub fn decode_scale(body: &[u8]) -> Result<Value, ApiError> {
+    super::decode_envelope(body, Some(("autoscaling/v1", "Scale"))).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Scale in version \"v1\" cannot be handled as a Scale: {e}"
+        ))
+    })
+}
+
 /// Renders a handler's outcome in protobuf where it has a protobuf form; what has none
 /// (Tables, non-built-in kinds) stays JSON, as a client that asks for protobuf also accepts.
 pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
