@@ -95,6 +95,8 @@ pub struct WatchRequest {
     pub initial_events_end: bool,
     /// Each object as a one-row `meta.k8s.io/v1` Table (server-side printing).
     pub table: bool,
+    /// Frames in the codec's protobuf encoding (see [`ObjectCodec::watch_frame`]).
+    pub protobuf: bool,
     /// Periodic BOOKMARKs (allowWatchBookmarks).
     pub bookmarks: bool,
     /// How often bookmarks are sent.

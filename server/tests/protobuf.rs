@@ -462,6 +462,50 @@ async fn imperative_create_bodies(server: &TestServer) {
     assert_eq!(created["data"], json!({"color": "blue"}));
 }
 
+/// A protobuf watch response, read frame by frame.
+struct ProtobufWatch {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl ProtobufWatch {
+    async fn start(server: &TestServer, path: &str, params: &[(&str, &str)]) -> ProtobufWatch {
+        let response = server
+            .client
+            .get(server.url_with(path, params))
+            .header(ACCEPT, KUBECTL_ACCEPT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()[CONTENT_TYPE].to_str().unwrap(),
+            STREAM_MEDIA_TYPE
+        );
+        ProtobufWatch {
+            response,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next event's type and object (bounded wait).
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Ok((event_type, object, rest)) = protobuf::read_watch_frame(&self.buffer) {
+                let used = self.buffer.len() - rest.len();
+                self.buffer.drain(..used);
+                return (event_type, object);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("a watch frame in time")
+                .expect("readable")
+                .expect("the stream goes on");
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+}
+
 on_both_stores!(
     watch_in_protobuf_embedded,
     watch_in_protobuf_etcd,
@@ -480,40 +524,14 @@ async fn watch_in_protobuf(server: &TestServer) {
         .unwrap()
         .to_string();
 
-    let response = server
-        .client
-        .get(server.url_with(
-            "/api/v1/namespaces/pb/configmaps",
-            &[("watch", "true"), ("resourceVersion", "0")],
-        ))
-        .header(ACCEPT, KUBECTL_ACCEPT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()[CONTENT_TYPE].to_str().unwrap(),
-        STREAM_MEDIA_TYPE
-    );
-    let mut response = response;
-    let mut buffer: Vec<u8> = Vec::new();
+    let mut watch = ProtobufWatch::start(
+        server,
+        "/api/v1/namespaces/pb/configmaps",
+        &[("watch", "true"), ("resourceVersion", "0")],
+    )
+    .await;
     let mut events: Vec<(String, Value)> = Vec::new();
-    let mut next = async |buffer: &mut Vec<u8>| -> (String, Value) {
-        loop {
-            if let Ok((event_type, object, rest)) = protobuf::read_watch_frame(buffer) {
-                let used = buffer.len() - rest.len();
-                buffer.drain(..used);
-                return (event_type, object);
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
-                .await
-                .expect("a watch frame in time")
-                .expect("readable")
-                .expect("the stream goes on");
-            buffer.extend_from_slice(&chunk);
-        }
-    };
-    events.push(next(&mut buffer).await);
+    events.push(watch.next().await);
     assert_eq!(events[0].0, "ADDED");
     assert_eq!(events[0].1["metadata"]["name"], "a");
     assert_eq!(events[0].1["metadata"]["resourceVersion"], rv.as_str());
@@ -528,7 +546,7 @@ async fn watch_in_protobuf(server: &TestServer) {
         )
         .await
         .expect(201);
-    let (event_type, object) = next(&mut buffer).await;
+    let (event_type, object) = watch.next().await;
     assert_eq!(event_type, "ADDED");
     assert_eq!(object["metadata"]["name"], "b");
     assert_eq!(object["data"], json!({"n": "2"}));
@@ -537,7 +555,7 @@ async fn watch_in_protobuf(server: &TestServer) {
         .delete("/api/v1/namespaces/pb/configmaps/a")
         .await
         .expect(200);
-    let (event_type, object) = next(&mut buffer).await;
+    let (event_type, object) = watch.next().await;
     assert_eq!(event_type, "DELETED");
     assert_eq!(object["metadata"]["name"], "a");
 }
@@ -583,4 +601,78 @@ async fn scale_subresource_in_protobuf() {
         .expect(200)
         .clone();
     assert_eq!(stored["spec"]["replicas"], 0);
+}
+
+#[tokio::test]
+async fn watch_in_protobuf_without_the_watch_cache() {
+    watch_in_protobuf(&TestServer::start_uncached().await).await;
+}
+
+on_both_stores!(
+    watch_bookmarks_and_errors_in_protobuf_embedded,
+    watch_bookmarks_and_errors_in_protobuf_etcd,
+    watch_bookmarks_and_errors_in_protobuf
+);
+
+async fn watch_bookmarks_and_errors_in_protobuf(server: &TestServer) {
+    server.create_namespace("pb").await;
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "a", "namespace": "pb"}, "data": {"n": "1"}});
+    create_pb(server, "/api/v1/namespaces/pb/configmaps", &cm)
+        .await
+        .object();
+    // Watch-list: the initial events end with a BOOKMARK annotated initial-events-end.
+    let mut watch = ProtobufWatch::start(
+        server,
+        "/api/v1/namespaces/pb/configmaps",
+        &[
+            ("watch", "true"),
+            ("sendInitialEvents", "true"),
+            ("resourceVersionMatch", "NotOlderThan"),
+            ("allowWatchBookmarks", "true"),
+        ],
+    )
+    .await;
+    let (event_type, object) = watch.next().await;
+    assert_eq!(event_type, "ADDED");
+    assert_eq!(object["data"], json!({"n": "1"}));
+    let (event_type, object) = watch.next().await;
+    assert_eq!(event_type, "BOOKMARK");
+    assert_eq!(object["kind"], "ConfigMap");
+    assert_eq!(
+        object["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert!(object["metadata"]["resourceVersion"].is_string());
+}
+
+/// A resourceVersion older than storage retains: one ERROR event with a 410 Status. (The
+/// watch cache keeps its own window; reads from storage see compaction directly.)
+#[tokio::test]
+async fn watch_from_a_compacted_revision_in_protobuf() {
+    let server = &TestServer::start_uncached().await;
+    server.create_namespace("pb").await;
+    for _ in 0..3 {
+        server
+            .post(
+                "/api/v1/namespaces/pb/configmaps",
+                &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"generateName": "x-", "namespace": "pb"}}),
+            )
+            .await
+            .expect(201);
+    }
+    let current = server.backend.current_revision().await.unwrap();
+    server.backend.compact(current).await.unwrap();
+    let mut watch = ProtobufWatch::start(
+        server,
+        "/api/v1/namespaces/pb/configmaps",
+        &[("watch", "true"), ("resourceVersion", "1")],
+    )
+    .await;
+    let (event_type, status) = watch.next().await;
+    assert_eq!(event_type, "ERROR");
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["code"], 410);
+    assert_eq!(status["reason"], "Expired");
 }

@@ -35,7 +35,7 @@ use tokio::time::{Instant, Interval, Sleep};
 use self::resource::{Command, Initial, ResourceCache, ResourceHandle, Start};
 use self::state::{CacheEvent, CacheState, Objects, Published};
 use self::watchers::{ENDED_EXPIRED, ENDED_TOO_SLOW, Ending, Frame};
-use crate::object::{CachedObject, ObjectCodec, Shapes, View, error_frame, frame};
+use crate::object::{CachedObject, ObjectCodec, Shapes, View};
 use crate::{
     FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
     WatchStart,
@@ -446,6 +446,7 @@ impl ReadPath for WatchCache {
         let view = View {
             shape: handle.shapes.index_of(request.resource),
             table: request.table,
+            protobuf: request.protobuf,
         };
         let mut attempts = 0;
         let registration = loop {
@@ -597,12 +598,15 @@ impl Connection {
     }
 
     fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
-        frame(
-            "BOOKMARK",
-            &self
-                .codec
-                .bookmark(self.request.resource, revision, initial_events_end),
-        )
+        let bookmark = self
+            .codec
+            .bookmark(self.request.resource, revision, initial_events_end);
+        self.codec.watch_frame(self.view, "BOOKMARK", &bookmark)
+    }
+
+    fn error_frame(&self, error: &ApiError) -> Bytes {
+        let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
+        self.codec.watch_frame(self.view, "ERROR", &status)
     }
 
     /// Queues a BOOKMARK after every frame already queued for revisions up to the cache's
@@ -637,7 +641,7 @@ impl Connection {
                     match next {
                         Some((key, object)) => {
                             *after = Some(key);
-                            let json = if self.view.table {
+                            let json = if !self.view.is_json() {
                                 self.codec.encode_view(
                                     &object.kv.value,
                                     object.kv.mod_revision,
@@ -651,7 +655,7 @@ impl Connection {
                                     self.view.shape,
                                 )
                             };
-                            return Some(frame("ADDED", &json));
+                            return Some(self.codec.watch_frame(self.view, "ADDED", &json));
                         }
                         None => {
                             let revision = *revision;
@@ -700,9 +704,9 @@ impl Connection {
                     ),
                 );
                 error.retry_after_seconds = Some(1);
-                Some(error_frame(&error))
+                Some(self.error_frame(&error))
             }
-            ENDED_EXPIRED => Some(error_frame(&ApiError::expired(format!(
+            ENDED_EXPIRED => Some(self.error_frame(&ApiError::expired(format!(
                 "too old resource version: {} (the cache had to relist)",
                 self.revision
             )))),

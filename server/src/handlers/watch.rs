@@ -99,6 +99,8 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = call.request.resource;
     let bookmarks = call.query.flag("allowWatchBookmarks")?;
     let (start, initial_events_end) = start(call, bookmarks).await?;
+    // Protobuf watch frames are encoded by the read path (once per event and view).
+    let protobuf = crate::protobuf::edge::wants_protobuf(&call.headers);
     let request = WatchRequest {
         resource,
         prefix: call.api.storage_prefix(resource),
@@ -107,25 +109,24 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         initial_events_end,
         // kubectl get -w asks for Tables; each event's object is then a one-row Table.
         table: crate::table::requested(&call.headers, &call.query)?.is_some(),
+        protobuf,
         bookmarks,
         bookmark_interval: BOOKMARK_INTERVAL,
         timeout: timeout(call)?,
     };
-    let request_table = request.table;
+    let protobuf = protobuf && !request.table;
     let frames: FrameStream = match call.api.reads.watch(request).await {
         Ok(frames) => frames,
         Err(StorageError::Compacted { requested, .. }) => {
             let error = ApiError::expired(format!("too old resource version: {requested}"));
-            futures::stream::once(async move { error_frame(&error) }).boxed()
+            let frame = if protobuf {
+                crate::protobuf::edge::error_frame(&error)
+            } else {
+                error_frame(&error)
+            };
+            futures::stream::once(async move { frame }).boxed()
         }
         Err(e) => return Err(storage_error(e)),
-    };
-    // Protobuf watches are transcoded from the JSON frames here, per connection.
-    let protobuf = !request_table && crate::protobuf::edge::wants_protobuf(&call.headers);
-    let frames = if protobuf {
-        crate::protobuf::edge::watch_stream(frames)
-    } else {
-        frames
     };
     let body = frames.map(Ok::<_, std::convert::Infallible>);
     let mut response = Response::new(Body::from_stream(body));

@@ -4,9 +4,7 @@
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use kubecache_cache::FrameStream;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
@@ -161,37 +159,26 @@ fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-/// Transcodes newline-delimited JSON watch frames into length-prefixed protobuf frames, at
-/// the connection. A frame that cannot be transcoded ends the stream with an ERROR event.
-pub fn watch_stream(frames: FrameStream) -> FrameStream {
-    frames
-        .flat_map(|chunk| futures::stream::iter(transcode_frames(&chunk)))
-        .boxed()
+/// One protobuf watch frame for an object the codec encoded: already enveloped protobuf, or
+/// JSON (bookmarks, error Statuses), transcoded here. What cannot be encoded becomes an
+/// ERROR event, so the client learns why its watch ends.
+pub fn watch_frame(event_type: &str, object: &[u8]) -> Bytes {
+    let frame = if object.starts_with(super::MAGIC) {
+        Ok(super::raw_watch_frame(event_type, object))
+    } else {
+        serde_json::from_slice::<Value>(object)
+            .map_err(|e| super::Error::new(e.to_string()))
+            .and_then(|object| super::watch_frame(event_type, &object))
+    };
+    Bytes::from(frame.unwrap_or_else(|e| {
+        let status = ApiError::internal(format!("cannot encode watch event: {e}"));
+        super::watch_frame("ERROR", &status.to_status()).expect("a Status always encodes")
+    }))
 }
 
-fn transcode_frames(chunk: &Bytes) -> Vec<Bytes> {
-    chunk
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|line| {
-            let encoded = serde_json::from_slice::<Value>(line)
-                .map_err(|e| super::Error::new(e.to_string()))
-                .and_then(|event| {
-                    let event_type = event["type"].as_str().unwrap_or("ERROR").to_string();
-                    super::watch_frame(&event_type, &event["object"])
-                });
-            match encoded {
-                Ok(frame) => Bytes::from(frame),
-                Err(e) => {
-                    let status = ApiError::internal(format!("cannot encode watch event: {e}"));
-                    Bytes::from(
-                        super::watch_frame("ERROR", &status.to_status())
-                            .expect("a Status always encodes"),
-                    )
-                }
-            }
-        })
-        .collect()
+/// A one-event protobuf watch stream: an ERROR with `err`'s Status.
+pub fn error_frame(err: &ApiError) -> Bytes {
+    Bytes::from(super::watch_frame("ERROR", &err.to_status()).expect("a Status always encodes"))
 }
 
 /// A watch response's content type.

@@ -224,6 +224,21 @@ pub fn watch_frame(event_type: &str, object: &Value) -> Result<Vec<u8>, Error> {
     Ok(frame)
 }
 
+/// One frame for an object already enveloped (`k8s\0` + runtime.Unknown): no transcoding.
+pub fn raw_watch_frame(event_type: &str, envelope: &[u8]) -> Vec<u8> {
+    let mut event = Vec::with_capacity(envelope.len() + event_type.len() + 16);
+    wire::put_len(&mut event, 1, event_type.as_bytes());
+    wire::put_nested(&mut event, 2, |out| {
+        wire::put_len(out, 1, envelope);
+        Ok::<_, Error>(())
+    })
+    .expect("writing bytes cannot fail");
+    let mut frame = Vec::with_capacity(event.len() + 4);
+    frame.extend_from_slice(&(event.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&event);
+    frame
+}
+
 /// Reads one frame written by [`watch_frame`]: the event type and the object's JSON; the
 /// rest of `bytes` after the frame.
 pub fn read_watch_frame(bytes: &[u8]) -> Result<(String, Value, &[u8]), Error> {
