@@ -28,9 +28,21 @@ fn assert_fresh_metadata(object: &Value, name: &str) {
     let meta = &object["metadata"];
     assert_eq!(meta["name"], name, "{object:#}");
     assert!(!meta["uid"].as_str().unwrap_or("").is_empty(), "{object:#}");
-    assert!(meta["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap() > 0);
+    assert!(
+        meta["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
     assert!(meta["creationTimestamp"].as_str().unwrap().ends_with('Z'));
-    for absent in ["generateName", "selfLink", "deletionTimestamp", "ownerReferences"] {
+    for absent in [
+        "generateName",
+        "selfLink",
+        "deletionTimestamp",
+        "ownerReferences",
+    ] {
         assert!(meta.get(absent).is_none(), "{absent} in {meta:#}");
     }
 }
@@ -43,8 +55,13 @@ fn imperative_creates(server: &Kubecache) {
     assert_eq!(
         server
             .kubectl_ok(&[
-                "create", "configmap", "settings", "-n", "imp",
-                "--from-literal=color=blue", "--from-literal=size=3",
+                "create",
+                "configmap",
+                "settings",
+                "-n",
+                "imp",
+                "--from-literal=color=blue",
+                "--from-literal=size=3",
             ])
             .trim(),
         "configmap/settings created"
@@ -52,8 +69,14 @@ fn imperative_creates(server: &Kubecache) {
     assert_eq!(
         server
             .kubectl_ok(&[
-                "create", "secret", "generic", "creds", "-n", "imp",
-                "--from-literal=password=s3cr3t", "--from-literal=user=admin",
+                "create",
+                "secret",
+                "generic",
+                "creds",
+                "-n",
+                "imp",
+                "--from-literal=password=s3cr3t",
+                "--from-literal=user=admin",
             ])
             .trim(),
         "secret/creds created"
@@ -61,8 +84,14 @@ fn imperative_creates(server: &Kubecache) {
     assert_eq!(
         server
             .kubectl_ok(&[
-                "create", "deployment", "web", "-n", "imp", "--image=nginx:1.25",
-                "--replicas=2", "--port=8080",
+                "create",
+                "deployment",
+                "web",
+                "-n",
+                "imp",
+                "--image=nginx:1.25",
+                "--replicas=2",
+                "--port=8080",
             ])
             .trim(),
         "deployment.apps/web created"
@@ -70,8 +99,16 @@ fn imperative_creates(server: &Kubecache) {
     assert_eq!(
         server
             .kubectl_ok(&[
-                "create", "job", "pi", "-n", "imp", "--image=perl:5.34", "--", "perl",
-                "-e", "print 1",
+                "create",
+                "job",
+                "pi",
+                "-n",
+                "imp",
+                "--image=perl:5.34",
+                "--",
+                "perl",
+                "-e",
+                "print 1",
             ])
             .trim(),
         "job.batch/pi created"
@@ -79,7 +116,13 @@ fn imperative_creates(server: &Kubecache) {
     assert_eq!(
         server
             .kubectl_ok(&[
-                "create", "service", "clusterip", "web", "-n", "imp", "--tcp=80:8080",
+                "create",
+                "service",
+                "clusterip",
+                "web",
+                "-n",
+                "imp",
+                "--tcp=80:8080",
                 "--tcp=443:https",
             ])
             .trim(),
@@ -109,7 +152,10 @@ fn imperative_creates(server: &Kubecache) {
     assert_fresh_metadata(&deploy, "web");
     assert_eq!(deploy["metadata"]["labels"], json!({"app": "web"}));
     assert_eq!(deploy["spec"]["replicas"], 2);
-    assert_eq!(deploy["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
+    assert_eq!(
+        deploy["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
     let template = &deploy["spec"]["template"];
     assert_eq!(template["metadata"]["labels"], json!({"app": "web"}));
     let container = &template["spec"]["containers"][0];
@@ -148,7 +194,14 @@ fn imperative_creates(server: &Kubecache) {
 
     // `-o json` prints the object the server answered, which kubectl read as protobuf.
     let printed = parse(&server.kubectl_ok(&[
-        "create", "configmap", "printed", "-n", "imp", "--from-literal=k=v", "-o", "json",
+        "create",
+        "configmap",
+        "printed",
+        "-n",
+        "imp",
+        "--from-literal=k=v",
+        "-o",
+        "json",
     ]));
     assert_eq!(printed["kind"], "ConfigMap");
     assert_eq!(printed["apiVersion"], "v1");
@@ -162,7 +215,14 @@ fn imperative_creates(server: &Kubecache) {
     );
 
     let printed = parse(&server.kubectl_ok(&[
-        "create", "deployment", "api", "-n", "imp", "--image=busybox:1.36", "-o", "json",
+        "create",
+        "deployment",
+        "api",
+        "-n",
+        "imp",
+        "--image=busybox:1.36",
+        "-o",
+        "json",
     ]));
     assert_eq!(printed["kind"], "Deployment");
     assert_eq!(printed["apiVersion"], "apps/v1");
@@ -174,7 +234,12 @@ fn imperative_creates(server: &Kubecache) {
 
     // Creating one again: kubectl shows the message of the server's protobuf 409 Status.
     let output = server.kubectl(&[
-        "create", "configmap", "settings", "-n", "imp", "--from-literal=a=b",
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "imp",
+        "--from-literal=a=b",
     ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -227,7 +227,8 @@ async fn create_get_list_in_protobuf(server: &TestServer) {
     assert_eq!(status["code"], 409);
 
     // DELETE with a protobuf DeleteOptions body (client-go's typed clients send one).
-    let options = json!({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"});
+    let options =
+        json!({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"});
     let deleted = send(
         server,
         Method::DELETE,
@@ -312,7 +313,8 @@ async fn errors_and_bad_bodies(server: &TestServer) {
     assert_eq!(list["items"], json!([]));
 
     // A body that names another kind than the URL: rejected, nothing written.
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cm", "namespace": "pb"}});
+    let pod =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cm", "namespace": "pb"}});
     let reply = create_pb(server, "/api/v1/namespaces/pb/configmaps", &pod).await;
     assert_eq!(reply.status, 400, "{}", reply.object());
 
@@ -570,9 +572,13 @@ async fn scale_subresource_in_protobuf() {
             "template": {"metadata": {"labels": {"app": "web"}},
                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
     assert_eq!(
-        create_pb(&server, "/apis/apps/v1/namespaces/pb/deployments", &deployment)
-            .await
-            .status,
+        create_pb(
+            &server,
+            "/apis/apps/v1/namespaces/pb/deployments",
+            &deployment
+        )
+        .await
+        .status,
         201
     );
     let path = "/apis/apps/v1/namespaces/pb/deployments/web/scale";

@@ -51,7 +51,11 @@ fn descriptors_are_generated() {
 fn every_registered_resource_and_its_list_has_a_message() {
     for r in Registry::builtin().all() {
         let version = r.api_version();
-        assert!(message_for(&version, r.kind).is_some(), "{version} {}", r.kind);
+        assert!(
+            message_for(&version, r.kind).is_some(),
+            "{version} {}",
+            r.kind
+        );
         assert!(
             message_for(&version, &r.list_kind()).is_some(),
             "{version} {}",
@@ -116,7 +120,10 @@ fn special_json_forms() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 2}}}]}});
     let decoded = decode_envelope(&encode_envelope(&pod).unwrap(), None).unwrap();
-    assert_eq!(decoded["spec"]["containers"][0]["resources"]["limits"]["cpu"], "2");
+    assert_eq!(
+        decoded["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+        "2"
+    );
 
     // MicroTime keeps microseconds, Time keeps seconds.
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l", "creationTimestamp": "2024-01-02T03:04:05Z"},
@@ -189,7 +196,10 @@ fn lists_round_trip() {
 
 #[test]
 fn watch_frames_round_trip() {
-    let sample = samples().into_iter().find(|s| s["kind"] == "Secret").unwrap();
+    let sample = samples()
+        .into_iter()
+        .find(|s| s["kind"] == "Secret")
+        .unwrap();
     let mut stream = watch_frame("ADDED", &sample).unwrap();
     let bookmark = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"resourceVersion": "12", "annotations": {"k8s.io/initial-events-end": "true"}}});
@@ -259,8 +269,10 @@ fn malformed_bytes_are_errors_not_panics() {
     write_unknown(&mut bad, "v1", "Gizmo", |_| Ok(())).unwrap();
     assert!(decode_envelope(&bad, None).is_err());
     // JSON that does not fit the message.
-    let err = encode_envelope(&json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": 5}]}}))
-        .unwrap_err();
+    let err = encode_envelope(
+        &json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": 5}]}}),
+    )
+    .unwrap_err();
     assert_eq!(err.to_string(), "spec.containers.name: expected a string");
 }
 
@@ -271,13 +283,23 @@ fn accept_negotiation() {
         headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
         wants_protobuf(&headers)
     };
-    assert!(accept("application/vnd.kubernetes.protobuf,application/json"));
+    assert!(accept(
+        "application/vnd.kubernetes.protobuf,application/json"
+    ));
     assert!(accept("application/vnd.kubernetes.protobuf;stream=watch"));
-    assert!(!accept("application/json, application/vnd.kubernetes.protobuf"));
-    assert!(accept("application/json;q=0.5, application/vnd.kubernetes.protobuf"));
+    assert!(!accept(
+        "application/json, application/vnd.kubernetes.protobuf"
+    ));
+    assert!(accept(
+        "application/json;q=0.5, application/vnd.kubernetes.protobuf"
+    ));
     assert!(!accept("*/*"));
-    assert!(!accept("application/vnd.kubernetes.protobuf;q=0, application/json"));
-    assert!(!accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json"));
+    assert!(!accept(
+        "application/vnd.kubernetes.protobuf;q=0, application/json"
+    ));
+    assert!(!accept(
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    ));
     assert!(!accept(
         "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
     ));

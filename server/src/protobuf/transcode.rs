@@ -21,8 +21,6 @@ use super::wire::{self, Reader};
 const EMPTY_STRING_IS_A_VALUE: &[(&str, &str)] =
     &[("api.core.v1.PersistentVolumeClaimSpec", "storageClassName")];
 
-
-
 pub fn message(index: u16) -> &'static Message {
     &MESSAGES[usize::from(index)]
 }
@@ -301,7 +299,13 @@ fn decode_fields(
             reader.skip(wire_type)?;
             continue;
         };
-        let at = |e: Error| e.at(if field.json.is_empty() { "" } else { field.json });
+        let at = |e: Error| {
+            e.at(if field.json.is_empty() {
+                ""
+            } else {
+                field.json
+            })
+        };
         match field.label {
             Label::Inline => {
                 let Type::Message(inner) = field.ty else {
@@ -323,7 +327,10 @@ fn decode_fields(
                     unreachable!("repeated fields hold arrays")
                 };
                 let packed = wire_type == wire::LEN
-                    && matches!(field.ty, Type::Bool | Type::Int32 | Type::Int64 | Type::Double);
+                    && matches!(
+                        field.ty,
+                        Type::Bool | Type::Int32 | Type::Int64 | Type::Double
+                    );
                 if packed {
                     let mut inner = Reader::new(reader.bytes()?);
                     let scalar_wire = if field.ty == Type::Double {
@@ -332,11 +339,15 @@ fn decode_fields(
                         wire::VARINT
                     };
                     while !inner.done() {
-                        if let Some(v) = decode_value(field.ty, scalar_wire, &mut inner).map_err(at)? {
+                        if let Some(v) =
+                            decode_value(field.ty, scalar_wire, &mut inner).map_err(at)?
+                        {
                             items.push(v);
                         }
                     }
-                } else if let Some(v) = decode_value(field.ty, wire_type, &mut reader).map_err(at)? {
+                } else if let Some(v) =
+                    decode_value(field.ty, wire_type, &mut reader).map_err(at)?
+                {
                     items.push(v);
                 } else {
                     items.push(Value::Null);
