@@ -248,6 +248,21 @@ fn imperative_creates(server: &Kubecache) {
         "{stderr}"
     );
 
+    // `kubectl describe` reads through client-go's typed clients, which ask for protobuf
+    // first: the object, then lists (the deployment's ReplicaSets, the object's Events).
+    let described = server.kubectl_ok(&["describe", "deployment", "web", "-n", "imp"]);
+    for line in ["Name:", "Namespace:", "Selector:", "Replicas:", "Events:"] {
+        assert!(
+            described.lines().any(|l| l.starts_with(line)),
+            "{line} in:\n{described}"
+        );
+    }
+    assert!(described.contains("2 desired"), "{described}");
+    assert!(described.contains("nginx:1.25"), "{described}");
+    let described = server.kubectl_ok(&["describe", "secret", "creds", "-n", "imp"]);
+    assert!(described.contains("password:  6 bytes"), "{described}");
+    assert!(described.contains("user:      5 bytes"), "{described}");
+
     // Everything is listed too.
     let names = server.kubectl_ok(&["get", "configmaps", "-n", "imp", "-o", "name"]);
     let mut names: Vec<&str> = names.lines().collect();
