@@ -282,3 +282,174 @@ fn imperative_creates_in_protobuf_on_etcd() {
     let server = Kubecache::start_with(Storage::Etcd(etcd.endpoint()));
     imperative_creates(&server);
 }
+
+/// The other imperative `kubectl create` generators, each a different built-in type in
+/// protobuf (RBAC, batch, policy, scheduling, networking, more secrets and services).
+#[test]
+fn more_imperative_creates_in_protobuf() {
+    let server = Kubecache::start();
+    let ns = "default";
+    for (args, expected) in [
+        (
+            vec!["serviceaccount", "builder"],
+            "serviceaccount/builder created",
+        ),
+        (
+            vec![
+                "role",
+                "reader",
+                "--verb=get,list",
+                "--resource=pods,configmaps",
+            ],
+            "role.rbac.authorization.k8s.io/reader created",
+        ),
+        (
+            vec![
+                "rolebinding",
+                "rb",
+                "--role=reader",
+                "--serviceaccount=default:builder",
+            ],
+            "rolebinding.rbac.authorization.k8s.io/rb created",
+        ),
+        (
+            vec![
+                "clusterrole",
+                "cr",
+                "--verb=get",
+                "--non-resource-url=/healthz",
+            ],
+            "clusterrole.rbac.authorization.k8s.io/cr created",
+        ),
+        (
+            vec![
+                "clusterrolebinding",
+                "crb",
+                "--clusterrole=cr",
+                "--user=alice",
+            ],
+            "clusterrolebinding.rbac.authorization.k8s.io/crb created",
+        ),
+        (
+            vec![
+                "cronjob",
+                "nightly",
+                "--image=busybox",
+                "--schedule=0 3 * * *",
+                "--",
+                "date",
+            ],
+            "cronjob.batch/nightly created",
+        ),
+        (
+            vec![
+                "poddisruptionbudget",
+                "pdb",
+                "--selector=app=web",
+                "--min-available=50%",
+            ],
+            "poddisruptionbudget.policy/pdb created",
+        ),
+        (
+            vec![
+                "priorityclass",
+                "high",
+                "--value=1000",
+                "--preemption-policy=Never",
+            ],
+            "priorityclass.scheduling.k8s.io/high created",
+        ),
+        (
+            vec![
+                "ingress",
+                "web",
+                "--class=nginx",
+                "--rule=example.com/=web:80",
+                "--rule=example.com/api*=api:http",
+            ],
+            "ingress.networking.k8s.io/web created",
+        ),
+        (
+            vec![
+                "secret",
+                "docker-registry",
+                "reg",
+                "--docker-server=r.io",
+                "--docker-username=u",
+                "--docker-password=p",
+            ],
+            "secret/reg created",
+        ),
+        (
+            vec![
+                "service",
+                "nodeport",
+                "np",
+                "--tcp=80:8080",
+                "--node-port=30080",
+            ],
+            "service/np created",
+        ),
+        (
+            vec![
+                "service",
+                "externalname",
+                "ext",
+                "--external-name=example.com",
+            ],
+            "service/ext created",
+        ),
+    ] {
+        let mut command = vec!["-n", ns, "create"];
+        command.extend(args);
+        assert_eq!(server.kubectl_ok(&command).trim(), expected);
+    }
+
+    let ingress = get_json(&server, ns, &["ingress", "web"]);
+    assert_eq!(
+        ingress["spec"],
+        json!({"ingressClassName": "nginx", "rules": [{"host": "example.com", "http": {"paths": [
+            {"backend": {"service": {"name": "web", "port": {"number": 80}}}, "path": "/", "pathType": "Exact"},
+            {"backend": {"service": {"name": "api", "port": {"name": "http"}}}, "path": "/api", "pathType": "Prefix"}
+        ]}}]})
+    );
+    let pdb = get_json(&server, ns, &["pdb", "pdb"]);
+    assert_eq!(
+        pdb["spec"],
+        json!({"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}})
+    );
+    let pc = parse(&server.kubectl_ok(&["get", "priorityclass", "high", "-o", "json"]));
+    assert_eq!(pc["value"], 1000);
+    assert_eq!(pc["preemptionPolicy"], "Never");
+    let np = get_json(&server, ns, &["service", "np"]);
+    assert_eq!(
+        np["spec"]["ports"],
+        json!([{"name": "80-8080", "nodePort": 30080, "port": 80, "protocol": "TCP", "targetPort": 8080}])
+    );
+    let ext = get_json(&server, ns, &["service", "ext"]);
+    assert_eq!(ext["spec"]["type"], "ExternalName");
+    assert_eq!(ext["spec"]["externalName"], "example.com");
+    let cron = get_json(&server, ns, &["cronjob", "nightly"]);
+    assert_eq!(cron["spec"]["schedule"], "0 3 * * *");
+    let job_spec = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(job_spec["restartPolicy"], "OnFailure");
+    assert_eq!(job_spec["containers"][0]["command"], json!(["date"]));
+    let cr = parse(&server.kubectl_ok(&["get", "clusterrole", "cr", "-o", "json"]));
+    assert_eq!(
+        cr["rules"],
+        json!([{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}])
+    );
+    let rb = get_json(&server, ns, &["rolebinding", "rb"]);
+    assert_eq!(
+        rb["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "builder", "namespace": "default"}])
+    );
+    let role = get_json(&server, ns, &["role", "reader"]);
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list"]}])
+    );
+    let reg = get_json(&server, ns, &["secret", "reg"]);
+    assert_eq!(reg["type"], "kubernetes.io/dockerconfigjson");
+    assert!(reg["data"][".dockerconfigjson"].is_string());
+}
