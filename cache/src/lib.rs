@@ -149,6 +149,10 @@ pub trait ReadPath: Send + Sync + 'static {
     /// An object's JSON as `resource` serves it.
     fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
 
+    /// An object in protobuf as `resource` serves it ([`ObjectCodec::encode_protobuf`]),
+    /// encoded once per object where the read path caches objects.
+    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
+
     /// Whether every resource can be served (/readyz).
     async fn ready(&self) -> Result<()>;
 

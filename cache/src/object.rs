@@ -94,11 +94,6 @@ impl View {
         };
         self.shape * 3 + format
     }
-
-    /// Whether objects in this view are the plain JSON cached on each object.
-    pub fn is_json(self) -> bool {
-        !self.table && !self.protobuf
-    }
 }
 
 impl From<usize> for View {
@@ -173,6 +168,8 @@ pub struct CachedObject {
     pub attrs: ObjectAttrs,
     /// The JSON served for each shape, encoded on first use.
     encoded: [OnceLock<Bytes>; MAX_SHAPES],
+    /// The protobuf served for each shape ([`ObjectCodec::encode_protobuf`]), on first use.
+    protobuf: [OnceLock<Bytes>; MAX_SHAPES],
 }
 
 impl CachedObject {
@@ -181,6 +178,7 @@ impl CachedObject {
             kv,
             attrs,
             encoded: Default::default(),
+            protobuf: Default::default(),
         })
     }
 
@@ -199,6 +197,27 @@ impl CachedObject {
         self.encoded[shape]
             .get_or_init(|| codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
             .clone()
+    }
+
+    /// The object's protobuf in shape number `shape`, encoded once (for protobuf GETs, LISTs
+    /// and watch events alike).
+    pub fn protobuf(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
+        self.protobuf[shape]
+            .get_or_init(|| {
+                codec.encode_protobuf(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
+            })
+            .clone()
+    }
+
+    /// The object encoded for `view`: cached for JSON and protobuf, made for Tables.
+    pub fn encoded(&self, codec: &dyn ObjectCodec, shapes: &Shapes, view: View) -> Bytes {
+        if view.table {
+            codec.encode_view(&self.kv.value, self.kv.mod_revision, view, shapes)
+        } else if view.protobuf {
+            self.protobuf(codec, shapes, view.shape)
+        } else {
+            self.json(codec, shapes, view.shape)
+        }
     }
 }
 

@@ -174,6 +174,11 @@ impl ReadPath for Passthrough {
             .encode(&object.kv.value, object.kv.mod_revision, resource)
     }
 
+    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+        self.codec
+            .encode_protobuf(&object.kv.value, object.kv.mod_revision, resource)
+    }
+
     async fn ready(&self) -> Result<()> {
         self.backend.health().await
     }

@@ -527,6 +527,19 @@ impl ReadPath for WatchCache {
         }
     }
 
+    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+        match self.handle(resource) {
+            Ok(handle) => {
+                let shape = handle.shapes.index_of(resource);
+                object.protobuf(self.codec.as_ref(), &handle.shapes, shape)
+            }
+            Err(_) => {
+                self.codec
+                    .encode_protobuf(&object.kv.value, object.kv.mod_revision, resource)
+            }
+        }
+    }
+
     async fn ready(&self) -> Result<()> {
         self.backend.health().await?;
         match self
@@ -641,20 +654,8 @@ impl Connection {
                     match next {
                         Some((key, object)) => {
                             *after = Some(key);
-                            let json = if !self.view.is_json() {
-                                self.codec.encode_view(
-                                    &object.kv.value,
-                                    object.kv.mod_revision,
-                                    self.view,
-                                    &self.handle.shapes,
-                                )
-                            } else {
-                                object.json(
-                                    self.codec.as_ref(),
-                                    &self.handle.shapes,
-                                    self.view.shape,
-                                )
-                            };
+                            let json =
+                                object.encoded(self.codec.as_ref(), &self.handle.shapes, self.view);
                             return Some(self.codec.watch_frame(self.view, "ADDED", &json));
                         }
                         None => {

@@ -118,12 +118,7 @@ impl CacheEvent {
                     (EventKind::Deleted, _, Some(prev)) => {
                         codec.encode_view(&prev.kv.value, self.revision, view, shapes)
                     }
-                    (_, Some(object), _) if view.is_json() => {
-                        object.json(codec, shapes, view.shape)
-                    }
-                    (_, Some(object), _) => {
-                        codec.encode_view(&object.kv.value, object.kv.mod_revision, view, shapes)
-                    }
+                    (_, Some(object), _) => object.encoded(codec, shapes, view),
                     // Not reachable: a kind is only derived from the states present.
                     _ => Bytes::new(),
                 };

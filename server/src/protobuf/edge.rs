@@ -135,6 +135,26 @@ pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
     }
 }
 
+/// An object the read path encoded in protobuf, as the reply (`None` when it fell back to
+/// JSON, a type without a protobuf form).
+pub fn object_reply(encoded: Bytes) -> Option<Reply> {
+    encoded
+        .starts_with(super::MAGIC)
+        .then(|| Reply::Stream(protobuf_response(StatusCode::OK, encoded.to_vec())))
+}
+
+/// A list of objects the read path encoded in protobuf, as the reply.
+pub fn list_reply(resource: &ResourceInfo, metadata: &Value, items: &[Bytes]) -> Option<Reply> {
+    let list = super::list_envelope(
+        &resource.api_version(),
+        &resource.list_kind(),
+        metadata,
+        items,
+    );
+    list.ok()
+        .map(|bytes| Reply::Stream(protobuf_response(StatusCode::OK, bytes)))
+}
+
 /// An [`ApiError`] as a protobuf Status.
 pub fn error_response(err: &ApiError) -> Response {
     let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

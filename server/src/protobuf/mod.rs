@@ -203,6 +203,39 @@ pub fn decode_envelope(bytes: &[u8], defaults: Option<(&str, &str)>) -> Result<V
     Ok(Value::Object(object))
 }
 
+/// A list (`PodList {metadata, items}`) in its envelope, from its metadata's JSON and its
+/// items already enveloped (their raw messages are copied, not transcoded again).
+pub fn list_envelope(
+    api_version: &str,
+    list_kind: &str,
+    metadata: &Value,
+    items: &[bytes::Bytes],
+) -> Result<Vec<u8>, Error> {
+    let list = message_for(api_version, list_kind)
+        .ok_or_else(|| Error::new(format!("no protobuf encoding for {list_kind}")))?;
+    let (meta_field, items_field) = (&list.fields[0], &list.fields[1]);
+    debug_assert_eq!((meta_field.json, items_field.json), ("metadata", "items"));
+    let table::Type::Message(list_meta) = meta_field.ty else {
+        return Err(Error::new("list metadata is not a message"));
+    };
+    let raws = items
+        .iter()
+        .map(|item| open_envelope(item).map(|e| e.raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(raws.iter().map(|r| r.len() + 6).sum::<usize>() + 64);
+    out.extend_from_slice(MAGIC);
+    write_unknown(&mut out, api_version, list_kind, |out| {
+        wire::put_nested(out, meta_field.tag, |out| {
+            transcode::encode(message(list_meta), metadata, out)
+        })?;
+        for raw in &raws {
+            wire::put_len(out, items_field.tag, raw);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// One protobuf watch frame: length, then WatchEvent {type, object: {raw: envelope}}.
 pub fn watch_frame(event_type: &str, object: &Value) -> Result<Vec<u8>, Error> {
     debug_assert_eq!(message(WATCH_EVENT).fields.len(), 2);

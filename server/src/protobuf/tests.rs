@@ -188,10 +188,19 @@ fn lists_round_trip() {
     }
     let list = json!({"apiVersion": "v1", "kind": "PodList",
         "metadata": {"resourceVersion": "42", "continue": "abc", "remainingItemCount": 0},
-        "items": pods});
-    let decoded = decode_envelope(&encode_envelope(&list).unwrap(), None).unwrap();
+        "items": pods.clone()});
+    let bytes = encode_envelope(&list).unwrap();
+    let decoded = decode_envelope(&bytes, None).unwrap();
     assert_eq!(decoded["metadata"], list["metadata"]);
     assert_eq!(decoded["items"], Value::Array(items));
+
+    // Assembled from items encoded one by one (as the read path caches them): the same bytes.
+    let encoded_items: Vec<bytes::Bytes> = pods
+        .iter()
+        .map(|p| bytes::Bytes::from(encode_envelope(p).unwrap()))
+        .collect();
+    let assembled = list_envelope("v1", "PodList", &list["metadata"], &encoded_items).unwrap();
+    assert_eq!(assembled, bytes);
 }
 
 #[test]
