@@ -44,12 +44,11 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
         return Ok(table::reply(resource, vec![object], metadata, include));
     }
     // Protobuf from the read path's per-object cache.
-    if protobuf::edge::wants_protobuf(&call.headers) {
-        if let Some(reply) =
+    if protobuf::edge::wants_protobuf(&call.headers)
+        && let Some(reply) =
             protobuf::edge::object_reply(call.api.reads.protobuf(&object, resource))
-        {
-            return Ok(reply);
-        }
+    {
+        return Ok(reply);
     }
     Ok(Reply::json_bytes(call.api.reads.json(&object, resource)))
 }
