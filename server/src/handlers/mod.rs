@@ -20,29 +20,32 @@ use crate::request_info::{Subresource, Verb};
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
     // A client that asks for protobuf first gets objects, lists and errors in protobuf (the
     // watch handler renders its stream itself).
-    if crate::protobuf::edge::wants_protobuf(&call.headers) {
-        return crate::protobuf::edge::render(route(&call).await);
+    let protobuf = crate::protobuf::edge::wants_protobuf(&call.headers);
+    let outcome = route(call).await;
+    if protobuf {
+        crate::protobuf::edge::render(outcome)
+    } else {
+        outcome
     }
-    route(&call).await
 }
 
-async fn route(call: &Call<'_>) -> Result<Reply, ApiError> {
+async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
     let request = &call.request;
     match (request.subresource, request.verb) {
-        (None, Verb::Get) => read::get(call).await,
-        (None, Verb::List) => read::list(call).await,
-        (None, Verb::Watch) => watch::watch(call).await,
-        (None, Verb::Create) => write::create(call).await,
-        (None, Verb::Update) => write::update(call).await,
-        (None, Verb::Patch) => write::patch(call).await,
-        (None, Verb::Delete) => delete::delete(call).await,
-        (None, Verb::DeleteCollection) => delete::delete_collection(call).await,
-        (Some(Subresource::Status), Verb::Get) => read::get(call).await,
-        (Some(Subresource::Status), Verb::Update) => write::update(call).await,
-        (Some(Subresource::Status), Verb::Patch) => write::patch(call).await,
-        (Some(Subresource::Scale), Verb::Get) => scale::get(call).await,
-        (Some(Subresource::Scale), Verb::Update) => scale::update(call).await,
-        (Some(Subresource::Scale), Verb::Patch) => scale::patch(call).await,
+        (None, Verb::Get) => read::get(&call).await,
+        (None, Verb::List) => read::list(&call).await,
+        (None, Verb::Watch) => watch::watch(&call).await,
+        (None, Verb::Create) => write::create(&call).await,
+        (None, Verb::Update) => write::update(&call).await,
+        (None, Verb::Patch) => write::patch(&call).await,
+        (None, Verb::Delete) => delete::delete(&call).await,
+        (None, Verb::DeleteCollection) => delete::delete_collection(&call).await,
+        (Some(Subresource::Status), Verb::Get) => read::get(&call).await,
+        (Some(Subresource::Status), Verb::Update) => write::update(&call).await,
+        (Some(Subresource::Status), Verb::Patch) => write::patch(&call).await,
+        (Some(Subresource::Scale), Verb::Get) => scale::get(&call).await,
+        (Some(Subresource::Scale), Verb::Update) => scale::update(&call).await,
+        (Some(Subresource::Scale), Verb::Patch) => scale::patch(&call).await,
         _ => Err(ApiError::method_not_allowed()),
     }
 }
