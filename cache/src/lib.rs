@@ -95,6 +95,8 @@ pub struct WatchRequest {
     pub initial_events_end: bool,
     /// Each object as a one-row `meta.k8s.io/v1` Table (server-side printing).
     pub table: bool,
+    /// Frames in the codec's protobuf encoding (see [`ObjectCodec::watch_frame`]).
+    pub protobuf: bool,
     /// Periodic BOOKMARKs (allowWatchBookmarks).
     pub bookmarks: bool,
     /// How often bookmarks are sent.
@@ -146,6 +148,10 @@ pub trait ReadPath: Send + Sync + 'static {
 
     /// An object's JSON as `resource` serves it.
     fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
+
+    /// An object in protobuf as `resource` serves it ([`ObjectCodec::encode_protobuf`]),
+    /// encoded once per object where the read path caches objects.
+    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
 
     /// Whether every resource can be served (/readyz).
     async fn ready(&self) -> Result<()>;

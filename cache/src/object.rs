@@ -37,14 +37,29 @@ pub trait ObjectCodec: Send + Sync + 'static {
         self.encode(stored, revision, shape)
     }
 
+    /// The object in the client's binary encoding (kube's protobuf), for views that ask for
+    /// it; by default the JSON, for codecs that have no other encoding.
+    fn encode_protobuf(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
+        self.encode(stored, revision, shape)
+    }
+
     /// Encodes in `view`.
     fn encode_view(&self, stored: &[u8], revision: Revision, view: View, shapes: &Shapes) -> Bytes {
         let shape = shapes.get(view.shape);
         if view.table {
             self.encode_table(stored, revision, shape)
+        } else if view.protobuf {
+            self.encode_protobuf(stored, revision, shape)
         } else {
             self.encode(stored, revision, shape)
         }
+    }
+
+    /// The watch frame of one event for a watcher in `view`: `object` is what
+    /// [`ObjectCodec::encode_view`] made, or JSON (bookmarks, error Statuses). By default a
+    /// newline-delimited JSON frame.
+    fn watch_frame(&self, _view: View, event_type: &str, object: &[u8]) -> Bytes {
+        frame(event_type, object)
     }
 
     /// The field watchers of `resource` are indexed by besides name and namespace: the one
@@ -55,19 +70,29 @@ pub trait ObjectCodec: Send + Sync + 'static {
 }
 
 /// How a watcher wants its objects: in which API shape, and whether each as a one-row
-/// `meta.k8s.io/v1` Table (kubectl's server-side printing).
+/// `meta.k8s.io/v1` Table (kubectl's server-side printing) or in protobuf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct View {
     pub shape: usize,
     pub table: bool,
+    /// kube's protobuf encoding (Tables are JSON only: `table` wins).
+    pub protobuf: bool,
 }
 
-/// How many distinct views a stored object can be encoded in.
-pub const MAX_VIEWS: usize = MAX_SHAPES * 2;
+/// How many distinct views a stored object can be encoded in (per shape: JSON, Table,
+/// protobuf).
+pub const MAX_VIEWS: usize = MAX_SHAPES * 3;
 
 impl View {
     pub fn index(self) -> usize {
-        self.shape * 2 + usize::from(self.table)
+        let format = if self.table {
+            1
+        } else if self.protobuf {
+            2
+        } else {
+            0
+        };
+        self.shape * 3 + format
     }
 }
 
@@ -77,6 +102,7 @@ impl From<usize> for View {
         View {
             shape,
             table: false,
+            protobuf: false,
         }
     }
 }
@@ -142,6 +168,8 @@ pub struct CachedObject {
     pub attrs: ObjectAttrs,
     /// The JSON served for each shape, encoded on first use.
     encoded: [OnceLock<Bytes>; MAX_SHAPES],
+    /// The protobuf served for each shape ([`ObjectCodec::encode_protobuf`]), on first use.
+    protobuf: [OnceLock<Bytes>; MAX_SHAPES],
 }
 
 impl CachedObject {
@@ -150,6 +178,7 @@ impl CachedObject {
             kv,
             attrs,
             encoded: Default::default(),
+            protobuf: Default::default(),
         })
     }
 
@@ -168,6 +197,27 @@ impl CachedObject {
         self.encoded[shape]
             .get_or_init(|| codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
             .clone()
+    }
+
+    /// The object's protobuf in shape number `shape`, encoded once (for protobuf GETs, LISTs
+    /// and watch events alike).
+    pub fn protobuf(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
+        self.protobuf[shape]
+            .get_or_init(|| {
+                codec.encode_protobuf(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
+            })
+            .clone()
+    }
+
+    /// The object encoded for `view`: cached for JSON and protobuf, made for Tables.
+    pub fn encoded(&self, codec: &dyn ObjectCodec, shapes: &Shapes, view: View) -> Bytes {
+        if view.table {
+            codec.encode_view(&self.kv.value, self.kv.mod_revision, view, shapes)
+        } else if view.protobuf {
+            self.protobuf(codec, shapes, view.shape)
+        } else {
+            self.json(codec, shapes, view.shape)
+        }
     }
 }
 

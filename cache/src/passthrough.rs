@@ -15,7 +15,7 @@ use kubecache_core::storage::{
 };
 use tokio::sync::mpsc;
 
-use crate::object::{CachedObject, ObjectCodec, error_frame, frame};
+use crate::object::{CachedObject, ObjectCodec, View};
 use crate::{
     FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
     WatchStart,
@@ -174,6 +174,11 @@ impl ReadPath for Passthrough {
             .encode(&object.kv.value, object.kv.mod_revision, resource)
     }
 
+    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+        self.codec
+            .encode_protobuf(&object.kv.value, object.kv.mod_revision, resource)
+    }
+
     async fn ready(&self) -> Result<()> {
         self.backend.health().await
     }
@@ -194,25 +199,39 @@ impl Watcher {
         self.tx.send(frame).await.is_ok()
     }
 
+    /// How this watcher wants its frames.
+    fn view(&self) -> View {
+        View {
+            shape: 0,
+            table: self.request.table,
+            protobuf: self.request.protobuf,
+        }
+    }
+
     fn object_frame(&self, event_type: &str, stored: &[u8], revision: Revision) -> Bytes {
         let resource = self.request.resource;
-        let json = if self.request.table {
+        let encoded = if self.request.table {
             self.codec.encode_table(stored, revision, resource)
+        } else if self.request.protobuf {
+            self.codec.encode_protobuf(stored, revision, resource)
         } else {
             self.codec.encode(stored, revision, resource)
         };
-        frame(event_type, &json)
+        self.codec.watch_frame(self.view(), event_type, &encoded)
+    }
+
+    fn error_frame(&self, error: &ApiError) -> Bytes {
+        let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
+        self.codec.watch_frame(self.view(), "ERROR", &status)
     }
 
     fn bookmark(&self, initial_events_end: bool) -> Bytes {
-        frame(
-            "BOOKMARK",
-            &self.codec.bookmark(
-                self.request.resource,
-                self.last_revision,
-                initial_events_end,
-            ),
-        )
+        let bookmark = self.codec.bookmark(
+            self.request.resource,
+            self.last_revision,
+            initial_events_end,
+        );
+        self.codec.watch_frame(self.view(), "BOOKMARK", &bookmark)
     }
 
     fn matches(&self, kv: &KeyValue) -> bool {
@@ -273,7 +292,7 @@ impl Watcher {
                             StorageError::Compacted { .. } => ApiError::expired(format!("too old resource version: {e}")),
                             other => ApiError::internal(other.to_string()),
                         };
-                        let _ = self.send(error_frame(&error)).await;
+                        let _ = self.send(self.error_frame(&error)).await;
                         return;
                     }
                 },

@@ -2,12 +2,12 @@
 //! stored objects and renders them for clients.
 
 use bytes::Bytes;
-use kubecache_cache::{ObjectAttrs, ObjectCodec, json};
+use kubecache_cache::{ObjectAttrs, ObjectCodec, View, json};
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
 use serde_json::{Value, json};
 
-use crate::{handlers, objects, table};
+use crate::{handlers, objects, protobuf, table};
 
 /// Stored objects are JSON (see [`objects::encode`]).
 #[derive(Debug, Default, Clone, Copy)]
@@ -47,6 +47,24 @@ impl ObjectCodec for JsonCodec {
             chrono::Utc::now(),
         );
         Bytes::from(serde_json::to_vec(&table).expect("a JSON value always serializes"))
+    }
+
+    fn encode_protobuf(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
+        // The served JSON, transcoded: `k8s\0` + runtime.Unknown. JSON stays when the type has
+        // no protobuf form; `watch_frame` then turns the event into an ERROR.
+        let json = self.encode(stored, revision, shape);
+        serde_json::from_slice::<Value>(&json)
+            .ok()
+            .and_then(|object| protobuf::encode_envelope(&object).ok())
+            .map_or(json, Bytes::from)
+    }
+
+    fn watch_frame(&self, view: View, event_type: &str, object: &[u8]) -> Bytes {
+        if view.protobuf && !view.table {
+            protobuf::edge::watch_frame(event_type, object)
+        } else {
+            kubecache_cache::object::frame(event_type, object)
+        }
     }
 
     fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {

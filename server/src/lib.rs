@@ -12,6 +12,7 @@
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
 //! - [`openapi`]: `/openapi/v3`, the OpenAPI documents generated from k8s-openapi's types;
+//! - [`protobuf`]: `application/vnd.kubernetes.protobuf` bodies, responses and watch frames;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`cli`]: the `kubecache` command line.
 
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod request_info;
 pub mod server;
 pub mod table;

@@ -749,6 +749,7 @@ async fn slow_watcher_is_ended_without_delaying_others(store: Store) {
         let configmaps = api.registry.lookup("", "v1", "configmaps").unwrap();
         let request = |start: WatchStart| WatchRequest {
             table: false,
+            protobuf: false,
             resource: configmaps,
             prefix: api.storage_prefix(configmaps),
             filter: Arc::new(Filter::default()),

@@ -1164,6 +1164,7 @@ impl Run {
     ) -> Result<FrameStream, StorageError> {
         let request = WatchRequest {
             table: false,
+            protobuf: false,
             resource: self.pods,
             prefix: PREFIX.to_string(),
             filter: filter.to_filter(),

@@ -192,6 +192,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
     // revision must still see the delete; one from before the create sees both.
     let watch = |after: Revision| WatchRequest {
         table: false,
+        protobuf: false,
         resource,
         prefix: prefix.clone(),
         filter: Arc::new(Filter::default()),
@@ -290,6 +291,7 @@ async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
         .unwrap();
     let request = |start| WatchRequest {
         table: false,
+        protobuf: false,
         resource,
         prefix: prefix.clone(),
         filter: Arc::new(Filter::default()),

@@ -35,7 +35,7 @@ use tokio::time::{Instant, Interval, Sleep};
 use self::resource::{Command, Initial, ResourceCache, ResourceHandle, Start};
 use self::state::{CacheEvent, CacheState, Objects, Published};
 use self::watchers::{ENDED_EXPIRED, ENDED_TOO_SLOW, Ending, Frame};
-use crate::object::{CachedObject, ObjectCodec, Shapes, View, error_frame, frame};
+use crate::object::{CachedObject, ObjectCodec, Shapes, View};
 use crate::{
     FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
     WatchStart,
@@ -446,6 +446,7 @@ impl ReadPath for WatchCache {
         let view = View {
             shape: handle.shapes.index_of(request.resource),
             table: request.table,
+            protobuf: request.protobuf,
         };
         let mut attempts = 0;
         let registration = loop {
@@ -526,6 +527,19 @@ impl ReadPath for WatchCache {
         }
     }
 
+    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+        match self.handle(resource) {
+            Ok(handle) => {
+                let shape = handle.shapes.index_of(resource);
+                object.protobuf(self.codec.as_ref(), &handle.shapes, shape)
+            }
+            Err(_) => {
+                self.codec
+                    .encode_protobuf(&object.kv.value, object.kv.mod_revision, resource)
+            }
+        }
+    }
+
     async fn ready(&self) -> Result<()> {
         self.backend.health().await?;
         match self
@@ -597,12 +611,15 @@ impl Connection {
     }
 
     fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
-        frame(
-            "BOOKMARK",
-            &self
-                .codec
-                .bookmark(self.request.resource, revision, initial_events_end),
-        )
+        let bookmark = self
+            .codec
+            .bookmark(self.request.resource, revision, initial_events_end);
+        self.codec.watch_frame(self.view, "BOOKMARK", &bookmark)
+    }
+
+    fn error_frame(&self, error: &ApiError) -> Bytes {
+        let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
+        self.codec.watch_frame(self.view, "ERROR", &status)
     }
 
     /// Queues a BOOKMARK after every frame already queued for revisions up to the cache's
@@ -637,21 +654,9 @@ impl Connection {
                     match next {
                         Some((key, object)) => {
                             *after = Some(key);
-                            let json = if self.view.table {
-                                self.codec.encode_view(
-                                    &object.kv.value,
-                                    object.kv.mod_revision,
-                                    self.view,
-                                    &self.handle.shapes,
-                                )
-                            } else {
-                                object.json(
-                                    self.codec.as_ref(),
-                                    &self.handle.shapes,
-                                    self.view.shape,
-                                )
-                            };
-                            return Some(frame("ADDED", &json));
+                            let json =
+                                object.encoded(self.codec.as_ref(), &self.handle.shapes, self.view);
+                            return Some(self.codec.watch_frame(self.view, "ADDED", &json));
                         }
                         None => {
                             let revision = *revision;
@@ -700,9 +705,9 @@ impl Connection {
                     ),
                 );
                 error.retry_after_seconds = Some(1);
-                Some(error_frame(&error))
+                Some(self.error_frame(&error))
             }
-            ENDED_EXPIRED => Some(error_frame(&ApiError::expired(format!(
+            ENDED_EXPIRED => Some(self.error_frame(&ApiError::expired(format!(
                 "too old resource version: {} (the cache had to relist)",
                 self.revision
             )))),

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, Vector};
 use kubecache_core::storage::{Revision, StorageError};
 
-use crate::object::{CachedObject, Filter, MAX_VIEWS, ObjectCodec, Shapes, View, frame};
+use crate::object::{CachedObject, Filter, MAX_VIEWS, ObjectCodec, Shapes, View};
 
 /// Objects by storage key.
 pub type Objects = OrdMap<Arc<str>, Arc<CachedObject>>;
@@ -118,14 +118,11 @@ impl CacheEvent {
                     (EventKind::Deleted, _, Some(prev)) => {
                         codec.encode_view(&prev.kv.value, self.revision, view, shapes)
                     }
-                    (_, Some(object), _) if !view.table => object.json(codec, shapes, view.shape),
-                    (_, Some(object), _) => {
-                        codec.encode_view(&object.kv.value, object.kv.mod_revision, view, shapes)
-                    }
+                    (_, Some(object), _) => object.encoded(codec, shapes, view),
                     // Not reachable: a kind is only derived from the states present.
                     _ => Bytes::new(),
                 };
-                frame(kind.name(), &json)
+                codec.watch_frame(view, kind.name(), &json)
             })
             .clone()
     }

@@ -18,6 +18,18 @@ use crate::events;
 use crate::request_info::{Subresource, Verb};
 
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
+    // A client that asks for protobuf first gets objects, lists and errors in protobuf (the
+    // watch handler renders its stream itself).
+    let protobuf = crate::protobuf::edge::wants_protobuf(&call.headers);
+    let outcome = route(call).await;
+    if protobuf {
+        crate::protobuf::edge::render(outcome)
+    } else {
+        outcome
+    }
+}
+
+async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
     let request = &call.request;
     match (request.subresource, request.verb) {
         (None, Verb::Get) => read::get(&call).await,

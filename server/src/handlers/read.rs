@@ -15,6 +15,7 @@ use serde_json::json;
 use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
 use crate::objects;
+use crate::protobuf;
 use crate::table;
 
 /// `resourceVersion` of a GET or WATCH: unset → latest, `0` → any, `N` → not older than N.
@@ -37,13 +38,19 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;
-    let json = call.api.reads.json(&object, resource);
     if let Some(include) = table::requested(&call.headers, &call.query)? {
-        let object = decode(&json)?;
+        let object = decode(&call.api.reads.json(&object, resource))?;
         let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
         return Ok(table::reply(resource, vec![object], metadata, include));
     }
-    Ok(Reply::json_bytes(json))
+    // Protobuf from the read path's per-object cache.
+    if protobuf::edge::wants_protobuf(&call.headers)
+        && let Some(reply) =
+            protobuf::edge::object_reply(call.api.reads.protobuf(&object, resource))
+    {
+        return Ok(reply);
+    }
+    Ok(Reply::json_bytes(call.api.reads.json(&object, resource)))
 }
 
 /// An encoded object parsed back, for printing.
@@ -190,6 +197,16 @@ pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
     let include = table::requested(&call.headers, &call.query)?;
     let listed = list_objects(call, filter(call)?).await?;
     match include {
+        None if protobuf::edge::wants_protobuf(&call.headers) => {
+            let resource = call.request.resource;
+            let items: Vec<Bytes> = (listed.result.objects.iter())
+                .map(|o| call.api.reads.protobuf(o, resource))
+                .collect();
+            match protobuf::edge::list_reply(resource, &list_metadata(&listed), &items) {
+                Some(reply) => Ok(reply),
+                None => Ok(Reply::json_bytes(list_body(call, &listed))),
+            }
+        }
         None => Ok(Reply::json_bytes(list_body(call, &listed))),
         Some(include) => {
             let resource = call.request.resource;

@@ -156,13 +156,16 @@ where
 
 pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
     let media = content_type(call);
-    if media != "application/json" {
+    let submitted = if crate::protobuf::edge::is_protobuf(&media) {
+        crate::protobuf::edge::decode_scale(&call.body)?
+    } else if media == "application/json" {
+        crate::typed::parse_json(&call.body)?.value
+    } else {
         return Err(ApiError::unsupported_media_type(
             &media,
-            &["application/json"],
+            &["application/json", crate::protobuf::MEDIA_TYPE],
         ));
-    }
-    let submitted = crate::typed::parse_json(&call.body)?.value;
+    };
     write_scale(call, |_| Ok(submitted.clone())).await
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
-use http::{HeaderValue, StatusCode, header};
+use http::{StatusCode, header};
 use kubecache_cache::object::error_frame;
 use kubecache_cache::{Filter, FrameStream, ListRequest, ReadAt, WatchRequest, WatchStart};
 use kubecache_core::status::{ApiError, Cause};
@@ -99,6 +99,8 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = call.request.resource;
     let bookmarks = call.query.flag("allowWatchBookmarks")?;
     let (start, initial_events_end) = start(call, bookmarks).await?;
+    // Protobuf watch frames are encoded by the read path (once per event and view).
+    let protobuf = crate::protobuf::edge::wants_protobuf(&call.headers);
     let request = WatchRequest {
         resource,
         prefix: call.api.storage_prefix(resource),
@@ -107,15 +109,22 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         initial_events_end,
         // kubectl get -w asks for Tables; each event's object is then a one-row Table.
         table: crate::table::requested(&call.headers, &call.query)?.is_some(),
+        protobuf,
         bookmarks,
         bookmark_interval: BOOKMARK_INTERVAL,
         timeout: timeout(call)?,
     };
+    let protobuf = protobuf && !request.table;
     let frames: FrameStream = match call.api.reads.watch(request).await {
         Ok(frames) => frames,
         Err(StorageError::Compacted { requested, .. }) => {
             let error = ApiError::expired(format!("too old resource version: {requested}"));
-            futures::stream::once(async move { error_frame(&error) }).boxed()
+            let frame = if protobuf {
+                crate::protobuf::edge::error_frame(&error)
+            } else {
+                error_frame(&error)
+            };
+            futures::stream::once(async move { frame }).boxed()
         }
         Err(e) => return Err(storage_error(e)),
     };
@@ -124,7 +133,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        crate::protobuf::edge::stream_content_type(protobuf),
     );
     Ok(Reply::Stream(response))
 }

@@ -22,7 +22,7 @@ use crate::request_info::Subresource;
 use crate::typed::{self, FieldValidation};
 
 /// Media types accepted for create and update bodies.
-pub const BODY_TYPES: &[&str] = &["application/json"];
+pub const BODY_TYPES: &[&str] = &["application/json", crate::protobuf::MEDIA_TYPE];
 
 /// How often an update without a resourceVersion precondition is retried after losing a
 /// race to another writer.
@@ -58,6 +58,10 @@ pub fn decode_object(
     body: &[u8],
     mode: FieldValidation,
 ) -> Result<Decoded, ApiError> {
+    if crate::protobuf::edge::is_protobuf(&content_type(call)) {
+        let object = crate::protobuf::edge::decode_body(resource, body)?;
+        return finish_decode(call, resource, object, &[], mode);
+    }
     let parsed = typed::parse_json(body)?;
     finish_decode(call, resource, parsed.value, &parsed.duplicate_fields, mode)
 }
