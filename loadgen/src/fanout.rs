@@ -1,0 +1,426 @@
+//! `fanout` and `relist-storm`: watchers (kubelets on one node each, informers on all pods)
+//! LIST then WATCH from the LIST's resourceVersion; once all are watching, writers create,
+//! patch and delete pods at a fixed total rate; at the end every watcher's events are
+//! checked against the writes (see `accounting`).
+//!
+//! A watcher is a small state machine: `Listing` → `Watching` → (stream ended: `Watching`
+//! again from the last resourceVersion seen, bookmarks included) or (410 Gone / ERROR:
+//! `Listing` again, the time in between being a gap in which missed writes are excused
+//! and counted as excused, never silently).
+//!
+//! Writers: the run's writes are spread round-robin over `slots`; a slot holds one pod at a
+//! time and takes it through create → [`PATCHES`] merge patches → delete, then starts a new
+//! pod on the next node. Write `k` is due at `k / rate` (open loop); it waits for the previous
+//! write of its slot to finish (a patch needs its create), and its latency counts from the
+//! due time.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::accounting::{self, Gap, Op, Received, WatcherLog, histogram, record_ns};
+use crate::backend::{Backend, EventKind, ListRv, Scope};
+use crate::pacing;
+use crate::pod::{DELETE_GEN, op_key};
+use crate::report::Results;
+use crate::run::Ctx;
+
+/// Merge patches per pod between its create and its delete.
+pub const PATCHES: u32 = 2;
+
+/// The shape of a fanout run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub nodes: u32,
+    pub informers: u32,
+    pub rate: f64,
+    pub duration: Duration,
+    /// How long watchers may take to receive the last writes' events after writers stop.
+    pub drain: Duration,
+    /// relist-storm: all watchers start at the same instant.
+    pub storm: bool,
+}
+
+/// One watcher's shared state.
+struct Watcher {
+    scope: Scope,
+    log: Mutex<WatcherLog>,
+    /// Events of this run received (for the end-of-run drain).
+    received: AtomicU64,
+    errors: AtomicU64,
+    relists: AtomicU64,
+    /// When it was first watching (ns since the epoch; 0 = not yet).
+    watching_ns: AtomicU64,
+}
+
+async fn run_watcher(backend: Backend, watcher: Arc<Watcher>, ctx: Ctx) {
+    // Before the first LIST the watcher saw nothing; that is a gap until it is watching.
+    let mut gap_from = Some(0u64);
+    'relist: loop {
+        if ctx.past_deadline() {
+            return;
+        }
+        let listed = match backend
+            .list(watcher.scope, ListRv::Latest, false, true)
+            .await
+        {
+            Ok(listed) => listed,
+            Err(e) => {
+                note_error(&watcher, &ctx, "LIST", &e.to_string());
+                tokio::time::sleep(e.retry_after.unwrap_or(Duration::from_millis(500))).await;
+                continue 'relist;
+            }
+        };
+        let mut rv = listed.rv;
+        loop {
+            let watch = match backend.watch(watcher.scope, rv).await {
+                Ok(watch) => watch,
+                Err(e) if e.code == Some(410) => {
+                    note_error(&watcher, &ctx, "WATCH", &e.to_string());
+                    watcher.relists.fetch_add(1, Ordering::Relaxed);
+                    gap_from.get_or_insert(ctx.now_ns());
+                    continue 'relist;
+                }
+                Err(e) => {
+                    note_error(&watcher, &ctx, "WATCH", &e.to_string());
+                    tokio::time::sleep(e.retry_after.unwrap_or(Duration::from_millis(500))).await;
+                    continue;
+                }
+            };
+            let now = ctx.now_ns();
+            if let Some(from) = gap_from.take() {
+                watcher.log.lock().expect("log lock").gaps.push(Gap {
+                    from_ns: from,
+                    to_ns: now,
+                });
+            }
+            if watcher.watching_ns.load(Ordering::Relaxed) == 0 {
+                watcher.watching_ns.store(now.max(1), Ordering::Relaxed);
+                ctx.live.watching.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut watch = watch;
+            loop {
+                let batch = match watch.next().await {
+                    Ok(Some(batch)) => batch,
+                    // The server ended the watch (its timeout): resume where we were.
+                    Ok(None) => break,
+                    Err(e) => {
+                        note_error(&watcher, &ctx, "WATCH stream", &e.to_string());
+                        break;
+                    }
+                };
+                let recv_ns = ctx.now_ns();
+                let mut log = watcher.log.lock().expect("log lock");
+                for event in batch {
+                    match event.kind {
+                        EventKind::Bookmark => rv = rv.max(event.rv),
+                        EventKind::Error(code) => {
+                            drop(log);
+                            note_error(&watcher, &ctx, "WATCH event", &format!("ERROR {code}"));
+                            if code == 410 {
+                                watcher.relists.fetch_add(1, Ordering::Relaxed);
+                                gap_from.get_or_insert(ctx.now_ns());
+                                continue 'relist;
+                            }
+                            // Another error: watch again from the last resourceVersion.
+                            break;
+                        }
+                        EventKind::Added | EventKind::Modified | EventKind::Deleted => {
+                            rv = rv.max(event.rv);
+                            let Some((_, pod)) = event.pod else {
+                                log.foreign += 1;
+                                continue;
+                            };
+                            let generation = if event.kind == EventKind::Deleted {
+                                DELETE_GEN
+                            } else {
+                                event.generation.unwrap_or(DELETE_GEN - 1)
+                            };
+                            log.events.push(Received {
+                                key: op_key(pod, generation),
+                                rv: event.rv,
+                                recv_ns,
+                            });
+                            watcher.received.fetch_add(1, Ordering::Relaxed);
+                            ctx.live.events.fetch_add(1, Ordering::Relaxed);
+                            if event.kind != EventKind::Deleted
+                                && let Some(sent) = event.sent_ns
+                            {
+                                ctx.record_live_latency(recv_ns.saturating_sub(sent));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn note_error(watcher: &Watcher, ctx: &Ctx, what: &str, message: &str) {
+    let before = watcher.errors.fetch_add(1, Ordering::Relaxed);
+    let total = ctx.live.errors.fetch_add(1, Ordering::Relaxed);
+    if before == 0 && total < 5 {
+        eprintln!("\nkubecache-loadgen: {what}: {message}");
+    }
+}
+
+/// A writer slot: the pod it currently owns.
+#[derive(Default)]
+struct Slot {
+    pod: Option<(u32, u32)>,
+    generation: u32,
+    rv: u64,
+}
+
+struct Writers {
+    backend: Backend,
+    nodes: u32,
+    next_pod: AtomicU32,
+    ops: Mutex<Vec<Op>>,
+    latency: Mutex<Histogram<u64>>,
+    errors: AtomicU64,
+}
+
+impl Writers {
+    async fn write(&self, slot: &tokio::sync::Mutex<Slot>, sent_ns: u64, ctx: &Ctx) {
+        let mut slot = slot.lock().await;
+        let (node, pod, generation, result) = match slot.pod {
+            None => {
+                let pod = self.next_pod.fetch_add(1, Ordering::Relaxed);
+                let node = pod % self.nodes.max(1);
+                let result = self.backend.create(node, pod, sent_ns).await.map(Some);
+                (node, pod, 0, result)
+            }
+            Some((node, pod)) if slot.generation < PATCHES => {
+                let generation = slot.generation + 1;
+                let result = self
+                    .backend
+                    .patch(node, pod, generation, sent_ns, slot.rv)
+                    .await
+                    .map(Some);
+                (node, pod, generation, result)
+            }
+            Some((node, pod)) => {
+                let result = self.backend.delete(node, pod, slot.rv).await.map(|_| None);
+                (node, pod, DELETE_GEN, result)
+            }
+        };
+        let ack_ns = ctx.now_ns();
+        let ok = result.is_ok();
+        match result {
+            Ok(Some(rv)) => {
+                *slot = Slot {
+                    pod: Some((node, pod)),
+                    generation,
+                    rv,
+                }
+            }
+            Ok(None) => *slot = Slot::default(),
+            Err(e) => {
+                let before = self.errors.fetch_add(1, Ordering::Relaxed);
+                ctx.live.errors.fetch_add(1, Ordering::Relaxed);
+                if before < 3 {
+                    eprintln!("\nkubecache-loadgen: write: {e}");
+                }
+                // Start over with a new pod rather than guess what happened to this one.
+                if generation == 0 || generation == DELETE_GEN {
+                    *slot = Slot::default();
+                }
+            }
+        }
+        record_ns(
+            &mut self.latency.lock().expect("latency lock"),
+            ack_ns.saturating_sub(sent_ns),
+        );
+        self.ops.lock().expect("ops lock").push(Op {
+            key: op_key(pod, generation),
+            node,
+            sent_ns,
+            ack_ns,
+            ok,
+        });
+        ctx.live.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs one fanout (or relist-storm) against `backend`.
+pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
+    let mut results = Results::new(if plan.storm { "relist-storm" } else { "fanout" });
+    let rss_before = crate::procs::sample(None).map(|s| s.rss_bytes).unwrap_or(0);
+    let watchers: Vec<Arc<Watcher>> = (0..plan.nodes)
+        .map(Scope::Node)
+        .chain((0..plan.informers).map(|_| Scope::All))
+        .map(|scope| {
+            Arc::new(Watcher {
+                scope,
+                log: Mutex::new(WatcherLog::default()),
+                received: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+                relists: AtomicU64::new(0),
+                watching_ns: AtomicU64::new(0),
+            })
+        })
+        .collect();
+
+    // Start the watchers: all at once for a storm, otherwise ramped so that thousands of
+    // LISTs do not all land in the same millisecond.
+    let storm_start = Instant::now();
+    let storm_start_ns = ctx.now_ns();
+    let barrier = Arc::new(tokio::sync::Barrier::new(watchers.len() + 1));
+    let mut tasks = Vec::with_capacity(watchers.len());
+    for (i, watcher) in watchers.iter().enumerate() {
+        let (backend, watcher, ctx) = (backend.clone(), watcher.clone(), ctx.clone());
+        let barrier = plan.storm.then(|| barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Some(barrier) = barrier {
+                barrier.wait().await;
+            }
+            run_watcher(backend, watcher, ctx).await
+        }));
+        if !plan.storm && i % 100 == 99 {
+            tokio::task::yield_now().await;
+        }
+    }
+    if plan.storm {
+        barrier.wait().await;
+    }
+    let all = watchers.len() as u64;
+    while ctx.live.watching.load(Ordering::Relaxed) < all && !ctx.past_deadline() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let watching = ctx.live.watching.load(Ordering::Relaxed);
+    if plan.storm {
+        let times: Vec<f64> = watchers
+            .iter()
+            .filter_map(|w| {
+                let ns = w.watching_ns.load(Ordering::Relaxed);
+                (ns > 0).then(|| ns.saturating_sub(storm_start_ns) as f64 / 1e9)
+            })
+            .collect();
+        results.storm_seconds_to_all_watching =
+            (watching == all).then(|| storm_start.elapsed().as_secs_f64());
+        results.storm_errors = Some(
+            watchers
+                .iter()
+                .map(|w| w.errors.load(Ordering::Relaxed))
+                .sum(),
+        );
+        let mut sorted = times;
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        results.storm_watching_p50_s = sorted.get(sorted.len() / 2).copied();
+    }
+    results.watchers = all;
+    results.watchers_watching = watching;
+    let rss_watching = crate::procs::sample(None).map(|s| s.rss_bytes).unwrap_or(0);
+    if all > 0 {
+        results.loadgen_bytes_per_watcher = Some(rss_watching.saturating_sub(rss_before) / all);
+    }
+
+    // The writers.
+    let slot_count = (plan.rate.ceil() as usize).clamp(16, 100_000);
+    let slots: Arc<Vec<tokio::sync::Mutex<Slot>>> = Arc::new(
+        (0..slot_count)
+            .map(|_| tokio::sync::Mutex::new(Slot::default()))
+            .collect(),
+    );
+    let writers = Arc::new(Writers {
+        backend: backend.clone(),
+        nodes: plan.nodes,
+        next_pod: AtomicU32::new(0),
+        ops: Mutex::new(Vec::new()),
+        latency: Mutex::new(histogram()),
+        errors: AtomicU64::new(0),
+    });
+    let writers_start_ns = ctx.now_ns();
+    let writers_start = ctx.at(writers_start_ns);
+    let total = pacing::total(plan.duration, plan.rate);
+    let mut in_flight = Vec::with_capacity(total as usize);
+    for k in 0..total {
+        let due = writers_start + pacing::due(k, plan.rate);
+        if due >= ctx.deadline {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let sent_ns = due.duration_since(ctx.epoch).as_nanos() as u64;
+        let (writers, slots, ctx) = (writers.clone(), slots.clone(), ctx.clone());
+        in_flight.push(tokio::spawn(async move {
+            let slot = &slots[k as usize % slots.len()];
+            writers.write(slot, sent_ns, &ctx).await
+        }));
+    }
+    for task in in_flight {
+        let _ = task.await;
+    }
+    let writes_end_ns = ctx.now_ns();
+
+    // Drain: wait until every watcher has as many events as it should (bounded).
+    let ops = std::mem::take(&mut *writers.ops.lock().expect("ops lock"));
+    let mut per_node = vec![0u64; plan.nodes as usize];
+    let mut all_ok = 0u64;
+    for op in ops.iter().filter(|op| op.ok) {
+        all_ok += 1;
+        if let Some(count) = per_node.get_mut(op.node as usize) {
+            *count += 1;
+        }
+    }
+    let drain_until = (Instant::now() + plan.drain).min(ctx.deadline);
+    loop {
+        let behind = watchers.iter().any(|w| {
+            let want = match w.scope {
+                Scope::Node(node) => per_node[node as usize],
+                Scope::All => all_ok,
+            };
+            w.received.load(Ordering::Relaxed) < want
+        });
+        if !behind || Instant::now() >= drain_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+
+    // Account.
+    let logs: Vec<WatcherLog> = watchers
+        .iter()
+        .map(|w| std::mem::take(&mut *w.log.lock().expect("log lock")))
+        .collect();
+    let scoped: Vec<(Option<u32>, &WatcherLog)> = watchers
+        .iter()
+        .zip(&logs)
+        .map(|(w, log)| {
+            let scope = match w.scope {
+                Scope::Node(node) => Some(node),
+                Scope::All => None,
+            };
+            (scope, log)
+        })
+        .collect();
+    let (counts, _each, latencies) = accounting::evaluate(&ops, &scoped, writers_start_ns);
+    let write_seconds = (writes_end_ns.saturating_sub(writers_start_ns) as f64 / 1e9).max(1e-9);
+    results.events = Some(counts);
+    results.writes = ops.len() as u64;
+    results.write_errors = writers.errors.load(Ordering::Relaxed);
+    results.watch_errors = watchers
+        .iter()
+        .map(|w| w.errors.load(Ordering::Relaxed))
+        .sum();
+    results.relists = watchers
+        .iter()
+        .map(|w| w.relists.load(Ordering::Relaxed))
+        .sum();
+    results.foreign_events = logs.iter().map(|l| l.foreign).sum();
+    results.writes_per_sec = Some(ops.len() as f64 / plan.duration.as_secs_f64().max(1e-9));
+    results.events_per_sec = Some(counts.received as f64 / write_seconds);
+    results.latency = Some(latencies.from_ack);
+    results.latency_from_send = Some(latencies.from_send);
+    results.per_second = latencies.per_second;
+    results.write_latency = Some(writers.latency.lock().expect("latency lock").clone());
+    results
+}
