@@ -318,18 +318,21 @@ pub fn summary(main: &Results, baseline: Option<&Results>) -> String {
         }
     }
     let _ = writeln!(out);
-    for (pid, usage) in &main.processes {
-        let name = match pid {
-            Some(pid) => format!("pid {pid}"),
-            None => "loadgen".to_string(),
-        };
-        let _ = writeln!(
-            out,
-            "{name:<12} cpu {:>8.2} s ({:.2} cores)  peak RSS {:>8.1} MiB",
-            usage.cpu_seconds(),
-            usage.cpu_seconds() / main.duration_seconds.max(1e-9),
-            usage.peak_rss_bytes as f64 / (1 << 20) as f64
-        );
+    for run in std::iter::once(main).chain(baseline) {
+        for (pid, usage) in &run.processes {
+            let name = match pid {
+                Some(pid) => format!("pid {pid}"),
+                None => "loadgen".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<10} {name:<12} cpu {:>8.2} s ({:.2} cores)  peak RSS {:>8.1} MiB",
+                format!("[{}]", run.target),
+                usage.cpu_seconds(),
+                usage.cpu_seconds() / run.duration_seconds.max(1e-9),
+                usage.peak_rss_bytes as f64 / (1 << 20) as f64
+            );
+        }
     }
     if let Some(bytes) = main.loadgen_bytes_per_watcher {
         let _ = writeln!(
