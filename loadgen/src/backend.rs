@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+pub use crate::client::Conn;
 use crate::client::{self, Client, encode_query};
 use crate::pod::{Naming, ObjectFields, node_name, patch_json, pod_json};
 
@@ -219,6 +220,7 @@ impl Backend {
                 match kube
                     .client
                     .call(
+                        None,
                         Method::POST,
                         "/api/v1/namespaces",
                         Some(("application/json", Bytes::from(body))),
@@ -243,6 +245,7 @@ impl Backend {
                 let reply = kube
                     .client
                     .call(
+                        None,
                         Method::POST,
                         &path,
                         Some(("application/json", Bytes::from(json))),
@@ -278,6 +281,7 @@ impl Backend {
                 let reply = kube
                     .client
                     .call(
+                        None,
                         Method::PATCH,
                         &path,
                         Some(("application/merge-patch+json", Bytes::from(body))),
@@ -309,7 +313,7 @@ impl Backend {
                     "/api/v1/namespaces/{}/pods/{name}?gracePeriodSeconds=0",
                     kube.naming.namespace
                 );
-                kube.client.call(Method::DELETE, &path, None).await?;
+                kube.client.call(None, Method::DELETE, &path, None).await?;
                 Ok(())
             }
             Backend::Etcd(etcd) => {
@@ -336,7 +340,7 @@ impl Backend {
                     "/api/v1/namespaces/{}/pods?labelSelector={selector}&gracePeriodSeconds=0",
                     kube.naming.namespace
                 );
-                kube.client.call(Method::DELETE, &path, None).await?;
+                kube.client.call(None, Method::DELETE, &path, None).await?;
                 Ok(())
             }
             Backend::Etcd(etcd) => etcd.clear().await,
@@ -347,6 +351,7 @@ impl Backend {
     /// list scenario lists one namespace). With `parse`, items are counted.
     pub async fn list(
         &self,
+        conn: Option<&mut Conn>,
         scope: Scope,
         rv: ListRv,
         namespaced: bool,
@@ -377,7 +382,7 @@ impl Backend {
                     path.push('?');
                     path.push_str(&params.join("&"));
                 }
-                let reply = kube.client.call(Method::GET, &path, None).await?;
+                let reply = kube.client.call(conn, Method::GET, &path, None).await?;
                 let bytes = reply.body.len() as u64;
                 if parse {
                     let fields: ListFields = serde_json::from_slice(&reply.body)
@@ -437,7 +442,7 @@ impl Backend {
 
     /// Starts a watch of `scope` after resourceVersion `rv`. Returns once the server
     /// accepted it (kube: response headers; etcd: the "created" response).
-    pub async fn watch(&self, scope: Scope, rv: u64) -> Result<Watch> {
+    pub async fn watch(&self, conn: &mut Conn, scope: Scope, rv: u64) -> Result<Watch> {
         match self {
             Backend::Kube(kube) => {
                 let mut path = format!(
@@ -448,7 +453,7 @@ impl Backend {
                     path.push_str("&fieldSelector=");
                     path.push_str(&encode_query(&format!("spec.nodeName={}", node_name(node))));
                 }
-                let body = kube.client.stream(&path).await?;
+                let body = kube.client.stream(conn, &path).await?;
                 Ok(Watch::Kube(KubeWatch {
                     body,
                     buffer: Vec::new(),

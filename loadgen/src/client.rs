@@ -231,9 +231,8 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 }
 
 /// One connection's request half.
-#[derive(Clone)]
 enum Sender {
-    H1(Arc<tokio::sync::Mutex<http1::SendRequest<Full<Bytes>>>>),
+    H1(http1::SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
@@ -277,7 +276,7 @@ where
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Sender::H1(Arc::new(tokio::sync::Mutex::new(sender))))
+        Ok(Sender::H1(sender))
     }
 }
 
@@ -286,12 +285,22 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// A client's own HTTP/1.1 connection (a kubelet LISTs and then WATCHes on one connection).
+/// With HTTP/2 it is unused: every request is a stream on a shared connection.
+#[derive(Default)]
+pub struct Conn {
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+/// Most idle HTTP/1.1 connections kept for reuse; more are closed.
+const MAX_IDLE: usize = 256;
+
 /// Connections to one server, shaped by `--http1`/`--http2`.
 pub struct Client {
     target: Target,
-    /// HTTP/1.1 keep-alive connections not in use.
-    idle: std::sync::Mutex<Vec<Sender>>,
-    /// HTTP/2: the shared connections (filled lazily, reconnected when closed).
+    /// HTTP/1.1 keep-alive connections not in use (requests without a [`Conn`]).
+    idle: std::sync::Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
+    /// HTTP/2: the shared connections (made on first use, remade when closed).
     shared: Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>,
     next: AtomicUsize,
 }
@@ -361,51 +370,74 @@ impl Client {
         Ok(sender)
     }
 
-    async fn send(
+    /// An HTTP/1.1 connection ready for a request: `cached` if it still is (a connection
+    /// whose last response was abandoned mid-body is closed by hyper), else a new one.
+    async fn h1_sender(
         &self,
-        sender: &Sender,
-        request: Request<Full<Bytes>>,
-    ) -> Result<hyper::Response<Incoming>> {
-        match sender {
-            Sender::H1(sender) => {
-                let mut sender = sender.lock().await;
-                sender.ready().await.map_err(transport)?;
-                sender.send_request(request).await.map_err(transport)
-            }
-            Sender::H2(sender) => {
-                let mut sender = sender.clone();
-                sender.ready().await.map_err(transport)?;
-                sender.send_request(request).await.map_err(transport)
-            }
+        cached: Option<http1::SendRequest<Full<Bytes>>>,
+    ) -> Result<http1::SendRequest<Full<Bytes>>> {
+        if let Some(mut sender) = cached
+            && let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(2), sender.ready()).await
+        {
+            return Ok(sender);
+        }
+        match connect(&self.target).await? {
+            Sender::H1(sender) => Ok(sender),
+            Sender::H2(_) => unreachable!("an HTTP/1.1 target makes HTTP/1.1 connections"),
         }
     }
 
+    /// Sends `request`; an HTTP/1.1 connection used goes back to `conn` (or the pool).
+    async fn send(
+        &self,
+        conn: Option<&mut Conn>,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(
+        hyper::Response<Incoming>,
+        Option<http1::SendRequest<Full<Bytes>>>,
+    )> {
+        if self.target.http2 {
+            let mut sender = self.shared_sender().await?;
+            sender.ready().await.map_err(transport)?;
+            let response = sender.send_request(request).await.map_err(transport)?;
+            return Ok((response, None));
+        }
+        let cached = match conn {
+            Some(conn) => conn.sender.take(),
+            None => self.idle.lock().expect("pool lock").pop(),
+        };
+        let mut sender = self.h1_sender(cached).await?;
+        let response = sender.send_request(request).await.map_err(transport)?;
+        Ok((response, Some(sender)))
+    }
+
     /// A request whose whole response is read, bounded by the request timeout. Non-2xx
-    /// statuses are errors (with `Retry-After` for 429).
+    /// statuses are errors (with `Retry-After` for 429). With `conn`, HTTP/1.1 requests go
+    /// over that connection; without, over a pooled one.
     pub async fn call(
         &self,
+        conn: Option<&mut Conn>,
         method: Method,
         path: &str,
         body: Option<(&str, Bytes)>,
     ) -> Result<Reply> {
         let request = self.request(method, path, body);
-        match tokio::time::timeout(self.target.request_timeout, self.call_inner(request)).await {
+        match tokio::time::timeout(self.target.request_timeout, self.call_inner(conn, request))
+            .await
+        {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout),
         }
     }
 
-    async fn call_inner(&self, request: Request<Full<Bytes>>) -> Result<Reply> {
-        let sender = if self.target.http2 {
-            Sender::H2(self.shared_sender().await?)
-        } else {
-            let idle = self.idle.lock().expect("pool lock").pop();
-            match idle {
-                Some(sender) => sender,
-                None => connect(&self.target).await?,
-            }
-        };
-        let response = self.send(&sender, request).await?;
+    async fn call_inner(
+        &self,
+        conn: Option<&mut Conn>,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Reply> {
+        let own = conn.is_some();
+        let mut conn = conn;
+        let (response, sender) = self.send(conn.as_deref_mut(), request).await?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let body = response
@@ -414,8 +446,16 @@ impl Client {
             .await
             .map_err(transport)?
             .to_bytes();
-        if let Sender::H1(_) = sender {
-            self.idle.lock().expect("pool lock").push(sender);
+        if let Some(sender) = sender {
+            match conn {
+                Some(conn) if own => conn.sender = Some(sender),
+                _ => {
+                    let mut idle = self.idle.lock().expect("pool lock");
+                    if idle.len() < MAX_IDLE {
+                        idle.push(sender);
+                    }
+                }
+            }
         }
         if status.is_success() {
             Ok(Reply { body })
@@ -428,22 +468,21 @@ impl Client {
         }
     }
 
-    /// Starts a streaming GET (a watch): with HTTP/1.1 on a connection of its own, with
-    /// HTTP/2 as a stream on a shared connection. Returns once the response head arrived.
-    pub async fn stream(&self, path: &str) -> Result<Incoming> {
+    /// Starts a streaming GET (a watch): with HTTP/1.1 on `conn` (a connection of the
+    /// watcher's own), with HTTP/2 as a stream on a shared connection. Returns once the
+    /// response head arrived.
+    pub async fn stream(&self, conn: &mut Conn, path: &str) -> Result<Incoming> {
         let request = self.request(Method::GET, path, None);
-        let start = async {
-            let sender = if self.target.http2 {
-                Sender::H2(self.shared_sender().await?)
-            } else {
-                connect(&self.target).await?
+        let response =
+            match tokio::time::timeout(self.target.request_timeout, self.send(Some(conn), request))
+                .await
+            {
+                Ok(response) => response?,
+                Err(_) => return Err(Error::Timeout),
             };
-            self.send(&sender, request).await
-        };
-        let response = match tokio::time::timeout(self.target.request_timeout, start).await {
-            Ok(response) => response?,
-            Err(_) => return Err(Error::Timeout),
-        };
+        let (response, sender) = response;
+        // The connection is busy until the watch ends; then it can carry the next LIST.
+        conn.sender = sender;
         let status = response.status();
         if status.is_success() {
             return Ok(response.into_body());

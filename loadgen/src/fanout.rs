@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::accounting::{self, Gap, Op, Received, WatcherLog, histogram, record_ns};
-use crate::backend::{Backend, EventKind, ListRv, Scope};
+use crate::backend::{Backend, Conn, EventKind, ListRv, Scope};
 use crate::pacing;
 use crate::pod::{DELETE_GEN, op_key};
 use crate::report::Results;
@@ -58,12 +58,14 @@ struct Watcher {
 async fn run_watcher(backend: Backend, watcher: Arc<Watcher>, ctx: Ctx) {
     // Before the first LIST the watcher saw nothing; that is a gap until it is watching.
     let mut gap_from = Some(0u64);
+    // With HTTP/1.1 the LIST and the WATCH share the watcher's own connection.
+    let mut conn = Conn::default();
     'relist: loop {
         if ctx.past_deadline() {
             return;
         }
         let listed = match backend
-            .list(watcher.scope, ListRv::Latest, false, true)
+            .list(Some(&mut conn), watcher.scope, ListRv::Latest, false, true)
             .await
         {
             Ok(listed) => listed,
@@ -75,7 +77,7 @@ async fn run_watcher(backend: Backend, watcher: Arc<Watcher>, ctx: Ctx) {
         };
         let mut rv = listed.rv;
         loop {
-            let watch = match backend.watch(watcher.scope, rv).await {
+            let watch = match backend.watch(&mut conn, watcher.scope, rv).await {
                 Ok(watch) => watch,
                 Err(e) if e.code == Some(410) => {
                     note_error(&watcher, &ctx, "WATCH", &e.to_string());

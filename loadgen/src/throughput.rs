@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::accounting::{histogram, record_ns};
-use crate::backend::{Backend, ListRv, Scope};
+use crate::backend::{Backend, Conn, ListRv, Scope};
 use crate::report::Results;
 use crate::run::Ctx;
 
@@ -76,7 +76,10 @@ pub async fn list(
     results.preload_seconds = Some(preload_start.elapsed().as_secs_f64());
     // One consistent LIST tells the revision for `--rv exact` and checks the preload.
     let mut exact = 0;
-    match backend.list(Scope::All, ListRv::Latest, true, true).await {
+    match backend
+        .list(None, Scope::All, ListRv::Latest, true, true)
+        .await
+    {
         Ok(listed) => exact = listed.rv,
         Err(e) => {
             eprintln!("kubecache-loadgen: LIST after preload: {e}");
@@ -97,9 +100,13 @@ pub async fn list(
             let mut latency = histogram();
             let (mut lists, mut bytes, mut errors, mut short) = (0u64, 0u64, 0u64, 0u64);
             let mut first = true;
+            let mut conn = Conn::default();
             while Instant::now() < end {
                 let sent = Instant::now();
-                match backend.list(Scope::All, rv, true, first).await {
+                match backend
+                    .list(Some(&mut conn), Scope::All, rv, true, first)
+                    .await
+                {
                     Ok(listed) => {
                         record_ns(&mut latency, sent.elapsed().as_nanos() as u64);
                         lists += 1;

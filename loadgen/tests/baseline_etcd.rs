@@ -9,8 +9,19 @@ use support::{Etcd, Kubecache, assert_correct, loadgen};
 fn run(server: &Kubecache, etcd: &Etcd, extra: &[&str]) -> serde_json::Value {
     let pids = [server.pid().to_string(), etcd.pid().to_string()];
     let mut args = vec![
-        "--server", &server.url, "--server-pid", &pids[0], "--server-pid", &pids[1],
-        "--baseline", "etcd", "--etcd-servers", &etcd.endpoint, "--check", "--timeout", "120",
+        "--server",
+        &server.url,
+        "--server-pid",
+        &pids[0],
+        "--server-pid",
+        &pids[1],
+        "--baseline",
+        "etcd",
+        "--etcd-servers",
+        &etcd.endpoint,
+        "--check",
+        "--timeout",
+        "120",
     ];
     args.extend_from_slice(extra);
     loadgen(&args)
@@ -23,7 +34,17 @@ fn fanout_baseline_watches_etcd_and_filters_on_the_client() {
     let report = run(
         &server,
         &etcd,
-        &["fanout", "--nodes", "8", "--informers", "2", "--rate", "20", "--duration", "3"],
+        &[
+            "fanout",
+            "--nodes",
+            "8",
+            "--informers",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "3",
+        ],
     );
     assert_correct(&report);
     let baseline = &report["baseline"];
@@ -31,7 +52,10 @@ fn fanout_baseline_watches_etcd_and_filters_on_the_client() {
     assert_correct(baseline);
     // Same writes, same expectations on both sides.
     assert_eq!(baseline["events"]["expected"], report["events"]["expected"]);
-    assert!(report["ratio"]["latency_from_send_ms.p99"].is_f64(), "{report:#}");
+    assert!(
+        report["ratio"]["latency_from_send_ms.p99"].is_f64(),
+        "{report:#}"
+    );
     let etcd_figures = &baseline["processes"][etcd.pid().to_string()];
     assert!(etcd_figures["peak_rss_bytes"].as_u64().expect("etcd RSS") > 0);
 }
@@ -43,7 +67,17 @@ fn list_and_writes_baselines_report_ratios() {
     let report = run(
         &server,
         &etcd,
-        &["list", "--objects", "200", "--clients", "2", "--duration", "2", "--rv", "exact"],
+        &[
+            "list",
+            "--objects",
+            "200",
+            "--clients",
+            "2",
+            "--duration",
+            "2",
+            "--rv",
+            "exact",
+        ],
     );
     let baseline = &report["baseline"];
     assert_eq!(baseline["errors"]["list"], 0, "{report:#}");
@@ -51,11 +85,25 @@ fn list_and_writes_baselines_report_ratios() {
     assert!(baseline["lists_per_sec"].as_f64().expect("etcd lists/s") > 0.0);
     assert!(report["ratio"]["list_mb_per_sec"].as_f64().expect("ratio") > 0.0);
 
-    let report = run(&server, &etcd, &["writes", "--concurrency", "4", "--duration", "2"]);
+    let report = run(
+        &server,
+        &etcd,
+        &["writes", "--concurrency", "4", "--duration", "2"],
+    );
     let baseline = &report["baseline"];
     assert_eq!(baseline["errors"]["write"], 0, "{report:#}");
-    assert!(baseline["creates_per_sec"].as_f64().expect("etcd creates/s") > 0.0);
-    assert!(baseline["updates_per_sec"].as_f64().expect("etcd updates/s") > 0.0);
+    assert!(
+        baseline["creates_per_sec"]
+            .as_f64()
+            .expect("etcd creates/s")
+            > 0.0
+    );
+    assert!(
+        baseline["updates_per_sec"]
+            .as_f64()
+            .expect("etcd updates/s")
+            > 0.0
+    );
     assert!(report["ratio"]["creates_per_sec"].as_f64().expect("ratio") > 0.0);
 }
 
@@ -66,7 +114,15 @@ fn relist_storm_baseline() {
     let report = run(
         &server,
         &etcd,
-        &["relist-storm", "--clients", "20", "--rate", "10", "--duration", "2"],
+        &[
+            "relist-storm",
+            "--clients",
+            "20",
+            "--rate",
+            "10",
+            "--duration",
+            "2",
+        ],
     );
     assert_correct(&report);
     assert_correct(&report["baseline"]);

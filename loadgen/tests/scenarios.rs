@@ -30,7 +30,18 @@ fn fanout_over_http1_delivers_every_event_to_every_watcher() {
     let server = Kubecache::start();
     let report = run(
         &server,
-        &["--http1", "fanout", "--nodes", "12", "--informers", "2", "--rate", "30", "--duration", "3"],
+        &[
+            "--http1",
+            "fanout",
+            "--nodes",
+            "12",
+            "--informers",
+            "2",
+            "--rate",
+            "30",
+            "--duration",
+            "3",
+        ],
     );
     assert_eq!(report["scenario"], "fanout");
     assert_correct(&report);
@@ -54,8 +65,20 @@ fn fanout_over_http2_with_an_html_report() {
     let report = run(
         &server,
         &[
-            "--http2", "--h2-connections", "2", "--html-out", html_arg, "fanout", "--nodes", "20",
-            "--informers", "3", "--rate", "40", "--duration", "3",
+            "--http2",
+            "--h2-connections",
+            "2",
+            "--html-out",
+            html_arg,
+            "fanout",
+            "--nodes",
+            "20",
+            "--informers",
+            "3",
+            "--rate",
+            "40",
+            "--duration",
+            "3",
         ],
     );
     assert_correct(&report);
@@ -70,7 +93,17 @@ fn list_at_each_resource_version_returns_every_preloaded_pod() {
     for rv in ["0", "", "exact"] {
         let report = run(
             &server,
-            &["list", "--objects", "300", "--clients", "2", "--rv", rv, "--duration", "2"],
+            &[
+                "list",
+                "--objects",
+                "300",
+                "--clients",
+                "2",
+                "--rv",
+                rv,
+                "--duration",
+                "2",
+            ],
         );
         assert_eq!(report["scenario"], "list");
         assert_eq!(report["errors"]["list"], 0, "rv {rv:?}: {report:#}");
@@ -87,7 +120,10 @@ fn list_at_each_resource_version_returns_every_preloaded_pod() {
 #[test]
 fn writes_creates_then_updates() {
     let server = Kubecache::start();
-    let report = run(&server, &["--http2", "writes", "--concurrency", "4", "--duration", "2"]);
+    let report = run(
+        &server,
+        &["--http2", "writes", "--concurrency", "4", "--duration", "2"],
+    );
     assert_eq!(report["scenario"], "writes");
     assert_eq!(report["errors"]["write"], 0, "{report:#}");
     assert!(report["creates_per_sec"].as_f64().expect("creates/s") > 0.0);
@@ -100,11 +136,22 @@ fn relist_storm_gets_every_client_watching() {
     let server = Kubecache::start();
     let report = run(
         &server,
-        &["relist-storm", "--clients", "40", "--rate", "20", "--duration", "2"],
+        &[
+            "relist-storm",
+            "--clients",
+            "40",
+            "--rate",
+            "20",
+            "--duration",
+            "2",
+        ],
     );
     assert_eq!(report["scenario"], "relist-storm");
     assert_correct(&report);
     assert_eq!(report["watchers"]["watching"], 40);
-    assert!(report["storm"]["seconds_to_all_watching"].is_f64(), "{report:#}");
+    assert!(
+        report["storm"]["seconds_to_all_watching"].is_f64(),
+        "{report:#}"
+    );
     assert_eq!(report["storm"]["errors"], 0);
 }

@@ -39,7 +39,14 @@ pub fn kubecache_binary() -> PathBuf {
             let release = profile_dir.file_name().is_some_and(|n| n == "release");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let mut command = Command::new(cargo);
-            command.args(["build", "-q", "-p", "kubecache-server", "--bin", "kubecache"]);
+            command.args([
+                "build",
+                "-q",
+                "-p",
+                "kubecache-server",
+                "--bin",
+                "kubecache",
+            ]);
             if release {
                 command.arg("--release");
             }
@@ -228,7 +235,8 @@ fn healthy(port: u16) -> bool {
         let address = ([127, 0, 0, 1], port).into();
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
         let _ = stream.shutdown(Shutdown::Write);
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
@@ -306,13 +314,25 @@ pub fn assert_correct(report: &serde_json::Value) {
     };
     assert!(count("expected") > 0, "no events expected: {report:#}");
     assert_eq!(count("received"), count("expected"), "{report:#}");
-    for field in ["missed", "duplicated", "out_of_order", "unexpected", "excused"] {
+    for field in [
+        "missed",
+        "duplicated",
+        "out_of_order",
+        "unexpected",
+        "excused",
+    ] {
         assert_eq!(count(field), 0, "events.{field}: {report:#}");
     }
     for field in ["write", "watch", "list", "relists"] {
         assert_eq!(report["errors"][field], 0, "errors.{field}: {report:#}");
     }
-    assert!(report["writes_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{report:#}");
-    assert!(report["events_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{report:#}");
+    assert!(
+        report["writes_per_sec"].as_f64().unwrap_or(0.0) > 0.0,
+        "{report:#}"
+    );
+    assert!(
+        report["events_per_sec"].as_f64().unwrap_or(0.0) > 0.0,
+        "{report:#}"
+    );
     assert!(report["latency_from_send_ms"]["p99"].is_f64(), "{report:#}");
 }
