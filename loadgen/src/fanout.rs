@@ -183,30 +183,45 @@ struct Writers {
     ops: Mutex<Vec<Op>>,
     latency: Mutex<Histogram<u64>>,
     errors: AtomicU64,
+    /// 429 answers (each retried after its Retry-After).
+    throttled: AtomicU64,
+}
+
+/// How long to wait after a 429: its Retry-After, at most 10 s, else 1 s.
+pub fn throttle_delay(e: &crate::backend::Error) -> Duration {
+    e.retry_after
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(10))
 }
 
 impl Writers {
     async fn write(&self, slot: &tokio::sync::Mutex<Slot>, sent_ns: u64, ctx: &Ctx) {
         let mut slot = slot.lock().await;
-        let (node, pod, generation, result) = match slot.pod {
+        let (node, pod, generation) = match slot.pod {
             None => {
                 let pod = self.next_pod.fetch_add(1, Ordering::Relaxed);
-                let node = pod % self.nodes.max(1);
-                let result = self.backend.create(node, pod, sent_ns).await.map(Some);
-                (node, pod, 0, result)
+                (pod % self.nodes.max(1), pod, 0)
             }
-            Some((node, pod)) if slot.generation < PATCHES => {
-                let generation = slot.generation + 1;
-                let result = self
+            Some((node, pod)) if slot.generation < PATCHES => (node, pod, slot.generation + 1),
+            Some((node, pod)) => (node, pod, DELETE_GEN),
+        };
+        let result = loop {
+            let result = match generation {
+                0 => self.backend.create(node, pod, sent_ns).await.map(Some),
+                DELETE_GEN => self.backend.delete(node, pod, slot.rv).await.map(|_| None),
+                _ => self
                     .backend
                     .patch(node, pod, generation, sent_ns, slot.rv)
                     .await
-                    .map(Some);
-                (node, pod, generation, result)
-            }
-            Some((node, pod)) => {
-                let result = self.backend.delete(node, pod, slot.rv).await.map(|_| None);
-                (node, pod, DELETE_GEN, result)
+                    .map(Some),
+            };
+            // 429: the server asks to come back later; the wait counts as latency.
+            match result {
+                Err(e) if e.code == Some(429) && !ctx.past_deadline() => {
+                    self.throttled.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(throttle_delay(&e)).await;
+                }
+                result => break result,
             }
         };
         let ack_ns = ctx.now_ns();
@@ -334,6 +349,7 @@ pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
         ops: Mutex::new(Vec::new()),
         latency: Mutex::new(histogram()),
         errors: AtomicU64::new(0),
+        throttled: AtomicU64::new(0),
     });
     let writers_start_ns = ctx.now_ns();
     let writers_start = ctx.at(writers_start_ns);
@@ -409,6 +425,7 @@ pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
     results.events = Some(counts);
     results.writes = ops.len() as u64;
     results.write_errors = writers.errors.load(Ordering::Relaxed);
+    results.throttled = writers.throttled.load(Ordering::Relaxed);
     results.watch_errors = watchers
         .iter()
         .map(|w| w.errors.load(Ordering::Relaxed))
@@ -425,4 +442,151 @@ pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
     results.per_second = latencies.per_second;
     results.write_latency = Some(writers.latency.lock().expect("latency lock").clone());
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Kube;
+    use crate::client::{Client, Target, TlsOptions};
+    use crate::pod::{Naming, pod_json};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A scripted API server: answers LISTs with resourceVersion 10 then 20, and watches
+    /// with (1) an event and a 410 ERROR, (2) a 429, (3) an event and a bookmark, kept open.
+    async fn scripted_server(naming: Naming, requests: Arc<Mutex<Vec<String>>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let (mut lists, mut watches) = (0, 0);
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                requests.lock().expect("lock").push(line.clone());
+                let event = |kind: &str, pod: u32, rv: u64| {
+                    let object = pod_json(&naming, 0, pod, 0, 1).replacen(
+                        "\"namespace\"",
+                        &format!("\"resourceVersion\":\"{rv}\",\"namespace\""),
+                        1,
+                    );
+                    format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n")
+                };
+                let ok =
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n";
+                let response = if !line.contains("watch=true") {
+                    lists += 1;
+                    let body = format!(
+                        r#"{{"kind":"PodList","metadata":{{"resourceVersion":"{}"}},"items":[]}}"#,
+                        lists * 10
+                    );
+                    format!("{ok}Content-Length: {}\r\n\r\n{body}", body.len())
+                } else {
+                    watches += 1;
+                    match watches {
+                        1 => format!(
+                            "{ok}\r\n{}{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"Status\",\"code\":410,\"reason\":\"Expired\"}}}}\n",
+                            event("ADDED", 1, 11)
+                        ),
+                        2 => "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string(),
+                        _ => format!(
+                            "{ok}\r\n{}{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"Pod\",\"metadata\":{{\"resourceVersion\":\"30\"}}}}}}\n",
+                            event("ADDED", 2, 21)
+                        ),
+                    }
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+                if watches >= 3 && line.contains("watch=true") {
+                    // Keep the last watch open.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        drop(socket);
+                    });
+                }
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_watcher_relists_after_410_waits_after_429_and_resumes() {
+        let naming = Naming::new("t1", "loadgen");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let url = scripted_server(naming.clone(), requests.clone()).await;
+        let target = Target::parse(
+            &url,
+            None,
+            TlsOptions {
+                ca_file: None,
+                insecure: false,
+            },
+            false,
+            Duration::from_secs(5),
+        )
+        .expect("target");
+        let backend = Backend::Kube(Arc::new(Kube {
+            client: Client::new(target, 1),
+            naming,
+            watch_timeout: Duration::from_secs(60),
+        }));
+        let ctx = Ctx::new(Instant::now() + Duration::from_secs(30), &[]);
+        let watcher = Arc::new(Watcher {
+            scope: Scope::Node(0),
+            log: Mutex::new(WatcherLog::default()),
+            received: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            relists: AtomicU64::new(0),
+            watching_ns: AtomicU64::new(0),
+        });
+        let task = tokio::spawn(run_watcher(backend, watcher.clone(), ctx.clone()));
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while watcher.received.load(Ordering::Relaxed) < 2 && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        let log = watcher.log.lock().expect("log");
+        let got: Vec<(crate::pod::OpKey, u64)> = log.events.iter().map(|e| (e.key, e.rv)).collect();
+        assert_eq!(
+            got,
+            vec![(op_key(1, 0), 11), (op_key(2, 0), 21)],
+            "requests: {:?}",
+            requests.lock().expect("lock")
+        );
+        assert_eq!(watcher.relists.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            watcher.errors.load(Ordering::Relaxed),
+            2,
+            "the 410 and the 429"
+        );
+        assert_eq!(
+            log.gaps.len(),
+            2,
+            "before the first watch and around the relist"
+        );
+        let requests = requests.lock().expect("lock");
+        let watches: Vec<&String> = requests
+            .iter()
+            .filter(|r| r.contains("watch=true"))
+            .collect();
+        assert!(watches[0].contains("resourceVersion=10"), "{watches:?}");
+        assert!(watches[1].contains("resourceVersion=20"), "{watches:?}");
+        assert!(watches[2].contains("resourceVersion=20"), "{watches:?}");
+        assert!(watches[0].contains("fieldSelector=spec.nodeName%3Dlg-node-0"));
+        assert!(watches[0].contains("allowWatchBookmarks=true"));
+    }
 }

@@ -43,6 +43,8 @@ pub struct Results {
     /// Lists that returned fewer items than were preloaded.
     pub short_lists: u64,
     pub relists: u64,
+    /// 429 answers to writes (retried).
+    pub throttled: u64,
     pub foreign_events: u64,
     pub storm_seconds_to_all_watching: Option<f64>,
     pub storm_watching_p50_s: Option<f64>,
@@ -136,6 +138,7 @@ impl Results {
                 "list": self.list_errors,
                 "short_lists": self.short_lists,
                 "relists": self.relists,
+                "throttled": self.throttled,
             }),
         );
         out.insert(

@@ -47,7 +47,9 @@ pub async fn preload(backend: &Backend, objects: u32, ctx: &Ctx) -> u64 {
                     return;
                 }
                 let sent = ctx.now_ns();
-                if let Err(e) = backend.create(pod % PRELOAD_NODES, pod, sent).await
+                let created =
+                    retry_throttled(&ctx, || backend.create(pod % PRELOAD_NODES, pod, sent)).await;
+                if let Err(e) = created
                     && failed.fetch_add(1, Ordering::Relaxed) < 3
                 {
                     eprintln!("kubecache-loadgen: preload create: {e}");
@@ -170,7 +172,9 @@ pub async fn writes(backend: Backend, concurrency: u32, duration: Duration, ctx:
                 let pod = next.fetch_add(1, Ordering::Relaxed);
                 let node = pod % PRELOAD_NODES;
                 let sent = Instant::now();
-                match backend.create(node, pod, ctx.now_ns()).await {
+                let created =
+                    retry_throttled(&ctx, || backend.create(node, pod, ctx.now_ns())).await;
+                match created {
                     Ok(rv) => {
                         record_ns(&mut creates, sent.elapsed().as_nanos() as u64);
                         mine.push((node, pod, 0, rv));
@@ -226,5 +230,22 @@ fn note(ctx: &Ctx, errors: &mut u64, e: &crate::backend::Error) {
     let total = ctx.live.errors.fetch_add(1, Ordering::Relaxed);
     if total < 3 {
         eprintln!("\nkubecache-loadgen: write: {e}");
+    }
+}
+
+/// Runs `write` again after each 429 (waiting its Retry-After) until it is answered
+/// otherwise or the run's deadline passes.
+async fn retry_throttled<T, F, Fut>(ctx: &Ctx, mut write: F) -> crate::backend::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::backend::Result<T>>,
+{
+    loop {
+        match write().await {
+            Err(e) if e.code == Some(429) && !ctx.past_deadline() => {
+                tokio::time::sleep(crate::fanout::throttle_delay(&e)).await;
+            }
+            result => return result,
+        }
     }
 }
