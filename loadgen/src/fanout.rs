@@ -41,6 +41,9 @@ pub struct Plan {
     pub drain: Duration,
     /// relist-storm: all watchers start at the same instant.
     pub storm: bool,
+    /// Pods created before the watchers start, so that their LISTs carry a realistic load
+    /// (and the LIST/WATCH boundary is crossed with history behind it).
+    pub preload: u32,
 }
 
 /// One watcher's shared state.
@@ -265,6 +268,11 @@ impl Writers {
 /// Runs one fanout (or relist-storm) against `backend`.
 pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
     let mut results = Results::new(if plan.storm { "relist-storm" } else { "fanout" });
+    if plan.preload > 0 {
+        let preload_start = Instant::now();
+        results.write_errors += crate::throughput::preload(&backend, plan.preload, ctx).await;
+        results.preload_seconds = Some(preload_start.elapsed().as_secs_f64());
+    }
     let rss_before = crate::procs::sample(None).map(|s| s.rss_bytes).unwrap_or(0);
     let watchers: Vec<Arc<Watcher>> = (0..plan.nodes)
         .map(Scope::Node)
@@ -345,7 +353,8 @@ pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
     let writers = Arc::new(Writers {
         backend: backend.clone(),
         nodes: plan.nodes,
-        next_pod: AtomicU32::new(0),
+        // Preloaded pods are 0..preload; the writers' pods come after them.
+        next_pod: AtomicU32::new(plan.preload),
         ops: Mutex::new(Vec::new()),
         latency: Mutex::new(histogram()),
         errors: AtomicU64::new(0),
@@ -424,7 +433,7 @@ pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
     let write_seconds = (writes_end_ns.saturating_sub(writers_start_ns) as f64 / 1e9).max(1e-9);
     results.events = Some(counts);
     results.writes = ops.len() as u64;
-    results.write_errors = writers.errors.load(Ordering::Relaxed);
+    results.write_errors += writers.errors.load(Ordering::Relaxed);
     results.throttled = writers.throttled.load(Ordering::Relaxed);
     results.watch_errors = watchers
         .iter()

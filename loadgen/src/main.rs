@@ -118,6 +118,9 @@ enum Scenario {
         /// Seconds watchers may take to catch up after the writers stop.
         #[arg(long, default_value_t = 15)]
         drain: u64,
+        /// Pods created before the watchers LIST (the informers' LISTs carry them).
+        #[arg(long, default_value_t = 0)]
+        objects: u32,
     },
     /// Preload P pods, then K clients LIST them back to back.
     List {
@@ -149,6 +152,9 @@ enum Scenario {
         duration: u64,
         #[arg(long, default_value_t = 15)]
         drain: u64,
+        /// Pods created before the storm (every client's LIST returns them).
+        #[arg(long, default_value_t = 0)]
+        objects: u32,
     },
 }
 
@@ -367,6 +373,7 @@ async fn run_one(
                 rate,
                 duration,
                 drain,
+                objects,
             } => {
                 let plan = fanout::Plan {
                     nodes,
@@ -375,6 +382,7 @@ async fn run_one(
                     duration: Duration::from_secs(duration),
                     drain: Duration::from_secs(drain),
                     storm: false,
+                    preload: objects,
                 };
                 fanout::run(backend.clone(), &plan, &ctx).await
             }
@@ -383,6 +391,7 @@ async fn run_one(
                 rate,
                 duration,
                 drain,
+                objects,
             } => {
                 let plan = fanout::Plan {
                     nodes: 0,
@@ -391,6 +400,7 @@ async fn run_one(
                     duration: Duration::from_secs(duration),
                     drain: Duration::from_secs(drain),
                     storm: true,
+                    preload: objects,
                 };
                 fanout::run(backend.clone(), &plan, &ctx).await
             }
