@@ -467,6 +467,8 @@ fn plot(
                 .trim_end_matches('0')
                 .trim_end_matches('.')
                 .to_string()
+        } else if x_max < 10.0 {
+            format!("{x:.1}")
         } else {
             format!("{x:.0}")
         };
