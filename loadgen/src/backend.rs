@@ -487,15 +487,16 @@ impl Backend {
                         first.cancel_reason()
                     )));
                 }
-                Ok(Watch::Etcd(EtcdWatch {
+                let node = match scope {
+                    Scope::Node(node) => Some(node),
+                    Scope::All => None,
+                };
+                Ok(Watch::Etcd(Box::new(EtcdWatch {
                     stream,
-                    node: match scope {
-                        Scope::Node(node) => Some(node),
-                        Scope::All => None,
-                    },
+                    node,
                     naming: etcd.naming.clone(),
-                    pending: etcd_events(&etcd.naming, &first, None),
-                }))
+                    pending: etcd_events(&etcd.naming, &first, node),
+                })))
             }
         }
     }
@@ -530,7 +531,7 @@ fn key_pod(naming: &Naming, key: &[u8]) -> Option<(u32, u32)> {
 /// A running watch.
 pub enum Watch {
     Kube(KubeWatch),
-    Etcd(EtcdWatch),
+    Etcd(Box<EtcdWatch>),
 }
 
 pub struct KubeWatch {

@@ -339,9 +339,7 @@ pub async fn run(backend: Backend, plan: &Plan, ctx: &Ctx) -> Results {
     results.watchers = all;
     results.watchers_watching = watching;
     let rss_watching = crate::procs::sample(None).map(|s| s.rss_bytes).unwrap_or(0);
-    if all > 0 {
-        results.loadgen_bytes_per_watcher = Some(rss_watching.saturating_sub(rss_before) / all);
-    }
+    results.loadgen_bytes_per_watcher = rss_watching.saturating_sub(rss_before).checked_div(all);
 
     // The writers.
     let slot_count = (plan.rate.ceil() as usize).clamp(16, 100_000);

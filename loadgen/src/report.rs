@@ -362,26 +362,25 @@ pub fn html(main: &Results, baseline: Option<&Results>) -> String {
         escape(&main.scenario)
     );
     let _ = writeln!(page, "<pre>{}</pre>", escape(&summary(main, baseline)));
-    let over_time: Vec<(String, &str, Vec<(f64, f64)>)> =
-        [(main, "#1f77b4"), (baseline.unwrap_or(main), "#d62728")]
-            .into_iter()
-            .take(if baseline.is_some() { 2 } else { 1 })
-            .flat_map(|(results, color)| {
-                let per = |q: f64| {
-                    results
-                        .per_second
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, h)| !h.is_empty())
-                        .map(|(s, h)| (s as f64, h.value_at_quantile(q) as f64 / 1000.0))
-                        .collect::<Vec<_>>()
-                };
-                vec![
-                    (format!("{} p99", results.target), color, per(0.99)),
-                    (format!("{} p50", results.target), color, per(0.5)),
-                ]
-            })
-            .collect();
+    let over_time: Vec<Series> = [(main, "#1f77b4"), (baseline.unwrap_or(main), "#d62728")]
+        .into_iter()
+        .take(if baseline.is_some() { 2 } else { 1 })
+        .flat_map(|(results, color)| {
+            let per = |q: f64| {
+                results
+                    .per_second
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| !h.is_empty())
+                    .map(|(s, h)| (s as f64, h.value_at_quantile(q) as f64 / 1000.0))
+                    .collect::<Vec<_>>()
+            };
+            vec![
+                (format!("{} p99", results.target), color, per(0.99)),
+                (format!("{} p50", results.target), color, per(0.5)),
+            ]
+        })
+        .collect();
     if over_time.iter().any(|(_, _, points)| !points.is_empty()) {
         page.push_str("<h2>Event latency from send over time</h2>\n");
         page.push_str(&plot(
@@ -430,13 +429,11 @@ fn distribution(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
     points
 }
 
+/// One line of a plot: label, colour, (x, y) points.
+type Series<'a> = (String, &'a str, Vec<(f64, f64)>);
+
 /// An SVG line plot of several series; dashed lines for series whose label ends in p50.
-fn plot(
-    series: &[(String, &str, Vec<(f64, f64)>)],
-    x_label: &str,
-    y_label: &str,
-    percentile_axis: bool,
-) -> String {
+fn plot(series: &[Series], x_label: &str, y_label: &str, percentile_axis: bool) -> String {
     let (width, height, left, bottom, top, right) = (860.0, 360.0, 70.0, 40.0, 20.0, 170.0);
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
     let x_max = points.clone().map(|p| p.0).fold(1e-9, f64::max);

@@ -148,7 +148,7 @@ pub async fn list(
     results.lists = lists;
     results.lists_per_sec = Some(lists as f64 / seconds);
     results.list_mb_per_sec = Some(bytes as f64 / seconds / 1e6);
-    results.list_bytes = Some(if lists > 0 { bytes / lists } else { 0 });
+    results.list_bytes = Some(bytes.checked_div(lists).unwrap_or(0));
     results.latency = Some(latency);
     results
 }
