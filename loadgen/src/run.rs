@@ -87,12 +87,16 @@ impl Ctx {
                 let seconds = last.3.elapsed().as_secs_f64().max(1e-3);
                 let p99 = {
                     let mut window = live.window.lock().expect("window lock");
-                    let p99 = window.value_at_quantile(0.99) as f64 / 1000.0;
+                    let p99 = if window.is_empty() {
+                        "-".to_string()
+                    } else {
+                        format!("{:.1}", window.value_at_quantile(0.99) as f64 / 1000.0)
+                    };
                     window.reset();
                     p99
                 };
                 let line = format!(
-                    "[{label}] {:>5.0}s  writes/s {:>7.0}  events/s {:>8.0}  lists/s {:>6.1}  p99 {:>8.1} ms  watching {:>6}  errors {}",
+                    "[{label}] {:>5.0}s  writes/s {:>7.0}  events/s {:>8.0}  lists/s {:>6.1}  p99 {:>8} ms  watching {:>6}  errors {}",
                     ctx.epoch.elapsed().as_secs_f64(),
                     (writes - last.0) as f64 / seconds,
                     (events - last.1) as f64 / seconds,
