@@ -121,7 +121,7 @@ async fn run_watcher(
                 ctx.live.watching.fetch_add(1, Ordering::Relaxed);
             }
             let mut watch = watch;
-            loop {
+            'stream: loop {
                 let batch = match watch.next().await {
                     Ok(Some(batch)) => batch,
                     // The server ended the watch (its timeout): resume where we were.
@@ -145,7 +145,7 @@ async fn run_watcher(
                                 continue 'relist;
                             }
                             // Another error: watch again from the last resourceVersion.
-                            break;
+                            break 'stream;
                         }
                         EventKind::Added | EventKind::Modified | EventKind::Deleted => {
                             rv = rv.max(event.rv);
@@ -474,7 +474,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A scripted API server: answers LISTs with resourceVersion 10 then 20, and watches
-    /// with (1) an event and a 410 ERROR, (2) a 429, (3) an event and a bookmark, kept open.
+    /// with (1) an event and a 410 ERROR, (2) a 429, (3) an event, a bookmark and a 500
+    /// ERROR, (4) an event, kept open.
     async fn scripted_server(naming: Naming, requests: Arc<Mutex<Vec<String>>>) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -525,14 +526,17 @@ mod tests {
                             event("ADDED", 1, 11)
                         ),
                         2 => "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string(),
-                        _ => format!(
-                            "{ok}\r\n{}{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"Pod\",\"metadata\":{{\"resourceVersion\":\"30\"}}}}}}\n",
-                            event("ADDED", 2, 21)
+                        3 => format!(
+                            "{ok}\r\n{}{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"Pod\",\"metadata\":{{\"resourceVersion\":\"30\"}}}}}}\n{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"Status\",\"code\":500}}}}\n{}",
+                            event("ADDED", 2, 21),
+                            // After the ERROR: must not be read (the watcher watches again).
+                            event("ADDED", 8, 29)
                         ),
+                        _ => format!("{ok}\r\n{}", event("ADDED", 3, 31)),
                     }
                 };
                 let _ = socket.write_all(response.as_bytes()).await;
-                if watches >= 3 && line.contains("watch=true") {
+                if watches >= 4 && line.contains("watch=true") {
                     // Keep the last watch open.
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -545,7 +549,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_watcher_relists_after_410_waits_after_429_and_resumes() {
+    async fn a_watcher_relists_after_410_waits_after_429_and_resumes_after_other_errors() {
         let naming = Naming::new("t1", "loadgen");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let url = scripted_server(naming.clone(), requests.clone()).await;
@@ -576,7 +580,7 @@ mod tests {
         });
         let task = tokio::spawn(run_watcher(backend, watcher.clone(), ctx.clone(), None));
         let give_up = Instant::now() + Duration::from_secs(20);
-        while watcher.received.load(Ordering::Relaxed) < 2 && Instant::now() < give_up {
+        while watcher.received.load(Ordering::Relaxed) < 3 && Instant::now() < give_up {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         task.abort();
@@ -584,15 +588,15 @@ mod tests {
         let got: Vec<(crate::pod::OpKey, u64)> = log.events.iter().map(|e| (e.key, e.rv)).collect();
         assert_eq!(
             got,
-            vec![(op_key(1, 0), 11), (op_key(2, 0), 21)],
+            vec![(op_key(1, 0), 11), (op_key(2, 0), 21), (op_key(3, 0), 31)],
             "requests: {:?}",
             requests.lock().expect("lock")
         );
         assert_eq!(watcher.relists.load(Ordering::Relaxed), 1);
         assert_eq!(
             watcher.errors.load(Ordering::Relaxed),
-            2,
-            "the 410 and the 429"
+            3,
+            "the 410, the 429 and the 500"
         );
         assert_eq!(
             log.gaps.len(),
@@ -607,6 +611,9 @@ mod tests {
         assert!(watches[0].contains("resourceVersion=10"), "{watches:?}");
         assert!(watches[1].contains("resourceVersion=20"), "{watches:?}");
         assert!(watches[2].contains("resourceVersion=20"), "{watches:?}");
+        // After the 500, from the bookmark's resourceVersion, without a LIST.
+        assert!(watches[3].contains("resourceVersion=30"), "{watches:?}");
+        assert_eq!(requests.len() - watches.len(), 2, "two LISTs: {requests:?}");
         assert!(watches[0].contains("fieldSelector=spec.nodeName%3Dlg-node-0"));
         assert!(watches[0].contains("allowWatchBookmarks=true"));
     }
