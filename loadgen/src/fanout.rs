@@ -527,18 +527,22 @@ mod tests {
                         ),
                         2 => "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string(),
                         3 => format!(
-                            "{ok}\r\n{}{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"Pod\",\"metadata\":{{\"resourceVersion\":\"30\"}}}}}}\n{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"Status\",\"code\":500}}}}\n{}",
-                            event("ADDED", 2, 21),
-                            // After the ERROR: must not be read (the watcher watches again).
-                            event("ADDED", 8, 29)
+                            "{ok}\r\n{}{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"Pod\",\"metadata\":{{\"resourceVersion\":\"30\"}}}}}}\n{{\"type\":\"ERROR\",\"object\":{{\"kind\":\"Status\",\"code\":500}}}}\n",
+                            event("ADDED", 2, 21)
                         ),
                         _ => format!("{ok}\r\n{}", event("ADDED", 3, 31)),
                     }
                 };
                 let _ = socket.write_all(response.as_bytes()).await;
-                if watches >= 4 && line.contains("watch=true") {
-                    // Keep the last watch open.
+                if watches >= 3 && line.contains("watch=true") {
+                    // Keep the watch open; on the third, one more event follows the ERROR a
+                    // little later, which the watcher must not read (it watches again).
+                    let late = (watches == 3).then(|| event("ADDED", 8, 29));
                     tokio::spawn(async move {
+                        if let Some(late) = late {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let _ = socket.write_all(late.as_bytes()).await;
+                        }
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         drop(socket);
                     });
@@ -583,6 +587,8 @@ mod tests {
         while watcher.received.load(Ordering::Relaxed) < 3 && Instant::now() < give_up {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Long enough for the late event after the ERROR to arrive if it were read.
+        tokio::time::sleep(Duration::from_millis(400)).await;
         task.abort();
         let log = watcher.log.lock().expect("log");
         let got: Vec<(crate::pod::OpKey, u64)> = log.events.iter().map(|e| (e.key, e.rv)).collect();
