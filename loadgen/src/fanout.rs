@@ -475,7 +475,7 @@ mod tests {
 
     /// A scripted API server: answers LISTs with resourceVersion 10 then 20, and watches
     /// with (1) an event and a 410 ERROR, (2) a 429, (3) an event, a bookmark and a 500
-    /// ERROR, (4) an event, kept open.
+    /// ERROR, (4) an event, kept open. Requests without `Authorization: Bearer s3cret` get 401.
     async fn scripted_server(naming: Naming, requests: Arc<Mutex<Vec<String>>>) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -500,6 +500,16 @@ mod tests {
                     .next()
                     .unwrap_or_default()
                     .to_string();
+                let authorized = String::from_utf8_lossy(&head)
+                    .to_ascii_lowercase()
+                    .contains("\r\nauthorization: bearer s3cret\r\n");
+                if !authorized {
+                    // Every request must carry --token.
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                    continue;
+                }
                 requests.lock().expect("lock").push(line.clone());
                 let event = |kind: &str, pod: u32, rv: u64| {
                     let object = pod_json(&naming, 0, pod, 0, 1).replacen(
@@ -559,7 +569,7 @@ mod tests {
         let url = scripted_server(naming.clone(), requests.clone()).await;
         let target = Target::parse(
             &url,
-            None,
+            Some("s3cret".to_string()),
             TlsOptions {
                 ca_file: None,
                 insecure: false,
