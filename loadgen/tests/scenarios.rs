@@ -1,0 +1,158 @@
+//! Every scenario, small and short, against the real kubecache binary on its embedded store:
+//! each must finish with every watcher having received exactly its events in order, no
+//! failed request, and non-zero throughput.
+
+mod support;
+
+use support::{Kubecache, assert_correct, loadgen};
+
+fn common(server: &Kubecache) -> Vec<String> {
+    vec![
+        "--server".to_string(),
+        server.url.clone(),
+        "--server-pid".to_string(),
+        server.pid().to_string(),
+        "--check".to_string(),
+        "--timeout".to_string(),
+        "120".to_string(),
+    ]
+}
+
+fn run(server: &Kubecache, extra: &[&str]) -> serde_json::Value {
+    let mut args = common(server);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    loadgen(&args)
+}
+
+#[test]
+fn fanout_over_http1_delivers_every_event_to_every_watcher() {
+    let server = Kubecache::start();
+    let report = run(
+        &server,
+        &[
+            "--http1",
+            "fanout",
+            "--nodes",
+            "12",
+            "--informers",
+            "2",
+            "--rate",
+            "30",
+            "--duration",
+            "3",
+        ],
+    );
+    assert_eq!(report["scenario"], "fanout");
+    assert_correct(&report);
+    // 12 kubelets see each write once between them, 2 informers see each write: 3× writes.
+    // The 60 preloaded pods are in the LISTs, never in the watches (unexpected = 0).
+    let writes = report["writes"].as_u64().expect("writes");
+    assert_eq!(writes, 90);
+    assert_eq!(report["events"]["expected"], 3 * writes);
+    assert_eq!(report["watchers"]["watching"], 14);
+    let process = &report["processes"][server.pid().to_string()];
+    assert!(process["peak_rss_bytes"].as_u64().expect("peak RSS") > 0);
+    assert!(process["cpu_seconds"].as_f64().expect("CPU seconds") >= 0.0);
+    assert!(report["loadgen"]["bytes_per_watcher"].is_u64());
+}
+
+#[test]
+fn fanout_over_http2_with_an_html_report() {
+    let server = Kubecache::start();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let html = dir.path().join("report.html");
+    let html_arg = html.to_str().expect("UTF-8 path");
+    let report = run(
+        &server,
+        &[
+            "--http2",
+            "--h2-connections",
+            "2",
+            "--html-out",
+            html_arg,
+            "fanout",
+            "--nodes",
+            "20",
+            "--informers",
+            "3",
+            "--rate",
+            "40",
+            "--duration",
+            "3",
+        ],
+    );
+    assert_correct(&report);
+    let page = std::fs::read_to_string(&html).expect("the HTML report");
+    assert_eq!(page.matches("<svg").count(), 2, "two plots");
+    assert!(!page.contains("<script"));
+}
+
+#[test]
+fn list_at_each_resource_version_returns_every_preloaded_pod() {
+    let server = Kubecache::start();
+    for rv in ["0", "", "exact"] {
+        let report = run(
+            &server,
+            &[
+                "list",
+                "--objects",
+                "300",
+                "--clients",
+                "2",
+                "--rv",
+                rv,
+                "--duration",
+                "2",
+            ],
+        );
+        assert_eq!(report["scenario"], "list");
+        assert_eq!(report["errors"]["list"], 0, "rv {rv:?}: {report:#}");
+        assert_eq!(report["errors"]["short_lists"], 0, "rv {rv:?}: {report:#}");
+        assert_eq!(report["errors"]["write"], 0, "rv {rv:?}: {report:#}");
+        assert!(report["lists_per_sec"].as_f64().expect("lists/s") > 0.0);
+        assert!(report["list_mb_per_sec"].as_f64().expect("MB/s") > 0.0);
+        // 300 pods of ~1 KiB each.
+        assert!(report["list_bytes"].as_u64().expect("bytes per list") > 250_000);
+        assert!(report["latency_ms"]["p99"].is_f64());
+    }
+}
+
+#[test]
+fn writes_creates_then_updates() {
+    let server = Kubecache::start();
+    let report = run(
+        &server,
+        &["--http2", "writes", "--concurrency", "4", "--duration", "2"],
+    );
+    assert_eq!(report["scenario"], "writes");
+    assert_eq!(report["errors"]["write"], 0, "{report:#}");
+    assert!(report["creates_per_sec"].as_f64().expect("creates/s") > 0.0);
+    assert!(report["updates_per_sec"].as_f64().expect("updates/s") > 0.0);
+    assert!(report["write_latency_ms"]["p99"].is_f64());
+}
+
+#[test]
+fn relist_storm_gets_every_client_watching() {
+    let server = Kubecache::start();
+    let report = run(
+        &server,
+        &[
+            "relist-storm",
+            "--clients",
+            "40",
+            "--rate",
+            "20",
+            "--duration",
+            "2",
+        ],
+    );
+    assert_eq!(report["scenario"], "relist-storm");
+    assert_correct(&report);
+    assert_eq!(report["watchers"]["watching"], 40);
+    assert!(
+        report["storm"]["seconds_to_all_watching"].is_f64(),
+        "{report:#}"
+    );
+    assert_eq!(report["storm"]["errors"], 0);
+}
