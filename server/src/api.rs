@@ -34,6 +34,10 @@ pub struct Api {
     pub storage_root: String,
     /// Wakes the namespace finalizer when a namespace starts terminating.
     pub namespace_deleted: Notify,
+    /// Namespaces this server marked Terminating, with the revision of that write: creates in
+    /// them read the namespace at that revision or newer, so the cache cannot let one through
+    /// in the moment before it sees the mark (kube's lifecycle admission keeps a similar set).
+    pub terminating_namespaces: parking_lot::Mutex<std::collections::HashMap<String, i64>>,
     /// Request counts and latencies, served at `/metrics`.
     pub metrics: RequestMetrics,
     /// The admission chain every write passes through (see [`crate::admission`]).
@@ -61,6 +65,7 @@ impl Api {
             reads,
             storage_root: storage_root.trim_end_matches('/').to_string(),
             namespace_deleted: Notify::new(),
+            terminating_namespaces: Default::default(),
             metrics: RequestMetrics::new(),
             admission: crate::admission::Admission::new(admission),
         })

@@ -161,10 +161,17 @@ fn imperative_creates(server: &Kubecache) {
     let container = &template["spec"]["containers"][0];
     assert_eq!(container["name"], "nginx");
     assert_eq!(container["image"], "nginx:1.25");
-    assert_eq!(container["ports"], json!([{"containerPort": 8080}]));
+    // Defaulted by admission as kube does (protocol, pull policy for a tagged image).
+    assert_eq!(
+        container["ports"],
+        json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        container["imagePullPolicy"], "IfNotPresent",
+        "{container:#}"
+    );
     // Empty structs stay as kube prints them; empty strings do not appear.
     assert_eq!(container["resources"], json!({}));
-    assert!(container.get("imagePullPolicy").is_none(), "{container:#}");
     assert!(template["metadata"].get("creationTimestamp").is_none());
 
     let job = get_json(server, "imp", &["job", "pi"]);

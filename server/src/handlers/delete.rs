@@ -161,6 +161,9 @@ pub async fn delete_object(
                 Ok(written) => {
                     objects::set_resource_version(&mut object, written.mod_revision);
                     if resource.kind == "Namespace" {
+                        api.terminating_namespaces
+                            .lock()
+                            .insert(name.to_string(), written.mod_revision);
                         api.namespace_deleted.notify_one();
                     }
                     return Ok(Deleted::Marked(object));

@@ -33,8 +33,10 @@ pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), Ap
     let key = api.object_key(namespaces(api), None, namespace);
     // Cached state first; a namespace it does not know yet may have just been created, so a
     // miss is confirmed with a consistent read (kube's lifecycle admission does the same).
+    let marked = api.terminating_namespaces.lock().get(namespace).copied();
+    let first = marked.map_or(ReadAt::Any, ReadAt::NotOlderThan);
     let mut found = None;
-    for at in [ReadAt::Any, ReadAt::Latest] {
+    for at in [first, ReadAt::Latest] {
         found = api
             .reads
             .get(namespaces(api), &key, at)
@@ -175,7 +177,12 @@ async fn remove_namespace(api: &Api, name: &str) -> Result<(), ApiError> {
         return Ok(());
     }
     match api.backend.delete(&key, Some(kv.mod_revision)).await {
-        Ok(_) | Err(StorageError::NotFound { .. }) | Err(StorageError::Conflict { .. }) => Ok(()),
+        Ok(_) => {
+            // Gone: a miss in the cache is now confirmed by a consistent read instead.
+            api.terminating_namespaces.lock().remove(name);
+            Ok(())
+        }
+        Err(StorageError::NotFound { .. }) | Err(StorageError::Conflict { .. }) => Ok(()),
         Err(e) => Err(storage_error(e)),
     }
 }

@@ -390,26 +390,27 @@ async fn pod_crud(cluster: Cluster) {
         .expect("list by field");
     assert_eq!(names(&phase.items), ["db-1", "web-1"]);
 
-    // Strategic merge on containers (merge key: name) adds a sidecar and keeps main.
+    // Strategic merge on containers (merge key: name) changes main's image and keeps the
+    // rest of main (a pod's containers cannot be added or removed after creation).
     let patched = api
         .patch(
             "web-1",
             &PatchParams::default(),
             &Patch::Strategic(
-                json!({"spec": {"containers": [{"name": "sidecar", "image": "busybox:1.36"}]}}),
+                json!({"spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}}),
             ),
         )
         .await
         .expect("strategic patch");
-    let containers: Vec<_> = patched
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    assert_eq!(containers, ["main", "sidecar"]);
+    let containers = &patched.spec.as_ref().unwrap().containers;
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0].name, "main");
+    assert_eq!(containers[0].image.as_deref(), Some("nginx:1.27"));
+    // The defaulted fields of main were merged into, not replaced.
+    assert_eq!(
+        containers[0].termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
 
     // Merge patch on labels, then replace with the current object.
     let relabelled = api
