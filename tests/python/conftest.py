@@ -3,12 +3,13 @@
 The binary is not built here: it comes from $KUBECACHE_BIN, else
 target/debug/kubecache in the repository (build it first with
 `cargo build -p kubecache-server`). Each test gets its own server, started with
-`serve --insecure-port 0` (in memory) and killed afterwards.
+`serve` on a free port (in memory) and killed afterwards.
 """
 
 import os
 import queue
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -34,13 +35,29 @@ def kubecache_binary():
     return path
 
 
+def free_port():
+    """A loopback port free right now (`--insecure-port 0` turns the port off)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Kubecache:
-    """One `kubecache serve --insecure-port 0` child process."""
+    """One `kubecache serve --insecure-port PORT --secure-port 0` child process (a free
+    loopback port; the secure port is off)."""
 
     def __init__(self, args=()):
         self.log = []
         self.process = subprocess.Popen(
-            [kubecache_binary(), "serve", "--insecure-port", "0", *args],
+            [
+                kubecache_binary(),
+                "serve",
+                "--insecure-port",
+                str(free_port()),
+                "--secure-port",
+                "0",
+                *args,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

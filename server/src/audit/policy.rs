@@ -299,8 +299,13 @@ rules:
             level("a", Method::GET, "/apis/apps/v1/namespaces/x/deployments/d/scale"),
             Level::RequestResponse
         );
+        // `deployments/*` covers the resource itself too, as in kube-apiserver.
         assert_eq!(
             level("a", Method::GET, "/apis/apps/v1/namespaces/x/deployments/d"),
+            Level::RequestResponse
+        );
+        assert_eq!(
+            level("a", Method::GET, "/apis/apps/v1/namespaces/x/replicasets/d"),
             Level::Metadata
         );
         let decision = policy.evaluate(&user("a"), &info(Method::GET, "/api/v1/pods"));

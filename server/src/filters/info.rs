@@ -190,8 +190,7 @@ mod tests {
 }
 
 /// The request-info layer: parses the request once for every layer after it (and for the
-/// handler: [`crate::request_info::Parsed`]), and gives it an audit ID — the client's
-/// `Audit-ID` header when it sent one, else a new UUID — returned as `Audit-Id`.
+/// handler: [`crate::request_info::Parsed`]) and notes when it arrived.
 pub async fn layer(
     axum::extract::State(chain): axum::extract::State<std::sync::Arc<super::Chain>>,
     mut request: axum::extract::Request,
@@ -199,12 +198,10 @@ pub async fn layer(
 ) -> axum::response::Response {
     let info = RequestInfo::parse(request.method(), request.uri().path(), request.uri().query());
     let audit_id = request
-        .headers()
-        .get("audit-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map(String::from)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .extensions()
+        .get::<super::recovery::AuditId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
     let parsed = crate::request_info::Parsed::of(
         &chain.registry,
         request.method(),
@@ -215,13 +212,9 @@ pub async fn layer(
     request.extensions_mut().insert(RequestContext {
         info,
         received: Utc::now(),
-        audit_id: audit_id.clone(),
+        audit_id,
     });
-    let mut response = next.run(request).await;
-    if let Ok(value) = http::HeaderValue::from_str(&audit_id) {
-        response.headers_mut().insert("audit-id", value);
-    }
-    response
+    next.run(request).await
 }
 
 /// The request context the request-info layer set (a default one outside the chain).

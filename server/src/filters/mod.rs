@@ -142,9 +142,9 @@ pub fn apply(router: Router, chain: Arc<Chain>) -> Router {
     let state = || chain.clone();
     router.layer(
         ServiceBuilder::new()
-            // A panicking handler becomes a 500 Status; the server and the connection live on.
+            // Assign the Audit-Id; a panicking handler becomes a 500 Status, the server lives on.
             .layer(from_fn_with_state(state(), recovery::layer))
-            // Parse verb/group/resource/namespace/name once; assign the Audit-Id.
+            // Parse verb/group/resource/namespace/name once, for every layer and the handler.
             .layer(from_fn_with_state(state(), info::layer))
             // Count requests in flight so shutdown can wait for them; end watches on shutdown.
             .layer(from_fn_with_state(state(), drain::layer))

@@ -3,4 +3,5 @@
 
 pub mod binary;
 pub mod etcd;
+pub mod pki;
 pub mod server;
