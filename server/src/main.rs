@@ -35,6 +35,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot initialise storage: {e}"))?;
     let security = &args.security;
+    let shutdown = shutdown_signal();
     let chain = filters::Chain::new(&security.chain_options()?, api.reads.clone())?;
     let app = filters::apply(server::router(api), chain.clone());
     let mut listeners = Vec::new();
@@ -75,7 +76,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         listeners,
         app,
         chain.drain.clone(),
-        shutdown_signal(),
+        shutdown,
         security.shutdown_timeout,
     )
     .await;
@@ -108,11 +109,17 @@ fn serving_cert(args: &ServeArgs) -> tls::ServingCert {
     tls::ServingCert::Generated { dir }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("cannot install the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM or SIGINT. The handlers are installed when this is called (before the ports
+/// are announced), so a signal sent as soon as the server serves is never missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("cannot install the SIGTERM handler");
+    let mut interrupt =
+        signal(SignalKind::interrupt()).expect("cannot install the SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
