@@ -55,8 +55,9 @@ impl Authenticator {
         let tokens = match token_file {
             None => HashMap::new(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read --token-auth-file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("cannot read --token-auth-file {}: {e}", path.display())
+                })?;
                 parse_token_file(&text)
                     .map_err(|e| format!("--token-auth-file {}: {e}", path.display()))?
             }
@@ -279,10 +280,8 @@ mod tests {
 
     #[test]
     fn token_file_format() {
-        let tokens = parse_token_file(
-            "t1,alice,u1,\"dev,ops\"\n\nt2,bob,u2\nt3, carol ,u3,solo\n",
-        )
-        .unwrap();
+        let tokens =
+            parse_token_file("t1,alice,u1,\"dev,ops\"\n\nt2,bob,u2\nt3, carol ,u3,solo\n").unwrap();
         assert_eq!(tokens["t1"].name, "alice");
         assert_eq!(tokens["t1"].groups, vec!["dev", "ops"]);
         assert!(tokens["t2"].groups.is_empty());

@@ -114,8 +114,7 @@ fn serving_cert(args: &ServeArgs) -> tls::ServingCert {
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("cannot install the SIGTERM handler");
-    let mut interrupt =
-        signal(SignalKind::interrupt()).expect("cannot install the SIGINT handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("cannot install the SIGINT handler");
     async move {
         tokio::select! {
             _ = interrupt.recv() => {}

@@ -82,11 +82,13 @@ async fn accept_loop(listener: Listener, app: Router, drain: Arc<Drain>) {
         let app = app.clone();
         // The router as a hyper service, with the connection's details on every request.
         let service = move |connection: Connection| {
-            TowerToHyperService::new(tower::service_fn(move |request: http::Request<Incoming>| {
-                let mut request = request.map(Body::new);
-                request.extensions_mut().insert(connection.clone());
-                app.clone().oneshot(request)
-            }))
+            TowerToHyperService::new(tower::service_fn(
+                move |request: http::Request<Incoming>| {
+                    let mut request = request.map(Body::new);
+                    request.extensions_mut().insert(connection.clone());
+                    app.clone().oneshot(request)
+                },
+            ))
         };
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -113,11 +115,9 @@ async fn accept_loop(listener: Listener, app: Router, drain: Arc<Drain>) {
                             return;
                         }
                     };
-                    let client_certs = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .map(|certs| Arc::new(certs.iter().map(|c| c.clone().into_owned()).collect()));
+                    let client_certs = tls.get_ref().1.peer_certificates().map(|certs| {
+                        Arc::new(certs.iter().map(|c| c.clone().into_owned()).collect())
+                    });
                     let connection = Connection {
                         remote,
                         secure: true,
@@ -135,4 +135,3 @@ async fn accept_loop(listener: Listener, app: Router, drain: Arc<Drain>) {
     drop(listener.tcp);
     graceful.shutdown().await;
 }
-

@@ -101,7 +101,8 @@ fn ensure_generated(dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let generated = generate_serving_cert().map_err(|e| format!("cannot generate a certificate: {e}"))?;
+    let generated =
+        generate_serving_cert().map_err(|e| format!("cannot generate a certificate: {e}"))?;
     let write = |name: &str, contents: &str| {
         let path = dir.join(name);
         std::fs::write(&path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -110,7 +111,10 @@ fn ensure_generated(dir: &Path) -> Result<(), String> {
     write(GENERATED_KEY, &generated.key_pem)?;
     restrict_permissions(&dir.join(GENERATED_KEY));
     // The certificate file holds the chain, leaf first, like kube-apiserver's.
-    write(GENERATED_CERT, &format!("{}{}", generated.cert_pem, generated.ca_pem))?;
+    write(
+        GENERATED_CERT,
+        &format!("{}{}", generated.cert_pem, generated.ca_pem),
+    )?;
     Ok(())
 }
 
@@ -133,7 +137,11 @@ fn generate_serving_cert() -> Result<Generated, rcgen::Error> {
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
-    let host_or_localhost = if host.is_empty() { "localhost" } else { host.as_str() };
+    let host_or_localhost = if host.is_empty() {
+        "localhost"
+    } else {
+        host.as_str()
+    };
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params.distinguished_name = rcgen::DistinguishedName::new();
@@ -148,15 +156,20 @@ fn generate_serving_cert() -> Result<Generated, rcgen::Error> {
     let ca_key = rcgen::KeyPair::generate()?;
     let ca = ca_params.self_signed(&ca_key)?;
 
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if !host.is_empty() && host != "localhost" {
         names.push(host.clone());
     }
     let mut params = rcgen::CertificateParams::new(names)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{host_or_localhost}@{now}"));
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("{host_or_localhost}@{now}"),
+    );
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let key = rcgen::KeyPair::generate()?;
     let cert = params.signed_by(&key, &ca, &ca_key)?;

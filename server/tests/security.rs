@@ -201,7 +201,9 @@ fn audit_events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad audit line {line}: {e}")))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad audit line {line}: {e}"))
+        })
         .collect()
 }
 
@@ -241,7 +243,10 @@ async fn bad_token_is_401_good_token_and_anonymous_authenticate() {
     reply.expect_status(401, "Unauthorized");
     assert_eq!(reply.message(), "Unauthorized");
     assert!(reply.headers.contains_key("audit-id"));
-    server.get("/api/v1/namespaces", Some("alice-token")).await.expect(200);
+    server
+        .get("/api/v1/namespaces", Some("alice-token"))
+        .await
+        .expect(200);
     // No credentials: system:anonymous (allowed by AlwaysAllow).
     server.get("/api/v1/namespaces", None).await.expect(200);
 
@@ -250,9 +255,13 @@ async fn bad_token_is_401_good_token_and_anonymous_authenticate() {
         .get("/api/v1/namespaces", None)
         .await
         .expect_status(401, "Unauthorized");
-    strict.get("/api/v1/namespaces", Some("bob-token")).await.expect(200);
+    strict
+        .get("/api/v1/namespaces", Some("bob-token"))
+        .await
+        .expect(200);
     // The plain-HTTP port needs no credentials.
-    let reply = send(reqwest::Client::new().get(format!("{}/api/v1/namespaces", strict.http))).await;
+    let reply =
+        send(reqwest::Client::new().get(format!("{}/api/v1/namespaces", strict.http))).await;
     reply.expect(200);
 }
 
@@ -285,8 +294,12 @@ async fn always_deny_is_403_with_kube_message_but_masters_pass() {
         .await
         .expect_status(403, "Forbidden");
     // system:masters (admin's group, and the insecure port's user) is always allowed.
-    server.get("/api/v1/namespaces/default/pods", Some("admin-token")).await.expect(200);
-    let reply = send(reqwest::Client::new().get(format!("{}/api/v1/namespaces", server.http))).await;
+    server
+        .get("/api/v1/namespaces/default/pods", Some("admin-token"))
+        .await
+        .expect(200);
+    let reply =
+        send(reqwest::Client::new().get(format!("{}/api/v1/namespaces", server.http))).await;
     reply.expect(200);
 }
 
@@ -304,7 +317,9 @@ async fn client_certificate_authenticates_as_cn_in_o() {
     let reply = send(client.get(format!("{}/api/v1/namespaces", server.https))).await;
     reply.expect_status(403, "Forbidden");
     assert!(
-        reply.message().contains(r#"User "carol" cannot list resource "namespaces""#),
+        reply
+            .message()
+            .contains(r#"User "carol" cannot list resource "namespaces""#),
         "{}",
         reply.message()
     );
@@ -312,8 +327,14 @@ async fn client_certificate_authenticates_as_cn_in_o() {
     let events = audit_until(&audit, |events| events_of(events, &id).len() == 2).await;
     let event = events_of(&events, &id)[1];
     assert_eq!(event["user"]["username"], "carol");
-    assert_eq!(event["user"]["groups"], json!(["devs", "system:authenticated"]));
-    assert_eq!(event["annotations"]["authorization.k8s.io/decision"], "forbid");
+    assert_eq!(
+        event["user"]["groups"],
+        json!(["devs", "system:authenticated"])
+    );
+    assert_eq!(
+        event["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
 
     // A certificate from another CA fails the TLS handshake.
     let stranger = TestCa::new("stranger").client("mallory", None);
@@ -364,14 +385,25 @@ async fn over_the_in_flight_limit_is_429_with_retry_after() {
     assert_eq!(refused.headers["retry-after"], "1");
     assert_eq!(refused.body["details"]["retryAfterSeconds"], 1);
     // system:masters is never turned away; mutating requests have their own pool.
-    server.get("/api/v1/namespaces", Some("admin-token")).await.expect(200);
     server
-        .post("/api/v1/namespaces/default/configmaps", "bob-token", &configmap("c"))
+        .get("/api/v1/namespaces", Some("admin-token"))
+        .await
+        .expect(200);
+    server
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            "bob-token",
+            &configmap("c"),
+        )
         .await
         .expect(201);
     // Watches are not counted.
     let watch = server
-        .request(Method::GET, "/api/v1/configmaps?watch=true&timeoutSeconds=1", Some("bob-token"))
+        .request(
+            Method::GET,
+            "/api/v1/configmaps?watch=true&timeoutSeconds=1",
+            Some("bob-token"),
+        )
         .send()
         .await
         .expect("watch");
@@ -383,15 +415,26 @@ async fn over_the_in_flight_limit_is_429_with_retry_after() {
 async fn a_panicking_handler_is_500_and_the_server_lives_on() {
     let mut audit = PathBuf::new();
     let server = Secure::start(|dir, options| audit = audit_to(dir, options)).await;
-    let reply = server.get("/debug/kubecache/panic", Some("alice-token")).await;
+    let reply = server
+        .get("/debug/kubecache/panic", Some("alice-token"))
+        .await;
     reply.expect_status(500, "InternalError");
     assert!(reply.message().contains("panic"), "{}", reply.message());
     let id = audit_id(&reply);
     // Same connection pool, same server: still serving.
-    server.get("/version", Some("alice-token")).await.expect(200);
-    server.get("/api/v1/namespaces", Some("alice-token")).await.expect(200);
+    server
+        .get("/version", Some("alice-token"))
+        .await
+        .expect(200);
+    server
+        .get("/api/v1/namespaces", Some("alice-token"))
+        .await
+        .expect(200);
     let events = audit_until(&audit, |events| events_of(events, &id).len() == 2).await;
-    let stages: Vec<_> = events_of(&events, &id).iter().map(|e| e["stage"].clone()).collect();
+    let stages: Vec<_> = events_of(&events, &id)
+        .iter()
+        .map(|e| e["stage"].clone())
+        .collect();
     assert_eq!(stages, vec![json!("RequestReceived"), json!("Panic")]);
     assert_eq!(events_of(&events, &id)[1]["responseStatus"]["code"], 500);
 }
@@ -412,14 +455,22 @@ async fn a_slow_request_is_504_but_a_watch_is_not_cut() {
     );
     // A watch outlives the timeout: an event two seconds in still arrives.
     let mut watch = server
-        .request(Method::GET, "/api/v1/namespaces/default/configmaps?watch=true", Some("alice-token"))
+        .request(
+            Method::GET,
+            "/api/v1/namespaces/default/configmaps?watch=true",
+            Some("alice-token"),
+        )
         .send()
         .await
         .expect("watch");
     assert_eq!(watch.status(), 200);
     tokio::time::sleep(Duration::from_secs(2)).await;
     server
-        .post("/api/v1/namespaces/default/configmaps", "alice-token", &configmap("late"))
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            "alice-token",
+            &configmap("late"),
+        )
         .await
         .expect(201);
     let mut seen = String::new();
@@ -448,7 +499,10 @@ async fn cors_preflight_allowed_and_refused() {
     };
     let allowed = send(preflight("https://good.example")).await;
     assert_eq!(allowed.status, 204);
-    assert_eq!(allowed.headers["access-control-allow-origin"], "https://good.example");
+    assert_eq!(
+        allowed.headers["access-control-allow-origin"],
+        "https://good.example"
+    );
     assert_eq!(allowed.headers["access-control-allow-credentials"], "true");
     assert!(
         allowed.headers["access-control-allow-methods"]
@@ -470,7 +524,10 @@ async fn cors_preflight_allowed_and_refused() {
     )
     .await;
     reply.expect(200);
-    assert_eq!(reply.headers["access-control-allow-origin"], "https://good.example");
+    assert_eq!(
+        reply.headers["access-control-allow-origin"],
+        "https://good.example"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -484,7 +541,11 @@ async fn impersonation_allowed_runs_as_the_target_and_denied_is_403() {
     // admin (system:masters) may impersonate; the request then runs as bob, who is denied.
     let reply = send(
         server
-            .request(Method::GET, "/api/v1/namespaces/default/pods", Some("admin-token"))
+            .request(
+                Method::GET,
+                "/api/v1/namespaces/default/pods",
+                Some("admin-token"),
+            )
             .header("impersonate-user", "bob")
             .header("impersonate-group", "testers")
             .header("impersonate-extra-scopes", "view"),
@@ -492,7 +553,9 @@ async fn impersonation_allowed_runs_as_the_target_and_denied_is_403() {
     .await;
     reply.expect_status(403, "Forbidden");
     assert!(
-        reply.message().starts_with(r#"pods is forbidden: User "bob" cannot list"#),
+        reply
+            .message()
+            .starts_with(r#"pods is forbidden: User "bob" cannot list"#),
         "{}",
         reply.message()
     );
@@ -505,7 +568,10 @@ async fn impersonation_allowed_runs_as_the_target_and_denied_is_403() {
         event["impersonatedUser"]["groups"],
         json!(["testers", "system:authenticated"])
     );
-    assert_eq!(event["impersonatedUser"]["extra"]["scopes"], json!(["view"]));
+    assert_eq!(
+        event["impersonatedUser"]["extra"]["scopes"],
+        json!(["view"])
+    );
 
     // alice may not impersonate: 403 about the impersonation itself.
     let reply = send(
@@ -522,7 +588,10 @@ async fn impersonation_allowed_runs_as_the_target_and_denied_is_403() {
     let reply = send(
         server
             .request(Method::GET, "/api/v1/namespaces", Some("alice-token"))
-            .header("impersonate-user", "system:serviceaccount:kube-system:robot"),
+            .header(
+                "impersonate-user",
+                "system:serviceaccount:kube-system:robot",
+            ),
     )
     .await;
     assert!(
@@ -587,11 +656,22 @@ async fn audit_metadata_by_default_with_one_line_per_stage() {
     assert!(event.get("requestObject").is_none());
     assert!(event.get("responseObject").is_none());
     assert!(ours[0].get("responseStatus").is_none());
-    assert_eq!(event["annotations"]["authorization.k8s.io/decision"], "allow");
-    assert!(event["requestReceivedTimestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        event["annotations"]["authorization.k8s.io/decision"],
+        "allow"
+    );
+    assert!(
+        event["requestReceivedTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     // A failure's Status is recorded at Metadata.
     let reply = server
-        .get("/api/v1/namespaces/default/configmaps/missing", Some("alice-token"))
+        .get(
+            "/api/v1/namespaces/default/configmaps/missing",
+            Some("alice-token"),
+        )
         .await;
     reply.expect(404);
     let id = audit_id(&reply);
@@ -637,7 +717,11 @@ async fn audit_policy_levels_omit_stages_and_secret_bodies() {
     .await;
     // configmaps: named by a rule, bodies recorded.
     let reply = server
-        .post("/api/v1/namespaces/default/configmaps", "alice-token", &configmap("cm"))
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            "alice-token",
+            &configmap("cm"),
+        )
         .await;
     reply.expect(201);
     let cm_id = audit_id(&reply);
@@ -683,7 +767,10 @@ async fn audit_policy_levels_omit_stages_and_secret_bodies() {
         .iter()
         .map(|e| e["stage"].clone())
         .collect();
-    assert_eq!(stages, vec![json!("ResponseStarted"), json!("ResponseComplete")]);
+    assert_eq!(
+        stages,
+        vec![json!("ResponseStarted"), json!("ResponseComplete")]
+    );
     assert_eq!(events_of(&events, &watch_id)[0]["verb"], "watch");
 }
 
@@ -692,7 +779,10 @@ async fn graceful_shutdown_finishes_requests_and_ends_watches() {
     let mut server = Secure::start(|_, _| {}).await;
     let client = server.client();
     let mut watch = client
-        .get(format!("{}/api/v1/namespaces/default/configmaps?watch=true", server.https))
+        .get(format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=true",
+            server.https
+        ))
         .bearer_auth("alice-token")
         .send()
         .await
@@ -707,7 +797,10 @@ async fn graceful_shutdown_finishes_requests_and_ends_watches() {
     // Shut down once the slow request is being served.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while server.drain.in_flight() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the slow request never arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow request never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.stop.take().unwrap().send(()).unwrap();

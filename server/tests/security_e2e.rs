@@ -74,7 +74,12 @@ impl Secured {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubecache"));
         command
             .args(["serve", "--bind-address", "127.0.0.1"])
-            .args(["--secure-port", &secure_port, "--insecure-port", &insecure_port])
+            .args([
+                "--secure-port",
+                &secure_port,
+                "--insecure-port",
+                &insecure_port,
+            ])
             .arg("--cert-dir")
             .arg(cert_dir.clone().unwrap_or_else(|| dir.path().join("certs")))
             .args(["--token-auth-file", &path("tokens.csv")])
@@ -210,7 +215,10 @@ impl Secured {
         assert!(status.success());
         let status = wait_timeout(&mut child, STOP_TIMEOUT).unwrap_or_else(|| {
             let _ = child.kill();
-            panic!("no exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}", self.log())
+            panic!(
+                "no exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                self.log()
+            )
         });
         assert!(status.success(), "exit {status}; log:\n{}", self.log());
     }
@@ -231,7 +239,10 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn kubectl_over_tls_with_a_token_and_with_a_client_certificate() {
     let mut server = Secured::start(false, &[]);
-    assert!(server.http.is_none(), "--insecure-port 0 turns the plain port off");
+    assert!(
+        server.http.is_none(),
+        "--insecure-port 0 turns the plain port off"
+    );
     let certificate_line = server.printed.join("\n");
     assert!(
         certificate_line.contains("self-signed serving certificate in")
@@ -241,7 +252,10 @@ fn kubectl_over_tls_with_a_token_and_with_a_client_certificate() {
 
     // Token kubeconfig.
     let namespaces = server.kubectl_ok("alice", &["get", "namespaces", "-o", "name"]);
-    assert!(namespaces.lines().any(|l| l == "namespace/default"), "{namespaces}");
+    assert!(
+        namespaces.lines().any(|l| l == "namespace/default"),
+        "{namespaces}"
+    );
     let manifest = server.path("cm.json");
     std::fs::write(
         &manifest,
@@ -250,22 +264,46 @@ fn kubectl_over_tls_with_a_token_and_with_a_client_certificate() {
     .unwrap();
     server.kubectl_ok(
         "alice",
-        &["create", "-f", manifest.to_str().unwrap(), "--validate=false"],
+        &[
+            "create",
+            "-f",
+            manifest.to_str().unwrap(),
+            "--validate=false",
+        ],
     );
     // Client-certificate kubeconfig.
     let value = server.kubectl_ok(
         "carol",
-        &["get", "configmap", "over-tls", "-n", "default", "-o", "jsonpath={.data.a}"],
+        &[
+            "get",
+            "configmap",
+            "over-tls",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.data.a}",
+        ],
     );
     assert_eq!(value, "b");
     server.kubectl_ok(
         "carol",
-        &["delete", "configmap", "over-tls", "-n", "default", "--timeout=20s"],
+        &[
+            "delete",
+            "configmap",
+            "over-tls",
+            "-n",
+            "default",
+            "--timeout=20s",
+        ],
     );
     // A bad token: 401, which kubectl reports as Unauthorized.
     let output = server.kubectl("stranger", &["get", "namespaces"]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("Unauthorized"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Unauthorized"),
+        "{}",
+        stderr(&output)
+    );
 
     // The audit log saw both users as authenticated.
     let events = server.audit();
@@ -287,7 +325,10 @@ fn kubectl_over_tls_with_a_token_and_with_a_client_certificate() {
     );
     assert_eq!(delete["objectRef"]["name"], "over-tls");
     assert!(
-        delete["userAgent"].as_str().unwrap_or("").starts_with("kubectl/"),
+        delete["userAgent"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("kubectl/"),
         "{delete}"
     );
     server.stop();
@@ -358,7 +399,9 @@ fn sigterm_with_a_watch_open_ends_the_watch_and_exits_cleanly() {
     server.stop();
     // The watch ended with the final chunk, not a reset.
     loop {
-        let n = stream.read(&mut buffer).expect("read until the end of the watch");
+        let n = stream
+            .read(&mut buffer)
+            .expect("read until the end of the watch");
         if n == 0 {
             break;
         }
@@ -368,4 +411,3 @@ fn sigterm_with_a_watch_open_ends_the_watch_and_exits_cleanly() {
     assert!(text.ends_with("0\r\n\r\n"), "not a clean end: {text:?}");
     assert!(server.log().contains("shutting down"), "{}", server.log());
 }
-

@@ -97,22 +97,26 @@ impl Event {
         if let Some(object_ref) = &self.object_ref {
             event.insert("objectRef".into(), object_ref.clone());
         }
-        if stage != Stage::RequestReceived {
-            if let Some(status) = &self.response_status {
-                event.insert("responseStatus".into(), status.clone());
-            }
+        if stage != Stage::RequestReceived
+            && let Some(status) = &self.response_status
+        {
+            event.insert("responseStatus".into(), status.clone());
         }
-        if self.level >= Level::Request {
-            if let Some(object) = &self.request_object {
-                event.insert("requestObject".into(), object.clone());
-            }
+        if self.level >= Level::Request
+            && let Some(object) = &self.request_object
+        {
+            event.insert("requestObject".into(), object.clone());
         }
-        if self.level >= Level::RequestResponse && stage == Stage::ResponseComplete {
-            if let Some(object) = &self.response_object {
-                event.insert("responseObject".into(), object.clone());
-            }
+        if self.level >= Level::RequestResponse
+            && stage == Stage::ResponseComplete
+            && let Some(object) = &self.response_object
+        {
+            event.insert("responseObject".into(), object.clone());
         }
-        event.insert("requestReceivedTimestamp".into(), json!(micro_time(self.received)));
+        event.insert(
+            "requestReceivedTimestamp".into(),
+            json!(micro_time(self.received)),
+        );
         event.insert("stageTimestamp".into(), json!(micro_time(now)));
         if !self.annotations.is_empty() {
             event.insert("annotations".into(), json!(self.annotations));

@@ -122,7 +122,10 @@ impl Policy {
         if kind != "Policy" {
             return Err(format!("audit policy: kind must be Policy, not {kind:?}"));
         }
-        let api_version = value.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|k| k.as_str())
+            .unwrap_or("");
         if !api_version.starts_with("audit.k8s.io/") {
             return Err(format!(
                 "audit policy: apiVersion must be audit.k8s.io/v1, not {api_version:?}"
@@ -217,10 +220,12 @@ impl Rule {
     }
 
     fn matches_path(&self, path: &str) -> bool {
-        self.non_resource_urls.iter().any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => pattern == path,
-        })
+        self.non_resource_urls
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => pattern == path,
+            })
     }
 
     /// True when a `resources` entry names this resource literally (not by `*`).
@@ -279,7 +284,10 @@ rules:
     fn first_matching_rule_wins() {
         let policy = Policy::parse(POLICY).unwrap();
         let level = |u: &str, m: Method, p: &str| policy.evaluate(&user(u), &info(m, p)).level;
-        assert_eq!(level("system:kube-proxy", Method::GET, "/api/v1/pods"), Level::None);
+        assert_eq!(
+            level("system:kube-proxy", Method::GET, "/api/v1/pods"),
+            Level::None
+        );
         assert_eq!(
             level("a", Method::GET, "/api/v1/namespaces/x/secrets/visible"),
             Level::RequestResponse
@@ -296,7 +304,11 @@ rules:
         );
         assert_eq!(level("a", Method::GET, "/healthz/etcd"), Level::None);
         assert_eq!(
-            level("a", Method::GET, "/apis/apps/v1/namespaces/x/deployments/d/scale"),
+            level(
+                "a",
+                Method::GET,
+                "/apis/apps/v1/namespaces/x/deployments/d/scale"
+            ),
             Level::RequestResponse
         );
         // `deployments/*` covers the resource itself too, as in kube-apiserver.
@@ -318,7 +330,15 @@ rules:
     #[test]
     fn rejects_other_documents() {
         assert!(Policy::parse("kind: Pod\napiVersion: v1\n").is_err());
-        assert!(Policy::parse("kind: Policy\napiVersion: audit.k8s.io/v1\nrules: [{level: Loud}]").is_err());
-        assert!(Policy::parse(r#"{"kind":"Policy","apiVersion":"audit.k8s.io/v1","rules":[{"level":"Metadata"}]}"#).is_ok());
+        assert!(
+            Policy::parse("kind: Policy\napiVersion: audit.k8s.io/v1\nrules: [{level: Loud}]")
+                .is_err()
+        );
+        assert!(
+            Policy::parse(
+                r#"{"kind":"Policy","apiVersion":"audit.k8s.io/v1","rules":[{"level":"Metadata"}]}"#
+            )
+            .is_ok()
+        );
     }
 }

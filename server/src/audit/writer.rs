@@ -60,12 +60,13 @@ impl LogWriter {
     pub fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
         let needed = line.len() as u64 + 1;
         let mut guard = self.sink.lock();
-        if let Some(Sink::File { size, .. }) = guard.as_ref() {
-            if *size > 0 && *size + needed > self.max_bytes() {
-                // Drop the handle first: a failed rotation reopens on the next line.
-                *guard = None;
-                self.rotate()?;
-            }
+        if let Some(Sink::File { size, .. }) = guard.as_ref()
+            && *size > 0
+            && *size + needed > self.max_bytes()
+        {
+            // Drop the handle first: a failed rotation reopens on the next line.
+            *guard = None;
+            self.rotate()?;
         }
         if guard.is_none() {
             *guard = Some(open_file(&self.options.path)?);
@@ -169,13 +170,11 @@ fn list_backups(path: &Path) -> Vec<PathBuf> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .map(|n| n.to_string_lossy())
-                .is_some_and(|n| {
-                    n.starts_with(&prefix)
-                        && n.ends_with(&ext)
-                        && n.len() == prefix.len() + "2006-01-02T15-04-05.000".len() + ext.len()
-                })
+            p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| {
+                n.starts_with(&prefix)
+                    && n.ends_with(&ext)
+                    && n.len() == prefix.len() + "2006-01-02T15-04-05.000".len() + ext.len()
+            })
         })
         .collect()
 }

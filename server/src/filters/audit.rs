@@ -168,10 +168,10 @@ fn source_ips(parts: &http::request::Parts) -> Vec<String> {
                 .map(String::from),
         );
     }
-    if let Some(real) = header("x-real-ip").filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
-        if !ips.contains(&real) {
-            ips.push(real);
-        }
+    if let Some(real) = header("x-real-ip").filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        && !ips.contains(&real)
+    {
+        ips.push(real);
     }
     if let Some(connection) = parts.extensions.get::<Connection>() {
         let remote = connection.remote.ip().to_string();

@@ -128,7 +128,11 @@ mod tests {
             err.message,
             r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#
         );
-        let info = RequestInfo::parse(&Method::PUT, "/apis/apps/v1/namespaces/a/deployments/web/scale", None);
+        let info = RequestInfo::parse(
+            &Method::PUT,
+            "/apis/apps/v1/namespaces/a/deployments/web/scale",
+            None,
+        );
         let err = forbidden(&attributes(user("bob"), &info), "Everything is forbidden.");
         assert_eq!(
             err.message,
@@ -136,9 +140,16 @@ mod tests {
         );
         let info = RequestInfo::parse(&Method::GET, "/api/v1/nodes", None);
         let err = forbidden(&attributes(user("c"), &info), "");
-        assert!(err.message.ends_with("at the cluster scope"), "{}", err.message);
+        assert!(
+            err.message.ends_with("at the cluster scope"),
+            "{}",
+            err.message
+        );
         let info = RequestInfo::parse(&Method::GET, "/healthz", None);
         let err = forbidden(&attributes(user("c"), &info), "");
-        assert_eq!(err.message, r#"forbidden: User "c" cannot get path "/healthz""#);
+        assert_eq!(
+            err.message,
+            r#"forbidden: User "c" cannot get path "/healthz""#
+        );
     }
 }

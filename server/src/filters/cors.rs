@@ -30,9 +30,7 @@ impl Cors {
         let origins = patterns
             .iter()
             .filter(|p| !p.is_empty())
-            .map(|p| {
-                Regex::new(p).map_err(|e| format!("--cors-allowed-origins {p:?}: {e}"))
-            })
+            .map(|p| Regex::new(p).map_err(|e| format!("--cors-allowed-origins {p:?}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((!origins.is_empty()).then_some(Cors { origins }))
     }

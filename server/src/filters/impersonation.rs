@@ -80,23 +80,26 @@ impl Requested {
 
     /// The `impersonate` checks, in kube-apiserver's order.
     fn checks(&self, actor: &UserInfo) -> Vec<Attributes> {
-        let check = |group: &str, resource: &str, subresource: &str, namespace: &str, name: &str| {
-            Attributes {
-                user: actor.clone(),
-                verb: "impersonate".to_string(),
-                resource_request: true,
-                namespace: namespace.to_string(),
-                api_group: group.to_string(),
-                resource: resource.to_string(),
-                subresource: subresource.to_string(),
-                name: name.to_string(),
-                ..Attributes::default()
-            }
-        };
+        let check =
+            |group: &str, resource: &str, subresource: &str, namespace: &str, name: &str| {
+                Attributes {
+                    user: actor.clone(),
+                    verb: "impersonate".to_string(),
+                    resource_request: true,
+                    namespace: namespace.to_string(),
+                    api_group: group.to_string(),
+                    resource: resource.to_string(),
+                    subresource: subresource.to_string(),
+                    name: name.to_string(),
+                    ..Attributes::default()
+                }
+            };
         let mut checks = Vec::new();
         let user = self.user.as_deref().unwrap_or("");
         match service_account(user) {
-            Some((namespace, name)) => checks.push(check("", "serviceaccounts", "", namespace, name)),
+            Some((namespace, name)) => {
+                checks.push(check("", "serviceaccounts", "", namespace, name))
+            }
             None => checks.push(check("", "users", "", "", user)),
         }
         for group in &self.groups {
@@ -117,11 +120,11 @@ impl Requested {
     fn into_user(self) -> UserInfo {
         let name = self.user.unwrap_or_default();
         let mut groups = self.groups;
-        if groups.is_empty() {
-            if let Some((namespace, _)) = service_account(&name) {
-                groups.push("system:serviceaccounts".to_string());
-                groups.push(format!("system:serviceaccounts:{namespace}"));
-            }
+        if groups.is_empty()
+            && let Some((namespace, _)) = service_account(&name)
+        {
+            groups.push("system:serviceaccounts".to_string());
+            groups.push(format!("system:serviceaccounts:{namespace}"));
         }
         let implied = if name == USER_ANONYMOUS {
             GROUP_UNAUTHENTICATED
@@ -152,12 +155,13 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -210,7 +214,12 @@ mod tests {
         let checks = requested.checks(&UserInfo::default());
         let summary: Vec<_> = checks
             .iter()
-            .map(|c| format!("{}/{}/{}/{}/{}", c.api_group, c.resource, c.subresource, c.namespace, c.name))
+            .map(|c| {
+                format!(
+                    "{}/{}/{}/{}/{}",
+                    c.api_group, c.resource, c.subresource, c.namespace, c.name
+                )
+            })
             .collect();
         assert_eq!(
             summary,

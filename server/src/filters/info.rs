@@ -72,12 +72,10 @@ impl RequestInfo {
             }
             .to_string();
         }
-        if parts[0] == "namespaces" {
-            if parts.len() > 1 {
-                info.namespace = parts[1].to_string();
-                if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
-                    parts.drain(..2);
-                }
+        if parts[0] == "namespaces" && parts.len() > 1 {
+            info.namespace = parts[1].to_string();
+            if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
+                parts.drain(..2);
             }
         }
         if parts.len() >= 3 && info.verb != "proxy" {
@@ -89,7 +87,12 @@ impl RequestInfo {
         info.resource = parts[0].to_string();
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
-        let param = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let param = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
         if info.name.is_empty() && info.verb == "get" {
             info.verb = if matches!(param("watch"), Some("true" | "1")) {
                 "watch"
@@ -142,53 +145,6 @@ pub struct RequestContext {
     pub audit_id: String,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(method: Method, uri: &str) -> RequestInfo {
-        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        RequestInfo::parse(&method, path, Some(query))
-    }
-
-    #[test]
-    fn resource_requests() {
-        let info = parse(Method::GET, "/api/v1/namespaces/default/pods");
-        assert_eq!(
-            (info.verb.as_str(), info.namespace.as_str(), info.resource.as_str()),
-            ("list", "default", "pods")
-        );
-        let info = parse(Method::GET, "/apis/apps/v1/namespaces/a/deployments/web/scale");
-        assert_eq!(info.api_group, "apps");
-        assert_eq!(info.name, "web");
-        assert_eq!(info.subresource, "scale");
-        assert_eq!(info.verb, "get");
-        let info = parse(Method::GET, "/api/v1/pods?watch=true");
-        assert_eq!(info.verb, "watch");
-        assert!(info.is_long_running());
-        let info = parse(Method::GET, "/api/v1/watch/namespaces/a/pods/x");
-        assert_eq!((info.verb.as_str(), info.name.as_str()), ("watch", "x"));
-        let info = parse(Method::DELETE, "/api/v1/namespaces/a/configmaps");
-        assert_eq!(info.verb, "deletecollection");
-        let info = parse(Method::PUT, "/api/v1/namespaces/a/finalize");
-        assert_eq!(
-            (info.resource.as_str(), info.name.as_str(), info.subresource.as_str()),
-            ("namespaces", "a", "finalize")
-        );
-        let info = parse(Method::GET, "/api/v1/namespaces/a/pods?fieldSelector=metadata.name%3Dp");
-        assert_eq!((info.verb.as_str(), info.name.as_str()), ("list", "p"));
-    }
-
-    #[test]
-    fn non_resource_requests() {
-        for path in ["/api", "/api/v1", "/apis/apps/v1", "/healthz", "/version"] {
-            let info = parse(Method::GET, path);
-            assert!(!info.is_resource_request, "{path}");
-            assert_eq!(info.verb, "get");
-        }
-    }
-}
-
 /// The request-info layer: parses the request once for every layer after it (and for the
 /// handler: [`crate::request_info::Parsed`]) and notes when it arrived.
 pub async fn layer(
@@ -196,7 +152,11 @@ pub async fn layer(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let info = RequestInfo::parse(request.method(), request.uri().path(), request.uri().query());
+    let info = RequestInfo::parse(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
     let audit_id = request
         .extensions()
         .get::<super::recovery::AuditId>()
@@ -227,4 +187,65 @@ pub fn context_of(extensions: &http::Extensions) -> RequestContext {
             received: Utc::now(),
             audit_id: String::new(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(method: Method, uri: &str) -> RequestInfo {
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        RequestInfo::parse(&method, path, Some(query))
+    }
+
+    #[test]
+    fn resource_requests() {
+        let info = parse(Method::GET, "/api/v1/namespaces/default/pods");
+        assert_eq!(
+            (
+                info.verb.as_str(),
+                info.namespace.as_str(),
+                info.resource.as_str()
+            ),
+            ("list", "default", "pods")
+        );
+        let info = parse(
+            Method::GET,
+            "/apis/apps/v1/namespaces/a/deployments/web/scale",
+        );
+        assert_eq!(info.api_group, "apps");
+        assert_eq!(info.name, "web");
+        assert_eq!(info.subresource, "scale");
+        assert_eq!(info.verb, "get");
+        let info = parse(Method::GET, "/api/v1/pods?watch=true");
+        assert_eq!(info.verb, "watch");
+        assert!(info.is_long_running());
+        let info = parse(Method::GET, "/api/v1/watch/namespaces/a/pods/x");
+        assert_eq!((info.verb.as_str(), info.name.as_str()), ("watch", "x"));
+        let info = parse(Method::DELETE, "/api/v1/namespaces/a/configmaps");
+        assert_eq!(info.verb, "deletecollection");
+        let info = parse(Method::PUT, "/api/v1/namespaces/a/finalize");
+        assert_eq!(
+            (
+                info.resource.as_str(),
+                info.name.as_str(),
+                info.subresource.as_str()
+            ),
+            ("namespaces", "a", "finalize")
+        );
+        let info = parse(
+            Method::GET,
+            "/api/v1/namespaces/a/pods?fieldSelector=metadata.name%3Dp",
+        );
+        assert_eq!((info.verb.as_str(), info.name.as_str()), ("list", "p"));
+    }
+
+    #[test]
+    fn non_resource_requests() {
+        for path in ["/api", "/api/v1", "/apis/apps/v1", "/healthz", "/version"] {
+            let info = parse(Method::GET, path);
+            assert!(!info.is_resource_request, "{path}");
+            assert_eq!(info.verb, "get");
+        }
+    }
 }

@@ -48,9 +48,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
     };
     match pool.clone().try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
-        Err(_) if user_of(request.extensions()).in_group(GROUP_MASTERS) => {
-            next.run(request).await
-        }
+        Err(_) if user_of(request.extensions()).in_group(GROUP_MASTERS) => next.run(request).await,
         Err(_) => {
             let mut err = ApiError::new(
                 429,

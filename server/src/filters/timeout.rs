@@ -14,8 +14,7 @@ use super::info::context_of;
 use crate::api::error_response;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next) -> Response {
-    if chain.request_timeout.is_zero() || context_of(request.extensions()).info.is_long_running()
-    {
+    if chain.request_timeout.is_zero() || context_of(request.extensions()).info.is_long_running() {
         return next.run(request).await;
     }
     match tokio::time::timeout(chain.request_timeout, next.run(request)).await {

@@ -155,7 +155,13 @@ impl Kubecache {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubecache"));
         // `--insecure-port 0` would turn the port off: pick a free one; no secure port.
         let port = free_port();
-        command.args(["serve", "--insecure-port", &port.to_string(), "--secure-port", "0"]);
+        command.args([
+            "serve",
+            "--insecure-port",
+            &port.to_string(),
+            "--secure-port",
+            "0",
+        ]);
         match &self.storage {
             Storage::Memory => {}
             Storage::DataDir(dir) => {
