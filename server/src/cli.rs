@@ -240,3 +240,53 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(total))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "60", "s", "1x", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn security_flags() {
+        let cli = Cli::try_parse_from([
+            "kubecache",
+            "serve",
+            "--authorization-mode",
+            "RBAC,AlwaysDeny",
+            "--request-timeout",
+            "2m",
+            "--cors-allowed-origins",
+            "^a$,^b$",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let options = args.security.chain_options().unwrap();
+        assert_eq!(
+            options.authorization_modes,
+            vec![
+                crate::authz::AuthorizationMode::Rbac,
+                crate::authz::AuthorizationMode::AlwaysDeny
+            ]
+        );
+        assert_eq!(options.request_timeout, Duration::from_secs(120));
+        assert_eq!(options.cors_allowed_origins, vec!["^a$", "^b$"]);
+        assert_eq!(args.security.secure_port, 6443);
+        let bad =
+            Cli::try_parse_from(["kubecache", "serve", "--authorization-mode", "Node"]).unwrap();
+        let Command::Serve(args) = bad.command;
+        assert!(args.security.chain_options().is_err());
+        // A certificate needs its key.
+        assert!(Cli::try_parse_from(["kubecache", "serve", "--tls-cert-file", "c.pem"]).is_err());
+    }
+}

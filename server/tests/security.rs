@@ -247,6 +247,25 @@ async fn bad_token_is_401_good_token_and_anonymous_authenticate() {
         .get("/api/v1/namespaces", Some("alice-token"))
         .await
         .expect(200);
+    // ALPN: HTTP/2 when the client offers it, HTTP/1.1 otherwise.
+    let h2 = server
+        .request(Method::GET, "/version", Some("alice-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
+    let h1 = server
+        .builder()
+        .http1_only()
+        .build()
+        .unwrap()
+        .get(format!("{}/version", server.https))
+        .bearer_auth("alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h1.version(), reqwest::Version::HTTP_11);
+    assert_eq!(h1.status(), 200);
     // No credentials: system:anonymous (allowed by AlwaysAllow).
     server.get("/api/v1/namespaces", None).await.expect(200);
 

@@ -411,3 +411,54 @@ fn sigterm_with_a_watch_open_ends_the_watch_and_exits_cleanly() {
     assert!(text.ends_with("0\r\n\r\n"), "not a clean end: {text:?}");
     assert!(server.log().contains("shutting down"), "{}", server.log());
 }
+
+#[test]
+fn shutdown_timeout_bounds_a_stuck_request() {
+    let mut server = Secured::start(true, &["--debug-test-routes", "--shutdown-timeout", "1s"]);
+    let http = server.http.clone().expect("the insecure port");
+    let address = http.strip_prefix("http://").unwrap().to_string();
+    let mut stream = TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /debug/kubecache/sleep?seconds=600 HTTP/1.1\r\nHost: {address}\r\n\r\n"
+    )
+    .unwrap();
+    // The request is in flight once the audit log has its RequestReceived event.
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !server
+        .audit()
+        .iter()
+        .any(|e| e["requestURI"] == "/debug/kubecache/sleep?seconds=600")
+    {
+        assert!(Instant::now() < deadline, "the stuck request never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The server still answers others meanwhile.
+    let (status, _) = get_plain(&address, "/healthz");
+    assert_eq!(status, 200);
+    // SIGTERM: the stuck request cannot finish; the process still exits 0 (stop() bounds the
+    // wait well below the request's 600 s).
+    server.stop();
+    assert!(
+        server.log().contains("after the shutdown timeout"),
+        "{}",
+        server.log()
+    );
+}
+
+/// One HTTP/1.0 GET: status and body.
+fn get_plain(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
