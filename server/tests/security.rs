@@ -472,6 +472,20 @@ async fn a_slow_request_is_504_but_a_watch_is_not_cut() {
         reply.message(),
         "request did not complete within requested timeout - context deadline exceeded"
     );
+    // The request's own shorter ?timeout= applies; a malformed one is a 400.
+    let open = Secure::start(|_, _| {}).await;
+    open.get(
+        "/debug/kubecache/sleep?seconds=30&timeout=1s",
+        Some("alice-token"),
+    )
+    .await
+    .expect_status(504, "Timeout");
+    open.get("/api/v1/namespaces?timeout=soon", Some("alice-token"))
+        .await
+        .expect_status(400, "BadRequest");
+    open.get("/api/v1/namespaces?timeout=30s", Some("alice-token"))
+        .await
+        .expect(200);
     // A watch outlives the timeout: an event two seconds in still arrives.
     let mut watch = server
         .request(
