@@ -269,11 +269,34 @@ async fn bad_token_is_401_good_token_and_anonymous_authenticate() {
     // No credentials: system:anonymous (allowed by AlwaysAllow).
     server.get("/api/v1/namespaces", None).await.expect(200);
 
-    let strict = Secure::start(|_, options| options.anonymous_auth = false).await;
-    strict
-        .get("/api/v1/namespaces", None)
-        .await
-        .expect_status(401, "Unauthorized");
+    let mut audit = PathBuf::new();
+    let strict = Secure::start(|dir, options| {
+        options.anonymous_auth = false;
+        audit = audit_to(dir, options);
+    })
+    .await;
+    let refused = strict.get("/api/v1/namespaces", None).await;
+    refused.expect_status(401, "Unauthorized");
+    let wrong = strict.get("/api/v1/namespaces", Some("wrong")).await;
+    wrong.expect_status(401, "Unauthorized");
+    // Failed authentications are audited (ResponseStarted, no user).
+    let (refused_id, wrong_id) = (audit_id(&refused), audit_id(&wrong));
+    let events = audit_until(&audit, |events| {
+        events_of(events, &refused_id).len() == 1 && events_of(events, &wrong_id).len() == 1
+    })
+    .await;
+    let event = events_of(&events, &refused_id)[0];
+    assert_eq!(event["stage"], "ResponseStarted");
+    assert_eq!(event["user"]["username"], "");
+    assert_eq!(event["responseStatus"]["code"], 401);
+    assert_eq!(
+        event["responseStatus"]["message"],
+        "Authentication failed, no credentials provided"
+    );
+    assert_eq!(
+        events_of(&events, &wrong_id)[0]["responseStatus"]["message"],
+        "Authentication failed, attempted: bearer"
+    );
     strict
         .get("/api/v1/namespaces", Some("bob-token"))
         .await

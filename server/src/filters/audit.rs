@@ -12,11 +12,12 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use futures::{FutureExt, StreamExt};
+use kubecache_core::authz::UserInfo;
 use kubecache_core::status::ApiError;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use super::info::context_of;
+use super::info::{RequestContext, context_of};
 use super::{Chain, user_of};
 use crate::api::{MAX_REQUEST_BODY_BYTES, error_response};
 use crate::audit::{AuditHandle, Event, Level, Stage, object_ref};
@@ -33,32 +34,9 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let mut event = Event {
-        level: decision.level,
-        omit_stages: decision.omit_stages,
-        audit_id: context.audit_id.clone(),
-        request_uri: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        verb: context.info.verb.clone(),
-        user,
-        impersonated_user: None,
-        source_ips: source_ips(&parts),
-        user_agent: parts
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from),
-        object_ref: object_ref(&context.info),
-        response_status: None,
-        request_object: None,
-        response_object: None,
-        received: context.received,
-        annotations: Default::default(),
-    };
-    let body = if decision.level >= Level::Request {
+    let level = decision.level;
+    let mut event = new_event(&context, user, &parts, decision);
+    let body = if level >= Level::Request {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES).await else {
             return error_response(&ApiError::too_large(MAX_REQUEST_BODY_BYTES));
         };
@@ -107,7 +85,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
     }
 
     // A failure's Status (small) is recorded at every level; bodies only at RequestResponse.
-    let record_body = decision.level >= Level::RequestResponse;
+    let record_body = level >= Level::RequestResponse;
     let response = if code >= 400 || record_body {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -133,6 +111,97 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
     };
     auditor.emit(&handle.0.lock(), Stage::ResponseComplete);
     response
+}
+
+/// The event of a request, before its response.
+fn new_event(
+    context: &RequestContext,
+    user: UserInfo,
+    parts: &http::request::Parts,
+    decision: crate::audit::policy::Decision,
+) -> Event {
+    Event {
+        level: decision.level,
+        omit_stages: decision.omit_stages,
+        audit_id: context.audit_id.clone(),
+        request_uri: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        verb: context.info.verb.clone(),
+        user,
+        impersonated_user: None,
+        source_ips: source_ips(parts),
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        object_ref: object_ref(&context.info),
+        response_status: None,
+        request_object: None,
+        response_object: None,
+        received: context.received,
+        annotations: Default::default(),
+    }
+}
+
+/// kube-apiserver's `WithFailedAuthenticationAudit`: a request refused 401 by the
+/// authentication layer (so before the audit layer) still gets a `ResponseStarted` event,
+/// with no user, saying which credentials were tried.
+pub fn failed_authentication(chain: &Chain, request: &Request) {
+    let Some(auditor) = &chain.auditor else {
+        return;
+    };
+    let context = context_of(request.extensions());
+    let user = UserInfo::default();
+    let decision = auditor.decide(&user, &context.info);
+    if decision.level == Level::None {
+        return;
+    }
+    let (parts, ()) = clone_parts(request);
+    let mut event = new_event(&context, user, &parts, decision);
+    let mut attempted = Vec::new();
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match authorization.trim().split_once(' ') {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => attempted.push("basic"),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => attempted.push("bearer"),
+        _ => {}
+    }
+    if parts
+        .extensions
+        .get::<Connection>()
+        .is_some_and(|c| c.client_certs.is_some())
+    {
+        attempted.push("x509");
+    }
+    let message = if attempted.is_empty() {
+        "Authentication failed, no credentials provided".to_string()
+    } else {
+        format!("Authentication failed, attempted: {}", attempted.join(", "))
+    };
+    event.response_status = Some(json!({"metadata": {}, "code": 401, "message": message}));
+    auditor.emit(&event, Stage::ResponseStarted);
+}
+
+/// The head of a request (method, URI, headers and the extensions the chain reads).
+fn clone_parts(request: &Request) -> (http::request::Parts, ()) {
+    let mut builder = http::Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = request.headers().clone();
+    }
+    let mut head = builder.body(()).expect("a copied request head is valid");
+    if let Some(connection) = request.extensions().get::<Connection>() {
+        head.extensions_mut().insert(connection.clone());
+    }
+    head.into_parts()
 }
 
 /// Writes `ResponseComplete` when a streamed response ends (or its client goes away).

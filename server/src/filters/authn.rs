@@ -25,6 +25,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: 
                 Ok(user) => user,
                 Err(e) => {
                     tracing::debug!(uri = %request.uri(), "unable to authenticate the request: {e}");
+                    super::audit::failed_authentication(&chain, &request);
                     return error_response(&ApiError::new(
                         401,
                         Reason::Unauthorized,
