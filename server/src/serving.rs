@@ -24,6 +24,10 @@ use tower::ServiceExt;
 use crate::authn::Connection;
 use crate::filters::drain::Drain;
 
+/// A client that opens a connection must finish the TLS handshake within this (so idle
+/// half-open connections do not pile up).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One port.
 pub struct Listener {
     pub tcp: TcpListener,
@@ -108,10 +112,16 @@ async fn accept_loop(listener: Listener, app: Router, drain: Arc<Drain>) {
                     let _ = watcher.watch(conn).await;
                 }
                 Some(acceptor) => {
-                    let tls = match acceptor.accept(stream).await {
-                        Ok(tls) => tls,
-                        Err(e) => {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let tls = match handshake.await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
                             tracing::debug!(%remote, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
                             return;
                         }
                     };

@@ -148,7 +148,7 @@ pub fn apply(router: Router, chain: Arc<Chain>) -> Router {
             .layer(from_fn_with_state(state(), info::layer))
             // Count requests in flight so shutdown can wait for them; end watches on shutdown.
             .layer(from_fn_with_state(state(), drain::layer))
-            // 504 for a request that is not long-running and takes over --request-timeout.
+            // 504 for a request, not long-running, past --request-timeout (or its shorter ?timeout=).
             .layer(from_fn_with_state(state(), timeout::layer))
             // Answer CORS preflights and add CORS headers for --cors-allowed-origins.
             .layer(from_fn_with_state(state(), cors::layer))
