@@ -79,7 +79,7 @@ fi
 port=$(free_port)
 storage_args=()
 [[ $storage == etcd ]] && storage_args=(--etcd-servers "$etcd_url")
-"target/$profile/kubecache" serve --insecure-port "$port" "${storage_args[@]}" \
+"target/$profile/kubecache" serve --insecure-port "$port" --secure-port 0 "${storage_args[@]}" \
   >"$work/kubecache.out" 2>"$work/kubecache.log" &
 pids+=($!)
 pid_args=(--server-pid "$!" "${pid_args[@]}")

@@ -206,14 +206,18 @@ async fn dispatch(
     request: Request<Body>,
     labels: &mut RequestLabels,
 ) -> Result<Reply, ApiError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let query = Query::parse(parts.uri.query())?;
-    let target = request_info::parse(
-        &api.registry,
-        &parts.method,
-        parts.uri.path(),
-        query.flag("watch")?,
-    )?;
+    // Parsed once by the filter chain; parsed here for requests that skipped it.
+    let target = match parts.extensions.remove::<request_info::Parsed>() {
+        Some(parsed) => parsed.0?,
+        None => request_info::parse(
+            &api.registry,
+            &parts.method,
+            parts.uri.path(),
+            query.flag("watch")?,
+        )?,
+    };
     let request = match target {
         Target::Version => return Ok(Reply::ok(handlers::discovery::version())),
         Target::Healthz | Target::Livez => {

@@ -9,6 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use kubecache_cache::WatchCacheConfig;
 
 use crate::server::{ReadConfig, StorageConfig};
+use std::time::Duration;
+
+use crate::audit::LogOptions;
+use crate::filters::ChainOptions;
 
 /// kubecache: a Kubernetes API storage and watch tier. It serves the Kubernetes REST API,
 /// stores objects in etcd (or in its embedded store) and serves reads from memory.
@@ -41,11 +45,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Address of the plain-HTTP port. It has no authentication: keep it on loopback.
+    /// Address of the plain-HTTP port. It has no authentication (every request runs as
+    /// system:unsecured, in system:masters): keep it on loopback.
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub insecure_bind_address: IpAddr,
 
-    /// Port of the plain-HTTP, unauthenticated API (0 picks a free port).
+    /// Port of the plain-HTTP, unauthenticated API; 0 turns it off.
     #[arg(long, default_value_t = 8080, value_name = "PORT")]
     pub insecure_port: u16,
 
@@ -62,6 +67,9 @@ pub struct ServeArgs {
     /// addresses).
     #[arg(long, default_value = "10.0.0.0/24", value_name = "CIDR")]
     pub service_cluster_ip_range: crate::admission::ServiceCidr,
+    /// The secure port, TLS, authentication, authorization, audit and limits.
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 impl ServeArgs {
@@ -93,5 +101,203 @@ impl ServeArgs {
                 endpoints: self.etcd_servers.clone(),
             }
         }
+    }
+}
+
+/// The flags of the secure port and the filter chain (see docs/SECURITY.md). Names and
+/// meanings are kube-apiserver's.
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    /// Address of the secure (TLS) port.
+    #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+    pub bind_address: IpAddr,
+
+    /// The HTTPS port, authenticated and authorized; 0 turns it off.
+    #[arg(long, default_value_t = 6443, value_name = "PORT")]
+    pub secure_port: u16,
+
+    /// The serving certificate (PEM, leaf first, then intermediates). Without it and
+    /// --tls-private-key-file a self-signed one is generated in --cert-dir.
+    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The serving certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// Where a generated serving certificate is kept; default: DATA_DIR/tls with
+    /// --data-dir, else a new temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// CA bundle (PEM) for client certificates: a certificate it signed authenticates
+    /// as its common name (CN), in its organizations (O) as groups.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Static bearer tokens, CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<PathBuf>,
+
+    /// Serve requests without credentials as system:anonymous (group
+    /// system:unauthenticated); with false they are refused 401.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub anonymous_auth: bool,
+
+    /// Authorizers, comma separated, asked in order: AlwaysAllow, AlwaysDeny, RBAC.
+    /// (kube-apiserver's default on a real cluster is Node,RBAC.)
+    #[arg(long, default_value = "AlwaysAllow", value_name = "MODE[,MODE...]")]
+    pub authorization_mode: String,
+
+    /// Write audit events as JSON lines to this file (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log_path: Option<PathBuf>,
+
+    /// Audit policy (audit.k8s.io/v1 Policy, YAML or JSON); default: Metadata for all.
+    #[arg(long, value_name = "FILE")]
+    pub audit_policy_file: Option<PathBuf>,
+
+    /// Rotate the audit log at this many megabytes (0: 100, as kube-apiserver).
+    #[arg(long, default_value_t = 0, value_name = "MB")]
+    pub audit_log_maxsize: u64,
+
+    /// Rotated audit logs kept (0: all).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub audit_log_maxbackup: usize,
+
+    /// Days rotated audit logs are kept (0: no age limit).
+    #[arg(long, default_value_t = 0, value_name = "DAYS")]
+    pub audit_log_maxage: u64,
+
+    /// Origins allowed for CORS, as regular expressions, comma separated (anchor them:
+    /// `^https://dash\.example\.com$`). CORS is off without it.
+    #[arg(long, value_delimiter = ',', value_name = "REGEX[,REGEX...]")]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Time limit of requests that are not long-running (Go duration: 60s, 1m30s).
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Duration,
+
+    /// Read-only requests served at once; beyond, 429 (0: unlimited).
+    #[arg(long, default_value_t = 400, value_name = "N")]
+    pub max_requests_inflight: usize,
+
+    /// Mutating requests served at once; beyond, 429 (0: unlimited).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub max_mutating_requests_inflight: usize,
+
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
+
+    /// Test-only routes under /debug/kubecache/ (panic, sleep).
+    #[arg(long, hide = true)]
+    pub debug_test_routes: bool,
+}
+
+impl SecurityArgs {
+    pub fn chain_options(&self) -> Result<ChainOptions, String> {
+        Ok(ChainOptions {
+            authorization_modes: crate::authz::parse_modes(&self.authorization_mode)?,
+            token_auth_file: self.token_auth_file.clone(),
+            anonymous_auth: self.anonymous_auth,
+            audit_log: self.audit_log_path.as_ref().map(|path| LogOptions {
+                path: path.clone(),
+                max_size_mb: self.audit_log_maxsize,
+                max_backups: self.audit_log_maxbackup,
+                max_age_days: self.audit_log_maxage,
+            }),
+            audit_policy_file: self.audit_policy_file.clone(),
+            cors_allowed_origins: self.cors_allowed_origins.clone(),
+            request_timeout: self.request_timeout,
+            max_requests_inflight: self.max_requests_inflight,
+            max_mutating_requests_inflight: self.max_mutating_requests_inflight,
+            debug_routes: self.debug_test_routes,
+        })
+    }
+}
+
+/// A Go duration (`300ms`, `1.5h`, `1m30s`, `0`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {text:?} (examples: 60s, 1m30s, 500ms)");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_end].parse().map_err(|_| invalid())?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "60", "s", "1x", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn security_flags() {
+        let cli = Cli::try_parse_from([
+            "kubecache",
+            "serve",
+            "--authorization-mode",
+            "RBAC,AlwaysDeny",
+            "--request-timeout",
+            "2m",
+            "--cors-allowed-origins",
+            "^a$,^b$",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let options = args.security.chain_options().unwrap();
+        assert_eq!(
+            options.authorization_modes,
+            vec![
+                crate::authz::AuthorizationMode::Rbac,
+                crate::authz::AuthorizationMode::AlwaysDeny
+            ]
+        );
+        assert_eq!(options.request_timeout, Duration::from_secs(120));
+        assert_eq!(options.cors_allowed_origins, vec!["^a$", "^b$"]);
+        assert_eq!(args.security.secure_port, 6443);
+        let bad =
+            Cli::try_parse_from(["kubecache", "serve", "--authorization-mode", "Node"]).unwrap();
+        let Command::Serve(args) = bad.command;
+        assert!(args.security.chain_options().is_err());
+        // A certificate needs its key.
+        assert!(Cli::try_parse_from(["kubecache", "serve", "--tls-cert-file", "c.pem"]).is_err());
     }
 }

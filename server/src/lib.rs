@@ -15,13 +15,21 @@
 //! - [`protobuf`]: `application/vnd.kubernetes.protobuf` bodies, responses and watch frames;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`cli`]: the `kubecache` command line.
+//! - [`filters`]: the filter chain in front of [`api`] (recovery, request info, shutdown
+//!   tracking, timeout, CORS, authentication, audit, impersonation, limits, authorization),
+//!   with [`authn`], [`authz`], [`audit`]; [`serving`] and [`tls`]: the secure and insecure
+//!   listeners and graceful shutdown (see docs/SECURITY.md).
 
 pub mod admission;
 pub mod api;
+pub mod audit;
+pub mod authn;
+pub mod authz;
 pub mod backend;
 pub mod cli;
 pub mod codec;
 pub mod events;
+pub mod filters;
 pub mod handlers;
 pub mod metrics;
 pub mod objects;
@@ -30,5 +38,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod request_info;
 pub mod server;
+pub mod serving;
 pub mod table;
+pub mod tls;
 pub mod typed;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kubecache_server::cli::{Cli, Command, ServeArgs};
-use kubecache_server::server;
+use kubecache_server::{filters, server, serving, tls};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
@@ -34,30 +34,91 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let api = server::build_api_with(backend, &args.etcd_prefix, args.reads(), args.admission())
         .await
         .map_err(|e| format!("cannot initialise storage: {e}"))?;
-    let listener = TcpListener::bind((args.insecure_bind_address, args.insecure_port))
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}:{}: {e}",
-                args.insecure_bind_address, args.insecure_port
-            )
-        })?;
-    let addr = server::local_addr(&listener);
-    println!(
-        "kubecache serving the Kubernetes API on http://{addr} (storage: {})",
-        storage.describe()
-    );
-    println!("try: kubectl --server http://{addr} get namespaces");
-    server::serve(listener, api, shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    let security = &args.security;
+    let shutdown = shutdown_signal();
+    let chain = filters::Chain::new(&security.chain_options()?, api.reads.clone())?;
+    let app = filters::apply(server::router(api), chain.clone());
+    let mut listeners = Vec::new();
+    if args.insecure_port != 0 {
+        let tcp = bind(args.insecure_bind_address, args.insecure_port).await?;
+        let addr = server::local_addr(&tcp);
+        println!(
+            "kubecache serving the Kubernetes API on http://{addr} (storage: {})",
+            storage.describe()
+        );
+        println!("try: kubectl --server http://{addr} get namespaces");
+        listeners.push(serving::Listener { tcp, tls: None });
+    }
+    if security.secure_port != 0 {
+        let tls = tls::server_config(&serving_cert(&args), security.client_ca_file.as_deref())?;
+        let tcp = bind(security.bind_address, security.secure_port).await?;
+        let addr = server::local_addr(&tcp);
+        println!(
+            "kubecache serving securely on https://{addr} (storage: {})",
+            storage.describe()
+        );
+        if let Some(ca) = &tls.generated_ca {
+            println!(
+                "self-signed serving certificate in {}; clients trust {}",
+                ca.with_file_name(tls::GENERATED_CERT).display(),
+                ca.display()
+            );
+        }
+        listeners.push(serving::Listener {
+            tcp,
+            tls: Some(tls.config),
+        });
+    }
+    if listeners.is_empty() {
+        return Err("both --insecure-port and --secure-port are 0: nothing to serve".to_string());
+    }
+    serving::run(
+        listeners,
+        app,
+        chain.drain.clone(),
+        shutdown,
+        security.shutdown_timeout,
+    )
+    .await;
+    Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("cannot install the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+async fn bind(address: std::net::IpAddr, port: u16) -> Result<TcpListener, String> {
+    TcpListener::bind((address, port))
+        .await
+        .map_err(|e| format!("cannot listen on {address}:{port}: {e}"))
+}
+
+/// The serving certificate: the files given, or one generated in --cert-dir, in the data
+/// dir, or in a new temporary directory.
+fn serving_cert(args: &ServeArgs) -> tls::ServingCert {
+    let security = &args.security;
+    if let (Some(cert), Some(key)) = (&security.tls_cert_file, &security.tls_private_key_file) {
+        return tls::ServingCert::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+    }
+    let dir = security
+        .cert_dir
+        .clone()
+        .or_else(|| args.data_dir.as_ref().map(|dir| dir.join("tls")))
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("kubecache-certs-{}", std::process::id()))
+        });
+    tls::ServingCert::Generated { dir }
+}
+
+/// SIGTERM or SIGINT. The handlers are installed when this is called (before the ports
+/// are announced), so a signal sent as soon as the server serves is never missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("cannot install the SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("cannot install the SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }

@@ -315,3 +315,15 @@ mod tests {
         ));
     }
 }
+
+/// The parse of a request done once by the filter chain's request-info layer and handed
+/// to [`crate::api::handle`] as a request extension (errors included, answered there).
+#[derive(Debug, Clone)]
+pub struct Parsed(pub Result<Target, ApiError>);
+
+impl Parsed {
+    pub fn of(registry: &Registry, method: &Method, path: &str, query: Option<&str>) -> Parsed {
+        let watch = crate::api::Query::parse(query).and_then(|q| q.flag("watch"));
+        Parsed(watch.and_then(|watch| parse(registry, method, path, watch)))
+    }
+}

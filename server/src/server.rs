@@ -131,13 +131,16 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` (plain HTTP, as the insecure port: every request runs as
+/// `system:unsecured`) behind the default filter chain until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     api: Arc<Api>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(api))
+    let chain = crate::filters::Chain::new(&Default::default(), api.reads.clone())
+        .map_err(std::io::Error::other)?;
+    axum::serve(listener, crate::filters::apply(router(api), chain))
         .with_graceful_shutdown(shutdown)
         .await
 }

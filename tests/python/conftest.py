@@ -3,9 +3,9 @@
 The binary is not built here: it comes from $KUBECACHE_BIN, else
 target/debug/kubecache in the repository (build it first with
 `cargo build -p kubecache-server`). Each test gets its own server, started with
-`serve --insecure-port 0` and killed afterwards — once on the embedded store (in memory) and
-once on a real etcd started for the test (`etcd` on PATH): the `storage` fixture's two
-parameters.
+`serve` on a free insecure port (no secure port) and killed afterwards — once on the embedded
+store (in memory) and once on a real etcd started for the test (`etcd` on PATH): the `storage`
+fixture's two parameters.
 """
 
 import os
@@ -39,13 +39,29 @@ def kubecache_binary():
     return path
 
 
+def free_port():
+    """A loopback port free right now (`--insecure-port 0` turns the port off)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Kubecache:
-    """One `kubecache serve --insecure-port 0` child process."""
+    """One `kubecache serve --insecure-port PORT --secure-port 0` child process (a free
+    loopback port; the secure port is off)."""
 
     def __init__(self, args=()):
         self.log = []
         self.process = subprocess.Popen(
-            [kubecache_binary(), "serve", "--insecure-port", "0", *args],
+            [
+                kubecache_binary(),
+                "serve",
+                "--insecure-port",
+                str(free_port()),
+                "--secure-port",
+                "0",
+                *args,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -88,12 +104,6 @@ class Kubecache:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Etcd:

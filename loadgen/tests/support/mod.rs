@@ -89,8 +89,14 @@ impl Kubecache {
             .tempdir()
             .expect("a temp dir");
         let log = std::fs::File::create(dir.path().join("kubecache.log")).expect("a log file");
+        // `--insecure-port 0` turns the plain port off: pick a free one, and no secure port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .expect("a free loopback port")
+            .port()
+            .to_string();
         let mut child = Command::new(kubecache_binary())
-            .args(["serve", "--insecure-port", "0"])
+            .args(["serve", "--insecure-port", &port, "--secure-port", "0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

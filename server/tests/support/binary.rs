@@ -1,5 +1,5 @@
 //! The real `kubecache` binary for end-to-end tests: [`Kubecache::start`] spawns
-//! `kubecache serve --insecure-port 0` (in memory, on a data dir, or on etcd), waits for the
+//! `kubecache serve --insecure-port PORT --secure-port 0` on a free loopback port (in memory, on a data dir, or on etcd), waits for the
 //! "serving ... on http://ADDR" line, and kills the child on drop. It writes a kubeconfig
 //! pointing at the server into a temp dir, and [`Kubecache::kubectl`] runs `/usr/bin/kubectl`
 //! with it. Every wait is bounded.
@@ -161,7 +161,15 @@ impl Kubecache {
         self.runs += 1;
         let log = std::fs::File::create(self.log_path(self.runs)).expect("create the server log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubecache"));
-        command.args(["serve", "--insecure-port", "0"]);
+        // `--insecure-port 0` would turn the port off: pick a free one; no secure port.
+        let port = free_port();
+        command.args([
+            "serve",
+            "--insecure-port",
+            &port.to_string(),
+            "--secure-port",
+            "0",
+        ]);
         command.args(&self.args);
         match &self.storage {
             Storage::Memory => {}
@@ -349,9 +357,17 @@ fn serving_url(line: &str) -> Option<String> {
     Some(url)
 }
 
+/// A loopback port that is free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free loopback port")
+        .port()
+}
+
 /// Reads `stdout` line by line on a thread, forwarding each line; the thread keeps draining
 /// the pipe after the receiver is gone so the child never blocks on a full pipe.
-fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+pub fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let reader = BufReader::new(stdout);
