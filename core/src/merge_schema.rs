@@ -167,6 +167,88 @@ impl Field {
     }
 }
 
+/// The schema of one value while walking an object: what its children are and how it
+/// merges. Built from the table; `Unknown` below opaque values and unknown fields (maps
+/// merge key by key there, lists are replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Nothing is known: a custom type, an unknown field, the inside of a RawExtension.
+    Unknown,
+    /// A primitive or an opaque value (Quantity, Time, IntOrString, …).
+    Scalar,
+    /// An object of a known definition.
+    Struct(&'static Definition),
+    /// A `map[string]T` field; its values have the field's nested type.
+    Map(&'static Field),
+    /// A list field; its items have the field's nested type.
+    List(&'static Field),
+}
+
+impl Schema {
+    /// The schema of a root type.
+    pub fn of_root(group: &str, version: &str, kind: &str) -> Schema {
+        root(group, version, kind).map_or(Schema::Unknown, Schema::Struct)
+    }
+
+    /// The schema of a value of this field.
+    pub fn of_field(field: &'static Field) -> Schema {
+        match field.shape {
+            Shape::Scalar => Schema::Scalar,
+            Shape::Struct => field.nested().map_or(Schema::Scalar, Schema::Struct),
+            Shape::Map => Schema::Map(field),
+            Shape::List => Schema::List(field),
+        }
+    }
+
+    /// The schema of the value under `key` of this object.
+    pub fn child(self, key: &str) -> Schema {
+        match self {
+            Schema::Struct(definition) => definition
+                .field(key)
+                .map_or(Schema::Unknown, Schema::of_field),
+            Schema::Map(field) => Self::element(field),
+            _ => Schema::Unknown,
+        }
+    }
+
+    /// The schema of this list's items.
+    pub fn item(self) -> Schema {
+        match self {
+            Schema::List(field) => Self::element(field),
+            _ => Schema::Unknown,
+        }
+    }
+
+    fn element(field: &'static Field) -> Schema {
+        match field.type_name.and_then(definition) {
+            Some(definition) if !definition.opaque => Schema::Struct(definition),
+            Some(_) => Schema::Scalar,
+            // Primitive items and values, or nested lists (`map[string][]string`).
+            None => Schema::Unknown,
+        }
+    }
+
+    /// The list field, when this is a list.
+    pub fn list_field(self) -> Option<&'static Field> {
+        match self {
+            Schema::List(field) => Some(field),
+            _ => None,
+        }
+    }
+
+    /// Owned and replaced as one value by server-side apply: a scalar, an atomic struct or
+    /// map, an atomic list.
+    pub fn is_atomic(self) -> bool {
+        match self {
+            Schema::Scalar => true,
+            Schema::Struct(definition) => definition.struct_type == MapType::Atomic,
+            Schema::Map(field) => field.map_type == MapType::Atomic,
+            Schema::List(field) => field.list_type == ListType::Atomic,
+            Schema::Unknown => false,
+        }
+    }
+}
+
 /// Every built-in definition, sorted by name.
 pub fn definitions() -> &'static [Definition] {
     generated::DEFINITIONS

@@ -7,7 +7,7 @@
 //!   calls the handler, renders the reply or the `Status` error;
 //! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
-//! - [`typed`], [`objects`], [`patch`], [`events`]: decoding, metadata rules,
+//! - [`typed`], [`objects`], [`patch`] ([`strategic`]), [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
@@ -24,5 +24,6 @@ pub mod objects;
 pub mod patch;
 pub mod request_info;
 pub mod server;
+pub mod strategic;
 pub mod table;
 pub mod typed;

@@ -7,6 +7,7 @@
 
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
+use kubecache_core::merge_schema::Schema;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use kubecache_core::storage::{KeyValue, StorageError};
@@ -309,6 +310,8 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
     let patch_type = PatchType::from_media_type(&media)?;
     let mode = FieldValidation::parse(call.query.get("fieldValidation"))?;
     let dry_run = call.query.dry_run()?;
+    let schema = Schema::of_root(resource.group, resource.version, resource.kind);
+    patch::check_schema(patch_type, schema)?;
     let patch_body = patch::parse(patch_type, &call.body)?;
     let mut warnings = Vec::new();
     let updated = update_object(call, dry_run, |current| {
@@ -316,7 +319,7 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
         // client's precondition; otherwise a lost race is retried on the fresh object.
         let mut shown = present_value(resource, current.clone());
         objects::metadata_mut(&mut shown).remove("resourceVersion");
-        let patched = patch::apply(patch_type, &shown, &patch_body)?;
+        let patched = patch::apply(patch_type, &shown, &patch_body, schema)?;
         let decoded = finish_decode(call, resource, patched, &[], mode)?;
         warnings = decoded.warnings;
         Ok(merge_into_current(call, current, decoded.object))
