@@ -9,6 +9,8 @@
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
 //! - [`typed`], [`objects`], [`patch`] ([`strategic`]), [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
+//! - [`fieldset`], [`managed`], [`ssa`]: field ownership (`managedFields`) and server-side
+//!   apply;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`cli`]: the `kubecache` command line.
@@ -18,12 +20,15 @@ pub mod backend;
 pub mod cli;
 pub mod codec;
 pub mod events;
+pub mod fieldset;
 pub mod handlers;
+pub mod managed;
 pub mod metrics;
 pub mod objects;
 pub mod patch;
 pub mod request_info;
 pub mod server;
+pub mod ssa;
 pub mod strategic;
 pub mod table;
 pub mod typed;

@@ -101,15 +101,24 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     }
     let mode = FieldValidation::parse(call.query.get("fieldValidation"))?;
     let dry_run = call.query.dry_run()?;
-    let Decoded {
-        mut object,
-        warnings,
-    } = decode_object(call, resource, &call.body, mode)?;
+    let Decoded { object, warnings } = decode_object(call, resource, &call.body, mode)?;
+    create_decoded(call, object, warnings, dry_run).await
+}
+
+/// Creates a decoded object (POST, and server-side apply to a missing object).
+pub async fn create_decoded(
+    call: &Call<'_>,
+    mut object: Value,
+    warnings: Vec<String>,
+    dry_run: bool,
+) -> Result<Reply, ApiError> {
+    let resource = call.request.resource;
     // Admission (namespace lifecycle) runs before validation, as in kube-apiserver.
     if let Some(ns) = &call.request.namespace {
         namespaces::ensure_accepts_content(call.api, ns).await?;
     }
     objects::prepare_create(resource, &mut object);
+    super::apply::record_write(call, None, &mut object)?;
     invalid_if_any(
         resource,
         &object,
@@ -205,6 +214,7 @@ where
         }
         let status_write = call.request.subresource == Some(Subresource::Status);
         objects::prepare_update(resource, &old, &mut new, status_write);
+        super::apply::record_write(call, Some(&old), &mut new)?;
         objects::set_resource_version(&mut new, kv.mod_revision);
         let causes = objects::validate_metadata(resource, &new);
         invalid_if_any(resource, &new, causes)?;
@@ -305,6 +315,10 @@ pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
+    super::apply::check_patch_options(call)?;
+    if super::apply::is_apply(call) {
+        return super::apply::apply(call).await;
+    }
     let resource = call.request.resource;
     let media = content_type(call);
     let patch_type = PatchType::from_media_type(&media)?;
