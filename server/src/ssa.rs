@@ -244,10 +244,16 @@ pub fn merge(live: &Value, config: &Value, schema: Schema) -> Value {
     }
 }
 
-/// Removes the value at `path` from `object` (no-op when it is not there).
+/// Removes the value at `path` from `object` (no-op when it is not there). A list or map
+/// the removal leaves empty goes too, as structured-merge-diff drops it.
 fn remove_path(object: &mut Value, path: &[Element], schema: Schema) {
     let Some((first, rest)) = path.split_first() else {
         return;
+    };
+    let emptied = |value: &Value| match value {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
     };
     match (object, first) {
         (Value::Object(map), Element::Field(name)) => {
@@ -255,6 +261,9 @@ fn remove_path(object: &mut Value, path: &[Element], schema: Schema) {
                 map.remove(name);
             } else if let Some(child) = map.get_mut(name) {
                 remove_path(child, rest, schema.child(name));
+                if emptied(child) {
+                    map.remove(name);
+                }
             }
         }
         (Value::Array(items), element) => {
@@ -376,6 +385,9 @@ mod tests {
         );
         assert!(result["spec"].get("replicas").is_none(), "{result}");
         assert_eq!(result["metadata"]["labels"], json!({"owner": "ops"}));
+        // A map the removals leave empty goes with them.
+        let bare = apply(Some(&result), &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}), &applier("a", false)).unwrap();
+        assert!(bare.get("spec").is_none(), "{bare}");
     }
 
     #[test]
