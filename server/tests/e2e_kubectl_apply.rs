@@ -160,6 +160,18 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     assert_eq!(names(&pod["volumes"], "name"), ["data"], "{web}");
     assert_eq!(pod["volumes"][0]["emptyDir"], serde_json::json!({}));
 
+    // Every writer is recorded in managedFields, replicas under the scale subresource.
+    let entries = web["metadata"]["managedFields"].as_array().expect("managedFields");
+    let managers: Vec<&str> = entries.iter().filter_map(|e| e["manager"].as_str()).collect();
+    for manager in ["kubectl-client-side-apply", "kubectl-label", "kubectl-annotate"] {
+        assert!(managers.contains(&manager), "{manager} missing: {managers:?}");
+    }
+    let scaler = entries
+        .iter()
+        .find(|e| e["subresource"] == "scale")
+        .expect("an entry for the scale subresource");
+    assert_eq!(scaler["fieldsV1"], serde_json::json!({"f:spec": {"f:replicas": {}}}));
+
     // The annotation now records V2: applying V2 again is a no-op.
     let out = server.kubectl_ok(&["apply", "-f", &v2, "--validate=false"]);
     assert_eq!(out.trim(), "deployment.apps/web unchanged");
@@ -199,7 +211,116 @@ fn client_side_apply_on_etcd() {
     client_side_apply_with_edits_and_removals(&server);
 }
 
-#[allow(dead_code)]
-fn unused(v: &str) -> Value {
-    parse(v)
+const SSA_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ssa
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: ssa
+  template:
+    metadata:
+      labels:
+        app: ssa
+    spec:
+      containers:
+      - name: main
+        image: nginx:1.25
+";
+
+/// Manager B's configuration: only the replica count.
+const SSA_REPLICAS: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ssa
+  namespace: default
+spec:
+  replicas: 4
+";
+
+/// The managedFields entry of `manager`.
+fn managed_entry<'a>(object: &'a Value, manager: &str) -> Option<&'a Value> {
+    object["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| e["manager"] == manager)
+}
+
+fn server_side_apply_conflict_then_force(server: &Kubecache) {
+    let a = server.manifest("ssa.yaml", SSA_DEPLOYMENT);
+    let out = server.kubectl_ok(&["apply", "--server-side", "-f", &a, "--validate=false"]);
+    assert_eq!(out.trim(), "deployment.apps/ssa serverside-applied");
+    let b = server.manifest("ssa-b.yaml", SSA_REPLICAS);
+    let refused = server.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=b",
+        "-f",
+        &b,
+        "--validate=false",
+    ]);
+    assert!(!refused.status.success(), "the conflicting apply must fail");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(r#"Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas"#),
+        "{stderr}"
+    );
+    let path = "/apis/apps/v1/namespaces/default/deployments/ssa";
+    assert_eq!(get(server, path)["spec"]["replicas"], 2);
+
+    let out = server.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=b",
+        "--force-conflicts",
+        "-f",
+        &b,
+        "--validate=false",
+    ]);
+    assert_eq!(out.trim(), "deployment.apps/ssa serverside-applied");
+    let shown = server.kubectl_ok(&[
+        "get",
+        "deployment/ssa",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
+    let object = parse(&shown);
+    assert_eq!(object["spec"]["replicas"], 4);
+    let b_entry = managed_entry(&object, "b").expect("b is a manager");
+    assert_eq!(b_entry["operation"], "Apply");
+    assert_eq!(b_entry["fieldsV1"], serde_json::json!({"f:spec": {"f:replicas": {}}}));
+    let a_entry = managed_entry(&object, "kubectl").expect("kubectl is still a manager");
+    assert!(a_entry["fieldsV1"]["f:spec"].get("f:replicas").is_none(), "{object}");
+    assert!(a_entry["fieldsV1"]["f:spec"].get("f:template").is_some(), "{object}");
+    let yaml = server.kubectl_ok(&["get", "deployment/ssa", "-o", "yaml", "--show-managed-fields"]);
+    assert!(yaml.contains("managedFields:") && yaml.contains("manager: b"), "{yaml}");
+    let hidden = server.kubectl_ok(&["get", "deployment/ssa", "-o", "yaml"]);
+    assert!(!hidden.contains("managedFields:"), "kubectl hides them by default");
+
+    // kubectl label records its own manager.
+    server.kubectl_ok(&["label", "deployment/ssa", "team=x"]);
+    let object = get(server, path);
+    let label = managed_entry(&object, "kubectl-label").expect("kubectl-label entry");
+    assert_eq!(label["operation"], "Update");
+    assert_eq!(
+        label["fieldsV1"],
+        serde_json::json!({"f:metadata": {"f:labels": {".": {}, "f:team": {}}}})
+    );
+}
+
+#[test]
+fn server_side_apply_on_embedded() {
+    let server = Kubecache::start();
+    server_side_apply_conflict_then_force(&server);
+}
+
+#[test]
+fn server_side_apply_on_etcd() {
+    let etcd = TestEtcd::start();
+    let server = Kubecache::start_with(Storage::Etcd(etcd.endpoint()));
+    server_side_apply_conflict_then_force(&server);
 }
