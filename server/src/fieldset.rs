@@ -320,6 +320,13 @@ fn walk_applied(value: &Value, schema: Schema, path: &mut Path, set: &mut FieldS
     }
 }
 
+/// A keyed list or a set: its items are owned one by one.
+fn is_granular_list(schema: Schema) -> bool {
+    schema
+        .list_field()
+        .is_some_and(|f| f.list_type != ListType::Atomic)
+}
+
 /// Every path of `value`, intermediate nodes included: what exists in the object.
 pub fn all_paths(value: &Value, schema: Schema) -> FieldSet {
     let mut set = FieldSet::default();
@@ -342,16 +349,11 @@ fn walk_all(value: &Value, schema: Schema, path: &mut Path, set: &mut FieldSet) 
                 path.pop();
             }
         }
-        Value::Array(items) => {
-            if schema
-                .list_field()
-                .is_some_and(|f| f.list_type != ListType::Atomic)
-            {
-                for (i, item) in items.iter().enumerate() {
-                    path.push(list_element(schema, i, item));
-                    walk_all(item, schema.item(), path, set);
-                    path.pop();
-                }
+        Value::Array(items) if is_granular_list(schema) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(list_element(schema, i, item));
+                walk_all(item, schema.item(), path, set);
+                path.pop();
             }
         }
         _ => {}
@@ -407,14 +409,10 @@ fn walk_changed(
             }
         }
         Value::Array(items) => {
-            let Some(field) = schema
-                .list_field()
-                .filter(|f| f.list_type != ListType::Atomic)
-            else {
+            if !is_granular_list(schema) {
                 set.insert(path);
                 return;
-            };
-            let _ = field;
+            }
             let old_items: Vec<(Element, &Value)> = old
                 .and_then(Value::as_array)
                 .map(|items| {
@@ -427,7 +425,10 @@ fn walk_changed(
                 .unwrap_or_default();
             for (i, item) in items.iter().enumerate() {
                 let element = list_element(schema, i, item);
-                let before = old_items.iter().find(|(e, _)| *e == element).map(|(_, v)| *v);
+                let before = old_items
+                    .iter()
+                    .find(|(e, _)| *e == element)
+                    .map(|(_, v)| *v);
                 path.push(element);
                 if before.is_none() {
                     set.insert(path);
@@ -450,7 +451,10 @@ mod tests {
     }
 
     fn path(elements: &[&str]) -> Path {
-        elements.iter().map(|e| Element::decode(e).unwrap()).collect()
+        elements
+            .iter()
+            .map(|e| Element::decode(e).unwrap())
+            .collect()
     }
 
     #[test]
@@ -516,10 +520,11 @@ mod tests {
             json!({".": {}, "f:args": {}, "f:image": {}, "f:name": {}})
         );
         let finalizers = json!({"metadata": {"finalizers": ["a"]}});
-        assert!(
-            applied_fields(&finalizers, deployment())
-                .contains(&path(&["f:metadata", "f:finalizers", "v:\"a\""]))
-        );
+        assert!(applied_fields(&finalizers, deployment()).contains(&path(&[
+            "f:metadata",
+            "f:finalizers",
+            "v:\"a\""
+        ])));
     }
 
     #[test]
@@ -543,7 +548,10 @@ mod tests {
 
     #[test]
     fn set_algebra() {
-        let a = applied_fields(&json!({"spec": {"replicas": 1, "paused": true}}), deployment());
+        let a = applied_fields(
+            &json!({"spec": {"replicas": 1, "paused": true}}),
+            deployment(),
+        );
         let b = applied_fields(&json!({"spec": {"replicas": 2}}), deployment());
         assert_eq!(a.intersection(&b), b);
         assert_eq!(

@@ -103,7 +103,10 @@ impl Manager {
             operation,
             api_version: entry.get("apiVersion")?.as_str()?.to_string(),
             subresource: str_field(entry, "subresource"),
-            time: entry.get("time").and_then(Value::as_str).map(str::to_string),
+            time: entry
+                .get("time")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             fields: FieldSet::from_fields_v1(entry.get("fieldsV1")?)?,
         })
     }
@@ -219,7 +222,10 @@ const STRIPPED: &[&[&str]] = &[
 /// server's metadata; `.status` only through the status subresource when there is one.
 pub fn scope(mut set: FieldSet, resource: &ResourceInfo, subresource: &str) -> FieldSet {
     let field = |names: &[&str]| -> Vec<Element> {
-        names.iter().map(|n| Element::Field(n.to_string())).collect()
+        names
+            .iter()
+            .map(|n| Element::Field(n.to_string()))
+            .collect()
     };
     set.remove_subtree(&field(&["metadata", "managedFields"]));
     for path in STRIPPED {

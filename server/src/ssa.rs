@@ -52,7 +52,11 @@ fn bad_yaml(detail: &str) -> ApiError {
 
 /// Applies `config` to `live` (`None`: the object does not exist yet) and returns the new
 /// object, managedFields included.
-pub fn apply(live: Option<&Value>, config: &Value, applier: &Applier<'_>) -> Result<Value, ApiError> {
+pub fn apply(
+    live: Option<&Value>,
+    config: &Value,
+    applier: &Applier<'_>,
+) -> Result<Value, ApiError> {
     let resource = applier.resource;
     let schema = managed::schema_of(resource);
     let live_plain = live.map(managed::without_managed_fields);
@@ -315,7 +319,10 @@ mod tests {
     #[test]
     fn yaml_and_json_bodies_parse() {
         let yaml = parse(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  a: \"1\"\n").unwrap();
-        assert_eq!(yaml, json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}}));
+        assert_eq!(
+            yaml,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}})
+        );
         assert_eq!(parse(br#"{"a": 1}"#).unwrap(), json!({"a": 1}));
         assert_eq!(parse(b"- 1\n").unwrap_err().code, 400);
         assert_eq!(parse(b"a: [").unwrap_err().code, 400);
@@ -323,7 +330,12 @@ mod tests {
 
     #[test]
     fn apply_creates_and_records_the_applier() {
-        let created = apply(None, &config(2, json!([{"name": "a", "image": "x"}])), &applier("a", false)).unwrap();
+        let created = apply(
+            None,
+            &config(2, json!([{"name": "a", "image": "x"}])),
+            &applier("a", false),
+        )
+        .unwrap();
         assert_eq!(created["spec"]["replicas"], 2);
         let managers = managed::read(&created);
         assert_eq!(managers.len(), 1);
@@ -336,11 +348,21 @@ mod tests {
 
     #[test]
     fn conflicts_unless_forced_and_shared_values_do_not_conflict() {
-        let live = apply(None, &config(2, json!([{"name": "a", "image": "x"}])), &applier("a", false)).unwrap();
+        let live = apply(
+            None,
+            &config(2, json!([{"name": "a", "image": "x"}])),
+            &applier("a", false),
+        )
+        .unwrap();
         // Same values: b shares ownership, no conflict.
         let shared = apply(Some(&live), &config(2, json!([])), &applier("b", false)).unwrap();
         assert_eq!(managed::read(&shared).len(), 2);
-        let err = apply(Some(&live), &config(3, json!([{"name": "a", "image": "y"}])), &applier("b", false)).unwrap_err();
+        let err = apply(
+            Some(&live),
+            &config(3, json!([{"name": "a", "image": "y"}])),
+            &applier("b", false),
+        )
+        .unwrap_err();
         assert_eq!(err.code, 409);
         assert_eq!(err.reason, Reason::Conflict);
         assert_eq!(
@@ -351,29 +373,49 @@ mod tests {
         assert_eq!(err.causes[0].reason, "FieldManagerConflict");
         assert_eq!(err.causes[0].message, "conflict with \"a\"");
         let err = apply(Some(&live), &config(3, json!([])), &applier("b", false)).unwrap_err();
-        assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"a\": .spec.replicas");
+        assert_eq!(
+            err.message,
+            "Apply failed with 1 conflict: conflict with \"a\": .spec.replicas"
+        );
 
         let forced = apply(Some(&live), &config(3, json!([])), &applier("b", true)).unwrap();
         assert_eq!(forced["spec"]["replicas"], 3);
         let managers = managed::read(&forced);
         let a = managers.iter().find(|m| m.name == "a").unwrap();
         let b = managers.iter().find(|m| m.name == "b").unwrap();
-        assert!(a.fields.to_fields_v1()["f:spec"].get("f:replicas").is_none());
-        assert!(b.fields.to_fields_v1()["f:spec"].get("f:replicas").is_some());
+        assert!(
+            a.fields.to_fields_v1()["f:spec"]
+                .get("f:replicas")
+                .is_none()
+        );
+        assert!(
+            b.fields.to_fields_v1()["f:spec"]
+                .get("f:replicas")
+                .is_some()
+        );
     }
 
     #[test]
     fn omitted_fields_are_removed_unless_others_own_them() {
         let live = apply(
             None,
-            &config(2, json!([{"name": "a", "image": "x"}, {"name": "s", "image": "y"}])),
+            &config(
+                2,
+                json!([{"name": "a", "image": "x"}, {"name": "s", "image": "y"}]),
+            ),
             &applier("a", false),
         )
         .unwrap();
         // Someone else sets a label with an update.
         let mut labeled = live.clone();
         labeled["metadata"]["labels"]["owner"] = json!("ops");
-        managed::record_update(deployments(), "", "kubectl-label", Some(&live), &mut labeled);
+        managed::record_update(
+            deployments(),
+            "",
+            "kubectl-label",
+            Some(&live),
+            &mut labeled,
+        );
         // a drops the sidecar, its replicas and its label app.
         let mut next = config(2, json!([{"name": "a", "image": "x"}]));
         next["spec"].as_object_mut().unwrap().remove("replicas");
@@ -386,7 +428,12 @@ mod tests {
         assert!(result["spec"].get("replicas").is_none(), "{result}");
         assert_eq!(result["metadata"]["labels"], json!({"owner": "ops"}));
         // A map the removals leave empty goes with them.
-        let bare = apply(Some(&result), &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}), &applier("a", false)).unwrap();
+        let bare = apply(
+            Some(&result),
+            &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}),
+            &applier("a", false),
+        )
+        .unwrap();
         assert!(bare.get("spec").is_none(), "{bare}");
     }
 
@@ -394,7 +441,11 @@ mod tests {
     fn first_apply_to_an_unmanaged_object_keeps_its_fields() {
         let live = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 4, "paused": true}});
         let err = apply(Some(&live), &config(2, json!([])), &applier("a", false)).unwrap_err();
-        assert!(err.message.contains("before-first-apply"), "{}", err.message);
+        assert!(
+            err.message.contains("before-first-apply"),
+            "{}",
+            err.message
+        );
         let ok = apply(Some(&live), &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"minReadySeconds": 5}}), &applier("a", false)).unwrap();
         assert_eq!(ok["spec"]["paused"], true);
         assert_eq!(ok["spec"]["minReadySeconds"], 5);

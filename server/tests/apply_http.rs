@@ -16,7 +16,12 @@ const APPLY: &str = "application/apply-patch+yaml";
 const CM: &str = "/api/v1/namespaces/default/configmaps/cfg";
 const DEPLOY: &str = "/apis/apps/v1/namespaces/default/deployments/web";
 
-async fn apply(server: &TestServer, path: &str, params: &[(&str, &str)], body: &str) -> support::server::Reply {
+async fn apply(
+    server: &TestServer,
+    path: &str,
+    params: &[(&str, &str)],
+    body: &str,
+) -> support::server::Reply {
     server
         .send(
             Method::PATCH,
@@ -92,9 +97,14 @@ async fn server_side_apply(server: &TestServer) {
         .expect_status(422, "Invalid");
 
     // dryRun creates nothing.
-    apply(server, DEPLOY, &[("fieldManager", "a"), ("dryRun", "All")], DEPLOYMENT_YAML)
-        .await
-        .expect(201);
+    apply(
+        server,
+        DEPLOY,
+        &[("fieldManager", "a"), ("dryRun", "All")],
+        DEPLOYMENT_YAML,
+    )
+    .await
+    .expect(201);
     server.get(DEPLOY).await.expect_status(404, "NotFound");
 
     // Apply creates.
@@ -112,7 +122,10 @@ async fn server_side_apply(server: &TestServer) {
 
     // Applying the same configuration again is a no-op for ownership.
     let again = apply(server, DEPLOY, &[("fieldManager", "a")], DEPLOYMENT_YAML).await;
-    assert_eq!(managers(again.expect(200)), [("a".to_string(), "Apply".to_string())]);
+    assert_eq!(
+        managers(again.expect(200)),
+        [("a".to_string(), "Apply".to_string())]
+    );
 
     // An ordinary write records its manager and takes the field it changed.
     let scaled = server
@@ -129,7 +142,11 @@ async fn server_side_apply(server: &TestServer) {
         json!({"f:spec": {"f:replicas": {}}})
     );
     assert_eq!(entry(scaled, "scaler")["operation"], "Update");
-    assert!(entry(scaled, "a")["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+    assert!(
+        entry(scaled, "a")["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_none()
+    );
 
     // a applies replicas again: conflict with the updater.
     let conflict = apply(server, DEPLOY, &[("fieldManager", "a")], DEPLOYMENT_YAML).await;
@@ -145,14 +162,23 @@ async fn server_side_apply(server: &TestServer) {
     assert_eq!(server.get(DEPLOY).await.expect(200)["spec"]["replicas"], 5);
 
     // Forced: a takes replicas back.
-    let forced = apply(server, DEPLOY, &[("fieldManager", "a"), ("force", "true")], DEPLOYMENT_YAML).await;
+    let forced = apply(
+        server,
+        DEPLOY,
+        &[("fieldManager", "a"), ("force", "true")],
+        DEPLOYMENT_YAML,
+    )
+    .await;
     let forced = forced.expect(200);
     assert_eq!(forced["spec"]["replicas"], 2);
-    assert!(forced["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["manager"] != "scaler"), "scaler owned nothing else: {forced:#}");
+    assert!(
+        forced["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["manager"] != "scaler"),
+        "scaler owned nothing else: {forced:#}"
+    );
 
     // A label from someone else survives a's next apply, which drops its own label and the
     // port; both are removed.
@@ -167,11 +193,23 @@ async fn server_side_apply(server: &TestServer) {
         .expect(200);
     let trimmed = DEPLOYMENT_YAML
         .replace("  labels:\n    app: web\nspec:", "spec:")
-        .replace("        ports:\n        - containerPort: 80\n          protocol: TCP\n", "");
+        .replace(
+            "        ports:\n        - containerPort: 80\n          protocol: TCP\n",
+            "",
+        );
     let result = apply(server, DEPLOY, &[("fieldManager", "a")], &trimmed).await;
     let result = result.expect(200);
-    assert_eq!(result["metadata"]["labels"], json!({"owner": "ops"}), "{result:#}");
-    assert!(result["spec"]["template"]["spec"]["containers"][0].get("ports").is_none(), "{result:#}");
+    assert_eq!(
+        result["metadata"]["labels"],
+        json!({"owner": "ops"}),
+        "{result:#}"
+    );
+    assert!(
+        result["spec"]["template"]["spec"]["containers"][0]
+            .get("ports")
+            .is_none(),
+        "{result:#}"
+    );
 
     // Every write keeps managedFields valid: a PUT of the object as read back.
     let mut current = server.get(DEPLOY).await.expect(200).clone();
@@ -211,7 +249,10 @@ async fn server_side_apply(server: &TestServer) {
     let entries = posted["metadata"]["managedFields"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["operation"], "Update");
-    assert_eq!(entries[0]["fieldsV1"], json!({"f:data": {".": {}, "f:b": {}}}));
+    assert_eq!(
+        entries[0]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:b": {}}})
+    );
 
     // Bad YAML is a 400.
     apply(server, CM, &[("fieldManager", "a")], "data: [")

@@ -145,11 +145,20 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     let web = get(server, DEPLOYMENT_PATH);
     let labels = &web["metadata"]["labels"];
     assert_eq!(labels["app"], "web", "{web}");
-    assert_eq!(labels["owner"], "ops", "label set by kubectl label is kept: {web}");
+    assert_eq!(
+        labels["owner"], "ops",
+        "label set by kubectl label is kept: {web}"
+    );
     assert!(labels.get("tier").is_none(), "removed label is gone: {web}");
     assert_eq!(web["metadata"]["annotations"]["note"], "kept", "{web}");
-    assert_eq!(web["spec"]["replicas"], 5, "replicas set by kubectl scale kept: {web}");
-    assert_eq!(web["spec"]["strategy"], serde_json::json!({"type": "Recreate"}));
+    assert_eq!(
+        web["spec"]["replicas"], 5,
+        "replicas set by kubectl scale kept: {web}"
+    );
+    assert_eq!(
+        web["spec"]["strategy"],
+        serde_json::json!({"type": "Recreate"})
+    );
     let pod = &web["spec"]["template"]["spec"];
     assert_eq!(names(&pod["containers"], "name"), ["main"], "{web}");
     let main = &pod["containers"][0];
@@ -161,16 +170,31 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     assert_eq!(pod["volumes"][0]["emptyDir"], serde_json::json!({}));
 
     // Every writer is recorded in managedFields, replicas under the scale subresource.
-    let entries = web["metadata"]["managedFields"].as_array().expect("managedFields");
-    let managers: Vec<&str> = entries.iter().filter_map(|e| e["manager"].as_str()).collect();
-    for manager in ["kubectl-client-side-apply", "kubectl-label", "kubectl-annotate"] {
-        assert!(managers.contains(&manager), "{manager} missing: {managers:?}");
+    let entries = web["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields");
+    let managers: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    for manager in [
+        "kubectl-client-side-apply",
+        "kubectl-label",
+        "kubectl-annotate",
+    ] {
+        assert!(
+            managers.contains(&manager),
+            "{manager} missing: {managers:?}"
+        );
     }
     let scaler = entries
         .iter()
         .find(|e| e["subresource"] == "scale")
         .expect("an entry for the scale subresource");
-    assert_eq!(scaler["fieldsV1"], serde_json::json!({"f:spec": {"f:replicas": {}}}));
+    assert_eq!(
+        scaler["fieldsV1"],
+        serde_json::json!({"f:spec": {"f:replicas": {}}})
+    );
 
     // The annotation now records V2: applying V2 again is a no-op.
     let out = server.kubectl_ok(&["apply", "-f", &v2, "--validate=false"]);
@@ -292,14 +316,35 @@ fn server_side_apply_conflict_then_force(server: &Kubecache) {
     assert_eq!(object["spec"]["replicas"], 4);
     let b_entry = managed_entry(&object, "b").expect("b is a manager");
     assert_eq!(b_entry["operation"], "Apply");
-    assert_eq!(b_entry["fieldsV1"], serde_json::json!({"f:spec": {"f:replicas": {}}}));
+    assert_eq!(
+        b_entry["fieldsV1"],
+        serde_json::json!({"f:spec": {"f:replicas": {}}})
+    );
     let a_entry = managed_entry(&object, "kubectl").expect("kubectl is still a manager");
-    assert!(a_entry["fieldsV1"]["f:spec"].get("f:replicas").is_none(), "{object}");
-    assert!(a_entry["fieldsV1"]["f:spec"].get("f:template").is_some(), "{object}");
-    let yaml = server.kubectl_ok(&["get", "deployment/ssa", "-o", "yaml", "--show-managed-fields"]);
-    assert!(yaml.contains("managedFields:") && yaml.contains("manager: b"), "{yaml}");
+    assert!(
+        a_entry["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+        "{object}"
+    );
+    assert!(
+        a_entry["fieldsV1"]["f:spec"].get("f:template").is_some(),
+        "{object}"
+    );
+    let yaml = server.kubectl_ok(&[
+        "get",
+        "deployment/ssa",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]);
+    assert!(
+        yaml.contains("managedFields:") && yaml.contains("manager: b"),
+        "{yaml}"
+    );
     let hidden = server.kubectl_ok(&["get", "deployment/ssa", "-o", "yaml"]);
-    assert!(!hidden.contains("managedFields:"), "kubectl hides them by default");
+    assert!(
+        !hidden.contains("managedFields:"),
+        "kubectl hides them by default"
+    );
 
     // kubectl label records its own manager.
     server.kubectl_ok(&["label", "deployment/ssa", "team=x"]);
