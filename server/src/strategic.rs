@@ -42,10 +42,12 @@ fn merge_value(current: Option<&Value>, patch: &Value, schema: Schema) -> Result
             Ok(Value::Object(merge_object(current, patch, schema)?))
         }
         (_, Value::Object(patch)) => Ok(Value::Object(merge_object(&Map::new(), patch, schema)?)),
-        (Some(Value::Array(current)), Value::Array(patch)) => {
-            Ok(Value::Array(merge_list(current, patch, schema)?))
+        (current, Value::Array(patch)) => {
+            let current = current
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            Ok(Value::Array(merge_list(current, patch, schema, None)?))
         }
-        (_, Value::Array(patch)) => Ok(Value::Array(merge_list(&[], patch, schema)?)),
         (_, scalar) => Ok(scalar.clone()),
     }
 }
@@ -75,7 +77,15 @@ fn merge_object(
                 "doesn't support retainKeys with non-string values: {retain}"
             )));
         };
-        result.retain(|key, _| keys.iter().any(|k| k.as_str() == Some(key)));
+        let retained = |key: &str| keys.iter().any(|k| k.as_str() == Some(key));
+        // Every field the patch sets must be retained.
+        if patch
+            .iter()
+            .any(|(key, value)| !value.is_null() && !is_directive(key) && !retained(key))
+        {
+            return Err(bad("invalid patch format of retainKeys".to_string()));
+        }
+        result.retain(|key, _| retained(key));
     }
     for (key, values) in patch {
         let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) else {
@@ -90,6 +100,17 @@ fn merge_object(
             items.retain(|item| !values.contains(item));
         }
     }
+    let mut orders: Vec<(&str, &[Value])> = Vec::new();
+    for (key, order) in patch {
+        let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
+            continue;
+        };
+        let Some(order) = order.as_array() else {
+            return Err(bad(format!("invalid {key}: not a list")));
+        };
+        orders.push((field, order));
+    }
+    let order_of = |field: &str| orders.iter().find(|(f, _)| *f == field).map(|(_, o)| *o);
     for (key, value) in patch {
         if is_directive(key) {
             continue;
@@ -98,22 +119,30 @@ fn merge_object(
             result.remove(key);
             continue;
         }
-        let merged = merge_value(result.get(key), value, schema.child(key))?;
+        let child = schema.child(key);
+        let merged = match (result.get(key), value) {
+            (current, Value::Array(items)) if !current.is_some_and(|c| !c.is_array()) => {
+                let current = current
+                    .and_then(Value::as_array)
+                    .map_or(&[][..], Vec::as_slice);
+                Value::Array(merge_list(current, items, child, order_of(key))?)
+            }
+            (current, value) => merge_value(current, value, child)?,
+        };
         result.insert(key.clone(), merged);
     }
-    for (key, order) in patch {
-        let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
+    // An order for a list the patch does not change: reorder the live list.
+    for (field, order) in &orders {
+        if patch.contains_key(*field) {
             continue;
-        };
-        let Some(order) = order.as_array() else {
-            return Err(bad(format!("invalid {key}: not a list")));
-        };
+        }
         let merge_key = schema
             .child(field)
             .list_field()
             .and_then(|f| f.patch_merge_key);
-        if let Some(Value::Array(items)) = result.get_mut(field) {
-            reorder(items, order, merge_key);
+        if let Some(Value::Array(items)) = result.get_mut(*field) {
+            let live = items.clone();
+            *items = normalize_order(std::mem::take(items), order, &live, merge_key);
         }
     }
     Ok(result)
@@ -123,7 +152,15 @@ fn patch_directive(item: &Value) -> Option<&str> {
     item.get(PATCH).and_then(Value::as_str)
 }
 
-fn merge_list(current: &[Value], patch: &[Value], schema: Schema) -> Result<Vec<Value>> {
+/// Merges a patch list into the live list. Merged lists are ordered as kube orders them:
+/// the patch's items in `order` (the `$setElementOrder` list, else the patch list), the
+/// live-only items in their live order, interleaved where the live list orders both.
+fn merge_list(
+    current: &[Value],
+    patch: &[Value],
+    schema: Schema,
+    order: Option<&[Value]>,
+) -> Result<Vec<Value>> {
     let item_schema = schema.item();
     let replaced = || -> Result<Vec<Value>> {
         patch
@@ -141,25 +178,37 @@ fn merge_list(current: &[Value], patch: &[Value], schema: Schema) -> Result<Vec<
     {
         return replaced();
     }
-    if patch.iter().any(Value::is_array) {
+    if patch.iter().chain(current).any(Value::is_array) {
         return Err(ApiError::new(
             422,
             kubecache_core::status::Reason::Invalid,
             "lists of lists are not supported".to_string(),
         ));
     }
-    match field.patch_merge_key {
-        Some(key) => merge_keyed(current, patch, field, key, item_schema),
+    let merge_key = field.patch_merge_key;
+    let merged = match merge_key {
+        Some(key) => merge_keyed(current, patch, field, key, item_schema)?,
         None => {
-            let mut result = current.to_vec();
-            for item in patch {
+            let mut result: Vec<Value> = Vec::new();
+            for item in current.iter().chain(patch) {
                 if !result.contains(item) {
                     result.push(item.clone());
                 }
             }
-            Ok(result)
+            result
         }
-    }
+    };
+    let patch_items: Vec<Value> = patch
+        .iter()
+        .filter(|item| patch_directive(item).is_none())
+        .cloned()
+        .collect();
+    Ok(normalize_order(
+        merged,
+        order.unwrap_or(&patch_items),
+        current,
+        merge_key,
+    ))
 }
 
 fn merge_keyed(
@@ -195,42 +244,50 @@ fn merge_keyed(
     Ok(result)
 }
 
-/// Orders `items` as `order` lists them (by merge key, or by value for primitives); items
-/// the order does not name (set by others) keep their place relative to the ones before
-/// them.
-fn reorder(items: &mut Vec<Value>, order: &[Value], merge_key: Option<&str>) {
+/// Kube's element order for a merged list: items named by `order` sorted as it sorts them,
+/// the others in their `live` order, and the two merged: a live-only item goes first when
+/// the live list has it before the next ordered item.
+fn normalize_order(
+    merged: Vec<Value>,
+    order: &[Value],
+    live: &[Value],
+    merge_key: Option<&str>,
+) -> Vec<Value> {
     let id = |item: &Value| -> Option<Value> {
         match merge_key {
             Some(key) => item.get(key).cloned(),
             None => Some(item.clone()),
         }
     };
-    let rank = |item: &Value| -> Option<usize> {
-        let id = id(item)?;
-        order.iter().position(|o| match merge_key {
-            Some(key) => o.get(key) == Some(&id),
-            None => *o == id,
-        })
+    let position = |list: &[Value], item: &Value| -> Option<usize> {
+        let wanted = id(item)?;
+        list.iter()
+            .position(|other| id(other).as_ref() == Some(&wanted))
     };
-    let mut ranked: Vec<(usize, Value)> = Vec::new();
-    let mut slots: Vec<Option<Value>> = Vec::new();
-    for item in items.drain(..) {
-        match rank(&item) {
-            Some(r) => {
-                ranked.push((r, item));
-                slots.push(None);
-            }
-            None => slots.push(Some(item)),
-        }
+    let (mut ordered, mut live_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|item| position(order, item).is_some());
+    ordered.sort_by_key(|item| position(order, item));
+    live_only.sort_by_key(|item| position(live, item));
+    let mut result = Vec::with_capacity(ordered.len() + live_only.len());
+    let (mut left, mut right) = (
+        live_only.into_iter().peekable(),
+        ordered.into_iter().peekable(),
+    );
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+            (Some(l), Some(r)) => match (position(live, l), position(live, r)) {
+                (Some(li), Some(ri)) => li < ri,
+                _ => false,
+            },
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        result.extend(next);
     }
-    ranked.sort_by_key(|(r, _)| *r);
-    let mut ranked = ranked.into_iter().map(|(_, item)| item);
-    for slot in slots {
-        match slot {
-            Some(unranked) => items.push(unranked),
-            None => items.extend(ranked.next()),
-        }
-    }
+    result
 }
 
 #[cfg(test)]
@@ -392,6 +449,10 @@ mod tests {
         );
         let bad = json!({"spec": {"strategy": {"$retainKeys": [1]}}});
         assert_eq!(merge(&current, &bad, deployment()).unwrap_err().code, 400);
+        // A field the patch sets must be in $retainKeys.
+        let bad = json!({"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {}}}});
+        let err = merge(&current, &bad, deployment()).unwrap_err();
+        assert_eq!(err.message, "invalid patch format of retainKeys");
     }
 
     #[test]
@@ -401,10 +462,21 @@ mod tests {
             "$setElementOrder/containers": [{"name": "b"}, {"name": "c"}, {"name": "a"}],
             "containers": [{"name": "c"}]
         }});
-        // x is not named by the order: it keeps its slot.
+        // x is not named by the order: it goes before b, which the live list has after it.
         assert_eq!(
             merge(&current, &patch, pod()).unwrap(),
-            spec(json!([{"name": "b"}, {"name": "x"}, {"name": "c"}, {"name": "a"}]))
+            spec(json!([{"name": "x"}, {"name": "b"}, {"name": "c"}, {"name": "a"}]))
+        );
+        // Without a $setElementOrder the patch list orders its items; a new item goes before
+        // live-only items the live list has after the patched ones.
+        let current = spec(json!([{"name": "a"}, {"name": "b"}, {"name": "z"}]));
+        let patch =
+            spec(json!([{"name": "b", "image": "1"}, {"name": "n"}, {"name": "a", "image": "2"}]));
+        assert_eq!(
+            merge(&current, &patch, pod()).unwrap(),
+            spec(
+                json!([{"name": "b", "image": "1"}, {"name": "n"}, {"name": "a", "image": "2"}, {"name": "z"}])
+            )
         );
         let current = json!({"metadata": {"finalizers": ["a", "b"]}});
         let patch = json!({"metadata": {"$setElementOrder/finalizers": ["b", "a"]}});
