@@ -219,20 +219,12 @@ pub fn merge(live: &Value, config: &Value, schema: Schema) -> Value {
             Value::Object(result)
         }
         (Value::Array(live), Value::Array(config)) => match schema.list_field() {
-            Some(field) if field.list_type == ListType::Map => {
-                let mut result = live.clone();
-                for item in config {
-                    let key = Element::key_of(item, field.list_map_keys);
-                    let found = result
-                        .iter()
-                        .position(|old| Element::key_of(old, field.list_map_keys) == key);
-                    match found {
-                        Some(i) => result[i] = merge(&result[i], item, schema.item()),
-                        None => result.push(item.clone()),
-                    }
-                }
-                Value::Array(result)
-            }
+            Some(field) if field.list_type == ListType::Map => Value::Array(merge_keyed(
+                live,
+                config,
+                field.list_map_keys,
+                schema.item(),
+            )),
             Some(field) if field.list_type == ListType::Set => {
                 let mut result = live.clone();
                 for item in config {
@@ -246,6 +238,67 @@ pub fn merge(live: &Value, config: &Value, schema: Schema) -> Value {
         },
         (_, config) => config.clone(),
     }
+}
+
+/// Merges a keyed list as structured-merge-diff orders it: live-only items keep their
+/// places, items of the configuration come in its order (merged with their live version),
+/// an item both have is placed where the configuration's order reaches it.
+fn merge_keyed(live: &[Value], config: &[Value], keys: &[&str], item: Schema) -> Vec<Value> {
+    let key = |value: &Value| Element::key_of(value, keys);
+    let live_keys: Vec<Element> = live.iter().map(key).collect();
+    let config_keys: Vec<Element> = config.iter().map(key).collect();
+    let in_config = |k: &Element| config_keys.contains(k);
+    let live_item = |k: &Element| live_keys.iter().position(|l| l == k).map(|i| &live[i]);
+    // The shared items, in the configuration's order.
+    let mut shared = config_keys
+        .iter()
+        .filter(|k| live_keys.contains(k))
+        .peekable();
+    let mut merged_keys: Vec<&Element> = Vec::new();
+    let mut result = Vec::with_capacity(live.len() + config.len());
+    let (mut l, mut r) = (0, 0);
+    while l < live.len() || r < config.len() {
+        if l < live.len() && r < config.len() {
+            if live_keys[l] == config_keys[r] {
+                result.push(merge(&live[l], &config[r], item));
+                merged_keys.push(&config_keys[r]);
+                if shared.peek() == Some(&&config_keys[r]) {
+                    shared.next();
+                }
+                l += 1;
+                r += 1;
+                continue;
+            }
+            if in_config(&live_keys[l]) && shared.peek() != Some(&&live_keys[l]) {
+                l += 1;
+                continue;
+            }
+        }
+        if l < live.len() {
+            if !in_config(&live_keys[l]) {
+                result.push(live[l].clone());
+                l += 1;
+                continue;
+            }
+            if merged_keys.contains(&&live_keys[l]) {
+                l += 1;
+                continue;
+            }
+        }
+        if r < config.len() {
+            let k = &config_keys[r];
+            result.push(match live_item(k) {
+                Some(old) => merge(old, &config[r], item),
+                None => config[r].clone(),
+            });
+            merged_keys.push(k);
+            if shared.peek() == Some(&k) {
+                shared.next();
+            }
+            r += 1;
+        }
+    }
+    result
 }
 
 /// Removes the value at `path` from `object` (no-op when it is not there). A list or map
@@ -449,6 +502,29 @@ mod tests {
         let ok = apply(Some(&live), &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"minReadySeconds": 5}}), &applier("a", false)).unwrap();
         assert_eq!(ok["spec"]["paused"], true);
         assert_eq!(ok["spec"]["minReadySeconds"], 5);
+    }
+
+    #[test]
+    fn keyed_lists_keep_live_only_items_in_place() {
+        let schema = Schema::of_root("", "v1", "Pod");
+        let names = |v: &Value| -> Vec<String> {
+            v["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let pod = |names: &[&str]| {
+            let containers: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
+            json!({"spec": {"containers": containers}})
+        };
+        let merged = merge(&pod(&["a", "x", "b"]), &pod(&["a", "b", "c"]), schema);
+        assert_eq!(names(&merged), ["a", "x", "b", "c"]);
+        let merged = merge(&pod(&["a", "x", "b"]), &pod(&["b", "a"]), schema);
+        assert_eq!(names(&merged), ["x", "b", "a"]);
+        let merged = merge(&pod(&["x"]), &pod(&["n"]), schema);
+        assert_eq!(names(&merged), ["x", "n"]);
     }
 
     #[test]
