@@ -346,6 +346,29 @@ fn server_side_apply_conflict_then_force(server: &Kubecache) {
         "kubectl hides them by default"
     );
 
+    // A drops replicas (now b's) and adds a container, then removes it again: what A alone
+    // owned goes, b's replicas stay.
+    let without_replicas = SSA_DEPLOYMENT.replace("  replicas: 2\n", "");
+    let with_side = format!(
+        "{without_replicas}      - name: side\n        image: busybox:1.36\n"
+    );
+    let a2 = server.manifest("ssa-2.yaml", &with_side);
+    server.kubectl_ok(&["apply", "--server-side", "-f", &a2, "--validate=false"]);
+    let object = get(server, path);
+    assert_eq!(
+        names(&object["spec"]["template"]["spec"]["containers"], "name"),
+        ["main", "side"]
+    );
+    let a3 = server.manifest("ssa-3.yaml", &without_replicas);
+    server.kubectl_ok(&["apply", "--server-side", "-f", &a3, "--validate=false"]);
+    let object = get(server, path);
+    assert_eq!(
+        names(&object["spec"]["template"]["spec"]["containers"], "name"),
+        ["main"],
+        "{object}"
+    );
+    assert_eq!(object["spec"]["replicas"], 4, "b still owns replicas: {object}");
+
     // kubectl label records its own manager.
     server.kubectl_ok(&["label", "deployment/ssa", "team=x"]);
     let object = get(server, path);
