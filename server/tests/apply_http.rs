@@ -254,6 +254,24 @@ async fn server_side_apply(server: &TestServer) {
         json!({"f:data": {".": {}, "f:b": {}}})
     );
 
+    // Apply to the status subresource owns status fields only, under subresource "status".
+    let status = apply(
+        server,
+        &format!("{DEPLOY}/status"),
+        &[("fieldManager", "controller")],
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nstatus:\n  replicas: 2\n  observedGeneration: 1\n",
+    )
+    .await;
+    let status = status.expect(200);
+    assert_eq!(status["status"]["replicas"], 2);
+    let controller = entry(status, "controller");
+    assert_eq!(controller["subresource"], "status");
+    assert_eq!(
+        controller["fieldsV1"],
+        json!({"f:status": {"f:observedGeneration": {}, "f:replicas": {}}})
+    );
+    assert!(entry(status, "a")["fieldsV1"].get("f:status").is_none());
+
     // Bad YAML is a 400.
     apply(server, CM, &[("fieldManager", "a")], "data: [")
         .await

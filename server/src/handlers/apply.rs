@@ -80,7 +80,17 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
         let decoded = finish_decode(call, resource, merged, &[], mode)?;
         warnings = decoded.warnings;
         Ok(match call.request.subresource {
-            Some(Subresource::Status) => objects::apply_status_update(current, &decoded.object),
+            Some(Subresource::Status) => {
+                // Only `.status` changes, but the ownership recorded is the new one.
+                let mut result = objects::apply_status_update(current, &decoded.object);
+                let managed = decoded.object.pointer("/metadata/managedFields").cloned();
+                let meta = objects::metadata_mut(&mut result);
+                match managed {
+                    Some(managed) => meta.insert("managedFields".into(), managed),
+                    None => meta.remove("managedFields"),
+                };
+                result
+            }
             _ => decoded.object,
         })
     })
