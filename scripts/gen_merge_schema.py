@@ -22,8 +22,10 @@ Environment: K8S_OPENAPI_SRC overrides where the crate's `src/v1_33` directory i
 """
 
 import glob
+import json
 import os
 import re
+import subprocess
 import sys
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core", "src", "merge_schema", "generated.rs")
@@ -71,9 +73,18 @@ def source_dir():
         return os.environ["K8S_OPENAPI_SRC"]
     home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
     found = sorted(glob.glob(os.path.join(home, "registry", "src", "*", "k8s-openapi-0.29.0", "src", "v1_33")))
-    if not found:
-        sys.exit("k8s-openapi-0.29.0 not found in the cargo registry (run `cargo fetch`)")
-    return found[0]
+    if found:
+        return found[0]
+    # Elsewhere (another CARGO_HOME): ask cargo where the locked crate's sources are.
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    cargo = os.environ.get("CARGO", "cargo")
+    out = subprocess.run([cargo, "metadata", "--format-version", "1", "--offline"], cwd=root,
+                         capture_output=True, text=True)
+    if out.returncode == 0:
+        for package in json.loads(out.stdout)["packages"]:
+            if package["name"] == "k8s-openapi" and package["version"] == "0.29.0":
+                return os.path.join(os.path.dirname(package["manifest_path"]), "src", "v1_33")
+    sys.exit("k8s-openapi 0.29.0 sources not found (run `cargo fetch`)")
 
 
 def camel_fallback(rust):
