@@ -130,6 +130,16 @@ pub fn read(object: &Value) -> Vec<Manager> {
         .unwrap_or_default()
 }
 
+/// The managers recorded in `object` when every entry is valid.
+fn read_valid(object: &Value) -> Option<Vec<Manager>> {
+    object
+        .pointer("/metadata/managedFields")?
+        .as_array()?
+        .iter()
+        .map(Manager::from_json)
+        .collect()
+}
+
 /// Writes `managers` (non-empty ones) into `object`; no entry removes the field.
 pub fn write(object: &mut Value, managers: &[Manager]) {
     let entries: Vec<Value> = managers
@@ -275,7 +285,12 @@ pub fn record_update(
     new: &mut Value,
 ) {
     let schema = schema_of(resource);
-    let mut managers = old.map(read).unwrap_or_default();
+    // Managed fields the write itself sets (valid and non-empty, on the main resource) are
+    // the new basis, as kube lets clients edit them (kubectl's client-side to server-side
+    // apply migration does); otherwise the live object's are kept.
+    let mut managers = read_valid(new)
+        .filter(|m| !m.is_empty() && subresource.is_empty())
+        .unwrap_or_else(|| old.map(read).unwrap_or_default());
     let before = old.map(without_managed_fields);
     let after = without_managed_fields(new);
     let changed = scope(
@@ -369,6 +384,33 @@ mod tests {
         let mut same = unlabeled.clone();
         record_update(resource, "", "nobody", Some(&unlabeled), &mut same);
         assert!(read(&same).iter().all(|m| m.name != "nobody"));
+    }
+
+    #[test]
+    fn managed_fields_a_write_sets_are_its_basis() {
+        let resource = deployments();
+        let mut live = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}});
+        record_update(resource, "", "kubectl-client-side-apply", None, &mut live);
+        // A patch that hands the entry to another manager (kubectl's migration to SSA).
+        let mut migrated = live.clone();
+        migrated["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
+        migrated["metadata"]["managedFields"][0]["operation"] = json!("Apply");
+        record_update(resource, "", "kubectl", Some(&live), &mut migrated);
+        let managers = read(&migrated);
+        assert_eq!(managers.len(), 1);
+        assert_eq!(
+            (managers[0].name.as_str(), managers[0].operation),
+            ("kubectl", Operation::Apply)
+        );
+        // Invalid or empty managedFields in the write keep the live ones.
+        let mut cleared = live.clone();
+        cleared["metadata"]["managedFields"] = json!([]);
+        record_update(resource, "", "x", Some(&live), &mut cleared);
+        assert_eq!(read(&cleared)[0].name, "kubectl-client-side-apply");
+        let mut broken = live.clone();
+        broken["metadata"]["managedFields"][0]["operation"] = json!("Bogus");
+        record_update(resource, "", "x", Some(&live), &mut broken);
+        assert_eq!(read(&broken)[0].name, "kubectl-client-side-apply");
     }
 
     #[test]

@@ -97,22 +97,40 @@ pub fn apply(
         fields: applied.clone(),
     };
     let changed = fieldset::changed_fields(live_plain.as_ref(), &merged, schema);
-    let mut conflicts: Vec<(String, Path)> = Vec::new();
-    for other in managers.iter_mut().filter(|m| !m.same_identity(&me)) {
-        let contested = other.fields.intersection(&applied).intersection(&changed);
-        if contested.is_empty() {
-            continue;
-        }
-        if applier.force {
-            other.fields = other.fields.difference(&contested);
-        } else {
-            for path in contested.paths() {
-                conflicts.push((other.describe(), path));
+    let contested: Vec<FieldSet> = managers
+        .iter()
+        .map(|other| {
+            if other.same_identity(&me) {
+                FieldSet::default()
+            } else {
+                other.fields.intersection(&applied).intersection(&changed)
             }
+        })
+        .collect();
+    if !applier.force {
+        // kubectl moving an object from client-side to server-side apply may take what its
+        // last-applied configuration still says, as kube's last-applied manager allows.
+        let allowed = match (applier.manager, &live_plain) {
+            ("kubectl", Some(live)) => last_applied_fields(live, resource, schema),
+            _ => FieldSet::default(),
+        };
+        let conflicts: Vec<(String, Path)> = managers
+            .iter()
+            .zip(&contested)
+            .flat_map(|(other, paths)| {
+                paths
+                    .paths()
+                    .into_iter()
+                    .map(move |path| (other.describe(), path))
+            })
+            .filter(|(_, path)| !allowed.contains(path))
+            .collect();
+        if !conflicts.is_empty() {
+            return Err(conflict_error(conflicts));
         }
     }
-    if !conflicts.is_empty() {
-        return Err(conflict_error(conflicts));
+    for (other, taken) in managers.iter_mut().zip(&contested) {
+        other.fields = other.fields.difference(taken);
     }
 
     // Fields this manager applied before and omits now go, unless someone else holds them.
@@ -149,6 +167,24 @@ pub fn apply(
     });
     managed::write(&mut merged, &managers);
     Ok(merged)
+}
+
+/// The fields of the live object's `kubectl.kubernetes.io/last-applied-configuration` that
+/// still have the values it gives (empty without the annotation, or for another version).
+fn last_applied_fields(live: &Value, resource: &ResourceInfo, schema: Schema) -> FieldSet {
+    let Some(last) = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"))
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    else {
+        return FieldSet::default();
+    };
+    if last.get("apiVersion").and_then(Value::as_str) != Some(resource.api_version().as_str()) {
+        return FieldSet::default();
+    }
+    let differing = fieldset::changed_fields(Some(live), &last, schema);
+    fieldset::applied_fields(&last, schema).difference(&differing)
 }
 
 /// Some path strictly below `path` is in `set`.
@@ -502,6 +538,32 @@ mod tests {
         let ok = apply(Some(&live), &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"minReadySeconds": 5}}), &applier("a", false)).unwrap();
         assert_eq!(ok["spec"]["paused"], true);
         assert_eq!(ok["spec"]["minReadySeconds"], 5);
+    }
+
+    #[test]
+    fn kubectl_takes_over_what_its_last_applied_configuration_still_says() {
+        let last = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2, "paused": false}});
+        let mut live = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last.to_string()}},
+            "spec": {"replicas": 2, "paused": true},
+        });
+        managed::record_update(
+            deployments(),
+            "",
+            "kubectl-client-side-apply",
+            None,
+            &mut live,
+        );
+        let config = |replicas: u32, paused: bool| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": replicas, "paused": paused}});
+        // replicas still matches the annotation: kubectl may take it; another manager may not.
+        let taken = apply(Some(&live), &config(3, true), &applier("kubectl", false)).unwrap();
+        assert_eq!(taken["spec"]["replicas"], 3);
+        let err = apply(Some(&live), &config(3, true), &applier("other", false)).unwrap_err();
+        assert_eq!(err.code, 409);
+        // paused was changed since the last apply: still a conflict, also for kubectl.
+        let err = apply(Some(&live), &config(2, false), &applier("kubectl", false)).unwrap_err();
+        assert!(err.message.ends_with(".spec.paused"), "{}", err.message);
     }
 
     #[test]

@@ -200,6 +200,32 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     let out = server.kubectl_ok(&["apply", "-f", &v2, "--validate=false"]);
     assert_eq!(out.trim(), "deployment.apps/web unchanged");
 
+    // Moving to server-side apply: kubectl hands the client-side applier's fields to its
+    // server-side manager (a patch of managedFields), so changing them does not conflict.
+    let v3 = server.manifest(
+        "web-v3.yaml",
+        &DEPLOYMENT_V2.replace("nginx:1.27", "nginx:1.28"),
+    );
+    let out = server.kubectl_ok(&["apply", "--server-side", "-f", &v3, "--validate=false"]);
+    assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
+    let web = get(server, DEPLOYMENT_PATH);
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.28"
+    );
+    assert_eq!(web["spec"]["replicas"], 5, "{web}");
+    let entries = web["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields");
+    let applier = entries
+        .iter()
+        .find(|e| e["manager"] == "kubectl" && e["operation"] == "Apply")
+        .unwrap_or_else(|| panic!("no server-side entry: {web}"));
+    assert!(
+        applier["fieldsV1"]["f:spec"]["f:template"].is_object(),
+        "{web}"
+    );
+
     // A strategic patch from kubectl itself: delete one container by key.
     server.kubectl_ok(&[
         "patch",
@@ -349,9 +375,7 @@ fn server_side_apply_conflict_then_force(server: &Kubecache) {
     // A drops replicas (now b's) and adds a container, then removes it again: what A alone
     // owned goes, b's replicas stay.
     let without_replicas = SSA_DEPLOYMENT.replace("  replicas: 2\n", "");
-    let with_side = format!(
-        "{without_replicas}      - name: side\n        image: busybox:1.36\n"
-    );
+    let with_side = format!("{without_replicas}      - name: side\n        image: busybox:1.36\n");
     let a2 = server.manifest("ssa-2.yaml", &with_side);
     server.kubectl_ok(&["apply", "--server-side", "-f", &a2, "--validate=false"]);
     let object = get(server, path);
@@ -367,7 +391,10 @@ fn server_side_apply_conflict_then_force(server: &Kubecache) {
         ["main"],
         "{object}"
     );
-    assert_eq!(object["spec"]["replicas"], 4, "b still owns replicas: {object}");
+    assert_eq!(
+        object["spec"]["replicas"], 4,
+        "b still owns replicas: {object}"
+    );
 
     // kubectl label records its own manager.
     server.kubectl_ok(&["label", "deployment/ssa", "team=x"]);
