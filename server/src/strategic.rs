@@ -121,7 +121,7 @@ fn merge_object(
         }
         let child = schema.child(key);
         let merged = match (result.get(key), value) {
-            (current, Value::Array(items)) if !current.is_some_and(|c| !c.is_array()) => {
+            (current, Value::Array(items)) if current.is_none_or(Value::is_array) => {
                 let current = current
                     .and_then(Value::as_array)
                     .map_or(&[][..], Vec::as_slice);
