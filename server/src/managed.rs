@@ -140,13 +140,24 @@ fn read_valid(object: &Value) -> Option<Vec<Manager>> {
         .collect()
 }
 
-/// Writes `managers` (non-empty ones) into `object`; no entry removes the field.
+/// Writes `managers` (non-empty ones) into `object` in kube's order (operation, time,
+/// manager, apiVersion, subresource); no entry removes the field.
 pub fn write(object: &mut Value, managers: &[Manager]) {
-    let entries: Vec<Value> = managers
-        .iter()
-        .filter(|m| !m.fields.is_empty())
-        .map(Manager::to_json)
-        .collect();
+    let mut kept: Vec<&Manager> = managers.iter().filter(|m| !m.fields.is_empty()).collect();
+    kept.sort_by(|p, q| {
+        (
+            p.operation.as_str(),
+            p.time.as_deref().unwrap_or(""),
+            &p.name,
+        )
+            .cmp(&(
+                q.operation.as_str(),
+                q.time.as_deref().unwrap_or(""),
+                &q.name,
+            ))
+            .then_with(|| (&p.api_version, &p.subresource).cmp(&(&q.api_version, &q.subresource)))
+    });
+    let entries: Vec<Value> = kept.into_iter().map(Manager::to_json).collect();
     let meta = objects::metadata_mut(object);
     if entries.is_empty() {
         meta.remove("managedFields");
@@ -362,24 +373,30 @@ mod tests {
         record_update(resource, "scale", "kubectl", Some(&created), &mut scaled);
         let managers = read(&scaled);
         assert_eq!(managers.len(), 2);
+        let by_name = |managers: &[Manager], name: &str| -> Manager {
+            managers.iter().find(|m| m.name == name).unwrap().clone()
+        };
         assert_eq!(
-            managers[0].fields.to_fields_v1()["f:spec"],
+            by_name(&managers, "kubectl-create").fields.to_fields_v1()["f:spec"],
             json!({"f:paused": {}})
         );
-        assert_eq!(managers[1].subresource, "scale");
+        let scaler = by_name(&managers, "kubectl");
+        assert_eq!(scaler.subresource, "scale");
         assert_eq!(
-            managers[1].fields.to_fields_v1(),
+            scaler.fields.to_fields_v1(),
             json!({"f:spec": {"f:replicas": {}}})
         );
         assert_eq!(
-            managers[1].describe(),
+            scaler.describe(),
             r#""kubectl" with subresource "scale" using apps/v1"#
         );
         // Removing a field drops it everywhere; an unchanged write adds no entry.
         let mut unlabeled = scaled.clone();
         unlabeled["metadata"]["labels"] = json!({});
         record_update(resource, "", "other", Some(&scaled), &mut unlabeled);
-        let v1 = read(&unlabeled)[0].fields.to_fields_v1();
+        let v1 = by_name(&read(&unlabeled), "kubectl-create")
+            .fields
+            .to_fields_v1();
         assert_eq!(v1["f:metadata"], json!({"f:labels": {}}));
         let mut same = unlabeled.clone();
         record_update(resource, "", "nobody", Some(&unlabeled), &mut same);
@@ -411,6 +428,30 @@ mod tests {
         broken["metadata"]["managedFields"][0]["operation"] = json!("Bogus");
         record_update(resource, "", "x", Some(&live), &mut broken);
         assert_eq!(read(&broken)[0].name, "kubectl-client-side-apply");
+    }
+
+    #[test]
+    fn entries_are_written_in_kube_order() {
+        let entry = |name: &str, operation, time: &str| Manager {
+            name: name.into(),
+            operation,
+            api_version: "v1".into(),
+            subresource: String::new(),
+            time: Some(time.into()),
+            fields: FieldSet::from_fields_v1(&json!({"f:data": {}})).unwrap(),
+        };
+        let mut object = json!({"metadata": {}});
+        write(
+            &mut object,
+            &[
+                entry("b", Operation::Update, "2026-01-01T00:00:02Z"),
+                entry("z", Operation::Apply, "2026-01-01T00:00:09Z"),
+                entry("a", Operation::Update, "2026-01-01T00:00:02Z"),
+                entry("c", Operation::Update, "2026-01-01T00:00:01Z"),
+            ],
+        );
+        let names: Vec<String> = read(&object).into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["z", "c", "a", "b"]);
     }
 
     #[test]
