@@ -6,10 +6,12 @@
 //! The table ([`generated`]) is generated from the k8s-openapi 0.29 crate (Kubernetes 1.33
 //! definitions) by `python3 scripts/gen_merge_schema.py`; the test
 //! `generated_table_is_current` fails when the committed table differs from the generator's
-//! output. The generator reads k8s-openapi's `DeepMerge` impls (which encode kube's list and
-//! map strategies), its `Deserialize` impls (JSON names) and struct field types (nested
-//! definitions), and applies a short, documented list of overrides where k8s-openapi's key
-//! is not kube's (see docs/COMPATIBILITY.md, "Merge schema").
+//! output. The generator reads k8s-openapi's `DeepMerge` impls (list and map strategies),
+//! its `Deserialize` impls (JSON names) and struct field types (nested definitions), and
+//! takes kube's own type tags (`+listType`, `+listMapKey`, `+patchStrategy`,
+//! `+patchMergeKey`, `+mapType`, `+structType`) from the committed `kube_tags.txt` (extracted
+//! from the k8s-pb crate) wherever they are known (see docs/COMPATIBILITY.md, "Merge
+//! schema").
 //!
 //! Lookups: [`definition`] by kube definition name (`io.k8s.api.core.v1.PodSpec`), [`root`]
 //! by group/version/kind, [`Definition::field`] by JSON name.
@@ -366,6 +368,31 @@ mod tests {
         assert_eq!(
             field("io.k8s.api.core.v1.Container", "args").list_type,
             ListType::Atomic
+        );
+    }
+
+    #[test]
+    fn kube_tags_override_deep_merge() {
+        // SMP merges job conditions by type, SSA owns them as one list.
+        let conditions = field("io.k8s.api.batch.v1.JobStatus", "conditions");
+        assert_eq!(conditions.list_type, ListType::Atomic);
+        assert_eq!(conditions.patch_merge_key, Some("type"));
+        // listType=map without a patch strategy: SSA keys it, SMP replaces it.
+        let claims = field("io.k8s.api.core.v1.ResourceRequirements", "claims");
+        assert_eq!(claims.list_map_keys, ["name"]);
+        assert_eq!(claims.patch_strategy, PatchStrategy::Replace);
+        // Embedded EphemeralContainerCommon fields keep their tags.
+        let env = field("io.k8s.api.core.v1.EphemeralContainer", "env");
+        assert_eq!(env.patch_merge_key, Some("name"));
+        assert_eq!(
+            definition("io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference")
+                .unwrap()
+                .struct_type,
+            MapType::Atomic
+        );
+        assert_eq!(
+            field("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints").list_map_keys,
+            ["topologyKey", "whenUnsatisfiable"]
         );
     }
 
