@@ -12,10 +12,13 @@
 //! - [`continue_token`]: the opaque `continue` token of paginated LISTs.
 //! - [`validation`]: object name rules (DNS-1123 subdomain and label).
 //! - [`authz`]: users, request attributes and the `Authorizer` trait.
+//! - [`merge_schema`]: how each field of each built-in type merges (strategic merge patch,
+//!   server-side apply, OpenAPI list/map extensions), generated from k8s-openapi.
 
 pub mod authz;
 pub mod continue_token;
 pub mod fields;
+pub mod merge_schema;
 pub mod registry;
 pub mod selector;
 pub mod status;

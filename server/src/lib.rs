@@ -8,8 +8,10 @@
 //! - [`admission`]: the mutating then validating chain every write passes before storage;
 //! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
-//! - [`typed`], [`objects`], [`patch`], [`events`]: decoding, metadata rules,
+//! - [`typed`], [`objects`], [`patch`] ([`strategic`]), [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
+//! - [`fieldset`], [`managed`], [`ssa`]: field ownership (`managedFields`) and server-side
+//!   apply;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
 //! - [`openapi`]: `/openapi/v3`, the OpenAPI documents generated from k8s-openapi's types;
 //! - [`protobuf`]: `application/vnd.kubernetes.protobuf` bodies, responses and watch frames;
@@ -30,7 +32,9 @@ pub mod cli;
 pub mod codec;
 pub mod events;
 pub mod filters;
+pub mod fieldset;
 pub mod handlers;
+pub mod managed;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
@@ -39,6 +43,8 @@ pub mod protobuf;
 pub mod request_info;
 pub mod server;
 pub mod serving;
+pub mod ssa;
+pub mod strategic;
 pub mod table;
 pub mod tls;
 pub mod typed;

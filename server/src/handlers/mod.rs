@@ -1,6 +1,7 @@
 //! Resource handlers, one module per family of verbs. Each takes a [`Call`] and returns a
 //! [`Reply`] or an [`ApiError`]; reads go through the read path, writes to the backend.
 
+pub mod apply;
 pub mod delete;
 pub mod discovery;
 pub mod namespaces;

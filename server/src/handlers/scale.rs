@@ -10,6 +10,7 @@ use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
 use crate::objects;
 use crate::patch::{self, PatchType};
+use kubecache_core::merge_schema::Schema;
 
 /// The Scale of an object.
 fn scale_of(object: &Value) -> Value {
@@ -175,7 +176,12 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
     write_scale(call, |scale| {
         let mut scale = scale.clone();
         objects::metadata_mut(&mut scale).remove("resourceVersion");
-        patch::apply(patch_type, &scale, &body)
+        patch::apply(
+            patch_type,
+            &scale,
+            &body,
+            Schema::of_root("autoscaling", "v1", "Scale"),
+        )
     })
     .await
 }

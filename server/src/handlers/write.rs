@@ -8,6 +8,7 @@
 
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
+use kubecache_core::merge_schema::Schema;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use kubecache_core::storage::{KeyValue, StorageError};
@@ -89,11 +90,21 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     }
     let mode = FieldValidation::parse(call.query.get("fieldValidation"))?;
     let dry_run = call.query.dry_run()?;
-    let Decoded {
-        mut object,
-        warnings,
-    } = decode_object(call, resource, &call.body, mode)?;
+    let Decoded { object, warnings } = decode_object(call, resource, &call.body, mode)?;
+    create_decoded(call, object, warnings, dry_run).await
+}
+
+/// Creates a decoded object (POST, and server-side apply to a missing object).
+pub async fn create_decoded(
+    call: &Call<'_>,
+    mut object: Value,
+    warnings: Vec<String>,
+    dry_run: bool,
+) -> Result<Reply, ApiError> {
+    let resource = call.request.resource;
     objects::prepare_create(resource, &mut object);
+    // Field ownership is recorded for what the client sent, before defaulting (as kube does).
+    super::apply::record_write(call, None, &mut object)?;
     // Admission: mutating plugins (namespace lifecycle, defaulting…), then validation and
     // the clusterIP allocation, settled below once the write's outcome is known.
     admission::mutate(call, &mut object, None, dry_run).await?;
@@ -190,6 +201,7 @@ where
         let status_write = call.request.subresource == Some(Subresource::Status);
         admission::mutate(call, &mut new, Some(&old), dry_run).await?;
         objects::prepare_update(resource, &old, &mut new, status_write);
+        super::apply::record_write(call, Some(&old), &mut new)?;
         objects::set_resource_version(&mut new, kv.mod_revision);
         let admitted = admission::admit(call, &mut new, Some(&old), dry_run).await?;
         let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
@@ -293,11 +305,17 @@ pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
+    super::apply::check_patch_options(call)?;
+    if super::apply::is_apply(call) {
+        return super::apply::apply(call).await;
+    }
     let resource = call.request.resource;
     let media = content_type(call);
     let patch_type = PatchType::from_media_type(&media)?;
     let mode = FieldValidation::parse(call.query.get("fieldValidation"))?;
     let dry_run = call.query.dry_run()?;
+    let schema = Schema::of_root(resource.group, resource.version, resource.kind);
+    patch::check_schema(patch_type, schema)?;
     let patch_body = patch::parse(patch_type, &call.body)?;
     let mut warnings = Vec::new();
     let updated = update_object(call, dry_run, |current| {
@@ -305,7 +323,7 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
         // client's precondition; otherwise a lost race is retried on the fresh object.
         let mut shown = present_value(resource, current.clone());
         objects::metadata_mut(&mut shown).remove("resourceVersion");
-        let patched = patch::apply(patch_type, &shown, &patch_body)?;
+        let patched = patch::apply(patch_type, &shown, &patch_body, schema)?;
         let decoded = finish_decode(call, resource, patched, &[], mode)?;
         warnings = decoded.warnings;
         Ok(merge_into_current(call, current, decoded.object))
