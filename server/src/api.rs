@@ -36,6 +36,9 @@ pub struct Api {
     pub namespace_deleted: Notify,
     /// Request counts and latencies, served at `/metrics`.
     pub metrics: RequestMetrics,
+    /// The `--authorization-mode` chain, installed at startup (`authz::install`); the
+    /// access review APIs answer with it.
+    pub authorizer: std::sync::OnceLock<Arc<crate::authz::Chain>>,
 }
 
 impl Api {
@@ -51,6 +54,7 @@ impl Api {
             storage_root: storage_root.trim_end_matches('/').to_string(),
             namespace_deleted: Notify::new(),
             metrics: RequestMetrics::new(),
+            authorizer: std::sync::OnceLock::new(),
         })
     }
 
@@ -120,6 +124,9 @@ pub struct Call<'a> {
     pub query: Query,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who is asking: the `UserInfo` authentication put in the request's extensions, or the
+    /// insecure-port user when there is none.
+    pub user: kubecache_core::authz::UserInfo,
 }
 
 /// What a handler answers.
@@ -233,12 +240,18 @@ async fn dispatch(
     };
     *labels = RequestLabels::resource(&request);
     let body = read_body(&parts.headers, body).await?;
+    let user = parts
+        .extensions
+        .get::<kubecache_core::authz::UserInfo>()
+        .cloned()
+        .unwrap_or_else(kubecache_core::authz::UserInfo::insecure);
     let call = Call {
         api,
         request,
         query,
         headers: parts.headers,
         body,
+        user,
     };
     handlers::serve(call).await
 }

@@ -57,6 +57,11 @@ pub struct ServeArgs {
     /// Watch-cache shards (threads); default: one per core.
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
+
+    /// Authorizers, in order: AlwaysAllow, AlwaysDeny, RBAC (comma separated). The first
+    /// that allows or denies decides; members of system:masters are always allowed.
+    #[arg(long, default_value = "AlwaysAllow", value_name = "MODE[,MODE...]")]
+    pub authorization_mode: String,
 }
 
 impl ServeArgs {

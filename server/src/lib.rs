@@ -11,9 +11,12 @@
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
+//! - [`authz`]: authorization — the `--authorization-mode` chain, live RBAC, the bootstrap
+//!   policy, ClusterRole aggregation and the access review APIs;
 //! - [`cli`]: the `kubecache` command line.
 
 pub mod api;
+pub mod authz;
 pub mod backend;
 pub mod cli;
 pub mod codec;

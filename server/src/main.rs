@@ -27,6 +27,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let modes = kubecache_server::authz::parse_modes(&args.authorization_mode)?;
     let storage = args.storage();
     let backend = server::open_backend(&storage)
         .await
@@ -34,6 +35,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let api = server::build_api(backend, &args.etcd_prefix, args.reads())
         .await
         .map_err(|e| format!("cannot initialise storage: {e}"))?;
+    kubecache_server::authz::install(&api, &modes);
     let listener = TcpListener::bind((args.insecure_bind_address, args.insecure_port))
         .await
         .map_err(|e| {

@@ -14,6 +14,7 @@ use kubecache_core::storage::{Backend, StorageError};
 use tokio::net::TcpListener;
 
 use crate::api::{self, Api};
+use crate::authz;
 use crate::backend::embedded::EmbeddedBackend;
 use crate::backend::etcd::EtcdBackend;
 use crate::codec::JsonCodec;
@@ -87,7 +88,7 @@ pub async fn build_api(
         ReadConfig::WatchCache(config) => {
             let registry = Registry::builtin();
             let mut resources = Vec::new();
-            for resource in registry.all() {
+            for resource in registry.all().iter().filter(|r| !r.create_only) {
                 if resources.iter().any(|(_, shapes): &(String, Shapes)| {
                     shapes.primary().storage_path == resource.storage_path
                 }) {
@@ -104,11 +105,13 @@ pub async fn build_api(
     };
     let api = Api::new(backend, read_path, storage_root);
     namespaces::bootstrap(&api).await?;
+    authz::bootstrap::ensure(&api).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::spawn(namespaces::run_finalizer(api.clone()));
+    tokio::spawn(authz::aggregation::run(api.clone()));
     Ok(api)
 }
 

@@ -19,6 +19,9 @@ use crate::request_info::{Subresource, Verb};
 
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
     let request = &call.request;
+    if request.resource.create_only {
+        return crate::authz::reviews::serve(&call).await;
+    }
     match (request.subresource, request.verb) {
         (None, Verb::Get) => read::get(&call).await,
         (None, Verb::List) => read::list(&call).await,
