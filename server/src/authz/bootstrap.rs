@@ -92,8 +92,17 @@ pub fn cluster_roles() -> Vec<Value> {
             vec![urls(
                 &["get"],
                 &[
-                    "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
-                    "/openapi/*", "/readyz", "/version", "/version/",
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/openapi",
+                    "/openapi/*",
+                    "/readyz",
+                    "/version",
+                    "/version/",
                 ],
             )],
         ),
@@ -405,7 +414,10 @@ pub async fn ensure(api: &Api) -> Result<Vec<String>, StorageError> {
         }
     }
     if !created.is_empty() {
-        tracing::info!(count = created.len(), "created the bootstrap RBAC policy objects");
+        tracing::info!(
+            count = created.len(),
+            "created the bootstrap RBAC policy objects"
+        );
     }
     Ok(created)
 }

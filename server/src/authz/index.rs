@@ -155,9 +155,11 @@ impl PolicyIndex {
         let mut tasks = self.tasks.lock();
         tasks.push(self.spawn::<ClusterRole>(rbac("clusterroles"), |p, m| p.cluster_roles = m));
         tasks.push(self.spawn::<Role>(rbac("roles"), |p, m| p.roles = m));
-        tasks.push(self.spawn::<ClusterRoleBinding>(rbac("clusterrolebindings"), |p, m| {
-            p.cluster_role_bindings = m
-        }));
+        tasks.push(
+            self.spawn::<ClusterRoleBinding>(rbac("clusterrolebindings"), |p, m| {
+                p.cluster_role_bindings = m
+            }),
+        );
         tasks.push(self.spawn::<RoleBinding>(rbac("rolebindings"), |p, m| p.role_bindings = m));
     }
 

@@ -125,7 +125,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, ApiError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.0.split_first().ok_or_else(|| bad("truncated varint"))?;
+            let (&byte, rest) = self
+                .0
+                .split_first()
+                .ok_or_else(|| bad("truncated varint"))?;
             self.0 = rest;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
@@ -207,7 +210,11 @@ fn message(bytes: &[u8], schema: &[Field]) -> Result<Value, ApiError> {
                     bytes,
                     &[
                         (1, "key", Kind::Str),
-                        (2, "value", Kind::Message(&[(1, "items", Kind::RepeatedStr)])),
+                        (
+                            2,
+                            "value",
+                            Kind::Message(&[(1, "items", Kind::RepeatedStr)]),
+                        ),
                     ],
                 )?;
                 let key = entry["key"].as_str().unwrap_or("").to_string();
@@ -236,12 +243,7 @@ mod tests {
 
     #[test]
     fn decodes_a_self_subject_access_review() {
-        let attributes = [
-            field(1, b"default"),
-            field(2, b"list"),
-            field(5, b"pods"),
-        ]
-        .concat();
+        let attributes = [field(1, b"default"), field(2, b"list"), field(5, b"pods")].concat();
         let spec = field(1, &attributes);
         let review = [field(1, &[]), field(2, &spec)].concat();
         let type_meta = [
@@ -282,7 +284,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert_eq!(review_json("SubjectAccessReview", b"{}").unwrap_err().code, 400);
+        assert_eq!(
+            review_json("SubjectAccessReview", b"{}").unwrap_err().code,
+            400
+        );
         let truncated = [MAGIC, &[0x12, 0x40, 1]].concat();
         assert_eq!(
             review_json("SubjectAccessReview", &truncated)

@@ -54,18 +54,23 @@ impl RbacAuthorizer {
 pub fn authorize(policy: &Policy, attributes: &Attributes) -> Decision {
     let mut errors = Vec::new();
     let mut allowed = false;
-    visit_rules(policy, &attributes.user, &attributes.namespace, |_, rule| {
-        match rule {
-            Ok(rule) => {
-                if rule_allows(attributes, rule) {
-                    allowed = true;
-                    return false;
+    visit_rules(
+        policy,
+        &attributes.user,
+        &attributes.namespace,
+        |_, rule| {
+            match rule {
+                Ok(rule) => {
+                    if rule_allows(attributes, rule) {
+                        allowed = true;
+                        return false;
+                    }
                 }
+                Err(e) => errors.push(e),
             }
-            Err(e) => errors.push(e),
-        }
-        true
-    });
+            true
+        },
+    );
     if allowed {
         Decision::Allow
     } else if errors.is_empty() {
@@ -79,13 +84,18 @@ pub fn authorize(policy: &Policy, attributes: &Attributes) -> Decision {
 /// ClusterRole "y" to Group "z"`; `None` when RBAC does not allow.
 pub fn allowed_by(policy: &Policy, attributes: &Attributes) -> Option<String> {
     let mut found = None;
-    visit_rules(policy, &attributes.user, &attributes.namespace, |source, rule| {
-        if rule.is_ok_and(|r| rule_allows(attributes, r)) {
-            found = Some(format!("RBAC: allowed by {}", source.describe()));
-            return false;
-        }
-        true
-    });
+    visit_rules(
+        policy,
+        &attributes.user,
+        &attributes.namespace,
+        |source, rule| {
+            if rule.is_ok_and(|r| rule_allows(attributes, r)) {
+                found = Some(format!("RBAC: allowed by {}", source.describe()));
+                return false;
+            }
+            true
+        },
+    );
     found
 }
 
@@ -103,7 +113,11 @@ pub fn rules_for(policy: &Policy, user: &UserInfo, namespace: &str) -> UserRules
                         resource_names: rule.resource_names.clone().unwrap_or_default(),
                     });
                 }
-                if rule.non_resource_urls.as_ref().is_some_and(|u| !u.is_empty()) {
+                if rule
+                    .non_resource_urls
+                    .as_ref()
+                    .is_some_and(|u| !u.is_empty())
+                {
                     rules.non_resource_rules.push(NonResourceRule {
                         verbs: rule.verbs.clone(),
                         non_resource_urls: rule.non_resource_urls.clone().unwrap_or_default(),
@@ -253,19 +267,21 @@ fn applies_to<'b>(
     subjects: Option<&'b [Subject]>,
     binding_namespace: &str,
 ) -> Option<&'b Subject> {
-    subjects?.iter().find(|subject| match subject.kind.as_str() {
-        "User" => user.name == subject.name,
-        "Group" => user.in_group(&subject.name),
-        "ServiceAccount" => {
-            let ns = subject
-                .namespace
-                .as_deref()
-                .filter(|ns| !ns.is_empty())
-                .unwrap_or(binding_namespace);
-            !ns.is_empty() && user.name == service_account_username(ns, &subject.name)
-        }
-        _ => false,
-    })
+    subjects?
+        .iter()
+        .find(|subject| match subject.kind.as_str() {
+            "User" => user.name == subject.name,
+            "Group" => user.in_group(&subject.name),
+            "ServiceAccount" => {
+                let ns = subject
+                    .namespace
+                    .as_deref()
+                    .filter(|ns| !ns.is_empty())
+                    .unwrap_or(binding_namespace);
+                !ns.is_empty() && user.name == service_account_username(ns, &subject.name)
+            }
+            _ => false,
+        })
 }
 
 /// `system:serviceaccount:<namespace>:<name>`.
@@ -342,5 +358,473 @@ fn aggregate(mut errors: Vec<String>) -> String {
         errors.remove(0)
     } else {
         format!("[{}]", errors.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn objects<T: serde::de::DeserializeOwned>(items: &[Value]) -> super::super::index::Objects<T> {
+        let mut map = BTreeMap::new();
+        for item in items {
+            let name = item["metadata"]["name"].as_str().unwrap();
+            let key = match item["metadata"]["namespace"].as_str() {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name.to_string(),
+            };
+            map.insert(key, Arc::new(serde_json::from_value(item.clone()).unwrap()));
+        }
+        Arc::new(map)
+    }
+
+    fn subject(kind: &str, name: &str) -> Value {
+        match kind {
+            "ServiceAccount" => {
+                let (ns, name) = name.split_once(':').unwrap();
+                json!({"kind": kind, "name": name, "namespace": ns})
+            }
+            _ => json!({"kind": kind, "name": name, "apiGroup": "rbac.authorization.k8s.io"}),
+        }
+    }
+
+    fn binding(
+        ns: Option<&str>,
+        name: &str,
+        role_kind: &str,
+        role: &str,
+        subjects: &[Value],
+    ) -> Value {
+        let mut meta = json!({"name": name});
+        if let Some(ns) = ns {
+            meta["namespace"] = json!(ns);
+        }
+        json!({
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+            "subjects": subjects,
+        })
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            cluster_roles: objects(&[
+                json!({"metadata": {"name": "reader"}, "rules": [
+                    {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+                ]}),
+                json!({"metadata": {"name": "scaler"}, "rules": [
+                    {"apiGroups": ["apps"], "resources": ["*/scale"], "verbs": ["update", "patch"]},
+                ]}),
+                json!({"metadata": {"name": "health"}, "rules": [
+                    {"nonResourceURLs": ["/healthz", "/logs/*"], "verbs": ["get"]},
+                ]}),
+                json!({"metadata": {"name": "one-config"}, "rules": [
+                    {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["app"], "verbs": ["get", "list", "update"]},
+                ]}),
+                json!({"metadata": {"name": "everything-apps"}, "rules": [
+                    {"apiGroups": ["apps"], "resources": ["*"], "verbs": ["*"]},
+                ]}),
+            ]),
+            roles: objects(&[
+                json!({"metadata": {"name": "status-writer", "namespace": "dev"}, "rules": [
+                    {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["update"]},
+                ]}),
+            ]),
+            cluster_role_bindings: objects(&[
+                binding(
+                    None,
+                    "readers",
+                    "ClusterRole",
+                    "reader",
+                    &[subject("Group", "readers")],
+                ),
+                binding(
+                    None,
+                    "bob-health",
+                    "ClusterRole",
+                    "health",
+                    &[subject("User", "bob")],
+                ),
+                binding(
+                    None,
+                    "ghost",
+                    "ClusterRole",
+                    "missing",
+                    &[subject("User", "carol")],
+                ),
+                binding(
+                    None,
+                    "sa-apps",
+                    "ClusterRole",
+                    "everything-apps",
+                    &[subject("ServiceAccount", "ci:deployer")],
+                ),
+                // A ServiceAccount subject without a namespace never matches cluster-wide.
+                binding(
+                    None,
+                    "sa-nons",
+                    "ClusterRole",
+                    "reader",
+                    &[json!({"kind": "ServiceAccount", "name": "deployer"})],
+                ),
+            ]),
+            role_bindings: objects(&[
+                binding(
+                    Some("dev"),
+                    "alice-scaler",
+                    "ClusterRole",
+                    "scaler",
+                    &[subject("User", "alice")],
+                ),
+                binding(
+                    Some("dev"),
+                    "alice-status",
+                    "Role",
+                    "status-writer",
+                    &[subject("User", "alice")],
+                ),
+                binding(
+                    Some("dev"),
+                    "alice-config",
+                    "ClusterRole",
+                    "one-config",
+                    &[subject("User", "alice")],
+                ),
+                binding(
+                    Some("dev"),
+                    "all-sas",
+                    "ClusterRole",
+                    "reader",
+                    &[subject("Group", "system:serviceaccounts:dev")],
+                ),
+                // A ServiceAccount subject without a namespace means the binding's namespace.
+                binding(
+                    Some("dev"),
+                    "dev-builder",
+                    "ClusterRole",
+                    "everything-apps",
+                    &[json!({"kind": "ServiceAccount", "name": "builder"})],
+                ),
+                binding(
+                    Some("dev"),
+                    "broken",
+                    "Role",
+                    "nope",
+                    &[subject("User", "carol")],
+                ),
+            ]),
+        }
+    }
+
+    fn user(name: &str, groups: &[&str]) -> UserInfo {
+        UserInfo {
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..UserInfo::default()
+        }
+    }
+
+    fn resource(
+        user: UserInfo,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        sub: &str,
+        ns: &str,
+        name: &str,
+    ) -> Attributes {
+        Attributes {
+            user,
+            verb: verb.into(),
+            resource_request: true,
+            namespace: ns.into(),
+            api_group: group.into(),
+            api_version: "v1".into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            name: name.into(),
+            path: String::new(),
+        }
+    }
+
+    fn url(user: UserInfo, verb: &str, path: &str) -> Attributes {
+        Attributes {
+            user,
+            verb: verb.into(),
+            path: path.into(),
+            ..Attributes::default()
+        }
+    }
+
+    #[test]
+    fn the_matrix() {
+        let p = policy();
+        let alice = || user("alice", &["system:authenticated"]);
+        let reader = || user("dora", &["readers"]);
+        let sa = |ns: &str, name: &str| {
+            user(
+                &service_account_username(ns, name),
+                &[
+                    "system:serviceaccounts",
+                    &format!("system:serviceaccounts:{ns}"),
+                ],
+            )
+        };
+        let cases: Vec<(Attributes, bool)> = vec![
+            // Groups through a ClusterRoleBinding: everywhere, only the verbs listed.
+            (resource(reader(), "list", "", "pods", "", "", ""), true),
+            (resource(reader(), "get", "", "pods", "", "any", "p"), true),
+            (
+                resource(reader(), "delete", "", "pods", "", "any", "p"),
+                false,
+            ),
+            (
+                resource(reader(), "get", "", "pods", "log", "any", "p"),
+                true,
+            ),
+            (
+                resource(reader(), "get", "", "pods", "exec", "any", "p"),
+                false,
+            ),
+            (
+                resource(reader(), "get", "apps", "pods", "", "any", "p"),
+                false,
+            ),
+            (
+                resource(user("dora", &[]), "get", "", "pods", "", "any", "p"),
+                false,
+            ),
+            // RoleBinding → ClusterRole: only in the binding's namespace; `*/scale`.
+            (
+                resource(
+                    alice(),
+                    "update",
+                    "apps",
+                    "deployments",
+                    "scale",
+                    "dev",
+                    "web",
+                ),
+                true,
+            ),
+            (
+                resource(
+                    alice(),
+                    "patch",
+                    "apps",
+                    "statefulsets",
+                    "scale",
+                    "dev",
+                    "db",
+                ),
+                true,
+            ),
+            (
+                resource(
+                    alice(),
+                    "update",
+                    "apps",
+                    "deployments",
+                    "scale",
+                    "prod",
+                    "web",
+                ),
+                false,
+            ),
+            (
+                resource(alice(), "update", "apps", "deployments", "", "dev", "web"),
+                false,
+            ),
+            (
+                resource(
+                    alice(),
+                    "update",
+                    "apps",
+                    "deployments",
+                    "status",
+                    "dev",
+                    "web",
+                ),
+                false,
+            ),
+            // RoleBinding → Role, a subresource.
+            (
+                resource(alice(), "update", "", "pods", "status", "dev", "p"),
+                true,
+            ),
+            (
+                resource(alice(), "update", "", "pods", "", "dev", "p"),
+                false,
+            ),
+            // resourceNames: that name only, never a list or a create.
+            (
+                resource(alice(), "get", "", "configmaps", "", "dev", "app"),
+                true,
+            ),
+            (
+                resource(alice(), "get", "", "configmaps", "", "dev", "other"),
+                false,
+            ),
+            (
+                resource(alice(), "list", "", "configmaps", "", "dev", ""),
+                false,
+            ),
+            // Non-resource URLs, exact and by prefix.
+            (url(user("bob", &[]), "get", "/healthz"), true),
+            (url(user("bob", &[]), "get", "/healthz/etcd"), false),
+            (url(user("bob", &[]), "get", "/logs/kube.log"), true),
+            (url(user("bob", &[]), "post", "/healthz"), false),
+            (url(alice(), "get", "/healthz"), false),
+            // Service accounts, by username and by group; wildcards.
+            (
+                resource(
+                    sa("ci", "deployer"),
+                    "delete",
+                    "apps",
+                    "deployments",
+                    "",
+                    "x",
+                    "d",
+                ),
+                true,
+            ),
+            (
+                resource(
+                    sa("ci", "deployer"),
+                    "create",
+                    "apps",
+                    "replicasets",
+                    "scale",
+                    "x",
+                    "",
+                ),
+                true,
+            ),
+            (
+                resource(sa("ci", "deployer"), "get", "", "pods", "", "x", "p"),
+                false,
+            ),
+            (
+                resource(
+                    sa("other", "deployer"),
+                    "delete",
+                    "apps",
+                    "deployments",
+                    "",
+                    "x",
+                    "d",
+                ),
+                false,
+            ),
+            (
+                resource(sa("dev", "anyone"), "get", "", "pods", "", "dev", "p"),
+                true,
+            ),
+            (
+                resource(sa("dev", "anyone"), "get", "", "pods", "", "prod", "p"),
+                false,
+            ),
+            (
+                resource(
+                    sa("dev", "builder"),
+                    "create",
+                    "apps",
+                    "deployments",
+                    "",
+                    "dev",
+                    "",
+                ),
+                true,
+            ),
+            (
+                resource(
+                    sa("prod", "builder"),
+                    "create",
+                    "apps",
+                    "deployments",
+                    "",
+                    "dev",
+                    "",
+                ),
+                false,
+            ),
+        ];
+        for (attributes, expected) in cases {
+            let decision = authorize(&p, &attributes);
+            assert_eq!(
+                decision == Decision::Allow,
+                expected,
+                "{attributes:?} → {decision:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_are_kubes() {
+        let p = policy();
+        let carol = user("carol", &[]);
+        // Both missing roles are reported, cluster-wide first.
+        assert_eq!(
+            authorize(
+                &p,
+                &resource(carol.clone(), "get", "", "pods", "", "dev", "p")
+            ),
+            Decision::NoOpinion(
+                "RBAC: [clusterrole.rbac.authorization.k8s.io \"missing\" not found, \
+                 role.rbac.authorization.k8s.io \"nope\" not found]"
+                    .into()
+            )
+        );
+        assert_eq!(
+            authorize(&p, &resource(carol, "get", "", "pods", "", "", "p")),
+            Decision::NoOpinion(
+                "RBAC: clusterrole.rbac.authorization.k8s.io \"missing\" not found".into()
+            )
+        );
+        assert_eq!(
+            authorize(
+                &p,
+                &resource(user("x", &[]), "get", "", "pods", "", "", "p")
+            ),
+            Decision::NoOpinion(String::new())
+        );
+        let a = resource(user("dora", &["readers"]), "get", "", "pods", "", "", "p");
+        assert_eq!(
+            allowed_by(&p, &a).unwrap(),
+            "RBAC: allowed by ClusterRoleBinding \"readers\" of ClusterRole \"reader\" to Group \"readers\""
+        );
+        let sa = user("system:serviceaccount:dev:builder", &[]);
+        let a = resource(sa, "get", "apps", "deployments", "", "dev", "d");
+        assert_eq!(
+            allowed_by(&p, &a).unwrap(),
+            "RBAC: allowed by RoleBinding \"dev-builder/dev\" of ClusterRole \"everything-apps\" to ServiceAccount \"builder/dev\""
+        );
+    }
+
+    #[test]
+    fn rules_for_lists_cluster_and_namespace_rules() {
+        let p = policy();
+        let rules = rules_for(&p, &user("alice", &["readers"]), "dev");
+        let resources: Vec<Vec<String>> = rules
+            .resource_rules
+            .iter()
+            .map(|r| r.resources.clone())
+            .collect();
+        // Cluster-wide first, then the namespace's bindings in name order.
+        let expected: Vec<Vec<&str>> = vec![
+            vec!["pods", "pods/log"],
+            vec!["configmaps"],
+            vec!["*/scale"],
+            vec!["pods/status"],
+        ];
+        assert_eq!(resources, expected);
+        assert_eq!(rules.resource_rules[1].resource_names, vec!["app"]);
+        assert!(rules.errors.is_empty());
+        let carol = rules_for(&p, &user("carol", &[]), "dev");
+        assert_eq!(carol.errors.len(), 2);
     }
 }

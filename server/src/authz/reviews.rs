@@ -16,7 +16,8 @@ use k8s_openapi::api::authentication::v1::{SelfSubjectReview, SelfSubjectReviewS
 use k8s_openapi::api::authorization::v1::{
     LocalSubjectAccessReview, NonResourceAttributes, NonResourceRule as ApiNonResourceRule,
     ResourceAttributes, ResourceRule as ApiResourceRule, SelfSubjectAccessReview,
-    SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewStatus, SubjectRulesReviewStatus,
+    SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewStatus,
+    SubjectRulesReviewStatus,
 };
 use kubecache_core::authz::{Attributes, UserInfo};
 use kubecache_core::status::{ApiError, Cause};
@@ -194,7 +195,9 @@ async fn subject_access_review(call: &Call<'_>, body: Value) -> Result<Value, Ap
         spec.resource_attributes.as_ref(),
         spec.non_resource_attributes.as_ref(),
     )?;
-    review.status = Some(access_status(chain_of(call.api).evaluate(&attributes).await));
+    review.status = Some(access_status(
+        chain_of(call.api).evaluate(&attributes).await,
+    ));
     Ok(encode(&review))
 }
 
@@ -242,7 +245,9 @@ async fn local_subject_access_review(call: &Call<'_>, body: Value) -> Result<Val
         spec.extra.as_ref(),
     );
     let attributes = attributes_of(call, user, spec.resource_attributes.as_ref(), None)?;
-    review.status = Some(access_status(chain_of(call.api).evaluate(&attributes).await));
+    review.status = Some(access_status(
+        chain_of(call.api).evaluate(&attributes).await,
+    ));
     Ok(encode(&review))
 }
 
@@ -254,7 +259,9 @@ async fn self_subject_access_review(call: &Call<'_>, body: Value) -> Result<Valu
         review.spec.resource_attributes.as_ref(),
         review.spec.non_resource_attributes.as_ref(),
     )?;
-    review.status = Some(access_status(chain_of(call.api).evaluate(&attributes).await));
+    review.status = Some(access_status(
+        chain_of(call.api).evaluate(&attributes).await,
+    ));
     Ok(encode(&review))
 }
 
@@ -262,10 +269,7 @@ async fn self_subject_rules_review(call: &Call<'_>, body: Value) -> Result<Value
     let mut review: SelfSubjectRulesReview = decode(call, body)?;
     let namespace = review.spec.namespace.clone().unwrap_or_default();
     if namespace.is_empty() {
-        return Err(invalid(
-            call,
-            vec![Cause::required("spec.namespace")],
-        ));
+        return Err(invalid(call, vec![Cause::required("spec.namespace")]));
     }
     let rules = chain_of(call.api)
         .rules_for(&requester(call), &namespace)

@@ -46,6 +46,8 @@ pub struct Kubecache {
     dir: tempfile::TempDir,
     /// Which run this is (the log of each run goes to its own file).
     runs: u32,
+    /// Extra `kubecache serve` flags.
+    args: Vec<String>,
 }
 
 impl Kubecache {
@@ -56,6 +58,11 @@ impl Kubecache {
 
     /// Starts the binary on `storage` and waits for it to serve.
     pub fn start_with(storage: Storage) -> Kubecache {
+        Kubecache::start_with_args(storage, &[])
+    }
+
+    /// Starts the binary on `storage` with extra `serve` flags.
+    pub fn start_with_args(storage: Storage, args: &[&str]) -> Kubecache {
         let dir = tempfile::Builder::new()
             .prefix("kubecache-e2e-")
             .tempdir()
@@ -66,6 +73,7 @@ impl Kubecache {
             url: String::new(),
             dir,
             runs: 0,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         server.spawn();
         server
@@ -154,6 +162,7 @@ impl Kubecache {
         let log = std::fs::File::create(self.log_path(self.runs)).expect("create the server log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubecache"));
         command.args(["serve", "--insecure-port", "0"]);
+        command.args(&self.args);
         match &self.storage {
             Storage::Memory => {}
             Storage::DataDir(dir) => {

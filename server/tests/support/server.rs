@@ -123,9 +123,20 @@ impl TestServer {
         backend: Arc<dyn Backend>,
         reads: server::ReadConfig,
     ) -> TestServer {
+        TestServer::start_configured(backend, reads, |_| {}).await
+    }
+
+    /// A server over `backend` whose API `configure` adjusts before it serves (e.g. installs
+    /// an authorizer chain).
+    pub async fn start_configured(
+        backend: Arc<dyn Backend>,
+        reads: server::ReadConfig,
+        configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
+    ) -> TestServer {
         let api = server::build_api(backend.clone(), "/registry", reads)
             .await
             .expect("build the API");
+        configure(&api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
