@@ -26,6 +26,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kubecache_cache::ReadPath;
 use kubecache_core::authz::{Attributes, Authorizer, Decision, GROUP_MASTERS, UserInfo};
+use kubecache_core::status::{ApiError, qualified_resource};
 
 use crate::api::Api;
 
@@ -230,6 +231,54 @@ impl Authorizer for Chain {
     }
 }
 
+/// kube-apiserver's 403 for a request the chain did not allow: `pods "web" is forbidden: User
+/// "alice" cannot get resource "pods" in API group "" in the namespace "dev"`, then `: ` and
+/// the chain's reason when it gave one; `forbidden: User "x" cannot get path "/metrics"` for
+/// non-resource requests. For the request filter chain.
+pub fn forbidden(attributes: &Attributes, reason: &str) -> ApiError {
+    let user = &attributes.user.name;
+    let verb = &attributes.verb;
+    let mut message = if attributes.resource_request {
+        let mut resource = attributes.resource.clone();
+        if !attributes.subresource.is_empty() {
+            resource = format!("{resource}/{}", attributes.subresource);
+        }
+        let group = &attributes.api_group;
+        if attributes.namespace.is_empty() {
+            format!(
+                "User {user:?} cannot {verb} resource {resource:?} in API group {group:?} at the cluster scope"
+            )
+        } else {
+            format!(
+                "User {user:?} cannot {verb} resource {resource:?} in API group {group:?} in the namespace {:?}",
+                attributes.namespace
+            )
+        }
+    } else {
+        format!("User {user:?} cannot {verb} path {:?}", attributes.path)
+    };
+    if !reason.is_empty() {
+        message = format!("{message}: {reason}");
+    }
+    let prefix = if !attributes.resource_request || attributes.resource.is_empty() {
+        "forbidden".to_string()
+    } else {
+        let qualified = qualified_resource(&attributes.api_group, &attributes.resource);
+        if attributes.name.is_empty() {
+            format!("{qualified} is forbidden")
+        } else {
+            format!("{qualified} {:?} is forbidden", attributes.name)
+        }
+    };
+    let mut err = ApiError::forbidden(format!("{prefix}: {message}"));
+    if attributes.resource_request {
+        err.group = Some(attributes.api_group.clone());
+        err.kind = Some(attributes.resource.clone());
+        err.name = (!attributes.name.is_empty()).then(|| attributes.name.clone());
+    }
+    err
+}
+
 /// What a user may do in a namespace, as SelfSubjectRulesReview reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserRules {
@@ -308,5 +357,54 @@ mod tests {
         assert!(parse_modes("rbac").is_err());
         assert!(parse_modes("RBAC,,AlwaysAllow").is_err());
         assert!(parse_modes("RBAC,RBAC").is_err());
+    }
+
+    #[test]
+    fn forbidden_messages_are_kubes() {
+        let alice = UserInfo {
+            name: "alice".into(),
+            ..UserInfo::default()
+        };
+        let mut a = Attributes {
+            user: alice.clone(),
+            verb: "get".into(),
+            resource_request: true,
+            namespace: "dev".into(),
+            api_group: "apps".into(),
+            resource: "deployments".into(),
+            subresource: "scale".into(),
+            name: "web".into(),
+            ..Attributes::default()
+        };
+        let err = forbidden(&a, "");
+        assert_eq!(err.code, 403);
+        assert_eq!(
+            err.message,
+            "deployments.apps \"web\" is forbidden: User \"alice\" cannot get resource \"deployments/scale\" in API group \"apps\" in the namespace \"dev\""
+        );
+        a.namespace.clear();
+        a.name.clear();
+        a.subresource.clear();
+        a.api_group.clear();
+        a.resource = "nodes".into();
+        a.verb = "list".into();
+        assert_eq!(
+            forbidden(
+                &a,
+                "RBAC: clusterrole.rbac.authorization.k8s.io \"x\" not found"
+            )
+            .message,
+            "nodes is forbidden: User \"alice\" cannot list resource \"nodes\" in API group \"\" at the cluster scope: RBAC: clusterrole.rbac.authorization.k8s.io \"x\" not found"
+        );
+        let url = Attributes {
+            user: alice,
+            verb: "get".into(),
+            path: "/metrics".into(),
+            ..Attributes::default()
+        };
+        assert_eq!(
+            forbidden(&url, "").message,
+            "forbidden: User \"alice\" cannot get path \"/metrics\""
+        );
     }
 }
