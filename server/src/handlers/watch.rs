@@ -81,7 +81,9 @@ async fn start(call: &Call<'_>, bookmarks: bool) -> Result<(WatchStart, bool), A
     Ok((WatchStart::After(after), false))
 }
 
-/// The revision reads are at now (a one-item list at whatever state the read path has).
+/// The revision reads are at now: a one-item consistent list, so a write acknowledged before
+/// the watch was asked for is not delivered as a change (a cache that lags would otherwise
+/// start before it).
 async fn current_revision(call: &Call<'_>) -> Result<i64, ApiError> {
     let resource = call.request.resource;
     let listed = call.api.reads.list(ListRequest {
@@ -89,7 +91,7 @@ async fn current_revision(call: &Call<'_>) -> Result<i64, ApiError> {
         prefix: call.api.storage_prefix(resource),
         start_key: None,
         limit: Some(1),
-        at: ReadAt::Any,
+        at: ReadAt::Latest,
         filter: Arc::new(Filter::default()),
     });
     Ok(listed.await.map_err(storage_error)?.revision)
