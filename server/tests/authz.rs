@@ -883,6 +883,11 @@ async fn reviews(backend: Arc<dyn Backend>) {
         reply.message(),
         "spec.resourceAttributes.namespace must match namespace: dev"
     );
+    // The namespace must be in the path.
+    server
+        .post(&format!("{AUTHZ}/localsubjectaccessreviews"), &local(None))
+        .await
+        .expect_status(400, "BadRequest");
     let reply = server
         .post(&format!("{AUTHZ}/namespaces/dev/localsubjectaccessreviews"),
               &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",

@@ -49,6 +49,7 @@ pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {
         ));
     };
     objects::check_type(resource, &mut body)?;
+    objects::check_namespace(resource, &mut body, call.request.namespace.as_deref())?;
     let reply = match resource.kind {
         "SubjectAccessReview" => subject_access_review(call, body).await?,
         "LocalSubjectAccessReview" => local_subject_access_review(call, body).await?,
