@@ -88,6 +88,8 @@ pub struct PolicyIndex {
     storage_root: String,
     shared: Arc<Shared>,
     started: AtomicBool,
+    /// Set once a reader has waited for the initial lists: the hot path is one load.
+    ready: AtomicBool,
     /// The reflector tasks, aborted on drop.
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -117,16 +119,20 @@ impl PolicyIndex {
                 generation: watch::channel(0).0,
             }),
             started: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         })
     }
 
     /// The current policy, once every resource has been listed (or after [`SYNC_WAIT`]).
     pub async fn snapshot(&self) -> Arc<Policy> {
-        self.start();
-        let mut synced = self.shared.synced.subscribe();
-        if *synced.borrow() < KINDS {
+        if !self.ready.load(Ordering::Acquire) {
+            self.start();
+            let mut synced = self.shared.synced.subscribe();
             let _ = tokio::time::timeout(SYNC_WAIT, synced.wait_for(|n| *n >= KINDS)).await;
+            // After the first wait, requests never wait again (a relist keeps serving the
+            // previous policy until the new one is complete).
+            self.ready.store(true, Ordering::Release);
         }
         self.shared.policy.read().clone()
     }
@@ -143,7 +149,7 @@ impl PolicyIndex {
     }
 
     fn start(&self) {
-        if self.started.swap(true, Ordering::AcqRel) {
+        if self.started.load(Ordering::Acquire) || self.started.swap(true, Ordering::AcqRel) {
             return;
         }
         let registry = Registry::builtin();
