@@ -19,6 +19,8 @@ pub const STANDARD_VERBS: &[&str] = &[
     "watch",
 ];
 
+const CREATE_ONLY_VERBS: &[&str] = &["create"];
+
 const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
@@ -45,6 +47,9 @@ pub struct ResourceInfo {
     pub storage_path: &'static str,
     /// Which rule `metadata.name` must satisfy.
     pub name_rule: NameRule,
+    /// Create-only and never stored: a request is answered and forgotten (the
+    /// authorization.k8s.io access reviews, authentication.k8s.io SelfSubjectReview).
+    pub create_only: bool,
 }
 
 impl ResourceInfo {
@@ -63,7 +68,9 @@ impl ResourceInfo {
 
     /// The verbs discovery lists; namespaces have no deletecollection in kube-apiserver.
     pub fn verbs(&self) -> &'static [&'static str] {
-        if self.group.is_empty() && self.resource == "namespaces" {
+        if self.create_only {
+            CREATE_ONLY_VERBS
+        } else if self.group.is_empty() && self.resource == "namespaces" {
             NAMESPACE_VERBS
         } else {
             STANDARD_VERBS
@@ -121,6 +128,7 @@ const fn resource(
         scale_subresource: false,
         storage_path: resource,
         name_rule: NameRule::Subdomain,
+        create_only: false,
     }
 }
 
@@ -147,6 +155,10 @@ impl ResourceInfo {
     }
     const fn names(mut self, rule: NameRule) -> Self {
         self.name_rule = rule;
+        self
+    }
+    const fn create_only(mut self) -> Self {
+        self.create_only = true;
         self
     }
 }
@@ -293,6 +305,52 @@ pub static BUILTIN: &[ResourceInfo] = &[
     .categories(ALL)
     .status()
     .scale(),
+    // authentication.k8s.io/v1, authorization.k8s.io/v1: reviews, answered and not stored
+    resource(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        CLUSTER,
+    )
+    .create_only(),
+    resource(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        "LocalSubjectAccessReview",
+        NAMESPACED,
+    )
+    .create_only(),
+    resource(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        CLUSTER,
+    )
+    .create_only(),
+    resource(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        CLUSTER,
+    )
+    .create_only(),
+    resource(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+        CLUSTER,
+    )
+    .create_only(),
     // batch/v1
     resource("batch", "v1", "cronjobs", "cronjob", "CronJob", NAMESPACED)
         .short(&["cj"])

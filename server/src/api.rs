@@ -42,6 +42,9 @@ pub struct Api {
     pub metrics: RequestMetrics,
     /// The admission chain every write passes through (see [`crate::admission`]).
     pub admission: crate::admission::Admission,
+    /// The `--authorization-mode` chain, installed at startup (`authz::install`); the
+    /// access review APIs answer with it.
+    pub authorizer: std::sync::OnceLock<Arc<crate::authz::Chain>>,
 }
 
 impl Api {
@@ -68,6 +71,7 @@ impl Api {
             terminating_namespaces: Default::default(),
             metrics: RequestMetrics::new(),
             admission: crate::admission::Admission::new(admission),
+            authorizer: std::sync::OnceLock::new(),
         })
     }
 
@@ -137,6 +141,9 @@ pub struct Call<'a> {
     pub query: Query,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who is asking: the `UserInfo` authentication put in the request's extensions, or the
+    /// insecure-port user when there is none.
+    pub user: kubecache_core::authz::UserInfo,
 }
 
 /// What a handler answers.
@@ -259,12 +266,18 @@ async fn dispatch(
     };
     *labels = RequestLabels::resource(&request);
     let body = read_body(&parts.headers, body).await?;
+    let user = parts
+        .extensions
+        .get::<kubecache_core::authz::UserInfo>()
+        .cloned()
+        .unwrap_or_else(kubecache_core::authz::UserInfo::insecure);
     let call = Call {
         api,
         request,
         query,
         headers: parts.headers,
         body,
+        user,
     };
     handlers::serve(call).await
 }

@@ -16,6 +16,8 @@
 //! - [`openapi`]: `/openapi/v3`, the OpenAPI documents generated from k8s-openapi's types;
 //! - [`protobuf`]: `application/vnd.kubernetes.protobuf` bodies, responses and watch frames;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
+//! - [`authz`]: authorization — the `--authorization-mode` chain, live RBAC, the bootstrap
+//!   policy, ClusterRole aggregation and the access review APIs;
 //! - [`cli`]: the `kubecache` command line.
 //! - [`filters`]: the filter chain in front of [`api`] (recovery, request info, shutdown
 //!   tracking, timeout, CORS, authentication, audit, impersonation, limits, authorization),
@@ -31,8 +33,8 @@ pub mod backend;
 pub mod cli;
 pub mod codec;
 pub mod events;
-pub mod filters;
 pub mod fieldset;
+pub mod filters;
 pub mod handlers;
 pub mod managed;
 pub mod metrics;

@@ -36,7 +36,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot initialise storage: {e}"))?;
     let security = &args.security;
     let shutdown = shutdown_signal();
-    let chain = filters::Chain::new(&security.chain_options()?, api.reads.clone())?;
+    let chain = filters::Chain::new(&security.chain_options()?, &api)?;
     let app = filters::apply(server::router(api), chain.clone());
     let mut listeners = Vec::new();
     if args.insecure_port != 0 {

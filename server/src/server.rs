@@ -14,6 +14,7 @@ use kubecache_core::storage::{Backend, StorageError};
 use tokio::net::TcpListener;
 
 use crate::api::{self, Api};
+use crate::authz;
 use crate::backend::embedded::EmbeddedBackend;
 use crate::backend::etcd::EtcdBackend;
 use crate::codec::JsonCodec;
@@ -97,7 +98,7 @@ pub async fn build_api_with(
         ReadConfig::WatchCache(config) => {
             let registry = Registry::builtin();
             let mut resources = Vec::new();
-            for resource in registry.all() {
+            for resource in registry.all().iter().filter(|r| !r.create_only) {
                 if resources.iter().any(|(_, shapes): &(String, Shapes)| {
                     shapes.primary().storage_path == resource.storage_path
                 }) {
@@ -117,11 +118,13 @@ pub async fn build_api_with(
     tokio::task::spawn_blocking(crate::openapi::documents);
     namespaces::bootstrap(&api).await?;
     crate::admission::start(&api).await?;
+    authz::bootstrap::ensure(&api).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::spawn(namespaces::run_finalizer(api.clone()));
+    tokio::spawn(authz::aggregation::run(api.clone()));
     Ok(api)
 }
 
@@ -138,8 +141,8 @@ pub async fn serve(
     api: Arc<Api>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let chain = crate::filters::Chain::new(&Default::default(), api.reads.clone())
-        .map_err(std::io::Error::other)?;
+    let chain =
+        crate::filters::Chain::new(&Default::default(), &api).map_err(std::io::Error::other)?;
     axum::serve(listener, crate::filters::apply(router(api), chain))
         .with_graceful_shutdown(shutdown)
         .await

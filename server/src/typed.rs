@@ -265,6 +265,21 @@ fn roundtrip(resource: &ResourceInfo, object: &Value) -> Result<Value, serde_jso
         ("networking.k8s.io", "Ingress") => via::<api::networking::v1::Ingress>(object),
         ("networking.k8s.io", "NetworkPolicy") => via::<api::networking::v1::NetworkPolicy>(object),
         ("policy", "PodDisruptionBudget") => via::<api::policy::v1::PodDisruptionBudget>(object),
+        ("authentication.k8s.io", "SelfSubjectReview") => {
+            via::<api::authentication::v1::SelfSubjectReview>(object)
+        }
+        ("authorization.k8s.io", "LocalSubjectAccessReview") => {
+            via::<api::authorization::v1::LocalSubjectAccessReview>(object)
+        }
+        ("authorization.k8s.io", "SelfSubjectAccessReview") => {
+            via::<api::authorization::v1::SelfSubjectAccessReview>(object)
+        }
+        ("authorization.k8s.io", "SelfSubjectRulesReview") => {
+            via::<api::authorization::v1::SelfSubjectRulesReview>(object)
+        }
+        ("authorization.k8s.io", "SubjectAccessReview") => {
+            via::<api::authorization::v1::SubjectAccessReview>(object)
+        }
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             via::<api::rbac::v1::ClusterRoleBinding>(object)
         }

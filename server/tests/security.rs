@@ -88,7 +88,7 @@ impl Secure {
         )
         .await
         .expect("build the API");
-        let chain = Chain::new(&options, api.reads.clone()).expect("build the chain");
+        let chain = Chain::new(&options, &api).expect("build the chain");
         let drain = chain.drain.clone();
         let app = filters::apply(server::router(api), chain);
         let client_ca = client_ca_pem.map(|pem| {

@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use kubecache_cache::ReadPath;
 use kubecache_core::authz::{Authorizer, UserInfo};
 use kubecache_core::registry::Registry;
 use tower::ServiceBuilder;
 
+use crate::api::Api;
 use crate::audit::{Auditor, LogOptions, LogWriter, Policy};
 use crate::authn::Authenticator;
 use crate::authz::AuthorizationMode;
@@ -91,7 +91,7 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub fn new(options: &ChainOptions, reads: Arc<dyn ReadPath>) -> Result<Arc<Chain>, String> {
+    pub fn new(options: &ChainOptions, api: &Api) -> Result<Arc<Chain>, String> {
         let authenticator =
             Authenticator::load(options.token_auth_file.as_deref(), options.anonymous_auth)?;
         let auditor = match &options.audit_log {
@@ -117,7 +117,8 @@ impl Chain {
         Ok(Arc::new(Chain {
             registry: Registry::builtin(),
             authenticator,
-            authorizer: crate::authz::build(&options.authorization_modes, reads),
+            // The same chain (and live RBAC index) the access review APIs answer with.
+            authorizer: crate::authz::install(api, &options.authorization_modes),
             auditor,
             cors,
             request_timeout: options.request_timeout,

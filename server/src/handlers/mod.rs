@@ -32,6 +32,9 @@ pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
 
 async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
     let request = &call.request;
+    if request.resource.create_only {
+        return crate::authz::reviews::serve(&call).await;
+    }
     match (request.subresource, request.verb) {
         (None, Verb::Get) => read::get(&call).await,
         (None, Verb::List) => read::list(&call).await,

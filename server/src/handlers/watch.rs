@@ -81,8 +81,9 @@ async fn start(call: &Call<'_>, bookmarks: bool) -> Result<(WatchStart, bool), A
     Ok((WatchStart::After(after), false))
 }
 
-/// The revision of "now": a one-item list reflecting every write acknowledged before the
-/// request (not whatever state the cache has, which may not include them yet).
+/// The revision reads are at now: a one-item consistent list, so a write acknowledged before
+/// the watch was asked for is not delivered as a change (a cache that lags would otherwise
+/// start before it).
 async fn current_revision(call: &Call<'_>) -> Result<i64, ApiError> {
     let resource = call.request.resource;
     let listed = call.api.reads.list(ListRequest {

@@ -123,7 +123,7 @@ impl TestServer {
         backend: Arc<dyn Backend>,
         reads: server::ReadConfig,
     ) -> TestServer {
-        TestServer::start_with_config(backend, reads, Default::default()).await
+        TestServer::start_configured(backend, reads, |_| {}).await
     }
 
     /// A server over `backend` with these admission settings (service IP range…).
@@ -131,17 +131,30 @@ impl TestServer {
         backend: Arc<dyn Backend>,
         admission: kubecache_server::admission::Config,
     ) -> TestServer {
-        TestServer::start_with_config(backend, server::ReadConfig::default(), admission).await
+        TestServer::start_with_config(backend, server::ReadConfig::default(), admission, |_| {})
+            .await
+    }
+
+    /// A server over `backend` whose API `configure` adjusts before it serves (e.g. installs
+    /// an authorizer chain).
+    pub async fn start_configured(
+        backend: Arc<dyn Backend>,
+        reads: server::ReadConfig,
+        configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
+    ) -> TestServer {
+        TestServer::start_with_config(backend, reads, Default::default(), configure).await
     }
 
     async fn start_with_config(
         backend: Arc<dyn Backend>,
         reads: server::ReadConfig,
         admission: kubecache_server::admission::Config,
+        configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
     ) -> TestServer {
         let api = server::build_api_with(backend.clone(), "/registry", reads, admission)
             .await
             .expect("build the API");
+        configure(&api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
