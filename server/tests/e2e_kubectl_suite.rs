@@ -534,6 +534,19 @@ fn delete_waits_for_finalizers(server: &Kubecache) {
     );
 }
 
+/// Watches of configmaps open now (the watch cache's `apiserver_registered_watchers`).
+fn configmap_watchers(server: &Kubecache) -> i64 {
+    let metrics = server.kubectl_ok(&["get", "--raw", "/metrics"]);
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("apiserver_registered_watchers{")
+                && line.contains("resource=\"configmaps\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum()
+}
+
 fn wait_for_delete(server: &Kubecache) {
     create_namespace(server, "wait");
     create(
@@ -543,6 +556,7 @@ fn wait_for_delete(server: &Kubecache) {
     );
     let path = "/api/v1/namespaces/wait/configmaps/held";
 
+    let watching = configmap_watchers(server);
     let mut child = spawn_kubectl(
         server,
         &[
@@ -554,6 +568,16 @@ fn wait_for_delete(server: &Kubecache) {
             "--timeout=60s",
         ],
     );
+    // Delete only once kubectl watches: had it not read the object yet, it would find nothing
+    // and report nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while configmap_watchers(server) <= watching {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl wait never watched"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let out = server.kubectl_ok(&["delete", "configmap", "held", "-n", "wait", "--wait=false"]);
     assert_eq!(out.trim(), "configmap \"held\" deleted");
     assert!(

@@ -103,11 +103,12 @@ pub async fn create_decoded(
 ) -> Result<Reply, ApiError> {
     let resource = call.request.resource;
     objects::prepare_create(resource, &mut object);
-    // Field ownership is recorded for what the client sent, before defaulting (as kube does).
-    super::apply::record_write(call, None, &mut object)?;
     // Admission: mutating plugins (namespace lifecycle, defaulting…), then validation and
-    // the clusterIP allocation, settled below once the write's outcome is known.
+    // the clusterIP allocation, settled below once the write's outcome is known. Field
+    // ownership is recorded in between, as for updates: the writer owns the defaulted fields,
+    // as kube (which defaults while decoding) records them.
     admission::mutate(call, &mut object, None, dry_run).await?;
+    super::apply::record_write(call, None, &mut object)?;
     let admitted = admission::admit(call, &mut object, None, dry_run).await?;
     let name = objects::name(&object).to_string();
     let key = call
