@@ -1057,7 +1057,7 @@ fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
     );
     assert_eq!(
         server
-            .kubectl_ok(&["create", "-f", &svc, "--validate=false"])
+            .kubectl_ok(&["create", "-f", &svc])
             .trim(),
         "service/web created"
     );
@@ -1073,7 +1073,7 @@ fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
             "spec": {"containers": [{"name": "web", "image": "nginx"}]}})
         .to_string(),
     );
-    let apply = ["apply", "-f", pod.as_str(), "--validate=false"];
+    let apply = ["apply", "-f", pod.as_str()];
     assert_eq!(server.kubectl_ok(&apply).trim(), "pod/web created");
     assert_eq!(server.kubectl_ok(&apply).trim(), "pod/web unchanged");
     assert_eq!(
@@ -1093,7 +1093,7 @@ fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
             "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "x"}]}})
         .to_string(),
     );
-    let out = server.kubectl(&["create", "-f", &dup, "--validate=false"]);
+    let out = server.kubectl(&["create", "-f", &dup]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -268,7 +268,6 @@ fn kubectl_over_tls_with_a_token_and_with_a_client_certificate() {
             "create",
             "-f",
             manifest.to_str().unwrap(),
-            "--validate=false",
         ],
     );
     // Client-certificate kubeconfig.
