@@ -141,9 +141,27 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     let out = server.kubectl_ok(&["apply", "-f", &v1]);
     assert_eq!(out.trim(), "deployment.apps/web unchanged");
 
+    // kubectl builds this patch from kubecache's /openapi/v3 document (the patch operation
+    // lists strategic merge patch): the directives below need the published merge keys
+    // (containers by name, ports by containerPort) and strategies (strategy: retainKeys).
     let v2 = server.manifest("web-v2.yaml", DEPLOYMENT_V2);
-    let out = server.kubectl_ok(&["apply", "-f", &v2]);
-    assert_eq!(out.trim(), "deployment.apps/web configured");
+    let output = server.kubectl(&["apply", "-f", &v2, "-v=9"]);
+    let log = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "apply failed:\n{log}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "deployment.apps/web configured"
+    );
+    assert!(log.contains("/openapi/v3/apis/apps/v1?hash="), "{log}");
+    let patch = log
+        .lines()
+        .find(|line| line.contains("Request Body") && line.contains("$setElementOrder/containers"))
+        .unwrap_or_else(|| panic!("no strategic merge patch in the log:\n{log}"))
+        // (klog quotes the body.)
+        .replace("\\\"", "\"");
+    assert!(patch.contains(r#""$setElementOrder/ports":[{"containerPort":80}]"#), "{patch}");
+    assert!(patch.contains(r#""$retainKeys":["type"]"#), "{patch}");
+    assert!(log.contains("application/strategic-merge-patch+json"), "{log}");
 
     let web = get(server, DEPLOYMENT_PATH);
     let labels = &web["metadata"]["labels"];
