@@ -1056,9 +1056,7 @@ fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
         .to_string(),
     );
     assert_eq!(
-        server
-            .kubectl_ok(&["create", "-f", &svc])
-            .trim(),
+        server.kubectl_ok(&["create", "-f", &svc]).trim(),
         "service/web created"
     );
     let ip = server.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);

@@ -784,17 +784,13 @@ data:
     // A deployment: apply, then apply with other replicas and image.
     let path = server.manifest("deploy.yaml", &deployment_yaml("ap", "web", 1));
     assert_eq!(
-        server
-            .kubectl_ok(&["apply", "-f", &path])
-            .trim(),
+        server.kubectl_ok(&["apply", "-f", &path]).trim(),
         "deployment.apps/web created"
     );
     let changed = deployment_yaml("ap", "web", 5).replace("nginx:1.25", "nginx:1.26");
     let path = server.manifest("deploy.yaml", &changed);
     assert_eq!(
-        server
-            .kubectl_ok(&["apply", "-f", &path])
-            .trim(),
+        server.kubectl_ok(&["apply", "-f", &path]).trim(),
         "deployment.apps/web configured"
     );
     let deploy = server_object(&server, &deploy_path("ap", "web"));

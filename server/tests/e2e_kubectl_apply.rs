@@ -159,9 +159,15 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
         .unwrap_or_else(|| panic!("no strategic merge patch in the log:\n{log}"))
         // (klog quotes the body.)
         .replace("\\\"", "\"");
-    assert!(patch.contains(r#""$setElementOrder/ports":[{"containerPort":80}]"#), "{patch}");
+    assert!(
+        patch.contains(r#""$setElementOrder/ports":[{"containerPort":80}]"#),
+        "{patch}"
+    );
     assert!(patch.contains(r#""$retainKeys":["type"]"#), "{patch}");
-    assert!(log.contains("application/strategic-merge-patch+json"), "{log}");
+    assert!(
+        log.contains("application/strategic-merge-patch+json"),
+        "{log}"
+    );
 
     let web = get(server, DEPLOYMENT_PATH);
     let labels = &web["metadata"]["labels"];
@@ -325,13 +331,7 @@ fn server_side_apply_conflict_then_force(server: &Kubecache) {
     let out = server.kubectl_ok(&["apply", "--server-side", "-f", &a]);
     assert_eq!(out.trim(), "deployment.apps/ssa serverside-applied");
     let b = server.manifest("ssa-b.yaml", SSA_REPLICAS);
-    let refused = server.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager=b",
-        "-f",
-        &b,
-    ]);
+    let refused = server.kubectl(&["apply", "--server-side", "--field-manager=b", "-f", &b]);
     assert!(!refused.status.success(), "the conflicting apply must fail");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(

@@ -400,12 +400,28 @@ fn assert_merge_extensions(definitions: &Value, doc: &str) {
     let ext = |value: &Value, name: &str| value.get(name).cloned().unwrap_or(Value::Null);
     let pod_spec = "io.k8s.api.core.v1.PodSpec";
     let containers = prop(pod_spec, "containers");
-    assert_eq!(ext(&containers, "x-kubernetes-patch-merge-key"), "name", "{doc}");
-    assert_eq!(ext(&containers, "x-kubernetes-patch-strategy"), "merge", "{doc}");
+    assert_eq!(
+        ext(&containers, "x-kubernetes-patch-merge-key"),
+        "name",
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&containers, "x-kubernetes-patch-strategy"),
+        "merge",
+        "{doc}"
+    );
     assert_eq!(ext(&containers, "x-kubernetes-list-type"), "map", "{doc}");
-    assert_eq!(ext(&containers, "x-kubernetes-list-map-keys"), json!(["name"]), "{doc}");
+    assert_eq!(
+        ext(&containers, "x-kubernetes-list-map-keys"),
+        json!(["name"]),
+        "{doc}"
+    );
     let ports = prop("io.k8s.api.core.v1.Container", "ports");
-    assert_eq!(ext(&ports, "x-kubernetes-patch-merge-key"), "containerPort", "{doc}");
+    assert_eq!(
+        ext(&ports, "x-kubernetes-patch-merge-key"),
+        "containerPort",
+        "{doc}"
+    );
     assert_eq!(ext(&ports, "x-kubernetes-patch-strategy"), "merge", "{doc}");
     assert_eq!(ext(&ports, "x-kubernetes-list-type"), "map", "{doc}");
     assert_eq!(
@@ -413,21 +429,56 @@ fn assert_merge_extensions(definitions: &Value, doc: &str) {
         json!(["containerPort", "protocol"]),
         "{doc}"
     );
-    let finalizers = prop("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers");
-    assert_eq!(ext(&finalizers, "x-kubernetes-patch-strategy"), "merge", "{doc}");
+    let finalizers = prop(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+    );
+    assert_eq!(
+        ext(&finalizers, "x-kubernetes-patch-strategy"),
+        "merge",
+        "{doc}"
+    );
     assert_eq!(ext(&finalizers, "x-kubernetes-list-type"), "set", "{doc}");
-    assert_eq!(ext(&finalizers, "x-kubernetes-patch-merge-key"), Value::Null, "{doc}");
+    assert_eq!(
+        ext(&finalizers, "x-kubernetes-patch-merge-key"),
+        Value::Null,
+        "{doc}"
+    );
     let volumes = prop(pod_spec, "volumes");
-    assert_eq!(ext(&volumes, "x-kubernetes-patch-strategy"), "merge,retainKeys", "{doc}");
-    assert_eq!(ext(&volumes, "x-kubernetes-patch-merge-key"), "name", "{doc}");
+    assert_eq!(
+        ext(&volumes, "x-kubernetes-patch-strategy"),
+        "merge,retainKeys",
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&volumes, "x-kubernetes-patch-merge-key"),
+        "name",
+        "{doc}"
+    );
     let strategy = prop("io.k8s.api.apps.v1.DeploymentSpec", "strategy");
-    assert_eq!(ext(&strategy, "x-kubernetes-patch-strategy"), "retainKeys", "{doc}");
-    assert_eq!(ext(&strategy, "x-kubernetes-patch-merge-key"), Value::Null, "{doc}");
+    assert_eq!(
+        ext(&strategy, "x-kubernetes-patch-strategy"),
+        "retainKeys",
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&strategy, "x-kubernetes-patch-merge-key"),
+        Value::Null,
+        "{doc}"
+    );
     // Declared atomic lists and maps; atomic structs on their definition.
     let args = prop("io.k8s.api.core.v1.Container", "args");
     assert_eq!(ext(&args, "x-kubernetes-list-type"), "atomic", "{doc}");
-    assert_eq!(ext(&args, "x-kubernetes-patch-strategy"), Value::Null, "{doc}");
-    assert_eq!(ext(&prop(pod_spec, "nodeSelector"), "x-kubernetes-map-type"), "atomic", "{doc}");
+    assert_eq!(
+        ext(&args, "x-kubernetes-patch-strategy"),
+        Value::Null,
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&prop(pod_spec, "nodeSelector"), "x-kubernetes-map-type"),
+        "atomic",
+        "{doc}"
+    );
     assert_eq!(
         ext(
             &definitions["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"],
@@ -439,7 +490,11 @@ fn assert_merge_extensions(definitions: &Value, doc: &str) {
     // Properties without a strategy carry none.
     let image = prop("io.k8s.api.core.v1.Container", "image");
     assert!(
-        image.as_object().unwrap().keys().all(|k| !k.starts_with("x-kubernetes-")),
+        image
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("x-kubernetes-")),
         "{doc}: {image}"
     );
 }

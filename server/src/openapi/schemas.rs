@@ -99,9 +99,8 @@ pub fn merge_extensions(definition: &str, property: &str) -> Map<String, Value> 
     };
     let declared = declared_tags().fields.get(&(definition, property));
     let has = |tag: &str| declared.is_some_and(|tags| tags.iter().any(|(k, _)| *k == tag));
-    let tag_value = |tag: &str| {
-        declared.and_then(|tags| tags.iter().find(|(k, _)| *k == tag).map(|(_, v)| *v))
-    };
+    let tag_value =
+        |tag: &str| declared.and_then(|tags| tags.iter().find(|(k, _)| *k == tag).map(|(_, v)| *v));
     let mut put = |key: &str, value: Value| {
         out.insert(key.to_string(), value);
     };
@@ -112,7 +111,10 @@ pub fn merge_extensions(definition: &str, property: &str) -> Map<String, Value> 
                 None => field.list_type != ListType::Atomic,
             };
             if list_type {
-                put("x-kubernetes-list-type", json!(field.list_type.as_extension()));
+                put(
+                    "x-kubernetes-list-type",
+                    json!(field.list_type.as_extension()),
+                );
             }
             if field.list_type == ListType::Map && !field.list_map_keys.is_empty() {
                 put("x-kubernetes-list-map-keys", json!(field.list_map_keys));
@@ -124,7 +126,10 @@ pub fn merge_extensions(definition: &str, property: &str) -> Map<String, Value> 
                 None => field.map_type == MapType::Atomic,
             };
             if map_type {
-                put("x-kubernetes-map-type", json!(field.map_type.as_extension()));
+                put(
+                    "x-kubernetes-map-type",
+                    json!(field.map_type.as_extension()),
+                );
             }
         }
         // A struct's own `+structType` is published on its definition
@@ -575,8 +580,7 @@ mod tests {
             "granular"
         );
         assert_eq!(
-            prop("io.k8s.api.policy.v1.PodDisruptionBudgetSpec", "selector")
-                ["x-kubernetes-patch-strategy"],
+            prop("io.k8s.api.policy.v1.PodDisruptionBudgetSpec", "selector")["x-kubernetes-patch-strategy"],
             "replace"
         );
         assert_eq!(
