@@ -251,6 +251,12 @@ impl Schema {
     }
 }
 
+/// kube's own type tags as declared in its sources (`kube_tags.txt`: `D` definition lines,
+/// `S` type tags, `F` field tags, tab-separated). The table above folds them with
+/// defaults; this keeps what was *declared*, which is what kube's OpenAPI publishes
+/// (`+listType=atomic` is published, an untagged list is not).
+pub const KUBE_TAGS: &str = include_str!("merge_schema/kube_tags.txt");
+
 /// Every built-in definition, sorted by name.
 pub fn definitions() -> &'static [Definition] {
     generated::DEFINITIONS

@@ -1056,9 +1056,7 @@ fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
         .to_string(),
     );
     assert_eq!(
-        server
-            .kubectl_ok(&["create", "-f", &svc, "--validate=false"])
-            .trim(),
+        server.kubectl_ok(&["create", "-f", &svc]).trim(),
         "service/web created"
     );
     let ip = server.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
@@ -1073,7 +1071,7 @@ fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
             "spec": {"containers": [{"name": "web", "image": "nginx"}]}})
         .to_string(),
     );
-    let apply = ["apply", "-f", pod.as_str(), "--validate=false"];
+    let apply = ["apply", "-f", pod.as_str()];
     assert_eq!(server.kubectl_ok(&apply).trim(), "pod/web created");
     assert_eq!(server.kubectl_ok(&apply).trim(), "pod/web unchanged");
     assert_eq!(
@@ -1093,7 +1091,7 @@ fn kubectl_sees_defaults_cluster_ips_from_the_flag_and_kube_errors() {
             "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "x"}]}})
         .to_string(),
     );
-    let out = server.kubectl(&["create", "-f", &dup, "--validate=false"]);
+    let out = server.kubectl(&["create", "-f", &dup]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

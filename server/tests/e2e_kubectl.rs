@@ -3,8 +3,9 @@
 //! real etcd. Each test asserts on kubectl's output and exit code and on the server's state,
 //! read back over plain HTTP.
 //!
-//! Manifests go through `create -f` / `apply -f` with `--validate=false` (kubecache serves no
-//! OpenAPI yet); outputs are `-o json|name|jsonpath` and the default server-side Tables.
+//! Manifests go through `create -f` / `apply -f` with kubectl's default validation (kubecache
+//! serves OpenAPI v2 and v3: kubectl leaves validation to the server's `fieldValidation`);
+//! outputs are `-o json|name|jsonpath` and the default server-side Tables.
 
 mod support;
 
@@ -82,7 +83,7 @@ spec:
 /// kubectl's stdout.
 fn create(server: &Kubecache, file: &str, contents: &str) -> String {
     let path = server.manifest(file, contents);
-    server.kubectl_ok(&["create", "-f", &path, "--validate=false"])
+    server.kubectl_ok(&["create", "-f", &path])
 }
 
 /// Creates namespace `name` and checks kubectl's answer.
@@ -294,7 +295,7 @@ data:
 
     // Errors: a duplicate create and a missing object fail with the API's reasons.
     let path = server.manifest("cm.yaml", cm_yaml);
-    let dup = server.kubectl(&["create", "-f", &path, "--validate=false"]);
+    let dup = server.kubectl(&["create", "-f", &path]);
     assert_eq!(dup.status.code(), Some(1), "{}", stdout(&dup));
     assert!(stderr(&dup).contains("AlreadyExists"), "{}", stderr(&dup));
     assert!(
@@ -723,7 +724,7 @@ data:
   drop: soon
 ";
     let path = server.manifest("applied.yaml", v1);
-    let out = server.kubectl_ok(&["apply", "-f", &path, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "-f", &path]);
     assert_eq!(out.trim(), "configmap/applied created");
     let cm = server_object(&server, &cm_path("ap", "applied"));
     assert_eq!(
@@ -738,7 +739,7 @@ data:
     let uid = cm["metadata"]["uid"].clone();
 
     // Applying the same file again changes nothing.
-    let out = server.kubectl_ok(&["apply", "-f", &path, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "-f", &path]);
     assert_eq!(out.trim(), "configmap/applied unchanged");
 
     // Change a value, drop a key, change a label: the three-way merge removes `drop`.
@@ -755,7 +756,7 @@ data:
   new: added
 ";
     let path = server.manifest("applied.yaml", v2);
-    let out = server.kubectl_ok(&["apply", "-f", &path, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "-f", &path]);
     assert_eq!(out.trim(), "configmap/applied configured");
     let cm = server_object(&server, &cm_path("ap", "applied"));
     assert_eq!(
@@ -783,17 +784,13 @@ data:
     // A deployment: apply, then apply with other replicas and image.
     let path = server.manifest("deploy.yaml", &deployment_yaml("ap", "web", 1));
     assert_eq!(
-        server
-            .kubectl_ok(&["apply", "-f", &path, "--validate=false"])
-            .trim(),
+        server.kubectl_ok(&["apply", "-f", &path]).trim(),
         "deployment.apps/web created"
     );
     let changed = deployment_yaml("ap", "web", 5).replace("nginx:1.25", "nginx:1.26");
     let path = server.manifest("deploy.yaml", &changed);
     assert_eq!(
-        server
-            .kubectl_ok(&["apply", "-f", &path, "--validate=false"])
-            .trim(),
+        server.kubectl_ok(&["apply", "-f", &path]).trim(),
         "deployment.apps/web configured"
     );
     let deploy = server_object(&server, &deploy_path("ap", "web"));
@@ -1223,7 +1220,6 @@ fn embedded_every_acknowledged_write_survives_kill_9() {
                     "create",
                     "-f",
                     &path,
-                    "--validate=false",
                     "-o",
                     "jsonpath={.metadata.resourceVersion}",
                 ])

@@ -2,8 +2,11 @@
 //! last-applied-configuration annotation) and server-side (apply patches, managedFields,
 //! conflicts), against the real `kubecache` binary on its embedded store and on a real etcd.
 //!
-//! `--validate=false` until kubecache serves OpenAPI v3 (kubectl then uses its compiled-in
-//! type tags for the strategic patch).
+//! kubectl runs with its default validation and, as on a real cluster, computes the
+//! client-side apply patch from kubecache's `/openapi/v3` documents: the patch operations list
+//! strategic merge patch, so the merge keys and strategies kubectl uses (containers by
+//! `name`, ports by `containerPort`, volumes `merge,retainKeys`, …) are the ones kubecache
+//! publishes, not kubectl's compiled-in ones.
 
 mod support;
 
@@ -120,7 +123,7 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 
 fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     let v1 = server.manifest("web-v1.yaml", DEPLOYMENT_V1);
-    let out = server.kubectl_ok(&["apply", "-f", &v1, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "-f", &v1]);
     assert_eq!(out.trim(), "deployment.apps/web created");
     let created = get(server, DEPLOYMENT_PATH);
     assert!(
@@ -135,12 +138,36 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     server.kubectl_ok(&["annotate", "deployment/web", "note=kept"]);
 
     // Applying the same file again changes nothing.
-    let out = server.kubectl_ok(&["apply", "-f", &v1, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "-f", &v1]);
     assert_eq!(out.trim(), "deployment.apps/web unchanged");
 
+    // kubectl builds this patch from kubecache's /openapi/v3 document (the patch operation
+    // lists strategic merge patch): the directives below need the published merge keys
+    // (containers by name, ports by containerPort) and strategies (strategy: retainKeys).
     let v2 = server.manifest("web-v2.yaml", DEPLOYMENT_V2);
-    let out = server.kubectl_ok(&["apply", "-f", &v2, "--validate=false"]);
-    assert_eq!(out.trim(), "deployment.apps/web configured");
+    let output = server.kubectl(&["apply", "-f", &v2, "-v=9"]);
+    let log = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "apply failed:\n{log}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "deployment.apps/web configured"
+    );
+    assert!(log.contains("/openapi/v3/apis/apps/v1?hash="), "{log}");
+    let patch = log
+        .lines()
+        .find(|line| line.contains("Request Body") && line.contains("$setElementOrder/containers"))
+        .unwrap_or_else(|| panic!("no strategic merge patch in the log:\n{log}"))
+        // (klog quotes the body.)
+        .replace("\\\"", "\"");
+    assert!(
+        patch.contains(r#""$setElementOrder/ports":[{"containerPort":80}]"#),
+        "{patch}"
+    );
+    assert!(patch.contains(r#""$retainKeys":["type"]"#), "{patch}");
+    assert!(
+        log.contains("application/strategic-merge-patch+json"),
+        "{log}"
+    );
 
     let web = get(server, DEPLOYMENT_PATH);
     let labels = &web["metadata"]["labels"];
@@ -197,7 +224,7 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
     );
 
     // The annotation now records V2: applying V2 again is a no-op.
-    let out = server.kubectl_ok(&["apply", "-f", &v2, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "-f", &v2]);
     assert_eq!(out.trim(), "deployment.apps/web unchanged");
 
     // Moving to server-side apply: kubectl hands the client-side applier's fields to its
@@ -206,7 +233,7 @@ fn client_side_apply_with_edits_and_removals(server: &Kubecache) {
         "web-v3.yaml",
         &DEPLOYMENT_V2.replace("nginx:1.27", "nginx:1.28"),
     );
-    let out = server.kubectl_ok(&["apply", "--server-side", "-f", &v3, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "--server-side", "-f", &v3]);
     assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
     let web = get(server, DEPLOYMENT_PATH);
     assert_eq!(
@@ -301,17 +328,10 @@ fn managed_entry<'a>(object: &'a Value, manager: &str) -> Option<&'a Value> {
 
 fn server_side_apply_conflict_then_force(server: &Kubecache) {
     let a = server.manifest("ssa.yaml", SSA_DEPLOYMENT);
-    let out = server.kubectl_ok(&["apply", "--server-side", "-f", &a, "--validate=false"]);
+    let out = server.kubectl_ok(&["apply", "--server-side", "-f", &a]);
     assert_eq!(out.trim(), "deployment.apps/ssa serverside-applied");
     let b = server.manifest("ssa-b.yaml", SSA_REPLICAS);
-    let refused = server.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager=b",
-        "-f",
-        &b,
-        "--validate=false",
-    ]);
+    let refused = server.kubectl(&["apply", "--server-side", "--field-manager=b", "-f", &b]);
     assert!(!refused.status.success(), "the conflicting apply must fail");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -328,7 +348,6 @@ fn server_side_apply_conflict_then_force(server: &Kubecache) {
         "--force-conflicts",
         "-f",
         &b,
-        "--validate=false",
     ]);
     assert_eq!(out.trim(), "deployment.apps/ssa serverside-applied");
     let shown = server.kubectl_ok(&[
@@ -377,14 +396,14 @@ fn server_side_apply_conflict_then_force(server: &Kubecache) {
     let without_replicas = SSA_DEPLOYMENT.replace("  replicas: 2\n", "");
     let with_side = format!("{without_replicas}      - name: side\n        image: busybox:1.36\n");
     let a2 = server.manifest("ssa-2.yaml", &with_side);
-    server.kubectl_ok(&["apply", "--server-side", "-f", &a2, "--validate=false"]);
+    server.kubectl_ok(&["apply", "--server-side", "-f", &a2]);
     let object = get(server, path);
     assert_eq!(
         names(&object["spec"]["template"]["spec"]["containers"], "name"),
         ["main", "side"]
     );
     let a3 = server.manifest("ssa-3.yaml", &without_replicas);
-    server.kubectl_ok(&["apply", "--server-side", "-f", &a3, "--validate=false"]);
+    server.kubectl_ok(&["apply", "--server-side", "-f", &a3]);
     let object = get(server, path);
     assert_eq!(
         names(&object["spec"]["template"]["spec"]["containers"], "name"),

@@ -104,7 +104,7 @@ fn default_validation(server: &Kubecache) {
     assert_eq!(out.trim(), "namespace/oa created");
 
     // kubectl asks for the document, then sends the object for strict server-side
-    // validation (a client-side validation would need /openapi/v2, which is not served).
+    // validation (kubectl 1.33 validates client-side only what the server cannot: Lists).
     let web = server.manifest("web.yaml", &deployment(true));
     let output = server.kubectl(&["apply", "-f", &web, "-v=6"]);
     let log = stderr(&output);

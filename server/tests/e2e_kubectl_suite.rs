@@ -643,18 +643,18 @@ fn replace_and_server_side_dry_run(server: &Kubecache) {
     let mut edited = parse(&live);
     edited["spec"]["replicas"] = json!(4);
     let file = server.manifest("live.json", &edited.to_string());
-    let out = server.kubectl_ok(&["replace", "-f", &file, "--validate=false"]);
+    let out = server.kubectl_ok(&["replace", "-f", &file]);
     assert_eq!(out.trim(), "deployment.apps/web replaced");
     assert_eq!(server_object(server, path)["spec"]["replicas"], 4);
     // The same file again is stale: Conflict, exit 1.
-    let stale = server.kubectl(&["replace", "-f", &file, "--validate=false"]);
+    let stale = server.kubectl(&["replace", "-f", &file]);
     assert_eq!(stale.status.code(), Some(1), "{}", stdout(&stale));
     assert!(stderr(&stale).contains("Conflict"), "{}", stderr(&stale));
 
     // --dry-run=server: create and delete answer as if done; nothing changes.
     let before = server_object(server, path);
     let cm = server.manifest("cm.yaml", &configmap_yaml("rep", "dry", "x", false));
-    let out = server.kubectl_ok(&["create", "-f", &cm, "--validate=false", "--dry-run=server"]);
+    let out = server.kubectl_ok(&["create", "-f", &cm, "--dry-run=server"]);
     assert_eq!(out.trim(), "configmap/dry created (server dry run)");
     let (status, _) = server.get_json("/api/v1/namespaces/rep/configmaps/dry");
     assert_eq!(status, 404);

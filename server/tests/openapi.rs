@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use support::server::TestServer;
 
 const SMP: &str = "application/strategic-merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// A fetched response: status, headers, raw body.
 struct Fetched {
@@ -153,14 +155,6 @@ fn has_query_param(op: &Value, name: &str) -> bool {
     op["parameters"]
         .as_array()
         .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "query"))
-}
-
-/// Whether the merge keys (`x-kubernetes-patch-merge-key`) are published.
-async fn publishes_merge_keys(server: &TestServer) -> bool {
-    let doc = gv_document(server, "", "v1").await;
-    doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
-        .get("x-kubernetes-patch-merge-key")
-        .is_some()
 }
 
 #[tokio::test]
@@ -350,7 +344,6 @@ async fn patch_operations_carry_field_validation() {
     for (group, versions) in registry.groups() {
         for version in versions {
             let doc = gv_document(&server, group, version).await;
-            let merge_keys = publishes_merge_keys(&server).await;
             let mut patches = 0;
             for (path, item) in doc["paths"].as_object().unwrap() {
                 if let Some(op) = item.get("patch") {
@@ -364,17 +357,19 @@ async fn patch_operations_carry_field_validation() {
                     assert!(has_query_param(op, "fieldManager"), "{path}");
                     assert!(has_query_param(op, "dryRun"), "{path}");
                     assert!(has_query_param(op, "force"), "{path}");
-                    // The patch types the server takes (strategic merge patch: see
-                    // strategic_merge_patch_is_listed_only_with_merge_keys).
+                    // Every patch type the server takes, strategic merge patch and
+                    // server-side apply included.
                     let content = op["requestBody"]["content"].as_object().unwrap();
                     for media in PATCH_TYPES {
-                        assert_eq!(
-                            content.contains_key(*media),
-                            *media != SMP || merge_keys,
-                            "{path}: {media}"
-                        );
+                        assert!(content.contains_key(*media), "{path}: {media}");
                     }
-                    assert_eq!(content.len(), PATCH_TYPES.len() - usize::from(!merge_keys));
+                    assert!(content.contains_key(SMP), "{path}");
+                    assert!(content.contains_key(APPLY), "{path}");
+                    assert_eq!(content.len(), PATCH_TYPES.len(), "{path}");
+                    // Responses in JSON and protobuf.
+                    let ok = op["responses"]["200"]["content"].as_object().unwrap();
+                    assert!(ok.contains_key("application/json"), "{path}");
+                    assert!(ok.contains_key(PROTOBUF), "{path}");
                 }
                 for method in ["post", "put"] {
                     if let Some(op) = item.get(method) {
@@ -395,22 +390,130 @@ async fn patch_operations_carry_field_validation() {
     }
 }
 
-/// kubectl 1.33 computes client-side apply patches from the document when a kind's patch
-/// operation lists strategic merge patch; it may only do so once the merge keys are there.
+/// The merge extensions of a few properties, as kube 1.33 publishes them.
+fn assert_merge_extensions(definitions: &Value, doc: &str) {
+    let prop = |definition: &str, property: &str| {
+        let value = &definitions[definition]["properties"][property];
+        assert!(value.is_object(), "{doc}: no {definition}.{property}");
+        value.clone()
+    };
+    let ext = |value: &Value, name: &str| value.get(name).cloned().unwrap_or(Value::Null);
+    let pod_spec = "io.k8s.api.core.v1.PodSpec";
+    let containers = prop(pod_spec, "containers");
+    assert_eq!(
+        ext(&containers, "x-kubernetes-patch-merge-key"),
+        "name",
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&containers, "x-kubernetes-patch-strategy"),
+        "merge",
+        "{doc}"
+    );
+    assert_eq!(ext(&containers, "x-kubernetes-list-type"), "map", "{doc}");
+    assert_eq!(
+        ext(&containers, "x-kubernetes-list-map-keys"),
+        json!(["name"]),
+        "{doc}"
+    );
+    let ports = prop("io.k8s.api.core.v1.Container", "ports");
+    assert_eq!(
+        ext(&ports, "x-kubernetes-patch-merge-key"),
+        "containerPort",
+        "{doc}"
+    );
+    assert_eq!(ext(&ports, "x-kubernetes-patch-strategy"), "merge", "{doc}");
+    assert_eq!(ext(&ports, "x-kubernetes-list-type"), "map", "{doc}");
+    assert_eq!(
+        ext(&ports, "x-kubernetes-list-map-keys"),
+        json!(["containerPort", "protocol"]),
+        "{doc}"
+    );
+    let finalizers = prop(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+    );
+    assert_eq!(
+        ext(&finalizers, "x-kubernetes-patch-strategy"),
+        "merge",
+        "{doc}"
+    );
+    assert_eq!(ext(&finalizers, "x-kubernetes-list-type"), "set", "{doc}");
+    assert_eq!(
+        ext(&finalizers, "x-kubernetes-patch-merge-key"),
+        Value::Null,
+        "{doc}"
+    );
+    let volumes = prop(pod_spec, "volumes");
+    assert_eq!(
+        ext(&volumes, "x-kubernetes-patch-strategy"),
+        "merge,retainKeys",
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&volumes, "x-kubernetes-patch-merge-key"),
+        "name",
+        "{doc}"
+    );
+    let strategy = prop("io.k8s.api.apps.v1.DeploymentSpec", "strategy");
+    assert_eq!(
+        ext(&strategy, "x-kubernetes-patch-strategy"),
+        "retainKeys",
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&strategy, "x-kubernetes-patch-merge-key"),
+        Value::Null,
+        "{doc}"
+    );
+    // Declared atomic lists and maps; atomic structs on their definition.
+    let args = prop("io.k8s.api.core.v1.Container", "args");
+    assert_eq!(ext(&args, "x-kubernetes-list-type"), "atomic", "{doc}");
+    assert_eq!(
+        ext(&args, "x-kubernetes-patch-strategy"),
+        Value::Null,
+        "{doc}"
+    );
+    assert_eq!(
+        ext(&prop(pod_spec, "nodeSelector"), "x-kubernetes-map-type"),
+        "atomic",
+        "{doc}"
+    );
+    assert_eq!(
+        ext(
+            &definitions["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"],
+            "x-kubernetes-map-type"
+        ),
+        "atomic",
+        "{doc}"
+    );
+    // Properties without a strategy carry none.
+    let image = prop("io.k8s.api.core.v1.Container", "image");
+    assert!(
+        image
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("x-kubernetes-")),
+        "{doc}: {image}"
+    );
+}
+
+/// The merge extensions are published in the v3 documents and in `/openapi/v2`, and the
+/// patch operations list strategic merge patch, so kubectl builds client-side apply patches
+/// from them.
 #[tokio::test]
-async fn strategic_merge_patch_is_listed_only_with_merge_keys() {
+async fn merge_extensions_are_published_in_v3_and_v2() {
     let server = TestServer::start().await;
-    let doc = gv_document(&server, "", "v1").await;
-    let containers =
-        &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
-    let merge_keys = publishes_merge_keys(&server).await;
-    if merge_keys {
-        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
-        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-    }
-    let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
-    let listed = patch["requestBody"]["content"].get(SMP).is_some();
-    assert_eq!(listed, merge_keys);
+    let core = gv_document(&server, "", "v1").await;
+    let apps = gv_document(&server, "apps", "v1").await;
+    let mut v3 = core["components"]["schemas"].as_object().unwrap().clone();
+    v3.extend(apps["components"]["schemas"].as_object().unwrap().clone());
+    assert_merge_extensions(&Value::Object(v3), "v3");
+    let patch = &core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
+    assert!(patch["requestBody"]["content"].get(SMP).is_some());
+    let v2 = fetch(&server, "/openapi/v2", &[]).await.json();
+    assert_merge_extensions(&v2["definitions"], "v2");
 }
 
 #[tokio::test]

@@ -262,15 +262,7 @@ fn kubectl_over_tls_with_a_token_and_with_a_client_certificate() {
         r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"over-tls","namespace":"default"},"data":{"a":"b"}}"#,
     )
     .unwrap();
-    server.kubectl_ok(
-        "alice",
-        &[
-            "create",
-            "-f",
-            manifest.to_str().unwrap(),
-            "--validate=false",
-        ],
-    );
+    server.kubectl_ok("alice", &["create", "-f", manifest.to_str().unwrap()]);
     // Client-certificate kubeconfig.
     let value = server.kubectl_ok(
         "carol",

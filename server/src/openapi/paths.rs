@@ -14,14 +14,23 @@ use serde_json::{Map, Value, json};
 
 use super::schemas::{self, Kind, reference};
 
-/// What kubecache encodes responses as (protobuf joins these when it is served).
-const RESPONSE_MEDIA_TYPES: &[&str] = &["application/json"];
+/// What kubecache encodes responses as: JSON and kube's protobuf (every kind listed here is
+/// a built-in type, all of which [`crate::protobuf`] transcodes).
+const RESPONSE_MEDIA_TYPES: &[&str] = &["application/json", crate::protobuf::MEDIA_TYPE];
 /// What watches stream.
-const WATCH_MEDIA_TYPES: &[&str] = &["application/json", "application/json;stream=watch"];
+const WATCH_MEDIA_TYPES: &[&str] = &[
+    "application/json",
+    crate::protobuf::MEDIA_TYPE,
+    "application/json;stream=watch",
+    crate::protobuf::STREAM_MEDIA_TYPE,
+];
 
 /// The patch media types of patch operations: those the server accepts
-/// ([`crate::patch::PATCH_TYPES`]), strategic merge patch only when the merge keys are
-/// published (see [`schemas::publishes_merge_keys`]).
+/// ([`crate::patch::PATCH_TYPES`], server-side apply's `application/apply-patch+yaml`
+/// included). Strategic merge patch is listed because the merge keys are published
+/// ([`schemas::publishes_merge_keys`]): kubectl then computes client-side apply patches from
+/// these documents, as on a real cluster; the guard keeps it off should the keys ever be
+/// missing, when kubectl would replace lists instead of merging them.
 fn patch_media_types() -> Vec<&'static str> {
     let merge_keys = schemas::publishes_merge_keys();
     let mut types: Vec<&'static str> = crate::patch::PATCH_TYPES

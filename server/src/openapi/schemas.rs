@@ -9,9 +9,11 @@
 //! - top-level kinds carry `x-kubernetes-group-version-kind`;
 //! - `<Kind>List` definitions (k8s-openapi has one generic `List<T>` instead) are built from
 //!   the kind's definition and `ListMeta`;
-//! - the merge and list-type extensions come from one seam, [`merge_extensions`].
+//! - the merge and list-type extensions come from the merge-schema table, through
+//!   [`merge_extensions`] (properties) and [`definition_extensions`] (atomic structs).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::OnceLock;
 
 use k8s_openapi::Resource;
 use k8s_openapi::api;
@@ -20,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
+use kubecache_core::merge_schema::{self, ListType, MapType, Shape};
 use serde_json::{Map, Value, json};
 
 /// Where references point, as in kube's documents.
@@ -70,26 +73,154 @@ const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 /// The extensions that tell clients how a property merges (`x-kubernetes-list-type`,
 /// `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, `x-kubernetes-patch-merge-key`,
 /// `x-kubernetes-patch-strategy`), for property `property` (JSON name) of definition
-/// `definition` (kube name, e.g. `io.k8s.api.core.v1.PodSpec`).
+/// `definition` (kube name, e.g. `io.k8s.api.core.v1.PodSpec`), from the merge-schema table
+/// (`kubecache_core::merge_schema`), the same one strategic merge patch and server-side
+/// apply run on.
 ///
-/// THE SEAM for the merge-strategy table (`kubecache_core::merge_schema`, built separately):
-/// wire it here and nothing else changes — look the field up
-/// (`merge_schema::definition(definition)?.field(property)?`) and return the extensions kube
-/// publishes for it, leaving out the defaults kube leaves out (no list type on an atomic
-/// list without one, no patch strategy for `Replace`, no map type for granular maps).
-/// Until then it returns none, and [`publishes_merge_keys`] keeps
-/// `application/strategic-merge-patch+json` off the patch operations: kubectl 1.33 computes
-/// client-side apply patches from this document when a patch operation lists it, and
-/// without merge keys it would replace lists (containers, env, …) instead of merging them.
-/// Without it kubectl falls back to its compiled-in types, which is right until the keys
-/// are published. The v2 definitions get the same extensions.
+/// kube publishes an extension where its type declares the tag, so where kube's declared
+/// tags are known (`merge_schema::KUBE_TAGS`, a field line for this property) an extension
+/// is emitted only when declared: `x-kubernetes-list-type: atomic` for a `+listType=atomic`
+/// list but nothing for an untagged list (both merge the same), `x-kubernetes-map-type` for
+/// a declared `+mapType`/`+structType` (`granular` included), `x-kubernetes-patch-strategy:
+/// replace` where declared (PodDisruptionBudgetSpec.selector). The values come from the
+/// table, which folds the same tags. For the few properties without a tag line (fields of
+/// embedded Go structs k8s-pb flattens, e.g. `RuleWithOperations.apiGroups`) the table's
+/// non-default values are emitted: a list type other than atomic, an atomic map, a patch
+/// strategy — so an untagged atomic list kube marks `atomic` lacks the extension here, with
+/// the same merge behavior.
+///
+/// The patch merge key and strategy are what kubectl builds client-side apply patches from
+/// (it reads them from `/openapi/v3` once a patch operation lists strategic merge patch, see
+/// [`publishes_merge_keys`]). The v2 definitions carry the same extensions.
 pub fn merge_extensions(definition: &str, property: &str) -> Map<String, Value> {
-    let _ = (definition, property);
-    Map::new()
+    let mut out = Map::new();
+    let Some(field) = merge_schema::definition(definition).and_then(|d| d.field(property)) else {
+        return out;
+    };
+    let declared = declared_tags().fields.get(&(definition, property));
+    let has = |tag: &str| declared.is_some_and(|tags| tags.iter().any(|(k, _)| *k == tag));
+    let tag_value =
+        |tag: &str| declared.and_then(|tags| tags.iter().find(|(k, _)| *k == tag).map(|(_, v)| *v));
+    let mut put = |key: &str, value: Value| {
+        out.insert(key.to_string(), value);
+    };
+    match field.shape {
+        Shape::List => {
+            let list_type = match declared {
+                Some(_) => has("listType"),
+                None => field.list_type != ListType::Atomic,
+            };
+            if list_type {
+                put(
+                    "x-kubernetes-list-type",
+                    json!(field.list_type.as_extension()),
+                );
+            }
+            if field.list_type == ListType::Map && !field.list_map_keys.is_empty() {
+                put("x-kubernetes-list-map-keys", json!(field.list_map_keys));
+            }
+        }
+        Shape::Map => {
+            let map_type = match declared {
+                Some(_) => has("mapType"),
+                None => field.map_type == MapType::Atomic,
+            };
+            if map_type {
+                put(
+                    "x-kubernetes-map-type",
+                    json!(field.map_type.as_extension()),
+                );
+            }
+        }
+        // A struct's own `+structType` is published on its definition
+        // ([`definition_extensions`]); a tag on the field itself goes on the property.
+        Shape::Struct => {
+            if let Some(value) = tag_value("structType") {
+                put("x-kubernetes-map-type", json!(value));
+            }
+        }
+        Shape::Scalar => {}
+    }
+    if let Some(key) = field.patch_merge_key {
+        put("x-kubernetes-patch-merge-key", json!(key));
+    }
+    match field.patch_strategy.as_extension() {
+        Some(strategy) => put("x-kubernetes-patch-strategy", json!(strategy)),
+        None if tag_value("patchStrategy") == Some("replace") => {
+            put("x-kubernetes-patch-strategy", json!("replace"));
+        }
+        None => {}
+    }
+    out
 }
 
-/// Whether the merge extensions are published (the seam above is wired): the probe is
-/// `PodSpec.containers`, merged by `name` in every Kubernetes version.
+/// The extensions of a definition itself: `x-kubernetes-map-type: atomic` for a
+/// `+structType=atomic` type (LabelSelector, LocalObjectReference, OwnerReference, …), as
+/// kube publishes it. Opaque values (Quantity, Time, …) carry none.
+pub fn definition_extensions(definition: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    let declared = declared_tags();
+    let struct_type = match declared.types.get(definition) {
+        Some(tags) => tags
+            .iter()
+            .find(|(k, _)| *k == "structType")
+            .map(|(_, v)| *v),
+        None if declared.definitions.contains(definition) => None,
+        None => merge_schema::definition(definition)
+            .filter(|d| !d.opaque && d.struct_type == MapType::Atomic)
+            .map(|d| d.struct_type.as_extension()),
+    };
+    if let Some(value) = struct_type {
+        out.insert("x-kubernetes-map-type".to_string(), json!(value));
+    }
+    out
+}
+
+/// kube's declared tags, parsed from `merge_schema::KUBE_TAGS` once.
+struct DeclaredTags {
+    /// Definitions whose tags are known.
+    definitions: HashSet<&'static str>,
+    /// Definition → its own tags (`structType=atomic`).
+    types: HashMap<&'static str, Vec<(&'static str, &'static str)>>,
+    /// (definition, JSON name) → the field's tags (possibly none).
+    fields: HashMap<(&'static str, &'static str), Vec<(&'static str, &'static str)>>,
+}
+
+fn declared_tags() -> &'static DeclaredTags {
+    static TAGS: OnceLock<DeclaredTags> = OnceLock::new();
+    TAGS.get_or_init(|| {
+        let mut tags = DeclaredTags {
+            definitions: HashSet::new(),
+            types: HashMap::new(),
+            fields: HashMap::new(),
+        };
+        let pairs = |parts: &[&'static str]| -> Vec<(&'static str, &'static str)> {
+            parts.iter().filter_map(|p| p.split_once('=')).collect()
+        };
+        for line in merge_schema::KUBE_TAGS.lines() {
+            let parts: Vec<&'static str> = line.split('\t').collect();
+            match parts.as_slice() {
+                ["D", name] => {
+                    tags.definitions.insert(name);
+                }
+                ["S", name, rest @ ..] => {
+                    tags.types.insert(name, pairs(rest));
+                }
+                ["F", name, field, rest @ ..] => {
+                    tags.fields.insert((name, field), pairs(rest));
+                }
+                _ => {}
+            }
+        }
+        tags
+    })
+}
+
+/// Whether the merge extensions are published: the probe is `PodSpec.containers`, merged
+/// by `name` in every Kubernetes version. Strategic merge patch is listed among the patch
+/// operations' media types only then: kubectl 1.33 computes client-side apply patches from
+/// this document when a patch operation lists it, and without merge keys it would replace
+/// lists (containers, env, …) instead of merging them.
 pub fn publishes_merge_keys() -> bool {
     merge_extensions("io.k8s.api.core.v1.PodSpec", "containers")
         .contains_key("x-kubernetes-patch-merge-key")
@@ -244,8 +375,14 @@ fn wrap_refs(schema: &mut Value) {
     }
 }
 
-/// Adds [`merge_extensions`] to each property of a definition.
+/// Adds [`definition_extensions`] to a definition and [`merge_extensions`] to each of its
+/// properties.
 fn add_merge_extensions(definition: &str, schema: &mut Value) {
+    let own = definition_extensions(definition);
+    if let (false, Some(object)) = (own.is_empty(), schema.as_object_mut()) {
+        object.extend(own);
+        object.sort_keys();
+    }
     let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
         return;
     };
@@ -414,8 +551,47 @@ mod tests {
     }
 
     #[test]
-    fn the_merge_seam_is_not_wired_yet() {
-        assert!(merge_extensions("io.k8s.api.core.v1.PodSpec", "containers").is_empty());
-        assert!(!publishes_merge_keys());
+    fn merge_extensions_are_kubes() {
+        let c = components();
+        let prop = |d: &str, p: &str| c.schemas[d]["properties"][p].clone();
+        let containers = prop("io.k8s.api.core.v1.PodSpec", "containers");
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(containers["x-kubernetes-list-type"], "map");
+        assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
+        // Declared `+listType=atomic` is published, with no patch strategy.
+        let args = prop("io.k8s.api.core.v1.Container", "args");
+        assert_eq!(args["x-kubernetes-list-type"], "atomic");
+        let tolerations = prop("io.k8s.api.core.v1.PodSpec", "tolerations");
+        assert_eq!(tolerations["x-kubernetes-list-type"], "atomic");
+        assert!(tolerations.get("x-kubernetes-patch-strategy").is_none());
+        assert!(tolerations.get("x-kubernetes-patch-merge-key").is_none());
+        assert_eq!(
+            prop("io.k8s.api.core.v1.PodSpec", "nodeSelector")["x-kubernetes-map-type"],
+            "atomic"
+        );
+        assert!(
+            prop("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "labels")
+                .get("x-kubernetes-map-type")
+                .is_none()
+        );
+        assert_eq!(
+            prop("io.k8s.api.core.v1.PersistentVolumeSpec", "claimRef")["x-kubernetes-map-type"],
+            "granular"
+        );
+        assert_eq!(
+            prop("io.k8s.api.policy.v1.PodDisruptionBudgetSpec", "selector")["x-kubernetes-patch-strategy"],
+            "replace"
+        );
+        assert_eq!(
+            c.schemas["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"],
+            "atomic"
+        );
+        assert!(
+            c.schemas["io.k8s.apimachinery.pkg.api.resource.Quantity"]
+                .get("x-kubernetes-map-type")
+                .is_none()
+        );
+        assert!(publishes_merge_keys());
     }
 }

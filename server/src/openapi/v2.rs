@@ -8,9 +8,9 @@
 //! them `kubectl apply|create -f list.yaml` fails with "the server could not find the
 //! requested resource". The document holds the definitions only, converted from the v3
 //! components (`#/definitions/…` references, `$ref` with a sibling description as Swagger
-//! writes it), and no paths: kubectl reads a kind's patch media types from the v2 paths,
-//! and finding none it builds client-side apply patches from its compiled-in types, which is
-//! right until the merge keys are published (see `schemas::merge_extensions`).
+//! writes it, the merge extensions of `schemas::merge_extensions` carried over), and no
+//! paths: kubectl 1.33 reads a kind's patch media types and merge keys from the v3
+//! documents, and only falls back to the v2 paths when v3 is not served.
 
 use serde_json::{Map, Value, json};
 

@@ -41,7 +41,7 @@ pub fn header(text: &str) -> Vec<String> {
 /// `kubectl create -f` of `contents` written to the temp dir as `file`; returns stdout.
 pub fn create(server: &Kubecache, file: &str, contents: &str) -> String {
     let path = server.manifest(file, contents);
-    server.kubectl_ok(&["create", "-f", &path, "--validate=false"])
+    server.kubectl_ok(&["create", "-f", &path])
 }
 
 /// GETs an object over HTTP, asserting 200.
