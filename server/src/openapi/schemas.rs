@@ -289,6 +289,11 @@ impl Components {
             api::scheduling::v1::PriorityClass,
             api::storage::v1::StorageClass,
             api::autoscaling::v1::Scale,
+            api::authentication::v1::SelfSubjectReview,
+            api::authorization::v1::LocalSubjectAccessReview,
+            api::authorization::v1::SelfSubjectAccessReview,
+            api::authorization::v1::SelfSubjectRulesReview,
+            api::authorization::v1::SubjectAccessReview,
         ];
         // What operations take and return besides the kinds themselves.
         generator.subschema_for::<meta::Status>();
