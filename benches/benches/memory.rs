@@ -161,7 +161,9 @@ fn pod_kv(i: usize, nodes: usize, revision: Revision) -> KeyValue {
     });
     KeyValue {
         key: format!("{PREFIX}{namespace}/{name}"),
-        value: Bytes::from(serde_json::to_vec(&pod).expect("JSON serializes")),
+        // Copied into a buffer of exactly its length: `to_vec`'s spare capacity would be
+        // counted as the cache's (a `Bytes` made from a `Vec` keeps the whole allocation).
+        value: Bytes::copy_from_slice(&serde_json::to_vec(&pod).expect("JSON serializes")),
         create_revision: revision,
         mod_revision: revision,
     }
@@ -356,6 +358,97 @@ fn load(n: usize, rt: &tokio::runtime::Runtime) -> (Load, WatchCache, Revision) 
     (load, cache, revision)
 }
 
+/// Waits until the live bytes stop falling (a dropped cache's shard thread frees its state
+/// as it stops), for at most a second.
+fn settle() {
+    let mut last = live();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = live();
+        if now >= last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// What one cached object is made of, measured part by part over `n` pods: the stored JSON,
+/// the key, the `CachedObject` (its `Arc` and attributes), the attributes' heap alone, and
+/// one entry of the snapshot map (`OrdMap` nodes and the `Arc<str>` key).
+fn breakdown(n: usize) {
+    let codec = BenchCodec;
+    let mut kvs: Vec<KeyValue> = (0..n).map(|i| pod_kv(i, 1_000, 2 + i as i64)).collect();
+    let json = kvs.iter().map(|kv| kv.value.len()).sum::<usize>() as f64 / n as f64;
+    let key = kvs.iter().map(|kv| kv.key.capacity()).sum::<usize>() as f64 / n as f64;
+    let attrs = per_item(n, |i| json::attributes(pods(), &kvs[i]).expect("parses"));
+    // The attributes' parts, from their capacities.
+    let sample: Vec<ObjectAttrs> = kvs
+        .iter()
+        .map(|kv| json::attributes(pods(), kv).expect("parses"))
+        .collect();
+    let fields_heap = sample
+        .iter()
+        .map(|a| {
+            a.fields.capacity() * std::mem::size_of::<(&str, String)>()
+                + a.fields.iter().map(|(_, v)| v.capacity()).sum::<usize>()
+        })
+        .sum::<usize>() as f64
+        / n as f64;
+    let names_heap = sample
+        .iter()
+        .map(|a| a.name.capacity() + a.namespace.as_ref().map_or(0, String::capacity))
+        .sum::<usize>() as f64
+        / n as f64;
+    let (fields_len, fields_cap) = (sample[0].fields.len(), sample[0].fields.capacity());
+    drop(sample);
+    let mut objects = Vec::with_capacity(n);
+    let before = live();
+    for kv in kvs.drain(..) {
+        objects.push(kubecache_cache::CachedObject::from_kv(&codec, pods(), kv).expect("parses"));
+    }
+    let object = (live() - before) as f64 / n as f64;
+    let before = live();
+    let mut map = kubecache_cache::watch_cache::state::Objects::new();
+    for o in &objects {
+        map.insert(Arc::<str>::from(o.kv.key.as_str()), o.clone());
+    }
+    let entry = (live() - before) as f64 / n as f64;
+    let served = objects
+        .iter()
+        .map(|o| BenchCodec.encode(&o.kv.value, o.kv.mod_revision, pods()).len())
+        .sum::<usize>() as f64
+        / n as f64;
+    drop((map, objects));
+    println!();
+    println!("one cached object, part by part ({n} pods; bytes per object)");
+    println!();
+    println!("| part | bytes | × JSON |");
+    println!("|---|---|---|");
+    let row = |part: &str, bytes: f64| println!("| {part} | {bytes:.0} | {:.2} |", bytes / json);
+    row("stored JSON (kv.value)", json);
+    row("storage key (kv.key)", key);
+    row(
+        &format!(
+            "CachedObject: Arc + struct ({} B) + attributes",
+            std::mem::size_of::<kubecache_cache::CachedObject>() + 16
+        ),
+        object,
+    );
+    row("  of which the attributes' heap (labels BTreeMap, strings, fields)", attrs);
+    row(
+        &format!("    selectable fields Vec ({fields_len} entries, capacity {fields_cap}) + values"),
+        fields_heap,
+    );
+    row("    name + namespace", names_heap);
+    row(
+        "    labels BTreeMap (3 labels; the rest of the attributes' heap)",
+        attrs - fields_heap - names_heap,
+    );
+    row("snapshot map entry (OrdMap nodes + Arc<str> key)", entry);
+    row("served JSON, once encoded (kept per shape)", served);
+    row("sum", json + key + object + entry + served);
+}
+
 /// A kubelet's watch of node `node`'s pods from `revision`.
 fn kubelet_watch(node: usize, revision: Revision) -> WatchRequest {
     WatchRequest {
@@ -400,6 +493,7 @@ fn main() {
     // Objects. The smaller cache is measured and dropped before the larger one is loaded.
     let (small, cache, _) = load(scale.objects[0], &rt);
     drop(cache);
+    settle();
     let (large, cache, revision) = load(scale.objects[1], &rt);
 
     println!();
@@ -433,6 +527,8 @@ fn main() {
         served / json,
     );
     assert!(loaded > json, "a cached object holds at least its JSON");
+
+    breakdown(scale.objects[0]);
 
     // Idle watchers.
     let n = scale.watchers;
