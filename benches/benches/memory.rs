@@ -26,8 +26,8 @@
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a tiny smoke version.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -415,7 +415,11 @@ fn breakdown(n: usize) {
     let entry = (live() - before) as f64 / n as f64;
     let served = objects
         .iter()
-        .map(|o| BenchCodec.encode(&o.kv.value, o.kv.mod_revision, pods()).len())
+        .map(|o| {
+            BenchCodec
+                .encode(&o.kv.value, o.kv.mod_revision, pods())
+                .len()
+        })
         .sum::<usize>() as f64
         / n as f64;
     drop((map, objects));
@@ -434,9 +438,14 @@ fn breakdown(n: usize) {
         ),
         object,
     );
-    row("  of which the attributes' heap (labels BTreeMap, strings, fields)", attrs);
     row(
-        &format!("    selectable fields Vec ({fields_len} entries, capacity {fields_cap}) + values"),
+        "  of which the attributes' heap (labels BTreeMap, strings, fields)",
+        attrs,
+    );
+    row(
+        &format!(
+            "    selectable fields Vec ({fields_len} entries, capacity {fields_cap}) + values"
+        ),
         fields_heap,
     );
     row("    name + namespace", names_heap);

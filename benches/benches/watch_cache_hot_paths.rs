@@ -63,7 +63,7 @@
 //! is the median over rounds of `variant / baseline` in the same round. Each sample is sized
 //! by a calibration to ~30 ms (at least one operation).
 //!
-//! Run: `cargo bench -p kubecache-benches --bench watch_cache_hot_paths` (~40 s after the
+//! Run: `cargo bench -p kubecache-benches --bench watch_cache_hot_paths` (~55 s after the
 //! build). Arguments that do not start with `--` filter groups by substring (e.g. `dispatch`).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a tiny smoke version.
 
@@ -1373,7 +1373,12 @@ fn paging(scale: Scale, per_page: bool) -> Vec<String> {
     let mut tokens: Vec<Option<String>> = vec![None];
     let mut seen = 0;
     loop {
-        let (got, next) = page(&cache, &rt, revision, tokens.last().expect("one").as_deref());
+        let (got, next) = page(
+            &cache,
+            &rt,
+            revision,
+            tokens.last().expect("one").as_deref(),
+        );
         seen += got;
         match next {
             Some(token) => tokens.push(Some(token)),
@@ -1462,7 +1467,11 @@ fn paging(scale: Scale, per_page: bool) -> Vec<String> {
 
     measure(
         Group {
-            name: if per_page { "paging/page" } else { "paging/walk" },
+            name: if per_page {
+                "paging/page"
+            } else {
+                "paging/walk"
+            },
             deliveries: None,
             variants,
         },
