@@ -39,6 +39,18 @@
 //!    cached JSON. This is run without a selector and with a label selector matching 10%.
 //!    The baseline builds the byte-identical body from a `Vec<(String, Value)>` of decoded
 //!    objects with `serde_json`: the decode-and-reserialize path, without even the decode.
+//! 5. **selector** matching of one cached pod (`selector/label`: `tier in (tier-2,tier-3),
+//!    pod-template-hash=7d9f8c6b5d,!canary`; `selector/field`: `spec.nodeName=node-42,
+//!    metadata.namespace=ns-42`), round-robin over 1,000 pods, with `Filter::matches` on the
+//!    attributes the cache extracted once per stored version. The baseline is what a server
+//!    without that cache does per object: decode the stored JSON into a `serde_json::Value`
+//!    and walk it. A third variant walks an already decoded `Value`, to split decode from walk.
+//! 6. **paging** through the 50,000 pods in pages of 500 with continue tokens, as the server
+//!    serves each page: decode the token, the real `WatchCache::list` with `start_key` and
+//!    `limit` at `ReadAt::Exact` (the token's revision), encode the next token. The baseline is
+//!    one unpaged LIST of the same snapshot: `paging/walk` compares a whole walk of 100 pages
+//!    with it; `paging/page` compares one page (every page in turn, the first, the last) with
+//!    1/100 of it.
 //!
 //! The codec does the server's `JsonCodec` JSON work (the benches cannot depend on the server
 //! crate) through the same functions, `kubecache_cache::json`: attributes from a typed subset
@@ -51,7 +63,7 @@
 //! is the median over rounds of `variant / baseline` in the same round. Each sample is sized
 //! by a calibration to ~30 ms (at least one operation).
 //!
-//! Run: `cargo bench -p kubecache-benches --bench watch_cache_hot_paths` (~40 s after the
+//! Run: `cargo bench -p kubecache-benches --bench watch_cache_hot_paths` (~55 s after the
 //! build). Arguments that do not start with `--` filter groups by substring (e.g. `dispatch`).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a tiny smoke version.
 
@@ -73,6 +85,7 @@ use kubecache_cache::{
     CachedObject, Filter, ListRequest, ObjectAttrs, ObjectCodec, ReadAt, ReadPath, Shapes,
     WatchCache, WatchCacheConfig,
 };
+use kubecache_core::continue_token::ContinueToken;
 use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{
@@ -121,7 +134,7 @@ const SMOKE: Scale = Scale {
     apply_pods: 200,
     history: 20,
     watchers: 100,
-    list_objects: 500,
+    list_objects: 1_200,
     rounds: 1,
     sample: Duration::from_micros(100),
 };
@@ -1173,6 +1186,300 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5. Selector matching.
+
+/// The label selector of the `selector/label` group: a set, an equality and an absence, so
+/// that every requirement is evaluated for the pods it selects (tier-2 and tier-3: 20%).
+const LABELS: &str = "tier in (tier-2,tier-3),pod-template-hash=7d9f8c6b5d,!canary";
+/// The field selector of the `selector/field` group: a kubelet's node and a namespace.
+const FIELDS: &str = "spec.nodeName=node-42,metadata.namespace=ns-42";
+/// Pods the selector groups match against, one per operation, round-robin.
+const SELECTOR_PODS: usize = 1_000;
+
+/// One pod's match against a filter, three ways. The baseline is what a server without an
+/// attribute cache does per object of a LIST or per watch event: decode the stored JSON
+/// into a `serde_json::Value` and walk it (`LabelSelector::matches_object`, and
+/// `fields::value` for each field). The selector is parsed once in every variant (a server
+/// parses it once per request, never per object).
+fn selector(scale: Scale, fields: bool) -> Vec<String> {
+    let codec = BenchCodec;
+    let n = SELECTOR_PODS.min(scale.list_objects);
+    let kvs: Vec<KeyValue> = (0..n).map(|i| pod_kv(i, 1_000, 2 + i as i64)).collect();
+    let objects: Vec<Arc<CachedObject>> = kvs.iter().map(|kv| cached(&codec, kv.clone())).collect();
+    let values: Vec<Value> = kvs
+        .iter()
+        .map(|kv| serde_json::from_slice(&kv.value).expect("parses"))
+        .collect();
+    let filter = if fields {
+        Filter {
+            fields: FieldSelector::parse(FIELDS).expect("parses"),
+            ..Filter::default()
+        }
+    } else {
+        Filter {
+            labels: LabelSelector::parse(LABELS).expect("parses"),
+            ..Filter::default()
+        }
+    };
+    let walk = |value: &Value| {
+        filter.labels.matches_object(value)
+            && filter
+                .fields
+                .matches(|field| kubecache_core::fields::value(pods(), value, field))
+    };
+    // The three ways agree, and select what the pods' numbering says.
+    let expected: Vec<bool> = (0..n)
+        .map(|i| {
+            if fields {
+                i % 1_000 == 42 && i % 50 == 42
+            } else {
+                matches!(i % 10, 2 | 3)
+            }
+        })
+        .collect();
+    for i in 0..n {
+        assert_eq!(filter.matches(&objects[i].attrs), expected[i], "pod {i}");
+        assert_eq!(walk(&values[i]), expected[i], "pod {i}");
+    }
+    let matched = |ops: usize| (0..ops).filter(|i| expected[i % n]).count();
+
+    let mut next = 0;
+    let baseline = Variant::new("decode stored JSON → Value, walk it", 100_000, |ops| {
+        let mut hits = 0;
+        let d = timed(|| {
+            for k in 0..ops {
+                let kv = &kvs[(next + k) % n];
+                let value: Value = serde_json::from_slice(&kv.value).expect("parses");
+                hits += usize::from(walk(black_box(&value)));
+            }
+        });
+        assert_eq!(hits, (0..ops).filter(|k| expected[(next + k) % n]).count());
+        next = (next + ops) % n;
+        d
+    });
+    let decoded = Variant::new("walk of an already decoded Value", 1_000_000, |ops| {
+        let mut hits = 0;
+        let d = timed(|| {
+            for k in 0..ops {
+                hits += usize::from(walk(black_box(&values[k % n])));
+            }
+        });
+        assert_eq!(hits, matched(ops));
+        d
+    });
+    let attrs = Variant::new("Filter::matches on cached ObjectAttrs", 1_000_000, |ops| {
+        let mut hits = 0;
+        let d = timed(|| {
+            for k in 0..ops {
+                hits += usize::from(filter.matches(black_box(&objects[k % n].attrs)));
+            }
+        });
+        assert_eq!(hits, matched(ops));
+        d
+    });
+
+    measure(
+        Group {
+            name: if fields {
+                "selector/field"
+            } else {
+                "selector/label"
+            },
+            deliveries: None,
+            variants: vec![baseline, decoded, attrs],
+        },
+        scale,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Continue-token paging.
+
+/// Objects per page (`limit`), as kubectl's default chunk size.
+const PAGE: usize = 500;
+
+/// A cache of `n` pods at revision `2 + n`, ready.
+fn loaded_cache(n: usize, rt: &tokio::runtime::Runtime) -> (WatchCache, Revision) {
+    let kvs: Vec<KeyValue> = (0..n).map(|i| pod_kv(i, 1_000, 2 + i as i64)).collect();
+    let revision = 2 + n as Revision;
+    let (backend, _events) = FakeBackend::new(kvs, revision);
+    let cache = WatchCache::start(
+        backend,
+        Arc::new(BenchCodec),
+        vec![(PREFIX.into(), Shapes::new(vec![pods()]))],
+        cache_config(1_000),
+    );
+    rt.block_on(async {
+        while cache.ready().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    (cache, revision)
+}
+
+/// What the server does for one page: decode the client's token (none for the first page),
+/// LIST `PAGE` objects from its start key at its revision, and encode the next page's token.
+/// Returns the page's objects and the next token.
+fn page(
+    cache: &WatchCache,
+    rt: &tokio::runtime::Runtime,
+    revision: Revision,
+    token: Option<&str>,
+) -> (usize, Option<String>) {
+    let (at, start_key) = match token {
+        Some(token) => {
+            let token = ContinueToken::decode(token).expect("a token this bench encoded");
+            (token.resource_version, Some(token.start_key_under(PREFIX)))
+        }
+        None => (revision, None),
+    };
+    let request = ListRequest {
+        resource: pods(),
+        prefix: PREFIX.into(),
+        start_key,
+        limit: Some(PAGE),
+        at: ReadAt::Exact(at),
+        filter: Arc::new(Filter::default()),
+    };
+    let listed = rt.block_on(cache.list(request)).expect("lists");
+    let next = listed.continue_after.map(|last| {
+        let suffix = last.strip_prefix(PREFIX).expect("under the prefix");
+        ContinueToken::after(suffix, listed.revision).encode()
+    });
+    (listed.objects.len(), next)
+}
+
+/// `per_page`: one page at a time (the baseline's share: one unpaged LIST over the number of
+/// pages); else whole walks through every page against one unpaged LIST.
+fn paging(scale: Scale, per_page: bool) -> Vec<String> {
+    let n = scale.list_objects;
+    let pages = n.div_ceil(PAGE);
+    let rt = current_thread();
+    let (cache, revision) = loaded_cache(n, &rt);
+    let unpaged = || {
+        let request = ListRequest {
+            resource: pods(),
+            prefix: PREFIX.into(),
+            start_key: None,
+            limit: None,
+            at: ReadAt::Exact(revision),
+            filter: Arc::new(Filter::default()),
+        };
+        let listed = rt.block_on(cache.list(request)).expect("lists");
+        assert_eq!(listed.objects.len(), n);
+        listed
+    };
+    // Every page's token, from a walk that also proves the pages cover the snapshot.
+    let mut tokens: Vec<Option<String>> = vec![None];
+    let mut seen = 0;
+    loop {
+        let (got, next) = page(
+            &cache,
+            &rt,
+            revision,
+            tokens.last().expect("one").as_deref(),
+        );
+        seen += got;
+        match next {
+            Some(token) => tokens.push(Some(token)),
+            None => break,
+        }
+    }
+    assert_eq!((seen, tokens.len()), (n, pages));
+    let walk = |rt: &tokio::runtime::Runtime| {
+        let mut token: Option<String> = None;
+        let (mut objects, mut pages_seen) = (0, 0);
+        loop {
+            let (got, next) = page(&cache, rt, revision, token.as_deref());
+            objects += got;
+            pages_seen += 1;
+            match next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!((objects, pages_seen), (n, pages));
+    };
+
+    // The next page of "each page in turn".
+    let mut next = 0;
+    let mut variants = Vec::new();
+    if per_page {
+        // A sample of k "operations" is k / pages unpaged LISTs, rounded up.
+        variants.push(Variant::new(
+            format!("1/{pages} of an unpaged LIST"),
+            100 * pages,
+            |ops| {
+                let lists = ops.div_ceil(pages);
+                let d = timed(|| {
+                    for _ in 0..lists {
+                        black_box(unpaged());
+                    }
+                });
+                d.mul_f64(ops as f64 / (lists * pages) as f64)
+            },
+        ));
+        variants.push(Variant::new("each page in turn", 10_000, |ops| {
+            let d = timed(|| {
+                for k in 0..ops {
+                    let token = tokens[(next + k) % pages].as_deref();
+                    black_box(page(&cache, &rt, revision, token));
+                }
+            });
+            next = (next + ops) % pages;
+            d
+        }));
+        variants.push(Variant::new("first page", 10_000, |ops| {
+            timed(|| {
+                for _ in 0..ops {
+                    black_box(page(&cache, &rt, revision, None));
+                }
+            })
+        }));
+        variants.push(Variant::new("last page", 10_000, |ops| {
+            let token = tokens[pages - 1].as_deref();
+            timed(|| {
+                for _ in 0..ops {
+                    black_box(page(&cache, &rt, revision, token));
+                }
+            })
+        }));
+    } else {
+        variants.push(Variant::new("one unpaged LIST", 1_000, |ops| {
+            timed(|| {
+                for _ in 0..ops {
+                    black_box(unpaged());
+                }
+            })
+        }));
+        variants.push(Variant::new(
+            format!("walk of {pages} pages of {PAGE}"),
+            1_000,
+            |ops| {
+                timed(|| {
+                    for _ in 0..ops {
+                        walk(&rt);
+                    }
+                })
+            },
+        ));
+    }
+
+    measure(
+        Group {
+            name: if per_page {
+                "paging/page"
+            } else {
+                "paging/walk"
+            },
+            deliveries: None,
+            variants,
+        },
+        scale,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 
 type Bench = fn(Scale) -> Vec<String>;
 
@@ -1188,7 +1495,7 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .map(String::as_str)
         .collect();
-    let benches: [(&str, Bench); 8] = [
+    let benches: [(&str, Bench); 12] = [
         ("apply/state", apply_state),
         ("apply/resource-cache", apply_resource_cache),
         ("encode", encode),
@@ -1197,6 +1504,10 @@ fn main() {
         ("dispatch/unindexed", |s| dispatch(s, false, false)),
         ("list/all", |s| list(s, false)),
         ("list/label-10pct", |s| list(s, true)),
+        ("selector/label", |s| selector(s, false)),
+        ("selector/field", |s| selector(s, true)),
+        ("paging/page", |s| paging(s, true)),
+        ("paging/walk", |s| paging(s, false)),
     ];
     let started = Instant::now();
     let mut rows = Vec::new();
