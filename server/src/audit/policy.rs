@@ -116,8 +116,8 @@ impl Policy {
 
     /// Parses a policy file (YAML, or JSON which is YAML too).
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| format!("invalid audit policy: {e}"))?;
+        let value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| format!("invalid audit policy: {e}"))?;
         let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         if kind != "Policy" {
             return Err(format!("audit policy: kind must be Policy, not {kind:?}"));
@@ -132,7 +132,7 @@ impl Policy {
             ));
         }
         let policy: Policy =
-            serde_yaml::from_value(value).map_err(|e| format!("invalid audit policy: {e}"))?;
+            serde_yaml_ng::from_value(value).map_err(|e| format!("invalid audit policy: {e}"))?;
         if policy.rules.is_empty() {
             return Err("audit policy has no rules".to_string());
         }
