@@ -780,10 +780,13 @@ async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) 
         )
         .await
         .object();
-        assert_eq!(
-            pb_get["metadata"]["resourceVersion"], from_pb["metadata"]["resourceVersion"],
-            "{kind}"
-        );
+        // (Unless the aggregation controller rewrote an aggregated ClusterRole in between.)
+        if !(sample["kind"] == "ClusterRole" && sample.get("aggregationRule").is_some()) {
+            assert_eq!(
+                pb_get["metadata"]["resourceVersion"], from_pb["metadata"]["resourceVersion"],
+                "{kind}"
+            );
+        }
         let (js_uid, pb_uid) = (
             from_json["metadata"]["uid"].clone(),
             from_pb["metadata"]["uid"].clone(),
