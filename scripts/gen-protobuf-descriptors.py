@@ -63,6 +63,14 @@ ROOTS = ROOTS + [(m, v, k + "List") for (m, v, k) in LISTED] + [
     ("apimachinery.pkg.apis.meta.v1", "", "WatchEvent"),
     ("api.autoscaling.v1", "autoscaling/v1", "Scale"),
     ("apimachinery.pkg.runtime", "", "Unknown"),
+    # The review APIs (create-only, never stored or listed: no `…List` kinds).
+    ("api.authentication.v1", "authentication.k8s.io/v1", "SelfSubjectReview"),
+] + [
+    ("api.authorization.v1", "authorization.k8s.io/v1", k)
+    for k in [
+        "LocalSubjectAccessReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview",
+        "SubjectAccessReview",
+    ]
 ]
 
 # Messages whose JSON form is not an object of their fields.
@@ -79,6 +87,8 @@ SPECIAL = {
     "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool": "SchemaOrBool",
     "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray":
         "SchemaOrStringArray",
+    "api.authentication.v1.ExtraValue": "StringList",
+    "api.authorization.v1.ExtraValue": "StringList",
 }
 
 # The integer and boolean fields that are plain (non-pointer) `omitempty` fields of the Go
@@ -108,6 +118,7 @@ OMIT_ZERO = {
     "api.core.v1.IscsiVolumeSource": ["readOnly", "chapAuthDiscovery", "chapAuthSession"],
     "api.core.v1.ScaleIoPersistentVolumeSource": ["readOnly", "sslEnabled"],
     "api.core.v1.ScaleIoVolumeSource": ["readOnly", "sslEnabled"],
+    "api.authorization.v1.SubjectAccessReviewStatus": ["denied"],
     "api.core.v1.Container": ["stdin", "stdinOnce", "tty"],
     "api.core.v1.EphemeralContainerCommon": ["stdin", "stdinOnce", "tty"],
     "api.core.v1.ContainerImage": ["sizeBytes"],

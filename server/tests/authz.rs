@@ -1058,13 +1058,13 @@ async fn protobuf_self_subject_access_review() {
         field(2, b"SelfSubjectAccessReview"),
     ]
     .concat();
-    let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &review)].concat();
+    let body_bytes = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &review)].concat();
     let reply = server
         .send(
             Method::POST,
             &server.url(&format!("{AUTHZ}/selfsubjectaccessreviews")),
             Some("application/vnd.kubernetes.protobuf"),
-            Some(body),
+            Some(body_bytes.clone()),
         )
         .await;
     let body = reply.expect(201);
@@ -1073,6 +1073,25 @@ async fn protobuf_self_subject_access_review() {
         json!({"verb": "list", "resource": "pods"})
     );
     assert_eq!(body["status"]["allowed"], true);
+    // Asked first for protobuf (as kubectl does), the answer is protobuf too.
+    let response = server
+        .client
+        .post(server.url(&format!("{AUTHZ}/selfsubjectaccessreviews")))
+        .header("Content-Type", "application/vnd.kubernetes.protobuf")
+        .header("Accept", "application/vnd.kubernetes.protobuf, */*")
+        .body(body_bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.kubernetes.protobuf"
+    );
+    let answer = response.bytes().await.unwrap();
+    let answer = kubecache_server::protobuf::decode_envelope(&answer, None).unwrap();
+    assert_eq!(answer["kind"], "SelfSubjectAccessReview");
+    assert_eq!(answer["status"]["allowed"], true);
     let reply = server
         .send(
             Method::POST,

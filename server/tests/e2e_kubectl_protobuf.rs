@@ -294,7 +294,16 @@ fn imperative_creates_in_protobuf_on_etcd() {
 /// protobuf (RBAC, batch, policy, scheduling, networking, more secrets and services).
 #[test]
 fn more_imperative_creates_in_protobuf() {
-    let server = Kubecache::start();
+    more_imperative_creates(&Kubecache::start());
+}
+
+#[test]
+fn more_imperative_creates_in_protobuf_on_etcd() {
+    let etcd = TestEtcd::start();
+    more_imperative_creates(&Kubecache::start_with(Storage::Etcd(etcd.endpoint())));
+}
+
+fn more_imperative_creates(server: &Kubecache) {
     let ns = "default";
     for (args, expected) in [
         (
@@ -412,7 +421,7 @@ fn more_imperative_creates_in_protobuf() {
         assert_eq!(server.kubectl_ok(&command).trim(), expected);
     }
 
-    let ingress = get_json(&server, ns, &["ingress", "web"]);
+    let ingress = get_json(server, ns, &["ingress", "web"]);
     assert_eq!(
         ingress["spec"],
         json!({"ingressClassName": "nginx", "rules": [{"host": "example.com", "http": {"paths": [
@@ -420,7 +429,7 @@ fn more_imperative_creates_in_protobuf() {
             {"backend": {"service": {"name": "api", "port": {"name": "http"}}}, "path": "/api", "pathType": "Prefix"}
         ]}}]})
     );
-    let pdb = get_json(&server, ns, &["pdb", "pdb"]);
+    let pdb = get_json(server, ns, &["pdb", "pdb"]);
     assert_eq!(
         pdb["spec"],
         json!({"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}})
@@ -428,15 +437,15 @@ fn more_imperative_creates_in_protobuf() {
     let pc = parse(&server.kubectl_ok(&["get", "priorityclass", "high", "-o", "json"]));
     assert_eq!(pc["value"], 1000);
     assert_eq!(pc["preemptionPolicy"], "Never");
-    let np = get_json(&server, ns, &["service", "np"]);
+    let np = get_json(server, ns, &["service", "np"]);
     assert_eq!(
         np["spec"]["ports"],
         json!([{"name": "80-8080", "nodePort": 30080, "port": 80, "protocol": "TCP", "targetPort": 8080}])
     );
-    let ext = get_json(&server, ns, &["service", "ext"]);
+    let ext = get_json(server, ns, &["service", "ext"]);
     assert_eq!(ext["spec"]["type"], "ExternalName");
     assert_eq!(ext["spec"]["externalName"], "example.com");
-    let cron = get_json(&server, ns, &["cronjob", "nightly"]);
+    let cron = get_json(server, ns, &["cronjob", "nightly"]);
     assert_eq!(cron["spec"]["schedule"], "0 3 * * *");
     let job_spec = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     assert_eq!(job_spec["restartPolicy"], "OnFailure");
@@ -446,17 +455,17 @@ fn more_imperative_creates_in_protobuf() {
         cr["rules"],
         json!([{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}])
     );
-    let rb = get_json(&server, ns, &["rolebinding", "rb"]);
+    let rb = get_json(server, ns, &["rolebinding", "rb"]);
     assert_eq!(
         rb["subjects"],
         json!([{"kind": "ServiceAccount", "name": "builder", "namespace": "default"}])
     );
-    let role = get_json(&server, ns, &["role", "reader"]);
+    let role = get_json(server, ns, &["role", "reader"]);
     assert_eq!(
         role["rules"],
         json!([{"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list"]}])
     );
-    let reg = get_json(&server, ns, &["secret", "reg"]);
+    let reg = get_json(server, ns, &["secret", "reg"]);
     assert_eq!(reg["type"], "kubernetes.io/dockerconfigjson");
     assert!(reg["data"][".dockerconfigjson"].is_string());
 }

@@ -17,7 +17,6 @@
 pub mod aggregation;
 pub mod bootstrap;
 pub mod index;
-pub mod proto;
 pub mod rbac;
 pub mod reviews;
 

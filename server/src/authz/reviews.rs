@@ -25,10 +25,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Verdict, chain_of, proto};
+use super::{Verdict, chain_of};
 use crate::api::{Call, Reply};
 use crate::handlers::write::{BODY_TYPES, content_type};
 use crate::objects;
+use crate::protobuf;
 use crate::typed;
 
 /// Answers a create of one of the review resources.
@@ -38,15 +39,15 @@ pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {
         return Err(ApiError::method_not_allowed());
     }
     let media = content_type(call);
-    let mut body = if media == proto::PROTOBUF {
-        proto::review_json(resource.kind, &call.body)?
+    // kubectl's typed clients (`auth can-i`, `auth whoami`) send protobuf: the generic
+    // transcoder reads it (the reviews are in its message table), and a client that asks for
+    // protobuf first gets the answer in protobuf (handlers::serve renders it).
+    let mut body = if protobuf::edge::is_protobuf(&media) {
+        protobuf::edge::decode_body(resource, &call.body)?
     } else if BODY_TYPES.contains(&media.as_str()) {
         typed::parse_json(&call.body)?.value
     } else {
-        return Err(ApiError::unsupported_media_type(
-            &media,
-            &[BODY_TYPES[0], proto::PROTOBUF],
-        ));
+        return Err(ApiError::unsupported_media_type(&media, BODY_TYPES));
     };
     objects::check_type(resource, &mut body)?;
     objects::check_namespace(resource, &mut body, call.request.namespace.as_deref())?;

@@ -9,8 +9,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(355), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(376), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Optional },
         ],
     },
@@ -19,7 +19,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
             Field { tag: 2, json: "items", ty: Message(0), label: Repeated },
         ],
     },
@@ -28,7 +28,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(5), label: Optional },
             Field { tag: 3, json: "status", ty: Message(6), label: Optional },
         ],
@@ -40,7 +40,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -50,7 +50,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
             Field { tag: 2, json: "items", ty: Message(2), label: Repeated },
         ],
     },
@@ -59,8 +59,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(342), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(195), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(363), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(215), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(7), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -97,7 +97,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(11), label: Optional },
             Field { tag: 3, json: "status", ty: Message(12), label: Optional },
         ],
@@ -111,8 +111,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(353), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(374), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(374), label: Optional },
         ],
     },
     // 10
@@ -120,7 +120,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
             Field { tag: 2, json: "items", ty: Message(8), label: Repeated },
         ],
     },
@@ -130,8 +130,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(195), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(13), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -169,7 +169,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
             Field { tag: 3, json: "status", ty: Message(18), label: Optional },
         ],
@@ -181,7 +181,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -191,7 +191,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -201,8 +201,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(195), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -225,8 +225,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(358), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(358), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(379), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(379), label: Optional },
         ],
     },
     // 20
@@ -234,8 +234,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(358), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(358), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(379), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(379), label: Optional },
         ],
     },
     // 21
@@ -244,7 +244,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(379), label: Optional },
         ],
     },
     // 22
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(27), label: Optional },
             Field { tag: 3, json: "status", ty: Message(28), label: Optional },
         ],
@@ -264,7 +264,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -274,7 +274,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -301,9 +301,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(195), label: Optional },
-            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(164), label: Repeated },
+            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
+            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(184), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(29), label: Optional },
@@ -341,15 +341,214 @@ pub static MESSAGES: &[Message] = &[
     },
     // 30
     Message {
-        name: "api.autoscaling.v1.Scale",
-        special: Special::None,
+        name: "api.authentication.v1.ExtraValue",
+        special: Special::StringList,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(31), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(32), label: Optional },
+            Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
     },
     // 31
+    Message {
+        name: "api.authentication.v1.SelfSubjectReview",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "status", ty: Message(32), label: Optional },
+        ],
+    },
+    // 32
+    Message {
+        name: "api.authentication.v1.SelfSubjectReviewStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "userInfo", ty: Message(33), label: Optional },
+        ],
+    },
+    // 33
+    Message {
+        name: "api.authentication.v1.UserInfo",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "username", ty: String, label: Optional },
+            Field { tag: 2, json: "uid", ty: String, label: Optional },
+            Field { tag: 3, json: "groups", ty: String, label: Repeated },
+            Field { tag: 4, json: "extra", ty: Message(30), label: Map },
+        ],
+    },
+    // 34
+    Message {
+        name: "api.authorization.v1.ExtraValue",
+        special: Special::StringList,
+        fields: &[
+            Field { tag: 1, json: "items", ty: String, label: Repeated },
+        ],
+    },
+    // 35
+    Message {
+        name: "api.authorization.v1.FieldSelectorAttributes",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
+            Field { tag: 2, json: "requirements", ty: Message(361), label: Repeated },
+        ],
+    },
+    // 36
+    Message {
+        name: "api.authorization.v1.LabelSelectorAttributes",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
+            Field { tag: 2, json: "requirements", ty: Message(364), label: Repeated },
+        ],
+    },
+    // 37
+    Message {
+        name: "api.authorization.v1.LocalSubjectAccessReview",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(48), label: Optional },
+        ],
+    },
+    // 38
+    Message {
+        name: "api.authorization.v1.NonResourceAttributes",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "path", ty: String, label: Optional },
+            Field { tag: 2, json: "verb", ty: String, label: Optional },
+        ],
+    },
+    // 39
+    Message {
+        name: "api.authorization.v1.NonResourceRule",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "verbs", ty: String, label: Repeated },
+            Field { tag: 2, json: "nonResourceURLs", ty: String, label: Repeated },
+        ],
+    },
+    // 40
+    Message {
+        name: "api.authorization.v1.ResourceAttributes",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "namespace", ty: String, label: Optional },
+            Field { tag: 2, json: "verb", ty: String, label: Optional },
+            Field { tag: 3, json: "group", ty: String, label: Optional },
+            Field { tag: 4, json: "version", ty: String, label: Optional },
+            Field { tag: 5, json: "resource", ty: String, label: Optional },
+            Field { tag: 6, json: "subresource", ty: String, label: Optional },
+            Field { tag: 7, json: "name", ty: String, label: Optional },
+            Field { tag: 8, json: "fieldSelector", ty: Message(35), label: Optional },
+            Field { tag: 9, json: "labelSelector", ty: Message(36), label: Optional },
+        ],
+    },
+    // 41
+    Message {
+        name: "api.authorization.v1.ResourceRule",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "verbs", ty: String, label: Repeated },
+            Field { tag: 2, json: "apiGroups", ty: String, label: Repeated },
+            Field { tag: 3, json: "resources", ty: String, label: Repeated },
+            Field { tag: 4, json: "resourceNames", ty: String, label: Repeated },
+        ],
+    },
+    // 42
+    Message {
+        name: "api.authorization.v1.SelfSubjectAccessReview",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(43), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(48), label: Optional },
+        ],
+    },
+    // 43
+    Message {
+        name: "api.authorization.v1.SelfSubjectAccessReviewSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "resourceAttributes", ty: Message(40), label: Optional },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Message(38), label: Optional },
+        ],
+    },
+    // 44
+    Message {
+        name: "api.authorization.v1.SelfSubjectRulesReview",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(45), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(49), label: Optional },
+        ],
+    },
+    // 45
+    Message {
+        name: "api.authorization.v1.SelfSubjectRulesReviewSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "namespace", ty: String, label: Optional },
+        ],
+    },
+    // 46
+    Message {
+        name: "api.authorization.v1.SubjectAccessReview",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(48), label: Optional },
+        ],
+    },
+    // 47
+    Message {
+        name: "api.authorization.v1.SubjectAccessReviewSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "resourceAttributes", ty: Message(40), label: Optional },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Message(38), label: Optional },
+            Field { tag: 3, json: "user", ty: String, label: Optional },
+            Field { tag: 4, json: "groups", ty: String, label: Repeated },
+            Field { tag: 5, json: "extra", ty: Message(34), label: Map },
+            Field { tag: 6, json: "uid", ty: String, label: Optional },
+        ],
+    },
+    // 48
+    Message {
+        name: "api.authorization.v1.SubjectAccessReviewStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "allowed", ty: Bool, label: Required },
+            Field { tag: 2, json: "reason", ty: String, label: Optional },
+            Field { tag: 3, json: "evaluationError", ty: String, label: Optional },
+            Field { tag: 4, json: "denied", ty: Bool, label: OmitZero },
+        ],
+    },
+    // 49
+    Message {
+        name: "api.authorization.v1.SubjectRulesReviewStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "resourceRules", ty: Message(41), label: Repeated },
+            Field { tag: 2, json: "nonResourceRules", ty: Message(39), label: Repeated },
+            Field { tag: 3, json: "incomplete", ty: Bool, label: Required },
+            Field { tag: 4, json: "evaluationError", ty: String, label: Optional },
+        ],
+    },
+    // 50
+    Message {
+        name: "api.autoscaling.v1.Scale",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(51), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(52), label: Optional },
+        ],
+    },
+    // 51
     Message {
         name: "api.autoscaling.v1.ScaleSpec",
         special: Special::None,
@@ -357,7 +556,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
         ],
     },
-    // 32
+    // 52
     Message {
         name: "api.autoscaling.v1.ScaleStatus",
         special: Special::None,
@@ -366,26 +565,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "selector", ty: String, label: Optional },
         ],
     },
-    // 33
+    // 53
     Message {
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(35), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(36), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(55), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(56), label: Optional },
         ],
     },
-    // 34
+    // 54
     Message {
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(33), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(53), label: Repeated },
         ],
     },
-    // 35
+    // 55
     Message {
         name: "api.batch.v1.CronJobSpec",
         special: Special::None,
@@ -394,55 +593,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Int64, label: Optional },
             Field { tag: 3, json: "concurrencyPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 5, json: "jobTemplate", ty: Message(42), label: Optional },
+            Field { tag: 5, json: "jobTemplate", ty: Message(62), label: Optional },
             Field { tag: 6, json: "successfulJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 7, json: "failedJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "timeZone", ty: String, label: Optional },
         ],
     },
-    // 36
+    // 56
     Message {
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "active", ty: Message(162), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(353), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(353), label: Optional },
+            Field { tag: 1, json: "active", ty: Message(182), label: Repeated },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(374), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(374), label: Optional },
         ],
     },
-    // 37
+    // 57
     Message {
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(40), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(41), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(61), label: Optional },
         ],
     },
-    // 38
+    // 58
     Message {
         name: "api.batch.v1.JobCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(353), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 39
+    // 59
     Message {
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(37), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(57), label: Repeated },
         ],
     },
-    // 40
+    // 60
     Message {
         name: "api.batch.v1.JobSpec",
         special: Special::None,
@@ -450,57 +649,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(342), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(363), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(195), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(215), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
             Field { tag: 10, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 11, json: "podFailurePolicy", ty: Message(43), label: Optional },
+            Field { tag: 11, json: "podFailurePolicy", ty: Message(63), label: Optional },
             Field { tag: 12, json: "backoffLimitPerIndex", ty: Int32, label: Optional },
             Field { tag: 13, json: "maxFailedIndexes", ty: Int32, label: Optional },
             Field { tag: 14, json: "podReplacementPolicy", ty: String, label: Optional },
             Field { tag: 15, json: "managedBy", ty: String, label: Optional },
-            Field { tag: 16, json: "successPolicy", ty: Message(47), label: Optional },
+            Field { tag: 16, json: "successPolicy", ty: Message(67), label: Optional },
         ],
     },
-    // 41
+    // 61
     Message {
         name: "api.batch.v1.JobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(38), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(353), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(353), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(58), label: Repeated },
+            Field { tag: 2, json: "startTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
             Field { tag: 7, json: "completedIndexes", ty: String, label: Optional },
-            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(49), label: Optional },
+            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(69), label: Optional },
             Field { tag: 9, json: "ready", ty: Int32, label: Optional },
             Field { tag: 10, json: "failedIndexes", ty: String, label: Optional },
             Field { tag: 11, json: "terminating", ty: Int32, label: Optional },
         ],
     },
-    // 42
+    // 62
     Message {
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(40), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
         ],
     },
-    // 43
+    // 63
     Message {
         name: "api.batch.v1.PodFailurePolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(46), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(66), label: Repeated },
         ],
     },
-    // 44
+    // 64
     Message {
         name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
         special: Special::None,
@@ -510,7 +709,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 45
+    // 65
     Message {
         name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
         special: Special::None,
@@ -519,25 +718,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 46
+    // 66
     Message {
         name: "api.batch.v1.PodFailurePolicyRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Required },
-            Field { tag: 2, json: "onExitCodes", ty: Message(44), label: Optional },
-            Field { tag: 3, json: "onPodConditions", ty: Message(45), label: Repeated },
+            Field { tag: 2, json: "onExitCodes", ty: Message(64), label: Optional },
+            Field { tag: 3, json: "onPodConditions", ty: Message(65), label: Repeated },
         ],
     },
-    // 47
+    // 67
     Message {
         name: "api.batch.v1.SuccessPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(48), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(68), label: Repeated },
         ],
     },
-    // 48
+    // 68
     Message {
         name: "api.batch.v1.SuccessPolicyRule",
         special: Special::None,
@@ -546,7 +745,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "succeededCount", ty: Int32, label: Optional },
         ],
     },
-    // 49
+    // 69
     Message {
         name: "api.batch.v1.UncountedTerminatedPods",
         special: Special::None,
@@ -555,49 +754,49 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "failed", ty: String, label: Repeated },
         ],
     },
-    // 50
+    // 70
     Message {
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(52), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
         ],
     },
-    // 51
+    // 71
     Message {
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(50), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(70), label: Repeated },
         ],
     },
-    // 52
+    // 72
     Message {
         name: "api.coordination.v1.LeaseSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(346), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(346), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(367), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(367), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
         ],
     },
-    // 53
+    // 73
     Message {
         name: "api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Message(145), label: Optional },
-            Field { tag: 2, json: "podAffinity", ty: Message(177), label: Optional },
-            Field { tag: 3, json: "podAntiAffinity", ty: Message(179), label: Optional },
+            Field { tag: 1, json: "nodeAffinity", ty: Message(165), label: Optional },
+            Field { tag: 2, json: "podAffinity", ty: Message(197), label: Optional },
+            Field { tag: 3, json: "podAntiAffinity", ty: Message(199), label: Optional },
         ],
     },
-    // 54
+    // 74
     Message {
         name: "api.core.v1.AppArmorProfile",
         special: Special::None,
@@ -606,7 +805,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 55
+    // 75
     Message {
         name: "api.core.v1.AttachedVolume",
         special: Special::None,
@@ -615,7 +814,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 56
+    // 76
     Message {
         name: "api.core.v1.AwsElasticBlockStoreVolumeSource",
         special: Special::None,
@@ -626,7 +825,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 57
+    // 77
     Message {
         name: "api.core.v1.AzureDiskVolumeSource",
         special: Special::None,
@@ -639,7 +838,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 58
+    // 78
     Message {
         name: "api.core.v1.AzureFilePersistentVolumeSource",
         special: Special::None,
@@ -650,7 +849,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
         ],
     },
-    // 59
+    // 79
     Message {
         name: "api.core.v1.AzureFileVolumeSource",
         special: Special::None,
@@ -660,7 +859,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 60
+    // 80
     Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
@@ -670,14 +869,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(224), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(224), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(224), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(224), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(224), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(244), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(244), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(244), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(244), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(244), label: Optional },
         ],
     },
-    // 61
+    // 81
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -686,10 +885,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(134), label: Optional },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(154), label: Optional },
         ],
     },
-    // 62
+    // 82
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
@@ -698,7 +897,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
         ],
     },
-    // 63
+    // 83
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
@@ -707,11 +906,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(244), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 64
+    // 84
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
@@ -720,11 +919,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(134), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 65
+    // 85
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -732,10 +931,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(244), label: Optional },
         ],
     },
-    // 66
+    // 86
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -743,10 +942,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Optional },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(134), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(154), label: Optional },
         ],
     },
-    // 67
+    // 87
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
@@ -754,58 +953,58 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 68
+    // 88
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(342), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(363), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 69
+    // 89
     Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 70
+    // 90
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(134), label: Inline },
+            Field { tag: 1, json: "", ty: Message(154), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 71
+    // 91
     Message {
         name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(134), label: Inline },
+            Field { tag: 1, json: "", ty: Message(154), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 72
+    // 92
     Message {
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(69), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(89), label: Repeated },
         ],
     },
-    // 73
+    // 93
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -817,28 +1016,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
-    // 74
+    // 94
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(134), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 75
+    // 95
     Message {
         name: "api.core.v1.ConfigMapVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(134), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 76
+    // 96
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
@@ -848,29 +1047,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(79), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(100), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(213), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(250), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(199), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(199), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(129), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(233), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(270), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(219), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(219), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(226), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(246), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(99), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(249), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(199), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(80), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(269), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(219), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(81), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
         ],
     },
-    // 77
+    // 97
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -880,7 +1079,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "requestName", ty: String, label: Optional },
         ],
     },
-    // 78
+    // 98
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
@@ -889,7 +1088,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
-    // 79
+    // 99
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
@@ -901,7 +1100,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
     },
-    // 80
+    // 100
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -910,16 +1109,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "restartPolicy", ty: String, label: Optional },
         ],
     },
-    // 81
+    // 101
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
-            Field { tag: 2, json: "exitCodes", ty: Message(82), label: Optional },
+            Field { tag: 2, json: "exitCodes", ty: Message(102), label: Optional },
         ],
     },
-    // 82
+    // 102
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
@@ -928,25 +1127,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 83
+    // 103
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Message(86), label: Optional },
-            Field { tag: 2, json: "running", ty: Message(84), label: Optional },
-            Field { tag: 3, json: "terminated", ty: Message(85), label: Optional },
+            Field { tag: 1, json: "waiting", ty: Message(106), label: Optional },
+            Field { tag: 2, json: "running", ty: Message(104), label: Optional },
+            Field { tag: 3, json: "terminated", ty: Message(105), label: Optional },
         ],
     },
-    // 84
+    // 104
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(353), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(374), label: Optional },
         ],
     },
-    // 85
+    // 105
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -955,12 +1154,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(353), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(353), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(374), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(374), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
-    // 86
+    // 106
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
@@ -969,37 +1168,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "message", ty: String, label: Optional },
         ],
     },
-    // 87
+    // 107
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "state", ty: Message(83), label: Optional },
-            Field { tag: 3, json: "lastState", ty: Message(83), label: Optional },
+            Field { tag: 2, json: "state", ty: Message(103), label: Optional },
+            Field { tag: 3, json: "lastState", ty: Message(103), label: Optional },
             Field { tag: 4, json: "ready", ty: Bool, label: Required },
             Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
             Field { tag: 6, json: "image", ty: String, label: Required },
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(338), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(213), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(251), label: Repeated },
-            Field { tag: 13, json: "user", ty: Message(88), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(214), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(358), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(233), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(271), label: Repeated },
+            Field { tag: 13, json: "user", ty: Message(108), label: Optional },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(234), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 88
+    // 108
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "linux", ty: Message(131), label: Optional },
+            Field { tag: 1, json: "linux", ty: Message(151), label: Optional },
         ],
     },
-    // 89
+    // 109
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
@@ -1007,55 +1206,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "Port", ty: Int32, label: Optional },
         ],
     },
-    // 90
+    // 110
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(91), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
         ],
     },
-    // 91
+    // 111
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
-            Field { tag: 2, json: "fieldRef", ty: Message(161), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(211), label: Optional },
+            Field { tag: 2, json: "fieldRef", ty: Message(181), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(231), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 92
+    // 112
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(91), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 93
+    // 113
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(338), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(358), label: Optional },
         ],
     },
-    // 94
+    // 114
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
-            Field { tag: 2, json: "targetRef", ty: Message(162), label: Optional },
+            Field { tag: 2, json: "targetRef", ty: Message(182), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
         ],
     },
-    // 95
+    // 115
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
@@ -1066,76 +1265,76 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 96
+    // 116
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Message(94), label: Repeated },
-            Field { tag: 2, json: "notReadyAddresses", ty: Message(94), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(95), label: Repeated },
+            Field { tag: 1, json: "addresses", ty: Message(114), label: Repeated },
+            Field { tag: 2, json: "notReadyAddresses", ty: Message(114), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(115), label: Repeated },
         ],
     },
-    // 97
+    // 117
     Message {
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "subsets", ty: Message(96), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "subsets", ty: Message(116), label: Repeated },
         ],
     },
-    // 98
+    // 118
     Message {
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(97), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(117), label: Repeated },
         ],
     },
-    // 99
+    // 119
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
-            Field { tag: 2, json: "configMapRef", ty: Message(70), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(220), label: Optional },
+            Field { tag: 2, json: "configMapRef", ty: Message(90), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(240), label: Optional },
         ],
     },
-    // 100
+    // 120
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "valueFrom", ty: Message(101), label: Optional },
+            Field { tag: 3, json: "valueFrom", ty: Message(121), label: Optional },
         ],
     },
-    // 101
+    // 121
     Message {
         name: "api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Message(161), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(211), label: Optional },
-            Field { tag: 3, json: "configMapKeyRef", ty: Message(71), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(221), label: Optional },
-            Field { tag: 5, json: "fileKeyRef", ty: Message(111), label: Optional },
+            Field { tag: 1, json: "fieldRef", ty: Message(181), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(231), label: Optional },
+            Field { tag: 3, json: "configMapKeyRef", ty: Message(91), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(241), label: Optional },
+            Field { tag: 5, json: "fileKeyRef", ty: Message(131), label: Optional },
         ],
     },
-    // 102
+    // 122
     Message {
         name: "api.core.v1.EphemeralContainer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(103), label: Inline },
+            Field { tag: 1, json: "", ty: Message(123), label: Inline },
             Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
         ],
     },
-    // 103
+    // 123
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -1145,77 +1344,77 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(79), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(100), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(213), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(250), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(199), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(199), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(129), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(233), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(270), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(219), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(219), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(226), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(246), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(99), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(249), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(199), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(80), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(269), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(219), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(81), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
         ],
     },
-    // 104
+    // 124
     Message {
         name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(169), label: Optional },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(189), label: Optional },
         ],
     },
-    // 105
+    // 125
     Message {
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "involvedObject", ty: Message(162), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "involvedObject", ty: Message(182), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "source", ty: Message(108), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(353), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(353), label: Optional },
+            Field { tag: 5, json: "source", ty: Message(128), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(374), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(374), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(346), label: Optional },
-            Field { tag: 11, json: "series", ty: Message(107), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(367), label: Optional },
+            Field { tag: 11, json: "series", ty: Message(127), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
-            Field { tag: 13, json: "related", ty: Message(162), label: Optional },
+            Field { tag: 13, json: "related", ty: Message(182), label: Optional },
             Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
             Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
         ],
     },
-    // 106
+    // 126
     Message {
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(105), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(125), label: Repeated },
         ],
     },
-    // 107
+    // 127
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(346), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(367), label: Optional },
         ],
     },
-    // 108
+    // 128
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
@@ -1224,7 +1423,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 109
+    // 129
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
@@ -1232,7 +1431,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
     },
-    // 110
+    // 130
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
@@ -1244,7 +1443,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
-    // 111
+    // 131
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
@@ -1255,31 +1454,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 112
+    // 132
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(244), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 113
+    // 133
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(134), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 114
+    // 134
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
@@ -1288,7 +1487,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
         ],
     },
-    // 115
+    // 135
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
@@ -1299,7 +1498,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 116
+    // 136
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -1309,7 +1508,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
     },
-    // 117
+    // 137
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -1320,7 +1519,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
-    // 118
+    // 138
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -1330,7 +1529,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 119
+    // 139
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
@@ -1339,7 +1538,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
-    // 120
+    // 140
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
@@ -1348,7 +1547,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
-    // 121
+    // 141
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
@@ -1356,7 +1555,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
         ],
     },
-    // 122
+    // 142
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
@@ -1365,19 +1564,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
-    // 123
+    // 143
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(379), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
-            Field { tag: 5, json: "httpHeaders", ty: Message(124), label: Repeated },
+            Field { tag: 5, json: "httpHeaders", ty: Message(144), label: Repeated },
         ],
     },
-    // 124
+    // 144
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
@@ -1386,7 +1585,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 125
+    // 145
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
@@ -1395,7 +1594,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
         ],
     },
-    // 126
+    // 146
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
@@ -1408,12 +1607,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(244), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 127
+    // 147
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
@@ -1426,12 +1625,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(134), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(154), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 128
+    // 148
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
@@ -1441,28 +1640,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 129
+    // 149
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Message(130), label: Optional },
-            Field { tag: 2, json: "preStop", ty: Message(130), label: Optional },
+            Field { tag: 1, json: "postStart", ty: Message(150), label: Optional },
+            Field { tag: 2, json: "preStop", ty: Message(150), label: Optional },
             Field { tag: 3, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 130
+    // 150
     Message {
         name: "api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(109), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(123), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(241), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(236), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(261), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(256), label: Optional },
         ],
     },
-    // 131
+    // 151
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -1472,7 +1671,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
-    // 132
+    // 152
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -1480,18 +1679,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(196), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(216), label: Repeated },
         ],
     },
-    // 133
+    // 153
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(132), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(152), label: Repeated },
         ],
     },
-    // 134
+    // 154
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
@@ -1499,7 +1698,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
     },
-    // 135
+    // 155
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
@@ -1508,7 +1707,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 136
+    // 156
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -1517,38 +1716,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 137
+    // 157
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(140), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(141), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(160), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(161), label: Optional },
         ],
     },
-    // 138
+    // 158
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 139
+    // 159
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(137), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(157), label: Repeated },
         ],
     },
-    // 140
+    // 160
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
@@ -1556,16 +1755,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
     },
-    // 141
+    // 161
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(138), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(158), label: Repeated },
         ],
     },
-    // 142
+    // 162
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
@@ -1575,17 +1774,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 143
+    // 163
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(157), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(158), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(177), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(178), label: Optional },
         ],
     },
-    // 144
+    // 164
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
@@ -1594,56 +1793,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
-    // 145
+    // 165
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(154), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(174), label: Optional },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(218), label: Repeated },
         ],
     },
-    // 146
+    // 166
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(353), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 147
+    // 167
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Message(73), label: Optional },
+            Field { tag: 2, json: "configMap", ty: Message(93), label: Optional },
         ],
     },
-    // 148
+    // 168
     Message {
         name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "assigned", ty: Message(147), label: Optional },
-            Field { tag: 2, json: "active", ty: Message(147), label: Optional },
-            Field { tag: 3, json: "lastKnownGood", ty: Message(147), label: Optional },
+            Field { tag: 1, json: "assigned", ty: Message(167), label: Optional },
+            Field { tag: 2, json: "active", ty: Message(167), label: Optional },
+            Field { tag: 3, json: "lastKnownGood", ty: Message(167), label: Optional },
             Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
-    // 149
+    // 169
     Message {
         name: "api.core.v1.NodeDaemonEndpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Message(89), label: Optional },
+            Field { tag: 1, json: "kubeletEndpoint", ty: Message(109), label: Optional },
         ],
     },
-    // 150
+    // 170
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
@@ -1651,25 +1850,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
     },
-    // 151
+    // 171
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(143), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
         ],
     },
-    // 152
+    // 172
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "features", ty: Message(153), label: Optional },
+            Field { tag: 2, json: "features", ty: Message(173), label: Optional },
         ],
     },
-    // 153
+    // 173
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -1678,15 +1877,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
         ],
     },
-    // 154
+    // 174
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(156), label: Repeated },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(176), label: Repeated },
         ],
     },
-    // 155
+    // 175
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -1696,16 +1895,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 156
+    // 176
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(155), label: Repeated },
-            Field { tag: 2, json: "matchFields", ty: Message(155), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(175), label: Repeated },
+            Field { tag: 2, json: "matchFields", ty: Message(175), label: Repeated },
         ],
     },
-    // 157
+    // 177
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
@@ -1714,33 +1913,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(240), label: Repeated },
-            Field { tag: 6, json: "configSource", ty: Message(147), label: Optional },
+            Field { tag: 5, json: "taints", ty: Message(260), label: Repeated },
+            Field { tag: 6, json: "configSource", ty: Message(167), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
     },
-    // 158
+    // 178
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(338), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(338), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(358), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(358), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
-            Field { tag: 4, json: "conditions", ty: Message(146), label: Repeated },
-            Field { tag: 5, json: "addresses", ty: Message(144), label: Repeated },
-            Field { tag: 6, json: "daemonEndpoints", ty: Message(149), label: Optional },
-            Field { tag: 7, json: "nodeInfo", ty: Message(160), label: Optional },
-            Field { tag: 8, json: "images", ty: Message(78), label: Repeated },
+            Field { tag: 4, json: "conditions", ty: Message(166), label: Repeated },
+            Field { tag: 5, json: "addresses", ty: Message(164), label: Repeated },
+            Field { tag: 6, json: "daemonEndpoints", ty: Message(169), label: Optional },
+            Field { tag: 7, json: "nodeInfo", ty: Message(180), label: Optional },
+            Field { tag: 8, json: "images", ty: Message(98), label: Repeated },
             Field { tag: 9, json: "volumesInUse", ty: String, label: Repeated },
-            Field { tag: 10, json: "volumesAttached", ty: Message(55), label: Repeated },
-            Field { tag: 11, json: "config", ty: Message(148), label: Optional },
-            Field { tag: 12, json: "runtimeHandlers", ty: Message(152), label: Repeated },
-            Field { tag: 13, json: "features", ty: Message(150), label: Optional },
+            Field { tag: 10, json: "volumesAttached", ty: Message(75), label: Repeated },
+            Field { tag: 11, json: "config", ty: Message(168), label: Optional },
+            Field { tag: 12, json: "runtimeHandlers", ty: Message(172), label: Repeated },
+            Field { tag: 13, json: "features", ty: Message(170), label: Optional },
             Field { tag: 14, json: "declaredFeatures", ty: String, label: Repeated },
         ],
     },
-    // 159
+    // 179
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
@@ -1748,7 +1947,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
     },
-    // 160
+    // 180
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -1763,10 +1962,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
             Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
             Field { tag: 10, json: "architecture", ty: String, label: Required },
-            Field { tag: 11, json: "swap", ty: Message(159), label: Optional },
+            Field { tag: 11, json: "swap", ty: Message(179), label: Optional },
         ],
     },
-    // 161
+    // 181
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
@@ -1775,7 +1974,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 162
+    // 182
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
@@ -1789,89 +1988,89 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 163
+    // 183
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(173), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(174), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(194), label: Optional },
         ],
     },
-    // 164
+    // 184
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(167), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(168), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(188), label: Optional },
         ],
     },
-    // 165
+    // 185
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(353), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 166
+    // 186
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(164), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(184), label: Repeated },
         ],
     },
-    // 167
+    // 187
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(254), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(274), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(342), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(363), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(246), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(247), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(266), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(267), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 168
+    // 188
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(338), label: Map },
-            Field { tag: 4, json: "conditions", ty: Message(165), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(338), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(358), label: Map },
+            Field { tag: 4, json: "conditions", ty: Message(185), label: Repeated },
+            Field { tag: 5, json: "allocatedResources", ty: Message(358), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(136), label: Optional },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(156), label: Optional },
         ],
     },
-    // 169
+    // 189
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(167), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
         ],
     },
-    // 170
+    // 190
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
@@ -1880,62 +2079,62 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 171
+    // 191
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
         ],
     },
-    // 172
+    // 192
     Message {
         name: "api.core.v1.PersistentVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Message(115), label: Optional },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(56), label: Optional },
-            Field { tag: 3, json: "hostPath", ty: Message(122), label: Optional },
-            Field { tag: 4, json: "glusterfs", ty: Message(117), label: Optional },
-            Field { tag: 5, json: "nfs", ty: Message(142), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(203), label: Optional },
-            Field { tag: 7, json: "iscsi", ty: Message(126), label: Optional },
-            Field { tag: 8, json: "cinder", ty: Message(65), label: Optional },
-            Field { tag: 9, json: "cephfs", ty: Message(63), label: Optional },
-            Field { tag: 10, json: "fc", ty: Message(110), label: Optional },
-            Field { tag: 11, json: "flocker", ty: Message(114), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(112), label: Optional },
-            Field { tag: 13, json: "azureFile", ty: Message(58), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(256), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(202), label: Optional },
-            Field { tag: 16, json: "azureDisk", ty: Message(57), label: Optional },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Message(175), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(197), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(215), label: Optional },
-            Field { tag: 20, json: "local", ty: Message(135), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(237), label: Optional },
-            Field { tag: 22, json: "csi", ty: Message(60), label: Optional },
+            Field { tag: 1, json: "gcePersistentDisk", ty: Message(135), label: Optional },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
+            Field { tag: 3, json: "hostPath", ty: Message(142), label: Optional },
+            Field { tag: 4, json: "glusterfs", ty: Message(137), label: Optional },
+            Field { tag: 5, json: "nfs", ty: Message(162), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(223), label: Optional },
+            Field { tag: 7, json: "iscsi", ty: Message(146), label: Optional },
+            Field { tag: 8, json: "cinder", ty: Message(85), label: Optional },
+            Field { tag: 9, json: "cephfs", ty: Message(83), label: Optional },
+            Field { tag: 10, json: "fc", ty: Message(130), label: Optional },
+            Field { tag: 11, json: "flocker", ty: Message(134), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(132), label: Optional },
+            Field { tag: 13, json: "azureFile", ty: Message(78), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(276), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(222), label: Optional },
+            Field { tag: 16, json: "azureDisk", ty: Message(77), label: Optional },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Message(195), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(217), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(235), label: Optional },
+            Field { tag: 20, json: "local", ty: Message(155), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(257), label: Optional },
+            Field { tag: 22, json: "csi", ty: Message(80), label: Optional },
         ],
     },
-    // 173
+    // 193
     Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(338), label: Map },
-            Field { tag: 2, json: "", ty: Message(172), label: Inline },
+            Field { tag: 1, json: "capacity", ty: Message(358), label: Map },
+            Field { tag: 2, json: "", ty: Message(192), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 4, json: "claimRef", ty: Message(162), label: Optional },
+            Field { tag: 4, json: "claimRef", ty: Message(182), label: Optional },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: String, label: Optional },
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(252), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(272), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 174
+    // 194
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -1943,10 +2142,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(374), label: Optional },
         ],
     },
-    // 175
+    // 195
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
@@ -1955,48 +2154,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 176
+    // 196
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(194), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(214), label: Optional },
         ],
     },
-    // 177
+    // 197
     Message {
         name: "api.core.v1.PodAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(178), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(257), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(277), label: Repeated },
         ],
     },
-    // 178
+    // 198
     Message {
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(342), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(363), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Optional },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(342), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(363), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 179
+    // 199
     Message {
         name: "api.core.v1.PodAntiAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(178), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(257), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(277), label: Repeated },
         ],
     },
-    // 180
+    // 200
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -2010,31 +2209,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "userAnnotations", ty: String, label: Map },
         ],
     },
-    // 181
+    // 201
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(353), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 182
+    // 202
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
-            Field { tag: 3, json: "options", ty: Message(183), label: Repeated },
+            Field { tag: 3, json: "options", ty: Message(203), label: Repeated },
         ],
     },
-    // 183
+    // 203
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
@@ -2043,16 +2242,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 184
+    // 204
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requestMappings", ty: Message(77), label: Repeated },
+            Field { tag: 1, json: "requestMappings", ty: Message(97), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 185
+    // 205
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
@@ -2060,16 +2259,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
         ],
     },
-    // 186
+    // 206
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(176), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(196), label: Repeated },
         ],
     },
-    // 187
+    // 207
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
@@ -2077,7 +2276,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
     },
-    // 188
+    // 208
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
@@ -2085,7 +2284,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "conditionType", ty: String, label: Optional },
         ],
     },
-    // 189
+    // 209
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -2095,7 +2294,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
     },
-    // 190
+    // 210
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -2104,7 +2303,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 191
+    // 211
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
@@ -2112,33 +2311,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
     },
-    // 192
+    // 212
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(217), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(237), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(239), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(258), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(259), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(278), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(218), label: Optional },
-            Field { tag: 11, json: "appArmorProfile", ty: Message(54), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(238), label: Optional },
+            Field { tag: 11, json: "appArmorProfile", ty: Message(74), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
         ],
     },
-    // 193
+    // 213
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(248), label: Repeated },
-            Field { tag: 2, json: "containers", ty: Message(76), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(268), label: Repeated },
+            Field { tag: 2, json: "containers", ty: Message(96), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
@@ -2150,74 +2349,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "securityContext", ty: Message(192), label: Optional },
-            Field { tag: 15, json: "imagePullSecrets", ty: Message(134), label: Repeated },
+            Field { tag: 14, json: "securityContext", ty: Message(212), label: Optional },
+            Field { tag: 15, json: "imagePullSecrets", ty: Message(154), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
             Field { tag: 17, json: "subdomain", ty: String, label: Optional },
-            Field { tag: 18, json: "affinity", ty: Message(53), label: Optional },
+            Field { tag: 18, json: "affinity", ty: Message(73), label: Optional },
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
-            Field { tag: 20, json: "initContainers", ty: Message(76), label: Repeated },
+            Field { tag: 20, json: "initContainers", ty: Message(96), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(242), label: Repeated },
-            Field { tag: 23, json: "hostAliases", ty: Message(120), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(262), label: Repeated },
+            Field { tag: 23, json: "hostAliases", ty: Message(140), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 26, json: "dnsConfig", ty: Message(182), label: Optional },
+            Field { tag: 26, json: "dnsConfig", ty: Message(202), label: Optional },
             Field { tag: 27, json: "shareProcessNamespace", ty: Bool, label: Optional },
-            Field { tag: 28, json: "readinessGates", ty: Message(188), label: Repeated },
+            Field { tag: 28, json: "readinessGates", ty: Message(208), label: Repeated },
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(338), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(245), label: Repeated },
-            Field { tag: 34, json: "ephemeralContainers", ty: Message(102), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(358), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(265), label: Repeated },
+            Field { tag: 34, json: "ephemeralContainers", ty: Message(122), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
-            Field { tag: 36, json: "os", ty: Message(187), label: Optional },
+            Field { tag: 36, json: "os", ty: Message(207), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
-            Field { tag: 38, json: "schedulingGates", ty: Message(191), label: Repeated },
-            Field { tag: 39, json: "resourceClaims", ty: Message(189), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(213), label: Optional },
+            Field { tag: 38, json: "schedulingGates", ty: Message(211), label: Repeated },
+            Field { tag: 39, json: "resourceClaims", ty: Message(209), label: Repeated },
+            Field { tag: 40, json: "resources", ty: Message(233), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(259), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(279), label: Optional },
         ],
     },
-    // 194
+    // 214
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(181), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(201), label: Repeated },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(353), label: Optional },
-            Field { tag: 8, json: "containerStatuses", ty: Message(87), label: Repeated },
+            Field { tag: 7, json: "startTime", ty: Message(374), label: Optional },
+            Field { tag: 8, json: "containerStatuses", ty: Message(107), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
-            Field { tag: 10, json: "initContainerStatuses", ty: Message(87), label: Repeated },
+            Field { tag: 10, json: "initContainerStatuses", ty: Message(107), label: Repeated },
             Field { tag: 11, json: "nominatedNodeName", ty: String, label: Optional },
-            Field { tag: 12, json: "podIPs", ty: Message(185), label: Repeated },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(87), label: Repeated },
+            Field { tag: 12, json: "podIPs", ty: Message(205), label: Repeated },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(107), label: Repeated },
             Field { tag: 14, json: "resize", ty: String, label: Optional },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(190), label: Repeated },
-            Field { tag: 16, json: "hostIPs", ty: Message(121), label: Repeated },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(210), label: Repeated },
+            Field { tag: 16, json: "hostIPs", ty: Message(141), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(184), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(338), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(213), label: Optional },
+            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(204), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(358), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(233), label: Optional },
         ],
     },
-    // 195
+    // 215
     Message {
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
         ],
     },
-    // 196
+    // 216
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -2227,7 +2426,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 197
+    // 217
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -2237,21 +2436,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 198
+    // 218
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Optional },
-            Field { tag: 2, json: "preference", ty: Message(156), label: Optional },
+            Field { tag: 2, json: "preference", ty: Message(176), label: Optional },
         ],
     },
-    // 199
+    // 219
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(200), label: Inline },
+            Field { tag: 1, json: "", ty: Message(220), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -2260,27 +2459,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 200
+    // 220
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(109), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(123), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(241), label: Optional },
-            Field { tag: 4, json: "grpc", ty: Message(119), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(261), label: Optional },
+            Field { tag: 4, json: "grpc", ty: Message(139), label: Optional },
         ],
     },
-    // 201
+    // 221
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(253), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(273), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 202
+    // 222
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -2293,7 +2492,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 203
+    // 223
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -2304,11 +2503,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(244), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 204
+    // 224
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -2319,53 +2518,53 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(134), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(154), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 205
+    // 225
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(208), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(209), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(228), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(229), label: Optional },
         ],
     },
-    // 206
+    // 226
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 207
+    // 227
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(205), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(225), label: Repeated },
         ],
     },
-    // 208
+    // 228
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(195), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 209
+    // 229
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -2375,10 +2574,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(206), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(226), label: Repeated },
         ],
     },
-    // 210
+    // 230
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -2387,17 +2586,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 211
+    // 231
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Optional },
-            Field { tag: 3, json: "divisor", ty: Message(338), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(358), label: Optional },
         ],
     },
-    // 212
+    // 232
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -2406,33 +2605,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 213
+    // 233
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(338), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(338), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(210), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(358), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(358), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(230), label: Repeated },
         ],
     },
-    // 214
+    // 234
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(212), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(232), label: Repeated },
         ],
     },
-    // 215
+    // 235
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(244), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2442,14 +2641,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 216
+    // 236
     Message {
         name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(134), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2459,7 +2658,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 217
+    // 237
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
@@ -2470,7 +2669,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 218
+    // 238
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -2479,57 +2678,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 219
+    // 239
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 220
+    // 240
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(134), label: Inline },
+            Field { tag: 1, json: "", ty: Message(154), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 221
+    // 241
     Message {
         name: "api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(134), label: Inline },
+            Field { tag: 1, json: "", ty: Message(154), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 222
+    // 242
     Message {
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(219), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(239), label: Repeated },
         ],
     },
-    // 223
+    // 243
     Message {
         name: "api.core.v1.SecretProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(134), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 224
+    // 244
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -2538,67 +2737,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 225
+    // 245
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
-            Field { tag: 2, json: "items", ty: Message(128), label: Repeated },
+            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 226
+    // 246
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Message(62), label: Optional },
+            Field { tag: 1, json: "capabilities", ty: Message(82), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(217), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(237), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(258), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(218), label: Optional },
-            Field { tag: 12, json: "appArmorProfile", ty: Message(54), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(278), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(238), label: Optional },
+            Field { tag: 12, json: "appArmorProfile", ty: Message(74), label: Optional },
         ],
     },
-    // 227
+    // 247
     Message {
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(233), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(234), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(253), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(254), label: Optional },
         ],
     },
-    // 228
+    // 248
     Message {
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "secrets", ty: Message(162), label: Repeated },
-            Field { tag: 3, json: "imagePullSecrets", ty: Message(134), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "secrets", ty: Message(182), label: Repeated },
+            Field { tag: 3, json: "imagePullSecrets", ty: Message(154), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
-    // 229
+    // 249
     Message {
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(228), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(248), label: Repeated },
         ],
     },
-    // 230
+    // 250
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -2608,16 +2807,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Optional },
         ],
     },
-    // 231
+    // 251
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(247), label: Repeated },
         ],
     },
-    // 232
+    // 252
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -2625,17 +2824,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(358), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(379), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 233
+    // 253
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(232), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(252), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -2647,7 +2846,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(235), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(255), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -2657,24 +2856,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 234
+    // 254
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(133), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(339), label: Repeated },
+            Field { tag: 1, json: "loadBalancer", ty: Message(153), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(359), label: Repeated },
         ],
     },
-    // 235
+    // 255
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Message(67), label: Optional },
+            Field { tag: 1, json: "clientIP", ty: Message(87), label: Optional },
         ],
     },
-    // 236
+    // 256
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -2682,7 +2881,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Optional },
         ],
     },
-    // 237
+    // 257
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -2691,10 +2890,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(162), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(182), label: Optional },
         ],
     },
-    // 238
+    // 258
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -2703,10 +2902,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(134), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
         ],
     },
-    // 239
+    // 259
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -2715,7 +2914,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 240
+    // 260
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -2723,19 +2922,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(353), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(374), label: Optional },
         ],
     },
-    // 241
+    // 261
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(358), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(379), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 242
+    // 262
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -2747,7 +2946,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 243
+    // 263
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -2756,15 +2955,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 244
+    // 264
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(243), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(263), label: Repeated },
         ],
     },
-    // 245
+    // 265
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -2772,14 +2971,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Optional },
-            Field { tag: 4, json: "labelSelector", ty: Message(342), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(363), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 246
+    // 266
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -2789,7 +2988,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Optional },
         ],
     },
-    // 247
+    // 267
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -2800,16 +2999,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 248
+    // 268
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(255), label: Inline },
+            Field { tag: 2, json: "", ty: Message(275), label: Inline },
         ],
     },
-    // 249
+    // 269
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -2818,7 +3017,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 250
+    // 270
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -2832,7 +3031,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 251
+    // 271
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -2843,74 +3042,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 252
+    // 272
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "required", ty: Message(154), label: Optional },
+            Field { tag: 1, json: "required", ty: Message(174), label: Optional },
         ],
     },
-    // 253
+    // 273
     Message {
         name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "secret", ty: Message(223), label: Optional },
-            Field { tag: 2, json: "downwardAPI", ty: Message(90), label: Optional },
-            Field { tag: 3, json: "configMap", ty: Message(74), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(230), label: Optional },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Message(68), label: Optional },
-            Field { tag: 6, json: "podCertificate", ty: Message(180), label: Optional },
+            Field { tag: 1, json: "secret", ty: Message(243), label: Optional },
+            Field { tag: 2, json: "downwardAPI", ty: Message(110), label: Optional },
+            Field { tag: 3, json: "configMap", ty: Message(94), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(250), label: Optional },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Message(88), label: Optional },
+            Field { tag: 6, json: "podCertificate", ty: Message(200), label: Optional },
         ],
     },
-    // 254
+    // 274
     Message {
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(338), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(338), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(358), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(358), label: Map },
         ],
     },
-    // 255
+    // 275
     Message {
         name: "api.core.v1.VolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Message(122), label: Optional },
-            Field { tag: 2, json: "emptyDir", ty: Message(93), label: Optional },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Message(115), label: Optional },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(56), label: Optional },
-            Field { tag: 5, json: "gitRepo", ty: Message(116), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(225), label: Optional },
-            Field { tag: 7, json: "nfs", ty: Message(142), label: Optional },
-            Field { tag: 8, json: "iscsi", ty: Message(127), label: Optional },
-            Field { tag: 9, json: "glusterfs", ty: Message(118), label: Optional },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(170), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(204), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(113), label: Optional },
-            Field { tag: 13, json: "cinder", ty: Message(66), label: Optional },
-            Field { tag: 14, json: "cephfs", ty: Message(64), label: Optional },
-            Field { tag: 15, json: "flocker", ty: Message(114), label: Optional },
-            Field { tag: 16, json: "downwardApi", ty: Message(92), label: Optional },
-            Field { tag: 17, json: "fc", ty: Message(110), label: Optional },
-            Field { tag: 18, json: "azureFile", ty: Message(59), label: Optional },
-            Field { tag: 19, json: "configMap", ty: Message(75), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(256), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(202), label: Optional },
-            Field { tag: 22, json: "azureDisk", ty: Message(57), label: Optional },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Message(175), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(197), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(216), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(201), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(238), label: Optional },
-            Field { tag: 28, json: "csi", ty: Message(61), label: Optional },
-            Field { tag: 29, json: "ephemeral", ty: Message(104), label: Optional },
-            Field { tag: 30, json: "image", ty: Message(125), label: Optional },
+            Field { tag: 1, json: "hostPath", ty: Message(142), label: Optional },
+            Field { tag: 2, json: "emptyDir", ty: Message(113), label: Optional },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Message(135), label: Optional },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
+            Field { tag: 5, json: "gitRepo", ty: Message(136), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(245), label: Optional },
+            Field { tag: 7, json: "nfs", ty: Message(162), label: Optional },
+            Field { tag: 8, json: "iscsi", ty: Message(147), label: Optional },
+            Field { tag: 9, json: "glusterfs", ty: Message(138), label: Optional },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(190), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(224), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(133), label: Optional },
+            Field { tag: 13, json: "cinder", ty: Message(86), label: Optional },
+            Field { tag: 14, json: "cephfs", ty: Message(84), label: Optional },
+            Field { tag: 15, json: "flocker", ty: Message(134), label: Optional },
+            Field { tag: 16, json: "downwardApi", ty: Message(112), label: Optional },
+            Field { tag: 17, json: "fc", ty: Message(130), label: Optional },
+            Field { tag: 18, json: "azureFile", ty: Message(79), label: Optional },
+            Field { tag: 19, json: "configMap", ty: Message(95), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(276), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(222), label: Optional },
+            Field { tag: 22, json: "azureDisk", ty: Message(77), label: Optional },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Message(195), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(217), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(236), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(221), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(258), label: Optional },
+            Field { tag: 28, json: "csi", ty: Message(81), label: Optional },
+            Field { tag: 29, json: "ephemeral", ty: Message(124), label: Optional },
+            Field { tag: 30, json: "image", ty: Message(145), label: Optional },
         ],
     },
-    // 256
+    // 276
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -2921,16 +3120,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 257
+    // 277
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Optional },
-            Field { tag: 2, json: "podAffinityTerm", ty: Message(178), label: Optional },
+            Field { tag: 2, json: "podAffinityTerm", ty: Message(198), label: Optional },
         ],
     },
-    // 258
+    // 278
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -2941,7 +3140,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 259
+    // 279
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -2951,22 +3150,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 260
+    // 280
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(261), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(281), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "targetRef", ty: Message(162), label: Optional },
+            Field { tag: 4, json: "targetRef", ty: Message(182), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(262), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(282), label: Optional },
         ],
     },
-    // 261
+    // 281
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -2976,16 +3175,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 262
+    // 282
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(267), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(266), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(287), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(286), label: Repeated },
         ],
     },
-    // 263
+    // 283
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -2996,27 +3195,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 264
+    // 284
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(260), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(263), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(280), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(283), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 265
+    // 285
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(264), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(284), label: Repeated },
         ],
     },
-    // 266
+    // 286
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -3024,7 +3223,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
     },
-    // 267
+    // 287
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -3032,111 +3231,111 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
         ],
     },
-    // 268
+    // 288
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(346), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(270), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(367), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(290), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
             Field { tag: 7, json: "reason", ty: String, label: Optional },
-            Field { tag: 8, json: "regarding", ty: Message(162), label: Optional },
-            Field { tag: 9, json: "related", ty: Message(162), label: Optional },
+            Field { tag: 8, json: "regarding", ty: Message(182), label: Optional },
+            Field { tag: 9, json: "related", ty: Message(182), label: Optional },
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
-            Field { tag: 12, json: "deprecatedSource", ty: Message(108), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(353), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(353), label: Optional },
+            Field { tag: 12, json: "deprecatedSource", ty: Message(128), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(374), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(374), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 269
+    // 289
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(268), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(288), label: Repeated },
         ],
     },
-    // 270
+    // 290
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(346), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(367), label: Optional },
         ],
     },
-    // 271
+    // 291
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(274), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(294), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Optional },
         ],
     },
-    // 272
+    // 292
     Message {
         name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "paths", ty: Message(271), label: Repeated },
+            Field { tag: 1, json: "paths", ty: Message(291), label: Repeated },
         ],
     },
-    // 273
+    // 293
     Message {
         name: "api.networking.v1.Ingress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(282), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(283), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(302), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(303), label: Optional },
         ],
     },
-    // 274
+    // 294
     Message {
         name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
-            Field { tag: 3, json: "resource", ty: Message(246), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(281), label: Optional },
+            Field { tag: 3, json: "resource", ty: Message(266), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(301), label: Optional },
         ],
     },
-    // 275
+    // 295
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(273), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(293), label: Repeated },
         ],
     },
-    // 276
+    // 296
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(278), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(298), label: Repeated },
         ],
     },
-    // 277
+    // 297
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(276), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(296), label: Repeated },
         ],
     },
-    // 278
+    // 298
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -3146,52 +3345,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 279
+    // 299
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(280), label: Inline },
+            Field { tag: 2, json: "", ty: Message(300), label: Inline },
         ],
     },
-    // 280
+    // 300
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(272), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(292), label: Optional },
         ],
     },
-    // 281
+    // 301
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(293), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(313), label: Optional },
         ],
     },
-    // 282
+    // 302
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(274), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(284), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(279), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(294), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(304), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(299), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 283
+    // 303
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(277), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(297), label: Optional },
         ],
     },
-    // 284
+    // 304
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -3200,7 +3399,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 285
+    // 305
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -3209,74 +3408,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 286
+    // 306
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(292), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(312), label: Optional },
         ],
     },
-    // 287
+    // 307
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(291), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(290), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(311), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(310), label: Repeated },
         ],
     },
-    // 288
+    // 308
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(291), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(290), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(311), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(310), label: Repeated },
         ],
     },
-    // 289
+    // 309
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(286), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(306), label: Repeated },
         ],
     },
-    // 290
+    // 310
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(342), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(285), label: Optional },
+            Field { tag: 1, json: "podSelector", ty: Message(363), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(363), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(305), label: Optional },
         ],
     },
-    // 291
+    // 311
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(379), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 292
+    // 312
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(342), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(288), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(287), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(363), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(308), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(307), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 293
+    // 313
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -3285,97 +3484,97 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 294
+    // 314
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(296), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(297), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(316), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(317), label: Optional },
         ],
     },
-    // 295
+    // 315
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(294), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(314), label: Repeated },
         ],
     },
-    // 296
+    // 316
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(358), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(358), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(379), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(379), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 297
+    // 317
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(353), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(374), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(339), label: Repeated },
+            Field { tag: 7, json: "conditions", ty: Message(359), label: Repeated },
         ],
     },
-    // 298
+    // 318
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(342), label: Repeated },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(363), label: Repeated },
         ],
     },
-    // 299
+    // 319
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(303), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(298), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(323), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(318), label: Optional },
         ],
     },
-    // 300
+    // 320
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(309), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(308), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(329), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(328), label: Optional },
         ],
     },
-    // 301
+    // 321
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(300), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(320), label: Repeated },
         ],
     },
-    // 302
+    // 322
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(299), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(319), label: Repeated },
         ],
     },
-    // 303
+    // 323
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -3387,44 +3586,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 304
+    // 324
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(303), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(323), label: Repeated },
         ],
     },
-    // 305
+    // 325
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(309), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(308), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(329), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(328), label: Optional },
         ],
     },
-    // 306
+    // 326
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(305), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(325), label: Repeated },
         ],
     },
-    // 307
+    // 327
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(304), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(324), label: Repeated },
         ],
     },
-    // 308
+    // 328
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -3434,7 +3633,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Optional },
         ],
     },
-    // 309
+    // 329
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -3445,52 +3644,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 310
+    // 330
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Optional },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 311
+    // 331
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(310), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(330), label: Repeated },
         ],
     },
-    // 312
+    // 332
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(244), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(264), label: Repeated },
         ],
     },
-    // 313
+    // 333
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
         ],
     },
-    // 314
+    // 334
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -3503,48 +3702,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 315
+    // 335
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(337), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(357), label: Optional },
         ],
     },
-    // 316
+    // 336
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(347), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(320), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(321), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(340), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(341), label: Optional },
         ],
     },
-    // 317
+    // 337
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 318
+    // 338
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(336), label: Repeated },
         ],
     },
-    // 319
+    // 339
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3557,31 +3756,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 320
+    // 340
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(319), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(339), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(322), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(315), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(342), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(335), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 321
+    // 341
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(317), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(319), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(337), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(339), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 322
+    // 342
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3589,15 +3788,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(326), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(325), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(314), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(346), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(345), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(334), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(333), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(353), label: Repeated },
         ],
     },
-    // 323
+    // 343
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3607,31 +3806,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 324
+    // 344
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 325
+    // 345
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(324), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(323), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(344), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(343), label: Optional },
         ],
     },
-    // 326
+    // 346
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(329), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(349), label: Optional },
         ],
     },
-    // 327
+    // 347
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -3640,7 +3839,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 328
+    // 348
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -3648,7 +3847,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 329
+    // 349
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -3660,7 +3859,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(328), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(348), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -3672,23 +3871,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(328), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(348), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(330), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(329), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(329), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(329), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(329), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(329), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(331), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(329), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(332), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(331), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(329), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(327), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(328), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(350), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(349), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(349), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(349), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(349), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(349), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(351), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(349), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(352), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(351), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(349), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(347), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(348), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -3696,37 +3895,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(335), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(355), label: Repeated },
         ],
     },
-    // 330
+    // 350
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(329), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(329), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(349), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(349), label: Repeated },
         ],
     },
-    // 331
+    // 351
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(329), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(349), label: Optional },
         ],
     },
-    // 332
+    // 352
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(329), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(349), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 333
+    // 353
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -3734,7 +3933,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Optional },
         ],
     },
-    // 334
+    // 354
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3745,7 +3944,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 335
+    // 355
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3758,26 +3957,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 336
+    // 356
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(334), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(354), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 337
+    // 357
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(336), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(356), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 338
+    // 358
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -3785,7 +3984,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 339
+    // 359
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -3793,25 +3992,35 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(353), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 340
+    // 360
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(349), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(370), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 341
+    // 361
+    Message {
+        name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "key", ty: String, label: Required },
+            Field { tag: 2, json: "operator", ty: String, label: Required },
+            Field { tag: 3, json: "values", ty: String, label: Repeated },
+        ],
+    },
+    // 362
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -3819,16 +4028,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 342
+    // 363
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(343), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(364), label: Repeated },
         ],
     },
-    // 343
+    // 364
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -3838,7 +4047,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 344
+    // 365
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -3849,7 +4058,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 345
+    // 366
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -3857,13 +4066,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(353), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(374), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(341), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(362), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 346
+    // 367
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -3872,7 +4081,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 347
+    // 368
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -3884,17 +4093,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(353), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(353), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(374), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(374), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(348), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(369), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(345), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(366), label: Repeated },
         ],
     },
-    // 348
+    // 369
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -3907,7 +4116,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 349
+    // 370
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -3916,20 +4125,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 350
+    // 371
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(344), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(352), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(373), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 351
+    // 372
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -3939,7 +4148,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 352
+    // 373
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -3947,12 +4156,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(351), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(372), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 353
+    // 374
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -3961,16 +4170,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 354
+    // 375
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(355), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(376), label: Optional },
         ],
     },
-    // 355
+    // 376
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -3978,7 +4187,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 356
+    // 377
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -3987,18 +4196,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 357
+    // 378
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(356), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(377), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 358
+    // 379
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -4012,8 +4221,8 @@ pub static MESSAGES: &[Message] = &[
 
 /// The messages of the kinds served in protobuf, by (apiVersion, kind).
 pub static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 316),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 318),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 336),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 338),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "ControllerRevisionList", 1),
     ("apps/v1", "DaemonSet", 2),
@@ -4024,63 +4233,68 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("apps/v1", "ReplicaSetList", 16),
     ("apps/v1", "StatefulSet", 22),
     ("apps/v1", "StatefulSetList", 24),
-    ("autoscaling/v1", "Scale", 30),
-    ("batch/v1", "CronJob", 33),
-    ("batch/v1", "CronJobList", 34),
-    ("batch/v1", "Job", 37),
-    ("batch/v1", "JobList", 39),
-    ("coordination.k8s.io/v1", "Lease", 50),
-    ("coordination.k8s.io/v1", "LeaseList", 51),
-    ("discovery.k8s.io/v1", "EndpointSlice", 264),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 265),
-    ("events.k8s.io/v1", "Event", 268),
-    ("events.k8s.io/v1", "EventList", 269),
-    ("networking.k8s.io/v1", "Ingress", 273),
-    ("networking.k8s.io/v1", "IngressList", 275),
-    ("networking.k8s.io/v1", "NetworkPolicy", 286),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 289),
-    ("policy/v1", "PodDisruptionBudget", 294),
-    ("policy/v1", "PodDisruptionBudgetList", 295),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 299),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 300),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 301),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 302),
-    ("rbac.authorization.k8s.io/v1", "Role", 304),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 305),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 306),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 307),
-    ("scheduling.k8s.io/v1", "PriorityClass", 310),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 311),
-    ("storage.k8s.io/v1", "StorageClass", 312),
-    ("storage.k8s.io/v1", "StorageClassList", 313),
-    ("v1", "ConfigMap", 69),
-    ("v1", "ConfigMapList", 72),
-    ("v1", "DeleteOptions", 340),
-    ("v1", "Endpoints", 97),
-    ("v1", "EndpointsList", 98),
-    ("v1", "Event", 105),
-    ("v1", "EventList", 106),
-    ("v1", "Namespace", 137),
-    ("v1", "NamespaceList", 139),
-    ("v1", "Node", 143),
-    ("v1", "NodeList", 151),
-    ("v1", "PersistentVolume", 163),
-    ("v1", "PersistentVolumeClaim", 164),
-    ("v1", "PersistentVolumeClaimList", 166),
-    ("v1", "PersistentVolumeList", 171),
-    ("v1", "Pod", 176),
-    ("v1", "PodList", 186),
-    ("v1", "ReplicationController", 205),
-    ("v1", "ReplicationControllerList", 207),
-    ("v1", "Secret", 219),
-    ("v1", "SecretList", 222),
-    ("v1", "Service", 227),
-    ("v1", "ServiceAccount", 228),
-    ("v1", "ServiceAccountList", 229),
-    ("v1", "ServiceList", 231),
-    ("v1", "Status", 350),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", 31),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 37),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 42),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 44),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", 46),
+    ("autoscaling/v1", "Scale", 50),
+    ("batch/v1", "CronJob", 53),
+    ("batch/v1", "CronJobList", 54),
+    ("batch/v1", "Job", 57),
+    ("batch/v1", "JobList", 59),
+    ("coordination.k8s.io/v1", "Lease", 70),
+    ("coordination.k8s.io/v1", "LeaseList", 71),
+    ("discovery.k8s.io/v1", "EndpointSlice", 284),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 285),
+    ("events.k8s.io/v1", "Event", 288),
+    ("events.k8s.io/v1", "EventList", 289),
+    ("networking.k8s.io/v1", "Ingress", 293),
+    ("networking.k8s.io/v1", "IngressList", 295),
+    ("networking.k8s.io/v1", "NetworkPolicy", 306),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 309),
+    ("policy/v1", "PodDisruptionBudget", 314),
+    ("policy/v1", "PodDisruptionBudgetList", 315),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 319),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 320),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 321),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 322),
+    ("rbac.authorization.k8s.io/v1", "Role", 324),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 325),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 326),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 327),
+    ("scheduling.k8s.io/v1", "PriorityClass", 330),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 331),
+    ("storage.k8s.io/v1", "StorageClass", 332),
+    ("storage.k8s.io/v1", "StorageClassList", 333),
+    ("v1", "ConfigMap", 89),
+    ("v1", "ConfigMapList", 92),
+    ("v1", "DeleteOptions", 360),
+    ("v1", "Endpoints", 117),
+    ("v1", "EndpointsList", 118),
+    ("v1", "Event", 125),
+    ("v1", "EventList", 126),
+    ("v1", "Namespace", 157),
+    ("v1", "NamespaceList", 159),
+    ("v1", "Node", 163),
+    ("v1", "NodeList", 171),
+    ("v1", "PersistentVolume", 183),
+    ("v1", "PersistentVolumeClaim", 184),
+    ("v1", "PersistentVolumeClaimList", 186),
+    ("v1", "PersistentVolumeList", 191),
+    ("v1", "Pod", 196),
+    ("v1", "PodList", 206),
+    ("v1", "ReplicationController", 225),
+    ("v1", "ReplicationControllerList", 227),
+    ("v1", "Secret", 239),
+    ("v1", "SecretList", 242),
+    ("v1", "Service", 247),
+    ("v1", "ServiceAccount", 248),
+    ("v1", "ServiceAccountList", 249),
+    ("v1", "ServiceList", 251),
+    ("v1", "Status", 371),
 ];
 
-pub const UNKNOWN: u16 = 357;
-pub const WATCH_EVENT: u16 = 354;
-pub const JSON_SCHEMA_PROPS: u16 = 329;
+pub const UNKNOWN: u16 = 378;
+pub const WATCH_EVENT: u16 = 375;
+pub const JSON_SCHEMA_PROPS: u16 = 349;

@@ -78,4 +78,7 @@ pub enum Special {
     SchemaOrBool,
     /// JSONSchemaPropsOrStringArray: a schema or an array of strings.
     SchemaOrStringArray,
+    /// A Go `[]string` type (authentication/authorization ExtraValue): an array of strings
+    /// ↔ `{items}`.
+    StringList,
 }

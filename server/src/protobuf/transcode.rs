@@ -258,6 +258,17 @@ fn encode_special(
             }
             _ => wire::put_nested(out, 1, |out| encode(message(JSON_SCHEMA_PROPS), value, out))?,
         },
+        Special::StringList => {
+            let items = value
+                .as_array()
+                .ok_or_else(|| Error::new(format!("{}: expected an array", short(msg))))?;
+            for item in items {
+                let s = item
+                    .as_str()
+                    .ok_or_else(|| Error::new("expected an array of strings"))?;
+                wire::put_len(out, 1, s.as_bytes());
+            }
+        }
     }
     Ok(())
 }
@@ -563,6 +574,13 @@ fn decode_special(
                 p.bytes[1].map(schema).transpose()?.flatten()
             }
         }
+        Special::StringList => Some(Value::Array(
+            parts(bytes, 1)?
+                .repeated
+                .iter()
+                .map(|b| utf8(b).map(Value::String))
+                .collect::<Result<Vec<_>, _>>()?,
+        )),
     })
 }
 

@@ -5,4 +5,5 @@ pub mod binary;
 pub mod etcd;
 pub mod kubectl;
 pub mod pki;
+pub mod secured;
 pub mod server;
