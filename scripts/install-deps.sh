@@ -19,6 +19,8 @@ if ! $build_only; then
   command -v etcd >/dev/null 2>&1 || apt_packages+=(etcd-server)
   # `kubectl diff` runs diff(1) (the kubectl suite's diff test).
   command -v diff >/dev/null 2>&1 || apt_packages+=(diffutils)
+  # The loadgen's TLS test makes its CA and certificates with the openssl command.
+  command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "install-deps: installing ${apt_packages[*]}"
