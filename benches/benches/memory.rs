@@ -338,6 +338,7 @@ fn load(n: usize, rt: &tokio::runtime::Runtime) -> (Load, WatchCache, Revision) 
         limit: None,
         at: ReadAt::Any,
         filter: Arc::new(Filter::default()),
+        remaining_hint: None,
     };
     let listed = rt.block_on(cache.list(request)).expect("lists");
     assert_eq!(listed.objects.len(), n);

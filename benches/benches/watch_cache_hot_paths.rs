@@ -1127,6 +1127,7 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
             labels: selector.clone(),
             ..Filter::default()
         }),
+        remaining_hint: None,
     };
     let list = || {
         let listed = rt.block_on(cache.list(request.clone())).expect("lists");
@@ -1326,12 +1327,13 @@ fn page(
     revision: Revision,
     token: Option<&str>,
 ) -> (usize, Option<String>) {
-    let (at, start_key) = match token {
+    let (at, start_key, remaining_hint) = match token {
         Some(token) => {
             let token = ContinueToken::decode(token).expect("a token this bench encoded");
-            (token.resource_version, Some(token.start_key_under(PREFIX)))
+            let start = token.start_key_under(PREFIX);
+            (token.resource_version, Some(start), token.remaining)
         }
-        None => (revision, None),
+        None => (revision, None, None),
     };
     let request = ListRequest {
         resource: pods(),
@@ -1340,11 +1342,14 @@ fn page(
         limit: Some(PAGE),
         at: ReadAt::Exact(at),
         filter: Arc::new(Filter::default()),
+        remaining_hint,
     };
     let listed = rt.block_on(cache.list(request)).expect("lists");
     let next = listed.continue_after.map(|last| {
         let suffix = last.strip_prefix(PREFIX).expect("under the prefix");
-        ContinueToken::after(suffix, listed.revision).encode()
+        ContinueToken::after(suffix, listed.revision)
+            .with_remaining(listed.remaining)
+            .encode()
     });
     (listed.objects.len(), next)
 }
@@ -1364,6 +1369,7 @@ fn paging(scale: Scale, per_page: bool) -> Vec<String> {
             limit: None,
             at: ReadAt::Exact(revision),
             filter: Arc::new(Filter::default()),
+            remaining_hint: None,
         };
         let listed = rt.block_on(cache.list(request)).expect("lists");
         assert_eq!(listed.objects.len(), n);

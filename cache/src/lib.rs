@@ -61,6 +61,11 @@ pub struct ListRequest {
     pub limit: Option<usize>,
     pub at: ReadAt,
     pub filter: Arc<Filter>,
+    /// How many objects the collection holds at and after `start_key` at the `Exact` revision
+    /// read, when a continue token carried it (the previous page's `remaining`): lets an
+    /// unfiltered page report `remaining` without counting the rest of the range. A hint: a
+    /// value that contradicts the snapshot is ignored.
+    pub remaining_hint: Option<i64>,
 }
 
 /// The objects a LIST found.

@@ -158,6 +158,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
         limit: None,
         at,
         filter: Arc::new(Filter::default()),
+        remaining_hint: None,
     };
     // The cache has caught up with `kept`.
     let listed = cache.list(list(ReadAt::Latest)).await.unwrap();
@@ -341,6 +342,7 @@ async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
             limit: None,
             at: ReadAt::Latest,
             filter: Arc::new(Filter::default()),
+            remaining_hint: None,
         })
         .await
         .unwrap();

@@ -81,7 +81,7 @@ fn list_start(
     call: &Call<'_>,
     collection_prefix: &str,
     limit: Option<usize>,
-) -> Result<(ReadAt, Option<String>), ApiError> {
+) -> Result<(ReadAt, Option<String>, Option<i64>), ApiError> {
     let rv = call.query.get("resourceVersion").filter(|v| !v.is_empty());
     let rv_match = call
         .query
@@ -97,6 +97,7 @@ fn list_start(
         return Ok((
             ReadAt::Exact(token.resource_version),
             Some(token.start_key_under(collection_prefix)),
+            token.remaining,
         ));
     }
     let rv = rv.map(objects::parse_resource_version).transpose()?;
@@ -124,7 +125,7 @@ fn list_start(
             )));
         }
     };
-    Ok((at, None))
+    Ok((at, None, None))
 }
 
 fn parse_limit(call: &Call<'_>) -> Result<Option<usize>, ApiError> {
@@ -156,21 +157,25 @@ pub async fn list_objects(call: &Call<'_>, filter: Filter) -> Result<Listed, Api
         limit: parse_limit(call)?,
         at: ReadAt::Latest,
         filter: Arc::new(filter),
+        remaining_hint: None,
     };
     let collection_prefix = request.collection_prefix();
-    let (at, start_key) = list_start(call, &collection_prefix, request.limit)?;
+    let (at, start_key, remaining_hint) = list_start(call, &collection_prefix, request.limit)?;
     let result = call
         .api
         .reads
         .list(ListRequest {
             at,
             start_key,
+            remaining_hint,
             ..request
         })
         .await
         .map_err(|e| list_error(call, e))?;
     let continue_token = result.continue_after.as_ref().map(|last| {
-        ContinueToken::after(&last[collection_prefix.len()..], result.revision).encode()
+        ContinueToken::after(&last[collection_prefix.len()..], result.revision)
+            .with_remaining(result.remaining)
+            .encode()
     });
     Ok(Listed {
         result,
