@@ -390,17 +390,17 @@ fn breakdown(n: usize) {
     let fields_heap = sample
         .iter()
         .map(|a| {
-            a.fields.capacity() * std::mem::size_of::<(&str, String)>()
-                + a.fields.iter().map(|(_, v)| v.capacity()).sum::<usize>()
+            std::mem::size_of_val(&*a.fields) + a.fields.iter().map(|(_, v)| v.len()).sum::<usize>()
         })
         .sum::<usize>() as f64
         / n as f64;
     let names_heap = sample
         .iter()
-        .map(|a| a.name.capacity() + a.namespace.as_ref().map_or(0, String::capacity))
+        .map(|a| a.name.len() + a.namespace.as_ref().map_or(0, |ns| ns.len()))
         .sum::<usize>() as f64
         / n as f64;
-    let (fields_len, fields_cap) = (sample[0].fields.len(), sample[0].fields.capacity());
+    let fields_len = sample[0].fields.len();
+    let labels_len = sample[0].labels.len();
     drop(sample);
     let mut objects = Vec::with_capacity(n);
     let before = live();
@@ -440,18 +440,16 @@ fn breakdown(n: usize) {
         object,
     );
     row(
-        "  of which the attributes' heap (labels BTreeMap, strings, fields)",
+        "  of which the attributes' heap (labels, strings, fields)",
         attrs,
     );
     row(
-        &format!(
-            "    selectable fields Vec ({fields_len} entries, capacity {fields_cap}) + values"
-        ),
+        &format!("    selectable fields, boxed slice ({fields_len} non-empty entries) + values"),
         fields_heap,
     );
     row("    name + namespace", names_heap);
     row(
-        "    labels BTreeMap (3 labels; the rest of the attributes' heap)",
+        &format!("    labels, sorted boxed slice ({labels_len} labels; the rest of the heap)"),
         attrs - fields_heap - names_heap,
     );
     row("snapshot map entry (OrdMap nodes + Arc<str> key)", entry);

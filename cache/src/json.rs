@@ -58,21 +58,20 @@ pub fn attributes_of(resource: &ResourceInfo, object: &Value) -> ObjectAttrs {
         .map(|labels| {
             labels
                 .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
                 .collect()
         })
         .unwrap_or_default();
     let fields = fields::supported(resource)
         .into_iter()
         .filter(|f| !f.starts_with("metadata."))
-        .map(|f| (f, fields::value(resource, object, f).unwrap_or_default()))
-        .collect();
+        .map(|f| (f, fields::value(resource, object, f).unwrap_or_default()));
     let meta = |field: &str| object.get("metadata")?.get(field)?.as_str();
     ObjectAttrs {
-        namespace: meta("namespace").map(str::to_string),
-        name: meta("name").unwrap_or("").to_string(),
+        namespace: meta("namespace").map(Box::from),
+        name: meta("name").unwrap_or("").into(),
         labels,
-        fields,
+        fields: ObjectAttrs::fields_from(fields),
     }
 }
 

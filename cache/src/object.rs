@@ -2,7 +2,6 @@
 //! and selectable fields, extracted once), and their JSON as served, encoded at most once per
 //! API shape.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -107,17 +106,21 @@ impl From<usize> for View {
     }
 }
 
-/// What selectors look at, extracted once per stored version of an object.
+/// What selectors look at, extracted once per stored version of an object. Held by every
+/// cached object, so kept tight: exact-size boxed strings and slices, no maps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectAttrs {
-    pub namespace: Option<String>,
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    /// The resource's selectable fields and their values (`spec.nodeName` → `node-1`).
-    pub fields: Vec<(&'static str, String)>,
+    pub namespace: Option<Box<str>>,
+    pub name: Box<str>,
+    pub labels: Labels,
+    /// The resource's selectable fields that have a value (`spec.nodeName` → `node-1`); a
+    /// field left out reads as empty, as kube's field sets do.
+    pub fields: Box<[(&'static str, Box<str>)]>,
 }
 
 impl ObjectAttrs {
+    /// The value of a selectable field; `None` for an empty or unknown one (both compare as
+    /// the empty string).
     pub fn field(&self, field: &str) -> Option<&str> {
         match field {
             "metadata.name" => Some(&self.name),
@@ -126,8 +129,59 @@ impl ObjectAttrs {
                 .fields
                 .iter()
                 .find(|(f, _)| *f == field)
-                .map(|(_, v)| v.as_str()),
+                .map(|(_, v)| &**v),
         }
+    }
+
+    /// Builds the fields from `(field, value)` pairs, keeping the non-empty ones.
+    pub fn fields_from(
+        fields: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Box<[(&'static str, Box<str>)]> {
+        fields
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(f, v)| (f, v.into_boxed_str()))
+            .collect()
+    }
+}
+
+/// An object's labels: key/value pairs sorted by key, in one exact-size slice (a `BTreeMap`
+/// would allocate an 11-slot node for the usual handful of labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
+    /// Sorted by key; of repeated keys, the last one wins (as when inserting into a map).
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Labels {
+        let mut pairs: Vec<(Box<str>, Box<str>)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the last of equal keys comes first
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+        Labels(pairs.into_boxed_slice())
     }
 }
 
@@ -147,12 +201,8 @@ impl Filter {
             None => true,
         };
         in_scope
-            && self
-                .labels
-                .matches_with(|key| attrs.labels.get(key).map(String::as_str))
-            && self
-                .fields
-                .matches(|field| attrs.field(field).map(str::to_string))
+            && self.labels.matches_with(|key| attrs.labels.get(key))
+            && self.fields.matches_with(|field| attrs.field(field))
     }
 
     /// Selects every object in its scope.
@@ -273,4 +323,46 @@ pub fn frame(event_type: &str, object_json: &[u8]) -> Bytes {
 pub fn error_frame(error: &kubecache_core::status::ApiError) -> Bytes {
     let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
     frame("ERROR", &status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_looked_up_by_key() {
+        let labels: Labels = [("tier", "web"), ("app", "a"), ("zone", "z"), ("app", "b")]
+            .into_iter()
+            .collect();
+        assert_eq!(labels.len(), 3, "a repeated key is kept once");
+        assert_eq!(labels.get("app"), Some("b"), "the last value of a key wins");
+        assert_eq!(labels.get("tier"), Some("web"));
+        assert_eq!(labels.get("zone"), Some("z"));
+        assert_eq!(labels.get("ap"), None);
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["app", "tier", "zone"]);
+        assert!(Labels::default().get("app").is_none());
+    }
+
+    #[test]
+    fn empty_fields_are_left_out_and_read_as_empty() {
+        let attrs = ObjectAttrs {
+            name: "p".into(),
+            fields: ObjectAttrs::fields_from([
+                ("spec.nodeName", "n1".to_string()),
+                ("status.nominatedNodeName", String::new()),
+            ]),
+            ..ObjectAttrs::default()
+        };
+        assert_eq!(attrs.fields.len(), 1);
+        assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
+        let filter = |s: &str| Filter {
+            fields: FieldSelector::parse(s).unwrap(),
+            ..Filter::default()
+        };
+        assert!(filter("status.nominatedNodeName=").matches(&attrs));
+        assert!(!filter("status.nominatedNodeName!=").matches(&attrs));
+        assert!(filter("spec.nodeName=n1,metadata.name=p").matches(&attrs));
+        assert!(!filter("spec.nodeName=n2").matches(&attrs));
+    }
 }

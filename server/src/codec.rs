@@ -107,7 +107,7 @@ mod tests {
         };
         let attrs = JsonCodec.attributes(pods, &kv).unwrap();
         assert_eq!(attrs.namespace.as_deref(), Some("n"));
-        assert_eq!(attrs.labels.get("app").map(String::as_str), Some("web"));
+        assert_eq!(attrs.labels.get("app"), Some("web"));
         assert_eq!(attrs.field("spec.nodeName"), Some("node-1"));
         assert_eq!(attrs.field("spec.hostNetwork"), Some("false"));
         let json: Value = serde_json::from_slice(&JsonCodec.encode(stored, 9, pods)).unwrap();
