@@ -261,6 +261,11 @@ impl ObjectCodec for BenchCodec {
         json::with_resource_version(stored, revision)
     }
 
+    fn splice_point(&self, stored: &[u8], _shape: &ResourceInfo) -> Option<usize> {
+        // As the server's `JsonCodec::splice_point` for the stored shape.
+        json::splice_point(stored)
+    }
+
     fn bookmark(
         &self,
         shape: &ResourceInfo,
@@ -1031,19 +1036,19 @@ fn list_head(revision: Revision) -> Vec<u8> {
     head
 }
 
-/// The server's `list_body`: the head, then each object's cached JSON.
+/// The server's `list_body`: the head, then each object's JSON, written from the cache
+/// (`ReadPath::write_json`: the stored bytes with the resourceVersion spliced in).
 fn list_body(cache: &WatchCache, objects: &[Arc<CachedObject>], revision: Revision) -> Bytes {
     let head = list_head(revision);
-    let items: Vec<Bytes> = objects.iter().map(|o| cache.json(o, pods())).collect();
-    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 16;
+    let size = head.len() + objects.iter().map(|o| o.kv.value.len() + 48).sum::<usize>() + 16;
     let mut body = BytesMut::with_capacity(size);
     body.put_slice(&head);
     body.put_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
+    for (i, object) in objects.iter().enumerate() {
         if i > 0 {
             body.put_u8(b',');
         }
-        body.put_slice(item);
+        cache.write_json(object, pods(), &mut body);
     }
     body.put_slice(b"]}");
     body.freeze()

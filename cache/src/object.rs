@@ -2,12 +2,15 @@
 //! and selectable fields, extracted once), and their JSON as served, encoded at most once per
 //! API shape.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
+
+use crate::json;
 
 /// How many API shapes one stored object can be served in (core/v1 and events.k8s.io/v1
 /// events share storage: two).
@@ -25,6 +28,14 @@ pub trait ObjectCodec: Send + Sync + 'static {
 
     /// The object's JSON as `shape` serves it, with `metadata.resourceVersion` = `revision`.
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes;
+
+    /// Where `"resourceVersion":"N"` can be inserted into `stored` to make exactly what
+    /// [`ObjectCodec::encode`] makes for `shape` (see [`crate::json::splice_point`]), or `None`
+    /// when `shape` needs a real encode. Objects with a splice point keep no served copy: their
+    /// JSON is assembled from the stored bytes while it is written.
+    fn splice_point(&self, _stored: &[u8], _shape: &ResourceInfo) -> Option<usize> {
+        None
+    }
 
     /// A BOOKMARK object of `shape` at `revision`.
     fn bookmark(&self, shape: &ResourceInfo, revision: Revision, initial_events_end: bool)
@@ -212,24 +223,74 @@ impl Filter {
 }
 
 /// One stored version of an object, shared by snapshots, events and list results.
+///
+/// Its served JSON is not kept when the codec can splice `resourceVersion` into the stored
+/// bytes (every shape but a converted one): only the splice point is, and the JSON is assembled
+/// as it is written ([`CachedObject::write_json`]), so an object costs one copy of its JSON.
+/// Encodings that need real work (a converted shape, protobuf) are kept once made, in slots
+/// allocated on first use.
 #[derive(Debug)]
 pub struct CachedObject {
     pub kv: KeyValue,
     pub attrs: ObjectAttrs,
-    /// The JSON served for each shape, encoded on first use.
-    encoded: [OnceLock<Bytes>; MAX_SHAPES],
-    /// The protobuf served for each shape ([`ObjectCodec::encode_protobuf`]), on first use.
-    protobuf: [OnceLock<Bytes>; MAX_SHAPES],
+    /// Per shape: 0 = not looked up yet, [`NO_SPLICE`] = encode, else the splice point.
+    splice: [AtomicU32; MAX_SHAPES],
+    /// JSON of unspliceable shapes, then protobuf, per shape: encoded on first use.
+    encodings: OnceLock<Box<[OnceLock<Bytes>; 2 * MAX_SHAPES]>>,
 }
+
+/// A shape whose JSON is encoded, not spliced.
+const NO_SPLICE: u32 = u32::MAX;
 
 impl CachedObject {
     pub fn new(kv: KeyValue, attrs: ObjectAttrs) -> Arc<CachedObject> {
         Arc::new(CachedObject {
             kv,
             attrs,
-            encoded: Default::default(),
-            protobuf: Default::default(),
+            splice: Default::default(),
+            encodings: OnceLock::new(),
         })
+    }
+
+    fn slot(&self, index: usize) -> &OnceLock<Bytes> {
+        &self.encodings.get_or_init(Default::default)[index]
+    }
+
+    /// Where `resourceVersion` goes into the stored bytes for `shape`, looked up once.
+    fn splice_point(
+        &self,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+        shape: usize,
+    ) -> Option<usize> {
+        let cached = self.splice[shape].load(Ordering::Relaxed);
+        let point = if cached == 0 {
+            let found = codec
+                .splice_point(&self.kv.value, shapes.get(shape))
+                .and_then(|at| u32::try_from(at).ok())
+                .filter(|at| *at != 0 && *at != NO_SPLICE)
+                .unwrap_or(NO_SPLICE);
+            self.splice[shape].store(found, Ordering::Relaxed);
+            found
+        } else {
+            cached
+        };
+        (point != NO_SPLICE).then_some(point as usize)
+    }
+
+    /// Appends the object's JSON in shape number `shape` to `out`: the list path's way, with
+    /// no copy made or kept per object when it splices.
+    pub fn write_json(
+        &self,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+        shape: usize,
+        out: &mut BytesMut,
+    ) {
+        match self.splice_point(codec, shapes, shape) {
+            Some(at) => json::write_spliced(&self.kv.value, at, self.kv.mod_revision, out),
+            None => out.put_slice(&self.json(codec, shapes, shape)),
+        }
     }
 
     /// Builds the object for `resource` from a stored key/value.
@@ -242,9 +303,16 @@ impl CachedObject {
         Ok(CachedObject::new(kv, attrs))
     }
 
-    /// The object's JSON in shape number `shape` (see [`Shapes`]), encoded once.
+    /// The object's JSON in shape number `shape` (see [`Shapes`]): spliced afresh, or
+    /// encoded once and kept.
     pub fn json(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
-        self.encoded[shape]
+        if let Some(at) = self.splice_point(codec, shapes, shape) {
+            let stored = &self.kv.value;
+            let mut out = BytesMut::with_capacity(json::spliced_len(stored, self.kv.mod_revision));
+            json::write_spliced(stored, at, self.kv.mod_revision, &mut out);
+            return out.freeze();
+        }
+        self.slot(shape)
             .get_or_init(|| codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
             .clone()
     }
@@ -252,7 +320,7 @@ impl CachedObject {
     /// The object's protobuf in shape number `shape`, encoded once (for protobuf GETs, LISTs
     /// and watch events alike).
     pub fn protobuf(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
-        self.protobuf[shape]
+        self.slot(MAX_SHAPES + shape)
             .get_or_init(|| {
                 codec.encode_protobuf(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
             })

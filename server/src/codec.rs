@@ -34,6 +34,11 @@ impl ObjectCodec for JsonCodec {
         Bytes::from(serde_json::to_vec(&object).expect("a JSON value always serializes"))
     }
 
+    fn splice_point(&self, stored: &[u8], shape: &ResourceInfo) -> Option<usize> {
+        // Exactly what `encode` splices; events.k8s.io is converted, not spliced.
+        (shape.group != "events.k8s.io").then(|| json::splice_point(stored))?
+    }
+
     fn encode_table(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
         let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
         objects::set_resource_version(&mut object, revision);

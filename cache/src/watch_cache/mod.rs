@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Reason};
@@ -536,6 +536,21 @@ impl ReadPath for WatchCache {
             Err(_) => self
                 .codec
                 .encode(&object.kv.value, object.kv.mod_revision, resource),
+        }
+    }
+
+    fn write_json(
+        &self,
+        object: &CachedObject,
+        resource: &'static ResourceInfo,
+        out: &mut BytesMut,
+    ) {
+        match self.handle(resource) {
+            Ok(handle) => {
+                let shape = handle.shapes.index_of(resource);
+                object.write_json(self.codec.as_ref(), &handle.shapes, shape, out)
+            }
+            Err(_) => out.extend_from_slice(&self.json(object, resource)),
         }
     }
 

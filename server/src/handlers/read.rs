@@ -253,22 +253,19 @@ pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
         "metadata": list_metadata(listed),
     });
     let head = serde_json::to_vec(&head).expect("a JSON value always serializes");
-    let items: Vec<Bytes> = listed
-        .result
-        .objects
-        .iter()
-        .map(|o| call.api.reads.json(o, resource))
-        .collect();
-    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 16;
+    let objects = &listed.result.objects;
+    // The items are written straight from the cache (the served JSON is not kept per object);
+    // the size is an estimate: stored length plus the resourceVersion field.
+    let size = head.len() + objects.iter().map(|o| o.kv.value.len() + 48).sum::<usize>() + 16;
     let mut body = BytesMut::with_capacity(size);
     // `{...head...}` without its closing brace, then `,"items":[...]}`.
     body.put_slice(&head[..head.len() - 1]);
     body.put_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
+    for (i, object) in objects.iter().enumerate() {
         if i > 0 {
             body.put_u8(b',');
         }
-        body.put_slice(item);
+        call.api.reads.write_json(object, resource, &mut body);
     }
     body.put_slice(b"]}");
     body.freeze()
