@@ -163,10 +163,23 @@ pub struct Labels(Box<[(Box<str>, Box<str>)]>);
 
 impl Labels {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &*self.0[i].1)
+        // Objects carry a handful of labels: a linear walk that stops at the first greater key
+        // (as a B-tree node is searched) beats a binary search's mispredicted branches.
+        if self.0.len() > 16 {
+            return self
+                .0
+                .binary_search_by(|(k, _)| (**k).cmp(key))
+                .ok()
+                .map(|i| &*self.0[i].1);
+        }
+        for (k, v) in self.0.iter() {
+            match (**k).cmp(key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
