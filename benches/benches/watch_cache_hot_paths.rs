@@ -261,6 +261,11 @@ impl ObjectCodec for BenchCodec {
         json::with_resource_version(stored, revision)
     }
 
+    fn splice_point(&self, stored: &[u8], _shape: &ResourceInfo) -> Option<usize> {
+        // As the server's `JsonCodec::splice_point` for the stored shape.
+        json::splice_point(stored)
+    }
+
     fn bookmark(
         &self,
         shape: &ResourceInfo,
@@ -1031,19 +1036,19 @@ fn list_head(revision: Revision) -> Vec<u8> {
     head
 }
 
-/// The server's `list_body`: the head, then each object's cached JSON.
+/// The server's `list_body`: the head, then each object's JSON, written from the cache
+/// (`ReadPath::write_json`: the stored bytes with the resourceVersion spliced in).
 fn list_body(cache: &WatchCache, objects: &[Arc<CachedObject>], revision: Revision) -> Bytes {
     let head = list_head(revision);
-    let items: Vec<Bytes> = objects.iter().map(|o| cache.json(o, pods())).collect();
-    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 16;
+    let size = head.len() + objects.iter().map(|o| o.kv.value.len() + 48).sum::<usize>() + 16;
     let mut body = BytesMut::with_capacity(size);
     body.put_slice(&head);
     body.put_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
+    for (i, object) in objects.iter().enumerate() {
         if i > 0 {
             body.put_u8(b',');
         }
-        body.put_slice(item);
+        cache.write_json(object, pods(), &mut body);
     }
     body.put_slice(b"]}");
     body.freeze()
@@ -1127,6 +1132,7 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
             labels: selector.clone(),
             ..Filter::default()
         }),
+        remaining_hint: None,
     };
     let list = || {
         let listed = rt.block_on(cache.list(request.clone())).expect("lists");
@@ -1326,12 +1332,13 @@ fn page(
     revision: Revision,
     token: Option<&str>,
 ) -> (usize, Option<String>) {
-    let (at, start_key) = match token {
+    let (at, start_key, remaining_hint) = match token {
         Some(token) => {
             let token = ContinueToken::decode(token).expect("a token this bench encoded");
-            (token.resource_version, Some(token.start_key_under(PREFIX)))
+            let start = token.start_key_under(PREFIX);
+            (token.resource_version, Some(start), token.remaining)
         }
-        None => (revision, None),
+        None => (revision, None, None),
     };
     let request = ListRequest {
         resource: pods(),
@@ -1340,11 +1347,14 @@ fn page(
         limit: Some(PAGE),
         at: ReadAt::Exact(at),
         filter: Arc::new(Filter::default()),
+        remaining_hint,
     };
     let listed = rt.block_on(cache.list(request)).expect("lists");
     let next = listed.continue_after.map(|last| {
         let suffix = last.strip_prefix(PREFIX).expect("under the prefix");
-        ContinueToken::after(suffix, listed.revision).encode()
+        ContinueToken::after(suffix, listed.revision)
+            .with_remaining(listed.remaining)
+            .encode()
     });
     (listed.objects.len(), next)
 }
@@ -1364,6 +1374,7 @@ fn paging(scale: Scale, per_page: bool) -> Vec<String> {
             limit: None,
             at: ReadAt::Exact(revision),
             filter: Arc::new(Filter::default()),
+            remaining_hint: None,
         };
         let listed = rt.block_on(cache.list(request)).expect("lists");
         assert_eq!(listed.objects.len(), n);

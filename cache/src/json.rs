@@ -1,7 +1,7 @@
 //! Helpers for codecs whose stored objects are JSON: reading what selectors need without
 //! building the whole object, and setting `metadata.resourceVersion` without re-serializing.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use kubecache_core::fields;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
@@ -58,21 +58,20 @@ pub fn attributes_of(resource: &ResourceInfo, object: &Value) -> ObjectAttrs {
         .map(|labels| {
             labels
                 .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
                 .collect()
         })
         .unwrap_or_default();
     let fields = fields::supported(resource)
         .into_iter()
         .filter(|f| !f.starts_with("metadata."))
-        .map(|f| (f, fields::value(resource, object, f).unwrap_or_default()))
-        .collect();
+        .map(|f| (f, fields::value(resource, object, f).unwrap_or_default()));
     let meta = |field: &str| object.get("metadata")?.get(field)?.as_str();
     ObjectAttrs {
-        namespace: meta("namespace").map(str::to_string),
-        name: meta("name").unwrap_or("").to_string(),
+        namespace: meta("namespace").map(Box::from),
+        name: meta("name").unwrap_or("").into(),
         labels,
-        fields,
+        fields: ObjectAttrs::fields_from(fields),
     }
 }
 
@@ -183,6 +182,15 @@ impl Selectable {
 /// caller parses). Objects that mention `resourceVersion` anywhere take the slow path too, so a
 /// splice never duplicates a key.
 pub fn splice_resource_version(stored: &[u8], revision: Revision) -> Option<Bytes> {
+    let at = splice_point(stored)?;
+    let mut out = Vec::with_capacity(spliced_len(stored, revision));
+    write_spliced(stored, at, revision, &mut out);
+    Some(Bytes::from(out))
+}
+
+/// Where [`splice_resource_version`] inserts the field: right after the top-level
+/// `"metadata":{`; `None` when it would not splice.
+pub fn splice_point(stored: &[u8]) -> Option<usize> {
     const METADATA: &[u8] = b"\"metadata\":{";
     if memfind(stored, b"\"resourceVersion\"").is_some() {
         return None;
@@ -202,19 +210,7 @@ pub fn splice_resource_version(stored: &[u8], revision: Revision) -> Option<Byte
         }
         match byte {
             b'"' if depth == 1 && stored[i..].starts_with(METADATA) => {
-                let at = i + METADATA.len();
-                let field = format!("\"resourceVersion\":\"{revision}\"");
-                let separator: &[u8] = if stored.get(at) == Some(&b'}') {
-                    b""
-                } else {
-                    b","
-                };
-                let mut out = Vec::with_capacity(stored.len() + field.len() + 1);
-                out.extend_from_slice(&stored[..at]);
-                out.extend_from_slice(field.as_bytes());
-                out.extend_from_slice(separator);
-                out.extend_from_slice(&stored[at..]);
-                return Some(Bytes::from(out));
+                return Some(i + METADATA.len());
             }
             b'"' => in_string = true,
             b'{' | b'[' => depth += 1,
@@ -223,6 +219,45 @@ pub fn splice_resource_version(stored: &[u8], revision: Revision) -> Option<Byte
         }
     }
     None
+}
+
+/// An upper bound of the spliced object's length (exact but for the revision's digits).
+pub fn spliced_len(stored: &[u8], _revision: Revision) -> usize {
+    stored.len() + "\"resourceVersion\":\"\",".len() + 20
+}
+
+/// Writes `stored` with `"resourceVersion":"<revision>"` inserted at `at` (a
+/// [`splice_point`] of it) to `out`: the served JSON, assembled without keeping a copy.
+pub fn write_spliced(stored: &[u8], at: usize, revision: Revision, out: &mut impl BufMut) {
+    out.put_slice(&stored[..at]);
+    out.put_slice(b"\"resourceVersion\":\"");
+    let mut digits = [0u8; 20];
+    out.put_slice(decimal(revision, &mut digits));
+    out.put_slice(b"\"");
+    if stored.get(at) != Some(&b'}') {
+        out.put_u8(b',');
+    }
+    out.put_slice(&stored[at..]);
+}
+
+/// `n` in decimal, in `buffer` (no allocation per object).
+fn decimal(n: Revision, buffer: &mut [u8; 20]) -> &[u8] {
+    let negative = n < 0;
+    let mut n = n.unsigned_abs();
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        buffer[at] = b'-';
+    }
+    &buffer[at..]
 }
 
 fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{Result, Revision};
@@ -61,6 +61,11 @@ pub struct ListRequest {
     pub limit: Option<usize>,
     pub at: ReadAt,
     pub filter: Arc<Filter>,
+    /// How many objects the collection holds at and after `start_key` at the `Exact` revision
+    /// read, when a continue token carried it (the previous page's `remaining`): lets an
+    /// unfiltered page report `remaining` without counting the rest of the range. A hint: a
+    /// value that contradicts the snapshot is ignored.
+    pub remaining_hint: Option<i64>,
 }
 
 /// The objects a LIST found.
@@ -148,6 +153,17 @@ pub trait ReadPath: Send + Sync + 'static {
 
     /// An object's JSON as `resource` serves it.
     fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
+
+    /// Appends an object's JSON as `resource` serves it to `out` (a LIST body): where the read
+    /// path splices, without an intermediate copy.
+    fn write_json(
+        &self,
+        object: &CachedObject,
+        resource: &'static ResourceInfo,
+        out: &mut BytesMut,
+    ) {
+        out.extend_from_slice(&self.json(object, resource));
+    }
 
     /// An object in protobuf as `resource` serves it ([`ObjectCodec::encode_protobuf`]),
     /// encoded once per object where the read path caches objects.

@@ -2,13 +2,15 @@
 //! and selectable fields, extracted once), and their JSON as served, encoded at most once per
 //! API shape.
 
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
+
+use crate::json;
 
 /// How many API shapes one stored object can be served in (core/v1 and events.k8s.io/v1
 /// events share storage: two).
@@ -26,6 +28,14 @@ pub trait ObjectCodec: Send + Sync + 'static {
 
     /// The object's JSON as `shape` serves it, with `metadata.resourceVersion` = `revision`.
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes;
+
+    /// Where `"resourceVersion":"N"` can be inserted into `stored` to make exactly what
+    /// [`ObjectCodec::encode`] makes for `shape` (see [`crate::json::splice_point`]), or `None`
+    /// when `shape` needs a real encode. Objects with a splice point keep no served copy: their
+    /// JSON is assembled from the stored bytes while it is written.
+    fn splice_point(&self, _stored: &[u8], _shape: &ResourceInfo) -> Option<usize> {
+        None
+    }
 
     /// A BOOKMARK object of `shape` at `revision`.
     fn bookmark(&self, shape: &ResourceInfo, revision: Revision, initial_events_end: bool)
@@ -107,17 +117,21 @@ impl From<usize> for View {
     }
 }
 
-/// What selectors look at, extracted once per stored version of an object.
+/// What selectors look at, extracted once per stored version of an object. Held by every
+/// cached object, so kept tight: exact-size boxed strings and slices, no maps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectAttrs {
-    pub namespace: Option<String>,
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    /// The resource's selectable fields and their values (`spec.nodeName` → `node-1`).
-    pub fields: Vec<(&'static str, String)>,
+    pub namespace: Option<Box<str>>,
+    pub name: Box<str>,
+    pub labels: Labels,
+    /// The resource's selectable fields that have a value (`spec.nodeName` → `node-1`); a
+    /// field left out reads as empty, as kube's field sets do.
+    pub fields: Box<[(&'static str, Box<str>)]>,
 }
 
 impl ObjectAttrs {
+    /// The value of a selectable field; `None` for an empty or unknown one (both compare as
+    /// the empty string).
     pub fn field(&self, field: &str) -> Option<&str> {
         match field {
             "metadata.name" => Some(&self.name),
@@ -126,8 +140,72 @@ impl ObjectAttrs {
                 .fields
                 .iter()
                 .find(|(f, _)| *f == field)
-                .map(|(_, v)| v.as_str()),
+                .map(|(_, v)| &**v),
         }
+    }
+
+    /// Builds the fields from `(field, value)` pairs, keeping the non-empty ones.
+    pub fn fields_from(
+        fields: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Box<[(&'static str, Box<str>)]> {
+        fields
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(f, v)| (f, v.into_boxed_str()))
+            .collect()
+    }
+}
+
+/// An object's labels: key/value pairs sorted by key, in one exact-size slice (a `BTreeMap`
+/// would allocate an 11-slot node for the usual handful of labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        // Objects carry a handful of labels: a linear walk that stops at the first greater key
+        // (as a B-tree node is searched) beats a binary search's mispredicted branches.
+        if self.0.len() > 16 {
+            return self
+                .0
+                .binary_search_by(|(k, _)| (**k).cmp(key))
+                .ok()
+                .map(|i| &*self.0[i].1);
+        }
+        for (k, v) in self.0.iter() {
+            match (**k).cmp(key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
+    /// Sorted by key; of repeated keys, the last one wins (as when inserting into a map).
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Labels {
+        let mut pairs: Vec<(Box<str>, Box<str>)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the last of equal keys comes first
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+        Labels(pairs.into_boxed_slice())
     }
 }
 
@@ -147,12 +225,8 @@ impl Filter {
             None => true,
         };
         in_scope
-            && self
-                .labels
-                .matches_with(|key| attrs.labels.get(key).map(String::as_str))
-            && self
-                .fields
-                .matches(|field| attrs.field(field).map(str::to_string))
+            && self.labels.matches_with(|key| attrs.labels.get(key))
+            && self.fields.matches_with(|field| attrs.field(field))
     }
 
     /// Selects every object in its scope.
@@ -162,24 +236,74 @@ impl Filter {
 }
 
 /// One stored version of an object, shared by snapshots, events and list results.
+///
+/// Its served JSON is not kept when the codec can splice `resourceVersion` into the stored
+/// bytes (every shape but a converted one): only the splice point is, and the JSON is assembled
+/// as it is written ([`CachedObject::write_json`]), so an object costs one copy of its JSON.
+/// Encodings that need real work (a converted shape, protobuf) are kept once made, in slots
+/// allocated on first use.
 #[derive(Debug)]
 pub struct CachedObject {
     pub kv: KeyValue,
     pub attrs: ObjectAttrs,
-    /// The JSON served for each shape, encoded on first use.
-    encoded: [OnceLock<Bytes>; MAX_SHAPES],
-    /// The protobuf served for each shape ([`ObjectCodec::encode_protobuf`]), on first use.
-    protobuf: [OnceLock<Bytes>; MAX_SHAPES],
+    /// Per shape: 0 = not looked up yet, [`NO_SPLICE`] = encode, else the splice point.
+    splice: [AtomicU32; MAX_SHAPES],
+    /// JSON of unspliceable shapes, then protobuf, per shape: encoded on first use.
+    encodings: OnceLock<Box<[OnceLock<Bytes>; 2 * MAX_SHAPES]>>,
 }
+
+/// A shape whose JSON is encoded, not spliced.
+const NO_SPLICE: u32 = u32::MAX;
 
 impl CachedObject {
     pub fn new(kv: KeyValue, attrs: ObjectAttrs) -> Arc<CachedObject> {
         Arc::new(CachedObject {
             kv,
             attrs,
-            encoded: Default::default(),
-            protobuf: Default::default(),
+            splice: Default::default(),
+            encodings: OnceLock::new(),
         })
+    }
+
+    fn slot(&self, index: usize) -> &OnceLock<Bytes> {
+        &self.encodings.get_or_init(Default::default)[index]
+    }
+
+    /// Where `resourceVersion` goes into the stored bytes for `shape`, looked up once.
+    fn splice_point(
+        &self,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+        shape: usize,
+    ) -> Option<usize> {
+        let cached = self.splice[shape].load(Ordering::Relaxed);
+        let point = if cached == 0 {
+            let found = codec
+                .splice_point(&self.kv.value, shapes.get(shape))
+                .and_then(|at| u32::try_from(at).ok())
+                .filter(|at| *at != 0 && *at != NO_SPLICE)
+                .unwrap_or(NO_SPLICE);
+            self.splice[shape].store(found, Ordering::Relaxed);
+            found
+        } else {
+            cached
+        };
+        (point != NO_SPLICE).then_some(point as usize)
+    }
+
+    /// Appends the object's JSON in shape number `shape` to `out`: the list path's way, with
+    /// no copy made or kept per object when it splices.
+    pub fn write_json(
+        &self,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+        shape: usize,
+        out: &mut BytesMut,
+    ) {
+        match self.splice_point(codec, shapes, shape) {
+            Some(at) => json::write_spliced(&self.kv.value, at, self.kv.mod_revision, out),
+            None => out.put_slice(&self.json(codec, shapes, shape)),
+        }
     }
 
     /// Builds the object for `resource` from a stored key/value.
@@ -192,9 +316,16 @@ impl CachedObject {
         Ok(CachedObject::new(kv, attrs))
     }
 
-    /// The object's JSON in shape number `shape` (see [`Shapes`]), encoded once.
+    /// The object's JSON in shape number `shape` (see [`Shapes`]): spliced afresh, or
+    /// encoded once and kept.
     pub fn json(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
-        self.encoded[shape]
+        if let Some(at) = self.splice_point(codec, shapes, shape) {
+            let stored = &self.kv.value;
+            let mut out = BytesMut::with_capacity(json::spliced_len(stored, self.kv.mod_revision));
+            json::write_spliced(stored, at, self.kv.mod_revision, &mut out);
+            return out.freeze();
+        }
+        self.slot(shape)
             .get_or_init(|| codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
             .clone()
     }
@@ -202,7 +333,7 @@ impl CachedObject {
     /// The object's protobuf in shape number `shape`, encoded once (for protobuf GETs, LISTs
     /// and watch events alike).
     pub fn protobuf(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
-        self.protobuf[shape]
+        self.slot(MAX_SHAPES + shape)
             .get_or_init(|| {
                 codec.encode_protobuf(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
             })
@@ -273,4 +404,46 @@ pub fn frame(event_type: &str, object_json: &[u8]) -> Bytes {
 pub fn error_frame(error: &kubecache_core::status::ApiError) -> Bytes {
     let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
     frame("ERROR", &status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_looked_up_by_key() {
+        let labels: Labels = [("tier", "web"), ("app", "a"), ("zone", "z"), ("app", "b")]
+            .into_iter()
+            .collect();
+        assert_eq!(labels.len(), 3, "a repeated key is kept once");
+        assert_eq!(labels.get("app"), Some("b"), "the last value of a key wins");
+        assert_eq!(labels.get("tier"), Some("web"));
+        assert_eq!(labels.get("zone"), Some("z"));
+        assert_eq!(labels.get("ap"), None);
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["app", "tier", "zone"]);
+        assert!(Labels::default().get("app").is_none());
+    }
+
+    #[test]
+    fn empty_fields_are_left_out_and_read_as_empty() {
+        let attrs = ObjectAttrs {
+            name: "p".into(),
+            fields: ObjectAttrs::fields_from([
+                ("spec.nodeName", "n1".to_string()),
+                ("status.nominatedNodeName", String::new()),
+            ]),
+            ..ObjectAttrs::default()
+        };
+        assert_eq!(attrs.fields.len(), 1);
+        assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
+        let filter = |s: &str| Filter {
+            fields: FieldSelector::parse(s).unwrap(),
+            ..Filter::default()
+        };
+        assert!(filter("status.nominatedNodeName=").matches(&attrs));
+        assert!(!filter("status.nominatedNodeName!=").matches(&attrs));
+        assert!(filter("spec.nodeName=n1,metadata.name=p").matches(&attrs));
+        assert!(!filter("spec.nodeName=n2").matches(&attrs));
+    }
 }

@@ -144,6 +144,7 @@ impl ReadPath for Passthrough {
                         limit: None,
                         at,
                         filter: request.filter.clone(),
+                        remaining_hint: None,
                     })
                     .await?;
                 let revision = listed.revision;

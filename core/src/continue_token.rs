@@ -11,6 +11,12 @@
 //! request that presents it. [`ContinueToken::decode`] additionally rejects start keys that
 //! could climb out of that prefix (`..`, `.`, empty segments, a leading `/`), as kube does with
 //! `path.Clean`.
+//!
+//! kubecache adds one optional field, `rem`: how many objects the list had at and after
+//! `start` at `rv` (set only for unfiltered lists, which report `remainingItemCount`). The next
+//! page then knows its `remainingItemCount` without counting the rest of the range, which made
+//! a paged walk quadratic. Tokens without it (kube-apiserver's, older kubecache's) stay valid:
+//! the count is then unknown and computed once. Older kubecache versions ignore the field.
 
 // `ApiError` is large; the crate returns it unboxed by design (see status.rs).
 
@@ -33,6 +39,9 @@ pub struct ContinueToken {
     pub resource_version: i64,
     /// Where the next page starts (inclusive), relative to the list's key prefix.
     pub start_key: String,
+    /// Objects at and after `start_key` at `resource_version`, when the issuer knew it
+    /// (unfiltered lists); a hint to check, never trusted blindly.
+    pub remaining: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,6 +52,8 @@ struct Wire {
     resource_version: i64,
     #[serde(rename = "start", default)]
     start_key: String,
+    #[serde(rename = "rem", default, skip_serializing_if = "Option::is_none")]
+    remaining: Option<i64>,
 }
 
 fn invalid(detail: impl std::fmt::Display) -> ApiError {
@@ -71,7 +82,13 @@ impl ContinueToken {
         ContinueToken {
             resource_version,
             start_key: start_key.into(),
+            remaining: None,
         }
+    }
+
+    /// The same token, also carrying the number of objects at and after its start key.
+    pub fn with_remaining(self, remaining: Option<i64>) -> Self {
+        ContinueToken { remaining, ..self }
     }
 
     /// The token for the page after the one whose last key (relative to the list prefix) was
@@ -91,6 +108,7 @@ impl ContinueToken {
             version: CONTINUE_TOKEN_VERSION.to_string(),
             resource_version: self.resource_version,
             start_key: self.start_key.clone(),
+            remaining: self.remaining,
         };
         // Serializing a struct of a string, an integer and a string cannot fail.
         let json = serde_json::to_vec(&wire).unwrap_or_default();
@@ -127,6 +145,8 @@ impl ContinueToken {
         Ok(ContinueToken {
             resource_version: wire.resource_version,
             start_key: wire.start_key,
+            // A count that cannot be right is dropped: the server then counts.
+            remaining: wire.remaining.filter(|n| *n > 0),
         })
     }
 
@@ -169,6 +189,25 @@ mod tests {
         );
         assert!(!encoded.contains('='));
         assert!(!encoded.contains('+') && !encoded.contains('/'));
+    }
+
+    #[test]
+    fn carries_the_remaining_count_when_known() {
+        let token = ContinueToken::after("ns/a", 9).with_remaining(Some(1500));
+        let json = URL_SAFE_NO_PAD.decode(token.encode()).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&json).unwrap(),
+            r#"{"v":"meta.k8s.io/v1","rv":9,"start":"ns/a\u0000","rem":1500}"#
+        );
+        assert_eq!(ContinueToken::decode(&token.encode()).unwrap(), token);
+        // kube-apiserver's tokens (and older kubecache's) have no count: unknown.
+        let plain = ContinueToken::decode(&raw(r#"{"v":"meta.k8s.io/v1","rv":9,"start":"a"}"#));
+        assert_eq!(plain.unwrap().remaining, None);
+        // A count that cannot be right is ignored rather than trusted.
+        for bad in [0, -4] {
+            let json = format!(r#"{{"v":"meta.k8s.io/v1","rv":9,"start":"a","rem":{bad}}}"#);
+            assert_eq!(ContinueToken::decode(&raw(&json)).unwrap().remaining, None);
+        }
     }
 
     #[test]

@@ -954,6 +954,17 @@ impl FieldSelector {
         })
     }
 
+    /// [`FieldSelector::matches`] for a `lookup` that lends its values (no copy per field).
+    pub fn matches_with<'v>(&self, lookup: impl Fn(&str) -> Option<&'v str>) -> bool {
+        self.requirements.iter().all(|r| {
+            let actual = lookup(&r.field).unwrap_or_default();
+            match r.op {
+                FieldOperator::Equals => actual == r.value,
+                FieldOperator::NotEquals => actual != r.value,
+            }
+        })
+    }
+
     /// 400 `field label not supported: <field>` for the first requirement on a field that is
     /// not in `supported`, as kube-apiserver's field label conversion answers.
     pub fn validate_fields(&self, supported: &[&str]) -> Result<(), ApiError> {

@@ -869,6 +869,37 @@ async fn list_pages_with_limit_and_continue() {
 }
 
 #[tokio::test]
+async fn continue_tokens_without_or_with_a_wrong_count_still_report_the_true_remainder() {
+    use kubecache_core::continue_token::ContinueToken;
+    let server = TestServer::start().await;
+    server.create_namespace("counts").await;
+    let path = "/api/v1/namespaces/counts/configmaps";
+    for i in 0..7 {
+        server
+            .post(path, &configmap(&format!("c{i}")))
+            .await
+            .expect(201);
+    }
+    let first = server.get_with(path, &[("limit", "2")]).await;
+    let first = first.expect(200).clone();
+    assert_eq!(first["metadata"]["remainingItemCount"], 5);
+    let token = ContinueToken::decode(first["metadata"]["continue"].as_str().unwrap()).unwrap();
+    assert_eq!(token.remaining, Some(5), "the count rides in the token");
+    // kube-apiserver's tokens (and older kubecache's) carry no count; a hand-edited one may
+    // carry one that cannot be right (nothing would follow the page, yet something does):
+    // the server counts instead.
+    for remaining in [None, Some(1), Some(2)] {
+        let edited = token.clone().with_remaining(remaining).encode();
+        let page = server
+            .get_with(path, &[("limit", "2"), ("continue", &edited)])
+            .await;
+        let page = page.expect(200).clone();
+        assert_eq!(names(&page), ["c2", "c3"], "{remaining:?}");
+        assert_eq!(page["metadata"]["remainingItemCount"], 3, "{remaining:?}");
+    }
+}
+
+#[tokio::test]
 async fn list_at_a_future_resource_version_times_out_with_504() {
     let server = TestServer::start().await;
     let started = Instant::now();

@@ -849,6 +849,8 @@ impl Run {
         let ctx = format!("{}: LIST {at:?} {filter} limit {limit:?}", self.ctx());
         let cache_filter = filter.to_filter();
         let mut start_key = None;
+        // As the server: the count a page reported rides in the next page's token.
+        let mut remaining_hint = None;
         let mut at = at;
         let mut revision = None;
         let mut objects: Vec<(String, Bytes, Revision)> = Vec::new();
@@ -864,6 +866,7 @@ impl Run {
                 limit,
                 at,
                 filter: cache_filter.clone(),
+                remaining_hint: remaining_hint.take(),
             };
             let result = match self.bounded(&ctx, self.cache.list(request)).await {
                 Ok(result) => result,
@@ -949,6 +952,7 @@ impl Run {
             match result.continue_after {
                 Some(last) => {
                     start_key = Some(format!("{last}\0"));
+                    remaining_hint = result.remaining;
                     at = ReadAt::Exact(page_revision);
                 }
                 None => break,

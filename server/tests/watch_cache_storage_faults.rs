@@ -158,6 +158,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
         limit: None,
         at,
         filter: Arc::new(Filter::default()),
+        remaining_hint: None,
     };
     // The cache has caught up with `kept`.
     let listed = cache.list(list(ReadAt::Latest)).await.unwrap();
@@ -181,11 +182,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
         .expect("no wait for held-back events")
         .unwrap();
     assert_eq!(listed.revision, deleted.revision);
-    let names: Vec<&str> = listed
-        .objects
-        .iter()
-        .map(|o| o.attrs.name.as_str())
-        .collect();
+    let names: Vec<&str> = listed.objects.iter().map(|o| &*o.attrs.name).collect();
     assert_eq!(names, vec!["kept"]);
 
     // A watch from the list's revision starts after both events; a watch from the create's
@@ -341,14 +338,11 @@ async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
             limit: None,
             at: ReadAt::Latest,
             filter: Arc::new(Filter::default()),
+            remaining_hint: None,
         })
         .await
         .unwrap();
-    let names: Vec<&str> = listed
-        .objects
-        .iter()
-        .map(|o| o.attrs.name.as_str())
-        .collect();
+    let names: Vec<&str> = listed.objects.iter().map(|o| &*o.attrs.name).collect();
     assert_eq!(names, vec!["second"]);
     assert!(listed.revision >= second.mod_revision);
     let stale = cache

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Reason};
@@ -415,7 +415,9 @@ impl ReadPath for WatchCache {
         let mut keys = range_from(&objects, &collection, Bound::Included(start));
         let mut found = Vec::new();
         let mut last_key = None;
+        let mut examined = 0i64;
         for (key, object) in keys.by_ref() {
+            examined += 1;
             if request.filter.matches(&object.attrs) {
                 found.push(object.clone());
             }
@@ -424,20 +426,30 @@ impl ReadPath for WatchCache {
                 break;
             }
         }
-        let rest = if last_key.is_some() {
-            if request.filter.is_everything() {
-                keys.count()
-            } else {
-                usize::from(keys.next().is_some())
+        // Whether anything follows the page (one step), and for unfiltered lists how much
+        // (`remainingItemCount`, as kube: only without selectors). The count must not walk the
+        // rest of the range, or a paged walk costs O(n²/page): it comes from the whole
+        // prefix's size on a first page over it, or from the count the continue token carried
+        // (the previous page's remainder); only without either is the rest counted, once.
+        let more = last_key.is_some() && keys.next().is_some();
+        let remaining = (more && request.filter.is_everything()).then(|| {
+            let from_start = match &request.start_key {
+                None if collection == handle.prefix => Some(objects.len() as i64),
+                None => None,
+                Some(_) => request.remaining_hint,
+            };
+            // `more` proves at least one object follows: a smaller figure is not this
+            // snapshot's (a hand-edited token, another collection's), so count instead.
+            match from_start.map(|n| n - examined) {
+                Some(rest) if rest >= 1 => rest,
+                _ => 1 + keys.count() as i64,
             }
-        } else {
-            0
-        };
+        });
         Ok(ListResult {
             objects: found,
             revision,
-            continue_after: last_key.filter(|_| rest > 0),
-            remaining: (rest > 0 && request.filter.is_everything()).then_some(rest as i64),
+            continue_after: last_key.filter(|_| more),
+            remaining,
         })
     }
 
@@ -524,6 +536,21 @@ impl ReadPath for WatchCache {
             Err(_) => self
                 .codec
                 .encode(&object.kv.value, object.kv.mod_revision, resource),
+        }
+    }
+
+    fn write_json(
+        &self,
+        object: &CachedObject,
+        resource: &'static ResourceInfo,
+        out: &mut BytesMut,
+    ) {
+        match self.handle(resource) {
+            Ok(handle) => {
+                let shape = handle.shapes.index_of(resource);
+                object.write_json(self.codec.as_ref(), &handle.shapes, shape, out)
+            }
+            Err(_) => out.extend_from_slice(&self.json(object, resource)),
         }
     }
 

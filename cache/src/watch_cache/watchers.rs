@@ -210,7 +210,7 @@ impl WatcherIndex {
                 }
             }
             if other.is_none_or(|o| o.attrs.name != state.attrs.name) {
-                lists.extend(self.by_name.get(state.attrs.name.as_str()));
+                lists.extend(self.by_name.get(&*state.attrs.name));
             }
             let ns = state.attrs.namespace.as_deref().unwrap_or("");
             if other.is_none_or(|o| o.attrs.namespace.as_deref().unwrap_or("") != ns) {

@@ -81,7 +81,7 @@ fn list_start(
     call: &Call<'_>,
     collection_prefix: &str,
     limit: Option<usize>,
-) -> Result<(ReadAt, Option<String>), ApiError> {
+) -> Result<(ReadAt, Option<String>, Option<i64>), ApiError> {
     let rv = call.query.get("resourceVersion").filter(|v| !v.is_empty());
     let rv_match = call
         .query
@@ -97,6 +97,7 @@ fn list_start(
         return Ok((
             ReadAt::Exact(token.resource_version),
             Some(token.start_key_under(collection_prefix)),
+            token.remaining,
         ));
     }
     let rv = rv.map(objects::parse_resource_version).transpose()?;
@@ -124,7 +125,7 @@ fn list_start(
             )));
         }
     };
-    Ok((at, None))
+    Ok((at, None, None))
 }
 
 fn parse_limit(call: &Call<'_>) -> Result<Option<usize>, ApiError> {
@@ -156,21 +157,25 @@ pub async fn list_objects(call: &Call<'_>, filter: Filter) -> Result<Listed, Api
         limit: parse_limit(call)?,
         at: ReadAt::Latest,
         filter: Arc::new(filter),
+        remaining_hint: None,
     };
     let collection_prefix = request.collection_prefix();
-    let (at, start_key) = list_start(call, &collection_prefix, request.limit)?;
+    let (at, start_key, remaining_hint) = list_start(call, &collection_prefix, request.limit)?;
     let result = call
         .api
         .reads
         .list(ListRequest {
             at,
             start_key,
+            remaining_hint,
             ..request
         })
         .await
         .map_err(|e| list_error(call, e))?;
     let continue_token = result.continue_after.as_ref().map(|last| {
-        ContinueToken::after(&last[collection_prefix.len()..], result.revision).encode()
+        ContinueToken::after(&last[collection_prefix.len()..], result.revision)
+            .with_remaining(result.remaining)
+            .encode()
     });
     Ok(Listed {
         result,
@@ -248,22 +253,19 @@ pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
         "metadata": list_metadata(listed),
     });
     let head = serde_json::to_vec(&head).expect("a JSON value always serializes");
-    let items: Vec<Bytes> = listed
-        .result
-        .objects
-        .iter()
-        .map(|o| call.api.reads.json(o, resource))
-        .collect();
-    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 16;
+    let objects = &listed.result.objects;
+    // The items are written straight from the cache (the served JSON is not kept per object);
+    // the size is an estimate: stored length plus the resourceVersion field.
+    let size = head.len() + objects.iter().map(|o| o.kv.value.len() + 48).sum::<usize>() + 16;
     let mut body = BytesMut::with_capacity(size);
     // `{...head...}` without its closing brace, then `,"items":[...]}`.
     body.put_slice(&head[..head.len() - 1]);
     body.put_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
+    for (i, object) in objects.iter().enumerate() {
         if i > 0 {
             body.put_u8(b',');
         }
-        body.put_slice(item);
+        call.api.reads.write_json(object, resource, &mut body);
     }
     body.put_slice(b"]}");
     body.freeze()

@@ -93,6 +93,7 @@ async fn current_revision(call: &Call<'_>) -> Result<i64, ApiError> {
         limit: Some(1),
         at: ReadAt::Latest,
         filter: Arc::new(Filter::default()),
+        remaining_hint: None,
     });
     Ok(listed.await.map_err(storage_error)?.revision)
 }
