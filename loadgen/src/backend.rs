@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// The largest etcd range response the baseline accepts (kube-apiserver allows 2 GiB).
+const MAX_LIST_RESPONSE_BYTES: usize = 1 << 30;
+
 use bytes::Bytes;
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, WatchOptions};
 use http::{Method, StatusCode};
@@ -416,7 +419,13 @@ impl Backend {
                     ListRv::Latest => {}
                     ListRv::Exact(rv) => options = options.with_revision(rv as i64),
                 }
-                let response = etcd.client().get(prefix, Some(options)).await?;
+                // A LIST of 50,000 ~1 KiB pods is ~60 MB: far above gRPC's default 4 MiB
+                // receive limit (as in kubecache's own etcd backend).
+                let mut kv = etcd
+                    .client()
+                    .kv_client()
+                    .max_decoding_message_size(MAX_LIST_RESPONSE_BYTES);
+                let response = kv.get(prefix, Some(options)).await?;
                 let rv = response.header().map(|h| h.revision()).unwrap_or(0) as u64;
                 let mut bytes = 0u64;
                 let mut items = 0u64;
