@@ -33,10 +33,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use kubecache_benches::BenchCodec;
 use kubecache_cache::watch_cache::watchers::Frame;
 use kubecache_cache::{
-    Filter, FrameStream, ListRequest, ObjectAttrs, ObjectCodec, ReadAt, ReadPath, Shapes,
-    WatchCache, WatchCacheConfig, WatchRequest, WatchStart, json,
+    Filter, FrameStream, ListRequest, ObjectAttrs, ReadAt, ReadPath, Shapes, WatchCache,
+    WatchCacheConfig, WatchRequest, WatchStart, json,
 };
 use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_core::selector::FieldSelector;
@@ -166,46 +167,6 @@ fn pod_kv(i: usize, nodes: usize, revision: Revision) -> KeyValue {
         value: Bytes::copy_from_slice(&serde_json::to_vec(&pod).expect("JSON serializes")),
         create_revision: revision,
         mod_revision: revision,
-    }
-}
-
-/// The server's `JsonCodec` for the stored shape.
-struct BenchCodec;
-
-impl ObjectCodec for BenchCodec {
-    fn attributes(
-        &self,
-        resource: &ResourceInfo,
-        kv: &KeyValue,
-    ) -> Result<ObjectAttrs, StorageError> {
-        json::attributes(resource, kv)
-    }
-
-    fn encode(&self, stored: &[u8], revision: Revision, _shape: &ResourceInfo) -> Bytes {
-        json::with_resource_version(stored, revision)
-    }
-
-    fn splice_point(&self, stored: &[u8], _shape: &ResourceInfo) -> Option<usize> {
-        // As the server's `JsonCodec::splice_point` for the stored shape.
-        json::splice_point(stored)
-    }
-
-    fn bookmark(
-        &self,
-        shape: &ResourceInfo,
-        revision: Revision,
-        _initial_events_end: bool,
-    ) -> Bytes {
-        let bookmark = json!({
-            "kind": shape.kind,
-            "apiVersion": shape.api_version(),
-            "metadata": {"resourceVersion": revision.to_string()},
-        });
-        Bytes::from(serde_json::to_vec(&bookmark).expect("a JSON value always serializes"))
-    }
-
-    fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {
-        (resource.group.is_empty() && resource.resource == "pods").then_some("spec.nodeName")
     }
 }
 

@@ -67,7 +67,7 @@
 //! build). Arguments that do not start with `--` filter groups by substring (e.g. `dispatch`).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a tiny smoke version.
 
-use kubecache_benches::stats;
+use kubecache_benches::{BenchCodec, stats};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -82,8 +82,8 @@ use kubecache_cache::watch_cache::resource::{ResourceCache, ResourceHandle};
 use kubecache_cache::watch_cache::state::{CacheEvent, CacheState, Entry, EventKind, Published};
 use kubecache_cache::watch_cache::watchers::{Ending, Frame, WatcherIndex, WatcherStats};
 use kubecache_cache::{
-    CachedObject, Filter, ListRequest, ObjectAttrs, ObjectCodec, ReadAt, ReadPath, Shapes,
-    WatchCache, WatchCacheConfig,
+    CachedObject, Filter, ListRequest, ObjectCodec, ReadAt, ReadPath, Shapes, WatchCache,
+    WatchCacheConfig,
 };
 use kubecache_core::continue_token::ContinueToken;
 use kubecache_core::registry::{Registry, ResourceInfo};
@@ -240,48 +240,6 @@ fn pod_kv(i: usize, nodes: usize, revision: Revision) -> KeyValue {
         value: Bytes::from(serde_json::to_vec(&pod).expect("JSON serializes")),
         create_revision: revision,
         mod_revision: revision,
-    }
-}
-
-/// The server's `JsonCodec` for the stored shape: the same functions per call.
-struct BenchCodec;
-
-impl ObjectCodec for BenchCodec {
-    fn attributes(
-        &self,
-        resource: &ResourceInfo,
-        kv: &KeyValue,
-    ) -> Result<ObjectAttrs, StorageError> {
-        // As the server's `JsonCodec::attributes`.
-        json::attributes(resource, kv)
-    }
-
-    fn encode(&self, stored: &[u8], revision: Revision, _shape: &ResourceInfo) -> Bytes {
-        // As the server's `JsonCodec::encode` for the stored shape (all the bench serves).
-        json::with_resource_version(stored, revision)
-    }
-
-    fn splice_point(&self, stored: &[u8], _shape: &ResourceInfo) -> Option<usize> {
-        // As the server's `JsonCodec::splice_point` for the stored shape.
-        json::splice_point(stored)
-    }
-
-    fn bookmark(
-        &self,
-        shape: &ResourceInfo,
-        revision: Revision,
-        _initial_events_end: bool,
-    ) -> Bytes {
-        let bookmark = json!({
-            "kind": shape.kind,
-            "apiVersion": shape.api_version(),
-            "metadata": {"resourceVersion": revision.to_string()},
-        });
-        Bytes::from(serde_json::to_vec(&bookmark).expect("a JSON value always serializes"))
-    }
-
-    fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {
-        (resource.group.is_empty() && resource.resource == "pods").then_some("spec.nodeName")
     }
 }
 
