@@ -13,10 +13,10 @@
 //! No timed assertions: waits have deadlines, then the state is compared.
 
 #[allow(dead_code)]
-#[path = "../../../server/tests/support/etcd.rs"]
+#[path = "../../../server/tests/integration/support/etcd.rs"]
 mod etcd;
 #[allow(dead_code)]
-#[path = "../../../server/tests/support/server.rs"]
+#[path = "../../../server/tests/integration/support/server.rs"]
 mod server;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,8 +1,8 @@
 //! The etcd backend against a real etcd (one per test): etcd-specific behaviour, then the
 //! shared conformance suite.
 
-mod conformance;
-mod support;
+use crate::conformance;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! serves OpenAPI v2 and v3: kubectl leaves validation to the server's `fieldValidation`);
 //! outputs are `-o json|name|jsonpath` and the default server-side Tables.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! `explain` looks up), and kube-apiserver's hash caching (immutable with the current hash,
 //! 301 with an outdated one, `Etag` / `If-None-Match`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

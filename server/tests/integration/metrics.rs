@@ -1,7 +1,7 @@
 //! `/metrics`: the exposition parses as Prometheus text, requests are counted with kube's
 //! labels, the latency histogram is consistent, and the watch cache's gauges follow watches.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

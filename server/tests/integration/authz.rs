@@ -6,7 +6,7 @@
 //! Changes reach the authorizer through the watch cache, like kube's informers: a test that
 //! changes policy polls the decision until it flips, failing only after a generous deadline.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! Most cases run twice — over the embedded store and over a real etcd — through
 //! [`on_both!`]. Every test is bounded by [`TEST_TIMEOUT`], every watch read by its own.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@
 //! reviews are allowed; what another user may do is asked with SubjectAccessReviews, whose
 //! answer changes as RoleBindings are created and deleted (no restart).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

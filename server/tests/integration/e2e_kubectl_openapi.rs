@@ -6,7 +6,7 @@
 //! kubectl validates itself against `/openapi/v2`; and `kubectl explain`, which renders the
 //! component schemas. Each scenario runs on the embedded store and on a real etcd.
 
-mod support;
+use crate::support;
 
 use support::binary::{Kubecache, Storage};
 use support::etcd::TestEtcd;

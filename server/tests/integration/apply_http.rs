@@ -3,7 +3,7 @@
 //! over, omitted fields are removed, ordinary writes record their manager, dryRun writes
 //! nothing, strategic merge patch on a type without a schema is 415.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

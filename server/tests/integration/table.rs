@@ -1,7 +1,7 @@
 //! Server-side printing: GET and LIST answered as a `meta.k8s.io/v1` Table when the Accept
 //! header asks for one, as `kubectl get` does.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

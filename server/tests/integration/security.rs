@@ -4,7 +4,7 @@
 //! impersonation, audit events per stage/level/policy, and graceful shutdown with a watch
 //! open. Every test starts its own server on free loopback ports.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 //! in e2e_kubectl.rs; imperative `create`, `apply --server-side` and `explain` belong to the
 //! protobuf, merge and OpenAPI suites.
 
-mod support;
+use crate::support;
 
 use std::process::Child;
 

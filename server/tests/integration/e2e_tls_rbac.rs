@@ -7,7 +7,7 @@
 //! policy itself is written with imperative `kubectl create role|rolebinding|
 //! clusterrolebinding` (protobuf bodies). In memory and on a real etcd.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 use std::time::{Duration, Instant};

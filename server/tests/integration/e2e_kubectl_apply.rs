@@ -8,7 +8,7 @@
 //! `name`, ports by `containerPort`, volumes `merge,retainKeys`, …) are the ones kubecache
 //! publishes, not kubectl's compiled-in ones.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::binary::{Kubecache, Storage};

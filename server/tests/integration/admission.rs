@@ -2,7 +2,7 @@
 //! errors (code, reason, causes, nothing written), dryRun, NamespaceLifecycle and the Service
 //! clusterIP allocator — the storage-dependent ones against the embedded store and a real etcd.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Discovery: aggregated (`apidiscovery.k8s.io/v2`) documents for `GET /api` and `GET /apis`
 //! when the Accept header asks for them (as kubectl does), the legacy documents otherwise.
 
-mod support;
+use crate::support;
 
 use kubecache_core::registry::Registry;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, VARY};

@@ -1,7 +1,7 @@
 //! The conformance suite against the embedded backend, in memory and with a data directory,
 //! plus durability across a clean restart.
 
-mod conformance;
+use crate::conformance;
 
 use std::sync::Arc;
 

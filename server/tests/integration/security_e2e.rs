@@ -4,7 +4,7 @@
 //! kubeconfig, both trusting the server through `certificate-authority-data`; the
 //! Forbidden message as kubectl prints it; and SIGTERM with a watch open.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! bodies and what is stored afterwards. Every test starts its own server over a fresh
 //! in-memory store.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! etcd. Each object is then read back with `kubectl get -o json` (JSON) and checked field by
 //! field.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::binary::{Kubecache, Storage};

@@ -2,7 +2,7 @@
 //! etcd: protobuf request bodies, protobuf objects, lists, errors and watch frames for
 //! clients that ask for them first, JSON for everyone else.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -695,7 +695,7 @@ on_both_stores!(
 async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) {
     use kubecache_core::registry::Registry;
     let samples: Vec<Value> =
-        serde_json::from_str(include_str!("../src/protobuf/samples.json")).unwrap();
+        serde_json::from_str(include_str!("../../src/protobuf/samples.json")).unwrap();
     server.create_namespace("pb").await;
     let registry = Registry::builtin();
     let assigned = ["name", "uid", "resourceVersion", "creationTimestamp"];

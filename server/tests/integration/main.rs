@@ -1,0 +1,31 @@
+//! The server's integration tests, in one test binary: each module was once its own
+//! `tests/*.rs` target, and every target linked the whole dependency graph again (~230 MB
+//! of debug binary each). One binary links once; nextest still runs every test in its own
+//! process.
+
+mod conformance;
+mod support;
+
+mod admission;
+mod api;
+mod apply_http;
+mod authz;
+mod backend_embedded;
+mod backend_etcd;
+mod discovery;
+mod e2e_auth;
+mod e2e_kubectl;
+mod e2e_kubectl_apply;
+mod e2e_kubectl_openapi;
+mod e2e_kubectl_protobuf;
+mod e2e_kubectl_suite;
+mod e2e_tls_rbac;
+mod metrics;
+mod openapi;
+mod protobuf;
+mod security;
+mod security_e2e;
+mod table;
+mod watch_cache;
+mod watch_cache_model;
+mod watch_cache_storage_faults;
