@@ -72,6 +72,7 @@ if [[ $storage == etcd || $baseline == 1 ]]; then
     --initial-cluster "loadgen=http://127.0.0.1:$peer_port" \
     --quota-backend-bytes 8589934592 >"$work/etcd.log" 2>&1 &
   pids+=($!)
+  etcd_pid=$!
   pid_args+=(--server-pid "$!")
   wait_for etcd curl -sf "$etcd_url/health"
 fi
@@ -82,6 +83,7 @@ storage_args=()
 "target/$profile/kubecache" serve --insecure-port "$port" --secure-port 0 "${storage_args[@]}" \
   >"$work/kubecache.out" 2>"$work/kubecache.log" &
 pids+=($!)
+kubecache_pid=$!
 pid_args=(--server-pid "$!" "${pid_args[@]}")
 wait_for kubecache grep -q serving "$work/kubecache.out"
 
@@ -91,7 +93,9 @@ out=${LOADGEN_OUT:-target/loadgen/$scenario-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$(dirname "$out")"
 {
   echo "# $(date -u +%FT%TZ) nproc=$(nproc) kernel=$(uname -r) profile=$profile storage=$storage"
-  echo "# kubecache-loadgen ${extra[*]} $*"
+  echo "# kubecache-loadgen $(printf '%q ' "${extra[@]}" "$@")"
+  # Which --server-pid is which (scripts/loadgen-table.py reads this line).
+  echo "# pids kubecache=$kubecache_pid etcd=${etcd_pid:-none}"
 } >"$out.txt"
 "target/$profile/kubecache-loadgen" --server "http://127.0.0.1:$port" "${pid_args[@]}" \
   "${baseline_args[@]}" "${extra[@]}" --json-out "$out.json" --html-out "$out.html" "$@" \
