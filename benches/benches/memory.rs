@@ -360,10 +360,10 @@ fn breakdown(n: usize) {
         a.name().len()
             + a.namespace().map_or(0, str::len)
             + a.labels().iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
-            + a.fields().map(|(_, v)| v.len()).sum::<usize>()
+            + a.fields().iter().map(|(_, v)| v.len()).sum::<usize>()
     });
     let index_heap = per(&|a| a.heap_size()) - text_heap;
-    let fields_len = sample[0].fields().count();
+    let fields_len = sample[0].fields().len();
     let labels_len = sample[0].labels().len();
     drop(sample);
     let mut objects = Vec::with_capacity(n);

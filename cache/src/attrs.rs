@@ -4,13 +4,14 @@
 //!
 //! ```text
 //!   text:  name | namespace | key₀ value₀ | key₁ value₁ | … | field value₀ | field value₁ | …
-//!   index: flags | #labels | #fields | field id₀ … | end of each string in text
+//!   index: flags | #labels | #fields | end of each string in text … | field id₀ …
 //! ```
 //!
 //! Labels are sorted by key. A field is stored only when its value is not empty (kube's field
 //! sets read an absent field as ""), and is named by its position in [`KNOWN_FIELDS`]; a field
-//! not in that list keeps its name in `text`, just before its value. The numbers in `index`
-//! are `u16`s, or pairs of `u16`s (high, low) when `text` is longer than `u16::MAX` bytes.
+//! not in that list keeps its name in `text`, just before its value. The numbers after the
+//! flags are `u16`s, or pairs of `u16`s (high, low) when one does not fit (a `text` longer
+//! than 64 KiB): lookups are compiled once for each width.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -52,6 +53,10 @@ const WIDE: u16 = 1;
 /// `index[0]`: the object has a namespace (the string after its name).
 const NAMESPACED: u16 = 2;
 
+/// The index of the default attributes (no allocation): no flags, no labels, no fields, and
+/// an empty name.
+const EMPTY_INDEX: &[u16] = &[0, 0, 0, 0];
+
 /// Namespace, name, labels and selectable fields of one stored version of an object,
 /// extracted once. Built with [`ObjectAttrs::new`]; the default is an object with no name,
 /// namespace, labels or fields (what a codec that cannot read an object gives it).
@@ -59,111 +64,195 @@ const NAMESPACED: u16 = 2;
 pub struct ObjectAttrs {
     /// Every string, back to back (see the module docs for the order).
     text: Box<str>,
-    /// Flags, counts, field ids and the end of each string in `text`; empty for the default.
+    /// Flags, counts, string ends and field ids; empty for the default ([`EMPTY_INDEX`]).
     index: Box<[u16]>,
 }
 
-/// A read-only view of the numbers in an [`ObjectAttrs`] index: flags, then `u16`s or
-/// `(high, low)` pairs.
-#[derive(Clone, Copy)]
-struct Numbers<'a> {
-    words: &'a [u16],
-    wide: bool,
+/// The numbers after the flags in an index, read as `u16`s or as `(high, low)` pairs.
+trait Numbers: Copy {
+    fn get(self, i: usize) -> usize;
+    fn len(self) -> usize;
 }
 
-impl<'a> Numbers<'a> {
-    fn of(index: &'a [u16]) -> Numbers<'a> {
-        let flags = index.first().copied().unwrap_or(0);
-        Numbers {
-            words: index.get(1..).unwrap_or(&[]),
-            wide: flags & WIDE != 0,
-        }
-    }
+#[derive(Clone, Copy)]
+struct Narrow<'a>(&'a [u16]);
 
-    /// Number `i`; 0 past the end (the default attributes have none).
-    #[inline]
+impl Numbers for Narrow<'_> {
+    #[inline(always)]
     fn get(self, i: usize) -> usize {
-        if self.wide {
-            let high = self.words.get(2 * i).copied().unwrap_or(0) as usize;
-            let low = self.words.get(2 * i + 1).copied().unwrap_or(0) as usize;
-            high << 16 | low
-        } else {
-            self.words.get(i).copied().unwrap_or(0) as usize
-        }
+        usize::from(self.0[i])
+    }
+
+    fn len(self) -> usize {
+        self.0.len()
     }
 }
 
-/// Where things are in an [`ObjectAttrs`], read once per lookup.
 #[derive(Clone, Copy)]
-struct Layout<'a> {
-    text: &'a str,
-    numbers: Numbers<'a>,
-    namespaced: bool,
-    labels: usize,
-    fields: usize,
+struct Wide<'a>(&'a [u16]);
+
+impl Numbers for Wide<'_> {
+    #[inline(always)]
+    fn get(self, i: usize) -> usize {
+        usize::from(self.0[2 * i]) << 16 | usize::from(self.0[2 * i + 1])
+    }
+
+    fn len(self) -> usize {
+        self.0.len() / 2
+    }
 }
 
-impl<'a> Layout<'a> {
-    #[inline]
-    fn of(attrs: &'a ObjectAttrs) -> Layout<'a> {
-        let numbers = Numbers::of(&attrs.index);
-        Layout {
-            text: &attrs.text,
-            numbers,
-            namespaced: attrs.index.first().is_some_and(|f| f & NAMESPACED != 0),
-            labels: numbers.get(0),
-            fields: numbers.get(1),
-        }
-    }
+/// Where things are in an [`ObjectAttrs`], for one width of numbers.
+#[derive(Clone, Copy)]
+struct Layout<'a, N> {
+    text: &'a str,
+    numbers: N,
+    namespaced: bool,
+}
 
-    /// The byte range of string number `slot` in `text`.
-    #[inline]
-    fn range(self, slot: usize) -> (usize, usize) {
-        let ends = 2 + self.fields;
-        let start = if slot == 0 {
-            0
+/// Runs `f` out of the hot path's way.
+#[cold]
+#[inline(never)]
+fn cold<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Runs `$body` with `$layout` bound to `$attrs`' layout in its width.
+macro_rules! with_layout {
+    ($attrs:expr, |$layout:ident| $body:expr) => {{
+        let attrs: &ObjectAttrs = $attrs;
+        let index: &[u16] = if attrs.index.is_empty() {
+            EMPTY_INDEX
         } else {
-            self.numbers.get(ends + slot - 1)
+            &attrs.index
         };
-        (start, self.numbers.get(ends + slot))
+        let flags = index[0];
+        let namespaced = flags & NAMESPACED != 0;
+        if flags & WIDE == 0 {
+            let $layout = Layout {
+                text: &attrs.text,
+                numbers: Narrow(&index[1..]),
+                namespaced,
+            };
+            $body
+        } else {
+            // Objects with more than 64 KiB of labels and fields: kept out of the way.
+            cold(|| {
+                let $layout = Layout {
+                    text: &attrs.text,
+                    numbers: Wide(&index[1..]),
+                    namespaced,
+                };
+                $body
+            })
+        }
+    }};
+}
+
+impl<'a, N: Numbers> Layout<'a, N> {
+    #[inline(always)]
+    fn labels(self) -> usize {
+        self.numbers.get(0)
     }
 
-    #[inline]
-    fn bytes(self, slot: usize) -> &'a [u8] {
-        let (start, end) = self.range(slot);
-        self.text.as_bytes().get(start..end).unwrap_or(&[])
+    #[inline(always)]
+    fn fields(self) -> usize {
+        self.numbers.get(1)
     }
 
-    #[inline]
+    /// Where string number `slot` ends in `text`.
+    #[inline(always)]
+    fn end(self, slot: usize) -> usize {
+        self.numbers.get(2 + slot)
+    }
+
+    /// String number `slot`.
+    #[inline(always)]
     fn str(self, slot: usize) -> &'a str {
-        let (start, end) = self.range(slot);
-        self.text.get(start..end).unwrap_or("")
+        let start = if slot == 0 { 0 } else { self.end(slot - 1) };
+        &self.text[start..self.end(slot)]
     }
 
     /// The slot of the first label's key.
+    #[inline(always)]
     fn first_label(self) -> usize {
         1 + usize::from(self.namespaced)
     }
 
-    /// The slot of the first field.
-    fn first_field(self) -> usize {
-        self.first_label() + 2 * self.labels
+    fn name(self) -> &'a str {
+        self.str(0)
     }
 
-    /// `(name, value)` of each stored field, in order.
-    fn fields(self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        let mut slot = self.first_field();
-        (0..self.fields).map(move |i| {
-            let name = match KNOWN_FIELDS.get(self.numbers.get(2 + i)) {
+    fn namespace(self) -> Option<&'a str> {
+        self.namespaced.then(|| self.str(1))
+    }
+
+    /// The value of label `key`.
+    #[inline]
+    fn label(self, key: &str) -> Option<&'a str> {
+        let n = self.labels();
+        // Key i is slot first + 2i: it starts where slot first + 2i - 1 ends.
+        let before = 2 + self.first_label() - 1;
+        let bytes = self.text.as_bytes();
+        let key_at = |i: usize| {
+            let at = before + 2 * i;
+            &bytes[self.numbers.get(at)..self.numbers.get(at + 1)]
+        };
+        let value_at = |i: usize| {
+            let at = before + 2 * i + 1;
+            &self.text[self.numbers.get(at)..self.numbers.get(at + 1)]
+        };
+        // Objects carry a handful of labels: a linear walk that stops at the first greater key
+        // (as a B-tree node is searched) beats a binary search's mispredicted branches.
+        if n > 16 {
+            let (mut low, mut high) = (0, n);
+            while low < high {
+                let mid = low + (high - low) / 2;
+                match key_at(mid).cmp(key.as_bytes()) {
+                    Ordering::Less => low = mid + 1,
+                    Ordering::Equal => return Some(value_at(mid)),
+                    Ordering::Greater => high = mid,
+                }
+            }
+            return None;
+        }
+        for i in 0..n {
+            match key_at(i).cmp(key.as_bytes()) {
+                Ordering::Less => {}
+                Ordering::Equal => return Some(value_at(i)),
+                Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    /// `(key, value)` of label number `i`.
+    fn label_at(self, i: usize) -> (&'a str, &'a str) {
+        let key = self.first_label() + 2 * i;
+        (self.str(key), self.str(key + 1))
+    }
+
+    /// Calls `f` with `(name, slot of the value)` of each stored field until it returns
+    /// `Some`.
+    #[inline]
+    fn find_field<R>(self, mut f: impl FnMut(&'a str, usize) -> Option<R>) -> Option<R> {
+        let fields = self.fields();
+        let ids = self.numbers.len() - fields;
+        let mut slot = self.first_label() + 2 * self.labels();
+        for i in 0..fields {
+            let name = match KNOWN_FIELDS.get(self.numbers.get(ids + i)) {
                 Some(name) => name,
                 None => {
                     slot += 1;
                     self.str(slot - 1)
                 }
             };
+            if let Some(found) = f(name, slot) {
+                return Some(found);
+            }
             slot += 1;
-            (name, self.str(slot - 1))
-        })
+        }
+        None
     }
 }
 
@@ -199,7 +288,7 @@ impl ObjectAttrs {
             })
             .collect();
 
-        let mut strings: Vec<&str> = Vec::with_capacity(2 + 2 * labels.len() + fields.len());
+        let mut strings: Vec<&str> = Vec::with_capacity(2 + 2 * labels.len() + 2 * fields.len());
         strings.push(name);
         strings.extend(namespace);
         for (key, value) in &labels {
@@ -213,17 +302,17 @@ impl ObjectAttrs {
             strings.push(value.as_ref());
         }
         let mut text = String::with_capacity(strings.iter().map(|s| s.len()).sum());
-        let mut numbers = Vec::with_capacity(2 + fields.len() + strings.len());
+        let mut numbers = Vec::with_capacity(2 + strings.len() + fields.len());
         numbers.push(labels.len());
         numbers.push(fields.len());
-        numbers.extend(fields.iter().map(|(_, _, id)| *id));
         for s in strings {
             text.push_str(s);
             numbers.push(text.len());
         }
+        numbers.extend(fields.iter().map(|(_, _, id)| *id));
 
-        // Every number is at most the text's length, but for counts and ids of an object with
-        // (almost) no text.
+        // The ends are at most the text's length, the counts and ids below it (but for an
+        // object with almost no text).
         let wide = numbers.iter().any(|n| *n > usize::from(u16::MAX));
         let mut flags = 0;
         if wide {
@@ -250,35 +339,43 @@ impl ObjectAttrs {
         }
     }
 
+    #[inline]
     pub fn name(&self) -> &str {
-        Layout::of(self).str(0)
+        with_layout!(self, |layout| layout.name())
     }
 
+    #[inline]
     pub fn namespace(&self) -> Option<&str> {
-        let layout = Layout::of(self);
-        layout.namespaced.then(|| layout.str(1))
+        with_layout!(self, |layout| layout.namespace())
     }
 
+    #[inline]
     pub fn labels(&self) -> Labels<'_> {
-        Labels(Layout::of(self))
+        Labels(self)
     }
 
     /// The value of a selectable field; `None` for an empty or unknown one (both compare as
     /// the empty string).
+    #[inline]
     pub fn field(&self, field: &str) -> Option<&str> {
         match field {
             "metadata.name" => Some(self.name()),
             "metadata.namespace" => Some(self.namespace().unwrap_or("")),
-            _ => Layout::of(self)
-                .fields()
-                .find(|(name, _)| *name == field)
-                .map(|(_, value)| value),
+            _ => with_layout!(self, |layout| layout
+                .find_field(|name, slot| (name == field).then(|| layout.str(slot)))),
         }
     }
 
     /// The stored fields (those with a value) as `(field, value)`, in the order given.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        Layout::of(self).fields()
+    pub fn fields(&self) -> Vec<(&str, &str)> {
+        with_layout!(self, |layout| {
+            let mut fields = Vec::with_capacity(layout.fields());
+            layout.find_field(|name, slot| {
+                fields.push((name, layout.str(slot)));
+                None::<()>
+            });
+            fields
+        })
     }
 
     /// Bytes allocated for the attributes besides the struct itself.
@@ -293,59 +390,33 @@ impl fmt::Debug for ObjectAttrs {
             .field("namespace", &self.namespace())
             .field("name", &self.name())
             .field("labels", &self.labels())
-            .field("fields", &self.fields().collect::<Vec<_>>())
+            .field("fields", &self.fields())
             .finish()
     }
 }
 
 /// An object's labels, sorted by key (a view into its [`ObjectAttrs`]).
 #[derive(Clone, Copy)]
-pub struct Labels<'a>(Layout<'a>);
+pub struct Labels<'a>(&'a ObjectAttrs);
 
 impl<'a> Labels<'a> {
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        let layout = self.0;
-        let first = layout.first_label();
-        let key_of = |i: usize| layout.bytes(first + 2 * i);
-        let value_of = |i: usize| layout.str(first + 2 * i + 1);
-        let n = layout.labels;
-        // Objects carry a handful of labels: a linear walk that stops at the first greater key
-        // (as a B-tree node is searched) beats a binary search's mispredicted branches.
-        if n > 16 {
-            let (mut low, mut high) = (0, n);
-            while low < high {
-                let mid = low + (high - low) / 2;
-                match key_of(mid).cmp(key.as_bytes()) {
-                    Ordering::Less => low = mid + 1,
-                    Ordering::Equal => return Some(value_of(mid)),
-                    Ordering::Greater => high = mid,
-                }
-            }
-            return None;
-        }
-        for i in 0..n {
-            match key_of(i).cmp(key.as_bytes()) {
-                Ordering::Less => {}
-                Ordering::Equal => return Some(value_of(i)),
-                Ordering::Greater => return None,
-            }
-        }
-        None
+        with_layout!(self.0, |layout| layout.label(key))
     }
 
     /// `(key, value)` of each label, by key.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
-        let layout = self.0;
-        let first = layout.first_label();
-        (0..layout.labels).map(move |i| (layout.str(first + 2 * i), layout.str(first + 2 * i + 1)))
+        let attrs = self.0;
+        (0..self.len()).map(move |i| with_layout!(attrs, |layout| layout.label_at(i)))
     }
 
     pub fn len(&self) -> usize {
-        self.0.labels
+        with_layout!(self.0, |layout| layout.labels())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.labels == 0
+        self.len() == 0
     }
 }
 
@@ -396,7 +467,7 @@ mod tests {
         assert_eq!(attrs.namespace(), None);
         assert!(attrs.labels().is_empty());
         assert_eq!(attrs.labels().get("app"), None);
-        assert_eq!(attrs.fields().count(), 0);
+        assert_eq!(attrs.fields().len(), 0);
         assert_eq!(attrs.field("spec.nodeName"), None);
         assert_eq!(attrs.field("metadata.name"), Some(""));
         assert_eq!(attrs.field("metadata.namespace"), Some(""));
@@ -433,7 +504,7 @@ mod tests {
         }
         assert_eq!(attrs.labels().get("ünïcöd"), None);
         assert_eq!(
-            attrs.fields().collect::<Vec<_>>(),
+            attrs.fields(),
             [
                 ("spec.nodeName", "node-1"),
                 ("custom.field", "x"),

@@ -330,7 +330,7 @@ mod tests {
                 ("status.nominatedNodeName", String::new()),
             ],
         );
-        assert_eq!(attrs.fields().count(), 1);
+        assert_eq!(attrs.fields().len(), 1);
         assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
         let filter = |s: &str| Filter {
             fields: FieldSelector::parse(s).unwrap(),
