@@ -353,13 +353,15 @@ fn breakdown(n: usize) {
         .iter()
         .map(|kv| json::attributes(pods(), kv).expect("parses"))
         .collect();
-    let per = |f: &dyn Fn(&ObjectAttrs) -> usize| {
-        sample.iter().map(f).sum::<usize>() as f64 / n as f64
-    };
+    let per =
+        |f: &dyn Fn(&ObjectAttrs) -> usize| sample.iter().map(f).sum::<usize>() as f64 / n as f64;
     let text_heap = per(&|a| {
         a.name().len()
             + a.namespace().map_or(0, str::len)
-            + a.labels().iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + a.labels()
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
             + a.fields().iter().map(|(_, v)| v.len()).sum::<usize>()
     });
     let index_heap = per(&|a| a.heap_size()) - text_heap;
