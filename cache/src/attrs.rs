@@ -403,10 +403,14 @@ impl ObjectAttrs {
     #[inline]
     pub fn field(&self, field: &str) -> Option<&str> {
         match field {
-            "metadata.name" => return Some(self.name()),
-            "metadata.namespace" => return Some(self.namespace().unwrap_or("")),
-            _ => {}
+            "metadata.name" => Some(self.name()),
+            "metadata.namespace" => Some(self.namespace().unwrap_or("")),
+            _ => self.selectable_field(field),
         }
+    }
+
+    /// A field other than `metadata.name` and `metadata.namespace`.
+    fn selectable_field(&self, field: &str) -> Option<&str> {
         let [flags, labels, fields, ref rest @ ..] = *self.index else {
             return self.field_out_of_line(field);
         };
@@ -684,7 +688,11 @@ mod tests {
         );
         let text = "name".len() + "ns".len() + "appwebtierfe".len() + "node-1Running".len();
         assert_eq!(attrs.heap_size(), text + 2 * (1 + 2 + 2 + 8));
-        assert_eq!(std::mem::size_of::<ObjectAttrs>(), 40, "two boxes and three u16s");
+        assert_eq!(
+            std::mem::size_of::<ObjectAttrs>(),
+            40,
+            "two boxes and three u16s"
+        );
     }
 
     #[test]
