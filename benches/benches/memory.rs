@@ -347,26 +347,28 @@ fn breakdown(n: usize) {
     let mut kvs: Vec<KeyValue> = (0..n).map(|i| pod_kv(i, 1_000, 2 + i as i64)).collect();
     let json = kvs.iter().map(|kv| kv.value.len()).sum::<usize>() as f64 / n as f64;
     let key = kvs.iter().map(|kv| kv.key.capacity()).sum::<usize>() as f64 / n as f64;
-    let attrs = per_item(n, |i| json::attributes(pods(), &kvs[i]).expect("parses"));
-    // The attributes' parts, from their capacities.
+    // Their heap: what `per_item` counts, less the `Vec` of the structs themselves.
+    let attrs = per_item(n, |i| json::attributes(pods(), &kvs[i]).expect("parses"))
+        - std::mem::size_of::<ObjectAttrs>() as f64;
+    // The attributes' parts: strings packed in one buffer, their ends and field ids in another.
     let sample: Vec<ObjectAttrs> = kvs
         .iter()
         .map(|kv| json::attributes(pods(), kv).expect("parses"))
         .collect();
-    let fields_heap = sample
-        .iter()
-        .map(|a| {
-            std::mem::size_of_val(&*a.fields) + a.fields.iter().map(|(_, v)| v.len()).sum::<usize>()
-        })
-        .sum::<usize>() as f64
-        / n as f64;
-    let names_heap = sample
-        .iter()
-        .map(|a| a.name.len() + a.namespace.as_ref().map_or(0, |ns| ns.len()))
-        .sum::<usize>() as f64
-        / n as f64;
-    let fields_len = sample[0].fields.len();
-    let labels_len = sample[0].labels.len();
+    let per =
+        |f: &dyn Fn(&ObjectAttrs) -> usize| sample.iter().map(f).sum::<usize>() as f64 / n as f64;
+    let text_heap = per(&|a| {
+        a.name().len()
+            + a.namespace().map_or(0, str::len)
+            + a.labels()
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + a.fields().iter().map(|(_, v)| v.len()).sum::<usize>()
+    });
+    let index_heap = per(&|a| a.heap_size()) - text_heap;
+    let fields_len = sample[0].fields().len();
+    let labels_len = sample[0].labels().len();
     drop(sample);
     let mut objects = Vec::with_capacity(n);
     let before = live();
@@ -404,17 +406,21 @@ fn breakdown(n: usize) {
         object,
     );
     row(
-        "  of which the attributes' heap (labels, strings, fields)",
+        &format!(
+            "  of which the attributes' heap (their struct: {} B)",
+            std::mem::size_of::<ObjectAttrs>()
+        ),
         attrs,
     );
     row(
-        &format!("    selectable fields, boxed slice ({fields_len} non-empty entries) + values"),
-        fields_heap,
+        &format!(
+            "    strings: name, namespace, {labels_len} labels, {fields_len} non-empty field values"
+        ),
+        text_heap,
     );
-    row("    name + namespace", names_heap);
     row(
-        &format!("    labels, sorted boxed slice ({labels_len} labels; the rest of the heap)"),
-        attrs - fields_heap - names_heap,
+        "    index: flags, counts, field ids, string ends (u16 each)",
+        index_heap,
     );
     row("snapshot map entry (OrdMap nodes + Arc<str> key)", entry);
     row("kept after its served JSON was made once", served);

@@ -55,24 +55,20 @@ pub fn attributes_of(resource: &ResourceInfo, object: &Value) -> ObjectAttrs {
     let labels = object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|labels| {
-            labels
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)));
     let fields = fields::supported(resource)
         .into_iter()
         .filter(|f| !f.starts_with("metadata."))
         .map(|f| (f, fields::value(resource, object, f).unwrap_or_default()));
     let meta = |field: &str| object.get("metadata")?.get(field)?.as_str();
-    ObjectAttrs {
-        namespace: meta("namespace").map(Box::from),
-        name: meta("name").unwrap_or("").into(),
+    ObjectAttrs::new(
+        meta("namespace"),
+        meta("name").unwrap_or(""),
         labels,
-        fields: ObjectAttrs::fields_from(fields),
-    }
+        fields,
+    )
 }
 
 /// The parts of a stored object that selectors read: metadata's name, namespace and labels,

@@ -12,6 +12,7 @@
 //! bytes with their labels and fields extracted once and their JSON encoded at most once per
 //! API shape. A watch yields ready-to-write frames.
 
+pub mod attrs;
 pub mod json;
 pub mod object;
 pub mod passthrough;

@@ -10,6 +10,7 @@ use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
 
+pub use crate::attrs::{Labels, ObjectAttrs};
 use crate::json;
 
 /// How many API shapes one stored object can be served in (core/v1 and events.k8s.io/v1
@@ -117,98 +118,6 @@ impl From<usize> for View {
     }
 }
 
-/// What selectors look at, extracted once per stored version of an object. Held by every
-/// cached object, so kept tight: exact-size boxed strings and slices, no maps.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectAttrs {
-    pub namespace: Option<Box<str>>,
-    pub name: Box<str>,
-    pub labels: Labels,
-    /// The resource's selectable fields that have a value (`spec.nodeName` → `node-1`); a
-    /// field left out reads as empty, as kube's field sets do.
-    pub fields: Box<[(&'static str, Box<str>)]>,
-}
-
-impl ObjectAttrs {
-    /// The value of a selectable field; `None` for an empty or unknown one (both compare as
-    /// the empty string).
-    pub fn field(&self, field: &str) -> Option<&str> {
-        match field {
-            "metadata.name" => Some(&self.name),
-            "metadata.namespace" => Some(self.namespace.as_deref().unwrap_or("")),
-            _ => self
-                .fields
-                .iter()
-                .find(|(f, _)| *f == field)
-                .map(|(_, v)| &**v),
-        }
-    }
-
-    /// Builds the fields from `(field, value)` pairs, keeping the non-empty ones.
-    pub fn fields_from(
-        fields: impl IntoIterator<Item = (&'static str, String)>,
-    ) -> Box<[(&'static str, Box<str>)]> {
-        fields
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(f, v)| (f, v.into_boxed_str()))
-            .collect()
-    }
-}
-
-/// An object's labels: key/value pairs sorted by key, in one exact-size slice (a `BTreeMap`
-/// would allocate an 11-slot node for the usual handful of labels).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Labels(Box<[(Box<str>, Box<str>)]>);
-
-impl Labels {
-    pub fn get(&self, key: &str) -> Option<&str> {
-        // Objects carry a handful of labels: a linear walk that stops at the first greater key
-        // (as a B-tree node is searched) beats a binary search's mispredicted branches.
-        if self.0.len() > 16 {
-            return self
-                .0
-                .binary_search_by(|(k, _)| (**k).cmp(key))
-                .ok()
-                .map(|i| &*self.0[i].1);
-        }
-        for (k, v) in self.0.iter() {
-            match (**k).cmp(key) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => return Some(v),
-                std::cmp::Ordering::Greater => return None,
-            }
-        }
-        None
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
-    /// Sorted by key; of repeated keys, the last one wins (as when inserting into a map).
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Labels {
-        let mut pairs: Vec<(Box<str>, Box<str>)> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        pairs.reverse();
-        pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the last of equal keys comes first
-        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
-        Labels(pairs.into_boxed_slice())
-    }
-}
-
 /// Which objects a LIST or WATCH wants.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -221,11 +130,11 @@ pub struct Filter {
 impl Filter {
     pub fn matches(&self, attrs: &ObjectAttrs) -> bool {
         let in_scope = match &self.namespace {
-            Some(ns) => attrs.namespace.as_deref() == Some(ns.as_str()),
+            Some(ns) => attrs.namespace() == Some(ns.as_str()),
             None => true,
         };
         in_scope
-            && self.labels.matches_with(|key| attrs.labels.get(key))
+            && self.labels.matches_with(|key| attrs.labels().get(key))
             && self.fields.matches_with(|field| attrs.field(field))
     }
 
@@ -411,31 +320,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_are_sorted_and_looked_up_by_key() {
-        let labels: Labels = [("tier", "web"), ("app", "a"), ("zone", "z"), ("app", "b")]
-            .into_iter()
-            .collect();
-        assert_eq!(labels.len(), 3, "a repeated key is kept once");
-        assert_eq!(labels.get("app"), Some("b"), "the last value of a key wins");
-        assert_eq!(labels.get("tier"), Some("web"));
-        assert_eq!(labels.get("zone"), Some("z"));
-        assert_eq!(labels.get("ap"), None);
-        let keys: Vec<&str> = labels.iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["app", "tier", "zone"]);
-        assert!(Labels::default().get("app").is_none());
-    }
-
-    #[test]
     fn empty_fields_are_left_out_and_read_as_empty() {
-        let attrs = ObjectAttrs {
-            name: "p".into(),
-            fields: ObjectAttrs::fields_from([
+        let attrs = ObjectAttrs::new(
+            None,
+            "p",
+            [("app", "web")],
+            [
                 ("spec.nodeName", "n1".to_string()),
                 ("status.nominatedNodeName", String::new()),
-            ]),
-            ..ObjectAttrs::default()
-        };
-        assert_eq!(attrs.fields.len(), 1);
+            ],
+        );
+        assert_eq!(attrs.fields().len(), 1);
         assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
         let filter = |s: &str| Filter {
             fields: FieldSelector::parse(s).unwrap(),

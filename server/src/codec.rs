@@ -111,8 +111,8 @@ mod tests {
             mod_revision: 4,
         };
         let attrs = JsonCodec.attributes(pods, &kv).unwrap();
-        assert_eq!(attrs.namespace.as_deref(), Some("n"));
-        assert_eq!(attrs.labels.get("app"), Some("web"));
+        assert_eq!(attrs.namespace(), Some("n"));
+        assert_eq!(attrs.labels().get("app"), Some("web"));
         assert_eq!(attrs.field("spec.nodeName"), Some("node-1"));
         assert_eq!(attrs.field("spec.hostNetwork"), Some("false"));
         let json: Value = serde_json::from_slice(&JsonCodec.encode(stored, 9, pods)).unwrap();

@@ -209,11 +209,12 @@ impl WatcherIndex {
                     lists.extend(self.by_trigger.get(value));
                 }
             }
-            if other.is_none_or(|o| o.attrs.name != state.attrs.name) {
-                lists.extend(self.by_name.get(&*state.attrs.name));
+            let name = state.attrs.name();
+            if other.is_none_or(|o| o.attrs.name() != name) {
+                lists.extend(self.by_name.get(name));
             }
-            let ns = state.attrs.namespace.as_deref().unwrap_or("");
-            if other.is_none_or(|o| o.attrs.namespace.as_deref().unwrap_or("") != ns) {
+            let ns = state.attrs.namespace().unwrap_or("");
+            if other.is_none_or(|o| o.attrs.namespace().unwrap_or("") != ns) {
                 lists.extend(self.by_namespace.get(ns));
             }
         }

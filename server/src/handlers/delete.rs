@@ -254,8 +254,8 @@ pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {
     let listed = list_objects(call, filter(call)?).await?;
     let mut deleted = Vec::new();
     for object in &listed.result.objects {
-        let name = &object.attrs.name;
-        let namespace = object.attrs.namespace.as_deref();
+        let name = object.attrs.name();
+        let namespace = object.attrs.namespace();
         match delete_object(call.api, resource, namespace, name, &options).await {
             Ok(Deleted::Removed(o)) | Ok(Deleted::Marked(o)) => {
                 deleted.push(present_value(resource, o))

@@ -182,7 +182,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
         .expect("no wait for held-back events")
         .unwrap();
     assert_eq!(listed.revision, deleted.revision);
-    let names: Vec<&str> = listed.objects.iter().map(|o| &*o.attrs.name).collect();
+    let names: Vec<&str> = listed.objects.iter().map(|o| o.attrs.name()).collect();
     assert_eq!(names, vec!["kept"]);
 
     // A watch from the list's revision starts after both events; a watch from the create's
@@ -342,7 +342,7 @@ async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
         })
         .await
         .unwrap();
-    let names: Vec<&str> = listed.objects.iter().map(|o| &*o.attrs.name).collect();
+    let names: Vec<&str> = listed.objects.iter().map(|o| o.attrs.name()).collect();
     assert_eq!(names, vec!["second"]);
     assert!(listed.revision >= second.mod_revision);
     let stale = cache
