@@ -3,7 +3,7 @@
 //! new version shares all but O(log n) nodes with the previous one; that is what makes it
 //! affordable to keep the state after every retained event (Exact reads, continue tokens).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -66,8 +66,10 @@ impl EventKind {
     }
 }
 
-/// One change, with what every watcher needs to filter it and its frames encoded at most
-/// once per (kind, shape) and shared by every watcher that receives them.
+/// One change, with what every watcher needs to filter it. Its frames are not kept here: the
+/// fan-out encodes each (kind, view) once per event and shares it among the watchers it
+/// reaches ([`FrameCache`]), and a replay from history encodes afresh. History holds tens of
+/// thousands of events (75 s of writes), and a kept frame would double each one's size.
 #[derive(Debug)]
 pub struct CacheEvent {
     pub revision: Revision,
@@ -78,7 +80,6 @@ pub struct CacheEvent {
     pub prev: Option<Arc<CachedObject>>,
     /// When the cache received it (history is kept by age).
     pub received: Instant,
-    frames: [[OnceLock<Bytes>; 3]; MAX_VIEWS],
 }
 
 impl CacheEvent {
@@ -94,7 +95,6 @@ impl CacheEvent {
             object,
             prev,
             received: Instant::now(),
-            frames: Default::default(),
         }
     }
 
@@ -102,8 +102,9 @@ impl CacheEvent {
         EventKind::for_filter(filter, self.prev.as_deref(), self.object.as_deref())
     }
 
-    /// The frame of this event as `kind` in `shape`. DELETED carries the last state that
-    /// matched (the previous object) at this event's revision, as kube-apiserver does.
+    /// The frame of this event as `kind` in `view`, encoded afresh. DELETED carries the last
+    /// state that matched (the previous object) at this event's revision, as kube-apiserver
+    /// does.
     pub fn frame(
         &self,
         kind: EventKind,
@@ -112,18 +113,36 @@ impl CacheEvent {
         shapes: &Shapes,
     ) -> Bytes {
         let view = view.into();
+        let json = match (kind, &self.object, &self.prev) {
+            (EventKind::Deleted, _, Some(prev)) => {
+                codec.encode_view(&prev.kv.value, self.revision, view, shapes)
+            }
+            (_, Some(object), _) => object.encoded(codec, shapes, view),
+            // Not reachable: a kind is only derived from the states present.
+            _ => Bytes::new(),
+        };
+        codec.watch_frame(view, kind.name(), &json)
+    }
+}
+
+/// The frames of one event during its fan-out: each (kind, view) encoded on first use and
+/// shared by every watcher that receives it; dropped with the fan-out.
+#[derive(Default)]
+pub struct FrameCache {
+    frames: [[Option<Bytes>; 3]; MAX_VIEWS],
+}
+
+impl FrameCache {
+    pub fn frame(
+        &mut self,
+        event: &CacheEvent,
+        kind: EventKind,
+        view: View,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+    ) -> Bytes {
         self.frames[view.index()][kind as usize]
-            .get_or_init(|| {
-                let json = match (kind, &self.object, &self.prev) {
-                    (EventKind::Deleted, _, Some(prev)) => {
-                        codec.encode_view(&prev.kv.value, self.revision, view, shapes)
-                    }
-                    (_, Some(object), _) => object.encoded(codec, shapes, view),
-                    // Not reachable: a kind is only derived from the states present.
-                    _ => Bytes::new(),
-                };
-                codec.watch_frame(view, kind.name(), &json)
-            })
+            .get_or_insert_with(|| event.frame(kind, view, codec, shapes))
             .clone()
     }
 }
