@@ -79,7 +79,7 @@ use futures::StreamExt;
 use kubecache_cache::json;
 use kubecache_cache::object::frame;
 use kubecache_cache::watch_cache::resource::{ResourceCache, ResourceHandle};
-use kubecache_cache::watch_cache::state::{CacheEvent, CacheState, Entry, EventKind, Published};
+use kubecache_cache::watch_cache::state::{CacheEvent, CacheState, EventKind, Published};
 use kubecache_cache::watch_cache::watchers::{Ending, Frame, WatcherIndex, WatcherStats};
 use kubecache_cache::{
     CachedObject, Filter, ListRequest, ObjectCodec, ReadAt, ReadPath, Shapes, WatchCache,
@@ -523,14 +523,9 @@ fn apply_to_state(
     let event = Arc::new(CacheEvent::new(revision, key, Some(object), prev));
     current.revision = revision;
     current.verified = revision;
-    current.history.push_back(Entry {
-        event,
-        objects_after: current.objects.clone(),
-    });
+    current.record(event);
     while current.history.len() > history {
-        let oldest = current.history.pop_front().expect("front exists");
-        current.base_revision = oldest.event.revision;
-        current.base_objects = oldest.objects_after;
+        current.drop_oldest();
     }
     handle.published.store(Arc::new(current.clone()));
     handle.revision.send_if_modified(|r| {

@@ -19,7 +19,7 @@ use kubecache_core::storage::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Config;
-use super::state::{CacheEvent, CacheState, Entry, Objects, Published};
+use super::state::{CacheEvent, CacheState, Objects, Published};
 use super::watchers::{ENDED_EXPIRED, Ending, Frame, WatcherIndex, WatcherStats};
 use crate::object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes, View};
 
@@ -353,10 +353,7 @@ impl ResourceCache {
         let event = Arc::new(CacheEvent::new(revision, key, object, prev));
         self.current.revision = revision;
         self.current.verified = revision;
-        self.current.history.push_back(Entry {
-            event: event.clone(),
-            objects_after: self.current.objects.clone(),
-        });
+        self.current.record(event.clone());
         self.trim();
         self.watchers
             .dispatch(&event, self.codec.as_ref(), &self.handle.shapes);
@@ -377,9 +374,7 @@ impl ResourceCache {
             if !too_many && !old {
                 break;
             }
-            let oldest = self.current.history.pop_front().expect("front exists");
-            self.current.base_revision = oldest.event.revision;
-            self.current.base_objects = oldest.objects_after;
+            self.current.drop_oldest();
             trimmed = true;
         }
         trimmed
