@@ -361,14 +361,17 @@ impl ResourceCache {
     }
 
     /// Drops history beyond the retention bounds: at least `history_min_events` events and
-    /// at least `history_window` of time are kept, never more than `history_max_events`.
+    /// at least `history_window` of time are kept, never more than `history_max_events`, and
+    /// beyond the minimum count never more than `history_max_bytes` of object versions.
     /// Returns whether anything was dropped.
     fn trim(&mut self) -> bool {
         let mut trimmed = false;
         let now = Instant::now();
         while let Some(oldest) = self.current.history.front() {
             let len = self.current.history.len();
-            let too_many = len > self.config.history_max_events;
+            let too_many = len > self.config.history_max_events
+                || (len > self.config.history_min_events
+                    && self.current.history_bytes() > self.config.history_max_bytes);
             let old = len > self.config.history_min_events
                 && now.duration_since(oldest.event.received) > self.config.history_window;
             if !too_many && !old {

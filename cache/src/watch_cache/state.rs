@@ -160,6 +160,11 @@ pub struct Entry {
     pub objects_after: Option<Objects>,
 }
 
+/// What an event adds to [`Published::history_bytes`].
+fn event_bytes(event: &CacheEvent) -> usize {
+    event.object.as_ref().map_or(0, |o| o.kv.value.len())
+}
+
 /// `objects` with `event` applied.
 fn apply(objects: &mut Objects, event: &CacheEvent) {
     match &event.object {
@@ -188,6 +193,8 @@ pub struct Published {
     pub base_objects: Objects,
     /// Events recorded since the last checkpoint.
     since_checkpoint: usize,
+    /// The stored JSON of the object versions history holds (each put's new version).
+    history_bytes: usize,
 }
 
 impl Published {
@@ -201,6 +208,7 @@ impl Published {
             base_revision: 0,
             base_objects: Objects::new(),
             since_checkpoint: 0,
+            history_bytes: 0,
         }
     }
 
@@ -215,6 +223,7 @@ impl Published {
             history: Vector::new(),
             base_revision: revision,
             since_checkpoint: 0,
+            history_bytes: 0,
         }
     }
 
@@ -265,15 +274,22 @@ impl Published {
         if checkpoint {
             self.since_checkpoint = 0;
         }
+        self.history_bytes += event_bytes(&event);
         self.history.push_back(Entry {
             event,
             objects_after: checkpoint.then(|| self.objects.clone()),
         });
     }
 
+    /// The stored JSON of the object versions retained events hold.
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
     /// Drops the oldest retained event: the base moves past it.
     pub fn drop_oldest(&mut self) -> Option<Arc<CacheEvent>> {
         let oldest = self.history.pop_front()?;
+        self.history_bytes -= event_bytes(&oldest.event);
         self.base_revision = oldest.event.revision;
         match oldest.objects_after {
             Some(objects) => self.base_objects = objects,
