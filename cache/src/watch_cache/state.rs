@@ -393,13 +393,22 @@ mod tests {
         for round in 0..(3 * CHECKPOINT_EVERY / 10 + 2) {
             for k in 0..10 {
                 revision += 1;
-                apply(&mut p, &format!("k{k}"), revision, round % 3 == 2 && k % 2 == 0);
+                apply(
+                    &mut p,
+                    &format!("k{k}"),
+                    revision,
+                    round % 3 == 2 && k % 2 == 0,
+                );
                 let keys: Vec<String> = p.objects.keys().map(|k| k.to_string()).collect();
                 expected.push((revision, keys, p.objects.clone()));
             }
         }
         assert!(
-            p.history.iter().filter(|e| e.objects_after.is_some()).count() >= 3,
+            p.history
+                .iter()
+                .filter(|e| e.objects_after.is_some())
+                .count()
+                >= 3,
             "checkpoints were taken"
         );
         let check = |p: &Published, from: usize| {
@@ -417,7 +426,10 @@ mod tests {
         for dropped in 1..=(CHECKPOINT_EVERY + 5) {
             p.drop_oldest().expect("an event to drop");
             assert_eq!(p.base_revision, expected[dropped - 1].0);
-            assert_eq!(p.objects_at(p.base_revision).unwrap().len(), expected[dropped - 1].1.len());
+            assert_eq!(
+                p.objects_at(p.base_revision).unwrap().len(),
+                expected[dropped - 1].1.len()
+            );
         }
         check(&p, CHECKPOINT_EVERY + 5);
         assert!(matches!(
