@@ -310,9 +310,9 @@ async fn history_bounded_by_bytes(store: Store) {
             &[("watch", "true"), ("resourceVersion", &rvs[3].to_string())],
         )
         .await;
-    for i in 4..6 {
+    for (i, &expected_rv) in rvs.iter().enumerate().skip(4) {
         let event = expect(&mut watch, "ADDED", &format!("b{i}")).await;
-        assert_eq!(rv(&event["object"]), rvs[i], "{event:#}");
+        assert_eq!(rv(&event["object"]), expected_rv, "{event:#}");
     }
     watch.expect_quiet(QUIET).await;
     // b3 is not: from b2's revision the watch is too old.
