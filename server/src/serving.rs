@@ -27,6 +27,10 @@ use crate::filters::drain::Drain;
 /// half-open connections do not pile up).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A plain-port connection must send its first bytes within this (kube-apiserver's
+/// `ReadHeaderTimeout`), or it is closed before an engine is chosen for it.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(32);
+
 /// One port.
 pub struct Listener {
     pub tcp: TcpListener,
@@ -201,7 +205,7 @@ async fn accept_loop(listener: Listener, router: Router, drain: Arc<Drain>) {
             match acceptor {
                 None => {
                     let sniffed =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, opens_with_h2_preface(&stream));
+                        tokio::time::timeout(FIRST_BYTES_TIMEOUT, opens_with_h2_preface(&stream));
                     let protocol = match sniffed.await {
                         Ok(Ok(true)) => Protocol::Http2,
                         Ok(Ok(false)) => Protocol::Http1,
@@ -210,7 +214,7 @@ async fn accept_loop(listener: Listener, router: Router, drain: Arc<Drain>) {
                             return;
                         }
                         Err(_) => {
-                            tracing::debug!(%remote, "no request within the handshake timeout");
+                            tracing::debug!(%remote, "no request within {FIRST_BYTES_TIMEOUT:?}");
                             return;
                         }
                     };
