@@ -63,6 +63,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 
+    /// Per resource, the watch-cache history (kept for watches resuming from an older
+    /// resourceVersion: at least 1,000 events and 75 s, at most 100,000 events) holds beyond
+    /// its first 1,000 events at most this many MiB of object versions (0: no byte bound).
+    #[arg(long, value_name = "MIB")]
+    pub watch_cache_history_mib: Option<usize>,
+
     /// The range Service cluster IPs are allocated from (one IPv4 or IPv6 CIDR, at most 2^20
     /// addresses).
     #[arg(long, default_value = "10.0.0.0/24", value_name = "CIDR")]
@@ -80,6 +86,9 @@ impl ServeArgs {
         let mut config = WatchCacheConfig::default();
         if let Some(shards) = self.shards {
             config.shards = shards.max(1);
+        }
+        if let Some(mib) = self.watch_cache_history_mib {
+            config.history_max_bytes = if mib == 0 { usize::MAX } else { mib << 20 };
         }
         ReadConfig::WatchCache(config)
     }

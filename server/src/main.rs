@@ -5,6 +5,13 @@ use kubecache_server::cli::{Cli, Command, ServeArgs};
 use kubecache_server::{filters, server, serving, tls};
 use tokio::net::TcpListener;
 
+/// mimalloc instead of glibc malloc: the fan-out allocates and frees a frame per event and
+/// history keeps tens of thousands of object versions alive between them; glibc spent a third
+/// of the server's CPU in malloc/free/consolidation on the fanout load and fragmented its
+/// arenas (docs/PERFORMANCE.md, "Watch fan-out: memory and CPU per connection").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -50,8 +50,12 @@ pub struct Config {
     pub history_min_events: usize,
     /// ...and every event of at least this long ago...
     pub history_window: Duration,
-    /// ...but never more than this many.
+    /// ...but never more than this many...
     pub history_max_events: usize,
+    /// ...nor, beyond `history_min_events`, more object versions than this many bytes of
+    /// stored JSON: a count alone is blind to object size, and at a high write rate 75 s of
+    /// history is most of the server's memory.
+    pub history_max_bytes: usize,
     /// Frames a watcher may have queued before it is ended as too slow.
     pub watcher_queue: usize,
     /// How long a read waits for the cache to catch up before answering 504.
@@ -65,6 +69,7 @@ impl Default for Config {
             history_min_events: 1_000,
             history_window: Duration::from_secs(75),
             history_max_events: 100_000,
+            history_max_bytes: 48 << 20,
             watcher_queue: 1_024,
             sync_timeout: WAIT_FOR_REVISION,
         }

@@ -19,7 +19,7 @@ use kubecache_core::storage::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Config;
-use super::state::{CacheEvent, CacheState, Entry, Objects, Published};
+use super::state::{CacheEvent, CacheState, Objects, Published};
 use super::watchers::{ENDED_EXPIRED, Ending, Frame, WatcherIndex, WatcherStats};
 use crate::object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes, View};
 
@@ -353,10 +353,7 @@ impl ResourceCache {
         let event = Arc::new(CacheEvent::new(revision, key, object, prev));
         self.current.revision = revision;
         self.current.verified = revision;
-        self.current.history.push_back(Entry {
-            event: event.clone(),
-            objects_after: self.current.objects.clone(),
-        });
+        self.current.record(event.clone());
         self.trim();
         self.watchers
             .dispatch(&event, self.codec.as_ref(), &self.handle.shapes);
@@ -364,22 +361,23 @@ impl ResourceCache {
     }
 
     /// Drops history beyond the retention bounds: at least `history_min_events` events and
-    /// at least `history_window` of time are kept, never more than `history_max_events`.
+    /// at least `history_window` of time are kept, never more than `history_max_events`, and
+    /// beyond the minimum count never more than `history_max_bytes` of object versions.
     /// Returns whether anything was dropped.
     fn trim(&mut self) -> bool {
         let mut trimmed = false;
         let now = Instant::now();
         while let Some(oldest) = self.current.history.front() {
             let len = self.current.history.len();
-            let too_many = len > self.config.history_max_events;
+            let too_many = len > self.config.history_max_events
+                || (len > self.config.history_min_events
+                    && self.current.history_bytes() > self.config.history_max_bytes);
             let old = len > self.config.history_min_events
                 && now.duration_since(oldest.event.received) > self.config.history_window;
             if !too_many && !old {
                 break;
             }
-            let oldest = self.current.history.pop_front().expect("front exists");
-            self.current.base_revision = oldest.event.revision;
-            self.current.base_objects = oldest.objects_after;
+            self.current.drop_oldest();
             trimmed = true;
         }
         trimmed

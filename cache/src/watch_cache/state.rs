@@ -3,7 +3,7 @@
 //! new version shares all but O(log n) nodes with the previous one; that is what makes it
 //! affordable to keep the state after every retained event (Exact reads, continue tokens).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -66,8 +66,10 @@ impl EventKind {
     }
 }
 
-/// One change, with what every watcher needs to filter it and its frames encoded at most
-/// once per (kind, shape) and shared by every watcher that receives them.
+/// One change, with what every watcher needs to filter it. Its frames are not kept here: the
+/// fan-out encodes each (kind, view) once per event and shares it among the watchers it
+/// reaches ([`FrameCache`]), and a replay from history encodes afresh. History holds tens of
+/// thousands of events (75 s of writes), and a kept frame would double each one's size.
 #[derive(Debug)]
 pub struct CacheEvent {
     pub revision: Revision,
@@ -78,7 +80,6 @@ pub struct CacheEvent {
     pub prev: Option<Arc<CachedObject>>,
     /// When the cache received it (history is kept by age).
     pub received: Instant,
-    frames: [[OnceLock<Bytes>; 3]; MAX_VIEWS],
 }
 
 impl CacheEvent {
@@ -94,7 +95,6 @@ impl CacheEvent {
             object,
             prev,
             received: Instant::now(),
-            frames: Default::default(),
         }
     }
 
@@ -102,8 +102,9 @@ impl CacheEvent {
         EventKind::for_filter(filter, self.prev.as_deref(), self.object.as_deref())
     }
 
-    /// The frame of this event as `kind` in `shape`. DELETED carries the last state that
-    /// matched (the previous object) at this event's revision, as kube-apiserver does.
+    /// The frame of this event as `kind` in `view`, encoded afresh. DELETED carries the last
+    /// state that matched (the previous object) at this event's revision, as kube-apiserver
+    /// does.
     pub fn frame(
         &self,
         kind: EventKind,
@@ -112,27 +113,64 @@ impl CacheEvent {
         shapes: &Shapes,
     ) -> Bytes {
         let view = view.into();
+        let json = match (kind, &self.object, &self.prev) {
+            (EventKind::Deleted, _, Some(prev)) => {
+                codec.encode_view(&prev.kv.value, self.revision, view, shapes)
+            }
+            (_, Some(object), _) => object.encoded(codec, shapes, view),
+            // Not reachable: a kind is only derived from the states present.
+            _ => Bytes::new(),
+        };
+        codec.watch_frame(view, kind.name(), &json)
+    }
+}
+
+/// The frames of one event during its fan-out: each (kind, view) encoded on first use and
+/// shared by every watcher that receives it; dropped with the fan-out.
+#[derive(Default)]
+pub struct FrameCache {
+    frames: [[Option<Bytes>; 3]; MAX_VIEWS],
+}
+
+impl FrameCache {
+    pub fn frame(
+        &mut self,
+        event: &CacheEvent,
+        kind: EventKind,
+        view: View,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+    ) -> Bytes {
         self.frames[view.index()][kind as usize]
-            .get_or_init(|| {
-                let json = match (kind, &self.object, &self.prev) {
-                    (EventKind::Deleted, _, Some(prev)) => {
-                        codec.encode_view(&prev.kv.value, self.revision, view, shapes)
-                    }
-                    (_, Some(object), _) => object.encoded(codec, shapes, view),
-                    // Not reachable: a kind is only derived from the states present.
-                    _ => Bytes::new(),
-                };
-                codec.watch_frame(view, kind.name(), &json)
-            })
+            .get_or_insert_with(|| event.frame(kind, view, codec, shapes))
             .clone()
     }
 }
 
-/// A retained event and the objects right after it.
+/// How often a retained event keeps the whole state after it (a checkpoint). A read at an
+/// older revision starts from the checkpoint at or before it and applies the few events in
+/// between; keeping the state after every event would cost each one the path it copied in
+/// the persistent map (about as much again as the event itself).
+pub const CHECKPOINT_EVERY: usize = 32;
+
+/// A retained event, and on checkpoints the objects right after it.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub event: Arc<CacheEvent>,
-    pub objects_after: Objects,
+    pub objects_after: Option<Objects>,
+}
+
+/// What an event adds to [`Published::history_bytes`].
+fn event_bytes(event: &CacheEvent) -> usize {
+    event.object.as_ref().map_or(0, |o| o.kv.value.len())
+}
+
+/// `objects` with `event` applied.
+fn apply(objects: &mut Objects, event: &CacheEvent) {
+    match &event.object {
+        Some(object) => objects.insert(event.key.clone(), object.clone()),
+        None => objects.remove(&event.key),
+    };
 }
 
 /// Everything readers see of one resource, replaced whole on every change.
@@ -153,6 +191,10 @@ pub struct Published {
     /// The state before the oldest retained event: reads at `base_revision..` are served.
     pub base_revision: Revision,
     pub base_objects: Objects,
+    /// Events recorded since the last checkpoint.
+    since_checkpoint: usize,
+    /// The stored JSON of the object versions history holds (each put's new version).
+    history_bytes: usize,
 }
 
 impl Published {
@@ -165,6 +207,8 @@ impl Published {
             history: Vector::new(),
             base_revision: 0,
             base_objects: Objects::new(),
+            since_checkpoint: 0,
+            history_bytes: 0,
         }
     }
 
@@ -178,6 +222,8 @@ impl Published {
             objects,
             history: Vector::new(),
             base_revision: revision,
+            since_checkpoint: 0,
+            history_bytes: 0,
         }
     }
 
@@ -206,10 +252,50 @@ impl Published {
             .history
             .binary_search_by(|e| e.event.revision.cmp(&revision))
             .map_or_else(|insert_at| insert_at.checked_sub(1), Some);
-        Ok(match after {
-            Some(i) => self.history[i].objects_after.clone(),
-            None => self.base_objects.clone(),
-        })
+        let Some(last) = after else {
+            return Ok(self.base_objects.clone());
+        };
+        // From the checkpoint at or before it (or the base), forward through the events.
+        let checkpoint = (0..=last)
+            .rev()
+            .find_map(|i| self.history[i].objects_after.clone().map(|o| (i + 1, o)));
+        let (first, mut objects) = checkpoint.unwrap_or_else(|| (0, self.base_objects.clone()));
+        for entry in self.history.iter().skip(first).take(last + 1 - first) {
+            apply(&mut objects, &entry.event);
+        }
+        Ok(objects)
+    }
+
+    /// Appends an applied event (`objects` already include it) to history, with a checkpoint
+    /// of the objects on every [`CHECKPOINT_EVERY`]th.
+    pub fn record(&mut self, event: Arc<CacheEvent>) {
+        self.since_checkpoint += 1;
+        let checkpoint = self.since_checkpoint >= CHECKPOINT_EVERY;
+        if checkpoint {
+            self.since_checkpoint = 0;
+        }
+        self.history_bytes += event_bytes(&event);
+        self.history.push_back(Entry {
+            event,
+            objects_after: checkpoint.then(|| self.objects.clone()),
+        });
+    }
+
+    /// The stored JSON of the object versions retained events hold.
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
+    /// Drops the oldest retained event: the base moves past it.
+    pub fn drop_oldest(&mut self) -> Option<Arc<CacheEvent>> {
+        let oldest = self.history.pop_front()?;
+        self.history_bytes -= event_bytes(&oldest.event);
+        self.base_revision = oldest.event.revision;
+        match oldest.objects_after {
+            Some(objects) => self.base_objects = objects,
+            None => apply(&mut self.base_objects, &oldest.event),
+        }
+        Some(oldest.event)
     }
 
     /// Retained events after `revision`, oldest first; `Compacted` when some are gone.
@@ -261,10 +347,7 @@ mod tests {
         };
         p.revision = revision;
         p.verified = revision;
-        p.history.push_back(Entry {
-            event: Arc::new(CacheEvent::new(revision, key, new, prev)),
-            objects_after: p.objects.clone(),
-        });
+        p.record(Arc::new(CacheEvent::new(revision, key, new, prev)));
     }
 
     #[test]
@@ -299,5 +382,59 @@ mod tests {
             revisions(p.events_after(14).unwrap()),
             Vec::<Revision>::new()
         );
+    }
+
+    #[test]
+    fn reads_between_checkpoints_replay_from_the_one_before() {
+        let mut p = Published::listed(Objects::new(), 1);
+        // Keys k0..k9 created, then rewritten and some deleted, over several checkpoints.
+        let mut revision = 1;
+        let mut expected = Vec::new();
+        for round in 0..(3 * CHECKPOINT_EVERY / 10 + 2) {
+            for k in 0..10 {
+                revision += 1;
+                apply(
+                    &mut p,
+                    &format!("k{k}"),
+                    revision,
+                    round % 3 == 2 && k % 2 == 0,
+                );
+                let keys: Vec<String> = p.objects.keys().map(|k| k.to_string()).collect();
+                expected.push((revision, keys, p.objects.clone()));
+            }
+        }
+        assert!(
+            p.history
+                .iter()
+                .filter(|e| e.objects_after.is_some())
+                .count()
+                >= 3,
+            "checkpoints were taken"
+        );
+        let check = |p: &Published, from: usize| {
+            for (revision, keys, objects) in &expected[from..] {
+                let at = p.objects_at(*revision).unwrap();
+                let got: Vec<String> = at.keys().map(|k| k.to_string()).collect();
+                assert_eq!(&got, keys, "keys at {revision}");
+                for (key, object) in objects.iter() {
+                    assert!(Arc::ptr_eq(object, &at[key]), "{key} at {revision}");
+                }
+            }
+        };
+        check(&p, 0);
+        // Dropping the oldest events moves the base forward through them, checkpoint or not.
+        for dropped in 1..=(CHECKPOINT_EVERY + 5) {
+            p.drop_oldest().expect("an event to drop");
+            assert_eq!(p.base_revision, expected[dropped - 1].0);
+            assert_eq!(
+                p.objects_at(p.base_revision).unwrap().len(),
+                expected[dropped - 1].1.len()
+            );
+        }
+        check(&p, CHECKPOINT_EVERY + 5);
+        assert!(matches!(
+            p.objects_at(expected[CHECKPOINT_EVERY + 3].0),
+            Err(StorageError::Compacted { .. })
+        ));
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use kubecache_core::storage::Revision;
 use tokio::sync::mpsc;
 
-use super::state::CacheEvent;
+use super::state::{CacheEvent, FrameCache};
 use crate::object::{Filter, ObjectCodec, Shapes, View};
 
 /// A frame and the revision of the event it carries.
@@ -230,6 +230,7 @@ impl WatcherIndex {
             return;
         }
         let mut ended = Vec::new();
+        let mut frames = FrameCache::default();
         for id in self.candidates(event) {
             let Some(watcher) = self.watchers.get(&id) else {
                 continue;
@@ -240,7 +241,7 @@ impl WatcherIndex {
             let Some(kind) = event.kind_for(&watcher.filter) else {
                 continue;
             };
-            let frame = event.frame(kind, watcher.view, codec, shapes);
+            let frame = frames.frame(event, kind, watcher.view, codec, shapes);
             match watcher.queue.try_send((event.revision, frame)) {
                 Ok(()) => {
                     self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);

@@ -25,6 +25,7 @@ mod openapi;
 mod protobuf;
 mod security;
 mod security_e2e;
+mod serving;
 mod table;
 mod watch_cache;
 mod watch_cache_model;

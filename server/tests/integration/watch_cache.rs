@@ -124,6 +124,7 @@ macro_rules! on_both {
 
 on_both!(
     watch_window,
+    history_bounded_by_bytes,
     cache_outlives_storage_compaction,
     consistent_list_under_concurrent_writes,
     consistent_list_after_idle,
@@ -278,6 +279,51 @@ async fn watch_window(store: Store) {
     create(&env, CM, &configmap("c13")).await;
     expect(&mut live, "ADDED", "c13").await;
     live.expect_quiet(QUIET).await;
+}
+
+/// Beyond `history_min_events`, history keeps at most `history_max_bytes` of object versions:
+/// with ~8 KB objects and a 20,000-byte bound, the last two events (never three).
+async fn history_bounded_by_bytes(store: Store) {
+    let env = start(
+        store,
+        WatchCacheConfig {
+            history_min_events: 1,
+            history_max_events: 1_000,
+            history_max_bytes: 20_000,
+            ..config()
+        },
+    )
+    .await;
+    let big = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+            "data": {"k": "x".repeat(8_000)}})
+    };
+    let mut rvs = Vec::new();
+    for i in 0..6 {
+        rvs.push(rv(&create(&env, CM, &big(&format!("b{i}"))).await));
+    }
+    env.get(CM).await.expect(200);
+    // b4 and b5 are retained: from b3's revision on, exactly them.
+    let mut watch = env
+        .watch(
+            CM,
+            &[("watch", "true"), ("resourceVersion", &rvs[3].to_string())],
+        )
+        .await;
+    for (i, &expected_rv) in rvs.iter().enumerate().skip(4) {
+        let event = expect(&mut watch, "ADDED", &format!("b{i}")).await;
+        assert_eq!(rv(&event["object"]), expected_rv, "{event:#}");
+    }
+    watch.expect_quiet(QUIET).await;
+    // b3 is not: from b2's revision the watch is too old.
+    let mut stale = env
+        .watch(
+            CM,
+            &[("watch", "true"), ("resourceVersion", &rvs[2].to_string())],
+        )
+        .await;
+    expect_error(&mut stale, 410, "Expired").await;
+    stale.expect_end(Duration::from_secs(5)).await;
 }
 
 // ============================================================================================

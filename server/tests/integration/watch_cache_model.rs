@@ -662,6 +662,7 @@ impl Run {
             history_max_events: HISTORY_MAX,
             watcher_queue: 1024,
             sync_timeout: Duration::from_secs(3),
+            ..WatchCacheConfig::default()
         };
         let cache = WatchCache::start(
             backend.clone(),
