@@ -29,10 +29,16 @@ pub enum Element {
 impl Element {
     /// The fieldsV1 key: `f:…`, `k:…`, `v:…`, `i:…`.
     pub fn encode(&self) -> String {
+        let prefixed = |prefix: &str, text: &str| {
+            let mut out = String::with_capacity(prefix.len() + text.len());
+            out.push_str(prefix);
+            out.push_str(text);
+            out
+        };
         match self {
-            Element::Field(name) => format!("f:{name}"),
-            Element::Key(key) => format!("k:{key}"),
-            Element::Value(value) => format!("v:{value}"),
+            Element::Field(name) => prefixed("f:", name),
+            Element::Key(key) => prefixed("k:", key),
+            Element::Value(value) => prefixed("v:", value),
             Element::Index(i) => format!("i:{i}"),
         }
     }
@@ -113,9 +119,37 @@ impl FieldSet {
         match path {
             [] => {}
             [last] => {
-                self.members.insert(last.clone());
+                if !self.members.contains(last) {
+                    self.members.insert(last.clone());
+                }
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            [first, rest @ ..] => match self.children.get_mut(first) {
+                Some(child) => child.insert(rest),
+                None => self
+                    .children
+                    .entry(first.clone())
+                    .or_default()
+                    .insert(rest),
+            },
+        }
+    }
+
+    /// Removes the member `path` (not what is below it), and the levels on its way that are
+    /// left empty: the same as the difference with the set holding only `path`.
+    pub fn remove_member(&mut self, path: &[Element]) {
+        match path {
+            [] => {}
+            [last] => {
+                self.members.remove(last);
+            }
+            [first, rest @ ..] => {
+                if let Some(child) = self.children.get_mut(first) {
+                    child.remove_member(rest);
+                    if child.is_empty() {
+                        self.children.remove(first);
+                    }
+                }
+            }
         }
     }
 

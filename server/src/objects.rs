@@ -39,6 +39,12 @@ pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
 
 /// The bytes to store: the object without `metadata.resourceVersion`.
 pub fn encode(object: &Value) -> Bytes {
+    let has_rv = object
+        .get("metadata")
+        .is_some_and(|meta| meta.get("resourceVersion").is_some());
+    if !has_rv {
+        return Bytes::from(serde_json::to_vec(object).expect("a JSON value always serializes"));
+    }
     let mut stored = object.clone();
     if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
         // shift_remove keeps the other keys in order, so an unchanged object encodes to the
@@ -46,6 +52,21 @@ pub fn encode(object: &Value) -> Bytes {
         meta.shift_remove("resourceVersion");
     }
     Bytes::from(serde_json::to_vec(&stored).expect("a JSON value always serializes"))
+}
+
+/// [`encode`] for an object the caller owns: takes `resourceVersion` out for the encoding and
+/// puts it back where it was, instead of copying the object.
+pub fn encode_owned(object: &mut Value) -> Bytes {
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return encode(object);
+    };
+    let Some(index) = meta.keys().position(|k| k == "resourceVersion") else {
+        return encode(object);
+    };
+    let rv = meta.shift_remove("resourceVersion").expect("just found");
+    let bytes = Bytes::from(serde_json::to_vec(object).expect("a JSON value always serializes"));
+    metadata_mut(object).shift_insert(index, "resourceVersion".into(), rv);
+    bytes
 }
 
 pub fn set_resource_version(object: &mut Value, revision: i64) {

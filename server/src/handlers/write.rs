@@ -206,7 +206,7 @@ where
         objects::set_resource_version(&mut new, kv.mod_revision);
         let admitted = admission::admit(call, &mut new, Some(&old), dry_run).await?;
         let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
-        let bytes = objects::encode(&new);
+        let bytes = objects::encode_owned(&mut new);
         if dry_run {
             return Ok(new);
         }
