@@ -516,7 +516,11 @@ mod tests {
                 map.iter()
                     .rev()
                     .map(|(k, v)| {
-                        let v = if k == "fieldsV1" { v.clone() } else { scrambled(v) };
+                        let v = if k == "fieldsV1" {
+                            v.clone()
+                        } else {
+                            scrambled(v)
+                        };
                         (k.clone(), v)
                     })
                     .collect(),
