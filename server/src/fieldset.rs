@@ -29,10 +29,16 @@ pub enum Element {
 impl Element {
     /// The fieldsV1 key: `f:…`, `k:…`, `v:…`, `i:…`.
     pub fn encode(&self) -> String {
+        let prefixed = |prefix: &str, text: &str| {
+            let mut out = String::with_capacity(prefix.len() + text.len());
+            out.push_str(prefix);
+            out.push_str(text);
+            out
+        };
         match self {
-            Element::Field(name) => format!("f:{name}"),
-            Element::Key(key) => format!("k:{key}"),
-            Element::Value(value) => format!("v:{value}"),
+            Element::Field(name) => prefixed("f:", name),
+            Element::Key(key) => prefixed("k:", key),
+            Element::Value(value) => prefixed("v:", value),
             Element::Index(i) => format!("i:{i}"),
         }
     }
@@ -113,9 +119,33 @@ impl FieldSet {
         match path {
             [] => {}
             [last] => {
-                self.members.insert(last.clone());
+                if !self.members.contains(last) {
+                    self.members.insert(last.clone());
+                }
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            [first, rest @ ..] => match self.children.get_mut(first) {
+                Some(child) => child.insert(rest),
+                None => self.children.entry(first.clone()).or_default().insert(rest),
+            },
+        }
+    }
+
+    /// Removes the member `path` (not what is below it), and the levels on its way that are
+    /// left empty: the same as the difference with the set holding only `path`.
+    pub fn remove_member(&mut self, path: &[Element]) {
+        match path {
+            [] => {}
+            [last] => {
+                self.members.remove(last);
+            }
+            [first, rest @ ..] => {
+                if let Some(child) = self.children.get_mut(first) {
+                    child.remove_member(rest);
+                    if child.is_empty() {
+                        self.children.remove(first);
+                    }
+                }
+            }
         }
     }
 
@@ -365,8 +395,69 @@ fn walk_all(value: &Value, schema: Schema, path: &mut Path, set: &mut FieldSet) 
 /// fields; a new declared field only through its fields.
 pub fn changed_fields(old: Option<&Value>, new: &Value, schema: Schema) -> FieldSet {
     let mut set = FieldSet::default();
+    if old.is_none() {
+        added_children(new, schema, &mut set);
+        return set;
+    }
     walk_changed(old, new, schema, &mut Vec::new(), &mut set, false);
     set
+}
+
+/// [`walk_changed`] with nothing before (a create), built bottom up: each level's set is made
+/// once and hung under its element, instead of inserting every path from the root.
+fn added_children(value: &Value, schema: Schema, set: &mut FieldSet) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                added(
+                    child,
+                    schema.child(key),
+                    Element::Field(key.clone()),
+                    is_declared(schema, key),
+                    set,
+                );
+            }
+        }
+        Value::Array(items) if is_granular_list(schema) => {
+            for (i, item) in items.iter().enumerate() {
+                let element = list_element(schema, i, item);
+                set.members.insert(element.clone());
+                added(item, schema.item(), element, false, set);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Adds `value`, at `element` of `set`, as [`walk_changed`] records a new value.
+fn added(value: &Value, schema: Schema, element: Element, declared: bool, set: &mut FieldSet) {
+    let member = match value {
+        _ if schema.is_atomic() => true,
+        Value::Object(map) => !declared || map.is_empty() || !matches!(schema, Schema::Struct(_)),
+        Value::Array(_) => !is_granular_list(schema),
+        _ => true,
+    };
+    let leaf = schema.is_atomic()
+        || !(value.is_object() || value.is_array())
+        || (value.is_array() && !is_granular_list(schema));
+    let mut below = FieldSet::default();
+    if !leaf {
+        added_children(value, schema, &mut below);
+    }
+    if member {
+        set.members.insert(element.clone());
+    }
+    if !below.is_empty() {
+        match set.children.entry(element) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(below);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let merged = slot.get().union(&below);
+                *slot.get_mut() = merged;
+            }
+        }
+    }
 }
 
 fn walk_changed(
@@ -445,6 +536,23 @@ fn walk_changed(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn created_fields_are_what_the_update_walk_records_from_nothing() {
+        let samples: Vec<Value> =
+            serde_json::from_str(include_str!("protobuf/samples.json")).unwrap();
+        let mut checked = 0;
+        for sample in &samples {
+            let version = sample["apiVersion"].as_str().unwrap();
+            let (group, version) = version.split_once('/').unwrap_or(("", version));
+            let schema = Schema::of_root(group, version, sample["kind"].as_str().unwrap());
+            let mut walked = FieldSet::default();
+            walk_changed(None, sample, schema, &mut Vec::new(), &mut walked, false);
+            assert_eq!(changed_fields(None, sample, schema), walked, "{sample}");
+            checked += usize::from(!walked.is_empty());
+        }
+        assert!(checked > 10, "{checked}");
+    }
 
     fn deployment() -> Schema {
         Schema::of_root("apps", "v1", "Deployment")

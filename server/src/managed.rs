@@ -250,12 +250,7 @@ pub fn scope(mut set: FieldSet, resource: &ResourceInfo, subresource: &str) -> F
     };
     set.remove_subtree(&field(&["metadata", "managedFields"]));
     for path in STRIPPED {
-        let path = field(path);
-        if set.contains(&path) {
-            let mut only = FieldSet::default();
-            only.insert(&path);
-            set = set.difference(&only);
-        }
+        set.remove_member(&field(path));
     }
     if resource.status_subresource && subresource.is_empty() {
         set.remove_subtree(&field(&["status"]));
@@ -302,14 +297,21 @@ pub fn record_update(
     let mut managers = read_valid(new)
         .filter(|m| !m.is_empty() && subresource.is_empty())
         .unwrap_or_else(|| old.map(read).unwrap_or_default());
-    let before = old.map(without_managed_fields);
-    let after = without_managed_fields(new);
+    // The fields are compared without managedFields: `new`'s are taken out (`write` puts the
+    // result back); `old`'s are never visited, as the walk follows `new`'s fields.
+    objects::metadata_mut(new).shift_remove("managedFields");
     let changed = scope(
-        fieldset::changed_fields(before.as_ref(), &after, schema),
+        fieldset::changed_fields(old, new, schema),
         resource,
         subresource,
     );
-    let existing = fieldset::all_paths(&after, schema);
+    // What exists limits the entries already there: a create has none to limit (unless the
+    // client sent some), so it skips the second walk.
+    let existing = if managers.is_empty() {
+        FieldSet::default()
+    } else {
+        fieldset::all_paths(new, schema)
+    };
     let me = Manager {
         name: manager.to_string(),
         operation: Operation::Update,

@@ -219,7 +219,7 @@ fn canonicalize(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiEr
     if resource.group == "events.k8s.io" {
         return Ok(());
     }
-    let (typed, _) = crate::typed::normalize(resource, std::mem::take(object))
+    let typed = crate::typed::canonicalize(resource, std::mem::take(object))
         .map_err(|e| ApiError::internal(format!("admission produced an invalid object: {e}")))?;
     *object = typed;
     Ok(())

@@ -47,8 +47,7 @@ pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), Ap
         }
     }
     let cached = found.ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
-    let object = objects::decode(&cached.kv)?;
-    if objects::is_deleting(&object) {
+    if is_deleting(&cached.kv)? {
         let mut err = ApiError::forbidden(format!(
             "unable to create new content in namespace {namespace} because it is being terminated"
         ));
@@ -60,6 +59,26 @@ pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), Ap
         return Err(err);
     }
     Ok(())
+}
+
+/// Whether a stored namespace has a `deletionTimestamp`: read without building the object,
+/// as every create in the namespace asks.
+fn is_deleting(kv: &kubecache_core::storage::KeyValue) -> Result<bool, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        #[serde(default)]
+        metadata: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(default, rename = "deletionTimestamp")]
+        deletion_timestamp: Option<serde::de::IgnoredAny>,
+    }
+    let stored: Stored = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("object at {} is not valid JSON: {e}", kv.key)))?;
+    Ok(stored
+        .metadata
+        .is_some_and(|m| m.deletion_timestamp.is_some()))
 }
 
 /// Creates the initial namespaces that do not exist yet.

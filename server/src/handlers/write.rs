@@ -131,11 +131,8 @@ pub async fn create_decoded(
         }
         object
     } else {
-        let created = call
-            .api
-            .backend
-            .create(&key, objects::encode(&object))
-            .await;
+        let (bytes, metadata_end) = objects::encode_create(&object);
+        let created = call.api.backend.create(&key, bytes.clone()).await;
         admitted.settle(call.api, created.is_ok()).await;
         let kv = created.map_err(|e| match e {
             StorageError::KeyExists { .. } => {
@@ -143,6 +140,19 @@ pub async fn create_decoded(
             }
             other => storage_error(other),
         })?;
+        // The response is the stored JSON with its resourceVersion: spliced into the bytes
+        // just written rather than serialized again, when nothing else is asked of it.
+        if let Some(end) = metadata_end.filter(|_| {
+            warnings.is_empty()
+                && resource.group != "events.k8s.io"
+                && !crate::protobuf::edge::wants_protobuf(&call.headers)
+        }) {
+            return Ok(Reply::Encoded {
+                status: StatusCode::CREATED,
+                body: objects::with_resource_version(&bytes, end, kv.mod_revision),
+                content_type: "application/json",
+            });
+        }
         objects::set_resource_version(&mut object, kv.mod_revision);
         object
     };
@@ -206,7 +216,7 @@ where
         objects::set_resource_version(&mut new, kv.mod_revision);
         let admitted = admission::admit(call, &mut new, Some(&old), dry_run).await?;
         let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
-        let bytes = objects::encode(&new);
+        let bytes = objects::encode_owned(&mut new);
         if dry_run {
             return Ok(new);
         }
