@@ -13,6 +13,7 @@ mod authz;
 mod backend_embedded;
 mod backend_etcd;
 mod discovery;
+mod list_stream;
 mod e2e_auth;
 mod e2e_kubectl;
 mod e2e_kubectl_apply;
