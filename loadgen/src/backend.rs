@@ -388,7 +388,9 @@ impl Backend {
                 let reply = if parse {
                     kube.client.call(conn, Method::GET, &path, None).await?
                 } else {
-                    kube.client.call_discarding(conn, Method::GET, &path).await?
+                    kube.client
+                        .call_discarding(conn, Method::GET, &path)
+                        .await?
                 };
                 let bytes = reply.len;
                 if parse {

@@ -38,8 +38,7 @@ use self::watchers::{ENDED_EXPIRED, ENDED_TOO_SLOW, Ending, Frame};
 use crate::object::{CachedObject, ObjectCodec, Shapes, View};
 use crate::{
     FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
-    write_items_one_by_one,
-    WatchStart,
+    WatchStart, write_items_one_by_one,
 };
 
 /// Tuning of the watch cache.
