@@ -431,7 +431,10 @@ impl ReadPath for WatchCache {
             } else {
                 Box::new(range_from(&objects, &collection, Bound::Included(start)))
             };
-        let everything = request.filter.is_everything() && request.filter.namespace.is_none();
+        // Without selectors every object in range matches: the range is the namespace's
+        // collection when the filter names one (`ListRequest::collection_prefix`).
+        let everything = request.filter.is_everything()
+            && (request.filter.namespace.is_none() || request.resource.namespaced);
         let mut found = Vec::with_capacity(if everything { objects.len() } else { 0 });
         let mut last_key = None;
         let mut examined = 0i64;

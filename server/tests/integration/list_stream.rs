@@ -112,6 +112,18 @@ async fn large_list_streams(server: &TestServer) {
     check_large_list(server, &[("resourceVersion", "0")]).await;
     check_large_list(server, &[]).await;
 
+    // Across namespaces (the whole prefix, walked without comparing keys): every object.
+    let all = server.url_with("/api/v1/configmaps", &[("resourceVersion", "0")]);
+    let (status, headers, body) = raw(server, &all).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("content-length").is_none());
+    let list: Value = serde_json::from_slice(&body).expect("the streamed body parses");
+    let in_default: BTreeSet<&str> = (list["items"].as_array().unwrap().iter())
+        .filter(|item| item["metadata"]["namespace"] == "default")
+        .map(|item| item["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(in_default.len(), OBJECTS);
+
     // A small list (a page, a selected few) is still one buffer with its length.
     let (status, headers, body) = raw(server, &server.url_with(CM, &[("limit", "3")])).await;
     assert_eq!(status, 200);
