@@ -83,7 +83,7 @@ use kubecache_cache::watch_cache::state::{CacheEvent, CacheState, EventKind, Pub
 use kubecache_cache::watch_cache::watchers::{Ending, Frame, WatcherIndex, WatcherStats};
 use kubecache_cache::{
     CachedObject, Filter, ListRequest, ObjectCodec, ReadAt, ReadPath, Shapes, WatchCache,
-    WatchCacheConfig,
+    WatchCacheConfig, write_items_one_by_one,
 };
 use kubecache_core::continue_token::ContinueToken;
 use kubecache_core::registry::{Registry, ResourceInfo};
@@ -1008,6 +1008,46 @@ fn list_body(cache: &WatchCache, objects: &[Arc<CachedObject>], revision: Revisi
     body.freeze()
 }
 
+/// The server's streamed body (`server/src/handlers/list_body.rs`): chunks of about `chunk`
+/// bytes, each dropped once made (as hyper drops a chunk once written); returns their total
+/// length. `batched`: through `ReadPath::write_json_items` (one lookup of the resource's
+/// encoding per chunk, the next objects touched ahead); else object by object through
+/// `write_json` (the trait's default).
+fn list_chunks(
+    cache: &WatchCache,
+    objects: &[Arc<CachedObject>],
+    revision: Revision,
+    chunk: usize,
+    batched: bool,
+    mut each: impl FnMut(&Bytes),
+) -> usize {
+    let (mut total, mut next) = (0, 0);
+    let mut head = Some(list_head(revision));
+    loop {
+        let mut out = BytesMut::with_capacity(chunk + 8 * 1024);
+        if let Some(head) = head.take() {
+            out.put_slice(&head);
+            out.put_slice(b",\"items\":[");
+        }
+        let rest = &objects[next..];
+        next += if batched {
+            cache.write_json_items(rest, pods(), &mut out, chunk, next > 0)
+        } else {
+            write_items_one_by_one(cache, rest, pods(), &mut out, chunk, next > 0)
+        };
+        let done = next == objects.len();
+        if done {
+            out.put_slice(b"]}");
+        }
+        let out = out.freeze();
+        each(&out);
+        total += black_box(out).len();
+        if done {
+            return total;
+        }
+    }
+}
+
 /// The same body from decoded objects, re-serialized.
 fn reserialized_body(
     values: &[(String, Value)],
@@ -1099,6 +1139,18 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
     let body = list_body(&cache, &listed.objects, listed.revision);
     let reference = reserialized_body(&values, &selector, revision, 0);
     assert!(body[..] == reference[..], "the two bodies differ");
+    for batched in [true, false] {
+        let mut streamed = Vec::new();
+        list_chunks(
+            &cache,
+            &listed.objects,
+            listed.revision,
+            128 << 10,
+            batched,
+            |c| streamed.extend_from_slice(c),
+        );
+        assert!(streamed == reference, "the streamed body differs");
+    }
     let mut capacity = reference.len();
     drop((listed, body, reference));
 
@@ -1131,6 +1183,33 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
         })
     });
 
+    let mut chunked = Vec::new();
+    let cache = &cache;
+    for (kib, batched) in [(64, true), (128, true), (256, true), (128, false)] {
+        let how = if batched {
+            "write_json_items"
+        } else {
+            "write_json each"
+        };
+        let name = format!("list + body in {kib} KiB chunks ({how})");
+        chunked.push(Variant::new(name, 10_000, move |ops| {
+            timed(|| {
+                for _ in 0..ops {
+                    let listed = list();
+                    let (objects, revision) = (&listed.objects, listed.revision);
+                    black_box(list_chunks(
+                        cache,
+                        objects,
+                        revision,
+                        kib << 10,
+                        batched,
+                        |_| (),
+                    ));
+                }
+            })
+        }));
+    }
+
     measure(
         Group {
             name: if labelled {
@@ -1139,7 +1218,10 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
                 "list/all"
             },
             deliveries: None,
-            variants: vec![baseline, collect, with_body],
+            variants: [baseline, collect, with_body]
+                .into_iter()
+                .chain(chunked)
+                .collect(),
         },
         scale,
     )

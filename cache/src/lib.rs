@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::stream::BoxStream;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{Result, Revision};
@@ -166,6 +166,21 @@ pub trait ReadPath: Send + Sync + 'static {
         out.extend_from_slice(&self.json(object, resource));
     }
 
+    /// Appends the JSON of `objects`, comma-separated, to `out` until it holds `fill` bytes
+    /// or the objects run out (a LIST body's items, a chunk at a time); a comma precedes
+    /// the first one too when `continued` (items were written before). Returns how many
+    /// objects it wrote.
+    fn write_json_items(
+        &self,
+        objects: &[Arc<CachedObject>],
+        resource: &'static ResourceInfo,
+        out: &mut BytesMut,
+        fill: usize,
+        continued: bool,
+    ) -> usize {
+        write_items_one_by_one(self, objects, resource, out, fill, continued)
+    }
+
     /// An object in protobuf as `resource` serves it ([`ObjectCodec::encode_protobuf`]),
     /// encoded once per object where the read path caches objects.
     fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
@@ -177,4 +192,24 @@ pub trait ReadPath: Send + Sync + 'static {
     fn metrics(&self) -> Vec<ResourceCacheStats> {
         Vec::new()
     }
+}
+
+/// [`ReadPath::write_json_items`] through [`ReadPath::write_json`], one object at a time.
+pub fn write_items_one_by_one<R: ReadPath + ?Sized>(
+    reads: &R,
+    objects: &[Arc<CachedObject>],
+    resource: &'static ResourceInfo,
+    out: &mut BytesMut,
+    fill: usize,
+    continued: bool,
+) -> usize {
+    let mut written = 0;
+    while written < objects.len() && out.len() < fill {
+        if continued || written > 0 {
+            out.put_u8(b',');
+        }
+        reads.write_json(&objects[written], resource, out);
+        written += 1;
+    }
+    written
 }

@@ -385,8 +385,14 @@ impl Backend {
                     path.push('?');
                     path.push_str(&params.join("&"));
                 }
-                let reply = kube.client.call(conn, Method::GET, &path, None).await?;
-                let bytes = reply.body.len() as u64;
+                let reply = if parse {
+                    kube.client.call(conn, Method::GET, &path, None).await?
+                } else {
+                    kube.client
+                        .call_discarding(conn, Method::GET, &path)
+                        .await?
+                };
+                let bytes = reply.len;
                 if parse {
                     let fields: ListFields = serde_json::from_slice(&reply.body)
                         .map_err(|e| error(format!("LIST body: {e}")))?;

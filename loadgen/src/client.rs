@@ -282,7 +282,10 @@ where
 
 /// A full, successful response's body.
 pub struct Reply {
+    /// Empty from [`Client::call_discarding`].
     pub body: Bytes,
+    /// Bytes the body had, kept or not.
+    pub len: u64,
 }
 
 /// A client's own HTTP/1.1 connection (a kubelet LISTs and then WATCHes on one connection).
@@ -421,10 +424,33 @@ impl Client {
         path: &str,
         body: Option<(&str, Bytes)>,
     ) -> Result<Reply> {
+        self.call_keeping(conn, method, path, body, true).await
+    }
+
+    /// [`Client::call`] for a reply only counted (a LIST's throughput): its body is read
+    /// and dropped frame by frame, as a client decoding it as it arrives would, rather than
+    /// gathered and copied into one buffer (~135 MB for 50,000 pods) that nobody reads.
+    /// Error bodies are kept.
+    pub async fn call_discarding(
+        &self,
+        conn: Option<&mut Conn>,
+        method: Method,
+        path: &str,
+    ) -> Result<Reply> {
+        self.call_keeping(conn, method, path, None, false).await
+    }
+
+    async fn call_keeping(
+        &self,
+        conn: Option<&mut Conn>,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Bytes)>,
+        keep: bool,
+    ) -> Result<Reply> {
         let request = self.request(method, path, body);
-        match tokio::time::timeout(self.target.request_timeout, self.call_inner(conn, request))
-            .await
-        {
+        let call = self.call_inner(conn, request, keep);
+        match tokio::time::timeout(self.target.request_timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout),
         }
@@ -434,18 +460,29 @@ impl Client {
         &self,
         conn: Option<&mut Conn>,
         request: Request<Full<Bytes>>,
+        keep: bool,
     ) -> Result<Reply> {
         let own = conn.is_some();
         let mut conn = conn;
         let (response, sender) = self.send(conn.as_deref_mut(), request).await?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(transport)?
-            .to_bytes();
+        let (body, len) = if keep || !status.is_success() {
+            let body = (response.into_body().collect().await)
+                .map_err(transport)?
+                .to_bytes();
+            let len = body.len() as u64;
+            (body, len)
+        } else {
+            let mut incoming = response.into_body();
+            let mut len = 0u64;
+            while let Some(frame) = incoming.frame().await {
+                if let Some(data) = frame.map_err(transport)?.data_ref() {
+                    len += data.len() as u64;
+                }
+            }
+            (Bytes::new(), len)
+        };
         if let Some(sender) = sender {
             match conn {
                 Some(conn) if own => conn.sender = Some(sender),
@@ -458,7 +495,7 @@ impl Client {
             }
         }
         if status.is_success() {
-            Ok(Reply { body })
+            Ok(Reply { body, len })
         } else {
             Err(Error::Status(
                 status,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Reason};
@@ -38,7 +38,7 @@ use self::watchers::{ENDED_EXPIRED, ENDED_TOO_SLOW, Ending, Frame};
 use crate::object::{CachedObject, ObjectCodec, Shapes, View};
 use crate::{
     FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
-    WatchStart,
+    WatchStart, write_items_one_by_one,
 };
 
 /// Tuning of the watch cache.
@@ -257,6 +257,17 @@ impl WatchCache {
                 let revision = published.verified;
                 return Ok((published, revision));
             }
+            // The current revision first, in one cheap round trip (a count of one key): a
+            // cache already there needs no proof. Only a cache behind it asks for the prefix's
+            // state, which etcd computes by reading every key under it.
+            if target.is_none() {
+                let current = self.backend.current_revision().await?;
+                if published.verified >= current {
+                    let revision = published.verified;
+                    return Ok((published, revision));
+                }
+                target = Some(current);
+            }
             let state = match self
                 .backend
                 .prefix_state(&handle.prefix, published.revision, target)
@@ -417,13 +428,24 @@ impl ReadPath for WatchCache {
         let (objects, revision) = self.objects_for(handle, request.at).await?;
         let collection = request.collection_prefix();
         let start = request.start_key.as_deref().unwrap_or(&collection);
-        let mut keys = range_from(&objects, &collection, Bound::Included(start));
-        let mut found = Vec::new();
+        // A first page over the whole prefix walks the whole map: every key is under it, so
+        // none needs comparing (reading each key's bytes is a cache miss per object).
+        let mut keys: Box<dyn Iterator<Item = (&Arc<str>, &Arc<CachedObject>)> + Send> =
+            if request.start_key.is_none() && collection == handle.prefix {
+                Box::new(objects.iter())
+            } else {
+                Box::new(range_from(&objects, &collection, Bound::Included(start)))
+            };
+        // Without selectors every object in range matches: the range is the namespace's
+        // collection when the filter names one (`ListRequest::collection_prefix`).
+        let everything = request.filter.is_everything()
+            && (request.filter.namespace.is_none() || request.resource.namespaced);
+        let mut found = Vec::with_capacity(if everything { objects.len() } else { 0 });
         let mut last_key = None;
         let mut examined = 0i64;
         for (key, object) in keys.by_ref() {
             examined += 1;
-            if request.filter.matches(&object.attrs) {
+            if everything || request.filter.matches(&object.attrs) {
                 found.push(object.clone());
             }
             if request.limit.is_some_and(|l| found.len() >= l) {
@@ -557,6 +579,36 @@ impl ReadPath for WatchCache {
             }
             Err(_) => out.extend_from_slice(&self.json(object, resource)),
         }
+    }
+
+    fn write_json_items(
+        &self,
+        objects: &[Arc<CachedObject>],
+        resource: &'static ResourceInfo,
+        out: &mut BytesMut,
+        fill: usize,
+        continued: bool,
+    ) -> usize {
+        let Ok(handle) = self.handle(resource) else {
+            return write_items_one_by_one(self, objects, resource, out, fill, continued);
+        };
+        // The resource's encoding is looked up once per call, not per object.
+        let shape = handle.shapes.index_of(resource);
+        let codec = self.codec.as_ref();
+        let mut written = 0;
+        while written < objects.len() && out.len() < fill {
+            // Objects lie scattered in memory: touch the one after next while this one is
+            // copied, so its cache miss overlaps the copy instead of stalling the next write.
+            if let Some(ahead) = objects.get(written + 2) {
+                ahead.touch(shape);
+            }
+            if continued || written > 0 {
+                out.put_u8(b',');
+            }
+            objects[written].write_json(codec, &handle.shapes, shape, out);
+            written += 1;
+        }
+        written
     }
 
     fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {

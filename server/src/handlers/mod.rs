@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod delete;
 pub mod discovery;
+pub mod list_body;
 pub mod namespaces;
 pub mod read;
 pub mod scale;

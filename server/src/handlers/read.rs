@@ -12,6 +12,7 @@ use kubecache_core::status::ApiError;
 use kubecache_core::storage::StorageError;
 use serde_json::json;
 
+use super::list_body::{JsonListChunks, STREAM_ABOVE};
 use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
 use crate::objects;
@@ -212,7 +213,7 @@ pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
                 None => Ok(Reply::json_bytes(list_body(call, &listed))),
             }
         }
-        None => Ok(Reply::json_bytes(list_body(call, &listed))),
+        None => Ok(json_list_reply(call, listed)),
         Some(include) => {
             let resource = call.request.resource;
             let objects = listed
@@ -243,30 +244,52 @@ fn list_metadata(listed: &Listed) -> serde_json::Value {
     metadata
 }
 
-/// `{kind: PodList, apiVersion, metadata: {resourceVersion, continue, remainingItemCount},
-/// items}`, assembled from the objects' encoded JSON without decoding them again.
-pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
+/// The list object without its items, serialized: `{kind, apiVersion, metadata}`.
+fn list_head(call: &Call<'_>, listed: &Listed) -> Vec<u8> {
     let resource = call.request.resource;
     let head = json!({
         "kind": resource.list_kind(),
         "apiVersion": resource.api_version(),
         "metadata": list_metadata(listed),
     });
-    let head = serde_json::to_vec(&head).expect("a JSON value always serializes");
+    serde_json::to_vec(&head).expect("a JSON value always serializes")
+}
+
+/// The size of a list body, estimated: the stored lengths plus the resourceVersion field.
+fn estimated_size(head: &[u8], listed: &Listed) -> usize {
+    let objects = &listed.result.objects;
+    head.len() + objects.iter().map(|o| o.kv.value.len() + 48).sum::<usize>() + 16
+}
+
+/// A JSON list reply: small lists as one buffer, large ones streamed in chunks as they are
+/// sent (see [`list_body`](super::list_body)); the bytes are the same either way.
+fn json_list_reply(call: &Call<'_>, listed: Listed) -> Reply {
+    let head = list_head(call, &listed);
+    if estimated_size(&head, &listed) <= STREAM_ABOVE {
+        return Reply::json_bytes(list_body(call, &listed));
+    }
+    let chunks = JsonListChunks::new(
+        call.api.reads.clone(),
+        call.request.resource,
+        &head,
+        listed.result.objects,
+    );
+    Reply::Stream(chunks.into_response())
+}
+
+/// `{kind: PodList, apiVersion, metadata: {resourceVersion, continue, remainingItemCount},
+/// items}`, assembled from the objects' encoded JSON without decoding them again.
+pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
+    let resource = call.request.resource;
+    let head = list_head(call, listed);
     let objects = &listed.result.objects;
     // The items are written straight from the cache (the served JSON is not kept per object);
     // the size is an estimate: stored length plus the resourceVersion field.
-    let size = head.len() + objects.iter().map(|o| o.kv.value.len() + 48).sum::<usize>() + 16;
-    let mut body = BytesMut::with_capacity(size);
+    let mut body = BytesMut::with_capacity(estimated_size(&head, listed));
     // `{...head...}` without its closing brace, then `,"items":[...]}`.
     body.put_slice(&head[..head.len() - 1]);
     body.put_slice(b",\"items\":[");
-    for (i, object) in objects.iter().enumerate() {
-        if i > 0 {
-            body.put_u8(b',');
-        }
-        call.api.reads.write_json(object, resource, &mut body);
-    }
+    (call.api.reads).write_json_items(objects, resource, &mut body, usize::MAX, false);
     body.put_slice(b"]}");
     body.freeze()
 }
