@@ -28,6 +28,8 @@ done
 [[ $# -ge 1 ]] || { sed -n 2,12p "$0"; exit 2; }
 scenario="$1"
 
+# protoc (the build) and etcd (the store and the baseline), installed when missing.
+command -v protoc >/dev/null && command -v etcd >/dev/null || scripts/install-deps.sh
 build=(-q)
 [[ $profile == release ]] && build+=(--release)
 cargo build "${build[@]}" -p kubecache-server --bin kubecache
