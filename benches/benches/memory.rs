@@ -33,7 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
-use kubecache_benches::BenchCodec;
+use kubecache_benches::{BenchCodec, current_thread, read_only};
 use kubecache_cache::watch_cache::watchers::Frame;
 use kubecache_cache::{
     Filter, FrameStream, ListRequest, ObjectAttrs, ReadAt, ReadPath, Shapes, WatchCache,
@@ -43,7 +43,7 @@ use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_core::selector::FieldSelector;
 use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result as StorageResult,
-    Revision, StorageError, WatchStream,
+    Revision, WatchStream,
 };
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -176,10 +176,6 @@ struct HandOver {
     revision: Revision,
 }
 
-fn read_only() -> StorageError {
-    StorageError::Unavailable("the bench backend is read-only".into())
-}
-
 #[async_trait]
 impl Backend for HandOver {
     async fn get(&self, _key: &str) -> StorageResult<Option<KeyValue>> {
@@ -234,13 +230,6 @@ impl Backend for HandOver {
     async fn compact(&self, _revision: Revision) -> StorageResult<()> {
         Ok(())
     }
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("current-thread runtime")
 }
 
 // ---------------------------------------------------------------------------------------------

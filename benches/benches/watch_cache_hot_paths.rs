@@ -67,7 +67,7 @@
 //! build). Arguments that do not start with `--` filter groups by substring (e.g. `dispatch`).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a tiny smoke version.
 
-use kubecache_benches::{BenchCodec, stats};
+use kubecache_benches::{BenchCodec, current_thread, read_only, stats};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -90,7 +90,7 @@ use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result as StorageResult,
-    Revision, StorageError, StorageEvent, WatchStream,
+    Revision, StorageEvent, WatchStream,
 };
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -291,10 +291,6 @@ impl FakeBackend {
     }
 }
 
-fn read_only() -> StorageError {
-    StorageError::Unavailable("the bench backend is read-only".into())
-}
-
 #[async_trait]
 impl Backend for FakeBackend {
     async fn get(&self, key: &str) -> StorageResult<Option<KeyValue>> {
@@ -349,13 +345,6 @@ impl Backend for FakeBackend {
     async fn compact(&self, _revision: Revision) -> StorageResult<()> {
         Ok(())
     }
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("current-thread runtime")
 }
 
 fn cache_config(history: usize) -> WatchCacheConfig {

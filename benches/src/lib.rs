@@ -1,5 +1,6 @@
 //! Helpers shared by the benchmarks in benches/ (the benchmarks themselves live there): the
-//! round statistics and the JSON codec every cache benchmark uses.
+//! round statistics, the JSON codec every cache benchmark uses, and the small pieces their
+//! fake backends share.
 
 /// (median, min, max) of per-round samples; `samples` is not empty.
 pub fn stats(samples: &[f64]) -> (f64, f64, f64) {
@@ -60,4 +61,17 @@ impl kubecache_cache::ObjectCodec for BenchCodec {
     ) -> Option<&'static str> {
         (resource.group.is_empty() && resource.resource == "pods").then_some("spec.nodeName")
     }
+}
+
+/// What a bench backend answers to a write: it serves the cache's reads and nothing else.
+pub fn read_only() -> kubecache_core::storage::StorageError {
+    kubecache_core::storage::StorageError::Unavailable("the bench backend is read-only".into())
+}
+
+/// A tokio current-thread runtime (timers and I/O on), to drive a cache from a bench.
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread runtime")
 }

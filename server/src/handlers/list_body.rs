@@ -4,7 +4,7 @@
 //! A list of 50,000 pods is ~135 MB of JSON. Assembled whole, every concurrent LIST held its
 //! own copy (plus, with glibc, a fresh mmap of that size to fault in page by page); streamed,
 //! a LIST holds its result (the objects' `Arc`s, shared with the cache) and the chunk or two
-//! hyper has queued. The bytes are the same as [`super::read::list_body`]'s; only the
+//! hyper has queued. The bytes are the same as a whole body's (`read::list_body`); only the
 //! framing differs: a streamed body goes out chunked, without Content-Length, as
 //! kube-apiserver sends large lists.
 

@@ -210,7 +210,7 @@ pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
                 .collect();
             match protobuf::edge::list_reply(resource, &list_metadata(&listed), &items) {
                 Some(reply) => Ok(reply),
-                None => Ok(Reply::json_bytes(list_body(call, &listed))),
+                None => Ok(json_list_reply(call, listed)),
             }
         }
         None => Ok(json_list_reply(call, listed)),
@@ -265,8 +265,9 @@ fn estimated_size(head: &[u8], listed: &Listed) -> usize {
 /// sent (see [`list_body`](super::list_body)); the bytes are the same either way.
 fn json_list_reply(call: &Call<'_>, listed: Listed) -> Reply {
     let head = list_head(call, &listed);
-    if estimated_size(&head, &listed) <= STREAM_ABOVE {
-        return Reply::json_bytes(list_body(call, &listed));
+    let size = estimated_size(&head, &listed);
+    if size <= STREAM_ABOVE {
+        return Reply::json_bytes(list_body(call, &listed, &head, size));
     }
     let chunks = JsonListChunks::new(
         call.api.reads.clone(),
@@ -278,14 +279,13 @@ fn json_list_reply(call: &Call<'_>, listed: Listed) -> Reply {
 }
 
 /// `{kind: PodList, apiVersion, metadata: {resourceVersion, continue, remainingItemCount},
-/// items}`, assembled from the objects' encoded JSON without decoding them again.
-pub fn list_body(call: &Call<'_>, listed: &Listed) -> Bytes {
+/// items}`, assembled from the objects' encoded JSON without decoding them again. `head` is
+/// [`list_head`]'s, `size` the body's [`estimated_size`].
+fn list_body(call: &Call<'_>, listed: &Listed, head: &[u8], size: usize) -> Bytes {
     let resource = call.request.resource;
-    let head = list_head(call, listed);
     let objects = &listed.result.objects;
-    // The items are written straight from the cache (the served JSON is not kept per object);
-    // the size is an estimate: stored length plus the resourceVersion field.
-    let mut body = BytesMut::with_capacity(estimated_size(&head, listed));
+    // The items are written straight from the cache (the served JSON is not kept per object).
+    let mut body = BytesMut::with_capacity(size);
     // `{...head...}` without its closing brace, then `,"items":[...]}`.
     body.put_slice(&head[..head.len() - 1]);
     body.put_slice(b",\"items\":[");
