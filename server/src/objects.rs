@@ -54,66 +54,6 @@ pub fn encode(object: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&stored).expect("a JSON value always serializes"))
 }
 
-/// [`encode`] of an object without a resourceVersion (a create), with the offset of the end
-/// of its `metadata` object in the bytes (`None` when it has no metadata object or has a
-/// resourceVersion): [`with_resource_version`] makes the response from them.
-pub fn encode_create(object: &Value) -> (Bytes, Option<usize>) {
-    let Some(root) = object.as_object() else {
-        return (encode(object), None);
-    };
-    let meta_ok = root
-        .get("metadata")
-        .and_then(Value::as_object)
-        .is_some_and(|meta| !meta.contains_key("resourceVersion"));
-    if !meta_ok {
-        return (encode(object), None);
-    }
-    // serde_json's compact form, written map by map to note where `metadata` closes.
-    let mut out = Vec::with_capacity(4096);
-    let mut end = None;
-    out.push(b'{');
-    for (i, (key, value)) in root.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, key).expect("a string always serializes");
-        out.push(b':');
-        match value {
-            Value::Object(meta) if key == "metadata" => {
-                out.push(b'{');
-                for (j, (k, v)) in meta.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    serde_json::to_writer(&mut out, k).expect("a string always serializes");
-                    out.push(b':');
-                    serde_json::to_writer(&mut out, v).expect("a JSON value always serializes");
-                }
-                end = Some(out.len());
-                out.push(b'}');
-            }
-            _ => serde_json::to_writer(&mut out, value).expect("a JSON value always serializes"),
-        }
-    }
-    out.push(b'}');
-    (Bytes::from(out), end)
-}
-
-/// The JSON of a created object from its stored bytes and [`encode_create`]'s offset: the bytes
-/// [`set_resource_version`] and serializing give (it appends the field to `metadata`).
-pub fn with_resource_version(stored: &[u8], metadata_end: usize, revision: i64) -> Bytes {
-    let mut out = Vec::with_capacity(stored.len() + 40);
-    out.extend_from_slice(&stored[..metadata_end]);
-    if stored[metadata_end - 1] != b'{' {
-        out.push(b',');
-    }
-    out.extend_from_slice(b"\"resourceVersion\":\"");
-    out.extend_from_slice(revision.to_string().as_bytes());
-    out.push(b'"');
-    out.extend_from_slice(&stored[metadata_end..]);
-    Bytes::from(out)
-}
-
 /// [`encode`] for an object the caller owns: takes `resourceVersion` out for the encoding and
 /// puts it back where it was, instead of copying the object.
 pub fn encode_owned(object: &mut Value) -> Bytes {
@@ -514,27 +454,6 @@ mod tests {
     fn res(resource: &str) -> &'static ResourceInfo {
         let reg = Registry::builtin();
         reg.all().iter().find(|r| r.resource == resource).unwrap()
-    }
-
-    #[test]
-    fn a_created_objects_response_is_spliced_as_serializing_would_write_it() {
-        for object in [
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "\"y\""}}, "spec": {"containers": []}}),
-            json!({"metadata": {}, "data": {"metadata": {"k": "v"}}}),
-            json!({"kind": "ConfigMap", "metadata": {"name": "b"}}),
-        ] {
-            let (stored, end) = encode_create(&object);
-            assert_eq!(stored, encode(&object));
-            let mut served = object.clone();
-            set_resource_version(&mut served, 42);
-            assert_eq!(
-                with_resource_version(&stored, end.unwrap(), 42),
-                serde_json::to_vec(&served).unwrap()
-            );
-        }
-        let (_, end) = encode_create(&json!({"metadata": {"resourceVersion": "1"}}));
-        assert!(end.is_none());
-        assert!(encode_create(&json!({"data": {}})).1.is_none());
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub async fn create_decoded(
         }
         object
     } else {
-        let (bytes, metadata_end) = objects::encode_create(&object);
+        let bytes = objects::encode(&object);
         let created = call.api.backend.create(&key, bytes.clone()).await;
         admitted.settle(call.api, created.is_ok()).await;
         let kv = created.map_err(|e| match e {
@@ -140,16 +140,16 @@ pub async fn create_decoded(
             }
             other => storage_error(other),
         })?;
-        // The response is the stored JSON with its resourceVersion: spliced into the bytes
-        // just written rather than serialized again, when nothing else is asked of it.
-        if let Some(end) = metadata_end.filter(|_| {
-            warnings.is_empty()
-                && resource.group != "events.k8s.io"
-                && !crate::protobuf::edge::wants_protobuf(&call.headers)
-        }) {
+        // The response is the stored JSON with its resourceVersion spliced in, as the watch
+        // cache serves the object (`kubecache_cache::json`), rather than serialized again,
+        // when nothing else is asked of it.
+        if warnings.is_empty()
+            && resource.group != "events.k8s.io"
+            && !crate::protobuf::edge::wants_protobuf(&call.headers)
+        {
             return Ok(Reply::Encoded {
                 status: StatusCode::CREATED,
-                body: objects::with_resource_version(&bytes, end, kv.mod_revision),
+                body: kubecache_cache::json::with_resource_version(&bytes, kv.mod_revision),
                 content_type: "application/json",
             });
         }

@@ -266,6 +266,39 @@ async fn create_fills_server_owned_fields() {
     assert_eq!(fetched.expect(200), &created);
 }
 
+/// A create answers with the stored bytes and the resourceVersion spliced in: byte for byte
+/// what a GET of the new object then serves from the cache.
+#[tokio::test]
+async fn create_response_bytes_equal_the_served_object() {
+    let server = TestServer::start().await;
+    let body = json!({"metadata": {"name": "bytes", "annotations": {"q": "\"x\""}}, "data": {"metadata": "v"}});
+    let created = server
+        .client
+        .post(server.url(CM))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created = created.bytes().await.unwrap();
+    let fetched = server
+        .client
+        .get(server.url(&format!("{CM}/bytes")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
+    let fetched = fetched.bytes().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&created),
+        String::from_utf8_lossy(&fetched)
+    );
+    let parsed: Value = serde_json::from_slice(&created).unwrap();
+    assert_eq!(parsed["data"]["metadata"], "v");
+    assert_eq!(parsed["metadata"]["annotations"]["q"], "\"x\"");
+    assert!(rv(&parsed) > 0);
+}
+
 #[tokio::test]
 async fn create_deployment_starts_at_generation_1() {
     let server = TestServer::start().await;
