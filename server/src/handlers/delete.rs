@@ -177,8 +177,10 @@ pub async fn delete_object(
             return Ok(Deleted::Removed(object));
         }
         match api.backend.delete(&key, Some(kv.mod_revision)).await {
-            Ok(_) => {
+            Ok(deleted) => {
                 crate::admission::removed(api, resource, &object).await;
+                // The answer carries the deletion's revision, as the DELETED event does.
+                objects::set_resource_version(&mut object, deleted.revision);
                 return Ok(Deleted::Removed(object));
             }
             Err(StorageError::Conflict { .. }) => continue,

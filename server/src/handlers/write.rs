@@ -222,8 +222,10 @@ where
         }
         if finalized {
             return match call.api.backend.delete(&key, Some(kv.mod_revision)).await {
-                Ok(_) => {
+                Ok(deleted) => {
                     admission::removed(call.api, resource, &old).await;
+                    // The answer carries the deletion's revision, as the DELETED event does.
+                    objects::set_resource_version(&mut new, deleted.revision);
                     Ok(new)
                 }
                 Err(StorageError::Conflict {

@@ -31,3 +31,4 @@ mod table;
 mod watch_cache;
 mod watch_cache_model;
 mod watch_cache_storage_faults;
+mod write_revisions;
