@@ -13,6 +13,11 @@ use crate::{handlers, objects, protobuf, table};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonCodec;
 
+/// Objects of `shape` are stored as they are served (not in another version's shape).
+fn stored_as_served(shape: &ResourceInfo) -> bool {
+    crate::strategy::of(shape).storage_version().is_none()
+}
+
 impl ObjectCodec for JsonCodec {
     fn attributes(
         &self,
@@ -23,9 +28,9 @@ impl ObjectCodec for JsonCodec {
     }
 
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
-        // Served in its stored shape (all but events.k8s.io): the stored bytes with the
-        // resourceVersion spliced in, no parse and re-serialize.
-        if shape.group != "events.k8s.io" {
+        // Served in its stored shape: the stored bytes with the resourceVersion spliced in,
+        // no parse and re-serialize.
+        if stored_as_served(shape) {
             return json::with_resource_version(stored, revision);
         }
         let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
@@ -35,8 +40,8 @@ impl ObjectCodec for JsonCodec {
     }
 
     fn splice_point(&self, stored: &[u8], shape: &ResourceInfo) -> Option<usize> {
-        // Exactly what `encode` splices; events.k8s.io is converted, not spliced.
-        (shape.group != "events.k8s.io").then(|| json::splice_point(stored))?
+        // Exactly what `encode` splices; another version's shape is converted, not spliced.
+        stored_as_served(shape).then(|| json::splice_point(stored))?
     }
 
     fn encode_table(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {

@@ -8,6 +8,8 @@
 //! - [`admission`]: the mutating then validating chain every write passes before storage;
 //! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
+//! - [`strategy`]: what differs per resource (typed form, defaults, validation, create and
+//!   update preparation, printer, storage version, delete behaviour), one strategy each;
 //! - [`typed`], [`objects`], [`patch`] ([`strategic`]), [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
 //! - [`fieldset`], [`managed`], [`ssa`]: field ownership (`managedFields`) and server-side
@@ -47,6 +49,7 @@ pub mod server;
 pub mod serving;
 pub mod ssa;
 pub mod strategic;
+pub mod strategy;
 pub mod table;
 pub mod tls;
 pub mod typed;

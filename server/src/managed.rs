@@ -168,10 +168,13 @@ pub fn write(object: &mut Value, managers: &[Manager]) {
 
 /// The schema ownership is computed with: the stored shape's type.
 pub fn schema_of(resource: &ResourceInfo) -> Schema {
-    if resource.group == "events.k8s.io" {
-        return Schema::of_root("", "v1", "Event");
-    }
-    Schema::of_root(resource.group, resource.version, resource.kind)
+    let stored = crate::strategy::of(resource)
+        .storage_version()
+        .and_then(|(group, version, name)| {
+            kubecache_core::registry::Registry::builtin().lookup(group, version, name)
+        })
+        .unwrap_or(resource);
+    Schema::of_root(stored.group, stored.version, stored.kind)
 }
 
 /// The subresource a write is recorded under.

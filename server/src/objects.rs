@@ -9,24 +9,8 @@ use kubecache_core::storage::KeyValue;
 use kubecache_core::validation;
 use serde_json::{Map, Value, json};
 
-/// Resources whose `metadata.generation` tracks changes to their desired state.
-const GENERATION_TRACKED: &[&str] = &[
-    "Pod",
-    "ReplicationController",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "Ingress",
-    "NetworkPolicy",
-    "PodDisruptionBudget",
-    "CustomResourceDefinition",
-];
-
 pub fn tracks_generation(resource: &ResourceInfo) -> bool {
-    GENERATION_TRACKED.contains(&resource.kind)
+    crate::strategy::of(resource).tracks_generation()
 }
 
 /// The object as served: the stored JSON with `metadata.resourceVersion` set.
@@ -244,20 +228,6 @@ pub fn validate_metadata(resource: &ResourceInfo, object: &Value) -> Vec<Cause> 
             ));
         }
     }
-    if resource.kind == "CustomResourceDefinition" {
-        let expected = object
-            .pointer("/spec/names/plural")
-            .and_then(Value::as_str)
-            .zip(object.pointer("/spec/group").and_then(Value::as_str))
-            .map(|(plural, group)| format!("{plural}.{group}"));
-        if expected.as_deref() != Some(name) {
-            causes.push(Cause::invalid(
-                "metadata.name",
-                name,
-                "must be spec.names.plural+\".\"+spec.group",
-            ));
-        }
-    }
     causes
 }
 
@@ -306,64 +276,7 @@ pub fn prepare_create(resource: &ResourceInfo, object: &mut Value) {
     } else {
         meta.remove("generation");
     }
-    prepare_create_by_kind(resource, object);
-}
-
-/// Type-specific defaults kube-apiserver's strategies apply on create.
-fn prepare_create_by_kind(resource: &ResourceInfo, object: &mut Value) {
-    match (resource.group, resource.kind) {
-        ("", "Namespace") => {
-            let name = name(object).to_string();
-            let labels = metadata_mut(object)
-                .entry("labels")
-                .or_insert_with(|| json!({}));
-            if let Some(labels) = labels.as_object_mut() {
-                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-            }
-            object["spec"] = json!({"finalizers": ["kubernetes"]});
-            object["status"] = json!({"phase": "Active"});
-        }
-        ("", "Pod") => {
-            object["status"] = json!({"phase": "Pending", "qosClass": pod_qos_class(object)});
-        }
-        _ if resource.status_subresource => {
-            if let Some(map) = object.as_object_mut() {
-                map.remove("status");
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The pod's QoS class from its containers' requests and limits (simplified from
-/// kube's `GetPodQOS`: equal cpu and memory requests and limits everywhere → Guaranteed).
-fn pod_qos_class(pod: &Value) -> &'static str {
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in &containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
-        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        for resource in ["cpu", "memory"] {
-            let limit = limits.and_then(|l| l.get(resource));
-            let request = requests.and_then(|r| r.get(resource)).or(limit);
-            if limit.is_none() || request != limit {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
+    crate::strategy::of(resource).prepare_for_create(resource, object);
 }
 
 /// Fields outside metadata and status: what `generation` tracks.
@@ -416,10 +329,7 @@ pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value, sta
             }
         }
     }
-    // A namespace's spec (its finalizers) is the server's, not the client's.
-    if let Some(spec) = old.get("spec").filter(|_| resource.kind == "Namespace") {
-        new["spec"] = spec.clone();
-    }
+    crate::strategy::of(resource).prepare_for_update(new, old);
     if tracks_generation(resource) && desired_state(old) != desired_state(new) {
         let generation = old_meta
             .get("generation")
@@ -527,15 +437,5 @@ mod tests {
         };
         assert!(!String::from_utf8_lossy(&kv.value).contains("resourceVersion"));
         assert_eq!(decode(&kv).unwrap()["metadata"]["resourceVersion"], "9");
-    }
-
-    #[test]
-    fn qos_classes() {
-        let best = json!({"spec": {"containers": [{"name": "a"}]}});
-        assert_eq!(pod_qos_class(&best), "BestEffort");
-        let guaranteed = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
-        assert_eq!(pod_qos_class(&guaranteed), "Guaranteed");
-        let burstable = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}]}});
-        assert_eq!(pod_qos_class(&burstable), "Burstable");
     }
 }

@@ -219,159 +219,96 @@ pub struct Printer {
     cells: Cells,
 }
 
-/// `(group, resource)` → printer; resources not listed print [`DEFAULT`].
-const PRINTERS: &[(&str, &str, Printer)] = &[
-    (
-        "",
-        "pods",
-        Printer {
-            columns: POD_COLUMNS,
-            cells: pod,
-        },
-    ),
-    (
-        "",
-        "services",
-        Printer {
-            columns: SERVICE_COLUMNS,
-            cells: service,
-        },
-    ),
-    (
-        "",
-        "nodes",
-        Printer {
-            columns: NODE_COLUMNS,
-            cells: node,
-        },
-    ),
-    (
-        "",
-        "namespaces",
-        Printer {
-            columns: NAMESPACE_COLUMNS,
-            cells: namespace,
-        },
-    ),
-    (
-        "",
-        "configmaps",
-        Printer {
-            columns: CONFIGMAP_COLUMNS,
-            cells: configmap,
-        },
-    ),
-    (
-        "",
-        "secrets",
-        Printer {
-            columns: SECRET_COLUMNS,
-            cells: secret,
-        },
-    ),
-    (
-        "",
-        "events",
-        Printer {
-            columns: EVENT_COLUMNS,
-            cells: event,
-        },
-    ),
-    (
-        "events.k8s.io",
-        "events",
-        Printer {
-            columns: EVENT_COLUMNS,
-            cells: event,
-        },
-    ),
-    (
-        "",
-        "serviceaccounts",
-        Printer {
-            columns: SERVICEACCOUNT_COLUMNS,
-            cells: serviceaccount,
-        },
-    ),
-    (
-        "",
-        "persistentvolumeclaims",
-        Printer {
-            columns: PVC_COLUMNS,
-            cells: pvc,
-        },
-    ),
-    (
-        "",
-        "persistentvolumes",
-        Printer {
-            columns: PV_COLUMNS,
-            cells: pv,
-        },
-    ),
-    (
-        "apps",
-        "deployments",
-        Printer {
-            columns: DEPLOYMENT_COLUMNS,
-            cells: deployment,
-        },
-    ),
-    (
-        "apps",
-        "replicasets",
-        Printer {
-            columns: REPLICASET_COLUMNS,
-            cells: replicaset,
-        },
-    ),
-    (
-        "apps",
-        "statefulsets",
-        Printer {
-            columns: STATEFULSET_COLUMNS,
-            cells: statefulset,
-        },
-    ),
-    (
-        "apps",
-        "daemonsets",
-        Printer {
-            columns: DAEMONSET_COLUMNS,
-            cells: daemonset,
-        },
-    ),
-    (
-        "batch",
-        "jobs",
-        Printer {
-            columns: JOB_COLUMNS,
-            cells: job,
-        },
-    ),
-    (
-        "batch",
-        "cronjobs",
-        Printer {
-            columns: CRONJOB_COLUMNS,
-            cells: cronjob,
-        },
-    ),
-];
+/// The printers of the built-in resources, each named by its strategy (`crate::strategy`).
+pub static POD: Printer = Printer {
+    columns: POD_COLUMNS,
+    cells: pod,
+};
+
+pub static SERVICE: Printer = Printer {
+    columns: SERVICE_COLUMNS,
+    cells: service,
+};
+
+pub static NODE: Printer = Printer {
+    columns: NODE_COLUMNS,
+    cells: node,
+};
+
+pub static NAMESPACE: Printer = Printer {
+    columns: NAMESPACE_COLUMNS,
+    cells: namespace,
+};
+
+pub static CONFIGMAP: Printer = Printer {
+    columns: CONFIGMAP_COLUMNS,
+    cells: configmap,
+};
+
+pub static SECRET: Printer = Printer {
+    columns: SECRET_COLUMNS,
+    cells: secret,
+};
+
+pub static EVENT: Printer = Printer {
+    columns: EVENT_COLUMNS,
+    cells: event,
+};
+
+pub static SERVICEACCOUNT: Printer = Printer {
+    columns: SERVICEACCOUNT_COLUMNS,
+    cells: serviceaccount,
+};
+
+pub static PVC: Printer = Printer {
+    columns: PVC_COLUMNS,
+    cells: pvc,
+};
+
+pub static PV: Printer = Printer {
+    columns: PV_COLUMNS,
+    cells: pv,
+};
+
+pub static DEPLOYMENT: Printer = Printer {
+    columns: DEPLOYMENT_COLUMNS,
+    cells: deployment,
+};
+
+pub static REPLICASET: Printer = Printer {
+    columns: REPLICASET_COLUMNS,
+    cells: replicaset,
+};
+
+pub static STATEFULSET: Printer = Printer {
+    columns: STATEFULSET_COLUMNS,
+    cells: statefulset,
+};
+
+pub static DAEMONSET: Printer = Printer {
+    columns: DAEMONSET_COLUMNS,
+    cells: daemonset,
+};
+
+pub static JOB: Printer = Printer {
+    columns: JOB_COLUMNS,
+    cells: job,
+};
+
+pub static CRONJOB: Printer = Printer {
+    columns: CRONJOB_COLUMNS,
+    cells: cronjob,
+};
 
 /// kube-apiserver's default for types without a printer.
-const DEFAULT: Printer = Printer {
+pub static DEFAULT: Printer = Printer {
     columns: &[NAME, AGE],
     cells: default_cells,
 };
 
 /// The printer of `resource`.
 pub fn printer(resource: &ResourceInfo) -> &'static Printer {
-    PRINTERS
-        .iter()
-        .find(|(group, name, _)| *group == resource.group && *name == resource.resource)
-        .map(|(_, _, printer)| printer)
-        .unwrap_or(&DEFAULT)
+    crate::strategy::of(resource).printer()
 }
 
 fn default_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
@@ -1528,7 +1465,8 @@ mod tests {
 
     #[test]
     fn every_printer_fills_every_column() {
-        for (_, _, printer) in PRINTERS {
+        for info in kubecache_core::registry::Registry::builtin().all() {
+            let printer = printer(info);
             let cells = (printer.cells)(&json!({}), Utc::now());
             assert_eq!(cells.len(), printer.columns.len());
         }

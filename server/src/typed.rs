@@ -7,8 +7,6 @@
 
 use std::fmt;
 
-use k8s_openapi::api;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -324,13 +322,12 @@ pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value,
 }
 
 /// Kinds whose typed form is plain structs and maps: no free-form JSON (a ControllerRevision's
-/// `data`, a CRD's schemas) whose key order the round trip keeps. events.k8s.io events are
-/// stored in their core/v1 shape, which is not their typed form.
+/// `data`, a CRD's schemas) whose key order the round trip keeps. Objects stored in another
+/// version's shape (events.k8s.io events, stored as core/v1) are not in their typed form.
 fn has_plain_typed_form(resource: &ResourceInfo) -> bool {
-    !matches!(
-        (resource.group, resource.kind),
-        ("apiextensions.k8s.io", _) | ("apps", "ControllerRevision") | ("events.k8s.io", _)
-    )
+    let strategy = crate::strategy::of(resource);
+    strategy.typed_form() == crate::strategy::TypedForm::Plain
+        && strategy.storage_version().is_none()
 }
 
 /// Sorts the keys of `map` and of every object below it, drops null fields; leaves the inside
@@ -359,74 +356,7 @@ fn sort_value(value: &mut Value) {
 }
 
 fn roundtrip(resource: &ResourceInfo, object: &Value) -> Result<Value, serde_json::Error> {
-    fn via<T: serde::de::DeserializeOwned + serde::Serialize>(
-        object: &Value,
-    ) -> Result<Value, serde_json::Error> {
-        let typed: T = T::deserialize(object)?;
-        serde_json::to_value(typed)
-    }
-    use api::core::v1 as core;
-    match (resource.group, resource.kind) {
-        ("", "ConfigMap") => via::<core::ConfigMap>(object),
-        ("", "Endpoints") => via::<core::Endpoints>(object),
-        ("", "Event") => via::<core::Event>(object),
-        ("", "Namespace") => via::<core::Namespace>(object),
-        ("", "Node") => via::<core::Node>(object),
-        ("", "PersistentVolumeClaim") => via::<core::PersistentVolumeClaim>(object),
-        ("", "PersistentVolume") => via::<core::PersistentVolume>(object),
-        ("", "Pod") => via::<core::Pod>(object),
-        ("", "ReplicationController") => via::<core::ReplicationController>(object),
-        ("", "Secret") => via::<core::Secret>(object),
-        ("", "ServiceAccount") => via::<core::ServiceAccount>(object),
-        ("", "Service") => via::<core::Service>(object),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            via::<apiextensions::CustomResourceDefinition>(object)
-        }
-        ("apps", "ControllerRevision") => via::<api::apps::v1::ControllerRevision>(object),
-        ("apps", "DaemonSet") => via::<api::apps::v1::DaemonSet>(object),
-        ("apps", "Deployment") => via::<api::apps::v1::Deployment>(object),
-        ("apps", "ReplicaSet") => via::<api::apps::v1::ReplicaSet>(object),
-        ("apps", "StatefulSet") => via::<api::apps::v1::StatefulSet>(object),
-        ("batch", "CronJob") => via::<api::batch::v1::CronJob>(object),
-        ("batch", "Job") => via::<api::batch::v1::Job>(object),
-        ("coordination.k8s.io", "Lease") => via::<api::coordination::v1::Lease>(object),
-        ("discovery.k8s.io", "EndpointSlice") => via::<api::discovery::v1::EndpointSlice>(object),
-        ("events.k8s.io", "Event") => via::<api::events::v1::Event>(object),
-        ("networking.k8s.io", "Ingress") => via::<api::networking::v1::Ingress>(object),
-        ("networking.k8s.io", "NetworkPolicy") => via::<api::networking::v1::NetworkPolicy>(object),
-        ("policy", "PodDisruptionBudget") => via::<api::policy::v1::PodDisruptionBudget>(object),
-        ("authentication.k8s.io", "SelfSubjectReview") => {
-            via::<api::authentication::v1::SelfSubjectReview>(object)
-        }
-        ("authorization.k8s.io", "LocalSubjectAccessReview") => {
-            via::<api::authorization::v1::LocalSubjectAccessReview>(object)
-        }
-        ("authorization.k8s.io", "SelfSubjectAccessReview") => {
-            via::<api::authorization::v1::SelfSubjectAccessReview>(object)
-        }
-        ("authorization.k8s.io", "SelfSubjectRulesReview") => {
-            via::<api::authorization::v1::SelfSubjectRulesReview>(object)
-        }
-        ("authorization.k8s.io", "SubjectAccessReview") => {
-            via::<api::authorization::v1::SubjectAccessReview>(object)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            via::<api::rbac::v1::ClusterRoleBinding>(object)
-        }
-        ("rbac.authorization.k8s.io", "ClusterRole") => via::<api::rbac::v1::ClusterRole>(object),
-        ("rbac.authorization.k8s.io", "RoleBinding") => via::<api::rbac::v1::RoleBinding>(object),
-        ("rbac.authorization.k8s.io", "Role") => via::<api::rbac::v1::Role>(object),
-        ("scheduling.k8s.io", "PriorityClass") => via::<api::scheduling::v1::PriorityClass>(object),
-        ("storage.k8s.io", "StorageClass") => via::<api::storage::v1::StorageClass>(object),
-        // Every registered resource has a typed form above; the registry test checks it.
-        _ => Ok(object.clone()),
-    }
-}
-
-/// Kinds whose typed form is known (tested against the registry).
-pub fn has_typed_form(resource: &ResourceInfo) -> bool {
-    let probe = serde_json::json!({});
-    roundtrip(resource, &probe).map_or(true, |v| v != probe)
+    crate::strategy::of(resource).round_trip(object)
 }
 
 #[cfg(test)]
@@ -437,13 +367,6 @@ mod tests {
 
     fn configmaps() -> &'static ResourceInfo {
         Registry::builtin().lookup("", "v1", "configmaps").unwrap()
-    }
-
-    #[test]
-    fn every_registered_resource_has_a_typed_form() {
-        for r in Registry::builtin().all() {
-            assert!(has_typed_form(r), "{}/{}", r.group, r.resource);
-        }
     }
 
     #[test]

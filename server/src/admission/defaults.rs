@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Attributes, MutatingPlugin, Operation};
 use crate::objects;
+use crate::strategy::DefaultContext;
 
 pub struct Defaulting;
 
@@ -25,70 +26,64 @@ impl MutatingPlugin for Defaulting {
     }
 
     async fn admit(&self, attrs: &Attributes<'_>, object: &mut Value) -> Result<(), ApiError> {
-        if let (Some(old), ("", "Service")) = (attrs.old, attrs.kind()) {
-            keep_allocated_values(object, old);
-        }
-        let family = attrs.api.admission.service_ips.family();
-        apply(attrs.resource.group, attrs.resource.kind, object, family);
-        if attrs.operation == Operation::Create
-            && attrs.subresource.is_none()
-            && attrs.kind() == ("batch", "Job")
-        {
-            generate_job_selector(object);
-        }
+        let context = DefaultContext {
+            create: attrs.operation == Operation::Create && attrs.subresource.is_none(),
+            old: attrs.old,
+            ip_family: attrs.api.admission.service_ips.family(),
+        };
+        crate::strategy::of(attrs.resource).default(object, &context);
         Ok(())
     }
 }
 
-/// Applies the scheme defaults of `group`/`kind` to `object`. `ip_family` is the family of the
-/// service range (`IPv4` or `IPv6`), which a Service's `ipFamilies` defaults to.
-pub fn apply(group: &str, kind: &str, object: &mut Value, ip_family: &str) {
-    match (group, kind) {
-        ("", "Pod") => pod(object),
-        ("", "ReplicationController") => replication_controller(object),
-        ("", "Service") => service(object, ip_family),
-        ("", "Secret") => set(object, "type", json!("Opaque")),
-        ("", "PersistentVolume") => {
-            at(object, "spec", |spec| {
-                set(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
-                set(spec, "volumeMode", json!("Filesystem"));
-            });
-            set_path(object, &["status", "phase"], json!("Pending"));
+// ---- the defaults of each kind, which its strategy applies ----
+
+pub fn secret(object: &mut Value) {
+    set(object, "type", json!("Opaque"));
+}
+
+pub fn persistent_volume(object: &mut Value) {
+    at(object, "spec", |spec| {
+        set(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+        set(spec, "volumeMode", json!("Filesystem"));
+    });
+    set_path(object, &["status", "phase"], json!("Pending"));
+}
+
+pub fn endpoints(object: &mut Value) {
+    each(object, "subsets", |subset| {
+        each(subset, "ports", |p| set(p, "protocol", json!("TCP")))
+    });
+}
+
+/// A node's allocatable resources default to its capacity.
+pub fn node(object: &mut Value) {
+    if let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) {
+        let capacity = status.get("capacity").filter(|c| c.is_object()).cloned();
+        if let (None, Some(capacity)) = (status.get("allocatable"), capacity) {
+            status.insert("allocatable".into(), capacity);
         }
-        ("", "PersistentVolumeClaim") => pvc(object),
-        ("", "Endpoints") => each(object, "subsets", |subset| {
-            each(subset, "ports", |p| set(p, "protocol", json!("TCP")))
-        }),
-        ("", "Node") => {
-            if let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) {
-                let capacity = status.get("capacity").filter(|c| c.is_object()).cloned();
-                if let (None, Some(capacity)) = (status.get("allocatable"), capacity) {
-                    status.insert("allocatable".into(), capacity);
-                }
-            }
-        }
-        ("apps", "Deployment") => deployment(object),
-        ("apps", "ReplicaSet") => at(object, "spec", |spec| {
-            set(spec, "replicas", json!(1));
-            template(spec);
-        }),
-        ("apps", "DaemonSet") => daemon_set(object),
-        ("apps", "StatefulSet") => stateful_set(object),
-        ("batch", "Job") => job(object),
-        ("batch", "CronJob") => cron_job(object),
-        ("discovery.k8s.io", "EndpointSlice") => {
-            each(object, "ports", |p| set(p, "protocol", json!("TCP")))
-        }
-        ("networking.k8s.io", "NetworkPolicy") => network_policy(object),
-        ("scheduling.k8s.io", "PriorityClass") => {
-            set(object, "preemptionPolicy", json!("PreemptLowerPriority"))
-        }
-        ("storage.k8s.io", "StorageClass") => {
-            set(object, "reclaimPolicy", json!("Delete"));
-            set(object, "volumeBindingMode", json!("Immediate"));
-        }
-        _ => {}
     }
+}
+
+pub fn replica_set(object: &mut Value) {
+    at(object, "spec", |spec| {
+        set(spec, "replicas", json!(1));
+        template(spec);
+    });
+}
+
+pub fn endpoint_slice(object: &mut Value) {
+    each(object, "ports", |p| set(p, "protocol", json!("TCP")));
+}
+
+pub fn priority_class(object: &mut Value) {
+    set(object, "preemptionPolicy", json!("PreemptLowerPriority"));
+}
+
+pub fn storage_class(object: &mut Value) {
+    set(object, "reclaimPolicy", json!("Delete"));
+    set(object, "volumeBindingMode", json!("Immediate"));
 }
 
 // ---- small helpers over JSON objects ----
@@ -164,7 +159,7 @@ fn each(target: &mut Value, key: &str, mut f: impl FnMut(&mut Value)) {
 // ---- pods and pod templates ----
 
 /// `SetDefaults_Pod`: only on Pods, not on templates.
-fn pod(object: &mut Value) {
+pub fn pod(object: &mut Value) {
     at(object, "spec", |spec| {
         pod_spec(spec);
         for list in ["containers", "initContainers"] {
@@ -316,7 +311,7 @@ fn downward_items(d: &mut Value) {
     });
 }
 
-fn pvc(object: &mut Value) {
+pub fn pvc(object: &mut Value) {
     at(object, "spec", pvc_spec);
     set_path(object, &["status", "phase"], json!("Pending"));
 }
@@ -327,7 +322,7 @@ fn pvc_spec(spec: &mut Value) {
 
 // ---- workloads ----
 
-fn replication_controller(object: &mut Value) {
+pub fn replication_controller(object: &mut Value) {
     let template_labels = object
         .pointer("/spec/template/metadata/labels")
         .filter(|l| l.is_object())
@@ -362,7 +357,7 @@ fn copy_labels_if_empty(object: &mut Value, labels: Value) {
     }
 }
 
-fn deployment(object: &mut Value) {
+pub fn deployment(object: &mut Value) {
     at(object, "spec", |spec| {
         set(spec, "replicas", json!(1));
         if let Some(strategy) = object_at(spec, "strategy") {
@@ -380,7 +375,7 @@ fn deployment(object: &mut Value) {
     });
 }
 
-fn daemon_set(object: &mut Value) {
+pub fn daemon_set(object: &mut Value) {
     at(object, "spec", |spec| {
         if let Some(strategy) = object_at(spec, "updateStrategy") {
             set(strategy, "type", json!("RollingUpdate"));
@@ -396,7 +391,7 @@ fn daemon_set(object: &mut Value) {
     });
 }
 
-fn stateful_set(object: &mut Value) {
+pub fn stateful_set(object: &mut Value) {
     at(object, "spec", |spec| {
         set(spec, "podManagementPolicy", json!("OrderedReady"));
         if let Some(strategy) = object_at(spec, "updateStrategy") {
@@ -419,7 +414,7 @@ fn stateful_set(object: &mut Value) {
     });
 }
 
-fn job(object: &mut Value) {
+pub fn job(object: &mut Value) {
     at(object, "spec", job_spec);
     if let Some(labels) = object
         .pointer("/spec/template/metadata/labels")
@@ -463,7 +458,7 @@ const LEGACY_JOB_NAME: &str = "job-name";
 /// job-name and controller-uid labels and the selector selects the controller-uid. The Job's
 /// own labels, if it has none, are the template's (what kube shows, having defaulted again on
 /// read).
-fn generate_job_selector(object: &mut Value) {
+pub fn generate_job_selector(object: &mut Value) {
     if object.pointer("/spec/manualSelector") == Some(&json!(true)) {
         return;
     }
@@ -497,7 +492,7 @@ fn generate_job_selector(object: &mut Value) {
     }
 }
 
-fn cron_job(object: &mut Value) {
+pub fn cron_job(object: &mut Value) {
     at(object, "spec", |spec| {
         set(spec, "concurrencyPolicy", json!("Allow"));
         set(spec, "suspend", json!(false));
@@ -509,7 +504,7 @@ fn cron_job(object: &mut Value) {
 
 // ---- services and networking ----
 
-fn service(object: &mut Value, ip_family: &str) {
+pub fn service(object: &mut Value, ip_family: &str) {
     let Some(spec) = object.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };
@@ -588,7 +583,7 @@ fn service(object: &mut Value, ip_family: &str) {
 
 /// kube's `patchAllocatedValues`: an update that leaves out the clusterIP of a service that
 /// keeps needing one (old clients, `kubectl replace` of a manifest) keeps the allocated one.
-fn keep_allocated_values(new: &mut Value, old: &Value) {
+pub fn keep_allocated_values(new: &mut Value, old: &Value) {
     let needs_ip =
         |o: &Value| o.pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName");
     if !needs_ip(old) || !needs_ip(new) {
@@ -606,7 +601,7 @@ fn keep_allocated_values(new: &mut Value, old: &Value) {
     }
 }
 
-fn network_policy(object: &mut Value) {
+pub fn network_policy(object: &mut Value) {
     at(object, "spec", |spec| {
         for direction in ["ingress", "egress"] {
             each(spec, direction, |rule| {
@@ -634,12 +629,24 @@ fn network_policy(object: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubecache_core::registry::Registry;
+
+    /// The defaults the server applies to an update of a `group`/`kind` object.
+    fn apply(group: &str, kind: &str, object: &mut Value) {
+        let info = Registry::builtin().by_kind(group, "v1", kind).unwrap();
+        let context = DefaultContext {
+            create: false,
+            old: None,
+            ip_family: "IPv4",
+        };
+        crate::strategy::of(info).default(object, &context);
+    }
 
     fn defaulted(group: &str, kind: &str, mut object: Value) -> Value {
-        apply(group, kind, &mut object, "IPv4");
+        apply(group, kind, &mut object);
         let again = {
             let mut copy = object.clone();
-            apply(group, kind, &mut copy, "IPv4");
+            apply(group, kind, &mut copy);
             copy
         };
         assert_eq!(object, again, "defaulting is idempotent");

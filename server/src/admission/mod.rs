@@ -215,8 +215,9 @@ pub async fn admit(
 /// of a decoded body whatever the plugins and metadata rules inserted: an update that changes
 /// nothing then encodes to the stored bytes and is not written.
 fn canonicalize(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
-    // events.k8s.io events are stored in their core/v1 shape, which is not their typed form.
-    if resource.group == "events.k8s.io" {
+    // Objects stored in another version's shape (events.k8s.io events, as core/v1) are not
+    // in their typed form.
+    if crate::strategy::of(resource).storage_version().is_some() {
         return Ok(());
     }
     let typed = crate::typed::canonicalize(resource, std::mem::take(object))

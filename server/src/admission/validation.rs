@@ -135,11 +135,7 @@ impl ValidatingPlugin for Fields {
         if attrs.subresource == Some(Subresource::Status) {
             return Ok(Vec::new());
         }
-        Ok(validate_fields(
-            attrs.resource.group,
-            attrs.resource.kind,
-            object,
-        ))
+        Ok(crate::strategy::of(attrs.resource).validate(object))
     }
 }
 
@@ -158,9 +154,9 @@ impl ValidatingPlugin for Immutable {
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
         match (attrs.operation, attrs.old) {
-            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => Ok(
-                validate_update(attrs.resource.group, attrs.resource.kind, object, old),
-            ),
+            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => {
+                Ok(crate::strategy::of(attrs.resource).validate_update(object, old))
+            }
             _ => Ok(Vec::new()),
         }
     }
@@ -168,37 +164,60 @@ impl ValidatingPlugin for Immutable {
 
 // ---- field validation ----
 
-/// The problems with the fields of a `group`/`kind` object.
-pub fn validate_fields(group: &str, kind: &str, object: &Value) -> Vec<Cause> {
+/// The per-kind checks the strategies run (`crate::strategy`): one entry point per kind,
+/// over the shared checks below (pod specs, selectors, ports).
+fn spec_of(object: &Value) -> &Value {
+    object.get("spec").unwrap_or(&Value::Null)
+}
+
+pub fn pod(object: &Value) -> Vec<Cause> {
     let mut out = Vec::new();
-    let spec = object.get("spec").unwrap_or(&Value::Null);
-    match (group, kind) {
-        ("", "Pod") => pod_spec(spec, "spec", None, &mut out),
-        ("", "ReplicationController") => {
-            if let Some(t) = spec.get("template") {
-                pod_spec(
-                    t.get("spec").unwrap_or(&Value::Null),
-                    "spec.template.spec",
-                    None,
-                    &mut out,
-                );
-            }
-            replicas(spec, &mut out);
-        }
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
-            workload(kind, spec, &mut out);
-        }
-        ("batch", "Job") => {
-            job_template(spec, "spec.template", &mut out);
-            selector_matches(spec, "spec", &mut out);
-        }
-        ("batch", "CronJob") => {
-            let job = spec.pointer("/jobTemplate/spec").unwrap_or(&Value::Null);
-            job_template(job, "spec.jobTemplate.spec.template", &mut out);
-        }
-        ("", "Service") => service(spec, &mut out),
-        _ => {}
+    pod_spec(spec_of(object), "spec", None, &mut out);
+    out
+}
+
+pub fn replication_controller(object: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let spec = spec_of(object);
+    if let Some(t) = spec.get("template") {
+        pod_spec(
+            t.get("spec").unwrap_or(&Value::Null),
+            "spec.template.spec",
+            None,
+            &mut out,
+        );
     }
+    replicas(spec, &mut out);
+    out
+}
+
+/// Deployments, ReplicaSets, StatefulSets and DaemonSets (`kind` names which, for messages).
+pub fn workload(kind: &str, object: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    workload_spec(kind, spec_of(object), &mut out);
+    out
+}
+
+pub fn job(object: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let spec = spec_of(object);
+    job_template(spec, "spec.template", &mut out);
+    selector_matches(spec, "spec", &mut out);
+    out
+}
+
+pub fn cron_job(object: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let job = spec_of(object)
+        .pointer("/jobTemplate/spec")
+        .unwrap_or(&Value::Null);
+    job_template(job, "spec.jobTemplate.spec.template", &mut out);
+    out
+}
+
+pub fn service(object: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    service_spec(spec_of(object), &mut out);
     out
 }
 
@@ -216,7 +235,7 @@ fn replicas(spec: &Value, out: &mut Vec<Cause>) {
     }
 }
 
-fn workload(kind: &str, spec: &Value, out: &mut Vec<Cause>) {
+fn workload_spec(kind: &str, spec: &Value, out: &mut Vec<Cause>) {
     if kind != "DaemonSet" {
         replicas(spec, out);
     }
@@ -412,7 +431,7 @@ fn protocol(port: &Value, field: &str, out: &mut Vec<Cause>) {
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 
-fn service(spec: &Value, out: &mut Vec<Cause>) {
+fn service_spec(spec: &Value, out: &mut Vec<Cause>) {
     let kind = spec.get("type").cloned().unwrap_or(Value::Null);
     let kind_str = kind.as_str().unwrap_or("");
     if !SERVICE_TYPES.contains(&kind_str) {
@@ -500,32 +519,58 @@ fn service(spec: &Value, out: &mut Vec<Cause>) {
 
 // ---- updates ----
 
-/// The problems with updating `old` to `new`.
-pub fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec<Cause> {
+/// A ConfigMap or Secret with `immutable: true` keeps `data_fields` and the flag.
+pub fn immutable_data(new: &Value, old: &Value, data_fields: &[&str]) -> Vec<Cause> {
     let mut out = Vec::new();
-    match (group, kind) {
-        ("", "Pod") => pod_update(new, old, &mut out),
-        ("", "ConfigMap") => immutable_data(new, old, &["data", "binaryData"], &mut out),
-        ("", "Secret") => {
-            immutable_data(new, old, &["data", "stringData"], &mut out);
-            immutable("type", new.get("type"), old.get("type"), &mut out);
-        }
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => immutable(
-            "spec.selector",
-            new.pointer("/spec/selector"),
-            old.pointer("/spec/selector"),
-            &mut out,
-        ),
-        ("apps", "StatefulSet") => stateful_set_update(new, old, &mut out),
-        ("batch", "Job") => job_update(new, old, &mut out),
-        ("", "Service") => service_update(new, old, &mut out),
-        _ => {}
-    }
+    immutable_data_into(new, old, data_fields, &mut out);
+    out
+}
+
+pub fn secret_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    immutable_data_into(new, old, &["data", "stringData"], &mut out);
+    immutable("type", new.get("type"), old.get("type"), &mut out);
+    out
+}
+
+/// Deployments, ReplicaSets and DaemonSets keep their selector.
+pub fn selector_unchanged(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    immutable(
+        "spec.selector",
+        new.pointer("/spec/selector"),
+        old.pointer("/spec/selector"),
+        &mut out,
+    );
+    out
+}
+
+pub fn pod_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    pod_update_into(new, old, &mut out);
+    out
+}
+
+pub fn stateful_set_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    stateful_set_update_into(new, old, &mut out);
+    out
+}
+
+pub fn job_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    job_update_into(new, old, &mut out);
+    out
+}
+
+pub fn service_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    service_update_into(new, old, &mut out);
     out
 }
 
 /// A ConfigMap or Secret with `immutable: true` keeps its data and the flag.
-fn immutable_data(new: &Value, old: &Value, data_fields: &[&str], out: &mut Vec<Cause>) {
+fn immutable_data_into(new: &Value, old: &Value, data_fields: &[&str], out: &mut Vec<Cause>) {
     if old.get("immutable").and_then(Value::as_bool) != Some(true) {
         return;
     }
@@ -545,7 +590,7 @@ const POD_UPDATE_MESSAGE: &str = "pod updates may not change fields other than `
 /// kube's `ValidatePodUpdate`: only images, activeDeadlineSeconds (set or lowered),
 /// tolerations (added), a negative terminationGracePeriodSeconds set to 1, and removed
 /// scheduling gates may change — and, unlike kube, `nodeName` (see below).
-fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+fn pod_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     let (Some(new_spec), Some(old_spec)) = (new.get("spec"), old.get("spec")) else {
         return;
     };
@@ -642,7 +687,7 @@ const STATEFULSET_MUTABLE: &[&str] = &[
     "minReadySeconds",
 ];
 
-fn stateful_set_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+fn stateful_set_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     let strip = |spec: Option<&Value>| {
         let mut spec = spec.cloned().unwrap_or(Value::Null);
         if let Some(map) = spec.as_object_mut() {
@@ -658,7 +703,7 @@ fn stateful_set_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     }
 }
 
-fn job_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+fn job_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     immutable(
         "spec.selector",
         new.pointer("/spec/selector"),
@@ -689,7 +734,7 @@ fn job_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
 
 /// A service's clusterIP may not change once set, unless it becomes or stops being an
 /// ExternalName service.
-fn service_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
+fn service_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     let external = |o: &Value| str_at(o, "/spec/type") == "ExternalName";
     if external(new) || external(old) {
         return;
@@ -713,7 +758,22 @@ fn service_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubecache_core::registry::Registry;
     use serde_json::json;
+
+    fn strategy(group: &str, kind: &str) -> &'static dyn crate::strategy::Strategy {
+        let info = Registry::builtin().by_kind(group, "v1", kind).unwrap();
+        crate::strategy::of(info)
+    }
+
+    /// What the server checks on a write of a `group`/`kind` object.
+    fn validate_fields(group: &str, kind: &str, object: &Value) -> Vec<Cause> {
+        strategy(group, kind).validate(object)
+    }
+
+    fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec<Cause> {
+        strategy(group, kind).validate_update(new, old)
+    }
 
     fn messages(causes: &[Cause]) -> Vec<String> {
         causes

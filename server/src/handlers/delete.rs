@@ -15,6 +15,7 @@ use super::read::{filter, list_objects};
 use super::{path_name, present_value};
 use crate::api::{Api, Call, Reply, storage_error};
 use crate::objects;
+use crate::strategy::Deletion;
 
 /// The parts of `DeleteOptions` kubecache acts on.
 #[derive(Debug, Default, Clone)]
@@ -107,6 +108,7 @@ pub async fn delete_object(
     options: &DeleteOptions,
 ) -> Result<Deleted, ApiError> {
     crate::admission::admit_delete(resource, name)?;
+    let strategy = crate::strategy::of(resource);
     let key = api.object_key(resource, namespace, name);
     let not_found = || ApiError::not_found(resource.group, resource.resource, name);
     for _ in 0..MAX_DELETE_ATTEMPTS {
@@ -139,7 +141,8 @@ pub async fn delete_object(
                 ),
             ));
         }
-        let graceful = resource.kind == "Namespace" || !objects::finalizers(&object).is_empty();
+        let terminating = strategy.deletion() == Deletion::Terminating;
+        let graceful = terminating || !objects::finalizers(&object).is_empty();
         if graceful {
             if objects::is_deleting(&object) {
                 return Ok(Deleted::Marked(object));
@@ -147,7 +150,7 @@ pub async fn delete_object(
             let meta = objects::metadata_mut(&mut object);
             meta.insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
             meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if resource.kind == "Namespace" {
+            if terminating {
                 object["status"] = json!({"phase": "Terminating"});
             }
             if options.dry_run {
@@ -160,7 +163,7 @@ pub async fn delete_object(
             {
                 Ok(written) => {
                     objects::set_resource_version(&mut object, written.mod_revision);
-                    if resource.kind == "Namespace" {
+                    if terminating {
                         api.terminating_namespaces
                             .lock()
                             .insert(name.to_string(), written.mod_revision);
@@ -196,22 +199,6 @@ pub async fn delete_object(
     ))
 }
 
-/// Resources whose DELETE answers with the deleted object rather than a Status (kube's
-/// `ReturnDeletedObject`, and the namespace's own REST). The Python client's typed delete
-/// methods for these (e.g. `delete_namespaced_service` → V1Service) fail on a Status.
-fn returns_deleted_object(resource: &ResourceInfo) -> bool {
-    matches!(
-        (resource.group, resource.kind),
-        ("", "Pod")
-            | ("", "Namespace")
-            | ("", "Service")
-            | ("", "ServiceAccount")
-            | ("", "PersistentVolume")
-            | ("", "PersistentVolumeClaim")
-            | ("storage.k8s.io", "StorageClass")
-    )
-}
-
 pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = call.request.resource;
     let options = DeleteOptions::from_call(call)?;
@@ -226,7 +213,7 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
     .await?;
     let body = match outcome {
         Deleted::Marked(object) => present_value(resource, object),
-        Deleted::Removed(object) if returns_deleted_object(resource) => {
+        Deleted::Removed(object) if crate::strategy::of(resource).delete_returns_object() => {
             present_value(resource, object)
         }
         Deleted::Removed(object) => {

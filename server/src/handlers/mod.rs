@@ -16,7 +16,6 @@ use kubecache_core::status::ApiError;
 use serde_json::Value;
 
 use crate::api::{Call, Reply};
-use crate::events;
 use crate::request_info::{Subresource, Verb};
 
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
@@ -55,22 +54,14 @@ async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
     }
 }
 
-/// An object as `resource` serves it (events.k8s.io/v1 events are stored as core/v1).
+/// A stored object as `resource` serves it (converted when stored in another version).
 pub fn present_value(resource: &ResourceInfo, object: Value) -> Value {
-    if resource.group == "events.k8s.io" {
-        events::from_core(&object)
-    } else {
-        object
-    }
+    crate::strategy::of(resource).to_served(object)
 }
 
 /// An object as `resource` receives it, in its stored shape.
 pub fn to_storage_shape(resource: &ResourceInfo, object: Value) -> Value {
-    if resource.group == "events.k8s.io" {
-        events::to_core(&object)
-    } else {
-        object
-    }
+    crate::strategy::of(resource).to_storage(object)
 }
 
 /// The name from the path (present for every verb that names one object).

@@ -144,7 +144,7 @@ pub async fn create_decoded(
         // cache serves the object (`kubecache_cache::json`), rather than serialized again,
         // when nothing else is asked of it.
         if warnings.is_empty()
-            && resource.group != "events.k8s.io"
+            && crate::strategy::of(resource).storage_version().is_none()
             && !crate::protobuf::edge::wants_protobuf(&call.headers)
         {
             return Ok(Reply::Encoded {

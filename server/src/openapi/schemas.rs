@@ -17,7 +17,6 @@ use std::sync::OnceLock;
 
 use k8s_openapi::Resource;
 use k8s_openapi::api;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::schemars::generate::SchemaSettings;
@@ -39,6 +38,12 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// The kind of `T`, with its definition (and those it refers to) added to `generator`.
+    pub fn generate<T: Resource + JsonSchema>(generator: &mut SchemaGenerator) -> Kind {
+        generator.subschema_for::<T>();
+        Kind::of::<T>()
+    }
+
     fn of<T: Resource + JsonSchema>() -> Kind {
         Kind {
             group: T::GROUP,
@@ -237,15 +242,6 @@ pub struct Components {
 
 /// Registers each type's schema (and everything it references) with the generator and
 /// returns its kind.
-macro_rules! kinds {
-    ($generator:expr; $($ty:ty),* $(,)?) => {
-        vec![$({
-            $generator.subschema_for::<$ty>();
-            Kind::of::<$ty>()
-        }),*]
-    };
-}
-
 impl Components {
     /// Generates every definition. The kinds are the built-in resources kubecache serves
     /// (the registry test checks that each has one) and autoscaling/v1 `Scale`.
@@ -254,47 +250,13 @@ impl Components {
         settings.definitions_path = "/components/schemas".into();
         settings.meta_schema = None;
         let mut generator = SchemaGenerator::new(settings);
-        use api::core::v1 as core;
-        let kinds = kinds![generator;
-            core::ConfigMap,
-            core::Endpoints,
-            core::Event,
-            core::Namespace,
-            core::Node,
-            core::PersistentVolumeClaim,
-            core::PersistentVolume,
-            core::Pod,
-            core::ReplicationController,
-            core::Secret,
-            core::ServiceAccount,
-            core::Service,
-            apiextensions::CustomResourceDefinition,
-            api::apps::v1::ControllerRevision,
-            api::apps::v1::DaemonSet,
-            api::apps::v1::Deployment,
-            api::apps::v1::ReplicaSet,
-            api::apps::v1::StatefulSet,
-            api::batch::v1::CronJob,
-            api::batch::v1::Job,
-            api::coordination::v1::Lease,
-            api::discovery::v1::EndpointSlice,
-            api::events::v1::Event,
-            api::networking::v1::Ingress,
-            api::networking::v1::NetworkPolicy,
-            api::policy::v1::PodDisruptionBudget,
-            api::rbac::v1::ClusterRoleBinding,
-            api::rbac::v1::ClusterRole,
-            api::rbac::v1::RoleBinding,
-            api::rbac::v1::Role,
-            api::scheduling::v1::PriorityClass,
-            api::storage::v1::StorageClass,
-            api::autoscaling::v1::Scale,
-            api::authentication::v1::SelfSubjectReview,
-            api::authorization::v1::LocalSubjectAccessReview,
-            api::authorization::v1::SelfSubjectAccessReview,
-            api::authorization::v1::SelfSubjectRulesReview,
-            api::authorization::v1::SubjectAccessReview,
-        ];
+        let mut kinds: Vec<Kind> = crate::strategy::all()
+            .filter_map(|strategy| strategy.openapi_kind(&mut generator))
+            .collect();
+        // The scale subresource's kind.
+        kinds.push(Kind::generate::<api::autoscaling::v1::Scale>(
+            &mut generator,
+        ));
         // What operations take and return besides the kinds themselves.
         generator.subschema_for::<meta::Status>();
         generator.subschema_for::<meta::DeleteOptions>();

@@ -1,0 +1,59 @@
+//! `batch/v1`.
+
+use k8s_openapi::api::batch::v1 as batch;
+use kubecache_core::status::Cause;
+use serde_json::Value;
+
+use super::{DefaultContext, Strategy, typed_as};
+use crate::admission::{defaults, validation};
+use crate::table::{self, Printer};
+
+pub struct CronJobs;
+
+impl Strategy for CronJobs {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("batch", "v1", "cronjobs")
+    }
+    typed_as!(batch::CronJob);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::cron_job(object);
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        validation::cron_job(object)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::CRONJOB
+    }
+}
+
+pub struct Jobs;
+
+impl Strategy for Jobs {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("batch", "v1", "jobs")
+    }
+    typed_as!(batch::Job);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    /// A created Job also gets its generated selector (kube's `PrepareForCreate`, which runs
+    /// after the uid is set: the selector names it).
+    fn default(&self, object: &mut Value, context: &DefaultContext<'_>) {
+        defaults::job(object);
+        if context.create {
+            defaults::generate_job_selector(object);
+        }
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        validation::job(object)
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        validation::job_update(new, old)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::JOB
+    }
+}

@@ -1,0 +1,293 @@
+//! The core (legacy) group, `v1`.
+
+use k8s_openapi::api::core::v1 as core;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::Cause;
+use serde_json::{Value, json};
+
+use super::{DefaultContext, Deletion, Strategy, typed_as};
+use crate::admission::{defaults, validation};
+use crate::objects;
+use crate::table::{self, Printer};
+
+pub struct ConfigMaps;
+
+impl Strategy for ConfigMaps {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "configmaps")
+    }
+    typed_as!(core::ConfigMap);
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        validation::immutable_data(new, old, &["data", "binaryData"])
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::CONFIGMAP
+    }
+}
+
+pub struct Endpoints;
+
+impl Strategy for Endpoints {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "endpoints")
+    }
+    typed_as!(core::Endpoints);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::endpoints(object);
+    }
+}
+
+pub struct Events;
+
+impl Strategy for Events {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "events")
+    }
+    typed_as!(core::Event);
+    fn printer(&self) -> &'static Printer {
+        &table::EVENT
+    }
+}
+
+pub struct Namespaces;
+
+impl Strategy for Namespaces {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "namespaces")
+    }
+    typed_as!(core::Namespace);
+    /// A namespace is labelled with its name, gets the `kubernetes` finalizer and starts
+    /// Active.
+    fn prepare_for_create(&self, _: &ResourceInfo, object: &mut Value) {
+        let name = objects::name(object).to_string();
+        let labels = objects::metadata_mut(object)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+        }
+        object["spec"] = json!({"finalizers": ["kubernetes"]});
+        object["status"] = json!({"phase": "Active"});
+    }
+    /// A namespace's spec (its finalizers) is the server's, not the client's.
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        if let Some(spec) = old.get("spec") {
+            new["spec"] = spec.clone();
+        }
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::NAMESPACE
+    }
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+    fn deletion(&self) -> Deletion {
+        Deletion::Terminating
+    }
+}
+
+pub struct Nodes;
+
+impl Strategy for Nodes {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "nodes")
+    }
+    typed_as!(core::Node);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::node(object);
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::NODE
+    }
+}
+
+pub struct PersistentVolumeClaims;
+
+impl Strategy for PersistentVolumeClaims {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "persistentvolumeclaims")
+    }
+    typed_as!(core::PersistentVolumeClaim);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::pvc(object);
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::PVC
+    }
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+}
+
+pub struct PersistentVolumes;
+
+impl Strategy for PersistentVolumes {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "persistentvolumes")
+    }
+    typed_as!(core::PersistentVolume);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::persistent_volume(object);
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::PV
+    }
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+}
+
+pub struct Pods;
+
+impl Strategy for Pods {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "pods")
+    }
+    typed_as!(core::Pod);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::pod(object);
+    }
+    /// A new pod is Pending, with the QoS class its containers' resources give it.
+    fn prepare_for_create(&self, _: &ResourceInfo, object: &mut Value) {
+        object["status"] = json!({"phase": "Pending", "qosClass": pod_qos_class(object)});
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        validation::pod(object)
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        validation::pod_update(new, old)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::POD
+    }
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+}
+
+/// The pod's QoS class from its containers' requests and limits (simplified from
+/// kube's `GetPodQOS`: equal cpu and memory requests and limits everywhere → Guaranteed).
+fn pod_qos_class(pod: &Value) -> &'static str {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in &containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(resource));
+            let request = requests.and_then(|r| r.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+pub struct ReplicationControllers;
+
+impl Strategy for ReplicationControllers {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "replicationcontrollers")
+    }
+    typed_as!(core::ReplicationController);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::replication_controller(object);
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        validation::replication_controller(object)
+    }
+}
+
+pub struct Secrets;
+
+impl Strategy for Secrets {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "secrets")
+    }
+    typed_as!(core::Secret);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::secret(object);
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        validation::secret_update(new, old)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::SECRET
+    }
+}
+
+pub struct ServiceAccounts;
+
+impl Strategy for ServiceAccounts {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "serviceaccounts")
+    }
+    typed_as!(core::ServiceAccount);
+    fn printer(&self) -> &'static Printer {
+        &table::SERVICEACCOUNT
+    }
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+}
+
+pub struct Services;
+
+impl Strategy for Services {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "v1", "services")
+    }
+    typed_as!(core::Service);
+    fn default(&self, object: &mut Value, context: &DefaultContext<'_>) {
+        if let Some(old) = context.old {
+            defaults::keep_allocated_values(object, old);
+        }
+        defaults::service(object, context.ip_family);
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        validation::service(object)
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        validation::service_update(new, old)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::SERVICE
+    }
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes() {
+        let best = json!({"spec": {"containers": [{"name": "a"}]}});
+        assert_eq!(pod_qos_class(&best), "BestEffort");
+        let guaranteed = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        assert_eq!(pod_qos_class(&guaranteed), "Guaranteed");
+        let burstable = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}]}});
+        assert_eq!(pod_qos_class(&burstable), "Burstable");
+    }
+}

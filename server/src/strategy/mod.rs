@@ -1,0 +1,283 @@
+//! What differs per resource, in one place per resource: kube-apiserver's `RESTStrategy`
+//! (`PrepareForCreate`, `PrepareForUpdate`, `Validate`, `ValidateUpdate`, `Canonicalize`) plus
+//! what its scheme and registry attach to a type (defaulting, the typed form, the table
+//! printer, the storage version and conversion, delete behaviour).
+//!
+//! Handlers, admission and the codec know verbs and metadata; they ask the resource's
+//! [`Strategy`] for everything kind-specific and never match on group and kind. Every
+//! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
+//! [`batch`], [`others`]); [`of`] finds it. Adding a built-in resource is a strategy plus its
+//! entry in the registry table (`kubecache_core::registry::BUILTIN`) and in [`BUILTIN`] below
+//! (docs/ARCHITECTURE.md, "Adding a resource").
+//!
+//! The defaults are kube's for a plain resource: no generation, no defaults, no
+//! type-specific validation, the default table (Name, Age), stored in the version served,
+//! deleted at once (finalizers aside) and answered with a `Status`.
+
+pub mod apps;
+pub mod batch;
+pub mod core;
+pub mod others;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::Cause;
+use serde_json::Value;
+
+use crate::openapi::schemas::Kind;
+use crate::table::Printer;
+use k8s_openapi::schemars::SchemaGenerator;
+
+/// What defaulting may depend on besides the object.
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultContext<'a> {
+    /// A create of the main resource (not an update, not a subresource write).
+    pub create: bool,
+    /// The stored object an update replaces.
+    pub old: Option<&'a Value>,
+    /// The family of the service cluster IP range (`IPv4` or `IPv6`).
+    pub ip_family: &'a str,
+}
+
+/// How the typed form serializes an object again, which decides how it is put back into
+/// canonical form after server code changed it (`typed::canonicalize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedForm {
+    /// Plain structs and maps: the canonical form is the object with its maps' keys sorted.
+    Plain,
+    /// Holds free-form JSON whose key order the round trip keeps (a CRD's schemas, a
+    /// ControllerRevision's `data`): canonicalized by a real round trip.
+    FreeForm,
+}
+
+/// What a DELETE of an object without finalizers does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The object is removed at once.
+    Immediate,
+    /// The object is marked (`deletionTimestamp`, `status.phase: Terminating`) and a
+    /// controller empties and removes it: namespaces.
+    Terminating,
+}
+
+/// Everything kind-specific about one resource at one group/version.
+pub trait Strategy: Send + Sync + 'static {
+    /// `(group, version, resource)` this strategy serves, as the registry names it.
+    fn resource(&self) -> (&'static str, &'static str, &'static str);
+
+    /// The object decoded as its typed form and serialized again: unknown fields dropped,
+    /// wrong types an error — kube decoding into its Go struct.
+    fn round_trip(&self, object: &Value) -> Result<Value, serde_json::Error>;
+
+    /// The kind's OpenAPI definition, added to `generator` (none for types kube publishes
+    /// none for).
+    fn openapi_kind(&self, generator: &mut SchemaGenerator) -> Option<Kind>;
+
+    /// How the typed form serializes (see [`TypedForm`]).
+    fn typed_form(&self) -> TypedForm {
+        TypedForm::Plain
+    }
+
+    /// `metadata.generation` tracks changes to the desired state (bumped when anything outside
+    /// metadata and status changes).
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Scheme defaults: fields a built-in object gets when it omits them, on every write.
+    fn default(&self, _object: &mut Value, _context: &DefaultContext<'_>) {}
+
+    /// What the server sets on create beyond metadata (kube's `PrepareForCreate`); by default
+    /// a resource with a status subresource starts without status.
+    fn prepare_for_create(&self, info: &ResourceInfo, object: &mut Value) {
+        if info.status_subresource
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
+        }
+    }
+
+    /// What an update of the main resource may not change beyond metadata and status
+    /// (kube's `PrepareForUpdate`).
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// The type's own validation of a created or updated object (not of a status write).
+    fn validate(&self, _object: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// What an update of the main resource may not change.
+    fn validate_update(&self, _new: &Value, _old: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// The table `kubectl get` prints.
+    fn printer(&self) -> &'static Printer {
+        &crate::table::DEFAULT
+    }
+
+    /// A DELETE answers with the deleted object instead of a `Status` (kube's
+    /// `ReturnDeletedObject`).
+    fn delete_returns_object(&self) -> bool {
+        false
+    }
+
+    fn deletion(&self) -> Deletion {
+        Deletion::Immediate
+    }
+
+    /// The resource whose shape objects are stored in, when it is not this one; objects are
+    /// converted with [`Strategy::to_storage`] and [`Strategy::to_served`].
+    fn storage_version(&self) -> Option<(&'static str, &'static str, &'static str)> {
+        None
+    }
+
+    /// A served object in its stored shape.
+    fn to_storage(&self, object: Value) -> Value {
+        object
+    }
+
+    /// A stored object in this resource's shape.
+    fn to_served(&self, object: Value) -> Value {
+        object
+    }
+}
+
+/// The methods of a strategy whose objects are the k8s-openapi type `$type`: the typed round
+/// trip and the OpenAPI definition.
+macro_rules! typed_as {
+    ($type:ty) => {
+        fn round_trip(&self, object: &Value) -> Result<Value, serde_json::Error> {
+            $crate::strategy::round_trip_via::<$type>(object)
+        }
+        fn openapi_kind(
+            &self,
+            generator: &mut k8s_openapi::schemars::SchemaGenerator,
+        ) -> Option<$crate::openapi::schemas::Kind> {
+            Some($crate::openapi::schemas::Kind::generate::<$type>(generator))
+        }
+    };
+}
+pub(crate) use typed_as;
+
+/// The object decoded as `T` and serialized again.
+pub fn round_trip_via<T>(object: &Value) -> Result<Value, serde_json::Error>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let typed: T = T::deserialize(object)?;
+    serde_json::to_value(typed)
+}
+
+/// Every built-in strategy.
+static BUILTIN: &[&dyn Strategy] = &[
+    &core::ConfigMaps,
+    &core::Endpoints,
+    &core::Events,
+    &core::Namespaces,
+    &core::Nodes,
+    &core::PersistentVolumeClaims,
+    &core::PersistentVolumes,
+    &core::Pods,
+    &core::ReplicationControllers,
+    &core::Secrets,
+    &core::ServiceAccounts,
+    &core::Services,
+    &apps::ControllerRevisions,
+    &apps::DaemonSets,
+    &apps::Deployments,
+    &apps::ReplicaSets,
+    &apps::StatefulSets,
+    &batch::CronJobs,
+    &batch::Jobs,
+    &others::CustomResourceDefinitions,
+    &others::SelfSubjectReviews,
+    &others::LocalSubjectAccessReviews,
+    &others::SelfSubjectAccessReviews,
+    &others::SelfSubjectRulesReviews,
+    &others::SubjectAccessReviews,
+    &others::Leases,
+    &others::EndpointSlices,
+    &others::EventsV1,
+    &others::Ingresses,
+    &others::NetworkPolicies,
+    &others::PodDisruptionBudgets,
+    &others::ClusterRoleBindings,
+    &others::ClusterRoles,
+    &others::RoleBindings,
+    &others::Roles,
+    &others::PriorityClasses,
+    &others::StorageClasses,
+];
+
+/// Every built-in strategy, in registry order.
+pub fn all() -> impl Iterator<Item = &'static dyn Strategy> {
+    BUILTIN.iter().copied()
+}
+
+type Key = (&'static str, &'static str, &'static str);
+
+static BY_RESOURCE: LazyLock<HashMap<Key, &'static dyn Strategy>> =
+    LazyLock::new(|| BUILTIN.iter().map(|s| (s.resource(), *s)).collect());
+
+/// The strategy of a registered resource.
+///
+/// # Panics
+/// When `resource` has no strategy: every registry entry has one (a test checks it).
+pub fn of(resource: &ResourceInfo) -> &'static dyn Strategy {
+    find(resource.group, resource.version, resource.resource).unwrap_or_else(|| {
+        panic!(
+            "no strategy for {}/{} {}",
+            resource.group, resource.version, resource.resource
+        )
+    })
+}
+
+/// The strategy of `group`/`version` `resource`, if there is one.
+pub fn find(group: &str, version: &str, resource: &str) -> Option<&'static dyn Strategy> {
+    BY_RESOURCE.get(&(group, version, resource)).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use kubecache_core::registry::Registry;
+
+    use super::*;
+
+    #[test]
+    fn every_registered_resource_has_exactly_one_strategy() {
+        let registry = Registry::builtin();
+        for info in registry.all() {
+            let key = (info.group, info.version, info.resource);
+            let count = BUILTIN.iter().filter(|s| s.resource() == key).count();
+            assert_eq!(count, 1, "{key:?}");
+        }
+        assert_eq!(BUILTIN.len(), registry.all().len(), "a strategy of nothing");
+    }
+
+    #[test]
+    fn storage_versions_are_registered_and_share_storage() {
+        let registry = Registry::builtin();
+        for strategy in BUILTIN {
+            if let Some((group, version, resource)) = strategy.storage_version() {
+                let (g, v, r) = strategy.resource();
+                let served = registry.lookup(g, v, r).unwrap();
+                let stored = registry.lookup(group, version, resource).unwrap();
+                assert!(served.shares_storage_with(stored), "{r}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_typed_form_knows_its_kind() {
+        // The round trip of an empty object keeps nothing but what the type always writes;
+        // for a type that is really decoded, that differs from a pass-through.
+        let probe = serde_json::json!({"unknownField": 1});
+        for strategy in BUILTIN {
+            let typed = strategy.round_trip(&probe).unwrap_or_default();
+            assert_ne!(typed, probe, "{:?} has no typed form", strategy.resource());
+        }
+    }
+}

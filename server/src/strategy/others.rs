@@ -1,0 +1,224 @@
+//! The other built-in groups, each with few resources: apiextensions.k8s.io,
+//! authentication.k8s.io and authorization.k8s.io (reviews, never stored),
+//! coordination.k8s.io, discovery.k8s.io, events.k8s.io, networking.k8s.io, policy,
+//! rbac.authorization.k8s.io, scheduling.k8s.io and storage.k8s.io.
+
+use k8s_openapi::api;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use kubecache_core::status::Cause;
+use serde_json::Value;
+
+use super::{DefaultContext, Strategy, TypedForm, typed_as};
+use crate::admission::defaults;
+use crate::table::{self, Printer};
+use crate::{events, objects};
+
+pub struct CustomResourceDefinitions;
+
+impl Strategy for CustomResourceDefinitions {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    }
+    typed_as!(apiextensions::CustomResourceDefinition);
+    /// Its schemas are free-form JSON.
+    fn typed_form(&self) -> TypedForm {
+        TypedForm::FreeForm
+    }
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    /// A CRD is named `<plural>.<group>`.
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        let name = objects::name(object);
+        let expected = object
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .zip(object.pointer("/spec/group").and_then(Value::as_str))
+            .map(|(plural, group)| format!("{plural}.{group}"));
+        if !name.is_empty() && expected.as_deref() != Some(name) {
+            return vec![Cause::invalid(
+                "metadata.name",
+                name,
+                "must be spec.names.plural+\".\"+spec.group",
+            )];
+        }
+        Vec::new()
+    }
+}
+
+/// A review: created, answered and forgotten (`authz::reviews`).
+macro_rules! review {
+    ($name:ident, $group:literal, $resource:literal, $type:ty) => {
+        pub struct $name;
+
+        impl Strategy for $name {
+            fn resource(&self) -> (&'static str, &'static str, &'static str) {
+                ($group, "v1", $resource)
+            }
+            typed_as!($type);
+        }
+    };
+}
+
+review!(
+    SelfSubjectReviews,
+    "authentication.k8s.io",
+    "selfsubjectreviews",
+    api::authentication::v1::SelfSubjectReview
+);
+review!(
+    LocalSubjectAccessReviews,
+    "authorization.k8s.io",
+    "localsubjectaccessreviews",
+    api::authorization::v1::LocalSubjectAccessReview
+);
+review!(
+    SelfSubjectAccessReviews,
+    "authorization.k8s.io",
+    "selfsubjectaccessreviews",
+    api::authorization::v1::SelfSubjectAccessReview
+);
+review!(
+    SelfSubjectRulesReviews,
+    "authorization.k8s.io",
+    "selfsubjectrulesreviews",
+    api::authorization::v1::SelfSubjectRulesReview
+);
+review!(
+    SubjectAccessReviews,
+    "authorization.k8s.io",
+    "subjectaccessreviews",
+    api::authorization::v1::SubjectAccessReview
+);
+
+pub struct Leases;
+
+impl Strategy for Leases {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("coordination.k8s.io", "v1", "leases")
+    }
+    typed_as!(api::coordination::v1::Lease);
+}
+
+pub struct EndpointSlices;
+
+impl Strategy for EndpointSlices {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("discovery.k8s.io", "v1", "endpointslices")
+    }
+    typed_as!(api::discovery::v1::EndpointSlice);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::endpoint_slice(object);
+    }
+}
+
+/// events.k8s.io/v1 Events: the core/v1 Events, with fields renamed (`events`).
+pub struct EventsV1;
+
+impl Strategy for EventsV1 {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("events.k8s.io", "v1", "events")
+    }
+    typed_as!(api::events::v1::Event);
+    fn printer(&self) -> &'static Printer {
+        &table::EVENT
+    }
+    fn storage_version(&self) -> Option<(&'static str, &'static str, &'static str)> {
+        Some(("", "v1", "events"))
+    }
+    fn to_storage(&self, object: Value) -> Value {
+        events::to_core(&object)
+    }
+    fn to_served(&self, object: Value) -> Value {
+        events::from_core(&object)
+    }
+}
+
+pub struct Ingresses;
+
+impl Strategy for Ingresses {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("networking.k8s.io", "v1", "ingresses")
+    }
+    typed_as!(api::networking::v1::Ingress);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+pub struct NetworkPolicies;
+
+impl Strategy for NetworkPolicies {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("networking.k8s.io", "v1", "networkpolicies")
+    }
+    typed_as!(api::networking::v1::NetworkPolicy);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::network_policy(object);
+    }
+}
+
+pub struct PodDisruptionBudgets;
+
+impl Strategy for PodDisruptionBudgets {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("policy", "v1", "poddisruptionbudgets")
+    }
+    typed_as!(api::policy::v1::PodDisruptionBudget);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+/// An RBAC resource: nothing beyond its type.
+macro_rules! rbac {
+    ($name:ident, $resource:literal, $type:ty) => {
+        pub struct $name;
+
+        impl Strategy for $name {
+            fn resource(&self) -> (&'static str, &'static str, &'static str) {
+                ("rbac.authorization.k8s.io", "v1", $resource)
+            }
+            typed_as!($type);
+        }
+    };
+}
+
+rbac!(
+    ClusterRoleBindings,
+    "clusterrolebindings",
+    api::rbac::v1::ClusterRoleBinding
+);
+rbac!(ClusterRoles, "clusterroles", api::rbac::v1::ClusterRole);
+rbac!(RoleBindings, "rolebindings", api::rbac::v1::RoleBinding);
+rbac!(Roles, "roles", api::rbac::v1::Role);
+
+pub struct PriorityClasses;
+
+impl Strategy for PriorityClasses {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("scheduling.k8s.io", "v1", "priorityclasses")
+    }
+    typed_as!(api::scheduling::v1::PriorityClass);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::priority_class(object);
+    }
+}
+
+pub struct StorageClasses;
+
+impl Strategy for StorageClasses {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("storage.k8s.io", "v1", "storageclasses")
+    }
+    typed_as!(api::storage::v1::StorageClass);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::storage_class(object);
+    }
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
+}
