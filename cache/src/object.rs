@@ -316,10 +316,10 @@ pub fn frame(event_type: &str, object_json: &[u8]) -> Bytes {
     Bytes::from(frame)
 }
 
-/// The ERROR frame ending a watch, carrying a Status.
+/// The ERROR frame ending a watch, carrying a Status (compact: the frame's newline is the
+/// only one, as in kube's watch encoder).
 pub fn error_frame(error: &kubecache_core::status::ApiError) -> Bytes {
-    let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
-    frame("ERROR", &status)
+    frame("ERROR", &error.status().to_json())
 }
 
 #[cfg(test)]
