@@ -326,6 +326,27 @@ pub fn error_frame(error: &kubecache_core::status::ApiError) -> Bytes {
 mod tests {
     use super::*;
 
+    /// The Status of an ERROR event is embedded compact, in kube's field order (`details`
+    /// before `code`); the frame's newline is the only one.
+    #[test]
+    fn an_error_frame_embeds_kubes_status() {
+        let mut error = kubecache_core::status::ApiError::new(
+            429,
+            kubecache_core::status::Reason::TooManyRequests,
+            "the watch fell too far behind",
+        );
+        error.retry_after_seconds = Some(1);
+        assert_eq!(
+            std::str::from_utf8(&error_frame(&error)).unwrap(),
+            concat!(
+                r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"#,
+                r#""status":"Failure","message":"the watch fell too far behind","#,
+                r#""reason":"TooManyRequests","details":{"retryAfterSeconds":1},"code":429}}"#,
+                "\n"
+            )
+        );
+    }
+
     #[test]
     fn empty_fields_are_left_out_and_read_as_empty() {
         let attrs = ObjectAttrs::new(

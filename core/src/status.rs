@@ -516,7 +516,10 @@ mod tests {
         assert!(!json.ends_with('\n'));
         // No details at all: the key is left out, `code` follows `reason`.
         let json = String::from_utf8(ApiError::path_not_found().status().to_json()).unwrap();
-        assert!(json.ends_with(r#""reason":"NotFound","code":404}"#), "{json}");
+        assert!(
+            json.ends_with(r#""reason":"NotFound","code":404}"#),
+            "{json}"
+        );
     }
 
     #[test]
@@ -531,7 +534,16 @@ mod tests {
             String::from_utf8(status.to_body()).unwrap(),
             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Success\",\"details\":{\"name\":\"cm\",\"kind\":\"configmaps\",\"uid\":\"u-1\"}}\n"
         );
-        let keys: Vec<String> = status.to_value().as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["kind", "apiVersion", "metadata", "status", "details"]);
+        let keys: Vec<String> = status
+            .to_value()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            ["kind", "apiVersion", "metadata", "status", "details"]
+        );
     }
 }

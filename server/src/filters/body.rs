@@ -53,9 +53,8 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     let finished = Arc::new(AtomicBool::new(false));
-    let request = request.map(|body| {
-        Body::new(DrainOnDrop::new(body, expects_continue, finished.clone()))
-    });
+    let request =
+        request.map(|body| Body::new(DrainOnDrop::new(body, expects_continue, finished.clone())));
     let mut response = next.run(request).await;
     if http1 && !finished.load(Ordering::Acquire) {
         response
@@ -151,7 +150,9 @@ async fn drain(body: Body) {
         while let Some(Ok(chunk)) = data.next().await {
             discarded += chunk.len();
             if discarded > DRAIN_LIMIT_BYTES {
-                tracing::debug!("an unread request body goes past {DRAIN_LIMIT_BYTES} bytes: closing");
+                tracing::debug!(
+                    "an unread request body goes past {DRAIN_LIMIT_BYTES} bytes: closing"
+                );
                 break;
             }
         }

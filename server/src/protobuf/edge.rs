@@ -198,7 +198,9 @@ pub fn watch_frame(event_type: &str, object: &[u8]) -> Bytes {
 
 /// A one-event protobuf watch stream: an ERROR with `err`'s Status.
 pub fn error_frame(err: &ApiError) -> Bytes {
-    Bytes::from(super::watch_frame("ERROR", &err.status().to_value()).expect("a Status always encodes"))
+    Bytes::from(
+        super::watch_frame("ERROR", &err.status().to_value()).expect("a Status always encodes"),
+    )
 }
 
 /// A watch response's content type.
