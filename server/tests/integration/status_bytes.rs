@@ -400,7 +400,9 @@ async fn filter_chain_401_and_403_are_kubes_bytes() {
     task.abort();
 }
 
-/// The filter chain's 429: `details.retryAfterSeconds`, then `code`. The one mutating slot
+/// The filter chain's 429: `details.retryAfterSeconds`, then `code`. (kube-apiserver's
+/// max-in-flight filter answers plain text here — see COMPATIBILITY's known differences;
+/// kubecache's Status has at least the order and newline of every other Status.) The one mutating slot
 /// is held by an anonymous POST whose body never finishes (the limit is taken before the body is read);
 /// probes go until one is refused. Should the held request be the one refused (a probe held
 /// the slot at that moment), it is answered at once, and another is held.
@@ -456,5 +458,48 @@ async fn filter_chain_429_is_kubes_bytes() {
         )
     );
     drop(held);
+    task.abort();
+}
+
+/// The Status an audit event records for a failure (`responseStatus`) is a metav1.Status in
+/// the Go struct's order too: `metadata, status, message, reason, details, code`.
+#[tokio::test]
+async fn an_audit_events_response_status_keeps_kubes_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let (base, task) = with_chain(dir.path(), |options| {
+        options.audit_log = Some(kubecache_server::audit::LogOptions {
+            path: log.clone(),
+            max_size_mb: 0,
+            max_backups: 0,
+            max_age_days: 0,
+        });
+    })
+    .await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .get(format!("{base}{CM}/missing"))
+        .bearer_auth("bob-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let expected = concat!(
+        r#""responseStatus":{"metadata":{},"status":"Failure","#,
+        r#""message":"configmaps \"missing\" not found","reason":"NotFound","#,
+        r#""details":{"name":"missing","kind":"configmaps"},"code":404}"#
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(expected) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event with {expected} in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     task.abort();
 }
