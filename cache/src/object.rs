@@ -316,15 +316,36 @@ pub fn frame(event_type: &str, object_json: &[u8]) -> Bytes {
     Bytes::from(frame)
 }
 
-/// The ERROR frame ending a watch, carrying a Status.
+/// The ERROR frame ending a watch, carrying a Status (compact: the frame's newline is the
+/// only one, as in kube's watch encoder).
 pub fn error_frame(error: &kubecache_core::status::ApiError) -> Bytes {
-    let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
-    frame("ERROR", &status)
+    frame("ERROR", &error.status().to_json())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Status of an ERROR event is embedded compact, in kube's field order (`details`
+    /// before `code`); the frame's newline is the only one.
+    #[test]
+    fn an_error_frame_embeds_kubes_status() {
+        let mut error = kubecache_core::status::ApiError::new(
+            429,
+            kubecache_core::status::Reason::TooManyRequests,
+            "the watch fell too far behind",
+        );
+        error.retry_after_seconds = Some(1);
+        assert_eq!(
+            std::str::from_utf8(&error_frame(&error)).unwrap(),
+            concat!(
+                r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"#,
+                r#""status":"Failure","message":"the watch fell too far behind","#,
+                r#""reason":"TooManyRequests","details":{"retryAfterSeconds":1},"code":429}}"#,
+                "\n"
+            )
+        );
+    }
 
     #[test]
     fn empty_fields_are_left_out_and_read_as_empty() {

@@ -222,7 +222,7 @@ impl Watcher {
     }
 
     fn error_frame(&self, error: &ApiError) -> Bytes {
-        let status = serde_json::to_vec(&error.to_status()).expect("a Status always serializes");
+        let status = error.status().to_json();
         self.codec.watch_frame(self.view(), "ERROR", &status)
     }
 

@@ -3,7 +3,7 @@
 //! real cluster. Handlers return [`ApiError`]; the HTTP edge turns it into a Status body.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The `reason` field of a failed `Status` (metav1.StatusReason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -244,11 +244,13 @@ impl ApiError {
         ApiError::new(410, Reason::Gone, message)
     }
 
+    /// 413 for a request body over the limit, in kube-apiserver's words
+    /// (`Request entity too large: limit is 3145728`).
     pub fn too_large(limit_bytes: usize) -> Self {
         ApiError::new(
             413,
             Reason::RequestEntityTooLarge,
-            format!("the request is too large: limit is {limit_bytes} bytes"),
+            format!("Request entity too large: limit is {limit_bytes}"),
         )
     }
 
@@ -290,38 +292,29 @@ impl ApiError {
         ApiError::new(503, Reason::ServiceUnavailable, message)
     }
 
-    /// The `metav1.Status` object for this error.
+    /// The `metav1.Status` of this error.
+    pub fn status(&self) -> Status {
+        let details = StatusDetails {
+            name: self.name.clone().unwrap_or_default(),
+            group: self.group.clone().unwrap_or_default(),
+            kind: self.kind.clone().unwrap_or_default(),
+            uid: String::new(),
+            causes: self.causes.clone(),
+            retry_after_seconds: self.retry_after_seconds.unwrap_or(0),
+        };
+        Status {
+            status: STATUS_FAILURE.to_string(),
+            message: self.message.clone(),
+            reason: self.reason.as_str().to_string(),
+            details: (!details.is_empty()).then_some(details),
+            code: i32::from(self.code),
+            ..Status::default()
+        }
+    }
+
+    /// The `metav1.Status` object for this error, as JSON (in kube's field order).
     pub fn to_status(&self) -> Value {
-        let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
-            details.insert("name".into(), json!(name));
-        }
-        // `group` is omitempty in metav1.StatusDetails: the core group leaves it out.
-        if let Some(group) = self.group.as_ref().filter(|group| !group.is_empty()) {
-            details.insert("group".into(), json!(group));
-        }
-        if let Some(kind) = &self.kind {
-            details.insert("kind".into(), json!(kind));
-        }
-        if !self.causes.is_empty() {
-            details.insert("causes".into(), json!(self.causes));
-        }
-        if let Some(secs) = self.retry_after_seconds {
-            details.insert("retryAfterSeconds".into(), json!(secs));
-        }
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason.as_str(),
-            "code": self.code,
-        });
-        if !details.is_empty() {
-            status["details"] = Value::Object(details);
-        }
-        status
+        self.status().to_value()
     }
 }
 
@@ -339,18 +332,118 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// The `Status` a successful DELETE of a collection or namespace returns.
-pub fn success_status(details: Option<Value>) -> Value {
-    let mut status = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-    });
-    if let Some(details) = details {
-        status["details"] = details;
+/// `metav1.Status.status` of a failure.
+pub const STATUS_FAILURE: &str = "Failure";
+/// `metav1.Status.status` of a success.
+pub const STATUS_SUCCESS: &str = "Success";
+
+/// `metav1.Status`: the one place a Status is shaped, for every writer of one (error
+/// responses of the handlers and of the filter chain, successful DELETEs, watch ERROR events,
+/// and the protobuf edge, which transcodes [`Status::to_value`]).
+///
+/// The fields serialize in the order of the Go struct (`kind, apiVersion, metadata, status,
+/// message, reason, details, code`), with Go's `omitempty` rules: empty strings, a zero
+/// code and absent details are left out, `metadata` (a struct, which `omitempty` never
+/// omits) is always `{}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: EmptyListMeta,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<StatusDetails>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub code: i32,
+}
+
+/// A Status's `metadata`: an empty ListMeta, `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+struct EmptyListMeta {}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            kind: "Status",
+            api_version: "v1",
+            metadata: EmptyListMeta {},
+            status: String::new(),
+            message: String::new(),
+            reason: String::new(),
+            details: None,
+            code: 0,
+        }
     }
-    status
+}
+
+/// `metav1.StatusDetails`, fields in the Go struct's order (`name, group, kind, uid, causes,
+/// retryAfterSeconds`), each left out when empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusDetails {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// A resource (`pods`) for most reasons, a Kind for Invalid.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "is_zero_u32")]
+    pub retry_after_seconds: u32,
+}
+
+impl StatusDetails {
+    fn is_empty(&self) -> bool {
+        *self == StatusDetails::default()
+    }
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Status {
+    /// A `Success` Status (what a DELETE answers for most resources), without a code, as
+    /// kube-apiserver's registry returns it.
+    pub fn success(details: Option<StatusDetails>) -> Status {
+        Status {
+            status: STATUS_SUCCESS.to_string(),
+            details,
+            ..Status::default()
+        }
+    }
+
+    /// The Status as a JSON value; its fields keep kube's order (serde_json preserves the
+    /// insertion order in this workspace).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a Status always serializes")
+    }
+
+    /// Compact JSON, no trailing newline: the form embedded in a watch event's `object`.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a Status always serializes")
+    }
+
+    /// The body of an HTTP response: compact JSON ending with a newline, as kube-apiserver's
+    /// JSON encoder (Go's `json.Encoder`) writes it.
+    pub fn to_body(&self) -> Vec<u8> {
+        let mut body = self.to_json();
+        body.push(b'\n');
+        body
+    }
 }
 
 #[cfg(test)]
@@ -383,6 +476,74 @@ mod tests {
         assert_eq!(
             err.to_status()["details"]["causes"][0]["field"],
             "metadata.name"
+        );
+    }
+
+    /// The exact bytes of kube-apiserver's 409 for a second create (as client tests compare
+    /// them): `details` before `code`, and the body ends with a newline.
+    #[test]
+    fn a_status_body_is_kubes_bytes() {
+        let body = ApiError::already_exists("", "configmaps", "dup")
+            .status()
+            .to_body();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"configmaps \"dup\" already exists","reason":"AlreadyExists","#,
+                r#""details":{"name":"dup","kind":"configmaps"},"code":409}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn details_keep_go_field_order_and_leave_out_what_is_empty() {
+        let mut err = ApiError::invalid(
+            "apps",
+            "Deployment",
+            "web",
+            vec![Cause::required("spec.selector")],
+        );
+        err.retry_after_seconds = Some(3);
+        let json = String::from_utf8(err.status().to_json()).unwrap();
+        assert!(
+            json.contains(
+                r#""details":{"name":"web","group":"apps","kind":"Deployment","causes":[{"reason":"FieldValueRequired","message":"Required value","field":"spec.selector"}],"retryAfterSeconds":3},"code":422}"#
+            ),
+            "{json}"
+        );
+        assert!(!json.ends_with('\n'));
+        // No details at all: the key is left out, `code` follows `reason`.
+        let json = String::from_utf8(ApiError::path_not_found().status().to_json()).unwrap();
+        assert!(
+            json.ends_with(r#""reason":"NotFound","code":404}"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn success_has_no_code_and_details_in_go_order() {
+        let status = Status::success(Some(StatusDetails {
+            name: "cm".into(),
+            kind: "configmaps".into(),
+            uid: "u-1".into(),
+            ..StatusDetails::default()
+        }));
+        assert_eq!(
+            String::from_utf8(status.to_body()).unwrap(),
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Success\",\"details\":{\"name\":\"cm\",\"kind\":\"configmaps\",\"uid\":\"u-1\"}}\n"
+        );
+        let keys: Vec<String> = status
+            .to_value()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            ["kind", "apiVersion", "metadata", "status", "details"]
         );
     }
 }

@@ -353,7 +353,11 @@ pub fn json_response(status: StatusCode, body: &Value, warnings: &[String]) -> R
 /// The one place an [`ApiError`] becomes an HTTP response.
 pub fn error_response(err: &ApiError) -> Response {
     let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, &err.to_status(), &[]);
+    let mut response = encoded_response(
+        status,
+        Bytes::from(err.status().to_body()),
+        "application/json",
+    );
     if let Some(secs) = err.retry_after_seconds {
         response
             .headers_mut()

@@ -281,3 +281,87 @@ def test_watch_existing_objects_then_changes(core, namespace):
     ]
     assert w.resource_version is not None
     assert int(w.resource_version) > int(rv)
+
+
+def test_status_bodies_are_kubes_bytes(core, namespace):
+    """kube-apiserver's Status bodies byte for byte (its JSON encoder: the Go struct's field
+    order, `details` before `code`, and a trailing newline), as the Python client's own
+    tests compare the body of a 409."""
+    core.create_namespaced_config_map(namespace, configmap("dup", {}))
+    with pytest.raises(ApiException) as error:
+        core.create_namespaced_config_map(namespace, configmap("dup", {}))
+    assert error.value.status == 409
+    assert error.value.body == (
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        '"message":"configmaps \\"dup\\" already exists","reason":"AlreadyExists",'
+        '"details":{"name":"dup","kind":"configmaps"},"code":409}\n'
+    )
+    with pytest.raises(ApiException) as error:
+        core.read_namespaced_config_map("missing", namespace)
+    assert error.value.body == (
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        '"message":"configmaps \\"missing\\" not found","reason":"NotFound",'
+        '"details":{"name":"missing","kind":"configmaps"},"code":404}\n'
+    )
+    # A successful DELETE answers a Success Status (no code), with the same encoding.
+    created = core.create_namespaced_config_map(namespace, configmap("bye", {}))
+    response = core.delete_namespaced_config_map(
+        "bye", namespace, _preload_content=False
+    )
+    assert response.data.decode() == (
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success",'
+        '"details":{"name":"bye","kind":"configmaps","uid":"%s"}}\n'
+        % created.metadata.uid
+    )
+
+
+TOO_LARGE = (
+    '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+    '"message":"Request entity too large: limit is 3145728",'
+    '"reason":"RequestEntityTooLarge","code":413}\n'
+)
+
+
+def test_oversized_body_is_413_not_a_broken_pipe(core, namespace, kubecache):
+    """A 4 MiB create is answered 413 with kube's Status; the client finishes sending its body
+    and reads the answer instead of failing with a broken pipe."""
+    big = configmap("big", {"x": "y" * (4 * 1024 * 1024)})
+    with pytest.raises(ApiException) as error:
+        core.create_namespaced_config_map(namespace, big)
+    assert error.value.status == 413
+    assert error.value.body == TOO_LARGE
+
+    # Python's own HTTP/1.1 client writes the whole body before it reads anything (urllib3,
+    # under the Kubernetes client, hides a broken pipe; http.client does not): with a
+    # Content-Length, and chunked.
+    import http.client
+    import urllib.parse
+
+    address = urllib.parse.urlparse(kubecache.url)
+    body = json.dumps(big).encode()
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for chunked in (False, True):
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        try:
+            if chunked:
+                pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))
+                connection.request(
+                    "POST",
+                    path,
+                    pieces,
+                    {"Content-Type": "application/json"},
+                    encode_chunked=True,
+                )
+            else:
+                connection.request(
+                    "POST", path, body, {"Content-Type": "application/json"}
+                )
+            response = connection.getresponse()
+            assert response.status == 413
+            assert response.getheader("Connection") == "close"
+            assert response.read().decode() == TOO_LARGE
+        finally:
+            connection.close()
+    with pytest.raises(ApiException) as error:
+        core.read_namespaced_config_map("big", namespace)
+    assert error.value.status == 404

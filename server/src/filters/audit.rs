@@ -94,13 +94,16 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
         let value = serde_json::from_slice::<Value>(&bytes).ok();
         let mut event = handle.0.lock();
         if let Some(status) = value.as_ref().filter(|v| v["kind"] == "Status") {
-            let mut recorded = json!({"metadata": {}, "code": code});
+            // A metav1.Status in the Go struct's field order, `code` last, as kube logs it.
+            let mut recorded = serde_json::Map::new();
+            recorded.insert("metadata".into(), json!({}));
             for key in ["status", "message", "reason", "details"] {
                 if let Some(field) = status.get(key) {
-                    recorded[key] = field.clone();
+                    recorded.insert(key.into(), field.clone());
                 }
             }
-            event.response_status = Some(recorded);
+            recorded.insert("code".into(), json!(code));
+            event.response_status = Some(Value::Object(recorded));
         }
         if record_body {
             event.response_object = value;
@@ -185,7 +188,7 @@ pub fn failed_authentication(chain: &Chain, request: &Request) {
     } else {
         format!("Authentication failed, attempted: {}", attempted.join(", "))
     };
-    event.response_status = Some(json!({"metadata": {}, "code": 401, "message": message}));
+    event.response_status = Some(json!({"metadata": {}, "message": message, "code": 401}));
     auditor.emit(&event, Stage::ResponseStarted);
 }
 

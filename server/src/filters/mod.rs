@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod authn;
 pub mod authz;
+pub mod body;
 pub mod cors;
 pub mod debug;
 pub mod drain;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use kubecache_core::authz::{Authorizer, UserInfo};
 use kubecache_core::registry::Registry;
 use tower::ServiceBuilder;
@@ -143,6 +144,9 @@ pub fn apply(router: Router, chain: Arc<Chain>) -> Router {
     let state = || chain.clone();
     router.layer(
         ServiceBuilder::new()
+            // A body answered before it was read to the end is drained after the response
+            // (HTTP/1.1), so the client can finish sending it and read the answer.
+            .layer(from_fn(body::layer))
             // Assign the Audit-Id; a panicking handler becomes a 500 Status, the server lives on.
             .layer(from_fn_with_state(state(), recovery::layer))
             // Parse verb/group/resource/namespace/name once, for every layer and the handler.

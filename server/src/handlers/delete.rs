@@ -5,9 +5,10 @@
 //! namespace finalizer ([`super::namespaces`]); anything else is deleted with a compare-and-swap
 //! on the mod_revision that was read, after the client's uid/resourceVersion preconditions.
 
+use bytes::Bytes;
 use http::StatusCode;
 use kubecache_core::registry::ResourceInfo;
-use kubecache_core::status::{ApiError, success_status};
+use kubecache_core::status::{ApiError, Status, StatusDetails};
 use kubecache_core::storage::StorageError;
 use serde_json::{Value, json};
 
@@ -217,17 +218,14 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
             present_value(resource, object)
         }
         Deleted::Removed(object) => {
-            let mut details = json!({
-                "name": name,
-                "group": resource.group,
-                "kind": resource.resource,
-                "uid": objects::meta_str(&object, "uid").unwrap_or(""),
-            });
-            // `group` is omitempty in metav1.StatusDetails.
-            if resource.group.is_empty() {
-                details.as_object_mut().expect("an object").remove("group");
-            }
-            success_status(Some(details))
+            let status = Status::success(Some(StatusDetails {
+                name: name.to_string(),
+                group: resource.group.to_string(),
+                kind: resource.resource.to_string(),
+                uid: objects::meta_str(&object, "uid").unwrap_or("").to_string(),
+                ..StatusDetails::default()
+            }));
+            return Ok(Reply::json_bytes(Bytes::from(status.to_body())));
         }
     };
     Ok(Reply::Object {

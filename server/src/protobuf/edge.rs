@@ -158,7 +158,7 @@ pub fn list_reply(resource: &ResourceInfo, metadata: &Value, items: &[Bytes]) ->
 /// An [`ApiError`] as a protobuf Status.
 pub fn error_response(err: &ApiError) -> Response {
     let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = match super::encode_envelope(&err.to_status()) {
+    let mut response = match super::encode_envelope(&err.status().to_value()) {
         Ok(bytes) => protobuf_response(status, bytes),
         Err(_) => crate::api::error_response(err),
     };
@@ -192,13 +192,15 @@ pub fn watch_frame(event_type: &str, object: &[u8]) -> Bytes {
     };
     Bytes::from(frame.unwrap_or_else(|e| {
         let status = ApiError::internal(format!("cannot encode watch event: {e}"));
-        super::watch_frame("ERROR", &status.to_status()).expect("a Status always encodes")
+        super::watch_frame("ERROR", &status.status().to_value()).expect("a Status always encodes")
     }))
 }
 
 /// A one-event protobuf watch stream: an ERROR with `err`'s Status.
 pub fn error_frame(err: &ApiError) -> Bytes {
-    Bytes::from(super::watch_frame("ERROR", &err.to_status()).expect("a Status always encodes"))
+    Bytes::from(
+        super::watch_frame("ERROR", &err.status().to_value()).expect("a Status always encodes"),
+    )
 }
 
 /// A watch response's content type.

@@ -94,13 +94,83 @@ fn message_of(object: &Value) -> Result<(&'static Message, &str, &str), Error> {
     Ok((message, api_version, kind))
 }
 
+/// A Status as Go's generated marshaller sees it: every field that is not a pointer in the Go
+/// struct present, zero when unset, since that marshaller writes them all (`metadata`'s three
+/// strings, `status`, `message`, `reason`, `code`; in `details` the three names, `uid`,
+/// `retryAfterSeconds`; in each cause its three strings). JSON leaves them out (`omitempty`);
+/// on the wire kube sends them, so kubecache's protobuf Status is kube's byte for byte.
+fn with_go_zero_fields(object: &Value) -> Value {
+    fn fill(target: &mut Value, zeros: &[(&str, Value)]) {
+        if let Some(map) = target.as_object_mut() {
+            for (key, zero) in zeros {
+                map.entry(*key).or_insert_with(|| zero.clone());
+            }
+        }
+    }
+    let text = || Value::from("");
+    let mut object = object.clone();
+    fill(
+        &mut object,
+        &[
+            ("metadata", Value::Object(Map::new())),
+            ("status", text()),
+            ("message", text()),
+            ("reason", text()),
+            ("code", Value::from(0)),
+        ],
+    );
+    fill(
+        &mut object["metadata"],
+        &[
+            ("selfLink", text()),
+            ("resourceVersion", text()),
+            ("continue", text()),
+        ],
+    );
+    if let Some(details) = object.get_mut("details").filter(|d| d.is_object()) {
+        fill(
+            details,
+            &[
+                ("name", text()),
+                ("group", text()),
+                ("kind", text()),
+                ("retryAfterSeconds", Value::from(0)),
+                ("uid", text()),
+            ],
+        );
+        if let Some(causes) = details.get_mut("causes").and_then(Value::as_array_mut) {
+            for cause in causes {
+                fill(
+                    cause,
+                    &[("reason", text()), ("message", text()), ("field", text())],
+                );
+            }
+        }
+    }
+    object
+}
+
+/// Encodes `object` as its message, a Status with Go's zero-valued fields.
+fn encode_object(
+    msg: &'static Message,
+    kind: &str,
+    object: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    if kind == "Status" {
+        transcode::encode(msg, &with_go_zero_fields(object), out)
+    } else {
+        transcode::encode(msg, object, out)
+    }
+}
+
 /// Encodes a JSON object (with `apiVersion` and `kind`) as `k8s\0` + runtime.Unknown.
 pub fn encode_envelope(object: &Value) -> Result<Vec<u8>, Error> {
     let (msg, api_version, kind) = message_of(object)?;
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(MAGIC);
     write_unknown(&mut out, api_version, kind, |out| {
-        transcode::encode(msg, object, out)
+        encode_object(msg, kind, object, out)
     })?;
     Ok(out)
 }
@@ -247,7 +317,7 @@ pub fn watch_frame(event_type: &str, object: &Value) -> Result<Vec<u8>, Error> {
         wire::put_nested(out, 1, |out| {
             out.extend_from_slice(MAGIC);
             write_unknown(out, api_version, kind, |out| {
-                transcode::encode(msg, object, out)
+                encode_object(msg, kind, object, out)
             })
         })
     })?;

@@ -248,6 +248,51 @@ fn status_round_trips_with_details_and_causes() {
     assert_eq!(decoded, status);
 }
 
+/// A Status in a protobuf watch ERROR event is what Go's generated marshaller writes: by tag,
+/// every non-pointer field present even when empty (ListMeta's three strings, the details'
+/// group, retryAfterSeconds and uid, each cause's three strings).
+#[test]
+fn a_status_in_a_watch_frame_has_gos_zero_fields() {
+    fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 128);
+        let mut out = vec![(tag << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+    let mut err = kubecache_core::status::ApiError::timeout("Timeout: slow");
+    err.causes = vec![kubecache_core::status::Cause::new("Slow", "", "m")];
+    let frame = watch_frame("ERROR", &err.status().to_value()).unwrap();
+
+    let mut cause = field(1, b"Slow");
+    cause.extend(field(2, b"m"));
+    cause.extend(field(3, b""));
+    let mut details = field(1, b"");
+    details.extend(field(2, b""));
+    details.extend(field(3, b""));
+    details.extend(field(4, &cause));
+    details.extend([5 << 3, 0]);
+    details.extend(field(6, b""));
+    let mut status = field(1, &[field(1, b""), field(2, b""), field(3, b"")].concat());
+    status.extend(field(2, b"Failure"));
+    status.extend(field(3, b"Timeout: slow"));
+    status.extend(field(4, b"Timeout"));
+    status.extend(field(5, &details));
+    status.extend([6 << 3, 0xf8, 0x03]); // 504
+    let mut envelope = MAGIC.to_vec();
+    envelope.extend(field(1, &[field(1, b"v1"), field(2, b"Status")].concat()));
+    envelope.extend(field(2, &status));
+    envelope.extend(field(3, b""));
+    envelope.extend(field(4, b""));
+    let mut event = field(1, b"ERROR");
+    event.extend(field(2, &field(1, &envelope)));
+    let mut expected = (event.len() as u32).to_be_bytes().to_vec();
+    expected.extend(event);
+    assert_eq!(frame, expected);
+    // And it reads back as the JSON Status (the zeros are what JSON leaves out).
+    let (_, object, _) = read_watch_frame(&frame).unwrap();
+    assert_eq!(object, err.to_status());
+}
+
 #[test]
 fn malformed_bytes_are_errors_not_panics() {
     let sample = samples().into_iter().find(|s| s["kind"] == "Pod").unwrap();
