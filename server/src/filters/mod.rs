@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod body;
+pub mod cache_control;
 pub mod cors;
 pub mod debug;
 pub mod drain;
@@ -149,6 +150,8 @@ pub fn apply(router: Router, chain: Arc<Chain>) -> Router {
             .layer(from_fn(body::layer))
             // Assign the Audit-Id; a panicking handler becomes a 500 Status, the server lives on.
             .layer(from_fn_with_state(state(), recovery::layer))
+            // `Cache-Control: no-cache, private` unless the response chose its own.
+            .layer(from_fn(cache_control::layer))
             // Parse verb/group/resource/namespace/name once, for every layer and the handler.
             .layer(from_fn_with_state(state(), info::layer))
             // Count requests in flight so shutdown can wait for them; end watches on shutdown.
