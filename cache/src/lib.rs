@@ -9,8 +9,12 @@
 //!
 //! The vocabulary is kube-apiserver's: a read is at a [`ReadAt`] (resourceVersion and
 //! resourceVersionMatch), selects with a [`Filter`], and yields [`CachedObject`]s — stored
-//! bytes with their labels and fields extracted once and their JSON encoded at most once per
-//! API shape. A watch yields ready-to-write frames.
+//! bytes with their labels and fields extracted once and their encodings made at most once per
+//! view asked for (API version × JSON or protobuf). A watch yields ready-to-write frames.
+//!
+//! The set of resources is not fixed: the registry adds and removes resources, and versions
+//! of them, while the server runs ([`ReadPath::add_resource`], [`ReadPath::add_shape`],
+//! [`ReadPath::remove_resource`]).
 
 pub mod attrs;
 pub mod json;
@@ -191,6 +195,30 @@ pub trait ReadPath: Send + Sync + 'static {
     /// Counters of each resource's cache, for `/metrics` (none when reads are not cached).
     fn metrics(&self) -> Vec<ResourceCacheStats> {
         Vec::new()
+    }
+
+    // Resources that come and go while serving. The registry calls these around its own
+    // change: `add_resource` / `add_shape` before it routes requests to the new resource or
+    // version, `remove_resource` after it stopped routing them. A read path that caches
+    // nothing (`Passthrough`) reads any prefix from storage and has nothing to do: the
+    // defaults.
+
+    /// Serves one more resource: the objects under the storage `prefix`, in `shapes` (the
+    /// watch cache starts a cache for it, filling in the background).
+    fn add_resource(&self, _prefix: String, _shapes: Shapes) -> Result<()> {
+        Ok(())
+    }
+
+    /// Serves a resource in one more API version: `resource` shares the storage of one
+    /// served already.
+    fn add_shape(&self, _resource: &'static ResourceInfo) -> Result<()> {
+        Ok(())
+    }
+
+    /// Stops serving a resource (every version sharing its storage): its watches end, its
+    /// reads fail, what was held for it is freed. Returns once that is done.
+    async fn remove_resource(&self, _resource: &ResourceInfo) -> Result<()> {
+        Ok(())
     }
 }
 

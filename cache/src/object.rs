@@ -1,6 +1,12 @@
 //! Objects as the read path holds them: the stored bytes plus what filtering needs (labels
-//! and selectable fields, extracted once), and their JSON as served, encoded at most once per
-//! API shape.
+//! and selectable fields, extracted once), and their encodings as served, made at most once
+//! per view actually asked for (API shape × JSON or protobuf; Tables are made per use).
+//!
+//! A resource may be served in any number of shapes (API versions sharing one storage
+//! prefix). What an object keeps per shape costs nothing until that shape is asked for: the
+//! splice points of the first [`INLINE_SHAPES`] shapes sit in the object (4 B each), and
+//! every kept encoding lives in a chain of slot blocks allocated on first use
+//! ([`CachedObject`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -13,9 +19,10 @@ use kubecache_core::storage::{KeyValue, Revision, StorageError};
 pub use crate::attrs::{Labels, ObjectAttrs};
 use crate::json;
 
-/// How many API shapes one stored object can be served in (core/v1 and events.k8s.io/v1
-/// events share storage: two).
-pub const MAX_SHAPES: usize = 2;
+/// Shapes whose splice point an object keeps inline, with no allocation: the stored shape
+/// and one more (core/v1 and events.k8s.io/v1 events share storage). Later shapes keep theirs
+/// in the object's slot blocks, allocated when such a shape is first served.
+pub const INLINE_SHAPES: usize = 2;
 
 /// What the server knows about objects that the read path does not: how to read labels and
 /// fields out of stored bytes, and how to render an object for a client.
@@ -54,7 +61,7 @@ pub trait ObjectCodec: Send + Sync + 'static {
         self.encode(stored, revision, shape)
     }
 
-    /// Encodes in `view`.
+    /// Encodes in `view` (whose shape is one of `shapes`).
     fn encode_view(&self, stored: &[u8], revision: Revision, view: View, shapes: &Shapes) -> Bytes {
         let shape = shapes.get(view.shape);
         if view.table {
@@ -80,31 +87,15 @@ pub trait ObjectCodec: Send + Sync + 'static {
     }
 }
 
-/// How a watcher wants its objects: in which API shape, and whether each as a one-row
-/// `meta.k8s.io/v1` Table (kubectl's server-side printing) or in protobuf.
+/// How a watcher wants its objects: in which API shape (its number in the resource's
+/// [`Shapes`]), and whether each as a one-row `meta.k8s.io/v1` Table (kubectl's server-side
+/// printing) or in protobuf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct View {
     pub shape: usize,
     pub table: bool,
     /// kube's protobuf encoding (Tables are JSON only: `table` wins).
     pub protobuf: bool,
-}
-
-/// How many distinct views a stored object can be encoded in (per shape: JSON, Table,
-/// protobuf).
-pub const MAX_VIEWS: usize = MAX_SHAPES * 3;
-
-impl View {
-    pub fn index(self) -> usize {
-        let format = if self.table {
-            1
-        } else if self.protobuf {
-            2
-        } else {
-            0
-        };
-        self.shape * 3 + format
-    }
 }
 
 impl From<usize> for View {
@@ -150,19 +141,46 @@ impl Filter {
 /// bytes (every shape but a converted one): only the splice point is, and the JSON is assembled
 /// as it is written ([`CachedObject::write_json`]), so an object costs one copy of its JSON.
 /// Encodings that need real work (a converted shape, protobuf) are kept once made, in slots
-/// allocated on first use.
+/// allocated on first use: nothing is allocated for a view never asked for, and a shape added
+/// to the resource later needs nothing from the objects already cached.
 #[derive(Debug)]
 pub struct CachedObject {
     pub kv: KeyValue,
     pub attrs: ObjectAttrs,
-    /// Per shape: 0 = not looked up yet, [`NO_SPLICE`] = encode, else the splice point.
-    splice: [AtomicU32; MAX_SHAPES],
-    /// JSON of unspliceable shapes, then protobuf, per shape: encoded on first use.
-    encodings: OnceLock<Box<[OnceLock<Bytes>; 2 * MAX_SHAPES]>>,
+    /// Per inline shape: 0 = not looked up yet, [`NO_SPLICE`] = encode, else the splice point.
+    splice: [AtomicU32; INLINE_SHAPES],
+    /// What is kept of the other views, by [`slot_of`]: allocated on first use.
+    kept: OnceLock<Box<Slots>>,
 }
 
 /// A shape whose JSON is encoded, not spliced.
 const NO_SPLICE: u32 = u32::MAX;
+
+/// Slots per block: two shapes' JSON and protobuf, the common case in one allocation.
+const SLOTS_PER_BLOCK: usize = 4;
+
+/// A block of kept encodings, and the next block once a view beyond it is asked for: a chain
+/// that grows without a lock and without a cap (each link is set once, like each slot).
+#[derive(Debug, Default)]
+struct Slots {
+    slots: [OnceLock<Kept>; SLOTS_PER_BLOCK],
+    next: OnceLock<Box<Slots>>,
+}
+
+/// What an object keeps of one (shape, format).
+#[derive(Debug)]
+enum Kept {
+    /// The JSON of a shape past [`INLINE_SHAPES`] is the stored bytes with the resourceVersion
+    /// spliced in here.
+    Splice(u32),
+    /// An encoding made once (a converted shape's JSON, protobuf).
+    Encoded(Bytes),
+}
+
+/// The slot of `shape`'s JSON (`protobuf` false) or protobuf: two per shape.
+fn slot_of(shape: usize, protobuf: bool) -> usize {
+    shape * 2 + usize::from(protobuf)
+}
 
 impl CachedObject {
     pub fn new(kv: KeyValue, attrs: ObjectAttrs) -> Arc<CachedObject> {
@@ -170,12 +188,17 @@ impl CachedObject {
             kv,
             attrs,
             splice: Default::default(),
-            encodings: OnceLock::new(),
+            kept: OnceLock::new(),
         })
     }
 
-    fn slot(&self, index: usize) -> &OnceLock<Bytes> {
-        &self.encodings.get_or_init(Default::default)[index]
+    /// Slot number `index`, allocating the blocks up to it on first use.
+    fn slot(&self, index: usize) -> &OnceLock<Kept> {
+        let mut block: &Slots = self.kept.get_or_init(Default::default);
+        for _ in 0..index / SLOTS_PER_BLOCK {
+            block = block.next.get_or_init(Default::default);
+        }
+        &block.slots[index % SLOTS_PER_BLOCK]
     }
 
     /// Where `resourceVersion` goes into the stored bytes for `shape`, looked up once.
@@ -185,14 +208,33 @@ impl CachedObject {
         shapes: &Shapes,
         shape: usize,
     ) -> Option<usize> {
-        let cached = self.splice[shape].load(Ordering::Relaxed);
-        let point = if cached == 0 {
-            let found = codec
+        let look_up = || {
+            codec
                 .splice_point(&self.kv.value, shapes.get(shape))
                 .and_then(|at| u32::try_from(at).ok())
                 .filter(|at| *at != 0 && *at != NO_SPLICE)
-                .unwrap_or(NO_SPLICE);
-            self.splice[shape].store(found, Ordering::Relaxed);
+        };
+        let Some(inline) = self.splice.get(shape) else {
+            // A later shape: its splice point, or its encoding, is kept in its JSON slot.
+            let kept = self
+                .slot(slot_of(shape, false))
+                .get_or_init(|| match look_up() {
+                    Some(at) => Kept::Splice(at),
+                    None => Kept::Encoded(codec.encode(
+                        &self.kv.value,
+                        self.kv.mod_revision,
+                        shapes.get(shape),
+                    )),
+                });
+            return match kept {
+                Kept::Splice(at) => Some(*at as usize),
+                Kept::Encoded(_) => None,
+            };
+        };
+        let cached = inline.load(Ordering::Relaxed);
+        let point = if cached == 0 {
+            let found = look_up().unwrap_or(NO_SPLICE);
+            inline.store(found, Ordering::Relaxed);
             found
         } else {
             cached
@@ -203,7 +245,7 @@ impl CachedObject {
     /// Reads the fields [`CachedObject::write_json`] starts with, for a loop to call on an
     /// object it will write soon: the load's cache miss then overlaps other work.
     pub fn touch(&self, shape: usize) {
-        std::hint::black_box(self.splice[shape].load(Ordering::Relaxed));
+        std::hint::black_box(self.splice.get(shape).map(|s| s.load(Ordering::Relaxed)));
         std::hint::black_box(self.kv.value.first().copied());
     }
 
@@ -241,19 +283,35 @@ impl CachedObject {
             json::write_spliced(stored, at, self.kv.mod_revision, &mut out);
             return out.freeze();
         }
-        self.slot(shape)
-            .get_or_init(|| codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
-            .clone()
+        let kept = self.slot(slot_of(shape, false)).get_or_init(|| {
+            Kept::Encoded(codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
+        });
+        match kept {
+            Kept::Encoded(json) => json.clone(),
+            // Not reachable: a slot holding a splice point made `splice_point` answer it.
+            Kept::Splice(_) => {
+                codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
+            }
+        }
     }
 
     /// The object's protobuf in shape number `shape`, encoded once (for protobuf GETs, LISTs
     /// and watch events alike).
     pub fn protobuf(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
-        self.slot(MAX_SHAPES + shape)
-            .get_or_init(|| {
+        let kept = self.slot(slot_of(shape, true)).get_or_init(|| {
+            Kept::Encoded(codec.encode_protobuf(
+                &self.kv.value,
+                self.kv.mod_revision,
+                shapes.get(shape),
+            ))
+        });
+        match kept {
+            Kept::Encoded(protobuf) => protobuf.clone(),
+            // Not reachable: protobuf slots only ever hold encodings.
+            Kept::Splice(_) => {
                 codec.encode_protobuf(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
-            })
-            .clone()
+            }
+        }
     }
 
     /// The object encoded for `view`: cached for JSON and protobuf, made for Tables.
@@ -268,7 +326,9 @@ impl CachedObject {
     }
 }
 
-/// The API shapes of one storage prefix, numbered: the resources that share it.
+/// The API shapes of one storage prefix, numbered: the resources that share it (any number;
+/// the first is the one whose fields the cache indexes). A shape keeps its number for the life
+/// of the cache: shapes are only ever appended ([`Shapes::with`]).
 #[derive(Debug, Clone)]
 pub struct Shapes {
     resources: Vec<&'static ResourceInfo>,
@@ -277,10 +337,31 @@ pub struct Shapes {
 impl Shapes {
     pub fn new(resources: Vec<&'static ResourceInfo>) -> Shapes {
         assert!(
-            !resources.is_empty() && resources.len() <= MAX_SHAPES,
-            "a storage prefix is served in 1..={MAX_SHAPES} shapes"
+            !resources.is_empty(),
+            "a storage prefix is served in at least one shape"
         );
         Shapes { resources }
+    }
+
+    /// These shapes and `resource` after them (itself if it is one of them already).
+    pub fn with(&self, resource: &'static ResourceInfo) -> Shapes {
+        let mut resources = self.resources.clone();
+        if self.index_of(resource).is_none() {
+            resources.push(resource);
+        }
+        Shapes { resources }
+    }
+
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'static ResourceInfo> + '_ {
+        self.resources.iter().copied()
     }
 
     /// The resource whose fields the cache indexes (the first one).
@@ -292,16 +373,15 @@ impl Shapes {
         self.resources[shape]
     }
 
-    /// The shape number of `resource`.
-    pub fn index_of(&self, resource: &ResourceInfo) -> usize {
-        self.resources
-            .iter()
-            .position(|r| {
-                r.group == resource.group
-                    && r.version == resource.version
-                    && r.resource == resource.resource
-            })
-            .unwrap_or(0)
+    /// The shape number of `resource`, if it is one of these shapes. There is no default: a
+    /// version the cache does not serve is the caller's error to report, never served in
+    /// another version's shape.
+    pub fn index_of(&self, resource: &ResourceInfo) -> Option<usize> {
+        self.resources.iter().position(|r| {
+            r.group == resource.group
+                && r.version == resource.version
+                && r.resource == resource.resource
+        })
     }
 }
 
@@ -325,6 +405,175 @@ pub fn error_frame(error: &kubecache_core::status::ApiError) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use kubecache_core::registry::Registry;
+
+    /// configmaps in `version`: one more API shape of the same storage.
+    fn configmaps(version: &'static str) -> &'static ResourceInfo {
+        let v1 = Registry::builtin().lookup("", "v1", "configmaps").unwrap();
+        if version == "v1" {
+            return v1;
+        }
+        Box::leak(Box::new(ResourceInfo {
+            version,
+            ..v1.clone()
+        }))
+    }
+
+    /// Renders each shape as `<version>:<revision>:<format>` and counts every encode by
+    /// (version, format); the versions in `splicing` are served spliced.
+    struct Counting {
+        splicing: &'static [&'static str],
+        encodes: Mutex<HashMap<(&'static str, &'static str), usize>>,
+    }
+
+    impl Counting {
+        fn new(splicing: &'static [&'static str]) -> Counting {
+            Counting {
+                splicing,
+                encodes: Mutex::default(),
+            }
+        }
+
+        fn count(&self, shape: &ResourceInfo, format: &'static str) -> Bytes {
+            *self
+                .encodes
+                .lock()
+                .unwrap()
+                .entry((shape.version, format))
+                .or_default() += 1;
+            Bytes::from(format!("{}:{format}", shape.version))
+        }
+
+        fn encodes(&self, version: &'static str, format: &'static str) -> usize {
+            let encodes = self.encodes.lock().unwrap();
+            encodes.get(&(version, format)).copied().unwrap_or(0)
+        }
+    }
+
+    impl ObjectCodec for Counting {
+        fn attributes(&self, r: &ResourceInfo, kv: &KeyValue) -> Result<ObjectAttrs, StorageError> {
+            json::attributes(r, kv)
+        }
+        fn encode(&self, _stored: &[u8], _revision: Revision, shape: &ResourceInfo) -> Bytes {
+            self.count(shape, "json")
+        }
+        fn splice_point(&self, stored: &[u8], shape: &ResourceInfo) -> Option<usize> {
+            self.splicing
+                .contains(&shape.version)
+                .then(|| json::splice_point(stored))?
+        }
+        fn encode_protobuf(&self, _: &[u8], _: Revision, shape: &ResourceInfo) -> Bytes {
+            self.count(shape, "protobuf")
+        }
+        fn encode_table(&self, _: &[u8], _: Revision, shape: &ResourceInfo) -> Bytes {
+            self.count(shape, "table")
+        }
+        fn bookmark(&self, shape: &ResourceInfo, _: Revision, _: bool) -> Bytes {
+            Bytes::from(shape.version)
+        }
+    }
+
+    fn object() -> Arc<CachedObject> {
+        let kv = KeyValue {
+            key: "/registry/configmaps/default/c".into(),
+            value: Bytes::from_static(
+                br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"default"}}"#,
+            ),
+            create_revision: 7,
+            mod_revision: 7,
+        };
+        CachedObject::from_kv(&Counting::new(&[]), configmaps("v1"), kv).unwrap()
+    }
+
+    /// How many slot blocks the object has allocated.
+    fn blocks(object: &CachedObject) -> usize {
+        let mut n = 0;
+        let mut next = object.kept.get();
+        while let Some(block) = next {
+            n += 1;
+            next = block.next.get();
+        }
+        n
+    }
+
+    #[test]
+    fn any_number_of_shapes_each_encoded_once_per_view() {
+        // v1 (inline) and v4 (past the inline shapes) splice; the others are converted.
+        let codec = Counting::new(&["v1", "v4"]);
+        let versions = ["v1", "v2", "v3", "v4", "v5"];
+        let shapes = Shapes::new(versions.map(configmaps).to_vec());
+        let object = object();
+        for _ in 0..3 {
+            for (shape, version) in versions.iter().enumerate() {
+                let json = object.json(&codec, &shapes, shape);
+                let mut written = BytesMut::new();
+                object.write_json(&codec, &shapes, shape, &mut written);
+                assert_eq!(json, written.freeze());
+                if ["v1", "v4"].contains(version) {
+                    let served: serde_json::Value = serde_json::from_slice(&json).unwrap();
+                    assert_eq!(served["metadata"]["resourceVersion"], "7");
+                } else {
+                    assert_eq!(json, format!("{version}:json").as_bytes());
+                }
+                let protobuf = object.protobuf(&codec, &shapes, shape);
+                assert_eq!(protobuf, format!("{version}:protobuf").as_bytes());
+                let table = View {
+                    shape,
+                    table: true,
+                    protobuf: false,
+                };
+                assert_eq!(
+                    object.encoded(&codec, &shapes, table),
+                    format!("{version}:table").as_bytes()
+                );
+            }
+        }
+        for version in versions {
+            let converted = usize::from(!["v1", "v4"].contains(&version));
+            assert_eq!(codec.encodes(version, "json"), converted, "{version} JSON");
+            assert_eq!(codec.encodes(version, "protobuf"), 1, "{version} protobuf");
+            // Tables are not kept on the object (their age column moves with the clock).
+            assert_eq!(codec.encodes(version, "table"), 3, "{version} tables");
+        }
+        // Five shapes' JSON and protobuf: ten slots, three blocks of four.
+        assert_eq!(blocks(&object), 3);
+    }
+
+    #[test]
+    fn views_never_asked_for_cost_nothing() {
+        let codec = Counting::new(&["v1", "v3"]);
+        let shapes = Shapes::new(["v1", "v2", "v3"].map(configmaps).to_vec());
+        let object = object();
+        // The stored shape, spliced: no allocation at all.
+        object.json(&codec, &shapes, 0);
+        assert_eq!(blocks(&object), 0);
+        // A converted shape's JSON is kept: one block.
+        object.json(&codec, &shapes, 1);
+        assert_eq!(blocks(&object), 1);
+        // The third shape's splice point lives in the second block.
+        let mut out = BytesMut::new();
+        object.write_json(&codec, &shapes, 2, &mut out);
+        assert_eq!(blocks(&object), 2);
+        assert!(
+            out.starts_with(b"{\"apiVersion\":\"v1\""),
+            "spliced from the stored bytes"
+        );
+        assert_eq!(codec.encodes("v3", "json"), 0);
+    }
+
+    #[test]
+    fn unknown_shapes_are_not_served_as_another() {
+        let shapes = Shapes::new(vec![configmaps("v1"), configmaps("v2")]);
+        assert_eq!(shapes.index_of(configmaps("v2")), Some(1));
+        assert_eq!(shapes.index_of(configmaps("v3")), None);
+        let more = shapes.with(configmaps("v3")).with(configmaps("v2"));
+        assert_eq!(more.len(), 3, "a shape served already is not added twice");
+        assert_eq!(more.index_of(configmaps("v1")), Some(0), "numbers are kept");
+        assert_eq!(more.index_of(configmaps("v3")), Some(2));
+    }
 
     /// The Status of an ERROR event is embedded compact, in kube's field order (`details`
     /// before `code`); the frame's newline is the only one.

@@ -6,6 +6,13 @@
 //! (its objects, history and watcher index). Everyone else reads the published state through
 //! an `ArcSwap` — no lock on the read or fan-out path — or sends the task a command.
 //!
+//! The set of caches changes while serving: [`WatchCache::add_resource`] starts one more (on
+//! the shard [`shard_for`] names), [`WatchCache::add_shape`] serves a resource in one more
+//! version, [`WatchCache::remove_resource`] stops one. The map of caches is itself published
+//! through an `ArcSwap` and replaced whole on a change (copy-on-write): a reader loads it
+//! once, never locks, and a change to one resource is invisible to requests and watches of
+//! the others.
+//!
 //! Consistency: a read that must see every acknowledged write (resourceVersion unset) asks
 //! storage for the prefix's summary at its current revision R ([`Backend::prefix_state`]).
 //! If nothing under the prefix was written after the cache's revision and the key counts
@@ -17,12 +24,13 @@ pub mod resource;
 pub mod state;
 pub mod watchers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
@@ -34,7 +42,7 @@ use tokio::time::{Instant, Interval, Sleep};
 
 use self::resource::{Command, Initial, ResourceCache, ResourceHandle, Start};
 use self::state::{CacheEvent, CacheState, Objects, Published};
-use self::watchers::{ENDED_EXPIRED, ENDED_TOO_SLOW, Ending, Frame};
+use self::watchers::{ENDED_EXPIRED, ENDED_REMOVED, ENDED_TOO_SLOW, Ending, Frame};
 use crate::object::{CachedObject, ObjectCodec, Shapes, View};
 use crate::{
     FrameStream, ListRequest, ListResult, ReadAt, ReadPath, WAIT_FOR_REVISION, WatchRequest,
@@ -123,6 +131,8 @@ impl Shard {
 #[derive(Debug, Clone)]
 pub struct ResourceCacheStats {
     pub prefix: String,
+    /// The API versions served from it.
+    pub shapes: usize,
     pub shard: usize,
     pub ready: bool,
     pub revision: Revision,
@@ -135,13 +145,22 @@ pub struct ResourceCacheStats {
     pub frames_sent: u64,
 }
 
+/// The caches by storage path (`pods`, `services/specs`, `example.com/widgets`, ...).
+type Caches = HashMap<Box<str>, Arc<ResourceHandle>>;
+
 /// Every resource's cache, on its shard.
 pub struct WatchCache {
     backend: Arc<dyn Backend>,
     codec: Arc<dyn ObjectCodec>,
     config: Config,
-    /// Caches by storage path (`pods`, `services/specs`, ...).
-    caches: HashMap<&'static str, Arc<ResourceHandle>>,
+    /// The caches, published whole: readers `load()` it (no lock), a change stores a copy.
+    caches: ArcSwap<Caches>,
+    /// Serializes changes of `caches` (add, remove) with each other; never taken by readers.
+    changing: Mutex<()>,
+    /// The storage paths of the caches started with the server: /readyz waits for those. A
+    /// resource added later does not make a serving server unready while it lists; its own
+    /// reads wait for it (up to the sync timeout).
+    at_start: HashSet<Box<str>>,
     shards: Vec<Shard>,
 }
 
@@ -165,27 +184,94 @@ impl WatchCache {
         config: Config,
     ) -> WatchCache {
         let shards: Vec<Shard> = (0..config.shards.max(1)).map(Shard::start).collect();
-        let mut caches = HashMap::new();
-        for (prefix, shapes) in resources {
-            let path = shapes.primary().storage_path;
-            let shard = shard_for(&prefix, shards.len());
-            let (handle, commands) = ResourceHandle::new(prefix, shapes, shard);
-            let cache = ResourceCache::new(
-                handle.clone(),
-                backend.clone(),
-                codec.clone(),
-                config.clone(),
-            );
-            shards[shard].runtime.spawn(cache.run(commands));
-            caches.insert(path, handle);
-        }
-        WatchCache {
+        let at_start = resources
+            .iter()
+            .map(|(_, shapes)| shapes.primary().storage_path.into())
+            .collect();
+        let cache = WatchCache {
             backend,
             codec,
             config,
-            caches,
+            caches: ArcSwap::from_pointee(HashMap::new()),
+            changing: Mutex::new(()),
+            at_start,
             shards,
+        };
+        let mut caches = Caches::new();
+        for (prefix, shapes) in resources {
+            let handle = cache.spawn(prefix, shapes);
+            caches.insert(handle.shapes().primary().storage_path.into(), handle);
         }
+        cache.caches.store(Arc::new(caches));
+        cache
+    }
+
+    /// Starts the cache of `prefix` on its shard, listing in the background.
+    fn spawn(&self, prefix: String, shapes: Shapes) -> Arc<ResourceHandle> {
+        let shard = shard_for(&prefix, self.shards.len());
+        let (handle, commands) = ResourceHandle::new(prefix, shapes, shard);
+        let cache = ResourceCache::new(
+            handle.clone(),
+            self.backend.clone(),
+            self.codec.clone(),
+            self.config.clone(),
+        );
+        self.shards[shard].runtime.spawn(cache.run(commands));
+        handle
+    }
+
+    /// Starts caching one more resource while serving: the storage `prefix` of objects served
+    /// in `shapes` (keyed, like every cache, by the first shape's storage path). It lists and
+    /// watches storage in the background, on the shard [`shard_for`] names; reads of it wait
+    /// for its list (up to the sync timeout). Requests and watches of other resources do not
+    /// notice. Fails with `KeyExists` if that storage path is cached already (to serve one more
+    /// version of it, [`WatchCache::add_shape`]).
+    pub fn add_resource(&self, prefix: String, shapes: Shapes) -> Result<()> {
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        let path = shapes.primary().storage_path;
+        if self.caches.load().contains_key(path) {
+            return Err(StorageError::KeyExists { key: prefix });
+        }
+        let handle = self.spawn(prefix, shapes);
+        let mut caches = Caches::clone(&self.caches.load());
+        caches.insert(path.into(), handle);
+        self.caches.store(Arc::new(caches));
+        Ok(())
+    }
+
+    /// Serves a cached resource in one more version: `resource` shares the storage path of a
+    /// cache and becomes its next shape (nothing changes if it is one already). Watches and
+    /// reads in the other shapes go on untouched; cached objects encode the new shape when it
+    /// is first asked for.
+    pub fn add_shape(&self, resource: &'static ResourceInfo) -> Result<()> {
+        self.handle(resource.storage_path)?.add_shape(resource);
+        Ok(())
+    }
+
+    /// Stops caching a resource: its storage watch is dropped, its task ends, every watch of
+    /// it ends (the stream closes after the frames it had queued, with no ERROR frame: what
+    /// kube-apiserver does to the watches of a deleted CRD's resources), reads of it fail with
+    /// `Unavailable`, and its memory is freed once in-flight reads let go of their snapshots.
+    /// Returns when the task has stopped; `NotFound` if no cache has that storage path.
+    pub async fn remove_resource(&self, resource: &ResourceInfo) -> Result<()> {
+        let handle = {
+            let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+            let mut caches = Caches::clone(&self.caches.load());
+            let handle =
+                caches
+                    .remove(resource.storage_path)
+                    .ok_or_else(|| StorageError::NotFound {
+                        key: resource.storage_path.to_string(),
+                    })?;
+            self.caches.store(Arc::new(caches));
+            handle
+        };
+        let (done, stopped) = oneshot::channel();
+        if handle.commands.send(Command::Stop { done }).is_ok() {
+            // An error means the task is gone already (its shard stopped).
+            let _ = stopped.await;
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {
@@ -196,11 +282,13 @@ impl WatchCache {
         use std::sync::atomic::Ordering::Relaxed;
         let mut stats: Vec<ResourceCacheStats> = self
             .caches
+            .load()
             .values()
             .map(|h| {
                 let p = h.load();
                 ResourceCacheStats {
                     prefix: h.prefix.clone(),
+                    shapes: h.shapes().len(),
                     shard: h.shard,
                     ready: p.state == CacheState::Ready,
                     revision: p.revision,
@@ -218,10 +306,32 @@ impl WatchCache {
         stats
     }
 
-    fn handle(&self, resource: &ResourceInfo) -> Result<&Arc<ResourceHandle>> {
-        self.caches.get(resource.storage_path).ok_or_else(|| {
-            StorageError::Internal(format!("no cache for {}", resource.storage_path))
-        })
+    /// The cache of a storage path. None is `Unavailable`, as a read racing a removal gets
+    /// from a stopped cache (kube-apiserver answers a stopped cacher's reads with 503).
+    fn handle(&self, storage_path: &str) -> Result<Arc<ResourceHandle>> {
+        self.caches
+            .load()
+            .get(storage_path)
+            .cloned()
+            .ok_or_else(|| {
+                StorageError::Unavailable(format!(
+                    "no watch cache serves {storage_path} (not served, or removed)"
+                ))
+            })
+    }
+
+    /// The cache serving `resource` and its shape number there: an API version the cache
+    /// does not serve is an error, never served in another version's shape.
+    fn serving(&self, resource: &ResourceInfo) -> Result<(Arc<ResourceHandle>, usize)> {
+        let handle = self.handle(resource.storage_path)?;
+        let shape = handle.shapes().index_of(resource).ok_or_else(|| {
+            StorageError::Unavailable(format!(
+                "the watch cache of {} does not serve {}",
+                handle.prefix,
+                resource.api_version()
+            ))
+        })?;
+        Ok((handle, shape))
     }
 
     /// The published state once the cache has listed, waiting up to the sync timeout.
@@ -230,8 +340,10 @@ impl WatchCache {
         let deadline = Instant::now() + self.config.sync_timeout;
         loop {
             let published = handle.load();
-            if published.state == CacheState::Ready {
-                return Ok(published);
+            match published.state {
+                CacheState::Ready => return Ok(published),
+                CacheState::Stopped => return Err(removed(handle)),
+                CacheState::Pending => {}
             }
             match tokio::time::timeout_at(deadline, revisions.changed()).await {
                 Ok(Ok(())) => {}
@@ -390,6 +502,14 @@ impl WatchCache {
     }
 }
 
+/// What a read of a cache that was removed meanwhile fails with.
+fn removed(handle: &ResourceHandle) -> StorageError {
+    StorageError::Unavailable(format!(
+        "the cache of {} was removed (the resource is no longer served)",
+        handle.prefix
+    ))
+}
+
 /// Keys of `objects` under `prefix`, from `start` (inclusive) or after `after`.
 fn range_from<'a>(
     objects: &'a Objects,
@@ -409,6 +529,7 @@ impl ReadPath for WatchCache {
         key: &str,
         at: ReadAt,
     ) -> Result<Option<Arc<CachedObject>>> {
+        let (handle, _) = self.serving(resource)?;
         if at == ReadAt::Latest {
             // As kube-apiserver: a GET without resourceVersion reads storage.
             return self
@@ -418,14 +539,13 @@ impl ReadPath for WatchCache {
                 .map(|kv| CachedObject::from_kv(self.codec.as_ref(), resource, kv))
                 .transpose();
         }
-        let handle = self.handle(resource)?;
-        let (objects, _) = self.objects_for(handle, at).await?;
+        let (objects, _) = self.objects_for(&handle, at).await?;
         Ok(objects.get(key).cloned())
     }
 
     async fn list(&self, request: ListRequest) -> Result<ListResult> {
-        let handle = self.handle(request.resource)?;
-        let (objects, revision) = self.objects_for(handle, request.at).await?;
+        let (handle, _) = self.serving(request.resource)?;
+        let (objects, revision) = self.objects_for(&handle, request.at).await?;
         let collection = request.collection_prefix();
         let start = request.start_key.as_deref().unwrap_or(&collection);
         // A first page over the whole prefix walks the whole map: every key is under it, so
@@ -481,9 +601,9 @@ impl ReadPath for WatchCache {
     }
 
     async fn watch(&self, request: WatchRequest) -> Result<FrameStream> {
-        let handle = self.handle(request.resource)?.clone();
+        let (handle, shape) = self.serving(request.resource)?;
         let view = View {
-            shape: handle.shapes.index_of(request.resource),
+            shape,
             table: request.table,
             protobuf: request.protobuf,
         };
@@ -529,6 +649,7 @@ impl ReadPath for WatchCache {
         let timeout = request.timeout;
         let started = Instant::now();
         let connection = Connection {
+            shapes: handle.shapes(),
             codec: self.codec.clone(),
             view,
             collection,
@@ -554,12 +675,13 @@ impl ReadPath for WatchCache {
         Ok(futures::stream::unfold(connection, Connection::next).boxed())
     }
 
+    // The encoders below are handed objects a read found. If the resource or its version is
+    // no longer cached (removed since), the object is encoded in exactly the asked version,
+    // just not kept: an in-flight LIST still answers correctly.
+
     fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
-        match self.handle(resource) {
-            Ok(handle) => {
-                let shape = handle.shapes.index_of(resource);
-                object.json(self.codec.as_ref(), &handle.shapes, shape)
-            }
+        match self.serving(resource) {
+            Ok((handle, shape)) => object.json(self.codec.as_ref(), &handle.shapes(), shape),
             Err(_) => self
                 .codec
                 .encode(&object.kv.value, object.kv.mod_revision, resource),
@@ -572,10 +694,9 @@ impl ReadPath for WatchCache {
         resource: &'static ResourceInfo,
         out: &mut BytesMut,
     ) {
-        match self.handle(resource) {
-            Ok(handle) => {
-                let shape = handle.shapes.index_of(resource);
-                object.write_json(self.codec.as_ref(), &handle.shapes, shape, out)
+        match self.serving(resource) {
+            Ok((handle, shape)) => {
+                object.write_json(self.codec.as_ref(), &handle.shapes(), shape, out)
             }
             Err(_) => out.extend_from_slice(&self.json(object, resource)),
         }
@@ -589,11 +710,11 @@ impl ReadPath for WatchCache {
         fill: usize,
         continued: bool,
     ) -> usize {
-        let Ok(handle) = self.handle(resource) else {
+        let Ok((handle, shape)) = self.serving(resource) else {
             return write_items_one_by_one(self, objects, resource, out, fill, continued);
         };
         // The resource's encoding is looked up once per call, not per object.
-        let shape = handle.shapes.index_of(resource);
+        let shapes = handle.shapes();
         let codec = self.codec.as_ref();
         let mut written = 0;
         while written < objects.len() && out.len() < fill {
@@ -605,18 +726,15 @@ impl ReadPath for WatchCache {
             if continued || written > 0 {
                 out.put_u8(b',');
             }
-            objects[written].write_json(codec, &handle.shapes, shape, out);
+            objects[written].write_json(codec, &shapes, shape, out);
             written += 1;
         }
         written
     }
 
     fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
-        match self.handle(resource) {
-            Ok(handle) => {
-                let shape = handle.shapes.index_of(resource);
-                object.protobuf(self.codec.as_ref(), &handle.shapes, shape)
-            }
+        match self.serving(resource) {
+            Ok((handle, shape)) => object.protobuf(self.codec.as_ref(), &handle.shapes(), shape),
             Err(_) => {
                 self.codec
                     .encode_protobuf(&object.kv.value, object.kv.mod_revision, resource)
@@ -626,9 +744,11 @@ impl ReadPath for WatchCache {
 
     async fn ready(&self) -> Result<()> {
         self.backend.health().await?;
-        match self
-            .caches
-            .values()
+        let caches = self.caches.load();
+        match caches
+            .iter()
+            .filter(|(path, _)| self.at_start.contains(*path))
+            .map(|(_, h)| h)
             .find(|h| h.load().state != CacheState::Ready)
         {
             Some(pending) => Err(StorageError::Unavailable(format!(
@@ -641,6 +761,18 @@ impl ReadPath for WatchCache {
 
     fn metrics(&self) -> Vec<ResourceCacheStats> {
         self.stats()
+    }
+
+    fn add_resource(&self, prefix: String, shapes: Shapes) -> Result<()> {
+        WatchCache::add_resource(self, prefix, shapes)
+    }
+
+    fn add_shape(&self, resource: &'static ResourceInfo) -> Result<()> {
+        WatchCache::add_shape(self, resource)
+    }
+
+    async fn remove_resource(&self, resource: &ResourceInfo) -> Result<()> {
+        WatchCache::remove_resource(self, resource).await
     }
 }
 
@@ -664,6 +796,9 @@ enum InitialFrames {
 /// shard queued, with bookmarks and the timeout interleaved. Dropping it unregisters.
 struct Connection {
     handle: Arc<ResourceHandle>,
+    /// The resource's shapes when the watch started: its own shape keeps its number for the
+    /// life of the cache (shapes are only appended).
+    shapes: Arc<Shapes>,
     codec: Arc<dyn ObjectCodec>,
     request: WatchRequest,
     view: View,
@@ -690,10 +825,6 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    fn shapes(&self) -> &Shapes {
-        &self.handle.shapes
-    }
-
     fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
         let bookmark = self
             .codec
@@ -738,8 +869,7 @@ impl Connection {
                     match next {
                         Some((key, object)) => {
                             *after = Some(key);
-                            let json =
-                                object.encoded(self.codec.as_ref(), &self.handle.shapes, self.view);
+                            let json = object.encoded(self.codec.as_ref(), &self.shapes, self.view);
                             return Some(self.codec.watch_frame(self.view, "ADDED", &json));
                         }
                         None => {
@@ -765,7 +895,7 @@ impl Connection {
                                 kind,
                                 self.view,
                                 self.codec.as_ref(),
-                                self.shapes(),
+                                &self.shapes,
                             ));
                         }
                     }
@@ -795,6 +925,7 @@ impl Connection {
                 "too old resource version: {} (the cache had to relist)",
                 self.revision
             )))),
+            // ENDED_REMOVED: a plain end, as kube-apiserver ends a deleted CRD's watches.
             _ => None,
         }
     }
@@ -806,6 +937,11 @@ impl Connection {
             }
             if self.finished {
                 return None;
+            }
+            if self.ending.get() == ENDED_REMOVED {
+                // The resource was removed: whatever initial frames are left are not sent.
+                // Frames the shard had queued still go out first, then the stream ends.
+                self.initial = InitialFrames::Done;
             }
             if let Some(frame) = self.next_initial() {
                 return Some((frame, self));

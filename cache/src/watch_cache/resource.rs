@@ -6,6 +6,12 @@
 //! watchers, and only then published — so a reader that sees revision R finds every frame up
 //! to R already queued for its watch. Registrations and other commands arrive on a channel
 //! and are handled between events, which is what makes a watch's start gap-free.
+//!
+//! The task ends when the resource is removed ([`Command::Stop`]): its storage watch is
+//! dropped, every watcher's queue is closed with the reason [`ENDED_REMOVED`] (its stream ends
+//! after the frames it had queued, with no ERROR frame, as kube-apiserver's cacher does when
+//! it stops), and the handle's published state is replaced by an empty `Stopped` one, so that
+//! what the cache held is freed as soon as the last in-flight read lets go of it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Config;
 use super::state::{CacheEvent, CacheState, Objects, Published};
-use super::watchers::{ENDED_EXPIRED, Ending, Frame, WatcherIndex, WatcherStats};
+use super::watchers::{ENDED_EXPIRED, ENDED_REMOVED, Ending, Frame, WatcherIndex, WatcherStats};
 use crate::object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes, View};
 
 /// Where a registered watch starts.
@@ -66,6 +72,10 @@ pub enum Command {
         verified_at: Revision,
         to: Revision,
     },
+    /// The resource was removed: end every watch, drop the state, stop, then answer `done`.
+    Stop {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Counters of one resource's cache.
@@ -80,7 +90,10 @@ pub struct CacheStats {
 pub struct ResourceHandle {
     /// The storage prefix (`/registry/pods/`).
     pub prefix: String,
-    pub shapes: Shapes,
+    /// The API shapes served from this prefix. Replaced whole when one is added (shapes are
+    /// only appended, so a watcher's shape number stays valid); objects encode a new shape
+    /// lazily, when it is first served.
+    shapes: ArcSwap<Shapes>,
     /// The index of the shard whose thread runs this cache.
     pub shard: usize,
     pub published: ArcSwap<Published>,
@@ -99,7 +112,7 @@ impl ResourceHandle {
         let (commands, receiver) = mpsc::unbounded_channel();
         let handle = Arc::new(ResourceHandle {
             prefix,
-            shapes,
+            shapes: ArcSwap::from_pointee(shapes),
             shard,
             published: ArcSwap::from_pointee(Published::pending()),
             revision: watch::channel(0).0,
@@ -112,6 +125,17 @@ impl ResourceHandle {
     pub fn load(&self) -> Arc<Published> {
         self.published.load_full()
     }
+
+    /// The shapes as of now.
+    pub fn shapes(&self) -> Arc<Shapes> {
+        self.shapes.load_full()
+    }
+
+    /// Serves `resource` too, as the next shape number (nothing if it is served already).
+    /// Objects already cached encode it when it is first asked for.
+    pub fn add_shape(&self, resource: &'static kubecache_core::registry::ResourceInfo) {
+        self.shapes.rcu(|shapes| shapes.with(resource));
+    }
 }
 
 /// The writer side, owned by the task on the shard.
@@ -123,6 +147,14 @@ pub struct ResourceCache {
     watchers: WatcherIndex,
     /// The state being built; `handle.published` is a copy of it as of the last publish.
     current: Published,
+}
+
+/// How [`ResourceCache::follow`] ended.
+enum Followed {
+    /// The storage watch was compacted: list again.
+    Relist,
+    /// The resource was removed (with whom to tell once stopped), or the channel ended.
+    Stop(Option<oneshot::Sender<()>>),
 }
 
 /// Backoff between attempts to reach storage again.
@@ -138,7 +170,7 @@ impl ResourceCache {
         codec: Arc<dyn ObjectCodec>,
         config: Config,
     ) -> ResourceCache {
-        let trigger = codec.trigger_field(handle.shapes.primary());
+        let trigger = codec.trigger_field(handle.shapes.load().primary());
         let watchers = WatcherIndex::new(trigger, handle.stats.watchers.clone());
         ResourceCache {
             handle,
@@ -153,7 +185,7 @@ impl ResourceCache {
     fn cached(&self, kv: KeyValue) -> Arc<CachedObject> {
         let attrs = self
             .codec
-            .attributes(self.handle.shapes.primary(), &kv)
+            .attributes(self.handle.shapes.load().primary(), &kv)
             // An object the codec cannot read is still served; it matches no selector that
             // names a label or field.
             .unwrap_or_else(|_| ObjectAttrs::default());
@@ -170,8 +202,29 @@ impl ResourceCache {
         });
     }
 
-    /// Runs until the handle's command channel closes.
+    /// Runs until the resource is removed ([`Command::Stop`]) or its shard stops.
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let done = self.serve(&mut commands).await;
+        // Removed: no watcher, no reader waits on this cache any longer.
+        self.watchers.end_all(ENDED_REMOVED);
+        self.handle.published.store(Arc::new(Published::stopped()));
+        // Readers waiting for a revision look again and find the cache stopped.
+        self.handle.revision.send_modify(|_| {});
+        // Commands still queued (registrations racing the removal) are dropped unanswered:
+        // their senders see the cache stopping.
+        drop(commands);
+        drop(self);
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    /// Lists and follows storage until a [`Command::Stop`] (returned) or the command
+    /// channel's end.
+    async fn serve(
+        &mut self,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Option<oneshot::Sender<()>> {
         let mut first = true;
         loop {
             // List: the cache's state at one revision.
@@ -186,8 +239,10 @@ impl ResourceCache {
                         Err(_) => tokio::time::sleep(RETRY).await,
                     },
                     command = commands.recv() => match command {
-                        Some(command) => self.on_command(command),
-                        None => return,
+                        Some(command) => if let Some(done) = self.on_command(command) {
+                            return Some(done);
+                        },
+                        None => return None,
                     },
                 }
             };
@@ -204,21 +259,22 @@ impl ResourceCache {
             }
             first = false;
             self.publish();
-            if !self.follow(&mut commands).await {
-                return;
+            match self.follow(commands).await {
+                Followed::Relist => {}
+                Followed::Stop(done) => return done,
             }
         }
     }
 
-    /// Follows storage from the cache's revision. Returns false when the cache is dropped,
-    /// true when it must relist (its revision was compacted away).
-    async fn follow(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+    /// Follows storage from the cache's revision until it must relist (its revision was
+    /// compacted away) or stop.
+    async fn follow(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> Followed {
         let mut trim = tokio::time::interval(TRIM_INTERVAL);
         loop {
             let from = self.current.revision + 1;
             let mut events = match self.backend.watch(&self.handle.prefix, from).await {
                 Ok(events) => events,
-                Err(StorageError::Compacted { .. }) => return true,
+                Err(StorageError::Compacted { .. }) => return Followed::Relist,
                 Err(_) => {
                     tokio::time::sleep(RETRY).await;
                     continue;
@@ -227,12 +283,14 @@ impl ResourceCache {
             loop {
                 tokio::select! {
                     command = commands.recv() => match command {
-                        Some(command) => self.on_command(command),
-                        None => return false,
+                        Some(command) => if let Some(done) = self.on_command(command) {
+                            return Followed::Stop(Some(done));
+                        },
+                        None => return Followed::Stop(None),
                     },
                     event = events.next() => match event {
                         Some(Ok(event)) => self.apply(event),
-                        Some(Err(StorageError::Compacted { .. })) => return true,
+                        Some(Err(StorageError::Compacted { .. })) => return Followed::Relist,
                         // Storage went away (restart, leader change, network): resume from
                         // the last revision applied.
                         Some(Err(_)) | None => {
@@ -250,7 +308,8 @@ impl ResourceCache {
         }
     }
 
-    fn on_command(&mut self, command: Command) {
+    /// Handles a command; a [`Command::Stop`] is handed back for the task to stop.
+    fn on_command(&mut self, command: Command) -> Option<oneshot::Sender<()>> {
         match command {
             Command::Register {
                 filter,
@@ -272,7 +331,9 @@ impl ResourceCache {
                     self.publish();
                 }
             }
+            Command::Stop { done } => return Some(done),
         }
+        None
     }
 
     fn register(
@@ -356,7 +417,7 @@ impl ResourceCache {
         self.current.record(event.clone());
         self.trim();
         self.watchers
-            .dispatch(&event, self.codec.as_ref(), &self.handle.shapes);
+            .dispatch(&event, self.codec.as_ref(), &self.handle.shapes.load());
         self.publish();
     }
 

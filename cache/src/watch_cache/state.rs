@@ -10,7 +10,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, Vector};
 use kubecache_core::storage::{Revision, StorageError};
 
-use crate::object::{CachedObject, Filter, MAX_VIEWS, ObjectCodec, Shapes, View};
+use crate::object::{CachedObject, Filter, ObjectCodec, Shapes, View};
 
 /// Objects by storage key.
 pub type Objects = OrdMap<Arc<str>, Arc<CachedObject>>;
@@ -21,6 +21,8 @@ pub type Objects = OrdMap<Arc<str>, Arc<CachedObject>>;
 ///   Pending ──list done──> Ready ──watch compacted──> Ready (relisted; watchers ended with 410)
 ///      ^                     │
 ///      └──storage error──────┘ (before the first list only; later errors resume the watch)
+///
+///   Pending, Ready ──resource removed──> Stopped (watchers' streams ended; state dropped)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheState {
@@ -28,6 +30,9 @@ pub enum CacheState {
     Pending,
     /// Objects reflect storage at `revision`; reads and watches are served.
     Ready,
+    /// The resource was removed ([`crate::WatchCache::remove_resource`]): the task has ended,
+    /// nothing is held, and reads fail.
+    Stopped,
 }
 
 /// How an event changes what a watcher sees.
@@ -126,10 +131,12 @@ impl CacheEvent {
 }
 
 /// The frames of one event during its fan-out: each (kind, view) encoded on first use and
-/// shared by every watcher that receives it; dropped with the fan-out.
+/// shared by every watcher that receives it; dropped with the fan-out. Only the pairs some
+/// watcher received are made: a handful per event however many shapes the resource has, so a
+/// short list searched in order (no allocation before the first frame).
 #[derive(Default)]
 pub struct FrameCache {
-    frames: [[Option<Bytes>; 3]; MAX_VIEWS],
+    frames: Vec<(View, EventKind, Bytes)>,
 }
 
 impl FrameCache {
@@ -141,9 +148,16 @@ impl FrameCache {
         codec: &dyn ObjectCodec,
         shapes: &Shapes,
     ) -> Bytes {
-        self.frames[view.index()][kind as usize]
-            .get_or_insert_with(|| event.frame(kind, view, codec, shapes))
-            .clone()
+        if let Some((_, _, frame)) = self
+            .frames
+            .iter()
+            .find(|(v, k, _)| *v == view && *k == kind)
+        {
+            return frame.clone();
+        }
+        let frame = event.frame(kind, view, codec, shapes);
+        self.frames.push((view, kind, frame.clone()));
+        frame
     }
 }
 
@@ -209,6 +223,14 @@ impl Published {
             base_objects: Objects::new(),
             since_checkpoint: 0,
             history_bytes: 0,
+        }
+    }
+
+    /// The state of a removed resource's cache: empty, for readers that still hold its handle.
+    pub fn stopped() -> Published {
+        Published {
+            state: CacheState::Stopped,
+            ..Published::pending()
         }
     }
 

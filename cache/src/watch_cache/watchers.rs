@@ -1,5 +1,5 @@
 //! The watchers of one resource, indexed so that an event is offered only to the watchers
-//! that could want it, and the fan-out: one shared frame per (kind, shape), pushed into each
+//! that could want it, and the fan-out: one shared frame per (kind, view), pushed into each
 //! watcher's bounded queue. A watcher whose queue is full is ended on the spot — never
 //! waited for — and told where to resume.
 
@@ -23,6 +23,9 @@ pub const ENDED_NOT: i64 = 0;
 pub const ENDED_TOO_SLOW: i64 = 1;
 /// The cache relisted after its storage watch was compacted: the client must relist too.
 pub const ENDED_EXPIRED: i64 = 2;
+/// The resource was removed: the stream ends with no ERROR frame (kube-apiserver's cacher,
+/// stopped when a CRD goes, closes its watchers' result channels the same way).
+pub const ENDED_REMOVED: i64 = 3;
 
 /// Shared between the shard and a watch's connection: why the shard closed its queue.
 #[derive(Debug, Default)]
