@@ -132,12 +132,16 @@ impl CacheEvent {
 
 /// The frames of one event during its fan-out: each (kind, view) encoded on first use and
 /// shared by every watcher that receives it; dropped with the fan-out. Only the pairs some
-/// watcher received are made: a handful per event however many shapes the resource has, so a
-/// short list searched in order (no allocation before the first frame).
+/// watcher received are made — a handful per event however many shapes the resource has — so
+/// the first few sit inline (no allocation per event) and any more spill into a `Vec`.
 #[derive(Default)]
 pub struct FrameCache {
-    frames: Vec<(View, EventKind, Bytes)>,
+    inline: [Option<(View, EventKind, Bytes)>; INLINE_FRAMES],
+    spilled: Vec<(View, EventKind, Bytes)>,
 }
+
+/// Frames a fan-out keeps without allocating.
+const INLINE_FRAMES: usize = 4;
 
 impl FrameCache {
     pub fn frame(
@@ -148,15 +152,21 @@ impl FrameCache {
         codec: &dyn ObjectCodec,
         shapes: &Shapes,
     ) -> Bytes {
-        if let Some((_, _, frame)) = self
-            .frames
+        let made = self
+            .inline
             .iter()
-            .find(|(v, k, _)| *v == view && *k == kind)
-        {
+            .map_while(Option::as_ref)
+            .chain(self.spilled.iter())
+            .find(|(v, k, _)| *v == view && *k == kind);
+        if let Some((_, _, frame)) = made {
             return frame.clone();
         }
         let frame = event.frame(kind, view, codec, shapes);
-        self.frames.push((view, kind, frame.clone()));
+        let entry = (view, kind, frame.clone());
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(free) => *free = Some(entry),
+            None => self.spilled.push(entry),
+        }
         frame
     }
 }

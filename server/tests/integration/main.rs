@@ -32,6 +32,7 @@ mod serving;
 mod status_bytes;
 mod table;
 mod watch_cache;
+mod watch_cache_dynamic;
 mod watch_cache_model;
 mod watch_cache_storage_faults;
 mod write_revisions;
