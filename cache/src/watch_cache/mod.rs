@@ -227,8 +227,15 @@ impl WatchCache {
     /// notice. Fails with `KeyExists` if that storage path is cached already (to serve one more
     /// version of it, [`WatchCache::add_shape`]).
     pub fn add_resource(&self, prefix: String, shapes: Shapes) -> Result<()> {
-        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         let path = shapes.primary().storage_path;
+        if let Some(other) = shapes.iter().find(|s| s.storage_path != path) {
+            return Err(StorageError::Internal(format!(
+                "{} is stored under {}, not {path}: not a shape of the same cache",
+                other.api_version(),
+                other.storage_path
+            )));
+        }
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         if self.caches.load().contains_key(path) {
             return Err(StorageError::KeyExists { key: prefix });
         }
