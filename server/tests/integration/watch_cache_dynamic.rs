@@ -29,7 +29,6 @@ use kubecache_core::storage::{
     WatchStream,
 };
 use kubecache_server::backend::embedded::EmbeddedBackend;
-use kubecache_server::codec::JsonCodec;
 use serde_json::{Value, json};
 
 /// How long any one observable condition may take before the test fails.
@@ -266,10 +265,11 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
 async fn resource_added_and_removed_while_another_is_watched() {
     let backend = CountingBackend::new();
     let pods_prefix = pods().storage_prefix("/registry");
-    // One shard: the added resource's task shares the pods cache's thread.
+    // One shard: the added resource's task shares the pods cache's thread. The server's codec
+    // knows only the built-in resources' strategies: the test's renders any resource.
     let cache = WatchCache::start(
         backend.clone(),
-        Arc::new(JsonCodec),
+        Arc::new(VersionedCodec::default()),
         vec![(pods_prefix.clone(), Shapes::new(vec![pods()]))],
         WatchCacheConfig {
             shards: 1,
