@@ -184,3 +184,44 @@ async fn a_4mib_body_over_http2_gets_the_413() {
     assert_eq!(response.status(), 413);
     assert_eq!(response.text().await.unwrap(), BODY_413);
 }
+
+/// curl, as a user would try it: a 4 MiB body with a Content-Length, chunked, and over
+/// HTTP/2 (prior knowledge); each time curl reads the 413 Status and exits 0. Skipped where
+/// there is no curl.
+#[test]
+fn curl_reads_the_413() {
+    let curl = ["/usr/bin/curl", "/usr/local/bin/curl"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists());
+    let Some(curl) = curl else {
+        eprintln!("no curl: skipped");
+        return;
+    };
+    let server = Kubecache::start();
+    let file = server.dir().join("big.json");
+    std::fs::write(&file, big_configmap()).unwrap();
+    let url = format!("{}{PATH}", server.url());
+    let data = format!("@{}", file.display());
+    for extra in [
+        &[][..],
+        &["-H", "Transfer-Encoding: chunked"][..],
+        &["--http2-prior-knowledge"][..],
+    ] {
+        let output = std::process::Command::new(curl)
+            .args(["-sS", "--max-time", "60", "-X", "POST"])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["--data-binary", &data, "-w", "\n%{http_code}"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("runs curl");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "curl {extra:?}: {:?} {stdout} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(stdout, format!("{BODY_413}\n413"), "curl {extra:?}");
+    }
+}
