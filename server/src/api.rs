@@ -188,6 +188,7 @@ impl Reply {
 pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let mut labels = RequestLabels::non_resource(request.method());
+    let protobuf = crate::protobuf::edge::wants_protobuf(request.headers());
     let response = match dispatch(&api, request, &mut labels).await {
         Ok(Reply::Object {
             status,
@@ -200,6 +201,7 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
             content_type,
         }) => encoded_response(status, body, content_type),
         Ok(Reply::Stream(response)) => response,
+        Err(err) if protobuf => crate::protobuf::edge::error_response(&err),
         Err(err) => error_response(&err),
     };
     api.metrics
@@ -364,6 +366,17 @@ pub fn error_response(err: &ApiError) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// An [`ApiError`] as a Status in the media type the request asks for (protobuf or JSON), as
+/// kube-apiserver's `ErrorNegotiated` writes it: for errors raised before a handler renders
+/// its own (the filter chain's 401 and 403, a body over the limit, a malformed query).
+pub fn negotiated_error_response(headers: &HeaderMap, err: &ApiError) -> Response {
+    if crate::protobuf::edge::wants_protobuf(headers) {
+        crate::protobuf::edge::error_response(err)
+    } else {
+        error_response(err)
+    }
 }
 
 /// Maps a storage failure that no handler interpreted more specifically.

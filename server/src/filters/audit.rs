@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::info::{RequestContext, context_of};
 use super::{Chain, user_of};
-use crate::api::{MAX_REQUEST_BODY_BYTES, error_response};
+use crate::api::{MAX_REQUEST_BODY_BYTES, negotiated_error_response};
 use crate::audit::{AuditHandle, Event, Level, Stage, object_ref};
 use crate::authn::Connection;
 
@@ -38,7 +38,10 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
     let mut event = new_event(&context, user, &parts, decision);
     let body = if level >= Level::Request {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES).await else {
-            return error_response(&ApiError::too_large(MAX_REQUEST_BODY_BYTES));
+            return negotiated_error_response(
+                &parts.headers,
+                &ApiError::too_large(MAX_REQUEST_BODY_BYTES),
+            );
         };
         event.request_object = serde_json::from_slice::<Value>(&bytes).ok();
         Body::from(bytes)

@@ -12,7 +12,7 @@ use kubecache_core::authz::UserInfo;
 use kubecache_core::status::{ApiError, Reason};
 
 use super::Chain;
-use crate::api::error_response;
+use crate::api::negotiated_error_response;
 use crate::authn::Connection;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: Next) -> Response {
@@ -26,11 +26,10 @@ pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: 
                 Err(e) => {
                     tracing::debug!(uri = %request.uri(), "unable to authenticate the request: {e}");
                     super::audit::failed_authentication(&chain, &request);
-                    return error_response(&ApiError::new(
-                        401,
-                        Reason::Unauthorized,
-                        "Unauthorized",
-                    ));
+                    return negotiated_error_response(
+                        request.headers(),
+                        &ApiError::new(401, Reason::Unauthorized, "Unauthorized"),
+                    );
                 }
             }
         }

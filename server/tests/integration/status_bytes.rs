@@ -503,3 +503,57 @@ async fn an_audit_events_response_status_keeps_kubes_order() {
     }
     task.abort();
 }
+
+/// A client that asks for protobuf gets the filter chain's 401 and 403, and a 413 raised
+/// before any handler, as protobuf Statuses (kube-apiserver's `ErrorNegotiated`).
+#[tokio::test]
+async fn errors_before_the_handler_are_negotiated_to_protobuf() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, task) = with_chain(dir.path(), |options| {
+        options.authorization_modes = vec![kubecache_server::authz::AuthorizationMode::Rbac];
+    })
+    .await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let protobuf = "application/vnd.kubernetes.protobuf, application/json";
+    for (token, code, reason) in [
+        ("wrong-token", 401, "Unauthorized"),
+        ("bob-token", 403, "Forbidden"),
+    ] {
+        let response = client
+            .get(format!("{base}{CM}"))
+            .bearer_auth(token)
+            .header(ACCEPT, protobuf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), code);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/vnd.kubernetes.protobuf"
+        );
+        let body = response.bytes().await.unwrap();
+        let status = kubecache_server::protobuf::decode_envelope(&body, None).unwrap();
+        assert_eq!(
+            (status["code"].as_u64(), status["reason"].as_str()),
+            (Some(u64::from(code)), Some(reason))
+        );
+    }
+    task.abort();
+
+    let server = TestServer::start().await;
+    let mut body = br#"{"metadata":{"name":"big"},"data":{"x":""#.to_vec();
+    body.resize(4 * 1024 * 1024, b'y');
+    let response = server
+        .client
+        .post(server.url(CM))
+        .header(ACCEPT, protobuf)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body = response.bytes().await.unwrap();
+    let status = kubecache_server::protobuf::decode_envelope(&body, None).unwrap();
+    assert_eq!(status["reason"], "RequestEntityTooLarge");
+}
