@@ -286,13 +286,22 @@ fn omit_empty_metadata(object: &mut Value) {
 /// nulls dropped, `apiVersion` and `kind` first. The server code between the two passes only
 /// adds well-typed fields, so the typed check of the first pass still holds. Debug builds
 /// (every test) check the result against the real round trip.
+///
+/// The canonical form also has the empty struct fields kube-apiserver always writes
+/// ([`fill_always_present`]). [`normalize`] leaves them to this step: the object it returns is
+/// what the client sent, which managedFields records ownership from (kube does not make a
+/// client the owner of a `creationTimestamp: null` it never sent).
 pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value, ApiError> {
     if !has_plain_typed_form(resource) {
-        let (typed, _) = normalize(resource, object)?;
+        let (mut typed, _) = normalize(resource, object)?;
+        fill_always_present(resource, &mut typed);
         return Ok(typed);
     }
     #[cfg(debug_assertions)]
-    let expected = normalize(resource, object.clone()).map(|(typed, _)| typed);
+    let expected = normalize(resource, object.clone()).map(|(mut typed, _)| {
+        fill_always_present(resource, &mut typed);
+        typed
+    });
     if let Value::Object(root) = &mut object {
         sort_fields(root);
         if root.get("kind").and_then(Value::as_str) != Some(resource.kind) {
@@ -309,6 +318,7 @@ pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value,
         }
     }
     omit_empty_metadata(&mut object);
+    fill_always_present(resource, &mut object);
     #[cfg(debug_assertions)]
     {
         let expected = expected.expect("the object was typed before");
@@ -319,6 +329,12 @@ pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value,
         );
     }
     Ok(object)
+}
+
+/// Adds the empty struct fields kube-apiserver always writes (Go never omits a non-pointer
+/// struct field; k8s-openapi drops it when empty): see [`crate::always_present`].
+pub fn fill_always_present(resource: &ResourceInfo, object: &mut Value) {
+    crate::always_present::fill(&resource.api_version(), resource.kind, object);
 }
 
 /// Kinds whose typed form is plain structs and maps: no free-form JSON (a ControllerRevision's
@@ -468,7 +484,8 @@ mod tests {
             input["metadata"]["generateName"] = Value::Null;
             input["metadata"]["managedFields"] = json!([{"manager": "m", "operation": "Update",
                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}, "f:data": {".": {}, "f:b": {}, "f:a": {}}, "i:10": {}, "i:2": {}}}]);
-            let (expected, _) = normalize(r, input.clone()).unwrap();
+            let (mut expected, _) = normalize(r, input.clone()).unwrap();
+            fill_always_present(r, &mut expected);
             let canonical = canonicalize(r, input).unwrap();
             assert_eq!(
                 serde_json::to_string(&canonical).unwrap(),
@@ -478,6 +495,40 @@ mod tests {
                 r.kind
             );
         }
+    }
+
+    /// The canonical form is a fixed point: decoding and canonicalizing what is stored gives
+    /// the same bytes (so an update that sends back what it read writes nothing), with the
+    /// always-present fields in it — for every kind, from its sample and from the sample
+    /// without its status (as a create resets it).
+    #[test]
+    fn the_canonical_form_with_always_present_fields_is_stable_for_every_kind() {
+        let samples: Vec<Value> =
+            serde_json::from_str(include_str!("protobuf/samples.json")).unwrap();
+        let mut filled = 0;
+        for r in Registry::builtin().all().iter().filter(|r| !r.create_only) {
+            let sample = samples
+                .iter()
+                .find(|s| s["apiVersion"] == r.api_version().as_str() && s["kind"] == r.kind)
+                .unwrap_or_else(|| panic!("no sample of {}", r.kind));
+            let mut without_status = sample.clone();
+            without_status.as_object_mut().unwrap().remove("status");
+            for input in [sample, &without_status] {
+                let (decoded, _) = normalize(r, input.clone()).unwrap();
+                let once = canonicalize(r, decoded.clone()).unwrap();
+                let (again, _) = normalize(r, once.clone()).unwrap();
+                let twice = canonicalize(r, again).unwrap();
+                assert_eq!(
+                    serde_json::to_string(&once).unwrap(),
+                    serde_json::to_string(&twice).unwrap(),
+                    "{} {}",
+                    r.api_version(),
+                    r.kind
+                );
+                filled += usize::from(once != decoded);
+            }
+        }
+        assert!(filled > 30, "{filled}");
     }
 
     #[test]
