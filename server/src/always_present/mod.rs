@@ -152,6 +152,21 @@ fn index() -> &'static [Vec<Fill>] {
     })
 }
 
+/// The always-present fields of descriptor message `msg` (its JSON names and empty forms).
+pub fn fields_of(msg: u16) -> impl Iterator<Item = (&'static str, Empty)> {
+    index()[usize::from(msg)].iter().map(|f| (f.json, f.empty))
+}
+
+/// The (apiVersion, kind) `resource` is stored as: events.k8s.io/v1 Events are stored as
+/// core/v1 Events.
+pub fn stored_kind(resource: &kubecache_core::registry::ResourceInfo) -> (String, &'static str) {
+    if resource.group == "events.k8s.io" {
+        ("v1".to_string(), "Event")
+    } else {
+        (resource.api_version(), resource.kind)
+    }
+}
+
 /// The descriptor message of a served kind.
 pub fn root(api_version: &str, kind: &str) -> Option<u16> {
     KINDS
@@ -169,6 +184,33 @@ pub fn fill(api_version: &str, kind: &str, object: &mut Value) {
     }
 }
 
+/// Takes out of `object` what [`fill`] would put back: the always-present fields that hold
+/// their empty form (`null`, or a struct with nothing but such fields inside). [`fill`] then
+/// restores the same object, in the same order. For what is not the client's doing: the
+/// ownership managedFields records. Says whether it took anything out.
+pub fn strip(api_version: &str, kind: &str, object: &mut Value) -> bool {
+    match (root(api_version, kind), object) {
+        (Some(root), Value::Object(map)) => strip_message(root, map),
+        _ => false,
+    }
+}
+
+fn strip_message(msg: u16, map: &mut Map<String, Value>) -> bool {
+    let mut stripped = descend(msg, map, strip_message);
+    for fill in &index()[usize::from(msg)] {
+        let empty = match (fill.empty, map.get(fill.json)) {
+            (Empty::Null, Some(Value::Null)) => true,
+            (Empty::Object, Some(Value::Object(inner))) => inner.is_empty(),
+            _ => false,
+        };
+        if empty {
+            map.shift_remove(fill.json);
+            stripped = true;
+        }
+    }
+    stripped
+}
+
 /// Fills `map`, the JSON of message `msg`, and everything below it.
 fn fill_message(msg: u16, map: &mut Map<String, Value>, top: bool) {
     for fill in &index()[usize::from(msg)] {
@@ -182,15 +224,23 @@ fn fill_message(msg: u16, map: &mut Map<String, Value>, top: bool) {
             insert_sorted(map, fill.json, value, top);
         }
     }
-    descend(msg, map);
+    descend(msg, map, |msg, map| {
+        fill_message(msg, map, false);
+        false
+    });
 }
 
-/// Fills what is below `map` (the JSON of `msg`): its message-typed fields, list items and map
-/// values, and the fields of inlined messages.
-fn descend(msg: u16, map: &mut Map<String, Value>) {
+/// Visits what is below `map` (the JSON of `msg`): its message-typed fields, list items and
+/// map values, and the fields of inlined messages. Says whether any visit said so.
+fn descend(
+    msg: u16,
+    map: &mut Map<String, Value>,
+    visit: fn(u16, &mut Map<String, Value>) -> bool,
+) -> bool {
     let message = &MESSAGES[usize::from(msg)];
+    let mut any = false;
     if message.special != Special::None {
-        return;
+        return any;
     }
     for field in message.fields {
         let Type::Message(inner) = field.ty else {
@@ -200,17 +250,17 @@ fn descend(msg: u16, map: &mut Map<String, Value>) {
             continue;
         }
         match field.label {
-            Label::Inline => descend(inner, map),
+            Label::Inline => any |= descend(inner, map, visit),
             Label::Optional | Label::Required | Label::OmitZero => {
                 if let Some(Value::Object(child)) = map.get_mut(field.json) {
-                    fill_message(inner, child, false);
+                    any |= visit(inner, child);
                 }
             }
             Label::Repeated => {
                 if let Some(Value::Array(items)) = map.get_mut(field.json) {
                     for item in items {
                         if let Value::Object(child) = item {
-                            fill_message(inner, child, false);
+                            any |= visit(inner, child);
                         }
                     }
                 }
@@ -219,13 +269,14 @@ fn descend(msg: u16, map: &mut Map<String, Value>) {
                 if let Some(Value::Object(entries)) = map.get_mut(field.json) {
                     for value in entries.values_mut() {
                         if let Value::Object(child) = value {
-                            fill_message(inner, child, false);
+                            any |= visit(inner, child);
                         }
                     }
                 }
             }
         }
     }
+    any
 }
 
 /// The JSON of an empty field: for a struct, `{}` with what a typed round trip writes for an
