@@ -262,6 +262,21 @@ async fn every_kind_has_its_always_present_fields(server: &TestServer) {
     assert!(checked > 500, "only {checked} fields checked");
 }
 
+/// The namespaces the server creates itself are written as kube writes them too.
+#[tokio::test]
+async fn the_initial_namespaces_have_their_always_present_fields() {
+    let server = TestServer::start().await;
+    for name in ["default", "kube-system"] {
+        let namespace = server
+            .get(&format!("/api/v1/namespaces/{name}"))
+            .await
+            .expect(200)
+            .clone();
+        assert_complete(&namespace, true, name);
+        assert!(namespace["spec"].is_object(), "{namespace:#}");
+    }
+}
+
 on_both_stores!(
     the_issues_examples_are_served_as_kube_does_embedded,
     the_issues_examples_are_served_as_kube_does_etcd,
