@@ -157,14 +157,17 @@ pub fn fields_of(msg: u16) -> impl Iterator<Item = (&'static str, Empty)> {
     index()[usize::from(msg)].iter().map(|f| (f.json, f.empty))
 }
 
-/// The (apiVersion, kind) `resource` is stored as: events.k8s.io/v1 Events are stored as
-/// core/v1 Events.
+/// The (apiVersion, kind) `resource` is stored as (events.k8s.io/v1 Events are stored as
+/// core/v1 Events).
 pub fn stored_kind(resource: &kubecache_core::registry::ResourceInfo) -> (String, &'static str) {
-    if resource.group == "events.k8s.io" {
-        ("v1".to_string(), "Event")
-    } else {
-        (resource.api_version(), resource.kind)
-    }
+    crate::strategy::of(resource)
+        .storage_version()
+        .and_then(|(group, version, plural)| {
+            kubecache_core::registry::Registry::builtin().lookup(group, version, plural)
+        })
+        .map_or((resource.api_version(), resource.kind), |stored| {
+            (stored.api_version(), stored.kind)
+        })
 }
 
 /// The descriptor message of a served kind.
