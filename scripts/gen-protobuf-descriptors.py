@@ -267,7 +267,7 @@ def openapi_json_names(root, module, message):
             continue
         found = re.findall(r'"([^"]+)" => Field::Key_(\w+),', text)
         names = {norm(k.rstrip("_")): j for j, k in found}
-        body = text[m.end():text.index("\n}", m.end())]
+        body = text[m.end():text.index("\n}", m.end())] + "\n"
         required = {
             norm(f.rstrip("_"))
             for f, ty in re.findall(r"pub (\w+): ([^\n]*),\n", body)

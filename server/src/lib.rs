@@ -12,6 +12,7 @@
 //!   update preparation, printer, storage version, delete behaviour), one strategy each;
 //! - [`typed`], [`objects`], [`patch`] ([`strategic`]), [`events`]: decoding, metadata rules,
 //!   patches, field selectors and the events.k8s.io conversion the handlers share;
+//!   [`always_present`]: the empty struct fields kube always writes, in the canonical form;
 //! - [`fieldset`], [`managed`], [`ssa`]: field ownership (`managedFields`) and server-side
 //!   apply;
 //! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
@@ -27,6 +28,7 @@
 //!   listeners and graceful shutdown (see docs/SECURITY.md).
 
 pub mod admission;
+pub mod always_present;
 pub mod api;
 pub mod audit;
 pub mod authn;

@@ -294,6 +294,10 @@ pub fn record_update(
     new: &mut Value,
 ) {
     let schema = schema_of(resource);
+    // The empty structs and zero times the canonical form always has are nobody's doing:
+    // ownership is computed without them (and they are put back at the end).
+    let (api_version, kind) = crate::always_present::stored_kind(resource);
+    let stripped = crate::always_present::strip(&api_version, kind, new);
     // Managed fields the write itself sets (valid and non-empty, on the main resource) are
     // the new basis, as kube lets clients edit them (kubectl's client-side to server-side
     // apply migration does); otherwise the live object's are kept.
@@ -343,6 +347,9 @@ pub fn record_update(
         });
     }
     write(new, &managers);
+    if stripped {
+        crate::always_present::fill(&api_version, kind, new);
+    }
 }
 
 #[cfg(test)]

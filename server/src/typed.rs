@@ -176,8 +176,9 @@ impl<'de> Visitor<'de> for TrackedValue<'_> {
     }
 }
 
-/// Decodes `object` as the typed object of `resource` and serializes it again.
-/// Returns the normalized object and the problems `fieldValidation` should report.
+/// Decodes `object` as the typed object of `resource` and serializes it again, with the empty
+/// struct fields kube always writes ([`fill_always_present`]). Returns the normalized object
+/// and the problems `fieldValidation` should report.
 pub fn normalize(resource: &ResourceInfo, object: Value) -> Result<(Value, Vec<String>), ApiError> {
     let mut typed = roundtrip(resource, &object).map_err(|e| {
         ApiError::bad_request(format!(
@@ -189,6 +190,7 @@ pub fn normalize(resource: &ResourceInfo, object: Value) -> Result<(Value, Vec<S
     let mut unknown = Vec::new();
     unknown_fields(&object, &typed, &mut String::new(), &mut unknown);
     omit_empty_metadata(&mut typed);
+    fill_always_present(resource, &mut typed);
     Ok((typed, unknown))
 }
 
@@ -286,6 +288,9 @@ fn omit_empty_metadata(object: &mut Value) {
 /// nulls dropped, `apiVersion` and `kind` first. The server code between the two passes only
 /// adds well-typed fields, so the typed check of the first pass still holds. Debug builds
 /// (every test) check the result against the real round trip.
+///
+/// Both also put in the empty struct fields kube-apiserver always writes
+/// ([`fill_always_present`]): nulls are dropped first and then put back where Go writes them.
 pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value, ApiError> {
     if !has_plain_typed_form(resource) {
         let (typed, _) = normalize(resource, object)?;
@@ -309,6 +314,7 @@ pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value,
         }
     }
     omit_empty_metadata(&mut object);
+    fill_always_present(resource, &mut object);
     #[cfg(debug_assertions)]
     {
         let expected = expected.expect("the object was typed before");
@@ -319,6 +325,12 @@ pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value,
         );
     }
     Ok(object)
+}
+
+/// Adds the empty struct fields kube-apiserver always writes (Go never omits a non-pointer
+/// struct field; k8s-openapi drops it when empty): see [`crate::always_present`].
+pub fn fill_always_present(resource: &ResourceInfo, object: &mut Value) {
+    crate::always_present::fill(&resource.api_version(), resource.kind, object);
 }
 
 /// Kinds whose typed form is plain structs and maps: no free-form JSON (a ControllerRevision's
@@ -374,7 +386,10 @@ mod tests {
         let input = json!({"metadata": {"name": "a", "labels": {}, "annotations": {}, "finalizers": [], "ownerReferences": []}, "data": {}});
         let (typed, unknown) = normalize(configmaps(), input).unwrap();
         assert!(unknown.is_empty(), "{unknown:?}");
-        assert_eq!(typed["metadata"], json!({"name": "a"}));
+        assert_eq!(
+            typed["metadata"],
+            json!({"creationTimestamp": null, "name": "a"})
+        );
         let kept = json!({"metadata": {"name": "a", "labels": {"x": "y"}, "finalizers": ["f"]}});
         let (typed, _) = normalize(configmaps(), kept).unwrap();
         assert_eq!(typed["metadata"]["labels"], json!({"x": "y"}));
@@ -478,6 +493,42 @@ mod tests {
                 r.kind
             );
         }
+    }
+
+    /// The canonical form is a fixed point: decoding and canonicalizing what is stored gives
+    /// the same bytes (so an update that sends back what it read writes nothing), with the
+    /// always-present fields in it — for every kind, from its sample and from the sample
+    /// without its status (as a create resets it).
+    #[test]
+    fn the_canonical_form_with_always_present_fields_is_stable_for_every_kind() {
+        let samples: Vec<Value> =
+            serde_json::from_str(include_str!("protobuf/samples.json")).unwrap();
+        let mut filled = 0;
+        for r in Registry::builtin().all().iter().filter(|r| !r.create_only) {
+            let sample = samples
+                .iter()
+                .find(|s| s["apiVersion"] == r.api_version().as_str() && s["kind"] == r.kind)
+                .unwrap_or_else(|| panic!("no sample of {}", r.kind));
+            let mut without_status = sample.clone();
+            without_status.as_object_mut().unwrap().remove("status");
+            for input in [sample, &without_status] {
+                let (decoded, _) = normalize(r, input.clone()).unwrap();
+                let once = canonicalize(r, decoded.clone()).unwrap();
+                let (again, _) = normalize(r, once.clone()).unwrap();
+                let twice = canonicalize(r, again).unwrap();
+                assert_eq!(
+                    serde_json::to_string(&once).unwrap(),
+                    serde_json::to_string(&twice).unwrap(),
+                    "{} {}",
+                    r.api_version(),
+                    r.kind
+                );
+                let mut stripped = once.clone();
+                crate::always_present::strip(&r.api_version(), r.kind, &mut stripped);
+                filled += usize::from(stripped != once);
+            }
+        }
+        assert!(filled > 30, "{filled}");
     }
 
     #[test]

@@ -216,8 +216,14 @@ pub async fn admit(
 /// nothing then encodes to the stored bytes and is not written.
 fn canonicalize(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
     // Objects stored in another version's shape (events.k8s.io events, as core/v1) are not
-    // in their typed form.
-    if crate::strategy::of(resource).storage_version().is_some() {
+    // in their typed form; they get the stored kind's always-present fields (served
+    // converted, as kube's conversion writes them).
+    if let Some((group, version, plural)) = crate::strategy::of(resource).storage_version() {
+        if let Some(stored) =
+            kubecache_core::registry::Registry::builtin().lookup(group, version, plural)
+        {
+            crate::always_present::fill(&stored.api_version(), stored.kind, object);
+        }
         return Ok(());
     }
     let typed = crate::typed::canonicalize(resource, std::mem::take(object))

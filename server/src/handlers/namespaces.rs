@@ -88,6 +88,8 @@ pub async fn bootstrap(api: &Api) -> Result<(), StorageError> {
         let mut object =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         objects::prepare_create(resource, &mut object);
+        // `spec: {}`, as kube writes an empty NamespaceSpec.
+        crate::typed::fill_always_present(resource, &mut object);
         let key = api.object_key(resource, None, name);
         match api.backend.create(&key, objects::encode(&object)).await {
             Ok(_) | Err(StorageError::KeyExists { .. }) => {}

@@ -11,7 +11,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
             Field { tag: 2, json: "data", ty: Message(376), label: Optional },
-            Field { tag: 3, json: "revision", ty: Int64, label: Optional },
+            Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
     // 1
@@ -38,7 +38,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
@@ -107,7 +107,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
@@ -179,7 +179,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
@@ -262,7 +262,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
@@ -624,7 +624,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
@@ -714,7 +714,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
@@ -801,7 +801,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.AppArmorProfile",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
@@ -810,7 +810,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.AttachedVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
@@ -819,7 +819,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.AwsElasticBlockStoreVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeID", ty: String, label: Optional },
+            Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "partition", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
@@ -844,7 +844,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Required },
-            Field { tag: 2, json: "shareName", ty: String, label: Optional },
+            Field { tag: 2, json: "shareName", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
         ],
@@ -855,7 +855,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Required },
-            Field { tag: 2, json: "shareName", ty: String, label: Optional },
+            Field { tag: 2, json: "shareName", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
@@ -865,7 +865,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
-            Field { tag: 2, json: "volumeHandle", ty: String, label: Optional },
+            Field { tag: 2, json: "volumeHandle", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
@@ -928,7 +928,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeID", ty: String, label: Optional },
+            Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "secretRef", ty: Message(244), label: Optional },
@@ -939,7 +939,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeID", ty: String, label: Optional },
+            Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "secretRef", ty: Message(154), label: Optional },
@@ -1106,7 +1106,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "resourceName", ty: String, label: Required },
-            Field { tag: 2, json: "restartPolicy", ty: String, label: Optional },
+            Field { tag: 2, json: "restartPolicy", ty: String, label: Required },
         ],
     },
     // 101
@@ -1203,7 +1203,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "Port", ty: Int32, label: Optional },
+            Field { tag: 1, json: "Port", ty: Int32, label: Required },
         ],
     },
     // 110
@@ -1543,7 +1543,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.HostAlias",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ip", ty: String, label: Optional },
+            Field { tag: 1, json: "ip", ty: String, label: Required },
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
@@ -1552,7 +1552,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.HostIp",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ip", ty: String, label: Optional },
+            Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
     // 142
@@ -1582,7 +1582,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "value", ty: String, label: Optional },
+            Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
     // 145
@@ -1599,7 +1599,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "targetPortal", ty: String, label: Optional },
+            Field { tag: 1, json: "targetPortal", ty: String, label: Required },
             Field { tag: 2, json: "iqn", ty: String, label: Required },
             Field { tag: 3, json: "lun", ty: Int32, label: Required },
             Field { tag: 4, json: "iscsiInterface", ty: String, label: Optional },
@@ -1617,7 +1617,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "targetPortal", ty: String, label: Optional },
+            Field { tag: 1, json: "targetPortal", ty: String, label: Required },
             Field { tag: 2, json: "iqn", ty: String, label: Required },
             Field { tag: 3, json: "lun", ty: Int32, label: Required },
             Field { tag: 4, json: "iscsiInterface", ty: String, label: Optional },
@@ -1636,7 +1636,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "key", ty: String, label: Required },
-            Field { tag: 2, json: "path", ty: String, label: Optional },
+            Field { tag: 2, json: "path", ty: String, label: Required },
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
@@ -1666,7 +1666,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "uid", ty: Int64, label: Optional },
+            Field { tag: 1, json: "uid", ty: Int64, label: Required },
             Field { tag: 2, json: "gid", ty: Int64, label: Required },
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
@@ -1695,7 +1695,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
     // 155
@@ -1703,7 +1703,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "path", ty: String, label: Optional },
+            Field { tag: 1, json: "path", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
@@ -1731,7 +1731,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
@@ -1769,7 +1769,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "server", ty: String, label: Optional },
+            Field { tag: 1, json: "server", ty: String, label: Required },
             Field { tag: 2, json: "path", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
@@ -1789,7 +1789,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeAddress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
@@ -1807,7 +1807,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastHeartbeatTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
@@ -1953,7 +1953,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "machineID", ty: String, label: Required },
-            Field { tag: 2, json: "systemUUID", ty: String, label: Optional },
+            Field { tag: 2, json: "systemUUID", ty: String, label: Required },
             Field { tag: 3, json: "bootID", ty: String, label: Required },
             Field { tag: 4, json: "kernelVersion", ty: String, label: Required },
             Field { tag: 5, json: "osImage", ty: String, label: Required },
@@ -1971,7 +1971,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 2, json: "fieldPath", ty: String, label: Optional },
+            Field { tag: 2, json: "fieldPath", ty: String, label: Required },
         ],
     },
     // 182
@@ -2013,7 +2013,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
@@ -2150,7 +2150,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "pdID", ty: String, label: Optional },
+            Field { tag: 1, json: "pdID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
@@ -2180,7 +2180,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "labelSelector", ty: Message(363), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
-            Field { tag: 3, json: "topologyKey", ty: String, label: Optional },
+            Field { tag: 3, json: "topologyKey", ty: String, label: Required },
             Field { tag: 4, json: "namespaceSelector", ty: Message(363), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
@@ -2214,7 +2214,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
@@ -2256,7 +2256,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodIp",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ip", ty: String, label: Optional },
+            Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
     // 206
@@ -2273,7 +2273,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodOs",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
     // 208
@@ -2281,7 +2281,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditionType", ty: String, label: Optional },
+            Field { tag: 1, json: "conditionType", ty: String, label: Required },
         ],
     },
     // 209
@@ -2308,7 +2308,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
     // 212
@@ -2422,7 +2422,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "port", ty: Int32, label: Required },
-            Field { tag: 2, json: "protocol", ty: String, label: Optional },
+            Field { tag: 2, json: "protocol", ty: String, label: Required },
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
@@ -2431,7 +2431,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeID", ty: String, label: Optional },
+            Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
@@ -2441,7 +2441,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "weight", ty: Int32, label: Optional },
+            Field { tag: 1, json: "weight", ty: Int32, label: Required },
             Field { tag: 2, json: "preference", ty: Message(176), label: Optional },
         ],
     },
@@ -2485,7 +2485,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "registry", ty: String, label: Required },
-            Field { tag: 2, json: "volume", ty: String, label: Optional },
+            Field { tag: 2, json: "volume", ty: String, label: Required },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "user", ty: String, label: Optional },
             Field { tag: 5, json: "group", ty: String, label: Optional },
@@ -2537,7 +2537,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
@@ -2569,7 +2569,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
+            Field { tag: 1, json: "replicas", ty: Int32, label: Required },
             Field { tag: 2, json: "fullyLabeledReplicas", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
@@ -2592,7 +2592,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
-            Field { tag: 2, json: "resource", ty: String, label: Optional },
+            Field { tag: 2, json: "resource", ty: String, label: Required },
             Field { tag: 3, json: "divisor", ty: Message(358), label: Optional },
         ],
     },
@@ -2601,7 +2601,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "resourceID", ty: String, label: Optional },
+            Field { tag: 1, json: "resourceID", ty: String, label: Required },
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
@@ -2674,7 +2674,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
@@ -2804,7 +2804,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "audience", ty: String, label: Optional },
             Field { tag: 2, json: "expirationSeconds", ty: Int64, label: Optional },
-            Field { tag: 3, json: "path", ty: String, label: Optional },
+            Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
     // 251
@@ -2878,7 +2878,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.SleepAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seconds", ty: Int64, label: Optional },
+            Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
     // 257
@@ -2911,7 +2911,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "value", ty: String, label: Optional },
+            Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
     // 260
@@ -2970,7 +2970,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Optional },
+            Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
             Field { tag: 4, json: "labelSelector", ty: Message(363), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
@@ -2985,7 +2985,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
             Field { tag: 2, json: "kind", ty: String, label: Required },
-            Field { tag: 3, json: "name", ty: String, label: Optional },
+            Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
     // 267
@@ -3013,7 +3013,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
@@ -3114,7 +3114,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumePath", ty: String, label: Optional },
+            Field { tag: 1, json: "volumePath", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "storagePolicyName", ty: String, label: Optional },
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
@@ -3125,7 +3125,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "weight", ty: Int32, label: Optional },
+            Field { tag: 1, json: "weight", ty: Int32, label: Required },
             Field { tag: 2, json: "podAffinityTerm", ty: Message(198), label: Optional },
         ],
     },
@@ -3220,7 +3220,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.discovery.v1.ForNode",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
     // 287
@@ -3228,7 +3228,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.discovery.v1.ForZone",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "name", ty: String, label: Optional },
+            Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
     // 288
@@ -3278,7 +3278,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
             Field { tag: 2, json: "backend", ty: Message(294), label: Optional },
-            Field { tag: 3, json: "pathType", ty: String, label: Optional },
+            Field { tag: 3, json: "pathType", ty: String, label: Required },
         ],
     },
     // 292
@@ -3341,7 +3341,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "port", ty: Int32, label: Required },
-            Field { tag: 2, json: "protocol", ty: String, label: Optional },
+            Field { tag: 2, json: "protocol", ty: String, label: Required },
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
@@ -3630,7 +3630,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "apiGroup", ty: String, label: Required },
             Field { tag: 2, json: "kind", ty: String, label: Required },
-            Field { tag: 3, json: "name", ty: String, label: Optional },
+            Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
     // 329
@@ -3650,7 +3650,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "value", ty: Int32, label: Optional },
+            Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
@@ -3695,7 +3695,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "type", ty: String, label: Optional },
+            Field { tag: 2, json: "type", ty: String, label: Required },
             Field { tag: 3, json: "format", ty: String, label: Optional },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "priority", ty: Int32, label: OmitZero },
@@ -3726,7 +3726,7 @@ pub static MESSAGES: &[Message] = &[
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
@@ -3802,7 +3802,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "specReplicasPath", ty: String, label: Required },
-            Field { tag: 2, json: "statusReplicasPath", ty: String, label: Optional },
+            Field { tag: 2, json: "statusReplicasPath", ty: String, label: Required },
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
@@ -3930,7 +3930,7 @@ pub static MESSAGES: &[Message] = &[
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "jsonPath", ty: String, label: Optional },
+            Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
     // 354
@@ -3949,7 +3949,7 @@ pub static MESSAGES: &[Message] = &[
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rule", ty: String, label: Optional },
+            Field { tag: 1, json: "rule", ty: String, label: Required },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "messageExpression", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
@@ -3989,7 +3989,7 @@ pub static MESSAGES: &[Message] = &[
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "type", ty: String, label: Optional },
+            Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
@@ -4110,7 +4110,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "kind", ty: String, label: Required },
             Field { tag: 3, json: "name", ty: String, label: Required },
-            Field { tag: 4, json: "uid", ty: String, label: Optional },
+            Field { tag: 4, json: "uid", ty: String, label: Required },
             Field { tag: 5, json: "apiVersion", ty: String, label: Required },
             Field { tag: 6, json: "controller", ty: Bool, label: Optional },
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },

@@ -57,7 +57,13 @@ fn encode_fields(
             continue;
         }
         let value = match object.get(field.json) {
-            None | Some(Value::Null) => continue,
+            None => continue,
+            Some(Value::Null) => {
+                if is_zero_struct(field) {
+                    wire::put_len(out, field.tag, b"");
+                }
+                continue;
+            }
             Some(value) => value,
         };
         let at = |e: Error| e.at(field.json);
@@ -101,6 +107,20 @@ fn encode_fields(
         }
     }
     Ok(())
+}
+
+/// A `null` of a Time, MicroTime or RawExtension field: in the canonical form, the zero value
+/// of a non-pointer Go field (see `crate::always_present`), which Go's generated marshallers
+/// write as an empty message, as they write every non-nullable message field. (Nulls are
+/// nowhere else in what is served: the typed round trip drops them.)
+fn is_zero_struct(field: &Field) -> bool {
+    match (field.label, field.ty) {
+        (Label::Optional | Label::Required, Type::Message(index)) => matches!(
+            message(index).special,
+            Special::Time | Special::MicroTime | Special::RawJson
+        ),
+        _ => false,
+    }
 }
 
 /// A map entry's value when JSON says null: the zero value.

@@ -170,9 +170,13 @@ fn imperative_creates(server: &Kubecache) {
         container["imagePullPolicy"], "IfNotPresent",
         "{container:#}"
     );
-    // Empty structs stay as kube prints them; empty strings do not appear.
+    // Empty structs stay as kube prints them (a zero Time as null); empty strings do not
+    // appear.
     assert_eq!(container["resources"], json!({}));
-    assert!(template["metadata"].get("creationTimestamp").is_none());
+    assert_eq!(
+        template["metadata"].get("creationTimestamp"),
+        Some(&serde_json::Value::Null)
+    );
 
     let job = get_json(server, "imp", &["job", "pi"]);
     assert_fresh_metadata(&job, "pi");

@@ -7,6 +7,7 @@ mod conformance;
 mod support;
 
 mod admission;
+mod always_present;
 mod api;
 mod apply_http;
 mod authz;
