@@ -579,12 +579,13 @@ async fn the_current_hash_is_immutable_and_an_old_one_redirects() {
     let etag = format!("\"{hash}\"");
     assert_eq!(current.header(ETAG), Some(etag.as_str()));
 
-    // Without a hash: the same document and Etag, no long-lived caching.
+    // Without a hash: the same document and Etag, no long-lived caching (the filter chain's
+    // default, kube's WithCacheControl).
     let plain = fetch(&server, "/openapi/v3/apis/apps/v1", &[]).await;
     assert_eq!(plain.status, 200);
     assert_eq!(plain.body, current.body);
     assert_eq!(plain.header(ETAG), Some(etag.as_str()));
-    assert_eq!(plain.header(CACHE_CONTROL), None);
+    assert_eq!(plain.header(CACHE_CONTROL), Some("no-cache, private"));
 
     // An outdated hash: a permanent redirect to the current URL.
     let old = fetch(
