@@ -15,7 +15,6 @@
 //!   [`always_present`]: the empty struct fields kube always writes, in the canonical form;
 //! - [`fieldset`], [`managed`], [`ssa`]: field ownership (`managedFields`) and server-side
 //!   apply;
-//! - [`backend`]: the etcd and embedded implementations of the storage `Backend`;
 //! - [`openapi`]: `/openapi/v3`, the OpenAPI documents generated from k8s-openapi's types;
 //! - [`protobuf`]: `application/vnd.kubernetes.protobuf` bodies, responses and watch frames;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
@@ -33,7 +32,6 @@ pub mod api;
 pub mod audit;
 pub mod authn;
 pub mod authz;
-pub mod backend;
 pub mod cli;
 pub mod codec;
 pub mod events;

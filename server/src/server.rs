@@ -11,12 +11,12 @@ use std::time::Duration;
 use kubecache_cache::{Passthrough, ReadPath, Shapes, WatchCache, WatchCacheConfig};
 use kubecache_core::registry::Registry;
 use kubecache_core::storage::{Backend, StorageError};
+use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::etcd::EtcdBackend;
 use tokio::net::TcpListener;
 
 use crate::api::{self, Api};
 use crate::authz;
-use crate::backend::embedded::EmbeddedBackend;
-use crate::backend::etcd::EtcdBackend;
 use crate::codec::JsonCodec;
 use crate::handlers::namespaces;
 

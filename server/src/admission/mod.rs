@@ -288,9 +288,9 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use kubecache_cache::Passthrough;
+    use kubecache_storage::embedded::EmbeddedBackend;
 
     use super::*;
-    use crate::backend::embedded::EmbeddedBackend;
     use crate::codec::JsonCodec;
 
     /// An API over an empty in-memory store (no namespaces), reads straight from storage.

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use kubecache_core::storage::Backend;
 use kubecache_server::admission::Config;
-use kubecache_server::backend::embedded::EmbeddedBackend;
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::TestEtcd;
 use serde_json::{Value, json};
-use support::etcd::TestEtcd;
 use support::server::{JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, TestServer};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";

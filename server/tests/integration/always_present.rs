@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_server::always_present::{self, Empty};
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
 use kubecache_server::protobuf::descriptors::MESSAGES;
 use kubecache_server::protobuf::table::{Label, Special, Type};
 use kubecache_server::protobuf::{self, MEDIA_TYPE};
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::TestEtcd;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
-use support::etcd::TestEtcd;
 use support::server::{STRATEGIC_MERGE_PATCH, TestServer};
 
 /// Where `value` (the JSON of descriptor message `msg`) lacks an always-present field, at any

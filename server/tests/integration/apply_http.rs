@@ -7,9 +7,9 @@ use crate::support;
 
 use std::sync::Arc;
 
+use kubecache_storage::testing::TestEtcd;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::etcd::TestEtcd;
 use support::server::{STRATEGIC_MERGE_PATCH, TestServer};
 
 const APPLY: &str = "application/apply-patch+yaml";
@@ -287,9 +287,9 @@ async fn server_side_apply_on_embedded() {
 #[tokio::test]
 async fn server_side_apply_on_etcd() {
     let etcd = TestEtcd::start();
-    let backend = kubecache_server::backend::etcd::EtcdBackend::connect(
+    let backend = kubecache_storage::etcd::EtcdBackend::connect(
         &[etcd.endpoint()],
-        kubecache_server::backend::etcd::EtcdOptions::default(),
+        kubecache_storage::etcd::EtcdOptions::default(),
     )
     .await
     .expect("connect to etcd");

@@ -16,12 +16,12 @@ use kubecache_core::authz::{Attributes, Authorizer, Decision, UserInfo};
 use kubecache_core::storage::Backend;
 use kubecache_server::api::Api;
 use kubecache_server::authz::{self, AuthorizationMode, Chain};
-use kubecache_server::backend::embedded::EmbeddedBackend;
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
 use kubecache_server::server::ReadConfig;
+use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::TestEtcd;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::etcd::TestEtcd;
 use support::server::TestServer;
 
 /// How long a policy change may take to reach the authorizer before the test fails.

@@ -10,9 +10,9 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
+use kubecache_storage::testing::TestEtcd;
 use serde_json::{Value, json};
 use support::binary::{Kubecache, Storage};
-use support::etcd::TestEtcd;
 
 /// How long a policy change may take to show in a review before the test fails.
 const PROPAGATION: Duration = Duration::from_secs(20);

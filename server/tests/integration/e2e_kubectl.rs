@@ -11,9 +11,9 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
+use kubecache_storage::testing::TestEtcd;
 use serde_json::{Value, json};
 use support::binary::{Kubecache, Storage, Streaming};
-use support::etcd::TestEtcd;
 
 /// How long a test waits for a watch line or for a deletion to complete.
 const WAIT: Duration = Duration::from_secs(20);

@@ -10,9 +10,9 @@
 
 use crate::support;
 
+use kubecache_storage::testing::TestEtcd;
 use serde_json::Value;
 use support::binary::{Kubecache, Storage};
-use support::etcd::TestEtcd;
 
 fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))

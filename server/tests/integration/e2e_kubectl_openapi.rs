@@ -8,8 +8,8 @@
 
 use crate::support;
 
+use kubecache_storage::testing::TestEtcd;
 use support::binary::{Kubecache, Storage};
-use support::etcd::TestEtcd;
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()

@@ -14,9 +14,9 @@ use crate::support;
 
 use std::process::Child;
 
+use kubecache_storage::testing::TestEtcd;
 use serde_json::{Value, json};
 use support::binary::{Kubecache, Storage, run_bounded, wait_timeout};
-use support::etcd::TestEtcd;
 use support::kubectl::{
     WAIT, create, header, lines, parse, server_object, stderr, stdout, wait_gone, wait_until,
 };

@@ -12,7 +12,7 @@ use crate::support;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::etcd::TestEtcd;
+use kubecache_storage::testing::TestEtcd;
 use support::secured::{Secured, stderr};
 
 /// How long a policy change may take to reach the authorizer before the test fails.

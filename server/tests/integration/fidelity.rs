@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::TestEtcd;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::etcd::TestEtcd;
 use crate::support::server::TestServer;
 
 const NS: &str = "fidelity";

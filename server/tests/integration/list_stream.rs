@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kubecache_server::backend::etcd::EtcdBackend;
+use kubecache_storage::etcd::EtcdBackend;
+use kubecache_storage::testing::TestEtcd;
 use serde_json::{Value, json};
-use support::etcd::TestEtcd;
 use support::server::TestServer;
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";

@@ -3,7 +3,6 @@
 //! of debug binary each). One binary links once; nextest still runs every test in its own
 //! process.
 
-mod conformance;
 mod support;
 
 mod admission;
@@ -11,8 +10,6 @@ mod always_present;
 mod api;
 mod apply_http;
 mod authz;
-mod backend_embedded;
-mod backend_etcd;
 mod discovery;
 mod e2e_auth;
 mod e2e_kubectl;

@@ -7,12 +7,12 @@ use crate::support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
 use kubecache_server::protobuf::{self, MEDIA_TYPE, STREAM_MEDIA_TYPE};
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::TestEtcd;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
-use support::etcd::TestEtcd;
 use support::server::TestServer;
 
 /// What kubectl and client-go send as Accept.

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use kubecache_server::audit::LogOptions;
 use kubecache_server::authz::AuthorizationMode;
-use kubecache_server::backend::embedded::EmbeddedBackend;
 use kubecache_server::filters::drain::Drain;
 use kubecache_server::filters::{self, Chain, ChainOptions};
 use kubecache_server::{server, serving, tls};
+use kubecache_storage::embedded::EmbeddedBackend;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use support::pki::{ClientCert, TestCa};

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubecache_server::authn::Connection;
-use kubecache_server::backend::embedded::EmbeddedBackend;
 use kubecache_server::filters::{self, Chain, ChainOptions};
 use kubecache_server::server;
+use kubecache_storage::embedded::EmbeddedBackend;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;

@@ -21,13 +21,13 @@ use kubecache_cache::{
 use kubecache_core::registry::Registry;
 use kubecache_core::storage::{Backend, ListOptions, StorageError};
 use kubecache_server::api::Api;
-use kubecache_server::backend::embedded::EmbeddedBackend;
-use kubecache_server::backend::etcd::EtcdBackend;
 use kubecache_server::codec::JsonCodec;
 use kubecache_server::server::ReadConfig;
+use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::etcd::EtcdBackend;
+use kubecache_storage::testing::TestEtcd;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::etcd::TestEtcd;
 use support::server::{JSON, MERGE_PATCH, Next, TestServer, WatchStream};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";

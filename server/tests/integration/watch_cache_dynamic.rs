@@ -28,7 +28,7 @@ use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     WatchStream,
 };
-use kubecache_server::backend::embedded::EmbeddedBackend;
+use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 
 /// How long any one observable condition may take before the test fails.

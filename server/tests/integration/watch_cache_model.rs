@@ -44,8 +44,8 @@ use kubecache_cache::{
 use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{Backend, Revision, StorageError};
-use kubecache_server::backend::embedded::EmbeddedBackend;
 use kubecache_server::codec::JsonCodec;
+use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------

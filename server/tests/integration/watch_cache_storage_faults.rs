@@ -23,8 +23,8 @@ use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     WatchStream,
 };
-use kubecache_server::backend::embedded::EmbeddedBackend;
 use kubecache_server::codec::JsonCodec;
+use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::etcd::TestEtcd;
 use crate::support::server::{
     JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, TestServer, WatchStream,
 };
+use kubecache_storage::testing::TestEtcd;
 
 const NS: &str = "revisions";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/revisions/deployments";

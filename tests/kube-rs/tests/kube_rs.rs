@@ -13,9 +13,6 @@
 //! No timed assertions: waits have deadlines, then the state is compared.
 
 #[allow(dead_code)]
-#[path = "../../../server/tests/integration/support/etcd.rs"]
-mod etcd;
-#[allow(dead_code)]
 #[path = "../../../server/tests/integration/support/server.rs"]
 mod server;
 
@@ -25,7 +22,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd::TestEtcd;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -34,8 +30,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Client, Config};
-use kubecache_server::backend::embedded::EmbeddedBackend;
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::TestEtcd;
 use serde_json::json;
 use server::TestServer;
 use tokio::net::{TcpListener, TcpStream};

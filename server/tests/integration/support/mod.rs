@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 pub mod binary;
-pub mod etcd;
 pub mod kubectl;
 pub mod pki;
 pub mod secured;

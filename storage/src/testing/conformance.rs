@@ -6,16 +6,14 @@
 //! affects other keys, [`compaction`], takes [`HISTORY_LOCK`] exclusively while every other
 //! case holds it shared, so within one test binary it never races a case that reads history.
 //!
-//! Use from a test file:
+//! Use from a test file (the crate needs `tokio` with its macros):
 //!
 //! ```ignore
-//! mod conformance;
 //! async fn setup() -> (Arc<dyn Backend>, impl Sized) { ... } // backend + guard kept alive
-//! conformance::conformance_tests!(setup);                      // one #[tokio::test] per case
+//! kubecache_storage::testing::conformance::conformance_tests!(setup); // one #[tokio::test] per case
 //! ```
 //!
 //! or call [`run_all`] or a single case directly.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,10 +35,10 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Generates one `#[tokio::test]` per case. `$setup` names an `async fn() -> (Arc<dyn
 /// Backend>, G)`; `G` (a temp dir, a child process...) is kept alive for the test's duration.
-/// The test file must declare `mod conformance;` at its root.
+#[macro_export]
 macro_rules! conformance_tests {
     ($setup:path) => {
-        $crate::conformance::conformance_tests!(@cases $setup;
+        $crate::conformance_tests!(@cases $setup;
             get_missing_and_existing,
             create_twice_fails_with_key_exists,
             create_and_mod_revisions,
@@ -64,13 +62,13 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let (backend, _guard) = $setup().await;
-                let prefix = $crate::conformance::unique_prefix(stringify!($case));
-                $crate::conformance::$case(backend, &prefix).await;
+                let prefix = $crate::testing::conformance::unique_prefix(stringify!($case));
+                $crate::testing::conformance::$case(backend, &prefix).await;
             }
         )*
     };
 }
-pub(crate) use conformance_tests;
+pub use crate::conformance_tests;
 
 /// Runs every case one after the other, each under its own prefix below `prefix`.
 pub async fn run_all(backend: Arc<dyn Backend>, prefix: &str) {

@@ -1,17 +1,14 @@
 //! The etcd backend against a real etcd (one per test): etcd-specific behaviour, then the
 //! shared conformance suite.
 
-use crate::conformance;
-use crate::support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use kubecache_core::storage::{Backend, ListOptions, StorageError, StorageEvent, WatchStream};
-use kubecache_server::backend::etcd::{EtcdBackend, EtcdOptions};
-use support::etcd::TestEtcd;
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::{TestEtcd, conformance};
 
 /// How long a test waits for one watch event.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -206,7 +203,7 @@ async fn list_larger_than_4mib() {
 async fn list_pages_beyond_internal_chunk() {
     let etcd = TestEtcd::start();
     let b = Arc::new(backend(&etcd).await);
-    let total = kubecache_server::backend::etcd::LIST_CHUNK + 50;
+    let total = kubecache_storage::etcd::LIST_CHUNK + 50;
     futures::stream::iter(0..total)
         .map(|i| {
             let b = b.clone();
@@ -470,7 +467,7 @@ mod conformance_cases {
         (backend, etcd)
     }
 
-    crate::conformance::conformance_tests!(setup);
+    conformance::conformance_tests!(setup);
 }
 
 /// The whole suite in sequence against one etcd.

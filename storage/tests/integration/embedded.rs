@@ -1,13 +1,12 @@
 //! The conformance suite against the embedded backend, in memory and with a data directory,
 //! plus durability across a clean restart.
 
-use crate::conformance;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kubecache_core::storage::{Backend, ListOptions};
-use kubecache_server::backend::embedded::EmbeddedBackend;
+use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::testing::conformance;
 
 /// Every conformance case against a fresh in-memory store.
 mod in_memory {
@@ -17,7 +16,7 @@ mod in_memory {
         (Arc::new(EmbeddedBackend::in_memory()), ())
     }
 
-    crate::conformance::conformance_tests!(setup);
+    conformance::conformance_tests!(setup);
 }
 
 /// Every conformance case against a fresh store with a write-ahead log in a temp dir.
@@ -30,7 +29,7 @@ mod durable {
         (Arc::new(backend), dir)
     }
 
-    crate::conformance::conformance_tests!(setup);
+    conformance::conformance_tests!(setup);
 }
 
 /// The whole suite, run in sequence against one shared store.

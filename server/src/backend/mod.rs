@@ -1,4 +1,0 @@
-//! Storage backends implementing [`kubecache_core::storage::Backend`].
-
-pub mod embedded;
-pub mod etcd;
