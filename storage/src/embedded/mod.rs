@@ -3,11 +3,11 @@
 //!
 //! It is split along its concerns:
 //!
-//! - [`mvcc`]: the revisioned key space — one global revision, every key's versions, reads at
+//! - `mvcc`: the revisioned key space — one global revision, every key's versions, reads at
 //!   a revision, compaction;
-//! - [`wal`]: the write-ahead log in the data directory — group-committed appends with
+//! - `wal`: the write-ahead log in the data directory — group-committed appends with
 //!   `fdatasync`, recovery on open, snapshots on compaction;
-//! - [`watch`]: the fan-out of events to the store's watchers, replay then live, with no gap
+//! - `watch`: the fan-out of events to the store's watchers, replay then live, with no gap
 //!   and no duplicate.
 //!
 //! This module ties them together: [`EmbeddedBackend`] holds the state behind one mutex

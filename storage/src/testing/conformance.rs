@@ -122,7 +122,7 @@ fn keys(page: &ListPage) -> Vec<&str> {
     page.kvs.iter().map(|kv| kv.key.as_str()).collect()
 }
 
-/// The next Put/Delete from `watch` (Progress events skipped); panics after [`EVENT_TIMEOUT`].
+/// The next Put/Delete from `watch` (Progress events skipped); panics after `EVENT_TIMEOUT`.
 pub async fn next_event(watch: &mut WatchStream) -> StorageEvent {
     loop {
         let item = tokio::time::timeout(EVENT_TIMEOUT, watch.next())
