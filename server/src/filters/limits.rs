@@ -16,20 +16,45 @@ use super::info::context_of;
 use super::{Chain, user_of};
 use crate::api::error_response;
 
+/// A pool of `size` slots.
+#[derive(Debug)]
+struct Pool {
+    slots: Arc<Semaphore>,
+    size: usize,
+}
+
+impl Pool {
+    fn new(size: usize) -> Option<Pool> {
+        (size > 0).then(|| Pool {
+            slots: Arc::new(Semaphore::new(size)),
+            size,
+        })
+    }
+
+    fn in_flight(&self) -> usize {
+        self.size - self.slots.available_permits()
+    }
+}
+
 /// The two pools; `None` is unlimited.
 #[derive(Debug)]
 pub struct Limits {
-    read_only: Option<Arc<Semaphore>>,
-    mutating: Option<Arc<Semaphore>>,
+    read_only: Option<Pool>,
+    mutating: Option<Pool>,
 }
 
 impl Limits {
     pub fn new(read_only: usize, mutating: usize) -> Limits {
-        let pool = |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n)));
         Limits {
-            read_only: pool(read_only),
-            mutating: pool(mutating),
+            read_only: Pool::new(read_only),
+            mutating: Pool::new(mutating),
         }
+    }
+
+    /// Read-only requests holding a slot now (zero when unlimited). Lets a test observe
+    /// that a request has taken its slot instead of hoping it has.
+    pub fn read_only_in_flight(&self) -> usize {
+        self.read_only.as_ref().map_or(0, Pool::in_flight)
     }
 }
 
@@ -46,7 +71,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
     let Some(pool) = pool else {
         return next.run(request).await;
     };
-    match pool.clone().try_acquire_owned() {
+    match pool.slots.clone().try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
         Err(_) if user_of(request.extensions()).in_group(GROUP_MASTERS) => next.run(request).await,
         Err(_) => {

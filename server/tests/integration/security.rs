@@ -36,6 +36,8 @@ struct Secure {
     http: String,
     ca_pem: String,
     dir: tempfile::TempDir,
+    /// The chain serving: tests read its state (slots taken) to wait on it.
+    chain: Arc<Chain>,
     drain: Arc<Drain>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -90,7 +92,7 @@ impl Secure {
         .expect("build the API");
         let chain = Chain::new(&options, &api).expect("build the chain");
         let drain = chain.drain.clone();
-        let app = filters::apply(server::router(api), chain);
+        let app = filters::apply(server::router(api), chain.clone());
         let client_ca = client_ca_pem.map(|pem| {
             let path = dir.path().join("client-ca.crt");
             std::fs::write(&path, pem).expect("write the client CA");
@@ -130,6 +132,7 @@ impl Secure {
             http,
             ca_pem,
             dir,
+            chain,
             drain,
             stop: Some(stop),
             task,
@@ -398,35 +401,46 @@ async fn over_the_in_flight_limit_is_429_with_retry_after() {
     let server = Arc::new(
         Secure::start(|_, options| {
             options.max_requests_inflight = 1;
+            // The slow request holds its slot until the test ends, however long that takes.
+            options.request_timeout = Duration::ZERO;
         })
         .await,
     );
-    // Occupy the only read-only slot with a slow request.
+    // Occupy the only read-only slot with a slow request, and see that it has: until it
+    // holds the slot, a probe could take the slot first and the slow request be refused.
     let slow = {
         let server = server.clone();
         tokio::spawn(async move {
-            send(server.request(
-                Method::GET,
-                "/debug/kubecache/sleep?seconds=20",
-                Some("alice-token"),
-            ))
+            send(
+                server
+                    .request(
+                        Method::GET,
+                        "/debug/kubecache/sleep?seconds=3600",
+                        Some("alice-token"),
+                    )
+                    // Not PATIENCE: the client must not give up on it while the test runs.
+                    .timeout(Duration::from_secs(3600)),
+            )
             .await
         })
     };
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    let refused = loop {
-        let reply = server.get("/api/v1/namespaces", Some("bob-token")).await;
-        if reply.status == 429 {
-            break reply;
+    while server.chain.limits.read_only_in_flight() == 0 {
+        if slow.is_finished() {
+            panic!("the slow request ended: {:?}", slow.await);
         }
-        reply.expect(200);
-        assert!(tokio::time::Instant::now() < deadline, "never refused");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow request never took the slot"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = server.get("/api/v1/namespaces", Some("bob-token")).await;
     refused.expect_status(429, "TooManyRequests");
     assert_eq!(refused.headers["retry-after"], "1");
     assert_eq!(refused.body["details"]["retryAfterSeconds"], 1);
     // system:masters is never turned away; mutating requests have their own pool.
+    assert_eq!(server.chain.limits.read_only_in_flight(), 1, "still held");
     server
         .get("/api/v1/namespaces", Some("admin-token"))
         .await
