@@ -265,8 +265,10 @@ def test_watch_existing_objects_then_changes(core, namespace):
     seen = []
     w = watch.Watch()
     try:
+        # timeout_seconds only bounds a hang (generously, for a loaded machine): the watch is
+        # stopped as soon as the three events are in.
         for event in w.stream(
-            core.list_namespaced_config_map, namespace, resource_version=rv, timeout_seconds=10
+            core.list_namespaced_config_map, namespace, resource_version=rv, timeout_seconds=60
         ):
             obj = event["object"]
             seen.append((event["type"], obj.metadata.name, obj.data))

@@ -348,9 +348,10 @@ async fn watch_events_as_one_row_tables() {
     let mut events: Vec<Value> = Vec::new();
     let mut created = false;
     while events.len() < 2 {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        // A bound on a hang, generous for a loaded machine.
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
             .await
-            .expect("a frame within 5 s")
+            .expect("a frame within 30 s")
             .expect("read")
             .expect("the watch goes on");
         buffered.extend_from_slice(&chunk);
