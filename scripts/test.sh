@@ -13,6 +13,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo build"
 cargo build -p kubecache-server
 echo "== Rust tests (cargo nextest)"
-cargo nextest run --workspace --profile ci
+# The loadgen's tests use the binary just built instead of running cargo inside a test.
+KUBECACHE_BIN="$PWD/target/debug/kubecache" cargo nextest run --workspace --profile ci
 echo "== Python client tests (pytest)"
 KUBECACHE_BIN="$PWD/target/debug/kubecache" python3 -m pytest -q tests/python
