@@ -21,8 +21,8 @@
 //! - [`authz`]: authorization — the `--authorization-mode` chain, live RBAC, the bootstrap
 //!   policy, ClusterRole aggregation and the access review APIs;
 //! - [`cli`]: the `kubecache` command line.
-//! - [`filters`]: the filter chain in front of [`api`] (recovery, request info, shutdown
-//!   tracking, timeout, CORS, authentication, audit, impersonation, limits, authorization),
+//! - [`filters`]: the filter chain in front of [`api`] (body drain, Cache-Control, recovery,
+//!   request info, shutdown tracking, timeout, CORS, authentication, audit, impersonation, limits, authorization),
 //!   with [`authn`], [`authz`], [`audit`]; [`serving`] and [`tls`]: the secure and insecure
 //!   listeners and graceful shutdown (see docs/SECURITY.md).
 

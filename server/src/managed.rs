@@ -168,12 +168,7 @@ pub fn write(object: &mut Value, managers: &[Manager]) {
 
 /// The schema ownership is computed with: the stored shape's type.
 pub fn schema_of(resource: &ResourceInfo) -> Schema {
-    let stored = crate::strategy::of(resource)
-        .storage_version()
-        .and_then(|(group, version, name)| {
-            kubecache_core::registry::Registry::builtin().lookup(group, version, name)
-        })
-        .unwrap_or(resource);
+    let stored = crate::strategy::stored_resource(resource);
     Schema::of_root(stored.group, stored.version, stored.kind)
 }
 

@@ -251,6 +251,8 @@ impl WatchCache {
     /// reads in the other shapes go on untouched; cached objects encode the new shape when it
     /// is first asked for.
     pub fn add_shape(&self, resource: &'static ResourceInfo) -> Result<()> {
+        // Serialized with add and remove: a version is never added to a cache being removed.
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         self.handle(resource.storage_path)?.add_shape(resource);
         Ok(())
     }

@@ -218,12 +218,9 @@ fn canonicalize(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiEr
     // Objects stored in another version's shape (events.k8s.io events, as core/v1) are not
     // in their typed form; they get the stored kind's always-present fields (served
     // converted, as kube's conversion writes them).
-    if let Some((group, version, plural)) = crate::strategy::of(resource).storage_version() {
-        if let Some(stored) =
-            kubecache_core::registry::Registry::builtin().lookup(group, version, plural)
-        {
-            crate::always_present::fill(&stored.api_version(), stored.kind, object);
-        }
+    let stored = crate::strategy::stored_resource(resource);
+    if !std::ptr::eq(stored, resource) {
+        crate::always_present::fill(&stored.api_version(), stored.kind, object);
         return Ok(());
     }
     let typed = crate::typed::canonicalize(resource, std::mem::take(object))

@@ -160,14 +160,8 @@ pub fn fields_of(msg: u16) -> impl Iterator<Item = (&'static str, Empty)> {
 /// The (apiVersion, kind) `resource` is stored as (events.k8s.io/v1 Events are stored as
 /// core/v1 Events).
 pub fn stored_kind(resource: &kubecache_core::registry::ResourceInfo) -> (String, &'static str) {
-    crate::strategy::of(resource)
-        .storage_version()
-        .and_then(|(group, version, plural)| {
-            kubecache_core::registry::Registry::builtin().lookup(group, version, plural)
-        })
-        .map_or((resource.api_version(), resource.kind), |stored| {
-            (stored.api_version(), stored.kind)
-        })
+    let stored = crate::strategy::stored_resource(resource);
+    (stored.api_version(), stored.kind)
 }
 
 /// The descriptor message of a served kind.

@@ -148,10 +148,11 @@ pub fn apply(router: Router, chain: Arc<Chain>) -> Router {
             // A body answered before it was read to the end is drained after the response
             // (HTTP/1.1), so the client can finish sending it and read the answer.
             .layer(from_fn(body::layer))
+            // `Cache-Control: no-cache, private` unless the response chose its own (a panic's
+            // 500 included).
+            .layer(from_fn(cache_control::layer))
             // Assign the Audit-Id; a panicking handler becomes a 500 Status, the server lives on.
             .layer(from_fn_with_state(state(), recovery::layer))
-            // `Cache-Control: no-cache, private` unless the response chose its own.
-            .layer(from_fn(cache_control::layer))
             // Parse verb/group/resource/namespace/name once, for every layer and the handler.
             .layer(from_fn_with_state(state(), info::layer))
             // Count requests in flight so shutdown can wait for them; end watches on shutdown.

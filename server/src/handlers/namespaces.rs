@@ -88,7 +88,7 @@ pub async fn bootstrap(api: &Api) -> Result<(), StorageError> {
         let mut object =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         objects::prepare_create(resource, &mut object);
-        // `spec: {}`, as kube writes an empty NamespaceSpec.
+        // Stored in the canonical form, always-present fields included, like every write.
         crate::typed::fill_always_present(resource, &mut object);
         let key = api.object_key(resource, None, name);
         match api.backend.create(&key, objects::encode(&object)).await {

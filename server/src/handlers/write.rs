@@ -163,13 +163,6 @@ pub async fn create_decoded(
     })
 }
 
-/// What an update computes from the current object: the object to store.
-pub enum Change {
-    Write(Value),
-    /// The update removed the last finalizer of an object being deleted: delete it.
-    Delete,
-}
-
 /// Reads the current object, asks `change` for its successor, and writes it with a
 /// compare-and-swap on the mod_revision that was read. A conflict is retried with a fresh
 /// read unless the successor names a resourceVersion (then it is the client's precondition

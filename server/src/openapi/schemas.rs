@@ -240,8 +240,6 @@ pub struct Components {
     pub kinds: Vec<Kind>,
 }
 
-/// Registers each type's schema (and everything it references) with the generator and
-/// returns its kind.
 impl Components {
     /// Generates every definition. The kinds are the built-in resources kubecache serves
     /// (the registry test checks that each has one) and autoscaling/v1 `Scale`.

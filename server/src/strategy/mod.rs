@@ -4,11 +4,13 @@
 //! printer, the storage version and conversion, delete behaviour).
 //!
 //! Handlers, admission and the codec know verbs and metadata; they ask the resource's
-//! [`Strategy`] for everything kind-specific and never match on group and kind. Every
+//! [`Strategy`] for what is kind-specific (the exceptions left are listed in
+//! docs/ARCHITECTURE.md). Every
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
 //! [`batch`], [`others`]); [`of`] finds it. Adding a built-in resource is a strategy plus its
-//! entry in the registry table (`kubecache_core::registry::BUILTIN`) and in [`BUILTIN`] below
-//! (docs/ARCHITECTURE.md, "Adding a resource").
+//! entry in the registry table (`kubecache_core::registry::BUILTIN`), in [`BUILTIN`] below and
+//! in the protobuf descriptor generator's kinds (docs/ARCHITECTURE.md, "Resources and their
+//! strategies").
 //!
 //! The defaults are kube's for a plain resource: no generation, no defaults, no
 //! type-specific validation, the default table (Name, Age), stored in the version served,
@@ -222,17 +224,41 @@ type Key = (&'static str, &'static str, &'static str);
 static BY_RESOURCE: LazyLock<HashMap<Key, &'static dyn Strategy>> =
     LazyLock::new(|| BUILTIN.iter().map(|s| (s.resource(), *s)).collect());
 
-/// The strategy of a registered resource.
-///
-/// # Panics
-/// When `resource` has no strategy: every registry entry has one (a test checks it).
+/// The strategy of `resource`: its own, or for a resource that has none (every built-in
+/// has one, a test checks it; one added at run time may not yet) [`Untyped`], which serves
+/// objects as they are stored — never a panic on a request or a shard thread.
 pub fn of(resource: &ResourceInfo) -> &'static dyn Strategy {
-    find(resource.group, resource.version, resource.resource).unwrap_or_else(|| {
-        panic!(
-            "no strategy for {}/{} {}",
-            resource.group, resource.version, resource.resource
-        )
-    })
+    find(resource.group, resource.version, resource.resource).unwrap_or(&Untyped)
+}
+
+/// The resource whose shape objects of `resource` are stored in: itself, or its storage
+/// version (events.k8s.io/v1 events are stored as core/v1).
+pub fn stored_resource(resource: &ResourceInfo) -> &ResourceInfo {
+    of(resource)
+        .storage_version()
+        .and_then(|(group, version, name)| {
+            kubecache_core::registry::Registry::builtin().lookup(group, version, name)
+        })
+        .unwrap_or(resource)
+}
+
+/// The strategy of a resource without one: no typed form (objects are kept as sent), no
+/// OpenAPI definition, and every default of [`Strategy`].
+pub struct Untyped;
+
+impl Strategy for Untyped {
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        ("", "", "")
+    }
+    fn round_trip(&self, object: &Value) -> Result<Value, serde_json::Error> {
+        Ok(object.clone())
+    }
+    fn openapi_kind(&self, _: &mut SchemaGenerator) -> Option<Kind> {
+        None
+    }
+    fn typed_form(&self) -> TypedForm {
+        TypedForm::FreeForm
+    }
 }
 
 /// The strategy of `group`/`version` `resource`, if there is one.

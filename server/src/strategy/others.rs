@@ -222,3 +222,28 @@ impl Strategy for StorageClasses {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_crd_is_named_plural_dot_group() {
+        let crd = |name: &str| {
+            json!({"metadata": {"name": name},
+                   "spec": {"group": "example.com", "names": {"plural": "widgets"}}})
+        };
+        assert!(
+            CustomResourceDefinitions
+                .validate(&crd("widgets.example.com"))
+                .is_empty()
+        );
+        let causes = CustomResourceDefinitions.validate(&crd("widget.example.com"));
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "metadata.name");
+        // A missing name is the metadata rule's to report, not this one's.
+        assert!(CustomResourceDefinitions.validate(&crd("")).is_empty());
+    }
+}

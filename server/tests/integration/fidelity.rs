@@ -169,16 +169,6 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
-            name: "a YAML body is UnsupportedMediaType",
-            method: Method::POST,
-            path: CONFIGMAPS,
-            body: Some(("application/yaml", json!("kind: ConfigMap"))),
-            accept: None,
-            status: 415,
-            headers: &[Header::Is("content-type", JSON)],
-            body_checks: status_body(415, "UnsupportedMediaType"),
-        },
-        Case {
             name: "list",
             method: Method::GET,
             path: CONFIGMAPS,
