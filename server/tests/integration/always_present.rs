@@ -4,7 +4,6 @@
 
 use crate::support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kubecache_core::registry::{Registry, ResourceInfo};
@@ -12,8 +11,6 @@ use kubecache_server::always_present::{self, Empty};
 use kubecache_server::protobuf::descriptors::MESSAGES;
 use kubecache_server::protobuf::table::{Label, Special, Type};
 use kubecache_server::protobuf::{self, MEDIA_TYPE};
-use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
-use kubecache_storage::testing::TestEtcd;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 use support::server::{STRATEGIC_MERGE_PATCH, TestServer};
@@ -175,24 +172,6 @@ fn creatable_samples(ns: &str) -> Vec<(&'static ResourceInfo, Value)> {
         out.push((resource, object));
     }
     out
-}
-
-macro_rules! on_both_stores {
-    ($embedded:ident, $etcd:ident, $scenario:ident) => {
-        #[tokio::test]
-        async fn $embedded() {
-            $scenario(&TestServer::start().await).await;
-        }
-
-        #[tokio::test]
-        async fn $etcd() {
-            let etcd = TestEtcd::start();
-            let backend = EtcdBackend::connect(&[etcd.endpoint()], EtcdOptions::default())
-                .await
-                .expect("connect to etcd");
-            $scenario(&TestServer::start_with(Arc::new(backend)).await).await;
-        }
-    };
 }
 
 on_both_stores!(

@@ -5,14 +5,10 @@
 //! `k8s.io/apimachinery` serializers); a difference that stays is written down in
 //! docs/COMPATIBILITY.md instead of here.
 
-use std::sync::Arc;
-
-use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
-use kubecache_storage::testing::TestEtcd;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::server::TestServer;
+use crate::support::server::{STATUS_KEY_ORDER, TestServer};
 
 const NS: &str = "fidelity";
 const CONFIGMAPS: &str = "/api/v1/namespaces/fidelity/configmaps";
@@ -52,16 +48,6 @@ struct Case {
 
 const JSON: &str = "application/json";
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
-const STATUS_ORDER: &[&str] = &[
-    "kind",
-    "apiVersion",
-    "metadata",
-    "status",
-    "message",
-    "reason",
-    "details",
-    "code",
-];
 
 /// Every API response: `Cache-Control` from kube's `WithCacheControl`, `Audit-Id` from
 /// `WithAuditInit`.
@@ -77,7 +63,7 @@ fn configmap(name: &str) -> Value {
 fn cases() -> Vec<Case> {
     let status_body = |code: u16, reason: &str| {
         vec![
-            Body::KeysAmong(STATUS_ORDER),
+            Body::KeysAmong(STATUS_KEY_ORDER),
             Body::At("/kind", json!("Status")),
             Body::At("/code", json!(code)),
             Body::At("/reason", json!(reason)),
@@ -341,16 +327,8 @@ async fn all_cases(server: &TestServer) {
     }
 }
 
-#[tokio::test]
-async fn kube_apiserver_shapes_embedded() {
-    all_cases(&TestServer::start().await).await;
-}
-
-#[tokio::test]
-async fn kube_apiserver_shapes_etcd() {
-    let etcd = TestEtcd::start();
-    let backend = EtcdBackend::connect(&[etcd.endpoint()], EtcdOptions::default())
-        .await
-        .expect("connect to etcd");
-    all_cases(&TestServer::start_with(Arc::new(backend)).await).await;
-}
+on_both_stores!(
+    kube_apiserver_shapes_embedded,
+    kube_apiserver_shapes_etcd,
+    all_cases
+);

@@ -3,6 +3,7 @@
 //! of debug binary each). One binary links once; nextest still runs every test in its own
 //! process.
 
+#[macro_use]
 mod support;
 
 mod admission;

@@ -4,12 +4,9 @@
 
 use crate::support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kubecache_server::protobuf::{self, MEDIA_TYPE, STREAM_MEDIA_TYPE};
-use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
-use kubecache_storage::testing::TestEtcd;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
@@ -82,29 +79,6 @@ async fn create_pb(server: &TestServer, path: &str, object: &Value) -> Raw {
         Some((MEDIA_TYPE, pb(object))),
     )
     .await
-}
-
-async fn etcd_server(etcd: &TestEtcd) -> TestServer {
-    let backend = EtcdBackend::connect(&[etcd.endpoint()], EtcdOptions::default())
-        .await
-        .expect("connect to etcd");
-    TestServer::start_with(Arc::new(backend)).await
-}
-
-/// Runs `scenario` on the embedded store and on etcd.
-macro_rules! on_both_stores {
-    ($embedded:ident, $etcd:ident, $scenario:ident) => {
-        #[tokio::test]
-        async fn $embedded() {
-            $scenario(&TestServer::start().await).await;
-        }
-
-        #[tokio::test]
-        async fn $etcd() {
-            let etcd = TestEtcd::start();
-            $scenario(&etcd_server(&etcd).await).await;
-        }
-    };
 }
 
 on_both_stores!(

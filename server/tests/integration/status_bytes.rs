@@ -25,17 +25,6 @@ use super::support::server::TestServer;
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The top-level keys of a Status, in kube's order (those present).
-const STATUS_ORDER: [&str; 8] = [
-    "kind",
-    "apiVersion",
-    "metadata",
-    "status",
-    "message",
-    "reason",
-    "details",
-    "code",
-];
 const DETAILS_ORDER: [&str; 6] = [
     "name",
     "group",
@@ -96,7 +85,7 @@ fn assert_status_body(bytes: &[u8], code: u16, reason: &str) -> Value {
     let status: Value = serde_json::from_str(text).expect("JSON");
     let present = keys(&status);
     assert_eq!(present[..4], ["kind", "apiVersion", "metadata", "status"]);
-    assert_in_order(&present, &STATUS_ORDER, "Status");
+    assert_in_order(&present, crate::support::server::STATUS_KEY_ORDER, "Status");
     if let Some(details) = status.get("details") {
         assert_in_order(&keys(details), &DETAILS_ORDER, "details");
         assert_eq!(present.last(), Some(&"code"), "code last: {text}");

@@ -3,16 +3,12 @@
 //! the resourceVersion in a write's answer is the resourceVersion of the event that write
 //! produced. Checked for every verb that writes, on the embedded store and on etcd.
 
-use std::sync::Arc;
-
-use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::server::{
     JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, TestServer, WatchStream,
 };
-use kubecache_storage::testing::TestEtcd;
 
 const NS: &str = "revisions";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/revisions/deployments";
@@ -235,16 +231,8 @@ async fn every_verb(server: &TestServer) {
     }
 }
 
-#[tokio::test]
-async fn every_verb_answers_with_its_events_revision_embedded() {
-    every_verb(&TestServer::start().await).await;
-}
-
-#[tokio::test]
-async fn every_verb_answers_with_its_events_revision_etcd() {
-    let etcd = TestEtcd::start();
-    let backend = EtcdBackend::connect(&[etcd.endpoint()], EtcdOptions::default())
-        .await
-        .expect("connect to etcd");
-    every_verb(&TestServer::start_with(Arc::new(backend)).await).await;
-}
+on_both_stores!(
+    every_verb_answers_with_its_events_revision_embedded,
+    every_verb_answers_with_its_events_revision_etcd,
+    every_verb
+);

@@ -17,6 +17,8 @@ use futures::stream::BoxStream;
 use kubecache_core::storage::Backend;
 use kubecache_server::server;
 use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
+use kubecache_storage::testing::TestEtcd;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -33,6 +35,19 @@ pub const JSON: &str = "application/json";
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
 pub const JSON_PATCH: &str = "application/json-patch+json";
 pub const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+
+/// The top-level keys of a `metav1.Status` in the order kube-apiserver writes them (the Go
+/// struct's field order; omitempty fields may be absent).
+pub const STATUS_KEY_ORDER: &[&str] = &[
+    "kind",
+    "apiVersion",
+    "metadata",
+    "status",
+    "message",
+    "reason",
+    "details",
+    "code",
+];
 
 /// A kubecache API server running inside the test's runtime.
 pub struct TestServer {
@@ -111,6 +126,14 @@ impl TestServer {
     /// namespaces created.
     pub async fn start_with(backend: Arc<dyn Backend>) -> TestServer {
         TestServer::start_with_reads(backend, server::ReadConfig::default()).await
+    }
+
+    /// A server over a new connection to a real etcd.
+    pub async fn start_on_etcd(etcd: &TestEtcd) -> TestServer {
+        let backend = EtcdBackend::connect(&[etcd.endpoint()], EtcdOptions::default())
+            .await
+            .expect("connect to etcd");
+        TestServer::start_with(Arc::new(backend)).await
     }
 
     /// A server over a fresh in-memory store whose reads go to storage directly.
