@@ -39,7 +39,7 @@ use kubecache_cache::{
     Filter, FrameStream, ListRequest, ObjectAttrs, ReadAt, ReadPath, Shapes, WatchCache,
     WatchCacheConfig, WatchRequest, WatchStart, json,
 };
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::{NAMESPACED, ResourceInfo};
 use kubecache_core::selector::FieldSelector;
 use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result as StorageResult,
@@ -117,10 +117,13 @@ fn rss() -> usize {
 
 const PREFIX: &str = "/registry/pods/";
 
-fn pods() -> &'static ResourceInfo {
-    Registry::builtin()
-        .lookup("", "v1", "pods")
-        .expect("pods are built in")
+fn pods() -> &'static Arc<ResourceInfo> {
+    static PODS: std::sync::LazyLock<Arc<ResourceInfo>> = std::sync::LazyLock::new(|| {
+        Arc::new(ResourceInfo::new(
+            "", "v1", "pods", "pod", "Pod", NAMESPACED,
+        ))
+    });
+    &PODS
 }
 
 /// A running pod of a ReplicaSet, ~1 KiB of compact JSON: pod `i` on node `i % nodes`, in
@@ -274,7 +277,7 @@ fn load(n: usize, rt: &tokio::runtime::Runtime) -> (Load, WatchCache, Revision) 
     let cache = WatchCache::start(
         backend,
         Arc::new(BenchCodec),
-        vec![(PREFIX.into(), Shapes::new(vec![pods()]))],
+        vec![(PREFIX.into(), Shapes::new(vec![pods().clone()]))],
         WatchCacheConfig {
             shards: 1,
             ..WatchCacheConfig::default()
@@ -287,7 +290,7 @@ fn load(n: usize, rt: &tokio::runtime::Runtime) -> (Load, WatchCache, Revision) 
     });
     let loaded = live() - before;
     let request = ListRequest {
-        resource: pods(),
+        resource: pods().clone(),
         prefix: PREFIX.into(),
         start_key: None,
         limit: None,
@@ -372,7 +375,7 @@ fn breakdown(n: usize) {
     }
     let entry = (live() - before) as f64 / n as f64;
     // What serving each object's JSON once leaves behind in it (nothing when it splices).
-    let shapes = kubecache_cache::Shapes::new(vec![pods()]);
+    let shapes = kubecache_cache::Shapes::new(vec![pods().clone()]);
     let before = live();
     for o in &objects {
         assert!(o.json(&codec, &shapes, 0).len() > o.kv.value.len());
@@ -419,7 +422,7 @@ fn breakdown(n: usize) {
 /// A kubelet's watch of node `node`'s pods from `revision`.
 fn kubelet_watch(node: usize, revision: Revision) -> WatchRequest {
     WatchRequest {
-        resource: pods(),
+        resource: pods().clone(),
         prefix: PREFIX.into(),
         filter: Arc::new(Filter {
             fields: FieldSelector::parse(&format!("spec.nodeName=node-{node}")).expect("parses"),

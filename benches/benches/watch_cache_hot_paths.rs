@@ -86,7 +86,7 @@ use kubecache_cache::{
     WatchCacheConfig, write_items_one_by_one,
 };
 use kubecache_core::continue_token::ContinueToken;
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::{NAMESPACED, ResourceInfo};
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result as StorageResult,
@@ -142,10 +142,13 @@ const SMOKE: Scale = Scale {
 // ---------------------------------------------------------------------------------------------
 // Pods and the codec.
 
-fn pods() -> &'static ResourceInfo {
-    Registry::builtin()
-        .lookup("", "v1", "pods")
-        .expect("pods are built in")
+fn pods() -> &'static Arc<ResourceInfo> {
+    static PODS: std::sync::LazyLock<Arc<ResourceInfo>> = std::sync::LazyLock::new(|| {
+        Arc::new(ResourceInfo::new(
+            "", "v1", "pods", "pod", "Pod", NAMESPACED,
+        ))
+    });
+    &PODS
 }
 
 /// A running pod of a ReplicaSet, ~1.5 KiB of JSON: pod `i` on node `i % nodes`, in namespace
@@ -561,7 +564,7 @@ fn apply_state(scale: Scale) -> Vec<String> {
         })
     });
 
-    let shapes = Shapes::new(vec![pods()]);
+    let shapes = Shapes::new(vec![pods().clone()]);
     let (handle, _commands) = ResourceHandle::new(PREFIX.into(), shapes, 0);
     let mut current = Published::listed(
         keys.iter().cloned().zip(objects.iter().cloned()).collect(),
@@ -679,7 +682,8 @@ fn apply_resource_cache(scale: Scale) -> Vec<String> {
 
     // The real cache task.
     let (backend, tx) = FakeBackend::new(kvs.clone(), 1);
-    let (handle, commands) = ResourceHandle::new(PREFIX.into(), Shapes::new(vec![pods()]), 0);
+    let (handle, commands) =
+        ResourceHandle::new(PREFIX.into(), Shapes::new(vec![pods().clone()]), 0);
     let cache = ResourceCache::new(
         handle.clone(),
         backend,
@@ -720,7 +724,7 @@ fn apply_resource_cache(scale: Scale) -> Vec<String> {
 
 fn encode(scale: Scale) -> Vec<String> {
     let codec = BenchCodec;
-    let shapes = Shapes::new(vec![pods()]);
+    let shapes = Shapes::new(vec![pods().clone()]);
     let value = pod(42, 1_000);
     let prev = cached(&codec, pod_kv(42, 1_000, 1));
     let key: Arc<str> = prev.kv.key.as_str().into();
@@ -854,7 +858,7 @@ fn drain<'q>(queues: impl IntoIterator<Item = &'q mut mpsc::Receiver<Frame>>) ->
 /// once per dispatch — so this variant now includes one encode per event, as the other does.)
 fn dispatch(scale: Scale, indexed: bool, pre_encoded: bool) -> Vec<String> {
     let codec = BenchCodec;
-    let shapes = Shapes::new(vec![pods()]);
+    let shapes = Shapes::new(vec![pods().clone()]);
     let n = scale.watchers;
     // The event's pod is on node-42; kubelet i watches node-i.
     let nodes = n.max(43);
@@ -1096,7 +1100,7 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
     let cache = WatchCache::start(
         backend,
         codec.clone(),
-        vec![(PREFIX.into(), Shapes::new(vec![pods()]))],
+        vec![(PREFIX.into(), Shapes::new(vec![pods().clone()]))],
         cache_config(1_000),
     );
     let rt = current_thread();
@@ -1106,7 +1110,7 @@ fn list(scale: Scale, labelled: bool) -> Vec<String> {
         }
     });
     let request = ListRequest {
-        resource: pods(),
+        resource: pods().clone(),
         prefix: PREFIX.into(),
         start_key: None,
         limit: None,
@@ -1337,7 +1341,7 @@ fn loaded_cache(n: usize, rt: &tokio::runtime::Runtime) -> (WatchCache, Revision
     let cache = WatchCache::start(
         backend,
         Arc::new(BenchCodec),
-        vec![(PREFIX.into(), Shapes::new(vec![pods()]))],
+        vec![(PREFIX.into(), Shapes::new(vec![pods().clone()]))],
         cache_config(1_000),
     );
     rt.block_on(async {
@@ -1366,7 +1370,7 @@ fn page(
         None => (revision, None, None),
     };
     let request = ListRequest {
-        resource: pods(),
+        resource: pods().clone(),
         prefix: PREFIX.into(),
         start_key,
         limit: Some(PAGE),
@@ -1393,7 +1397,7 @@ fn paging(scale: Scale, per_page: bool) -> Vec<String> {
     let (cache, revision) = loaded_cache(n, &rt);
     let unpaged = || {
         let request = ListRequest {
-            resource: pods(),
+            resource: pods().clone(),
             prefix: PREFIX.into(),
             start_key: None,
             limit: None,

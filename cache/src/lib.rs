@@ -57,7 +57,7 @@ pub const WAIT_FOR_REVISION: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct ListRequest {
     /// The resource asked for: its fields are selectable, its shape is served.
-    pub resource: &'static ResourceInfo,
+    pub resource: Arc<ResourceInfo>,
     /// The storage prefix of every object of the resource (`/registry/pods/`).
     pub prefix: String,
     /// Start at this key (inclusive): a continue token's position.
@@ -97,7 +97,7 @@ pub enum WatchStart {
 /// A WATCH.
 #[derive(Debug, Clone)]
 pub struct WatchRequest {
-    pub resource: &'static ResourceInfo,
+    pub resource: Arc<ResourceInfo>,
     pub prefix: String,
     pub filter: Arc<Filter>,
     pub start: WatchStart,
@@ -120,13 +120,13 @@ impl ListRequest {
     /// The storage prefix the request reads: the resource's, narrowed to the namespace the
     /// filter names.
     pub fn collection_prefix(&self) -> String {
-        collection_prefix(self.resource, &self.prefix, &self.filter)
+        collection_prefix(&self.resource, &self.prefix, &self.filter)
     }
 }
 
 impl WatchRequest {
     pub fn collection_prefix(&self) -> String {
-        collection_prefix(self.resource, &self.prefix, &self.filter)
+        collection_prefix(&self.resource, &self.prefix, &self.filter)
     }
 }
 
@@ -147,7 +147,7 @@ pub trait ReadPath: Send + Sync + 'static {
     /// One object at `at` (kube reads storage for `Latest`, the cache otherwise).
     async fn get(
         &self,
-        resource: &'static ResourceInfo,
+        resource: &ResourceInfo,
         key: &str,
         at: ReadAt,
     ) -> Result<Option<Arc<CachedObject>>>;
@@ -157,16 +157,11 @@ pub trait ReadPath: Send + Sync + 'static {
     async fn watch(&self, request: WatchRequest) -> Result<FrameStream>;
 
     /// An object's JSON as `resource` serves it.
-    fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
+    fn json(&self, object: &CachedObject, resource: &ResourceInfo) -> Bytes;
 
     /// Appends an object's JSON as `resource` serves it to `out` (a LIST body): where the read
     /// path splices, without an intermediate copy.
-    fn write_json(
-        &self,
-        object: &CachedObject,
-        resource: &'static ResourceInfo,
-        out: &mut BytesMut,
-    ) {
+    fn write_json(&self, object: &CachedObject, resource: &ResourceInfo, out: &mut BytesMut) {
         out.extend_from_slice(&self.json(object, resource));
     }
 
@@ -177,7 +172,7 @@ pub trait ReadPath: Send + Sync + 'static {
     fn write_json_items(
         &self,
         objects: &[Arc<CachedObject>],
-        resource: &'static ResourceInfo,
+        resource: &ResourceInfo,
         out: &mut BytesMut,
         fill: usize,
         continued: bool,
@@ -187,7 +182,7 @@ pub trait ReadPath: Send + Sync + 'static {
 
     /// An object in protobuf as `resource` serves it ([`ObjectCodec::encode_protobuf`]),
     /// encoded once per object where the read path caches objects.
-    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes;
+    fn protobuf(&self, object: &CachedObject, resource: &ResourceInfo) -> Bytes;
 
     /// Whether every resource can be served (/readyz).
     async fn ready(&self) -> Result<()>;
@@ -211,7 +206,7 @@ pub trait ReadPath: Send + Sync + 'static {
 
     /// Serves a resource in one more API version: `resource` shares the storage of one
     /// served already.
-    fn add_shape(&self, _resource: &'static ResourceInfo) -> Result<()> {
+    fn add_shape(&self, _resource: Arc<ResourceInfo>) -> Result<()> {
         Ok(())
     }
 
@@ -226,7 +221,7 @@ pub trait ReadPath: Send + Sync + 'static {
 pub fn write_items_one_by_one<R: ReadPath + ?Sized>(
     reads: &R,
     objects: &[Arc<CachedObject>],
-    resource: &'static ResourceInfo,
+    resource: &ResourceInfo,
     out: &mut BytesMut,
     fill: usize,
     continued: bool,

@@ -331,11 +331,11 @@ impl CachedObject {
 /// of the cache: shapes are only ever appended ([`Shapes::with`]).
 #[derive(Debug, Clone)]
 pub struct Shapes {
-    resources: Vec<&'static ResourceInfo>,
+    resources: Vec<Arc<ResourceInfo>>,
 }
 
 impl Shapes {
-    pub fn new(resources: Vec<&'static ResourceInfo>) -> Shapes {
+    pub fn new(resources: Vec<Arc<ResourceInfo>>) -> Shapes {
         assert!(
             !resources.is_empty(),
             "a storage prefix is served in at least one shape"
@@ -344,9 +344,9 @@ impl Shapes {
     }
 
     /// These shapes and `resource` after them (itself if it is one of them already).
-    pub fn with(&self, resource: &'static ResourceInfo) -> Shapes {
+    pub fn with(&self, resource: Arc<ResourceInfo>) -> Shapes {
         let mut resources = self.resources.clone();
-        if self.index_of(resource).is_none() {
+        if self.index_of(&resource).is_none() {
             resources.push(resource);
         }
         Shapes { resources }
@@ -360,17 +360,17 @@ impl Shapes {
         self.resources.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &'static ResourceInfo> + '_ {
-        self.resources.iter().copied()
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> + '_ {
+        self.resources.iter()
     }
 
     /// The resource whose fields the cache indexes (the first one).
-    pub fn primary(&self) -> &'static ResourceInfo {
-        self.resources[0]
+    pub fn primary(&self) -> &Arc<ResourceInfo> {
+        &self.resources[0]
     }
 
-    pub fn get(&self, shape: usize) -> &'static ResourceInfo {
-        self.resources[shape]
+    pub fn get(&self, shape: usize) -> &Arc<ResourceInfo> {
+        &self.resources[shape]
     }
 
     /// The shape number of `resource`, if it is one of these shapes. There is no default: a
@@ -408,25 +408,28 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    use kubecache_core::registry::Registry;
+    use kubecache_core::registry::NAMESPACED;
 
     /// configmaps in `version`: one more API shape of the same storage.
-    fn configmaps(version: &'static str) -> &'static ResourceInfo {
-        let v1 = Registry::builtin().lookup("", "v1", "configmaps").unwrap();
-        if version == "v1" {
-            return v1;
-        }
-        Box::leak(Box::new(ResourceInfo {
-            version,
-            ..v1.clone()
-        }))
+    fn configmaps(version: &str) -> Arc<ResourceInfo> {
+        Arc::new(
+            ResourceInfo::new(
+                "",
+                version,
+                "configmaps",
+                "configmap",
+                "ConfigMap",
+                NAMESPACED,
+            )
+            .stored_at("configmaps"),
+        )
     }
 
     /// Renders each shape as `<version>:<revision>:<format>` and counts every encode by
     /// (version, format); the versions in `splicing` are served spliced.
     struct Counting {
         splicing: &'static [&'static str],
-        encodes: Mutex<HashMap<(&'static str, &'static str), usize>>,
+        encodes: Mutex<HashMap<(String, &'static str), usize>>,
     }
 
     impl Counting {
@@ -442,14 +445,17 @@ mod tests {
                 .encodes
                 .lock()
                 .unwrap()
-                .entry((shape.version, format))
+                .entry((shape.version.clone(), format))
                 .or_default() += 1;
             Bytes::from(format!("{}:{format}", shape.version))
         }
 
         fn encodes(&self, version: &'static str, format: &'static str) -> usize {
             let encodes = self.encodes.lock().unwrap();
-            encodes.get(&(version, format)).copied().unwrap_or(0)
+            encodes
+                .get(&(version.to_string(), format))
+                .copied()
+                .unwrap_or(0)
         }
     }
 
@@ -462,7 +468,7 @@ mod tests {
         }
         fn splice_point(&self, stored: &[u8], shape: &ResourceInfo) -> Option<usize> {
             self.splicing
-                .contains(&shape.version)
+                .contains(&shape.version.as_str())
                 .then(|| json::splice_point(stored))?
         }
         fn encode_protobuf(&self, _: &[u8], _: Revision, shape: &ResourceInfo) -> Bytes {
@@ -472,7 +478,7 @@ mod tests {
             self.count(shape, "table")
         }
         fn bookmark(&self, shape: &ResourceInfo, _: Revision, _: bool) -> Bytes {
-            Bytes::from(shape.version)
+            Bytes::from(shape.version.clone())
         }
     }
 
@@ -485,7 +491,7 @@ mod tests {
             create_revision: 7,
             mod_revision: 7,
         };
-        CachedObject::from_kv(&Counting::new(&[]), configmaps("v1"), kv).unwrap()
+        CachedObject::from_kv(&Counting::new(&[]), &configmaps("v1"), kv).unwrap()
     }
 
     /// How many slot blocks the object has allocated.
@@ -567,12 +573,16 @@ mod tests {
     #[test]
     fn unknown_shapes_are_not_served_as_another() {
         let shapes = Shapes::new(vec![configmaps("v1"), configmaps("v2")]);
-        assert_eq!(shapes.index_of(configmaps("v2")), Some(1));
-        assert_eq!(shapes.index_of(configmaps("v3")), None);
+        assert_eq!(shapes.index_of(&configmaps("v2")), Some(1));
+        assert_eq!(shapes.index_of(&configmaps("v3")), None);
         let more = shapes.with(configmaps("v3")).with(configmaps("v2"));
         assert_eq!(more.len(), 3, "a shape served already is not added twice");
-        assert_eq!(more.index_of(configmaps("v1")), Some(0), "numbers are kept");
-        assert_eq!(more.index_of(configmaps("v3")), Some(2));
+        assert_eq!(
+            more.index_of(&configmaps("v1")),
+            Some(0),
+            "numbers are kept"
+        );
+        assert_eq!(more.index_of(&configmaps("v3")), Some(2));
     }
 
     /// The Status of an ERROR event is embedded compact, in kube's field order (`details`

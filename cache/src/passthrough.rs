@@ -72,7 +72,7 @@ impl Passthrough {
 impl ReadPath for Passthrough {
     async fn get(
         &self,
-        resource: &'static ResourceInfo,
+        resource: &ResourceInfo,
         key: &str,
         at: ReadAt,
     ) -> Result<Option<Arc<CachedObject>>> {
@@ -114,7 +114,7 @@ impl ReadPath for Passthrough {
             let returned = page.kvs.len() as i64;
             let last_key = page.kvs.last().map(|kv| kv.key.clone());
             for kv in page.kvs {
-                let object = self.cached(request.resource, kv)?;
+                let object = self.cached(&request.resource, kv)?;
                 if request.filter.matches(&object.attrs) {
                     objects.push(object);
                 }
@@ -138,7 +138,7 @@ impl ReadPath for Passthrough {
             WatchStart::Initial(at) => {
                 let listed = self
                     .list(ListRequest {
-                        resource: request.resource,
+                        resource: request.resource.clone(),
                         prefix: request.prefix.clone(),
                         start_key: None,
                         limit: None,
@@ -170,12 +170,12 @@ impl ReadPath for Passthrough {
         .boxed())
     }
 
-    fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+    fn json(&self, object: &CachedObject, resource: &ResourceInfo) -> Bytes {
         self.codec
             .encode(&object.kv.value, object.kv.mod_revision, resource)
     }
 
-    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+    fn protobuf(&self, object: &CachedObject, resource: &ResourceInfo) -> Bytes {
         self.codec
             .encode_protobuf(&object.kv.value, object.kv.mod_revision, resource)
     }
@@ -210,7 +210,7 @@ impl Watcher {
     }
 
     fn object_frame(&self, event_type: &str, stored: &[u8], revision: Revision) -> Bytes {
-        let resource = self.request.resource;
+        let resource = &*self.request.resource;
         let encoded = if self.request.table {
             self.codec.encode_table(stored, revision, resource)
         } else if self.request.protobuf {
@@ -228,7 +228,7 @@ impl Watcher {
 
     fn bookmark(&self, initial_events_end: bool) -> Bytes {
         let bookmark = self.codec.bookmark(
-            self.request.resource,
+            &self.request.resource,
             self.last_revision,
             initial_events_end,
         );
@@ -237,7 +237,7 @@ impl Watcher {
 
     fn matches(&self, kv: &KeyValue) -> bool {
         self.codec
-            .attributes(self.request.resource, kv)
+            .attributes(&self.request.resource, kv)
             .is_ok_and(|attrs| self.request.filter.matches(&attrs))
     }
 

@@ -8,7 +8,7 @@ const META: &[&str] = &["metadata.name", "metadata.namespace"];
 
 /// Fields a `fieldSelector` may name for `resource`.
 pub fn supported(resource: &ResourceInfo) -> Vec<&'static str> {
-    let extra: &[&str] = match (resource.group, resource.resource) {
+    let extra: &[&str] = match (resource.group.as_str(), resource.resource.as_str()) {
         ("", "pods") => &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -48,7 +48,7 @@ pub fn supported(resource: &ResourceInfo) -> Vec<&'static str> {
 /// The value of `field` on `object` as a field selector compares it (strings; booleans and
 /// numbers in their Go formatting; absent fields as "").
 pub fn value(resource: &ResourceInfo, object: &Value, field: &str) -> Option<String> {
-    let value = match (resource.resource, field) {
+    let value = match (resource.resource.as_str(), field) {
         (_, "metadata.name") => object.pointer("/metadata/name"),
         (_, "metadata.namespace") => object.pointer("/metadata/namespace"),
         ("pods", "status.podIPs") => object.pointer("/status/podIPs/0/ip"),
@@ -75,12 +75,12 @@ pub fn value(resource: &ResourceInfo, object: &Value, field: &str) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Registry;
+    use crate::registry::{NAMESPACED, ResourceInfo};
     use serde_json::json;
 
     #[test]
     fn pod_fields() {
-        let pods = Registry::builtin().lookup("", "v1", "pods").unwrap();
+        let pods = &ResourceInfo::new("", "v1", "pods", "pod", "Pod", NAMESPACED);
         let pod = json!({"metadata": {"name": "p", "namespace": "n"}, "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}});
         assert_eq!(value(pods, &pod, "spec.nodeName").unwrap(), "node-1");
         assert_eq!(value(pods, &pod, "status.phase").unwrap(), "Running");

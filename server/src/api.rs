@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::registry::{Registry, Resource};
+use crate::strategy::Strategy;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use kubecache_cache::ReadPath;
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use kubecache_core::storage::{Backend, StorageError};
 use serde_json::Value;
@@ -25,7 +27,9 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Everything a handler needs: where objects are written and read, and what is served.
 pub struct Api {
-    pub registry: Registry,
+    /// The resources served, changing at run time ([`Api::add_resource`]); shared with the
+    /// filter chain and the read path's codec.
+    pub registry: Arc<Registry>,
     /// Writes go here (etcd transactions or the embedded store).
     pub backend: Arc<dyn Backend>,
     /// GET/LIST/WATCH go here, so the watch cache can take them over.
@@ -42,28 +46,35 @@ pub struct Api {
     pub metrics: RequestMetrics,
     /// The admission chain every write passes through (see [`crate::admission`]).
     pub admission: crate::admission::Admission,
+    /// The OpenAPI documents of what the registry serves.
+    pub openapi: crate::openapi::Published,
     /// The `--authorization-mode` chain, installed at startup (`authz::install`); the
     /// access review APIs answer with it.
     pub authorizer: std::sync::OnceLock<Arc<crate::authz::Chain>>,
 }
 
 impl Api {
+    /// An API over the built-in resources.
     pub fn new(
         backend: Arc<dyn Backend>,
         reads: Arc<dyn ReadPath>,
         storage_root: &str,
     ) -> Arc<Api> {
-        Api::with_admission(backend, reads, storage_root, Default::default())
+        let registry = Arc::new(Registry::builtin());
+        Api::with_admission(registry, backend, reads, storage_root, Default::default())
     }
 
+    /// An API serving `registry`'s resources; `reads` must render them with the same registry
+    /// (`codec::JsonCodec::new(registry)`).
     pub fn with_admission(
+        registry: Arc<Registry>,
         backend: Arc<dyn Backend>,
         reads: Arc<dyn ReadPath>,
         storage_root: &str,
         admission: crate::admission::Config,
     ) -> Arc<Api> {
         Arc::new(Api {
-            registry: Registry::builtin(),
+            registry,
             backend,
             reads,
             storage_root: storage_root.trim_end_matches('/').to_string(),
@@ -71,6 +82,7 @@ impl Api {
             terminating_namespaces: Default::default(),
             metrics: RequestMetrics::new(),
             admission: crate::admission::Admission::new(admission),
+            openapi: Default::default(),
             authorizer: std::sync::OnceLock::new(),
         })
     }
@@ -91,6 +103,60 @@ impl Api {
 
     pub fn collection_prefix(&self, resource: &ResourceInfo, namespace: Option<&str>) -> String {
         resource.collection_prefix(&self.storage_root, namespace)
+    }
+
+    /// Serves one more resource while running: the read path starts caching it (or serving
+    /// it as one more version of objects it caches), then the registry publishes it, so no
+    /// request finds it before its reads can be served. Discovery, OpenAPI and the RBAC
+    /// resource lists follow the registry's generation.
+    pub fn add_resource(&self, strategy: Arc<dyn Strategy>) -> Result<Arc<Resource>, ApiError> {
+        let info = Arc::new(strategy.info());
+        let invalid = |message: String| ApiError::bad_request(message);
+        if info.create_only {
+            return self
+                .registry
+                .add(strategy)
+                .map_err(|e| invalid(e.to_string()));
+        }
+        let sharing = self
+            .registry
+            .snapshot()
+            .sharing_storage(&info.storage_path)
+            .any(|r| !r.create_only);
+        if sharing {
+            self.reads.add_shape(info.clone())
+        } else {
+            let shapes = kubecache_cache::Shapes::new(vec![info.clone()]);
+            self.reads.add_resource(self.storage_prefix(&info), shapes)
+        }
+        .map_err(|e| invalid(format!("{}: {e}", info.resource)))?;
+        match self.registry.add(strategy) {
+            Ok(resource) => Ok(resource),
+            Err(e) => Err(invalid(e.to_string())),
+        }
+    }
+
+    /// Stops serving a resource: the registry drops it first (new requests get 404), then
+    /// its cache ends its watches (streams close cleanly, as kube-apiserver ends the watches
+    /// of a deleted CRD) and is freed, unless other versions of the same objects are still
+    /// served. Requests already running finish with the resource they resolved.
+    pub async fn remove_resource(
+        &self,
+        group: &str,
+        version: &str,
+        name: &str,
+    ) -> Option<Arc<Resource>> {
+        let removed = self.registry.remove(group, version, name)?;
+        let still_shared = self
+            .registry
+            .snapshot()
+            .sharing_storage(&removed.storage_path)
+            .any(|r| !r.create_only);
+        if !removed.create_only && !still_shared {
+            // NotFound: it was never cached (a read path without caches).
+            let _ = self.reads.remove_resource(removed.info()).await;
+        }
+        Some(removed)
     }
 }
 
@@ -221,7 +287,7 @@ async fn dispatch(
     let target = match parts.extensions.remove::<request_info::Parsed>() {
         Some(parsed) => parsed.0?,
         None => request_info::parse(
-            &api.registry,
+            &api.registry.snapshot(),
             &parts.method,
             parts.uri.path(),
             query.flag("watch")?,
@@ -242,26 +308,36 @@ async fn dispatch(
             return Ok(Reply::Stream(response));
         }
         Target::CoreVersions => {
-            let response = handlers::discovery::root(&api.registry, true, &parts.headers);
+            let response =
+                handlers::discovery::root(&api.registry.snapshot(), true, &parts.headers);
             return Ok(Reply::Stream(response));
         }
         Target::Groups => {
-            let response = handlers::discovery::root(&api.registry, false, &parts.headers);
+            let response =
+                handlers::discovery::root(&api.registry.snapshot(), false, &parts.headers);
             return Ok(Reply::Stream(response));
         }
         Target::Group(group) => {
-            return Ok(Reply::ok(handlers::discovery::group(&api.registry, &group)));
+            return Ok(Reply::ok(handlers::discovery::group(
+                &api.registry.snapshot(),
+                &group,
+            )));
         }
         Target::GroupVersion { group, version } => {
             return Ok(Reply::ok(handlers::discovery::resources(
-                &api.registry,
+                &api.registry.snapshot(),
                 &group,
                 &version,
             )));
         }
         Target::OpenApi(path) => {
-            let response =
-                crate::openapi::serve(&parts.method, &path, parts.uri.query(), &parts.headers)?;
+            let response = crate::openapi::serve(
+                &api.openapi.get(&api.registry),
+                &parts.method,
+                &path,
+                parts.uri.query(),
+                &parts.headers,
+            )?;
             return Ok(Reply::Stream(response));
         }
         Target::Resource(request) => request,

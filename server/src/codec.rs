@@ -1,21 +1,41 @@
 //! The server's [`ObjectCodec`]: how the read path reads labels and selectable fields out of
 //! stored objects and renders them for clients.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use kubecache_cache::{ObjectAttrs, ObjectCodec, View, json};
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
 use serde_json::{Value, json};
 
+use crate::registry::{Registry, Resource};
 use crate::{handlers, objects, protobuf, table};
 
-/// Stored objects are JSON (see [`objects::encode`]).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct JsonCodec;
+/// Stored objects are JSON (see [`objects::encode`]); what is kind-specific about rendering
+/// them comes from the resource's strategy, found in the registry.
+#[derive(Debug, Clone)]
+pub struct JsonCodec {
+    registry: Arc<Registry>,
+}
+
+impl JsonCodec {
+    pub fn new(registry: Arc<Registry>) -> JsonCodec {
+        JsonCodec { registry }
+    }
+
+    /// The registered resource of a shape; one removed while its event was on the way is
+    /// rendered as stored.
+    fn resource(&self, shape: &ResourceInfo) -> Arc<Resource> {
+        self.registry
+            .resolve(shape)
+            .unwrap_or_else(|| Resource::untyped(Arc::new(shape.clone())))
+    }
+}
 
 /// Objects of `shape` are stored as they are served (not in another version's shape).
-fn stored_as_served(shape: &ResourceInfo) -> bool {
-    crate::strategy::of(shape).storage_version().is_none()
+fn stored_as_served(shape: &Resource) -> bool {
+    !shape.converts()
 }
 
 impl ObjectCodec for JsonCodec {
@@ -28,6 +48,7 @@ impl ObjectCodec for JsonCodec {
     }
 
     fn encode(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
+        let shape = &self.resource(shape);
         // Served in its stored shape: the stored bytes with the resourceVersion spliced in,
         // no parse and re-serialize.
         if stored_as_served(shape) {
@@ -41,10 +62,11 @@ impl ObjectCodec for JsonCodec {
 
     fn splice_point(&self, stored: &[u8], shape: &ResourceInfo) -> Option<usize> {
         // Exactly what `encode` splices; another version's shape is converted, not spliced.
-        stored_as_served(shape).then(|| json::splice_point(stored))?
+        stored_as_served(&self.resource(shape)).then(|| json::splice_point(stored))?
     }
 
     fn encode_table(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
+        let shape = &self.resource(shape);
         let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
         objects::set_resource_version(&mut object, revision);
         let object = handlers::present_value(shape, object);
@@ -78,8 +100,7 @@ impl ObjectCodec for JsonCodec {
     }
 
     fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {
-        // Every kubelet watches its own pods by spec.nodeName.
-        (resource.group.is_empty() && resource.resource == "pods").then_some("spec.nodeName")
+        self.resource(resource).strategy().trigger_field()
     }
 
     fn bookmark(
@@ -94,7 +115,7 @@ impl ObjectCodec for JsonCodec {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let bookmark =
-            json!({"kind": shape.kind, "apiVersion": shape.api_version(), "metadata": metadata});
+            json!({"kind": &shape.kind, "apiVersion": shape.api_version(), "metadata": metadata});
         Bytes::from(serde_json::to_vec(&bookmark).expect("a JSON value always serializes"))
     }
 }
@@ -102,12 +123,13 @@ impl ObjectCodec for JsonCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
 
     #[test]
     fn attributes_and_encoding() {
-        let reg = Registry::builtin();
+        let reg = Arc::new(Registry::builtin());
+        let codec = JsonCodec::new(reg.clone());
         let pods = reg.lookup("", "v1", "pods").unwrap();
+        assert_eq!(codec.trigger_field(pods.info()), Some("spec.nodeName"));
         let stored = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"n","labels":{"app":"web"}},"spec":{"nodeName":"node-1"}}"#;
         let kv = KeyValue {
             key: "/registry/pods/n/p".into(),
@@ -115,12 +137,12 @@ mod tests {
             create_revision: 3,
             mod_revision: 4,
         };
-        let attrs = JsonCodec.attributes(pods, &kv).unwrap();
+        let attrs = codec.attributes(&pods, &kv).unwrap();
         assert_eq!(attrs.namespace(), Some("n"));
         assert_eq!(attrs.labels().get("app"), Some("web"));
         assert_eq!(attrs.field("spec.nodeName"), Some("node-1"));
         assert_eq!(attrs.field("spec.hostNetwork"), Some("false"));
-        let json: Value = serde_json::from_slice(&JsonCodec.encode(stored, 9, pods)).unwrap();
+        let json: Value = serde_json::from_slice(&codec.encode(stored, 9, &pods)).unwrap();
         assert_eq!(json["metadata"]["resourceVersion"], "9");
     }
 }

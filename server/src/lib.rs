@@ -44,6 +44,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod registry;
 pub mod request_info;
 pub mod server;
 pub mod serving;

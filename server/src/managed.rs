@@ -11,8 +11,8 @@
 //! first `/` (`kubectl/v1.33.1 (linux/amd64) …` → `kubectl`); kubectl itself sends
 //! `fieldManager=kubectl-client-side-apply`, `kubectl-edit`, `kubectl-label`, … .
 
+use crate::registry::Resource;
 use kubecache_core::merge_schema::Schema;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
 use serde_json::{Map, Value, json};
 
@@ -167,9 +167,9 @@ pub fn write(object: &mut Value, managers: &[Manager]) {
 }
 
 /// The schema ownership is computed with: the stored shape's type.
-pub fn schema_of(resource: &ResourceInfo) -> Schema {
-    let stored = crate::strategy::stored_resource(resource);
-    Schema::of_root(stored.group, stored.version, stored.kind)
+pub fn schema_of(resource: &Resource) -> Schema {
+    let stored = resource.stored();
+    Schema::of_root(&stored.group, &stored.version, &stored.kind)
 }
 
 /// The subresource a write is recorded under.
@@ -239,7 +239,7 @@ const STRIPPED: &[&[&str]] = &[
 
 /// Limits a field set to what a write to `subresource` of `resource` may own: never the
 /// server's metadata; `.status` only through the status subresource when there is one.
-pub fn scope(mut set: FieldSet, resource: &ResourceInfo, subresource: &str) -> FieldSet {
+pub fn scope(mut set: FieldSet, resource: &Resource, subresource: &str) -> FieldSet {
     let field = |names: &[&str]| -> Vec<Element> {
         names
             .iter()
@@ -282,7 +282,7 @@ pub fn without_managed_fields(object: &Value) -> Value {
 /// Records an ordinary write (create when `old` is `None`, update, patch) by `manager`:
 /// it owns what it added or changed, others lose it; fields gone leave every entry.
 pub fn record_update(
-    resource: &ResourceInfo,
+    resource: &Resource,
     subresource: &str,
     manager: &str,
     old: Option<&Value>,
@@ -292,7 +292,7 @@ pub fn record_update(
     // The empty structs and zero times the canonical form always has are nobody's doing:
     // ownership is computed without them (and they are put back at the end).
     let (api_version, kind) = crate::always_present::stored_kind(resource);
-    let stripped = crate::always_present::strip(&api_version, kind, new);
+    let stripped = crate::always_present::strip(&api_version, &kind, new);
     // Managed fields the write itself sets (valid and non-empty, on the main resource) are
     // the new basis, as kube lets clients edit them (kubectl's client-side to server-side
     // apply migration does); otherwise the live object's are kept.
@@ -343,16 +343,16 @@ pub fn record_update(
     }
     write(new, &managers);
     if stripped {
-        crate::always_present::fill(&api_version, kind, new);
+        crate::always_present::fill(&api_version, &kind, new);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
+    use crate::registry::Registry;
 
-    fn deployments() -> &'static ResourceInfo {
+    fn deployments() -> std::sync::Arc<Resource> {
         Registry::builtin()
             .lookup("apps", "v1", "deployments")
             .unwrap()
@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn updates_take_changed_fields_from_others() {
-        let resource = deployments();
+        let resource = &deployments();
         let mut created = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "uid": "u", "labels": {"app": "web"}},
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn managed_fields_a_write_sets_are_its_basis() {
-        let resource = deployments();
+        let resource = &deployments();
         let mut live = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}});
         record_update(resource, "", "kubectl-client-side-apply", None, &mut live);
         // A patch that hands the entry to another manager (kubectl's migration to SSA).

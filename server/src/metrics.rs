@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::registry::Snapshot;
 use http::Method;
 use kubecache_cache::ResourceCacheStats;
-use kubecache_core::registry::Registry;
 use parking_lot::Mutex;
 
 use crate::api::Api;
@@ -33,14 +33,14 @@ const REVISION_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The labels of a request, as kube-apiserver's request metrics have them (all but `code`
 /// and `component`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestLabels {
     /// kube's REST verb: GET, LIST, WATCH, POST, PUT, PATCH, DELETE, DELETECOLLECTION; the
     /// HTTP method for non-resource requests.
     pub verb: &'static str,
-    pub group: &'static str,
-    pub version: &'static str,
-    pub resource: &'static str,
+    pub group: String,
+    pub version: String,
+    pub resource: String,
     pub subresource: &'static str,
     /// `resource`, `namespace` or `cluster`; empty for non-resource requests.
     pub scope: &'static str,
@@ -62,9 +62,9 @@ impl RequestLabels {
         };
         RequestLabels {
             verb,
-            group: "",
-            version: "",
-            resource: "",
+            group: String::new(),
+            version: String::new(),
+            resource: String::new(),
             subresource: "",
             scope: "",
         }
@@ -91,9 +91,9 @@ impl RequestLabels {
         };
         RequestLabels {
             verb,
-            group: request.resource.group,
-            version: request.resource.version,
-            resource: request.resource.resource,
+            group: request.resource.group.clone(),
+            version: request.resource.version.clone(),
+            resource: request.resource.resource.clone(),
             subresource: match request.subresource {
                 None => "",
                 Some(Subresource::Status) => "status",
@@ -134,9 +134,10 @@ impl RequestMetrics {
     /// has just started).
     pub fn record(&self, labels: RequestLabels, code: u16, elapsed: Duration) {
         let mut series = self.series.lock();
+        let watch = labels.is_watch();
         let entry = series.entry(labels).or_default();
         *entry.codes.entry(code).or_default() += 1;
-        if !labels.is_watch() {
+        if !watch {
             let seconds = elapsed.as_secs_f64();
             let bucket = DURATION_BUCKETS
                 .iter()
@@ -162,7 +163,7 @@ impl RequestMetrics {
             series
                 .iter()
                 .map(|(labels, s)| Snapshot {
-                    labels: *labels,
+                    labels: labels.clone(),
                     codes: s.codes.iter().map(|(c, n)| (*c, *n)).collect(),
                     buckets: s.buckets,
                     sum: s.sum,
@@ -170,7 +171,7 @@ impl RequestMetrics {
                 })
                 .collect()
         };
-        snapshot.sort_by_key(|s| s.labels);
+        snapshot.sort_by(|a, b| a.labels.cmp(&b.labels));
 
         header(
             out,
@@ -228,9 +229,9 @@ fn request_labels(labels: &RequestLabels, code: Option<u16>) -> String {
         "verb=\"{}\",group=\"{}\",version=\"{}\",resource=\"{}\",subresource=\"{}\",\
          scope=\"{}\",component=\"apiserver\"",
         escape(labels.verb),
-        escape(labels.group),
-        escape(labels.version),
-        escape(labels.resource),
+        escape(&labels.group),
+        escape(&labels.version),
+        escape(&labels.resource),
         escape(labels.subresource),
         escape(labels.scope),
     );
@@ -259,7 +260,7 @@ fn escape(value: &str) -> String {
 
 /// kube's name of the resource a cache prefix holds (`pods`, `deployments.apps`): the
 /// first resource the registry serves from that storage path, else the path itself.
-fn cache_resource(registry: &Registry, storage_root: &str, prefix: &str) -> String {
+fn cache_resource(registry: &Snapshot, storage_root: &str, prefix: &str) -> String {
     let path = prefix
         .strip_prefix(storage_root)
         .unwrap_or(prefix)
@@ -350,7 +351,7 @@ const CACHE_METRICS: &[CacheMetric] = &[
 /// Appends the watch cache's metrics (nothing when reads are not cached).
 fn render_cache(
     out: &mut String,
-    registry: &Registry,
+    registry: &Snapshot,
     storage_root: &str,
     stats: &[ResourceCacheStats],
     storage_revision: Option<i64>,
@@ -433,7 +434,7 @@ pub async fn render(api: &Api) -> String {
     };
     render_cache(
         &mut out,
-        &api.registry,
+        &api.registry.snapshot(),
         &api.storage_root,
         &stats,
         storage_revision,
@@ -449,9 +450,9 @@ mod tests {
     fn histogram_is_cumulative_and_counts_match() {
         let metrics = RequestMetrics::new();
         let labels = RequestLabels::non_resource(&Method::GET);
-        metrics.record(labels, 200, Duration::from_millis(1));
-        metrics.record(labels, 200, Duration::from_millis(30));
-        metrics.record(labels, 500, Duration::from_secs(100));
+        metrics.record(labels.clone(), 200, Duration::from_millis(1));
+        metrics.record(labels.clone(), 200, Duration::from_millis(30));
+        metrics.record(labels.clone(), 500, Duration::from_secs(100));
         let mut out = String::new();
         metrics.render(&mut out);
         assert!(out.contains(
@@ -467,7 +468,7 @@ mod tests {
 
     #[test]
     fn cache_resource_names_are_kubes() {
-        let registry = Registry::builtin();
+        let registry = crate::registry::Registry::builtin().snapshot();
         assert_eq!(
             cache_resource(&registry, "/registry", "/registry/pods/"),
             "pods"

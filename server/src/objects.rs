@@ -2,15 +2,15 @@
 //! how an object is stored (JSON without `resourceVersion`, which comes from etcd's
 //! mod_revision on every read, as in kube-apiserver).
 
+use crate::registry::Resource;
 use bytes::Bytes;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::KeyValue;
 use kubecache_core::validation;
 use serde_json::{Map, Value, json};
 
-pub fn tracks_generation(resource: &ResourceInfo) -> bool {
-    crate::strategy::of(resource).tracks_generation()
+pub fn tracks_generation(resource: &Resource) -> bool {
+    resource.strategy().tracks_generation()
 }
 
 /// The object as served: the stored JSON with `metadata.resourceVersion` set.
@@ -116,7 +116,7 @@ pub fn now_rfc3339() -> String {
 
 /// Sets `apiVersion` and `kind` from the URL when the body lacks them, and rejects a body
 /// that names another type.
-pub fn check_type(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+pub fn check_type(resource: &Resource, object: &mut Value) -> Result<(), ApiError> {
     let Some(map) = object.as_object_mut() else {
         return Err(ApiError::bad_request(
             "the request body must be a JSON object",
@@ -136,7 +136,7 @@ pub fn check_type(resource: &ResourceInfo, object: &mut Value) -> Result<(), Api
     }
     match map.get("kind").and_then(Value::as_str) {
         None | Some("") => {
-            map.insert("kind".into(), json!(resource.kind));
+            map.insert("kind".into(), json!(&resource.kind));
         }
         Some(k) if k == resource.kind => {}
         Some(k) => {
@@ -152,7 +152,7 @@ pub fn check_type(resource: &ResourceInfo, object: &mut Value) -> Result<(), Api
 /// Makes `metadata.namespace` agree with the URL: filled in when absent, 400 when different,
 /// cleared for cluster-scoped resources.
 pub fn check_namespace(
-    resource: &ResourceInfo,
+    resource: &Resource,
     object: &mut Value,
     url_namespace: Option<&str>,
 ) -> Result<(), ApiError> {
@@ -180,7 +180,7 @@ pub fn check_namespace(
 
 /// Validates object metadata: the name by the resource's rule, label keys and values,
 /// annotation keys. Failures are causes of a 422 Invalid.
-pub fn validate_metadata(resource: &ResourceInfo, object: &Value) -> Vec<Cause> {
+pub fn validate_metadata(resource: &Resource, object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = name(object);
     if name.is_empty() {
@@ -251,7 +251,7 @@ pub fn generate_name(prefix: &str) -> String {
 
 /// Fills in what the server owns on create: name from generateName, uid, creationTimestamp,
 /// generation; clears what a client may not set (deletion fields, resourceVersion).
-pub fn prepare_create(resource: &ResourceInfo, object: &mut Value) {
+pub fn prepare_create(resource: &Resource, object: &mut Value) {
     let meta = metadata_mut(object);
     let has_name = meta
         .get("name")
@@ -276,7 +276,7 @@ pub fn prepare_create(resource: &ResourceInfo, object: &mut Value) {
     } else {
         meta.remove("generation");
     }
-    crate::strategy::of(resource).prepare_for_create(resource, object);
+    resource.strategy().prepare_for_create(resource, object);
 }
 
 /// Fields outside metadata and status: what `generation` tracks.
@@ -298,7 +298,7 @@ fn desired_state(object: &Value) -> Map<String, Value> {
 /// generation, and — unless this is a write to the `status` subresource, see
 /// [`apply_status_update`] — `.status` for resources with a status subresource) and bumps
 /// generation when the desired state changed.
-pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value, status_write: bool) {
+pub fn prepare_update(resource: &Resource, old: &Value, new: &mut Value, status_write: bool) {
     let old_meta = old
         .get("metadata")
         .and_then(Value::as_object)
@@ -329,7 +329,7 @@ pub fn prepare_update(resource: &ResourceInfo, old: &Value, new: &mut Value, sta
             }
         }
     }
-    crate::strategy::of(resource).prepare_for_update(new, old);
+    resource.strategy().prepare_for_update(new, old);
     if tracks_generation(resource) && desired_state(old) != desired_state(new) {
         let generation = old_meta
             .get("generation")
@@ -359,17 +359,21 @@ pub fn apply_status_update(old: &Value, new: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
+    use crate::registry::Registry;
 
-    fn res(resource: &str) -> &'static ResourceInfo {
-        let reg = Registry::builtin();
-        reg.all().iter().find(|r| r.resource == resource).unwrap()
+    fn res(resource: &str) -> std::sync::Arc<Resource> {
+        let snapshot = Registry::builtin().snapshot();
+        snapshot
+            .iter()
+            .find(|r| r.resource == resource)
+            .unwrap()
+            .clone()
     }
 
     #[test]
     fn create_fills_system_fields() {
         let mut obj = json!({"metadata": {"generateName": "web-", "resourceVersion": "5"}, "spec": {}, "status": {"x": 1}});
-        prepare_create(res("deployments"), &mut obj);
+        prepare_create(&res("deployments"), &mut obj);
         let name = name(&obj);
         assert!(name.starts_with("web-") && name.len() == 9, "{name}");
         assert_eq!(obj["metadata"]["generation"], 1);
@@ -382,13 +386,13 @@ mod tests {
     fn update_keeps_status_and_bumps_generation_on_spec_change() {
         let old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 3}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
         let mut new = json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
-        prepare_update(res("deployments"), &old, &mut new, false);
+        prepare_update(&res("deployments"), &old, &mut new, false);
         assert_eq!(new["metadata"]["uid"], "u1");
         assert_eq!(new["metadata"]["generation"], 4);
         assert_eq!(new["status"]["replicas"], 1);
         let mut same =
             json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 1}});
-        prepare_update(res("deployments"), &old, &mut same, false);
+        prepare_update(&res("deployments"), &old, &mut same, false);
         assert_eq!(
             same["metadata"]["generation"], 3,
             "metadata changes keep generation"
@@ -396,7 +400,7 @@ mod tests {
         let submitted =
             json!({"metadata": {"name": "d"}, "spec": {"replicas": 5}, "status": {"replicas": 2}});
         let mut status = apply_status_update(&old, &submitted);
-        prepare_update(res("deployments"), &old, &mut status, true);
+        prepare_update(&res("deployments"), &old, &mut status, true);
         assert_eq!(
             status["status"]["replicas"], 2,
             "a status write keeps its status"
@@ -408,20 +412,20 @@ mod tests {
     #[test]
     fn metadata_validation() {
         let causes = validate_metadata(
-            res("configmaps"),
+            &res("configmaps"),
             &json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "no way"}}}),
         );
         let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["metadata.name", "metadata.labels"]);
         assert!(
             validate_metadata(
-                res("configmaps"),
+                &res("configmaps"),
                 &json!({"metadata": {"name": "fine.name"}})
             )
             .is_empty()
         );
         assert_eq!(
-            validate_metadata(res("configmaps"), &json!({"metadata": {}}))[0].reason,
+            validate_metadata(&res("configmaps"), &json!({"metadata": {}}))[0].reason,
             "FieldValueRequired"
         );
     }

@@ -2,9 +2,11 @@
 //! `RequestInfoFactory`). The handlers, and later the filter chain (authorization, audit,
 //! limits), read this instead of re-parsing the URL.
 
+use crate::registry::Resource;
+use crate::registry::Snapshot;
 use http::Method;
-use kubecache_core::registry::{Registry, ResourceInfo};
 use kubecache_core::status::ApiError;
+use std::sync::Arc;
 
 /// The verb of a resource request, in kube-apiserver's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,7 @@ pub enum Subresource {
 #[derive(Debug, Clone)]
 pub struct ResourceRequest {
     pub verb: Verb,
-    pub resource: &'static ResourceInfo,
+    pub resource: Arc<Resource>,
     /// The namespace from the path; `None` for cluster-scoped resources and all-namespace
     /// collections.
     pub namespace: Option<String>,
@@ -89,7 +91,7 @@ pub enum Target {
 /// Parses method, path and the `watch` query flag into a [`Target`].
 /// Unknown paths and resources are 404; verbs a path cannot take are 405.
 pub fn parse(
-    registry: &Registry,
+    registry: &Snapshot,
     method: &Method,
     path: &str,
     watch_param: bool,
@@ -196,7 +198,7 @@ pub fn parse(
     }
     Ok(Target::Resource(ResourceRequest {
         verb,
-        resource,
+        resource: resource.clone(),
         namespace,
         name: name.map(str::to_string),
         subresource,
@@ -204,7 +206,7 @@ pub fn parse(
 }
 
 fn known_group_version(
-    registry: &Registry,
+    registry: &Snapshot,
     group: &str,
     version: &str,
 ) -> Result<Target, ApiError> {
@@ -223,7 +225,14 @@ mod tests {
     use super::*;
 
     fn resource(method: Method, path: &str, watch: bool) -> ResourceRequest {
-        match parse(&Registry::builtin(), &method, path, watch).unwrap() {
+        match parse(
+            &crate::registry::Registry::builtin().snapshot(),
+            &method,
+            path,
+            watch,
+        )
+        .unwrap()
+        {
             Target::Resource(r) => r,
             other => panic!("{path}: {other:?}"),
         }
@@ -232,7 +241,7 @@ mod tests {
     #[test]
     fn namespaced_paths() {
         let r = resource(Method::GET, "/api/v1/namespaces/default/pods/web", false);
-        assert_eq!((r.verb, r.resource.resource), (Verb::Get, "pods"));
+        assert_eq!((r.verb, r.resource.resource.as_str()), (Verb::Get, "pods"));
         assert_eq!(r.namespace.as_deref(), Some("default"));
         assert_eq!(r.name.as_deref(), Some("web"));
         let r = resource(Method::GET, "/api/v1/pods", false);
@@ -273,7 +282,7 @@ mod tests {
 
     #[test]
     fn errors() {
-        let reg = Registry::builtin();
+        let reg = crate::registry::Registry::builtin().snapshot();
         assert_eq!(
             parse(&reg, &Method::GET, "/api/v1/widgets", false)
                 .unwrap_err()
@@ -322,7 +331,7 @@ mod tests {
 pub struct Parsed(pub Result<Target, ApiError>);
 
 impl Parsed {
-    pub fn of(registry: &Registry, method: &Method, path: &str, query: Option<&str>) -> Parsed {
+    pub fn of(registry: &Snapshot, method: &Method, path: &str, query: Option<&str>) -> Parsed {
         let watch = crate::api::Query::parse(query).and_then(|q| q.flag("watch"));
         Parsed(watch.and_then(|watch| parse(registry, method, path, watch)))
     }

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::extract::{Request, State};
 use std::time::Duration;
 
+use crate::registry::Registry;
 use kubecache_cache::{Passthrough, ReadPath, Shapes, WatchCache, WatchCacheConfig};
-use kubecache_core::registry::Registry;
 use kubecache_core::storage::{Backend, StorageError};
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::EtcdBackend;
@@ -92,19 +92,23 @@ pub async fn build_api_with(
     reads: ReadConfig,
     admission: crate::admission::Config,
 ) -> Result<Arc<Api>, StorageError> {
-    let codec = Arc::new(JsonCodec);
+    let registry = Arc::new(Registry::builtin());
+    let codec = Arc::new(JsonCodec::new(registry.clone()));
     let read_path: Arc<dyn ReadPath> = match reads {
         ReadConfig::Storage => Arc::new(Passthrough::new(backend.clone(), codec)),
         ReadConfig::WatchCache(config) => {
-            let registry = Registry::builtin();
+            let snapshot = registry.snapshot();
             let mut resources = Vec::new();
-            for resource in registry.all().iter().filter(|r| !r.create_only) {
+            for resource in snapshot.iter().filter(|r| !r.create_only) {
                 if resources.iter().any(|(_, shapes): &(String, Shapes)| {
                     shapes.primary().storage_path == resource.storage_path
                 }) {
                     continue;
                 }
-                let sharing = registry.sharing_storage(resource.storage_path).collect();
+                let sharing = snapshot
+                    .sharing_storage(&resource.storage_path)
+                    .map(|r| r.info().clone())
+                    .collect();
                 resources.push((
                     resource.storage_prefix(storage_root.trim_end_matches('/')),
                     Shapes::new(sharing),
@@ -113,9 +117,10 @@ pub async fn build_api_with(
             Arc::new(WatchCache::start(backend.clone(), codec, resources, config))
         }
     };
-    let api = Api::with_admission(backend, read_path, storage_root, admission);
+    let api = Api::with_admission(registry, backend, read_path, storage_root, admission);
     // Build the OpenAPI documents off the request path (kubectl apply asks for them first).
-    tokio::task::spawn_blocking(crate::openapi::documents);
+    let building = api.clone();
+    tokio::task::spawn_blocking(move || building.openapi.get(&building.registry));
     namespaces::bootstrap(&api).await?;
     crate::admission::start(&api).await?;
     authz::bootstrap::ensure(&api).await?;

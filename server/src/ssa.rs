@@ -14,8 +14,8 @@
 //! The first apply to an object without managedFields records its existing fields under
 //! `before-first-apply`, as kube does, so they are not removed or silently taken.
 
+use crate::registry::Resource;
 use kubecache_core::merge_schema::{ListType, Schema};
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause, Reason};
 use serde_json::{Map, Value};
 
@@ -28,7 +28,7 @@ pub struct Applier<'a> {
     pub manager: &'a str,
     pub force: bool,
     pub subresource: &'a str,
-    pub resource: &'a ResourceInfo,
+    pub resource: &'a Resource,
 }
 
 /// Parses an apply body: YAML (JSON is YAML too, and takes the fast path).
@@ -171,7 +171,7 @@ pub fn apply(
 
 /// The fields of the live object's `kubectl.kubernetes.io/last-applied-configuration` that
 /// still have the values it gives (empty without the annotation, or for another version).
-fn last_applied_fields(live: &Value, resource: &ResourceInfo, schema: Schema) -> FieldSet {
+fn last_applied_fields(live: &Value, resource: &Resource, schema: Schema) -> FieldSet {
     let Some(last) = live
         .pointer("/metadata/annotations")
         .and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"))
@@ -379,13 +379,17 @@ fn remove_path(object: &mut Value, path: &[Element], schema: Schema) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
+    use crate::registry::Registry;
     use serde_json::json;
 
-    fn deployments() -> &'static ResourceInfo {
-        Registry::builtin()
-            .lookup("apps", "v1", "deployments")
-            .unwrap()
+    fn deployments() -> &'static Resource {
+        static DEPLOYMENTS: std::sync::LazyLock<std::sync::Arc<Resource>> =
+            std::sync::LazyLock::new(|| {
+                Registry::builtin()
+                    .lookup("apps", "v1", "deployments")
+                    .unwrap()
+            });
+        &DEPLOYMENTS
     }
 
     fn applier(manager: &str, force: bool) -> Applier<'_> {

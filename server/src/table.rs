@@ -6,11 +6,11 @@
 //! definitions and a function turning one object into that row's cells — mirroring
 //! `pkg/printers/internalversion/printers.go`; every other resource gets `Name` and `Age`.
 
+use crate::registry::Resource;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode, header};
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use serde_json::{Map, Value, json};
 
@@ -86,7 +86,7 @@ fn accepts_table(headers: &HeaderMap) -> bool {
 
 /// The Table of `objects` (as `resource` serves them) with `metadata` as its list metadata.
 pub fn reply(
-    resource: &ResourceInfo,
+    resource: &Resource,
     objects: Vec<Value>,
     metadata: Value,
     include: IncludeObject,
@@ -102,7 +102,7 @@ pub fn reply(
 
 /// The Table body, with ages computed against `now`.
 pub fn render(
-    resource: &ResourceInfo,
+    resource: &Resource,
     objects: Vec<Value>,
     metadata: Value,
     include: IncludeObject,
@@ -307,8 +307,8 @@ pub static DEFAULT: Printer = Printer {
 };
 
 /// The printer of `resource`.
-pub fn printer(resource: &ResourceInfo) -> &'static Printer {
-    crate::strategy::of(resource).printer()
+pub fn printer(resource: &Resource) -> &'static Printer {
+    resource.strategy().printer()
 }
 
 fn default_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
@@ -1465,7 +1465,7 @@ mod tests {
 
     #[test]
     fn every_printer_fills_every_column() {
-        for info in kubecache_core::registry::Registry::builtin().all() {
+        for info in crate::registry::Registry::builtin().snapshot().iter() {
             let printer = printer(info);
             let cells = (printer.cells)(&json!({}), Utc::now());
             assert_eq!(cells.len(), printer.columns.len());

@@ -5,9 +5,9 @@
 //! are dropped (and, per `fieldValidation`, warned about or rejected), and what gets stored is
 //! the typed object serialized again — never fields the type does not have.
 
+use crate::registry::Resource;
 use std::fmt;
 
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -179,11 +179,11 @@ impl<'de> Visitor<'de> for TrackedValue<'_> {
 /// Decodes `object` as the typed object of `resource` and serializes it again, with the empty
 /// struct fields kube always writes ([`fill_always_present`]). Returns the normalized object
 /// and the problems `fieldValidation` should report.
-pub fn normalize(resource: &ResourceInfo, object: Value) -> Result<(Value, Vec<String>), ApiError> {
+pub fn normalize(resource: &Resource, object: Value) -> Result<(Value, Vec<String>), ApiError> {
     let mut typed = roundtrip(resource, &object).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
-            kind = resource.kind,
+            kind = &resource.kind,
             version = resource.version
         ))
     })?;
@@ -291,7 +291,7 @@ fn omit_empty_metadata(object: &mut Value) {
 ///
 /// Both also put in the empty struct fields kube-apiserver always writes
 /// ([`fill_always_present`]): nulls are dropped first and then put back where Go writes them.
-pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value, ApiError> {
+pub fn canonicalize(resource: &Resource, mut object: Value) -> Result<Value, ApiError> {
     if !has_plain_typed_form(resource) {
         let (typed, _) = normalize(resource, object)?;
         return Ok(typed);
@@ -300,8 +300,8 @@ pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value,
     let expected = normalize(resource, object.clone()).map(|(typed, _)| typed);
     if let Value::Object(root) = &mut object {
         sort_fields(root);
-        if root.get("kind").and_then(Value::as_str) != Some(resource.kind) {
-            root.insert("kind".into(), Value::String(resource.kind.into()));
+        if root.get("kind").and_then(Value::as_str) != Some(&resource.kind) {
+            root.insert("kind".into(), Value::String(resource.kind.clone()));
         }
         let version = resource.api_version();
         if root.get("apiVersion").and_then(Value::as_str) != Some(version.as_str()) {
@@ -329,15 +329,15 @@ pub fn canonicalize(resource: &ResourceInfo, mut object: Value) -> Result<Value,
 
 /// Adds the empty struct fields kube-apiserver always writes (Go never omits a non-pointer
 /// struct field; k8s-openapi drops it when empty): see [`crate::always_present`].
-pub fn fill_always_present(resource: &ResourceInfo, object: &mut Value) {
-    crate::always_present::fill(&resource.api_version(), resource.kind, object);
+pub fn fill_always_present(resource: &Resource, object: &mut Value) {
+    crate::always_present::fill(&resource.api_version(), &resource.kind, object);
 }
 
 /// Kinds whose typed form is plain structs and maps: no free-form JSON (a ControllerRevision's
 /// `data`, a CRD's schemas) whose key order the round trip keeps. Objects stored in another
 /// version's shape (events.k8s.io events, stored as core/v1) are not in their typed form.
-fn has_plain_typed_form(resource: &ResourceInfo) -> bool {
-    let strategy = crate::strategy::of(resource);
+fn has_plain_typed_form(resource: &Resource) -> bool {
+    let strategy = resource.strategy();
     strategy.typed_form() == crate::strategy::TypedForm::Plain
         && strategy.storage_version().is_none()
 }
@@ -367,31 +367,31 @@ fn sort_value(value: &mut Value) {
     }
 }
 
-fn roundtrip(resource: &ResourceInfo, object: &Value) -> Result<Value, serde_json::Error> {
-    crate::strategy::of(resource).round_trip(object)
+fn roundtrip(resource: &Resource, object: &Value) -> Result<Value, serde_json::Error> {
+    resource.strategy().round_trip(object)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
+    use crate::registry::Registry;
     use serde_json::json;
 
-    fn configmaps() -> &'static ResourceInfo {
+    fn configmaps() -> std::sync::Arc<Resource> {
         Registry::builtin().lookup("", "v1", "configmaps").unwrap()
     }
 
     #[test]
     fn empty_metadata_collections_are_omitted_like_go() {
         let input = json!({"metadata": {"name": "a", "labels": {}, "annotations": {}, "finalizers": [], "ownerReferences": []}, "data": {}});
-        let (typed, unknown) = normalize(configmaps(), input).unwrap();
+        let (typed, unknown) = normalize(&configmaps(), input).unwrap();
         assert!(unknown.is_empty(), "{unknown:?}");
         assert_eq!(
             typed["metadata"],
             json!({"creationTimestamp": null, "name": "a"})
         );
         let kept = json!({"metadata": {"name": "a", "labels": {"x": "y"}, "finalizers": ["f"]}});
-        let (typed, _) = normalize(configmaps(), kept).unwrap();
+        let (typed, _) = normalize(&configmaps(), kept).unwrap();
         assert_eq!(typed["metadata"]["labels"], json!({"x": "y"}));
         assert_eq!(typed["metadata"]["finalizers"], json!(["f"]));
     }
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_found_and_dropped() {
         let input = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "bogus": 1}, "data": {"k": "v"}, "extra": true});
-        let (typed, unknown) = normalize(configmaps(), input).unwrap();
+        let (typed, unknown) = normalize(&configmaps(), input).unwrap();
         assert_eq!(unknown, vec!["metadata.bogus", "extra"]);
         assert!(typed.get("extra").is_none());
         assert_eq!(typed["data"]["k"], "v");
@@ -408,7 +408,7 @@ mod tests {
     #[test]
     fn wrong_types_are_bad_requests() {
         let input = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": 5}});
-        let err = normalize(configmaps(), input).unwrap_err();
+        let err = normalize(&configmaps(), input).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(
             err.message
@@ -472,7 +472,11 @@ mod tests {
     fn canonicalize_gives_the_typed_round_trips_bytes_for_every_kind() {
         let samples: Vec<Value> =
             serde_json::from_str(include_str!("protobuf/samples.json")).unwrap();
-        for r in Registry::builtin().all().iter().filter(|r| !r.create_only) {
+        for r in Registry::builtin()
+            .snapshot()
+            .iter()
+            .filter(|r| !r.create_only)
+        {
             let Some(sample) = samples
                 .iter()
                 .find(|s| s["apiVersion"] == r.api_version().as_str() && s["kind"] == r.kind)
@@ -504,11 +508,15 @@ mod tests {
         let samples: Vec<Value> =
             serde_json::from_str(include_str!("protobuf/samples.json")).unwrap();
         let mut filled = 0;
-        for r in Registry::builtin().all().iter().filter(|r| !r.create_only) {
+        for r in Registry::builtin()
+            .snapshot()
+            .iter()
+            .filter(|r| !r.create_only)
+        {
             let sample = samples
                 .iter()
                 .find(|s| s["apiVersion"] == r.api_version().as_str() && s["kind"] == r.kind)
-                .unwrap_or_else(|| panic!("no sample of {}", r.kind));
+                .unwrap_or_else(|| panic!("no sample of {}", &r.kind));
             let mut without_status = sample.clone();
             without_status.as_object_mut().unwrap().remove("status");
             for input in [sample, &without_status] {
@@ -524,7 +532,7 @@ mod tests {
                     r.kind
                 );
                 let mut stripped = once.clone();
-                crate::always_present::strip(&r.api_version(), r.kind, &mut stripped);
+                crate::always_present::strip(&r.api_version(), &r.kind, &mut stripped);
                 filled += usize::from(stripped != once);
             }
         }

@@ -186,7 +186,7 @@ impl WatchCache {
         let shards: Vec<Shard> = (0..config.shards.max(1)).map(Shard::start).collect();
         let at_start = resources
             .iter()
-            .map(|(_, shapes)| shapes.primary().storage_path.into())
+            .map(|(_, shapes)| shapes.primary().storage_path.as_str().into())
             .collect();
         let cache = WatchCache {
             backend,
@@ -200,7 +200,10 @@ impl WatchCache {
         let mut caches = Caches::new();
         for (prefix, shapes) in resources {
             let handle = cache.spawn(prefix, shapes);
-            caches.insert(handle.shapes().primary().storage_path.into(), handle);
+            caches.insert(
+                handle.shapes().primary().storage_path.as_str().into(),
+                handle,
+            );
         }
         cache.caches.store(Arc::new(caches));
         cache
@@ -227,7 +230,7 @@ impl WatchCache {
     /// notice. Fails with `KeyExists` if that storage path is cached already (to serve one more
     /// version of it, [`WatchCache::add_shape`]).
     pub fn add_resource(&self, prefix: String, shapes: Shapes) -> Result<()> {
-        let path = shapes.primary().storage_path;
+        let path = shapes.primary().storage_path.clone();
         if let Some(other) = shapes.iter().find(|s| s.storage_path != path) {
             return Err(StorageError::Internal(format!(
                 "{} is stored under {}, not {path}: not a shape of the same cache",
@@ -236,7 +239,7 @@ impl WatchCache {
             )));
         }
         let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
-        if self.caches.load().contains_key(path) {
+        if self.caches.load().contains_key(path.as_str()) {
             return Err(StorageError::KeyExists { key: prefix });
         }
         let handle = self.spawn(prefix, shapes);
@@ -250,10 +253,10 @@ impl WatchCache {
     /// cache and becomes its next shape (nothing changes if it is one already). Watches and
     /// reads in the other shapes go on untouched; cached objects encode the new shape when it
     /// is first asked for.
-    pub fn add_shape(&self, resource: &'static ResourceInfo) -> Result<()> {
+    pub fn add_shape(&self, resource: Arc<ResourceInfo>) -> Result<()> {
         // Serialized with add and remove: a version is never added to a cache being removed.
         let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
-        self.handle(resource.storage_path)?.add_shape(resource);
+        self.handle(&resource.storage_path)?.add_shape(resource);
         Ok(())
     }
 
@@ -266,12 +269,11 @@ impl WatchCache {
         let handle = {
             let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
             let mut caches = Caches::clone(&self.caches.load());
-            let handle =
-                caches
-                    .remove(resource.storage_path)
-                    .ok_or_else(|| StorageError::NotFound {
-                        key: resource.storage_path.to_string(),
-                    })?;
+            let handle = caches
+                .remove(resource.storage_path.as_str())
+                .ok_or_else(|| StorageError::NotFound {
+                    key: resource.storage_path.to_string(),
+                })?;
             self.caches.store(Arc::new(caches));
             handle
         };
@@ -332,7 +334,7 @@ impl WatchCache {
     /// The cache serving `resource` and its shape number there: an API version the cache
     /// does not serve is an error, never served in another version's shape.
     fn serving(&self, resource: &ResourceInfo) -> Result<(Arc<ResourceHandle>, usize)> {
-        let handle = self.handle(resource.storage_path)?;
+        let handle = self.handle(&resource.storage_path)?;
         let shape = handle.shapes().index_of(resource).ok_or_else(|| {
             StorageError::Unavailable(format!(
                 "the watch cache of {} does not serve {}",
@@ -534,7 +536,7 @@ fn range_from<'a>(
 impl ReadPath for WatchCache {
     async fn get(
         &self,
-        resource: &'static ResourceInfo,
+        resource: &ResourceInfo,
         key: &str,
         at: ReadAt,
     ) -> Result<Option<Arc<CachedObject>>> {
@@ -553,7 +555,7 @@ impl ReadPath for WatchCache {
     }
 
     async fn list(&self, request: ListRequest) -> Result<ListResult> {
-        let (handle, _) = self.serving(request.resource)?;
+        let (handle, _) = self.serving(&request.resource)?;
         let (objects, revision) = self.objects_for(&handle, request.at).await?;
         let collection = request.collection_prefix();
         let start = request.start_key.as_deref().unwrap_or(&collection);
@@ -610,7 +612,7 @@ impl ReadPath for WatchCache {
     }
 
     async fn watch(&self, request: WatchRequest) -> Result<FrameStream> {
-        let (handle, shape) = self.serving(request.resource)?;
+        let (handle, shape) = self.serving(&request.resource)?;
         let view = View {
             shape,
             table: request.table,
@@ -688,7 +690,7 @@ impl ReadPath for WatchCache {
     // no longer cached (removed since), the object is encoded in exactly the asked version,
     // just not kept: an in-flight LIST still answers correctly.
 
-    fn json(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+    fn json(&self, object: &CachedObject, resource: &ResourceInfo) -> Bytes {
         match self.serving(resource) {
             Ok((handle, shape)) => object.json(self.codec.as_ref(), &handle.shapes(), shape),
             Err(_) => self
@@ -697,12 +699,7 @@ impl ReadPath for WatchCache {
         }
     }
 
-    fn write_json(
-        &self,
-        object: &CachedObject,
-        resource: &'static ResourceInfo,
-        out: &mut BytesMut,
-    ) {
+    fn write_json(&self, object: &CachedObject, resource: &ResourceInfo, out: &mut BytesMut) {
         match self.serving(resource) {
             Ok((handle, shape)) => {
                 object.write_json(self.codec.as_ref(), &handle.shapes(), shape, out)
@@ -714,7 +711,7 @@ impl ReadPath for WatchCache {
     fn write_json_items(
         &self,
         objects: &[Arc<CachedObject>],
-        resource: &'static ResourceInfo,
+        resource: &ResourceInfo,
         out: &mut BytesMut,
         fill: usize,
         continued: bool,
@@ -741,7 +738,7 @@ impl ReadPath for WatchCache {
         written
     }
 
-    fn protobuf(&self, object: &CachedObject, resource: &'static ResourceInfo) -> Bytes {
+    fn protobuf(&self, object: &CachedObject, resource: &ResourceInfo) -> Bytes {
         match self.serving(resource) {
             Ok((handle, shape)) => object.protobuf(self.codec.as_ref(), &handle.shapes(), shape),
             Err(_) => {
@@ -776,7 +773,7 @@ impl ReadPath for WatchCache {
         WatchCache::add_resource(self, prefix, shapes)
     }
 
-    fn add_shape(&self, resource: &'static ResourceInfo) -> Result<()> {
+    fn add_shape(&self, resource: Arc<ResourceInfo>) -> Result<()> {
         WatchCache::add_shape(self, resource)
     }
 
@@ -837,7 +834,7 @@ impl Connection {
     fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
         let bookmark = self
             .codec
-            .bookmark(self.request.resource, revision, initial_events_end);
+            .bookmark(&self.request.resource, revision, initial_events_end);
         self.codec.watch_frame(self.view, "BOOKMARK", &bookmark)
     }
 

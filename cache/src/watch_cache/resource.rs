@@ -133,8 +133,8 @@ impl ResourceHandle {
 
     /// Serves `resource` too, as the next shape number (nothing if it is served already).
     /// Objects already cached encode it when it is first asked for.
-    pub fn add_shape(&self, resource: &'static kubecache_core::registry::ResourceInfo) {
-        self.shapes.rcu(|shapes| shapes.with(resource));
+    pub fn add_shape(&self, resource: Arc<kubecache_core::registry::ResourceInfo>) {
+        self.shapes.rcu(|shapes| shapes.with(resource.clone()));
     }
 }
 

@@ -31,7 +31,7 @@ impl MutatingPlugin for Defaulting {
             old: attrs.old,
             ip_family: attrs.api.admission.service_ips.family(),
         };
-        crate::strategy::of(attrs.resource).default(object, &context);
+        attrs.resource.strategy().default(object, &context);
         Ok(())
     }
 }
@@ -629,7 +629,7 @@ pub fn network_policy(object: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
+    use crate::registry::Registry;
 
     /// The defaults the server applies to an update of a `group`/`kind` object.
     fn apply(group: &str, kind: &str, object: &mut Value) {
@@ -639,7 +639,7 @@ mod tests {
             old: None,
             ip_family: "IPv4",
         };
-        crate::strategy::of(info).default(object, &context);
+        info.strategy().default(object, &context);
     }
 
     fn defaulted(group: &str, kind: &str, mut object: Value) -> Value {

@@ -3,8 +3,8 @@
 //! namespace finalizer that empties a terminating namespace lives in
 //! [`crate::handlers::namespaces`]).
 
+use crate::registry::Resource;
 use async_trait::async_trait;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, qualified_resource};
 use serde_json::Value;
 
@@ -35,11 +35,14 @@ impl MutatingPlugin for NamespaceLifecycle {
 }
 
 /// 403 for a delete of an immortal namespace.
-pub fn admit_delete(resource: &ResourceInfo, name: &str) -> Result<(), ApiError> {
-    if (resource.group, resource.kind) == ("", "Namespace") && IMMORTAL_NAMESPACES.contains(&name) {
+pub fn admit_delete(resource: &Resource, name: &str) -> Result<(), ApiError> {
+    if resource.group.is_empty()
+        && resource.kind == "Namespace"
+        && IMMORTAL_NAMESPACES.contains(&name)
+    {
         let mut err = ApiError::forbidden(format!(
             "{} \"{name}\" is forbidden: this namespace may not be deleted",
-            qualified_resource(resource.group, resource.resource)
+            qualified_resource(&resource.group, &resource.resource)
         ));
         err.name = Some(name.to_string());
         err.kind = Some(resource.resource.to_string());

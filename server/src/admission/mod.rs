@@ -31,10 +31,11 @@ pub mod priority;
 pub mod service_ips;
 pub mod validation;
 
+use crate::registry::Resource;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::StorageError;
 use serde_json::Value;
@@ -56,7 +57,7 @@ pub enum Operation {
 /// What a plugin knows about the request (kube's `admission.Attributes`).
 pub struct Attributes<'a> {
     pub api: &'a Api,
-    pub resource: &'static ResourceInfo,
+    pub resource: Arc<Resource>,
     pub operation: Operation,
     /// `status` or `scale` for subresource writes.
     pub subresource: Option<Subresource>,
@@ -68,8 +69,8 @@ pub struct Attributes<'a> {
 }
 
 impl Attributes<'_> {
-    fn kind(&self) -> (&'static str, &'static str) {
-        (self.resource.group, self.resource.kind)
+    fn kind(&self) -> (&str, &str) {
+        (&self.resource.group, &self.resource.kind)
     }
 }
 
@@ -158,7 +159,7 @@ impl Default for Admission {
 fn attributes<'a>(call: &'a Call<'_>, old: Option<&'a Value>, dry_run: bool) -> Attributes<'a> {
     Attributes {
         api: call.api,
-        resource: call.request.resource,
+        resource: call.request.resource.clone(),
         operation: if old.is_some() {
             Operation::Update
         } else {
@@ -200,27 +201,27 @@ pub async fn admit(
     }
     if !causes.is_empty() {
         return Err(ApiError::invalid(
-            attrs.resource.group,
-            attrs.resource.kind,
+            &attrs.resource.group,
+            &attrs.resource.kind,
             objects::name(object),
             causes,
         ));
     }
     let admitted = service_ips::admit(&attrs, object).await?;
-    canonicalize(attrs.resource, object)?;
+    canonicalize(&attrs.resource, object)?;
     Ok(admitted)
 }
 
 /// Serializes the object again through its typed form, so what is stored has the field order
 /// of a decoded body whatever the plugins and metadata rules inserted: an update that changes
 /// nothing then encodes to the stored bytes and is not written.
-fn canonicalize(resource: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+fn canonicalize(resource: &Resource, object: &mut Value) -> Result<(), ApiError> {
     // Objects stored in another version's shape (events.k8s.io events, as core/v1) are not
     // in their typed form; they get the stored kind's always-present fields (served
     // converted, as kube's conversion writes them).
-    let stored = crate::strategy::stored_resource(resource);
+    let stored = resource.stored();
     if !std::ptr::eq(stored, resource) {
-        crate::always_present::fill(&stored.api_version(), stored.kind, object);
+        crate::always_present::fill(&stored.api_version(), &stored.kind, object);
         return Ok(());
     }
     let typed = crate::typed::canonicalize(resource, std::mem::take(object))
@@ -262,13 +263,13 @@ impl Admitted {
 }
 
 /// Before a delete: NamespaceLifecycle refuses to delete the immortal namespaces.
-pub fn admit_delete(resource: &ResourceInfo, name: &str) -> Result<(), ApiError> {
+pub fn admit_delete(resource: &Resource, name: &str) -> Result<(), ApiError> {
     lifecycle::admit_delete(resource, name)
 }
 
 /// After an object left storage: frees what it held.
-pub async fn removed(api: &Api, resource: &ResourceInfo, object: &Value) {
-    if (resource.group, resource.kind) == ("", "Service") {
+pub async fn removed(api: &Api, resource: &Resource, object: &Value) {
+    if resource.group.is_empty() && resource.kind == "Service" {
         for holder in service_ips::holders(api, object) {
             api.admission.service_ips.release(api, &holder).await;
         }
@@ -294,18 +295,24 @@ pub(crate) mod tests {
     pub fn api() -> Arc<Api> {
         let backend: Arc<dyn kubecache_core::storage::Backend> =
             Arc::new(EmbeddedBackend::in_memory());
-        let reads = Arc::new(Passthrough::new(backend.clone(), Arc::new(JsonCodec)));
-        Api::new(backend, reads, "/registry")
+        let registry = Arc::new(crate::registry::Registry::builtin());
+        let reads = Arc::new(Passthrough::new(
+            backend.clone(),
+            Arc::new(JsonCodec::new(registry.clone())),
+        ));
+        Api::with_admission(registry, backend, reads, "/registry", Default::default())
     }
 
     /// A create (no `old`) or update of a `resource` in namespace `default`.
     pub fn attrs<'a>(api: &'a Api, resource: &str, old: Option<&'a Value>) -> Attributes<'a> {
         let resource = api
             .registry
-            .all()
+            .snapshot()
             .iter()
             .find(|r| r.resource == resource)
-            .expect("a registered resource");
+            .expect("a registered resource")
+            .clone();
+        let namespaced = resource.namespaced;
         Attributes {
             api,
             resource,
@@ -315,7 +322,7 @@ pub(crate) mod tests {
                 Operation::Create
             },
             subresource: None,
-            namespace: resource.namespaced.then_some("default"),
+            namespace: namespaced.then_some("default"),
             old,
             dry_run: false,
         }
@@ -361,11 +368,11 @@ pub(crate) mod tests {
             .unwrap();
         let namespaces = api.registry.lookup("", "v1", "namespaces").unwrap();
         assert_eq!(
-            admit_delete(namespaces, "kube-system").unwrap_err().code,
+            admit_delete(&namespaces, "kube-system").unwrap_err().code,
             403
         );
-        assert!(admit_delete(namespaces, "team-a").is_ok());
+        assert!(admit_delete(&namespaces, "team-a").is_ok());
         let configmaps = api.registry.lookup("", "v1", "configmaps").unwrap();
-        assert!(admit_delete(configmaps, "default").is_ok());
+        assert!(admit_delete(&configmaps, "default").is_ok());
     }
 }

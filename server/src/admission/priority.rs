@@ -96,7 +96,7 @@ async fn lookup_class(attrs: &Attributes<'_>, name: &str) -> Result<Option<Value
     else {
         return Ok(None);
     };
-    let key = attrs.api.object_key(resource, None, name);
+    let key = attrs.api.object_key(&resource, None, name);
     match attrs.api.backend.get(&key).await.map_err(storage_error)? {
         Some(kv) => Ok(Some(objects::decode(&kv)?)),
         None => Ok(None),

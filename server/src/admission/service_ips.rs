@@ -487,7 +487,7 @@ impl ServiceIps {
         let stored = api
             .backend
             .list(ListOptions {
-                prefix: api.storage_prefix(services),
+                prefix: api.storage_prefix(&services),
                 ..Default::default()
             })
             .await?;

@@ -113,7 +113,7 @@ impl ValidatingPlugin for ObjectMeta {
         attrs: &Attributes<'_>,
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
-        Ok(objects::validate_metadata(attrs.resource, object))
+        Ok(objects::validate_metadata(&attrs.resource, object))
     }
 }
 
@@ -135,7 +135,7 @@ impl ValidatingPlugin for Fields {
         if attrs.subresource == Some(Subresource::Status) {
             return Ok(Vec::new());
         }
-        Ok(crate::strategy::of(attrs.resource).validate(object))
+        Ok(attrs.resource.strategy().validate(object))
     }
 }
 
@@ -155,7 +155,7 @@ impl ValidatingPlugin for Immutable {
     ) -> Result<Vec<Cause>, ApiError> {
         match (attrs.operation, attrs.old) {
             (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => {
-                Ok(crate::strategy::of(attrs.resource).validate_update(object, old))
+                Ok(attrs.resource.strategy().validate_update(object, old))
             }
             _ => Ok(Vec::new()),
         }
@@ -758,21 +758,20 @@ fn service_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubecache_core::registry::Registry;
+    use crate::registry::Registry;
     use serde_json::json;
 
-    fn strategy(group: &str, kind: &str) -> &'static dyn crate::strategy::Strategy {
-        let info = Registry::builtin().by_kind(group, "v1", kind).unwrap();
-        crate::strategy::of(info)
+    fn strategy(group: &str, kind: &str) -> std::sync::Arc<crate::registry::Resource> {
+        Registry::builtin().by_kind(group, "v1", kind).unwrap()
     }
 
     /// What the server checks on a write of a `group`/`kind` object.
     fn validate_fields(group: &str, kind: &str, object: &Value) -> Vec<Cause> {
-        strategy(group, kind).validate(object)
+        strategy(group, kind).strategy().validate(object)
     }
 
     fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec<Cause> {
-        strategy(group, kind).validate_update(new, old)
+        strategy(group, kind).strategy().validate_update(new, old)
     }
 
     fn messages(causes: &[Cause]) -> Vec<String> {

@@ -18,6 +18,7 @@
 #[rustfmt::skip]
 pub mod table;
 
+use crate::registry::Resource;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -159,9 +160,9 @@ pub fn fields_of(msg: u16) -> impl Iterator<Item = (&'static str, Empty)> {
 
 /// The (apiVersion, kind) `resource` is stored as (events.k8s.io/v1 Events are stored as
 /// core/v1 Events).
-pub fn stored_kind(resource: &kubecache_core::registry::ResourceInfo) -> (String, &'static str) {
-    let stored = crate::strategy::stored_resource(resource);
-    (stored.api_version(), stored.kind)
+pub fn stored_kind(resource: &Resource) -> (String, String) {
+    let stored = resource.stored();
+    (stored.api_version(), stored.kind.clone())
 }
 
 /// The descriptor message of a served kind.

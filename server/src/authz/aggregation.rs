@@ -96,7 +96,7 @@ async fn reconcile(api: &Api, policy: &Policy) -> Result<(), StorageError> {
         .lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
         .expect("clusterroles are registered");
     for (name, rules) in pending_updates(policy) {
-        let key = api.object_key(resource, None, &name);
+        let key = api.object_key(&resource, None, &name);
         let Some(kv) = api.backend.get(&key).await? else {
             continue;
         };

@@ -401,12 +401,16 @@ pub async fn ensure(api: &Api) -> Result<Vec<String>, StorageError> {
     let mut created = Vec::new();
     let wanted = cluster_roles()
         .into_iter()
-        .map(|o| (roles, o))
-        .chain(cluster_role_bindings().into_iter().map(|o| (bindings, o)));
+        .map(|o| (roles.clone(), o))
+        .chain(
+            cluster_role_bindings()
+                .into_iter()
+                .map(|o| (bindings.clone(), o)),
+        );
     for (resource, mut object) in wanted {
         let name = objects::name(&object).to_string();
-        objects::prepare_create(resource, &mut object);
-        let key = api.object_key(resource, None, &name);
+        objects::prepare_create(&resource, &mut object);
+        let key = api.object_key(&resource, None, &name);
         match api.backend.create(&key, objects::encode(&object)).await {
             Ok(_) => created.push(format!("{}/{name}", resource.resource)),
             Err(StorageError::KeyExists { .. }) => {}

@@ -18,10 +18,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::registry::Registry;
 use futures::StreamExt;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kubecache_cache::{Filter, ReadAt, ReadPath, WatchRequest, WatchStart};
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::ResourceInfo;
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -157,6 +158,8 @@ impl PolicyIndex {
             registry
                 .lookup("rbac.authorization.k8s.io", "v1", name)
                 .expect("the RBAC resources are registered")
+                .info()
+                .clone()
         };
         let mut tasks = self.tasks.lock();
         tasks.push(self.spawn::<ClusterRole>(rbac("clusterroles"), |p, m| p.cluster_roles = m));
@@ -171,13 +174,13 @@ impl PolicyIndex {
 
     fn spawn<T: DeserializeOwned + Send + Sync + 'static>(
         &self,
-        resource: &'static ResourceInfo,
+        resource: Arc<ResourceInfo>,
         publish: fn(&mut Policy, Objects<T>),
     ) -> AbortHandle {
         let reflector = Reflector {
             reads: self.reads.clone(),
-            resource,
             prefix: resource.storage_prefix(&self.storage_root),
+            resource,
             shared: self.shared.clone(),
             publish,
         };
@@ -188,7 +191,7 @@ impl PolicyIndex {
 /// Follows one resource into the shared policy.
 struct Reflector<T> {
     reads: Arc<dyn ReadPath>,
-    resource: &'static ResourceInfo,
+    resource: Arc<ResourceInfo>,
     prefix: String,
     shared: Arc<Shared>,
     publish: fn(&mut Policy, Objects<T>),
@@ -214,7 +217,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Reflector<T> {
                 None => WatchStart::Initial(ReadAt::Latest),
             };
             let request = WatchRequest {
-                resource: self.resource,
+                resource: self.resource.clone(),
                 prefix: self.prefix.clone(),
                 filter: Arc::new(Filter::default()),
                 start,

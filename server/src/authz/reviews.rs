@@ -34,7 +34,7 @@ use crate::typed;
 
 /// Answers a create of one of the review resources.
 pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     if call.request.name.is_some() || call.request.subresource.is_some() {
         return Err(ApiError::method_not_allowed());
     }
@@ -51,7 +51,7 @@ pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {
     };
     objects::check_type(resource, &mut body)?;
     objects::check_namespace(resource, &mut body, call.request.namespace.as_deref())?;
-    let reply = match resource.kind {
+    let reply = match resource.kind.as_str() {
         "SubjectAccessReview" => subject_access_review(call, body).await?,
         "LocalSubjectAccessReview" => local_subject_access_review(call, body).await?,
         "SelfSubjectAccessReview" => self_subject_access_review(call, body).await?,
@@ -68,10 +68,10 @@ pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {
 
 fn decode<T: DeserializeOwned>(call: &Call<'_>, body: Value) -> Result<T, ApiError> {
     serde_json::from_value(body).map_err(|e| {
-        let r = call.request.resource;
+        let r = &call.request.resource;
         ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: {e}",
-            r.kind, r.version, r.kind
+            &r.kind, &r.version, r.kind
         ))
     })
 }
@@ -91,8 +91,8 @@ fn encode<T: Serialize>(object: &T) -> Value {
 }
 
 fn invalid(call: &Call<'_>, causes: Vec<Cause>) -> ApiError {
-    let r = call.request.resource;
-    ApiError::invalid(r.group, r.kind, "", causes)
+    let r = &call.request.resource;
+    ApiError::invalid(&r.group, &r.kind, "", causes)
 }
 
 /// The request user (set by authentication; the insecure user without one).

@@ -163,7 +163,7 @@ pub async fn layer(
         .map(|id| id.0.clone())
         .unwrap_or_default();
     let parsed = crate::request_info::Parsed::of(
-        &chain.registry,
+        &chain.registry.snapshot(),
         request.method(),
         request.uri().path(),
         request.uri().query(),

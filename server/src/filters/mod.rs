@@ -24,10 +24,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::registry::Registry;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use kubecache_core::authz::{Authorizer, UserInfo};
-use kubecache_core::registry::Registry;
 use tower::ServiceBuilder;
 
 use crate::api::Api;
@@ -79,8 +79,9 @@ impl Default for ChainOptions {
 
 /// Everything the layers need, built once from [`ChainOptions`].
 pub struct Chain {
-    /// For the handlers' own parse of the path, done once here.
-    pub registry: Registry,
+    /// The API's registry: the handlers' own parse of the path, done once here, resolves
+    /// resources in it.
+    pub registry: Arc<Registry>,
     pub authenticator: Authenticator,
     pub authorizer: Arc<dyn Authorizer>,
     pub auditor: Option<Auditor>,
@@ -117,7 +118,7 @@ impl Chain {
         };
         let cors = cors::Cors::new(&options.cors_allowed_origins)?;
         Ok(Arc::new(Chain {
-            registry: Registry::builtin(),
+            registry: api.registry.clone(),
             authenticator,
             // The same chain (and live RBAC index) the access review APIs answer with.
             authorizer: crate::authz::install(api, &options.authorization_modes),

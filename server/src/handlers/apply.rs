@@ -44,12 +44,12 @@ pub fn record_write(call: &Call<'_>, old: Option<&Value>, new: &mut Value) -> Re
     }
     let manager = managed::manager_name(call)?;
     let subresource = managed::subresource_of(call);
-    managed::record_update(call.request.resource, &subresource, &manager, old, new);
+    managed::record_update(&call.request.resource, &subresource, &manager, old, new);
     Ok(())
 }
 
 pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let manager = match call.query.get("fieldManager") {
         Some(name) if !name.is_empty() => managed::manager_name(call).map(|_| name.to_string())?,
         _ => {

@@ -5,9 +5,9 @@
 //! namespace finalizer ([`super::namespaces`]); anything else is deleted with a compare-and-swap
 //! on the mod_revision that was read, after the client's uid/resourceVersion preconditions.
 
+use crate::registry::Resource;
 use bytes::Bytes;
 use http::StatusCode;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Status, StatusDetails};
 use kubecache_core::storage::StorageError;
 use serde_json::{Value, json};
@@ -103,15 +103,15 @@ const MAX_DELETE_ATTEMPTS: usize = 16;
 /// Deletes one object, honouring preconditions and finalizers, retrying lost races.
 pub async fn delete_object(
     api: &Api,
-    resource: &'static ResourceInfo,
+    resource: &Resource,
     namespace: Option<&str>,
     name: &str,
     options: &DeleteOptions,
 ) -> Result<Deleted, ApiError> {
     crate::admission::admit_delete(resource, name)?;
-    let strategy = crate::strategy::of(resource);
+    let strategy = resource.strategy();
     let key = api.object_key(resource, namespace, name);
-    let not_found = || ApiError::not_found(resource.group, resource.resource, name);
+    let not_found = || ApiError::not_found(&resource.group, &resource.resource, name);
     for _ in 0..MAX_DELETE_ATTEMPTS {
         let kv = api
             .backend
@@ -123,8 +123,8 @@ pub async fn delete_object(
         let uid = objects::meta_str(&object, "uid").unwrap_or("");
         if let Some(expected) = options.uid.as_deref().filter(|u| *u != uid) {
             return Err(ApiError::conflict(
-                resource.group,
-                resource.resource,
+                &resource.group,
+                &resource.resource,
                 name,
                 &format!(
                     "Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}"
@@ -134,8 +134,8 @@ pub async fn delete_object(
         let rv = kv.mod_revision.to_string();
         if let Some(expected) = options.resource_version.as_deref().filter(|v| *v != rv) {
             return Err(ApiError::conflict(
-                resource.group,
-                resource.resource,
+                &resource.group,
+                &resource.resource,
                 name,
                 &format!(
                     "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rv}"
@@ -193,15 +193,15 @@ pub async fn delete_object(
         }
     }
     Err(ApiError::conflict(
-        resource.group,
-        resource.resource,
+        &resource.group,
+        &resource.resource,
         name,
         "too many concurrent writers; please retry",
     ))
 }
 
 pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let options = DeleteOptions::from_call(call)?;
     let name = path_name(call);
     let outcome = delete_object(
@@ -214,7 +214,7 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
     .await?;
     let body = match outcome {
         Deleted::Marked(object) => present_value(resource, object),
-        Deleted::Removed(object) if crate::strategy::of(resource).delete_returns_object() => {
+        Deleted::Removed(object) if resource.strategy().delete_returns_object() => {
             present_value(resource, object)
         }
         Deleted::Removed(object) => {
@@ -236,7 +236,7 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
 }
 
 pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let options = DeleteOptions::from_call(call)?;
     let listed = list_objects(call, filter(call)?).await?;
     let mut deleted = Vec::new();

@@ -1,7 +1,7 @@
 //! Version and legacy discovery documents (`/version`, `/api`, `/apis`, `/apis/{g}`,
 //! `/api/v1`, `/apis/{g}/{v}`), built from the registry.
 
-use kubecache_core::registry::Registry;
+use crate::registry::Snapshot;
 use serde_json::{Value, json};
 
 /// The Kubernetes version kubecache reports; kubectl's dispatcher picks its kubectl by `minor`.
@@ -41,7 +41,7 @@ pub fn core_versions() -> Value {
     })
 }
 
-fn group_json(name: &str, versions: &[&str]) -> Value {
+fn group_json(name: &str, versions: &[String]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
@@ -53,17 +53,17 @@ fn group_json(name: &str, versions: &[&str]) -> Value {
     })
 }
 
-pub fn groups(registry: &Registry) -> Value {
+pub fn groups(registry: &Snapshot) -> Value {
     let groups: Vec<Value> = registry
         .groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
-        .map(|(g, versions)| group_json(g, &versions))
+        .map(|(g, versions)| group_json(&g, &versions))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn group(registry: &Registry, name: &str) -> Value {
+pub fn group(registry: &Snapshot, name: &str) -> Value {
     let versions = registry
         .groups()
         .into_iter()
@@ -78,14 +78,14 @@ pub fn group(registry: &Registry, name: &str) -> Value {
 
 const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
 
-pub fn resources(registry: &Registry, group: &str, version: &str) -> Value {
+pub fn resources(registry: &Snapshot, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
     for r in registry.in_group_version(group, version) {
         let mut entry = json!({
-            "name": r.resource,
-            "singularName": r.singular,
+            "name": &r.resource,
+            "singularName": &r.singular,
             "namespaced": r.namespaced,
-            "kind": r.kind,
+            "kind": &r.kind,
             "verbs": r.verbs(),
         });
         if !r.short_names.is_empty() {
@@ -100,7 +100,7 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Value {
                 "name": format!("{}/status", r.resource),
                 "singularName": "",
                 "namespaced": r.namespaced,
-                "kind": r.kind,
+                "kind": &r.kind,
                 "verbs": SUBRESOURCE_VERBS,
             }));
         }
@@ -186,15 +186,15 @@ fn response_kind(group: &str, version: &str, kind: &str) -> Value {
 }
 
 /// The aggregated (`apidiscovery.k8s.io/v2`) resources of one group/version.
-fn aggregated_resources(registry: &Registry, group: &str, version: &str) -> Vec<Value> {
+fn aggregated_resources(registry: &Snapshot, group: &str, version: &str) -> Vec<Value> {
     registry
         .in_group_version(group, version)
         .map(|r| {
             let mut entry = json!({
-                "resource": r.resource,
-                "responseKind": response_kind(r.group, r.version, r.kind),
+                "resource": &r.resource,
+                "responseKind": response_kind(&r.group, &r.version, &r.kind),
                 "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
-                "singularResource": r.singular,
+                "singularResource": &r.singular,
                 "verbs": r.verbs(),
             });
             if !r.short_names.is_empty() {
@@ -214,7 +214,7 @@ fn aggregated_resources(registry: &Registry, group: &str, version: &str) -> Vec<
             if r.status_subresource {
                 subresources.push(json!({
                     "subresource": "status",
-                    "responseKind": response_kind(r.group, r.version, r.kind),
+                    "responseKind": response_kind(&r.group, &r.version, &r.kind),
                     "verbs": SUBRESOURCE_VERBS,
                 }));
             }
@@ -226,7 +226,7 @@ fn aggregated_resources(registry: &Registry, group: &str, version: &str) -> Vec<
         .collect()
 }
 
-fn aggregated_group(registry: &Registry, group: &str, versions: &[&str]) -> Value {
+fn aggregated_group(registry: &Snapshot, group: &str, versions: &[String]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
@@ -253,23 +253,23 @@ fn aggregated_list(items: Vec<Value>) -> Value {
 }
 
 /// Aggregated discovery of the core group (`GET /api`): one item named "".
-pub fn aggregated_core(registry: &Registry) -> Value {
+pub fn aggregated_core(registry: &Snapshot) -> Value {
     let items = registry
         .groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty())
-        .map(|(g, versions)| aggregated_group(registry, g, &versions))
+        .map(|(g, versions)| aggregated_group(registry, &g, &versions))
         .collect();
     aggregated_list(items)
 }
 
 /// Aggregated discovery of every named group (`GET /apis`), preferred version first.
-pub fn aggregated_groups(registry: &Registry) -> Value {
+pub fn aggregated_groups(registry: &Snapshot) -> Value {
     let items = registry
         .groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
-        .map(|(g, versions)| aggregated_group(registry, g, &versions))
+        .map(|(g, versions)| aggregated_group(registry, &g, &versions))
         .collect();
     aggregated_list(items)
 }
@@ -277,7 +277,7 @@ pub fn aggregated_groups(registry: &Registry) -> Value {
 /// The response to `GET /api` (`core: true`) or `GET /apis`: aggregated discovery when the
 /// `Accept` header asks for it, else the legacy document; `Vary: Accept` either way.
 pub fn root(
-    registry: &Registry,
+    registry: &Snapshot,
     core: bool,
     headers: &http::HeaderMap,
 ) -> axum::response::Response {

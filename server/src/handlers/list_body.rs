@@ -32,7 +32,7 @@ pub const STREAM_ABOVE: usize = 4 * CHUNK_BYTES;
 pub struct JsonListChunks {
     /// Encodes each object as the resource serves it (the cache splices resourceVersion).
     reads: Arc<dyn ReadPath>,
-    resource: &'static ResourceInfo,
+    resource: Arc<ResourceInfo>,
     /// `{"kind":…,"apiVersion":…,"metadata":{…},"items":[`, until the first chunk takes it.
     head: Option<Vec<u8>>,
     /// The list result: the only per-object state a streamed LIST keeps.
@@ -48,7 +48,7 @@ impl JsonListChunks {
     /// last field.
     pub fn new(
         reads: Arc<dyn ReadPath>,
-        resource: &'static ResourceInfo,
+        resource: Arc<ResourceInfo>,
         head: &[u8],
         objects: Vec<Arc<CachedObject>>,
     ) -> JsonListChunks {
@@ -93,7 +93,7 @@ impl Iterator for JsonListChunks {
         }
         self.next += self.reads.write_json_items(
             &self.objects[self.next..],
-            self.resource,
+            &self.resource,
             &mut out,
             CHUNK_BYTES,
             self.next > 0,

@@ -11,7 +11,7 @@ pub mod scale;
 pub mod watch;
 pub mod write;
 
-use kubecache_core::registry::ResourceInfo;
+use crate::registry::Resource;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
@@ -55,13 +55,13 @@ async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
 }
 
 /// A stored object as `resource` serves it (converted when stored in another version).
-pub fn present_value(resource: &ResourceInfo, object: Value) -> Value {
-    crate::strategy::of(resource).to_served(object)
+pub fn present_value(resource: &Resource, object: Value) -> Value {
+    resource.strategy().to_served(object)
 }
 
 /// An object as `resource` receives it, in its stored shape.
-pub fn to_storage_shape(resource: &ResourceInfo, object: Value) -> Value {
-    crate::strategy::of(resource).to_storage(object)
+pub fn to_storage_shape(resource: &Resource, object: Value) -> Value {
+    resource.strategy().to_storage(object)
 }
 
 /// The name from the path (present for every verb that names one object).
@@ -70,14 +70,14 @@ pub fn path_name<'a>(call: &'a Call<'_>) -> &'a str {
 }
 
 pub fn not_found(call: &Call<'_>) -> ApiError {
-    let r = call.request.resource;
-    ApiError::not_found(r.group, r.resource, path_name(call))
+    let r = &call.request.resource;
+    ApiError::not_found(&r.group, &r.resource, path_name(call))
 }
 
 /// Key of the object the path names.
 pub fn object_key(call: &Call<'_>) -> String {
     call.api.object_key(
-        call.request.resource,
+        &call.request.resource,
         call.request.namespace.as_deref(),
         path_name(call),
     )

@@ -2,11 +2,11 @@
 //! deleted namespace turns Terminating, the finalizer empties it, then removes it (what
 //! kube-apiserver's NamespaceLifecycle admission and the namespace controller do together).
 
+use crate::registry::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kubecache_cache::ReadAt;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::{ListOptions, StorageError};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ pub const INITIAL_NAMESPACES: &[&str] =
 /// How often terminating namespaces are looked at again while they still hold content.
 const FINALIZE_RETRY: Duration = Duration::from_secs(2);
 
-fn namespaces(api: &Api) -> &'static ResourceInfo {
+fn namespaces(api: &Api) -> Arc<Resource> {
     api.registry
         .lookup("", "v1", "namespaces")
         .expect("namespaces are always registered")
@@ -30,7 +30,7 @@ fn namespaces(api: &Api) -> &'static ResourceInfo {
 
 /// 404 when the namespace does not exist, 403 when it is terminating.
 pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), ApiError> {
-    let key = api.object_key(namespaces(api), None, namespace);
+    let key = api.object_key(&namespaces(api), None, namespace);
     // Cached state first; a namespace it does not know yet may have just been created, so a
     // miss is confirmed with a consistent read (kube's lifecycle admission does the same).
     let marked = api.terminating_namespaces.lock().get(namespace).copied();
@@ -39,7 +39,7 @@ pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), Ap
     for at in [first, ReadAt::Latest] {
         found = api
             .reads
-            .get(namespaces(api), &key, at)
+            .get(&namespaces(api), &key, at)
             .await
             .map_err(storage_error)?;
         if found.is_some() {
@@ -87,10 +87,10 @@ pub async fn bootstrap(api: &Api) -> Result<(), StorageError> {
     for name in INITIAL_NAMESPACES {
         let mut object =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        objects::prepare_create(resource, &mut object);
+        objects::prepare_create(&resource, &mut object);
         // Stored in the canonical form, always-present fields included, like every write.
-        crate::typed::fill_always_present(resource, &mut object);
-        let key = api.object_key(resource, None, name);
+        crate::typed::fill_always_present(&resource, &mut object);
+        let key = api.object_key(&resource, None, name);
         match api.backend.create(&key, objects::encode(&object)).await {
             Ok(_) | Err(StorageError::KeyExists { .. }) => {}
             Err(e) => return Err(e),
@@ -152,11 +152,11 @@ async fn finalize_terminating(api: &Api) -> Result<bool, ApiError> {
 async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
     let mut empty = true;
     let mut seen_paths = Vec::new();
-    for resource in api.registry.all().iter().filter(|r| r.namespaced) {
+    for resource in api.registry.snapshot().iter().filter(|r| r.namespaced) {
         if seen_paths.contains(&resource.storage_path) {
             continue;
         }
-        seen_paths.push(resource.storage_path);
+        seen_paths.push(resource.storage_path.clone());
         let page = api
             .backend
             .list(ListOptions {
@@ -189,7 +189,7 @@ async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
 
 /// Removes the namespace once its own finalizers allow it.
 async fn remove_namespace(api: &Api, name: &str) -> Result<(), ApiError> {
-    let key = api.object_key(namespaces(api), None, name);
+    let key = api.object_key(&namespaces(api), None, name);
     let Some(kv) = api.backend.get(&key).await.map_err(storage_error)? else {
         return Ok(());
     };

@@ -31,7 +31,7 @@ pub fn read_at(call: &Call<'_>) -> Result<ReadAt, ApiError> {
 }
 
 pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let object = call
         .api
         .reads
@@ -65,7 +65,7 @@ fn decode(json: &[u8]) -> Result<serde_json::Value, ApiError> {
 pub fn filter(call: &Call<'_>) -> Result<Filter, ApiError> {
     let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))?;
     let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or(""))?;
-    fields.validate_fields(&fields::supported(call.request.resource))?;
+    fields.validate_fields(&fields::supported(&call.request.resource))?;
     Ok(Filter {
         namespace: call
             .request
@@ -149,10 +149,10 @@ pub struct Listed {
 /// Reads the collection the call names, filtered by its selectors, honouring
 /// resourceVersion, resourceVersionMatch, limit and continue.
 pub async fn list_objects(call: &Call<'_>, filter: Filter) -> Result<Listed, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let prefix = call.api.storage_prefix(resource);
     let request = ListRequest {
-        resource,
+        resource: resource.info().clone(),
         prefix,
         start_key: None,
         limit: parse_limit(call)?,
@@ -204,7 +204,7 @@ pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
     let listed = list_objects(call, filter(call)?).await?;
     match include {
         None if protobuf::edge::wants_protobuf(&call.headers) => {
-            let resource = call.request.resource;
+            let resource = &call.request.resource;
             let items: Vec<Bytes> = (listed.result.objects.iter())
                 .map(|o| call.api.reads.protobuf(o, resource))
                 .collect();
@@ -215,7 +215,7 @@ pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
         }
         None => Ok(json_list_reply(call, listed)),
         Some(include) => {
-            let resource = call.request.resource;
+            let resource = &call.request.resource;
             let objects = listed
                 .result
                 .objects
@@ -246,7 +246,7 @@ fn list_metadata(listed: &Listed) -> serde_json::Value {
 
 /// The list object without its items, serialized: `{kind, apiVersion, metadata}`.
 fn list_head(call: &Call<'_>, listed: &Listed) -> Vec<u8> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let head = json!({
         "kind": resource.list_kind(),
         "apiVersion": resource.api_version(),
@@ -271,7 +271,7 @@ fn json_list_reply(call: &Call<'_>, listed: Listed) -> Reply {
     }
     let chunks = JsonListChunks::new(
         call.api.reads.clone(),
-        call.request.resource,
+        call.request.resource.info().clone(),
         &head,
         listed.result.objects,
     );
@@ -282,7 +282,7 @@ fn json_list_reply(call: &Call<'_>, listed: Listed) -> Reply {
 /// items}`, assembled from the objects' encoded JSON without decoding them again. `head` is
 /// [`list_head`]'s, `size` the body's [`estimated_size`].
 fn list_body(call: &Call<'_>, listed: &Listed, head: &[u8], size: usize) -> Bytes {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let objects = &listed.result.objects;
     // The items are written straight from the cache (the served JSON is not kept per object).
     let mut body = BytesMut::with_capacity(size);

@@ -84,7 +84,7 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
     let object = call
         .api
         .reads
-        .get(call.request.resource, &object_key(call), read_at(call)?)
+        .get(&call.request.resource, &object_key(call), read_at(call)?)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;

@@ -85,9 +85,9 @@ async fn start(call: &Call<'_>, bookmarks: bool) -> Result<(WatchStart, bool), A
 /// the watch was asked for is not delivered as a change (a cache that lags would otherwise
 /// start before it).
 async fn current_revision(call: &Call<'_>) -> Result<i64, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let listed = call.api.reads.list(ListRequest {
-        resource,
+        resource: resource.info().clone(),
         prefix: call.api.storage_prefix(resource),
         start_key: None,
         limit: Some(1),
@@ -99,13 +99,13 @@ async fn current_revision(call: &Call<'_>) -> Result<i64, ApiError> {
 }
 
 pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let bookmarks = call.query.flag("allowWatchBookmarks")?;
     let (start, initial_events_end) = start(call, bookmarks).await?;
     // Protobuf watch frames are encoded by the read path (once per event and view).
     let protobuf = crate::protobuf::edge::wants_protobuf(&call.headers);
     let request = WatchRequest {
-        resource,
+        resource: resource.info().clone(),
         prefix: call.api.storage_prefix(resource),
         filter: Arc::new(filter(call)?),
         start,

@@ -6,10 +6,10 @@
 //! optimistic concurrency: a create is a transaction on "key absent", an update one on the
 //! mod_revision that was read. A rejected request writes nothing.
 
+use crate::registry::Resource;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use kubecache_core::merge_schema::Schema;
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use kubecache_core::storage::{KeyValue, StorageError};
 use serde_json::Value;
@@ -55,7 +55,7 @@ pub struct Decoded {
 /// Decodes a create/update body (or a patched object) as `resource`'s typed object.
 pub fn decode_object(
     call: &Call<'_>,
-    resource: &ResourceInfo,
+    resource: &Resource,
     body: &[u8],
     mode: FieldValidation,
 ) -> Result<Decoded, ApiError> {
@@ -69,7 +69,7 @@ pub fn decode_object(
 
 pub fn finish_decode(
     call: &Call<'_>,
-    resource: &ResourceInfo,
+    resource: &Resource,
     mut object: Value,
     duplicate_fields: &[String],
     mode: FieldValidation,
@@ -83,7 +83,7 @@ pub fn finish_decode(
 }
 
 pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let media = content_type(call);
     if !BODY_TYPES.contains(&media.as_str()) {
         return Err(ApiError::unsupported_media_type(&media, BODY_TYPES));
@@ -101,7 +101,7 @@ pub async fn create_decoded(
     warnings: Vec<String>,
     dry_run: bool,
 ) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     objects::prepare_create(resource, &mut object);
     // Admission: mutating plugins (namespace lifecycle, defaulting…), then validation and
     // the clusterIP allocation, settled below once the write's outcome is known. Field
@@ -124,8 +124,8 @@ pub async fn create_decoded(
             .is_some()
         {
             return Err(ApiError::already_exists(
-                resource.group,
-                resource.resource,
+                &resource.group,
+                &resource.resource,
                 &name,
             ));
         }
@@ -136,7 +136,7 @@ pub async fn create_decoded(
         admitted.settle(call.api, created.is_ok()).await;
         let kv = created.map_err(|e| match e {
             StorageError::KeyExists { .. } => {
-                ApiError::already_exists(resource.group, resource.resource, &name)
+                ApiError::already_exists(&resource.group, &resource.resource, &name)
             }
             other => storage_error(other),
         })?;
@@ -144,7 +144,7 @@ pub async fn create_decoded(
         // cache serves the object (`kubecache_cache::json`), rather than serialized again,
         // when nothing else is asked of it.
         if warnings.is_empty()
-            && crate::strategy::of(resource).storage_version().is_none()
+            && resource.strategy().storage_version().is_none()
             && !crate::protobuf::edge::wants_protobuf(&call.headers)
         {
             return Ok(Reply::Encoded {
@@ -175,7 +175,7 @@ pub async fn update_object<F>(
 where
     F: FnMut(&Value) -> Result<Value, ApiError>,
 {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let name = path_name(call);
     let key = object_key(call);
     let mut current: Option<KeyValue> = None;
@@ -194,7 +194,11 @@ where
         let mut new = change(&old)?;
         let precondition = objects::resource_version(&new)?;
         if precondition.is_some_and(|rv| rv != kv.mod_revision) {
-            return Err(ApiError::modified(resource.group, resource.resource, name));
+            return Err(ApiError::modified(
+                &resource.group,
+                &resource.resource,
+                name,
+            ));
         }
         if objects::name(&new) != name {
             return Err(ApiError::bad_request(format!(
@@ -227,9 +231,11 @@ where
                     current = Some(kv);
                     continue;
                 }
-                Err(StorageError::Conflict { .. }) => {
-                    Err(ApiError::modified(resource.group, resource.resource, name))
-                }
+                Err(StorageError::Conflict { .. }) => Err(ApiError::modified(
+                    &resource.group,
+                    &resource.resource,
+                    name,
+                )),
                 Err(StorageError::NotFound { .. }) => Err(not_found(call)),
                 Err(e) => Err(storage_error(e)),
             };
@@ -253,14 +259,18 @@ where
                 return Err(not_found(call));
             }
             Err(StorageError::Conflict { .. }) => {
-                return Err(ApiError::modified(resource.group, resource.resource, name));
+                return Err(ApiError::modified(
+                    &resource.group,
+                    &resource.resource,
+                    name,
+                ));
             }
             Err(e) => return Err(storage_error(e)),
         }
     }
     Err(ApiError::conflict(
-        resource.group,
-        resource.resource,
+        &resource.group,
+        &resource.resource,
         name,
         "too many concurrent writers; please retry",
     ))
@@ -276,7 +286,7 @@ fn merge_into_current(call: &Call<'_>, current: &Value, submitted: Value) -> Val
 }
 
 pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let media = content_type(call);
     if !BODY_TYPES.contains(&media.as_str()) {
         return Err(ApiError::unsupported_media_type(&media, BODY_TYPES));
@@ -292,8 +302,8 @@ pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
         let current_uid = objects::meta_str(current, "uid").unwrap_or("");
         if let Some(uid) = uid.as_deref().filter(|u| *u != current_uid) {
             return Err(ApiError::conflict(
-                resource.group,
-                resource.resource,
+                &resource.group,
+                &resource.resource,
                 path_name(call),
                 &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
@@ -315,12 +325,12 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
     if super::apply::is_apply(call) {
         return super::apply::apply(call).await;
     }
-    let resource = call.request.resource;
+    let resource = &call.request.resource;
     let media = content_type(call);
     let patch_type = PatchType::from_media_type(&media)?;
     let mode = FieldValidation::parse(call.query.get("fieldValidation"))?;
     let dry_run = call.query.dry_run()?;
-    let schema = Schema::of_root(resource.group, resource.version, resource.kind);
+    let schema = Schema::of_root(&resource.group, &resource.version, &resource.kind);
     patch::check_schema(patch_type, schema)?;
     let patch_body = patch::parse(patch_type, &call.body)?;
     let mut warnings = Vec::new();

@@ -22,13 +22,13 @@ pub mod paths;
 pub mod schemas;
 pub mod v2;
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
+use crate::registry::{Registry, Snapshot};
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use kubecache_core::registry::Registry;
 use kubecache_core::status::ApiError;
 use serde_json::{Map, Value, json};
 
@@ -73,15 +73,33 @@ pub struct Documents {
     pub v2_protobuf: Document,
 }
 
-/// The documents of the built-in registry, built on first use.
-pub fn documents() -> &'static Documents {
-    static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
-    DOCUMENTS.get_or_init(|| Documents::build(&Registry::builtin()))
+/// The documents of what a registry serves, rebuilt when its generation moves on (a resource
+/// added or removed) and shared by every request until then.
+#[derive(Default)]
+pub struct Published {
+    built: parking_lot::Mutex<Option<(u64, Arc<Documents>)>>,
+}
+
+impl Published {
+    /// The documents of `registry` as it is now. One build at a time: requests that arrive
+    /// during a build wait for it rather than each building the same documents.
+    pub fn get(&self, registry: &Registry) -> Arc<Documents> {
+        let snapshot = registry.snapshot();
+        let mut built = self.built.lock();
+        if let Some((generation, documents)) = &*built
+            && *generation == snapshot.generation()
+        {
+            return documents.clone();
+        }
+        let documents = Arc::new(Documents::build(&snapshot));
+        *built = Some((snapshot.generation(), documents.clone()));
+        documents
+    }
 }
 
 impl Documents {
-    pub fn build(registry: &Registry) -> Documents {
-        let components = Components::generate();
+    pub fn build(registry: &Snapshot) -> Documents {
+        let components = Components::generate(registry);
         let groups = registry.groups();
         let gv_document = |group: &str, version: &str| {
             let document = group_version_document(registry, &components, group, version);
@@ -179,7 +197,7 @@ fn server_relative_url(path: &str, hash: &str) -> String {
 /// The OpenAPI document of one group-version: its resources' paths and every definition
 /// they use.
 fn group_version_document(
-    registry: &Registry,
+    registry: &Snapshot,
     components: &Components,
     group: &str,
     version: &str,
@@ -197,7 +215,7 @@ fn group_version_document(
     .collect();
     let scale = components.kind("autoscaling", "v1", "Scale");
     for resource in registry.in_group_version(group, version) {
-        let Some(kind) = components.kind(group, version, resource.kind) else {
+        let Some(kind) = components.kind(group, version, &resource.kind) else {
             // Never a path without its schema (`every_served_resource_has_a_kind` checks
             // that this does not happen).
             continue;
@@ -278,6 +296,7 @@ const V2_PROTOBUF: &[&str] = &[
 
 /// Serves `GET /openapi/<rest>`: `v3`, `v3/<document>` or `v2`.
 pub fn serve(
+    documents: &Documents,
     method: &Method,
     rest: &str,
     query: Option<&str>,
@@ -286,7 +305,6 @@ pub fn serve(
     if method != Method::GET && method != Method::HEAD {
         return Err(ApiError::method_not_allowed());
     }
-    let documents = documents();
     let rest = match rest {
         "v2" => return serve_v2(documents, headers),
         "v3" => return Ok(document_response(&documents.index, JSON, headers, false)),
@@ -421,13 +439,14 @@ mod tests {
 
     #[test]
     fn every_served_resource_has_a_kind() {
-        let components = Components::generate();
-        for r in Registry::builtin().all() {
+        let snapshot = Registry::builtin().snapshot();
+        let components = Components::generate(&snapshot);
+        for r in snapshot.iter() {
             assert!(
-                components.kind(r.group, r.version, r.kind).is_some(),
+                components.kind(&r.group, &r.version, &r.kind).is_some(),
                 "{}/{} {} has no schema",
-                r.group,
-                r.version,
+                &r.group,
+                &r.version,
                 r.kind
             );
         }

@@ -9,7 +9,7 @@
 //! `query_param_verifier_v3.go`), and the kind of the collection and item paths (`kubectl
 //! explain` finds a resource's kind through them before looking for its schema).
 
-use kubecache_core::registry::ResourceInfo;
+use crate::registry::Resource;
 use serde_json::{Map, Value, json};
 
 use super::schemas::{self, Kind, reference};
@@ -339,12 +339,12 @@ impl PathSet {
     }
 
     /// Adds every path of `resource`, whose kind is `kind` (and, for `/scale`, `scale`).
-    pub fn add_resource(&mut self, resource: &ResourceInfo, kind: &Kind, scale: Option<&Kind>) {
-        let prefix = prefix(resource.group, resource.version);
-        let gv = gv_word(resource.group, resource.version);
-        let tag = tag(resource.group, resource.version);
-        let k = resource.kind;
-        let plural = resource.resource;
+    pub fn add_resource(&mut self, resource: &Resource, kind: &Kind, scale: Option<&Kind>) {
+        let prefix = prefix(&resource.group, &resource.version);
+        let gv = gv_word(&resource.group, &resource.version);
+        let tag = tag(&resource.group, &resource.version);
+        let k = &resource.kind;
+        let plural = &resource.resource;
         let gvk = kind.gvk();
         let object = reference(&kind.definition);
         let list = reference(&format!("{}List", kind.definition));

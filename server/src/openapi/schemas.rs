@@ -241,15 +241,16 @@ pub struct Components {
 }
 
 impl Components {
-    /// Generates every definition. The kinds are the built-in resources kubecache serves
-    /// (the registry test checks that each has one) and autoscaling/v1 `Scale`.
-    pub fn generate() -> Components {
+    /// Generates every definition. The kinds are those of the resources `served` (each
+    /// strategy's OpenAPI kind, when it has one) and autoscaling/v1 `Scale`.
+    pub fn generate(served: &crate::registry::Snapshot) -> Components {
         let mut settings = SchemaSettings::draft2020_12();
         settings.definitions_path = "/components/schemas".into();
         settings.meta_schema = None;
         let mut generator = SchemaGenerator::new(settings);
-        let mut kinds: Vec<Kind> = crate::strategy::all()
-            .filter_map(|strategy| strategy.openapi_kind(&mut generator))
+        let mut kinds: Vec<Kind> = served
+            .iter()
+            .filter_map(|resource| resource.strategy().openapi_kind(&mut generator))
             .collect();
         // The scale subresource's kind.
         kinds.push(Kind::generate::<api::autoscaling::v1::Scale>(
@@ -428,7 +429,8 @@ mod tests {
 
     fn components() -> &'static Components {
         static COMPONENTS: std::sync::OnceLock<Components> = std::sync::OnceLock::new();
-        COMPONENTS.get_or_init(Components::generate)
+        COMPONENTS
+            .get_or_init(|| Components::generate(&crate::registry::Registry::builtin().snapshot()))
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Where protobuf meets HTTP: which requests get protobuf responses (Accept negotiation),
 //! decoding protobuf request bodies, and rendering replies, errors and watch streams.
 
+use crate::registry::Resource;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
@@ -57,18 +57,18 @@ pub fn is_protobuf(media_type: &str) -> bool {
 /// A protobuf request body as the JSON object of `resource` (kind and apiVersion from the
 /// envelope, else from the URL). Malformed bytes are a 400; a type without a protobuf form
 /// (custom resources) a 415, as kube-apiserver answers for CRDs.
-pub fn decode_body(resource: &ResourceInfo, body: &[u8]) -> Result<Value, ApiError> {
+pub fn decode_body(resource: &Resource, body: &[u8]) -> Result<Value, ApiError> {
     let api_version = resource.api_version();
-    if super::message_for(&api_version, resource.kind).is_none() {
+    if super::message_for(&api_version, &resource.kind).is_none() {
         return Err(ApiError::unsupported_media_type(
             MEDIA_TYPE,
             &["application/json", "application/yaml"],
         ));
     }
-    super::decode_envelope(body, Some((&api_version, resource.kind))).map_err(|e| {
+    super::decode_envelope(body, Some((&api_version, &resource.kind))).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
-            kind = resource.kind,
+            kind = &resource.kind,
             version = resource.version
         ))
     })
@@ -144,7 +144,7 @@ pub fn object_reply(encoded: Bytes) -> Option<Reply> {
 }
 
 /// A list of objects the read path encoded in protobuf, as the reply.
-pub fn list_reply(resource: &ResourceInfo, metadata: &Value, items: &[Bytes]) -> Option<Reply> {
+pub fn list_reply(resource: &Resource, metadata: &Value, items: &[Bytes]) -> Option<Reply> {
     let list = super::list_envelope(
         &resource.api_version(),
         &resource.list_kind(),

@@ -1,6 +1,7 @@
 //! `apps/v1`.
 
 use k8s_openapi::api::apps::v1 as apps;
+use kubecache_core::registry::{ALL, NAMESPACED, ResourceInfo};
 use kubecache_core::status::Cause;
 use serde_json::Value;
 
@@ -11,8 +12,15 @@ use crate::table::{self, Printer};
 pub struct ControllerRevisions;
 
 impl Strategy for ControllerRevisions {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("apps", "v1", "controllerrevisions")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "apps",
+            "v1",
+            "controllerrevisions",
+            "controllerrevision",
+            "ControllerRevision",
+            NAMESPACED,
+        )
     }
     typed_as!(apps::ControllerRevision);
     /// `data` is free-form.
@@ -24,8 +32,18 @@ impl Strategy for ControllerRevisions {
 pub struct DaemonSets;
 
 impl Strategy for DaemonSets {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("apps", "v1", "daemonsets")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "apps",
+            "v1",
+            "daemonsets",
+            "daemonset",
+            "DaemonSet",
+            NAMESPACED,
+        )
+        .short(&["ds"])
+        .categories(ALL)
+        .status()
     }
     typed_as!(apps::DaemonSet);
     fn tracks_generation(&self) -> bool {
@@ -48,8 +66,19 @@ impl Strategy for DaemonSets {
 pub struct Deployments;
 
 impl Strategy for Deployments {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("apps", "v1", "deployments")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "apps",
+            "v1",
+            "deployments",
+            "deployment",
+            "Deployment",
+            NAMESPACED,
+        )
+        .short(&["deploy"])
+        .categories(ALL)
+        .status()
+        .scale()
     }
     typed_as!(apps::Deployment);
     fn tracks_generation(&self) -> bool {
@@ -72,8 +101,19 @@ impl Strategy for Deployments {
 pub struct ReplicaSets;
 
 impl Strategy for ReplicaSets {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("apps", "v1", "replicasets")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "apps",
+            "v1",
+            "replicasets",
+            "replicaset",
+            "ReplicaSet",
+            NAMESPACED,
+        )
+        .short(&["rs"])
+        .categories(ALL)
+        .status()
+        .scale()
     }
     typed_as!(apps::ReplicaSet);
     fn tracks_generation(&self) -> bool {
@@ -96,8 +136,19 @@ impl Strategy for ReplicaSets {
 pub struct StatefulSets;
 
 impl Strategy for StatefulSets {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("apps", "v1", "statefulsets")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "apps",
+            "v1",
+            "statefulsets",
+            "statefulset",
+            "StatefulSet",
+            NAMESPACED,
+        )
+        .short(&["sts"])
+        .categories(ALL)
+        .status()
+        .scale()
     }
     typed_as!(apps::StatefulSet);
     fn tracks_generation(&self) -> bool {

@@ -1,6 +1,7 @@
 //! `batch/v1`.
 
 use k8s_openapi::api::batch::v1 as batch;
+use kubecache_core::registry::{ALL, NAMESPACED, ResourceInfo};
 use kubecache_core::status::Cause;
 use serde_json::Value;
 
@@ -11,8 +12,11 @@ use crate::table::{self, Printer};
 pub struct CronJobs;
 
 impl Strategy for CronJobs {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("batch", "v1", "cronjobs")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("batch", "v1", "cronjobs", "cronjob", "CronJob", NAMESPACED)
+            .short(&["cj"])
+            .categories(ALL)
+            .status()
     }
     typed_as!(batch::CronJob);
     fn tracks_generation(&self) -> bool {
@@ -32,8 +36,10 @@ impl Strategy for CronJobs {
 pub struct Jobs;
 
 impl Strategy for Jobs {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("batch", "v1", "jobs")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("batch", "v1", "jobs", "job", "Job", NAMESPACED)
+            .categories(ALL)
+            .status()
     }
     typed_as!(batch::Job);
     fn tracks_generation(&self) -> bool {

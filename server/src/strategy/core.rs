@@ -1,8 +1,10 @@
 //! The core (legacy) group, `v1`.
 
 use k8s_openapi::api::core::v1 as core;
-use kubecache_core::registry::ResourceInfo;
+
+use kubecache_core::registry::{ALL, CLUSTER, NAMESPACED, ResourceInfo};
 use kubecache_core::status::Cause;
+use kubecache_core::validation::NameRule;
 use serde_json::{Value, json};
 
 use super::{DefaultContext, Deletion, Strategy, typed_as};
@@ -13,8 +15,9 @@ use crate::table::{self, Printer};
 pub struct ConfigMaps;
 
 impl Strategy for ConfigMaps {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "configmaps")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "configmaps", "configmap", "ConfigMap", NAMESPACED)
+            .short(&["cm"])
     }
     typed_as!(core::ConfigMap);
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
@@ -28,8 +31,10 @@ impl Strategy for ConfigMaps {
 pub struct Endpoints;
 
 impl Strategy for Endpoints {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "endpoints")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "endpoints", "endpoints", "Endpoints", NAMESPACED)
+            .short(&["ep"])
+            .stored_at("services/endpoints")
     }
     typed_as!(core::Endpoints);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
@@ -40,8 +45,8 @@ impl Strategy for Endpoints {
 pub struct Events;
 
 impl Strategy for Events {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "events")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "events", "event", "Event", NAMESPACED).short(&["ev"])
     }
     typed_as!(core::Event);
     fn printer(&self) -> &'static Printer {
@@ -52,8 +57,11 @@ impl Strategy for Events {
 pub struct Namespaces;
 
 impl Strategy for Namespaces {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "namespaces")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "namespaces", "namespace", "Namespace", CLUSTER)
+            .short(&["ns"])
+            .status()
+            .names(NameRule::Label)
     }
     typed_as!(core::Namespace);
     /// A namespace is labelled with its name, gets the `kubernetes` finalizer and starts
@@ -89,8 +97,11 @@ impl Strategy for Namespaces {
 pub struct Nodes;
 
 impl Strategy for Nodes {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "nodes")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "nodes", "node", "Node", CLUSTER)
+            .short(&["no"])
+            .status()
+            .stored_at("minions")
     }
     typed_as!(core::Node);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
@@ -104,8 +115,17 @@ impl Strategy for Nodes {
 pub struct PersistentVolumeClaims;
 
 impl Strategy for PersistentVolumeClaims {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "persistentvolumeclaims")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            "PersistentVolumeClaim",
+            NAMESPACED,
+        )
+        .short(&["pvc"])
+        .status()
     }
     typed_as!(core::PersistentVolumeClaim);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
@@ -122,8 +142,17 @@ impl Strategy for PersistentVolumeClaims {
 pub struct PersistentVolumes;
 
 impl Strategy for PersistentVolumes {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "persistentvolumes")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "persistentvolumes",
+            "persistentvolume",
+            "PersistentVolume",
+            CLUSTER,
+        )
+        .short(&["pv"])
+        .status()
     }
     typed_as!(core::PersistentVolume);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
@@ -140,10 +169,16 @@ impl Strategy for PersistentVolumes {
 pub struct Pods;
 
 impl Strategy for Pods {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "pods")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "pods", "pod", "Pod", NAMESPACED)
+            .short(&["po"])
+            .categories(ALL)
+            .status()
     }
     typed_as!(core::Pod);
+    fn trigger_field(&self) -> Option<&'static str> {
+        Some("spec.nodeName")
+    }
     fn tracks_generation(&self) -> bool {
         true
     }
@@ -202,8 +237,20 @@ fn pod_qos_class(pod: &Value) -> &'static str {
 pub struct ReplicationControllers;
 
 impl Strategy for ReplicationControllers {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "replicationcontrollers")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "replicationcontrollers",
+            "replicationcontroller",
+            "ReplicationController",
+            NAMESPACED,
+        )
+        .short(&["rc"])
+        .categories(ALL)
+        .status()
+        .scale()
+        .stored_at("controllers")
     }
     typed_as!(core::ReplicationController);
     fn tracks_generation(&self) -> bool {
@@ -220,8 +267,8 @@ impl Strategy for ReplicationControllers {
 pub struct Secrets;
 
 impl Strategy for Secrets {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "secrets")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "secrets", "secret", "Secret", NAMESPACED)
     }
     typed_as!(core::Secret);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
@@ -238,8 +285,16 @@ impl Strategy for Secrets {
 pub struct ServiceAccounts;
 
 impl Strategy for ServiceAccounts {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "serviceaccounts")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "serviceaccounts",
+            "serviceaccount",
+            "ServiceAccount",
+            NAMESPACED,
+        )
+        .short(&["sa"])
     }
     typed_as!(core::ServiceAccount);
     fn printer(&self) -> &'static Printer {
@@ -253,8 +308,13 @@ impl Strategy for ServiceAccounts {
 pub struct Services;
 
 impl Strategy for Services {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "v1", "services")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "services", "service", "Service", NAMESPACED)
+            .short(&["svc"])
+            .categories(ALL)
+            .status()
+            .stored_at("services/specs")
+            .names(NameRule::Dns1035Label)
     }
     typed_as!(core::Service);
     fn default(&self, object: &mut Value, context: &DefaultContext<'_>) {

@@ -7,10 +7,10 @@
 //! [`Strategy`] for what is kind-specific (the exceptions left are listed in
 //! docs/ARCHITECTURE.md). Every
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
-//! [`batch`], [`others`]); [`of`] finds it. Adding a built-in resource is a strategy plus its
-//! entry in the registry table (`kubecache_core::registry::BUILTIN`), in [`BUILTIN`] below and
-//! in the protobuf descriptor generator's kinds (docs/ARCHITECTURE.md, "Resources and their
-//! strategies").
+//! [`batch`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
+//! served resource with its strategy. Adding a built-in resource is a strategy (identity
+//! included), its line in [`builtin`], and its kind in the protobuf descriptor generator
+//! (docs/ARCHITECTURE.md, "Resources and their strategies").
 //!
 //! The defaults are kube's for a plain resource: no generation, no defaults, no
 //! type-specific validation, the default table (Name, Age), stored in the version served,
@@ -21,8 +21,7 @@ pub mod batch;
 pub mod core;
 pub mod others;
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::Cause;
@@ -66,8 +65,9 @@ pub enum Deletion {
 
 /// Everything kind-specific about one resource at one group/version.
 pub trait Strategy: Send + Sync + 'static {
-    /// `(group, version, resource)` this strategy serves, as the registry names it.
-    fn resource(&self) -> (&'static str, &'static str, &'static str);
+    /// The resource's identity: group, version, names, scope, subresources, where it is
+    /// stored (asked once, when the resource is registered).
+    fn info(&self) -> ResourceInfo;
 
     /// The object decoded as its typed form and serialized again: unknown fields dropped,
     /// wrong types an error — kube decoding into its Go struct.
@@ -113,6 +113,13 @@ pub trait Strategy: Send + Sync + 'static {
     /// What an update of the main resource may not change.
     fn validate_update(&self, _new: &Value, _old: &Value) -> Vec<Cause> {
         Vec::new()
+    }
+
+    /// The field watchers most often select by, indexed so an event reaches only the watchers
+    /// of its value (kube's `IndexerFunc`: every kubelet watches its own pods by
+    /// `spec.nodeName`).
+    fn trigger_field(&self) -> Option<&'static str> {
+        None
     }
 
     /// The table `kubectl get` prints.
@@ -173,73 +180,48 @@ where
     serde_json::to_value(typed)
 }
 
-/// Every built-in strategy.
-static BUILTIN: &[&dyn Strategy] = &[
-    &core::ConfigMaps,
-    &core::Endpoints,
-    &core::Events,
-    &core::Namespaces,
-    &core::Nodes,
-    &core::PersistentVolumeClaims,
-    &core::PersistentVolumes,
-    &core::Pods,
-    &core::ReplicationControllers,
-    &core::Secrets,
-    &core::ServiceAccounts,
-    &core::Services,
-    &apps::ControllerRevisions,
-    &apps::DaemonSets,
-    &apps::Deployments,
-    &apps::ReplicaSets,
-    &apps::StatefulSets,
-    &batch::CronJobs,
-    &batch::Jobs,
-    &others::CustomResourceDefinitions,
-    &others::SelfSubjectReviews,
-    &others::LocalSubjectAccessReviews,
-    &others::SelfSubjectAccessReviews,
-    &others::SelfSubjectRulesReviews,
-    &others::SubjectAccessReviews,
-    &others::Leases,
-    &others::EndpointSlices,
-    &others::EventsV1,
-    &others::Ingresses,
-    &others::NetworkPolicies,
-    &others::PodDisruptionBudgets,
-    &others::ClusterRoleBindings,
-    &others::ClusterRoles,
-    &others::RoleBindings,
-    &others::Roles,
-    &others::PriorityClasses,
-    &others::StorageClasses,
-];
-
-/// Every built-in strategy, in registry order.
-pub fn all() -> impl Iterator<Item = &'static dyn Strategy> {
-    BUILTIN.iter().copied()
-}
-
-type Key = (&'static str, &'static str, &'static str);
-
-static BY_RESOURCE: LazyLock<HashMap<Key, &'static dyn Strategy>> =
-    LazyLock::new(|| BUILTIN.iter().map(|s| (s.resource(), *s)).collect());
-
-/// The strategy of `resource`: its own, or for a resource that has none (every built-in
-/// has one, a test checks it; one added at run time may not yet) [`Untyped`], which serves
-/// objects as they are stored — never a panic on a request or a shard thread.
-pub fn of(resource: &ResourceInfo) -> &'static dyn Strategy {
-    find(resource.group, resource.version, resource.resource).unwrap_or(&Untyped)
-}
-
-/// The resource whose shape objects of `resource` are stored in: itself, or its storage
-/// version (events.k8s.io/v1 events are stored as core/v1).
-pub fn stored_resource(resource: &ResourceInfo) -> &ResourceInfo {
-    of(resource)
-        .storage_version()
-        .and_then(|(group, version, name)| {
-            kubecache_core::registry::Registry::builtin().lookup(group, version, name)
-        })
-        .unwrap_or(resource)
+/// Every built-in strategy, in discovery order within each group.
+pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
+    let all: [Arc<dyn Strategy>; 37] = [
+        Arc::new(core::ConfigMaps),
+        Arc::new(core::Endpoints),
+        Arc::new(core::Events),
+        Arc::new(core::Namespaces),
+        Arc::new(core::Nodes),
+        Arc::new(core::PersistentVolumeClaims),
+        Arc::new(core::PersistentVolumes),
+        Arc::new(core::Pods),
+        Arc::new(core::ReplicationControllers),
+        Arc::new(core::Secrets),
+        Arc::new(core::ServiceAccounts),
+        Arc::new(core::Services),
+        Arc::new(apps::ControllerRevisions),
+        Arc::new(apps::DaemonSets),
+        Arc::new(apps::Deployments),
+        Arc::new(apps::ReplicaSets),
+        Arc::new(apps::StatefulSets),
+        Arc::new(batch::CronJobs),
+        Arc::new(batch::Jobs),
+        Arc::new(others::CustomResourceDefinitions),
+        Arc::new(others::SelfSubjectReviews),
+        Arc::new(others::LocalSubjectAccessReviews),
+        Arc::new(others::SelfSubjectAccessReviews),
+        Arc::new(others::SelfSubjectRulesReviews),
+        Arc::new(others::SubjectAccessReviews),
+        Arc::new(others::Leases),
+        Arc::new(others::EndpointSlices),
+        Arc::new(others::EventsV1),
+        Arc::new(others::Ingresses),
+        Arc::new(others::NetworkPolicies),
+        Arc::new(others::PodDisruptionBudgets),
+        Arc::new(others::ClusterRoleBindings),
+        Arc::new(others::ClusterRoles),
+        Arc::new(others::RoleBindings),
+        Arc::new(others::Roles),
+        Arc::new(others::PriorityClasses),
+        Arc::new(others::StorageClasses),
+    ];
+    all.into_iter()
 }
 
 /// The strategy of a resource without one: no typed form (objects are kept as sent), no
@@ -247,8 +229,8 @@ pub fn stored_resource(resource: &ResourceInfo) -> &ResourceInfo {
 pub struct Untyped;
 
 impl Strategy for Untyped {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("", "", "")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "", "", "", "", false)
     }
     fn round_trip(&self, object: &Value) -> Result<Value, serde_json::Error> {
         Ok(object.clone())
@@ -261,37 +243,18 @@ impl Strategy for Untyped {
     }
 }
 
-/// The strategy of `group`/`version` `resource`, if there is one.
-pub fn find(group: &str, version: &str, resource: &str) -> Option<&'static dyn Strategy> {
-    BY_RESOURCE.get(&(group, version, resource)).copied()
-}
-
 #[cfg(test)]
 mod tests {
-    use kubecache_core::registry::Registry;
-
     use super::*;
-
-    #[test]
-    fn every_registered_resource_has_exactly_one_strategy() {
-        let registry = Registry::builtin();
-        for info in registry.all() {
-            let key = (info.group, info.version, info.resource);
-            let count = BUILTIN.iter().filter(|s| s.resource() == key).count();
-            assert_eq!(count, 1, "{key:?}");
-        }
-        assert_eq!(BUILTIN.len(), registry.all().len(), "a strategy of nothing");
-    }
+    use crate::registry::Registry;
 
     #[test]
     fn storage_versions_are_registered_and_share_storage() {
-        let registry = Registry::builtin();
-        for strategy in BUILTIN {
-            if let Some((group, version, resource)) = strategy.storage_version() {
-                let (g, v, r) = strategy.resource();
-                let served = registry.lookup(g, v, r).unwrap();
-                let stored = registry.lookup(group, version, resource).unwrap();
-                assert!(served.shares_storage_with(stored), "{r}");
+        let snapshot = Registry::builtin().snapshot();
+        for served in snapshot.iter() {
+            if let Some((group, version, resource)) = served.strategy().storage_version() {
+                let stored = snapshot.lookup(group, version, resource).unwrap();
+                assert!(served.shares_storage_with(stored), "{}", served.resource);
             }
         }
     }
@@ -301,9 +264,14 @@ mod tests {
         // The round trip of an empty object keeps nothing but what the type always writes;
         // for a type that is really decoded, that differs from a pass-through.
         let probe = serde_json::json!({"unknownField": 1});
-        for strategy in BUILTIN {
+        for strategy in builtin() {
             let typed = strategy.round_trip(&probe).unwrap_or_default();
-            assert_ne!(typed, probe, "{:?} has no typed form", strategy.resource());
+            assert_ne!(
+                typed,
+                probe,
+                "{:?} has no typed form",
+                strategy.info().resource
+            );
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use k8s_openapi::api;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use kubecache_core::registry::{CLUSTER, NAMESPACED, ResourceInfo};
 use kubecache_core::status::Cause;
+use kubecache_core::validation::NameRule;
 use serde_json::Value;
 
 use super::{DefaultContext, Strategy, TypedForm, typed_as};
@@ -16,8 +18,19 @@ use crate::{events, objects};
 pub struct CustomResourceDefinitions;
 
 impl Strategy for CustomResourceDefinitions {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "CustomResourceDefinition",
+            CLUSTER,
+        )
+        .short(&["crd", "crds"])
+        .categories(&["api-extensions"])
+        .status()
+        .stored_at("apiextensions.k8s.io/customresourcedefinitions")
     }
     typed_as!(apiextensions::CustomResourceDefinition);
     /// Its schemas are free-form JSON.
@@ -48,12 +61,12 @@ impl Strategy for CustomResourceDefinitions {
 
 /// A review: created, answered and forgotten (`authz::reviews`).
 macro_rules! review {
-    ($name:ident, $group:literal, $resource:literal, $type:ty) => {
+    ($name:ident, $info:expr, $type:ty) => {
         pub struct $name;
 
         impl Strategy for $name {
-            fn resource(&self) -> (&'static str, &'static str, &'static str) {
-                ($group, "v1", $resource)
+            fn info(&self) -> ResourceInfo {
+                $info
             }
             typed_as!($type);
         }
@@ -62,40 +75,82 @@ macro_rules! review {
 
 review!(
     SelfSubjectReviews,
-    "authentication.k8s.io",
-    "selfsubjectreviews",
+    ResourceInfo::new(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        CLUSTER
+    )
+    .create_only(),
     api::authentication::v1::SelfSubjectReview
 );
 review!(
     LocalSubjectAccessReviews,
-    "authorization.k8s.io",
-    "localsubjectaccessreviews",
+    ResourceInfo::new(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        "LocalSubjectAccessReview",
+        NAMESPACED
+    )
+    .create_only(),
     api::authorization::v1::LocalSubjectAccessReview
 );
 review!(
     SelfSubjectAccessReviews,
-    "authorization.k8s.io",
-    "selfsubjectaccessreviews",
+    ResourceInfo::new(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        CLUSTER
+    )
+    .create_only(),
     api::authorization::v1::SelfSubjectAccessReview
 );
 review!(
     SelfSubjectRulesReviews,
-    "authorization.k8s.io",
-    "selfsubjectrulesreviews",
+    ResourceInfo::new(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        CLUSTER
+    )
+    .create_only(),
     api::authorization::v1::SelfSubjectRulesReview
 );
 review!(
     SubjectAccessReviews,
-    "authorization.k8s.io",
-    "subjectaccessreviews",
+    ResourceInfo::new(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+        CLUSTER
+    )
+    .create_only(),
     api::authorization::v1::SubjectAccessReview
 );
 
 pub struct Leases;
 
 impl Strategy for Leases {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("coordination.k8s.io", "v1", "leases")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "lease",
+            "Lease",
+            NAMESPACED,
+        )
     }
     typed_as!(api::coordination::v1::Lease);
 }
@@ -103,8 +158,15 @@ impl Strategy for Leases {
 pub struct EndpointSlices;
 
 impl Strategy for EndpointSlices {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("discovery.k8s.io", "v1", "endpointslices")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            "endpointslice",
+            "EndpointSlice",
+            NAMESPACED,
+        )
     }
     typed_as!(api::discovery::v1::EndpointSlice);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
@@ -116,8 +178,16 @@ impl Strategy for EndpointSlices {
 pub struct EventsV1;
 
 impl Strategy for EventsV1 {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("events.k8s.io", "v1", "events")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            NAMESPACED,
+        )
+        .short(&["ev"])
     }
     typed_as!(api::events::v1::Event);
     fn printer(&self) -> &'static Printer {
@@ -137,8 +207,18 @@ impl Strategy for EventsV1 {
 pub struct Ingresses;
 
 impl Strategy for Ingresses {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("networking.k8s.io", "v1", "ingresses")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            NAMESPACED,
+        )
+        .short(&["ing"])
+        .status()
+        .stored_at("ingress")
     }
     typed_as!(api::networking::v1::Ingress);
     fn tracks_generation(&self) -> bool {
@@ -149,8 +229,16 @@ impl Strategy for Ingresses {
 pub struct NetworkPolicies;
 
 impl Strategy for NetworkPolicies {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("networking.k8s.io", "v1", "networkpolicies")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "networkpolicy",
+            "NetworkPolicy",
+            NAMESPACED,
+        )
+        .short(&["netpol"])
     }
     typed_as!(api::networking::v1::NetworkPolicy);
     fn tracks_generation(&self) -> bool {
@@ -164,8 +252,17 @@ impl Strategy for NetworkPolicies {
 pub struct PodDisruptionBudgets;
 
 impl Strategy for PodDisruptionBudgets {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("policy", "v1", "poddisruptionbudgets")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            NAMESPACED,
+        )
+        .short(&["pdb"])
+        .status()
     }
     typed_as!(api::policy::v1::PodDisruptionBudget);
     fn tracks_generation(&self) -> bool {
@@ -175,12 +272,12 @@ impl Strategy for PodDisruptionBudgets {
 
 /// An RBAC resource: nothing beyond its type.
 macro_rules! rbac {
-    ($name:ident, $resource:literal, $type:ty) => {
+    ($name:ident, $info:expr, $type:ty) => {
         pub struct $name;
 
         impl Strategy for $name {
-            fn resource(&self) -> (&'static str, &'static str, &'static str) {
-                ("rbac.authorization.k8s.io", "v1", $resource)
+            fn info(&self) -> ResourceInfo {
+                $info
             }
             typed_as!($type);
         }
@@ -189,18 +286,70 @@ macro_rules! rbac {
 
 rbac!(
     ClusterRoleBindings,
-    "clusterrolebindings",
+    ResourceInfo::new(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        CLUSTER
+    )
+    .names(NameRule::PathSegment),
     api::rbac::v1::ClusterRoleBinding
 );
-rbac!(ClusterRoles, "clusterroles", api::rbac::v1::ClusterRole);
-rbac!(RoleBindings, "rolebindings", api::rbac::v1::RoleBinding);
-rbac!(Roles, "roles", api::rbac::v1::Role);
+rbac!(
+    ClusterRoles,
+    ResourceInfo::new(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        CLUSTER
+    )
+    .names(NameRule::PathSegment),
+    api::rbac::v1::ClusterRole
+);
+rbac!(
+    RoleBindings,
+    ResourceInfo::new(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        NAMESPACED
+    )
+    .names(NameRule::PathSegment),
+    api::rbac::v1::RoleBinding
+);
+rbac!(
+    Roles,
+    ResourceInfo::new(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        NAMESPACED
+    )
+    .names(NameRule::PathSegment),
+    api::rbac::v1::Role
+);
 
 pub struct PriorityClasses;
 
 impl Strategy for PriorityClasses {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("scheduling.k8s.io", "v1", "priorityclasses")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "priorityclass",
+            "PriorityClass",
+            CLUSTER,
+        )
+        .short(&["pc"])
     }
     typed_as!(api::scheduling::v1::PriorityClass);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
@@ -211,8 +360,16 @@ impl Strategy for PriorityClasses {
 pub struct StorageClasses;
 
 impl Strategy for StorageClasses {
-    fn resource(&self) -> (&'static str, &'static str, &'static str) {
-        ("storage.k8s.io", "v1", "storageclasses")
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "storage.k8s.io",
+            "v1",
+            "storageclasses",
+            "storageclass",
+            "StorageClass",
+            CLUSTER,
+        )
+        .short(&["sc"])
     }
     typed_as!(api::storage::v1::StorageClass);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {

@@ -6,11 +6,14 @@ use crate::support;
 
 use std::time::Duration;
 
-use kubecache_core::registry::{Registry, ResourceInfo};
+use std::sync::Arc;
+
+use kubecache_core::registry::ResourceInfo;
 use kubecache_server::always_present::{self, Empty};
 use kubecache_server::protobuf::descriptors::MESSAGES;
 use kubecache_server::protobuf::table::{Label, Special, Type};
 use kubecache_server::protobuf::{self, MEDIA_TYPE};
+use kubecache_server::registry::Registry;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 use support::server::{STRATEGIC_MERGE_PATCH, TestServer};
@@ -123,12 +126,12 @@ async fn get_protobuf(server: &TestServer, path: &str) -> Vec<u8> {
 
 /// A sample of every built-in kind, without what the server assigns, ready to create in
 /// namespace `ns` under a new name.
-fn creatable_samples(ns: &str) -> Vec<(&'static ResourceInfo, Value)> {
+fn creatable_samples(ns: &str) -> Vec<(Arc<ResourceInfo>, Value)> {
     let samples: Vec<Value> =
         serde_json::from_str(include_str!("../../src/protobuf/samples.json")).unwrap();
-    let registry = Registry::builtin();
+    let registry = Registry::builtin().snapshot();
     let mut out = Vec::new();
-    for resource in registry.all().iter().filter(|r| !r.create_only) {
+    for resource in registry.iter().filter(|r| !r.create_only) {
         let sample = samples
             .iter()
             .find(|s| {
@@ -169,7 +172,7 @@ fn creatable_samples(ns: &str) -> Vec<(&'static ResourceInfo, Value)> {
             spec.remove("clusterIP");
             spec.remove("clusterIPs");
         }
-        out.push((resource, object));
+        out.push((resource.info().clone(), object));
     }
     out
 }
@@ -188,8 +191,8 @@ async fn every_kind_has_its_always_present_fields(server: &TestServer) {
     server.create_namespace("ap").await;
     let mut checked = 0;
     for (resource, object) in creatable_samples("ap") {
-        let kind = resource.kind;
-        let collection = collection(resource, "ap");
+        let kind = &resource.kind;
+        let collection = collection(&resource, "ap");
         let name = object["metadata"]["name"].as_str().unwrap().to_string();
         let created = server.post(&collection, &object).await;
         let created = created.expect(201);

@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use kubecache_core::registry::Registry;
+use kubecache_server::registry::Registry;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, VARY};
 use serde_json::{Value, json};
 use support::server::TestServer;
@@ -129,8 +129,8 @@ async fn aggregated_discovery_lists_every_registered_resource_once() {
             .all(|item| item["metadata"]["name"] != ""),
         "the core group belongs to /api only"
     );
-    let registry = Registry::builtin();
-    let named: Vec<&str> = registry
+    let registry = Registry::builtin().snapshot();
+    let named: Vec<String> = registry
         .groups()
         .into_iter()
         .map(|(g, _)| g)
@@ -144,11 +144,13 @@ async fn aggregated_discovery_lists_every_registered_resource_once() {
 
     let mut all = entries(assert_list(&core));
     all.extend(entries(group_items));
-    assert_eq!(all.len(), registry.all().len(), "no extra entries");
-    for r in registry.all() {
+    assert_eq!(all.len(), registry.len(), "no extra entries");
+    for r in registry.iter() {
         let found: Vec<&Value> = all
             .iter()
-            .filter(|(g, v, e)| g == r.group && v == r.version && e["resource"] == r.resource)
+            .filter(|(g, v, e)| {
+                *g == r.group && *v == r.version && e["resource"] == r.resource.as_str()
+            })
             .map(|(_, _, e)| e)
             .collect();
         assert_eq!(found.len(), 1, "{}/{} {}", r.group, r.version, r.resource);

@@ -7,8 +7,9 @@ use crate::support;
 
 use std::time::Duration;
 
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::ResourceInfo;
 use kubecache_server::patch::PATCH_TYPES;
+use kubecache_server::registry::Registry;
 use reqwest::StatusCode;
 use reqwest::header::{
     ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, IF_NONE_MATCH, LOCATION,
@@ -165,14 +166,14 @@ async fn index_names_every_group_version_with_a_content_hash() {
     assert_eq!(reply.header(CONTENT_TYPE), Some("application/json"));
     assert!(reply.header(ETAG).is_some_and(|e| e.starts_with('"')));
     let paths = reply.json()["paths"].clone();
-    let registry = Registry::builtin();
+    let registry = Registry::builtin().snapshot();
     let mut expected = vec!["api".to_string(), "apis".to_string(), "version".to_string()];
     for (group, versions) in registry.groups() {
         if !group.is_empty() {
             expected.push(format!("apis/{group}"));
         }
         for version in versions {
-            expected.push(gv_path(group, version));
+            expected.push(gv_path(&group, &version));
         }
     }
     let mut listed: Vec<String> = paths.as_object().unwrap().keys().cloned().collect();
@@ -238,22 +239,23 @@ async fn every_document_parses_and_resolves_its_references() {
 #[tokio::test]
 async fn every_built_in_kind_has_its_schema_and_paths() {
     let server = TestServer::start().await;
-    let registry = Registry::builtin();
+    let registry = Registry::builtin().snapshot();
     for (group, versions) in registry.groups() {
-        for version in versions {
+        let group = group.as_str();
+        for version in versions.iter().map(String::as_str) {
             let doc = gv_document(&server, group, version).await;
             for r in registry.in_group_version(group, version) {
-                let schema = schema_of(&doc, group, version, r.kind)
-                    .unwrap_or_else(|| panic!("no schema for {group}/{version} {}", r.kind));
-                assert_eq!(schema["type"], "object", "{}", r.kind);
+                let schema = schema_of(&doc, group, version, &r.kind)
+                    .unwrap_or_else(|| panic!("no schema for {group}/{version} {}", &r.kind));
+                assert_eq!(schema["type"], "object", "{}", &r.kind);
                 assert!(
                     schema["description"]
                         .as_str()
                         .is_some_and(|d| !d.is_empty())
                 );
-                assert!(schema["properties"]["metadata"].is_object(), "{}", r.kind);
-                let list = schema_of(&doc, group, version, &format!("{}List", r.kind))
-                    .unwrap_or_else(|| panic!("no list schema for {}", r.kind));
+                assert!(schema["properties"]["metadata"].is_object(), "{}", &r.kind);
+                let list = schema_of(&doc, group, version, &format!("{}List", &r.kind))
+                    .unwrap_or_else(|| panic!("no list schema for {}", &r.kind));
                 assert_eq!(list["properties"]["items"]["type"], "array");
 
                 // `kubectl explain` finds the kind through the collection and item paths.
@@ -265,7 +267,7 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
                 );
                 assert_eq!(
                     collection["get"]["x-kubernetes-group-version-kind"],
-                    gvk(group, version, r.kind)
+                    gvk(group, version, &r.kind)
                 );
                 assert_eq!(collection["post"]["x-kubernetes-action"], "post");
                 let item = &doc["paths"][format!("{}/{{name}}", collection_path(r))];
@@ -295,11 +297,11 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
                 if r.supports("deletecollection") {
                     let delete = &collection["delete"];
                     assert_eq!(delete["x-kubernetes-action"], "deletecollection");
-                    assert!(has_query_param(delete, "labelSelector"), "{}", r.kind);
-                    assert!(has_query_param(delete, "propagationPolicy"), "{}", r.kind);
-                    assert!(!has_query_param(delete, "watch"), "{}", r.kind);
+                    assert!(has_query_param(delete, "labelSelector"), "{}", &r.kind);
+                    assert!(has_query_param(delete, "propagationPolicy"), "{}", &r.kind);
+                    assert!(!has_query_param(delete, "watch"), "{}", &r.kind);
                 } else {
-                    assert!(collection.get("delete").is_none(), "{}", r.kind);
+                    assert!(collection.get("delete").is_none(), "{}", &r.kind);
                 }
                 let watch = if r.namespaced {
                     format!(
@@ -319,9 +321,9 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
                     "watch"
                 );
                 let status = &doc["paths"][format!("{}/{{name}}/status", collection_path(r))];
-                assert_eq!(status.is_object(), r.status_subresource, "{}", r.kind);
+                assert_eq!(status.is_object(), r.status_subresource, "{}", &r.kind);
                 let scale = &doc["paths"][format!("{}/{{name}}/scale", collection_path(r))];
-                assert_eq!(scale.is_object(), r.scale_subresource, "{}", r.kind);
+                assert_eq!(scale.is_object(), r.scale_subresource, "{}", &r.kind);
                 if r.scale_subresource {
                     assert_eq!(
                         scale["patch"]["x-kubernetes-group-version-kind"],
@@ -340,9 +342,10 @@ async fn every_built_in_kind_has_its_schema_and_paths() {
 #[tokio::test]
 async fn patch_operations_carry_field_validation() {
     let server = TestServer::start().await;
-    let registry = Registry::builtin();
+    let registry = Registry::builtin().snapshot();
     for (group, versions) in registry.groups() {
-        for version in versions {
+        let group = group.as_str();
+        for version in versions.iter().map(String::as_str) {
             let doc = gv_document(&server, group, version).await;
             let mut patches = 0;
             for (path, item) in doc["paths"].as_object().unwrap() {
@@ -379,7 +382,7 @@ async fn patch_operations_carry_field_validation() {
             }
             assert!(patches > 0, "{group}/{version}");
             for r in registry.in_group_version(group, version) {
-                let wanted = gvk(group, version, r.kind);
+                let wanted = gvk(group, version, &r.kind);
                 let found = doc["paths"].as_object().unwrap().values().any(|item| {
                     item["patch"]["x-kubernetes-group-version-kind"] == wanted
                         && has_query_param(&item["patch"], "fieldValidation")
@@ -678,9 +681,9 @@ async fn openapi_v2_serves_the_definitions() {
     assert_eq!(doc["swagger"], "2.0");
     assert_eq!(doc["paths"], json!({}));
     let definitions = doc["definitions"].as_object().unwrap();
-    let registry = Registry::builtin();
-    for r in registry.all() {
-        let wanted = gvk(r.group, r.version, r.kind);
+    let registry = Registry::builtin().snapshot();
+    for r in registry.iter() {
+        let wanted = gvk(&r.group, &r.version, &r.kind);
         assert!(
             definitions
                 .values()

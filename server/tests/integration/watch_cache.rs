@@ -18,10 +18,10 @@ use futures::StreamExt;
 use kubecache_cache::{
     Filter, FrameStream, ReadAt, Shapes, WatchCache, WatchCacheConfig, WatchRequest, WatchStart,
 };
-use kubecache_core::registry::Registry;
 use kubecache_core::storage::{Backend, ListOptions, StorageError};
 use kubecache_server::api::Api;
 use kubecache_server::codec::JsonCodec;
+use kubecache_server::registry::Registry;
 use kubecache_server::server::ReadConfig;
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::EtcdBackend;
@@ -733,21 +733,24 @@ async fn not_older_than_from_another_resource(store: Store) {
 /// A watch cache over `backend` for every built-in resource, as `server::build_api` builds
 /// one, kept as `WatchCache` for its stats.
 fn watch_cache(backend: Arc<dyn Backend>, config: WatchCacheConfig) -> Arc<WatchCache> {
-    let registry = Registry::builtin();
+    let registry = Registry::builtin().snapshot();
     let mut resources: Vec<(String, Shapes)> = Vec::new();
-    for resource in registry.all() {
+    for resource in registry.iter() {
         if resources
             .iter()
             .any(|(_, shapes)| shapes.primary().storage_path == resource.storage_path)
         {
             continue;
         }
-        let sharing = registry.sharing_storage(resource.storage_path).collect();
+        let sharing = registry
+            .sharing_storage(&resource.storage_path)
+            .map(|r| r.info().clone())
+            .collect();
         resources.push((resource.storage_prefix("/registry"), Shapes::new(sharing)));
     }
     Arc::new(WatchCache::start(
         backend,
-        Arc::new(JsonCodec),
+        Arc::new(JsonCodec::new(Arc::new(Registry::builtin()))),
         resources,
         config,
     ))
@@ -796,8 +799,8 @@ async fn slow_watcher_is_ended_without_delaying_others(store: Store) {
         let request = |start: WatchStart| WatchRequest {
             table: false,
             protobuf: false,
-            resource: configmaps,
-            prefix: api.storage_prefix(configmaps),
+            resource: configmaps.info().clone(),
+            prefix: api.storage_prefix(&configmaps),
             filter: Arc::new(Filter::default()),
             start,
             initial_events_end: false,

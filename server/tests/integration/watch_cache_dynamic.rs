@@ -23,11 +23,12 @@ use kubecache_cache::{
     Filter, FrameStream, ListRequest, ObjectAttrs, ObjectCodec, ReadAt, ReadPath, Shapes,
     WatchCache, WatchCacheConfig, WatchRequest, WatchStart, json,
 };
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::{NAMESPACED, ResourceInfo};
 use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     WatchStream,
 };
+use kubecache_server::registry::Registry;
 use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 
@@ -132,30 +133,22 @@ impl Backend for CountingBackend {
     }
 }
 
-fn pods() -> &'static ResourceInfo {
-    Registry::builtin().lookup("", "v1", "pods").unwrap()
+fn pods() -> Arc<ResourceInfo> {
+    Registry::builtin()
+        .lookup("", "v1", "pods")
+        .unwrap()
+        .info()
+        .clone()
 }
 
 /// A namespaced custom resource `example.com/<version> <plural>`, stored under
 /// `/registry/example.com/<plural>/` (as kube stores custom resources).
-fn custom(
-    plural: &'static str,
-    kind: &'static str,
-    version: &'static str,
-) -> &'static ResourceInfo {
-    let template = Registry::builtin().lookup("", "v1", "configmaps").unwrap();
-    let storage_path: &'static str = Box::leak(format!("example.com/{plural}").into_boxed_str());
-    Box::leak(Box::new(ResourceInfo {
-        group: "example.com",
-        version,
-        resource: plural,
-        singular: kind,
-        kind,
-        short_names: &[],
-        categories: &[],
-        storage_path,
-        ..template.clone()
-    }))
+fn custom(plural: &str, kind: &str, version: &str) -> Arc<ResourceInfo> {
+    let singular = kind.to_lowercase();
+    Arc::new(
+        ResourceInfo::new("example.com", version, plural, &singular, kind, NAMESPACED)
+            .stored_at(&format!("example.com/{plural}")),
+    )
 }
 
 fn object(api_version: &str, kind: &str, name: &str, generation: u32) -> Bytes {
@@ -170,9 +163,9 @@ fn pod(name: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&object).unwrap())
 }
 
-fn list_request(resource: &'static ResourceInfo, at: ReadAt) -> ListRequest {
+fn list_request(resource: &Arc<ResourceInfo>, at: ReadAt) -> ListRequest {
     ListRequest {
-        resource,
+        resource: resource.clone(),
         prefix: resource.storage_prefix("/registry"),
         start_key: None,
         limit: None,
@@ -182,9 +175,9 @@ fn list_request(resource: &'static ResourceInfo, at: ReadAt) -> ListRequest {
     }
 }
 
-fn watch_request(resource: &'static ResourceInfo) -> WatchRequest {
+fn watch_request(resource: &Arc<ResourceInfo>) -> WatchRequest {
     WatchRequest {
-        resource,
+        resource: resource.clone(),
         prefix: resource.storage_prefix("/registry"),
         filter: Arc::new(Filter::default()),
         start: WatchStart::Initial(ReadAt::Latest),
@@ -219,7 +212,7 @@ async fn expect_frame(frames: &mut FrameStream, event_type: &str, name: &str) ->
 
 /// Lists `resource` until the cache added at run time has listed it (a read of a cache still
 /// listing waits, then fails with `Unavailable`, which a loaded machine may see).
-async fn list_when_ready(cache: &WatchCache, resource: &'static ResourceInfo) -> Vec<String> {
+async fn list_when_ready(cache: &WatchCache, resource: &Arc<ResourceInfo>) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + BOUND;
     loop {
         match cache.list(list_request(resource, ReadAt::Latest)).await {
@@ -277,7 +270,7 @@ async fn resource_added_and_removed_while_another_is_watched() {
         },
     );
     until_ready(&cache).await;
-    let mut pod_watch = cache.watch(watch_request(pods())).await.unwrap();
+    let mut pod_watch = cache.watch(watch_request(&pods())).await.unwrap();
     // What the pods watch receives, read as it comes.
     let seen: Arc<Mutex<Vec<(Revision, String)>>> = Arc::default();
     let reader = {
@@ -353,7 +346,7 @@ async fn resource_added_and_removed_while_another_is_watched() {
         .unwrap();
     assert!(
         matches!(
-            cache.list(list_request(widgets, ReadAt::Any)).await,
+            cache.list(list_request(&widgets, ReadAt::Any)).await,
             Err(StorageError::Unavailable(_))
         ),
         "not served before it is added"
@@ -361,27 +354,27 @@ async fn resource_added_and_removed_while_another_is_watched() {
 
     // Added: listed, read and watched.
     cache
-        .add_resource(prefix.clone(), Shapes::new(vec![widgets]))
+        .add_resource(prefix.clone(), Shapes::new(vec![widgets.clone()]))
         .unwrap();
     step("step-1").await;
     assert!(matches!(
-        cache.add_resource(prefix.clone(), Shapes::new(vec![widgets])),
+        cache.add_resource(prefix.clone(), Shapes::new(vec![widgets.clone()])),
         Err(StorageError::KeyExists { .. })
     ));
-    assert_eq!(list_when_ready(&cache, widgets).await, vec!["w-0"]);
+    assert_eq!(list_when_ready(&cache, &widgets).await, vec!["w-0"]);
     let got = cache
-        .get(widgets, &format!("{prefix}default/w-0"), ReadAt::Any)
+        .get(&widgets, &format!("{prefix}default/w-0"), ReadAt::Any)
         .await
         .unwrap()
         .expect("w-0 is cached");
-    let served: Value = serde_json::from_slice(&cache.json(&got, widgets)).unwrap();
+    let served: Value = serde_json::from_slice(&cache.json(&got, &widgets)).unwrap();
     assert_eq!(
         served["metadata"]["resourceVersion"],
         got.kv.mod_revision.to_string()
     );
     let w0 = Arc::downgrade(&got);
     drop(got);
-    let mut widget_watch = cache.watch(watch_request(widgets)).await.unwrap();
+    let mut widget_watch = cache.watch(watch_request(&widgets)).await.unwrap();
     expect_frame(&mut widget_watch, "ADDED", "w-0").await;
     backend
         .create(&format!("{prefix}default/w-1"), widget("w-1"))
@@ -394,7 +387,7 @@ async fn resource_added_and_removed_while_another_is_watched() {
 
     // Removed: its watch ends with no ERROR frame, its reads fail, its storage watch stops,
     // its objects are freed.
-    cache.remove_resource(widgets).await.unwrap();
+    cache.remove_resource(&widgets).await.unwrap();
     step("step-3").await;
     while let Some(frame) = next_frame(&mut widget_watch).await {
         assert_ne!(
@@ -404,7 +397,7 @@ async fn resource_added_and_removed_while_another_is_watched() {
     }
     drop(widget_watch);
     for at in [ReadAt::Latest, ReadAt::Any] {
-        match cache.list(list_request(widgets, at)).await {
+        match cache.list(list_request(&widgets, at)).await {
             Err(StorageError::Unavailable(message)) => {
                 assert!(message.contains("example.com/widgets"), "{message}")
             }
@@ -412,14 +405,14 @@ async fn resource_added_and_removed_while_another_is_watched() {
         }
         assert!(
             cache
-                .get(widgets, &format!("{prefix}default/w-0"), at)
+                .get(&widgets, &format!("{prefix}default/w-0"), at)
                 .await
                 .is_err()
         );
     }
-    assert!(cache.watch(watch_request(widgets)).await.is_err());
+    assert!(cache.watch(watch_request(&widgets)).await.is_err());
     assert!(matches!(
-        cache.remove_resource(widgets).await,
+        cache.remove_resource(&widgets).await,
         Err(StorageError::NotFound { .. })
     ));
     assert!(!cache.stats().iter().any(|s| s.prefix == prefix));
@@ -435,9 +428,9 @@ async fn resource_added_and_removed_while_another_is_watched() {
 
     // Added again: served from storage as it is now.
     cache
-        .add_resource(prefix.clone(), Shapes::new(vec![widgets]))
+        .add_resource(prefix.clone(), Shapes::new(vec![widgets.clone()]))
         .unwrap();
-    assert_eq!(list_when_ready(&cache, widgets).await, vec!["w-0", "w-1"]);
+    assert_eq!(list_when_ready(&cache, &widgets).await, vec!["w-0", "w-1"]);
     step("step-5").await;
 
     // The pods watch saw every pod written throughout, once each, in revision order.
@@ -558,24 +551,27 @@ async fn three_shapes_each_served_and_each_view_encoded_once() {
     let [v1, v2, v3, v4] = ["v1", "v2", "v3", "v4"].map(|v| custom("gadgets", "Gadget", v));
     let prefix = v1.storage_prefix("/registry");
     cache
-        .add_resource(prefix.clone(), Shapes::new(vec![v1, v2, v3]))
+        .add_resource(
+            prefix.clone(),
+            Shapes::new(vec![v1.clone(), v2.clone(), v3.clone()]),
+        )
         .unwrap();
-    assert!(list_when_ready(&cache, v2).await.is_empty());
+    assert!(list_when_ready(&cache, &v2).await.is_empty());
 
     // A version the cache does not serve is an error, not another version's shape.
     assert!(matches!(
-        cache.list(list_request(v4, ReadAt::Any)).await,
+        cache.list(list_request(&v4, ReadAt::Any)).await,
         Err(StorageError::Unavailable(_))
     ));
-    assert!(cache.watch(watch_request(v4)).await.is_err());
+    assert!(cache.watch(watch_request(&v4)).await.is_err());
 
     // Two watchers per view, so that sharing is what keeps each encode single.
     let views = [
-        (v1, Format::Json),
-        (v2, Format::Json),
-        (v3, Format::Json),
-        (v2, Format::Table),
-        (v3, Format::Protobuf),
+        (v1.clone(), Format::Json),
+        (v2.clone(), Format::Json),
+        (v3.clone(), Format::Json),
+        (v2.clone(), Format::Table),
+        (v3.clone(), Format::Protobuf),
     ];
     let mut watches = Vec::new();
     for (resource, format) in views {
@@ -583,12 +579,16 @@ async fn three_shapes_each_served_and_each_view_encoded_once() {
             let request = WatchRequest {
                 table: format == Format::Table,
                 protobuf: format == Format::Protobuf,
-                ..watch_request(resource)
+                ..watch_request(&resource)
             };
-            watches.push((resource, format, cache.watch(request).await.unwrap()));
+            watches.push((
+                resource.clone(),
+                format,
+                cache.watch(request).await.unwrap(),
+            ));
         }
     }
-    let expect_all = |watches: &mut Vec<(&'static ResourceInfo, Format, FrameStream)>,
+    let expect_all = |watches: &mut Vec<(Arc<ResourceInfo>, Format, FrameStream)>,
                       event_type: &'static str,
                       generation: u32| {
         let watches = std::mem::take(watches);
@@ -618,8 +618,8 @@ async fn three_shapes_each_served_and_each_view_encoded_once() {
 
     // A fourth version, added while the others are watched: served lazily, the watches of the
     // others go on.
-    cache.add_shape(v4).unwrap();
-    let mut v4_watch = cache.watch(watch_request(v4)).await.unwrap();
+    cache.add_shape(v4.clone()).unwrap();
+    let mut v4_watch = cache.watch(watch_request(&v4)).await.unwrap();
     let initial = expect_frame(&mut v4_watch, "ADDED", "g").await;
     assert_eq!(initial["apiVersion"], "example.com/v4");
     let updated = backend
@@ -638,12 +638,12 @@ async fn three_shapes_each_served_and_each_view_encoded_once() {
     let before = codec.encodes();
     for resource in [v1, v2, v3, v4] {
         let listed = cache
-            .list(list_request(resource, ReadAt::Latest))
+            .list(list_request(&resource, ReadAt::Latest))
             .await
             .unwrap();
         assert_eq!(listed.objects.len(), 1);
         let served: Value =
-            serde_json::from_slice(&cache.json(&listed.objects[0], resource)).unwrap();
+            serde_json::from_slice(&cache.json(&listed.objects[0], &resource)).unwrap();
         assert_eq!(served["apiVersion"], resource.api_version());
         assert_eq!(served["spec"]["generation"], 2);
     }

@@ -41,10 +41,11 @@ use kubecache_cache::{
     Filter, FrameStream, ListRequest, ReadAt, ReadPath, Shapes, WatchCache, WatchCacheConfig,
     WatchRequest, WatchStart,
 };
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{Backend, Revision, StorageError};
 use kubecache_server::codec::JsonCodec;
+use kubecache_server::registry::Registry;
 use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 
@@ -624,7 +625,7 @@ struct Run {
     rng: Rng,
     backend: Arc<EmbeddedBackend>,
     cache: WatchCache,
-    pods: &'static ResourceInfo,
+    pods: Arc<ResourceInfo>,
     window_bounds_history: bool,
     model: Model,
     compacted: Revision,
@@ -654,7 +655,9 @@ impl Run {
         let backend = Arc::new(EmbeddedBackend::in_memory());
         let pods = Registry::builtin()
             .lookup("", "v1", "pods")
-            .expect("pods are built in");
+            .expect("pods are built in")
+            .info()
+            .clone();
         let config = WatchCacheConfig {
             shards: scenario.shards,
             history_min_events: HISTORY_MIN,
@@ -666,8 +669,8 @@ impl Run {
         };
         let cache = WatchCache::start(
             backend.clone(),
-            Arc::new(JsonCodec),
-            vec![(PREFIX.to_string(), Shapes::new(vec![pods]))],
+            Arc::new(JsonCodec::new(Arc::new(Registry::builtin()))),
+            vec![(PREFIX.to_string(), Shapes::new(vec![pods.clone()]))],
             config,
         );
         let run = Run {
@@ -861,7 +864,7 @@ impl Run {
                 "{ctx}: endless paging"
             );
             let request = ListRequest {
-                resource: self.pods,
+                resource: self.pods.clone(),
                 prefix: PREFIX.to_string(),
                 start_key: start_key.take(),
                 limit,
@@ -914,7 +917,7 @@ impl Run {
                 keys(&expected)
             );
             for object in &result.objects {
-                let served: Value = serde_json::from_slice(&self.cache.json(object, self.pods))
+                let served: Value = serde_json::from_slice(&self.cache.json(object, &self.pods))
                     .unwrap_or_else(|e| panic!("{ctx}: served JSON: {e}"));
                 assert_eq!(
                     served["metadata"]["resourceVersion"],
@@ -1104,7 +1107,7 @@ impl Run {
         );
         let what = format!("{}: GET {key} Exact({r})", self.ctx());
         let got = self
-            .bounded(&what, self.cache.get(self.pods, &key, ReadAt::Exact(r)))
+            .bounded(&what, self.cache.get(&self.pods, &key, ReadAt::Exact(r)))
             .await;
         let (_, base_after) = self.window();
         match got {
@@ -1170,7 +1173,7 @@ impl Run {
         let request = WatchRequest {
             table: false,
             protobuf: false,
-            resource: self.pods,
+            resource: self.pods.clone(),
             prefix: PREFIX.to_string(),
             filter: filter.to_filter(),
             start,

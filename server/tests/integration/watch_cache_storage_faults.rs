@@ -18,12 +18,13 @@ use kubecache_cache::{
     Filter, ListRequest, ReadAt, ReadPath, Shapes, WatchCache, WatchCacheConfig, WatchRequest,
     WatchStart,
 };
-use kubecache_core::registry::{Registry, ResourceInfo};
+use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     WatchStream,
 };
 use kubecache_server::codec::JsonCodec;
+use kubecache_server::registry::Registry;
 use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -108,8 +109,12 @@ impl Backend for GatedBackend {
     }
 }
 
-fn configmaps() -> &'static ResourceInfo {
-    Registry::builtin().lookup("", "v1", "configmaps").unwrap()
+fn configmaps() -> Arc<ResourceInfo> {
+    Registry::builtin()
+        .lookup("", "v1", "configmaps")
+        .unwrap()
+        .info()
+        .clone()
 }
 
 fn configmap(name: &str) -> Bytes {
@@ -124,7 +129,7 @@ fn gated_cache() -> (Arc<GatedBackend>, WatchCache) {
     let resource = configmaps();
     let cache = WatchCache::start(
         backend.clone(),
-        Arc::new(JsonCodec),
+        Arc::new(JsonCodec::new(Arc::new(Registry::builtin()))),
         vec![(
             resource.storage_prefix("/registry"),
             Shapes::new(vec![resource]),
@@ -156,7 +161,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
         .await
         .unwrap();
     let list = |at| ListRequest {
-        resource,
+        resource: resource.clone(),
         prefix: prefix.clone(),
         start_key: None,
         limit: None,
@@ -194,7 +199,7 @@ async fn a_proven_current_read_never_hides_events_still_on_their_way() {
     let watch = |after: Revision| WatchRequest {
         table: false,
         protobuf: false,
-        resource,
+        resource: resource.clone(),
         prefix: prefix.clone(),
         filter: Arc::new(Filter::default()),
         start: WatchStart::After(after),
@@ -293,7 +298,7 @@ async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
     let request = |start| WatchRequest {
         table: false,
         protobuf: false,
-        resource,
+        resource: resource.clone(),
         prefix: prefix.clone(),
         filter: Arc::new(Filter::default()),
         start,
@@ -336,7 +341,7 @@ async fn a_compacted_resume_point_relists_and_ends_watchers_with_410() {
     // After the relist the cache serves storage's state, and its history starts there.
     let listed = cache
         .list(ListRequest {
-            resource,
+            resource: resource.clone(),
             prefix: prefix.clone(),
             start_key: None,
             limit: None,
