@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::handlers;
 use crate::metrics::{self, RequestLabels, RequestMetrics};
-use crate::request_info::{self, ResourceRequest, Target};
+use crate::request_info::{self, RequestInfo, ResourceRequest, Target};
 
 /// Request bodies larger than this are refused with 413, as kube-apiserver does (3 MiB).
 pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -215,18 +215,21 @@ async fn dispatch(
     request: Request<Body>,
     labels: &mut RequestLabels,
 ) -> Result<Reply, ApiError> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let query = Query::parse(parts.uri.query())?;
     // Parsed once by the filter chain; parsed here for requests that skipped it.
-    let target = match parts.extensions.remove::<request_info::Parsed>() {
-        Some(parsed) => parsed.0?,
-        None => request_info::parse(
-            &api.registry,
-            &parts.method,
-            parts.uri.path(),
-            query.flag("watch")?,
-        )?,
+    let parsed;
+    let info = match parts
+        .extensions
+        .get::<crate::filters::info::RequestContext>()
+    {
+        Some(context) => &context.info,
+        None => {
+            parsed = RequestInfo::parse(&parts.method, parts.uri.path(), parts.uri.query());
+            &parsed
+        }
     };
+    let target = request_info::resolve(&api.registry, &parts.method, info, query.flag("watch")?)?;
     let request = match target {
         Target::Version => return Ok(Reply::ok(handlers::discovery::version())),
         Target::Healthz | Target::Livez => {
