@@ -201,8 +201,8 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
             content_type,
         }) => encoded_response(status, body, content_type),
         Ok(Reply::Stream(response)) => response,
-        Err(err) if protobuf => crate::protobuf::edge::error_response(&err),
-        Err(err) => error_response(&err),
+        Err(err) if protobuf => crate::status_response::protobuf_status(&err),
+        Err(err) => crate::status_response::json(&err),
     };
     api.metrics
         .record(labels, response.status().as_u16(), started.elapsed());
@@ -353,33 +353,6 @@ pub fn json_response(status: StatusCode, body: &Value, warnings: &[String]) -> R
         }
     }
     response
-}
-
-/// The one place an [`ApiError`] becomes an HTTP response.
-pub fn error_response(err: &ApiError) -> Response {
-    let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = encoded_response(
-        status,
-        Bytes::from(err.status().to_body()),
-        "application/json",
-    );
-    if let Some(secs) = err.retry_after_seconds {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-/// An [`ApiError`] as a Status in the media type the request asks for (protobuf or JSON), as
-/// kube-apiserver's `ErrorNegotiated` writes it: for errors raised before a handler renders
-/// its own (the filter chain's 401 and 403, a body over the limit, a malformed query).
-pub fn negotiated_error_response(headers: &HeaderMap, err: &ApiError) -> Response {
-    if crate::protobuf::edge::wants_protobuf(headers) {
-        crate::protobuf::edge::error_response(err)
-    } else {
-        error_response(err)
-    }
 }
 
 /// Maps a storage failure that no handler interpreted more specifically.

@@ -12,8 +12,8 @@ use kubecache_core::authz::UserInfo;
 use kubecache_core::status::{ApiError, Reason};
 
 use super::Chain;
-use crate::api::negotiated_error_response;
 use crate::authn::Connection;
+use crate::status_response::negotiated as negotiated_error_response;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: Next) -> Response {
     let user = match request.extensions().get::<Connection>() {

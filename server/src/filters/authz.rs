@@ -13,8 +13,8 @@ use kubecache_core::status::{ApiError, qualified_resource};
 
 use super::info::{RequestInfo, context_of};
 use super::{Chain, user_of};
-use crate::api::negotiated_error_response;
 use crate::audit::AuditHandle;
+use crate::status_response::negotiated as negotiated_error_response;
 
 /// Audit annotation keys kube-apiserver uses.
 pub const DECISION_ANNOTATION: &str = "authorization.k8s.io/decision";

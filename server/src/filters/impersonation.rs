@@ -19,8 +19,8 @@ use kubecache_core::status::ApiError;
 
 use super::authz::forbidden;
 use super::{Chain, user_of};
-use crate::api::negotiated_error_response;
 use crate::audit::AuditHandle;
+use crate::status_response::negotiated as negotiated_error_response;
 
 const USER: &str = "impersonate-user";
 const GROUP: &str = "impersonate-group";

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::info::context_of;
 use super::{Chain, user_of};
-use crate::api::error_response;
+use crate::status_response::json as error_response;
 
 /// A pool of `size` slots.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use http::HeaderValue;
 use kubecache_core::status::{ApiError, Reason};
 
 use super::Chain;
-use crate::api::error_response;
+use crate::status_response::json as error_response;
 
 /// The request's audit ID (a request extension).
 #[derive(Debug, Clone)]

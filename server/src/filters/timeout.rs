@@ -13,7 +13,7 @@ use kubecache_core::status::ApiError;
 
 use super::Chain;
 use super::info::context_of;
-use crate::api::error_response;
+use crate::status_response::json as error_response;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next) -> Response {
     if context_of(request.extensions()).info.is_long_running() {
