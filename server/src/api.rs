@@ -1,6 +1,6 @@
-//! The API front end: one entry point that turns an HTTP request into a [`Target`], runs
-//! its handler and turns the outcome — an object, a list, a watch stream or an [`ApiError`] —
-//! into the HTTP response. Errors become `Status` bodies here and nowhere else.
+//! The API front end: one entry point that resolves a request's parse into a [`Target`],
+//! runs its handler and turns the outcome — an object, a list, a watch stream or an
+//! [`ApiError`] — into the HTTP response (errors through [`crate::status_response`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -343,6 +343,13 @@ pub fn json_response(status: StatusCode, body: &Value, warnings: &[String]) -> R
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    add_warnings(headers, warnings);
+    response
+}
+
+/// `Warning: 299 - "..."` headers, one per warning (a warning that is no header value is
+/// left out).
+pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     for warning in warnings {
         let text = format!(
             "299 - {}",
@@ -352,7 +359,6 @@ pub fn json_response(status: StatusCode, body: &Value, warnings: &[String]) -> R
             headers.append("Warning", value);
         }
     }
-    response
 }
 
 /// Maps a storage failure that no handler interpreted more specifically.

@@ -3,8 +3,10 @@
 //! The `kubecache` API server. A request travels:
 //!
 //! - [`server`]: listeners and the HTTP stack (axum/hyper, HTTP/1.1 and HTTP/2);
-//! - [`api`]: the single entry point — parses the path into a [`request_info::Target`],
-//!   calls the handler, renders the reply or the `Status` error;
+//! - [`api`]: the single entry point — resolves the request's [`request_info::RequestInfo`]
+//!   (parsed once by the filter chain) into a [`request_info::Target`], calls the handler,
+//!   renders the reply; [`negotiation`]: the `Accept` header and the choice of form;
+//!   [`status_response`]: every `ApiError` becomes its `Status` response there;
 //! - [`admission`]: the mutating then validating chain every write passes before storage;
 //! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;

@@ -10,7 +10,7 @@ use kubecache_core::status::ApiError;
 use serde_json::Value;
 
 use super::{MEDIA_TYPE, STREAM_MEDIA_TYPE};
-use crate::api::{Reply, json_response};
+use crate::api::{Reply, add_warnings, json_response};
 use crate::negotiation::{Accept, Offer};
 
 /// Whether the client takes protobuf before JSON ([`crate::negotiation`]): JSON is offered
@@ -73,15 +73,7 @@ pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
         }) => match super::encode_envelope(&body) {
             Ok(bytes) => {
                 let mut response = protobuf_response(status, bytes);
-                for warning in &warnings {
-                    let text = format!(
-                        "299 - {}",
-                        serde_json::to_string(warning).unwrap_or_default()
-                    );
-                    if let Ok(value) = HeaderValue::from_str(&text) {
-                        response.headers_mut().append("Warning", value);
-                    }
-                }
+                add_warnings(response.headers_mut(), &warnings);
                 Ok(Reply::Stream(response))
             }
             Err(_) => Ok(Reply::Stream(json_response(status, &body, &warnings))),
