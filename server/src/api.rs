@@ -1,6 +1,6 @@
-//! The API front end: one entry point that turns an HTTP request into a [`Target`], runs
-//! its handler and turns the outcome — an object, a list, a watch stream or an [`ApiError`] —
-//! into the HTTP response. Errors become `Status` bodies here and nowhere else.
+//! The API front end: one entry point that resolves a request's parse into a [`Target`],
+//! runs its handler and turns the outcome — an object, a list, a watch stream or an
+//! [`ApiError`] — into the HTTP response (errors through [`crate::status_response`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::handlers;
 use crate::metrics::{self, RequestLabels, RequestMetrics};
-use crate::request_info::{self, ResourceRequest, Target};
+use crate::request_info::{self, RequestInfo, ResourceRequest, Target};
 
 /// Request bodies larger than this are refused with 413, as kube-apiserver does (3 MiB).
 pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -267,8 +267,8 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
             content_type,
         }) => encoded_response(status, body, content_type),
         Ok(Reply::Stream(response)) => response,
-        Err(err) if protobuf => crate::protobuf::edge::error_response(&err),
-        Err(err) => error_response(&err),
+        Err(err) if protobuf => crate::status_response::protobuf_status(&err),
+        Err(err) => crate::status_response::json(&err),
     };
     api.metrics
         .record(labels, response.status().as_u16(), started.elapsed());
@@ -281,18 +281,26 @@ async fn dispatch(
     request: Request<Body>,
     labels: &mut RequestLabels,
 ) -> Result<Reply, ApiError> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let query = Query::parse(parts.uri.query())?;
     // Parsed once by the filter chain; parsed here for requests that skipped it.
-    let target = match parts.extensions.remove::<request_info::Parsed>() {
-        Some(parsed) => parsed.0?,
-        None => request_info::parse(
-            &api.registry.snapshot(),
-            &parts.method,
-            parts.uri.path(),
-            query.flag("watch")?,
-        )?,
+    let parsed;
+    let info = match parts
+        .extensions
+        .get::<crate::filters::info::RequestContext>()
+    {
+        Some(context) => &context.info,
+        None => {
+            parsed = RequestInfo::parse(&parts.method, parts.uri.path(), parts.uri.query());
+            &parsed
+        }
     };
+    let target = request_info::resolve(
+        &api.registry.snapshot(),
+        &parts.method,
+        info,
+        query.flag("watch")?,
+    )?;
     let request = match target {
         Target::Version => return Ok(Reply::ok(handlers::discovery::version())),
         Target::Healthz | Target::Livez => {
@@ -416,6 +424,13 @@ pub fn json_response(status: StatusCode, body: &Value, warnings: &[String]) -> R
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    add_warnings(headers, warnings);
+    response
+}
+
+/// `Warning: 299 - "..."` headers, one per warning (a warning that is no header value is
+/// left out).
+pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     for warning in warnings {
         let text = format!(
             "299 - {}",
@@ -424,34 +439,6 @@ pub fn json_response(status: StatusCode, body: &Value, warnings: &[String]) -> R
         if let Ok(value) = HeaderValue::from_str(&text) {
             headers.append("Warning", value);
         }
-    }
-    response
-}
-
-/// The one place an [`ApiError`] becomes an HTTP response.
-pub fn error_response(err: &ApiError) -> Response {
-    let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = encoded_response(
-        status,
-        Bytes::from(err.status().to_body()),
-        "application/json",
-    );
-    if let Some(secs) = err.retry_after_seconds {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-/// An [`ApiError`] as a Status in the media type the request asks for (protobuf or JSON), as
-/// kube-apiserver's `ErrorNegotiated` writes it: for errors raised before a handler renders
-/// its own (the filter chain's 401 and 403, a body over the limit, a malformed query).
-pub fn negotiated_error_response(headers: &HeaderMap, err: &ApiError) -> Response {
-    if crate::protobuf::edge::wants_protobuf(headers) {
-        crate::protobuf::edge::error_response(err)
-    } else {
-        error_response(err)
     }
 }
 

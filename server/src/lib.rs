@@ -3,8 +3,10 @@
 //! The `kubecache` API server. A request travels:
 //!
 //! - [`server`]: listeners and the HTTP stack (axum/hyper, HTTP/1.1 and HTTP/2);
-//! - [`api`]: the single entry point — parses the path into a [`request_info::Target`],
-//!   calls the handler, renders the reply or the `Status` error;
+//! - [`api`]: the single entry point — resolves the request's [`request_info::RequestInfo`]
+//!   (parsed once by the filter chain) into a [`request_info::Target`], calls the handler,
+//!   renders the reply; [`negotiation`]: the `Accept` header and the choice of form;
+//!   [`status_response`]: every `ApiError` becomes its `Status` response there;
 //! - [`admission`]: the mutating then validating chain every write passes before storage;
 //! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
@@ -40,6 +42,7 @@ pub mod filters;
 pub mod handlers;
 pub mod managed;
 pub mod metrics;
+pub mod negotiation;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -49,6 +52,7 @@ pub mod request_info;
 pub mod server;
 pub mod serving;
 pub mod ssa;
+pub mod status_response;
 pub mod strategic;
 pub mod strategy;
 pub mod table;

@@ -7,14 +7,14 @@
 //! `pkg/printers/internalversion/printers.go`; every other resource gets `Name` and `Age`.
 
 use crate::registry::Resource;
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use kubecache_core::status::ApiError;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Query, Reply};
+use crate::negotiation::{Accept, Offer};
 
 /// The Content-Type of a Table response.
 pub const CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
@@ -47,41 +47,15 @@ pub fn requested(headers: &HeaderMap, query: &Query) -> Result<Option<IncludeObj
     Ok(Some(include))
 }
 
-/// Whether the first media type of the Accept header the server can produce is the v1 Table.
-/// A v1beta1 Table or an unknown `as=` is skipped, so a later `application/json` wins.
+/// Whether the client takes the v1 Table before the plain object
+/// ([`crate::negotiation`]). A v1beta1 Table or an unknown `as=` is not offered, so a later
+/// `application/json` wins.
 fn accepts_table(headers: &HeaderMap) -> bool {
-    for accept in headers.get_all(header::ACCEPT) {
-        let Ok(accept) = accept.to_str() else {
-            continue;
-        };
-        for media in accept.split(',') {
-            let mut parts = media.split(';').map(str::trim);
-            let essence = parts.next().unwrap_or("").to_ascii_lowercase();
-            let params: BTreeMap<String, &str> = parts
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()))
-                .filter(|(k, _)| k != "q")
-                .collect();
-            let json_like = matches!(
-                essence.as_str(),
-                "application/json" | "application/*" | "*/*"
-            );
-            if !json_like {
-                continue;
-            }
-            match params.get("as") {
-                None => return false,
-                Some(&"Table")
-                    if params.get("v") == Some(&"v1")
-                        && params.get("g") == Some(&"meta.k8s.io") =>
-                {
-                    return true;
-                }
-                Some(_) => continue,
-            }
-        }
-    }
-    false
+    const OFFERS: [Offer; 2] = [
+        Offer::plain("application/json"),
+        Offer::converted("application/json", "meta.k8s.io", "v1", "Table"),
+    ];
+    Accept::from_headers(headers).choose(&OFFERS) == Some(&OFFERS[1])
 }
 
 /// The Table of `objects` (as `resource` serves them) with `metadata` as its list metadata.
@@ -1364,6 +1338,8 @@ pub fn human_duration(d: chrono::Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use http::header;
+
     use super::*;
     use chrono::Duration;
 

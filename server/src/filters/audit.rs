@@ -19,9 +19,10 @@ use serde_json::{Value, json};
 
 use super::info::{RequestContext, context_of};
 use super::{Chain, user_of};
-use crate::api::{MAX_REQUEST_BODY_BYTES, negotiated_error_response};
+use crate::api::MAX_REQUEST_BODY_BYTES;
 use crate::audit::{AuditHandle, Event, Level, Stage, object_ref};
 use crate::authn::Connection;
+use crate::status_response;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next) -> Response {
     let Some(auditor) = &chain.auditor else {
@@ -38,7 +39,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
     let mut event = new_event(&context, user, &parts, decision);
     let body = if level >= Level::Request {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES).await else {
-            return negotiated_error_response(
+            return status_response::negotiated(
                 &parts.headers,
                 &ApiError::too_large(MAX_REQUEST_BODY_BYTES),
             );

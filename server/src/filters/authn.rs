@@ -12,8 +12,8 @@ use kubecache_core::authz::UserInfo;
 use kubecache_core::status::{ApiError, Reason};
 
 use super::Chain;
-use crate::api::negotiated_error_response;
 use crate::authn::Connection;
+use crate::status_response;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: Next) -> Response {
     let user = match request.extensions().get::<Connection>() {
@@ -26,7 +26,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: 
                 Err(e) => {
                     tracing::debug!(uri = %request.uri(), "unable to authenticate the request: {e}");
                     super::audit::failed_authentication(&chain, &request);
-                    return negotiated_error_response(
+                    return status_response::negotiated(
                         request.headers(),
                         &ApiError::new(401, Reason::Unauthorized, "Unauthorized"),
                     );

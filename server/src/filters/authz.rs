@@ -13,8 +13,8 @@ use kubecache_core::status::{ApiError, qualified_resource};
 
 use super::info::{RequestInfo, context_of};
 use super::{Chain, user_of};
-use crate::api::negotiated_error_response;
 use crate::audit::AuditHandle;
+use crate::status_response;
 
 /// Audit annotation keys kube-apiserver uses.
 pub const DECISION_ANNOTATION: &str = "authorization.k8s.io/decision";
@@ -36,7 +36,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
     AuditHandle::annotate(extensions, REASON_ANNOTATION, &reason);
     if !allowed {
         tracing::debug!(user = %attributes.user.name, verb = %attributes.verb, path = %attributes.path, "forbidden: {reason}");
-        return negotiated_error_response(request.headers(), &forbidden(&attributes, &reason));
+        return status_response::negotiated(request.headers(), &forbidden(&attributes, &reason));
     }
     next.run(request).await
 }

@@ -19,8 +19,8 @@ use kubecache_core::status::ApiError;
 
 use super::authz::forbidden;
 use super::{Chain, user_of};
-use crate::api::negotiated_error_response;
 use crate::audit::AuditHandle;
+use crate::status_response;
 
 const USER: &str = "impersonate-user";
 const GROUP: &str = "impersonate-group";
@@ -173,14 +173,14 @@ pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: 
     let requested = match Requested::from_headers(request.headers()) {
         Ok(Some(requested)) => requested,
         Ok(None) => return next.run(request).await,
-        Err(err) => return negotiated_error_response(request.headers(), &err),
+        Err(err) => return status_response::negotiated(request.headers(), &err),
     };
     let actor = user_of(request.extensions());
     for check in requested.checks(&actor) {
         match chain.authorizer.authorize(&check).await {
             Decision::Allow => {}
             Decision::Deny(reason) | Decision::NoOpinion(reason) => {
-                return negotiated_error_response(request.headers(), &forbidden(&check, &reason));
+                return status_response::negotiated(request.headers(), &forbidden(&check, &reason));
             }
         }
     }

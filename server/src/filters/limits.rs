@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::info::context_of;
 use super::{Chain, user_of};
-use crate::api::error_response;
+use crate::status_response;
 
 /// A pool of `size` slots.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
                 "Too many requests, please try again later.",
             );
             err.retry_after_seconds = Some(1);
-            error_response(&err)
+            status_response::json(&err)
         }
     }
 }

@@ -24,7 +24,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::registry::Registry;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use kubecache_core::authz::{Authorizer, UserInfo};
@@ -79,9 +78,6 @@ impl Default for ChainOptions {
 
 /// Everything the layers need, built once from [`ChainOptions`].
 pub struct Chain {
-    /// The API's registry: the handlers' own parse of the path, done once here, resolves
-    /// resources in it.
-    pub registry: Arc<Registry>,
     pub authenticator: Authenticator,
     pub authorizer: Arc<dyn Authorizer>,
     pub auditor: Option<Auditor>,
@@ -118,7 +114,6 @@ impl Chain {
         };
         let cors = cors::Cors::new(&options.cors_allowed_origins)?;
         Ok(Arc::new(Chain {
-            registry: api.registry.clone(),
             authenticator,
             // The same chain (and live RBAC index) the access review APIs answer with.
             authorizer: crate::authz::install(api, &options.authorization_modes),
@@ -155,7 +150,7 @@ pub fn apply(router: Router, chain: Arc<Chain>) -> Router {
             // Assign the Audit-Id; a panicking handler becomes a 500 Status, the server lives on.
             .layer(from_fn_with_state(state(), recovery::layer))
             // Parse verb/group/resource/namespace/name once, for every layer and the handler.
-            .layer(from_fn_with_state(state(), info::layer))
+            .layer(from_fn(info::layer))
             // Count requests in flight so shutdown can wait for them; end watches on shutdown.
             .layer(from_fn_with_state(state(), drain::layer))
             // 504 for a request, not long-running, past --request-timeout (or its shorter ?timeout=).

@@ -15,7 +15,7 @@ use http::HeaderValue;
 use kubecache_core::status::{ApiError, Reason};
 
 use super::Chain;
-use crate::api::error_response;
+use crate::status_response;
 
 /// The request's audit ID (a request extension).
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ async fn recover(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(%method, %uri, "panic while serving a request: {message}");
-            error_response(&ApiError::new(
+            status_response::json(&ApiError::new(
                 500,
                 Reason::InternalError,
                 "This request caused apiserver to panic. Look in the logs for details.",

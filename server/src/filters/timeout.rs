@@ -13,7 +13,7 @@ use kubecache_core::status::ApiError;
 
 use super::Chain;
 use super::info::context_of;
-use crate::api::error_response;
+use crate::status_response;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next) -> Response {
     if context_of(request.extensions()).info.is_long_running() {
@@ -23,14 +23,14 @@ pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next
         Ok(Some(requested)) if chain.request_timeout.is_zero() => requested,
         Ok(Some(requested)) => requested.min(chain.request_timeout),
         Ok(None) => chain.request_timeout,
-        Err(err) => return error_response(&err),
+        Err(err) => return status_response::json(&err),
     };
     if deadline.is_zero() {
         return next.run(request).await;
     }
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => error_response(&ApiError::timeout(
+        Err(_) => status_response::json(&ApiError::timeout(
             "request did not complete within requested timeout - context deadline exceeded",
         )),
     }

@@ -135,50 +135,21 @@ pub fn resources(registry: &Snapshot, group: &str, version: &str) -> Value {
 pub const AGGREGATED_CONTENT_TYPE: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
-/// Whether the `Accept` header asks for aggregated discovery before anything the legacy
-/// documents satisfy. Media ranges are taken in order (as kube-apiserver's negotiation
-/// does for equal quality): the first one that is either aggregated v2 JSON or a plain
-/// JSON / wildcard range decides; others (v2beta1, protobuf, q=0) are skipped.
-pub fn wants_aggregated(accept: Option<&str>) -> bool {
-    let Some(accept) = accept else {
-        return false;
-    };
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media_type = parts.next().unwrap_or("").to_ascii_lowercase();
-        let mut group = None;
-        let mut version = None;
-        let mut as_kind = None;
-        let mut refused = false;
-        for param in parts {
-            let Some((key, value)) = param.split_once('=') else {
-                continue;
-            };
-            let value = value.trim().trim_matches('"');
-            match key.trim().to_ascii_lowercase().as_str() {
-                "g" => group = Some(value),
-                "v" => version = Some(value),
-                "as" => as_kind = Some(value),
-                "q" => refused = value.parse::<f32>().is_ok_and(|q| q <= 0.0),
-                _ => {}
-            }
-        }
-        if refused {
-            continue;
-        }
-        match media_type.as_str() {
-            "application/json" => match (group, version, as_kind) {
-                (None, None, None) => return false,
-                (Some("apidiscovery.k8s.io"), Some("v2"), Some("APIGroupDiscoveryList")) => {
-                    return true;
-                }
-                _ => {}
-            },
-            "application/*" | "*/*" if as_kind.is_none() => return false,
-            _ => {}
-        }
-    }
-    false
+/// Whether the client takes aggregated discovery (v2) before the legacy documents
+/// ([`crate::negotiation`]): plain JSON and wildcards mean legacy; v2beta1, protobuf and
+/// other conversions are not offered and skipped.
+pub fn wants_aggregated(headers: &http::HeaderMap) -> bool {
+    use crate::negotiation::{Accept, Offer};
+    const OFFERS: [Offer; 2] = [
+        Offer::plain("application/json"),
+        Offer::converted(
+            "application/json",
+            "apidiscovery.k8s.io",
+            "v2",
+            "APIGroupDiscoveryList",
+        ),
+    ];
+    Accept::from_headers(headers).choose(&OFFERS) == Some(&OFFERS[1])
 }
 
 fn response_kind(group: &str, version: &str, kind: &str) -> Value {
@@ -283,13 +254,7 @@ pub fn root(
 ) -> axum::response::Response {
     use http::{HeaderValue, StatusCode, header};
 
-    let accept = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    let aggregated = wants_aggregated(Some(&accept));
+    let aggregated = wants_aggregated(headers);
     let body = match (aggregated, core) {
         (true, true) => aggregated_core(registry),
         (true, false) => aggregated_groups(registry),
@@ -306,4 +271,43 @@ pub fn root(
     }
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue, header};
+
+    use super::*;
+
+    fn aggregated(accept: &'static str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+        wants_aggregated(&headers)
+    }
+
+    #[test]
+    fn aggregated_only_when_asked_for_first() {
+        assert!(aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
+        assert!(!wants_aggregated(&HeaderMap::new()));
+        assert!(!aggregated("*/*"));
+        assert!(!aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+        ));
+        // Protobuf is not offered: skipped.
+        assert!(aggregated(
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        ));
+        // Order decides on equal quality, quality before order.
+        assert!(!aggregated(
+            "application/json,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        ));
+        assert!(aggregated(
+            "application/json;q=0.9,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        ));
+        assert!(!aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList;q=0,application/json"
+        ));
+    }
 }

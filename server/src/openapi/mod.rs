@@ -33,6 +33,7 @@ use kubecache_core::status::ApiError;
 use serde_json::{Map, Value, json};
 
 use crate::handlers::discovery::KUBE_MINOR;
+use crate::negotiation::{Accept, Offer};
 use paths::PathSet;
 use schemas::Components;
 
@@ -355,31 +356,13 @@ fn serve_v2(documents: &Documents, headers: &HeaderMap) -> Result<Response, ApiE
     }
 }
 
-/// The first of `offers` the `Accept` header admits, taking its clauses in order (JSON
-/// also answers `*/*` and `application/*`; no header admits JSON, or the first offer).
+/// The first of `offers` the client takes ([`crate::negotiation`]), whatever the ranges'
+/// parameters (JSON also answers `*/*` and `application/*`; no header takes the first offer).
 fn negotiate(headers: &HeaderMap, offers: &[&'static str]) -> Option<&'static str> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return offers.first().copied();
-    };
-    for clause in accept.split(',') {
-        let mut parts = clause.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let refused = parts.any(|p| {
-            let p = p.trim().replace(' ', "");
-            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
-        });
-        if refused {
-            continue;
-        }
-        let wildcard = matches!(media.as_str(), "*/*" | "application/*");
-        if let Some(offer) = offers
-            .iter()
-            .find(|o| **o == media || (wildcard && **o == JSON))
-        {
-            return Some(offer);
-        }
-    }
-    None
+    let offers: Vec<Offer> = offers.iter().map(|o| Offer::any(o)).collect();
+    Accept::from_headers(headers)
+        .choose(&offers)
+        .map(|o| o.media_type)
 }
 
 /// A document with its `Etag`, `304 Not Modified` when `If-None-Match` names it, and, when

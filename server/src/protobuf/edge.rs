@@ -10,43 +10,16 @@ use kubecache_core::status::ApiError;
 use serde_json::Value;
 
 use super::{MEDIA_TYPE, STREAM_MEDIA_TYPE};
-use crate::api::{Reply, json_response};
+use crate::api::{Reply, add_warnings, json_response};
+use crate::negotiation::{Accept, Offer};
 
-/// Whether the client asked for protobuf first: the highest-quality media range of
-/// `Accept` that kubecache can serve is `application/vnd.kubernetes.protobuf`. `*/*`,
-/// `application/*` and JSON (Tables included) mean JSON; on a tie the earlier range wins, as
-/// in kube's negotiation. Without `Accept`: JSON.
+/// Whether the client takes protobuf before JSON ([`crate::negotiation`]): JSON is offered
+/// first, for `*/*`, `application/*` and `application/json` with any parameters (Tables
+/// are JSON); protobuf for `application/vnd.kubernetes.protobuf` without a conversion
+/// (`as=Table` is served in JSON only). Without `Accept`: JSON.
 pub fn wants_protobuf(headers: &HeaderMap) -> bool {
-    let mut best: Option<(f32, bool)> = None;
-    for accept in headers.get_all(header::ACCEPT) {
-        let Ok(accept) = accept.to_str() else {
-            continue;
-        };
-        for range in accept.split(',') {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("").to_ascii_lowercase();
-            let mut quality = 1.0f32;
-            let mut converted = false;
-            for param in parts {
-                let (key, value) = param.split_once('=').unwrap_or((param, ""));
-                match key.trim().to_ascii_lowercase().as_str() {
-                    "q" => quality = value.trim().parse().unwrap_or(0.0),
-                    // `as=Table` and friends: a conversion kubecache serves in JSON only.
-                    "as" | "g" | "v" => converted = true,
-                    _ => {}
-                }
-            }
-            let protobuf = match media.as_str() {
-                MEDIA_TYPE if !converted => true,
-                "application/json" | "*/*" | "application/*" => false,
-                _ => continue,
-            };
-            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
-                best = Some((quality, protobuf));
-            }
-        }
-    }
-    best.is_some_and(|(_, protobuf)| protobuf)
+    const OFFERS: [Offer; 2] = [Offer::any("application/json"), Offer::plain(MEDIA_TYPE)];
+    Accept::from_headers(headers).choose(&OFFERS) == Some(&OFFERS[1])
 }
 
 /// Whether the request body is protobuf.
@@ -100,15 +73,7 @@ pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
         }) => match super::encode_envelope(&body) {
             Ok(bytes) => {
                 let mut response = protobuf_response(status, bytes);
-                for warning in &warnings {
-                    let text = format!(
-                        "299 - {}",
-                        serde_json::to_string(warning).unwrap_or_default()
-                    );
-                    if let Ok(value) = HeaderValue::from_str(&text) {
-                        response.headers_mut().append("Warning", value);
-                    }
-                }
+                add_warnings(response.headers_mut(), &warnings);
                 Ok(Reply::Stream(response))
             }
             Err(_) => Ok(Reply::Stream(json_response(status, &body, &warnings))),
@@ -130,7 +95,7 @@ pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
                 },
             })
         }
-        Err(err) => Ok(Reply::Stream(error_response(&err))),
+        Err(err) => Ok(Reply::Stream(crate::status_response::protobuf_status(&err))),
         other => other,
     }
 }
@@ -153,21 +118,6 @@ pub fn list_reply(resource: &Resource, metadata: &Value, items: &[Bytes]) -> Opt
     );
     list.ok()
         .map(|bytes| Reply::Stream(protobuf_response(StatusCode::OK, bytes)))
-}
-
-/// An [`ApiError`] as a protobuf Status.
-pub fn error_response(err: &ApiError) -> Response {
-    let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = match super::encode_envelope(&err.status().to_value()) {
-        Ok(bytes) => protobuf_response(status, bytes),
-        Err(_) => crate::api::error_response(err),
-    };
-    if let Some(secs) = err.retry_after_seconds {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
 }
 
 fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response {
