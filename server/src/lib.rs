@@ -6,8 +6,10 @@
 //! - [`api`]: the single entry point — parses the path into a [`request_info::Target`],
 //!   calls the handler, renders the reply or the `Status` error;
 //! - [`admission`]: the mutating then validating chain every write passes before storage;
-//! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
+//! - [`handlers`]: one module per family of verbs; writes go through the [`store`], reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
+//! - [`store`]: every write of an object (create, update with the one retry loop, delete),
+//!   for the handlers, the bootstrap writers and the controllers alike;
 //! - [`strategy`]: what differs per resource (typed form, defaults, validation, create and
 //!   update preparation, printer, storage version, delete behaviour), one strategy each;
 //! - [`typed`], [`objects`], [`patch`] ([`strategic`]), [`events`]: decoding, metadata rules,
@@ -48,6 +50,7 @@ pub mod request_info;
 pub mod server;
 pub mod serving;
 pub mod ssa;
+pub mod store;
 pub mod strategic;
 pub mod strategy;
 pub mod table;
