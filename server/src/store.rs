@@ -169,8 +169,10 @@ impl Written {
     }
 }
 
-/// The storage operation one attempt ends with.
+/// What one attempt ends with: a storage operation, or an answer without one.
 enum Step {
+    /// Nothing to write (a dry run, or an update that changes nothing).
+    Done(Written),
     Replace {
         object: Value,
         bytes: Bytes,
@@ -389,14 +391,12 @@ impl<'a> Store<'a> {
                 Plan::Mark(object) => {
                     let bytes = objects::encode(&object);
                     let admitted = Admitted::default();
-                    (
-                        Step::Replace {
-                            object,
-                            bytes,
-                            admitted,
-                        },
-                        false,
-                    )
+                    let step = Step::Replace {
+                        object,
+                        bytes,
+                        admitted,
+                    };
+                    (step, false)
                 }
                 Plan::Remove => (Step::Remove { answer: None }, false),
                 Plan::Update(new) => {
@@ -404,16 +404,12 @@ impl<'a> Store<'a> {
                     if precondition.is_some_and(|rv| rv != kv.mod_revision) {
                         return Err(modified());
                     }
-                    match self
-                        .admit_update(ctx, namespace, name, &old, &kv, new)
-                        .await?
-                    {
-                        Ok(step) => (step, precondition.is_some()),
-                        Err(done) => return Ok(done),
-                    }
+                    let step = self.admit_update(ctx, namespace, name, &old, &kv, new);
+                    (step.await?, precondition.is_some())
                 }
             };
             let lost = match step {
+                Step::Done(written) => return Ok(written),
                 Step::Replace {
                     mut object,
                     bytes,
@@ -461,8 +457,7 @@ impl<'a> Store<'a> {
 
     /// One attempt's update: the successor through the mutating plugins, the metadata rules
     /// of an update (after mutation, so defaults never bump `generation`), the writer's
-    /// managedFields entry, then validation and allocation. `Err(done)` when there is
-    /// nothing to write (a dry run, or no change).
+    /// managedFields entry, then validation and allocation.
     async fn admit_update(
         &self,
         ctx: &Context,
@@ -471,7 +466,7 @@ impl<'a> Store<'a> {
         old: &Value,
         kv: &KeyValue,
         mut new: Value,
-    ) -> Result<Result<Step, Written>, ApiError> {
+    ) -> Result<Step, ApiError> {
         if objects::name(&new) != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -488,19 +483,19 @@ impl<'a> Store<'a> {
         let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
         let bytes = objects::encode_owned(&mut new);
         if ctx.dry_run {
-            return Ok(Err(Written::Replaced(new)));
+            return Ok(Step::Done(Written::Replaced(new)));
         }
         if finalized {
-            return Ok(Ok(Step::Remove { answer: Some(new) }));
+            return Ok(Step::Remove { answer: Some(new) });
         }
         if bytes == kv.value {
-            return Ok(Err(Written::Unchanged(old.clone())));
+            return Ok(Step::Done(Written::Unchanged(old.clone())));
         }
-        Ok(Ok(Step::Replace {
+        Ok(Step::Replace {
             object: new,
             bytes,
             admitted,
-        }))
+        })
     }
 
     /// What admission knows of this write.
