@@ -8,8 +8,10 @@
 //!   renders the reply; [`negotiation`]: the `Accept` header and the choice of form;
 //!   [`status_response`]: every `ApiError` becomes its `Status` response there;
 //! - [`admission`]: the mutating then validating chain every write passes before storage;
-//! - [`handlers`]: one module per family of verbs; writes go to the storage backend, reads
+//! - [`handlers`]: one module per family of verbs; writes go through the [`store`], reads
 //!   through the read path (`kubecache_cache::ReadPath`) so the watch cache can serve them;
+//! - [`store`]: every write of an object (create, update with the one retry loop, delete),
+//!   for the handlers, the bootstrap writers and the controllers alike;
 //! - [`strategy`]: what differs per resource (typed form, defaults, validation, create and
 //!   update preparation, printer, storage version, delete behaviour), one strategy each;
 //! - [`typed`], [`objects`], [`patch`] ([`strategic`]), [`events`]: decoding, metadata rules,
@@ -53,6 +55,7 @@ pub mod server;
 pub mod serving;
 pub mod ssa;
 pub mod status_response;
+pub mod store;
 pub mod strategic;
 pub mod strategy;
 pub mod table;

@@ -174,10 +174,15 @@ pub fn schema_of(resource: &Resource) -> Schema {
 
 /// The subresource a write is recorded under.
 pub fn subresource_of(call: &Call<'_>) -> String {
-    match call.request.subresource {
-        Some(Subresource::Status) => "status".into(),
-        Some(Subresource::Scale) => "scale".into(),
-        _ => String::new(),
+    subresource_name(call.request.subresource).to_string()
+}
+
+/// How managedFields names a subresource (empty for the main resource).
+pub fn subresource_name(subresource: Option<Subresource>) -> &'static str {
+    match subresource {
+        Some(Subresource::Status) => "status",
+        Some(Subresource::Scale) => "scale",
+        _ => "",
     }
 }
 

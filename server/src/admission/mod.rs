@@ -2,7 +2,9 @@
 //! kube-apiserver's order — mutating plugins, then validating plugins, then the storage-side
 //! allocation of a Service's clusterIP.
 //!
-//! # How a write handler uses it
+//! # How the Store uses it
+//!
+//! Every write runs it through [`crate::store::Store`], whoever makes it:
 //!
 //! - create: `objects::prepare_create`, then [`mutate`], then [`admit`], then the storage write,
 //!   then [`Admitted::settle`] with the write's outcome;
@@ -32,7 +34,6 @@ pub mod service_ips;
 pub mod validation;
 
 use crate::registry::Resource;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,7 +41,7 @@ use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::StorageError;
 use serde_json::Value;
 
-use crate::api::{Api, Call};
+use crate::api::Api;
 use crate::objects;
 use crate::request_info::Subresource;
 
@@ -54,10 +55,11 @@ pub enum Operation {
     Delete,
 }
 
-/// What a plugin knows about the request (kube's `admission.Attributes`).
+/// What a plugin knows about the write (kube's `admission.Attributes`), made by the
+/// [`crate::store::Store`] for a request or for the server's own writes alike.
 pub struct Attributes<'a> {
     pub api: &'a Api,
-    pub resource: Arc<Resource>,
+    pub resource: &'a Resource,
     pub operation: Operation,
     /// `status` or `scale` for subresource writes.
     pub subresource: Option<Subresource>,
@@ -156,48 +158,20 @@ impl Default for Admission {
     }
 }
 
-fn attributes<'a>(call: &'a Call<'_>, old: Option<&'a Value>, dry_run: bool) -> Attributes<'a> {
-    Attributes {
-        api: call.api,
-        resource: call.request.resource.clone(),
-        operation: if old.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        },
-        subresource: call.request.subresource,
-        namespace: call.request.namespace.as_deref(),
-        old,
-        dry_run,
-    }
-}
-
-/// Runs the mutating plugins on a create (`old` = None) or update.
-pub async fn mutate(
-    call: &Call<'_>,
-    object: &mut Value,
-    old: Option<&Value>,
-    dry_run: bool,
-) -> Result<(), ApiError> {
-    let attrs = attributes(call, old, dry_run);
-    for plugin in &call.api.admission.mutating {
-        plugin.admit(&attrs, object).await?;
+/// Runs the mutating plugins on a create or update (`attrs.old`).
+pub async fn mutate(attrs: &Attributes<'_>, object: &mut Value) -> Result<(), ApiError> {
+    for plugin in &attrs.api.admission.mutating {
+        plugin.admit(attrs, object).await?;
     }
     Ok(())
 }
 
 /// Runs the validating plugins, then allocates what the object needs from storage (a
 /// Service's clusterIP, written into `object`). The caller settles the result after writing.
-pub async fn admit(
-    call: &Call<'_>,
-    object: &mut Value,
-    old: Option<&Value>,
-    dry_run: bool,
-) -> Result<Admitted, ApiError> {
-    let attrs = attributes(call, old, dry_run);
+pub async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<Admitted, ApiError> {
     let mut causes = Vec::new();
-    for plugin in &call.api.admission.validating {
-        causes.extend(plugin.validate(&attrs, object).await?);
+    for plugin in &attrs.api.admission.validating {
+        causes.extend(plugin.validate(attrs, object).await?);
     }
     if !causes.is_empty() {
         return Err(ApiError::invalid(
@@ -207,8 +181,8 @@ pub async fn admit(
             causes,
         ));
     }
-    let admitted = service_ips::admit(&attrs, object).await?;
-    canonicalize(&attrs.resource, object)?;
+    let admitted = service_ips::admit(attrs, object).await?;
+    canonicalize(attrs.resource, object)?;
     Ok(admitted)
 }
 
@@ -312,6 +286,8 @@ pub(crate) mod tests {
             .find(|r| r.resource == resource)
             .expect("a registered resource")
             .clone();
+        // Attributes borrow their resource for the request's lifetime; a test's is its own.
+        let resource: &'a Resource = Box::leak(Box::new(resource));
         let namespaced = resource.namespaced;
         Attributes {
             api,

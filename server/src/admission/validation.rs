@@ -113,7 +113,7 @@ impl ValidatingPlugin for ObjectMeta {
         attrs: &Attributes<'_>,
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
-        Ok(objects::validate_metadata(&attrs.resource, object))
+        Ok(objects::validate_metadata(attrs.resource, object))
     }
 }
 

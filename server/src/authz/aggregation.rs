@@ -1,7 +1,7 @@
 //! The ClusterRole aggregation controller (kube-controller-manager's
 //! `clusterrole-aggregation`): a ClusterRole with an `aggregationRule` gets, as its `rules`,
 //! the rules of every other ClusterRole its `clusterRoleSelectors` select — taken in the order
-//! of the selected roles' names, each distinct rule once — written back into storage, and kept
+//! of the selected roles' names, each distinct rule once — written back through the Store, and kept
 //! up to date as labelled roles come, change and go. It follows the same live index as the
 //! RBAC authorizer and runs whatever `--authorization-mode` says (the objects are API state).
 
@@ -11,12 +11,16 @@ use std::time::Duration;
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kubecache_core::selector::LabelSelector;
-use kubecache_core::storage::StorageError;
+use kubecache_core::status::{ApiError, Reason};
 use serde_json::json;
 
 use super::index::{Policy, PolicyIndex};
 use crate::api::Api;
 use crate::objects;
+use crate::store::{Context, Store};
+
+/// Who the controller writes as (kube runs it in kube-controller-manager).
+const MANAGER: &str = "kube-controller-manager";
 
 /// Pause before retrying after a failed write (a conflict with a concurrent writer).
 const RETRY: Duration = Duration::from_millis(200);
@@ -89,33 +93,39 @@ fn selects(selectors: &[LabelSelector], role: &ClusterRole) -> bool {
         .any(|s| s.matches_with(|key| labels.get(key).map(String::as_str)))
 }
 
-/// Writes the pending updates, each only over the version it was computed from.
-async fn reconcile(api: &Api, policy: &Policy) -> Result<(), StorageError> {
+/// Writes the pending updates through the Store, each only over the version it was computed
+/// from (that version is the update's resourceVersion precondition).
+async fn reconcile(api: &Api, policy: &Policy) -> Result<(), ApiError> {
     let resource = api
         .registry
         .lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
         .expect("clusterroles are registered");
+    let store = Store::new(api, &resource);
+    let ctx = Context::internal(MANAGER);
     for (name, rules) in pending_updates(policy) {
-        let key = api.object_key(&resource, None, &name);
-        let Some(kv) = api.backend.get(&key).await? else {
-            continue;
-        };
-        let Ok(mut object) = objects::decode(&kv) else {
-            continue;
-        };
-        let computed_from = policy
+        let Some(computed_from) = policy
             .cluster_role(&name)
-            .and_then(|r| r.metadata.resource_version.as_deref())
-            .and_then(|rv| rv.parse::<i64>().ok());
-        if computed_from != Some(kv.mod_revision) {
-            // The index has not seen the latest version yet; its event will bring us back.
+            .and_then(|r| r.metadata.resource_version.clone())
+        else {
             continue;
+        };
+        let updated = store
+            .update(&ctx, None, &name, |current| {
+                let mut object = current.clone();
+                object["rules"] = json!(rules);
+                objects::metadata_mut(&mut object)
+                    .insert("resourceVersion".into(), json!(computed_from));
+                Ok(object)
+            })
+            .await;
+        match updated {
+            Ok(_) => {
+                tracing::info!(clusterrole = %name, rules = rules.len(), "aggregated ClusterRole rules")
+            }
+            // Gone, or changed since the index saw it: the change's event brings us back.
+            Err(e) if e.code == 404 || e.reason == Reason::Conflict => {}
+            Err(e) => return Err(e),
         }
-        object["rules"] = json!(rules);
-        api.backend
-            .update(&key, objects::encode(&object), kv.mod_revision)
-            .await?;
-        tracing::info!(clusterrole = %name, rules = rules.len(), "aggregated ClusterRole rules");
     }
     Ok(())
 }

@@ -15,10 +15,16 @@
 
 use serde_json::{Value, json};
 
+use kubecache_core::status::Reason;
 use kubecache_core::storage::StorageError;
 
 use crate::api::Api;
 use crate::objects;
+use crate::store::{Context, Store};
+
+/// The field manager of the bootstrap objects (kube's, whose loopback client is named after
+/// the binary).
+const MANAGER: &str = "kube-apiserver";
 
 const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
 const BOOTSTRAPPING: &str = "kubernetes.io/bootstrapping";
@@ -388,8 +394,8 @@ pub fn cluster_role_bindings() -> Vec<Value> {
     ]
 }
 
-/// Creates every bootstrap object that does not exist (see the module documentation);
-/// returns the names of those it created.
+/// Creates every bootstrap object that does not exist (see the module documentation), through
+/// the Store like any create; returns the names of those it created.
 pub async fn ensure(api: &Api) -> Result<Vec<String>, StorageError> {
     let registry = &api.registry;
     let roles = registry
@@ -407,14 +413,13 @@ pub async fn ensure(api: &Api) -> Result<Vec<String>, StorageError> {
                 .into_iter()
                 .map(|o| (bindings.clone(), o)),
         );
-    for (resource, mut object) in wanted {
+    let ctx = Context::internal(MANAGER);
+    for (resource, object) in wanted {
         let name = objects::name(&object).to_string();
-        objects::prepare_create(&resource, &mut object);
-        let key = api.object_key(&resource, None, &name);
-        match api.backend.create(&key, objects::encode(&object)).await {
+        match Store::new(api, &resource).create(&ctx, None, object).await {
             Ok(_) => created.push(format!("{}/{name}", resource.resource)),
-            Err(StorageError::KeyExists { .. }) => {}
-            Err(e) => return Err(e),
+            Err(e) if e.reason == Reason::AlreadyExists => {}
+            Err(e) => return Err(crate::store::startup_error(e)),
         }
     }
     if !created.is_empty() {

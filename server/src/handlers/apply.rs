@@ -1,12 +1,11 @@
-//! PATCH with `application/apply-patch+yaml`: server-side apply (see [`crate::ssa`]), and the
-//! hooks that keep `metadata.managedFields` current on every other write.
+//! PATCH with `application/apply-patch+yaml`: server-side apply (see [`crate::ssa`]); every
+//! other write's `metadata.managedFields` entry is recorded by the [`crate::store::Store`].
 //!
 //! An apply to an object that does not exist creates it (201), through the same create path
 //! as POST. `fieldManager` is required; `force=true` takes conflicting fields over.
 
 use http::StatusCode;
 use kubecache_core::status::{ApiError, Cause, Reason};
-use serde_json::Value;
 
 use super::write::{self, content_type, finish_decode, update_object};
 use super::{path_name, present_value};
@@ -33,18 +32,6 @@ pub fn check_patch_options(call: &Call<'_>) -> Result<(), ApiError> {
             "may not be specified for non-apply patch",
         )));
     }
-    Ok(())
-}
-
-/// Hook for create, update and patch: records the write's manager in managedFields
-/// (`old` is `None` on create). Applies record their own.
-pub fn record_write(call: &Call<'_>, old: Option<&Value>, new: &mut Value) -> Result<(), ApiError> {
-    if is_apply(call) {
-        return Ok(());
-    }
-    let manager = managed::manager_name(call)?;
-    let subresource = managed::subresource_of(call);
-    managed::record_update(&call.request.resource, &subresource, &manager, old, new);
     Ok(())
 }
 

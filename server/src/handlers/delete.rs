@@ -1,22 +1,22 @@
 //! DELETE of one object and of a collection.
 //!
-//! An object with finalizers is only marked (`deletionTimestamp`) and goes away when an update
-//! removes its last finalizer; a namespace is marked Terminating and emptied by the
-//! namespace finalizer ([`super::namespaces`]); anything else is deleted with a compare-and-swap
-//! on the mod_revision that was read, after the client's uid/resourceVersion preconditions.
+//! The request's `DeleteOptions` are parsed here and the delete done by the
+//! [`Store`](crate::store::Store): an object with finalizers is only marked
+//! (`deletionTimestamp`) and goes away when an update removes its last finalizer; a namespace
+//! is marked Terminating and emptied by the namespace finalizer ([`super::namespaces`]);
+//! anything else is deleted with a compare-and-swap on the mod_revision that was read, after
+//! the client's uid/resourceVersion preconditions.
 
-use crate::registry::Resource;
 use bytes::Bytes;
 use http::StatusCode;
 use kubecache_core::status::{ApiError, Status, StatusDetails};
-use kubecache_core::storage::StorageError;
 use serde_json::{Value, json};
 
 use super::read::{filter, list_objects};
 use super::{path_name, present_value};
-use crate::api::{Api, Call, Reply, storage_error};
+use crate::api::{Call, Reply};
 use crate::objects;
-use crate::strategy::Deletion;
+use crate::store::{Context, Deleted, Preconditions, Store};
 
 /// The parts of `DeleteOptions` kubecache acts on.
 #[derive(Debug, Default, Clone)]
@@ -90,128 +90,37 @@ impl DeleteOptions {
     }
 }
 
-/// What became of the object a delete named.
-pub enum Deleted {
-    /// Removed from storage; the object as it was last.
-    Removed(Value),
-    /// Marked for deletion (finalizers pending or namespace terminating).
-    Marked(Value),
-}
-
-const MAX_DELETE_ATTEMPTS: usize = 16;
-
-/// Deletes one object, honouring preconditions and finalizers, retrying lost races.
-pub async fn delete_object(
-    api: &Api,
-    resource: &Resource,
-    namespace: Option<&str>,
-    name: &str,
-    options: &DeleteOptions,
-) -> Result<Deleted, ApiError> {
-    crate::admission::admit_delete(resource, name)?;
-    let strategy = resource.strategy();
-    let key = api.object_key(resource, namespace, name);
-    let not_found = || ApiError::not_found(&resource.group, &resource.resource, name);
-    for _ in 0..MAX_DELETE_ATTEMPTS {
-        let kv = api
-            .backend
-            .get(&key)
-            .await
-            .map_err(storage_error)?
-            .ok_or_else(not_found)?;
-        let mut object = objects::decode(&kv)?;
-        let uid = objects::meta_str(&object, "uid").unwrap_or("");
-        if let Some(expected) = options.uid.as_deref().filter(|u| *u != uid) {
-            return Err(ApiError::conflict(
-                &resource.group,
-                &resource.resource,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}"
-                ),
-            ));
-        }
-        let rv = kv.mod_revision.to_string();
-        if let Some(expected) = options.resource_version.as_deref().filter(|v| *v != rv) {
-            return Err(ApiError::conflict(
-                &resource.group,
-                &resource.resource,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rv}"
-                ),
-            ));
-        }
-        let terminating = strategy.deletion() == Deletion::Terminating;
-        let graceful = terminating || !objects::finalizers(&object).is_empty();
-        if graceful {
-            if objects::is_deleting(&object) {
-                return Ok(Deleted::Marked(object));
-            }
-            let meta = objects::metadata_mut(&mut object);
-            meta.insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if terminating {
-                object["status"] = json!({"phase": "Terminating"});
-            }
-            if options.dry_run {
-                return Ok(Deleted::Marked(object));
-            }
-            match api
-                .backend
-                .update(&key, objects::encode(&object), kv.mod_revision)
-                .await
-            {
-                Ok(written) => {
-                    objects::set_resource_version(&mut object, written.mod_revision);
-                    if terminating {
-                        api.terminating_namespaces
-                            .lock()
-                            .insert(name.to_string(), written.mod_revision);
-                        api.namespace_deleted.notify_one();
-                    }
-                    return Ok(Deleted::Marked(object));
-                }
-                Err(StorageError::Conflict { .. }) => continue,
-                Err(StorageError::NotFound { .. }) => return Err(not_found()),
-                Err(e) => return Err(storage_error(e)),
-            }
-        }
-        if options.dry_run {
-            return Ok(Deleted::Removed(object));
-        }
-        match api.backend.delete(&key, Some(kv.mod_revision)).await {
-            Ok(deleted) => {
-                crate::admission::removed(api, resource, &object).await;
-                // The answer carries the deletion's revision, as the DELETED event does.
-                objects::set_resource_version(&mut object, deleted.revision);
-                return Ok(Deleted::Removed(object));
-            }
-            Err(StorageError::Conflict { .. }) => continue,
-            Err(StorageError::NotFound { .. }) => return Err(not_found()),
-            Err(e) => return Err(storage_error(e)),
+impl DeleteOptions {
+    /// The Store's context for this delete.
+    fn context(&self, call: &Call<'_>) -> Context {
+        Context {
+            user: call.user.clone(),
+            manager: None,
+            subresource: None,
+            dry_run: self.dry_run,
         }
     }
-    Err(ApiError::conflict(
-        &resource.group,
-        &resource.resource,
-        name,
-        "too many concurrent writers; please retry",
-    ))
+
+    fn preconditions(&self) -> Preconditions {
+        Preconditions {
+            uid: self.uid.clone(),
+            resource_version: self.resource_version.clone(),
+        }
+    }
 }
 
 pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = &call.request.resource;
     let options = DeleteOptions::from_call(call)?;
     let name = path_name(call);
-    let outcome = delete_object(
-        call.api,
-        resource,
-        call.request.namespace.as_deref(),
-        name,
-        &options,
-    )
-    .await?;
+    let outcome = Store::new(call.api, resource)
+        .delete(
+            &options.context(call),
+            call.request.namespace.as_deref(),
+            name,
+            &options.preconditions(),
+        )
+        .await?;
     let body = match outcome {
         Deleted::Marked(object) => present_value(resource, object),
         Deleted::Removed(object) if resource.strategy().delete_returns_object() => {
@@ -239,19 +148,18 @@ pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = &call.request.resource;
     let options = DeleteOptions::from_call(call)?;
     let listed = list_objects(call, filter(call)?).await?;
-    let mut deleted = Vec::new();
-    for object in &listed.result.objects {
-        let name = object.attrs.name();
-        let namespace = object.attrs.namespace();
-        match delete_object(call.api, resource, namespace, name, &options).await {
-            Ok(Deleted::Removed(o)) | Ok(Deleted::Marked(o)) => {
-                deleted.push(present_value(resource, o))
-            }
-            // Someone else deleted it first: it is gone either way.
-            Err(e) if e.code == 404 => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let items: Vec<(Option<&str>, &str)> = listed
+        .result
+        .objects
+        .iter()
+        .map(|object| (object.attrs.namespace(), object.attrs.name()))
+        .collect();
+    let deleted: Vec<Value> = Store::new(call.api, resource)
+        .delete_collection(&options.context(call), &options.preconditions(), &items)
+        .await?
+        .into_iter()
+        .map(|(Deleted::Removed(o) | Deleted::Marked(o))| present_value(resource, o))
+        .collect();
     Ok(Reply::ok(json!({
         "kind": resource.list_kind(),
         "apiVersion": resource.api_version(),

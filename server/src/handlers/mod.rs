@@ -1,5 +1,6 @@
 //! Resource handlers, one module per family of verbs. Each takes a [`Call`] and returns a
-//! [`Reply`] or an [`ApiError`]; reads go through the read path, writes to the backend.
+//! [`Reply`] or an [`ApiError`]; reads go through the read path, writes through the
+//! [`Store`](crate::store::Store) (the handlers parse the request and shape the answer).
 
 pub mod apply;
 pub mod delete;

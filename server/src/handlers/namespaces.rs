@@ -9,15 +9,18 @@ use std::time::Duration;
 use kubecache_cache::ReadAt;
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::{ListOptions, StorageError};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::delete::{DeleteOptions, Deleted, delete_object};
 use crate::api::{Api, storage_error};
 use crate::objects;
+use crate::store::{Context, Deleted, Preconditions, Store};
 
 /// Namespaces every cluster starts with.
 pub const INITIAL_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Who the namespace finalizer writes as (kube runs it in kube-controller-manager).
+const CONTROLLER: &str = "kube-controller-manager";
 
 /// How often terminating namespaces are looked at again while they still hold content.
 const FINALIZE_RETRY: Duration = Duration::from_secs(2);
@@ -81,19 +84,21 @@ fn is_deleting(kv: &kubecache_core::storage::KeyValue) -> Result<bool, ApiError>
         .is_some_and(|m| m.deletion_timestamp.is_some()))
 }
 
-/// Creates the initial namespaces that do not exist yet.
+/// The field manager of the server's own namespace writes (kube's, whose loopback client
+/// is named after the binary).
+const MANAGER: &str = "kube-apiserver";
+
+/// Creates the initial namespaces that do not exist yet, through the Store like any create.
 pub async fn bootstrap(api: &Api) -> Result<(), StorageError> {
-    let resource = namespaces(api);
+    let namespaces = namespaces(api);
+    let store = Store::new(api, &namespaces);
+    let ctx = Context::internal(MANAGER);
     for name in INITIAL_NAMESPACES {
-        let mut object =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        objects::prepare_create(&resource, &mut object);
-        // Stored in the canonical form, always-present fields included, like every write.
-        crate::typed::fill_always_present(&resource, &mut object);
-        let key = api.object_key(&resource, None, name);
-        match api.backend.create(&key, objects::encode(&object)).await {
-            Ok(_) | Err(StorageError::KeyExists { .. }) => {}
-            Err(e) => return Err(e),
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match store.create(&ctx, None, object).await {
+            Ok(_) => {}
+            Err(e) if e.reason == kubecache_core::status::Reason::AlreadyExists => {}
+            Err(e) => return Err(crate::store::startup_error(e)),
         }
     }
     Ok(())
@@ -165,23 +170,23 @@ async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
             })
             .await
             .map_err(storage_error)?;
-        for kv in page.kvs {
-            let object = objects::decode(&kv)?;
-            let name = objects::name(&object).to_string();
-            match delete_object(
-                api,
-                resource,
-                Some(namespace),
-                &name,
-                &DeleteOptions::default(),
+        let mut names = Vec::with_capacity(page.kvs.len());
+        for kv in &page.kvs {
+            names.push(objects::name(&objects::decode(kv)?).to_string());
+        }
+        let items: Vec<(Option<&str>, &str)> = names
+            .iter()
+            .map(|name| (Some(namespace), name.as_str()))
+            .collect();
+        let deleted = Store::new(api, resource)
+            .delete_collection(
+                &Context::internal(CONTROLLER),
+                &Preconditions::default(),
+                &items,
             )
-            .await
-            {
-                Ok(Deleted::Removed(_)) => {}
-                Ok(Deleted::Marked(_)) => empty = false,
-                Err(e) if e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
+            .await?;
+        if deleted.iter().any(|d| matches!(d, Deleted::Marked(_))) {
+            empty = false;
         }
     }
     Ok(empty)
@@ -189,21 +194,17 @@ async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
 
 /// Removes the namespace once its own finalizers allow it.
 async fn remove_namespace(api: &Api, name: &str) -> Result<(), ApiError> {
-    let key = api.object_key(&namespaces(api), None, name);
-    let Some(kv) = api.backend.get(&key).await.map_err(storage_error)? else {
-        return Ok(());
-    };
-    let object: Value = objects::decode(&kv)?;
-    if !objects::finalizers(&object).is_empty() {
-        return Ok(());
-    }
-    match api.backend.delete(&key, Some(kv.mod_revision)).await {
-        Ok(_) => {
+    let removed = Store::new(api, &namespaces(api))
+        .remove_finalized(&Context::internal(CONTROLLER), None, name)
+        .await;
+    match removed {
+        Ok(Deleted::Removed(_)) => {
             // Gone: a miss in the cache is now confirmed by a consistent read instead.
             api.terminating_namespaces.lock().remove(name);
             Ok(())
         }
-        Err(StorageError::NotFound { .. }) | Err(StorageError::Conflict { .. }) => Ok(()),
-        Err(e) => Err(storage_error(e)),
+        Ok(Deleted::Marked(_)) => Ok(()),
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -1,33 +1,28 @@
 //! Create, update and patch (of objects and of their `status` subresource).
 //!
-//! Every write decodes the body as the resource's typed object (see [`crate::typed`]),
-//! applies the metadata rules of [`crate::objects`] and the admission chain of
-//! [`crate::admission`] (defaults, validation, clusterIP allocation), and only then writes, with
-//! optimistic concurrency: a create is a transaction on "key absent", an update one on the
-//! mod_revision that was read. A rejected request writes nothing.
+//! Every write decodes the body as the resource's typed object (see [`crate::typed`]) and
+//! hands it to the [`Store`], which applies the metadata rules, admission and managedFields
+//! and writes with optimistic concurrency; these handlers only parse the request and shape
+//! the answer. A rejected request writes nothing.
 
 use crate::registry::Resource;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use kubecache_core::merge_schema::Schema;
 use kubecache_core::status::ApiError;
-use kubecache_core::storage::{KeyValue, StorageError};
 use serde_json::Value;
 
-use super::{not_found, object_key, path_name, present_value, to_storage_shape};
-use crate::admission;
-use crate::api::{Call, Reply, storage_error};
+use super::{path_name, present_value, to_storage_shape};
+use crate::api::{Call, Reply};
+use crate::managed;
 use crate::objects;
 use crate::patch::{self, PatchType};
 use crate::request_info::Subresource;
+use crate::store::{Context, Store};
 use crate::typed::{self, FieldValidation};
 
 /// Media types accepted for create and update bodies.
 pub const BODY_TYPES: &[&str] = &["application/json", crate::protobuf::MEDIA_TYPE];
-
-/// How often an update without a resourceVersion precondition is retried after losing a
-/// race to another writer.
-const MAX_UPDATE_ATTEMPTS: usize = 16;
 
 /// The request's media type without parameters; a missing Content-Type means JSON (the
 /// Python client sends none).
@@ -94,186 +89,71 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     create_decoded(call, object, warnings, dry_run).await
 }
 
+/// The Store's context for this request's write: its user, field manager (none for an
+/// apply, which records its own), subresource and dry-run flag.
+pub fn write_context(call: &Call<'_>, dry_run: bool) -> Result<Context, ApiError> {
+    let manager = if super::apply::is_apply(call) {
+        None
+    } else {
+        Some(managed::manager_name(call)?)
+    };
+    Ok(Context {
+        user: call.user.clone(),
+        manager,
+        subresource: call.request.subresource,
+        dry_run,
+    })
+}
+
 /// Creates a decoded object (POST, and server-side apply to a missing object).
 pub async fn create_decoded(
     call: &Call<'_>,
-    mut object: Value,
+    object: Value,
     warnings: Vec<String>,
     dry_run: bool,
 ) -> Result<Reply, ApiError> {
     let resource = &call.request.resource;
-    objects::prepare_create(resource, &mut object);
-    // Admission: mutating plugins (namespace lifecycle, defaulting…), then validation and
-    // the clusterIP allocation, settled below once the write's outcome is known. Field
-    // ownership is recorded in between, as for updates: the writer owns the defaulted fields,
-    // as kube (which defaults while decoding) records them.
-    admission::mutate(call, &mut object, None, dry_run).await?;
-    super::apply::record_write(call, None, &mut object)?;
-    let admitted = admission::admit(call, &mut object, None, dry_run).await?;
-    let name = objects::name(&object).to_string();
-    let key = call
-        .api
-        .object_key(resource, call.request.namespace.as_deref(), &name);
-    let stored = if dry_run {
-        if call
-            .api
-            .backend
-            .get(&key)
-            .await
-            .map_err(storage_error)?
-            .is_some()
-        {
-            return Err(ApiError::already_exists(
-                &resource.group,
-                &resource.resource,
-                &name,
-            ));
-        }
-        object
-    } else {
-        let bytes = objects::encode(&object);
-        let created = call.api.backend.create(&key, bytes.clone()).await;
-        admitted.settle(call.api, created.is_ok()).await;
-        let kv = created.map_err(|e| match e {
-            StorageError::KeyExists { .. } => {
-                ApiError::already_exists(&resource.group, &resource.resource, &name)
-            }
-            other => storage_error(other),
-        })?;
-        // The response is the stored JSON with its resourceVersion spliced in, as the watch
-        // cache serves the object (`kubecache_cache::json`), rather than serialized again,
-        // when nothing else is asked of it.
-        if warnings.is_empty()
-            && resource.strategy().storage_version().is_none()
-            && !crate::protobuf::edge::wants_protobuf(&call.headers)
-        {
-            return Ok(Reply::Encoded {
-                status: StatusCode::CREATED,
-                body: kubecache_cache::json::with_resource_version(&bytes, kv.mod_revision),
-                content_type: "application/json",
-            });
-        }
-        objects::set_resource_version(&mut object, kv.mod_revision);
-        object
-    };
+    let ctx = write_context(call, dry_run)?;
+    let created = Store::new(call.api, resource)
+        .create(&ctx, call.request.namespace.as_deref(), object)
+        .await?;
+    // The response is the stored JSON with its resourceVersion spliced in, as the watch
+    // cache serves the object (`kubecache_cache::json`), rather than serialized again,
+    // when nothing else is asked of it.
+    if let Some((bytes, revision)) = created.stored
+        && warnings.is_empty()
+        && resource.strategy().storage_version().is_none()
+        && !crate::protobuf::edge::wants_protobuf(&call.headers)
+    {
+        return Ok(Reply::Encoded {
+            status: StatusCode::CREATED,
+            body: kubecache_cache::json::with_resource_version(&bytes, revision),
+            content_type: "application/json",
+        });
+    }
     Ok(Reply::Object {
         status: StatusCode::CREATED,
-        body: present_value(resource, stored),
+        body: present_value(resource, created.object),
         warnings,
     })
 }
 
-/// Reads the current object, asks `change` for its successor, and writes it with a
-/// compare-and-swap on the mod_revision that was read. A conflict is retried with a fresh
-/// read unless the successor names a resourceVersion (then it is the client's precondition
-/// and the conflict is theirs: 409). Unchanged objects are not written.
-pub async fn update_object<F>(
-    call: &Call<'_>,
-    dry_run: bool,
-    mut change: F,
-) -> Result<Value, ApiError>
+/// Updates the object the path names through the [`Store`]: `change` maps the current object
+/// to its successor, and runs again on a fresh read after a lost race unless the successor
+/// names a resourceVersion (the client's precondition: 409). See [`Store::update`].
+pub async fn update_object<F>(call: &Call<'_>, dry_run: bool, change: F) -> Result<Value, ApiError>
 where
     F: FnMut(&Value) -> Result<Value, ApiError>,
 {
-    let resource = &call.request.resource;
-    let name = path_name(call);
-    let key = object_key(call);
-    let mut current: Option<KeyValue> = None;
-    for _ in 0..MAX_UPDATE_ATTEMPTS {
-        let kv = match current.take() {
-            Some(kv) => kv,
-            None => call
-                .api
-                .backend
-                .get(&key)
-                .await
-                .map_err(storage_error)?
-                .ok_or_else(|| not_found(call))?,
-        };
-        let old = objects::decode(&kv)?;
-        let mut new = change(&old)?;
-        let precondition = objects::resource_version(&new)?;
-        if precondition.is_some_and(|rv| rv != kv.mod_revision) {
-            return Err(ApiError::modified(
-                &resource.group,
-                &resource.resource,
-                name,
-            ));
-        }
-        if objects::name(&new) != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                objects::name(&new)
-            )));
-        }
-        let status_write = call.request.subresource == Some(Subresource::Status);
-        admission::mutate(call, &mut new, Some(&old), dry_run).await?;
-        objects::prepare_update(resource, &old, &mut new, status_write);
-        super::apply::record_write(call, Some(&old), &mut new)?;
-        objects::set_resource_version(&mut new, kv.mod_revision);
-        let admitted = admission::admit(call, &mut new, Some(&old), dry_run).await?;
-        let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
-        let bytes = objects::encode_owned(&mut new);
-        if dry_run {
-            return Ok(new);
-        }
-        if finalized {
-            return match call.api.backend.delete(&key, Some(kv.mod_revision)).await {
-                Ok(deleted) => {
-                    admission::removed(call.api, resource, &old).await;
-                    // The answer carries the deletion's revision, as the DELETED event does.
-                    objects::set_resource_version(&mut new, deleted.revision);
-                    Ok(new)
-                }
-                Err(StorageError::Conflict {
-                    current: Some(kv), ..
-                }) if precondition.is_none() => {
-                    current = Some(kv);
-                    continue;
-                }
-                Err(StorageError::Conflict { .. }) => Err(ApiError::modified(
-                    &resource.group,
-                    &resource.resource,
-                    name,
-                )),
-                Err(StorageError::NotFound { .. }) => Err(not_found(call)),
-                Err(e) => Err(storage_error(e)),
-            };
-        }
-        if bytes == kv.value {
-            return Ok(old);
-        }
-        match call.api.backend.update(&key, bytes, kv.mod_revision).await {
-            Ok(written) => {
-                admitted.settle(call.api, true).await;
-                objects::set_resource_version(&mut new, written.mod_revision);
-                return Ok(new);
-            }
-            Err(StorageError::Conflict {
-                current: Some(kv), ..
-            }) if precondition.is_none() => {
-                current = Some(kv);
-            }
-            Err(StorageError::Conflict { current: None, .. })
-            | Err(StorageError::NotFound { .. }) => {
-                return Err(not_found(call));
-            }
-            Err(StorageError::Conflict { .. }) => {
-                return Err(ApiError::modified(
-                    &resource.group,
-                    &resource.resource,
-                    name,
-                ));
-            }
-            Err(e) => return Err(storage_error(e)),
-        }
-    }
-    Err(ApiError::conflict(
-        &resource.group,
-        &resource.resource,
-        name,
-        "too many concurrent writers; please retry",
-    ))
+    let ctx = write_context(call, dry_run)?;
+    Store::new(call.api, &call.request.resource)
+        .update(
+            &ctx,
+            call.request.namespace.as_deref(),
+            path_name(call),
+            change,
+        )
+        .await
 }
 
 /// The object the client's version of it becomes: the whole object for the main resource,

@@ -1,0 +1,543 @@
+//! The Store: every write of an object — create, update (and so every patch, apply, status
+//! and scale write), delete and deletecollection — for any resource, whoever makes it.
+//!
+//! # Why one place
+//!
+//! A write is more than a storage transaction: the metadata rules of [`crate::objects`]
+//! (uid, creationTimestamp, generation, what a status write may change), the admission chain
+//! of [`crate::admission`] (defaults, validation, the clusterIP allocation) and the field
+//! ownership of [`crate::managed`] must run, in kube-apiserver's order, before anything is
+//! written. When the HTTP handlers, the bootstrap writers (default namespaces, the RBAC
+//! policy) and the controllers (namespace finalizer, ClusterRole aggregation) each wrote on
+//! their own, those rules applied to some writers and not others. Here they apply to all:
+//! handlers parse the request and shape the answer, and call the Store in between; the
+//! server's own writers call it with a [`Context::internal`] and no request at all.
+//!
+//! # The one retry loop
+//!
+//! Every read-modify-write goes through [`Store::guaranteed_update`] (kube's
+//! `GuaranteedUpdate`): read the current object, ask the caller for a [`Plan`] (the updated
+//! object, a deletion mark, a removal, or nothing), run admission and the metadata rules on
+//! an update, and write with a compare-and-swap on the mod_revision that was read. When
+//! another writer got there first, the loop starts again from the value storage returned —
+//! unless the caller pinned a resourceVersion (a client precondition), which makes the lost
+//! race the client's: 409 Conflict. A write that changes nothing is not written (no new
+//! revision, no watch event). There is no other optimistic-concurrency loop in the server.
+//!
+//! # What stays outside
+//!
+//! Reads (GET, LIST, WATCH) go through [`kubecache_cache::ReadPath`]. The clusterIP
+//! allocator ([`crate::admission::service_ips`]) keeps its IPAddress keys in storage itself:
+//! they are the allocator's own bookkeeping (one key per IP, written with create-if-absent
+//! and CAS deletes), not objects served by the API, so no admission or managedFields apply
+//! to them — as kube's allocator writes its IPAddress objects with its own client.
+
+use crate::registry::Resource;
+use bytes::Bytes;
+use kubecache_core::authz::{GROUP_MASTERS, UserInfo};
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::status::ApiError;
+use kubecache_core::storage::{KeyValue, StorageError};
+use serde_json::{Value, json};
+
+use crate::admission::{self, Admitted, Attributes, Operation};
+use crate::api::{Api, storage_error};
+use crate::objects;
+use crate::request_info::Subresource;
+use crate::strategy::Deletion;
+
+/// How often a write without a resourceVersion precondition is tried again after losing a
+/// race to another writer, before it gives up with a 409.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Who writes and how: what the Store needs to know of a request, so that the server's own
+/// writers need none.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Who asks: the request's authenticated user, or `system:apiserver` for the server's
+    /// own writes (kube's loopback user); for admission and audit to come.
+    pub user: UserInfo,
+    /// The field manager recorded in `managedFields` as an `Update` entry; `None` when the
+    /// caller records ownership itself (server-side apply).
+    pub manager: Option<String>,
+    /// The subresource written (`status`, `scale`), `None` for the main resource: what the
+    /// write may change and under which managedFields entry it is recorded.
+    pub subresource: Option<Subresource>,
+    /// `dryRun=All`: everything runs, nothing is kept.
+    pub dry_run: bool,
+}
+
+impl Context {
+    /// The server writing on its own behalf (bootstrap, controllers), recorded in
+    /// managedFields as `manager`.
+    pub fn internal(manager: &str) -> Context {
+        Context {
+            user: UserInfo {
+                name: "system:apiserver".to_string(),
+                groups: vec![GROUP_MASTERS.to_string()],
+                ..UserInfo::default()
+            },
+            manager: Some(manager.to_string()),
+            subresource: None,
+            dry_run: false,
+        }
+    }
+}
+
+/// A create's outcome.
+#[derive(Debug)]
+pub struct Created {
+    /// The object as stored, with its resourceVersion (none on a dry run).
+    pub object: Value,
+    /// The stored bytes and their revision (`None` on a dry run), so an answer can splice
+    /// the resourceVersion into them rather than serialize the object again.
+    pub stored: Option<(Bytes, i64)>,
+}
+
+/// What became of the object a delete named.
+#[derive(Debug)]
+pub enum Deleted {
+    /// Removed from storage; the object as it was last, with the deletion's revision.
+    Removed(Value),
+    /// Marked for deletion (finalizers pending or a namespace terminating).
+    Marked(Value),
+}
+
+/// A delete's preconditions (`DeleteOptions.preconditions`), checked against every fresh
+/// read.
+#[derive(Debug, Default, Clone)]
+pub struct Preconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+impl Preconditions {
+    fn check(&self, resource: &ResourceInfo, name: &str, current: &Value) -> Result<(), ApiError> {
+        let uid = objects::meta_str(current, "uid").unwrap_or("");
+        if let Some(expected) = self.uid.as_deref().filter(|u| *u != uid) {
+            return Err(ApiError::conflict(
+                &resource.group,
+                &resource.resource,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}"
+                ),
+            ));
+        }
+        let rv = objects::meta_str(current, "resourceVersion").unwrap_or("");
+        if let Some(expected) = self.resource_version.as_deref().filter(|v| *v != rv) {
+            return Err(ApiError::conflict(
+                &resource.group,
+                &resource.resource,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rv}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a caller of the loop wants done with the object it was shown.
+enum Plan {
+    /// Nothing: the answer is the object as read.
+    Keep,
+    /// This successor, after admission and the metadata rules of an update. A
+    /// resourceVersion in it is the client's precondition.
+    Update(Value),
+    /// This object as is: metadata only the server sets (a deletion mark), so no admission.
+    Mark(Value),
+    /// The object leaves storage.
+    Remove,
+}
+
+/// What the loop did.
+enum Written {
+    /// Nothing was written (no change, or already marked); the object as read.
+    Unchanged(Value),
+    /// The object was replaced (or would be, on a dry run).
+    Replaced(Value),
+    /// The object was removed (or would be, on a dry run).
+    Removed(Value),
+}
+
+impl Written {
+    fn into_object(self) -> Value {
+        match self {
+            Written::Unchanged(o) | Written::Replaced(o) | Written::Removed(o) => o,
+        }
+    }
+}
+
+/// What one attempt ends with: a storage operation, or an answer without one.
+enum Step {
+    /// Nothing to write (a dry run, or an update that changes nothing).
+    Done(Written),
+    Replace {
+        object: Value,
+        bytes: Bytes,
+        admitted: Admitted,
+    },
+    /// `answer` is the object to answer with (an update's result); `None` answers with the
+    /// object as read.
+    Remove { answer: Option<Value> },
+}
+
+/// The writes of one resource; cheap to make, one per call.
+pub struct Store<'a> {
+    api: &'a Api,
+    resource: &'a Resource,
+}
+
+impl<'a> Store<'a> {
+    pub fn new(api: &'a Api, resource: &'a Resource) -> Store<'a> {
+        Store { api, resource }
+    }
+
+    /// Creates `object` (decoded, in its storage shape, its namespace checked): the metadata
+    /// rules of a create, the mutating plugins, the writer's managedFields entry, the
+    /// validating plugins and allocation, then a transaction on "key absent".
+    pub async fn create(
+        &self,
+        ctx: &Context,
+        namespace: Option<&str>,
+        mut object: Value,
+    ) -> Result<Created, ApiError> {
+        let resource = self.resource;
+        objects::prepare_create(resource, &mut object);
+        // Field ownership is recorded between mutation and validation, as for updates: the
+        // writer owns the defaulted fields, as kube (which defaults while decoding) records.
+        let attrs = self.attributes(ctx, namespace, None);
+        admission::mutate(&attrs, &mut object).await?;
+        self.record_manager(ctx, None, &mut object);
+        let admitted = admission::admit(&attrs, &mut object).await?;
+        let name = objects::name(&object).to_string();
+        let key = self.api.object_key(resource, namespace, &name);
+        let already_exists =
+            || ApiError::already_exists(&resource.group, &resource.resource, &name);
+        if ctx.dry_run {
+            let found = self.api.backend.get(&key).await.map_err(storage_error)?;
+            return match found {
+                Some(_) => Err(already_exists()),
+                None => Ok(Created {
+                    object,
+                    stored: None,
+                }),
+            };
+        }
+        let bytes = objects::encode(&object);
+        let created = self.api.backend.create(&key, bytes.clone()).await;
+        admitted.settle(self.api, created.is_ok()).await;
+        let kv = created.map_err(|e| match e {
+            StorageError::KeyExists { .. } => already_exists(),
+            other => storage_error(other),
+        })?;
+        objects::set_resource_version(&mut object, kv.mod_revision);
+        Ok(Created {
+            object,
+            stored: Some((bytes, kv.mod_revision)),
+        })
+    }
+
+    /// Updates the object: `try_update` maps the current object to its successor, and is
+    /// called again on a fresh read after a lost race (see [`Store::guaranteed_update`]). A
+    /// successor whose deletion was pending and that has no finalizers left is removed.
+    pub async fn update<F>(
+        &self,
+        ctx: &Context,
+        namespace: Option<&str>,
+        name: &str,
+        mut try_update: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        let written = self
+            .guaranteed_update(ctx, namespace, name, |current| {
+                try_update(current).map(Plan::Update)
+            })
+            .await?;
+        Ok(written.into_object())
+    }
+
+    /// Deletes the object after the client's preconditions: an object with finalizers (or
+    /// of a resource that terminates, namespaces) is only marked with a
+    /// `deletionTimestamp`; anything else leaves storage.
+    pub async fn delete(
+        &self,
+        ctx: &Context,
+        namespace: Option<&str>,
+        name: &str,
+        preconditions: &Preconditions,
+    ) -> Result<Deleted, ApiError> {
+        let resource = self.resource;
+        admission::admit_delete(resource, name)?;
+        let terminating = resource.strategy().deletion() == Deletion::Terminating;
+        let written = self
+            .guaranteed_update(ctx, namespace, name, |current| {
+                preconditions.check(resource, name, current)?;
+                let graceful = terminating || !objects::finalizers(current).is_empty();
+                if !graceful {
+                    return Ok(Plan::Remove);
+                }
+                if objects::is_deleting(current) {
+                    return Ok(Plan::Keep);
+                }
+                let mut marked = current.clone();
+                let meta = objects::metadata_mut(&mut marked);
+                meta.insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+                if terminating {
+                    marked["status"] = json!({"phase": "Terminating"});
+                }
+                Ok(Plan::Mark(marked))
+            })
+            .await?;
+        Ok(match written {
+            Written::Removed(object) => Deleted::Removed(object),
+            Written::Unchanged(object) => Deleted::Marked(object),
+            Written::Replaced(object) => {
+                if terminating && !ctx.dry_run {
+                    // Creates in the namespace now read it at this revision or newer, and
+                    // the finalizer wakes up to empty it.
+                    let revision = objects::resource_version(&object)?.unwrap_or_default();
+                    self.api
+                        .terminating_namespaces
+                        .lock()
+                        .insert(name.to_string(), revision);
+                    self.api.namespace_deleted.notify_one();
+                }
+                Deleted::Marked(object)
+            }
+        })
+    }
+
+    /// Deletes each of `items` (namespace, name) as [`Store::delete`] does; one already gone
+    /// is skipped. The outcomes, in order.
+    pub async fn delete_collection(
+        &self,
+        ctx: &Context,
+        preconditions: &Preconditions,
+        items: &[(Option<&str>, &str)],
+    ) -> Result<Vec<Deleted>, ApiError> {
+        let mut deleted = Vec::new();
+        for &(namespace, name) in items {
+            match self.delete(ctx, namespace, name, preconditions).await {
+                Ok(outcome) => deleted.push(outcome),
+                // Someone else deleted it first: it is gone either way.
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Removes an object whose deletion is pending and whose finalizers are all gone (the
+    /// namespace finalizer's last step, once the namespace is empty); one that still has
+    /// finalizers, or is not being deleted, is left as it is (`Marked`).
+    pub async fn remove_finalized(
+        &self,
+        ctx: &Context,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Deleted, ApiError> {
+        let written = self
+            .guaranteed_update(ctx, namespace, name, |current| {
+                let finalized =
+                    objects::is_deleting(current) && objects::finalizers(current).is_empty();
+                Ok(if finalized { Plan::Remove } else { Plan::Keep })
+            })
+            .await?;
+        Ok(match written {
+            Written::Removed(object) => Deleted::Removed(object),
+            Written::Unchanged(object) | Written::Replaced(object) => Deleted::Marked(object),
+        })
+    }
+
+    /// The read-modify-write loop, the only one in the server (kube's `GuaranteedUpdate`; see
+    /// the module documentation). `plan` sees the object as read, with its resourceVersion.
+    async fn guaranteed_update<F>(
+        &self,
+        ctx: &Context,
+        namespace: Option<&str>,
+        name: &str,
+        mut plan: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Plan, ApiError>,
+    {
+        let resource = self.resource;
+        let key = self.api.object_key(resource, namespace, name);
+        let not_found = || ApiError::not_found(&resource.group, &resource.resource, name);
+        let modified = || ApiError::modified(&resource.group, &resource.resource, name);
+        // The value a lost race returned: the next attempt starts from it without a read.
+        let mut current: Option<KeyValue> = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let kv = match current.take() {
+                Some(kv) => kv,
+                None => self
+                    .api
+                    .backend
+                    .get(&key)
+                    .await
+                    .map_err(storage_error)?
+                    .ok_or_else(not_found)?,
+            };
+            let old = objects::decode(&kv)?;
+            // `pinned`: the client named the revision it updates; a lost race is a 409.
+            let (step, pinned) = match plan(&old)? {
+                Plan::Keep => return Ok(Written::Unchanged(old)),
+                Plan::Mark(object) if ctx.dry_run => return Ok(Written::Replaced(object)),
+                Plan::Remove if ctx.dry_run => return Ok(Written::Removed(old)),
+                Plan::Mark(object) => {
+                    let bytes = objects::encode(&object);
+                    let admitted = Admitted::default();
+                    let step = Step::Replace {
+                        object,
+                        bytes,
+                        admitted,
+                    };
+                    (step, false)
+                }
+                Plan::Remove => (Step::Remove { answer: None }, false),
+                Plan::Update(new) => {
+                    let precondition = objects::resource_version(&new)?;
+                    if precondition.is_some_and(|rv| rv != kv.mod_revision) {
+                        return Err(modified());
+                    }
+                    let step = self.admit_update(ctx, namespace, name, &old, &kv, new);
+                    (step.await?, precondition.is_some())
+                }
+            };
+            let lost = match step {
+                Step::Done(written) => return Ok(written),
+                Step::Replace {
+                    mut object,
+                    bytes,
+                    admitted,
+                } => match self.api.backend.update(&key, bytes, kv.mod_revision).await {
+                    Ok(written) => {
+                        admitted.settle(self.api, true).await;
+                        objects::set_resource_version(&mut object, written.mod_revision);
+                        return Ok(Written::Replaced(object));
+                    }
+                    Err(e) => e,
+                },
+                Step::Remove { answer } => {
+                    match self.api.backend.delete(&key, Some(kv.mod_revision)).await {
+                        Ok(deleted) => {
+                            admission::removed(self.api, resource, &old).await;
+                            let mut object = answer.unwrap_or(old);
+                            // The answer carries the deletion's revision, as the DELETED
+                            // event does.
+                            objects::set_resource_version(&mut object, deleted.revision);
+                            return Ok(Written::Removed(object));
+                        }
+                        Err(e) => e,
+                    }
+                }
+            };
+            match lost {
+                StorageError::Conflict {
+                    current: Some(kv), ..
+                } if !pinned => current = Some(kv),
+                StorageError::Conflict { current: None, .. } | StorageError::NotFound { .. } => {
+                    return Err(not_found());
+                }
+                StorageError::Conflict { .. } => return Err(modified()),
+                other => return Err(storage_error(other)),
+            }
+        }
+        Err(ApiError::conflict(
+            &resource.group,
+            &resource.resource,
+            name,
+            "too many concurrent writers; please retry",
+        ))
+    }
+
+    /// One attempt's update: the successor through the mutating plugins, the metadata rules
+    /// of an update (after mutation, so defaults never bump `generation`), the writer's
+    /// managedFields entry, then validation and allocation.
+    async fn admit_update(
+        &self,
+        ctx: &Context,
+        namespace: Option<&str>,
+        name: &str,
+        old: &Value,
+        kv: &KeyValue,
+        mut new: Value,
+    ) -> Result<Step, ApiError> {
+        if objects::name(&new) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                objects::name(&new)
+            )));
+        }
+        let status_write = ctx.subresource == Some(Subresource::Status);
+        let attrs = self.attributes(ctx, namespace, Some(old));
+        admission::mutate(&attrs, &mut new).await?;
+        objects::prepare_update(self.resource, old, &mut new, status_write);
+        self.record_manager(ctx, Some(old), &mut new);
+        objects::set_resource_version(&mut new, kv.mod_revision);
+        let admitted = admission::admit(&attrs, &mut new).await?;
+        let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
+        let bytes = objects::encode_owned(&mut new);
+        if ctx.dry_run {
+            return Ok(Step::Done(Written::Replaced(new)));
+        }
+        if finalized {
+            return Ok(Step::Remove { answer: Some(new) });
+        }
+        if bytes == kv.value {
+            return Ok(Step::Done(Written::Unchanged(old.clone())));
+        }
+        Ok(Step::Replace {
+            object: new,
+            bytes,
+            admitted,
+        })
+    }
+
+    /// What admission knows of this write.
+    fn attributes<'c>(
+        &'c self,
+        ctx: &'c Context,
+        namespace: Option<&'c str>,
+        old: Option<&'c Value>,
+    ) -> Attributes<'c> {
+        Attributes {
+            api: self.api,
+            resource: self.resource,
+            operation: if old.is_some() {
+                Operation::Update
+            } else {
+                Operation::Create
+            },
+            subresource: ctx.subresource,
+            namespace,
+            old,
+            dry_run: ctx.dry_run,
+        }
+    }
+
+    /// Records the writer in managedFields (unless it records its own).
+    fn record_manager(&self, ctx: &Context, old: Option<&Value>, new: &mut Value) {
+        if let Some(manager) = &ctx.manager {
+            let subresource = crate::managed::subresource_name(ctx.subresource);
+            crate::managed::record_update(self.resource, subresource, manager, old, new);
+        }
+    }
+}
+
+/// A bootstrap write's failure as the server's startup reports it.
+pub fn startup_error(err: ApiError) -> StorageError {
+    match err.code {
+        503 => StorageError::Unavailable(err.message),
+        _ => StorageError::Internal(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
