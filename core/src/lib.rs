@@ -4,6 +4,7 @@
 //!
 //! - [`registry`]: the built-in resources (group/version/resource, kind, scope, verbs, short
 //!   names, subresources) and where each one lives in storage.
+//! - [`request`]: the verb and subresource of a resource request.
 //! - [`status`]: `metav1.Status` errors with kube-apiserver's reasons and codes.
 //! - [`storage`]: the `Backend` trait every store (etcd, embedded) implements, its key/value
 //!   model and typed errors.
@@ -20,6 +21,7 @@ pub mod continue_token;
 pub mod fields;
 pub mod merge_schema;
 pub mod registry;
+pub mod request;
 pub mod selector;
 pub mod status;
 pub mod storage;

@@ -16,10 +16,9 @@ use kubecache_core::merge_schema::Schema;
 use kubecache_core::status::{ApiError, Cause};
 use serde_json::{Map, Value, json};
 
-use crate::api::Call;
 use crate::fieldset::{self, Element, FieldSet};
 use crate::objects;
-use crate::request_info::Subresource;
+use kubecache_core::request::Subresource;
 
 /// The longest `fieldManager` kube accepts.
 const MAX_MANAGER_LENGTH: usize = 128;
@@ -172,32 +171,19 @@ pub fn schema_of(resource: &Resource) -> Schema {
     Schema::of_root(&stored.group, &stored.version, &stored.kind)
 }
 
-/// The subresource a write is recorded under.
-pub fn subresource_of(call: &Call<'_>) -> String {
-    subresource_name(call.request.subresource).to_string()
-}
-
 /// How managedFields names a subresource (empty for the main resource).
 pub fn subresource_name(subresource: Option<Subresource>) -> &'static str {
-    match subresource {
-        Some(Subresource::Status) => "status",
-        Some(Subresource::Scale) => "scale",
-        _ => "",
-    }
+    subresource.map_or("", Subresource::as_str)
 }
 
-/// The field manager of a request: `fieldManager`, or the User-Agent's product name.
-pub fn manager_name(call: &Call<'_>) -> Result<String, ApiError> {
-    if let Some(name) = call.query.get("fieldManager") {
+/// The field manager of a request: its `fieldManager` parameter, or the product name of its
+/// User-Agent.
+pub fn manager_name(field_manager: Option<&str>, user_agent: &str) -> Result<String, ApiError> {
+    if let Some(name) = field_manager {
         validate_manager(name)?;
         return Ok(name.to_string());
     }
-    let agent = call
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let name = agent.split('/').next().unwrap_or("");
+    let name = user_agent.split('/').next().unwrap_or("");
     Ok(name.chars().take(MAX_MANAGER_LENGTH).collect())
 }
 

@@ -17,7 +17,8 @@ use kubecache_cache::ResourceCacheStats;
 use parking_lot::Mutex;
 
 use crate::api::Api;
-use crate::request_info::{ResourceRequest, Subresource, Verb};
+use crate::request_info::ResourceRequest;
+use kubecache_core::request::{Subresource, Verb};
 
 /// The Content-Type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -94,11 +95,7 @@ impl RequestLabels {
             group: request.resource.group.clone(),
             version: request.resource.version.clone(),
             resource: request.resource.resource.clone(),
-            subresource: match request.subresource {
-                None => "",
-                Some(Subresource::Status) => "status",
-                Some(Subresource::Scale) => "scale",
-            },
+            subresource: request.subresource.map_or("", Subresource::as_str),
             scope,
         }
     }

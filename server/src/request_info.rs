@@ -11,6 +11,7 @@
 use crate::registry::Resource;
 use crate::registry::Snapshot;
 use http::Method;
+use kubecache_core::request::{Subresource, Verb};
 use kubecache_core::status::ApiError;
 use std::sync::Arc;
 
@@ -153,49 +154,6 @@ impl RequestInfo {
             "create" | "update" | "patch" | "delete" | "deletecollection" | "post" | "put"
         )
     }
-}
-
-/// The verb of a resource request, in kube-apiserver's vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Get,
-    List,
-    Watch,
-    Create,
-    Update,
-    Patch,
-    Delete,
-    DeleteCollection,
-}
-
-impl Verb {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Get => "get",
-            Verb::List => "list",
-            Verb::Watch => "watch",
-            Verb::Create => "create",
-            Verb::Update => "update",
-            Verb::Patch => "patch",
-            Verb::Delete => "delete",
-            Verb::DeleteCollection => "deletecollection",
-        }
-    }
-
-    /// Verbs that write.
-    pub fn is_mutating(self) -> bool {
-        matches!(
-            self,
-            Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
-        )
-    }
-}
-
-/// A subresource kubecache serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subresource {
-    Status,
-    Scale,
 }
 
 /// A request for a resource (as opposed to discovery, health or version).

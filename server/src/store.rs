@@ -43,8 +43,8 @@ use serde_json::{Value, json};
 use crate::admission::{self, Admitted, Attributes, Operation};
 use crate::api::{Api, storage_error};
 use crate::objects;
-use crate::request_info::Subresource;
 use crate::strategy::Deletion;
+use kubecache_core::request::Subresource;
 
 /// How often a write without a resourceVersion precondition is tried again after losing a
 /// race to another writer, before it gives up with a 409.

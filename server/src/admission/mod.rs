@@ -43,7 +43,7 @@ use serde_json::Value;
 
 use crate::api::Api;
 use crate::objects;
-use crate::request_info::Subresource;
+use kubecache_core::request::Subresource;
 
 pub use service_ips::{ServiceCidr, ServiceIps};
 

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use super::{Admitted, Attributes, Operation};
 use crate::api::{Api, storage_error};
 use crate::objects;
-use crate::request_info::Subresource;
+use kubecache_core::request::Subresource;
 
 /// Largest range, in host bits (kube-apiserver refuses ranges with more than 2^20 addresses).
 const MAX_HOST_BITS: u32 = 20;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{Attributes, Operation, ValidatingPlugin};
 use crate::objects;
-use crate::request_info::Subresource;
+use kubecache_core::request::Subresource;
 
 // ---- causes, worded like k8s.io/apimachinery/pkg/util/validation/field ----
 

@@ -12,16 +12,16 @@ use super::{path_name, present_value};
 use crate::api::{Call, Reply};
 use crate::managed;
 use crate::objects;
-use crate::request_info::Subresource;
 use crate::ssa::{self, Applier};
 use crate::typed::FieldValidation;
+use kubecache_core::request::Subresource;
 
 /// The server-side apply media type.
 pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
 /// This request is a server-side apply.
 pub fn is_apply(call: &Call<'_>) -> bool {
-    call.request.verb == crate::request_info::Verb::Patch && content_type(call) == APPLY_PATCH
+    call.request.verb == kubecache_core::request::Verb::Patch && content_type(call) == APPLY_PATCH
 }
 
 /// Kube's PatchOptions rule: `force` only with apply.
@@ -38,7 +38,7 @@ pub fn check_patch_options(call: &Call<'_>) -> Result<(), ApiError> {
 pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = &call.request.resource;
     let manager = match call.query.get("fieldManager") {
-        Some(name) if !name.is_empty() => managed::manager_name(call).map(|_| name.to_string())?,
+        Some(name) if !name.is_empty() => super::field_manager(call)?,
         _ => {
             return Err(managed::patch_options_invalid(Cause::new(
                 "FieldValueRequired",
@@ -51,11 +51,11 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
     let mode = FieldValidation::parse(call.query.get("fieldValidation"))?;
     let dry_run = call.query.dry_run()?;
     let config = ssa::parse(&call.body)?;
-    let subresource = managed::subresource_of(call);
+    let subresource = managed::subresource_name(call.request.subresource);
     let applier = Applier {
         manager: &manager,
         force,
-        subresource: &subresource,
+        subresource,
         resource,
     };
     let mut warnings = Vec::new();

@@ -17,7 +17,7 @@ use kubecache_core::status::ApiError;
 use serde_json::Value;
 
 use crate::api::{Call, Reply};
-use crate::request_info::{Subresource, Verb};
+use kubecache_core::request::{Subresource, Verb};
 
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
     // A client that asks for protobuf first gets objects, lists and errors in protobuf (the
@@ -82,4 +82,14 @@ pub fn object_key(call: &Call<'_>) -> String {
         call.request.namespace.as_deref(),
         path_name(call),
     )
+}
+
+/// The request's field manager (`fieldManager`, else its User-Agent's product name).
+pub fn field_manager(call: &Call<'_>) -> Result<String, ApiError> {
+    let user_agent = call
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    crate::managed::manager_name(call.query.get("fieldManager"), user_agent)
 }

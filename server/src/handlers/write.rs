@@ -14,12 +14,11 @@ use serde_json::Value;
 
 use super::{path_name, present_value, to_storage_shape};
 use crate::api::{Call, Reply};
-use crate::managed;
 use crate::objects;
 use crate::patch::{self, PatchType};
-use crate::request_info::Subresource;
 use crate::store::{Context, Store};
 use crate::typed::{self, FieldValidation};
+use kubecache_core::request::Subresource;
 
 /// Media types accepted for create and update bodies.
 pub const BODY_TYPES: &[&str] = &["application/json", crate::protobuf::MEDIA_TYPE];
@@ -95,7 +94,7 @@ pub fn write_context(call: &Call<'_>, dry_run: bool) -> Result<Context, ApiError
     let manager = if super::apply::is_apply(call) {
         None
     } else {
-        Some(managed::manager_name(call)?)
+        Some(super::field_manager(call)?)
     };
     Ok(Context {
         user: call.user.clone(),
