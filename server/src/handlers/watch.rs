@@ -103,7 +103,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     let bookmarks = call.query.flag("allowWatchBookmarks")?;
     let (start, initial_events_end) = start(call, bookmarks).await?;
     // Protobuf watch frames are encoded by the read path (once per event and view).
-    let protobuf = crate::protobuf::edge::wants_protobuf(&call.headers);
+    let protobuf = crate::protobuf::edge::watch_wants_protobuf(resource, &call.headers);
     let request = WatchRequest {
         resource: resource.info().clone(),
         prefix: call.api.storage_prefix(resource),

@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use super::schemas::{self, Kind, reference};
 
-/// What kubecache encodes responses as: JSON and kube's protobuf (every kind listed here is
-/// a built-in type, all of which [`crate::protobuf`] transcodes).
+/// What kubecache encodes responses as: JSON and kube's protobuf (for a built-in type, all
+/// of which [`crate::protobuf`] transcodes).
 const RESPONSE_MEDIA_TYPES: &[&str] = &["application/json", crate::protobuf::MEDIA_TYPE];
 /// What watches stream.
 const WATCH_MEDIA_TYPES: &[&str] = &[
@@ -24,15 +24,21 @@ const WATCH_MEDIA_TYPES: &[&str] = &[
     "application/json;stream=watch",
     crate::protobuf::STREAM_MEDIA_TYPE,
 ];
+/// The same for a free-form kind, which has no protobuf form (JSON only, as kube's custom
+/// resources offer no protobuf).
+const FREE_FORM_RESPONSE_MEDIA_TYPES: &[&str] = &["application/json"];
+const FREE_FORM_WATCH_MEDIA_TYPES: &[&str] = &["application/json", "application/json;stream=watch"];
 
 /// The patch media types of patch operations: those the server accepts
 /// ([`crate::patch::PATCH_TYPES`], server-side apply's `application/apply-patch+yaml`
 /// included). Strategic merge patch is listed because the merge keys are published
 /// ([`schemas::publishes_merge_keys`]): kubectl then computes client-side apply patches from
 /// these documents, as on a real cluster; the guard keeps it off should the keys ever be
-/// missing, when kubectl would replace lists instead of merging them.
-fn patch_media_types() -> Vec<&'static str> {
-    let merge_keys = schemas::publishes_merge_keys();
+/// missing, when kubectl would replace lists instead of merging them. A free-form kind has
+/// no merge keys: strategic merge patch is refused (415, as kube refuses it for a custom
+/// resource) and not listed, so kubectl sends it a JSON merge patch.
+fn patch_media_types(built_in: bool) -> Vec<&'static str> {
+    let merge_keys = built_in && schemas::publishes_merge_keys();
     let mut types: Vec<&'static str> = crate::patch::PATCH_TYPES
         .iter()
         .copied()
@@ -346,6 +352,11 @@ impl PathSet {
         let k = &resource.kind;
         let plural = &resource.resource;
         let gvk = kind.gvk();
+        let (response_types, watch_types) = if kind.built_in {
+            (RESPONSE_MEDIA_TYPES, WATCH_MEDIA_TYPES)
+        } else {
+            (FREE_FORM_RESPONSE_MEDIA_TYPES, FREE_FORM_WATCH_MEDIA_TYPES)
+        };
         let object = reference(&kind.definition);
         let list = reference(&format!("{}List", kind.definition));
         let status = reference(schemas::STATUS);
@@ -377,7 +388,7 @@ impl PathSet {
         };
         let list_op = |id: String| Operation {
             parameters: list_params(),
-            responses: responses(&[OK], WATCH_MEDIA_TYPES, &list),
+            responses: responses(&[OK], watch_types, &list),
             ..op(id, format!("list or watch objects of kind {k}"), "list")
         };
         let body = |schema: &Value| json!({"content": content(&["*/*"], schema), "required": true});
@@ -391,7 +402,7 @@ impl PathSet {
                 Operation {
                     parameters: write_params(),
                     request_body: Some(body(&object)),
-                    responses: responses(&[OK, CREATED, ACCEPTED], RESPONSE_MEDIA_TYPES, &object),
+                    responses: responses(&[OK, CREATED, ACCEPTED], response_types, &object),
                     ..op(
                         format!("create{gv}{ns_word}{k}"),
                         format!("create a {k}"),
@@ -415,7 +426,7 @@ impl PathSet {
                     request_body: Some(
                         json!({"content": content(&["*/*"], &reference(schemas::DELETE_OPTIONS))}),
                     ),
-                    responses: responses(&[OK], RESPONSE_MEDIA_TYPES, &status),
+                    responses: responses(&[OK], response_types, &status),
                     ..op(
                         format!("delete{gv}Collection{ns_word}{k}"),
                         format!("delete a collection of {k}"),
@@ -440,7 +451,7 @@ impl PathSet {
                     "get",
                     Operation {
                         parameters: list_params(),
-                        responses: responses(&[OK], WATCH_MEDIA_TYPES, &watch_event),
+                        responses: responses(&[OK], watch_types, &watch_event),
                         ..op(
                             format!("watch{gv}{k}ListForAllNamespaces"),
                             format!(
@@ -458,24 +469,24 @@ impl PathSet {
         item_params.extend(scope_params.iter().cloned());
         let item = format!("{scoped}/{{name}}");
         let read = |id: String, description: String, schema: &Value, gvk: &Value| Operation {
-            responses: responses(&[OK], RESPONSE_MEDIA_TYPES, schema),
+            responses: responses(&[OK], response_types, schema),
             gvk: gvk.clone(),
             ..op(id, description, "get")
         };
         let replace = |id: String, description: String, schema: &Value, gvk: &Value| Operation {
             parameters: write_params(),
             request_body: Some(body(schema)),
-            responses: responses(&[OK, CREATED], RESPONSE_MEDIA_TYPES, schema),
+            responses: responses(&[OK, CREATED], response_types, schema),
             gvk: gvk.clone(),
             ..op(id, description, "put")
         };
         let patch = |id: String, description: String, schema: &Value, gvk: &Value| Operation {
             parameters: vec![dry_run(), field_manager(true), field_validation(), force()],
             request_body: Some(json!({
-                "content": content(&patch_media_types(), &reference(schemas::PATCH)),
+                "content": content(&patch_media_types(kind.built_in), &reference(schemas::PATCH)),
                 "required": true,
             })),
-            responses: responses(&[OK, CREATED], RESPONSE_MEDIA_TYPES, schema),
+            responses: responses(&[OK, CREATED], response_types, schema),
             gvk: gvk.clone(),
             ..op(id, description, "patch")
         };
@@ -515,7 +526,7 @@ impl PathSet {
                     Operation {
                         parameters: delete_params(),
                         request_body: Some(json!({"content": content(&["*/*"], &reference(schemas::DELETE_OPTIONS))})),
-                        responses: responses(&[OK, ACCEPTED], RESPONSE_MEDIA_TYPES, &status),
+                        responses: responses(&[OK, ACCEPTED], response_types, &status),
                         ..op(format!("delete{gv}{ns_word}{k}"), format!("delete a {k}"), "delete")
                     },
                 ),
@@ -577,7 +588,7 @@ impl PathSet {
                 "get",
                 Operation {
                     parameters: list_params(),
-                    responses: responses(&[OK], WATCH_MEDIA_TYPES, &watch_event),
+                    responses: responses(&[OK], watch_types, &watch_event),
                     ..op(
                         format!("watch{gv}{ns_word}{k}List"),
                         format!("watch a collection of {k} (deprecated: use list with the 'watch' parameter)"),
@@ -593,7 +604,7 @@ impl PathSet {
                 "get",
                 Operation {
                     parameters: list_params(),
-                    responses: responses(&[OK], WATCH_MEDIA_TYPES, &watch_event),
+                    responses: responses(&[OK], watch_types, &watch_event),
                     ..op(
                         format!("watch{gv}{ns_word}{k}"),
                         format!("watch one {k} (deprecated: use list with the 'watch' parameter and a metadata.name field selector)"),

@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use kubecache_core::merge_schema::{self, ListType, MapType, Shape};
+use kubecache_core::registry::ResourceInfo;
 use serde_json::{Map, Value, json};
 
 /// Where references point, as in kube's documents.
@@ -30,11 +31,15 @@ pub const REF_PREFIX: &str = "#/components/schemas/";
 /// A group/version/kind and the definition that describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kind {
-    pub group: &'static str,
-    pub version: &'static str,
-    pub kind: &'static str,
+    pub group: String,
+    pub version: String,
+    pub kind: String,
     /// Kube's definition name, e.g. `io.k8s.api.core.v1.Pod`.
     pub definition: String,
+    /// A built-in type (a k8s-openapi struct): it has a protobuf form and merge keys, so its
+    /// operations offer protobuf and strategic merge patch. A free-form kind (a resource
+    /// added at run time without a schema) offers neither, as kube's custom resources.
+    pub built_in: bool,
 }
 
 impl Kind {
@@ -46,17 +51,69 @@ impl Kind {
 
     fn of<T: Resource + JsonSchema>() -> Kind {
         Kind {
-            group: T::GROUP,
-            version: T::VERSION,
-            kind: T::KIND,
+            group: T::GROUP.to_string(),
+            version: T::VERSION.to_string(),
+            kind: T::KIND.to_string(),
             definition: T::schema_name().into_owned(),
+            built_in: true,
+        }
+    }
+
+    /// The kind of a resource whose strategy has no OpenAPI definition (a resource added at
+    /// run time without a schema), named as kube names a custom resource's definition: the
+    /// group's labels reversed, the version, the kind (`com.example.v1.Widget`).
+    pub fn free_form(resource: &ResourceInfo) -> Kind {
+        let mut labels: Vec<&str> = resource
+            .group
+            .split('.')
+            .filter(|l| !l.is_empty())
+            .collect();
+        labels.reverse();
+        labels.push(&resource.version);
+        labels.push(&resource.kind);
+        Kind {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            kind: resource.kind.clone(),
+            definition: labels.join("."),
+            built_in: false,
         }
     }
 
     /// The `x-kubernetes-group-version-kind` entry of this kind.
     pub fn gvk(&self) -> Value {
-        gvk(self.group, self.version, self.kind)
+        gvk(&self.group, &self.version, &self.kind)
     }
+}
+
+/// The definition of a free-form kind: an object whose fields are all kept
+/// (`x-kubernetes-preserve-unknown-fields`), with the type and object metadata every kind
+/// has — what kube publishes for a custom resource whose schema keeps unknown fields at its
+/// root. (`/openapi/v2` drops the properties, as kube does: kubectl's v2 validation would
+/// otherwise reject every other field.)
+fn free_form_schema(kind: &Kind) -> Value {
+    json!({
+        "description": format!(
+            "{} of {}/{}, served without a schema: every field is kept as sent.",
+            kind.kind, kind.group, kind.version
+        ),
+        "properties": {
+            "apiVersion": {
+                "description": "The versioned schema of this representation of an object.",
+                "type": "string",
+            },
+            "kind": {
+                "description": "The REST resource this object represents, in CamelCase.",
+                "type": "string",
+            },
+            "metadata": {
+                "allOf": [reference(OBJECT_META)],
+                "description": "Standard object's metadata.",
+            },
+        },
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
 }
 
 pub fn gvk(group: &str, version: &str, kind: &str) -> Value {
@@ -74,6 +131,7 @@ pub const API_GROUP_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupL
 pub const API_GROUP: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup";
 pub const VERSION_INFO: &str = "io.k8s.apimachinery.pkg.version.Info";
 const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// The extensions that tell clients how a property merges (`x-kubernetes-list-type`,
 /// `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, `x-kubernetes-patch-merge-key`,
@@ -242,16 +300,24 @@ pub struct Components {
 
 impl Components {
     /// Generates every definition. The kinds are those of the resources `served` (each
-    /// strategy's OpenAPI kind, when it has one) and autoscaling/v1 `Scale`.
+    /// strategy's OpenAPI kind, or a free-form one for a stored resource whose strategy has
+    /// none) and autoscaling/v1 `Scale`.
     pub fn generate(served: &crate::registry::Snapshot) -> Components {
         let mut settings = SchemaSettings::draft2020_12();
         settings.definitions_path = "/components/schemas".into();
         settings.meta_schema = None;
         let mut generator = SchemaGenerator::new(settings);
-        let mut kinds: Vec<Kind> = served
-            .iter()
-            .filter_map(|resource| resource.strategy().openapi_kind(&mut generator))
-            .collect();
+        let mut kinds: Vec<Kind> = Vec::new();
+        let mut free_form: Vec<Kind> = Vec::new();
+        for resource in served.iter() {
+            match resource.strategy().openapi_kind(&mut generator) {
+                Some(kind) => kinds.push(kind),
+                None if !resource.create_only => free_form.push(Kind::free_form(resource)),
+                None => {}
+            }
+        }
+        // What a free-form kind refers to.
+        generator.subschema_for::<meta::ObjectMeta>();
         // The scale subresource's kind.
         kinds.push(Kind::generate::<api::autoscaling::v1::Scale>(
             &mut generator,
@@ -273,6 +339,10 @@ impl Components {
         for (name, schema) in schemas.iter_mut() {
             wrap_refs(schema);
             add_merge_extensions(name, schema);
+        }
+        for kind in free_form {
+            schemas.insert(kind.definition.clone(), free_form_schema(&kind));
+            kinds.push(kind);
         }
         for kind in &kinds {
             let schema = schemas
@@ -399,7 +469,7 @@ fn list_schema(item: &Value, kind: &Kind) -> Value {
         },
         "required": ["items"],
         "type": "object",
-        "x-kubernetes-group-version-kind": [gvk(kind.group, kind.version, &format!("{}List", kind.kind))],
+        "x-kubernetes-group-version-kind": [gvk(&kind.group, &kind.version, &format!("{}List", kind.kind))],
     })
 }
 

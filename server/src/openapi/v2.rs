@@ -22,7 +22,7 @@ const V2_REF_PREFIX: &str = "#/definitions/";
 pub fn document(schemas: &Map<String, Value>, version: &str) -> Value {
     let definitions: Map<String, Value> = schemas
         .iter()
-        .map(|(name, schema)| (name.clone(), convert(schema)))
+        .map(|(name, schema)| (name.clone(), definition(schema)))
         .collect();
     json!({
         "definitions": definitions,
@@ -30,6 +30,24 @@ pub fn document(schemas: &Map<String, Value>, version: &str) -> Value {
         "paths": {},
         "swagger": "2.0",
     })
+}
+
+/// One definition in Swagger 2.0 form. A kind that keeps unknown fields at its root (a
+/// free-form kind) is a bare object with its group-version-kind, as kube publishes such a
+/// custom resource in v2: kubectl's v2 validation would reject every field not listed.
+fn definition(schema: &Value) -> Value {
+    if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
+        let mut out = Map::new();
+        out.insert("type".to_string(), json!("object"));
+        for key in ["description", "x-kubernetes-group-version-kind"] {
+            if let Some(value) = schema.get(key) {
+                out.insert(key.to_string(), value.clone());
+            }
+        }
+        out.sort_keys();
+        return Value::Object(out);
+    }
+    convert(schema)
 }
 
 /// One schema in Swagger 2.0 form, walked by keyword (a `properties` map holds property

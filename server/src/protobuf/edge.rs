@@ -22,6 +22,14 @@ pub fn wants_protobuf(headers: &HeaderMap) -> bool {
     Accept::from_headers(headers).choose(&OFFERS) == Some(&OFFERS[1])
 }
 
+/// Whether a watch of `resource` streams protobuf: the client takes it before JSON and the
+/// kind has a protobuf form. A kind without one (a resource added at run time) streams JSON,
+/// which a client asking for protobuf also takes, as GET and LIST answer it (never a stream
+/// of ERROR frames for events that cannot be encoded).
+pub fn watch_wants_protobuf(resource: &Resource, headers: &HeaderMap) -> bool {
+    wants_protobuf(headers) && super::message_for(&resource.api_version(), &resource.kind).is_some()
+}
+
 /// Whether the request body is protobuf.
 pub fn is_protobuf(media_type: &str) -> bool {
     media_type == MEDIA_TYPE

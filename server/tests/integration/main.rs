@@ -25,6 +25,7 @@ mod metrics;
 mod openapi;
 mod oversized_body;
 mod protobuf;
+mod runtime_resource;
 mod security;
 mod security_e2e;
 mod serving;
