@@ -25,52 +25,51 @@ K8S_PB = "k8s-pb-0.9.0"
 K8S_OPENAPI = "k8s-openapi-0.29.0"
 OPENAPI_VERSION = "v1_33"
 
-# The kinds kubecache serves (core/src/registry.rs), with their API versions and k8s-pb
-# modules. Their `…List` kinds are added for each. Plus the meta kinds the API speaks.
-ROOTS = [
-    ("api.core.v1", "v1", k)
-    for k in [
-        "ConfigMap", "Endpoints", "Event", "Namespace", "Node", "PersistentVolumeClaim",
-        "PersistentVolume", "Pod", "ReplicationController", "Secret", "ServiceAccount",
-        "Service",
-    ]
-] + [
-    ("apiextensions_apiserver.pkg.apis.apiextensions.v1", "apiextensions.k8s.io/v1",
-     "CustomResourceDefinition"),
-] + [
-    ("api.apps.v1", "apps/v1", k)
-    for k in ["ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"]
-] + [
-    ("api.batch.v1", "batch/v1", "CronJob"),
-    ("api.batch.v1", "batch/v1", "Job"),
-    ("api.coordination.v1", "coordination.k8s.io/v1", "Lease"),
-    ("api.discovery.v1", "discovery.k8s.io/v1", "EndpointSlice"),
-    ("api.events.v1", "events.k8s.io/v1", "Event"),
-    ("api.networking.v1", "networking.k8s.io/v1", "Ingress"),
-    ("api.networking.v1", "networking.k8s.io/v1", "NetworkPolicy"),
-    ("api.policy.v1", "policy/v1", "PodDisruptionBudget"),
-] + [
-    ("api.rbac.v1", "rbac.authorization.k8s.io/v1", k)
-    for k in ["ClusterRoleBinding", "ClusterRole", "RoleBinding", "Role"]
-] + [
-    ("api.scheduling.v1", "scheduling.k8s.io/v1", "PriorityClass"),
-    ("api.storage.v1", "storage.k8s.io/v1", "StorageClass"),
-]
-LISTED = list(ROOTS)
+# The kinds kubecache serves are read from the built-in strategies (server/src/strategy/*.rs,
+# each declares its identity with `ResourceInfo::new(group, version, plural, singular, Kind,
+# scope)`), so a new built-in resource needs no line here. The k8s-pb module follows from the
+# group's first label and the version (`apps/v1` → `api.apps.v1`, the core group →
+# `api.core.v1`), but for the one group outside k8s.io/api. The `…List` kind is added for
+# each, but for the create-only reviews (never stored or listed). The Rust tests
+# `every_registered_resource_and_its_list_has_a_message` and `descriptors_are_generated`
+# fail if this reading misses a resource.
+STRATEGIES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "src",
+                          "strategy")
+MODULE_OF_GROUP = {
+    "": "api.core",
+    "apiextensions.k8s.io": "apiextensions_apiserver.pkg.apis.apiextensions",
+}
+RESOURCE_INFO = re.compile(
+    r'ResourceInfo::new\(\s*"([^"]*)",\s*"([^"]*)",\s*"[^"]*",\s*"[^"]*",\s*"([^"]*)"')
+
+
+def served_kinds():
+    """(k8s-pb module, apiVersion, kind, create-only) of every built-in strategy."""
+    kinds = []
+    for path in sorted(glob.glob(os.path.join(STRATEGIES, "*.rs"))):
+        text = open(path).read()
+        found = list(RESOURCE_INFO.finditer(text))
+        for i, m in enumerate(found):
+            group, version, kind = m.groups()
+            if not kind:
+                continue  # the untyped strategy's placeholder identity
+            following = text[m.end():found[i + 1].start() if i + 1 < len(found) else None]
+            module = MODULE_OF_GROUP.get(group, "api." + group.split(".")[0])
+            api_version = f"{group}/{version}" if group else version
+            kinds.append((f"{module}.{version}", api_version, kind,
+                          ".create_only()" in following))
+    return kinds
+
+
+SERVED = served_kinds()
+ROOTS = [(m, v, k) for (m, v, k, _) in SERVED]
+LISTED = [(m, v, k) for (m, v, k, create_only) in SERVED if not create_only]
 ROOTS = ROOTS + [(m, v, k + "List") for (m, v, k) in LISTED] + [
     ("apimachinery.pkg.apis.meta.v1", "v1", "Status"),
     ("apimachinery.pkg.apis.meta.v1", "v1", "DeleteOptions"),
     ("apimachinery.pkg.apis.meta.v1", "", "WatchEvent"),
     ("api.autoscaling.v1", "autoscaling/v1", "Scale"),
     ("apimachinery.pkg.runtime", "", "Unknown"),
-    # The review APIs (create-only, never stored or listed: no `…List` kinds).
-    ("api.authentication.v1", "authentication.k8s.io/v1", "SelfSubjectReview"),
-] + [
-    ("api.authorization.v1", "authorization.k8s.io/v1", k)
-    for k in [
-        "LocalSubjectAccessReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview",
-        "SubjectAccessReview",
-    ]
 ]
 
 # Messages whose JSON form is not an object of their fields.

@@ -11,57 +11,9 @@ pub fn stats(samples: &[f64]) -> (f64, f64, f64) {
 }
 
 /// The server's `JsonCodec` for the stored shape, through the same functions
-/// (`kubecache_cache::json`): the benches cannot depend on the server crate.
-pub struct BenchCodec;
-
-impl kubecache_cache::ObjectCodec for BenchCodec {
-    fn attributes(
-        &self,
-        resource: &kubecache_core::registry::ResourceInfo,
-        kv: &kubecache_core::storage::KeyValue,
-    ) -> Result<kubecache_cache::ObjectAttrs, kubecache_core::storage::StorageError> {
-        kubecache_cache::json::attributes(resource, kv)
-    }
-
-    fn encode(
-        &self,
-        stored: &[u8],
-        revision: kubecache_core::storage::Revision,
-        _shape: &kubecache_core::registry::ResourceInfo,
-    ) -> bytes::Bytes {
-        // The stored shape is all the benches serve.
-        kubecache_cache::json::with_resource_version(stored, revision)
-    }
-
-    fn splice_point(
-        &self,
-        stored: &[u8],
-        _shape: &kubecache_core::registry::ResourceInfo,
-    ) -> Option<usize> {
-        kubecache_cache::json::splice_point(stored)
-    }
-
-    fn bookmark(
-        &self,
-        shape: &kubecache_core::registry::ResourceInfo,
-        revision: kubecache_core::storage::Revision,
-        _initial_events_end: bool,
-    ) -> bytes::Bytes {
-        let bookmark = serde_json::json!({
-            "kind": shape.kind,
-            "apiVersion": shape.api_version(),
-            "metadata": {"resourceVersion": revision.to_string()},
-        });
-        bytes::Bytes::from(serde_json::to_vec(&bookmark).expect("a JSON value always serializes"))
-    }
-
-    fn trigger_field(
-        &self,
-        resource: &kubecache_core::registry::ResourceInfo,
-    ) -> Option<&'static str> {
-        (resource.group.is_empty() && resource.resource == "pods").then_some("spec.nodeName")
-    }
-}
+/// (`kubecache_cache::json`): the benches cannot depend on the server crate. The cache crate's
+/// tests use the same codec.
+pub use kubecache_cache::testing::TestCodec as BenchCodec;
 
 /// What a bench backend answers to a write: it serves the cache's reads and nothing else.
 pub fn read_only() -> kubecache_core::storage::StorageError {

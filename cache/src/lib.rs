@@ -20,6 +20,8 @@ pub mod attrs;
 pub mod json;
 pub mod object;
 pub mod passthrough;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod watch_cache;
 
 use std::sync::Arc;

@@ -274,6 +274,11 @@ pub static CRONJOB: Printer = Printer {
     cells: cronjob,
 };
 
+pub static PODTEMPLATE: Printer = Printer {
+    columns: PODTEMPLATE_COLUMNS,
+    cells: podtemplate,
+};
+
 /// kube-apiserver's default for types without a printer.
 pub static DEFAULT: Printer = Printer {
     columns: &[NAME, AGE],
@@ -473,6 +478,45 @@ impl Restarts {
 }
 
 // --- workloads
+
+// --- pod templates: no Age column, the containers shown without `-o wide`
+
+const PODTEMPLATE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Containers", "Names of each container in the template."),
+    Column::string(
+        "Images",
+        "Images referenced by each container in the template.",
+    ),
+    Column::string("Pod Labels", "The labels for the pod template."),
+];
+
+fn podtemplate(o: &Value, _now: DateTime<Utc>) -> Vec<Value> {
+    let (containers, images) = pod_template_containers(&o["template"]["spec"]);
+    vec![
+        name(o),
+        json!(containers),
+        json!(images),
+        json!(format_labels(&o["template"]["metadata"]["labels"])),
+    ]
+}
+
+/// Labels as kube's `labels.FormatLabels` prints them: `k=v` sorted by key, comma-joined,
+/// `<none>` when there are none.
+fn format_labels(labels: &Value) -> String {
+    let mut pairs: Vec<(&String, &str)> = labels
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k, v.as_str().unwrap_or("")))
+        .collect();
+    if pairs.is_empty() {
+        return "<none>".into();
+    }
+    pairs.sort_unstable();
+    let printed: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    printed.join(",")
+}
 
 const DEPLOYMENT_COLUMNS: &[Column] = &[
     NAME,

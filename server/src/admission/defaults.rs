@@ -204,6 +204,12 @@ fn template(spec: &mut Value) {
     at(spec, "template", |t| at(t, "spec", pod_spec));
 }
 
+/// A PodTemplate: its `template` is defaulted like a workload's (`SetDefaults_PodSpec`, not
+/// `SetDefaults_Pod`).
+pub fn pod_template(object: &mut Value) {
+    template(object);
+}
+
 /// `SetDefaults_PodSpec` and the defaults of everything a pod spec embeds.
 pub fn pod_spec(spec: &mut Value) {
     set(spec, "dnsPolicy", json!("ClusterFirst"));

@@ -176,6 +176,14 @@ pub fn pod(object: &Value) -> Vec<Cause> {
     out
 }
 
+/// kube's `ValidatePodTemplate`: the template's pod spec, any restart policy.
+pub fn pod_template(object: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let spec = object.pointer("/template/spec").unwrap_or(&Value::Null);
+    pod_spec(spec, "template.spec", None, &mut out);
+    out
+}
+
 pub fn replication_controller(object: &Value) -> Vec<Cause> {
     let mut out = Vec::new();
     let spec = spec_of(object);

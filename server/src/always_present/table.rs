@@ -128,6 +128,8 @@ pub static ALWAYS_PRESENT: &[(&str, &[(&str, Empty)])] = &[
     ("io.k8s.api.core.v1.Pod", &[("metadata", Object), ("spec", Object), ("status", Object)]),
     ("io.k8s.api.core.v1.PodCondition", &[("lastProbeTime", Null), ("lastTransitionTime", Null)]),
     ("io.k8s.api.core.v1.PodList", &[("metadata", Object)]),
+    ("io.k8s.api.core.v1.PodTemplate", &[("metadata", Object), ("template", Object)]),
+    ("io.k8s.api.core.v1.PodTemplateList", &[("metadata", Object)]),
     ("io.k8s.api.core.v1.PodTemplateSpec", &[("metadata", Object), ("spec", Object)]),
     ("io.k8s.api.core.v1.PreferredSchedulingTerm", &[("preference", Object)]),
     ("io.k8s.api.core.v1.ReplicationController", &[

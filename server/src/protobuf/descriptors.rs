@@ -9,8 +9,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(378), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -19,7 +19,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(0), label: Repeated },
         ],
     },
@@ -28,7 +28,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(5), label: Optional },
             Field { tag: 3, json: "status", ty: Message(6), label: Optional },
         ],
@@ -40,7 +40,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -50,7 +50,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(2), label: Repeated },
         ],
     },
@@ -59,8 +59,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(363), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(215), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(7), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -97,7 +97,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(11), label: Optional },
             Field { tag: 3, json: "status", ty: Message(12), label: Optional },
         ],
@@ -111,8 +111,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(374), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(376), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(376), label: Optional },
         ],
     },
     // 10
@@ -120,7 +120,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(8), label: Repeated },
         ],
     },
@@ -130,8 +130,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(13), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -169,7 +169,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
             Field { tag: 3, json: "status", ty: Message(18), label: Optional },
         ],
@@ -181,7 +181,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -191,7 +191,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -201,8 +201,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -225,8 +225,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(379), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
         ],
     },
     // 20
@@ -234,8 +234,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(379), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
         ],
     },
     // 21
@@ -244,7 +244,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(379), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(381), label: Optional },
         ],
     },
     // 22
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(27), label: Optional },
             Field { tag: 3, json: "status", ty: Message(28), label: Optional },
         ],
@@ -264,7 +264,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -274,7 +274,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -301,8 +301,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
             Field { tag: 4, json: "volumeClaimTemplates", ty: Message(184), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
@@ -352,7 +352,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "status", ty: Message(32), label: Optional },
         ],
     },
@@ -389,7 +389,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(361), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(363), label: Repeated },
         ],
     },
     // 36
@@ -398,7 +398,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(364), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(366), label: Repeated },
         ],
     },
     // 37
@@ -406,7 +406,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -461,7 +461,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(43), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -480,7 +480,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(45), label: Optional },
             Field { tag: 3, json: "status", ty: Message(49), label: Optional },
         ],
@@ -498,7 +498,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -543,7 +543,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(51), label: Optional },
             Field { tag: 3, json: "status", ty: Message(52), label: Optional },
         ],
@@ -570,7 +570,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(55), label: Optional },
             Field { tag: 3, json: "status", ty: Message(56), label: Optional },
         ],
@@ -580,7 +580,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(53), label: Repeated },
         ],
     },
@@ -605,8 +605,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "active", ty: Message(182), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(374), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(376), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(376), label: Optional },
         ],
     },
     // 57
@@ -614,7 +614,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
             Field { tag: 3, json: "status", ty: Message(61), label: Optional },
         ],
@@ -626,8 +626,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -637,7 +637,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(57), label: Repeated },
         ],
     },
@@ -649,9 +649,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(363), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(215), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(217), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
@@ -670,8 +670,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "conditions", ty: Message(58), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(374), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "startTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(376), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
@@ -687,7 +687,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
         ],
     },
@@ -759,7 +759,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
         ],
     },
@@ -768,7 +768,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(70), label: Repeated },
         ],
     },
@@ -779,8 +779,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(367), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(367), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(369), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(369), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
@@ -869,11 +869,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(244), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(244), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(244), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(244), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(244), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(246), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(246), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(246), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(246), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(246), label: Optional },
         ],
     },
     // 81
@@ -906,7 +906,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(244), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(246), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
@@ -931,7 +931,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(244), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(246), label: Optional },
         ],
     },
     // 86
@@ -960,7 +960,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(363), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(365), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
@@ -970,7 +970,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
@@ -1000,7 +1000,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(89), label: Repeated },
         ],
     },
@@ -1049,21 +1049,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
             Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
             Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(233), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(270), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(219), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(219), label: Optional },
+            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
             Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(246), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(269), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(219), label: Optional },
+            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
             Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
@@ -1142,7 +1142,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(374), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(376), label: Optional },
         ],
     },
     // 105
@@ -1154,8 +1154,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(374), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(374), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(376), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(376), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
@@ -1182,11 +1182,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(358), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(233), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(271), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(273), label: Repeated },
             Field { tag: 13, json: "user", ty: Message(108), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(234), label: Repeated },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(236), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
@@ -1221,7 +1221,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
             Field { tag: 2, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(231), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(233), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
@@ -1240,7 +1240,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(360), label: Optional },
         ],
     },
     // 114
@@ -1280,7 +1280,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "subsets", ty: Message(116), label: Repeated },
         ],
     },
@@ -1289,7 +1289,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(117), label: Repeated },
         ],
     },
@@ -1300,7 +1300,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
             Field { tag: 2, json: "configMapRef", ty: Message(90), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(240), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(242), label: Optional },
         ],
     },
     // 120
@@ -1319,9 +1319,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(231), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(233), label: Optional },
             Field { tag: 3, json: "configMapKeyRef", ty: Message(91), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(241), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(243), label: Optional },
             Field { tag: 5, json: "fileKeyRef", ty: Message(131), label: Optional },
         ],
     },
@@ -1346,21 +1346,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
             Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
             Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(233), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(270), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(219), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(219), label: Optional },
+            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
             Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(246), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(269), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(219), label: Optional },
+            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
             Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
@@ -1379,16 +1379,16 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "involvedObject", ty: Message(182), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
             Field { tag: 5, json: "source", ty: Message(128), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(374), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(374), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(376), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(367), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(369), label: Optional },
             Field { tag: 11, json: "series", ty: Message(127), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
             Field { tag: 13, json: "related", ty: Message(182), label: Optional },
@@ -1401,7 +1401,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(125), label: Repeated },
         ],
     },
@@ -1411,7 +1411,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
         ],
     },
     // 128
@@ -1461,7 +1461,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(244), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
@@ -1570,7 +1570,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(379), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
             Field { tag: 5, json: "httpHeaders", ty: Message(144), label: Repeated },
@@ -1607,7 +1607,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(244), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(246), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
@@ -1657,8 +1657,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
             Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(261), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(256), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(258), label: Optional },
         ],
     },
     // 151
@@ -1679,7 +1679,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(216), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(218), label: Repeated },
         ],
     },
     // 153
@@ -1721,7 +1721,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(160), label: Optional },
             Field { tag: 3, json: "status", ty: Message(161), label: Optional },
         ],
@@ -1733,7 +1733,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -1743,7 +1743,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(157), label: Repeated },
         ],
     },
@@ -1779,7 +1779,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(177), label: Optional },
             Field { tag: 3, json: "status", ty: Message(178), label: Optional },
         ],
@@ -1799,7 +1799,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(174), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(218), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(220), label: Repeated },
         ],
     },
     // 166
@@ -1809,8 +1809,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(374), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -1855,7 +1855,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
         ],
     },
@@ -1913,7 +1913,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(260), label: Repeated },
+            Field { tag: 5, json: "taints", ty: Message(262), label: Repeated },
             Field { tag: 6, json: "configSource", ty: Message(167), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
@@ -1923,8 +1923,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(358), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(358), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(360), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
             Field { tag: 4, json: "conditions", ty: Message(166), label: Repeated },
             Field { tag: 5, json: "addresses", ty: Message(164), label: Repeated },
@@ -1993,7 +1993,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
             Field { tag: 3, json: "status", ty: Message(194), label: Optional },
         ],
@@ -2003,7 +2003,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
             Field { tag: 3, json: "status", ty: Message(188), label: Optional },
         ],
@@ -2015,8 +2015,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -2026,7 +2026,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(184), label: Repeated },
         ],
     },
@@ -2036,13 +2036,13 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(274), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(276), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(363), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(266), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(267), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(268), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(269), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
@@ -2053,9 +2053,9 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(358), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(360), label: Map },
             Field { tag: 4, json: "conditions", ty: Message(185), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(358), label: Map },
+            Field { tag: 5, json: "allocatedResources", ty: Message(360), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
             Field { tag: 9, json: "modifyVolumeStatus", ty: Message(156), label: Optional },
@@ -2066,7 +2066,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
         ],
     },
@@ -2084,7 +2084,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
         ],
     },
@@ -2098,7 +2098,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "hostPath", ty: Message(142), label: Optional },
             Field { tag: 4, json: "glusterfs", ty: Message(137), label: Optional },
             Field { tag: 5, json: "nfs", ty: Message(162), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(223), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(225), label: Optional },
             Field { tag: 7, json: "iscsi", ty: Message(146), label: Optional },
             Field { tag: 8, json: "cinder", ty: Message(85), label: Optional },
             Field { tag: 9, json: "cephfs", ty: Message(83), label: Optional },
@@ -2106,14 +2106,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "flocker", ty: Message(134), label: Optional },
             Field { tag: 12, json: "flexVolume", ty: Message(132), label: Optional },
             Field { tag: 13, json: "azureFile", ty: Message(78), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(276), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(222), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(278), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(224), label: Optional },
             Field { tag: 16, json: "azureDisk", ty: Message(77), label: Optional },
             Field { tag: 17, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(217), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(235), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(219), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(237), label: Optional },
             Field { tag: 20, json: "local", ty: Message(155), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(257), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(259), label: Optional },
             Field { tag: 22, json: "csi", ty: Message(80), label: Optional },
         ],
     },
@@ -2122,7 +2122,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(358), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
             Field { tag: 2, json: "", ty: Message(192), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
             Field { tag: 4, json: "claimRef", ty: Message(182), label: Optional },
@@ -2130,7 +2130,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(272), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(274), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
@@ -2142,7 +2142,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(376), label: Optional },
         ],
     },
     // 195
@@ -2159,7 +2159,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
             Field { tag: 3, json: "status", ty: Message(214), label: Optional },
         ],
@@ -2170,7 +2170,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(277), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
         ],
     },
     // 198
@@ -2178,10 +2178,10 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(363), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(365), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(363), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(365), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
@@ -2192,7 +2192,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(277), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
         ],
     },
     // 200
@@ -2216,8 +2216,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(374), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
@@ -2264,7 +2264,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "items", ty: Message(196), label: Repeated },
         ],
     },
@@ -2316,16 +2316,16 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(237), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(239), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(259), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(278), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(261), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(280), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(238), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(240), label: Optional },
             Field { tag: 11, json: "appArmorProfile", ty: Message(74), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
@@ -2336,7 +2336,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(268), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(270), label: Repeated },
             Field { tag: 2, json: "containers", ty: Message(96), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
@@ -2357,7 +2357,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
             Field { tag: 20, json: "initContainers", ty: Message(96), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(262), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(264), label: Repeated },
             Field { tag: 23, json: "hostAliases", ty: Message(140), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
@@ -2367,17 +2367,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(358), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(265), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(360), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(267), label: Repeated },
             Field { tag: 34, json: "ephemeralContainers", ty: Message(122), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
             Field { tag: 36, json: "os", ty: Message(207), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
             Field { tag: 38, json: "schedulingGates", ty: Message(211), label: Repeated },
             Field { tag: 39, json: "resourceClaims", ty: Message(209), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(233), label: Optional },
+            Field { tag: 40, json: "resources", ty: Message(235), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(279), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(281), label: Optional },
         ],
     },
     // 214
@@ -2391,7 +2391,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(374), label: Optional },
+            Field { tag: 7, json: "startTime", ty: Message(376), label: Optional },
             Field { tag: 8, json: "containerStatuses", ty: Message(107), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
             Field { tag: 10, json: "initContainerStatuses", ty: Message(107), label: Repeated },
@@ -2403,20 +2403,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 16, json: "hostIPs", ty: Message(141), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(204), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(358), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(233), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(235), label: Optional },
         ],
     },
     // 215
     Message {
-        name: "api.core.v1.PodTemplateSpec",
+        name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
         ],
     },
     // 216
+    Message {
+        name: "api.core.v1.PodTemplateList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(215), label: Repeated },
+        ],
+    },
+    // 217
+    Message {
+        name: "api.core.v1.PodTemplateSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
+        ],
+    },
+    // 218
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -2426,7 +2444,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 217
+    // 219
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -2436,7 +2454,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 218
+    // 220
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
@@ -2445,12 +2463,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "preference", ty: Message(176), label: Optional },
         ],
     },
-    // 219
+    // 221
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(220), label: Inline },
+            Field { tag: 1, json: "", ty: Message(222), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -2459,27 +2477,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 220
+    // 222
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
             Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(261), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
             Field { tag: 4, json: "grpc", ty: Message(139), label: Optional },
         ],
     },
-    // 221
+    // 223
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(273), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(275), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 222
+    // 224
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -2492,7 +2510,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 223
+    // 225
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -2503,11 +2521,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(244), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(246), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 224
+    // 226
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -2522,49 +2540,49 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 225
+    // 227
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(228), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(229), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(231), label: Optional },
         ],
     },
-    // 226
+    // 228
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 227
+    // 229
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(225), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
         ],
     },
-    // 228
+    // 230
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(215), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 229
+    // 231
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -2574,10 +2592,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(226), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(228), label: Repeated },
         ],
     },
-    // 230
+    // 232
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -2586,17 +2604,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 231
+    // 233
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(358), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(360), label: Optional },
         ],
     },
-    // 232
+    // 234
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -2605,33 +2623,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 233
+    // 235
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(358), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(358), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(230), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(232), label: Repeated },
         ],
     },
-    // 234
+    // 236
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(232), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(234), label: Repeated },
         ],
     },
-    // 235
+    // 237
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(244), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2641,7 +2659,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 236
+    // 238
     Message {
         name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
@@ -2658,7 +2676,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 237
+    // 239
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
@@ -2669,7 +2687,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 238
+    // 240
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -2678,19 +2696,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 239
+    // 241
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 240
+    // 242
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
@@ -2699,7 +2717,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 241
+    // 243
     Message {
         name: "api.core.v1.SecretKeySelector",
         special: Special::None,
@@ -2709,16 +2727,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 242
+    // 244
     Message {
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(239), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(241), label: Repeated },
         ],
     },
-    // 243
+    // 245
     Message {
         name: "api.core.v1.SecretProjection",
         special: Special::None,
@@ -2728,7 +2746,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 244
+    // 246
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -2737,7 +2755,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 245
+    // 247
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
@@ -2748,56 +2766,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 246
+    // 248
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "capabilities", ty: Message(82), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(237), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(239), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(278), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(238), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(280), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(240), label: Optional },
             Field { tag: 12, json: "appArmorProfile", ty: Message(74), label: Optional },
         ],
     },
-    // 247
+    // 249
     Message {
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(253), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(254), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(255), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(256), label: Optional },
         ],
     },
-    // 248
+    // 250
     Message {
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "secrets", ty: Message(182), label: Repeated },
             Field { tag: 3, json: "imagePullSecrets", ty: Message(154), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
-    // 249
+    // 251
     Message {
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(248), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(250), label: Repeated },
         ],
     },
-    // 250
+    // 252
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -2807,16 +2825,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
-    // 251
+    // 253
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(247), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(249), label: Repeated },
         ],
     },
-    // 252
+    // 254
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -2824,17 +2842,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(379), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(381), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 253
+    // 255
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(252), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(254), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -2846,7 +2864,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(255), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(257), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -2856,16 +2874,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 254
+    // 256
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "loadBalancer", ty: Message(153), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(359), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(361), label: Repeated },
         ],
     },
-    // 255
+    // 257
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
@@ -2873,7 +2891,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "clientIP", ty: Message(87), label: Optional },
         ],
     },
-    // 256
+    // 258
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -2881,7 +2899,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
-    // 257
+    // 259
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -2893,7 +2911,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "secretRef", ty: Message(182), label: Optional },
         ],
     },
-    // 258
+    // 260
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -2905,7 +2923,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
         ],
     },
-    // 259
+    // 261
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -2914,7 +2932,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 260
+    // 262
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -2922,19 +2940,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(376), label: Optional },
         ],
     },
-    // 261
+    // 263
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(381), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 262
+    // 264
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -2946,7 +2964,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 263
+    // 265
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -2955,15 +2973,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 264
+    // 266
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(263), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(265), label: Repeated },
         ],
     },
-    // 265
+    // 267
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -2971,14 +2989,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(363), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(365), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 266
+    // 268
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -2988,7 +3006,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 267
+    // 269
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -2999,16 +3017,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 268
+    // 270
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(275), label: Inline },
+            Field { tag: 2, json: "", ty: Message(277), label: Inline },
         ],
     },
-    // 269
+    // 271
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -3017,7 +3035,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 270
+    // 272
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -3031,7 +3049,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 271
+    // 273
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -3042,7 +3060,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 272
+    // 274
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
@@ -3050,29 +3068,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "required", ty: Message(174), label: Optional },
         ],
     },
-    // 273
+    // 275
     Message {
         name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "secret", ty: Message(243), label: Optional },
+            Field { tag: 1, json: "secret", ty: Message(245), label: Optional },
             Field { tag: 2, json: "downwardAPI", ty: Message(110), label: Optional },
             Field { tag: 3, json: "configMap", ty: Message(94), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(250), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(252), label: Optional },
             Field { tag: 5, json: "clusterTrustBundle", ty: Message(88), label: Optional },
             Field { tag: 6, json: "podCertificate", ty: Message(200), label: Optional },
         ],
     },
-    // 274
+    // 276
     Message {
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(358), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(358), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
         ],
     },
-    // 275
+    // 277
     Message {
         name: "api.core.v1.VolumeSource",
         special: Special::None,
@@ -3082,12 +3100,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "gcePersistentDisk", ty: Message(135), label: Optional },
             Field { tag: 4, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
             Field { tag: 5, json: "gitRepo", ty: Message(136), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(245), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(247), label: Optional },
             Field { tag: 7, json: "nfs", ty: Message(162), label: Optional },
             Field { tag: 8, json: "iscsi", ty: Message(147), label: Optional },
             Field { tag: 9, json: "glusterfs", ty: Message(138), label: Optional },
             Field { tag: 10, json: "persistentVolumeClaim", ty: Message(190), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(224), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(226), label: Optional },
             Field { tag: 12, json: "flexVolume", ty: Message(133), label: Optional },
             Field { tag: 13, json: "cinder", ty: Message(86), label: Optional },
             Field { tag: 14, json: "cephfs", ty: Message(84), label: Optional },
@@ -3096,20 +3114,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "fc", ty: Message(130), label: Optional },
             Field { tag: 18, json: "azureFile", ty: Message(79), label: Optional },
             Field { tag: 19, json: "configMap", ty: Message(95), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(276), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(222), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(278), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(224), label: Optional },
             Field { tag: 22, json: "azureDisk", ty: Message(77), label: Optional },
             Field { tag: 23, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(217), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(236), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(221), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(258), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(219), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(238), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(223), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(260), label: Optional },
             Field { tag: 28, json: "csi", ty: Message(81), label: Optional },
             Field { tag: 29, json: "ephemeral", ty: Message(124), label: Optional },
             Field { tag: 30, json: "image", ty: Message(145), label: Optional },
         ],
     },
-    // 276
+    // 278
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -3120,7 +3138,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 277
+    // 279
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
@@ -3129,7 +3147,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "podAffinityTerm", ty: Message(198), label: Optional },
         ],
     },
-    // 278
+    // 280
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -3140,7 +3158,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 279
+    // 281
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -3150,22 +3168,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 280
+    // 282
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(281), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(283), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "targetRef", ty: Message(182), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(282), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(284), label: Optional },
         ],
     },
-    // 281
+    // 283
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -3175,16 +3193,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 282
+    // 284
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(287), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(286), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(289), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(288), label: Repeated },
         ],
     },
-    // 283
+    // 285
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -3195,27 +3213,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 284
+    // 286
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(280), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(283), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(282), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(285), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 285
+    // 287
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(284), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(286), label: Repeated },
         ],
     },
-    // 286
+    // 288
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -3223,7 +3241,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 287
+    // 289
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -3231,14 +3249,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 288
+    // 290
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(367), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(290), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(369), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(292), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
@@ -3248,94 +3266,94 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
             Field { tag: 12, json: "deprecatedSource", ty: Message(128), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(374), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(374), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(376), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 289
+    // 291
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(288), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(290), label: Repeated },
         ],
     },
-    // 290
+    // 292
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
         ],
     },
-    // 291
+    // 293
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(294), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(296), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
-        ],
-    },
-    // 292
-    Message {
-        name: "api.networking.v1.HttpIngressRuleValue",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "paths", ty: Message(291), label: Repeated },
-        ],
-    },
-    // 293
-    Message {
-        name: "api.networking.v1.Ingress",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(302), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(303), label: Optional },
         ],
     },
     // 294
     Message {
-        name: "api.networking.v1.IngressBackend",
+        name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 3, json: "resource", ty: Message(266), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(301), label: Optional },
+            Field { tag: 1, json: "paths", ty: Message(293), label: Repeated },
         ],
     },
     // 295
     Message {
-        name: "api.networking.v1.IngressList",
+        name: "api.networking.v1.Ingress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(293), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(304), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(305), label: Optional },
         ],
     },
     // 296
+    Message {
+        name: "api.networking.v1.IngressBackend",
+        special: Special::None,
+        fields: &[
+            Field { tag: 3, json: "resource", ty: Message(268), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(303), label: Optional },
+        ],
+    },
+    // 297
+    Message {
+        name: "api.networking.v1.IngressList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(295), label: Repeated },
+        ],
+    },
+    // 298
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(298), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(300), label: Repeated },
         ],
     },
-    // 297
+    // 299
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(296), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(298), label: Repeated },
         ],
     },
-    // 298
+    // 300
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -3345,52 +3363,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 299
+    // 301
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(300), label: Inline },
+            Field { tag: 2, json: "", ty: Message(302), label: Inline },
         ],
     },
-    // 300
+    // 302
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(292), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(294), label: Optional },
         ],
     },
-    // 301
+    // 303
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(313), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(315), label: Optional },
         ],
     },
-    // 302
+    // 304
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(294), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(304), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(299), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(296), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(306), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(301), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 303
+    // 305
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(297), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(299), label: Optional },
         ],
     },
-    // 304
+    // 306
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -3399,7 +3417,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 305
+    // 307
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -3408,74 +3426,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 306
+    // 308
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(312), label: Optional },
-        ],
-    },
-    // 307
-    Message {
-        name: "api.networking.v1.NetworkPolicyEgressRule",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "ports", ty: Message(311), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(310), label: Repeated },
-        ],
-    },
-    // 308
-    Message {
-        name: "api.networking.v1.NetworkPolicyIngressRule",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "ports", ty: Message(311), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(310), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(314), label: Optional },
         ],
     },
     // 309
     Message {
-        name: "api.networking.v1.NetworkPolicyList",
+        name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(306), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(312), label: Repeated },
         ],
     },
     // 310
     Message {
-        name: "api.networking.v1.NetworkPolicyPeer",
+        name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(363), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(363), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(305), label: Optional },
+            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(312), label: Repeated },
         ],
     },
     // 311
+    Message {
+        name: "api.networking.v1.NetworkPolicyList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(308), label: Repeated },
+        ],
+    },
+    // 312
+    Message {
+        name: "api.networking.v1.NetworkPolicyPeer",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(307), label: Optional },
+        ],
+    },
+    // 313
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(379), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 312
+    // 314
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(363), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(308), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(307), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(310), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(309), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 313
+    // 315
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -3484,97 +3502,97 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 314
+    // 316
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(316), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(317), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(318), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(319), label: Optional },
         ],
     },
-    // 315
+    // 317
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(314), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
         ],
     },
-    // 316
+    // 318
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(379), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(363), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(381), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 317
+    // 319
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(374), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(376), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(359), label: Repeated },
-        ],
-    },
-    // 318
-    Message {
-        name: "api.rbac.v1.AggregationRule",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(363), label: Repeated },
-        ],
-    },
-    // 319
-    Message {
-        name: "api.rbac.v1.ClusterRole",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(323), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(318), label: Optional },
+            Field { tag: 7, json: "conditions", ty: Message(361), label: Repeated },
         ],
     },
     // 320
     Message {
-        name: "api.rbac.v1.ClusterRoleBinding",
+        name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(329), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(328), label: Optional },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(365), label: Repeated },
         ],
     },
     // 321
     Message {
-        name: "api.rbac.v1.ClusterRoleBindingList",
+        name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(320), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(320), label: Optional },
         ],
     },
     // 322
     Message {
-        name: "api.rbac.v1.ClusterRoleList",
+        name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(319), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
         ],
     },
     // 323
+    Message {
+        name: "api.rbac.v1.ClusterRoleBindingList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(322), label: Repeated },
+        ],
+    },
+    // 324
+    Message {
+        name: "api.rbac.v1.ClusterRoleList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(321), label: Repeated },
+        ],
+    },
+    // 325
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -3586,44 +3604,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 324
+    // 326
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(323), label: Repeated },
-        ],
-    },
-    // 325
-    Message {
-        name: "api.rbac.v1.RoleBinding",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(329), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(328), label: Optional },
-        ],
-    },
-    // 326
-    Message {
-        name: "api.rbac.v1.RoleBindingList",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(325), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
         ],
     },
     // 327
     Message {
-        name: "api.rbac.v1.RoleList",
+        name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(324), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
         ],
     },
     // 328
+    Message {
+        name: "api.rbac.v1.RoleBindingList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(327), label: Repeated },
+        ],
+    },
+    // 329
+    Message {
+        name: "api.rbac.v1.RoleList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
+        ],
+    },
+    // 330
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -3633,7 +3651,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 329
+    // 331
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -3644,52 +3662,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 330
+    // 332
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 331
+    // 333
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(330), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
         ],
     },
-    // 332
+    // 334
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(264), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(266), label: Repeated },
         ],
     },
-    // 333
+    // 335
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(334), label: Repeated },
         ],
     },
-    // 334
+    // 336
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -3702,48 +3720,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 335
+    // 337
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(357), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(359), label: Optional },
         ],
     },
-    // 336
+    // 338
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(368), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(340), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(341), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(342), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(343), label: Optional },
         ],
     },
-    // 337
+    // 339
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 338
+    // 340
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(336), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(338), label: Repeated },
         ],
     },
-    // 339
+    // 341
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3756,31 +3774,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 340
+    // 342
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(339), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(341), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(342), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(335), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(344), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(337), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 341
+    // 343
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(337), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(339), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(339), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(341), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 342
+    // 344
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3788,15 +3806,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(346), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(345), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(334), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(348), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(347), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(336), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(353), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(355), label: Repeated },
         ],
     },
-    // 343
+    // 345
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3806,31 +3824,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 344
+    // 346
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 345
+    // 347
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(344), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(343), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(346), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(345), label: Optional },
         ],
     },
-    // 346
+    // 348
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(349), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(351), label: Optional },
         ],
     },
-    // 347
+    // 349
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -3839,7 +3857,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 348
+    // 350
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -3847,7 +3865,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 349
+    // 351
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -3859,7 +3877,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(348), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(350), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -3871,23 +3889,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(348), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(350), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(350), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(349), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(349), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(349), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(349), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(349), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(351), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(349), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(352), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(351), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(349), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(347), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(348), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(352), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(351), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(351), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(351), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(351), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(351), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(353), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(351), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(354), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(353), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(351), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(349), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(350), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -3895,37 +3913,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(355), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(357), label: Repeated },
         ],
     },
-    // 350
+    // 352
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(349), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(349), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(351), label: Repeated },
         ],
     },
-    // 351
+    // 353
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(349), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(351), label: Optional },
         ],
     },
-    // 352
+    // 354
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(349), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 353
+    // 355
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -3933,7 +3951,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 354
+    // 356
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3944,7 +3962,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 355
+    // 357
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3957,26 +3975,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 356
+    // 358
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(354), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(356), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 357
+    // 359
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(356), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(358), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 358
+    // 360
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -3984,7 +4002,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 359
+    // 361
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -3992,25 +4010,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 360
+    // 362
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(370), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(372), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 361
+    // 363
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -4020,7 +4038,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 362
+    // 364
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -4028,16 +4046,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 363
+    // 365
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(364), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(366), label: Repeated },
         ],
     },
-    // 364
+    // 366
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -4047,7 +4065,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 365
+    // 367
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -4058,7 +4076,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 366
+    // 368
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -4066,13 +4084,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(374), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(376), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(362), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(364), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 367
+    // 369
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -4081,7 +4099,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 368
+    // 370
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -4093,17 +4111,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(374), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(374), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(376), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(369), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(371), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(366), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(368), label: Repeated },
         ],
     },
-    // 369
+    // 371
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -4116,7 +4134,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 370
+    // 372
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -4125,20 +4143,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 371
+    // 373
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(373), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(375), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 372
+    // 374
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -4148,7 +4166,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 373
+    // 375
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -4156,12 +4174,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(372), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(374), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 374
+    // 376
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -4170,16 +4188,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 375
+    // 377
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(376), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(378), label: Optional },
         ],
     },
-    // 376
+    // 378
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -4187,7 +4205,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 377
+    // 379
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -4196,18 +4214,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 378
+    // 380
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(377), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(379), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 379
+    // 381
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -4221,8 +4239,8 @@ pub static MESSAGES: &[Message] = &[
 
 /// The messages of the kinds served in protobuf, by (apiVersion, kind).
 pub static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 336),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 338),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 338),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 340),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "ControllerRevisionList", 1),
     ("apps/v1", "DaemonSet", 2),
@@ -4245,31 +4263,31 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("batch/v1", "JobList", 59),
     ("coordination.k8s.io/v1", "Lease", 70),
     ("coordination.k8s.io/v1", "LeaseList", 71),
-    ("discovery.k8s.io/v1", "EndpointSlice", 284),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 285),
-    ("events.k8s.io/v1", "Event", 288),
-    ("events.k8s.io/v1", "EventList", 289),
-    ("networking.k8s.io/v1", "Ingress", 293),
-    ("networking.k8s.io/v1", "IngressList", 295),
-    ("networking.k8s.io/v1", "NetworkPolicy", 306),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 309),
-    ("policy/v1", "PodDisruptionBudget", 314),
-    ("policy/v1", "PodDisruptionBudgetList", 315),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 319),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 320),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 321),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 322),
-    ("rbac.authorization.k8s.io/v1", "Role", 324),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 325),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 326),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 327),
-    ("scheduling.k8s.io/v1", "PriorityClass", 330),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 331),
-    ("storage.k8s.io/v1", "StorageClass", 332),
-    ("storage.k8s.io/v1", "StorageClassList", 333),
+    ("discovery.k8s.io/v1", "EndpointSlice", 286),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 287),
+    ("events.k8s.io/v1", "Event", 290),
+    ("events.k8s.io/v1", "EventList", 291),
+    ("networking.k8s.io/v1", "Ingress", 295),
+    ("networking.k8s.io/v1", "IngressList", 297),
+    ("networking.k8s.io/v1", "NetworkPolicy", 308),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 311),
+    ("policy/v1", "PodDisruptionBudget", 316),
+    ("policy/v1", "PodDisruptionBudgetList", 317),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 321),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 322),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 323),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 324),
+    ("rbac.authorization.k8s.io/v1", "Role", 326),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 327),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 328),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 329),
+    ("scheduling.k8s.io/v1", "PriorityClass", 332),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 333),
+    ("storage.k8s.io/v1", "StorageClass", 334),
+    ("storage.k8s.io/v1", "StorageClassList", 335),
     ("v1", "ConfigMap", 89),
     ("v1", "ConfigMapList", 92),
-    ("v1", "DeleteOptions", 360),
+    ("v1", "DeleteOptions", 362),
     ("v1", "Endpoints", 117),
     ("v1", "EndpointsList", 118),
     ("v1", "Event", 125),
@@ -4284,17 +4302,19 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("v1", "PersistentVolumeList", 191),
     ("v1", "Pod", 196),
     ("v1", "PodList", 206),
-    ("v1", "ReplicationController", 225),
-    ("v1", "ReplicationControllerList", 227),
-    ("v1", "Secret", 239),
-    ("v1", "SecretList", 242),
-    ("v1", "Service", 247),
-    ("v1", "ServiceAccount", 248),
-    ("v1", "ServiceAccountList", 249),
-    ("v1", "ServiceList", 251),
-    ("v1", "Status", 371),
+    ("v1", "PodTemplate", 215),
+    ("v1", "PodTemplateList", 216),
+    ("v1", "ReplicationController", 227),
+    ("v1", "ReplicationControllerList", 229),
+    ("v1", "Secret", 241),
+    ("v1", "SecretList", 244),
+    ("v1", "Service", 249),
+    ("v1", "ServiceAccount", 250),
+    ("v1", "ServiceAccountList", 251),
+    ("v1", "ServiceList", 253),
+    ("v1", "Status", 373),
 ];
 
-pub const UNKNOWN: u16 = 378;
-pub const WATCH_EVENT: u16 = 375;
-pub const JSON_SCHEMA_PROPS: u16 = 349;
+pub const UNKNOWN: u16 = 380;
+pub const WATCH_EVENT: u16 = 377;
+pub const JSON_SCHEMA_PROPS: u16 = 351;

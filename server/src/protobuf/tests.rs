@@ -410,6 +410,7 @@ mod against_prost {
         check::<core::PersistentVolumeClaim>("PersistentVolumeClaim");
         check::<core::PersistentVolume>("PersistentVolume");
         check::<core::Pod>("Pod");
+        check::<core::PodTemplate>("PodTemplate");
         check::<core::ReplicationController>("ReplicationController");
         check::<core::Secret>("Secret");
         check::<core::ServiceAccount>("ServiceAccount");

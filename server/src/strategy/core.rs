@@ -234,6 +234,36 @@ fn pod_qos_class(pod: &Value) -> &'static str {
     }
 }
 
+/// A pod template kept as an object of its own (kube's `pkg/registry/core/podtemplate`).
+pub struct PodTemplates;
+
+impl Strategy for PodTemplates {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "podtemplates",
+            "podtemplate",
+            "PodTemplate",
+            NAMESPACED,
+        )
+    }
+    typed_as!(core::PodTemplate);
+    /// Generation 1 on create, bumped when the template changes.
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::pod_template(object);
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        validation::pod_template(object)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::PODTEMPLATE
+    }
+}
+
 pub struct ReplicationControllers;
 
 impl Strategy for ReplicationControllers {

@@ -9,8 +9,8 @@
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
 //! [`batch`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
 //! served resource with its strategy. Adding a built-in resource is a strategy (identity
-//! included), its line in [`builtin`], and its kind in the protobuf descriptor generator
-//! (docs/ARCHITECTURE.md, "Resources and their strategies").
+//! included), its line in [`builtin`], two regenerated tables and a protobuf sample
+//! (docs/ARCHITECTURE.md, "Worked example: adding v1 PodTemplate").
 //!
 //! The defaults are kube's for a plain resource: no generation, no defaults, no
 //! type-specific validation, the default table (Name, Age), stored in the version served,
@@ -182,7 +182,7 @@ where
 
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
-    let all: [Arc<dyn Strategy>; 37] = [
+    let all: [Arc<dyn Strategy>; 38] = [
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),
         Arc::new(core::Events),
@@ -191,6 +191,7 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(core::PersistentVolumeClaims),
         Arc::new(core::PersistentVolumes),
         Arc::new(core::Pods),
+        Arc::new(core::PodTemplates),
         Arc::new(core::ReplicationControllers),
         Arc::new(core::Secrets),
         Arc::new(core::ServiceAccounts),

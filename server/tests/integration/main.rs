@@ -24,6 +24,7 @@ mod list_stream;
 mod metrics;
 mod openapi;
 mod oversized_body;
+mod podtemplates;
 mod protobuf;
 mod runtime_resource;
 mod security;
