@@ -163,7 +163,9 @@ impl CacheEvent {
 /// shared by every watcher of that (kind, view).
 #[derive(Debug, Clone)]
 pub enum Queued {
+    /// Made by the shard (every view that does not convert, bookmarks, errors).
     Ready(Bytes),
+    /// To be made by the watch's task.
     Deferred(Arc<DeferredFrame>),
 }
 
@@ -172,9 +174,13 @@ pub enum Queued {
 /// however many watch it.
 #[derive(Debug)]
 pub struct DeferredFrame {
+    /// The event (its objects are what is converted; a DELETED carries the previous one).
     event: Arc<CacheEvent>,
+    /// What the event is to these watchers (the frame's type).
     kind: EventKind,
+    /// The version and format the frame is made in.
     view: View,
+    /// The frame once made: the watchers that reach it while it is being made wait here.
     frame: tokio::sync::OnceCell<Bytes>,
 }
 
