@@ -79,7 +79,7 @@ use futures::StreamExt;
 use kubecache_cache::json;
 use kubecache_cache::object::frame;
 use kubecache_cache::watch_cache::resource::{ResourceCache, ResourceHandle};
-use kubecache_cache::watch_cache::state::{CacheEvent, CacheState, EventKind, Published};
+use kubecache_cache::watch_cache::state::{CacheEvent, CacheState, EventKind, Published, Queued};
 use kubecache_cache::watch_cache::watchers::{Ending, Frame, WatcherIndex, WatcherStats};
 use kubecache_cache::{
     CachedObject, Filter, ListRequest, ObjectCodec, ReadAt, ReadPath, Shapes, WatchCache,
@@ -929,6 +929,7 @@ fn dispatch(scale: Scale, indexed: bool, pre_encoded: bool) -> Vec<String> {
                             let json = codec.encode(&object.kv.value, event.revision, pods());
                             frame(kind_name(kind), &json)
                         };
+                        let frame = Queued::Ready(frame);
                         queue.try_send((event.revision, frame)).expect("room");
                     }
                 }

@@ -186,6 +186,21 @@ pub trait ReadPath: Send + Sync + 'static {
     /// encoded once per object where the read path caches objects.
     fn protobuf(&self, object: &CachedObject, resource: &ResourceInfo) -> Bytes;
 
+    /// Converts `objects` into `resource`'s version where that is not their stored one
+    /// ([`ObjectCodec::convert`]: it may wait, so the request's task awaits it here), in JSON
+    /// or in protobuf: a GET or LIST calls it before it encodes, and the encoders above then
+    /// find each conversion made, kept per object and version for every later reader. The
+    /// default does nothing: a read path that keeps no objects (`Passthrough`) converts as it
+    /// encodes, in the request's task too.
+    async fn convert(
+        &self,
+        _objects: &[Arc<CachedObject>],
+        _resource: &ResourceInfo,
+        _protobuf: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether every resource can be served (/readyz).
     async fn ready(&self) -> Result<()>;
 

@@ -7,11 +7,17 @@
 //! splice points of the first [`INLINE_SHAPES`] shapes sit in the object (4 B each), and
 //! every kept encoding lives in a chain of slot blocks allocated on first use
 //! ([`CachedObject`]).
+//!
+//! A shape stored in another version's shape is *converted* ([`ObjectCodec::converts`]), and
+//! conversion may wait (a custom resource's conversion webhook). It is never done on a shard
+//! thread: the task that serves the read or the watch awaits it ([`CachedObject::converted`],
+//! [`ObjectCodec::convert`]), and what it made is kept for every later reader of that view.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::future::BoxFuture;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
@@ -85,6 +91,28 @@ pub trait ObjectCodec: Send + Sync + 'static {
     fn trigger_field(&self, _resource: &ResourceInfo) -> Option<&'static str> {
         None
     }
+
+    /// Whether objects served as `shape` are stored in another version's shape and must be
+    /// converted. Every view of such a shape is made by [`ObjectCodec::convert`], off the
+    /// shard threads; the shard encodes only shapes that do not convert. Asked once per shape
+    /// ([`Shapes::converts`]).
+    fn converts(&self, _shape: &ResourceInfo) -> bool {
+        false
+    }
+
+    /// The object in `view` of a shape that [converts](ObjectCodec::converts): conversion and
+    /// encoding, which may wait (a conversion webhook), so it is awaited by the task serving
+    /// the read or the watch, never on a shard thread. By default the synchronous
+    /// [`ObjectCodec::encode_view`].
+    fn convert<'a>(
+        &'a self,
+        stored: &'a [u8],
+        revision: Revision,
+        view: View,
+        shapes: &'a Shapes,
+    ) -> BoxFuture<'a, Result<Bytes, StorageError>> {
+        Box::pin(async move { Ok(self.encode_view(stored, revision, view, shapes)) })
+    }
 }
 
 /// How a watcher wants its objects: in which API shape (its number in the resource's
@@ -142,7 +170,9 @@ impl Filter {
 /// as it is written ([`CachedObject::write_json`]), so an object costs one copy of its JSON.
 /// Encodings that need real work (a converted shape, protobuf) are kept once made, in slots
 /// allocated on first use: nothing is allocated for a view never asked for, and a shape added
-/// to the resource later needs nothing from the objects already cached.
+/// to the resource later needs nothing from the objects already cached. A converted shape's
+/// views are made by [`CachedObject::converted`], awaited by the reader's task; the
+/// synchronous encoders find them there.
 #[derive(Debug)]
 pub struct CachedObject {
     pub kv: KeyValue,
@@ -173,8 +203,23 @@ enum Kept {
     /// The JSON of a shape past [`INLINE_SHAPES`] is the stored bytes with the resourceVersion
     /// spliced in here.
     Splice(u32),
-    /// An encoding made once (a converted shape's JSON, protobuf).
+    /// An encoding made once (protobuf, the JSON of a shape that cannot be spliced).
     Encoded(Bytes),
+    /// A converted shape's JSON or protobuf, made by the first task that asks for it while
+    /// the others wait for it (conversion may wait itself, so not under the slot's
+    /// `OnceLock`, which blocks its thread).
+    Converted(Box<tokio::sync::OnceCell<Bytes>>),
+}
+
+impl Kept {
+    /// The encoding kept, if made.
+    fn encoded(&self) -> Option<&Bytes> {
+        match self {
+            Kept::Encoded(bytes) => Some(bytes),
+            Kept::Converted(cell) => cell.get(),
+            Kept::Splice(_) => None,
+        }
+    }
 }
 
 /// The slot of `shape`'s JSON (`protobuf` false) or protobuf: two per shape.
@@ -220,6 +265,8 @@ impl CachedObject {
                 .slot(slot_of(shape, false))
                 .get_or_init(|| match look_up() {
                     Some(at) => Kept::Splice(at),
+                    // Made by `converted`, in the task that serves it.
+                    None if shapes.converts(shape, codec) => Kept::Converted(Box::default()),
                     None => Kept::Encoded(codec.encode(
                         &self.kv.value,
                         self.kv.mod_revision,
@@ -228,7 +275,7 @@ impl CachedObject {
                 });
             return match kept {
                 Kept::Splice(at) => Some(*at as usize),
-                Kept::Encoded(_) => None,
+                Kept::Encoded(_) | Kept::Converted(_) => None,
             };
         };
         let cached = inline.load(Ordering::Relaxed);
@@ -275,7 +322,7 @@ impl CachedObject {
     }
 
     /// The object's JSON in shape number `shape` (see [`Shapes`]): spliced afresh, or
-    /// encoded once and kept.
+    /// encoded once and kept (a converted shape: what [`CachedObject::converted`] made).
     pub fn json(&self, codec: &dyn ObjectCodec, shapes: &Shapes, shape: usize) -> Bytes {
         if let Some(at) = self.splice_point(codec, shapes, shape) {
             let stored = &self.kv.value;
@@ -286,13 +333,7 @@ impl CachedObject {
         let kept = self.slot(slot_of(shape, false)).get_or_init(|| {
             Kept::Encoded(codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape)))
         });
-        match kept {
-            Kept::Encoded(json) => json.clone(),
-            // Not reachable: a slot holding a splice point made `splice_point` answer it.
-            Kept::Splice(_) => {
-                codec.encode(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
-            }
-        }
+        self.kept_or_encode(kept, codec, shapes, View::from(shape))
     }
 
     /// The object's protobuf in shape number `shape`, encoded once (for protobuf GETs, LISTs
@@ -305,13 +346,31 @@ impl CachedObject {
                 shapes.get(shape),
             ))
         });
-        match kept {
-            Kept::Encoded(protobuf) => protobuf.clone(),
-            // Not reachable: protobuf slots only ever hold encodings.
-            Kept::Splice(_) => {
-                codec.encode_protobuf(&self.kv.value, self.kv.mod_revision, shapes.get(shape))
-            }
+        let view = View {
+            shape,
+            table: false,
+            protobuf: true,
+        };
+        self.kept_or_encode(kept, codec, shapes, view)
+    }
+
+    /// What `kept` holds, or — a converted view nobody converted first ([`CachedObject::
+    /// converted`]) — the codec's synchronous encoding, made on the caller's thread and kept.
+    fn kept_or_encode(
+        &self,
+        kept: &Kept,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+        view: View,
+    ) -> Bytes {
+        if let Some(encoded) = kept.encoded() {
+            return encoded.clone();
         }
+        let encoded = codec.encode_view(&self.kv.value, self.kv.mod_revision, view, shapes);
+        if let Kept::Converted(cell) = kept {
+            let _ = cell.set(encoded.clone());
+        }
+        encoded
     }
 
     /// The object encoded for `view`: cached for JSON and protobuf, made for Tables.
@@ -324,6 +383,38 @@ impl CachedObject {
             self.json(codec, shapes, view.shape)
         }
     }
+
+    /// The object encoded for `view`, converting it first when the view's shape is not the
+    /// stored one ([`ObjectCodec::convert`], which may wait): what the task serving a read or
+    /// a watch calls. A converted JSON or protobuf view is made once per object, by the first
+    /// task that asks, the others awaiting it; a Table is made per use, like every Table.
+    /// Views that need no conversion are [`CachedObject::encoded`] as they are.
+    pub async fn converted(
+        &self,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+        view: View,
+    ) -> Result<Bytes, StorageError> {
+        if !shapes.converts(view.shape, codec) {
+            return Ok(self.encoded(codec, shapes, view));
+        }
+        let (stored, revision) = (&self.kv.value, self.kv.mod_revision);
+        if view.table {
+            return codec.convert(stored, revision, view, shapes).await;
+        }
+        let kept = self
+            .slot(slot_of(view.shape, view.protobuf))
+            .get_or_init(|| Kept::Converted(Box::default()));
+        match kept {
+            Kept::Converted(cell) => cell
+                .get_or_try_init(|| codec.convert(stored, revision, view, shapes))
+                .await
+                .cloned(),
+            // Made synchronously before (`kept_or_encode`), or a splice point (a shape that
+            // stopped converting: not reachable while shapes keep their resources).
+            _ => Ok(self.kept_or_encode(kept, codec, shapes, view)),
+        }
+    }
 }
 
 /// The API shapes of one storage prefix, numbered: the resources that share it (any number;
@@ -332,6 +423,10 @@ impl CachedObject {
 #[derive(Debug, Clone)]
 pub struct Shapes {
     resources: Vec<Arc<ResourceInfo>>,
+    /// Per shape, whether it converts ([`ObjectCodec::converts`]), asked the first time the
+    /// shape is served (a shape is added before its resource is routed to, and the codec may
+    /// only know it from then on).
+    converts: Vec<OnceLock<bool>>,
 }
 
 impl Shapes {
@@ -340,16 +435,27 @@ impl Shapes {
             !resources.is_empty(),
             "a storage prefix is served in at least one shape"
         );
-        Shapes { resources }
+        let converts = resources.iter().map(|_| OnceLock::new()).collect();
+        Shapes {
+            resources,
+            converts,
+        }
     }
 
     /// These shapes and `resource` after them (itself if it is one of them already).
     pub fn with(&self, resource: Arc<ResourceInfo>) -> Shapes {
-        let mut resources = self.resources.clone();
+        let mut shapes = self.clone();
         if self.index_of(&resource).is_none() {
-            resources.push(resource);
+            shapes.resources.push(resource);
+            shapes.converts.push(OnceLock::new());
         }
-        Shapes { resources }
+        shapes
+    }
+
+    /// Whether shape number `shape` is converted (stored in another version's shape): its
+    /// views are made off the shard threads. One atomic load once known.
+    pub fn converts(&self, shape: usize, codec: &dyn ObjectCodec) -> bool {
+        *self.converts[shape].get_or_init(|| codec.converts(&self.resources[shape]))
     }
 
     pub fn len(&self) -> usize {
@@ -429,6 +535,8 @@ mod tests {
     /// (version, format); the versions in `splicing` are served spliced.
     struct Counting {
         splicing: &'static [&'static str],
+        /// Versions that convert ([`ObjectCodec::converts`]).
+        converting: &'static [&'static str],
         encodes: Mutex<HashMap<(String, &'static str), usize>>,
     }
 
@@ -436,6 +544,7 @@ mod tests {
         fn new(splicing: &'static [&'static str]) -> Counting {
             Counting {
                 splicing,
+                converting: &[],
                 encodes: Mutex::default(),
             }
         }
@@ -479,6 +588,23 @@ mod tests {
         }
         fn bookmark(&self, shape: &ResourceInfo, _: Revision, _: bool) -> Bytes {
             Bytes::from(shape.version.clone())
+        }
+        fn converts(&self, shape: &ResourceInfo) -> bool {
+            self.converting.contains(&shape.version.as_str())
+        }
+        fn convert<'a>(
+            &'a self,
+            stored: &'a [u8],
+            revision: Revision,
+            view: View,
+            shapes: &'a Shapes,
+        ) -> futures::future::BoxFuture<'a, Result<Bytes, StorageError>> {
+            Box::pin(async move {
+                // Waits, as a webhook would: every other task asking meanwhile must wait for
+                // this conversion rather than make its own.
+                tokio::task::yield_now().await;
+                Ok(self.encode_view(stored, revision, view, shapes))
+            })
         }
     }
 
@@ -546,6 +672,57 @@ mod tests {
         }
         // Five shapes' JSON and protobuf: ten slots, three blocks of four.
         assert_eq!(blocks(&object), 3);
+    }
+
+    /// A converted view is made once however many tasks ask for it at the same time (one
+    /// converts, the others wait), and the synchronous encoders then find it made; a shape
+    /// that does not convert is encoded as before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn converted_views_are_made_once_by_the_first_task_that_asks() {
+        let codec = Arc::new(Counting {
+            converting: &["v2", "v3"],
+            ..Counting::new(&["v1"])
+        });
+        let shapes = Arc::new(Shapes::new(["v1", "v2", "v3"].map(configmaps).to_vec()));
+        let object = object();
+        let views = [
+            (1, false, false),
+            (1, false, true),
+            (2, false, false),
+            (1, true, false),
+            (0, false, false),
+        ]
+        .map(|(shape, table, protobuf)| View {
+            shape,
+            table,
+            protobuf,
+        });
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            for view in views {
+                let (codec, shapes, object) = (codec.clone(), shapes.clone(), object.clone());
+                tasks.push(tokio::spawn(async move {
+                    let made = object.converted(codec.as_ref(), &shapes, view).await;
+                    (view, made.unwrap())
+                }));
+            }
+        }
+        for task in tasks {
+            let (view, made) = task.await.unwrap();
+            if view.shape == 0 {
+                assert!(made.starts_with(b"{\"apiVersion\":\"v1\""), "spliced");
+            } else {
+                assert_eq!(made, object.encoded(codec.as_ref(), &shapes, view));
+            }
+        }
+        assert_eq!(codec.encodes("v2", "json"), 1);
+        assert_eq!(codec.encodes("v2", "protobuf"), 1);
+        assert_eq!(codec.encodes("v3", "json"), 1);
+        // Eight concurrent Tables and the eight `encoded` compared with them: made per use.
+        assert_eq!(codec.encodes("v2", "table"), 8 + 8);
+        assert!(shapes.converts(1, codec.as_ref()) && !shapes.converts(0, codec.as_ref()));
+        // The stored shape splices: nothing converted, nothing kept for it.
+        assert_eq!(codec.encodes("v1", "json"), 0);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kubecache_cache::{ObjectAttrs, ObjectCodec, View, json};
+use futures::future::BoxFuture;
+use kubecache_cache::{ObjectAttrs, ObjectCodec, Shapes, View, json};
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::storage::{KeyValue, Revision, StorageError};
 use serde_json::{Value, json};
@@ -38,6 +39,35 @@ fn stored_as_served(shape: &Resource) -> bool {
     !shape.converts()
 }
 
+/// A stored object as JSON with its resourceVersion, before conversion.
+fn parsed(stored: &[u8], revision: Revision) -> Value {
+    let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
+    objects::set_resource_version(&mut object, revision);
+    object
+}
+
+/// An object of `shape` (converted already) in `view`: JSON, a one-row Table, or protobuf
+/// (JSON when the type has none).
+fn render(shape: &Resource, view: View, object: Value, revision: Revision) -> Bytes {
+    if view.table {
+        let metadata = json!({"resourceVersion": revision.to_string()});
+        let table = table::render(
+            shape,
+            vec![object],
+            metadata,
+            table::IncludeObject::Object,
+            chrono::Utc::now(),
+        );
+        return Bytes::from(serde_json::to_vec(&table).expect("a JSON value always serializes"));
+    }
+    if view.protobuf
+        && let Ok(protobuf) = protobuf::encode_envelope(&object)
+    {
+        return Bytes::from(protobuf);
+    }
+    Bytes::from(serde_json::to_vec(&object).expect("a JSON value always serializes"))
+}
+
 impl ObjectCodec for JsonCodec {
     fn attributes(
         &self,
@@ -54,10 +84,8 @@ impl ObjectCodec for JsonCodec {
         if stored_as_served(shape) {
             return json::with_resource_version(stored, revision);
         }
-        let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
-        objects::set_resource_version(&mut object, revision);
-        let object = handlers::present_value(shape, object);
-        Bytes::from(serde_json::to_vec(&object).expect("a JSON value always serializes"))
+        let object = handlers::present_value(shape, parsed(stored, revision));
+        render(shape, View::default(), object, revision)
     }
 
     fn splice_point(&self, stored: &[u8], shape: &ResourceInfo) -> Option<usize> {
@@ -67,18 +95,19 @@ impl ObjectCodec for JsonCodec {
 
     fn encode_table(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
         let shape = &self.resource(shape);
-        let mut object: Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
-        objects::set_resource_version(&mut object, revision);
-        let object = handlers::present_value(shape, object);
-        let metadata = json!({"resourceVersion": revision.to_string()});
-        let table = table::render(
-            shape,
-            vec![object],
-            metadata,
-            table::IncludeObject::Object,
-            chrono::Utc::now(),
-        );
-        Bytes::from(serde_json::to_vec(&table).expect("a JSON value always serializes"))
+        let object = parsed(stored, revision);
+        // The strategy's conversion only for a shape that converts: this runs on a shard for
+        // the others, and conversion never does.
+        let object = if stored_as_served(shape) {
+            object
+        } else {
+            handlers::present_value(shape, object)
+        };
+        let table = View {
+            table: true,
+            ..View::default()
+        };
+        render(shape, table, object, revision)
     }
 
     fn encode_protobuf(&self, stored: &[u8], revision: Revision, shape: &ResourceInfo) -> Bytes {
@@ -101,6 +130,29 @@ impl ObjectCodec for JsonCodec {
 
     fn trigger_field(&self, resource: &ResourceInfo) -> Option<&'static str> {
         self.resource(resource).strategy().trigger_field()
+    }
+
+    fn converts(&self, shape: &ResourceInfo) -> bool {
+        self.resource(shape).converts()
+    }
+
+    /// The strategy's conversion for reads ([`crate::strategy::Strategy::convert_to_served`]),
+    /// awaited in the task that serves the read or the watch, then rendered in `view`.
+    fn convert<'a>(
+        &'a self,
+        stored: &'a [u8],
+        revision: Revision,
+        view: View,
+        shapes: &'a Shapes,
+    ) -> BoxFuture<'a, Result<Bytes, StorageError>> {
+        let shape = self.resource(shapes.get(view.shape));
+        Box::pin(async move {
+            let object = (shape.strategy())
+                .convert_to_served(parsed(stored, revision))
+                .await
+                .map_err(|e| StorageError::Internal(e.message))?;
+            Ok(render(&shape, view, object, revision))
+        })
     }
 
     fn bookmark(

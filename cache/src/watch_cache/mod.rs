@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, Sleep};
 
 use self::resource::{Command, Initial, ResourceCache, ResourceHandle, Start};
-use self::state::{CacheEvent, CacheState, Objects, Published};
+use self::state::{CacheEvent, CacheState, Objects, Published, Queued};
 use self::watchers::{ENDED_EXPIRED, ENDED_REMOVED, ENDED_TOO_SLOW, Ending, Frame};
 use crate::object::{CachedObject, ObjectCodec, Shapes, View};
 use crate::{
@@ -659,8 +659,10 @@ impl ReadPath for WatchCache {
         };
         let timeout = request.timeout;
         let started = Instant::now();
+        let shapes = handle.shapes();
         let connection = Connection {
-            shapes: handle.shapes(),
+            converts: shapes.converts(shape, self.codec.as_ref()),
+            shapes,
             codec: self.codec.clone(),
             view,
             collection,
@@ -748,6 +750,32 @@ impl ReadPath for WatchCache {
         }
     }
 
+    async fn convert(
+        &self,
+        objects: &[Arc<CachedObject>],
+        resource: &ResourceInfo,
+        protobuf: bool,
+    ) -> Result<()> {
+        // A resource no longer cached: its encoders encode in the caller's thread.
+        let Ok((handle, shape)) = self.serving(resource) else {
+            return Ok(());
+        };
+        let shapes = handle.shapes();
+        let codec = self.codec.as_ref();
+        if !shapes.converts(shape, codec) {
+            return Ok(());
+        }
+        let view = View {
+            shape,
+            table: false,
+            protobuf,
+        };
+        for object in objects {
+            object.converted(codec, &shapes, view).await?;
+        }
+        Ok(())
+    }
+
     async fn ready(&self) -> Result<()> {
         self.backend.health().await?;
         let caches = self.caches.load();
@@ -805,6 +833,9 @@ struct Connection {
     /// The resource's shapes when the watch started: its own shape keeps its number for the
     /// life of the cache (shapes are only appended).
     shapes: Arc<Shapes>,
+    /// The watch's view converts: its frames are made here, in the watch's task (the shard
+    /// queues [`Queued::Deferred`] for them), never on the shard.
+    converts: bool,
     codec: Arc<dyn ObjectCodec>,
     request: WatchRequest,
     view: View,
@@ -816,8 +847,8 @@ struct Connection {
     id: u64,
     /// The revision the client has been brought to.
     revision: Revision,
-    /// Frames ready to go out before anything else.
-    pending: VecDeque<Bytes>,
+    /// Frames to go out before anything else.
+    pending: VecDeque<Queued>,
     ticker: Option<Interval>,
     deadline: Pin<Box<Sleep>>,
     final_bookmark: Option<Pin<Box<Sleep>>>,
@@ -853,11 +884,54 @@ impl Connection {
         }
         self.revision = self.revision.max(published);
         let bookmark = self.bookmark(self.revision, false);
-        self.pending.push_back(bookmark);
+        self.pending.push_back(Queued::Ready(bookmark));
+    }
+
+    /// The frame `queued` stands for: made here, in the watch's task, when the shard left it
+    /// to convert (the first watcher of the view to get here makes it for all).
+    async fn resolve(&mut self, queued: Queued) -> Bytes {
+        match queued {
+            Queued::Ready(frame) => frame,
+            Queued::Deferred(deferred) => {
+                match deferred.frame(self.codec.as_ref(), &self.shapes).await {
+                    Ok(frame) => frame,
+                    Err(error) => self.conversion_failed(error),
+                }
+            }
+        }
+    }
+
+    /// Ends the watch after an object could not be converted into its version: an ERROR
+    /// frame with an internal error, as kube-apiserver ends a watch whose event it cannot
+    /// convert; the client re-watches.
+    fn conversion_failed(&mut self, error: StorageError) -> Bytes {
+        self.finished = true;
+        self.initial = InitialFrames::Done;
+        self.pending.clear();
+        self.error_frame(&ApiError::internal(format!(
+            "converting to {}: {error}",
+            self.request.resource.api_version()
+        )))
+    }
+
+    /// An initial ADDED frame of `object`.
+    async fn added(&mut self, object: &CachedObject) -> Bytes {
+        let json = if self.converts {
+            match object
+                .converted(self.codec.as_ref(), &self.shapes, self.view)
+                .await
+            {
+                Ok(json) => json,
+                Err(error) => return self.conversion_failed(error),
+            }
+        } else {
+            object.encoded(self.codec.as_ref(), &self.shapes, self.view)
+        };
+        self.codec.watch_frame(self.view, "ADDED", &json)
     }
 
     /// The next initial frame, or `None` once they are all out.
-    fn next_initial(&mut self) -> Option<Bytes> {
+    async fn next_initial(&mut self) -> Option<Bytes> {
         loop {
             match &mut self.initial {
                 InitialFrames::Objects {
@@ -875,8 +949,7 @@ impl Connection {
                     match next {
                         Some((key, object)) => {
                             *after = Some(key);
-                            let json = object.encoded(self.codec.as_ref(), &self.shapes, self.view);
-                            return Some(self.codec.watch_frame(self.view, "ADDED", &json));
+                            return Some(self.added(&object).await);
                         }
                         None => {
                             let revision = *revision;
@@ -896,14 +969,19 @@ impl Connection {
                         if !event.key.starts_with(self.collection.as_str()) {
                             continue;
                         }
-                        if let Some(kind) = event.kind_for(&self.request.filter) {
-                            return Some(event.frame(
-                                kind,
-                                self.view,
-                                self.codec.as_ref(),
-                                &self.shapes,
-                            ));
+                        let Some(kind) = event.kind_for(&self.request.filter) else {
+                            continue;
+                        };
+                        if !self.converts {
+                            let codec = self.codec.as_ref();
+                            return Some(event.frame(kind, self.view, codec, &self.shapes));
                         }
+                        let codec = self.codec.as_ref();
+                        let frame = event.converted_frame(kind, self.view, codec, &self.shapes);
+                        return Some(match frame.await {
+                            Ok(frame) => frame,
+                            Err(error) => self.conversion_failed(error),
+                        });
                     }
                     self.initial = InitialFrames::Done;
                 }
@@ -938,7 +1016,8 @@ impl Connection {
 
     async fn next(mut self) -> Option<(Bytes, Connection)> {
         loop {
-            if let Some(frame) = self.pending.pop_front() {
+            if let Some(queued) = self.pending.pop_front() {
+                let frame = self.resolve(queued).await;
                 return Some((frame, self));
             }
             if self.finished {
@@ -949,7 +1028,7 @@ impl Connection {
                 // Frames the shard had queued still go out first, then the stream ends.
                 self.initial = InitialFrames::Done;
             }
-            if let Some(frame) = self.next_initial() {
+            if let Some(frame) = self.next_initial().await {
                 return Some((frame, self));
             }
             let Connection {
@@ -980,14 +1059,15 @@ impl Connection {
             };
             match woken {
                 Wake::Deadline => self.finished = true,
-                Wake::Queue(Some((revision, frame))) => {
+                Wake::Queue(Some((revision, queued))) => {
                     self.revision = revision;
+                    let frame = self.resolve(queued).await;
                     return Some((frame, self));
                 }
                 Wake::Queue(None) => {
                     self.finished = true;
                     if let Some(frame) = self.ending_frame() {
-                        self.pending.push_back(frame);
+                        self.pending.push_back(Queued::Ready(frame));
                     }
                 }
                 Wake::Bookmark => self.push_bookmark(),

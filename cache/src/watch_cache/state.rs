@@ -128,16 +128,98 @@ impl CacheEvent {
         };
         codec.watch_frame(view, kind.name(), &json)
     }
+
+    /// [`CacheEvent::frame`] for a view that may need conversion, which may wait: awaited by
+    /// the watch's task, never on a shard. The object's converted views are kept on it
+    /// ([`CachedObject::converted`]); a DELETED frame's (the last state at this revision) is
+    /// made here, once per event and view when it comes through the fan-out
+    /// ([`DeferredFrame`]).
+    pub async fn converted_frame(
+        &self,
+        kind: EventKind,
+        view: View,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+    ) -> Result<Bytes, StorageError> {
+        if !shapes.converts(view.shape, codec) {
+            return Ok(self.frame(kind, view, codec, shapes));
+        }
+        let json = match (kind, &self.object, &self.prev) {
+            (EventKind::Deleted, _, Some(prev)) => {
+                codec
+                    .convert(&prev.kv.value, self.revision, view, shapes)
+                    .await?
+            }
+            (_, Some(object), _) => object.converted(codec, shapes, view).await?,
+            // Not reachable: a kind is only derived from the states present.
+            _ => Bytes::new(),
+        };
+        Ok(codec.watch_frame(view, kind.name(), &json))
+    }
+}
+
+/// What the fan-out queues for a watcher: the frame itself, or — when the watcher's view
+/// converts, which may wait and so is never done on the shard — the event to make it from,
+/// shared by every watcher of that (kind, view).
+#[derive(Debug, Clone)]
+pub enum Queued {
+    /// Made by the shard (every view that does not convert, bookmarks, errors).
+    Ready(Bytes),
+    /// To be made by the watch's task.
+    Deferred(Arc<DeferredFrame>),
+}
+
+/// A frame the shard leaves to the watchers' tasks: the first one to reach it converts and
+/// encodes it, the others await that and share it, so an event is converted once per view
+/// however many watch it.
+#[derive(Debug)]
+pub struct DeferredFrame {
+    /// The event (its objects are what is converted; a DELETED carries the previous one).
+    event: Arc<CacheEvent>,
+    /// What the event is to these watchers (the frame's type).
+    kind: EventKind,
+    /// The version and format the frame is made in.
+    view: View,
+    /// The frame once made: the watchers that reach it while it is being made wait here.
+    frame: tokio::sync::OnceCell<Bytes>,
+}
+
+impl DeferredFrame {
+    pub fn new(event: Arc<CacheEvent>, kind: EventKind, view: View) -> DeferredFrame {
+        DeferredFrame {
+            event,
+            kind,
+            view,
+            frame: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The frame, made on first use (in the caller's task) and shared. A failed conversion
+    /// is not kept: the next watcher tries again.
+    pub async fn frame(
+        &self,
+        codec: &dyn ObjectCodec,
+        shapes: &Shapes,
+    ) -> Result<Bytes, StorageError> {
+        self.frame
+            .get_or_try_init(|| {
+                self.event
+                    .converted_frame(self.kind, self.view, codec, shapes)
+            })
+            .await
+            .cloned()
+    }
 }
 
 /// The frames of one event during its fan-out: each (kind, view) encoded on first use and
 /// shared by every watcher that receives it; dropped with the fan-out. Only the pairs some
 /// watcher received are made — a handful per event however many shapes the resource has — so
-/// the first few sit inline (no allocation per event) and any more spill into a `Vec`.
+/// the first few sit inline (no allocation per event) and any more spill into a `Vec`. A view
+/// that converts is not encoded here, on the shard: its watchers share a [`DeferredFrame`].
 #[derive(Default)]
 pub struct FrameCache {
-    inline: [Option<(View, EventKind, Bytes)>; INLINE_FRAMES],
-    spilled: Vec<(View, EventKind, Bytes)>,
+    inline: [Option<(View, EventKind, Queued)>; INLINE_FRAMES],
+    spilled: Vec<(View, EventKind, Queued)>,
 }
 
 /// Frames a fan-out keeps without allocating.
@@ -146,12 +228,12 @@ const INLINE_FRAMES: usize = 4;
 impl FrameCache {
     pub fn frame(
         &mut self,
-        event: &CacheEvent,
+        event: &Arc<CacheEvent>,
         kind: EventKind,
         view: View,
         codec: &dyn ObjectCodec,
         shapes: &Shapes,
-    ) -> Bytes {
+    ) -> Queued {
         let made = self
             .inline
             .iter()
@@ -161,7 +243,11 @@ impl FrameCache {
         if let Some((_, _, frame)) = made {
             return frame.clone();
         }
-        let frame = event.frame(kind, view, codec, shapes);
+        let frame = if shapes.converts(view.shape, codec) {
+            Queued::Deferred(Arc::new(DeferredFrame::new(event.clone(), kind, view)))
+        } else {
+            Queued::Ready(event.frame(kind, view, codec, shapes))
+        };
         let entry = (view, kind, frame.clone());
         match self.inline.iter_mut().find(|slot| slot.is_none()) {
             Some(free) => *free = Some(entry),

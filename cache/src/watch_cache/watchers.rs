@@ -1,21 +1,22 @@
 //! The watchers of one resource, indexed so that an event is offered only to the watchers
 //! that could want it, and the fan-out: one shared frame per (kind, view), pushed into each
 //! watcher's bounded queue. A watcher whose queue is full is ended on the spot — never
-//! waited for — and told where to resume.
+//! waited for — and told where to resume. A view that converts gets a shared
+//! [`DeferredFrame`](super::state::DeferredFrame) instead of a frame: conversion may wait, and
+//! the shard never does.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use bytes::Bytes;
 use kubecache_core::storage::Revision;
 use tokio::sync::mpsc;
 
-use super::state::{CacheEvent, FrameCache};
+use super::state::{CacheEvent, FrameCache, Queued};
 use crate::object::{Filter, ObjectCodec, Shapes, View};
 
-/// A frame and the revision of the event it carries.
-pub type Frame = (Revision, Bytes);
+/// A frame (or what to make it from) and the revision of the event it carries.
+pub type Frame = (Revision, Queued);
 
 /// Why the cache ended a watch (stored in [`Ending`]).
 pub const ENDED_NOT: i64 = 0;
@@ -228,7 +229,7 @@ impl WatcherIndex {
     }
 
     /// Offers `event` to every candidate watcher. Never waits: a full queue ends its watcher.
-    pub fn dispatch(&mut self, event: &CacheEvent, codec: &dyn ObjectCodec, shapes: &Shapes) {
+    pub fn dispatch(&mut self, event: &Arc<CacheEvent>, codec: &dyn ObjectCodec, shapes: &Shapes) {
         if self.watchers.is_empty() {
             return;
         }

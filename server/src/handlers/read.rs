@@ -39,19 +39,31 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;
-    if let Some(include) = table::requested(&call.headers, &call.query)? {
-        let object = decode(&call.api.reads.json(&object, resource))?;
+    let include = table::requested(&call.headers, &call.query)?;
+    let reads = &call.api.reads;
+    // Conversion into the version asked for happens here, in the request's task (it may
+    // wait); the encoders below find it made.
+    let objects = std::slice::from_ref(&object);
+    // Protobuf from the read path's per-object cache.
+    if include.is_none() && protobuf::edge::wants_protobuf(&call.headers) {
+        reads
+            .convert(objects, resource, true)
+            .await
+            .map_err(storage_error)?;
+        if let Some(reply) = protobuf::edge::object_reply(reads.protobuf(&object, resource)) {
+            return Ok(reply);
+        }
+    }
+    reads
+        .convert(objects, resource, false)
+        .await
+        .map_err(storage_error)?;
+    if let Some(include) = include {
+        let object = decode(&reads.json(&object, resource))?;
         let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
         return Ok(table::reply(resource, vec![object], metadata, include));
     }
-    // Protobuf from the read path's per-object cache.
-    if protobuf::edge::wants_protobuf(&call.headers)
-        && let Some(reply) =
-            protobuf::edge::object_reply(call.api.reads.protobuf(&object, resource))
-    {
-        return Ok(reply);
-    }
-    Ok(Reply::json_bytes(call.api.reads.json(&object, resource)))
+    Ok(Reply::json_bytes(reads.json(&object, resource)))
 }
 
 /// An encoded object parsed back, for printing.
@@ -202,23 +214,25 @@ fn list_error(call: &Call<'_>, err: StorageError) -> ApiError {
 pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
     let include = table::requested(&call.headers, &call.query)?;
     let listed = list_objects(call, filter(call)?).await?;
-    match include {
-        None if protobuf::edge::wants_protobuf(&call.headers) => {
-            let resource = &call.request.resource;
-            let items: Vec<Bytes> = (listed.result.objects.iter())
-                .map(|o| call.api.reads.protobuf(o, resource))
-                .collect();
-            match protobuf::edge::list_reply(resource, &list_metadata(&listed), &items) {
-                Some(reply) => Ok(reply),
-                None => Ok(json_list_reply(call, listed)),
-            }
+    let resource = &call.request.resource;
+    let objects = &listed.result.objects;
+    // Conversion into the version asked for happens here, in the request's task (it may
+    // wait), before the body is written; the encoders find it made.
+    let convert = |protobuf| call.api.reads.convert(objects, resource, protobuf);
+    if include.is_none() && protobuf::edge::wants_protobuf(&call.headers) {
+        convert(true).await.map_err(storage_error)?;
+        let items: Vec<Bytes> = (objects.iter())
+            .map(|o| call.api.reads.protobuf(o, resource))
+            .collect();
+        if let Some(reply) = protobuf::edge::list_reply(resource, &list_metadata(&listed), &items) {
+            return Ok(reply);
         }
+    }
+    convert(false).await.map_err(storage_error)?;
+    match include {
         None => Ok(json_list_reply(call, listed)),
         Some(include) => {
-            let resource = &call.request.resource;
-            let objects = listed
-                .result
-                .objects
+            let objects = objects
                 .iter()
                 .map(|o| decode(&call.api.reads.json(o, resource)))
                 .collect::<Result<Vec<_>, _>>()?;

@@ -23,8 +23,9 @@ pub mod others;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use kubecache_core::registry::ResourceInfo;
-use kubecache_core::status::Cause;
+use kubecache_core::status::{ApiError, Cause};
 use serde_json::Value;
 
 use crate::openapi::schemas::Kind;
@@ -151,6 +152,16 @@ pub trait Strategy: Send + Sync + 'static {
     /// A stored object in this resource's shape.
     fn to_served(&self, object: Value) -> Value {
         object
+    }
+
+    /// A stored object in this resource's shape, for a read (a GET, a LIST item, a watch
+    /// event): what the read path awaits, in the task serving the request or the watch and
+    /// never on a shard thread, so an implementation may wait (a custom resource's conversion
+    /// webhook) or fail (500). Each object is converted once per version however many read
+    /// it. By default [`Strategy::to_served`], at once. (The write path still calls
+    /// `to_served` and `to_storage` synchronously, inside the Store's update transform.)
+    fn convert_to_served(&self, object: Value) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(std::future::ready(Ok(self.to_served(object))))
     }
 }
 

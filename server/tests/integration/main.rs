@@ -32,6 +32,7 @@ mod security_e2e;
 mod serving;
 mod status_bytes;
 mod table;
+mod versions;
 mod watch_cache;
 mod watch_cache_dynamic;
 mod watch_cache_model;

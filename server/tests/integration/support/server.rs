@@ -304,10 +304,44 @@ impl TestServer {
             .clone()
     }
 
+    /// GET with query parameters and an `Accept` header (a Table, protobuf…).
+    pub async fn get_accepting(&self, path: &str, params: &[(&str, &str)], accept: &str) -> Reply {
+        let url = self.url_with(path, params);
+        let request = self.client.get(&url).header("accept", accept);
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, request.send())
+            .await
+            .unwrap_or_else(|_| panic!("GET {url}: no response in time"))
+            .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("read the response body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// Starts a watch on `path` with query parameters; panics unless it answers 200.
     pub async fn watch(&self, path: &str, params: &[(&str, &str)]) -> WatchStream {
+        self.watch_accepting(path, params, None).await
+    }
+
+    /// [`TestServer::watch`] with an `Accept` header (a watch of Tables…).
+    pub async fn watch_accepting(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        accept: Option<&str>,
+    ) -> WatchStream {
         let url = self.url_with(path, params);
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.get(&url).send())
+        let mut request = self.client.get(&url);
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, request.send())
             .await
             .unwrap_or_else(|_| panic!("watch {url}: no response headers in time"))
             .unwrap_or_else(|e| panic!("watch {url} failed: {e}"));
