@@ -1,15 +1,16 @@
 //! NamespaceLifecycle: content is only created in an existing, active namespace, and the
 //! namespaces every cluster needs cannot be deleted (kube-apiserver's plugin of that name; the
 //! namespace finalizer that empties a terminating namespace lives in
-//! [`crate::handlers::namespaces`]).
+//! `handlers/namespaces.rs`).
 
 use crate::registry::Resource;
 use async_trait::async_trait;
-use kubecache_core::status::{ApiError, qualified_resource};
+use kubecache_cache::ReadAt;
+use kubecache_core::status::{ApiError, Cause, qualified_resource};
 use serde_json::Value;
 
 use super::{Attributes, MutatingPlugin, Operation};
-use crate::handlers::namespaces;
+use crate::api::{Api, storage_error};
 
 /// Namespaces that may not be deleted (kube's `immortalNamespaces`).
 pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
@@ -27,7 +28,7 @@ impl MutatingPlugin for NamespaceLifecycle {
     async fn admit(&self, attrs: &Attributes<'_>, _object: &mut Value) -> Result<(), ApiError> {
         match (attrs.operation, attrs.namespace) {
             (Operation::Create, Some(ns)) if attrs.resource.namespaced => {
-                namespaces::ensure_accepts_content(attrs.api, ns).await
+                ensure_accepts_content(attrs.api, ns).await
             }
             _ => Ok(()),
         }
@@ -49,4 +50,61 @@ pub fn admit_delete(resource: &Resource, name: &str) -> Result<(), ApiError> {
         return Err(err);
     }
     Ok(())
+}
+
+/// 404 when the namespace does not exist, 403 when it is terminating.
+async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), ApiError> {
+    let namespaces = api
+        .registry
+        .lookup("", "v1", "namespaces")
+        .expect("namespaces are built in");
+    let key = api.object_key(&namespaces, None, namespace);
+    // Cached state first; a namespace it does not know yet may have just been created, so a
+    // miss is confirmed with a consistent read (kube's lifecycle admission does the same).
+    let marked = api.terminating_namespaces.lock().get(namespace).copied();
+    let first = marked.map_or(ReadAt::Any, ReadAt::NotOlderThan);
+    let mut found = None;
+    for at in [first, ReadAt::Latest] {
+        found = api
+            .reads
+            .get(&namespaces, &key, at)
+            .await
+            .map_err(storage_error)?;
+        if found.is_some() {
+            break;
+        }
+    }
+    let cached = found.ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
+    if is_deleting(&cached.kv)? {
+        let mut err = ApiError::forbidden(format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
+        ));
+        err.causes = vec![Cause::new(
+            "NamespaceTerminating",
+            "metadata.namespace",
+            format!("namespace {namespace} is being terminated"),
+        )];
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Whether a stored namespace has a `deletionTimestamp`: read without building the object,
+/// as every create in the namespace asks.
+fn is_deleting(kv: &kubecache_core::storage::KeyValue) -> Result<bool, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        #[serde(default)]
+        metadata: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(default, rename = "deletionTimestamp")]
+        deletion_timestamp: Option<serde::de::IgnoredAny>,
+    }
+    let stored: Stored = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("object at {} is not valid JSON: {e}", kv.key)))?;
+    Ok(stored
+        .metadata
+        .is_some_and(|m| m.deletion_timestamp.is_some()))
 }

@@ -6,8 +6,7 @@ use crate::registry::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubecache_cache::ReadAt;
-use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::status::ApiError;
 use kubecache_core::storage::{ListOptions, StorageError};
 use serde_json::json;
 
@@ -29,59 +28,6 @@ fn namespaces(api: &Api) -> Arc<Resource> {
     api.registry
         .lookup("", "v1", "namespaces")
         .expect("namespaces are always registered")
-}
-
-/// 404 when the namespace does not exist, 403 when it is terminating.
-pub async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), ApiError> {
-    let key = api.object_key(&namespaces(api), None, namespace);
-    // Cached state first; a namespace it does not know yet may have just been created, so a
-    // miss is confirmed with a consistent read (kube's lifecycle admission does the same).
-    let marked = api.terminating_namespaces.lock().get(namespace).copied();
-    let first = marked.map_or(ReadAt::Any, ReadAt::NotOlderThan);
-    let mut found = None;
-    for at in [first, ReadAt::Latest] {
-        found = api
-            .reads
-            .get(&namespaces(api), &key, at)
-            .await
-            .map_err(storage_error)?;
-        if found.is_some() {
-            break;
-        }
-    }
-    let cached = found.ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
-    if is_deleting(&cached.kv)? {
-        let mut err = ApiError::forbidden(format!(
-            "unable to create new content in namespace {namespace} because it is being terminated"
-        ));
-        err.causes = vec![Cause::new(
-            "NamespaceTerminating",
-            "metadata.namespace",
-            format!("namespace {namespace} is being terminated"),
-        )];
-        return Err(err);
-    }
-    Ok(())
-}
-
-/// Whether a stored namespace has a `deletionTimestamp`: read without building the object,
-/// as every create in the namespace asks.
-fn is_deleting(kv: &kubecache_core::storage::KeyValue) -> Result<bool, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        #[serde(default)]
-        metadata: Option<Meta>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        #[serde(default, rename = "deletionTimestamp")]
-        deletion_timestamp: Option<serde::de::IgnoredAny>,
-    }
-    let stored: Stored = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("object at {} is not valid JSON: {e}", kv.key)))?;
-    Ok(stored
-        .metadata
-        .is_some_and(|m| m.deletion_timestamp.is_some()))
 }
 
 /// The field manager of the server's own namespace writes (kube's, whose loopback client
