@@ -46,10 +46,6 @@ use crate::objects;
 use crate::strategy::Deletion;
 use kubecache_core::request::Subresource;
 
-/// How often a write without a resourceVersion precondition is tried again after losing a
-/// race to another writer, before it gives up with a 409.
-const MAX_ATTEMPTS: usize = 16;
-
 /// Who writes and how: what the Store needs to know of a request, so that the server's own
 /// writers need none.
 #[derive(Debug, Clone)]
@@ -373,7 +369,11 @@ impl<'a> Store<'a> {
         let modified = || ApiError::modified(&resource.group, &resource.resource, name);
         // The value a lost race returned: the next attempt starts from it without a read.
         let mut current: Option<KeyValue> = None;
-        for _ in 0..MAX_ATTEMPTS {
+        // No bound on the attempts, as in kube: a lost race means another writer's write
+        // landed, so the writers as a whole always progress, and a request's wait is bounded
+        // by its timeout (the filter chain's). A fixed bound made a busy object answer 409s to
+        // writers that never named a resourceVersion.
+        loop {
             let kv = match current.take() {
                 Some(kv) => kv,
                 None => self
@@ -449,12 +449,6 @@ impl<'a> Store<'a> {
                 other => return Err(storage_error(other)),
             }
         }
-        Err(ApiError::conflict(
-            &resource.group,
-            &resource.resource,
-            name,
-            "too many concurrent writers; please retry",
-        ))
     }
 
     /// One attempt's update: the successor through the mutating plugins, the metadata rules
