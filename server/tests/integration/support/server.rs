@@ -75,6 +75,20 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A response read whole: its body as JSON, or as a JSON string when it is not JSON.
+    async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("read the response body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// The `Warning` header values.
     pub fn warnings(&self) -> Vec<String> {
         self.headers
@@ -233,16 +247,7 @@ impl TestServer {
             .send()
             .await
             .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("read the response body");
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::read(response).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -312,16 +317,7 @@ impl TestServer {
             .await
             .unwrap_or_else(|_| panic!("GET {url}: no response in time"))
             .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("read the response body");
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::read(response).await
     }
 
     /// Starts a watch on `path` with query parameters; panics unless it answers 200.
