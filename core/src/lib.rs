@@ -11,6 +11,7 @@
 //! - [`selector`]: label and field selectors; [`fields`]: which fields each resource can be
 //!   selected by, and their values.
 //! - [`continue_token`]: the opaque `continue` token of paginated LISTs.
+//! - [`field`]: field errors (`Cause`s) worded as kube's `field.Error`.
 //! - [`validation`]: object name rules (DNS-1123 subdomain and label).
 //! - [`authz`]: users, request attributes and the `Authorizer` trait.
 //! - [`merge_schema`]: how each field of each built-in type merges (strategic merge patch,
@@ -18,6 +19,7 @@
 
 pub mod authz;
 pub mod continue_token;
+pub mod field;
 pub mod fields;
 pub mod merge_schema;
 pub mod registry;

@@ -15,56 +15,7 @@ use super::{Attributes, Operation, ValidatingPlugin};
 use crate::objects;
 use kubecache_core::request::Subresource;
 
-// ---- causes, worded like k8s.io/apimachinery/pkg/util/validation/field ----
-
-/// A value as kube's `field.Error` prints it: strings quoted, numbers and booleans bare,
-/// anything else as JSON.
-fn render(value: &Value) -> String {
-    match value {
-        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => "null".to_string(),
-        other => other.to_string(),
-    }
-}
-
-pub fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
-    Cause::new(
-        "FieldValueInvalid",
-        field,
-        format!("Invalid value: {}: {detail}", render(value)),
-    )
-}
-
-pub fn duplicate(field: &str, value: &Value) -> Cause {
-    Cause::new(
-        "FieldValueDuplicate",
-        field,
-        format!("Duplicate value: {}", render(value)),
-    )
-}
-
-pub fn not_supported(field: &str, value: &Value, supported: &[&str]) -> Cause {
-    let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
-    Cause::new(
-        "FieldValueNotSupported",
-        field,
-        format!(
-            "Unsupported value: {}: supported values: {}",
-            render(value),
-            list.join(", ")
-        ),
-    )
-}
-
-pub fn required(field: &str) -> Cause {
-    Cause::required(field)
-}
-
-pub fn forbidden(field: &str, detail: &str) -> Cause {
-    Cause::forbidden(field, detail)
-}
+pub use kubecache_core::field::{duplicate, forbidden, invalid, not_supported, required};
 
 /// kube's `ValidateImmutableField`.
 fn immutable(field: &str, new: Option<&Value>, old: Option<&Value>, out: &mut Vec<Cause>) {
