@@ -19,19 +19,18 @@
 //!
 //! Mutating, in order: [`lifecycle::NamespaceLifecycle`] (kube runs it as a mutating plugin,
 //! first, so a create in a missing namespace is a 404 before any validation),
-//! [`defaults::Defaulting`] (kube's scheme defaults, which kube applies when decoding, plus the
+//! [`strategy::Defaulting`] (kube's scheme defaults, which kube applies when decoding, plus the
 //! strategies' create-time fields such as a Job's generated selector),
 //! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`].
 //!
-//! Validating, in order: [`validation::ObjectMeta`], [`validation::Fields`],
-//! [`validation::Immutable`]; their causes are gathered into one 422 `Invalid`, as kube's
+//! Validating, in order: [`strategy::ObjectMeta`], [`strategy::Fields`],
+//! [`strategy::Immutable`]; their causes are gathered into one 422 `Invalid`, as kube's
 //! strategy validation gathers a `field.ErrorList`. Then [`service_ips`] allocates.
 
-pub mod defaults;
 pub mod lifecycle;
 pub mod priority;
 pub mod service_ips;
-pub mod validation;
+pub mod strategy;
 
 use crate::registry::Resource;
 use std::time::Duration;
@@ -129,14 +128,14 @@ impl Admission {
         Admission {
             mutating: vec![
                 Box::new(lifecycle::NamespaceLifecycle),
-                Box::new(defaults::Defaulting),
+                Box::new(strategy::Defaulting),
                 Box::new(priority::Priority),
                 Box::new(priority::DefaultTolerationSeconds),
             ],
             validating: vec![
-                Box::new(validation::ObjectMeta),
-                Box::new(validation::Fields),
-                Box::new(validation::Immutable),
+                Box::new(strategy::ObjectMeta),
+                Box::new(strategy::Fields),
+                Box::new(strategy::Immutable),
             ],
             service_ips: ServiceIps::new(config.service_cluster_ip_range, config.orphan_ip_grace),
         }

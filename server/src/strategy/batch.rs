@@ -6,7 +6,7 @@ use kubecache_core::status::Cause;
 use serde_json::Value;
 
 use super::{DefaultContext, Strategy, typed_as};
-use crate::admission::{defaults, validation};
+use super::{defaults, validation};
 use crate::table::{self, Printer};
 
 pub struct CronJobs;

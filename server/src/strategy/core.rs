@@ -8,7 +8,7 @@ use kubecache_core::validation::NameRule;
 use serde_json::{Value, json};
 
 use super::{DefaultContext, Deletion, Strategy, typed_as};
-use crate::admission::{defaults, validation};
+use super::{defaults, validation};
 use crate::objects;
 use crate::table::{self, Printer};
 

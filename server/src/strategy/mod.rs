@@ -19,7 +19,9 @@
 pub mod apps;
 pub mod batch;
 pub mod core;
+pub mod defaults;
 pub mod others;
+pub mod validation;
 
 use std::sync::Arc;
 

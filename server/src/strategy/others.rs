@@ -10,8 +10,8 @@ use kubecache_core::status::Cause;
 use kubecache_core::validation::NameRule;
 use serde_json::Value;
 
+use super::defaults;
 use super::{DefaultContext, Strategy, TypedForm, typed_as};
-use crate::admission::defaults;
 use crate::table::{self, Printer};
 use crate::{events, objects};
 

@@ -1,19 +1,14 @@
-//! Validating plugins: object metadata, the fields of built-in kinds kube-apiserver checks on
-//! every write (container names, ports, selectors, service ports and IPs), and what an update
-//! may not change. Problems are [`Cause`]s worded as kube words them (`field.Error`), so the
+//! Validation of the built-in kinds, which their strategies run: the fields kube-apiserver
+//! checks on every write (container names, ports, selectors, service ports and IPs), and what
+//! an update may not change. Problems are [`Cause`]s worded as kube words them (`field.Error`), so the
 //! 422 reads `Pod "x" is invalid: spec.containers[1].name: Duplicate value: "a"`.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use async_trait::async_trait;
-use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::status::Cause;
 use kubecache_core::validation as names;
 use serde_json::Value;
-
-use super::{Attributes, Operation, ValidatingPlugin};
-use crate::objects;
-use kubecache_core::request::Subresource;
 
 pub use kubecache_core::field::{duplicate, forbidden, invalid, not_supported, required};
 
@@ -45,72 +40,6 @@ fn array_at<'a>(object: &'a Value, key: &str) -> &'a [Value] {
         .get(key)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
-}
-
-// ---- the plugins ----
-
-/// Object metadata: name rule, label and annotation syntax and sizes
-/// ([`objects::validate_metadata`]).
-pub struct ObjectMeta;
-
-#[async_trait]
-impl ValidatingPlugin for ObjectMeta {
-    fn name(&self) -> &'static str {
-        "ObjectMetaValidation"
-    }
-
-    async fn validate(
-        &self,
-        attrs: &Attributes<'_>,
-        object: &Value,
-    ) -> Result<Vec<Cause>, ApiError> {
-        Ok(objects::validate_metadata(attrs.resource, object))
-    }
-}
-
-/// The fields of built-in kinds, checked on create and update of the main resource (a status
-/// write keeps the stored spec).
-pub struct Fields;
-
-#[async_trait]
-impl ValidatingPlugin for Fields {
-    fn name(&self) -> &'static str {
-        "FieldValidation"
-    }
-
-    async fn validate(
-        &self,
-        attrs: &Attributes<'_>,
-        object: &Value,
-    ) -> Result<Vec<Cause>, ApiError> {
-        if attrs.subresource == Some(Subresource::Status) {
-            return Ok(Vec::new());
-        }
-        Ok(attrs.resource.strategy().validate(object))
-    }
-}
-
-/// What an update may not change.
-pub struct Immutable;
-
-#[async_trait]
-impl ValidatingPlugin for Immutable {
-    fn name(&self) -> &'static str {
-        "ImmutableFields"
-    }
-
-    async fn validate(
-        &self,
-        attrs: &Attributes<'_>,
-        object: &Value,
-    ) -> Result<Vec<Cause>, ApiError> {
-        match (attrs.operation, attrs.old) {
-            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => {
-                Ok(attrs.resource.strategy().validate_update(object, old))
-            }
-            _ => Ok(Vec::new()),
-        }
-    }
 }
 
 // ---- field validation ----

@@ -1,5 +1,5 @@
-//! Defaulting: the values kube-apiserver fills in when a built-in object omits them (its
-//! scheme defaults — `pkg/apis/*/v1/defaults.go` and the generated defaulters that apply them
+//! Scheme defaults of the built-in kinds, which their strategies apply: the values
+//! kube-apiserver fills in when a built-in object omits them (its scheme defaults — `pkg/apis/*/v1/defaults.go` and the generated defaulters that apply them
 //! to every embedded pod template, container, volume and probe), plus the create-time fields
 //! kube's strategies add (a Job's generated selector and labels) and the values a Service
 //! update keeps from the stored object (kube's `patchAllocatedValues`).
@@ -9,32 +9,9 @@
 //! its zero value, empty or zero), so defaulting twice changes nothing and a client-side
 //! `kubectl apply`, whose patch never names the defaulted fields, does not fight it.
 
-use async_trait::async_trait;
-use kubecache_core::status::ApiError;
 use serde_json::{Map, Value, json};
 
-use super::{Attributes, MutatingPlugin, Operation};
 use crate::objects;
-use crate::strategy::DefaultContext;
-
-pub struct Defaulting;
-
-#[async_trait]
-impl MutatingPlugin for Defaulting {
-    fn name(&self) -> &'static str {
-        "Defaulting"
-    }
-
-    async fn admit(&self, attrs: &Attributes<'_>, object: &mut Value) -> Result<(), ApiError> {
-        let context = DefaultContext {
-            create: attrs.operation == Operation::Create && attrs.subresource.is_none(),
-            old: attrs.old,
-            ip_family: attrs.api.admission.service_ips.family(),
-        };
-        attrs.resource.strategy().default(object, &context);
-        Ok(())
-    }
-}
 
 // ---- the defaults of each kind, which its strategy applies ----
 
@@ -636,6 +613,7 @@ pub fn network_policy(object: &mut Value) {
 mod tests {
     use super::*;
     use crate::registry::Registry;
+    use crate::strategy::DefaultContext;
 
     /// The defaults the server applies to an update of a `group`/`kind` object.
     fn apply(group: &str, kind: &str, object: &mut Value) {
