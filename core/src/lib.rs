@@ -17,6 +17,10 @@
 //! - [`merge_schema`]: how each field of each built-in type merges (strategic merge patch,
 //!   server-side apply, OpenAPI list/map extensions), generated from k8s-openapi.
 
+/// The Kubernetes minor version (1.x) whose API kubecache serves: `/version`, discovery and
+/// OpenAPI report it.
+pub const KUBE_MINOR: &str = "33";
+
 pub mod authz;
 pub mod continue_token;
 pub mod field;

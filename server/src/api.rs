@@ -254,7 +254,7 @@ impl Reply {
 pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let mut labels = RequestLabels::non_resource(request.method());
-    let protobuf = crate::protobuf::edge::wants_protobuf(request.headers());
+    let protobuf = crate::edge::protobuf::wants_protobuf(request.headers());
     let response = match dispatch(&api, request, &mut labels).await {
         Ok(Reply::Object {
             status,
@@ -339,7 +339,7 @@ async fn dispatch(
             )));
         }
         Target::OpenApi(path) => {
-            let response = crate::openapi::serve(
+            let response = crate::edge::openapi::serve(
                 &api.openapi.get(&api.registry),
                 &parts.method,
                 &path,

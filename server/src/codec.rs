@@ -11,7 +11,7 @@ use kubecache_core::storage::{KeyValue, Revision, StorageError};
 use serde_json::{Value, json};
 
 use crate::registry::{Registry, Resource};
-use crate::{handlers, objects, protobuf, table};
+use crate::{objects, protobuf, table};
 
 /// Stored objects are JSON (see [`objects::encode`]); what is kind-specific about rendering
 /// them comes from the resource's strategy, found in the registry.
@@ -84,7 +84,7 @@ impl ObjectCodec for JsonCodec {
         if stored_as_served(shape) {
             return json::with_resource_version(stored, revision);
         }
-        let object = handlers::present_value(shape, parsed(stored, revision));
+        let object = shape.strategy().to_served(parsed(stored, revision));
         render(shape, View::default(), object, revision)
     }
 
@@ -101,7 +101,7 @@ impl ObjectCodec for JsonCodec {
         let object = if stored_as_served(shape) {
             object
         } else {
-            handlers::present_value(shape, object)
+            shape.strategy().to_served(object)
         };
         let table = View {
             table: true,
@@ -122,7 +122,7 @@ impl ObjectCodec for JsonCodec {
 
     fn watch_frame(&self, view: View, event_type: &str, object: &[u8]) -> Bytes {
         if view.protobuf && !view.table {
-            protobuf::edge::watch_frame(event_type, object)
+            protobuf::encoded_watch_frame(event_type, object)
         } else {
             kubecache_cache::object::frame(event_type, object)
         }

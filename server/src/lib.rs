@@ -38,6 +38,7 @@ pub mod authn;
 pub mod authz;
 pub mod cli;
 pub mod codec;
+pub mod edge;
 pub mod events;
 pub mod fieldset;
 pub mod filters;

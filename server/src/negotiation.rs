@@ -2,10 +2,10 @@
 //! choosing among what the server can answer with.
 //!
 //! Every place that answers in more than one form asks the same question with its own
-//! offers: protobuf or JSON (`protobuf::edge::wants_protobuf`, which also decides the form
-//! of error `Status` bodies), a `Table` or the object (`table::requested`), aggregated or
+//! offers: protobuf or JSON (`crate::edge::protobuf::wants_protobuf`, which also decides the form
+//! of error `Status` bodies), a `Table` or the object (`crate::edge::table::requested`), aggregated or
 //! legacy discovery (`handlers::discovery::wants_aggregated`), and the OpenAPI document's
-//! form (`openapi::serve`, the only one that answers 406 when nothing fits).
+//! form (`edge::openapi::serve`, the only one that answers 406 when nothing fits).
 //!
 //! The rule, kube-apiserver's in its essentials: the client's media ranges are taken by
 //! quality, highest first, and in the order written when equal (`q` defaults to 1; a range

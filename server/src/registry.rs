@@ -8,8 +8,8 @@
 //! Changes are serialized by a mutex and counted ([`Registry::generation`]): discovery and the
 //! OpenAPI documents are rebuilt when the generation they were built at is no longer current.
 //!
-//! The registry knows nothing of caches or storage: [`crate::api::Api::add_resource`] and
-//! [`crate::api::Api::remove_resource`] keep the read path in step with it.
+//! The registry knows nothing of caches or storage: the server's `Api::add_resource` and
+//! `Api::remove_resource` keep the read path in step with it.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -16,9 +16,9 @@ use kubecache_core::status::ApiError;
 use crate::protobuf;
 
 /// An error's `Status` in the form the request's `Accept` header asks for: protobuf when
-/// the client takes it before JSON ([`protobuf::edge::wants_protobuf`]), else JSON.
+/// the client takes it before JSON ([`crate::edge::protobuf::wants_protobuf`]), else JSON.
 pub fn negotiated(headers: &HeaderMap, err: &ApiError) -> Response {
-    if protobuf::edge::wants_protobuf(headers) {
+    if crate::edge::protobuf::wants_protobuf(headers) {
         protobuf_status(err)
     } else {
         json(err)

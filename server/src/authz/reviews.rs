@@ -29,7 +29,6 @@ use super::{Verdict, chain_of};
 use crate::api::{Call, Reply};
 use crate::handlers::write::{BODY_TYPES, content_type};
 use crate::objects;
-use crate::protobuf;
 use crate::typed;
 
 /// Answers a create of one of the review resources.
@@ -42,8 +41,8 @@ pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {
     // kubectl's typed clients (`auth can-i`, `auth whoami`) send protobuf: the generic
     // transcoder reads it (the reviews are in its message table), and a client that asks for
     // protobuf first gets the answer in protobuf (handlers::serve renders it).
-    let mut body = if protobuf::edge::is_protobuf(&media) {
-        protobuf::edge::decode_body(resource, &call.body)?
+    let mut body = if crate::edge::protobuf::is_protobuf(&media) {
+        crate::edge::protobuf::decode_body(resource, &call.body)?
     } else if BODY_TYPES.contains(&media.as_str()) {
         typed::parse_json(&call.body)?.value
     } else {

@@ -31,8 +31,8 @@ impl DeleteOptions {
     pub fn from_call(call: &Call<'_>) -> Result<DeleteOptions, ApiError> {
         let body: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
             json!({})
-        } else if crate::protobuf::edge::is_protobuf(&super::write::content_type(call)) {
-            crate::protobuf::edge::decode_delete_options(&call.body)?
+        } else if crate::edge::protobuf::is_protobuf(&super::write::content_type(call)) {
+            crate::edge::protobuf::decode_delete_options(&call.body)?
         } else {
             crate::typed::parse_json(&call.body)?.value
         };

@@ -2,11 +2,11 @@
 //! `/api/v1`, `/apis/{g}/{v}`), built from the registry.
 
 use crate::registry::Snapshot;
+use kubecache_core::KUBE_MINOR;
 use serde_json::{Value, json};
 
-/// The Kubernetes version kubecache reports; kubectl's dispatcher picks its kubectl by `minor`.
-pub const KUBE_MINOR: &str = "33";
-
+/// `/version`: the Kubernetes version kubecache reports; kubectl's dispatcher picks its kubectl
+/// by `minor`.
 pub fn version() -> Value {
     json!({
         "major": "1",

@@ -22,10 +22,10 @@ use kubecache_core::request::{Subresource, Verb};
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
     // A client that asks for protobuf first gets objects, lists and errors in protobuf (the
     // watch handler renders its stream itself).
-    let protobuf = crate::protobuf::edge::wants_protobuf(&call.headers);
+    let protobuf = crate::edge::protobuf::wants_protobuf(&call.headers);
     let outcome = route(call).await;
     if protobuf {
-        crate::protobuf::edge::render(outcome)
+        crate::edge::protobuf::render(outcome)
     } else {
         outcome
     }

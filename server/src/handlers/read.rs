@@ -16,8 +16,6 @@ use super::list_body::{JsonListChunks, STREAM_ABOVE};
 use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
 use crate::objects;
-use crate::protobuf;
-use crate::table;
 
 /// `resourceVersion` of a GET or WATCH: unset → latest, `0` → any, `N` → not older than N.
 pub fn read_at(call: &Call<'_>) -> Result<ReadAt, ApiError> {
@@ -39,18 +37,19 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;
-    let include = table::requested(&call.headers, &call.query)?;
+    let include = crate::edge::table::requested(&call.headers, &call.query)?;
     let reads = &call.api.reads;
     // Conversion into the version asked for happens here, in the request's task (it may
     // wait); the encoders below find it made.
     let objects = std::slice::from_ref(&object);
     // Protobuf from the read path's per-object cache.
-    if include.is_none() && protobuf::edge::wants_protobuf(&call.headers) {
+    if include.is_none() && crate::edge::protobuf::wants_protobuf(&call.headers) {
         reads
             .convert(objects, resource, true)
             .await
             .map_err(storage_error)?;
-        if let Some(reply) = protobuf::edge::object_reply(reads.protobuf(&object, resource)) {
+        if let Some(reply) = crate::edge::protobuf::object_reply(reads.protobuf(&object, resource))
+        {
             return Ok(reply);
         }
     }
@@ -61,7 +60,12 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
     if let Some(include) = include {
         let object = decode(&reads.json(&object, resource))?;
         let metadata = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
-        return Ok(table::reply(resource, vec![object], metadata, include));
+        return Ok(crate::edge::table::reply(
+            resource,
+            vec![object],
+            metadata,
+            include,
+        ));
     }
     Ok(Reply::json_bytes(reads.json(&object, resource)))
 }
@@ -212,19 +216,21 @@ fn list_error(call: &Call<'_>, err: StorageError) -> ApiError {
 }
 
 pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
-    let include = table::requested(&call.headers, &call.query)?;
+    let include = crate::edge::table::requested(&call.headers, &call.query)?;
     let listed = list_objects(call, filter(call)?).await?;
     let resource = &call.request.resource;
     let objects = &listed.result.objects;
     // Conversion into the version asked for happens here, in the request's task (it may
     // wait), before the body is written; the encoders find it made.
     let convert = |protobuf| call.api.reads.convert(objects, resource, protobuf);
-    if include.is_none() && protobuf::edge::wants_protobuf(&call.headers) {
+    if include.is_none() && crate::edge::protobuf::wants_protobuf(&call.headers) {
         convert(true).await.map_err(storage_error)?;
         let items: Vec<Bytes> = (objects.iter())
             .map(|o| call.api.reads.protobuf(o, resource))
             .collect();
-        if let Some(reply) = protobuf::edge::list_reply(resource, &list_metadata(&listed), &items) {
+        if let Some(reply) =
+            crate::edge::protobuf::list_reply(resource, &list_metadata(&listed), &items)
+        {
             return Ok(reply);
         }
     }
@@ -236,7 +242,7 @@ pub async fn list(call: &Call<'_>) -> Result<Reply, ApiError> {
                 .iter()
                 .map(|o| decode(&call.api.reads.json(o, resource)))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(table::reply(
+            Ok(crate::edge::table::reply(
                 resource,
                 objects,
                 list_metadata(&listed),

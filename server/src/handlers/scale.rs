@@ -157,8 +157,8 @@ where
 
 pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
     let media = content_type(call);
-    let submitted = if crate::protobuf::edge::is_protobuf(&media) {
-        crate::protobuf::edge::decode_scale(&call.body)?
+    let submitted = if crate::edge::protobuf::is_protobuf(&media) {
+        crate::edge::protobuf::decode_scale(&call.body)?
     } else if media == "application/json" {
         crate::typed::parse_json(&call.body)?.value
     } else {

@@ -103,7 +103,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     let bookmarks = call.query.flag("allowWatchBookmarks")?;
     let (start, initial_events_end) = start(call, bookmarks).await?;
     // Protobuf watch frames are encoded by the read path (once per event and view).
-    let protobuf = crate::protobuf::edge::watch_wants_protobuf(resource, &call.headers);
+    let protobuf = crate::edge::protobuf::watch_wants_protobuf(resource, &call.headers);
     let request = WatchRequest {
         resource: resource.info().clone(),
         prefix: call.api.storage_prefix(resource),
@@ -111,7 +111,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         start,
         initial_events_end,
         // kubectl get -w asks for Tables; each event's object is then a one-row Table.
-        table: crate::table::requested(&call.headers, &call.query)?.is_some(),
+        table: crate::edge::table::requested(&call.headers, &call.query)?.is_some(),
         protobuf,
         bookmarks,
         bookmark_interval: BOOKMARK_INTERVAL,
@@ -123,7 +123,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         Err(StorageError::Compacted { requested, .. }) => {
             let error = ApiError::expired(format!("too old resource version: {requested}"));
             let frame = if protobuf {
-                crate::protobuf::edge::error_frame(&error)
+                crate::protobuf::error_watch_frame(&error)
             } else {
                 error_frame(&error)
             };
@@ -136,7 +136,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        crate::protobuf::edge::stream_content_type(protobuf),
+        crate::edge::protobuf::stream_content_type(protobuf),
     );
     Ok(Reply::Stream(response))
 }

@@ -53,8 +53,8 @@ pub fn decode_object(
     body: &[u8],
     mode: FieldValidation,
 ) -> Result<Decoded, ApiError> {
-    if crate::protobuf::edge::is_protobuf(&content_type(call)) {
-        let object = crate::protobuf::edge::decode_body(resource, body)?;
+    if crate::edge::protobuf::is_protobuf(&content_type(call)) {
+        let object = crate::edge::protobuf::decode_body(resource, body)?;
         return finish_decode(call, resource, object, &[], mode);
     }
     let parsed = typed::parse_json(body)?;
@@ -122,7 +122,7 @@ pub async fn create_decoded(
     if let Some((bytes, revision)) = created.stored
         && warnings.is_empty()
         && resource.strategy().storage_version().is_none()
-        && !crate::protobuf::edge::wants_protobuf(&call.headers)
+        && !crate::edge::protobuf::wants_protobuf(&call.headers)
     {
         return Ok(Reply::Encoded {
             status: StatusCode::CREATED,

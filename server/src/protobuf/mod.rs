@@ -14,13 +14,14 @@
 
 #[rustfmt::skip]
 pub mod descriptors;
-pub mod edge;
 pub mod table;
 pub mod transcode;
 pub mod wire;
 
 use std::fmt;
 
+use bytes::Bytes;
+use kubecache_core::status::ApiError;
 use serde_json::{Map, Value};
 
 use self::descriptors::{KINDS, UNKNOWN, WATCH_EVENT};
@@ -371,6 +372,28 @@ pub fn read_watch_frame(bytes: &[u8]) -> Result<(String, Value, &[u8]), Error> {
         }
     }
     Ok((event_type, object, &bytes[4 + len..]))
+}
+
+/// One protobuf watch frame for an object the codec encoded: already enveloped protobuf, or
+/// JSON (bookmarks, error Statuses), transcoded here. What cannot be encoded becomes an
+/// ERROR event, so the client learns why its watch ends.
+pub fn encoded_watch_frame(event_type: &str, object: &[u8]) -> Bytes {
+    let frame = if object.starts_with(MAGIC) {
+        Ok(raw_watch_frame(event_type, object))
+    } else {
+        serde_json::from_slice::<Value>(object)
+            .map_err(|e| Error::new(e.to_string()))
+            .and_then(|object| watch_frame(event_type, &object))
+    };
+    Bytes::from(frame.unwrap_or_else(|e| {
+        let status = ApiError::internal(format!("cannot encode watch event: {e}"));
+        watch_frame("ERROR", &status.status().to_value()).expect("a Status always encodes")
+    }))
+}
+
+/// A one-event protobuf watch stream: an ERROR with `err`'s Status.
+pub fn error_watch_frame(err: &ApiError) -> Bytes {
+    Bytes::from(watch_frame("ERROR", &err.status().to_value()).expect("a Status always encodes"))
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 use crate::registry::Registry;
-use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
 
-use super::edge::wants_protobuf;
 use super::transcode::{format_duration, parse_duration};
 use super::*;
 use crate::typed;
@@ -341,37 +339,6 @@ fn malformed_bytes_are_errors_not_panics() {
     )
     .unwrap_err();
     assert_eq!(err.to_string(), "spec.containers.name: expected a string");
-}
-
-#[test]
-fn accept_negotiation() {
-    let accept = |value: &str| {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
-        wants_protobuf(&headers)
-    };
-    assert!(accept(
-        "application/vnd.kubernetes.protobuf,application/json"
-    ));
-    assert!(accept("application/vnd.kubernetes.protobuf;stream=watch"));
-    assert!(!accept(
-        "application/json, application/vnd.kubernetes.protobuf"
-    ));
-    assert!(accept(
-        "application/json;q=0.5, application/vnd.kubernetes.protobuf"
-    ));
-    assert!(!accept("*/*"));
-    assert!(!accept(
-        "application/vnd.kubernetes.protobuf;q=0, application/json"
-    ));
-    assert!(!accept(
-        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-    ));
-    assert!(!accept(
-        "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
-    ));
-    assert!(accept("text/html, application/vnd.kubernetes.protobuf"));
-    assert!(!wants_protobuf(&HeaderMap::new()));
 }
 
 /// The table against prost's own messages from k8s-pb: what the transcoder writes, prost

@@ -9,9 +9,9 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
-use super::{MEDIA_TYPE, STREAM_MEDIA_TYPE};
 use crate::api::{Reply, add_warnings, json_response};
 use crate::negotiation::{Accept, Offer};
+use crate::protobuf::{self as transcoder, MEDIA_TYPE, STREAM_MEDIA_TYPE};
 
 /// Whether the client takes protobuf before JSON ([`crate::negotiation`]): JSON is offered
 /// first, for `*/*`, `application/*` and `application/json` with any parameters (Tables
@@ -27,7 +27,8 @@ pub fn wants_protobuf(headers: &HeaderMap) -> bool {
 /// which a client asking for protobuf also takes, as GET and LIST answer it (never a stream
 /// of ERROR frames for events that cannot be encoded).
 pub fn watch_wants_protobuf(resource: &Resource, headers: &HeaderMap) -> bool {
-    wants_protobuf(headers) && super::message_for(&resource.api_version(), &resource.kind).is_some()
+    wants_protobuf(headers)
+        && transcoder::message_for(&resource.api_version(), &resource.kind).is_some()
 }
 
 /// Whether the request body is protobuf.
@@ -40,13 +41,13 @@ pub fn is_protobuf(media_type: &str) -> bool {
 /// (custom resources) a 415, as kube-apiserver answers for CRDs.
 pub fn decode_body(resource: &Resource, body: &[u8]) -> Result<Value, ApiError> {
     let api_version = resource.api_version();
-    if super::message_for(&api_version, &resource.kind).is_none() {
+    if transcoder::message_for(&api_version, &resource.kind).is_none() {
         return Err(ApiError::unsupported_media_type(
             MEDIA_TYPE,
             &["application/json", "application/yaml"],
         ));
     }
-    super::decode_envelope(body, Some((&api_version, &resource.kind))).map_err(|e| {
+    transcoder::decode_envelope(body, Some((&api_version, &resource.kind))).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
             kind = &resource.kind,
@@ -57,13 +58,13 @@ pub fn decode_body(resource: &Resource, body: &[u8]) -> Result<Value, ApiError> 
 
 /// A DeleteOptions body in protobuf, as JSON.
 pub fn decode_delete_options(body: &[u8]) -> Result<Value, ApiError> {
-    super::decode_envelope(body, Some(("meta.k8s.io/v1", "DeleteOptions")))
+    transcoder::decode_envelope(body, Some(("meta.k8s.io/v1", "DeleteOptions")))
         .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))
 }
 
 /// An autoscaling/v1 Scale body in protobuf (the scale subresource), as JSON.
 pub fn decode_scale(body: &[u8]) -> Result<Value, ApiError> {
-    super::decode_envelope(body, Some(("autoscaling/v1", "Scale"))).map_err(|e| {
+    transcoder::decode_envelope(body, Some(("autoscaling/v1", "Scale"))).map_err(|e| {
         ApiError::bad_request(format!(
             "Scale in version \"v1\" cannot be handled as a Scale: {e}"
         ))
@@ -78,7 +79,7 @@ pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
             status,
             body,
             warnings,
-        }) => match super::encode_envelope(&body) {
+        }) => match transcoder::encode_envelope(&body) {
             Ok(bytes) => {
                 let mut response = protobuf_response(status, bytes);
                 add_warnings(response.headers_mut(), &warnings);
@@ -93,7 +94,7 @@ pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
         }) => {
             let encoded = serde_json::from_slice::<Value>(&body)
                 .ok()
-                .and_then(|value| super::encode_envelope(&value).ok());
+                .and_then(|value| transcoder::encode_envelope(&value).ok());
             Ok(match encoded {
                 Some(bytes) => Reply::Stream(protobuf_response(status, bytes)),
                 None => Reply::Encoded {
@@ -112,13 +113,13 @@ pub fn render(outcome: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
 /// JSON, a type without a protobuf form).
 pub fn object_reply(encoded: Bytes) -> Option<Reply> {
     encoded
-        .starts_with(super::MAGIC)
+        .starts_with(transcoder::MAGIC)
         .then(|| Reply::Stream(protobuf_response(StatusCode::OK, encoded.to_vec())))
 }
 
 /// A list of objects the read path encoded in protobuf, as the reply.
 pub fn list_reply(resource: &Resource, metadata: &Value, items: &[Bytes]) -> Option<Reply> {
-    let list = super::list_envelope(
+    let list = transcoder::list_envelope(
         &resource.api_version(),
         &resource.list_kind(),
         metadata,
@@ -137,30 +138,6 @@ fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-/// One protobuf watch frame for an object the codec encoded: already enveloped protobuf, or
-/// JSON (bookmarks, error Statuses), transcoded here. What cannot be encoded becomes an
-/// ERROR event, so the client learns why its watch ends.
-pub fn watch_frame(event_type: &str, object: &[u8]) -> Bytes {
-    let frame = if object.starts_with(super::MAGIC) {
-        Ok(super::raw_watch_frame(event_type, object))
-    } else {
-        serde_json::from_slice::<Value>(object)
-            .map_err(|e| super::Error::new(e.to_string()))
-            .and_then(|object| super::watch_frame(event_type, &object))
-    };
-    Bytes::from(frame.unwrap_or_else(|e| {
-        let status = ApiError::internal(format!("cannot encode watch event: {e}"));
-        super::watch_frame("ERROR", &status.status().to_value()).expect("a Status always encodes")
-    }))
-}
-
-/// A one-event protobuf watch stream: an ERROR with `err`'s Status.
-pub fn error_frame(err: &ApiError) -> Bytes {
-    Bytes::from(
-        super::watch_frame("ERROR", &err.status().to_value()).expect("a Status always encodes"),
-    )
-}
-
 /// A watch response's content type.
 pub fn stream_content_type(protobuf: bool) -> HeaderValue {
     HeaderValue::from_static(if protobuf {
@@ -168,4 +145,40 @@ pub fn stream_content_type(protobuf: bool) -> HeaderValue {
     } else {
         "application/json"
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        let accept = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+            wants_protobuf(&headers)
+        };
+        assert!(accept(
+            "application/vnd.kubernetes.protobuf,application/json"
+        ));
+        assert!(accept("application/vnd.kubernetes.protobuf;stream=watch"));
+        assert!(!accept(
+            "application/json, application/vnd.kubernetes.protobuf"
+        ));
+        assert!(accept(
+            "application/json;q=0.5, application/vnd.kubernetes.protobuf"
+        ));
+        assert!(!accept("*/*"));
+        assert!(!accept(
+            "application/vnd.kubernetes.protobuf;q=0, application/json"
+        ));
+        assert!(!accept(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
+        assert!(!accept(
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
+        assert!(accept("text/html, application/vnd.kubernetes.protobuf"));
+        assert!(!wants_protobuf(&HeaderMap::new()));
+    }
 }

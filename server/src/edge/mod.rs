@@ -1,0 +1,7 @@
+//! The representation edge: how a request asks for protobuf, a Table or an OpenAPI document,
+//! and how its body is read and its answer written in them. What the bytes mean (the transcoder, the printers)
+//! is not HTTP's business and lives in [`crate::protobuf`] and [`crate::table`].
+
+pub mod openapi;
+pub mod protobuf;
+pub mod table;
