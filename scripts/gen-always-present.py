@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates server/src/always_present/table.rs: for every Go struct of kubecache's built-in
+"""Generates apimachinery/src/always_present/table.rs: for every Go struct of kubecache's built-in
 types, the fields that Go's encoding/json always writes although k8s-openapi drops them when
 empty: the non-pointer struct fields.
 
@@ -18,9 +18,9 @@ at the Kubernetes version kubecache follows (v0.33.x = Kubernetes 1.33), e.g. ex
 kubernetes/apiextensions-apiserver repositories:
 
     python3 scripts/gen-always-present.py API_DIR APIMACHINERY_DIR APIEXTENSIONS_DIR \
-        > server/src/always_present/table.rs
+        > apimachinery/src/always_present/table.rs
 
-The roots are the kinds of the protobuf descriptor table (server/src/protobuf/descriptors.rs,
+The roots are the kinds of the protobuf descriptor table (apimachinery/src/protobuf/descriptors.rs,
 `KINDS`); every struct reachable from them through fields is listed when it has such fields.
 Keys are kube's OpenAPI definition names (`io.k8s.api.core.v1.ServiceStatus`), fields are JSON
 names. Empty forms: `Object` (`{}`, then filled the same way), `Null` for the types whose
@@ -197,7 +197,7 @@ def main():
         sys.exit(__doc__)
     types = Types(sys.argv[1:4])
     here = os.path.dirname(os.path.abspath(__file__))
-    roots = roots_from_descriptors(os.path.join(here, "..", "server", "src", "protobuf",
+    roots = roots_from_descriptors(os.path.join(here, "..", "apimachinery", "src", "protobuf",
                                                 "descriptors.rs"))
     table = {}
     seen, todo = set(), list(roots)

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Generates server/src/protobuf/descriptors.rs: the protobuf message table of kubecache's
+"""Generates apimachinery/src/protobuf/descriptors.rs: the protobuf message table of kubecache's
 built-in types (field tags and wire kinds from k8s-pb, JSON names from k8s-openapi).
 
 Why a generator: kube's protobuf messages (generated.proto) and their JSON forms are two views
 of the same Go structs. k8s-pb (prost code generated from generated.proto) knows every tag and
 wire kind but has no JSON; k8s-openapi knows every JSON property name but has no protobuf. This
 script joins the two, by type and field name, into a compact table that a generic transcoder
-(server/src/protobuf/) walks. Run it again after bumping either crate:
+(apimachinery/src/protobuf/) walks. Run it again after bumping either crate:
 
-    python3 scripts/gen-protobuf-descriptors.py > server/src/protobuf/descriptors.rs
+    python3 scripts/gen-protobuf-descriptors.py > apimachinery/src/protobuf/descriptors.rs
 
 `--check FILE` exits 1 when FILE differs from what would be generated (the test
 `descriptors_are_generated` runs this).
@@ -25,7 +25,7 @@ K8S_PB = "k8s-pb-0.9.0"
 K8S_OPENAPI = "k8s-openapi-0.29.0"
 OPENAPI_VERSION = "v1_33"
 
-# The kinds kubecache serves are read from the built-in strategies (server/src/strategy/*.rs,
+# The kinds kubecache serves are read from the built-in strategies (apimachinery/src/strategy/*.rs,
 # each declares its identity with `ResourceInfo::new(group, version, plural, singular, Kind,
 # scope)`), so a new built-in resource needs no line here. The k8s-pb module follows from the
 # group's first label and the version (`apps/v1` → `api.apps.v1`, the core group →
@@ -33,7 +33,7 @@ OPENAPI_VERSION = "v1_33"
 # each, but for the create-only reviews (never stored or listed). The Rust tests
 # `every_registered_resource_and_its_list_has_a_message` and `descriptors_are_generated`
 # fail if this reading misses a resource.
-STRATEGIES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "src",
+STRATEGIES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "apimachinery", "src",
                           "strategy")
 MODULE_OF_GROUP = {
     "": "api.core",
@@ -96,7 +96,7 @@ SPECIAL = {
 # Go pointer (`*int32`, `*bool`): its zero is a value (`replicas: 0`) and decodes as such.
 # Neither k8s-pb nor k8s-openapi records the difference; this list is from the k8s.io/api and
 # apiextensions Go types of Kubernetes 1.33 (JSON names). Empty strings are handled apart:
-# see EMPTY_STRING_IS_A_VALUE in server/src/protobuf/transcode.rs.
+# see EMPTY_STRING_IS_A_VALUE in apimachinery/src/protobuf/transcode.rs.
 _VOLUME_READ_ONLY = [
     "AwsElasticBlockStoreVolumeSource", "AzureFilePersistentVolumeSource",
     "AzureFileVolumeSource", "CSIPersistentVolumeSource", "CephFsPersistentVolumeSource",

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::registry::{Registry, Resource};
-use crate::strategy::Strategy;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use kubecache_apimachinery::registry::{Registry, Resource};
+use kubecache_apimachinery::strategy::Strategy;
 use kubecache_cache::ReadPath;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
@@ -47,7 +47,7 @@ pub struct Api {
     /// The admission chain every write passes through (see [`crate::admission`]).
     pub admission: crate::admission::Admission,
     /// The OpenAPI documents of what the registry serves.
-    pub openapi: crate::openapi::Published,
+    pub openapi: kubecache_apimachinery::openapi::Published,
     /// The `--authorization-mode` chain, installed at startup (`authz::install`); the
     /// access review APIs answer with it.
     pub authorizer: std::sync::OnceLock<Arc<crate::authz::Chain>>,

@@ -31,34 +31,19 @@
 //!   listeners and graceful shutdown (see docs/SECURITY.md).
 
 pub mod admission;
-pub mod always_present;
 pub mod api;
 pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod cli;
-pub mod codec;
 pub mod edge;
-pub mod events;
-pub mod fieldset;
 pub mod filters;
 pub mod handlers;
-pub mod managed;
 pub mod metrics;
 pub mod negotiation;
-pub mod objects;
-pub mod openapi;
-pub mod patch;
-pub mod protobuf;
-pub mod registry;
 pub mod request_info;
 pub mod server;
 pub mod serving;
-pub mod ssa;
 pub mod status_response;
 pub mod store;
-pub mod strategic;
-pub mod strategy;
-pub mod table;
 pub mod tls;
-pub mod typed;

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::registry::Snapshot;
 use http::Method;
+use kubecache_apimachinery::registry::Snapshot;
 use kubecache_cache::ResourceCacheStats;
 use parking_lot::Mutex;
 
@@ -465,7 +465,7 @@ mod tests {
 
     #[test]
     fn cache_resource_names_are_kubes() {
-        let registry = crate::registry::Registry::builtin().snapshot();
+        let registry = kubecache_apimachinery::registry::Registry::builtin().snapshot();
         assert_eq!(
             cache_resource(&registry, "/registry", "/registry/pods/"),
             "pods"

@@ -8,9 +8,9 @@
 //! into the handler's [`Target`] by looking its resource up in the registry: a lookup, not
 //! a second parse.
 
-use crate::registry::Resource;
-use crate::registry::Snapshot;
 use http::Method;
+use kubecache_apimachinery::registry::Resource;
+use kubecache_apimachinery::registry::Snapshot;
 use kubecache_core::request::{Subresource, Verb};
 use kubecache_core::status::ApiError;
 use std::sync::Arc;
@@ -338,7 +338,7 @@ mod tests {
 
     fn resource(method: Method, path: &str, watch: bool) -> ResourceRequest {
         match parse(
-            &crate::registry::Registry::builtin().snapshot(),
+            &kubecache_apimachinery::registry::Registry::builtin().snapshot(),
             &method,
             path,
             watch,
@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn errors() {
-        let reg = crate::registry::Registry::builtin().snapshot();
+        let reg = kubecache_apimachinery::registry::Registry::builtin().snapshot();
         assert_eq!(
             parse(&reg, &Method::GET, "/api/v1/widgets", false)
                 .unwrap_err()
@@ -533,7 +533,7 @@ mod tests {
             ("get", "widgets")
         );
         let err = resolve(
-            &crate::registry::Registry::builtin().snapshot(),
+            &kubecache_apimachinery::registry::Registry::builtin().snapshot(),
             &Method::GET,
             &info,
             false,
@@ -549,7 +549,7 @@ mod tests {
         let info = RequestInfo::parse(&method, path, Some("fieldSelector=metadata.name%3Dp"));
         assert_eq!(info.name, "p");
         match resolve(
-            &crate::registry::Registry::builtin().snapshot(),
+            &kubecache_apimachinery::registry::Registry::builtin().snapshot(),
             &method,
             &info,
             false,
@@ -563,7 +563,7 @@ mod tests {
 
     #[test]
     fn watch_verbs() {
-        let reg = crate::registry::Registry::builtin().snapshot();
+        let reg = kubecache_apimachinery::registry::Registry::builtin().snapshot();
         // `?watch=` on a GET of one object watches it; on a subresource it is ignored.
         let r = resource(Method::GET, "/api/v1/namespaces/a/pods/x", true);
         assert_eq!((r.verb, r.name.as_deref()), (Verb::Watch, Some("x")));
@@ -587,7 +587,7 @@ mod tests {
 
     #[test]
     fn paths_the_parse_reads_but_nothing_serves() {
-        let reg = crate::registry::Registry::builtin().snapshot();
+        let reg = kubecache_apimachinery::registry::Registry::builtin().snapshot();
         for path in [
             // Too deep: kube's parse keeps the first subresource, the handler has none.
             "/api/v1/namespaces/a/pods/x/status/more",
@@ -612,7 +612,7 @@ mod tests {
 
     #[test]
     fn non_resource_targets() {
-        let reg = crate::registry::Registry::builtin().snapshot();
+        let reg = kubecache_apimachinery::registry::Registry::builtin().snapshot();
         let target = |path: &str| parse(&reg, &Method::GET, path, false).unwrap();
         assert!(matches!(target("/version"), Target::Version));
         assert!(matches!(target("/healthz/etcd"), Target::Healthz));

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use std::time::Duration;
 
-use crate::registry::Registry;
+use kubecache_apimachinery::registry::Registry;
 use kubecache_cache::{Passthrough, ReadPath, Shapes, WatchCache, WatchCacheConfig};
 use kubecache_core::storage::{Backend, StorageError};
 use kubecache_storage::embedded::EmbeddedBackend;
@@ -17,8 +17,8 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, Api};
 use crate::authz;
-use crate::codec::JsonCodec;
 use crate::handlers::namespaces;
+use kubecache_apimachinery::codec::JsonCodec;
 
 /// Where objects are stored.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use kubecache_core::status::ApiError;
 
-use crate::protobuf;
+use kubecache_apimachinery::protobuf;
 
 /// An error's `Status` in the form the request's `Accept` header asks for: protobuf when
 /// the client takes it before JSON ([`crate::edge::protobuf::wants_protobuf`]), else JSON.

@@ -3,10 +3,10 @@
 //!
 //! # Why one place
 //!
-//! A write is more than a storage transaction: the metadata rules of [`crate::objects`]
+//! A write is more than a storage transaction: the metadata rules of [`kubecache_apimachinery::objects`]
 //! (uid, creationTimestamp, generation, what a status write may change), the admission chain
 //! of [`crate::admission`] (defaults, validation, the clusterIP allocation) and the field
-//! ownership of [`crate::managed`] must run, in kube-apiserver's order, before anything is
+//! ownership of [`kubecache_apimachinery::managed`] must run, in kube-apiserver's order, before anything is
 //! written. When the HTTP handlers, the bootstrap writers (default namespaces, the RBAC
 //! policy) and the controllers (namespace finalizer, ClusterRole aggregation) each wrote on
 //! their own, those rules applied to some writers and not others. Here they apply to all:
@@ -32,8 +32,8 @@
 //! and CAS deletes), not objects served by the API, so no admission or managedFields apply
 //! to them — as kube's allocator writes its IPAddress objects with its own client.
 
-use crate::registry::Resource;
 use bytes::Bytes;
+use kubecache_apimachinery::registry::Resource;
 use kubecache_core::authz::{GROUP_MASTERS, UserInfo};
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::ApiError;
@@ -42,8 +42,8 @@ use serde_json::{Value, json};
 
 use crate::admission::{self, Admitted, Attributes, Operation};
 use crate::api::{Api, storage_error};
-use crate::objects;
-use crate::strategy::Deletion;
+use kubecache_apimachinery::objects;
+use kubecache_apimachinery::strategy::Deletion;
 use kubecache_core::request::Subresource;
 
 /// Who writes and how: what the Store needs to know of a request, so that the server's own
@@ -519,8 +519,14 @@ impl<'a> Store<'a> {
     /// Records the writer in managedFields (unless it records its own).
     fn record_manager(&self, ctx: &Context, old: Option<&Value>, new: &mut Value) {
         if let Some(manager) = &ctx.manager {
-            let subresource = crate::managed::subresource_name(ctx.subresource);
-            crate::managed::record_update(self.resource, subresource, manager, old, new);
+            let subresource = kubecache_apimachinery::managed::subresource_name(ctx.subresource);
+            kubecache_apimachinery::managed::record_update(
+                self.resource,
+                subresource,
+                manager,
+                old,
+                new,
+            );
         }
     }
 }

@@ -3,8 +3,8 @@
 //! namespace finalizer that empties a terminating namespace lives in
 //! `handlers/namespaces.rs`).
 
-use crate::registry::Resource;
 use async_trait::async_trait;
+use kubecache_apimachinery::registry::Resource;
 use kubecache_cache::ReadAt;
 use kubecache_core::status::{ApiError, Cause, qualified_resource};
 use serde_json::Value;

@@ -32,7 +32,7 @@ pub mod priority;
 pub mod service_ips;
 pub mod strategy;
 
-use crate::registry::Resource;
+use kubecache_apimachinery::registry::Resource;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +41,7 @@ use kubecache_core::storage::StorageError;
 use serde_json::Value;
 
 use crate::api::Api;
-use crate::objects;
+use kubecache_apimachinery::objects;
 use kubecache_core::request::Subresource;
 
 pub use service_ips::{ServiceCidr, ServiceIps};
@@ -194,10 +194,10 @@ fn canonicalize(resource: &Resource, object: &mut Value) -> Result<(), ApiError>
     // converted, as kube's conversion writes them).
     let stored = resource.stored();
     if !std::ptr::eq(stored, resource) {
-        crate::always_present::fill(&stored.api_version(), &stored.kind, object);
+        kubecache_apimachinery::always_present::fill(&stored.api_version(), &stored.kind, object);
         return Ok(());
     }
-    let typed = crate::typed::canonicalize(resource, std::mem::take(object))
+    let typed = kubecache_apimachinery::typed::canonicalize(resource, std::mem::take(object))
         .map_err(|e| ApiError::internal(format!("admission produced an invalid object: {e}")))?;
     *object = typed;
     Ok(())
@@ -262,13 +262,13 @@ pub(crate) mod tests {
     use kubecache_storage::embedded::EmbeddedBackend;
 
     use super::*;
-    use crate::codec::JsonCodec;
+    use kubecache_apimachinery::codec::JsonCodec;
 
     /// An API over an empty in-memory store (no namespaces), reads straight from storage.
     pub fn api() -> Arc<Api> {
         let backend: Arc<dyn kubecache_core::storage::Backend> =
             Arc::new(EmbeddedBackend::in_memory());
-        let registry = Arc::new(crate::registry::Registry::builtin());
+        let registry = Arc::new(kubecache_apimachinery::registry::Registry::builtin());
         let reads = Arc::new(Passthrough::new(
             backend.clone(),
             Arc::new(JsonCodec::new(registry.clone())),

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{Attributes, MutatingPlugin, Operation};
 use crate::api::storage_error;
-use crate::objects;
+use kubecache_apimachinery::objects;
 
 /// The PriorityClasses every cluster has (kube's `SystemPriorityClasses`).
 const SYSTEM_CLASSES: &[(&str, i64)] = &[

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use super::{Admitted, Attributes, Operation};
 use crate::api::{Api, storage_error};
-use crate::objects;
+use kubecache_apimachinery::objects;
 use kubecache_core::request::Subresource;
 
 /// Largest range, in host bits (kube-apiserver refuses ranges with more than 2^20 addresses).

@@ -1,6 +1,6 @@
 //! The strategy's own steps as admission plugins: scheme defaults (mutating), then object
 //! metadata, the kind's fields and what an update may not change (validating). Each asks the
-//! request's resource strategy ([`crate::strategy`]); the per-kind rules live there.
+//! request's resource strategy ([`kubecache_apimachinery::strategy`]); the per-kind rules live there.
 
 use async_trait::async_trait;
 use kubecache_core::request::Subresource;
@@ -8,8 +8,8 @@ use kubecache_core::status::{ApiError, Cause};
 use serde_json::Value;
 
 use super::{Attributes, MutatingPlugin, Operation, ValidatingPlugin};
-use crate::objects;
-use crate::strategy::DefaultContext;
+use kubecache_apimachinery::objects;
+use kubecache_apimachinery::strategy::DefaultContext;
 
 /// Scheme defaults, applied on every create, update and patch as kube applies them when
 /// decoding a write.

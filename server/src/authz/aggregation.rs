@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::index::{Policy, PolicyIndex};
 use crate::api::Api;
-use crate::objects;
 use crate::store::{Context, Store};
+use kubecache_apimachinery::objects;
 
 /// Who the controller writes as (kube runs it in kube-controller-manager).
 const MANAGER: &str = "kube-controller-manager";

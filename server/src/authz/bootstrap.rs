@@ -19,8 +19,8 @@ use kubecache_core::status::Reason;
 use kubecache_core::storage::StorageError;
 
 use crate::api::Api;
-use crate::objects;
 use crate::store::{Context, Store};
+use kubecache_apimachinery::objects;
 
 /// The field manager of the bootstrap objects (kube's, whose loopback client is named after
 /// the binary).

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::registry::Registry;
 use futures::StreamExt;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kubecache_apimachinery::registry::Registry;
 use kubecache_cache::{Filter, ReadAt, ReadPath, WatchRequest, WatchStart};
 use kubecache_core::registry::ResourceInfo;
 use parking_lot::{Mutex, RwLock};

@@ -28,8 +28,8 @@ use serde_json::Value;
 use super::{Verdict, chain_of};
 use crate::api::{Call, Reply};
 use crate::handlers::write::{BODY_TYPES, content_type};
-use crate::objects;
-use crate::typed;
+use kubecache_apimachinery::objects;
+use kubecache_apimachinery::typed;
 
 /// Answers a create of one of the review resources.
 pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {

@@ -3,7 +3,7 @@
 //! hash of its document (`?hash=`): asked for with the current hash, a document is served as
 //! immutable for a year; with an outdated hash the client is redirected (301) to the current
 //! one; without a hash it is served with its `Etag` only. `If-None-Match` gets a 304. The
-//! documents themselves are built by [`crate::openapi`].
+//! documents themselves are built by [`kubecache_apimachinery::openapi`].
 
 use axum::body::Body;
 use axum::response::Response;
@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use kubecache_core::status::ApiError;
 
 use crate::negotiation::{Accept, Offer};
-use crate::openapi::{Document, Documents, server_relative_url};
+use kubecache_apimachinery::openapi::{Document, Documents, server_relative_url};
 
 const JSON: &str = "application/json";
 /// The protobuf media types of `/openapi/v2` (the first is what client-go sends).

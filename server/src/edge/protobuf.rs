@@ -1,17 +1,17 @@
 //! Where protobuf meets HTTP: which requests get protobuf responses (Accept negotiation),
 //! decoding protobuf request bodies, and rendering replies, errors and watch streams.
 
-use crate::registry::Resource;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use kubecache_apimachinery::registry::Resource;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
 use crate::api::{Reply, add_warnings, json_response};
 use crate::negotiation::{Accept, Offer};
-use crate::protobuf::{self as transcoder, MEDIA_TYPE, STREAM_MEDIA_TYPE};
+use kubecache_apimachinery::protobuf::{self as transcoder, MEDIA_TYPE, STREAM_MEDIA_TYPE};
 
 /// Whether the client takes protobuf before JSON ([`crate::negotiation`]): JSON is offered
 /// first, for `*/*`, `application/*` and `application/json` with any parameters (Tables

@@ -1,6 +1,6 @@
 //! Where Tables meet HTTP: whether a GET, LIST or WATCH asks for a `meta.k8s.io/v1` Table
 //! (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, as `kubectl get` sends), with
-//! what in each row, and the reply carrying one. The rows come from [`crate::table`].
+//! what in each row, and the reply carrying one. The rows come from [`kubecache_apimachinery::table`].
 
 use chrono::Utc;
 use http::{HeaderMap, StatusCode};
@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::api::{Query, Reply};
 use crate::negotiation::{Accept, Offer};
-use crate::registry::Resource;
-use crate::table::{IncludeObject, render};
+use kubecache_apimachinery::registry::Resource;
+use kubecache_apimachinery::table::{IncludeObject, render};
 
 /// The Content-Type of a Table response.
 pub const CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";

@@ -1,4 +1,4 @@
-//! PATCH with `application/apply-patch+yaml`: server-side apply (see [`crate::ssa`]); every
+//! PATCH with `application/apply-patch+yaml`: server-side apply (see [`kubecache_apimachinery::ssa`]); every
 //! other write's `metadata.managedFields` entry is recorded by the [`crate::store::Store`].
 //!
 //! An apply to an object that does not exist creates it (201), through the same create path
@@ -10,10 +10,10 @@ use kubecache_core::status::{ApiError, Cause, Reason};
 use super::write::{self, content_type, finish_decode, update_object};
 use super::{path_name, present_value};
 use crate::api::{Call, Reply};
-use crate::managed;
-use crate::objects;
-use crate::ssa::{self, Applier};
-use crate::typed::FieldValidation;
+use kubecache_apimachinery::managed;
+use kubecache_apimachinery::objects;
+use kubecache_apimachinery::ssa::{self, Applier};
+use kubecache_apimachinery::typed::FieldValidation;
 use kubecache_core::request::Subresource;
 
 /// The server-side apply media type.

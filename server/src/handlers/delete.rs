@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::read::{filter, list_objects};
 use super::{path_name, present_value};
 use crate::api::{Call, Reply};
-use crate::objects;
 use crate::store::{Context, Deleted, Preconditions, Store};
+use kubecache_apimachinery::objects;
 
 /// The parts of `DeleteOptions` kubecache acts on.
 #[derive(Debug, Default, Clone)]
@@ -34,7 +34,7 @@ impl DeleteOptions {
         } else if crate::edge::protobuf::is_protobuf(&super::write::content_type(call)) {
             crate::edge::protobuf::decode_delete_options(&call.body)?
         } else {
-            crate::typed::parse_json(&call.body)?.value
+            kubecache_apimachinery::typed::parse_json(&call.body)?.value
         };
         if !body.is_object() {
             return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));

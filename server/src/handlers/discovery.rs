@@ -1,7 +1,7 @@
 //! Version and legacy discovery documents (`/version`, `/api`, `/apis`, `/apis/{g}`,
 //! `/api/v1`, `/apis/{g}/{v}`), built from the registry.
 
-use crate::registry::Snapshot;
+use kubecache_apimachinery::registry::Snapshot;
 use kubecache_core::KUBE_MINOR;
 use serde_json::{Value, json};
 

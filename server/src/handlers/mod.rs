@@ -12,7 +12,7 @@ pub mod scale;
 pub mod watch;
 pub mod write;
 
-use crate::registry::Resource;
+use kubecache_apimachinery::registry::Resource;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
@@ -91,5 +91,5 @@ pub fn field_manager(call: &Call<'_>) -> Result<String, ApiError> {
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    crate::managed::manager_name(call.query.get("fieldManager"), user_agent)
+    kubecache_apimachinery::managed::manager_name(call.query.get("fieldManager"), user_agent)
 }

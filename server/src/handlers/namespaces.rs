@@ -2,7 +2,7 @@
 //! deleted namespace turns Terminating, the finalizer empties it, then removes it (what
 //! kube-apiserver's NamespaceLifecycle admission and the namespace controller do together).
 
-use crate::registry::Resource;
+use kubecache_apimachinery::registry::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use kubecache_core::storage::{ListOptions, StorageError};
 use serde_json::json;
 
 use crate::api::{Api, storage_error};
-use crate::objects;
 use crate::store::{Context, Deleted, Preconditions, Store};
+use kubecache_apimachinery::objects;
 
 /// Namespaces every cluster starts with.
 pub const INITIAL_NAMESPACES: &[&str] =

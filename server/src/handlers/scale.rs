@@ -8,8 +8,8 @@ use super::read::read_at;
 use super::write::{content_type, update_object};
 use super::{not_found, object_key};
 use crate::api::{Call, Reply, storage_error};
-use crate::objects;
-use crate::patch::{self, PatchType};
+use kubecache_apimachinery::objects;
+use kubecache_apimachinery::patch::{self, PatchType};
 use kubecache_core::merge_schema::Schema;
 
 /// The Scale of an object.
@@ -160,11 +160,14 @@ pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
     let submitted = if crate::edge::protobuf::is_protobuf(&media) {
         crate::edge::protobuf::decode_scale(&call.body)?
     } else if media == "application/json" {
-        crate::typed::parse_json(&call.body)?.value
+        kubecache_apimachinery::typed::parse_json(&call.body)?.value
     } else {
         return Err(ApiError::unsupported_media_type(
             &media,
-            &["application/json", crate::protobuf::MEDIA_TYPE],
+            &[
+                "application/json",
+                kubecache_apimachinery::protobuf::MEDIA_TYPE,
+            ],
         ));
     };
     write_scale(call, |_| Ok(submitted.clone())).await

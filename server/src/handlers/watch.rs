@@ -21,7 +21,7 @@ use kubecache_core::storage::StorageError;
 
 use super::read::filter;
 use crate::api::{Call, Reply, storage_error};
-use crate::objects;
+use kubecache_apimachinery::objects;
 
 /// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
@@ -123,7 +123,7 @@ pub async fn watch(call: &Call<'_>) -> Result<Reply, ApiError> {
         Err(StorageError::Compacted { requested, .. }) => {
             let error = ApiError::expired(format!("too old resource version: {requested}"));
             let frame = if protobuf {
-                crate::protobuf::error_watch_frame(&error)
+                kubecache_apimachinery::protobuf::error_watch_frame(&error)
             } else {
                 error_frame(&error)
             };

@@ -1,27 +1,30 @@
 //! Create, update and patch (of objects and of their `status` subresource).
 //!
-//! Every write decodes the body as the resource's typed object (see [`crate::typed`]) and
+//! Every write decodes the body as the resource's typed object (see [`kubecache_apimachinery::typed`]) and
 //! hands it to the [`Store`], which applies the metadata rules, admission and managedFields
 //! and writes with optimistic concurrency; these handlers only parse the request and shape
 //! the answer. A rejected request writes nothing.
 
-use crate::registry::Resource;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
+use kubecache_apimachinery::registry::Resource;
 use kubecache_core::merge_schema::Schema;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
 use super::{path_name, present_value, to_storage_shape};
 use crate::api::{Call, Reply};
-use crate::objects;
-use crate::patch::{self, PatchType};
 use crate::store::{Context, Store};
-use crate::typed::{self, FieldValidation};
+use kubecache_apimachinery::objects;
+use kubecache_apimachinery::patch::{self, PatchType};
+use kubecache_apimachinery::typed::{self, FieldValidation};
 use kubecache_core::request::Subresource;
 
 /// Media types accepted for create and update bodies.
-pub const BODY_TYPES: &[&str] = &["application/json", crate::protobuf::MEDIA_TYPE];
+pub const BODY_TYPES: &[&str] = &[
+    "application/json",
+    kubecache_apimachinery::protobuf::MEDIA_TYPE,
+];
 
 /// The request's media type without parameters; a missing Content-Type means JSON (the
 /// Python client sends none).

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::codec::JsonCodec;
+use kubecache_apimachinery::codec::JsonCodec;
 
 /// A change another writer makes to an object.
 type Edit = Box<dyn FnOnce(&mut Value) + Send>;
@@ -103,7 +103,7 @@ async fn racing_api() -> (Arc<Api>, Arc<Racing>) {
         armed: Mutex::new(None),
     });
     let backend: Arc<dyn Backend> = racing.clone();
-    let registry = Arc::new(crate::registry::Registry::builtin());
+    let registry = Arc::new(kubecache_apimachinery::registry::Registry::builtin());
     let reads = Arc::new(Passthrough::new(
         backend.clone(),
         Arc::new(JsonCodec::new(registry.clone())),
@@ -218,7 +218,7 @@ async fn an_update_with_a_resource_version_that_loses_a_race_is_a_conflict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_updates_without_a_resource_version_all_land() {
     let backend: Arc<dyn Backend> = Arc::new(EmbeddedBackend::in_memory());
-    let registry = Arc::new(crate::registry::Registry::builtin());
+    let registry = Arc::new(kubecache_apimachinery::registry::Registry::builtin());
     let reads = Arc::new(Passthrough::new(
         backend.clone(),
         Arc::new(JsonCodec::new(registry.clone())),
@@ -374,10 +374,13 @@ async fn bootstrap_writes_get_what_a_request_s_create_gets() {
     assert!(objects::meta_str(&default, "uid").is_some_and(|u| !u.is_empty()));
     assert!(objects::meta_str(&default, "creationTimestamp").is_some());
     assert_eq!(default["spec"]["finalizers"], json!(["kubernetes"]));
-    let managers = crate::managed::read(&default);
+    let managers = kubecache_apimachinery::managed::read(&default);
     assert_eq!(managers.len(), 1, "{default:#}");
     assert_eq!(managers[0].name, "kube-apiserver");
-    assert_eq!(managers[0].operation, crate::managed::Operation::Update);
+    assert_eq!(
+        managers[0].operation,
+        kubecache_apimachinery::managed::Operation::Update
+    );
 
     crate::authz::bootstrap::ensure(&api).await.unwrap();
     let roles = api
@@ -392,14 +395,14 @@ async fn bootstrap_writes_get_what_a_request_s_create_gets() {
         .unwrap();
     let admin = objects::decode(&kv).unwrap();
     assert!(objects::meta_str(&admin, "uid").is_some_and(|u| !u.is_empty()));
-    let managers = crate::managed::read(&admin);
+    let managers = kubecache_apimachinery::managed::read(&admin);
     assert_eq!(managers.len(), 1, "{admin:#}");
     assert_eq!(managers[0].name, "kube-apiserver");
     // Stored in the canonical form, as a request's create stores it: encoding the typed
     // object again gives the same bytes.
     let mut again = admin.clone();
     objects::metadata_mut(&mut again).remove("resourceVersion");
-    let canonical = crate::typed::canonicalize(&roles, again.clone()).unwrap();
+    let canonical = kubecache_apimachinery::typed::canonicalize(&roles, again.clone()).unwrap();
     assert_eq!(objects::encode(&canonical), kv.value);
     // And a second start creates nothing.
     assert!(

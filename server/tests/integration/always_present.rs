@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use kubecache_apimachinery::always_present::{self, Empty};
+use kubecache_apimachinery::protobuf::descriptors::MESSAGES;
+use kubecache_apimachinery::protobuf::table::{Label, Special, Type};
+use kubecache_apimachinery::protobuf::{self, MEDIA_TYPE};
+use kubecache_apimachinery::registry::Registry;
 use kubecache_core::registry::ResourceInfo;
-use kubecache_server::always_present::{self, Empty};
-use kubecache_server::protobuf::descriptors::MESSAGES;
-use kubecache_server::protobuf::table::{Label, Special, Type};
-use kubecache_server::protobuf::{self, MEDIA_TYPE};
-use kubecache_server::registry::Registry;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 use support::server::{STRATEGIC_MERGE_PATCH, TestServer};
@@ -127,8 +127,10 @@ async fn get_protobuf(server: &TestServer, path: &str) -> Vec<u8> {
 /// A sample of every built-in kind, without what the server assigns, ready to create in
 /// namespace `ns` under a new name.
 fn creatable_samples(ns: &str) -> Vec<(Arc<ResourceInfo>, Value)> {
-    let samples: Vec<Value> =
-        serde_json::from_str(include_str!("../../src/protobuf/samples.json")).unwrap();
+    let samples: Vec<Value> = serde_json::from_str(include_str!(
+        "../../../apimachinery/src/protobuf/samples.json"
+    ))
+    .unwrap();
     let registry = Registry::builtin().snapshot();
     let mut out = Vec::new();
     for resource in registry.iter().filter(|r| !r.create_only) {

@@ -1089,7 +1089,7 @@ async fn protobuf_self_subject_access_review() {
         "application/vnd.kubernetes.protobuf"
     );
     let answer = response.bytes().await.unwrap();
-    let answer = kubecache_server::protobuf::decode_envelope(&answer, None).unwrap();
+    let answer = kubecache_apimachinery::protobuf::decode_envelope(&answer, None).unwrap();
     assert_eq!(answer["kind"], "SelfSubjectAccessReview");
     assert_eq!(answer["status"]["allowed"], true);
     let reply = server

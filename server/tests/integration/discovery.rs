@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use kubecache_server::registry::Registry;
+use kubecache_apimachinery::registry::Registry;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, VARY};
 use serde_json::{Value, json};
 use support::server::TestServer;

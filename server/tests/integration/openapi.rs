@@ -7,9 +7,9 @@ use crate::support;
 
 use std::time::Duration;
 
+use kubecache_apimachinery::patch::PATCH_TYPES;
+use kubecache_apimachinery::registry::Registry;
 use kubecache_core::registry::ResourceInfo;
-use kubecache_server::patch::PATCH_TYPES;
-use kubecache_server::registry::Registry;
 use reqwest::StatusCode;
 use reqwest::header::{
     ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, IF_NONE_MATCH, LOCATION,

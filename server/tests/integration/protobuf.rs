@@ -6,7 +6,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use kubecache_server::protobuf::{self, MEDIA_TYPE, STREAM_MEDIA_TYPE};
+use kubecache_apimachinery::protobuf::{self, MEDIA_TYPE, STREAM_MEDIA_TYPE};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
@@ -667,9 +667,11 @@ on_both_stores!(
 /// stored and served the same (but for what the server assigns), and GET in protobuf serves
 /// what GET in JSON does.
 async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) {
-    use kubecache_server::registry::Registry;
-    let samples: Vec<Value> =
-        serde_json::from_str(include_str!("../../src/protobuf/samples.json")).unwrap();
+    use kubecache_apimachinery::registry::Registry;
+    let samples: Vec<Value> = serde_json::from_str(include_str!(
+        "../../../apimachinery/src/protobuf/samples.json"
+    ))
+    .unwrap();
     server.create_namespace("pb").await;
     let registry = Registry::builtin().snapshot();
     let assigned = ["name", "uid", "resourceVersion", "creationTimestamp"];

@@ -22,11 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::schemars::SchemaGenerator;
+use kubecache_apimachinery::openapi::schemas::Kind;
+use kubecache_apimachinery::strategy::{Strategy, TypedForm};
 use kubecache_core::registry::{NAMESPACED, ResourceInfo};
 use kubecache_server::api::Api;
-use kubecache_server::openapi::schemas::Kind;
 use kubecache_server::server::ReadConfig;
-use kubecache_server::strategy::{Strategy, TypedForm};
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
 use kubecache_storage::testing::TestEtcd;

@@ -521,7 +521,7 @@ async fn errors_before_the_handler_are_negotiated_to_protobuf() {
             "application/vnd.kubernetes.protobuf"
         );
         let body = response.bytes().await.unwrap();
-        let status = kubecache_server::protobuf::decode_envelope(&body, None).unwrap();
+        let status = kubecache_apimachinery::protobuf::decode_envelope(&body, None).unwrap();
         assert_eq!(
             (status["code"].as_u64(), status["reason"].as_str()),
             (Some(u64::from(code)), Some(reason))
@@ -543,6 +543,6 @@ async fn errors_before_the_handler_are_negotiated_to_protobuf() {
         .unwrap();
     assert_eq!(response.status(), 413);
     let body = response.bytes().await.unwrap();
-    let status = kubecache_server::protobuf::decode_envelope(&body, None).unwrap();
+    let status = kubecache_apimachinery::protobuf::decode_envelope(&body, None).unwrap();
     assert_eq!(status["reason"], "RequestEntityTooLarge");
 }

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::schemars::SchemaGenerator;
+use kubecache_apimachinery::openapi::schemas::Kind;
+use kubecache_apimachinery::strategy::Strategy;
 use kubecache_core::registry::{NAMESPACED, ResourceInfo};
 use kubecache_core::status::ApiError;
 use kubecache_server::api::Api;
-use kubecache_server::openapi::schemas::Kind;
 use kubecache_server::server::ReadConfig;
-use kubecache_server::strategy::Strategy;
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
 use kubecache_storage::testing::TestEtcd;

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use kubecache_apimachinery::codec::JsonCodec;
+use kubecache_apimachinery::registry::Registry;
 use kubecache_cache::{
     Filter, FrameStream, ReadAt, Shapes, WatchCache, WatchCacheConfig, WatchRequest, WatchStart,
 };
 use kubecache_core::storage::{Backend, ListOptions, StorageError};
 use kubecache_server::api::Api;
-use kubecache_server::codec::JsonCodec;
-use kubecache_server::registry::Registry;
 use kubecache_server::server::ReadConfig;
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::EtcdBackend;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use kubecache_apimachinery::registry::Registry;
 use kubecache_cache::{
     Filter, FrameStream, ListRequest, ObjectAttrs, ObjectCodec, ReadAt, ReadPath, Shapes,
     WatchCache, WatchCacheConfig, WatchRequest, WatchStart, json,
@@ -28,7 +29,6 @@ use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     WatchStream,
 };
-use kubecache_server::registry::Registry;
 use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 

@@ -37,6 +37,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use kubecache_apimachinery::codec::JsonCodec;
+use kubecache_apimachinery::registry::Registry;
 use kubecache_cache::{
     Filter, FrameStream, ListRequest, ReadAt, ReadPath, Shapes, WatchCache, WatchCacheConfig,
     WatchRequest, WatchStart,
@@ -44,8 +46,6 @@ use kubecache_cache::{
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::selector::{FieldSelector, LabelSelector};
 use kubecache_core::storage::{Backend, Revision, StorageError};
-use kubecache_server::codec::JsonCodec;
-use kubecache_server::registry::Registry;
 use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use kubecache_apimachinery::codec::JsonCodec;
+use kubecache_apimachinery::registry::Registry;
 use kubecache_cache::{
     Filter, ListRequest, ReadAt, ReadPath, Shapes, WatchCache, WatchCacheConfig, WatchRequest,
     WatchStart,
@@ -23,8 +25,6 @@ use kubecache_core::storage::{
     Backend, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision, StorageError,
     WatchStream,
 };
-use kubecache_server::codec::JsonCodec;
-use kubecache_server::registry::Registry;
 use kubecache_storage::embedded::EmbeddedBackend;
 use serde_json::{Value, json};
 use tokio::sync::watch;

@@ -11,9 +11,10 @@ use kubecache_core::validation::NameRule;
 use serde_json::Value;
 
 use super::defaults;
+use super::events;
 use super::{DefaultContext, Strategy, TypedForm, typed_as};
+use crate::objects;
 use crate::table::{self, Printer};
-use crate::{events, objects};
 
 pub struct CustomResourceDefinitions;
 

@@ -20,6 +20,7 @@ pub mod apps;
 pub mod batch;
 pub mod core;
 pub mod defaults;
+pub mod events;
 pub mod others;
 pub mod validation;
 

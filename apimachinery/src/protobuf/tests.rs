@@ -34,7 +34,7 @@ fn descriptors_are_generated() {
         .args([
             "scripts/gen-protobuf-descriptors.py",
             "--check",
-            "server/src/protobuf/descriptors.rs",
+            "apimachinery/src/protobuf/descriptors.rs",
         ])
         .output()
         .expect("python3 runs");
