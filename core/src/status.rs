@@ -3,6 +3,8 @@
 //! real cluster. Handlers return [`ApiError`]; the HTTP edge turns it into a Status body.
 
 use serde::Serialize;
+
+use crate::storage::StorageError;
 use serde_json::Value;
 
 /// The `reason` field of a failed `Status` (metav1.StatusReason).
@@ -444,6 +446,42 @@ impl Status {
         body.push(b'\n');
         body
     }
+}
+
+/// Request bodies larger than this are refused with 413, as kube-apiserver does (3 MiB).
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Maps a storage failure that no handler interpreted more specifically.
+pub fn storage_error(err: StorageError) -> ApiError {
+    match err {
+        StorageError::Compacted { .. } => {
+            ApiError::expired(format!("too old resource version: {err}"))
+        }
+        StorageError::FutureRevision { requested, current } => {
+            too_large_resource_version(requested, current)
+        }
+        StorageError::Unavailable(msg) => {
+            ApiError::unavailable(format!("storage is unavailable: {msg}"))
+        }
+        StorageError::ValueTooLarge { .. } => ApiError::too_large(MAX_REQUEST_BODY_BYTES),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// kube-apiserver's `NewTooLargeResourceVersionError`: a 504 Timeout to retry after a second,
+/// with the `ResourceVersionTooLarge` cause by which client-go recognises it
+/// (`IsTooLargeResourceVersion`).
+pub fn too_large_resource_version(requested: i64, current: i64) -> ApiError {
+    let mut err = ApiError::timeout(format!(
+        "Timeout: Too large resource version: {requested}, current: {current}"
+    ));
+    err.retry_after_seconds = Some(1);
+    err.causes = vec![Cause::new(
+        "ResourceVersionTooLarge",
+        "",
+        "Too large resource version",
+    )];
+    err
 }
 
 #[cfg(test)]

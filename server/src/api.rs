@@ -13,17 +13,14 @@ use kubecache_apimachinery::registry::{Registry, Resource};
 use kubecache_apimachinery::strategy::Strategy;
 use kubecache_cache::ReadPath;
 use kubecache_core::registry::ResourceInfo;
-use kubecache_core::status::ApiError;
-use kubecache_core::storage::{Backend, StorageError};
+use kubecache_core::status::{ApiError, MAX_REQUEST_BODY_BYTES};
+use kubecache_core::storage::Backend;
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::handlers;
 use crate::metrics::{self, RequestLabels, RequestMetrics};
 use crate::request_info::{self, RequestInfo, ResourceRequest, Target};
-
-/// Request bodies larger than this are refused with 413, as kube-apiserver does (3 MiB).
-pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Everything a handler needs: where objects are written and read, and what is served.
 pub struct Api {
@@ -44,13 +41,36 @@ pub struct Api {
     pub terminating_namespaces: parking_lot::Mutex<std::collections::HashMap<String, i64>>,
     /// Request counts and latencies, served at `/metrics`.
     pub metrics: RequestMetrics,
-    /// The admission chain every write passes through (see [`crate::admission`]).
-    pub admission: crate::admission::Admission,
+    /// The admission chain every write passes through (see [`kubecache_admission`]).
+    pub admission: kubecache_admission::Admission,
     /// The OpenAPI documents of what the registry serves.
     pub openapi: kubecache_apimachinery::openapi::Published,
     /// The `--authorization-mode` chain, installed at startup (`authz::install`); the
     /// access review APIs answer with it.
     pub authorizer: std::sync::OnceLock<Arc<crate::authz::Chain>>,
+}
+
+impl kubecache_admission::Context for Api {
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    fn reads(&self) -> &dyn ReadPath {
+        self.reads.as_ref()
+    }
+    fn storage_root(&self) -> &str {
+        &self.storage_root
+    }
+    fn admission(&self) -> &kubecache_admission::Admission {
+        &self.admission
+    }
+    fn terminating_namespaces(
+        &self,
+    ) -> &parking_lot::Mutex<std::collections::HashMap<String, i64>> {
+        &self.terminating_namespaces
+    }
 }
 
 impl Api {
@@ -71,7 +91,7 @@ impl Api {
         backend: Arc<dyn Backend>,
         reads: Arc<dyn ReadPath>,
         storage_root: &str,
-        admission: crate::admission::Config,
+        admission: kubecache_admission::Config,
     ) -> Arc<Api> {
         Arc::new(Api {
             registry,
@@ -81,7 +101,7 @@ impl Api {
             namespace_deleted: Notify::new(),
             terminating_namespaces: Default::default(),
             metrics: RequestMetrics::new(),
-            admission: crate::admission::Admission::new(admission),
+            admission: kubecache_admission::Admission::new(admission),
             openapi: Default::default(),
             authorizer: std::sync::OnceLock::new(),
         })
@@ -440,37 +460,4 @@ pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
             headers.append("Warning", value);
         }
     }
-}
-
-/// Maps a storage failure that no handler interpreted more specifically.
-pub fn storage_error(err: StorageError) -> ApiError {
-    match err {
-        StorageError::Compacted { .. } => {
-            ApiError::expired(format!("too old resource version: {err}"))
-        }
-        StorageError::FutureRevision { requested, current } => {
-            too_large_resource_version(requested, current)
-        }
-        StorageError::Unavailable(msg) => {
-            ApiError::unavailable(format!("storage is unavailable: {msg}"))
-        }
-        StorageError::ValueTooLarge { .. } => ApiError::too_large(MAX_REQUEST_BODY_BYTES),
-        other => ApiError::internal(other.to_string()),
-    }
-}
-
-/// kube-apiserver's `NewTooLargeResourceVersionError`: a 504 Timeout to retry after a second,
-/// with the `ResourceVersionTooLarge` cause by which client-go recognises it
-/// (`IsTooLargeResourceVersion`).
-pub fn too_large_resource_version(requested: i64, current: i64) -> ApiError {
-    let mut err = ApiError::timeout(format!(
-        "Timeout: Too large resource version: {requested}, current: {current}"
-    ));
-    err.retry_after_seconds = Some(1);
-    err.causes = vec![kubecache_core::status::Cause::new(
-        "ResourceVersionTooLarge",
-        "",
-        "Too large resource version",
-    )];
-    err
 }

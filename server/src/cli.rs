@@ -72,7 +72,7 @@ pub struct ServeArgs {
     /// The range Service cluster IPs are allocated from (one IPv4 or IPv6 CIDR, at most 2^20
     /// addresses).
     #[arg(long, default_value = "10.0.0.0/24", value_name = "CIDR")]
-    pub service_cluster_ip_range: crate::admission::ServiceCidr,
+    pub service_cluster_ip_range: kubecache_admission::ServiceCidr,
     /// The secure port, TLS, authentication, authorization, audit and limits.
     #[command(flatten)]
     pub security: SecurityArgs,
@@ -93,8 +93,8 @@ impl ServeArgs {
         ReadConfig::WatchCache(config)
     }
 
-    pub fn admission(&self) -> crate::admission::Config {
-        crate::admission::Config {
+    pub fn admission(&self) -> kubecache_admission::Config {
+        kubecache_admission::Config {
             service_cluster_ip_range: self.service_cluster_ip_range.clone(),
             ..Default::default()
         }

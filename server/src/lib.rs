@@ -30,7 +30,6 @@
 //!   with [`authn`], [`authz`], [`audit`]; [`serving`] and [`tls`]: the secure and insecure
 //!   listeners and graceful shutdown (see docs/SECURITY.md).
 
-pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod authn;

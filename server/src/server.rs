@@ -90,7 +90,7 @@ pub async fn build_api_with(
     backend: Arc<dyn Backend>,
     storage_root: &str,
     reads: ReadConfig,
-    admission: crate::admission::Config,
+    admission: kubecache_admission::Config,
 ) -> Result<Arc<Api>, StorageError> {
     let registry = Arc::new(Registry::builtin());
     let codec = Arc::new(JsonCodec::new(registry.clone()));
@@ -122,7 +122,7 @@ pub async fn build_api_with(
     let building = api.clone();
     tokio::task::spawn_blocking(move || building.openapi.get(&building.registry));
     namespaces::bootstrap(&api).await?;
-    crate::admission::start(&api).await?;
+    kubecache_admission::start(api.as_ref()).await?;
     authz::bootstrap::ensure(&api).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {

@@ -5,7 +5,7 @@
 //!
 //! A write is more than a storage transaction: the metadata rules of [`kubecache_apimachinery::objects`]
 //! (uid, creationTimestamp, generation, what a status write may change), the admission chain
-//! of [`crate::admission`] (defaults, validation, the clusterIP allocation) and the field
+//! of [`kubecache_admission`] (defaults, validation, the clusterIP allocation) and the field
 //! ownership of [`kubecache_apimachinery::managed`] must run, in kube-apiserver's order, before anything is
 //! written. When the HTTP handlers, the bootstrap writers (default namespaces, the RBAC
 //! policy) and the controllers (namespace finalizer, ClusterRole aggregation) each wrote on
@@ -27,7 +27,7 @@
 //! # What stays outside
 //!
 //! Reads (GET, LIST, WATCH) go through [`kubecache_cache::ReadPath`]. The clusterIP
-//! allocator ([`crate::admission::service_ips`]) keeps its IPAddress keys in storage itself:
+//! allocator ([`kubecache_admission::service_ips`]) keeps its IPAddress keys in storage itself:
 //! they are the allocator's own bookkeeping (one key per IP, written with create-if-absent
 //! and CAS deletes), not objects served by the API, so no admission or managedFields apply
 //! to them — as kube's allocator writes its IPAddress objects with its own client.
@@ -40,11 +40,12 @@ use kubecache_core::status::ApiError;
 use kubecache_core::storage::{KeyValue, StorageError};
 use serde_json::{Value, json};
 
-use crate::admission::{self, Admitted, Attributes, Operation};
-use crate::api::{Api, storage_error};
+use kubecache_admission::{self as admission, Admitted, Attributes, Operation};
+use crate::api::Api;
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::strategy::Deletion;
 use kubecache_core::request::Subresource;
+use kubecache_core::status::storage_error;
 
 /// Who writes and how: what the Store needs to know of a request, so that the server's own
 /// writers need none.
@@ -502,7 +503,7 @@ impl<'a> Store<'a> {
         old: Option<&'c Value>,
     ) -> Attributes<'c> {
         Attributes {
-            api: self.api,
+            context: self.api,
             resource: self.resource,
             operation: if old.is_some() {
                 Operation::Update

@@ -19,10 +19,10 @@ use serde_json::{Value, json};
 
 use super::info::{RequestContext, context_of};
 use super::{Chain, user_of};
-use crate::api::MAX_REQUEST_BODY_BYTES;
 use crate::audit::{AuditHandle, Event, Level, Stage, object_ref};
 use crate::authn::Connection;
 use crate::status_response;
+use kubecache_core::status::MAX_REQUEST_BODY_BYTES;
 
 pub async fn layer(State(chain): State<Arc<Chain>>, request: Request, next: Next) -> Response {
     let Some(auditor) = &chain.auditor else {

@@ -36,7 +36,7 @@ use futures::StreamExt;
 use http::{HeaderValue, Version, header};
 use http_body::{Frame, SizeHint};
 
-use crate::api::MAX_REQUEST_BODY_BYTES;
+use kubecache_core::status::MAX_REQUEST_BODY_BYTES;
 
 /// How much of an unread body is read and discarded after the response: a few times the
 /// largest body the server accepts.

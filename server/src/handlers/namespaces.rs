@@ -10,9 +10,10 @@ use kubecache_core::status::ApiError;
 use kubecache_core::storage::{ListOptions, StorageError};
 use serde_json::json;
 
-use crate::api::{Api, storage_error};
+use crate::api::Api;
 use crate::store::{Context, Deleted, Preconditions, Store};
 use kubecache_apimachinery::objects;
+use kubecache_core::status::storage_error;
 
 /// Namespaces every cluster starts with.
 pub const INITIAL_NAMESPACES: &[&str] =

@@ -14,8 +14,9 @@ use serde_json::json;
 
 use super::list_body::{JsonListChunks, STREAM_ABOVE};
 use super::{not_found, object_key};
-use crate::api::{Call, Reply, storage_error};
+use crate::api::{Call, Reply};
 use kubecache_apimachinery::objects;
+use kubecache_core::status::storage_error;
 
 /// `resourceVersion` of a GET or WATCH: unset → latest, `0` → any, `N` → not older than N.
 pub fn read_at(call: &Call<'_>) -> Result<ReadAt, ApiError> {

@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 use super::read::read_at;
 use super::write::{content_type, update_object};
 use super::{not_found, object_key};
-use crate::api::{Call, Reply, storage_error};
+use crate::api::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
 use kubecache_core::merge_schema::Schema;
+use kubecache_core::status::storage_error;
 
 /// The Scale of an object.
 fn scale_of(object: &Value) -> Value {

@@ -20,8 +20,9 @@ use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::StorageError;
 
 use super::read::filter;
-use crate::api::{Call, Reply, storage_error};
+use crate::api::{Call, Reply};
 use kubecache_apimachinery::objects;
+use kubecache_core::status::storage_error;
 
 /// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);

@@ -167,7 +167,7 @@ impl TestServer {
     /// A server over `backend` with these admission settings (service IP range…).
     pub async fn start_with_admission(
         backend: Arc<dyn Backend>,
-        admission: kubecache_server::admission::Config,
+        admission: kubecache_admission::Config,
     ) -> TestServer {
         TestServer::start_with_config(backend, server::ReadConfig::default(), admission, |_| {})
             .await
@@ -186,7 +186,7 @@ impl TestServer {
     async fn start_with_config(
         backend: Arc<dyn Backend>,
         reads: server::ReadConfig,
-        admission: kubecache_server::admission::Config,
+        admission: kubecache_admission::Config,
         configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
     ) -> TestServer {
         let api = server::build_api_with(backend.clone(), "/registry", reads, admission)

@@ -25,7 +25,7 @@ impl MutatingPlugin for Defaulting {
         let context = DefaultContext {
             create: attrs.operation == Operation::Create && attrs.subresource.is_none(),
             old: attrs.old,
-            ip_family: attrs.api.admission.service_ips.family(),
+            ip_family: attrs.context.admission().service_ips.family(),
         };
         attrs.resource.strategy().default(object, &context);
         Ok(())

@@ -27,10 +27,10 @@ use kubecache_core::storage::{ListOptions, Revision, StorageError};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use super::{Admitted, Attributes, Operation};
-use crate::api::{Api, storage_error};
+use super::{Admitted, Attributes, Context, Operation};
 use kubecache_apimachinery::objects;
 use kubecache_core::request::Subresource;
+use kubecache_core::status::storage_error;
 
 /// Largest range, in host bits (kube-apiserver refuses ranges with more than 2^20 addresses).
 const MAX_HOST_BITS: u32 = 20;
@@ -186,11 +186,20 @@ impl Reservation {
     }
 
     /// The write failed: the key goes, if it is still the version this server created.
-    pub async fn give_back(mut self, api: &Api) {
+    pub async fn give_back(mut self, context: &dyn Context) {
         self.done = true;
-        match api.backend.delete(&self.key, Some(self.revision)).await {
+        match context
+            .backend()
+            .delete(&self.key, Some(self.revision))
+            .await
+        {
             Ok(_) | Err(StorageError::NotFound { .. }) => {
-                api.admission.service_ips.used.lock().remove(&self.offset);
+                context
+                    .admission()
+                    .service_ips
+                    .used
+                    .lock()
+                    .remove(&self.offset);
             }
             Err(e) => tracing::warn!("cannot release service IP {}: {e}", self.key),
         }
@@ -249,12 +258,12 @@ impl ServiceIps {
         self.used.lock().len()
     }
 
-    fn key(api: &Api, ip: IpAddr) -> String {
-        format!("{}/ipaddresses/{ip}", api.storage_root)
+    fn key(context: &dyn Context, ip: IpAddr) -> String {
+        format!("{}/ipaddresses/{ip}", context.storage_root())
     }
 
-    fn prefix(api: &Api) -> String {
-        format!("{}/ipaddresses/", api.storage_root)
+    fn prefix(context: &dyn Context) -> String {
+        format!("{}/ipaddresses/", context.storage_root())
     }
 
     fn ip_address_object(holder: &Holder) -> Value {
@@ -282,13 +291,13 @@ impl ServiceIps {
     /// Creates the IP key; `Ok(None)` when it is taken.
     async fn try_create(
         &self,
-        api: &Api,
+        context: &dyn Context,
         holder: &Holder,
         offset: u64,
     ) -> Result<Option<Reservation>, ApiError> {
-        let key = Self::key(api, holder.ip);
+        let key = Self::key(context, holder.ip);
         let value = objects::encode(&Self::ip_address_object(holder));
-        match api.backend.create(&key, value).await {
+        match context.backend().create(&key, value).await {
             Ok(kv) => {
                 self.used.lock().insert(offset);
                 Ok(Some(Reservation {
@@ -296,7 +305,10 @@ impl ServiceIps {
                     offset,
                     revision: kv.mod_revision,
                     done: false,
-                    release: Some((std::sync::Arc::downgrade(&self.used), api.backend.clone())),
+                    release: Some((
+                        std::sync::Arc::downgrade(&self.used),
+                        context.backend().clone(),
+                    )),
                 }))
             }
             Err(StorageError::KeyExists { .. }) => {
@@ -308,10 +320,10 @@ impl ServiceIps {
     }
 
     /// Whether the IP key exists (dry runs).
-    async fn taken(&self, api: &Api, ip: IpAddr) -> Result<bool, ApiError> {
-        Ok(api
-            .backend
-            .get(&Self::key(api, ip))
+    async fn taken(&self, context: &dyn Context, ip: IpAddr) -> Result<bool, ApiError> {
+        Ok(context
+            .backend()
+            .get(&Self::key(context, ip))
             .await
             .map_err(storage_error)?
             .is_some())
@@ -320,7 +332,7 @@ impl ServiceIps {
     /// Allocates the IP the client asked for.
     async fn allocate_requested(
         &self,
-        api: &Api,
+        context: &dyn Context,
         holder: &Holder,
         dry_run: bool,
     ) -> Result<Option<Reservation>, ApiError> {
@@ -336,13 +348,13 @@ impl ServiceIps {
         };
         let taken = || allocation_error(holder, "provided IP is already allocated");
         if dry_run {
-            return if self.taken(api, ip).await? {
+            return if self.taken(context, ip).await? {
                 Err(taken())
             } else {
                 Ok(None)
             };
         }
-        match self.try_create(api, holder, offset).await? {
+        match self.try_create(context, holder, offset).await? {
             Some(r) => Ok(Some(r)),
             None => Err(taken()),
         }
@@ -351,7 +363,7 @@ impl ServiceIps {
     /// Allocates a free IP: at random in the upper band first, then in the static band.
     async fn allocate_any(
         &self,
-        api: &Api,
+        context: &dyn Context,
         namespace: &str,
         name: &str,
         dry_run: bool,
@@ -359,7 +371,7 @@ impl ServiceIps {
         for pass in 0..2 {
             if pass == 1 {
                 // The hint says full: other servers may have released IPs meanwhile.
-                self.resync(api).await.map_err(storage_error)?;
+                self.resync(context).await.map_err(storage_error)?;
             }
             for offset in self.candidates() {
                 let holder = Holder {
@@ -368,13 +380,13 @@ impl ServiceIps {
                     name: name.to_string(),
                 };
                 if dry_run {
-                    if self.taken(api, holder.ip).await? {
+                    if self.taken(context, holder.ip).await? {
                         self.used.lock().insert(offset);
                         continue;
                     }
                     return Ok((holder.ip, None));
                 }
-                if let Some(r) = self.try_create(api, &holder, offset).await? {
+                if let Some(r) = self.try_create(context, &holder, offset).await? {
                     return Ok((holder.ip, Some(r)));
                 }
             }
@@ -413,12 +425,12 @@ impl ServiceIps {
     }
 
     /// Gives the IP back if `holder` still holds it.
-    pub async fn release(&self, api: &Api, holder: &Holder) {
+    pub async fn release(&self, context: &dyn Context, holder: &Holder) {
         let Some(offset) = self.range.offset(holder.ip) else {
             return;
         };
-        let key = Self::key(api, holder.ip);
-        let kv = match api.backend.get(&key).await {
+        let key = Self::key(context, holder.ip);
+        let kv = match context.backend().get(&key).await {
             Ok(Some(kv)) => kv,
             Ok(None) => {
                 self.used.lock().remove(&offset);
@@ -435,7 +447,7 @@ impl ServiceIps {
         if held_by.as_ref() != Some(&(holder.namespace.clone(), holder.name.clone())) {
             return;
         }
-        match api.backend.delete(&key, Some(kv.mod_revision)).await {
+        match context.backend().delete(&key, Some(kv.mod_revision)).await {
             Ok(_) | Err(StorageError::NotFound { .. }) => {
                 self.used.lock().remove(&offset);
             }
@@ -444,11 +456,11 @@ impl ServiceIps {
     }
 
     /// Rebuilds the hint from the IP keys alone.
-    async fn resync(&self, api: &Api) -> Result<(), StorageError> {
-        let page = api
-            .backend
+    async fn resync(&self, context: &dyn Context) -> Result<(), StorageError> {
+        let page = context
+            .backend()
             .list(ListOptions {
-                prefix: Self::prefix(api),
+                prefix: Self::prefix(context),
                 ..Default::default()
             })
             .await?;
@@ -464,11 +476,11 @@ impl ServiceIps {
 
     /// At startup: the hint from storage; IP keys for stored Services that lack one; orphaned
     /// IP keys older than the grace period deleted.
-    pub async fn rebuild(&self, api: &Api) -> Result<(), StorageError> {
-        let ip_keys = api
-            .backend
+    pub async fn rebuild(&self, context: &dyn Context) -> Result<(), StorageError> {
+        let ip_keys = context
+            .backend()
             .list(ListOptions {
-                prefix: Self::prefix(api),
+                prefix: Self::prefix(context),
                 ..Default::default()
             })
             .await?;
@@ -480,14 +492,14 @@ impl ServiceIps {
             let object: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
             keys.insert(ip, (parent(&object), object, kv.mod_revision));
         }
-        let services = api
-            .registry
+        let services = context
+            .registry()
             .lookup("", "v1", "services")
             .expect("services are always registered");
-        let stored = api
-            .backend
+        let stored = context
+            .backend()
             .list(ListOptions {
-                prefix: api.storage_prefix(&services),
+                prefix: context.storage_prefix(&services),
                 ..Default::default()
             })
             .await?;
@@ -496,7 +508,7 @@ impl ServiceIps {
             let Ok(service) = serde_json::from_slice::<Value>(&kv.value) else {
                 continue;
             };
-            for holder in holders(api, &service) {
+            for holder in holders(context, &service) {
                 let owner = (holder.namespace.clone(), holder.name.clone());
                 if let Some(existing) = held.insert(holder.ip, owner.clone()) {
                     tracing::warn!(
@@ -510,9 +522,9 @@ impl ServiceIps {
                 }
                 if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(holder.ip) {
                     let object = Self::ip_address_object(&holder);
-                    match api
-                        .backend
-                        .create(&Self::key(api, holder.ip), objects::encode(&object))
+                    match context
+                        .backend()
+                        .create(&Self::key(context, holder.ip), objects::encode(&object))
                         .await
                     {
                         Ok(_) | Err(StorageError::KeyExists { .. }) => {}
@@ -538,9 +550,9 @@ impl ServiceIps {
             });
             if orphan && old_enough && revision != 0 {
                 tracing::info!("releasing service IP {ip}: no service holds it");
-                match api
-                    .backend
-                    .delete(&Self::key(api, ip), Some(revision))
+                match context
+                    .backend()
+                    .delete(&Self::key(context, ip), Some(revision))
                     .await
                 {
                     Ok(_) | Err(StorageError::NotFound { .. }) => continue,
@@ -576,8 +588,8 @@ fn parent(ip_address: &Value) -> Option<(String, String)> {
 }
 
 /// The IPs of the range a stored Service holds.
-pub fn holders(api: &Api, service: &Value) -> Vec<Holder> {
-    let range = api.admission.service_ips.range();
+pub fn holders(context: &dyn Context, service: &Value) -> Vec<Holder> {
+    let range = context.admission().service_ips.range();
     let namespace = objects::meta_str(service, "namespace").unwrap_or("");
     let name = objects::name(service);
     service_ips(service)
@@ -641,7 +653,7 @@ pub(super) async fn admit(
     {
         return Ok(admitted);
     }
-    let ips = &attrs.api.admission.service_ips;
+    let ips = &attrs.context.admission().service_ips;
     let namespace = objects::meta_str(object, "namespace")
         .unwrap_or("")
         .to_string();
@@ -655,7 +667,7 @@ pub(super) async fn admit(
         .to_string();
     if !external && requested.is_empty() {
         let (ip, reservation) = ips
-            .allocate_any(attrs.api, &namespace, &name, attrs.dry_run)
+            .allocate_any(attrs.context, &namespace, &name, attrs.dry_run)
             .await?;
         object["spec"]["clusterIP"] = json!(ip.to_string());
         object["spec"]["clusterIPs"] = json!([ip.to_string()]);
@@ -671,7 +683,7 @@ pub(super) async fn admit(
             name: name.clone(),
         };
         let reservation = ips
-            .allocate_requested(attrs.api, &holder, attrs.dry_run)
+            .allocate_requested(attrs.context, &holder, attrs.dry_run)
             .await?;
         admitted.reserved.extend(reservation);
     }

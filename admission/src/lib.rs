@@ -4,7 +4,7 @@
 //!
 //! # How the Store uses it
 //!
-//! Every write runs it through [`crate::store::Store`], whoever makes it:
+//! Every write runs it through Store (the `kubecache-server` crate's `store`), whoever makes it:
 //!
 //! - create: `objects::prepare_create`, then [`mutate`], then [`admit`], then the storage write,
 //!   then [`Admitted::settle`] with the write's outcome;
@@ -32,19 +32,53 @@ pub mod priority;
 pub mod service_ips;
 pub mod strategy;
 
-use kubecache_apimachinery::registry::Resource;
+use kubecache_apimachinery::registry::{Registry, Resource};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kubecache_cache::ReadPath;
+use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::storage::Backend;
 use kubecache_core::storage::StorageError;
+use parking_lot::Mutex;
 use serde_json::Value;
 
-use crate::api::Api;
 use kubecache_apimachinery::objects;
 use kubecache_core::request::Subresource;
 
 pub use service_ips::{ServiceCidr, ServiceIps};
+
+/// What admission needs from the server it runs in: the served resources and the storage
+/// behind them (kube's plugins get the same through informers and clients). The server's
+/// `Api` is one; admission never sees handlers, the filter chain or HTTP.
+pub trait Context: Send + Sync {
+    /// The resources served now.
+    fn registry(&self) -> &Registry;
+    /// Where objects are written (the IP allocator's records, reads that must be current).
+    fn backend(&self) -> &Arc<dyn Backend>;
+    /// Where objects are read, through the watch cache when it serves them.
+    fn reads(&self) -> &dyn ReadPath;
+    /// Key prefix of every object, kube-apiserver's `--etcd-prefix`.
+    fn storage_root(&self) -> &str;
+    /// This server's chain (its plugins' shared state, like the Service IP allocator).
+    fn admission(&self) -> &Admission;
+    /// Namespaces this server marked Terminating, with the revision of that write
+    /// ([`lifecycle`]).
+    fn terminating_namespaces(&self) -> &Mutex<HashMap<String, i64>>;
+
+    /// The storage key of one object of `resource`.
+    fn object_key(&self, resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+        resource.object_key(self.storage_root(), namespace, name)
+    }
+
+    /// The storage prefix of every object of `resource`.
+    fn storage_prefix(&self, resource: &ResourceInfo) -> String {
+        resource.storage_prefix(self.storage_root())
+    }
+}
 
 /// What the request does to the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +89,9 @@ pub enum Operation {
 }
 
 /// What a plugin knows about the write (kube's `admission.Attributes`), made by the
-/// [`crate::store::Store`] for a request or for the server's own writes alike.
+/// Store (the `kubecache-server` crate's `store`) for a request or for the server's own writes alike.
 pub struct Attributes<'a> {
-    pub api: &'a Api,
+    pub context: &'a dyn Context,
     pub resource: &'a Resource,
     pub operation: Operation,
     /// `status` or `scale` for subresource writes.
@@ -159,7 +193,7 @@ impl Default for Admission {
 
 /// Runs the mutating plugins on a create or update (`attrs.old`).
 pub async fn mutate(attrs: &Attributes<'_>, object: &mut Value) -> Result<(), ApiError> {
-    for plugin in &attrs.api.admission.mutating {
+    for plugin in &attrs.context.admission().mutating {
         plugin.admit(attrs, object).await?;
     }
     Ok(())
@@ -169,7 +203,7 @@ pub async fn mutate(attrs: &Attributes<'_>, object: &mut Value) -> Result<(), Ap
 /// Service's clusterIP, written into `object`). The caller settles the result after writing.
 pub async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<Admitted, ApiError> {
     let mut causes = Vec::new();
-    for plugin in &attrs.api.admission.validating {
+    for plugin in &attrs.context.admission().validating {
         causes.extend(plugin.validate(attrs, object).await?);
     }
     if !causes.is_empty() {
@@ -217,7 +251,7 @@ pub struct Admitted {
 
 impl Admitted {
     /// Keeps (`written`) or gives back what was allocated.
-    pub async fn settle(mut self, api: &Api, written: bool) {
+    pub async fn settle(mut self, context: &dyn Context, written: bool) {
         let reserved = std::mem::take(&mut self.reserved);
         let released = std::mem::take(&mut self.released);
         if written {
@@ -225,11 +259,15 @@ impl Admitted {
                 r.keep();
             }
             for holder in released {
-                api.admission.service_ips.release(api, &holder).await;
+                context
+                    .admission()
+                    .service_ips
+                    .release(context, &holder)
+                    .await;
             }
         } else {
             for r in reserved {
-                r.give_back(api).await;
+                r.give_back(context).await;
             }
         }
     }
@@ -241,17 +279,21 @@ pub fn admit_delete(resource: &Resource, name: &str) -> Result<(), ApiError> {
 }
 
 /// After an object left storage: frees what it held.
-pub async fn removed(api: &Api, resource: &Resource, object: &Value) {
+pub async fn removed(context: &dyn Context, resource: &Resource, object: &Value) {
     if resource.group.is_empty() && resource.kind == "Service" {
-        for holder in service_ips::holders(api, object) {
-            api.admission.service_ips.release(api, &holder).await;
+        for holder in service_ips::holders(context, object) {
+            context
+                .admission()
+                .service_ips
+                .release(context, &holder)
+                .await;
         }
     }
 }
 
 /// At startup: rebuilds the clusterIP allocation map from storage and repairs it.
-pub async fn start(api: &Api) -> Result<(), StorageError> {
-    api.admission.service_ips.rebuild(api).await
+pub async fn start(context: &dyn Context) -> Result<(), StorageError> {
+    context.admission().service_ips.rebuild(context).await
 }
 
 #[cfg(test)]
@@ -264,22 +306,61 @@ pub(crate) mod tests {
     use super::*;
     use kubecache_apimachinery::codec::JsonCodec;
 
-    /// An API over an empty in-memory store (no namespaces), reads straight from storage.
-    pub fn api() -> Arc<Api> {
-        let backend: Arc<dyn kubecache_core::storage::Backend> =
-            Arc::new(EmbeddedBackend::in_memory());
-        let registry = Arc::new(kubecache_apimachinery::registry::Registry::builtin());
-        let reads = Arc::new(Passthrough::new(
+    /// A context over an empty in-memory store (no namespaces), reads straight from storage:
+    /// what admission needs and nothing of the server.
+    pub struct TestContext {
+        registry: Registry,
+        backend: Arc<dyn Backend>,
+        reads: Passthrough,
+        admission: Admission,
+        terminating: Mutex<HashMap<String, i64>>,
+    }
+
+    impl Context for TestContext {
+        fn registry(&self) -> &Registry {
+            &self.registry
+        }
+        fn backend(&self) -> &Arc<dyn Backend> {
+            &self.backend
+        }
+        fn reads(&self) -> &dyn ReadPath {
+            &self.reads
+        }
+        fn storage_root(&self) -> &str {
+            "/registry"
+        }
+        fn admission(&self) -> &Admission {
+            &self.admission
+        }
+        fn terminating_namespaces(&self) -> &Mutex<HashMap<String, i64>> {
+            &self.terminating
+        }
+    }
+
+    pub fn context() -> Arc<TestContext> {
+        let backend: Arc<dyn Backend> = Arc::new(EmbeddedBackend::in_memory());
+        let registry = Registry::builtin();
+        let reads = Passthrough::new(
             backend.clone(),
-            Arc::new(JsonCodec::new(registry.clone())),
-        ));
-        Api::with_admission(registry, backend, reads, "/registry", Default::default())
+            Arc::new(JsonCodec::new(Arc::new(Registry::builtin()))),
+        );
+        Arc::new(TestContext {
+            registry,
+            backend,
+            reads,
+            admission: Admission::default(),
+            terminating: Mutex::default(),
+        })
     }
 
     /// A create (no `old`) or update of a `resource` in namespace `default`.
-    pub fn attrs<'a>(api: &'a Api, resource: &str, old: Option<&'a Value>) -> Attributes<'a> {
-        let resource = api
-            .registry
+    pub fn attrs<'a>(
+        context: &'a TestContext,
+        resource: &str,
+        old: Option<&'a Value>,
+    ) -> Attributes<'a> {
+        let resource = context
+            .registry()
             .snapshot()
             .iter()
             .find(|r| r.resource == resource)
@@ -289,7 +370,7 @@ pub(crate) mod tests {
         let resource: &'a Resource = Box::leak(Box::new(resource));
         let namespaced = resource.namespaced;
         Attributes {
-            api,
+            context,
             resource,
             operation: if old.is_some() {
                 Operation::Update
@@ -321,33 +402,33 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn namespace_lifecycle() {
-        let api = api();
+        let context = context();
         let mut cm = serde_json::json!({"metadata": {"name": "a", "namespace": "default"}});
         // No namespace exists in this store: a create is refused, an update is not.
         let err = lifecycle::NamespaceLifecycle
-            .admit(&attrs(&api, "configmaps", None), &mut cm)
+            .admit(&attrs(&context, "configmaps", None), &mut cm)
             .await
             .unwrap_err();
         assert_eq!(err.code, 404);
         assert_eq!(err.message, "namespaces \"default\" not found");
         let old = cm.clone();
         lifecycle::NamespaceLifecycle
-            .admit(&attrs(&api, "configmaps", Some(&old)), &mut cm)
+            .admit(&attrs(&context, "configmaps", Some(&old)), &mut cm)
             .await
             .unwrap();
         // Cluster-scoped objects are not in a namespace.
         let mut ns = serde_json::json!({"metadata": {"name": "x"}});
         lifecycle::NamespaceLifecycle
-            .admit(&attrs(&api, "namespaces", None), &mut ns)
+            .admit(&attrs(&context, "namespaces", None), &mut ns)
             .await
             .unwrap();
-        let namespaces = api.registry.lookup("", "v1", "namespaces").unwrap();
+        let namespaces = context.registry().lookup("", "v1", "namespaces").unwrap();
         assert_eq!(
             admit_delete(&namespaces, "kube-system").unwrap_err().code,
             403
         );
         assert!(admit_delete(&namespaces, "team-a").is_ok());
-        let configmaps = api.registry.lookup("", "v1", "configmaps").unwrap();
+        let configmaps = context.registry().lookup("", "v1", "configmaps").unwrap();
         assert!(admit_delete(&configmaps, "default").is_ok());
     }
 }

@@ -7,8 +7,8 @@ use kubecache_core::status::ApiError;
 use serde_json::{Value, json};
 
 use super::{Attributes, MutatingPlugin, Operation};
-use crate::api::storage_error;
 use kubecache_apimachinery::objects;
+use kubecache_core::status::storage_error;
 
 /// The PriorityClasses every cluster has (kube's `SystemPriorityClasses`).
 const SYSTEM_CLASSES: &[(&str, i64)] = &[
@@ -89,15 +89,22 @@ impl MutatingPlugin for Priority {
 }
 
 async fn lookup_class(attrs: &Attributes<'_>, name: &str) -> Result<Option<Value>, ApiError> {
-    let Some(resource) = attrs
-        .api
-        .registry
-        .lookup("scheduling.k8s.io", "v1", "priorityclasses")
+    let Some(resource) =
+        attrs
+            .context
+            .registry()
+            .lookup("scheduling.k8s.io", "v1", "priorityclasses")
     else {
         return Ok(None);
     };
-    let key = attrs.api.object_key(&resource, None, name);
-    match attrs.api.backend.get(&key).await.map_err(storage_error)? {
+    let key = attrs.context.object_key(&resource, None, name);
+    match attrs
+        .context
+        .backend()
+        .get(&key)
+        .await
+        .map_err(storage_error)?
+    {
         Some(kv) => Ok(Some(objects::decode(&kv)?)),
         None => Ok(None),
     }
@@ -162,8 +169,9 @@ impl MutatingPlugin for DefaultTolerationSeconds {
 mod tests {
     use serde_json::json;
 
-    use super::super::tests::{api, attrs};
+    use crate::tests::{attrs, context};
     use super::*;
+    use crate::Context as _;
 
     fn pod(spec: Value) -> Value {
         json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
@@ -171,8 +179,8 @@ mod tests {
 
     #[tokio::test]
     async fn priority_from_the_class() {
-        let api = api();
-        let create = attrs(&api, "pods", None);
+        let context = context();
+        let create = attrs(&context, "pods", None);
         let mut plain = pod(json!({}));
         Priority.admit(&create, &mut plain).await.unwrap();
         assert_eq!(plain["spec"]["priority"], 0);
@@ -192,7 +200,8 @@ mod tests {
 
         let class =
             json!({"metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never"});
-        api.backend
+        context
+            .backend()
             .create(
                 "/registry/priorityclasses/high",
                 serde_json::to_vec(&class).unwrap().into(),
@@ -211,7 +220,7 @@ mod tests {
 
         // An update that leaves them out keeps them.
         let old = high.clone();
-        let update = attrs(&api, "pods", Some(&old));
+        let update = attrs(&context, "pods", Some(&old));
         let mut bare = pod(json!({"priorityClassName": "high"}));
         Priority.admit(&update, &mut bare).await.unwrap();
         assert_eq!(bare["spec"]["priority"], 1000);
@@ -220,8 +229,8 @@ mod tests {
 
     #[tokio::test]
     async fn default_tolerations() {
-        let api = api();
-        let create = attrs(&api, "pods", None);
+        let context = context();
+        let create = attrs(&context, "pods", None);
         let mut plain = pod(json!({}));
         DefaultTolerationSeconds
             .admit(&create, &mut plain)

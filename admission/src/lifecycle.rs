@@ -9,8 +9,8 @@ use kubecache_cache::ReadAt;
 use kubecache_core::status::{ApiError, Cause, qualified_resource};
 use serde_json::Value;
 
-use super::{Attributes, MutatingPlugin, Operation};
-use crate::api::{Api, storage_error};
+use super::{Attributes, Context, MutatingPlugin, Operation};
+use kubecache_core::status::storage_error;
 
 /// Namespaces that may not be deleted (kube's `immortalNamespaces`).
 pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
@@ -28,7 +28,7 @@ impl MutatingPlugin for NamespaceLifecycle {
     async fn admit(&self, attrs: &Attributes<'_>, _object: &mut Value) -> Result<(), ApiError> {
         match (attrs.operation, attrs.namespace) {
             (Operation::Create, Some(ns)) if attrs.resource.namespaced => {
-                ensure_accepts_content(attrs.api, ns).await
+                ensure_accepts_content(attrs.context, ns).await
             }
             _ => Ok(()),
         }
@@ -53,20 +53,24 @@ pub fn admit_delete(resource: &Resource, name: &str) -> Result<(), ApiError> {
 }
 
 /// 404 when the namespace does not exist, 403 when it is terminating.
-async fn ensure_accepts_content(api: &Api, namespace: &str) -> Result<(), ApiError> {
-    let namespaces = api
-        .registry
+async fn ensure_accepts_content(context: &dyn Context, namespace: &str) -> Result<(), ApiError> {
+    let namespaces = context
+        .registry()
         .lookup("", "v1", "namespaces")
         .expect("namespaces are built in");
-    let key = api.object_key(&namespaces, None, namespace);
+    let key = context.object_key(&namespaces, None, namespace);
     // Cached state first; a namespace it does not know yet may have just been created, so a
     // miss is confirmed with a consistent read (kube's lifecycle admission does the same).
-    let marked = api.terminating_namespaces.lock().get(namespace).copied();
+    let marked = context
+        .terminating_namespaces()
+        .lock()
+        .get(namespace)
+        .copied();
     let first = marked.map_or(ReadAt::Any, ReadAt::NotOlderThan);
     let mut found = None;
     for at in [first, ReadAt::Latest] {
-        found = api
-            .reads
+        found = context
+            .reads()
             .get(&namespaces, &key, at)
             .await
             .map_err(storage_error)?;
