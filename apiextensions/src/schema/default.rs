@@ -80,9 +80,9 @@ fn default(node: &Node, value: &mut Value) {
 
 /// A null map value or list item whose schema is not nullable takes the schema's default.
 fn default_null(node: &Node, value: &mut Value) {
-    if is_non_nullable_null(value, Some(node)) {
-        if let Some(default) = node.default_value() {
-            *value = default.clone();
-        }
+    if is_non_nullable_null(value, Some(node))
+        && let Some(default) = node.default_value()
+    {
+        *value = default.clone();
     }
 }

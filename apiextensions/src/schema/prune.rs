@@ -56,10 +56,10 @@ impl Pruner {
     /// not pruned here.
     fn prune(&mut self, node: Option<&Node>, value: &mut Value, is_resource: bool) {
         let embedded = is_resource || node.is_some_and(|n| n.embedded_resource);
-        if let Some(node) = node {
-            if node.preserve_unknown_fields {
-                return self.prune_known(node, value, embedded);
-            }
+        if let Some(node) = node
+            && node.preserve_unknown_fields
+        {
+            return self.prune_known(node, value, embedded);
         }
         match value {
             Value::Object(map) => {

@@ -58,13 +58,13 @@ fn to_ascii_classes(pattern: &str) -> String {
             }
             '[' if in_class => {
                 // `[:alpha:]` inside a class.
-                if chars.as_str().starts_with(':') {
-                    if let Some(end) = chars.as_str().find(":]") {
-                        out.push('[');
-                        out.push_str(&chars.as_str()[..end + 2]);
-                        chars = chars.as_str()[end + 2..].chars();
-                        continue;
-                    }
+                if chars.as_str().starts_with(':')
+                    && let Some(end) = chars.as_str().find(":]")
+                {
+                    out.push('[');
+                    out.push_str(&chars.as_str()[..end + 2]);
+                    chars = chars.as_str()[end + 2..].chars();
+                    continue;
                 }
                 out.push_str("\\[");
             }

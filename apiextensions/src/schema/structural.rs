@@ -309,14 +309,14 @@ fn value_validation(
     if let Some(not) = object(s, "not") {
         nested(not, false, &child(path, "not"), out);
     }
-    if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
-        if let Err(error) = super::regex_syntax::compile(pattern) {
-            out.push(field::invalid(
-                &child(path, "pattern"),
-                &Value::String(pattern.to_string()),
-                &format!("must be a valid regular expression, but isn't: {error}"),
-            ));
-        }
+    if let Some(pattern) = s.get("pattern").and_then(Value::as_str)
+        && let Err(error) = super::regex_syntax::compile(pattern)
+    {
+        out.push(field::invalid(
+            &child(path, "pattern"),
+            &Value::String(pattern.to_string()),
+            &format!("must be a valid regular expression, but isn't: {error}"),
+        ));
     }
 }
 
@@ -490,10 +490,8 @@ fn defaults(
                 ));
             }
             let mut meta_causes = Vec::new();
-            if is_resource {
-                if let Value::Object(map) = default {
-                    validate::embedded_type_meta(map, &default_path, &mut meta_causes);
-                }
+            if is_resource && let Value::Object(map) = default {
+                validate::embedded_type_meta(map, &default_path, &mut meta_causes);
             }
             if !meta_causes.is_empty() {
                 out.extend(meta_causes);
@@ -687,14 +685,15 @@ fn list_and_map_types(s: &Map<String, Value>, ty: &str, path: &str, out: &mut Ve
     if map_type.is_some() && ty != "object" {
         type_must_be(ty, "object", "x-kubernetes-map-type", path, out);
     }
-    if let Some(map_type) = map_type {
-        if map_type != "atomic" && map_type != "granular" {
-            out.push(field::not_supported(
-                &child(path, "x-kubernetes-map-type"),
-                &Value::String(map_type.to_string()),
-                &["atomic", "granular"],
-            ));
-        }
+    if let Some(map_type) = map_type
+        && map_type != "atomic"
+        && map_type != "granular"
+    {
+        out.push(field::not_supported(
+            &child(path, "x-kubernetes-map-type"),
+            &Value::String(map_type.to_string()),
+            &["atomic", "granular"],
+        ));
     }
     let list_type = s.get("x-kubernetes-list-type").and_then(Value::as_str);
     let items = object(s, "items");
@@ -704,41 +703,41 @@ fn list_and_map_types(s: &Map<String, Value>, ty: &str, path: &str, out: &mut Ve
         let items_path = child(path, "items");
         match text(items, "type") {
             "array" => {
-                if let Some(inner) = items.get("x-kubernetes-list-type").and_then(Value::as_str) {
-                    if inner != "atomic" {
-                        out.push(field::invalid(
-                            &child(&items_path, "x-kubernetes-list-type"),
-                            &Value::String(inner.to_string()),
-                            "must be atomic as item of a list with x-kubernetes-list-type=set",
-                        ));
-                    }
-                }
-            }
-            "object" => {
-                if items.get("x-kubernetes-map-type").and_then(Value::as_str) != Some("atomic") {
-                    // kube prints the (list-type) value it has at hand, usually null.
-                    let shown = items
-                        .get("x-kubernetes-list-type")
-                        .cloned()
-                        .unwrap_or(Value::Null);
+                if let Some(inner) = items.get("x-kubernetes-list-type").and_then(Value::as_str)
+                    && inner != "atomic"
+                {
                     out.push(field::invalid(
-                        &child(&items_path, "x-kubernetes-map-type"),
-                        &shown,
+                        &child(&items_path, "x-kubernetes-list-type"),
+                        &Value::String(inner.to_string()),
                         "must be atomic as item of a list with x-kubernetes-list-type=set",
                     ));
                 }
             }
+            "object"
+                if items.get("x-kubernetes-map-type").and_then(Value::as_str) != Some("atomic") =>
+            {
+                // kube prints the (list-type) value it has at hand, usually null.
+                let shown = items
+                    .get("x-kubernetes-list-type")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                out.push(field::invalid(
+                    &child(&items_path, "x-kubernetes-map-type"),
+                    &shown,
+                    "must be atomic as item of a list with x-kubernetes-list-type=set",
+                ));
+            }
             _ => {}
         }
     }
-    if let Some(list_type) = list_type {
-        if !matches!(list_type, "atomic" | "set" | "map") {
-            out.push(field::not_supported(
-                &child(path, "x-kubernetes-list-type"),
-                &Value::String(list_type.to_string()),
-                &["atomic", "set", "map"],
-            ));
-        }
+    if let Some(list_type) = list_type
+        && !matches!(list_type, "atomic" | "set" | "map")
+    {
+        out.push(field::not_supported(
+            &child(path, "x-kubernetes-list-type"),
+            &Value::String(list_type.to_string()),
+            &["atomic", "set", "map"],
+        ));
     }
     let map_keys: Vec<&str> = s
         .get("x-kubernetes-list-map-keys")

@@ -19,7 +19,7 @@ use super::{Additional, Checks, ListType, Node, Type};
 pub(super) fn validate_object(root: &Node, object: &Value) -> Vec<Cause> {
     let mut causes = validate_value(root, object, "");
     list_types(root, object, "", &mut causes);
-    embedded_resources(root, object, "", false, &mut causes);
+    embedded_resources(root, object, "", &mut causes);
     causes
 }
 
@@ -223,10 +223,10 @@ impl Validator<'_> {
                 self.composite(format!(
                     "{quoted} must validate one and only one schema (oneOf). {detail}"
                 ));
-                if valid == 0 {
-                    if let Some(best) = results.into_iter().min_by_key(Vec::len) {
-                        self.causes.extend(best);
-                    }
+                if valid == 0
+                    && let Some(best) = results.into_iter().min_by_key(Vec::len)
+                {
+                    self.causes.extend(best);
                 }
             }
         }
@@ -246,10 +246,10 @@ impl Validator<'_> {
                 ));
             }
         }
-        if let Some(not) = &checks.not {
-            if self.nested(not, value, path).is_empty() {
-                self.composite(format!("{quoted} must not validate the schema (not)"));
-            }
+        if let Some(not) = &checks.not
+            && self.nested(not, value, path).is_empty()
+        {
+            self.composite(format!("{quoted} must not validate the schema (not)"));
         }
     }
 
@@ -265,50 +265,50 @@ impl Validator<'_> {
     /// kube-openapi stops at the first failing string check.
     fn string(&mut self, checks: &Checks, value: &Value, s: &str, path: &str) {
         let length = || s.chars().count() as u64;
-        if let Some(max) = checks.max_length {
-            if length() > max {
-                let field = self.field(path);
-                let noun = if max == 1 { "byte" } else { "bytes" };
-                self.causes.push(Cause::new(
-                    "FieldValueTooLong",
-                    &field,
-                    format!("Too long: may not be more than {max} {noun}"),
-                ));
-                return;
-            }
+        if let Some(max) = checks.max_length
+            && length() > max
+        {
+            let field = self.field(path);
+            let noun = if max == 1 { "byte" } else { "bytes" };
+            self.causes.push(Cause::new(
+                "FieldValueTooLong",
+                &field,
+                format!("Too long: may not be more than {max} {noun}"),
+            ));
+            return;
         }
-        if let Some(min) = checks.min_length {
-            if length() < min {
-                self.invalid(
-                    path,
-                    value,
-                    format!("{path} in body should be at least {min} chars long"),
-                );
-                return;
-            }
+        if let Some(min) = checks.min_length
+            && length() < min
+        {
+            self.invalid(
+                path,
+                value,
+                format!("{path} in body should be at least {min} chars long"),
+            );
+            return;
         }
-        if let Some(pattern) = &checks.pattern {
-            if !pattern.regex.is_match(s) {
-                self.invalid(
-                    path,
-                    value,
-                    format!("{path} in body should match '{}'", pattern.source),
-                );
-                return;
-            }
+        if let Some(pattern) = &checks.pattern
+            && !pattern.regex.is_match(s)
+        {
+            self.invalid(
+                path,
+                value,
+                format!("{path} in body should match '{}'", pattern.source),
+            );
+            return;
         }
-        if let Some(format) = checks.format {
-            if !format.accepts(s) {
-                self.type_invalid(
-                    path,
-                    s,
-                    format!(
-                        "{path} in body must be of type {}: {}",
-                        format.name(),
-                        field::render(value)
-                    ),
-                );
-            }
+        if let Some(format) = checks.format
+            && !format.accepts(s)
+        {
+            self.type_invalid(
+                path,
+                s,
+                format!(
+                    "{path} in body must be of type {}: {}",
+                    format.name(),
+                    field::render(value)
+                ),
+            );
         }
     }
 
@@ -346,8 +346,9 @@ impl Validator<'_> {
             } else if integer_data && factor.fract() == 0.0 {
                 value.as_i64().is_some_and(|n| n % (factor as i64) != 0)
             } else {
+                // kube-openapi's arithmetic, kept for identical rounding.
                 let ratio = if factor < 1.0 {
-                    data / factor
+                    (1.0 / factor) * data
                 } else {
                     data / factor
                 };
@@ -414,19 +415,19 @@ impl Validator<'_> {
             }
         }
         let Some(checks) = checks else { return };
-        if let Some(min) = checks.min_items {
-            if (items.len() as u64) < min {
-                self.invalid(
-                    path,
-                    &Value::from(items.len()),
-                    format!("{path} in body should have at least {min} items"),
-                );
-            }
+        if let Some(min) = checks.min_items
+            && (items.len() as u64) < min
+        {
+            self.invalid(
+                path,
+                &Value::from(items.len()),
+                format!("{path} in body should have at least {min} items"),
+            );
         }
-        if let Some(max) = checks.max_items {
-            if items.len() as u64 > max {
-                self.too_many(path, items.len(), max);
-            }
+        if let Some(max) = checks.max_items
+            && items.len() as u64 > max
+        {
+            self.too_many(path, items.len(), max);
         }
         if checks.unique_items && has_duplicates(items) {
             self.invalid(
@@ -473,19 +474,19 @@ impl Validator<'_> {
             }
         };
         if let Some(checks) = checks {
-            if let Some(min) = checks.min_properties {
-                if (map.len() as u64) < min {
-                    self.invalid(
-                        path,
-                        &Value::from(map.len()),
-                        format!("{path} in body should have at least {min} properties"),
-                    );
-                }
+            if let Some(min) = checks.min_properties
+                && (map.len() as u64) < min
+            {
+                self.invalid(
+                    path,
+                    &Value::from(map.len()),
+                    format!("{path} in body should have at least {min} properties"),
+                );
             }
-            if let Some(max) = checks.max_properties {
-                if map.len() as u64 > max {
-                    self.too_many(path, map.len(), max);
-                }
+            if let Some(max) = checks.max_properties
+                && map.len() as u64 > max
+            {
+                self.too_many(path, map.len(), max);
             }
         }
         match &node.additional_properties {
@@ -668,7 +669,7 @@ fn list_map(node: &Node, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
 
 /// `apiVersion` and `kind` of every `x-kubernetes-embedded-resource` (kube's objectmeta
 /// validation; the embedded `metadata` itself is left to the caller's ObjectMeta rules).
-fn embedded_resources(node: &Node, value: &Value, path: &str, _: bool, causes: &mut Vec<Cause>) {
+fn embedded_resources(node: &Node, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     match value {
         Value::Object(map) => {
             if node.embedded_resource {
@@ -676,16 +677,16 @@ fn embedded_resources(node: &Node, value: &Value, path: &str, _: bool, causes: &
             }
             for (key, child) in map {
                 if let Some(schema) = node.property(key) {
-                    embedded_resources(schema, child, &super::child(path, key), false, causes);
+                    embedded_resources(schema, child, &super::child(path, key), causes);
                 } else if let Additional::Schema(schema) = &node.additional_properties {
-                    embedded_resources(schema, child, &super::key(path, key), false, causes);
+                    embedded_resources(schema, child, &super::key(path, key), causes);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(item_schema) = &node.items {
                 for (i, item) in items.iter().enumerate() {
-                    embedded_resources(item_schema, item, &super::index(path, i), false, causes);
+                    embedded_resources(item_schema, item, &super::index(path, i), causes);
                 }
             }
         }
