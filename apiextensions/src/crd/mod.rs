@@ -322,11 +322,25 @@ pub fn apply_defaults(object: &mut Value) {
         return;
     };
     if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
-        let kind = names.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        if names.get("singular").and_then(Value::as_str).unwrap_or("").is_empty() {
+        let kind = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if names
+            .get("singular")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             names.insert("singular".into(), json!(kind.to_lowercase()));
         }
-        if names.get("listKind").and_then(Value::as_str).unwrap_or("").is_empty() && !kind.is_empty()
+        if names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+            && !kind.is_empty()
         {
             names.insert("listKind".into(), json!(format!("{kind}List")));
         }
@@ -427,9 +441,7 @@ fn record_storage_version(object: &mut Value) {
         return;
     }
     let status = status_mut(object);
-    let stored = status
-        .entry("storedVersions")
-        .or_insert_with(|| json!([]));
+    let stored = status.entry("storedVersions").or_insert_with(|| json!([]));
     if !stored.is_array() {
         *stored = json!([]);
     }

@@ -98,11 +98,14 @@ pub fn accept_names(crd: &Crd, group_crds: &[&Crd]) -> NamesStatus {
             "the initial names have been accepted",
         )
     } else {
-        crd.condition("Established")
-            .cloned()
-            .unwrap_or_else(|| {
-                condition("Established", "False", "NotAccepted", "not all names are accepted")
-            })
+        crd.condition("Established").cloned().unwrap_or_else(|| {
+            condition(
+                "Established",
+                "False",
+                "NotAccepted",
+                "not all names are accepted",
+            )
+        })
     };
     NamesStatus {
         accepted_names: names,

@@ -232,7 +232,11 @@ mod tests {
             (9 * 365 * 86400, "9y"),
         ];
         for (seconds, want) in cases {
-            assert_eq!(human_duration(TimeDelta::seconds(seconds)), want, "{seconds}s");
+            assert_eq!(
+                human_duration(TimeDelta::seconds(seconds)),
+                want,
+                "{seconds}s"
+            );
         }
     }
 
@@ -267,8 +271,14 @@ mod tests {
     #[test]
     fn zero_and_empty_times_are_unknown() {
         let object = json!({"a": "", "b": "0001-01-01T00:00:00Z"});
-        assert_eq!(column("date", ".a").cell(&object, now()), json!("<unknown>"));
-        assert_eq!(column("date", ".b").cell(&object, now()), json!("<unknown>"));
+        assert_eq!(
+            column("date", ".a").cell(&object, now()),
+            json!("<unknown>")
+        );
+        assert_eq!(
+            column("date", ".b").cell(&object, now()),
+            json!("<unknown>")
+        );
     }
 
     #[test]
@@ -279,9 +289,11 @@ mod tests {
             "Custom resource definition column (in JSONPath format): .spec.replicas"
         );
         assert_eq!(definition["type"], "integer");
-        assert!(PrinterColumn::age().definition()["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("CreationTimestamp is a timestamp"));
+        assert!(
+            PrinterColumn::age().definition()["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("CreationTimestamp is a timestamp")
+        );
     }
 }

@@ -168,7 +168,9 @@ impl<'a> Hoisted<'a> {
             selectable_fields: &first.selectable_fields,
             schema_hoisted: all(&|v| v.schema == first.schema),
             subresources_hoisted: all(&|v| v.subresources == first.subresources),
-            columns_hoisted: all(&|v| v.additional_printer_columns == first.additional_printer_columns),
+            columns_hoisted: all(&|v| {
+                v.additional_printer_columns == first.additional_printer_columns
+            }),
             selectable_fields_hoisted: all(&|v| v.selectable_fields == first.selectable_fields),
         }
     }
@@ -186,7 +188,10 @@ impl<'a> Hoisted<'a> {
     }
 
     fn version_subresources(&self, version: &'a Version) -> Option<&'a Subresources> {
-        version.subresources.as_ref().filter(|_| !self.subresources_hoisted)
+        version
+            .subresources
+            .as_ref()
+            .filter(|_| !self.subresources_hoisted)
     }
 
     /// The subresources that apply to a version, wherever they live.
@@ -204,7 +209,11 @@ fn validate_object(object: &Value, crd: &Crd, old: Option<&Crd>, options: &Optio
     if let Some(old) = old {
         if options.require_immutable_names {
             causes.extend(immutable("spec.scope", &crd.scope, &old.scope));
-            causes.extend(immutable("spec.names.kind", &crd.names.kind, &old.names.kind));
+            causes.extend(immutable(
+                "spec.names.kind",
+                &crd.names.kind,
+                &old.names.kind,
+            ));
         }
         causes.extend(immutable("spec.group", &crd.group, &old.group));
         causes.extend(immutable(
@@ -213,7 +222,10 @@ fn validate_object(object: &Value, crd: &Crd, old: Option<&Crd>, options: &Optio
             &old.names.plural,
         ));
     }
-    causes.extend(validate_names(&crd.status.accepted_names, "status.acceptedNames"));
+    causes.extend(validate_names(
+        &crd.status.accepted_names,
+        "status.acceptedNames",
+    ));
     causes.extend(validate_stored_versions(crd));
     causes.extend(validate_api_approval(crd, old));
     let old_preserved = old.is_some_and(|old| old.preserve_unknown_fields);
@@ -236,7 +248,11 @@ fn validate_spec(object: &Value, crd: &Crd, old: Option<&Crd>, options: &Options
     } else {
         let problems = is_dns1123_subdomain(&crd.group);
         if !problems.is_empty() {
-            causes.push(invalid("spec.group", &json!(crd.group), &problems.join(",")));
+            causes.push(invalid(
+                "spec.group",
+                &json!(crd.group),
+                &problems.join(","),
+            ));
         } else if !crd.group.contains('.') {
             causes.push(invalid(
                 "spec.group",
@@ -246,7 +262,11 @@ fn validate_spec(object: &Value, crd: &Crd, old: Option<&Crd>, options: &Options
         }
     }
 
-    causes.extend(enum_string("spec.scope", &crd.scope, &["Cluster", "Namespaced"]));
+    causes.extend(enum_string(
+        "spec.scope",
+        &crd.scope,
+        &["Cluster", "Namespaced"],
+    ));
 
     let top_has_schema = hoisted
         .top_validation()
@@ -264,7 +284,10 @@ fn validate_spec(object: &Value, crd: &Crd, old: Option<&Crd>, options: &Options
                 && version.served
                 && !has_schema
             {
-                causes.push(required_detail(&path, "because otherwise all fields are pruned"));
+                causes.push(required_detail(
+                    &path,
+                    "because otherwise all fields are pruned",
+                ));
             }
         }
     }
@@ -324,7 +347,11 @@ fn validate_spec(object: &Value, crd: &Crd, old: Option<&Crd>, options: &Options
     if let Some(first) = crd.versions.first().filter(|v| !v.name.is_empty()) {
         let problems = is_dns1035_label(&first.name);
         if !problems.is_empty() {
-            causes.push(invalid("spec.version", &json!(first.name), &problems.join(",")));
+            causes.push(invalid(
+                "spec.version",
+                &json!(first.name),
+                &problems.join(","),
+            ));
         }
     }
 
@@ -605,14 +632,21 @@ fn validate_column(column: &PrinterColumn, path: &str) -> Vec<Cause> {
     let types_detail = format!("must be one of {PRINTER_COLUMN_TYPES}");
     if column.column_type.is_empty() {
         causes.push(required_detail(&format!("{path}.type"), &types_detail));
-    } else if !PRINTER_COLUMN_TYPES.split(',').any(|t| t == column.column_type) {
+    } else if !PRINTER_COLUMN_TYPES
+        .split(',')
+        .any(|t| t == column.column_type)
+    {
         causes.push(invalid(
             &format!("{path}.type"),
             &json!(column.column_type),
             &types_detail,
         ));
     }
-    if !column.format.is_empty() && !PRINTER_COLUMN_FORMATS.split(',').any(|f| f == column.format) {
+    if !column.format.is_empty()
+        && !PRINTER_COLUMN_FORMATS
+            .split(',')
+            .any(|f| f == column.format)
+    {
         causes.push(invalid(
             &format!("{path}.format"),
             &json!(column.format),
@@ -624,7 +658,10 @@ fn validate_column(column: &PrinterColumn, path: &str) -> Vec<Cause> {
     if column.json_path.is_empty() {
         causes.push(required(&json_path_field));
     } else {
-        causes.extend(simple_json_path_problems(&column.json_path, &json_path_field));
+        causes.extend(simple_json_path_problems(
+            &column.json_path,
+            &json_path_field,
+        ));
     }
     causes
 }
@@ -656,7 +693,11 @@ fn validate_selectable_fields(
             }
         };
         if resolved.root == "metadata" {
-            causes.push(invalid(&field_path, &value, "must not point to fields in metadata"));
+            causes.push(invalid(
+                &field_path,
+                &value,
+                "must not point to fields in metadata",
+            ));
         }
         let type_allowed = resolved
             .schema
@@ -822,7 +863,11 @@ fn validate_conversion(crd: &Crd, options: &Options) -> Vec<Cause> {
     causes
 }
 
-fn validate_client_config(config: &WebhookClientConfig, path: &str, options: &Options) -> Vec<Cause> {
+fn validate_client_config(
+    config: &WebhookClientConfig,
+    path: &str,
+    options: &Options,
+) -> Vec<Cause> {
     let mut causes = Vec::new();
     match (&config.url, &config.service) {
         (Some(url), None) => causes.extend(validate_webhook_url(url, &format!("{path}.url"))),
@@ -846,13 +891,20 @@ fn validate_client_config(config: &WebhookClientConfig, path: &str, options: &Op
                 causes.extend(validate_service_path(url_path, &format!("{path}.path")));
             }
         }
-        _ => causes.push(required_detail(path, "exactly one of url or service is required")),
+        _ => causes.push(required_detail(
+            path,
+            "exactly one of url or service is required",
+        )),
     }
     if let Some(bundle) = config.ca_bundle.as_ref().filter(|b| !b.is_empty())
         && !options.allow_invalid_ca_bundle
         && let Some(problem) = ca_bundle_problem(bundle)
     {
-        causes.push(invalid(&format!("{path}.caBundle"), &json!(bundle), &problem));
+        causes.push(invalid(
+            &format!("{path}.caBundle"),
+            &json!(bundle),
+            &problem,
+        ));
     }
     causes
 }
@@ -965,7 +1017,11 @@ fn validate_service_path(url_path: &str, path: &str) -> Vec<Cause> {
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     for (i, step) in trimmed.split('/').enumerate() {
         if step.is_empty() {
-            causes.push(invalid(path, &value, &format!("segment[{i}] may not be empty")));
+            causes.push(invalid(
+                path,
+                &value,
+                &format!("segment[{i}] may not be empty"),
+            ));
             continue;
         }
         for problem in is_dns1123_subdomain(step) {
@@ -984,10 +1040,7 @@ fn ca_bundle_problem(bundle: &str) -> Option<String> {
     let text = String::from_utf8_lossy(&bytes);
     let mut rest = text.as_ref();
     let mut certificates = 0;
-    loop {
-        let Some(begin) = rest.find("-----BEGIN ") else {
-            break;
-        };
+    while let Some(begin) = rest.find("-----BEGIN ") {
         let after = &rest[begin + "-----BEGIN ".len()..];
         let Some(label_end) = after.find("-----") else {
             break;
@@ -1002,7 +1055,10 @@ fn ca_bundle_problem(bundle: &str) -> Option<String> {
             .filter(|c| !c.is_whitespace())
             .collect();
         if label == "CERTIFICATE" {
-            if base64::engine::general_purpose::STANDARD.decode(&body).is_err() {
+            if base64::engine::general_purpose::STANDARD
+                .decode(&body)
+                .is_err()
+            {
                 return Some("unable to parse bytes as PEM block".to_string());
             }
             certificates += 1;
@@ -1060,7 +1116,11 @@ fn validate_stored_versions(crd: &Crd) -> Vec<Cause> {
     let path = "status.storedVersions";
     let stored = &crd.status.stored_versions;
     if stored.is_empty() {
-        return vec![invalid(path, &json!(stored), "must have at least one stored version")];
+        return vec![invalid(
+            path,
+            &json!(stored),
+            "must have at least one stored version",
+        )];
     }
     let mut causes = Vec::new();
     for version in crd.versions.iter().filter(|v| v.storage) {
@@ -1108,16 +1168,23 @@ fn api_approval_state(crd: &Crd) -> (ApprovalState, String) {
     if annotation.is_empty() {
         (
             ApprovalState::Missing,
-            format!("protected groups must have approval annotation {API_APPROVED_ANNOTATION:?}, see https://github.com/kubernetes/enhancements/pull/1111"),
+            format!(
+                "protected groups must have approval annotation {API_APPROVED_ANNOTATION:?}, see https://github.com/kubernetes/enhancements/pull/1111"
+            ),
         )
     } else if annotation.starts_with("unapproved") {
-        (ApprovalState::Bypassed, format!("not approved: {annotation:?}"))
+        (
+            ApprovalState::Bypassed,
+            format!("not approved: {annotation:?}"),
+        )
     } else if is_url {
         (ApprovalState::Approved, format!("approved in {annotation}"))
     } else {
         (
             ApprovalState::Invalid,
-            format!("protected groups must have approval annotation {API_APPROVED_ANNOTATION:?} with either a URL or a reason starting with \"unapproved\", see https://github.com/kubernetes/enhancements/pull/1111"),
+            format!(
+                "protected groups must have approval annotation {API_APPROVED_ANNOTATION:?} with either a URL or a reason starting with \"unapproved\", see https://github.com/kubernetes/enhancements/pull/1111"
+            ),
         )
     }
 }
@@ -1140,7 +1207,12 @@ fn validate_api_approval(crd: &Crd, old: Option<&Crd>) -> Vec<Cause> {
         return Vec::new();
     }
     let path = format!("metadata.annotations[{API_APPROVED_ANNOTATION}]");
-    let value = json!(crd.annotations.get(API_APPROVED_ANNOTATION).cloned().unwrap_or_default());
+    let value = json!(
+        crd.annotations
+            .get(API_APPROVED_ANNOTATION)
+            .cloned()
+            .unwrap_or_default()
+    );
     match state {
         ApprovalState::Approved | ApprovalState::Bypassed => Vec::new(),
         ApprovalState::Missing => vec![required_detail(&path, &reason)],
@@ -1151,7 +1223,9 @@ fn validate_api_approval(crd: &Crd, old: Option<&Crd>) -> Vec<Cause> {
 // ---- what the old object relaxes on update ----
 
 fn all_versions_have_schema(crd: &Crd) -> bool {
-    crd.versions.iter().all(|v| v.open_api_v3_schema().is_some())
+    crd.versions
+        .iter()
+        .all(|v| v.open_api_v3_schema().is_some())
 }
 
 fn allow_invalid_ca_bundle(old: &Crd) -> bool {
@@ -1193,7 +1267,11 @@ fn too_many_selectable_fields_allowed(crd: &Crd, old: &Crd) -> HashSet<String> {
 
 /// `Required value: <detail>` (core's `required` carries no detail).
 fn required_detail(path: &str, detail: &str) -> Cause {
-    Cause::new("FieldValueRequired", path, format!("Required value: {detail}"))
+    Cause::new(
+        "FieldValueRequired",
+        path,
+        format!("Required value: {detail}"),
+    )
 }
 
 fn immutable(path: &str, new: &str, old: &str) -> Option<Cause> {
@@ -1219,7 +1297,12 @@ fn schema_has(schema: &Value, predicate: &dyn Fn(&Value) -> bool) -> bool {
     if predicate(schema) {
         return true;
     }
-    let nested_maps = ["properties", "patternProperties", "definitions", "dependencies"];
+    let nested_maps = [
+        "properties",
+        "patternProperties",
+        "definitions",
+        "dependencies",
+    ];
     let nested_lists = ["allOf", "anyOf", "oneOf"];
     let nested_single = ["not", "additionalProperties", "additionalItems"];
     nested_maps.iter().any(|key| {
