@@ -1102,3 +1102,32 @@ fn versions_without_columns_get_age() {
         json!("2d2h")
     );
 }
+
+#[test]
+fn ca_bundles_are_checked_once_established() {
+    use base64::Engine;
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ==\n-----END CERTIFICATE-----\n";
+    let webhook = |bundle: String| {
+        with(
+            widget(),
+            "/spec/conversion",
+            json!({"strategy": "Webhook", "webhook": {
+                "clientConfig": {"url": "https://conv.example.com", "caBundle": bundle},
+                "conversionReviewVersions": ["v1"]
+            }}),
+        )
+    };
+    // On create a broken bundle only keeps the CRD from being established.
+    assert!(create_causes(webhook(encode("garbage"))).is_empty());
+
+    let mut old = prepared(webhook(encode(pem)));
+    old["status"]["conditions"] = json!([{"type": "Established", "status": "True"}]);
+    assert!(update_causes(webhook(encode(pem)), &old).is_empty());
+    let garbage = encode("garbage");
+    assert_cause(
+        &update_causes(webhook(garbage.clone()), &old),
+        "spec.conversion.webhookClientConfig.caBundle",
+        &format!("Invalid value: \"{garbage}\": unable to parse bytes as PEM block"),
+    );
+}
