@@ -1107,7 +1107,7 @@ fn versions_without_columns_get_age() {
 fn ca_bundles_are_checked_once_established() {
     use base64::Engine;
     let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
-    let pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ==\n-----END CERTIFICATE-----\n";
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
     let webhook = |bundle: String| {
         with(
             widget(),
