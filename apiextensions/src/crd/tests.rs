@@ -930,7 +930,7 @@ fn taken_names_conflict() {
     same_plural.name = "widgets2.example.com".to_string();
     let verdict = accept_names(&same_plural, &[&existing]);
     assert_eq!(verdict.names_accepted.status, "False");
-    // The singular ("widgets" defaults... no: "other") is free; the plural is not.
+    // The singular ("other") is free; the plural is not.
     assert_eq!(verdict.names_accepted.reason, "PluralConflict");
     assert_eq!(
         verdict.names_accepted.message,
