@@ -5,4 +5,6 @@
 //! write and read (validation, pruning of unknown fields, defaulting, CEL rules). The server
 //! wires these into a strategy per custom resource; nothing here knows about storage or HTTP.
 
+pub mod crd;
+pub mod jsonpath;
 pub mod schema;
