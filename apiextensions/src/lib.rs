@@ -4,3 +4,5 @@
 //! must follow to be structural, and what that schema does to a custom object on every
 //! write and read (validation, pruning of unknown fields, defaulting, CEL rules). The server
 //! wires these into a strategy per custom resource; nothing here knows about storage or HTTP.
+
+pub mod cel;
