@@ -71,9 +71,9 @@ pub(crate) fn analyze(
         scope: Vec::new(),
         uses_old_self: false,
     };
-    let estimate = checker.visit(expr).map_err(|(id, message)| {
-        CheckError::Issue(issue(source_info, id, &message))
-    })?;
+    let estimate = checker
+        .visit(expr)
+        .map_err(|(id, message)| CheckError::Issue(issue(source_info, id, &message)))?;
     let wrong_type = match (&estimate.ty, expect) {
         (Ty::Dyn, _) => false,
         (Ty::Prim(p), Expect::Bool) => *p != "bool",
@@ -141,7 +141,10 @@ pub(crate) fn declared_max_elements(schema: &Json) -> Option<f64> {
     match schema_type(schema) {
         Some("array") => schema.get("maxItems").and_then(Json::as_f64),
         Some("object") => {
-            if schema.get("additionalProperties").is_some_and(Json::is_object) {
+            if schema
+                .get("additionalProperties")
+                .is_some_and(Json::is_object)
+            {
                 schema.get("maxProperties").and_then(Json::as_f64)
             } else {
                 Some(1.0)
@@ -158,16 +161,22 @@ fn schema_size(schema: &Json) -> f64 {
             .get("maxLength")
             .and_then(Json::as_f64)
             .unwrap_or(MAX_REQUEST_SIZE),
-        Some("array") => schema.get("maxItems").and_then(Json::as_f64).unwrap_or_else(|| {
-            let item = schema.get("items").map_or(1.0, min_serialized_size);
-            (MAX_REQUEST_SIZE / (item + 1.0)).floor()
-        }),
+        Some("array") => schema
+            .get("maxItems")
+            .and_then(Json::as_f64)
+            .unwrap_or_else(|| {
+                let item = schema.get("items").map_or(1.0, min_serialized_size);
+                (MAX_REQUEST_SIZE / (item + 1.0)).floor()
+            }),
         Some("object") => {
             if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-                schema.get("maxProperties").and_then(Json::as_f64).unwrap_or_else(|| {
-                    // a key ("":) and a value per entry
-                    (MAX_REQUEST_SIZE / (min_serialized_size(additional) + 4.0)).floor()
-                })
+                schema
+                    .get("maxProperties")
+                    .and_then(Json::as_f64)
+                    .unwrap_or_else(|| {
+                        // a key ("":) and a value per entry
+                        (MAX_REQUEST_SIZE / (min_serialized_size(additional) + 4.0)).floor()
+                    })
             } else {
                 schema
                     .get("properties")
@@ -271,7 +280,13 @@ impl<'s> Checker<'s> {
                 };
                 Ok(Estimate::new(ty, 1.0, schema_size(self.schema)))
             }
-            _ => Err((id, format!("undeclared reference to '{name}' (in container '')"))),
+            _ if super::value::TYPE_NAMES.contains(&name) => {
+                Ok(Estimate::new(Ty::Prim("type"), 1.0, 1.0))
+            }
+            _ => Err((
+                id,
+                format!("undeclared reference to '{name}' (in container '')"),
+            )),
         }
     }
 
@@ -323,7 +338,10 @@ impl<'s> Checker<'s> {
         };
         let name = namespaced.as_deref().unwrap_or(&call.func_name);
         if !library::is_known(name) {
-            return Err((id, format!("undeclared reference to '{name}' (in container '')")));
+            return Err((
+                id,
+                format!("undeclared reference to '{name}' (in container '')"),
+            ));
         }
         let receiver = match (&namespaced, call.target.as_deref()) {
             (None, Some(target)) => Some(self.visit(target)?),
@@ -340,9 +358,22 @@ impl<'s> Checker<'s> {
         let first_size = first.map_or(1.0, |f| f.size);
         let traversal = |size: f64| (size / 10.0).ceil();
         let result = match name {
-            "_&&_" | "_||_" | "!_" | "@not_strictly_false" | "_<_" | "_<=_" | "_>_"
-            | "_>=_" | "startsWith" | "endsWith" | "isURL" | "isQuantity" | "hasValue"
-            | "isInteger" | "isGreaterThan" | "isLessThan" => Estimate::new(Ty::Prim("bool"), cost, 1.0),
+            "_&&_"
+            | "_||_"
+            | "!_"
+            | "@not_strictly_false"
+            | "_<_"
+            | "_<=_"
+            | "_>_"
+            | "_>=_"
+            | "startsWith"
+            | "endsWith"
+            | "isURL"
+            | "isQuantity"
+            | "hasValue"
+            | "isInteger"
+            | "isGreaterThan"
+            | "isLessThan" => Estimate::new(Ty::Prim("bool"), cost, 1.0),
             "_==_" | "_!=_" => {
                 let smaller = args.iter().map(|a| a.size).fold(f64::MAX, f64::min);
                 cost += traversal(smaller);
@@ -364,7 +395,9 @@ impl<'s> Checker<'s> {
             "size" | "int" | "indexOf" | "lastIndexOf" | "sign" | "asInteger" | "compareTo" => {
                 cost += match first.map(|f| &f.ty) {
                     Some(Ty::Prim("string")) => traversal(first_size),
-                    Some(Ty::Schema(s)) if schema_type(s) == Some("string") => traversal(first_size),
+                    Some(Ty::Schema(s)) if schema_type(s) == Some("string") => {
+                        traversal(first_size)
+                    }
                     _ if name == "indexOf" || name == "lastIndexOf" => first_size,
                     _ => 0.0,
                 };
@@ -421,7 +454,11 @@ impl<'s> Checker<'s> {
             "isSorted" | "sum" | "min" | "max" => {
                 cost += first_size;
                 let ty = first.map_or(Ty::Dyn, |f| element(&f.ty));
-                let ty = if name == "isSorted" { Ty::Prim("bool") } else { ty };
+                let ty = if name == "isSorted" {
+                    Ty::Prim("bool")
+                } else {
+                    ty
+                };
                 Estimate::new(ty, cost, 1.0)
             }
             "value" | "orValue" => {
@@ -435,7 +472,9 @@ impl<'s> Checker<'s> {
                 let inner = first.map_or(Ty::Dyn, |f| f.ty.clone());
                 Estimate::new(Ty::Optional(Box::new(inner)), cost, first_size)
             }
-            "optional.none" | "or" => Estimate::new(Ty::Optional(Box::new(Ty::Dyn)), cost, first_size),
+            "optional.none" | "or" => {
+                Estimate::new(Ty::Optional(Box::new(Ty::Dyn)), cost, first_size)
+            }
             "double" | "asApproximateFloat" => Estimate::new(Ty::Prim("double"), cost, 1.0),
             "uint" => Estimate::new(Ty::Prim("uint"), cost, 1.0),
             _ => Estimate::new(Ty::Dyn, cost, first_size),
@@ -468,24 +507,25 @@ impl<'s> Checker<'s> {
             Ok::<_, Failure>((condition, step))
         })();
         self.scope.pop();
-        let body = body.map_err(|e| {
+        let body = body.inspect_err(|_| {
             self.scope.pop();
-            e
         })?;
         let result = self.visit(&c.result);
         self.scope.pop();
         let result = result?;
         let (condition, step) = body;
-        let cost = range.cost
-            + init.cost
-            + iterations * (condition.cost + step.cost + 1.0)
-            + result.cost;
+        let cost =
+            range.cost + init.cost + iterations * (condition.cost + step.cost + 1.0) + result.cost;
         if accumulates_list {
             let element_ty = match &step.ty {
                 Ty::List(e) => (**e).clone(),
                 _ => Ty::Dyn,
             };
-            return Ok(Estimate::new(Ty::List(Box::new(element_ty)), cost, iterations));
+            return Ok(Estimate::new(
+                Ty::List(Box::new(element_ty)),
+                cost,
+                iterations,
+            ));
         }
         Ok(Estimate::new(result.ty, cost, result.size))
     }

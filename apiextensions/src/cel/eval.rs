@@ -82,7 +82,10 @@ impl<'a> Evaluator<'a> {
                 self.meter.charge(1)?;
                 match self.lookup(name) {
                     Some(v) => Ok(v.clone()),
-                    None => fail(format!("no such attribute(s): {name}")),
+                    None => match super::value::TYPE_NAMES.iter().find(|t| **t == name) {
+                        Some(t) => Ok(Value::Type(t)),
+                        None => fail(format!("no such attribute(s): {name}")),
+                    },
                 }
             }
             Expr::Select(select) => {
@@ -140,11 +143,7 @@ impl<'a> Evaluator<'a> {
             }
             Expr::Call(call) => {
                 self.meter.charge(1)?;
-                self.call(
-                    &call.func_name,
-                    call.target.as_deref(),
-                    &call.args,
-                )
+                self.call(&call.func_name, call.target.as_deref(), &call.args)
             }
             Expr::Comprehension(comprehension) => self.comprehension(comprehension),
             Expr::Struct(_) | Expr::Unspecified => fail("unsupported expression"),
@@ -169,7 +168,10 @@ impl<'a> Evaluator<'a> {
                 };
             }
             ("@not_strictly_false", [arg]) => {
-                return Ok(Value::Bool(!matches!(self.eval(arg), Ok(Value::Bool(false)))));
+                return Ok(Value::Bool(!matches!(
+                    self.eval(arg),
+                    Ok(Value::Bool(false))
+                )));
             }
             _ => {}
         }

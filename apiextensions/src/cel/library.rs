@@ -401,17 +401,89 @@ pub(crate) fn call(
 
 /// Every function this library defines, for the compile-time check of calls.
 pub(crate) const FUNCTIONS: &[&str] = &[
-    "!_", "-_", "_==_", "_!=_", "_<_", "_<=_", "_>_", "_>=_", "_+_", "_-_", "_*_", "_/_",
-    "_%_", "_[_]", "_[?_]", "_?._", "@in", "_&&_", "_||_", "_?_:_", "@not_strictly_false",
-    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string",
-    "bool", "bytes", "dyn", "type", "timestamp", "duration", "getHours", "getMinutes",
-    "getSeconds", "getMilliseconds", "charAt", "indexOf", "lastIndexOf", "lowerAscii",
-    "upperAscii", "trim", "replace", "split", "substring", "join", "strings.quote", "isSorted",
-    "sum", "min", "max", "find", "findAll", "url", "isURL", "getScheme", "getHost",
-    "getHostname", "getPort", "getEscapedPath", "getQuery", "quantity", "isQuantity", "sign",
-    "isInteger", "asInteger", "asApproximateFloat", "add", "sub", "isGreaterThan",
-    "isLessThan", "compareTo", "optional.of", "optional.none", "optional.ofNonZeroValue",
-    "hasValue", "value", "orValue", "or",
+    "!_",
+    "-_",
+    "_==_",
+    "_!=_",
+    "_<_",
+    "_<=_",
+    "_>_",
+    "_>=_",
+    "_+_",
+    "_-_",
+    "_*_",
+    "_/_",
+    "_%_",
+    "_[_]",
+    "_[?_]",
+    "_?._",
+    "@in",
+    "_&&_",
+    "_||_",
+    "_?_:_",
+    "@not_strictly_false",
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "bytes",
+    "dyn",
+    "type",
+    "timestamp",
+    "duration",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "replace",
+    "split",
+    "substring",
+    "join",
+    "strings.quote",
+    "isSorted",
+    "sum",
+    "min",
+    "max",
+    "find",
+    "findAll",
+    "url",
+    "isURL",
+    "getScheme",
+    "getHost",
+    "getHostname",
+    "getPort",
+    "getEscapedPath",
+    "getQuery",
+    "quantity",
+    "isQuantity",
+    "sign",
+    "isInteger",
+    "asInteger",
+    "asApproximateFloat",
+    "add",
+    "sub",
+    "isGreaterThan",
+    "isLessThan",
+    "compareTo",
+    "optional.of",
+    "optional.none",
+    "optional.ofNonZeroValue",
+    "hasValue",
+    "value",
+    "orValue",
+    "or",
 ];
 
 pub(crate) fn is_known(name: &str) -> bool {
@@ -426,7 +498,10 @@ fn overflow() -> EvalError {
     failed("integer overflow")
 }
 
-fn regex<'r>(pattern: &str, cache: &'r RegexCache) -> Result<std::borrow::Cow<'r, Regex>, EvalError> {
+fn regex<'r>(
+    pattern: &str,
+    cache: &'r RegexCache,
+) -> Result<std::borrow::Cow<'r, Regex>, EvalError> {
     if let Some(r) = cache.get(pattern) {
         return Ok(std::borrow::Cow::Borrowed(r));
     }
@@ -453,9 +528,10 @@ fn add(a: &Value, b: &Value, meter: &mut Meter) -> EvalResult {
             Ok(V::List(Arc::new(joined)))
         }
         (V::Duration(x), V::Duration(y)) => x.checked_add(y).map(V::Duration).ok_or_else(overflow),
-        (V::Timestamp(t), V::Duration(d)) | (V::Duration(d), V::Timestamp(t)) => {
-            t.checked_add_signed(*d).map(V::Timestamp).ok_or_else(overflow)
-        }
+        (V::Timestamp(t), V::Duration(d)) | (V::Duration(d), V::Timestamp(t)) => t
+            .checked_add_signed(*d)
+            .map(V::Timestamp)
+            .ok_or_else(overflow),
         _ => arithmetic(a, b, i64::checked_add, u64::checked_add, |x, y| x + y),
     }
 }
@@ -464,9 +540,10 @@ fn subtract(a: &Value, b: &Value) -> EvalResult {
     use Value as V;
     match (a, b) {
         (V::Duration(x), V::Duration(y)) => x.checked_sub(y).map(V::Duration).ok_or_else(overflow),
-        (V::Timestamp(t), V::Duration(d)) => {
-            t.checked_sub_signed(*d).map(V::Timestamp).ok_or_else(overflow)
-        }
+        (V::Timestamp(t), V::Duration(d)) => t
+            .checked_sub_signed(*d)
+            .map(V::Timestamp)
+            .ok_or_else(overflow),
         (V::Timestamp(x), V::Timestamp(y)) => Ok(V::Duration(x.signed_duration_since(*y))),
         _ => arithmetic(a, b, i64::checked_sub, u64::checked_sub, |x, y| x - y),
     }
@@ -512,10 +589,13 @@ fn index_value(container: &Value, index: &Value) -> EvalResult {
                     "no such key: {}",
                     match key {
                         Value::String(s) => s.to_string(),
-                        other => to_string(other).map_or_else(|_| String::new(), |v| match v {
-                            Value::String(s) => s.to_string(),
-                            _ => String::new(),
-                        }),
+                        other => to_string(other).map_or_else(
+                            |_| String::new(),
+                            |v| match v {
+                                Value::String(s) => s.to_string(),
+                                _ => String::new(),
+                            }
+                        ),
                     }
                 ))
             })
@@ -545,11 +625,16 @@ fn to_int(v: &Value) -> EvalResult {
     match v {
         Value::Int(i) => Ok(Value::Int(*i)),
         Value::Uint(u) => i64::try_from(*u).map(Value::Int).map_err(|_| overflow()),
-        Value::Double(d) if d.is_finite() && *d > -9.2233720368547758e18 && *d < 9.2233720368547758e18 => {
+        Value::Double(d)
+            if d.is_finite() && *d > -9.223_372_036_854_776e18 && *d < 9.223_372_036_854_776e18 =>
+        {
             Ok(Value::Int(d.trunc() as i64))
         }
         Value::Double(_) => Err(overflow()),
-        Value::String(s) => s.parse().map(Value::Int).map_err(|_| failed("cannot parse int")),
+        Value::String(s) => s
+            .parse()
+            .map(Value::Int)
+            .map_err(|_| failed("cannot parse int")),
         Value::Timestamp(t) => Ok(Value::Int(t.timestamp())),
         Value::Duration(d) => Ok(Value::Int(d.num_seconds())),
         _ => no_such_overload(),
@@ -615,7 +700,8 @@ fn string_index(last: bool, s: &str, sub: &str, rest: &[Value]) -> EvalResult {
     {
         return fail(format!("index out of range: {o}"));
     }
-    let fits = |at: usize| at + needle.len() <= chars.len() && chars[at..at + needle.len()] == needle[..];
+    let fits =
+        |at: usize| at + needle.len() <= chars.len() && chars[at..at + needle.len()] == needle[..];
     let found = if last {
         let start = offset.map_or(chars.len(), |o| o as usize);
         (0..=start.min(chars.len())).rev().find(|&at| fits(at))
@@ -667,7 +753,11 @@ pub(crate) fn parse_duration(text: &str) -> Option<TimeDelta> {
         return None;
     }
     let nanos = total_nanos as i64;
-    Some(TimeDelta::nanoseconds(if negative { -nanos } else { nanos }))
+    Some(TimeDelta::nanoseconds(if negative {
+        -nanos
+    } else {
+        nanos
+    }))
 }
 
 /// A `resource.Quantity`, exactly: `mantissa × 10^exponent` (binary suffixes multiplied in).
@@ -699,7 +789,11 @@ impl Quantity {
         if digits.len() > 30 {
             return None;
         }
-        let mut mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+        let mut mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
+        };
         let mut exponent = -(fraction.len() as i32);
         let binary = |power: u32| -> Option<i128> { 1i128.checked_shl(10 * power) };
         match suffix {
@@ -721,7 +815,11 @@ impl Quantity {
             "E" => exponent += 18,
             s if s.starts_with(['e', 'E']) => {
                 let power: i32 = s[1..].parse().ok()?;
-                if !s[1..].trim_start_matches(['+', '-']).bytes().all(|b| b.is_ascii_digit()) {
+                if !s[1..]
+                    .trim_start_matches(['+', '-'])
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                {
                     return None;
                 }
                 exponent = exponent.checked_add(power)?;
@@ -752,7 +850,11 @@ impl Quantity {
 
     fn combine(&self, other: &Quantity, negate: bool) -> Option<Quantity> {
         let (a, b, exponent) = self.aligned(other)?;
-        let mantissa = if negate { a.checked_sub(b)? } else { a.checked_add(b)? };
+        let mantissa = if negate {
+            a.checked_sub(b)?
+        } else {
+            a.checked_add(b)?
+        };
         Some(Quantity { mantissa, exponent })
     }
 
@@ -809,7 +911,9 @@ impl Url {
         };
         let (host, path) = match rest.strip_prefix("//") {
             Some(authority_and_path) => {
-                let end = authority_and_path.find('/').unwrap_or(authority_and_path.len());
+                let end = authority_and_path
+                    .find('/')
+                    .unwrap_or(authority_and_path.len());
                 let authority = &authority_and_path[..end];
                 let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
                 (host.to_string(), authority_and_path[end..].to_string())

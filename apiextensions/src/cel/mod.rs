@@ -113,7 +113,8 @@ impl Rules {
     /// compile.
     pub fn compile(schema: &Json, path: &str) -> Result<Rules, Vec<Cause>> {
         let mut causes = Vec::new();
-        let mut root = compile_node(schema, path, &mut Context::root(), &mut causes);
+        let schema = with_type_and_object_meta(schema);
+        let mut root = compile_node(&schema, path, &mut Context::root(), &mut causes);
         root.is_root = true;
         if causes.is_empty() {
             Ok(Rules { root })
@@ -194,7 +195,11 @@ fn compile_node(schema: &Json, path: &str, context: &mut Context, causes: &mut V
         list_map_keys: schema
             .get("x-kubernetes-list-map-keys")
             .and_then(Json::as_array)
-            .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         map_type: schema
             .get("x-kubernetes-map-type")
@@ -202,7 +207,10 @@ fn compile_node(schema: &Json, path: &str, context: &mut Context, causes: &mut V
             .map(str::to_string),
         ..Node::default()
     };
-    if let Some(rules) = schema.get("x-kubernetes-validations").and_then(Json::as_array) {
+    if let Some(rules) = schema
+        .get("x-kubernetes-validations")
+        .and_then(Json::as_array)
+    {
         for (i, rule) in rules.iter().enumerate() {
             let rule_path = format!("{path}.x-kubernetes-validations[{i}]");
             if let Some(rule) = compile_rule(schema, rule, &rule_path, context, causes) {
@@ -275,9 +283,17 @@ fn compile_rule(
         && !m.is_empty()
         && m.trim().is_empty()
     {
-        causes.push(field::invalid(&format!("{path}.message"), &Json::from(m), "must be non-empty if specified"));
+        causes.push(field::invalid(
+            &format!("{path}.message"),
+            &Json::from(m),
+            "must be non-empty if specified",
+        ));
     } else if message.is_some_and(|m| m.trim().contains('\n')) {
-        causes.push(field::invalid(&format!("{path}.message"), &Json::from(message.unwrap_or_default()), "must not contain line breaks"));
+        causes.push(field::invalid(
+            &format!("{path}.message"),
+            &Json::from(message.unwrap_or_default()),
+            "must not contain line breaks",
+        ));
     } else if source.trim().contains('\n') && message.is_none_or(|m| m.trim().is_empty()) {
         causes.push(Cause::new(
             "FieldValueRequired",
@@ -298,21 +314,37 @@ fn compile_rule(
     if let Some(r) = reason
         && !SUPPORTED_REASONS.contains(&r)
     {
-        causes.push(field::not_supported(&format!("{path}.reason"), &Json::from(r), &SUPPORTED_REASONS));
+        causes.push(field::not_supported(
+            &format!("{path}.reason"),
+            &Json::from(r),
+            &SUPPORTED_REASONS,
+        ));
     }
     let normalized_field_path = match field_path {
         Some(fp) if fp.trim().is_empty() => {
-            causes.push(field::invalid(&format!("{path}.fieldPath"), &Json::from(fp), "must be non-empty if specified"));
+            causes.push(field::invalid(
+                &format!("{path}.fieldPath"),
+                &Json::from(fp),
+                "must be non-empty if specified",
+            ));
             None
         }
         Some(fp) if fp.contains('\n') => {
-            causes.push(field::invalid(&format!("{path}.fieldPath"), &Json::from(fp), "must not contain line breaks"));
+            causes.push(field::invalid(
+                &format!("{path}.fieldPath"),
+                &Json::from(fp),
+                "must not contain line breaks",
+            ));
             None
         }
         Some(fp) => match normalize_field_path(fp, schema) {
             Some(p) => Some(p),
             None => {
-                causes.push(field::invalid(&format!("{path}.fieldPath"), &Json::from(fp), "must be a valid path"));
+                causes.push(field::invalid(
+                    &format!("{path}.fieldPath"),
+                    &Json::from(fp),
+                    "must be a valid path",
+                ));
                 None
             }
         },
@@ -326,11 +358,19 @@ fn compile_rule(
     let (program, analysis) = match compile_expression(source, schema, optional, Expect::Bool) {
         Ok(compiled) => compiled,
         Err(CompileFailure::Syntax(issue)) | Err(CompileFailure::Check(issue)) => {
-            causes.push(invalid_rule(&format!("{path}.rule"), &shown, &format!("compilation failed: {issue}")));
+            causes.push(invalid_rule(
+                &format!("{path}.rule"),
+                &shown,
+                &format!("compilation failed: {issue}"),
+            ));
             return None;
         }
         Err(CompileFailure::WrongType) => {
-            causes.push(invalid_rule(&format!("{path}.rule"), &shown, "cel expression must evaluate to a bool"));
+            causes.push(invalid_rule(
+                &format!("{path}.rule"),
+                &shown,
+                "cel expression must evaluate to a bool",
+            ));
             return None;
         }
     };
@@ -423,11 +463,12 @@ fn compile_expression(
         .parse_with_source_info(source)
         // cel-go indents the source line and caret of an issue by one space.
         .map_err(|e| CompileFailure::Syntax(e.to_string().replace("\n| ", "\n | ")))?;
-    let analysis = check::analyze(&expr, &source_info, schema, optional_old_self, expect)
-        .map_err(|e| match e {
+    let analysis = check::analyze(&expr, &source_info, schema, optional_old_self, expect).map_err(
+        |e| match e {
             CheckError::Issue(issue) => CompileFailure::Check(issue),
             CheckError::WrongType => CompileFailure::WrongType,
-        })?;
+        },
+    )?;
     let mut regexes = library::RegexCache::new();
     collect_literal_regexes(&expr, &mut regexes);
     Ok((Program { expr, regexes }, analysis))
@@ -447,11 +488,18 @@ fn collect_literal_regexes(expr: &IdedExpr, regexes: &mut library::RegexCache) {
             {
                 regexes.insert(pattern.inner().to_string(), regex);
             }
-            call.target.iter().for_each(|t| collect_literal_regexes(t, regexes));
-            call.args.iter().for_each(|a| collect_literal_regexes(a, regexes));
+            call.target
+                .iter()
+                .for_each(|t| collect_literal_regexes(t, regexes));
+            call.args
+                .iter()
+                .for_each(|a| collect_literal_regexes(a, regexes));
         }
         Expr::Select(s) => collect_literal_regexes(&s.operand, regexes),
-        Expr::List(l) => l.elements.iter().for_each(|e| collect_literal_regexes(e, regexes)),
+        Expr::List(l) => l
+            .elements
+            .iter()
+            .for_each(|e| collect_literal_regexes(e, regexes)),
         Expr::Map(m) => m.entries.iter().for_each(|e| {
             if let EntryExpr::MapEntry(e) = &e.expr {
                 collect_literal_regexes(&e.key, regexes);
@@ -459,7 +507,13 @@ fn collect_literal_regexes(expr: &IdedExpr, regexes: &mut library::RegexCache) {
             }
         }),
         Expr::Comprehension(c) => {
-            for e in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+            for e in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
                 collect_literal_regexes(e, regexes);
             }
         }
@@ -510,7 +564,11 @@ fn quote_go(s: &str) -> String {
 
 /// `Invalid value: <rule as Go prints it>: detail`.
 fn invalid_rule(path: &str, shown: &str, detail: &str) -> Cause {
-    Cause::new("FieldValueInvalid", path, format!("Invalid value: {shown}: {detail}"))
+    Cause::new(
+        "FieldValueInvalid",
+        path,
+        format!("Invalid value: {shown}: {detail}"),
+    )
 }
 
 /// kube's `ValidFieldPath`: `.a.b`, `['a.b']`, through properties (by name) and
@@ -541,7 +599,9 @@ fn normalize_field_path(path: &str, schema: &Json) -> Option<String> {
                 out.push('.');
             }
             out.push_str(&name);
-        } else if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+        } else if let Some(additional) =
+            schema.get("additionalProperties").filter(|a| a.is_object())
+        {
             schema = additional;
             out.push_str(&format!("[{name}]"));
         } else {
@@ -549,6 +609,22 @@ fn normalize_field_path(path: &str, schema: &Json) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// The root schema as rules see it (kube's `WithTypeAndObjectMeta`): `apiVersion` and
+/// `kind` strings, and a `metadata` with only `name` and `generateName`.
+fn with_type_and_object_meta(schema: &Json) -> Json {
+    let mut schema = schema.clone();
+    if let Some(properties) = schema.get_mut("properties").and_then(Json::as_object_mut) {
+        let string = serde_json::json!({"type": "string"});
+        properties.insert("apiVersion".into(), string.clone());
+        properties.insert("kind".into(), string.clone());
+        properties.insert(
+            "metadata".into(),
+            serde_json::json!({"type": "object", "properties": {"name": string, "generateName": string}}),
+        );
+    }
+    schema
 }
 
 /// One validation: the causes found so far and the cost budget left.
@@ -578,7 +654,8 @@ impl Run {
         }
         match new {
             Json::Object(fields) => {
-                let correlates = matches!(node.map_type.as_deref(), None | Some("granular" | "atomic"));
+                let correlates =
+                    matches!(node.map_type.as_deref(), None | Some("granular" | "atomic"));
                 let old_field = |k: &str| old.filter(|_| correlates).and_then(|o| o.get(k));
                 if let Some(additional) = &node.additional_properties {
                     for (key, value) in fields {
@@ -633,10 +710,7 @@ impl Run {
             }
             let mut variables = vec![("self", this.clone())];
             if rule.optional_old_self {
-                variables.push((
-                    "oldSelf",
-                    Value::Optional(previous.clone().map(Arc::new)),
-                ));
+                variables.push(("oldSelf", Value::Optional(previous.clone().map(Arc::new))));
             } else if let Some(previous) = &previous {
                 variables.push(("oldSelf", previous.clone()));
             }
@@ -644,7 +718,10 @@ impl Run {
             let mut evaluator = Evaluator::new(variables.clone(), limit, &rule.program.regexes);
             let result = evaluator.eval(&rule.program.expr);
             let spent = evaluator.meter.spent;
-            let shown = rule.message.as_deref().map_or(rule.source.trim(), str::trim);
+            let shown = rule
+                .message
+                .as_deref()
+                .map_or(rule.source.trim(), str::trim);
             match result {
                 Err(EvalError::CostLimit) if limit < PER_CALL_COST_LIMIT => {
                     self.causes.push(field::invalid(
@@ -667,7 +744,9 @@ impl Run {
                 Err(EvalError::Failed(error)) => {
                     self.budget = self.budget.saturating_sub(spent);
                     let detail = if error.starts_with("no such overload") {
-                        format!("'{error}': call arguments did not match a supported operator, function or macro signature for rule: {shown}")
+                        format!(
+                            "'{error}': call arguments did not match a supported operator, function or macro signature for rule: {shown}"
+                        )
                     } else {
                         format!("{error} evaluating rule: {shown}")
                     };
@@ -685,14 +764,17 @@ impl Run {
                 None => path.to_string(),
             };
             let detail = match &rule.message_expression {
-                Some(program) => match self.message(program, variables, rule, &failed_path, &type_value) {
-                    Ok(Some(message)) => message,
-                    Ok(None) => default_message(rule),
-                    Err(()) => return,
-                },
+                Some(program) => {
+                    match self.message(program, variables, rule, &failed_path, &type_value) {
+                        Ok(Some(message)) => message,
+                        Ok(None) => default_message(rule),
+                        Err(()) => return,
+                    }
+                }
                 None => default_message(rule),
             };
-            self.causes.push(failure(rule, &failed_path, new, omit_value, &detail));
+            self.causes
+                .push(failure(rule, &failed_path, new, omit_value, &detail));
         }
     }
 
@@ -751,7 +833,9 @@ fn self_value(node: &Node, schema: Option<&Json>, json: &Json) -> Value {
     if let Some(Value::Map(metadata)) = fields.get(&metadata_key) {
         let kept = metadata
             .iter()
-            .filter(|(k, _)| matches!(k, Key::String(s) if &**s == "name" || &**s == "generateName"))
+            .filter(
+                |(k, _)| matches!(k, Key::String(s) if &**s == "name" || &**s == "generateName"),
+            )
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         Arc::make_mut(&mut fields).insert(metadata_key, Value::Map(Arc::new(kept)));
@@ -772,14 +856,20 @@ fn default_message(rule: &Rule) -> String {
 fn failure(rule: &Rule, path: &str, value: &Json, omit_value: bool, detail: &str) -> Cause {
     match rule.reason.as_deref() {
         Some("FieldValueForbidden") => field::forbidden(path, detail),
-        Some("FieldValueRequired") => {
-            Cause::new("FieldValueRequired", path, format!("Required value: {detail}"))
-        }
+        Some("FieldValueRequired") => Cause::new(
+            "FieldValueRequired",
+            path,
+            format!("Required value: {detail}"),
+        ),
         Some("FieldValueDuplicate") if omit_value => {
             Cause::new("FieldValueDuplicate", path, "Duplicate value")
         }
         Some("FieldValueDuplicate") => field::duplicate(path, value),
-        _ if omit_value => Cause::new("FieldValueInvalid", path, format!("Invalid value: {detail}")),
+        _ if omit_value => Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {detail}"),
+        ),
         _ => field::invalid(path, value, detail),
     }
 }

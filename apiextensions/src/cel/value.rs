@@ -63,6 +63,20 @@ impl Key {
     }
 }
 
+/// The type names a rule can write as values: `type(x) == string`.
+pub(crate) const TYPE_NAMES: &[&str] = &[
+    "bool",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+];
+
 impl Value {
     pub(crate) fn string(s: &str) -> Value {
         Value::String(Arc::from(s))
