@@ -5,6 +5,7 @@
 //! write and read (validation, pruning of unknown fields, defaulting, CEL rules). The server
 //! wires these into a strategy per custom resource; nothing here knows about storage or HTTP.
 
+pub mod cel;
 pub mod crd;
 pub mod jsonpath;
 pub mod schema;
