@@ -169,9 +169,9 @@ impl MutatingPlugin for DefaultTolerationSeconds {
 mod tests {
     use serde_json::json;
 
-    use crate::tests::{attrs, context};
     use super::*;
     use crate::Context as _;
+    use crate::tests::{attrs, context};
 
     fn pod(spec: Value) -> Value {
         json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})

@@ -46,6 +46,8 @@ fn main() {
             failures += compiled.validate(&object, None).len();
         }
         let eval_us = started.elapsed().as_secs_f64() * 1e6 / runs as f64;
-        println!("{compile_us:8.1} µs/compile {eval_us:8.2} µs/validate ({failures} failures) {rule}");
+        println!(
+            "{compile_us:8.1} µs/compile {eval_us:8.2} µs/validate ({failures} failures) {rule}"
+        );
     }
 }

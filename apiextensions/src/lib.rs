@@ -9,3 +9,6 @@ pub mod cel;
 pub mod crd;
 pub mod jsonpath;
 pub mod schema;
+
+#[cfg(test)]
+mod fixtures;

@@ -40,8 +40,8 @@ use kubecache_core::status::ApiError;
 use kubecache_core::storage::{KeyValue, StorageError};
 use serde_json::{Value, json};
 
-use kubecache_admission::{self as admission, Admitted, Attributes, Operation};
 use crate::api::Api;
+use kubecache_admission::{self as admission, Admitted, Attributes, Operation};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::strategy::Deletion;
 use kubecache_core::request::Subresource;

@@ -2,37 +2,13 @@ use serde_json::{Value as Json, json};
 
 use super::*;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/crds");
-
 /// Every CRD of the fixtures, as JSON.
 fn fixture_crds() -> Vec<(String, Json)> {
-    let mut crds = Vec::new();
-    for vendor in ["cert-manager", "prometheus-operator"] {
-        let dir = format!("{FIXTURES}/{vendor}");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{dir}: {e}"))
-            .map(|e| e.expect("dir entry").path())
-            .collect();
-        files.sort();
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("fixture");
-            let crd: Json = serde_yaml_ng::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            crds.push((file.display().to_string(), crd));
-        }
-    }
-    crds
+    crate::fixtures::crds().to_vec()
 }
 
 fn fixture(name: &str) -> Json {
-    let vendor = if name.contains("cert-manager") {
-        "cert-manager"
-    } else {
-        "prometheus-operator"
-    };
-    let file = format!("{FIXTURES}/{vendor}/{name}");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
-    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+    crate::fixtures::crd(name)
 }
 
 fn version_schema(crd: &Json) -> &Json {

@@ -1,8 +1,6 @@
 //! CRD validation, names and printer columns against kube's behavior: the published CRDs of
 //! cert-manager and the Prometheus operator, and one failing case per rule.
 
-use std::path::PathBuf;
-
 use chrono::{DateTime, Utc};
 use kubecache_core::status::Cause;
 use serde_json::{Value, json};
@@ -10,37 +8,11 @@ use serde_json::{Value, json};
 use super::*;
 
 fn fixtures() -> Vec<(String, Value)> {
-    static FIXTURES: std::sync::OnceLock<Vec<(String, Value)>> = std::sync::OnceLock::new();
-    FIXTURES.get_or_init(read_fixtures).clone()
-}
-
-fn read_fixtures() -> Vec<(String, Value)> {
-    let root = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/crds"
-    ));
-    let mut out = Vec::new();
-    for project in std::fs::read_dir(&root).expect("fixtures directory") {
-        for file in std::fs::read_dir(project.unwrap().path()).unwrap() {
-            let path = file.unwrap().path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let value: Value = serde_yaml_ng::from_str(&text).unwrap();
-                out.push((path.display().to_string(), value));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(out.len(), 16, "fixture CRDs");
-    out
+    crate::fixtures::crds().to_vec()
 }
 
 fn fixture(name: &str) -> Value {
-    fixtures()
-        .into_iter()
-        .find(|(path, _)| path.ends_with(name))
-        .unwrap_or_else(|| panic!("no fixture {name}"))
-        .1
+    crate::fixtures::crd(name)
 }
 
 /// What the server does with a CRD on create, up to validation.

@@ -553,39 +553,7 @@ mod structural_rules {
 }
 
 mod fixtures {
-    use std::path::{Path, PathBuf};
-
     use super::*;
-
-    /// `shared/fixtures/crds` beside the repository (`/work/shared` for `/work/main` and for
-    /// worktrees under `/work/wt/<name>` alike): the nearest ancestor that has it.
-    fn fixture_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|dir| dir.join("shared/fixtures/crds"))
-            .find(|dir| dir.is_dir())
-            .expect("shared/fixtures/crds in an ancestor of the crate")
-    }
-
-    fn fixture_files() -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        for group in std::fs::read_dir(fixture_dir()).expect("fixture directory exists") {
-            let group = group.expect("readable entry").path();
-            for file in std::fs::read_dir(&group).expect("readable group directory") {
-                let file = file.expect("readable entry").path();
-                if file.extension().is_some_and(|e| e == "yaml") {
-                    files.push(file);
-                }
-            }
-        }
-        files.sort();
-        files
-    }
-
-    fn read_crd(path: &Path) -> Value {
-        let text = std::fs::read_to_string(path).expect("readable fixture");
-        serde_yaml_ng::from_str(&text).expect("fixture is YAML")
-    }
 
     /// `(version name, schema)` of every version of a fixture CRD.
     fn schemas(crd: &Value) -> Vec<(String, Value)> {
@@ -603,7 +571,7 @@ mod fixtures {
     }
 
     fn fixture_schema(file: &str, version: &str) -> Schema {
-        let crd = read_crd(&fixture_dir().join(file));
+        let crd = crate::fixtures::crd(file.rsplit('/').next().unwrap_or(file));
         let (_, json) = schemas(&crd)
             .into_iter()
             .find(|(name, _)| name == version)
@@ -613,24 +581,14 @@ mod fixtures {
 
     #[test]
     fn every_fixture_schema_parses_and_is_structural() {
-        let files = fixture_files();
-        assert!(
-            files.len() >= 16,
-            "expected the cert-manager and prometheus-operator CRDs"
-        );
+        let files = crate::fixtures::crds();
         let mut versions = 0;
-        for file in &files {
-            let crd = read_crd(file);
-            for (i, (name, json)) in schemas(&crd).into_iter().enumerate() {
+        for (file, crd) in files {
+            for (i, (name, json)) in schemas(crd).into_iter().enumerate() {
                 let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
                 let causes = check(&json, &path);
-                assert!(
-                    causes.is_empty(),
-                    "{} {name}: {:#?}",
-                    file.display(),
-                    messages(&causes)
-                );
-                Schema::parse(&json).unwrap_or_else(|c| panic!("{} {name}: {c:?}", file.display()));
+                assert!(causes.is_empty(), "{file} {name}: {:#?}", messages(&causes));
+                Schema::parse(&json).unwrap_or_else(|c| panic!("{file} {name}: {c:?}"));
                 versions += 1;
             }
         }
@@ -751,9 +709,8 @@ mod fixtures {
         // footprint shows up in the test log.
         let mut total_json = 0;
         let mut total_nodes = 0;
-        for file in fixture_files() {
-            let crd = read_crd(&file);
-            for (name, json) in schemas(&crd) {
+        for (file, crd) in crate::fixtures::crds() {
+            for (name, json) in schemas(crd) {
                 let bytes = serde_json::to_vec(&json).unwrap().len();
                 let parsed = Schema::parse(&json).unwrap();
                 let nodes = count_nodes(&parsed.root);
@@ -762,7 +719,7 @@ mod fixtures {
                 total_nodes += nodes;
                 println!(
                     "{} {name}: schema {bytes} bytes of JSON, {nodes} nodes, ~{} bytes parsed",
-                    file.file_name().unwrap().to_string_lossy(),
+                    file.rsplit('/').next().unwrap_or(file),
                     nodes * std::mem::size_of::<Node>()
                 );
             }

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubecache_core::storage::Backend;
 use kubecache_admission::Config;
+use kubecache_core::storage::Backend;
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
 use kubecache_storage::testing::TestEtcd;

@@ -1,0 +1,57 @@
+//! The published CRDs of cert-manager and the Prometheus operator (`shared/fixtures/crds`
+//! beside the repository), read once for every test of this crate.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// `$KUBECACHE_FIXTURES/crds` when set, else `shared/fixtures/crds` in the nearest ancestor
+/// of the crate that has it (`/work/shared` for `/work/main` and its worktrees alike).
+pub fn crd_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KUBECACHE_FIXTURES") {
+        return Path::new(&dir).join("crds");
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/fixtures/crds"))
+        .find(|dir| dir.is_dir())
+        .expect("shared/fixtures/crds in an ancestor of the crate (or KUBECACHE_FIXTURES)")
+}
+
+/// Every fixture CRD as JSON, with its file's path, sorted by path.
+pub fn crds() -> &'static [(String, Value)] {
+    static CRDS: OnceLock<Vec<(String, Value)>> = OnceLock::new();
+    CRDS.get_or_init(|| {
+        let mut crds = Vec::new();
+        for project in std::fs::read_dir(crd_dir()).expect("the fixtures directory") {
+            let project = project.expect("a readable entry").path();
+            for file in std::fs::read_dir(&project).expect("a readable project directory") {
+                let path = file.expect("a readable entry").path();
+                if path.extension().is_some_and(|e| e == "yaml") {
+                    let text = std::fs::read_to_string(&path).expect("a readable fixture");
+                    let crd: Value = serde_yaml_ng::from_str(&text)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    crds.push((path.display().to_string(), crd));
+                }
+            }
+        }
+        crds.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            crds.len(),
+            16,
+            "the cert-manager and Prometheus operator CRDs"
+        );
+        crds
+    })
+}
+
+/// The fixture CRD whose file name is `name` (`cert-manager.io_certificates.yaml`).
+pub fn crd(name: &str) -> Value {
+    crds()
+        .iter()
+        .find(|(path, _)| path.ends_with(&format!("/{name}")))
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+        .1
+        .clone()
+}
