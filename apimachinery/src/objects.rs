@@ -329,7 +329,9 @@ pub fn prepare_update(resource: &Resource, old: &Value, new: &mut Value, status_
             }
         }
     }
-    resource.strategy().prepare_for_update(new, old);
+    if !status_write {
+        resource.strategy().prepare_for_update(new, old);
+    }
     if tracks_generation(resource) && desired_state(old) != desired_state(new) {
         let generation = old_meta
             .get("generation")

@@ -29,13 +29,13 @@ pub fn render(
     include: IncludeObject,
     now: DateTime<Utc>,
 ) -> Value {
-    let printer = printer(resource);
-    let columns: Vec<Value> = printer.columns.iter().map(|c| c.to_json()).collect();
+    let strategy = resource.strategy();
+    let columns = strategy.table_columns();
     let rows: Vec<Value> = objects
         .into_iter()
         .map(|object| {
-            let cells = (printer.cells)(&object, now);
-            debug_assert_eq!(cells.len(), printer.columns.len());
+            let cells = strategy.table_cells(&object, now);
+            debug_assert_eq!(cells.len(), columns.len());
             let mut row = json!({"cells": cells});
             match include {
                 IncludeObject::None => {}
@@ -100,7 +100,7 @@ impl Column {
         }
     }
 
-    fn to_json(self) -> Value {
+    pub fn to_json(self) -> Value {
         json!({
             "name": self.name,
             "type": self.kind,
@@ -231,6 +231,18 @@ pub static DEFAULT: Printer = Printer {
     columns: &[NAME, AGE],
     cells: default_cells,
 };
+
+/// The `Name` column every Table starts with.
+pub fn name_column() -> Value {
+    NAME.to_json()
+}
+
+impl Printer {
+    /// One object's row cells.
+    pub fn cells(&self, object: &Value, now: DateTime<Utc>) -> Vec<Value> {
+        (self.cells)(object, now)
+    }
+}
 
 /// The printer of `resource`.
 pub fn printer(resource: &Resource) -> &'static Printer {

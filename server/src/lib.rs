@@ -35,6 +35,7 @@ pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod cli;
+pub mod crds;
 pub mod edge;
 pub mod filters;
 pub mod handlers;

@@ -130,6 +130,7 @@ pub async fn build_api_with(
     }
     tokio::spawn(namespaces::run_finalizer(api.clone()));
     tokio::spawn(authz::aggregation::run(api.clone()));
+    tokio::spawn(crate::crds::run(api.clone()));
     Ok(api)
 }
 

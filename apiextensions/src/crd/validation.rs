@@ -46,13 +46,23 @@ pub struct SchemaCheck<'a> {
     pub old: Option<&'a Crd>,
 }
 
-/// THE place where the schema module's check of a CRD schema plugs in (kube's
-/// `validateCustomResourceDefinitionValidation`: structural rules, defaults, the root rules for
-/// the status subresource, `nullable` at the root, CEL rules). Until it is wired, schemas are
-/// not checked here.
+/// A CRD schema's own rules (kube's `validateCustomResourceDefinitionValidation`): the
+/// structural rules, defaults that validate and survive pruning ([`crate::schema::structural`]),
+/// and CEL rules that compile within their cost budget ([`crate::cel`]). The root rules for the
+/// status subresource and ratcheting against the old CRD are not checked yet (docs/CEL.md,
+/// docs/COMPATIBILITY.md).
 fn schema_causes(check: &SchemaCheck<'_>) -> Vec<Cause> {
-    let _ = check;
-    Vec::new()
+    let Some(schema) = check.validation.get("openAPIV3Schema") else {
+        return Vec::new();
+    };
+    let path = format!("{}.openAPIV3Schema", check.path);
+    let mut causes = crate::schema::structural::check(schema, &path);
+    if causes.is_empty()
+        && let Err(cel) = crate::cel::Rules::compile(schema, &path)
+    {
+        causes.extend(cel);
+    }
+    causes
 }
 
 /// The causes kube gives for creating `object`, which must already carry kube's defaults and

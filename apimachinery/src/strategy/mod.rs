@@ -19,6 +19,7 @@
 pub mod apps;
 pub mod batch;
 pub mod core;
+pub mod custom;
 pub mod defaults;
 pub mod events;
 pub mod others;
@@ -26,6 +27,7 @@ pub mod validation;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
@@ -106,7 +108,8 @@ pub trait Strategy: Send + Sync + 'static {
     }
 
     /// What an update of the main resource may not change beyond metadata and status
-    /// (kube's `PrepareForUpdate`).
+    /// (kube's `PrepareForUpdate`); not called for a `/status` write, which keeps everything
+    /// but the status anyway.
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
 
     /// The type's own validation of a created or updated object (not of a status write).
@@ -131,6 +134,17 @@ pub trait Strategy: Send + Sync + 'static {
         &crate::table::DEFAULT
     }
 
+    /// The Table's `columnDefinitions`: the printer's unless the columns are only known at
+    /// run time (a custom resource's `additionalPrinterColumns`).
+    fn table_columns(&self) -> Vec<Value> {
+        self.printer().columns.iter().map(|c| c.to_json()).collect()
+    }
+
+    /// One object's row cells, in [`Strategy::table_columns`]' order.
+    fn table_cells(&self, object: &Value, now: DateTime<Utc>) -> Vec<Value> {
+        self.printer().cells(object, now)
+    }
+
     /// A DELETE answers with the deleted object instead of a `Status` (kube's
     /// `ReturnDeletedObject`).
     fn delete_returns_object(&self) -> bool {
@@ -143,7 +157,7 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// The resource whose shape objects are stored in, when it is not this one; objects are
     /// converted with [`Strategy::to_storage`] and [`Strategy::to_served`].
-    fn storage_version(&self) -> Option<(&'static str, &'static str, &'static str)> {
+    fn storage_version(&self) -> Option<(&str, &str, &str)> {
         None
     }
 

@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::defaults;
 use super::events;
 use super::{DefaultContext, Strategy, TypedForm, typed_as};
-use crate::objects;
 use crate::table::{self, Printer};
+use kubecache_apiextensions::crd;
 
 pub struct CustomResourceDefinitions;
 
@@ -41,22 +41,30 @@ impl Strategy for CustomResourceDefinitions {
     fn tracks_generation(&self) -> bool {
         true
     }
-    /// A CRD is named `<plural>.<group>`.
+    /// kube's decoding defaults (`singular`, `listKind`, conversion strategy `None`, ...).
+    fn default(&self, object: &mut Value, _context: &DefaultContext<'_>) {
+        crd::apply_defaults(object);
+    }
+    /// The status is the server's; `storedVersions` records the storage version.
+    fn prepare_for_create(&self, _info: &ResourceInfo, object: &mut Value) {
+        crd::prepare_for_create(object);
+    }
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        crd::prepare_for_update(new, old);
+    }
+    /// kube's `ValidateCustomResourceDefinition`: names, group, versions, subresources,
+    /// printer columns, conversion, and each schema (structural, CEL rules that compile).
     fn validate(&self, object: &Value) -> Vec<Cause> {
-        let name = objects::name(object);
-        let expected = object
-            .pointer("/spec/names/plural")
-            .and_then(Value::as_str)
-            .zip(object.pointer("/spec/group").and_then(Value::as_str))
-            .map(|(plural, group)| format!("{plural}.{group}"));
-        if !name.is_empty() && expected.as_deref() != Some(name) {
-            return vec![Cause::invalid(
-                "metadata.name",
-                name,
-                "must be spec.names.plural+\".\"+spec.group",
-            )];
-        }
-        Vec::new()
+        crd::validation::validate_create(object)
+    }
+    /// What only an update can get wrong (immutable names and scope, removed stored
+    /// versions); what a create would refuse is [`Strategy::validate`]'s to report.
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        let on_create = crd::validation::validate_create(new);
+        crd::validation::validate_update(new, old)
+            .into_iter()
+            .filter(|cause| !on_create.contains(cause))
+            .collect()
     }
 }
 
@@ -194,7 +202,7 @@ impl Strategy for EventsV1 {
     fn printer(&self) -> &'static Printer {
         &table::EVENT
     }
-    fn storage_version(&self) -> Option<(&'static str, &'static str, &'static str)> {
+    fn storage_version(&self) -> Option<(&str, &str, &str)> {
         Some(("", "v1", "events"))
     }
     fn to_storage(&self, object: Value) -> Value {
@@ -387,21 +395,43 @@ mod tests {
 
     use super::*;
 
+    /// The CRD strategy runs kube's CRD validation (its rules are tested in
+    /// kubecache-apiextensions): a valid CRD passes, a misnamed one gets kube's cause.
     #[test]
-    fn a_crd_is_named_plural_dot_group() {
+    fn a_crd_is_validated_as_kube_does() {
         let crd = |name: &str| {
-            json!({"metadata": {"name": name},
-                   "spec": {"group": "example.com", "names": {"plural": "widgets"}}})
-        };
-        assert!(
+            let mut crd = json!({
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": name},
+                "spec": {
+                    "group": "example.com",
+                    "scope": "Namespaced",
+                    "names": {"plural": "widgets", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}],
+                },
+            });
+            CustomResourceDefinitions.default(
+                &mut crd,
+                &DefaultContext {
+                    create: true,
+                    old: None,
+                    ip_family: "IPv4",
+                },
+            );
             CustomResourceDefinitions
-                .validate(&crd("widgets.example.com"))
-                .is_empty()
-        );
+                .prepare_for_create(&CustomResourceDefinitions.info(), &mut crd);
+            crd
+        };
+        let valid = CustomResourceDefinitions.validate(&crd("widgets.example.com"));
+        assert!(valid.is_empty(), "{valid:?}");
         let causes = CustomResourceDefinitions.validate(&crd("widget.example.com"));
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "metadata.name");
-        // A missing name is the metadata rule's to report, not this one's.
-        assert!(CustomResourceDefinitions.validate(&crd("")).is_empty());
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"
+        );
     }
 }

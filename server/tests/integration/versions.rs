@@ -136,7 +136,7 @@ impl Strategy for Gadgets {
     fn openapi_kind(&self, _: &mut SchemaGenerator) -> Option<Kind> {
         None
     }
-    fn storage_version(&self) -> Option<(&'static str, &'static str, &'static str)> {
+    fn storage_version(&self) -> Option<(&str, &str, &str)> {
         (self.version != "v1").then_some(("example.com", "v1", "gadgets"))
     }
     fn to_storage(&self, object: Value) -> Value {
