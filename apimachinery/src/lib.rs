@@ -12,7 +12,8 @@
 //!   canonical form and metadata rules;
 //! - [`patch`] ([`strategic`]), [`fieldset`], [`managed`], [`ssa`]: patches, field ownership
 //!   (`managedFields`) and server-side apply;
-//! - [`table`]: the server-side printers (Table rows);
+//! - [`table`]: the server-side printers (Table rows); [`scale`]: the `scale` subresource's
+//!   view of an object;
 //! - [`protobuf`]: the JSON ⇄ `application/vnd.kubernetes.protobuf` transcoder and its
 //!   message table;
 //! - [`openapi`]: the OpenAPI v2/v3 documents of what the registry serves;
@@ -27,6 +28,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod scale;
 pub mod ssa;
 pub mod strategic;
 pub mod strategy;

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::{DefaultContext, Strategy, TypedForm};
 use crate::openapi::schemas::Kind;
+use crate::scale::ScaleView;
 use crate::table;
 use k8s_openapi::schemars::SchemaGenerator;
 
@@ -30,6 +31,20 @@ pub struct CustomResource {
     columns: Vec<(PrinterColumn, Option<JsonPath>)>,
     /// `(group, version, plural)` of the storage version, when it is another version.
     storage: Option<(String, String, String)>,
+    scale: Option<ScalePointers>,
+}
+
+/// The scale subresource's paths (`.spec.replicas`) as JSON pointers (`/spec/replicas`).
+struct ScalePointers {
+    spec_replicas: String,
+    status_replicas: String,
+    label_selector: Option<String>,
+}
+
+/// A scale path (`.spec.replicas`, validated with the CRD: a dotted path under `.spec` or
+/// `.status`) as a JSON pointer.
+fn pointer(path: &str) -> String {
+    path.replace('.', "/")
 }
 
 fn strs(values: &[String]) -> Vec<&str> {
@@ -67,6 +82,14 @@ impl CustomResource {
         if crd.has_status_subresource(version) {
             info = info.status();
         }
+        let scale = crd.scale(version).map(|scale| ScalePointers {
+            spec_replicas: pointer(&scale.spec_replicas_path),
+            status_replicas: pointer(&scale.status_replicas_path),
+            label_selector: scale.label_selector_path.as_deref().map(pointer),
+        });
+        if scale.is_some() {
+            info = info.scale();
+        }
         let schema_json = served.open_api_v3_schema();
         let schema = schema_json
             .map(Schema::parse)
@@ -95,6 +118,7 @@ impl CustomResource {
             rules,
             columns,
             storage,
+            scale,
         })
     }
 
@@ -191,6 +215,44 @@ impl Strategy for CustomResource {
         cells
     }
 
+    /// Replicas and selector where the CRD's scale paths say; a missing value is 0 (kube's
+    /// `scaleFromCustomResource`).
+    fn scale(&self, object: &Value) -> ScaleView {
+        let Some(paths) = &self.scale else {
+            return crate::scale::builtin(object);
+        };
+        let int = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+        ScaleView {
+            replicas: int(&paths.spec_replicas),
+            status_replicas: int(&paths.status_replicas),
+            selector: paths
+                .label_selector
+                .as_deref()
+                .and_then(|p| object.pointer(p))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+
+    /// Sets the value at the spec replicas path, creating the objects on the way.
+    fn set_replicas(&self, object: &mut Value, replicas: i64) {
+        let Some(paths) = &self.scale else {
+            return crate::scale::set_builtin_replicas(object, replicas);
+        };
+        let mut at = object;
+        for field in paths.spec_replicas.split('/').filter(|f| !f.is_empty()) {
+            if !at.is_object() {
+                *at = Value::Object(Default::default());
+            }
+            at = at
+                .as_object_mut()
+                .expect("made an object above")
+                .entry(field.to_string())
+                .or_insert(Value::Null);
+        }
+        *at = Value::from(replicas);
+    }
+
     /// kube's custom resource store answers a DELETE with the object.
     fn delete_returns_object(&self) -> bool {
         true
@@ -227,5 +289,155 @@ fn sort_keys(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(sort_keys),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A CRD of two versions (v1 stored), with status, scale and a printer column.
+    fn widgets() -> Crd {
+        let schema = json!({"openAPIV3Schema": {
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "properties": {
+                    "size": {"type": "integer", "minimum": 1, "default": 3},
+                    "color": {"type": "string", "enum": ["red", "blue"]},
+                },
+                "x-kubernetes-validations": [{"rule": "self.size <= 10", "message": "too big"}]},
+                "status": {"type": "object", "properties": {
+                    "count": {"type": "integer"}, "selector": {"type": "string"}}},
+            },
+        }});
+        let version = |name: &str, storage: bool| {
+            json!({"name": name, "served": true, "storage": storage, "schema": schema,
+                   "subresources": {"status": {}, "scale": {
+                       "specReplicasPath": ".spec.size",
+                       "statusReplicasPath": ".status.count",
+                       "labelSelectorPath": ".status.selector"}},
+                   "additionalPrinterColumns": [
+                       {"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]})
+        };
+        Crd::parse(&json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                     "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                               "shortNames": ["wd"], "categories": ["all"]},
+                     "versions": [version("v1", true), version("v2", false)]},
+        }))
+        .expect("a valid CRD")
+    }
+
+    #[test]
+    fn identity_and_storage_come_from_the_crd() {
+        let v2 = CustomResource::new(&widgets(), "v2").unwrap();
+        let info = v2.info();
+        assert_eq!(
+            (
+                info.group.as_str(),
+                info.version.as_str(),
+                info.resource.as_str()
+            ),
+            ("example.com", "v2", "widgets")
+        );
+        assert_eq!(info.kind, "Widget");
+        assert!(info.namespaced && info.status_subresource && info.scale_subresource);
+        assert_eq!(info.short_names, vec!["wd"]);
+        assert_eq!(
+            info.storage_prefix("/registry"),
+            "/registry/example.com/widgets/"
+        );
+        assert_eq!(v2.storage_version(), Some(("example.com", "v1", "widgets")));
+        let stored = v2.to_storage(json!({"apiVersion": "example.com/v2", "kind": "Widget"}));
+        assert_eq!(stored["apiVersion"], "example.com/v1");
+        assert_eq!(v2.to_served(stored)["apiVersion"], "example.com/v2");
+        let v1 = CustomResource::new(&widgets(), "v1").unwrap();
+        assert_eq!(v1.storage_version(), None);
+        assert!(CustomResource::new(&widgets(), "v3").is_err());
+    }
+
+    #[test]
+    fn the_schema_prunes_defaults_and_validates() {
+        let v1 = CustomResource::new(&widgets(), "v1").unwrap();
+        let submitted = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "a"}, "spec": {"color": "red", "extra": 1}, "zzz": true});
+        let decoded = v1.round_trip(&submitted).unwrap();
+        assert_eq!(
+            decoded,
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                   "metadata": {"name": "a"}, "spec": {"color": "red"}})
+        );
+        let keys: Vec<&String> = decoded.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["apiVersion", "kind", "metadata", "spec"],
+            "sorted, as Go maps"
+        );
+        let mut defaulted = decoded.clone();
+        let context = DefaultContext {
+            create: true,
+            old: None,
+            ip_family: "IPv4",
+        };
+        v1.default(&mut defaulted, &context);
+        assert_eq!(defaulted["spec"]["size"], 3);
+        assert!(v1.validate(&defaulted).is_empty());
+        let bad = json!({"spec": {"size": 11, "color": "green"}});
+        let messages: Vec<String> = v1
+            .validate(&bad)
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("spec.color: Unsupported value: \"green\"")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m == "spec: Invalid value: too big"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn scale_and_table_follow_the_crd() {
+        let v1 = CustomResource::new(&widgets(), "v1").unwrap();
+        let mut object = json!({"metadata": {"name": "a"},
+            "spec": {"size": 4}, "status": {"count": 2, "selector": "app=a"}});
+        let view = v1.scale(&object);
+        assert_eq!(
+            view,
+            ScaleView {
+                replicas: 4,
+                status_replicas: 2,
+                selector: Some("app=a".to_string())
+            }
+        );
+        v1.set_replicas(&mut object, 7);
+        assert_eq!(object["spec"]["size"], 7);
+        let mut empty = json!({});
+        v1.set_replicas(&mut empty, 1);
+        assert_eq!(empty, json!({"spec": {"size": 1}}));
+        assert_eq!(
+            v1.scale(&json!({})).replicas,
+            0,
+            "kube: a missing value is 0"
+        );
+        let columns = v1.table_columns();
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Name", "Size"]);
+        assert_eq!(
+            v1.table_cells(&object, Utc::now()),
+            vec![json!("a"), json!(7)]
+        );
     }
 }

@@ -145,6 +145,16 @@ pub trait Strategy: Send + Sync + 'static {
         self.printer().cells(object, now)
     }
 
+    /// What the `scale` subresource shows of an object (resources that declare one).
+    fn scale(&self, object: &Value) -> crate::scale::ScaleView {
+        crate::scale::builtin(object)
+    }
+
+    /// What a write to the `scale` subresource changes.
+    fn set_replicas(&self, object: &mut Value, replicas: i64) {
+        crate::scale::set_builtin_replicas(object, replicas);
+    }
+
     /// A DELETE answers with the deleted object instead of a `Status` (kube's
     /// `ReturnDeletedObject`).
     fn delete_returns_object(&self) -> bool {

@@ -1,5 +1,6 @@
-//! The `scale` subresource: an autoscaling/v1 Scale view of `.spec.replicas` of deployments,
-//! replicasets, statefulsets and replicationcontrollers.
+//! The `scale` subresource: an autoscaling/v1 Scale view of an object's replicas and
+//! selector, where its strategy keeps them (`.spec.replicas` of deployments, replicasets,
+//! statefulsets and replicationcontrollers; a custom resource's scale paths).
 
 use kubecache_core::status::ApiError;
 use serde_json::{Value, json};
@@ -10,11 +11,12 @@ use super::{not_found, object_key};
 use crate::api::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
+use kubecache_apimachinery::registry::Resource;
 use kubecache_core::merge_schema::Schema;
 use kubecache_core::status::storage_error;
 
-/// The Scale of an object.
-fn scale_of(object: &Value) -> Value {
+/// The Scale of an object, read where its strategy keeps replicas and selector.
+fn scale_of(resource: &Resource, object: &Value) -> Value {
     let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let pick = |field: &str| meta.get(field).cloned().unwrap_or(Value::Null);
     let mut metadata = json!({
@@ -27,58 +29,18 @@ fn scale_of(object: &Value) -> Value {
     if let Some(map) = metadata.as_object_mut() {
         map.retain(|_, v| !v.is_null());
     }
-    let replicas = object
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let status_replicas = object
-        .pointer("/status/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let mut status = json!({"replicas": status_replicas});
-    if let Some(selector) = selector_string(object) {
+    let view = resource.strategy().scale(object);
+    let mut status = json!({"replicas": view.status_replicas});
+    if let Some(selector) = view.selector {
         status["selector"] = json!(selector);
     }
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": replicas},
+        "spec": {"replicas": view.replicas},
         "status": status,
     })
-}
-
-/// `spec.selector` as a label selector string (`matchLabels` for apps/v1 types, a plain map
-/// for replicationcontrollers).
-fn selector_string(object: &Value) -> Option<String> {
-    let selector = object.pointer("/spec/selector")?;
-    let labels = selector
-        .get("matchLabels")
-        .unwrap_or(selector)
-        .as_object()?;
-    let mut parts: Vec<String> = labels
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-        .collect();
-    if let Some(expressions) = selector.get("matchExpressions").and_then(Value::as_array) {
-        for e in expressions {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            parts.push(match e.get("operator").and_then(Value::as_str) {
-                Some("In") => format!("{key} in ({})", values.join(",")),
-                Some("NotIn") => format!("{key} notin ({})", values.join(",")),
-                Some("Exists") => key.to_string(),
-                Some("DoesNotExist") => format!("!{key}"),
-                _ => continue,
-            });
-        }
-    }
-    parts.sort();
-    Some(parts.join(","))
 }
 
 pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -89,7 +51,10 @@ pub async fn get(call: &Call<'_>) -> Result<Reply, ApiError> {
         .await
         .map_err(storage_error)?
         .ok_or_else(|| not_found(call))?;
-    Ok(Reply::ok(scale_of(&objects::decode(&object.kv)?)))
+    Ok(Reply::ok(scale_of(
+        &call.request.resource,
+        &objects::decode(&object.kv)?,
+    )))
 }
 
 /// Checks a submitted Scale and returns the replica count and resourceVersion it asks for.
@@ -141,10 +106,11 @@ where
 {
     let dry_run = call.query.dry_run()?;
     let updated = update_object(call, dry_run, |current| {
-        let scale = to_scale(&scale_of(current))?;
+        let resource = &call.request.resource;
+        let scale = to_scale(&scale_of(resource, current))?;
         let (replicas, rv) = requested(call, &scale)?;
         let mut new = current.clone();
-        new["spec"]["replicas"] = json!(replicas);
+        resource.strategy().set_replicas(&mut new, replicas);
         let meta = objects::metadata_mut(&mut new);
         match rv {
             Some(rv) => meta.insert("resourceVersion".into(), json!(rv)),
@@ -153,7 +119,7 @@ where
         Ok(new)
     })
     .await?;
-    Ok(Reply::ok(scale_of(&updated)))
+    Ok(Reply::ok(scale_of(&call.request.resource, &updated)))
 }
 
 pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -188,20 +154,4 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
         )
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scale_view() {
-        let deployment = json!({"metadata": {"name": "web", "namespace": "d", "resourceVersion": "5"},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web", "tier": "fe"}}}, "status": {"replicas": 2}});
-        let scale = scale_of(&deployment);
-        assert_eq!(scale["spec"]["replicas"], 3);
-        assert_eq!(scale["status"]["replicas"], 2);
-        assert_eq!(scale["status"]["selector"], "app=web,tier=fe");
-        assert_eq!(scale["metadata"]["resourceVersion"], "5");
-    }
 }
