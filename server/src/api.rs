@@ -73,6 +73,12 @@ impl kubecache_admission::Context for Api {
     }
 }
 
+impl kubecache_store::Context for Api {
+    fn namespace_deleted(&self) -> &Notify {
+        &self.namespace_deleted
+    }
+}
+
 impl Api {
     /// An API over the built-in resources.
     pub fn new(

@@ -44,5 +44,4 @@ pub mod request_info;
 pub mod server;
 pub mod serving;
 pub mod status_response;
-pub mod store;
 pub mod tls;
