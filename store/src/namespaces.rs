@@ -1,6 +1,8 @@
-//! Namespace lifecycle: content may only be created in an existing, active namespace; a
-//! deleted namespace turns Terminating, the finalizer empties it, then removes it (what
-//! kube-apiserver's NamespaceLifecycle admission and the namespace controller do together).
+//! The server's namespace writers: the initial namespaces, created at start, and the
+//! finalizer (kube-controller-manager's namespace controller) that empties a namespace a
+//! delete marked Terminating, then removes it. The other half of the lifecycle, refusing
+//! content in a missing or terminating namespace, is admission's
+//! (`kubecache_admission::lifecycle`).
 
 use kubecache_apimachinery::registry::Resource;
 use std::sync::Arc;
