@@ -4,7 +4,7 @@
 //!
 //! # How the Store uses it
 //!
-//! Every write runs it through Store (the `kubecache-server` crate's `store`), whoever makes it:
+//! Every write runs it through the `kubecache-store` crate's `Store`, whoever makes it:
 //!
 //! - create: `objects::prepare_create`, then [`mutate`], then [`admit`], then the storage write,
 //!   then [`Admitted::settle`] with the write's outcome;
@@ -89,7 +89,7 @@ pub enum Operation {
 }
 
 /// What a plugin knows about the write (kube's `admission.Attributes`), made by the
-/// Store (the `kubecache-server` crate's `store`) for a request or for the server's own writes alike.
+/// `kubecache-store` crate's `Store` for a request or for the server's own writes alike.
 pub struct Attributes<'a> {
     pub context: &'a dyn Context,
     pub resource: &'a Resource,

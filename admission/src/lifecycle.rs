@@ -1,7 +1,7 @@
 //! NamespaceLifecycle: content is only created in an existing, active namespace, and the
 //! namespaces every cluster needs cannot be deleted (kube-apiserver's plugin of that name; the
 //! namespace finalizer that empties a terminating namespace lives in
-//! `handlers/namespaces.rs`).
+//! `kubecache_store::namespaces`).
 
 use async_trait::async_trait;
 use kubecache_apimachinery::registry::Resource;

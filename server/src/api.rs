@@ -73,6 +73,12 @@ impl kubecache_admission::Context for Api {
     }
 }
 
+impl kubecache_store::Context for Api {
+    fn namespace_deleted(&self) -> &Notify {
+        &self.namespace_deleted
+    }
+}
+
 impl Api {
     /// An API over the built-in resources.
     pub fn new(
@@ -125,58 +131,19 @@ impl Api {
         resource.collection_prefix(&self.storage_root, namespace)
     }
 
-    /// Serves one more resource while running: the read path starts caching it (or serving
-    /// it as one more version of objects it caches), then the registry publishes it, so no
-    /// request finds it before its reads can be served. Discovery, OpenAPI and the RBAC
-    /// resource lists follow the registry's generation.
+    /// Serves one more resource while running ([`kubecache_store::resources::add`]).
     pub fn add_resource(&self, strategy: Arc<dyn Strategy>) -> Result<Arc<Resource>, ApiError> {
-        let info = Arc::new(strategy.info());
-        let invalid = |message: String| ApiError::bad_request(message);
-        if info.create_only {
-            return self
-                .registry
-                .add(strategy)
-                .map_err(|e| invalid(e.to_string()));
-        }
-        let sharing = self
-            .registry
-            .snapshot()
-            .sharing_storage(&info.storage_path)
-            .any(|r| !r.create_only);
-        if sharing {
-            self.reads.add_shape(info.clone())
-        } else {
-            let shapes = kubecache_cache::Shapes::new(vec![info.clone()]);
-            self.reads.add_resource(self.storage_prefix(&info), shapes)
-        }
-        .map_err(|e| invalid(format!("{}: {e}", info.resource)))?;
-        match self.registry.add(strategy) {
-            Ok(resource) => Ok(resource),
-            Err(e) => Err(invalid(e.to_string())),
-        }
+        kubecache_store::resources::add(self, strategy)
     }
 
-    /// Stops serving a resource: the registry drops it first (new requests get 404), then
-    /// its cache ends its watches (streams close cleanly, as kube-apiserver ends the watches
-    /// of a deleted CRD) and is freed, unless other versions of the same objects are still
-    /// served. Requests already running finish with the resource they resolved.
+    /// Stops serving a resource ([`kubecache_store::resources::remove`]).
     pub async fn remove_resource(
         &self,
         group: &str,
         version: &str,
         name: &str,
     ) -> Option<Arc<Resource>> {
-        let removed = self.registry.remove(group, version, name)?;
-        let still_shared = self
-            .registry
-            .snapshot()
-            .sharing_storage(&removed.storage_path)
-            .any(|r| !r.create_only);
-        if !removed.create_only && !still_shared {
-            // NotFound: it was never cached (a read path without caches).
-            let _ = self.reads.remove_resource(removed.info()).await;
-        }
-        Some(removed)
+        kubecache_store::resources::remove(self, group, version, name).await
     }
 }
 

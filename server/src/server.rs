@@ -16,9 +16,9 @@ use kubecache_storage::etcd::EtcdBackend;
 use tokio::net::TcpListener;
 
 use crate::api::{self, Api};
-use crate::authz;
-use crate::handlers::namespaces;
 use kubecache_apimachinery::codec::JsonCodec;
+use kubecache_store::namespaces;
+use kubecache_store::rbac::{self, index::PolicyIndex};
 
 /// Where objects are stored.
 #[derive(Debug, Clone)]
@@ -121,16 +121,17 @@ pub async fn build_api_with(
     // Build the OpenAPI documents off the request path (kubectl apply asks for them first).
     let building = api.clone();
     tokio::task::spawn_blocking(move || building.openapi.get(&building.registry));
-    namespaces::bootstrap(&api).await?;
+    namespaces::bootstrap(api.as_ref()).await?;
     kubecache_admission::start(api.as_ref()).await?;
-    authz::bootstrap::ensure(&api).await?;
+    rbac::bootstrap::ensure(api.as_ref()).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::spawn(namespaces::run_finalizer(api.clone()));
-    tokio::spawn(authz::aggregation::run(api.clone()));
-    tokio::spawn(crate::crds::run(api.clone()));
+    let aggregated = PolicyIndex::with_root(api.reads.clone(), &api.storage_root);
+    tokio::spawn(rbac::aggregation::run(api.clone(), aggregated));
+    tokio::spawn(kubecache_store::crds::run(api.clone()));
     Ok(api)
 }
 

@@ -1,22 +1,18 @@
-//! Authorization: the `--authorization-mode` chain (AlwaysAllow, AlwaysDeny, RBAC), the
-//! bootstrap policy, the ClusterRole aggregation controller and the authorization review APIs.
+//! Authorization: the `--authorization-mode` chain (AlwaysAllow, AlwaysDeny, RBAC) and the
+//! authorization review APIs. The bootstrap policy, the ClusterRole aggregation controller and
+//! the live policy index are in [`kubecache_store::rbac`]: they write and read stored objects,
+//! no requests.
 //!
 //! - [`build`] / [`build_chain`]: the chain of modes, evaluated in order; the first Allow or
 //!   Deny wins, and when every mode has no opinion the request is denied. Members of
 //!   `system:masters` are allowed before any mode is asked (kube-apiserver's privileged-group
 //!   authorizer).
-//! - [`rbac`]: kube's RBAC rule evaluation over a live [`index::PolicyIndex`] that follows the
+//! - [`rbac`]: kube's RBAC rule evaluation over a live [`PolicyIndex`] that follows the
 //!   stored Role/ClusterRole/RoleBinding/ClusterRoleBinding objects through the read path.
-//! - [`bootstrap`]: the ClusterRoles and ClusterRoleBindings created on start when missing.
-//! - [`aggregation`]: writes the union of the labelled ClusterRoles' rules into each
-//!   ClusterRole with an `aggregationRule`.
 //! - [`reviews`]: SubjectAccessReview, LocalSubjectAccessReview, SelfSubjectAccessReview,
 //!   SelfSubjectRulesReview (authorization.k8s.io/v1) and SelfSubjectReview
 //!   (authentication.k8s.io/v1): create-only, answered by the chain, never stored.
 
-pub mod aggregation;
-pub mod bootstrap;
-pub mod index;
 pub mod rbac;
 pub mod reviews;
 
@@ -26,6 +22,7 @@ use async_trait::async_trait;
 use kubecache_cache::ReadPath;
 use kubecache_core::authz::{Attributes, Authorizer, Decision, GROUP_MASTERS, UserInfo};
 use kubecache_core::status::{ApiError, qualified_resource};
+use kubecache_store::rbac::index::PolicyIndex;
 
 use crate::api::Api;
 
@@ -100,7 +97,7 @@ pub fn build_chain_at(
             AuthorizationMode::AlwaysAllow => Link::AlwaysAllow,
             AuthorizationMode::AlwaysDeny => Link::AlwaysDeny,
             AuthorizationMode::Rbac => Link::Rbac(rbac::RbacAuthorizer::with_index(
-                index::PolicyIndex::with_root(reads.clone(), storage_root),
+                PolicyIndex::with_root(reads.clone(), storage_root),
             )),
         })
         .collect();

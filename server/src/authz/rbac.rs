@@ -10,8 +10,8 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
 use kubecache_cache::ReadPath;
 use kubecache_core::authz::{Attributes, Decision, UserInfo};
 
-use super::index::{Policy, PolicyIndex};
 use super::{NonResourceRule, ResourceRule, UserRules};
+use kubecache_store::rbac::index::{Policy, PolicyIndex};
 
 /// The RBAC mode of the chain.
 pub struct RbacAuthorizer {
@@ -369,7 +369,9 @@ mod tests {
 
     use super::*;
 
-    fn objects<T: serde::de::DeserializeOwned>(items: &[Value]) -> super::super::index::Objects<T> {
+    fn objects<T: serde::de::DeserializeOwned>(
+        items: &[Value],
+    ) -> kubecache_store::rbac::index::Objects<T> {
         let mut map = BTreeMap::new();
         for item in items {
             let name = item["metadata"]["name"].as_str().unwrap();

@@ -1,5 +1,5 @@
 //! PATCH with `application/apply-patch+yaml`: server-side apply (see [`kubecache_apimachinery::ssa`]); every
-//! other write's `metadata.managedFields` entry is recorded by the [`crate::store::Store`].
+//! other write's `metadata.managedFields` entry is recorded by the [`kubecache_store::Store`].
 //!
 //! An apply to an object that does not exist creates it (201), through the same create path
 //! as POST. `fieldManager` is required; `force=true` takes conflicting fields over.

@@ -1,7 +1,7 @@
 //! DELETE of one object and of a collection.
 //!
 //! The request's `DeleteOptions` are parsed here and the delete done by the
-//! [`Store`](crate::store::Store): an object with finalizers is only marked
+//! [`Store`](kubecache_store::Store): an object with finalizers is only marked
 //! (`deletionTimestamp`) and goes away when an update removes its last finalizer; a namespace
 //! is marked Terminating and emptied by the namespace finalizer ([`super::namespaces`]);
 //! anything else is deleted with a compare-and-swap on the mod_revision that was read, after
@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::read::{filter, list_objects};
 use super::{path_name, present_value};
 use crate::api::{Call, Reply};
-use crate::store::{Context, Deleted, Preconditions, Store};
 use kubecache_apimachinery::objects;
+use kubecache_store::{Deleted, Preconditions, Store, Writer};
 
 /// The parts of `DeleteOptions` kubecache acts on.
 #[derive(Debug, Default, Clone)]
@@ -91,9 +91,9 @@ impl DeleteOptions {
 }
 
 impl DeleteOptions {
-    /// The Store's context for this delete.
-    fn context(&self, call: &Call<'_>) -> Context {
-        Context {
+    /// Who makes this delete, for the Store.
+    fn writer(&self, call: &Call<'_>) -> Writer {
+        Writer {
             user: call.user.clone(),
             manager: None,
             subresource: None,
@@ -115,7 +115,7 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
     let name = path_name(call);
     let outcome = Store::new(call.api, resource)
         .delete(
-            &options.context(call),
+            &options.writer(call),
             call.request.namespace.as_deref(),
             name,
             &options.preconditions(),
@@ -155,7 +155,7 @@ pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {
         .map(|object| (object.attrs.namespace(), object.attrs.name()))
         .collect();
     let deleted: Vec<Value> = Store::new(call.api, resource)
-        .delete_collection(&options.context(call), &options.preconditions(), &items)
+        .delete_collection(&options.writer(call), &options.preconditions(), &items)
         .await?
         .into_iter()
         .map(|(Deleted::Removed(o) | Deleted::Marked(o))| present_value(resource, o))

@@ -1,12 +1,11 @@
 //! Resource handlers, one module per family of verbs. Each takes a [`Call`] and returns a
 //! [`Reply`] or an [`ApiError`]; reads go through the read path, writes through the
-//! [`Store`](crate::store::Store) (the handlers parse the request and shape the answer).
+//! [`Store`](kubecache_store::Store) (the handlers parse the request and shape the answer).
 
 pub mod apply;
 pub mod delete;
 pub mod discovery;
 pub mod list_body;
-pub mod namespaces;
 pub mod read;
 pub mod scale;
 pub mod watch;

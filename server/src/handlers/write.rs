@@ -14,11 +14,11 @@ use serde_json::Value;
 
 use super::{path_name, present_value, to_storage_shape};
 use crate::api::{Call, Reply};
-use crate::store::{Context, Store};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
 use kubecache_apimachinery::typed::{self, FieldValidation};
 use kubecache_core::request::Subresource;
+use kubecache_store::{Store, Writer};
 
 /// Media types accepted for create and update bodies.
 pub const BODY_TYPES: &[&str] = &[
@@ -91,15 +91,15 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     create_decoded(call, object, warnings, dry_run).await
 }
 
-/// The Store's context for this request's write: its user, field manager (none for an
+/// Who makes this request's write, for the Store: its user, field manager (none for an
 /// apply, which records its own), subresource and dry-run flag.
-pub fn write_context(call: &Call<'_>, dry_run: bool) -> Result<Context, ApiError> {
+pub fn writer(call: &Call<'_>, dry_run: bool) -> Result<Writer, ApiError> {
     let manager = if super::apply::is_apply(call) {
         None
     } else {
         Some(super::field_manager(call)?)
     };
-    Ok(Context {
+    Ok(Writer {
         user: call.user.clone(),
         manager,
         subresource: call.request.subresource,
@@ -115,9 +115,9 @@ pub async fn create_decoded(
     dry_run: bool,
 ) -> Result<Reply, ApiError> {
     let resource = &call.request.resource;
-    let ctx = write_context(call, dry_run)?;
+    let writer = writer(call, dry_run)?;
     let created = Store::new(call.api, resource)
-        .create(&ctx, call.request.namespace.as_deref(), object)
+        .create(&writer, call.request.namespace.as_deref(), object)
         .await?;
     // The response is the stored JSON with its resourceVersion spliced in, as the watch
     // cache serves the object (`kubecache_cache::json`), rather than serialized again,
@@ -147,10 +147,10 @@ pub async fn update_object<F>(call: &Call<'_>, dry_run: bool, change: F) -> Resu
 where
     F: FnMut(&Value) -> Result<Value, ApiError>,
 {
-    let ctx = write_context(call, dry_run)?;
+    let writer = writer(call, dry_run)?;
     Store::new(call.api, &call.request.resource)
         .update(
-            &ctx,
+            &writer,
             call.request.namespace.as_deref(),
             path_name(call),
             change,

@@ -5,7 +5,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kubecache_cache::Passthrough;
+use std::collections::HashMap;
+
+use kubecache_admission::Admission;
+use kubecache_admission::Context as _;
+use kubecache_apimachinery::registry::Registry;
+use kubecache_cache::{Passthrough, ReadPath};
 use kubecache_core::status::Reason;
 use kubecache_core::storage::{
     self, Backend, KeyValue, ListOptions, ListPage, PrefixState, Revision, WatchStream,
@@ -13,6 +18,7 @@ use kubecache_core::storage::{
 use kubecache_storage::embedded::EmbeddedBackend;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use super::*;
 use kubecache_apimachinery::codec::JsonCodec;
@@ -96,45 +102,93 @@ impl Backend for Racing {
     }
 }
 
-/// An API over a racing in-memory store, with the initial namespaces.
-async fn racing_api() -> (Arc<Api>, Arc<Racing>) {
+/// What the Store needs of a server and nothing else: an in-memory store read straight
+/// through (no watch cache), the built-in resources and a default admission chain.
+pub(crate) struct TestContext {
+    registry: Registry,
+    backend: Arc<dyn Backend>,
+    reads: Passthrough,
+    admission: Admission,
+    terminating: Mutex<HashMap<String, i64>>,
+    namespace_deleted: Notify,
+}
+
+impl kubecache_admission::Context for TestContext {
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    fn reads(&self) -> &dyn ReadPath {
+        &self.reads
+    }
+    fn storage_root(&self) -> &str {
+        "/registry"
+    }
+    fn admission(&self) -> &Admission {
+        &self.admission
+    }
+    fn terminating_namespaces(&self) -> &Mutex<HashMap<String, i64>> {
+        &self.terminating
+    }
+}
+
+impl Context for TestContext {
+    fn namespace_deleted(&self) -> &Notify {
+        &self.namespace_deleted
+    }
+}
+
+/// A context over `backend`, with the initial namespaces.
+pub(crate) async fn test_context(backend: Arc<dyn Backend>) -> Arc<TestContext> {
+    let registry = Arc::new(Registry::builtin());
+    let reads = Passthrough::new(backend.clone(), Arc::new(JsonCodec::new(registry.clone())));
+    let context = Arc::new(TestContext {
+        registry: Registry::builtin(),
+        backend,
+        reads,
+        admission: Admission::default(),
+        terminating: Mutex::default(),
+        namespace_deleted: Notify::new(),
+    });
+    crate::namespaces::bootstrap(context.as_ref())
+        .await
+        .unwrap();
+    context
+}
+
+/// A context over a racing in-memory store, with the initial namespaces.
+async fn racing_context() -> (Arc<TestContext>, Arc<Racing>) {
     let racing = Arc::new(Racing {
         inner: Arc::new(EmbeddedBackend::in_memory()),
         armed: Mutex::new(None),
     });
-    let backend: Arc<dyn Backend> = racing.clone();
-    let registry = Arc::new(kubecache_apimachinery::registry::Registry::builtin());
-    let reads = Arc::new(Passthrough::new(
-        backend.clone(),
-        Arc::new(JsonCodec::new(registry.clone())),
-    ));
-    let api = Api::with_admission(registry, backend, reads, "/registry", Default::default());
-    crate::handlers::namespaces::bootstrap(&api).await.unwrap();
-    (api, racing)
+    (test_context(racing.clone()).await, racing)
 }
 
-fn resource(api: &Api, group: &str, name: &str) -> Arc<Resource> {
-    api.registry.lookup(group, "v1", name).unwrap()
+fn resource(context: &TestContext, group: &str, name: &str) -> Arc<Resource> {
+    context.registry().lookup(group, "v1", name).unwrap()
 }
 
-fn ctx() -> Context {
-    Context::internal("test")
+fn ctx() -> Writer {
+    Writer::internal("test")
 }
 
 /// Creates ConfigMap `name` in `default` with `data`; returns its resourceVersion.
-async fn create_config_map(api: &Api, name: &str, data: Value) -> i64 {
+async fn create_config_map(context: &TestContext, name: &str, data: Value) -> i64 {
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": "default"}, "data": data});
-    let created = Store::new(api, &resource(api, "", "configmaps"))
+    let created = Store::new(context, &resource(context, "", "configmaps"))
         .create(&ctx(), Some("default"), object)
         .await
         .unwrap();
     created.stored.unwrap().1
 }
 
-async fn stored(api: &Api, name: &str) -> KeyValue {
-    let key = api.object_key(&resource(api, "", "configmaps"), Some("default"), name);
-    api.backend.get(&key).await.unwrap().unwrap()
+async fn stored(context: &TestContext, name: &str) -> KeyValue {
+    let key = context.object_key(&resource(context, "", "configmaps"), Some("default"), name);
+    context.backend().get(&key).await.unwrap().unwrap()
 }
 
 fn set_data(
@@ -152,11 +206,11 @@ fn set_data(
 
 #[tokio::test]
 async fn an_update_that_loses_a_race_is_retried_on_the_fresh_object() {
-    let (api, racing) = racing_api().await;
-    create_config_map(&api, "cm", json!({"a": "0"})).await;
+    let (context, racing) = racing_context().await;
+    create_config_map(&context, "cm", json!({"a": "0"})).await;
     *racing.armed.lock() = Some(Box::new(|o| o["data"]["a"] = json!("theirs")));
-    let served = resource(&api, "", "configmaps");
-    let store = Store::new(&api, &served);
+    let served = resource(&context, "", "configmaps");
+    let store = Store::new(context.as_ref(), &served);
     let mut attempts = 0;
     let mut change = set_data("b", "mine");
     let updated = store
@@ -169,7 +223,7 @@ async fn an_update_that_loses_a_race_is_retried_on_the_fresh_object() {
     assert_eq!(attempts, 2, "the lost race is tried again");
     // Both writers' changes are there: the retry started from the other writer's object.
     assert_eq!(updated["data"], json!({"a": "theirs", "b": "mine"}));
-    let kv = stored(&api, "cm").await;
+    let kv = stored(&context, "cm").await;
     assert_eq!(objects::decode(&kv).unwrap()["data"], updated["data"]);
     assert_eq!(
         objects::resource_version(&updated).unwrap(),
@@ -179,11 +233,11 @@ async fn an_update_that_loses_a_race_is_retried_on_the_fresh_object() {
 
 #[tokio::test]
 async fn an_update_with_a_resource_version_that_loses_a_race_is_a_conflict() {
-    let (api, racing) = racing_api().await;
-    let revision = create_config_map(&api, "cm", json!({"a": "0"})).await;
+    let (context, racing) = racing_context().await;
+    let revision = create_config_map(&context, "cm", json!({"a": "0"})).await;
     *racing.armed.lock() = Some(Box::new(|o| o["data"]["a"] = json!("theirs")));
-    let served = resource(&api, "", "configmaps");
-    let store = Store::new(&api, &served);
+    let served = resource(&context, "", "configmaps");
+    let store = Store::new(context.as_ref(), &served);
     let mut attempts = 0;
     let err = store
         .update(&ctx(), Some("default"), "cm", |current| {
@@ -197,7 +251,7 @@ async fn an_update_with_a_resource_version_that_loses_a_race_is_a_conflict() {
         .unwrap_err();
     assert_eq!((err.code, err.reason), (409, Reason::Conflict));
     assert_eq!(attempts, 1);
-    let kv = stored(&api, "cm").await;
+    let kv = stored(&context, "cm").await;
     assert_eq!(
         objects::decode(&kv).unwrap()["data"],
         json!({"a": "theirs"})
@@ -212,28 +266,21 @@ async fn an_update_with_a_resource_version_that_loses_a_race_is_a_conflict() {
         .await
         .unwrap_err();
     assert_eq!((err.code, err.reason), (409, Reason::Conflict));
-    assert_eq!(stored(&api, "cm").await.mod_revision, kv.mod_revision);
+    assert_eq!(stored(&context, "cm").await.mod_revision, kv.mod_revision);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_updates_without_a_resource_version_all_land() {
-    let backend: Arc<dyn Backend> = Arc::new(EmbeddedBackend::in_memory());
-    let registry = Arc::new(kubecache_apimachinery::registry::Registry::builtin());
-    let reads = Arc::new(Passthrough::new(
-        backend.clone(),
-        Arc::new(JsonCodec::new(registry.clone())),
-    ));
-    let api = Api::with_admission(registry, backend, reads, "/registry", Default::default());
-    crate::handlers::namespaces::bootstrap(&api).await.unwrap();
-    create_config_map(&api, "counter", json!({"n": "0"})).await;
+    let context = test_context(Arc::new(EmbeddedBackend::in_memory())).await;
+    create_config_map(&context, "counter", json!({"n": "0"})).await;
     const WRITERS: usize = 6;
     const EACH: usize = 10;
     let mut tasks = Vec::new();
     for _ in 0..WRITERS {
-        let api = api.clone();
+        let context = context.clone();
         tasks.push(tokio::spawn(async move {
-            let served = resource(&api, "", "configmaps");
-            let store = Store::new(&api, &served);
+            let served = resource(&context, "", "configmaps");
+            let store = Store::new(context.as_ref(), &served);
             for _ in 0..EACH {
                 store
                     .update(&ctx(), Some("default"), "counter", |current| {
@@ -251,30 +298,33 @@ async fn concurrent_updates_without_a_resource_version_all_land() {
     for task in tasks {
         task.await.unwrap();
     }
-    let object = objects::decode(&stored(&api, "counter").await).unwrap();
+    let object = objects::decode(&stored(&context, "counter").await).unwrap();
     assert_eq!(object["data"]["n"], json!((WRITERS * EACH).to_string()));
 }
 
 #[tokio::test]
 async fn an_update_that_changes_nothing_writes_nothing() {
-    let (api, _) = racing_api().await;
-    let revision = create_config_map(&api, "cm", json!({"a": "1"})).await;
-    let served = resource(&api, "", "configmaps");
-    let store = Store::new(&api, &served);
-    let before = api.backend.current_revision().await.unwrap();
+    let (context, _) = racing_context().await;
+    let revision = create_config_map(&context, "cm", json!({"a": "1"})).await;
+    let served = resource(&context, "", "configmaps");
+    let store = Store::new(context.as_ref(), &served);
+    let before = context.backend().current_revision().await.unwrap();
     // The same content, even with the same manager recording it again.
     let updated = store
         .update(&ctx(), Some("default"), "cm", set_data("a", "1"))
         .await
         .unwrap();
     assert_eq!(objects::resource_version(&updated).unwrap(), Some(revision));
-    assert_eq!(api.backend.current_revision().await.unwrap(), before);
+    assert_eq!(context.backend().current_revision().await.unwrap(), before);
     // A change is written.
     let updated = store
         .update(&ctx(), Some("default"), "cm", set_data("a", "2"))
         .await
         .unwrap();
-    assert_eq!(api.backend.current_revision().await.unwrap(), before + 1);
+    assert_eq!(
+        context.backend().current_revision().await.unwrap(),
+        before + 1
+    );
     assert_eq!(
         objects::resource_version(&updated).unwrap(),
         Some(before + 1)
@@ -283,10 +333,10 @@ async fn an_update_that_changes_nothing_writes_nothing() {
 
 #[tokio::test]
 async fn a_delete_that_loses_a_race_checks_its_preconditions_again() {
-    let (api, racing) = racing_api().await;
-    let revision = create_config_map(&api, "cm", json!({"a": "0"})).await;
-    let served = resource(&api, "", "configmaps");
-    let store = Store::new(&api, &served);
+    let (context, racing) = racing_context().await;
+    let revision = create_config_map(&context, "cm", json!({"a": "0"})).await;
+    let served = resource(&context, "", "configmaps");
+    let store = Store::new(context.as_ref(), &served);
     *racing.armed.lock() = Some(Box::new(|o| o["data"]["a"] = json!("theirs")));
     let pinned = Preconditions {
         resource_version: Some(revision.to_string()),
@@ -314,19 +364,19 @@ async fn a_delete_that_loses_a_race_checks_its_preconditions_again() {
     assert_eq!(object["data"]["a"], "again");
     assert_eq!(
         objects::resource_version(&object).unwrap(),
-        Some(api.backend.current_revision().await.unwrap())
+        Some(context.backend().current_revision().await.unwrap())
     );
-    let key = api.object_key(&resource(&api, "", "configmaps"), Some("default"), "cm");
-    assert!(api.backend.get(&key).await.unwrap().is_none());
+    let key = context.object_key(&resource(&context, "", "configmaps"), Some("default"), "cm");
+    assert!(context.backend().get(&key).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn an_object_with_finalizers_is_marked_and_goes_with_its_last_finalizer() {
-    let (api, _) = racing_api().await;
+    let (context, _) = racing_context().await;
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "held", "namespace": "default", "finalizers": ["example.com/x"]}});
-    let served = resource(&api, "", "configmaps");
-    let store = Store::new(&api, &served);
+    let served = resource(&context, "", "configmaps");
+    let store = Store::new(context.as_ref(), &served);
     store.create(&ctx(), Some("default"), object).await.unwrap();
     let marked = store
         .delete(&ctx(), Some("default"), "held", &Preconditions::default())
@@ -352,21 +402,25 @@ async fn an_object_with_finalizers_is_marked_and_goes_with_its_last_finalizer() 
         .unwrap();
     assert_eq!(
         objects::resource_version(&gone).unwrap(),
-        Some(api.backend.current_revision().await.unwrap())
+        Some(context.backend().current_revision().await.unwrap())
     );
-    let key = api.object_key(&resource(&api, "", "configmaps"), Some("default"), "held");
-    assert!(api.backend.get(&key).await.unwrap().is_none());
+    let key = context.object_key(
+        &resource(&context, "", "configmaps"),
+        Some("default"),
+        "held",
+    );
+    assert!(context.backend().get(&key).await.unwrap().is_none());
 }
 
 /// The server's own writes are made like a request's: metadata rules, admission (defaults,
 /// the canonical form) and a managedFields entry for their manager.
 #[tokio::test]
 async fn bootstrap_writes_get_what_a_request_s_create_gets() {
-    let (api, _) = racing_api().await;
-    let namespaces = resource(&api, "", "namespaces");
-    let kv = api
-        .backend
-        .get(&api.object_key(&namespaces, None, "default"))
+    let (context, _) = racing_context().await;
+    let namespaces = resource(&context, "", "namespaces");
+    let kv = context
+        .backend()
+        .get(&context.object_key(&namespaces, None, "default"))
         .await
         .unwrap()
         .unwrap();
@@ -382,14 +436,16 @@ async fn bootstrap_writes_get_what_a_request_s_create_gets() {
         kubecache_apimachinery::managed::Operation::Update
     );
 
-    crate::authz::bootstrap::ensure(&api).await.unwrap();
-    let roles = api
-        .registry
+    crate::rbac::bootstrap::ensure(context.as_ref())
+        .await
+        .unwrap();
+    let roles = context
+        .registry()
         .lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
         .unwrap();
-    let kv = api
-        .backend
-        .get(&api.object_key(&roles, None, "cluster-admin"))
+    let kv = context
+        .backend()
+        .get(&context.object_key(&roles, None, "cluster-admin"))
         .await
         .unwrap()
         .unwrap();
@@ -406,7 +462,7 @@ async fn bootstrap_writes_get_what_a_request_s_create_gets() {
     assert_eq!(objects::encode(&canonical), kv.value);
     // And a second start creates nothing.
     assert!(
-        crate::authz::bootstrap::ensure(&api)
+        crate::rbac::bootstrap::ensure(context.as_ref())
             .await
             .unwrap()
             .is_empty()
@@ -415,9 +471,9 @@ async fn bootstrap_writes_get_what_a_request_s_create_gets() {
 
 #[tokio::test]
 async fn internal_writes_go_through_admission() {
-    let (api, _) = racing_api().await;
-    let served = resource(&api, "", "configmaps");
-    let store = Store::new(&api, &served);
+    let (context, _) = racing_context().await;
+    let served = resource(&context, "", "configmaps");
+    let store = Store::new(context.as_ref(), &served);
     // NamespaceLifecycle: no content in a namespace that does not exist.
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "x", "namespace": "nowhere"}});

@@ -18,8 +18,7 @@ use serde_json::{Value, json};
 use kubecache_core::status::Reason;
 use kubecache_core::storage::StorageError;
 
-use crate::api::Api;
-use crate::store::{Context, Store};
+use crate::{Context, Store, Writer};
 use kubecache_apimachinery::objects;
 
 /// The field manager of the bootstrap objects (kube's, whose loopback client is named after
@@ -396,8 +395,8 @@ pub fn cluster_role_bindings() -> Vec<Value> {
 
 /// Creates every bootstrap object that does not exist (see the module documentation), through
 /// the Store like any create; returns the names of those it created.
-pub async fn ensure(api: &Api) -> Result<Vec<String>, StorageError> {
-    let registry = &api.registry;
+pub async fn ensure(context: &impl Context) -> Result<Vec<String>, StorageError> {
+    let registry = context.registry();
     let roles = registry
         .lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
         .expect("clusterroles are registered");
@@ -413,13 +412,16 @@ pub async fn ensure(api: &Api) -> Result<Vec<String>, StorageError> {
                 .into_iter()
                 .map(|o| (bindings.clone(), o)),
         );
-    let ctx = Context::internal(MANAGER);
+    let writer = Writer::internal(MANAGER);
     for (resource, object) in wanted {
         let name = objects::name(&object).to_string();
-        match Store::new(api, &resource).create(&ctx, None, object).await {
+        match Store::new(context, &resource)
+            .create(&writer, None, object)
+            .await
+        {
             Ok(_) => created.push(format!("{}/{name}", resource.resource)),
             Err(e) if e.reason == Reason::AlreadyExists => {}
-            Err(e) => return Err(crate::store::startup_error(e)),
+            Err(e) => return Err(crate::startup_error(e)),
         }
     }
     if !created.is_empty() {

@@ -5,7 +5,7 @@
 //! - accepts its names against the other CRDs of its group and writes `status.acceptedNames`
 //!   with the `NamesAccepted` and `Established` conditions (kube's naming controller);
 //! - once established, serves each served version as a resource ([`CustomResource`]
-//!   strategies registered with [`Api::add_resource`]; discovery, OpenAPI and RBAC follow),
+//!   strategies registered with [`resources::add`]; discovery, OpenAPI and RBAC follow),
 //!   again whenever its spec changes (`metadata.generation`);
 //! - when it is deleted, stops serving it and deletes its objects.
 
@@ -24,8 +24,7 @@ use kubecache_core::storage::ListOptions;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::Api;
-use crate::store::{Context, Store};
+use crate::{Context, Store, Writer, resources};
 
 /// The field manager of the status this controller writes.
 const MANAGER: &str = "kube-apiserver";
@@ -50,9 +49,9 @@ struct Served {
 }
 
 /// Runs for the server's lifetime.
-pub async fn run(api: Arc<Api>) {
+pub async fn run<C: Context>(context: Arc<C>) {
     let mut controller = Controller {
-        api,
+        context,
         known: HashMap::new(),
         served: HashMap::new(),
     };
@@ -62,17 +61,17 @@ pub async fn run(api: Arc<Api>) {
     }
 }
 
-struct Controller {
-    api: Arc<Api>,
+struct Controller<C> {
+    context: Arc<C>,
     /// Every CRD the watch has shown, by name.
     known: HashMap<String, Value>,
     served: HashMap<String, Served>,
 }
 
-impl Controller {
+impl<C: Context> Controller<C> {
     fn crds(&self) -> Arc<Resource> {
-        self.api
-            .registry
+        self.context
+            .registry()
             .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
             .expect("CustomResourceDefinitions are built in")
     }
@@ -83,7 +82,7 @@ impl Controller {
         let resource = self.crds();
         let request = WatchRequest {
             resource: resource.info().clone(),
-            prefix: self.api.storage_prefix(&resource),
+            prefix: self.context.storage_prefix(&resource),
             filter: Arc::new(Filter::default()),
             start: WatchStart::Initial(ReadAt::Latest),
             initial_events_end: true,
@@ -93,7 +92,7 @@ impl Controller {
             bookmark_interval: Duration::from_secs(60),
             timeout: WATCH_TIMEOUT,
         };
-        let mut stream = match self.api.reads.watch(request).await {
+        let mut stream = match self.context.reads().watch(request).await {
             Ok(stream) => stream,
             Err(e) => {
                 tracing::debug!("CRD watch: {e}");
@@ -228,11 +227,11 @@ impl Controller {
         now: &str,
     ) -> Result<Value, ApiError> {
         let resource = self.crds();
-        let ctx = Context {
+        let ctx = Writer {
             subresource: Some(Subresource::Status),
-            ..Context::internal(MANAGER)
+            ..Writer::internal(MANAGER)
         };
-        Store::new(&self.api, &resource)
+        Store::new(self.context.as_ref(), &resource)
             .update(&ctx, None, name, |current| {
                 let mut next = current.clone();
                 crd::names::reconcile_status(&mut next, others, now);
@@ -255,7 +254,7 @@ impl Controller {
         let mut resources = Vec::new();
         for version in versions {
             let strategy = CustomResource::new(crd, version).map_err(ApiError::internal)?;
-            let added = self.api.add_resource(Arc::new(strategy))?;
+            let added = resources::add(self.context.as_ref(), Arc::new(strategy))?;
             resources.push((
                 added.group.to_string(),
                 added.version.to_string(),
@@ -277,7 +276,7 @@ impl Controller {
     async fn stop_serving(&mut self, name: &str) {
         if let Some(served) = self.served.remove(name) {
             for (group, version, plural) in served.resources {
-                self.api.remove_resource(&group, &version, &plural).await;
+                resources::remove(self.context.as_ref(), &group, &version, &plural).await;
             }
         }
     }
@@ -290,7 +289,9 @@ impl Controller {
         };
         let prefix = format!(
             "{}/{}/{}/",
-            self.api.storage_root, parsed.group, parsed.names.plural
+            self.context.storage_root(),
+            parsed.group,
+            parsed.names.plural
         );
         if let Err(e) = self.delete_objects(&prefix).await {
             tracing::warn!(crd = %name, "objects of a deleted CRD left in storage: {e}");
@@ -299,8 +300,8 @@ impl Controller {
 
     async fn delete_objects(&self, prefix: &str) -> Result<(), ApiError> {
         let page = self
-            .api
-            .backend
+            .context
+            .backend()
             .list(ListOptions {
                 prefix: prefix.to_string(),
                 ..ListOptions::default()
@@ -309,7 +310,7 @@ impl Controller {
             .map_err(kubecache_core::status::storage_error)?;
         for kv in page.kvs {
             // Already gone (another replica deleted it) is fine.
-            let _ = self.api.backend.delete(&kv.key, None).await;
+            let _ = self.context.backend().delete(&kv.key, None).await;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! policy) and the controllers (namespace finalizer, ClusterRole aggregation) each wrote on
 //! their own, those rules applied to some writers and not others. Here they apply to all:
 //! handlers parse the request and shape the answer, and call the Store in between; the
-//! server's own writers call it with a [`Context::internal`] and no request at all.
+//! server's own writers call it with a [`Writer::internal`] and no request at all.
 //!
 //! # The one retry loop
 //!
@@ -40,7 +40,7 @@ use kubecache_core::status::ApiError;
 use kubecache_core::storage::{KeyValue, StorageError};
 use serde_json::{Value, json};
 
-use crate::api::Api;
+use crate::Context;
 use kubecache_admission::{self as admission, Admitted, Attributes, Operation};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::strategy::Deletion;
@@ -50,7 +50,7 @@ use kubecache_core::status::storage_error;
 /// Who writes and how: what the Store needs to know of a request, so that the server's own
 /// writers need none.
 #[derive(Debug, Clone)]
-pub struct Context {
+pub struct Writer {
     /// Who asks: the request's authenticated user, or `system:apiserver` for the server's
     /// own writes (kube's loopback user); for admission and audit to come.
     pub user: UserInfo,
@@ -64,11 +64,11 @@ pub struct Context {
     pub dry_run: bool,
 }
 
-impl Context {
+impl Writer {
     /// The server writing on its own behalf (bootstrap, controllers), recorded in
     /// managedFields as `manager`.
-    pub fn internal(manager: &str) -> Context {
-        Context {
+    pub fn internal(manager: &str) -> Writer {
+        Writer {
             user: UserInfo {
                 name: "system:apiserver".to_string(),
                 groups: vec![GROUP_MASTERS.to_string()],
@@ -181,15 +181,17 @@ enum Step {
     Remove { answer: Option<Value> },
 }
 
-/// The writes of one resource; cheap to make, one per call.
-pub struct Store<'a> {
-    api: &'a Api,
+/// The writes of one resource; cheap to make, one per call. Generic over the context (not
+/// `dyn`) so that it hands admission its `&dyn kubecache_admission::Context` without trait
+/// upcasting, which the crate's minimum Rust version lacks.
+pub struct Store<'a, C: Context> {
+    context: &'a C,
     resource: &'a Resource,
 }
 
-impl<'a> Store<'a> {
-    pub fn new(api: &'a Api, resource: &'a Resource) -> Store<'a> {
-        Store { api, resource }
+impl<'a, C: Context> Store<'a, C> {
+    pub fn new(context: &'a C, resource: &'a Resource) -> Store<'a, C> {
+        Store { context, resource }
     }
 
     /// Creates `object` (decoded, in its storage shape, its namespace checked): the metadata
@@ -197,7 +199,7 @@ impl<'a> Store<'a> {
     /// validating plugins and allocation, then a transaction on "key absent".
     pub async fn create(
         &self,
-        ctx: &Context,
+        writer: &Writer,
         namespace: Option<&str>,
         mut object: Value,
     ) -> Result<Created, ApiError> {
@@ -205,16 +207,21 @@ impl<'a> Store<'a> {
         objects::prepare_create(resource, &mut object);
         // Field ownership is recorded between mutation and validation, as for updates: the
         // writer owns the defaulted fields, as kube (which defaults while decoding) records.
-        let attrs = self.attributes(ctx, namespace, None);
+        let attrs = self.attributes(writer, namespace, None);
         admission::mutate(&attrs, &mut object).await?;
-        self.record_manager(ctx, None, &mut object);
+        self.record_manager(writer, None, &mut object);
         let admitted = admission::admit(&attrs, &mut object).await?;
         let name = objects::name(&object).to_string();
-        let key = self.api.object_key(resource, namespace, &name);
+        let key = self.context.object_key(resource, namespace, &name);
         let already_exists =
             || ApiError::already_exists(&resource.group, &resource.resource, &name);
-        if ctx.dry_run {
-            let found = self.api.backend.get(&key).await.map_err(storage_error)?;
+        if writer.dry_run {
+            let found = self
+                .context
+                .backend()
+                .get(&key)
+                .await
+                .map_err(storage_error)?;
             return match found {
                 Some(_) => Err(already_exists()),
                 None => Ok(Created {
@@ -224,8 +231,8 @@ impl<'a> Store<'a> {
             };
         }
         let bytes = objects::encode(&object);
-        let created = self.api.backend.create(&key, bytes.clone()).await;
-        admitted.settle(self.api, created.is_ok()).await;
+        let created = self.context.backend().create(&key, bytes.clone()).await;
+        admitted.settle(self.context, created.is_ok()).await;
         let kv = created.map_err(|e| match e {
             StorageError::KeyExists { .. } => already_exists(),
             other => storage_error(other),
@@ -242,7 +249,7 @@ impl<'a> Store<'a> {
     /// successor whose deletion was pending and that has no finalizers left is removed.
     pub async fn update<F>(
         &self,
-        ctx: &Context,
+        writer: &Writer,
         namespace: Option<&str>,
         name: &str,
         mut try_update: F,
@@ -251,7 +258,7 @@ impl<'a> Store<'a> {
         F: FnMut(&Value) -> Result<Value, ApiError>,
     {
         let written = self
-            .guaranteed_update(ctx, namespace, name, |current| {
+            .guaranteed_update(writer, namespace, name, |current| {
                 try_update(current).map(Plan::Update)
             })
             .await?;
@@ -263,7 +270,7 @@ impl<'a> Store<'a> {
     /// `deletionTimestamp`; anything else leaves storage.
     pub async fn delete(
         &self,
-        ctx: &Context,
+        writer: &Writer,
         namespace: Option<&str>,
         name: &str,
         preconditions: &Preconditions,
@@ -272,7 +279,7 @@ impl<'a> Store<'a> {
         admission::admit_delete(resource, name)?;
         let terminating = resource.strategy().deletion() == Deletion::Terminating;
         let written = self
-            .guaranteed_update(ctx, namespace, name, |current| {
+            .guaranteed_update(writer, namespace, name, |current| {
                 preconditions.check(resource, name, current)?;
                 let graceful = terminating || !objects::finalizers(current).is_empty();
                 if !graceful {
@@ -295,15 +302,15 @@ impl<'a> Store<'a> {
             Written::Removed(object) => Deleted::Removed(object),
             Written::Unchanged(object) => Deleted::Marked(object),
             Written::Replaced(object) => {
-                if terminating && !ctx.dry_run {
+                if terminating && !writer.dry_run {
                     // Creates in the namespace now read it at this revision or newer, and
                     // the finalizer wakes up to empty it.
                     let revision = objects::resource_version(&object)?.unwrap_or_default();
-                    self.api
-                        .terminating_namespaces
+                    self.context
+                        .terminating_namespaces()
                         .lock()
                         .insert(name.to_string(), revision);
-                    self.api.namespace_deleted.notify_one();
+                    self.context.namespace_deleted().notify_one();
                 }
                 Deleted::Marked(object)
             }
@@ -314,13 +321,13 @@ impl<'a> Store<'a> {
     /// is skipped. The outcomes, in order.
     pub async fn delete_collection(
         &self,
-        ctx: &Context,
+        writer: &Writer,
         preconditions: &Preconditions,
         items: &[(Option<&str>, &str)],
     ) -> Result<Vec<Deleted>, ApiError> {
         let mut deleted = Vec::new();
         for &(namespace, name) in items {
-            match self.delete(ctx, namespace, name, preconditions).await {
+            match self.delete(writer, namespace, name, preconditions).await {
                 Ok(outcome) => deleted.push(outcome),
                 // Someone else deleted it first: it is gone either way.
                 Err(e) if e.code == 404 => {}
@@ -335,12 +342,12 @@ impl<'a> Store<'a> {
     /// finalizers, or is not being deleted, is left as it is (`Marked`).
     pub async fn remove_finalized(
         &self,
-        ctx: &Context,
+        writer: &Writer,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Deleted, ApiError> {
         let written = self
-            .guaranteed_update(ctx, namespace, name, |current| {
+            .guaranteed_update(writer, namespace, name, |current| {
                 let finalized =
                     objects::is_deleting(current) && objects::finalizers(current).is_empty();
                 Ok(if finalized { Plan::Remove } else { Plan::Keep })
@@ -356,7 +363,7 @@ impl<'a> Store<'a> {
     /// the module documentation). `plan` sees the object as read, with its resourceVersion.
     async fn guaranteed_update<F>(
         &self,
-        ctx: &Context,
+        writer: &Writer,
         namespace: Option<&str>,
         name: &str,
         mut plan: F,
@@ -365,7 +372,7 @@ impl<'a> Store<'a> {
         F: FnMut(&Value) -> Result<Plan, ApiError>,
     {
         let resource = self.resource;
-        let key = self.api.object_key(resource, namespace, name);
+        let key = self.context.object_key(resource, namespace, name);
         let not_found = || ApiError::not_found(&resource.group, &resource.resource, name);
         let modified = || ApiError::modified(&resource.group, &resource.resource, name);
         // The value a lost race returned: the next attempt starts from it without a read.
@@ -378,8 +385,8 @@ impl<'a> Store<'a> {
             let kv = match current.take() {
                 Some(kv) => kv,
                 None => self
-                    .api
-                    .backend
+                    .context
+                    .backend()
                     .get(&key)
                     .await
                     .map_err(storage_error)?
@@ -389,8 +396,8 @@ impl<'a> Store<'a> {
             // `pinned`: the client named the revision it updates; a lost race is a 409.
             let (step, pinned) = match plan(&old)? {
                 Plan::Keep => return Ok(Written::Unchanged(old)),
-                Plan::Mark(object) if ctx.dry_run => return Ok(Written::Replaced(object)),
-                Plan::Remove if ctx.dry_run => return Ok(Written::Removed(old)),
+                Plan::Mark(object) if writer.dry_run => return Ok(Written::Replaced(object)),
+                Plan::Remove if writer.dry_run => return Ok(Written::Removed(old)),
                 Plan::Mark(object) => {
                     let bytes = objects::encode(&object);
                     let admitted = Admitted::default();
@@ -407,7 +414,7 @@ impl<'a> Store<'a> {
                     if precondition.is_some_and(|rv| rv != kv.mod_revision) {
                         return Err(modified());
                     }
-                    let step = self.admit_update(ctx, namespace, name, &old, &kv, new);
+                    let step = self.admit_update(writer, namespace, name, &old, &kv, new);
                     (step.await?, precondition.is_some())
                 }
             };
@@ -417,18 +424,28 @@ impl<'a> Store<'a> {
                     mut object,
                     bytes,
                     admitted,
-                } => match self.api.backend.update(&key, bytes, kv.mod_revision).await {
+                } => match self
+                    .context
+                    .backend()
+                    .update(&key, bytes, kv.mod_revision)
+                    .await
+                {
                     Ok(written) => {
-                        admitted.settle(self.api, true).await;
+                        admitted.settle(self.context, true).await;
                         objects::set_resource_version(&mut object, written.mod_revision);
                         return Ok(Written::Replaced(object));
                     }
                     Err(e) => e,
                 },
                 Step::Remove { answer } => {
-                    match self.api.backend.delete(&key, Some(kv.mod_revision)).await {
+                    match self
+                        .context
+                        .backend()
+                        .delete(&key, Some(kv.mod_revision))
+                        .await
+                    {
                         Ok(deleted) => {
-                            admission::removed(self.api, resource, &old).await;
+                            admission::removed(self.context, resource, &old).await;
                             let mut object = answer.unwrap_or(old);
                             // The answer carries the deletion's revision, as the DELETED
                             // event does.
@@ -457,7 +474,7 @@ impl<'a> Store<'a> {
     /// managedFields entry, then validation and allocation.
     async fn admit_update(
         &self,
-        ctx: &Context,
+        writer: &Writer,
         namespace: Option<&str>,
         name: &str,
         old: &Value,
@@ -470,16 +487,16 @@ impl<'a> Store<'a> {
                 objects::name(&new)
             )));
         }
-        let status_write = ctx.subresource == Some(Subresource::Status);
-        let attrs = self.attributes(ctx, namespace, Some(old));
+        let status_write = writer.subresource == Some(Subresource::Status);
+        let attrs = self.attributes(writer, namespace, Some(old));
         admission::mutate(&attrs, &mut new).await?;
         objects::prepare_update(self.resource, old, &mut new, status_write);
-        self.record_manager(ctx, Some(old), &mut new);
+        self.record_manager(writer, Some(old), &mut new);
         objects::set_resource_version(&mut new, kv.mod_revision);
         let admitted = admission::admit(&attrs, &mut new).await?;
         let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
         let bytes = objects::encode_owned(&mut new);
-        if ctx.dry_run {
+        if writer.dry_run {
             return Ok(Step::Done(Written::Replaced(new)));
         }
         if finalized {
@@ -498,29 +515,29 @@ impl<'a> Store<'a> {
     /// What admission knows of this write.
     fn attributes<'c>(
         &'c self,
-        ctx: &'c Context,
+        writer: &'c Writer,
         namespace: Option<&'c str>,
         old: Option<&'c Value>,
     ) -> Attributes<'c> {
         Attributes {
-            context: self.api,
+            context: self.context,
             resource: self.resource,
             operation: if old.is_some() {
                 Operation::Update
             } else {
                 Operation::Create
             },
-            subresource: ctx.subresource,
+            subresource: writer.subresource,
             namespace,
             old,
-            dry_run: ctx.dry_run,
+            dry_run: writer.dry_run,
         }
     }
 
     /// Records the writer in managedFields (unless it records its own).
-    fn record_manager(&self, ctx: &Context, old: Option<&Value>, new: &mut Value) {
-        if let Some(manager) = &ctx.manager {
-            let subresource = kubecache_apimachinery::managed::subresource_name(ctx.subresource);
+    fn record_manager(&self, writer: &Writer, old: Option<&Value>, new: &mut Value) {
+        if let Some(manager) = &writer.manager {
+            let subresource = kubecache_apimachinery::managed::subresource_name(writer.subresource);
             kubecache_apimachinery::managed::record_update(
                 self.resource,
                 subresource,

@@ -1,6 +1,8 @@
-//! Namespace lifecycle: content may only be created in an existing, active namespace; a
-//! deleted namespace turns Terminating, the finalizer empties it, then removes it (what
-//! kube-apiserver's NamespaceLifecycle admission and the namespace controller do together).
+//! The server's namespace writers: the initial namespaces, created at start, and the
+//! finalizer (kube-controller-manager's namespace controller) that empties a namespace a
+//! delete marked Terminating, then removes it. The other half of the lifecycle, refusing
+//! content in a missing or terminating namespace, is admission's
+//! (`kubecache_admission::lifecycle`).
 
 use kubecache_apimachinery::registry::Resource;
 use std::sync::Arc;
@@ -10,8 +12,7 @@ use kubecache_core::status::ApiError;
 use kubecache_core::storage::{ListOptions, StorageError};
 use serde_json::json;
 
-use crate::api::Api;
-use crate::store::{Context, Deleted, Preconditions, Store};
+use crate::{Context, Deleted, Preconditions, Store, Writer};
 use kubecache_apimachinery::objects;
 use kubecache_core::status::storage_error;
 
@@ -25,8 +26,9 @@ const CONTROLLER: &str = "kube-controller-manager";
 /// How often terminating namespaces are looked at again while they still hold content.
 const FINALIZE_RETRY: Duration = Duration::from_secs(2);
 
-fn namespaces(api: &Api) -> Arc<Resource> {
-    api.registry
+fn namespaces(context: &impl Context) -> Arc<Resource> {
+    context
+        .registry()
         .lookup("", "v1", "namespaces")
         .expect("namespaces are always registered")
 }
@@ -36,16 +38,16 @@ fn namespaces(api: &Api) -> Arc<Resource> {
 const MANAGER: &str = "kube-apiserver";
 
 /// Creates the initial namespaces that do not exist yet, through the Store like any create.
-pub async fn bootstrap(api: &Api) -> Result<(), StorageError> {
-    let namespaces = namespaces(api);
-    let store = Store::new(api, &namespaces);
-    let ctx = Context::internal(MANAGER);
+pub async fn bootstrap(context: &impl Context) -> Result<(), StorageError> {
+    let namespaces = namespaces(context);
+    let store = Store::new(context, &namespaces);
+    let writer = Writer::internal(MANAGER);
     for name in INITIAL_NAMESPACES {
         let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match store.create(&ctx, None, object).await {
+        match store.create(&writer, None, object).await {
             Ok(_) => {}
             Err(e) if e.reason == kubecache_core::status::Reason::AlreadyExists => {}
-            Err(e) => return Err(crate::store::startup_error(e)),
+            Err(e) => return Err(crate::startup_error(e)),
         }
     }
     Ok(())
@@ -53,9 +55,9 @@ pub async fn bootstrap(api: &Api) -> Result<(), StorageError> {
 
 /// Runs for the server's lifetime: empties and removes terminating namespaces, when woken
 /// by a namespace deletion and periodically (content with finalizers goes away later).
-pub async fn run_finalizer(api: Arc<Api>) {
+pub async fn run_finalizer(context: Arc<impl Context>) {
     loop {
-        let pending = match finalize_terminating(&api).await {
+        let pending = match finalize_terminating(context.as_ref()).await {
             Ok(pending) => pending,
             Err(e) => {
                 tracing::warn!("namespace finalizer: {e}");
@@ -68,19 +70,19 @@ pub async fn run_finalizer(api: Arc<Api>) {
             Duration::from_secs(60)
         };
         tokio::select! {
-            _ = api.namespace_deleted.notified() => {}
+            _ = context.namespace_deleted().notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
 }
 
 /// One pass over terminating namespaces; true while some remain.
-async fn finalize_terminating(api: &Api) -> Result<bool, ApiError> {
-    let resource = namespaces(api);
-    let page = api
-        .backend
+async fn finalize_terminating(context: &impl Context) -> Result<bool, ApiError> {
+    let resource = namespaces(context);
+    let page = context
+        .backend()
         .list(ListOptions {
-            prefix: resource.storage_prefix(&api.storage_root),
+            prefix: context.storage_prefix(&resource),
             ..Default::default()
         })
         .await
@@ -93,26 +95,31 @@ async fn finalize_terminating(api: &Api) -> Result<bool, ApiError> {
         }
         pending = true;
         let name = objects::name(&object).to_string();
-        if empty_namespace(api, &name).await? {
-            remove_namespace(api, &name).await?;
+        if empty_namespace(context, &name).await? {
+            remove_namespace(context, &name).await?;
         }
     }
     Ok(pending)
 }
 
 /// Deletes everything in the namespace; true when nothing is left.
-async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
+async fn empty_namespace(context: &impl Context, namespace: &str) -> Result<bool, ApiError> {
     let mut empty = true;
     let mut seen_paths = Vec::new();
-    for resource in api.registry.snapshot().iter().filter(|r| r.namespaced) {
+    for resource in context
+        .registry()
+        .snapshot()
+        .iter()
+        .filter(|r| r.namespaced)
+    {
         if seen_paths.contains(&resource.storage_path) {
             continue;
         }
         seen_paths.push(resource.storage_path.clone());
-        let page = api
-            .backend
+        let page = context
+            .backend()
             .list(ListOptions {
-                prefix: api.collection_prefix(resource, Some(namespace)),
+                prefix: resource.collection_prefix(context.storage_root(), Some(namespace)),
                 ..Default::default()
             })
             .await
@@ -125,9 +132,9 @@ async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
             .iter()
             .map(|name| (Some(namespace), name.as_str()))
             .collect();
-        let deleted = Store::new(api, resource)
+        let deleted = Store::new(context, resource)
             .delete_collection(
-                &Context::internal(CONTROLLER),
+                &Writer::internal(CONTROLLER),
                 &Preconditions::default(),
                 &items,
             )
@@ -140,14 +147,14 @@ async fn empty_namespace(api: &Api, namespace: &str) -> Result<bool, ApiError> {
 }
 
 /// Removes the namespace once its own finalizers allow it.
-async fn remove_namespace(api: &Api, name: &str) -> Result<(), ApiError> {
-    let removed = Store::new(api, &namespaces(api))
-        .remove_finalized(&Context::internal(CONTROLLER), None, name)
+async fn remove_namespace(context: &impl Context, name: &str) -> Result<(), ApiError> {
+    let removed = Store::new(context, &namespaces(context))
+        .remove_finalized(&Writer::internal(CONTROLLER), None, name)
         .await;
     match removed {
         Ok(Deleted::Removed(_)) => {
             // Gone: a miss in the cache is now confirmed by a consistent read instead.
-            api.terminating_namespaces.lock().remove(name);
+            context.terminating_namespaces().lock().remove(name);
             Ok(())
         }
         Ok(Deleted::Marked(_)) => Ok(()),

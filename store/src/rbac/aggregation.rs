@@ -2,8 +2,8 @@
 //! `clusterrole-aggregation`): a ClusterRole with an `aggregationRule` gets, as its `rules`,
 //! the rules of every other ClusterRole its `clusterRoleSelectors` select — taken in the order
 //! of the selected roles' names, each distinct rule once — written back through the Store, and kept
-//! up to date as labelled roles come, change and go. It follows the same live index as the
-//! RBAC authorizer and runs whatever `--authorization-mode` says (the objects are API state).
+//! up to date as labelled roles come, change and go. It follows a live [`PolicyIndex`] like the
+//! RBAC authorizer's and runs whatever `--authorization-mode` says (the objects are API state).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,8 +15,7 @@ use kubecache_core::status::{ApiError, Reason};
 use serde_json::json;
 
 use super::index::{Policy, PolicyIndex};
-use crate::api::Api;
-use crate::store::{Context, Store};
+use crate::{Context, Store, Writer};
 use kubecache_apimachinery::objects;
 
 /// Who the controller writes as (kube runs it in kube-controller-manager).
@@ -25,14 +24,14 @@ const MANAGER: &str = "kube-controller-manager";
 /// Pause before retrying after a failed write (a conflict with a concurrent writer).
 const RETRY: Duration = Duration::from_millis(200);
 
-/// Runs for the server's lifetime.
-pub async fn run(api: Arc<Api>) {
-    let index = PolicyIndex::with_root(api.reads.clone(), &api.storage_root);
+/// Runs for the server's lifetime, following `index` (the server gives it one of its own
+/// over the same read path as the authorizer's).
+pub async fn run(context: Arc<impl Context>, index: Arc<PolicyIndex>) {
     let mut changes = index.subscribe();
     loop {
         let policy = index.snapshot().await;
         let retry = if index.synced() {
-            match reconcile(&api, &policy).await {
+            match reconcile(context.as_ref(), &policy).await {
                 Ok(()) => false,
                 Err(e) => {
                     tracing::debug!("ClusterRole aggregation will retry: {e}");
@@ -95,13 +94,13 @@ fn selects(selectors: &[LabelSelector], role: &ClusterRole) -> bool {
 
 /// Writes the pending updates through the Store, each only over the version it was computed
 /// from (that version is the update's resourceVersion precondition).
-async fn reconcile(api: &Api, policy: &Policy) -> Result<(), ApiError> {
-    let resource = api
-        .registry
+async fn reconcile(context: &impl Context, policy: &Policy) -> Result<(), ApiError> {
+    let resource = context
+        .registry()
         .lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
         .expect("clusterroles are registered");
-    let store = Store::new(api, &resource);
-    let ctx = Context::internal(MANAGER);
+    let store = Store::new(context, &resource);
+    let writer = Writer::internal(MANAGER);
     for (name, rules) in pending_updates(policy) {
         let Some(computed_from) = policy
             .cluster_role(&name)
@@ -110,7 +109,7 @@ async fn reconcile(api: &Api, policy: &Policy) -> Result<(), ApiError> {
             continue;
         };
         let updated = store
-            .update(&ctx, None, &name, |current| {
+            .update(&writer, None, &name, |current| {
                 let mut object = current.clone();
                 object["rules"] = json!(rules);
                 objects::metadata_mut(&mut object)
