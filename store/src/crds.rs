@@ -7,9 +7,11 @@
 //! - once established, serves each served version as a resource ([`CustomResource`]
 //!   strategies registered with [`resources::add`]; discovery, OpenAPI and RBAC follow),
 //!   again whenever its spec changes (`metadata.generation`);
-//! - when it is deleted, stops serving it and deletes its objects.
+//! - when it is deleted (marked with the cleanup finalizer by its strategy), deletes its
+//!   objects through the Store, then removes the finalizer; once it is gone, stops serving
+//!   it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,12 +26,14 @@ use kubecache_core::storage::ListOptions;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{Context, Store, Writer, resources};
+use crate::{Context, Deleted, Preconditions, Store, Writer, resources};
 
 /// The field manager of the status this controller writes.
 const MANAGER: &str = "kube-apiserver";
 /// Pause before watching again after the watch failed or ended.
 const RETRY: Duration = Duration::from_millis(200);
+/// How often CRDs whose objects wait for their finalizers are looked at again.
+const PENDING_RETRY: Duration = Duration::from_secs(1);
 /// A watch ends after this long and is started again (a fresh list, nothing missed).
 const WATCH_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -54,6 +58,7 @@ pub async fn run<C: Context>(context: Arc<C>) {
         context,
         known: HashMap::new(),
         served: HashMap::new(),
+        pending: HashSet::new(),
     };
     loop {
         controller.follow().await;
@@ -66,6 +71,8 @@ struct Controller<C> {
     /// Every CRD the watch has shown, by name.
     known: HashMap<String, Value>,
     served: HashMap<String, Served>,
+    /// Deleted CRDs whose objects are waiting for their own finalizers.
+    pending: HashSet<String>,
 }
 
 impl<C: Context> Controller<C> {
@@ -100,7 +107,18 @@ impl<C: Context> Controller<C> {
             }
         };
         let mut listed: Option<Vec<String>> = Some(Vec::new());
-        while let Some(frame) = stream.next().await {
+        let mut retry = tokio::time::interval(PENDING_RETRY);
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => match frame {
+                    Some(frame) => frame,
+                    None => return,
+                },
+                _ = retry.tick() => {
+                    self.retry_pending().await;
+                    continue;
+                }
+            };
             for line in frame.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 let Ok(event) = serde_json::from_slice::<Event>(line) else {
                     continue;
@@ -182,8 +200,7 @@ impl<C: Context> Controller<C> {
             return Ok(());
         };
         if object["metadata"]["deletionTimestamp"].is_string() {
-            self.forget(name, &object).await;
-            return Ok(());
+            return self.finalize(name, &object).await;
         }
         let group = group_of(&object);
         let others: Vec<Crd> = self
@@ -281,7 +298,102 @@ impl<C: Context> Controller<C> {
         }
     }
 
-    /// A deleted CRD: no longer served, and its objects deleted from storage.
+    /// A CRD being deleted: its objects are deleted through the Store (their own finalizers
+    /// and watchers see it as for any delete), then the cleanup finalizer is removed and the
+    /// CRD goes. Objects that wait for their finalizers keep it pending; [`run`] tries again.
+    async fn finalize(&mut self, name: &str, object: &Value) -> Result<(), ApiError> {
+        let has_finalizer = object["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == crd::CLEANUP_FINALIZER));
+        if !has_finalizer {
+            return Ok(());
+        }
+        let crd = Crd::parse(object).map_err(|causes| {
+            ApiError::internal(format!("stored CRD {name} does not parse: {causes:?}"))
+        })?;
+        let remaining = match self.stored_resource(&crd) {
+            Some(resource) => self.delete_through_store(&resource).await?,
+            // Never served (names not accepted): nothing can have been written.
+            None => 0,
+        };
+        if remaining > 0 {
+            self.pending.insert(name.to_string());
+            return Ok(());
+        }
+        self.pending.remove(name);
+        let resource = self.crds();
+        Store::new(self.context.as_ref(), &resource)
+            .update(&Writer::internal(MANAGER), None, name, |current| {
+                let mut next = current.clone();
+                if let Some(finalizers) = next["metadata"]["finalizers"].as_array_mut() {
+                    finalizers.retain(|f| f != crd::CLEANUP_FINALIZER);
+                }
+                Ok(next)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// The served resource of the CRD's storage version.
+    fn stored_resource(&self, crd: &Crd) -> Option<Arc<Resource>> {
+        let version = crd.storage_version()?;
+        let plural = &crd.status.accepted_names.plural;
+        self.context
+            .registry()
+            .lookup(&crd.group, &version.name, plural)
+    }
+
+    /// Deletes every stored object of `resource`; how many are still there (waiting for
+    /// their finalizers).
+    async fn delete_through_store(&self, resource: &Arc<Resource>) -> Result<usize, ApiError> {
+        let page = self
+            .context
+            .backend()
+            .list(ListOptions {
+                prefix: self.context.storage_prefix(resource),
+                ..ListOptions::default()
+            })
+            .await
+            .map_err(kubecache_core::status::storage_error)?;
+        let store = Store::new(self.context.as_ref(), resource);
+        let writer = Writer::internal(MANAGER);
+        let mut remaining = 0;
+        for kv in page.kvs {
+            let Ok(object) = serde_json::from_slice::<Value>(&kv.value) else {
+                // Not an object (foreign data): removed as the prefix's remains are.
+                let _ = self.context.backend().delete(&kv.key, None).await;
+                continue;
+            };
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let namespace = object["metadata"]["namespace"].as_str();
+            match store
+                .delete(&writer, namespace, name, &Preconditions::default())
+                .await
+            {
+                Ok(Deleted::Removed(_)) => {}
+                Ok(Deleted::Marked(_)) => remaining += 1,
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(remaining)
+    }
+
+    /// Tries again to finish the CRDs whose objects were waiting for their finalizers.
+    async fn retry_pending(&mut self) {
+        let pending: Vec<String> = self.pending.iter().cloned().collect();
+        for name in pending {
+            let Some(object) = self.known.get(&name).cloned() else {
+                self.pending.remove(&name);
+                continue;
+            };
+            if let Err(e) = self.finalize(&name, &object).await {
+                tracing::warn!(crd = %name, "CRD cleanup will retry: {e}");
+            }
+        }
+    }
+
+    /// A deleted CRD: no longer served, and what is left of its objects removed from storage.
     async fn forget(&mut self, name: &str, crd: &Value) {
         self.stop_serving(name).await;
         let Ok(parsed) = Crd::parse(crd) else {

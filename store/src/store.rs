@@ -277,11 +277,14 @@ impl<'a, C: Context> Store<'a, C> {
     ) -> Result<Deleted, ApiError> {
         let resource = self.resource;
         admission::admit_delete(resource, name)?;
-        let terminating = resource.strategy().deletion() == Deletion::Terminating;
+        let strategy = resource.strategy();
+        let deletion = strategy.deletion();
+        let terminating = deletion == Deletion::Terminating;
         let written = self
             .guaranteed_update(writer, namespace, name, |current| {
                 preconditions.check(resource, name, current)?;
-                let graceful = terminating || !objects::finalizers(current).is_empty();
+                let graceful =
+                    deletion != Deletion::Immediate || !objects::finalizers(current).is_empty();
                 if !graceful {
                     return Ok(Plan::Remove);
                 }
@@ -292,9 +295,7 @@ impl<'a, C: Context> Store<'a, C> {
                 let meta = objects::metadata_mut(&mut marked);
                 meta.insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
                 meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-                if terminating {
-                    marked["status"] = json!({"phase": "Terminating"});
-                }
+                strategy.mark_deleting(&mut marked);
                 Ok(Plan::Mark(marked))
             })
             .await?;

@@ -371,6 +371,39 @@ pub fn apply_defaults(object: &mut Value) {
     }
 }
 
+/// The finalizer a CRD carries while its objects are deleted (kube's
+/// `CustomResourceCleanupFinalizer`).
+pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// What kube's CRD storage does on the first DELETE of a CRD: adds [`CLEANUP_FINALIZER`] and
+/// sets the `Terminating` condition; the CRD is removed once the finalizer is.
+pub fn mark_deleting(object: &mut Value, now: &str) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut()
+            && !list.iter().any(|f| f == CLEANUP_FINALIZER)
+        {
+            list.push(json!(CLEANUP_FINALIZER));
+        }
+    }
+    let status = object
+        .as_object_mut()
+        .map(|o| o.entry("status").or_insert_with(|| json!({})));
+    if let Some(status) = status {
+        names::set_condition(
+            status,
+            &Condition {
+                condition_type: "Terminating".to_string(),
+                status: "True".to_string(),
+                reason: "InstanceDeletionInProgress".to_string(),
+                message: "CustomResource deletion is in progress".to_string(),
+                last_transition_time: None,
+            },
+            now,
+        );
+    }
+}
+
 /// kube's `PrepareForCreate`: the status is the server's (cleared, then the storage version
 /// recorded in `storedVersions`) and `metadata.generation` starts at 1. Run after
 /// [`apply_defaults`] and before [`validate_create`].

@@ -92,6 +92,9 @@ impl Strategy for Namespaces {
     fn deletion(&self) -> Deletion {
         Deletion::Terminating
     }
+    fn mark_deleting(&self, object: &mut Value) {
+        object["status"] = serde_json::json!({"phase": "Terminating"});
+    }
 }
 
 pub struct Nodes;

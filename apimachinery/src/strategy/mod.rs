@@ -64,8 +64,11 @@ pub enum TypedForm {
 pub enum Deletion {
     /// The object is removed at once.
     Immediate,
-    /// The object is marked (`deletionTimestamp`, `status.phase: Terminating`) and a
-    /// controller empties and removes it: namespaces.
+    /// The object is marked (`deletionTimestamp` and what [`Strategy::mark_deleting`] adds)
+    /// and a controller finishes the deletion: a CRD, whose objects go first.
+    Finalized,
+    /// As [`Deletion::Finalized`], and the namespace lifecycle follows the mark (creates in
+    /// the namespace are refused while its finalizer empties it): namespaces.
     Terminating,
 }
 
@@ -164,6 +167,10 @@ pub trait Strategy: Send + Sync + 'static {
     fn deletion(&self) -> Deletion {
         Deletion::Immediate
     }
+
+    /// What marking an object for deletion adds besides `deletionTimestamp` (a namespace's
+    /// `Terminating` phase, a CRD's cleanup finalizer).
+    fn mark_deleting(&self, _object: &mut Value) {}
 
     /// The resource whose shape objects are stored in, when it is not this one; objects are
     /// converted with [`Strategy::to_storage`] and [`Strategy::to_served`].

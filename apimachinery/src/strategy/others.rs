@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::defaults;
 use super::events;
-use super::{DefaultContext, Strategy, TypedForm, typed_as};
+use super::{DefaultContext, Deletion, Strategy, TypedForm, typed_as};
+use crate::objects;
 use crate::table::{self, Printer};
 use kubecache_apiextensions::crd;
 
@@ -51,6 +52,15 @@ impl Strategy for CustomResourceDefinitions {
     }
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
         crd::prepare_for_update(new, old);
+    }
+    /// Its objects are deleted before it (the CRD controller removes the finalizer then).
+    fn deletion(&self) -> Deletion {
+        Deletion::Finalized
+    }
+    /// kube's CRD storage on the first DELETE: the cleanup finalizer and a `Terminating`
+    /// condition.
+    fn mark_deleting(&self, object: &mut Value) {
+        crd::mark_deleting(object, &objects::now_rfc3339());
     }
     /// kube's `ValidateCustomResourceDefinition`: names, group, versions, subresources,
     /// printer columns, conversion, and each schema (structural, CEL rules that compile).
