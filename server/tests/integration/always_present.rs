@@ -127,10 +127,7 @@ async fn get_protobuf(server: &TestServer, path: &str) -> Vec<u8> {
 /// A sample of every built-in kind, without what the server assigns, ready to create in
 /// namespace `ns` under a new name.
 fn creatable_samples(ns: &str) -> Vec<(Arc<ResourceInfo>, Value)> {
-    let samples: Vec<Value> = serde_json::from_str(include_str!(
-        "../../../apimachinery/src/protobuf/samples.json"
-    ))
-    .unwrap();
+    let samples: Vec<Value> = crate::support::creatable_samples();
     let registry = Registry::builtin().snapshot();
     let mut out = Vec::new();
     for resource in registry.iter().filter(|r| !r.create_only) {

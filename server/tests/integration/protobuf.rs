@@ -668,10 +668,7 @@ on_both_stores!(
 /// what GET in JSON does.
 async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) {
     use kubecache_apimachinery::registry::Registry;
-    let samples: Vec<Value> = serde_json::from_str(include_str!(
-        "../../../apimachinery/src/protobuf/samples.json"
-    ))
-    .unwrap();
+    let samples: Vec<Value> = crate::support::creatable_samples();
     server.create_namespace("pb").await;
     let registry = Registry::builtin().snapshot();
     let assigned = ["name", "uid", "resourceVersion", "creationTimestamp"];
