@@ -17,6 +17,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use kubecache_apiextensions::crd::compare_kube_aware_versions;
 use kubecache_core::registry::ResourceInfo;
 
 use crate::strategy::{self, Strategy};
@@ -180,7 +181,8 @@ impl Snapshot {
     }
 
     /// The groups served, in discovery order (core first, then as added), each with its
-    /// versions.
+    /// versions most preferred first (kube's version priority: a CRD group that gained `v1`
+    /// after `v1alpha1` still prefers `v1`).
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for r in &self.resources {
@@ -191,6 +193,9 @@ impl Snapshot {
                 Some(_) => {}
                 None => groups.push((r.group.clone(), vec![r.version.clone()])),
             }
+        }
+        for (_, versions) in &mut groups {
+            versions.sort_by(|a, b| compare_kube_aware_versions(b, a));
         }
         groups
     }
@@ -371,6 +376,28 @@ mod tests {
         }
     }
 
+    /// Widgets at one version of example.com.
+    struct Versioned(&'static str);
+
+    impl Strategy for Versioned {
+        fn info(&self) -> ResourceInfo {
+            ResourceInfo::new(
+                "example.com",
+                self.0,
+                "widgets",
+                "widget",
+                "Widget",
+                NAMESPACED,
+            )
+        }
+        fn round_trip(&self, object: &Value) -> Result<Value, serde_json::Error> {
+            Ok(object.clone())
+        }
+        fn openapi_kind(&self, _: &mut SchemaGenerator) -> Option<Kind> {
+            None
+        }
+    }
+
     #[test]
     fn every_builtin_is_unique_per_group_version() {
         let registry = Registry::builtin();
@@ -396,6 +423,17 @@ mod tests {
         assert_eq!(snapshot.sharing_storage("events").count(), 2);
         assert!(std::ptr::eq(new.stored(), &**core));
         assert!(std::ptr::eq(core.stored(), &**core));
+    }
+
+    #[test]
+    fn group_versions_most_preferred_first_whatever_the_order_added() {
+        let registry = Registry::builtin();
+        for version in ["v1alpha1", "v1", "v2beta1"] {
+            registry.add(Arc::new(Versioned(version))).unwrap();
+        }
+        let groups = registry.snapshot().groups();
+        let (_, versions) = groups.iter().find(|(g, _)| g == "example.com").unwrap();
+        assert_eq!(versions, &["v1", "v2beta1", "v1alpha1"]);
     }
 
     #[test]

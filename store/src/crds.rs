@@ -212,27 +212,27 @@ impl<C: Context> Controller<C> {
         let others: Vec<&Crd> = others.iter().collect();
         let mut reconciled = object.clone();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let object = if crd::names::reconcile_status(&mut reconciled, &others, &now) {
-            self.write_status(name, &others, &now).await?
-        } else {
-            object
-        };
-        let parsed = Crd::parse(&object).map_err(|causes| {
+        let changed = crd::names::reconcile_status(&mut reconciled, &others, &now);
+        let parsed = Crd::parse(&reconciled).map_err(|causes| {
             ApiError::internal(format!("stored CRD {name} does not parse: {causes:?}"))
         })?;
         let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
-        if !parsed.is_established() {
-            return Ok(());
-        }
-        if self
+        // Served before `Established` is written: a client that sees the condition may use
+        // the resource at once (kube's handler serves every established CRD), and building
+        // the strategy of a big schema takes a while.
+        let mut served = Ok(());
+        let current = self
             .served
             .get(name)
-            .is_some_and(|s| s.generation == generation)
-        {
-            return Ok(());
+            .is_some_and(|s| s.generation == generation);
+        if parsed.is_established() && !current {
+            self.stop_serving(name).await;
+            served = self.serve(name, &parsed, generation);
         }
-        self.stop_serving(name).await;
-        self.serve(name, &parsed, generation)
+        if changed {
+            self.write_status(name, &others, &now).await?;
+        }
+        served
     }
 
     /// Writes the reconciled status through the Store (a `/status` write: admission,

@@ -10,6 +10,10 @@
 //!   the watches are cut: by the server's `timeoutSeconds`, by dropped connections, and by a
 //!   restart onto a new server whose watch cache starts later (410 Gone → relist).
 //!
+//! - `#[derive(CustomResource)]`: the generated CRD applied (server-side apply) until
+//!   Established, then a reflector on the custom kind that must see what is created, changed
+//!   and deleted, and the schema kube-derive generated refusing a wrong type.
+//!
 //! No timed assertions: waits have deadlines, then the state is compared.
 
 #[allow(dead_code)]
@@ -25,14 +29,17 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
-use kube::{Client, Config};
+use kube::runtime::{WatchStreamExt, conditions, wait, watcher};
+use kube::{Client, Config, CustomResource, CustomResourceExt, ResourceExt};
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::{EtcdBackend, EtcdOptions};
 use kubecache_storage::testing::TestEtcd;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use server::TestServer;
 use tokio::net::{TcpListener, TcpStream};
@@ -919,6 +926,144 @@ async fn reflector_relists_after_a_restart(cluster: Cluster) {
     );
 }
 
+/// A custom kind from kube's derive: the CRD comes from `Gadget::crd()`.
+#[derive(CustomResource, Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[kube(
+    group = "kubecache.example.com",
+    version = "v1",
+    kind = "Gadget",
+    namespaced,
+    shortname = "gd",
+    printcolumn = r#"{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}"#
+)]
+struct GadgetSpec {
+    size: i32,
+    color: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+fn gadget(name: &str, size: i32) -> Gadget {
+    let mut gadget = Gadget::new(
+        name,
+        GadgetSpec {
+            size,
+            color: "red".to_string(),
+            note: None,
+        },
+    );
+    gadget.metadata.labels = Some(strings(&[("app", "gadgets")]));
+    gadget
+}
+
+/// name → size, as a reflector store or a LIST holds them.
+fn sizes<'a>(gadgets: impl Iterator<Item = &'a Gadget>) -> BTreeMap<String, i32> {
+    gadgets.map(|g| (g.name_any(), g.spec.size)).collect()
+}
+
+async fn custom_resource_reflector(cluster: Cluster) {
+    let client = cluster.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = Gadget::crd();
+    let name = crd.name_any();
+    assert_eq!(name, "gadgets.kubecache.example.com");
+    crds.patch(
+        &name,
+        &PatchParams::apply("kube-rs-test"),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the generated CRD");
+    let established = wait::await_condition(crds.clone(), &name, conditions::is_crd_established());
+    tokio::time::timeout(CONVERGE, established)
+        .await
+        .unwrap_or_else(|_| panic!("{name} not Established within {CONVERGE:?}"))
+        .expect("watch the CRD");
+
+    let ns = namespace(&client, "gadgets").await;
+    let api: Api<Gadget> = Api::namespaced(client.clone(), &ns);
+    let (store, writer) = reflector::store();
+    let task = tokio::spawn(
+        reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()))
+            .applied_objects()
+            .for_each(|_| async {}),
+    );
+    tokio::time::timeout(CONVERGE, store.wait_until_ready())
+        .await
+        .expect("the reflector listed in time")
+        .expect("the writer is alive");
+    assert!(store.state().is_empty());
+
+    for (name, size) in [("a", 1), ("b", 2), ("c", 3)] {
+        let created = api
+            .create(&PostParams::default(), &gadget(name, size))
+            .await
+            .expect("create a gadget");
+        assert_eq!(created.spec, gadget(name, size).spec);
+        assert_eq!(created.metadata.generation, Some(1));
+    }
+    api.patch(
+        "b",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 20, "note": "bigger"}})),
+    )
+    .await
+    .expect("merge patch a gadget");
+    api.delete("c", &DeleteParams::default())
+        .await
+        .expect("delete a gadget");
+
+    let expected = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 20)]);
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let seen = sizes(store.state().iter().map(|g| g.as_ref()));
+        if seen == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reflector saw {seen:?}, not {expected:?}, within {CONVERGE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = store
+        .get(&reflector::ObjectRef::new("b").within(&ns))
+        .expect("b in the store");
+    assert_eq!(b.spec.note.as_deref(), Some("bigger"));
+    assert_eq!(b.metadata.generation, Some(2));
+    let listed = api
+        .list(&ListParams::default().labels("app=gadgets"))
+        .await
+        .expect("list");
+    assert_eq!(sizes(listed.items.iter()), expected);
+
+    // The schema kube-derive generated is enforced: `size` is an int32.
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::discovery::ApiResource::erase::<Gadget>(&()),
+    );
+    let wrong: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kubecache.example.com/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "wrong"},
+        "spec": {"size": "big", "color": "blue"},
+    }))
+    .expect("a dynamic object");
+    let status = api_error(
+        dynamic.create(&PostParams::default(), &wrong).await,
+        422,
+        "Invalid",
+    );
+    assert!(
+        status
+            .message
+            .contains("spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\""),
+        "{status:?}"
+    );
+    task.abort();
+}
+
 /// Runs each test body on the embedded store and on a real etcd.
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
@@ -947,4 +1092,5 @@ on_both_stores!(
     deployment_crud,
     reflector_follows_writes_across_watch_timeouts,
     reflector_relists_after_a_restart,
+    custom_resource_reflector,
 );

@@ -297,6 +297,18 @@ impl Kubecache {
         content_type: Option<&str>,
         body: Option<&[u8]>,
     ) -> (u16, Vec<u8>) {
+        self.http_accepting(method, path, "application/json", content_type, body)
+    }
+
+    /// [`Kubecache::http`] with this `Accept` header (aggregated discovery…).
+    pub fn http_accepting(
+        &self,
+        method: &str,
+        path: &str,
+        accept: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, Vec<u8>) {
         let address = self
             .url
             .strip_prefix("http://")
@@ -311,7 +323,7 @@ impl Kubecache {
             .expect("set write timeout");
         let body = body.unwrap_or_default();
         let mut request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nAccept: {accept}\r\nContent-Length: {}\r\n",
             body.len()
         );
         if let Some(content_type) = content_type {
