@@ -1114,6 +1114,70 @@ on_both_binaries!(
     deleting_a_crd_removes_its_objects
 );
 
+/// kube's cleanup on a CRD's DELETE: the CRD stays, marked with the
+/// `customresourcecleanup.apiextensions.k8s.io` finalizer and a `Terminating` condition, while
+/// an object of it waits for its own finalizer; once that finalizer is removed, the object
+/// and then the CRD go.
+fn crd_deletion_waits_for_its_objects_finalizers(server: &Kubecache, _: &Storage) {
+    let fixture = Fixture::load(CERTIFICATES_CRD);
+    fixture.install(server);
+    let mut held: Value =
+        serde_yaml_ng::from_str(&CERTIFICATE.object("held")).expect("the manifest is YAML");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    let (status, body) = send(server, "POST", CERTIFICATES, "application/json", &held);
+    assert_eq!(status, 201, "{body}");
+    let file = server.manifest("free.yaml", &CERTIFICATE.object("free"));
+    server.kubectl_ok(&["create", "-f", &file]);
+
+    let crd_path = format!("{CRDS}/{}", fixture.name());
+    let (status, deleted) = server.http("DELETE", &crd_path, None, None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&deleted));
+    // The object without a finalizer goes; the held one is marked and stays.
+    wait_gone(server, &format!("{CERTIFICATES}/free"));
+    wait_until("the held certificate marked for deletion", || {
+        let (status, object) = server.get_json(&format!("{CERTIFICATES}/held"));
+        (status == 200 && object["metadata"]["deletionTimestamp"].is_string()).then_some(())
+    });
+    let (status, crd) = server.get_json(&crd_path);
+    assert_eq!(status, 200, "the CRD waits for its objects: {crd}");
+    assert!(crd["metadata"]["deletionTimestamp"].is_string(), "{crd}");
+    assert_eq!(
+        crd["metadata"]["finalizers"],
+        json!(["customresourcecleanup.apiextensions.k8s.io"])
+    );
+    let terminating = condition(server, fixture.name(), "Terminating");
+    assert_eq!(
+        (
+            &terminating["status"],
+            &terminating["reason"],
+            &terminating["message"]
+        ),
+        (
+            &json!("True"),
+            &json!("InstanceDeletionInProgress"),
+            &json!("CustomResource deletion is in progress")
+        )
+    );
+
+    let release = json!({"metadata": {"finalizers": null}});
+    let (status, body) = send(
+        server,
+        "PATCH",
+        &format!("{CERTIFICATES}/held"),
+        "application/merge-patch+json",
+        &release,
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_gone(server, &format!("{CERTIFICATES}/held"));
+    wait_gone(server, &crd_path);
+}
+
+on_both_binaries!(
+    crd_deletion_waits_for_finalizers_on_embedded,
+    crd_deletion_waits_for_finalizers_on_etcd,
+    crd_deletion_waits_for_its_objects_finalizers
+);
+
 fn widget_crd(versions: Value) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",

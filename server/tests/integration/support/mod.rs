@@ -38,7 +38,11 @@ pub fn creatable_samples() -> Vec<serde_json::Value> {
         if sample["kind"] != "CustomResourceDefinition" {
             continue;
         }
-        for version in sample["spec"]["versions"].as_array_mut().into_iter().flatten() {
+        for version in sample["spec"]["versions"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
             let spec = &mut version["schema"]["openAPIV3Schema"]["properties"]["spec"];
             if let Some(spec) = spec.as_object_mut() {
                 spec.remove("dependencies");
