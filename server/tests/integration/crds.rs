@@ -1281,3 +1281,34 @@ on_both_binaries!(
     invalid_crds_are_refused_on_etcd,
     invalid_crds_are_refused
 );
+
+/// Two replicas over one etcd: a CRD created through one is served by the other (each
+/// learns it from its own watch), objects written through either are read through both, and
+/// deleting the CRD through the second stops both from serving it.
+#[test]
+fn replicas_over_one_etcd_serve_the_same_crds() {
+    let etcd = TestEtcd::start();
+    let storage = Storage::Etcd(etcd.endpoint());
+    let first = Kubecache::start_with(storage.clone());
+    let second = Kubecache::start_with(storage);
+    let fixture = Fixture::load(CERTIFICATES_CRD);
+    fixture.install(&first);
+    wait_until("the second replica serves certificates", || {
+        let (status, _) = second.get_json(CERTIFICATES);
+        (status == 200).then_some(())
+    });
+    let file = second.manifest("a.yaml", &CERTIFICATE.object("a"));
+    second.kubectl_ok(&["create", "-f", &file]);
+    wait_until(
+        "the first replica reads the object the second wrote",
+        || {
+            let (status, object) = first.get_json(&format!("{CERTIFICATES}/a"));
+            (status == 200 && object["spec"]["secretName"].is_string()).then_some(())
+        },
+    );
+    second.kubectl_ok(&["delete", "crd", fixture.name()]);
+    for server in [&first, &second] {
+        wait_gone(server, CERTIFICATES);
+        wait_gone(server, &format!("{CRDS}/{}", fixture.name()));
+    }
+}
