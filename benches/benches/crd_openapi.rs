@@ -143,7 +143,9 @@ fn main() {
         schema_bytes / 1024,
         ms(warm)
     );
-    println!("| after registration k | kubecache: group-version document | kubecache: index | baseline: rebuild everything | ratio (document + index) / baseline |");
+    println!(
+        "| after registration k | kubecache: group-version document | kubecache: index | baseline: rebuild everything | ratio (document + index) / baseline |"
+    );
     println!("|---|---|---|---|---|");
     for &size in &sizes {
         // The median over the ten registrations up to `size`, against the baseline at `size`.
