@@ -1,5 +1,6 @@
 //! The published CRDs of cert-manager and the Prometheus operator (`shared/fixtures/crds`
-//! beside the repository), read once for every test of this crate.
+//! beside the repository), read once for every test of this crate and, through the `fixtures`
+//! feature, of the crates above it.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -10,5 +10,5 @@ pub mod crd;
 pub mod jsonpath;
 pub mod schema;
 
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;

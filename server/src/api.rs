@@ -327,7 +327,8 @@ async fn dispatch(
         }
         Target::OpenApi(path) => {
             let response = crate::edge::openapi::serve(
-                &api.openapi.get(&api.registry),
+                &api.openapi,
+                &api.registry,
                 &parts.method,
                 &path,
                 parts.uri.query(),

@@ -120,7 +120,7 @@ pub async fn build_api_with(
     let api = Api::with_admission(registry, backend, read_path, storage_root, admission);
     // Build the OpenAPI documents off the request path (kubectl apply asks for them first).
     let building = api.clone();
-    tokio::task::spawn_blocking(move || building.openapi.get(&building.registry));
+    tokio::task::spawn_blocking(move || building.openapi.warm(&building.registry));
     namespaces::bootstrap(api.as_ref()).await?;
     kubecache_admission::start(api.as_ref()).await?;
     rbac::bootstrap::ensure(api.as_ref()).await?;

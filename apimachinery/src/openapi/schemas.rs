@@ -59,9 +59,10 @@ impl Kind {
         }
     }
 
-    /// The kind of a resource whose strategy has no OpenAPI definition (a resource added at
-    /// run time without a schema), named as kube names a custom resource's definition: the
-    /// group's labels reversed, the version, the kind (`com.example.v1.Widget`).
+    /// The kind of a resource whose strategy has no Rust type (a custom resource, or a
+    /// resource added at run time without a schema), named as kube names a custom resource's
+    /// definition: the group's labels reversed, the version, the kind
+    /// (`com.example.v1.Widget`).
     pub fn free_form(resource: &ResourceInfo) -> Kind {
         let mut labels: Vec<&str> = resource
             .group
@@ -130,8 +131,8 @@ pub const API_VERSIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIVersions
 pub const API_GROUP_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupList";
 pub const API_GROUP: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup";
 pub const VERSION_INFO: &str = "io.k8s.apimachinery.pkg.version.Info";
-const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
-const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+pub const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// The extensions that tell clients how a property merges (`x-kubernetes-list-type`,
 /// `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, `x-kubernetes-patch-merge-key`,
@@ -301,7 +302,8 @@ pub struct Components {
 impl Components {
     /// Generates every definition. The kinds are those of the resources `served` (each
     /// strategy's OpenAPI kind, or a free-form one for a stored resource whose strategy has
-    /// none) and autoscaling/v1 `Scale`.
+    /// none) and autoscaling/v1 `Scale`; a resource whose strategy gives an OpenAPI schema
+    /// instead (a custom resource) is left to [`super::custom`], per group-version.
     pub fn generate(served: &crate::registry::Snapshot) -> Components {
         let mut settings = SchemaSettings::draft2020_12();
         settings.definitions_path = "/components/schemas".into();
@@ -312,6 +314,7 @@ impl Components {
         for resource in served.iter() {
             match resource.strategy().openapi_kind(&mut generator) {
                 Some(kind) => kinds.push(kind),
+                None if resource.strategy().openapi_schema().is_some() => {}
                 None if !resource.create_only => free_form.push(Kind::free_form(resource)),
                 None => {}
             }
@@ -371,18 +374,29 @@ impl Components {
     /// The definitions named in `roots` and every definition they reference, transitively,
     /// sorted by name.
     pub fn closure<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> Map<String, Value> {
+        self.closure_with(&Map::new(), roots)
+    }
+
+    /// [`Components::closure`] over these definitions and `extra` (a group-version's custom
+    /// kinds), taken first.
+    pub fn closure_with<'a>(
+        &self,
+        extra: &Map<String, Value>,
+        roots: impl IntoIterator<Item = &'a str>,
+    ) -> Map<String, Value> {
+        let lookup = |name: &str| extra.get(name).or_else(|| self.schemas.get(name));
         let mut seen = BTreeSet::new();
         let mut pending: Vec<String> = roots.into_iter().map(str::to_string).collect();
         while let Some(name) = pending.pop() {
             if !seen.insert(name.clone()) {
                 continue;
             }
-            if let Some(schema) = self.schemas.get(&name) {
+            if let Some(schema) = lookup(&name) {
                 collect_refs(schema, &mut pending);
             }
         }
         seen.into_iter()
-            .filter_map(|name| self.schemas.get(&name).map(|s| (name, s.clone())))
+            .filter_map(|name| lookup(&name).map(|s| (name, s.clone())))
             .collect()
     }
 }
@@ -494,8 +508,13 @@ fn collect_refs(schema: &Value, out: &mut Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// The definition names `document` refers to.
+    pub fn collect(document: &Value, out: &mut Vec<String>) {
+        collect_refs(document, out);
+    }
 
     fn components() -> &'static Components {
         static COMPONENTS: std::sync::OnceLock<Components> = std::sync::OnceLock::new();

@@ -18,12 +18,17 @@ use super::schemas::REF_PREFIX;
 
 const V2_REF_PREFIX: &str = "#/definitions/";
 
-/// The Swagger 2.0 document of `schemas` (the v3 component schemas, by name).
-pub fn document(schemas: &Map<String, Value>, version: &str) -> Value {
-    let definitions: Map<String, Value> = schemas
+/// The Swagger 2.0 form of `schemas` (v3 component schemas, by name).
+pub fn definitions(schemas: &Map<String, Value>) -> Map<String, Value> {
+    schemas
         .iter()
         .map(|(name, schema)| (name.clone(), definition(schema)))
-        .collect();
+        .collect()
+}
+
+/// The Swagger 2.0 document of `definitions` (in Swagger 2.0 form already), sorted by name.
+pub fn document(mut definitions: Map<String, Value>, version: &str) -> Value {
+    definitions.sort_keys();
     json!({
         "definitions": definitions,
         "info": {"title": "Kubernetes", "version": version},

@@ -6,6 +6,8 @@
 //! Table from `additionalPrinterColumns`, and the storage version (conversion `None`: only
 //! `apiVersion` changes between versions, as kube's nop converter does).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use kubecache_apiextensions::cel::Rules;
 use kubecache_apiextensions::crd::{Crd, PrinterColumn};
@@ -27,6 +29,8 @@ pub struct CustomResource {
     /// The version's structural schema; `None` when it has none (only possible for CRDs
     /// written before v1), which keeps every field.
     schema: Option<Schema>,
+    /// The same schema as written in the CRD, what OpenAPI publishes.
+    schema_json: Option<Arc<Value>>,
     rules: Option<Rules>,
     columns: Vec<(PrinterColumn, Option<JsonPath>)>,
     /// `(group, version, plural)` of the storage version, when it is another version.
@@ -115,6 +119,7 @@ impl CustomResource {
         Ok(CustomResource {
             info,
             schema,
+            schema_json: schema_json.map(|s| Arc::new(s.clone())),
             rules,
             columns,
             storage,
@@ -167,6 +172,10 @@ impl Strategy for CustomResource {
 
     fn openapi_kind(&self, _generator: &mut SchemaGenerator) -> Option<Kind> {
         None
+    }
+
+    fn openapi_schema(&self) -> Option<Arc<Value>> {
+        self.schema_json.clone()
     }
 
     fn tracks_generation(&self) -> bool {

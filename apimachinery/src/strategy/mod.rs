@@ -86,6 +86,14 @@ pub trait Strategy: Send + Sync + 'static {
     /// none for).
     fn openapi_kind(&self, generator: &mut SchemaGenerator) -> Option<Kind>;
 
+    /// The kind's OpenAPI v3 schema as JSON, for a kind without a Rust type: a custom
+    /// resource's `openAPIV3Schema`, which `crate::openapi::custom` turns into the kind's
+    /// definitions as kube's CRD builder does. Asked only when [`Strategy::openapi_kind`]
+    /// gives none; a resource with neither is published free-form.
+    fn openapi_schema(&self) -> Option<Arc<Value>> {
+        None
+    }
+
     /// How the typed form serializes (see [`TypedForm`]).
     fn typed_form(&self) -> TypedForm {
         TypedForm::Plain

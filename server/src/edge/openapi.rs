@@ -11,7 +11,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use kubecache_core::status::ApiError;
 
 use crate::negotiation::{Accept, Offer};
-use kubecache_apimachinery::openapi::{Document, Documents, server_relative_url};
+use kubecache_apimachinery::openapi::{Document, Published, server_relative_url};
+use kubecache_apimachinery::registry::Registry;
 
 const JSON: &str = "application/json";
 /// The protobuf media types of `/openapi/v2` (the first is what client-go sends).
@@ -20,9 +21,11 @@ const V2_PROTOBUF: &[&str] = &[
     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
 ];
 
-/// Serves `GET /openapi/<rest>`: `v3`, `v3/<document>` or `v2`.
+/// Serves `GET /openapi/<rest>`: `v3`, `v3/<document>` or `v2`, from the documents
+/// `published` for `registry` (each built when first asked for).
 pub fn serve(
-    documents: &Documents,
+    published: &Published,
+    registry: &Registry,
     method: &Method,
     rest: &str,
     query: Option<&str>,
@@ -32,14 +35,17 @@ pub fn serve(
         return Err(ApiError::method_not_allowed());
     }
     let rest = match rest {
-        "v2" => return serve_v2(documents, headers),
-        "v3" => return Ok(document_response(&documents.index, JSON, headers, false)),
+        "v2" => return serve_v2(published, registry, headers),
+        "v3" => {
+            let index = published.index(registry);
+            return Ok(document_response(&index, JSON, headers, false));
+        }
         other => other
             .strip_prefix("v3/")
             .ok_or_else(ApiError::path_not_found)?,
     };
-    let document = documents
-        .document(rest)
+    let document = published
+        .document(registry, rest)
         .ok_or_else(ApiError::path_not_found)?;
     if negotiate(headers, &[JSON]).is_none() {
         return Err(ApiError::not_acceptable(&[JSON]));
@@ -59,25 +65,30 @@ pub fn serve(
             );
             Ok(response)
         }
-        Some(_) => Ok(document_response(document, JSON, headers, true)),
-        None => Ok(document_response(document, JSON, headers, false)),
+        Some(_) => Ok(document_response(&document, JSON, headers, true)),
+        None => Ok(document_response(&document, JSON, headers, false)),
     }
 }
 
 /// `/openapi/v2`: protobuf when asked for (kubectl), else JSON.
-fn serve_v2(documents: &Documents, headers: &HeaderMap) -> Result<Response, ApiError> {
+fn serve_v2(
+    published: &Published,
+    registry: &Registry,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let offers = [JSON, V2_PROTOBUF[0], V2_PROTOBUF[1]];
-    match negotiate(headers, &offers) {
-        Some(JSON) => Ok(document_response(&documents.v2_json, JSON, headers, false)),
+    let chosen = negotiate(headers, &offers).ok_or_else(|| ApiError::not_acceptable(&offers))?;
+    let documents = published.v2(registry);
+    match chosen {
+        JSON => Ok(document_response(&documents.json, JSON, headers, false)),
         // Answered with the `.v1.0` spelling: Go's mime parser (client-go checks the
         // response's type) rejects the `@` of the one client-go asks for; kube does the same.
-        Some(_) => Ok(document_response(
-            &documents.v2_protobuf,
+        _ => Ok(document_response(
+            &documents.protobuf,
             V2_PROTOBUF[1],
             headers,
             false,
         )),
-        None => Err(ApiError::not_acceptable(&offers)),
     }
 }
 

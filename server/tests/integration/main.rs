@@ -24,6 +24,7 @@ mod fidelity;
 mod list_stream;
 mod metrics;
 mod openapi;
+mod openapi_crd;
 mod oversized_body;
 mod podtemplates;
 mod protobuf;
