@@ -63,8 +63,9 @@ pub fn review_response(
     desired: &str,
     originals: &[Value],
 ) -> Result<Vec<Value>, ReviewError> {
-    let review: Value = serde_json::from_slice(body)
-        .map_err(|e| ReviewError::Call(format!("the server returned a body that is not JSON: {e}")))?;
+    let review: Value = serde_json::from_slice(body).map_err(|e| {
+        ReviewError::Call(format!("the server returned a body that is not JSON: {e}"))
+    })?;
     if version == ReviewVersion::V1 {
         let api_version = review["apiVersion"].as_str().unwrap_or_default();
         let kind = review["kind"].as_str().unwrap_or_default();
@@ -166,7 +167,10 @@ fn checked(
             "invalid groupVersion (expected {desired}, received {api_version})"
         )));
     }
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let original_kind = original["kind"].as_str().unwrap_or_default();
     if kind != original_kind {
         return Err(invalid(format!(
@@ -183,7 +187,10 @@ fn checked(
         }
         None => return Err(invalid("missing metadata in converted object".to_string())),
     };
-    let mut metadata = original["metadata"].as_object().cloned().unwrap_or_default();
+    let mut metadata = original["metadata"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     for field in ["labels", "annotations"] {
         restore_map(index, field, &returned, &mut metadata)?;
     }
@@ -290,7 +297,13 @@ mod tests {
     }
 
     fn check(body: &[u8]) -> Result<Vec<Value>, ReviewError> {
-        review_response(ReviewVersion::V1, body, "r1", "example.com/v2", &[original()])
+        review_response(
+            ReviewVersion::V1,
+            body,
+            "r1",
+            "example.com/v2",
+            &[original()],
+        )
     }
 
     #[test]
@@ -305,7 +318,12 @@ mod tests {
             Some(ReviewVersion::V1)
         );
         assert_eq!(ReviewVersion::choose(&names(&["v2"])), None);
-        let request = review_request(ReviewVersion::V1beta1, "r1", "example.com/v2", &[original()]);
+        let request = review_request(
+            ReviewVersion::V1beta1,
+            "r1",
+            "example.com/v2",
+            &[original()],
+        );
         assert_eq!(request["apiVersion"], "apiextensions.k8s.io/v1beta1");
         assert_eq!(request["kind"], "ConversionReview");
         assert_eq!(request["request"]["uid"], "r1");
@@ -330,7 +348,10 @@ mod tests {
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
             "response": {"uid": "r1", "result": {"status": "Failure", "message": "no way"}}}))
         .unwrap();
-        assert_eq!(check(&failed).unwrap_err(), ReviewError::Call("no way".into()));
+        assert_eq!(
+            check(&failed).unwrap_err(),
+            ReviewError::Call("no way".into())
+        );
         let silent = serde_json::to_vec(&json!({
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
             "response": {"uid": "r1", "result": {"status": "Failure"}}}))
@@ -346,7 +367,9 @@ mod tests {
             ReviewError::Call("no response provided".into())
         );
         let wrong_kind = br#"{"apiVersion":"v1","kind":"Status","response":{}}"#;
-        assert!(matches!(check(wrong_kind), Err(ReviewError::Call(m)) if m.starts_with("expected webhook response of")));
+        assert!(
+            matches!(check(wrong_kind), Err(ReviewError::Call(m)) if m.starts_with("expected webhook response of"))
+        );
     }
 
     #[test]
@@ -356,8 +379,13 @@ mod tests {
             "response": {"uid": "whatever", "result": {"status": "Success"},
                          "convertedObjects": [converted()]}}))
         .unwrap();
-        let objects =
-            review_response(ReviewVersion::V1beta1, &body, "r1", "example.com/v2", &[original()]);
+        let objects = review_response(
+            ReviewVersion::V1beta1,
+            &body,
+            "r1",
+            "example.com/v2",
+            &[original()],
+        );
         assert_eq!(objects.unwrap().len(), 1);
     }
 
@@ -404,11 +432,16 @@ mod tests {
         not_string["metadata"]["annotations"] = json!({"n": 1});
         let error = check(&answer("r1", vec![not_string])).unwrap_err();
         assert!(
-            error.message("g").contains("metadata.annotations[n] must be a string"),
+            error
+                .message("g")
+                .contains("metadata.annotations[n] must be a string"),
             "{error:?}"
         );
         let mut dropped = converted();
-        dropped["metadata"].as_object_mut().unwrap().remove("labels");
+        dropped["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("labels");
         let objects = check(&answer("r1", vec![dropped])).unwrap();
         assert!(objects[0]["metadata"].get("labels").is_none());
     }

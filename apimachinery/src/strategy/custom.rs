@@ -132,9 +132,10 @@ impl CustomResource {
             .map(|stored| (crd.group.clone(), stored.name.clone(), names.plural.clone()));
         // kube's default: "<group>/<version> <Kind> is deprecated".
         let warning = served.deprecated.then(|| {
-            served.deprecation_warning.clone().unwrap_or_else(|| {
-                format!("{}/{version} {} is deprecated", crd.group, names.kind)
-            })
+            served
+                .deprecation_warning
+                .clone()
+                .unwrap_or_else(|| format!("{}/{version} {} is deprecated", crd.group, names.kind))
         });
         Ok(CustomResource {
             info,

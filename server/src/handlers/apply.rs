@@ -7,8 +7,8 @@
 use http::StatusCode;
 use kubecache_core::status::{ApiError, Cause, Reason};
 
-use super::write::{self, content_type, finish_decode, update_object};
 use super::path_name;
+use super::write::{self, content_type, finish_decode, update_object};
 use crate::api::{Call, Reply};
 use kubecache_apimachinery::managed;
 use kubecache_apimachinery::objects;

@@ -12,8 +12,8 @@ use http::StatusCode;
 use kubecache_core::status::{ApiError, Status, StatusDetails};
 use serde_json::{Value, json};
 
-use super::read::{filter, list_objects};
 use super::path_name;
+use super::read::{filter, list_objects};
 use crate::api::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_store::{Deleted, Preconditions, Store, Writer};
@@ -123,9 +123,7 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
         .await?;
     let body = match outcome {
         Deleted::Marked(object) => object,
-        Deleted::Removed(object) if resource.strategy().delete_returns_object() => {
-            object
-        }
+        Deleted::Removed(object) if resource.strategy().delete_returns_object() => object,
         Deleted::Removed(object) => {
             let status = Status::success(Some(StatusDetails {
                 name: name.to_string(),
