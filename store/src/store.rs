@@ -412,7 +412,11 @@ impl<'a, C: Context> Store<'a, C> {
                     .ok_or_else(not_found)?,
             };
             let old = objects::decode(&kv)?;
-            let old = self.resource.strategy().convert_to_served(old).await?;
+            let old = if self.resource.converts() {
+                self.resource.strategy().convert_to_served(old).await?
+            } else {
+                old
+            };
             // `pinned`: the client named the revision it updates; a lost race is a 409.
             let (step, pinned) = match plan(&old)? {
                 Plan::Keep => return Ok(Written::Unchanged(old)),

@@ -17,7 +17,7 @@ use kubecache_apiextensions::crd::{Crd, PrinterColumn};
 use kubecache_apiextensions::jsonpath::JsonPath;
 use kubecache_apiextensions::schema::Schema;
 use kubecache_core::registry::{CLUSTER, NAMESPACED, ResourceInfo};
-use kubecache_core::status::{ApiError, Cause};
+use kubecache_core::status::{ApiError, Cause, Reason};
 use serde_json::Value;
 
 use super::{DefaultContext, Strategy, TypedForm};
@@ -168,7 +168,8 @@ impl CustomResource {
             Some(converter) => converter
                 .convert(object, desired)
                 .await
-                .map_err(ApiError::internal),
+                // kube answers an error of no API type as a 500 with its message as is.
+                .map_err(|message| ApiError::new(500, Reason::InternalError, message)),
         }
     }
 
