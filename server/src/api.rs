@@ -242,7 +242,8 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let mut labels = RequestLabels::non_resource(request.method());
     let protobuf = crate::edge::protobuf::wants_protobuf(request.headers());
-    let response = match dispatch(&api, request, &mut labels).await {
+    let mut warning = None;
+    let mut response = match dispatch(&api, request, &mut labels, &mut warning).await {
         Ok(Reply::Object {
             status,
             body,
@@ -257,16 +258,25 @@ pub async fn handle(api: Arc<Api>, request: Request<Body>) -> Response {
         Err(err) if protobuf => crate::status_response::protobuf_status(&err),
         Err(err) => crate::status_response::json(&err),
     };
+    // The resource's own warning (a deprecated custom resource version's) on every answer,
+    // errors included, as kube's handler records it before serving.
+    if let Some(warning) = warning {
+        add_warnings(response.headers_mut(), &[warning]);
+    }
     api.metrics
         .record(labels, response.status().as_u16(), started.elapsed());
     response
 }
 
-/// Serves a request; sets `labels` once it knows which resource the request is for.
+/// Serves a request; sets `labels` once it knows which resource the request is for, and
+/// `warning` to the resource's warning ([`Strategy::warning`]).
+///
+/// [`Strategy::warning`]: kubecache_apimachinery::strategy::Strategy::warning
 async fn dispatch(
     api: &Api,
     request: Request<Body>,
     labels: &mut RequestLabels,
+    warning: &mut Option<String>,
 ) -> Result<Reply, ApiError> {
     let (parts, body) = request.into_parts();
     let query = Query::parse(parts.uri.query())?;
@@ -339,6 +349,7 @@ async fn dispatch(
         Target::Resource(request) => request,
     };
     *labels = RequestLabels::resource(&request);
+    *warning = request.resource.strategy().warning();
     let body = read_body(&parts.headers, body).await?;
     let user = parts
         .extensions

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kubecache_apiextensions::crd::{self, Crd};
 use kubecache_apimachinery::registry::Resource;
-use kubecache_apimachinery::strategy::custom::CustomResource;
+use kubecache_apimachinery::strategy::custom::{Converter, CustomResource};
 use kubecache_cache::{Filter, ReadAt, WatchRequest, WatchStart};
 use kubecache_core::request::Subresource;
 use kubecache_core::status::ApiError;
@@ -53,7 +53,7 @@ struct Served {
 }
 
 /// Runs for the server's lifetime.
-pub async fn run<C: Context>(context: Arc<C>) {
+pub async fn run<C: Context + 'static>(context: Arc<C>) {
     let mut controller = Controller {
         context,
         known: HashMap::new(),
@@ -75,7 +75,7 @@ struct Controller<C> {
     pending: HashSet<String>,
 }
 
-impl<C: Context> Controller<C> {
+impl<C: Context + 'static> Controller<C> {
     fn crds(&self) -> Arc<Resource> {
         self.context
             .registry()
@@ -268,9 +268,14 @@ impl<C: Context> Controller<C> {
             .map(|v| v.name.as_str())
             .collect();
         versions.sort_by_key(|v| Some(v.to_string()) != storage);
+        let converter = crate::conversion::Webhook::of(self.context.clone(), crd)
+            .map(|webhook| Arc::new(webhook) as Arc<dyn Converter>);
         let mut resources = Vec::new();
         for version in versions {
-            let strategy = CustomResource::new(crd, version).map_err(ApiError::internal)?;
+            let mut strategy = CustomResource::new(crd, version).map_err(ApiError::internal)?;
+            if let Some(converter) = &converter {
+                strategy = strategy.with_converter(converter.clone());
+            }
             let added = resources::add(self.context.as_ref(), Arc::new(strategy))?;
             resources.push((
                 added.group.to_string(),

@@ -13,7 +13,8 @@
 //!   terminating namespace.
 //! - [`crds`]: the CustomResourceDefinition controller (names, conditions, serving each
 //!   established CRD's versions, cleanup); [`resources`]: adding and removing served
-//!   resources at run time, the read path and the registry in step.
+//!   resources at run time, the read path and the registry in step; [`conversion`]: a CRD's
+//!   conversion webhook, the converter its custom resources await.
 //! - [`rbac`]: the bootstrap RBAC policy, the ClusterRole aggregation controller and the live
 //!   [`rbac::index::PolicyIndex`] both it and the server's RBAC authorizer follow.
 //!
@@ -25,6 +26,7 @@
 //! a request into a [`Writer`] and call the Store, and the server's `Api` implements
 //! [`Context`]. The crate's tests run on a context of their own over an in-memory backend.
 
+pub mod conversion;
 pub mod crds;
 pub mod namespaces;
 pub mod rbac;

@@ -24,6 +24,17 @@
 //! race the client's: 409 Conflict. A write that changes nothing is not written (no new
 //! revision, no watch event). There is no other optimistic-concurrency loop in the server.
 //!
+//! # Conversion
+//!
+//! Callers hand the Store objects in the shape of the resource they write and get answers in
+//! it; what is stored may be another version's shape (events.k8s.io/v1 Events are stored as
+//! core/v1, a custom resource in its CRD's storage version). The Store awaits the strategy's
+//! conversions itself, off any lock and outside the transaction: the object read is
+//! converted to the served shape before the caller's plan and admission see it (so they see
+//! what the client sent and reads return, as in kube), and the object to write is converted
+//! to the stored shape after admission, before it is encoded. A conversion that fails (a
+//! custom resource's webhook) fails the write with nothing written.
+//!
 //! # What stays outside
 //!
 //! Reads (GET, LIST, WATCH) go through [`kubecache_cache::ReadPath`]. The clusterIP
@@ -194,9 +205,10 @@ impl<'a, C: Context> Store<'a, C> {
         Store { context, resource }
     }
 
-    /// Creates `object` (decoded, in its storage shape, its namespace checked): the metadata
-    /// rules of a create, the mutating plugins, the writer's managedFields entry, the
-    /// validating plugins and allocation, then a transaction on "key absent".
+    /// Creates `object` (decoded, in the resource's shape, its namespace checked): the
+    /// metadata rules of a create, the mutating plugins, the writer's managedFields entry, the
+    /// validating plugins and allocation, the conversion to the stored shape, then a
+    /// transaction on "key absent". The answer is in the resource's shape.
     pub async fn create(
         &self,
         writer: &Writer,
@@ -230,7 +242,13 @@ impl<'a, C: Context> Store<'a, C> {
                 }),
             };
         }
-        let bytes = objects::encode(&object);
+        let bytes = match self.to_storage(&mut object).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                admitted.settle(self.context, false).await;
+                return Err(e);
+            }
+        };
         let created = self.context.backend().create(&key, bytes.clone()).await;
         admitted.settle(self.context, created.is_ok()).await;
         let kv = created.map_err(|e| match e {
@@ -394,13 +412,18 @@ impl<'a, C: Context> Store<'a, C> {
                     .ok_or_else(not_found)?,
             };
             let old = objects::decode(&kv)?;
+            let old = if self.resource.converts() {
+                self.resource.strategy().convert_to_served(old).await?
+            } else {
+                old
+            };
             // `pinned`: the client named the revision it updates; a lost race is a 409.
             let (step, pinned) = match plan(&old)? {
                 Plan::Keep => return Ok(Written::Unchanged(old)),
                 Plan::Mark(object) if writer.dry_run => return Ok(Written::Replaced(object)),
                 Plan::Remove if writer.dry_run => return Ok(Written::Removed(old)),
-                Plan::Mark(object) => {
-                    let bytes = objects::encode(&object);
+                Plan::Mark(mut object) => {
+                    let bytes = self.to_storage(&mut object).await?;
                     let admitted = Admitted::default();
                     let step = Step::Replace {
                         object,
@@ -496,13 +519,21 @@ impl<'a, C: Context> Store<'a, C> {
         objects::set_resource_version(&mut new, kv.mod_revision);
         let admitted = admission::admit(&attrs, &mut new).await?;
         let finalized = objects::is_deleting(&new) && objects::finalizers(&new).is_empty();
-        let bytes = objects::encode_owned(&mut new);
+        // A dry run is not converted to the stored shape, as kube's dry-run storage never
+        // encodes.
         if writer.dry_run {
             return Ok(Step::Done(Written::Replaced(new)));
         }
         if finalized {
             return Ok(Step::Remove { answer: Some(new) });
         }
+        let bytes = match self.to_storage(&mut new).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                admitted.settle(self.context, false).await;
+                return Err(e);
+            }
+        };
         if bytes == kv.value {
             return Ok(Step::Done(Written::Unchanged(old.clone())));
         }
@@ -511,6 +542,21 @@ impl<'a, C: Context> Store<'a, C> {
             bytes,
             admitted,
         })
+    }
+
+    /// The bytes to store for `object` (in the resource's shape): converted to the stored
+    /// shape first when the resource is stored as another (the strategy's conversion, awaited:
+    /// a webhook may fail it), without its resourceVersion.
+    async fn to_storage(&self, object: &mut Value) -> Result<Bytes, ApiError> {
+        if !self.resource.converts() {
+            return Ok(objects::encode_owned(object));
+        }
+        let mut stored = self
+            .resource
+            .strategy()
+            .convert_to_storage(object.clone())
+            .await?;
+        Ok(objects::encode_owned(&mut stored))
     }
 
     /// What admission knows of this write.

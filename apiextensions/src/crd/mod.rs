@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use kubecache_core::status::Cause;
 use serde_json::{Map, Value, json};
 
+pub mod conversion;
 pub mod names;
 pub mod printer;
 pub mod validation;

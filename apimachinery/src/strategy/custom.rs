@@ -3,18 +3,21 @@
 //! in the server registers them). What a built-in strategy knows from Rust types, this one
 //! reads from the CRD: identity from `spec.names`, decoding as pruning by the version's
 //! structural schema, defaults and validation from the same schema plus its CEL rules, the
-//! Table from `additionalPrinterColumns`, and the storage version (conversion `None`: only
-//! `apiVersion` changes between versions, as kube's nop converter does).
+//! Table from `additionalPrinterColumns`, the storage version and conversion between versions
+//! (`None`: only `apiVersion` changes, as kube's nop converter does; `Webhook`: a
+//! [`Converter`] the server gives the strategy, since this crate does no I/O), and the
+//! `Warning` of a deprecated version.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use kubecache_apiextensions::cel::Rules;
 use kubecache_apiextensions::crd::{Crd, PrinterColumn};
 use kubecache_apiextensions::jsonpath::JsonPath;
 use kubecache_apiextensions::schema::Schema;
 use kubecache_core::registry::{CLUSTER, NAMESPACED, ResourceInfo};
-use kubecache_core::status::Cause;
+use kubecache_core::status::{ApiError, Cause, Reason};
 use serde_json::Value;
 
 use super::{DefaultContext, Strategy, TypedForm};
@@ -22,6 +25,15 @@ use crate::openapi::schemas::Kind;
 use crate::scale::ScaleView;
 use crate::table;
 use k8s_openapi::schemars::SchemaGenerator;
+
+/// How a custom resource's objects change version when it is more than rewriting
+/// `apiVersion` (kube's `CRConverter`): the CRD's conversion webhook, implemented where the
+/// I/O is (the store crate). A [`CustomResource`] without one is kube's nop converter.
+pub trait Converter: Send + Sync + 'static {
+    /// `object` in `desired` (`group/version`); the error is the whole message (kube's
+    /// "conversion webhook for <gvk> failed: ...").
+    fn convert(&self, object: Value, desired: String) -> BoxFuture<'_, Result<Value, String>>;
+}
 
 /// One served version of a custom resource.
 pub struct CustomResource {
@@ -36,6 +48,10 @@ pub struct CustomResource {
     /// `(group, version, plural)` of the storage version, when it is another version.
     storage: Option<(String, String, String)>,
     scale: Option<ScalePointers>,
+    /// The CRD's conversion webhook; `None`: only `apiVersion` changes.
+    converter: Option<Arc<dyn Converter>>,
+    /// The `Warning` of a deprecated version.
+    warning: Option<String>,
 }
 
 /// The scale subresource's paths (`.spec.replicas`) as JSON pointers (`/spec/replicas`).
@@ -116,6 +132,13 @@ impl CustomResource {
             .storage_version()
             .filter(|stored| stored.name != version)
             .map(|stored| (crd.group.clone(), stored.name.clone(), names.plural.clone()));
+        // kube's default: "<group>/<version> <Kind> is deprecated".
+        let warning = served.deprecated.then(|| {
+            served
+                .deprecation_warning
+                .clone()
+                .unwrap_or_else(|| format!("{}/{version} {} is deprecated", crd.group, names.kind))
+        });
         Ok(CustomResource {
             info,
             schema,
@@ -124,7 +147,33 @@ impl CustomResource {
             columns,
             storage,
             scale,
+            converter: None,
+            warning,
         })
+    }
+
+    /// The strategy converting through `converter` (a `Webhook` CRD's).
+    pub fn with_converter(mut self, converter: Arc<dyn Converter>) -> CustomResource {
+        self.converter = Some(converter);
+        self
+    }
+
+    /// `object` in `version` of this resource's group: as it is when it is in that version
+    /// already, else through the converter (its failure a 500), or with only its
+    /// `apiVersion` rewritten when there is none.
+    async fn convert(&self, object: Value, version: &str) -> Result<Value, ApiError> {
+        let desired = format!("{}/{version}", self.info.group);
+        if object.get("apiVersion").and_then(Value::as_str) == Some(desired.as_str()) {
+            return Ok(object);
+        }
+        match &self.converter {
+            None => Ok(self.with_api_version(object, version)),
+            Some(converter) => converter
+                .convert(object, desired)
+                .await
+                // kube answers an error of no API type as a 500 with its message as is.
+                .map_err(|message| ApiError::new(500, Reason::InternalError, message)),
+        }
     }
 
     fn with_api_version(&self, mut object: Value, version: &str) -> Value {
@@ -286,6 +335,34 @@ impl Strategy for CustomResource {
         } else {
             object
         }
+    }
+
+    /// Through the webhook when there is one; what it returns is pruned and defaulted by
+    /// this version's schema, as kube does after converting an object read from storage.
+    fn convert_to_served(&self, object: Value) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let webhook = self.converter.is_some();
+            let mut object = self.convert(object, &self.info.version).await?;
+            if webhook && let Some(schema) = &self.schema {
+                schema.prune(&mut object);
+                schema.apply_defaults(&mut object);
+                sort_keys(&mut object);
+            }
+            Ok(object)
+        })
+    }
+
+    fn convert_to_storage(&self, object: Value) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            match &self.storage {
+                Some((_, version, _)) => self.convert(object, version).await,
+                None => Ok(object),
+            }
+        })
+    }
+
+    fn warning(&self) -> Option<String> {
+        self.warning.clone()
     }
 }
 

@@ -196,14 +196,27 @@ pub trait Strategy: Send + Sync + 'static {
         object
     }
 
-    /// A stored object in this resource's shape, for a read (a GET, a LIST item, a watch
-    /// event): what the read path awaits, in the task serving the request or the watch and
-    /// never on a shard thread, so an implementation may wait (a custom resource's conversion
-    /// webhook) or fail (500). Each object is converted once per version however many read
-    /// it. By default [`Strategy::to_served`], at once. (The write path still calls
-    /// `to_served` and `to_storage` synchronously, inside the Store's update transform.)
+    /// A stored object in this resource's shape: what the read path (a GET, a LIST item, a
+    /// watch event) and the Store (the object an update starts from, every answer) await, in
+    /// the task serving the request or the watch and never on a shard thread, so an
+    /// implementation may wait (a custom resource's conversion webhook) or fail (500). The
+    /// read path converts each object once per version however many read it. By default
+    /// [`Strategy::to_served`], at once.
     fn convert_to_served(&self, object: Value) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(std::future::ready(Ok(self.to_served(object))))
+    }
+
+    /// A served object in its stored shape, awaited by the Store before it writes (after
+    /// admission, which sees the served shape, as in kube); a failure writes nothing. By
+    /// default [`Strategy::to_storage`], at once.
+    fn convert_to_storage(&self, object: Value) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(std::future::ready(Ok(self.to_storage(object))))
+    }
+
+    /// The `Warning` every request to this resource is answered with (a deprecated custom
+    /// resource version's).
+    fn warning(&self) -> Option<String> {
+        None
     }
 }
 

@@ -7,8 +7,8 @@
 use http::StatusCode;
 use kubecache_core::status::{ApiError, Cause, Reason};
 
+use super::path_name;
 use super::write::{self, content_type, finish_decode, update_object};
-use super::{path_name, present_value};
 use crate::api::{Call, Reply};
 use kubecache_apimachinery::managed;
 use kubecache_apimachinery::objects;
@@ -61,7 +61,7 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
     let mut warnings = Vec::new();
     let updated = update_object(call, dry_run, |current| {
         // A resourceVersion in the configuration is the applier's precondition.
-        let mut shown = present_value(resource, current.clone());
+        let mut shown = current.clone();
         objects::metadata_mut(&mut shown).remove("resourceVersion");
         let merged = ssa::apply(Some(&shown), &config, &applier)?;
         let decoded = finish_decode(call, resource, merged, &[], mode)?;
@@ -85,7 +85,7 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
     match updated {
         Ok(object) => Ok(Reply::Object {
             status: StatusCode::OK,
-            body: present_value(resource, object),
+            body: object,
             warnings,
         }),
         Err(err)

@@ -12,8 +12,8 @@ use http::StatusCode;
 use kubecache_core::status::{ApiError, Status, StatusDetails};
 use serde_json::{Value, json};
 
+use super::path_name;
 use super::read::{filter, list_objects};
-use super::{path_name, present_value};
 use crate::api::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_store::{Deleted, Preconditions, Store, Writer};
@@ -122,10 +122,8 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
         )
         .await?;
     let body = match outcome {
-        Deleted::Marked(object) => present_value(resource, object),
-        Deleted::Removed(object) if resource.strategy().delete_returns_object() => {
-            present_value(resource, object)
-        }
+        Deleted::Marked(object) => object,
+        Deleted::Removed(object) if resource.strategy().delete_returns_object() => object,
         Deleted::Removed(object) => {
             let status = Status::success(Some(StatusDetails {
                 name: name.to_string(),
@@ -158,7 +156,7 @@ pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {
         .delete_collection(&options.writer(call), &options.preconditions(), &items)
         .await?
         .into_iter()
-        .map(|(Deleted::Removed(o) | Deleted::Marked(o))| present_value(resource, o))
+        .map(|(Deleted::Removed(o) | Deleted::Marked(o))| o)
         .collect();
     Ok(Reply::ok(json!({
         "kind": resource.list_kind(),

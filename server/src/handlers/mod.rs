@@ -11,9 +11,7 @@ pub mod scale;
 pub mod watch;
 pub mod write;
 
-use kubecache_apimachinery::registry::Resource;
 use kubecache_core::status::ApiError;
-use serde_json::Value;
 
 use crate::api::{Call, Reply};
 use kubecache_core::request::{Subresource, Verb};
@@ -52,16 +50,6 @@ async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
         (Some(Subresource::Scale), Verb::Patch) => scale::patch(&call).await,
         _ => Err(ApiError::method_not_allowed()),
     }
-}
-
-/// A stored object as `resource` serves it (converted when stored in another version).
-pub fn present_value(resource: &Resource, object: Value) -> Value {
-    resource.strategy().to_served(object)
-}
-
-/// An object as `resource` receives it, in its stored shape.
-pub fn to_storage_shape(resource: &Resource, object: Value) -> Value {
-    resource.strategy().to_storage(object)
 }
 
 /// The name from the path (present for every verb that names one object).

@@ -12,7 +12,7 @@ use kubecache_core::merge_schema::Schema;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
-use super::{path_name, present_value, to_storage_shape};
+use super::path_name;
 use crate::api::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
@@ -72,9 +72,8 @@ pub fn finish_decode(
     mode: FieldValidation,
 ) -> Result<Decoded, ApiError> {
     objects::check_type(resource, &mut object)?;
-    let (object, unknown) = typed::normalize(resource, object)?;
+    let (mut object, unknown) = typed::normalize(resource, object)?;
     let warnings = typed::check_fields(mode, duplicate_fields, &unknown)?;
-    let mut object = to_storage_shape(resource, object);
     objects::check_namespace(resource, &mut object, call.request.namespace.as_deref())?;
     Ok(Decoded { object, warnings })
 }
@@ -135,7 +134,7 @@ pub async fn create_decoded(
     }
     Ok(Reply::Object {
         status: StatusCode::CREATED,
-        body: present_value(resource, created.object),
+        body: created.object,
         warnings,
     })
 }
@@ -197,7 +196,7 @@ pub async fn update(call: &Call<'_>) -> Result<Reply, ApiError> {
     .await?;
     Ok(Reply::Object {
         status: StatusCode::OK,
-        body: present_value(resource, updated),
+        body: updated,
         warnings,
     })
 }
@@ -219,7 +218,7 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
     let updated = update_object(call, dry_run, |current| {
         // The patch sees the object without its resourceVersion: one the patch sets is the
         // client's precondition; otherwise a lost race is retried on the fresh object.
-        let mut shown = present_value(resource, current.clone());
+        let mut shown = current.clone();
         objects::metadata_mut(&mut shown).remove("resourceVersion");
         let patched = patch::apply(patch_type, &shown, &patch_body, schema)?;
         let decoded = finish_decode(call, resource, patched, &[], mode)?;
@@ -229,7 +228,7 @@ pub async fn patch(call: &Call<'_>) -> Result<Reply, ApiError> {
     .await?;
     Ok(Reply::Object {
         status: StatusCode::OK,
-        body: present_value(resource, updated),
+        body: updated,
         warnings,
     })
 }

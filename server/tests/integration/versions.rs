@@ -71,7 +71,8 @@ struct Conversion {
     to: &'static str,
     /// The converted object's resourceVersion (empty on writes).
     resource_version: String,
-    /// Through `convert_to_served`: the read path (GET, LIST, watch events).
+    /// Through `convert_to_served`: the read path (GET, LIST, watch events), and the Store
+    /// (the object an update or delete of a converting version starts from).
     read: bool,
 }
 
