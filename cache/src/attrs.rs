@@ -266,11 +266,11 @@ impl ObjectAttrs {
     /// Packs an object's attributes. Labels are sorted by key; of repeated keys the last one
     /// wins (as when inserting into a map). Fields with an empty value are left out: they
     /// read as empty either way.
-    pub fn new<K, V, F>(
+    pub fn new<'f, K, V, F>(
         namespace: Option<&str>,
         name: &str,
         labels: impl IntoIterator<Item = (K, V)>,
-        fields: impl IntoIterator<Item = (&'static str, F)>,
+        fields: impl IntoIterator<Item = (&'f str, F)>,
     ) -> ObjectAttrs
     where
         K: AsRef<str>,
@@ -282,7 +282,7 @@ impl ObjectAttrs {
         // Stable: of equal keys, the last given comes first and is the one kept.
         labels.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         labels.dedup_by(|later, earlier| later.0.as_ref() == earlier.0.as_ref());
-        let fields: Vec<(&'static str, F, usize)> = fields
+        let fields: Vec<(&str, F, usize)> = fields
             .into_iter()
             .filter(|(_, value)| !value.as_ref().is_empty())
             .map(|(field, value)| {

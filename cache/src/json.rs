@@ -8,19 +8,32 @@ use kubecache_core::storage::{KeyValue, Revision, StorageError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::attrs::KNOWN_FIELDS;
 use crate::object::ObjectAttrs;
 
 /// Namespace, name, labels and the selectable fields of `resource` in a stored object. Most
 /// objects decode into the few fields selectors read, skipping the rest without building it;
 /// anything unexpected takes the full parse.
 pub fn attributes(resource: &ResourceInfo, kv: &KeyValue) -> Result<ObjectAttrs, StorageError> {
-    let object = match serde_json::from_slice::<Selectable>(&kv.value) {
-        Ok(selectable) => selectable.into_value(),
-        Err(_) => serde_json::from_slice(&kv.value).map_err(|e| {
+    let subset = covers_selectable_fields(resource)
+        .then(|| serde_json::from_slice::<Selectable>(&kv.value).ok())
+        .flatten();
+    let object = match subset {
+        Some(selectable) => selectable.into_value(),
+        None => serde_json::from_slice(&kv.value).map_err(|e| {
             StorageError::Internal(format!("object at {} is not valid JSON: {e}", kv.key))
         })?,
     };
     Ok(attributes_of(resource, &object))
+}
+
+/// Whether [`Selectable`] holds every field `resource` can be selected by: the built-in ones
+/// ([`KNOWN_FIELDS`]); a custom resource's `selectableFields` take the full parse.
+fn covers_selectable_fields(resource: &ResourceInfo) -> bool {
+    resource
+        .selectable_fields
+        .iter()
+        .all(|field| KNOWN_FIELDS.contains(&field.as_str()))
 }
 
 /// The stored object with `metadata.resourceVersion` set to `revision`: spliced in when the

@@ -1,48 +1,19 @@
-//! Field selectors: which fields each resource can be selected by, and their values.
-//! The lists are kube-apiserver's (each registry strategy's `GetAttrs`/field label conversion).
+//! Field selectors: which fields each resource can be selected by, and their values. Each
+//! resource declares its fields in its identity (the built-in strategies list kube-apiserver's,
+//! from each registry strategy's `GetAttrs`/field label conversion).
 
 use crate::registry::ResourceInfo;
 use serde_json::Value;
 
 const META: &[&str] = &["metadata.name", "metadata.namespace"];
 
-/// Fields a `fieldSelector` may name for `resource`.
-pub fn supported(resource: &ResourceInfo) -> Vec<&'static str> {
-    let extra: &[&str] = match (resource.group.as_str(), resource.resource.as_str()) {
-        ("", "pods") => &[
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.podIPs",
-            "status.nominatedNodeName",
-        ],
-        ("", "secrets") => &["type"],
-        ("", "events") => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        ("", "namespaces") => &["status.phase"],
-        ("", "nodes") => &["spec.unschedulable"],
-        ("", "replicationcontrollers") => &["status.replicas"],
-        ("apps", "replicasets") => &["status.replicas"],
-        ("batch", "jobs") => &["status.successful"],
-        ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
-        _ => &[],
-    };
-    META.iter().chain(extra).copied().collect()
+/// Fields a `fieldSelector` may name for `resource`: its name and namespace, and what its
+/// identity declares ([`ResourceInfo::selectable_fields`]).
+pub fn supported(resource: &ResourceInfo) -> Vec<&str> {
+    META.iter()
+        .copied()
+        .chain(resource.selectable_fields.iter().map(String::as_str))
+        .collect()
 }
 
 /// The value of `field` on `object` as a field selector compares it (strings; booleans and
@@ -86,6 +57,16 @@ mod tests {
         assert_eq!(value(pods, &pod, "status.phase").unwrap(), "Running");
         assert_eq!(value(pods, &pod, "spec.hostNetwork").unwrap(), "false");
         assert_eq!(value(pods, &pod, "status.podIP").unwrap(), "");
-        assert!(supported(pods).contains(&"spec.nodeName"));
+    }
+
+    #[test]
+    fn supported_fields_are_metadata_and_what_the_identity_declares() {
+        let plain = ResourceInfo::new("", "v1", "pods", "pod", "Pod", NAMESPACED);
+        assert_eq!(supported(&plain), ["metadata.name", "metadata.namespace"]);
+        let pods = plain.selectable(&["spec.nodeName"]);
+        assert_eq!(
+            supported(&pods),
+            ["metadata.name", "metadata.namespace", "spec.nodeName"]
+        );
     }
 }

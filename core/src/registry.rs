@@ -51,6 +51,9 @@ pub struct ResourceInfo {
     /// Create-only and never stored: a request is answered and forgotten (the
     /// authorization.k8s.io access reviews, authentication.k8s.io SelfSubjectReview).
     pub create_only: bool,
+    /// The fields a `fieldSelector` may name besides `metadata.name` and
+    /// `metadata.namespace` (kube's `GetAttrs` of each strategy; a CRD's `selectableFields`).
+    pub selectable_fields: Vec<String>,
 }
 
 impl ResourceInfo {
@@ -143,7 +146,13 @@ impl ResourceInfo {
             storage_path: resource.to_string(),
             name_rule: NameRule::Subdomain,
             create_only: false,
+            selectable_fields: Vec::new(),
         }
+    }
+    /// The fields a field selector may name besides `metadata.name` and `metadata.namespace`.
+    pub fn selectable(mut self, fields: &[&str]) -> Self {
+        self.selectable_fields = owned(fields);
+        self
     }
     pub fn short(mut self, names: &[&str]) -> Self {
         self.short_names = owned(names);

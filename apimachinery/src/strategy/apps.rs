@@ -110,6 +110,7 @@ impl Strategy for ReplicaSets {
             "ReplicaSet",
             NAMESPACED,
         )
+        .selectable(&["status.replicas"])
         .short(&["rs"])
         .categories(ALL)
         .status()

@@ -38,6 +38,7 @@ pub struct Jobs;
 impl Strategy for Jobs {
     fn info(&self) -> ResourceInfo {
         ResourceInfo::new("batch", "v1", "jobs", "job", "Job", NAMESPACED)
+            .selectable(&["status.successful"])
             .categories(ALL)
             .status()
     }

@@ -46,7 +46,21 @@ pub struct Events;
 
 impl Strategy for Events {
     fn info(&self) -> ResourceInfo {
-        ResourceInfo::new("", "v1", "events", "event", "Event", NAMESPACED).short(&["ev"])
+        ResourceInfo::new("", "v1", "events", "event", "Event", NAMESPACED)
+            .selectable(&[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ])
+            .short(&["ev"])
     }
     typed_as!(core::Event);
     fn printer(&self) -> &'static Printer {
@@ -59,6 +73,7 @@ pub struct Namespaces;
 impl Strategy for Namespaces {
     fn info(&self) -> ResourceInfo {
         ResourceInfo::new("", "v1", "namespaces", "namespace", "Namespace", CLUSTER)
+            .selectable(&["status.phase"])
             .short(&["ns"])
             .status()
             .names(NameRule::Label)
@@ -102,6 +117,7 @@ pub struct Nodes;
 impl Strategy for Nodes {
     fn info(&self) -> ResourceInfo {
         ResourceInfo::new("", "v1", "nodes", "node", "Node", CLUSTER)
+            .selectable(&["spec.unschedulable"])
             .short(&["no"])
             .status()
             .stored_at("minions")
@@ -174,6 +190,17 @@ pub struct Pods;
 impl Strategy for Pods {
     fn info(&self) -> ResourceInfo {
         ResourceInfo::new("", "v1", "pods", "pod", "Pod", NAMESPACED)
+            .selectable(&[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ])
             .short(&["po"])
             .categories(ALL)
             .status()
@@ -279,6 +306,7 @@ impl Strategy for ReplicationControllers {
             "ReplicationController",
             NAMESPACED,
         )
+        .selectable(&["status.replicas"])
         .short(&["rc"])
         .categories(ALL)
         .status()
@@ -301,7 +329,7 @@ pub struct Secrets;
 
 impl Strategy for Secrets {
     fn info(&self) -> ResourceInfo {
-        ResourceInfo::new("", "v1", "secrets", "secret", "Secret", NAMESPACED)
+        ResourceInfo::new("", "v1", "secrets", "secret", "Secret", NAMESPACED).selectable(&["type"])
     }
     typed_as!(core::Secret);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {

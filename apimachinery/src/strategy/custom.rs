@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use kubecache_apiextensions::cel::Rules;
-use kubecache_apiextensions::crd::{Crd, PrinterColumn};
+use kubecache_apiextensions::crd::{Crd, PrinterColumn, Version};
 use kubecache_apiextensions::jsonpath::JsonPath;
 use kubecache_apiextensions::schema::Schema;
 use kubecache_core::registry::{CLUSTER, NAMESPACED, ResourceInfo};
@@ -67,6 +67,16 @@ fn pointer(path: &str) -> String {
     path.replace('.', "/")
 }
 
+/// The version's `selectableFields` as field selectors name them (`.spec.color` →
+/// `spec.color`).
+fn selectable_fields(version: &Version) -> Vec<String> {
+    version
+        .selectable_fields
+        .iter()
+        .map(|field| field.json_path.trim_start_matches('.').to_string())
+        .collect()
+}
+
 fn strs(values: &[String]) -> Vec<&str> {
     values.iter().map(String::as_str).collect()
 }
@@ -98,7 +108,8 @@ impl CustomResource {
         )
         .short(&strs(&names.short_names))
         .categories(&strs(&names.categories))
-        .stored_at(&format!("{}/{}", crd.group, names.plural));
+        .stored_at(&format!("{}/{}", crd.group, names.plural))
+        .selectable(&strs(&selectable_fields(served)));
         if crd.has_status_subresource(version) {
             info = info.status();
         }

@@ -1312,3 +1312,64 @@ fn replicas_over_one_etcd_serve_the_same_crds() {
         wait_gone(server, &format!("{CRDS}/{}", fixture.name()));
     }
 }
+
+/// A CRD version's `selectableFields` (1.32+) are field selectors of its objects: LIST (from
+/// the watch cache, and with `resourceVersion` unset, from storage) and WATCH select by them,
+/// kubectl included; an undeclared field is refused as kube refuses it.
+fn selectable_fields_select(server: &Kubecache, _: &Storage) {
+    let mut crd = widget_crd(json!([{
+        "name": "v1", "served": true, "storage": true,
+        "selectableFields": [{"jsonPath": ".spec.color"}],
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "color": {"type": "string"}, "size": {"type": "integer"}}}}}},
+    }]));
+    crd["metadata"]["name"] = json!("widgets.example.com");
+    let (status, body) = send(server, "POST", CRDS, "application/json", &crd);
+    assert_eq!(status, 201, "{body}");
+    wait_established(server, "widgets.example.com");
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    for (name, color) in [("a", "red"), ("b", "blue"), ("c", "red")] {
+        let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": name}, "spec": {"color": color, "size": 1}});
+        let (status, body) = send(server, "POST", widgets, "application/json", &widget);
+        assert_eq!(status, 201, "{body}");
+    }
+    let names = |query: &str| -> Vec<String> {
+        let (status, list) = server.get_json(&format!("{widgets}?{query}"));
+        assert_eq!(status, 200, "{list}");
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|w| w["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("fieldSelector=spec.color%3Dred"), ["a", "c"]);
+    assert_eq!(
+        names("fieldSelector=spec.color%3Dred&resourceVersion=0"),
+        ["a", "c"]
+    );
+    assert_eq!(names("fieldSelector=spec.color!%3Dred"), ["b"]);
+    let listed = server.kubectl_ok(&[
+        "get",
+        "widgets",
+        "--field-selector",
+        "spec.color=blue",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(listed.trim(), "widget.example.com/b");
+    let (status, refused) = server.get_json(&format!("{widgets}?fieldSelector=spec.size%3D1"));
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        refused["message"], "field label not supported: spec.size",
+        "{refused}"
+    );
+}
+
+on_both_binaries!(
+    selectable_fields_select_on_embedded,
+    selectable_fields_select_on_etcd,
+    selectable_fields_select
+);
