@@ -1,7 +1,7 @@
 //! `/metrics`: the Prometheus text exposition format (0.0.4), with kube-apiserver's metric
 //! names where it has one.
 //!
-//! - Requests: [`RequestMetrics`] counts every request [`crate::api::handle`] answers
+//! - Requests: [`RequestMetrics`] counts every request [`crate::dispatch::handle`] answers
 //!   (`apiserver_request_total`) and times it (`apiserver_request_duration_seconds`), labelled
 //!   as kube-apiserver labels them. A WATCH is counted when its stream starts and not timed.
 //! - The watch cache: the read path's [`ResourceCacheStats`], one series per cached resource,

@@ -15,7 +15,8 @@ use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::EtcdBackend;
 use tokio::net::TcpListener;
 
-use crate::api::{self, Api};
+use crate::api::Api;
+use crate::dispatch;
 use kubecache_apimachinery::codec::JsonCodec;
 use kubecache_store::namespaces;
 use kubecache_store::rbac::{self, index::PolicyIndex};
@@ -137,7 +138,7 @@ pub async fn build_api_with(
 
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
-        .fallback(|State(api): State<Arc<Api>>, request: Request| api::handle(api, request))
+        .fallback(|State(api): State<Arc<Api>>, request: Request| dispatch::handle(api, request))
         .with_state(api)
 }
 

@@ -1,7 +1,7 @@
 //! The one place an [`ApiError`] becomes an HTTP response: its code, a `metav1.Status` body
 //! in JSON or protobuf, and `Retry-After` when the error has one.
 //!
-//! Who calls what: [`crate::api::handle`] answers a handler's error in the form the client
+//! Who calls what: [`crate::dispatch::handle`] answers a handler's error in the form the client
 //! asked for ([`negotiated`]); so do the filters that refuse a request as kube-apiserver's
 //! `ErrorNegotiated` does (authentication 401, authorization and impersonation 403, audit's
 //! 413). The timeout (504), the in-flight limit (429) and panic recovery (500) answer in

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{Verdict, chain_of};
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use crate::handlers::write::{BODY_TYPES, content_type};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::typed;

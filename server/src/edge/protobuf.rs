@@ -9,7 +9,7 @@ use kubecache_apimachinery::registry::Resource;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
-use crate::api::{Reply, add_warnings, json_response};
+use crate::call::{Reply, add_warnings, json_response};
 use crate::negotiation::{Accept, Offer};
 use kubecache_apimachinery::protobuf::{self as transcoder, MEDIA_TYPE, STREAM_MEDIA_TYPE};
 

@@ -7,7 +7,7 @@ use http::{HeaderMap, StatusCode};
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
-use crate::api::{Query, Reply};
+use crate::call::{Query, Reply};
 use crate::negotiation::{Accept, Offer};
 use kubecache_apimachinery::registry::Resource;
 use kubecache_apimachinery::table::{IncludeObject, render};

@@ -9,7 +9,7 @@ use kubecache_core::status::{ApiError, Cause, Reason};
 
 use super::path_name;
 use super::write::{self, content_type, finish_decode, update_object};
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use kubecache_apimachinery::managed;
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::ssa::{self, Applier};

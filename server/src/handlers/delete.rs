@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::path_name;
 use super::read::{filter, list_objects};
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_store::{Deleted, Preconditions, Store, Writer};
 

@@ -261,7 +261,7 @@ pub fn root(
         (false, true) => core_versions(),
         (false, false) => groups(registry),
     };
-    let mut response = crate::api::json_response(StatusCode::OK, &body, &[]);
+    let mut response = crate::call::json_response(StatusCode::OK, &body, &[]);
     let headers = response.headers_mut();
     if aggregated {
         headers.insert(

@@ -13,7 +13,7 @@ pub mod write;
 
 use kubecache_core::status::ApiError;
 
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use kubecache_core::request::{Subresource, Verb};
 
 pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {

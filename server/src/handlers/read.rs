@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::list_body::{JsonListChunks, STREAM_ABOVE};
 use super::{not_found, object_key};
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_core::status::storage_error;
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::read::read_at;
 use super::write::{content_type, update_object};
 use super::{not_found, object_key};
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
 use kubecache_apimachinery::registry::Resource;

@@ -20,7 +20,7 @@ use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::StorageError;
 
 use super::read::filter;
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_core::status::storage_error;
 

@@ -13,7 +13,7 @@ use kubecache_core::status::ApiError;
 use serde_json::Value;
 
 use super::path_name;
-use crate::api::{Call, Reply};
+use crate::call::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
 use kubecache_apimachinery::typed::{self, FieldValidation};

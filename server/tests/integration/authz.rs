@@ -775,7 +775,7 @@ async fn as_user(api: &Arc<Api>, user: UserInfo, path: &str, body: &Value) -> (u
         .body(Body::from(serde_json::to_vec(body).unwrap()))
         .unwrap();
     request.extensions_mut().insert(user);
-    let response = kubecache_server::api::handle(api.clone(), request).await;
+    let response = kubecache_server::dispatch::handle(api.clone(), request).await;
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
