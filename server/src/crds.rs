@@ -49,6 +49,81 @@ struct Served {
     resources: Vec<(String, String, String)>,
 }
 
+/// What the controller keeps of a CRD between events: everything but its versions' schemas
+/// (names, status, metadata: what accepting names needs), and that parsed once. The schemas
+/// are most of a CRD; they are read from the event (or the status write) that serves it.
+struct Known {
+    light: Value,
+    /// `light` parsed; `None` when it does not parse.
+    crd: Option<Crd>,
+}
+
+impl Known {
+    fn new(object: &Value) -> Known {
+        let light = without_schemas(object);
+        let crd = Crd::parse(&light).ok();
+        Known { light, crd }
+    }
+
+    fn group(&self) -> &str {
+        self.light["spec"]["group"].as_str().unwrap_or_default()
+    }
+
+    fn created(&self) -> &str {
+        self.light["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// Its names are accepted as asked and it is established: nothing another CRD does can
+    /// change its status (what `reconcile_status` checks first).
+    fn settled(&self) -> bool {
+        self.crd
+            .as_ref()
+            .is_some_and(|crd| crd.names == crd.status.accepted_names && crd.is_established())
+    }
+}
+
+/// A copy of a CRD without `spec.versions[*].schema`.
+fn without_schemas(object: &Value) -> Value {
+    let Some(fields) = object.as_object() else {
+        return object.clone();
+    };
+    let mut out = serde_json::Map::with_capacity(fields.len());
+    for (key, value) in fields {
+        let value = match (key.as_str(), value.as_object()) {
+            ("spec", Some(spec)) => {
+                let mut light = serde_json::Map::with_capacity(spec.len());
+                for (key, value) in spec {
+                    let value = match (key.as_str(), value.as_array()) {
+                        ("versions", Some(versions)) => Value::Array(
+                            versions
+                                .iter()
+                                .map(|version| match version.as_object() {
+                                    Some(version) => Value::Object(
+                                        version
+                                            .iter()
+                                            .filter(|(k, _)| k.as_str() != "schema")
+                                            .map(|(k, v)| (k.clone(), v.clone()))
+                                            .collect(),
+                                    ),
+                                    None => version.clone(),
+                                })
+                                .collect(),
+                        ),
+                        _ => value.clone(),
+                    };
+                    light.insert(key.clone(), value);
+                }
+                Value::Object(light)
+            }
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out)
+}
+
 /// Runs for the server's lifetime.
 pub async fn run(api: Arc<Api>) {
     let mut controller = Controller {
@@ -65,7 +140,7 @@ pub async fn run(api: Arc<Api>) {
 struct Controller {
     api: Arc<Api>,
     /// Every CRD the watch has shown, by name.
-    known: HashMap<String, Value>,
+    known: HashMap<String, Known>,
     served: HashMap<String, Served>,
 }
 
@@ -77,8 +152,9 @@ impl Controller {
             .expect("CustomResourceDefinitions are built in")
     }
 
-    /// One watch from a fresh list to its end; CRDs gone while it was not watching are
-    /// dropped at the end of the initial list.
+    /// One watch from a fresh list to its end. The listed CRDs are reconciled once the list
+    /// is complete, oldest first (a name goes to the CRD that claimed it first, which only
+    /// the whole list tells); CRDs gone while it was not watching are dropped then.
     async fn follow(&mut self) {
         let resource = self.crds();
         let request = WatchRequest {
@@ -100,7 +176,8 @@ impl Controller {
                 return;
             }
         };
-        let mut listed: Option<Vec<String>> = Some(Vec::new());
+        // The initial list, by name, until its end.
+        let mut listed: Option<HashMap<String, Value>> = Some(HashMap::new());
         while let Some(frame) = stream.next().await {
             for line in frame.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 let Ok(event) = serde_json::from_slice::<Event>(line) else {
@@ -112,29 +189,29 @@ impl Controller {
                     .to_string();
                 match event.kind.as_str() {
                     "ADDED" | "MODIFIED" => {
-                        if let Some(listed) = listed.as_mut() {
-                            listed.push(name.clone());
+                        self.known.insert(name.clone(), Known::new(&event.object));
+                        match listed.as_mut() {
+                            Some(listed) => {
+                                listed.insert(name, event.object);
+                            }
+                            None => self.reconcile_one(&name, &event.object).await,
                         }
-                        self.known.insert(name.clone(), event.object);
-                        self.reconcile_group_of(&name).await;
                     }
                     "DELETED" => {
-                        self.known.remove(&name);
+                        if let Some(listed) = listed.as_mut() {
+                            listed.remove(&name);
+                        }
+                        let group = self
+                            .known
+                            .remove(&name)
+                            .map(|known| known.group().to_string())
+                            .unwrap_or_else(|| group_of(&event.object));
                         self.forget(&name, &event.object).await;
-                        self.reconcile_group(&group_of(&event.object)).await;
+                        self.reconcile_unsettled(&group, None).await;
                     }
                     "BOOKMARK" if is_initial_events_end(&event.object) => {
                         if let Some(listed) = listed.take() {
-                            let gone: Vec<(String, Value)> = self
-                                .known
-                                .iter()
-                                .filter(|(name, _)| !listed.contains(name))
-                                .map(|(name, crd)| (name.clone(), crd.clone()))
-                                .collect();
-                            for (name, crd) in gone {
-                                self.known.remove(&name);
-                                self.forget(&name, &crd).await;
-                            }
+                            self.reconcile_listed(listed).await;
                         }
                     }
                     "ERROR" => return,
@@ -144,79 +221,121 @@ impl Controller {
         }
     }
 
-    /// Names are accepted per group: a change to one CRD can settle another's conflict.
-    async fn reconcile_group_of(&mut self, name: &str) {
-        let Some(object) = self.known.get(name) else {
-            return;
-        };
-        let group = group_of(object);
-        self.reconcile_group(&group).await;
-    }
-
-    async fn reconcile_group(&mut self, group: &str) {
-        let mut names: Vec<String> = self
+    /// The end of the initial list: CRDs known from before but not listed are gone; the
+    /// listed ones are reconciled oldest first.
+    async fn reconcile_listed(&mut self, listed: HashMap<String, Value>) {
+        let gone: Vec<String> = self
             .known
-            .iter()
-            .filter(|(_, crd)| group_of(crd) == group)
-            .map(|(name, _)| name.clone())
+            .keys()
+            .filter(|name| !listed.contains_key(*name))
+            .cloned()
             .collect();
-        // Oldest first: the first CRD to claim a name keeps it, as in kube.
-        names.sort_by_key(|name| {
-            let crd = &self.known[name];
-            (
-                crd["metadata"]["creationTimestamp"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                name.clone(),
-            )
-        });
+        for name in gone {
+            if let Some(known) = self.known.remove(&name) {
+                self.forget(&name, &known.light).await;
+            }
+        }
+        let mut names: Vec<&String> = listed.keys().collect();
+        names.sort_by_key(|name| (self.known.get(*name).map(Known::created), *name));
         for name in names {
-            if let Err(e) = self.reconcile(&name).await {
+            if let Err(e) = self.reconcile(name, Some(&listed[name])).await {
                 tracing::warn!(crd = %name, "CRD not reconciled: {e}");
             }
         }
     }
 
-    async fn reconcile(&mut self, name: &str) -> Result<(), ApiError> {
-        let Some(object) = self.known.get(name).cloned() else {
-            return Ok(());
-        };
-        if object["metadata"]["deletionTimestamp"].is_string() {
-            self.forget(name, &object).await;
-            return Ok(());
+    /// An added or changed CRD: reconciled; when that changed its status (it claimed or let
+    /// go of names), the CRDs of its group still waiting for names are reconciled too.
+    async fn reconcile_one(&mut self, name: &str, object: &Value) {
+        match self.reconcile(name, Some(object)).await {
+            Ok(true) => {
+                let group = group_of(object);
+                self.reconcile_unsettled(&group, Some(name)).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(crd = %name, "CRD not reconciled: {e}"),
         }
-        let group = group_of(&object);
-        let others: Vec<Crd> = self
+    }
+
+    /// Names are accepted per group: the CRDs of `group` (but `except`) whose names are not
+    /// settled are reconciled, oldest first (the first CRD to claim a name keeps it, as in
+    /// kube). Settled ones cannot change.
+    async fn reconcile_unsettled(&mut self, group: &str, except: Option<&str>) {
+        let mut names: Vec<(String, String)> = self
             .known
             .iter()
-            .filter(|(other, crd)| other.as_str() != name && group_of(crd) == group)
-            .filter_map(|(_, crd)| Crd::parse(crd).ok())
+            .filter(|(name, known)| {
+                known.group() == group && Some(name.as_str()) != except && !known.settled()
+            })
+            .map(|(name, known)| (known.created().to_string(), name.clone()))
             .collect();
-        let others: Vec<&Crd> = others.iter().collect();
-        let mut reconciled = object.clone();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let object = if crd::names::reconcile_status(&mut reconciled, &others, &now) {
-            self.write_status(name, &others, &now).await?
-        } else {
-            object
+        names.sort();
+        for (_, name) in names {
+            if let Err(e) = self.reconcile(&name, None).await {
+                tracing::warn!(crd = %name, "CRD not reconciled: {e}");
+            }
+        }
+    }
+
+    /// Accepts the names of CRD `name` and writes its status if that changes it; serves it
+    /// once established (again when its generation moves on). `object` is the CRD as the
+    /// event had it (schemas included); without it a CRD is served only from the object its
+    /// status write returns. Returns whether the status was written.
+    async fn reconcile(&mut self, name: &str, object: Option<&Value>) -> Result<bool, ApiError> {
+        let Some(known) = self.known.get(name) else {
+            return Ok(false);
         };
-        let parsed = Crd::parse(&object).map_err(|causes| {
+        if known.light["metadata"]["deletionTimestamp"].is_string() {
+            let light = known.light.clone();
+            self.forget(name, &light).await;
+            return Ok(false);
+        }
+        let Some(crd) = &known.crd else {
+            return Err(ApiError::internal(format!(
+                "stored CRD {name} does not parse"
+            )));
+        };
+        let mut written = None;
+        if !known.settled() {
+            let others: Vec<&Crd> = self
+                .known
+                .iter()
+                .filter(|(other, k)| other.as_str() != name && k.group() == crd.group)
+                .filter_map(|(_, k)| k.crd.as_ref())
+                .collect();
+            let mut reconciled = known.light.clone();
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            if crd::names::reconcile_status(&mut reconciled, &others, &now) {
+                written = Some(self.write_status(name, &others, &now).await?);
+            }
+        }
+        if let Some(stored) = &written {
+            // The names it holds now count for the rest of its group at once, not only when
+            // the watch shows this write.
+            self.known.insert(name.to_string(), Known::new(stored));
+        }
+        let changed = written.is_some();
+        let known = &self.known[name];
+        let established = known.crd.as_ref().is_some_and(Crd::is_established);
+        let generation = known.light["metadata"]["generation"].as_i64().unwrap_or(0);
+        if !established
+            || self
+                .served
+                .get(name)
+                .is_some_and(|s| s.generation == generation)
+        {
+            return Ok(changed);
+        }
+        let Some(object) = written.as_ref().or(object) else {
+            // Served from its next event.
+            return Ok(changed);
+        };
+        let parsed = Crd::parse(object).map_err(|causes| {
             ApiError::internal(format!("stored CRD {name} does not parse: {causes:?}"))
         })?;
-        let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
-        if !parsed.is_established() {
-            return Ok(());
-        }
-        if self
-            .served
-            .get(name)
-            .is_some_and(|s| s.generation == generation)
-        {
-            return Ok(());
-        }
         self.stop_serving(name).await;
-        self.serve(name, &parsed, generation)
+        self.serve(name, &parsed, generation)?;
+        Ok(changed)
     }
 
     /// Writes the reconciled status through the Store (a `/status` write: admission,
