@@ -185,7 +185,7 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         lists: u32,
         /// Rounds of the object comparison (the order alternates).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 5)]
         rounds: u32,
         /// Seconds to wait for every CRD to be Established.
         #[arg(long, default_value_t = 300)]

@@ -56,31 +56,31 @@ struct Known {
     light: Value,
     /// `light` parsed; `None` when it does not parse.
     crd: Option<Crd>,
+    /// Read once: every event scans the CRDs by group.
+    group: String,
+    created: String,
+    /// Its names are accepted as asked and it is established: nothing another CRD does can
+    /// change its status (what `reconcile_status` checks first).
+    settled: bool,
 }
 
 impl Known {
     fn new(object: &Value) -> Known {
         let light = without_schemas(object);
         let crd = Crd::parse(&light).ok();
-        Known { light, crd }
-    }
-
-    fn group(&self) -> &str {
-        self.light["spec"]["group"].as_str().unwrap_or_default()
-    }
-
-    fn created(&self) -> &str {
-        self.light["metadata"]["creationTimestamp"]
-            .as_str()
-            .unwrap_or_default()
-    }
-
-    /// Its names are accepted as asked and it is established: nothing another CRD does can
-    /// change its status (what `reconcile_status` checks first).
-    fn settled(&self) -> bool {
-        self.crd
+        let settled = crd
             .as_ref()
-            .is_some_and(|crd| crd.names == crd.status.accepted_names && crd.is_established())
+            .is_some_and(|crd| crd.names == crd.status.accepted_names && crd.is_established());
+        Known {
+            group: group_of(&light),
+            created: light["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            light,
+            crd,
+            settled,
+        }
     }
 }
 
@@ -204,7 +204,7 @@ impl Controller {
                         let group = self
                             .known
                             .remove(&name)
-                            .map(|known| known.group().to_string())
+                            .map(|known| known.group.clone())
                             .unwrap_or_else(|| group_of(&event.object));
                         self.forget(&name, &event.object).await;
                         self.reconcile_unsettled(&group, None).await;
@@ -236,7 +236,12 @@ impl Controller {
             }
         }
         let mut names: Vec<&String> = listed.keys().collect();
-        names.sort_by_key(|name| (self.known.get(*name).map(Known::created), *name));
+        names.sort_by_key(|name| {
+            (
+                self.known.get(*name).map(|known| known.created.as_str()),
+                *name,
+            )
+        });
         for name in names {
             if let Err(e) = self.reconcile(name, Some(&listed[name])).await {
                 tracing::warn!(crd = %name, "CRD not reconciled: {e}");
@@ -265,9 +270,9 @@ impl Controller {
             .known
             .iter()
             .filter(|(name, known)| {
-                known.group() == group && Some(name.as_str()) != except && !known.settled()
+                known.group == group && Some(name.as_str()) != except && !known.settled
             })
-            .map(|(name, known)| (known.created().to_string(), name.clone()))
+            .map(|(name, known)| (known.created.clone(), name.clone()))
             .collect();
         names.sort();
         for (_, name) in names {
@@ -296,11 +301,11 @@ impl Controller {
             )));
         };
         let mut written = None;
-        if !known.settled() {
+        if !known.settled {
             let others: Vec<&Crd> = self
                 .known
                 .iter()
-                .filter(|(other, k)| other.as_str() != name && k.group() == crd.group)
+                .filter(|(other, k)| other.as_str() != name && k.group == crd.group)
                 .filter_map(|(_, k)| k.crd.as_ref())
                 .collect();
             let mut reconciled = known.light.clone();
