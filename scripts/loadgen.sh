@@ -4,10 +4,13 @@
 # free ports, temporary data dir), and runs the scenario with --server-pid for both and the
 # same clients against etcd as the same-run baseline. Stops what it started on exit.
 #
-#   scripts/loadgen.sh [--debug] [--memory] [--no-baseline] [--http2] SCENARIO [ARGS...]
+#   scripts/loadgen.sh [--debug] [--memory|--etcd] [--no-baseline] [--http2] SCENARIO [ARGS...]
 #   scripts/loadgen.sh fanout --nodes 5000 --informers 10 --rate 500 --duration 60
 #
 # --memory runs kubecache on its embedded store (etcd is then only started for the baseline).
+# The crds scenario runs on the embedded store with no etcd baseline (ConfigMaps in the same
+# run are its baseline) unless --etcd: then kubecache runs on a fresh etcd, still without
+# the baseline.
 # The report goes to target/loadgen/<scenario>-<UTC time>.{txt,json,html} (or $LOADGEN_OUT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +23,19 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --debug) profile=debug; shift ;;
     --memory) storage=memory; shift ;;
+    --etcd) storage=etcd-forced; shift ;;
     --no-baseline) baseline=0; shift ;;
     --http2) extra+=(--http2); shift ;;
     *) break ;;
   esac
 done
-[[ $# -ge 1 ]] || { sed -n 2,12p "$0"; exit 2; }
+[[ $# -ge 1 ]] || { sed -n 2,15p "$0"; exit 2; }
 scenario="$1"
+if [[ $scenario == crds ]]; then
+  baseline=0
+  [[ $storage == etcd-forced ]] || storage=memory
+fi
+[[ $storage == etcd-forced ]] && storage=etcd
 
 # protoc (the build) and etcd (the store and the baseline), installed when missing.
 command -v protoc >/dev/null && command -v etcd >/dev/null || scripts/install-deps.sh

@@ -331,6 +331,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<(&str, Bytes)>,
+        accept: Option<&str>,
     ) -> Request<Full<Bytes>> {
         let uri = if self.target.http2 {
             let scheme = if self.target.scheme_https {
@@ -345,6 +346,12 @@ impl Client {
         let mut builder = Request::builder().method(method).uri(uri);
         let headers = builder.headers_mut().expect("a fresh builder");
         fill_headers(headers, &self.target);
+        if let Some(accept) = accept {
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_str(accept).expect("a valid Accept header"),
+            );
+        }
         let body = match body {
             Some((content_type, bytes)) => {
                 headers.insert(
@@ -424,7 +431,14 @@ impl Client {
         path: &str,
         body: Option<(&str, Bytes)>,
     ) -> Result<Reply> {
-        self.call_keeping(conn, method, path, body, true).await
+        self.call_keeping(conn, method, path, body, true, None)
+            .await
+    }
+
+    /// [`Client::call`] with its own `Accept` header (e.g. aggregated discovery's).
+    pub async fn call_accepting(&self, method: Method, path: &str, accept: &str) -> Result<Reply> {
+        self.call_keeping(None, method, path, None, true, Some(accept))
+            .await
     }
 
     /// [`Client::call`] for a reply only counted (a LIST's throughput): its body is read
@@ -437,7 +451,8 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<Reply> {
-        self.call_keeping(conn, method, path, None, false).await
+        self.call_keeping(conn, method, path, None, false, None)
+            .await
     }
 
     async fn call_keeping(
@@ -447,8 +462,9 @@ impl Client {
         path: &str,
         body: Option<(&str, Bytes)>,
         keep: bool,
+        accept: Option<&str>,
     ) -> Result<Reply> {
-        let request = self.request(method, path, body);
+        let request = self.request(method, path, body, accept);
         let call = self.call_inner(conn, request, keep);
         match tokio::time::timeout(self.target.request_timeout, call).await {
             Ok(result) => result,
@@ -509,7 +525,7 @@ impl Client {
     /// watcher's own), with HTTP/2 as a stream on a shared connection. Returns once the
     /// response head arrived.
     pub async fn stream(&self, conn: &mut Conn, path: &str) -> Result<Incoming> {
-        let request = self.request(Method::GET, path, None);
+        let request = self.request(Method::GET, path, None, None);
         let response =
             match tokio::time::timeout(self.target.request_timeout, self.send(Some(conn), request))
                 .await

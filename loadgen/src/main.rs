@@ -9,6 +9,8 @@
 //! - `backend`: the operations a scenario uses, against a kube API server or etcd.
 //! - `fanout`: the `fanout` and `relist-storm` scenarios (watchers + paced writers).
 //! - `throughput`: the `list` and `writes` scenarios.
+//! - `crds`, `crdgen`: the `crds` scenario (1,000 CRDs, custom objects beside ConfigMaps)
+//!   and the CRDs it generates from the fixture CRDs.
 //! - `accounting`: which events each watcher had to see, and latencies.
 //! - `pacing`: the open-loop write schedule.
 //! - `procs`: CPU and RSS from /proc; the open-file limit.
@@ -18,6 +20,8 @@
 mod accounting;
 mod backend;
 mod client;
+mod crdgen;
+mod crds;
 mod fanout;
 mod pacing;
 mod pod;
@@ -156,6 +160,41 @@ enum Scenario {
         #[arg(long, default_value_t = 0)]
         objects: u32,
     },
+    /// Creates N generated CRDs (20–50 KiB schemas, varied from the fixture CRDs), times
+    /// until all are Established and served, the RSS per CRD, discovery and OpenAPI; then
+    /// compares custom objects with ConfigMaps (creates, LISTs, watch fan-out, deletes).
+    Crds {
+        #[arg(long, default_value_t = 1000)]
+        crds: u32,
+        /// CRDs per API group (`g<k>.bench.example.com`).
+        #[arg(long, default_value_t = 1)]
+        per_group: u32,
+        /// Concurrent clients creating the CRDs.
+        #[arg(long, default_value_t = 4)]
+        clients: u32,
+        /// Objects of each kind per round.
+        #[arg(long, default_value_t = 2000)]
+        objects: u32,
+        /// Concurrent writers of objects.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u32,
+        /// Watchers of each kind in the fan-out.
+        #[arg(long, default_value_t = 50)]
+        watchers: u32,
+        /// LISTs of all objects per kind and round.
+        #[arg(long, default_value_t = 10)]
+        lists: u32,
+        /// Rounds of the object comparison (the order alternates).
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Seconds to wait for every CRD to be Established.
+        #[arg(long, default_value_t = 300)]
+        establish_timeout: u64,
+        /// The fixture CRDs (default: $KUBECACHE_FIXTURES/crds, or shared/fixtures/crds in
+        /// an ancestor directory).
+        #[arg(long, value_name = "DIR")]
+        fixtures: Option<PathBuf>,
+    },
 }
 
 impl Scenario {
@@ -166,6 +205,8 @@ impl Scenario {
             } => duration + drain,
             Scenario::List { duration, .. } => *duration,
             Scenario::Writes { duration, .. } => *duration,
+            // Bounded by its own phases; 2 × this + 180 s is the default hard limit.
+            Scenario::Crds { .. } => 300,
             Scenario::RelistStorm {
                 duration, drain, ..
             } => duration + drain,
@@ -178,6 +219,7 @@ impl Scenario {
                 nodes, informers, ..
             } => (*nodes + *informers) as usize,
             Scenario::RelistStorm { clients, .. } => *clients as usize,
+            Scenario::Crds { watchers, .. } => *watchers as usize,
             _ => 0,
         }
     }
@@ -252,6 +294,10 @@ async fn async_main(cli: Cli) -> i32 {
             "{} is not a loopback address (pass --allow-remote to load it anyway)",
             cli.server
         ));
+    }
+    if let Scenario::Crds { .. } = &cli.scenario {
+        let client = Arc::new(client::Client::new(target, h2_connections));
+        return run_crds(&cli, client, &run_id, timeout).await;
     }
     let kube = Backend::Kube(Arc::new(backend::Kube {
         client: client::Client::new(target, h2_connections),
@@ -356,12 +402,88 @@ async fn async_main(cli: Cli) -> i32 {
     0
 }
 
+/// The `crds` scenario: its own report (no etcd baseline: ConfigMaps in the same run are its
+/// baseline).
+async fn run_crds(cli: &Cli, client: Arc<client::Client>, run_id: &str, timeout: Duration) -> i32 {
+    let Scenario::Crds {
+        crds,
+        per_group,
+        clients,
+        objects,
+        concurrency,
+        watchers,
+        lists,
+        rounds,
+        establish_timeout,
+        fixtures,
+    } = cli.scenario.clone()
+    else {
+        unreachable!("called for the crds scenario")
+    };
+    if cli.baseline.is_some() {
+        return fail("crds compares custom objects with ConfigMaps in the same run: no --baseline");
+    }
+    let plan = crds::Plan {
+        crds,
+        per_group,
+        clients,
+        objects,
+        concurrency,
+        watchers,
+        lists,
+        rounds,
+        fixtures,
+        run: run_id.to_string(),
+        namespace: cli.namespace.clone(),
+        server_pid: cli.server_pids.first().copied(),
+        establish_timeout: Duration::from_secs(establish_timeout),
+        deadline: Instant::now() + timeout,
+        cleanup: !cli.no_cleanup,
+    };
+    let report =
+        match tokio::time::timeout(timeout + Duration::from_secs(150), crds::run(client, plan))
+            .await
+        {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) => return fail(format!("crds: {e}")),
+            Err(_) => return fail(format!("crds: the run did not finish within {timeout:?}")),
+        };
+    println!("{}", crds::summary(&report));
+    if let Some(path) = &cli.json_out {
+        let text = serde_json::to_string_pretty(&report).expect("serializable report");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            return fail(format!("write {}: {e}", path.display()));
+        }
+    }
+    if let Some(path) = &cli.html_out {
+        let page = format!(
+            "<!doctype html><meta charset=utf-8><title>kubecache-loadgen crds</title><pre>{}</pre>\n",
+            crds::summary(&report)
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+        );
+        if let Err(e) = std::fs::write(path, page) {
+            return fail(format!("write {}: {e}", path.display()));
+        }
+    }
+    let clean = report["create_errors"] == 0
+        && report["serve_errors"] == 0
+        && report["established_seconds"].is_number()
+        && report["objects"]["correctness_failures"] == 0;
+    if cli.check && !clean {
+        eprintln!("kubecache-loadgen: --check failed: see the error counts above");
+        return 1;
+    }
+    0
+}
+
 fn scenario_name(scenario: &Scenario) -> &'static str {
     match scenario {
         Scenario::Fanout { .. } => "fanout",
         Scenario::List { .. } => "list",
         Scenario::Writes { .. } => "writes",
         Scenario::RelistStorm { .. } => "relist-storm",
+        Scenario::Crds { .. } => "crds",
     }
 }
 
@@ -451,6 +573,7 @@ async fn run_one(
                 )
                 .await
             }
+            Scenario::Crds { .. } => unreachable!("run by run_crds"),
         }
         .into()
     };

@@ -156,3 +156,55 @@ fn relist_storm_gets_every_client_watching() {
     );
     assert_eq!(report["storm"]["errors"], 0);
 }
+
+#[test]
+fn crds_are_established_and_custom_objects_compared_with_configmaps() {
+    let server = Kubecache::start();
+    let report = run(
+        &server,
+        &[
+            "crds",
+            "--crds",
+            "6",
+            "--per-group",
+            "2",
+            "--objects",
+            "20",
+            "--watchers",
+            "3",
+            "--lists",
+            "2",
+            "--rounds",
+            "2",
+        ],
+    );
+    assert_eq!(report["scenario"], "crds");
+    assert_eq!(report["established"], 6, "{report:#}");
+    assert!(report["established_seconds"].is_number(), "{report:#}");
+    assert!(report["served_seconds"].is_number(), "{report:#}");
+    assert_eq!(report["create_errors"], 0);
+    // Each generated schema was cut into the range (plus the property of its own).
+    assert!(report["schema_bytes"]["min"].as_u64().expect("min") >= 16 * 1024);
+    assert!(report["schema_bytes"]["max"].as_u64().expect("max") <= 51 * 1024);
+    // 6 CRDs two to a group: 3 groups in aggregated discovery, a group's OpenAPI served.
+    assert_eq!(report["discovery"]["bench_groups"], 3, "{report:#}");
+    assert!(report["openapi_group"]["bytes"].as_u64().expect("bytes") > 0);
+    assert!(report["rss_after_bytes"].as_u64().expect("RSS") > 0);
+    let objects = &report["objects"];
+    assert_eq!(objects["correctness_failures"], 0, "{report:#}");
+    for kind in ["configmaps", "custom"] {
+        let rounds = objects[kind].as_array().expect("rounds");
+        assert_eq!(rounds.len(), 2, "{report:#}");
+        for round in rounds {
+            assert_eq!(round["rv_mismatches"], 0, "{report:#}");
+            assert_eq!(round["missed"], 0, "{report:#}");
+            assert!(round["deliveries_per_sec"].as_f64().expect("deliveries") > 0.0);
+        }
+    }
+    assert!(
+        objects["ratios"]["fanout"]["median"]
+            .as_f64()
+            .expect("ratio")
+            > 0.0
+    );
+}
