@@ -52,6 +52,87 @@ struct Served {
     resources: Vec<(String, String, String)>,
 }
 
+/// What the controller keeps of a CRD between events: everything but its versions' schemas
+/// (names, status, metadata: what accepting names needs), and that parsed once. The schemas
+/// are most of a CRD; they are read from the event (or the status write) that serves it.
+struct Known {
+    light: Value,
+    /// `light` parsed; `None` when it does not parse.
+    crd: Option<Crd>,
+    /// Read once: every event scans the CRDs by group.
+    group: String,
+    created: String,
+    generation: i64,
+    /// Its names are accepted as asked and it is established: nothing another CRD does can
+    /// change its status (what `reconcile_status` checks first).
+    settled: bool,
+    /// The whole CRD (schemas included) while it is not settled: another CRD's event can
+    /// establish it, and it is served before that is written.
+    full: Option<Value>,
+}
+
+impl Known {
+    fn new(object: &Value) -> Known {
+        let light = without_schemas(object);
+        let crd = Crd::parse(&light).ok();
+        let settled = crd
+            .as_ref()
+            .is_some_and(|crd| crd.names == crd.status.accepted_names && crd.is_established());
+        Known {
+            group: group_of(&light),
+            created: light["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            generation: light["metadata"]["generation"].as_i64().unwrap_or(0),
+            full: (!settled).then(|| object.clone()),
+            light,
+            crd,
+            settled,
+        }
+    }
+}
+
+/// A copy of a CRD without `spec.versions[*].schema`.
+fn without_schemas(object: &Value) -> Value {
+    let Some(fields) = object.as_object() else {
+        return object.clone();
+    };
+    let mut out = serde_json::Map::with_capacity(fields.len());
+    for (key, value) in fields {
+        let value = match (key.as_str(), value.as_object()) {
+            ("spec", Some(spec)) => {
+                let mut light = serde_json::Map::with_capacity(spec.len());
+                for (key, value) in spec {
+                    let value = match (key.as_str(), value.as_array()) {
+                        ("versions", Some(versions)) => Value::Array(
+                            versions
+                                .iter()
+                                .map(|version| match version.as_object() {
+                                    Some(version) => Value::Object(
+                                        version
+                                            .iter()
+                                            .filter(|(k, _)| k.as_str() != "schema")
+                                            .map(|(k, v)| (k.clone(), v.clone()))
+                                            .collect(),
+                                    ),
+                                    None => version.clone(),
+                                })
+                                .collect(),
+                        ),
+                        _ => value.clone(),
+                    };
+                    light.insert(key.clone(), value);
+                }
+                Value::Object(light)
+            }
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out)
+}
+
 /// Runs for the server's lifetime.
 pub async fn run<C: Context + 'static>(context: Arc<C>) {
     let mut controller = Controller {
@@ -69,7 +150,7 @@ pub async fn run<C: Context + 'static>(context: Arc<C>) {
 struct Controller<C> {
     context: Arc<C>,
     /// Every CRD the watch has shown, by name.
-    known: HashMap<String, Value>,
+    known: HashMap<String, Known>,
     served: HashMap<String, Served>,
     /// Deleted CRDs whose objects are waiting for their own finalizers.
     pending: HashSet<String>,
@@ -83,8 +164,9 @@ impl<C: Context + 'static> Controller<C> {
             .expect("CustomResourceDefinitions are built in")
     }
 
-    /// One watch from a fresh list to its end; CRDs gone while it was not watching are
-    /// dropped at the end of the initial list.
+    /// One watch from a fresh list to its end. The listed CRDs are reconciled once the list
+    /// is complete, oldest first (a name goes to the CRD that claimed it first, which only
+    /// the whole list tells); CRDs gone while it was not watching are dropped then.
     async fn follow(&mut self) {
         let resource = self.crds();
         let request = WatchRequest {
@@ -106,7 +188,8 @@ impl<C: Context + 'static> Controller<C> {
                 return;
             }
         };
-        let mut listed: Option<Vec<String>> = Some(Vec::new());
+        // The initial list, by name, until its end.
+        let mut listed: Option<HashMap<String, Value>> = Some(HashMap::new());
         let mut retry = tokio::time::interval(PENDING_RETRY);
         loop {
             let frame = tokio::select! {
@@ -129,29 +212,29 @@ impl<C: Context + 'static> Controller<C> {
                     .to_string();
                 match event.kind.as_str() {
                     "ADDED" | "MODIFIED" => {
-                        if let Some(listed) = listed.as_mut() {
-                            listed.push(name.clone());
+                        self.known.insert(name.clone(), Known::new(&event.object));
+                        match listed.as_mut() {
+                            Some(listed) => {
+                                listed.insert(name, event.object);
+                            }
+                            None => self.reconcile_one(&name, &event.object).await,
                         }
-                        self.known.insert(name.clone(), event.object);
-                        self.reconcile_group_of(&name).await;
                     }
                     "DELETED" => {
-                        self.known.remove(&name);
+                        if let Some(listed) = listed.as_mut() {
+                            listed.remove(&name);
+                        }
+                        let group = self
+                            .known
+                            .remove(&name)
+                            .map(|known| known.group)
+                            .unwrap_or_else(|| group_of(&event.object));
                         self.forget(&name, &event.object).await;
-                        self.reconcile_group(&group_of(&event.object)).await;
+                        self.reconcile_unsettled(&group, None).await;
                     }
                     "BOOKMARK" if is_initial_events_end(&event.object) => {
                         if let Some(listed) = listed.take() {
-                            let gone: Vec<(String, Value)> = self
-                                .known
-                                .iter()
-                                .filter(|(name, _)| !listed.contains(name))
-                                .map(|(name, crd)| (name.clone(), crd.clone()))
-                                .collect();
-                            for (name, crd) in gone {
-                                self.known.remove(&name);
-                                self.forget(&name, &crd).await;
-                            }
+                            self.reconcile_listed(listed).await;
                         }
                     }
                     "ERROR" => return,
@@ -161,78 +244,157 @@ impl<C: Context + 'static> Controller<C> {
         }
     }
 
-    /// Names are accepted per group: a change to one CRD can settle another's conflict.
-    async fn reconcile_group_of(&mut self, name: &str) {
-        let Some(object) = self.known.get(name) else {
-            return;
-        };
-        let group = group_of(object);
-        self.reconcile_group(&group).await;
-    }
-
-    async fn reconcile_group(&mut self, group: &str) {
-        let mut names: Vec<String> = self
+    /// The end of the initial list: CRDs known from before but not listed are gone; the
+    /// listed ones are reconciled oldest first.
+    async fn reconcile_listed(&mut self, listed: HashMap<String, Value>) {
+        let gone: Vec<String> = self
             .known
-            .iter()
-            .filter(|(_, crd)| group_of(crd) == group)
-            .map(|(name, _)| name.clone())
+            .keys()
+            .filter(|name| !listed.contains_key(*name))
+            .cloned()
             .collect();
-        // Oldest first: the first CRD to claim a name keeps it, as in kube.
+        for name in gone {
+            if let Some(known) = self.known.remove(&name) {
+                self.forget(&name, &known.light).await;
+            }
+        }
+        let mut names: Vec<&String> = listed.keys().collect();
         names.sort_by_key(|name| {
-            let crd = &self.known[name];
             (
-                crd["metadata"]["creationTimestamp"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                name.clone(),
+                self.known.get(*name).map(|known| known.created.as_str()),
+                *name,
             )
         });
         for name in names {
-            if let Err(e) = self.reconcile(&name).await {
+            if let Err(e) = self.reconcile(name, Some(&listed[name])).await {
                 tracing::warn!(crd = %name, "CRD not reconciled: {e}");
             }
         }
     }
 
-    async fn reconcile(&mut self, name: &str) -> Result<(), ApiError> {
-        let Some(object) = self.known.get(name).cloned() else {
-            return Ok(());
-        };
-        if object["metadata"]["deletionTimestamp"].is_string() {
-            return self.finalize(name, &object).await;
+    /// An added or changed CRD: reconciled; when that changed its status (it claimed or let
+    /// go of names), the CRDs of its group still waiting for names are reconciled too.
+    async fn reconcile_one(&mut self, name: &str, object: &Value) {
+        match self.reconcile(name, Some(object)).await {
+            Ok(true) => {
+                let group = group_of(object);
+                self.reconcile_unsettled(&group, Some(name)).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(crd = %name, "CRD not reconciled: {e}"),
         }
-        let group = group_of(&object);
-        let others: Vec<Crd> = self
+    }
+
+    /// Names are accepted per group: the CRDs of `group` (but `except`) whose names are not
+    /// settled are reconciled, oldest first (the first CRD to claim a name keeps it, as in
+    /// kube). Settled ones cannot change.
+    async fn reconcile_unsettled(&mut self, group: &str, except: Option<&str>) {
+        let mut names: Vec<(String, String)> = self
             .known
             .iter()
-            .filter(|(other, crd)| other.as_str() != name && group_of(crd) == group)
-            .filter_map(|(_, crd)| Crd::parse(crd).ok())
+            .filter(|(name, known)| {
+                known.group == group && Some(name.as_str()) != except && !known.settled
+            })
+            .map(|(name, known)| (known.created.clone(), name.clone()))
             .collect();
-        let others: Vec<&Crd> = others.iter().collect();
-        let mut reconciled = object.clone();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let changed = crd::names::reconcile_status(&mut reconciled, &others, &now);
-        let parsed = Crd::parse(&reconciled).map_err(|causes| {
-            ApiError::internal(format!("stored CRD {name} does not parse: {causes:?}"))
-        })?;
-        let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
-        // Served before `Established` is written: a client that sees the condition may use
-        // the resource at once (kube's handler serves every established CRD), and building
-        // the strategy of a big schema takes a while.
-        let mut served = Ok(());
+        names.sort();
+        for (_, name) in names {
+            if let Err(e) = self.reconcile(&name, None).await {
+                tracing::warn!(crd = %name, "CRD not reconciled: {e}");
+            }
+        }
+    }
+
+    /// Accepts the names of CRD `name`, serves it once established (again when its
+    /// generation moves on), then writes its status if accepting changed it: served before
+    /// `Established` is written, so a client that sees the condition may use the resource at
+    /// once (kube's handler serves every established CRD), and building the strategy of a
+    /// big schema takes a while. `object` is the CRD as the event had it (schemas included);
+    /// without it, the whole CRD kept while it is not settled. A CRD being deleted is
+    /// finalized instead. Returns whether the status was written.
+    async fn reconcile(&mut self, name: &str, object: Option<&Value>) -> Result<bool, ApiError> {
+        let Some(known) = self.known.get(name) else {
+            return Ok(false);
+        };
+        if known.light["metadata"]["deletionTimestamp"].is_string() {
+            let light = known.light.clone();
+            self.finalize(name, &light).await?;
+            return Ok(false);
+        }
+        let Some(crd) = &known.crd else {
+            return Err(ApiError::internal(format!(
+                "stored CRD {name} does not parse"
+            )));
+        };
+        let generation = known.generation;
         let current = self
             .served
             .get(name)
             .is_some_and(|s| s.generation == generation);
-        if parsed.is_established() && !current {
-            self.stop_serving(name).await;
-            served = self.serve(name, &parsed, generation);
+        if known.settled && current {
+            return Ok(false);
+        }
+        let others: Vec<&Crd> = if known.settled {
+            Vec::new()
+        } else {
+            self.known
+                .iter()
+                .filter(|(other, k)| other.as_str() != name && k.group == known.group)
+                .filter_map(|(_, k)| k.crd.as_ref())
+                .collect()
+        };
+        let mut reconciled = known.light.clone();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let changed =
+            !known.settled && crd::names::reconcile_status(&mut reconciled, &others, &now);
+        let established = if changed {
+            Crd::parse(&reconciled).is_ok_and(|crd| crd.is_established())
+        } else {
+            crd.is_established()
+        };
+        let mut served = Ok(());
+        if established && !current {
+            match object.or(known.full.as_ref()) {
+                Some(full) => {
+                    // The whole CRD with the status as reconciled.
+                    let mut full = full.clone();
+                    full["status"] = reconciled["status"].clone();
+                    let parsed = Crd::parse(&full).map_err(|causes| {
+                        ApiError::internal(format!("stored CRD {name} does not parse: {causes:?}"))
+                    })?;
+                    if let Some(old) = self.served.remove(name) {
+                        self.unserve(old).await;
+                    }
+                    served = self.serve(&parsed).map(|resources| {
+                        self.served.insert(
+                            name.to_string(),
+                            Served {
+                                generation,
+                                resources,
+                            },
+                        );
+                    });
+                }
+                // Not reached: a CRD is reconciled without its event only while it is not
+                // settled, and then the whole CRD is kept. Served from its next event.
+                None => tracing::debug!(crd = %name, "CRD served from its next event"),
+            }
         }
         if changed {
-            self.write_status(name, &others, &now).await?;
+            let stored = self.write_status(name, &others, &now).await?;
+            // The names it holds now count for the rest of its group at once, not only when
+            // the watch shows this write.
+            self.known.insert(name.to_string(), Known::new(&stored));
         }
-        served
+        match served {
+            Ok(()) => Ok(changed),
+            Err(e) if changed => {
+                // The status was written: the group's other CRDs still get their turn.
+                tracing::warn!(crd = %name, "CRD not served: {e}");
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes the reconciled status through the Store (a `/status` write: admission,
@@ -259,7 +421,8 @@ impl<C: Context + 'static> Controller<C> {
 
     /// Registers each served version, the storage version first (the others convert through
     /// it).
-    fn serve(&mut self, name: &str, crd: &Crd, generation: i64) -> Result<(), ApiError> {
+    /// Returns what it registered, to be removed in that order.
+    fn serve(&self, crd: &Crd) -> Result<Vec<(String, String, String)>, ApiError> {
         let storage = crd.storage_version().map(|v| v.name.clone());
         let mut versions: Vec<&str> = crd
             .versions
@@ -285,21 +448,18 @@ impl<C: Context + 'static> Controller<C> {
         }
         // Removed in reverse: the storage version goes last.
         resources.reverse();
-        self.served.insert(
-            name.to_string(),
-            Served {
-                generation,
-                resources,
-            },
-        );
-        Ok(())
+        Ok(resources)
     }
 
     async fn stop_serving(&mut self, name: &str) {
         if let Some(served) = self.served.remove(name) {
-            for (group, version, plural) in served.resources {
-                resources::remove(self.context.as_ref(), &group, &version, &plural).await;
-            }
+            self.unserve(served).await;
+        }
+    }
+
+    async fn unserve(&self, served: Served) {
+        for (group, version, plural) in served.resources {
+            resources::remove(self.context.as_ref(), &group, &version, &plural).await;
         }
     }
 
@@ -388,7 +548,7 @@ impl<C: Context + 'static> Controller<C> {
     async fn retry_pending(&mut self) {
         let pending: Vec<String> = self.pending.iter().cloned().collect();
         for name in pending {
-            let Some(object) = self.known.get(&name).cloned() else {
+            let Some(object) = self.known.get(&name).map(|known| known.light.clone()) else {
                 self.pending.remove(&name);
                 continue;
             };
