@@ -132,10 +132,22 @@ impl Rules {
     /// update (transition rules, those using `oldSelf`, only run then). Field paths start at
     /// the object root (`spec.x`).
     pub fn validate(&self, new: &Json, old: Option<&Json>) -> Vec<Cause> {
+        self.run(new, old, false)
+    }
+
+    /// Only the transition rules (those using `oldSelf`) of an update: what
+    /// [`Rules::validate`] with `old` adds to the same call without it, for a caller that has
+    /// already run the others.
+    pub fn validate_transitions(&self, new: &Json, old: &Json) -> Vec<Cause> {
+        self.run(new, Some(old), true)
+    }
+
+    fn run(&self, new: &Json, old: Option<&Json>, transitions_only: bool) -> Vec<Cause> {
         let mut run = Run {
             causes: Vec::new(),
             budget: RUNTIME_COST_BUDGET,
             exhausted: false,
+            transitions_only,
         };
         run.node(&self.root, "", new, old);
         run.causes
@@ -633,6 +645,8 @@ struct Run {
     budget: u64,
     /// Set once the budget or a call's limit ran out: kube runs no further rule.
     exhausted: bool,
+    /// Runs only the rules that use `oldSelf` ([`Rules::validate_transitions`]).
+    transitions_only: bool,
 }
 
 fn child_path(path: &str, name: &str) -> String {
@@ -705,7 +719,9 @@ impl Run {
                 self.exhausted = true;
                 return;
             }
-            if rule.uses_old_self && previous.is_none() && !rule.optional_old_self {
+            if rule.uses_old_self && previous.is_none() && !rule.optional_old_self
+                || self.transitions_only && !rule.uses_old_self
+            {
                 continue;
             }
             let mut variables = vec![("self", this.clone())];

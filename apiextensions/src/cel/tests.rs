@@ -352,6 +352,43 @@ fn transition_rules_need_an_old_value() {
     assert_eq!(rules.validate(&v1, Some(&v1)), vec![]);
 }
 
+/// An update's two passes together are the one pass with the old object: the rules without
+/// `oldSelf` (run as on create) and `validate_transitions` (only the rules with it).
+#[test]
+fn transitions_alone_are_what_the_old_value_adds() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "properties": {"replicas": {"type": "integer"}},
+            "x-kubernetes-validations": [
+                {"rule": "self.replicas >= 0", "message": "negative"},
+                {"rule": "self.replicas >= oldSelf.replicas", "message": "may not shrink"},
+            ],
+        }},
+    });
+    let rules = compile(&schema);
+    let old = json!({"spec": {"replicas": 3}});
+    let new = json!({"spec": {"replicas": -1}});
+    let cause = |message: &str| {
+        Cause::new(
+            "FieldValueInvalid",
+            "spec",
+            format!("Invalid value: {message}"),
+        )
+    };
+    assert_eq!(rules.validate(&new, None), vec![cause("negative")]);
+    assert_eq!(
+        rules.validate_transitions(&new, &old),
+        vec![cause("may not shrink")]
+    );
+    assert_eq!(
+        rules.validate(&new, Some(&old)),
+        vec![cause("negative"), cause("may not shrink")]
+    );
+    assert_eq!(rules.validate_transitions(&old, &old), vec![]);
+}
+
 #[test]
 fn transition_rules_correlate_map_lists_by_key_only() {
     let item = json!({"type": "object", "properties": {"name": {"type": "string"}, "size": {"type": "integer"}},

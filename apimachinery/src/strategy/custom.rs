@@ -254,15 +254,10 @@ impl Strategy for CustomResource {
 
     /// The rules that compare with `oldSelf`; the rest ran in [`Strategy::validate`].
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
-        let Some(rules) = &self.rules else {
-            return Vec::new();
-        };
-        let without_old = rules.validate(new, None);
-        rules
-            .validate(new, Some(old))
-            .into_iter()
-            .filter(|cause| !without_old.contains(cause))
-            .collect()
+        self.rules
+            .as_ref()
+            .map(|rules| rules.validate_transitions(new, old))
+            .unwrap_or_default()
     }
 
     fn table_columns(&self) -> Vec<Value> {

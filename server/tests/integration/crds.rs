@@ -7,7 +7,6 @@
 //! delete; invalid objects and invalid CRDs get kube's 422 causes; conflicting names are
 //! refused; a deleted CRD stops being served and takes its objects with it.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kubecache_core::storage::{Backend, ListOptions};
@@ -45,19 +44,6 @@ const SERVICEMONITORS_CRD: &str = "prometheus-operator/monitoring.coreos.com_ser
 const SCRAPECONFIGS_CRD: &str = "prometheus-operator/monitoring.coreos.com_scrapeconfigs.yaml";
 const CERTIFICATES: &str = "/apis/cert-manager.io/v1/namespaces/default/certificates";
 
-/// `$KUBECACHE_FIXTURES/crds`, else `shared/fixtures/crds` in the nearest ancestor of the
-/// crate that has it.
-fn crd_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KUBECACHE_FIXTURES") {
-        return Path::new(&dir).join("crds");
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|dir| dir.join("shared/fixtures/crds"))
-        .find(|dir| dir.is_dir())
-        .expect("shared/fixtures/crds in an ancestor of the crate (or KUBECACHE_FIXTURES)")
-}
-
 /// One fixture CRD: its file (for `kubectl -f`) and its contents.
 struct Fixture {
     path: String,
@@ -67,7 +53,7 @@ struct Fixture {
 impl Fixture {
     /// The fixture at `relative` (`cert-manager/cert-manager.io_certificates.yaml`).
     fn load(relative: &str) -> Fixture {
-        let path = crd_dir().join(relative);
+        let path = kubecache_apiextensions::fixtures::crd_dir().join(relative);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         let crd = serde_yaml_ng::from_str(&text)
@@ -81,13 +67,15 @@ impl Fixture {
     /// Every fixture (16: cert-manager's 6 and the Prometheus operator's 10).
     fn all() -> Vec<Fixture> {
         let mut relative = Vec::new();
-        for project in std::fs::read_dir(crd_dir()).expect("the fixtures directory") {
+        for project in std::fs::read_dir(kubecache_apiextensions::fixtures::crd_dir())
+            .expect("the fixtures directory")
+        {
             let project = project.expect("a readable entry").path();
             for file in std::fs::read_dir(&project).expect("a project directory") {
                 let path = file.expect("a readable entry").path();
                 if path.extension().is_some_and(|e| e == "yaml") {
                     let name = path
-                        .strip_prefix(crd_dir())
+                        .strip_prefix(kubecache_apiextensions::fixtures::crd_dir())
                         .expect("under the fixtures dir");
                     relative.push(name.to_str().expect("UTF-8").to_string());
                 }
