@@ -70,7 +70,7 @@ async fn wait_for_crd(server: &TestServer, name: &str, done: impl Fn(&Value) -> 
     }
 }
 
-async fn wait_established(server: &TestServer, name: &str) -> Value {
+pub(crate) async fn wait_established(server: &TestServer, name: &str) -> Value {
     wait_for_crd(server, name, |crd| {
         condition_status(crd, "Established") == "True"
     })
