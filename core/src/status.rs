@@ -185,7 +185,8 @@ impl ApiError {
         )
     }
 
-    /// 422: `Kind "name" is invalid: cause; cause`.
+    /// 422: `Kind.group "name" is invalid: cause; cause` (kube names the group kind, the
+    /// group left out for the core group).
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let summary = causes
             .iter()
@@ -205,7 +206,10 @@ impl ApiError {
         let mut err = ApiError::new(
             422,
             Reason::Invalid,
-            format!("{kind} \"{name}\" is invalid: {summary}"),
+            format!(
+                "{} \"{name}\" is invalid: {summary}",
+                qualified_resource(group, kind)
+            ),
         )
         .about(group, kind, name);
         err.causes = causes;
@@ -235,6 +239,12 @@ impl ApiError {
             Reason::MethodNotAllowed,
             "the server does not allow this method on the requested resource",
         )
+    }
+
+    /// 405 about one resource (kube's NewMethodNotSupported, details naming it), with the
+    /// caller's message.
+    pub fn method_not_supported(group: &str, resource: &str, message: impl Into<String>) -> Self {
+        ApiError::new(405, Reason::MethodNotAllowed, message).about(group, resource, "")
     }
 
     /// 410 Expired: a resourceVersion or continue token older than what is retained.
@@ -514,6 +524,15 @@ mod tests {
         assert_eq!(
             err.to_status()["details"]["causes"][0]["field"],
             "metadata.name"
+        );
+        // Outside the core group the message names the group kind, as kube's NewInvalid.
+        let grouped = ApiError::invalid("apps", "Deployment", "web", vec![]);
+        assert!(
+            grouped
+                .message
+                .starts_with("Deployment.apps \"web\" is invalid: "),
+            "{}",
+            grouped.message
         );
     }
 

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -50,6 +51,9 @@ struct Served {
     generation: i64,
     /// `(group, version, plural)`, the storage version last.
     resources: Vec<(String, String, String)>,
+    /// Shared with the resources' strategies: set once the CRD is being deleted, so that they
+    /// refuse creates.
+    terminating: Arc<AtomicBool>,
 }
 
 /// What the controller keeps of a CRD between events: everything but its versions' schemas
@@ -365,14 +369,8 @@ impl<C: Context + 'static> Controller<C> {
                     if let Some(old) = self.served.remove(name) {
                         self.unserve(old).await;
                     }
-                    served = self.serve(&parsed).map(|resources| {
-                        self.served.insert(
-                            name.to_string(),
-                            Served {
-                                generation,
-                                resources,
-                            },
-                        );
+                    served = self.serve(&parsed, generation).map(|served| {
+                        self.served.insert(name.to_string(), served);
                     });
                 }
                 // Not reached: a CRD is reconciled without its event only while it is not
@@ -421,8 +419,8 @@ impl<C: Context + 'static> Controller<C> {
 
     /// Registers each served version, the storage version first (the others convert through
     /// it).
-    /// Returns what it registered, to be removed in that order.
-    fn serve(&self, crd: &Crd) -> Result<Vec<(String, String, String)>, ApiError> {
+    fn serve(&self, crd: &Crd, generation: i64) -> Result<Served, ApiError> {
+        let terminating = Arc::new(AtomicBool::new(false));
         let storage = crd.storage_version().map(|v| v.name.clone());
         let mut versions: Vec<&str> = crd
             .versions
@@ -435,7 +433,9 @@ impl<C: Context + 'static> Controller<C> {
             .map(|webhook| Arc::new(webhook) as Arc<dyn Converter>);
         let mut resources = Vec::new();
         for version in versions {
-            let mut strategy = CustomResource::new(crd, version).map_err(ApiError::internal)?;
+            let mut strategy = CustomResource::new(crd, version)
+                .map_err(ApiError::internal)?
+                .with_terminating(terminating.clone());
             if let Some(converter) = &converter {
                 strategy = strategy.with_converter(converter.clone());
             }
@@ -448,7 +448,11 @@ impl<C: Context + 'static> Controller<C> {
         }
         // Removed in reverse: the storage version goes last.
         resources.reverse();
-        Ok(resources)
+        Ok(Served {
+            generation,
+            resources,
+            terminating,
+        })
     }
 
     async fn stop_serving(&mut self, name: &str) {
@@ -476,6 +480,11 @@ impl<C: Context + 'static> Controller<C> {
         let crd = Crd::parse(object).map_err(|causes| {
             ApiError::internal(format!("stored CRD {name} does not parse: {causes:?}"))
         })?;
+        // New creates are refused from here on (one already past the check that lands after
+        // the listing below goes with the CRD's keys in `forget`).
+        if let Some(served) = self.served.get(name) {
+            served.terminating.store(true, Ordering::Release);
+        }
         let remaining = match self.stored_resource(&crd) {
             Some(resource) => self.delete_through_store(&resource).await?,
             // Never served (names not accepted): nothing can have been written.

@@ -216,6 +216,9 @@ impl<'a, C: Context> Store<'a, C> {
         mut object: Value,
     ) -> Result<Created, ApiError> {
         let resource = self.resource;
+        if let Some(refused) = resource.strategy().refuse_create() {
+            return Err(refused);
+        }
         objects::prepare_create(resource, &mut object);
         // Field ownership is recorded between mutation and validation, as for updates: the
         // writer owns the defaulted fields, as kube (which defaults while decoding) records.

@@ -9,6 +9,7 @@
 //! `Warning` of a deprecated version.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -52,6 +53,9 @@ pub struct CustomResource {
     converter: Option<Arc<dyn Converter>>,
     /// The `Warning` of a deprecated version.
     warning: Option<String>,
+    /// Set (by the CRD controller, shared by the CRD's versions) once the CRD is being
+    /// deleted.
+    terminating: Arc<AtomicBool>,
 }
 
 /// The scale subresource's paths (`.spec.replicas`) as JSON pointers (`/spec/replicas`).
@@ -160,12 +164,19 @@ impl CustomResource {
             scale,
             converter: None,
             warning,
+            terminating: Arc::default(),
         })
     }
 
     /// The strategy converting through `converter` (a `Webhook` CRD's).
     pub fn with_converter(mut self, converter: Arc<dyn Converter>) -> CustomResource {
         self.converter = Some(converter);
+        self
+    }
+
+    /// The strategy refusing creates once `terminating` is set.
+    pub fn with_terminating(mut self, terminating: Arc<AtomicBool>) -> CustomResource {
+        self.terminating = terminating;
         self
     }
 
@@ -369,6 +380,16 @@ impl Strategy for CustomResource {
 
     fn warning(&self) -> Option<String> {
         self.warning.clone()
+    }
+
+    fn refuse_create(&self) -> Option<ApiError> {
+        self.terminating.load(Ordering::Acquire).then(|| {
+            ApiError::method_not_supported(
+                &self.info.group,
+                &self.info.resource,
+                "create not allowed while custom resource definition is terminating",
+            )
+        })
     }
 }
 

@@ -180,6 +180,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// `Terminating` phase, a CRD's cleanup finalizer).
     fn mark_deleting(&self, _object: &mut Value) {}
 
+    /// Why a create is refused whatever its object, when it is: the objects of a CRD being
+    /// deleted are going away, so new ones are not taken (kube's 405).
+    fn refuse_create(&self) -> Option<ApiError> {
+        None
+    }
+
     /// The resource whose shape objects are stored in, when it is not this one; objects are
     /// converted with [`Strategy::to_storage`] and [`Strategy::to_served`].
     fn storage_version(&self) -> Option<(&str, &str, &str)> {

@@ -236,7 +236,7 @@ fn assert_invalid(
     assert_eq!(body["details"]["causes"], json!(expected), "{body:#}");
     let message = body["message"].as_str().expect("a message");
     assert!(
-        message.contains(&format!("\"{name}\" is invalid: ")),
+        message.starts_with(&format!("{kind}.{group} \"{name}\" is invalid: ")),
         "{message}"
     );
     for (_, field, cause) in causes {
@@ -1145,6 +1145,21 @@ fn crd_deletion_waits_for_its_objects_finalizers(server: &Kubecache, _: &Storage
             &json!("InstanceDeletionInProgress"),
             &json!("CustomResource deletion is in progress")
         )
+    );
+    // While it terminates, a new object is refused as kube's CRD handler refuses it.
+    let late: Value =
+        serde_yaml_ng::from_str(&CERTIFICATE.object("late")).expect("the manifest is YAML");
+    let (status, body) = send(server, "POST", CERTIFICATES, "application/json", &late);
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["reason"], "MethodNotAllowed", "{body}");
+    assert_eq!(
+        body["message"],
+        "create not allowed while custom resource definition is terminating"
+    );
+    assert_eq!(
+        server.get_json(&format!("{CERTIFICATES}/late")).0,
+        404,
+        "nothing written"
     );
 
     let release = json!({"metadata": {"finalizers": null}});
