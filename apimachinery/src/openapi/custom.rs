@@ -40,15 +40,30 @@ const EMBEDDED_KIND: &str = "The kind of this embedded object, in CamelCase.";
 const OBJECT_METADATA: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 const LIST_METADATA: &str = "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
-/// The kind's definition and its list's, by definition name, for `target`.
+/// The kind's definition and its list's, by definition name, for `target`; `selectable`
+/// are the fields a field selector may name besides `metadata.*` (the CRD version's
+/// `selectableFields`).
 pub fn definitions(
     kind: &Kind,
     plural: &str,
     schema: &Value,
+    selectable: &[String],
     target: Target,
 ) -> Vec<(String, Value)> {
+    let mut kind_definition = definition(kind, schema, target);
+    if !selectable.is_empty()
+        && let Some(object) = kind_definition.as_object_mut()
+    {
+        // As kube's CRD builder: the declared fields, as field selectors spell them.
+        let fields: Vec<Value> = selectable
+            .iter()
+            .map(|field| json!({ "fieldPath": field }))
+            .collect();
+        object.insert("x-kubernetes-selectable-fields".to_string(), fields.into());
+        object.sort_keys();
+    }
     vec![
-        (kind.definition.clone(), definition(kind, schema, target)),
+        (kind.definition.clone(), kind_definition),
         (
             format!("{}List", kind.definition),
             list_definition(kind, plural, target),
@@ -353,7 +368,7 @@ mod tests {
     fn certificate_v3_is_the_schema_with_kube_metadata() {
         let (kind, plural, schema) = fixture("cert-manager.io_certificates.yaml");
         assert_eq!(kind.definition, "io.cert-manager.v1.Certificate");
-        let definitions = definitions(&kind, &plural, &schema, Target::V3);
+        let definitions = definitions(&kind, &plural, &schema, &[], Target::V3);
         let names: Vec<&str> = definitions.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -419,7 +434,7 @@ mod tests {
         let text = serde_json::to_string(&schema).unwrap();
         assert!(text.contains("\"default\""), "the fixture has defaults");
         assert!(text.contains("\"anyOf\""), "the fixture has anyOf");
-        let v2 = definitions(&kind, &plural, &schema, Target::V2);
+        let v2 = definitions(&kind, &plural, &schema, &[], Target::V2);
         let text = serde_json::to_string(&v2).unwrap();
         assert!(!text.contains("\"default\""));
         assert!(!text.contains("\"anyOf\""));
@@ -435,8 +450,30 @@ mod tests {
         assert_eq!(config["x-kubernetes-preserve-unknown-fields"], true);
         assert!(config.get("type").is_none(), "{config}");
         // An int-or-string keeps its marker, without the anyOf v2 cannot express.
-        let v3 = definitions(&kind, &plural, &schema, Target::V3);
+        let v3 = definitions(&kind, &plural, &schema, &[], Target::V3);
         assert!(serde_json::to_string(&v3).unwrap().contains("\"anyOf\""));
+    }
+
+    #[test]
+    fn selectable_fields_are_published_on_the_kind_only() {
+        let (kind, plural, schema) = fixture("cert-manager.io_certificates.yaml");
+        let selectable = ["spec.secretName".to_string(), "spec.commonName".to_string()];
+        for target in [Target::V3, Target::V2] {
+            let definitions = definitions(&kind, &plural, &schema, &selectable, target);
+            assert_eq!(
+                definitions[0].1["x-kubernetes-selectable-fields"],
+                json!([{"fieldPath": "spec.secretName"}, {"fieldPath": "spec.commonName"}])
+            );
+            assert!(
+                definitions[1]
+                    .1
+                    .get("x-kubernetes-selectable-fields")
+                    .is_none(),
+                "not on the list"
+            );
+        }
+        let without = definitions(&kind, &plural, &schema, &[], Target::V3);
+        assert!(without[0].1.get("x-kubernetes-selectable-fields").is_none());
     }
 
     #[test]

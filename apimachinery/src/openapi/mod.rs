@@ -332,6 +332,7 @@ impl State {
                     &kind,
                     &resource.resource,
                     &schema,
+                    &resource.selectable_fields,
                     Target::V2,
                 ));
             }
@@ -390,6 +391,7 @@ fn group_version_document(
                     &kind,
                     &resource.resource,
                     &schema,
+                    &resource.selectable_fields,
                     Target::V3,
                 ));
                 kind
