@@ -67,9 +67,10 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
         let decoded = finish_decode(call, resource, merged, &[], mode)?;
         warnings = decoded.warnings;
         Ok(match call.request.subresource {
-            Some(Subresource::Status) => {
-                // Only `.status` changes, but the ownership recorded is the new one.
-                let mut result = objects::apply_status_update(current, &decoded.object);
+            Some(subresource) if subresource.writes_status() => {
+                // Only what the subresource may change changes, but the ownership recorded is
+                // the new one.
+                let mut result = write::merge_into_current(call, current, decoded.object);
                 let managed = decoded.object.pointer("/metadata/managedFields").cloned();
                 let meta = objects::metadata_mut(&mut result);
                 match managed {
