@@ -89,6 +89,7 @@ SPECIAL = {
         "SchemaOrStringArray",
     "api.authentication.v1.ExtraValue": "StringList",
     "api.authorization.v1.ExtraValue": "StringList",
+    "api.certificates.v1.ExtraValue": "StringList",
 }
 
 # The integer and boolean fields that are plain (non-pointer) `omitempty` fields of the Go

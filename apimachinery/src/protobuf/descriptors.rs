@@ -1095,7 +1095,7 @@ pub static MESSAGES: &[Message] = &[
     // 102
     Message {
         name: "api.certificates.v1.ExtraValue",
-        special: Special::None,
+        special: Special::StringList,
         fields: &[
             Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
