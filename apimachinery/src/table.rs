@@ -1227,10 +1227,7 @@ const APISERVICE_COLUMNS: &[Column] = &[
         "Service",
         "The reference to the service that hosts this API endpoint.",
     ),
-    Column::string(
-        "Available",
-        "Whether this service is available.",
-    ),
+    Column::string("Available", "Whether this service is available."),
     AGE,
 ];
 

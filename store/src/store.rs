@@ -217,7 +217,9 @@ impl<'a, C: Context> Store<'a, C> {
     ) -> Result<Created, ApiError> {
         let resource = self.resource;
         objects::prepare_create(resource, &mut object);
-        resource.strategy().record_requester(&mut object, &writer.user);
+        resource
+            .strategy()
+            .record_requester(&mut object, &writer.user);
         // Field ownership is recorded between mutation and validation, as for updates: the
         // writer owns the defaulted fields, as kube (which defaults while decoding) records.
         let attrs = self.attributes(writer, namespace, None);

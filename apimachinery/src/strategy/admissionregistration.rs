@@ -162,7 +162,9 @@ fn webhook_defaults(hook: &mut Value) {
     set(hook, "timeoutSeconds", json!(10));
     each(hook, "rules", |rule| set(rule, "scope", json!("*")));
     at(hook, "clientConfig", |config| {
-        at(config, "service", |service| set(service, "port", json!(443)))
+        at(config, "service", |service| {
+            set(service, "port", json!(443))
+        })
     });
 }
 
@@ -254,15 +256,33 @@ fn webhook(hook: &Value, path: &str, out: &mut Vec<Cause>) {
         rule_with_operations(rule, &format!("{path}.rules[{j}]"), out);
     }
     let field = |name: &str| format!("{path}.{name}");
-    one_of(hook, "failurePolicy", &field("failurePolicy"), FAILURE_POLICIES, out);
-    one_of(hook, "matchPolicy", &field("matchPolicy"), MATCH_POLICIES, out);
+    one_of(
+        hook,
+        "failurePolicy",
+        &field("failurePolicy"),
+        FAILURE_POLICIES,
+        out,
+    );
+    one_of(
+        hook,
+        "matchPolicy",
+        &field("matchPolicy"),
+        MATCH_POLICIES,
+        out,
+    );
     if hook.get("sideEffects").is_none_or(Value::is_null) {
         out.push(required_because(
             &field("sideEffects"),
             &format!("must specify one of {}", SIDE_EFFECTS.join(", ")),
         ));
     }
-    one_of(hook, "sideEffects", &field("sideEffects"), SIDE_EFFECTS, out);
+    one_of(
+        hook,
+        "sideEffects",
+        &field("sideEffects"),
+        SIDE_EFFECTS,
+        out,
+    );
     if let Some(timeout) = hook.get("timeoutSeconds").and_then(Value::as_i64)
         && !(1..=30).contains(&timeout)
     {
@@ -308,7 +328,10 @@ fn review_versions(hook: &Value, field: &str, out: &mut Vec<Cause>) {
         out.push(invalid(
             field,
             &Value::Array(versions.to_vec()),
-            &format!("must include at least one of {}", REVIEW_VERSIONS.join(", ")),
+            &format!(
+                "must include at least one of {}",
+                REVIEW_VERSIONS.join(", ")
+            ),
         ));
     }
 }
@@ -444,7 +467,11 @@ fn rule_with_operations(rule: &Value, path: &str, out: &mut Vec<Cause>) {
     }
     for (i, operation) in operations.iter().enumerate() {
         if !operation.as_str().is_some_and(|o| OPERATIONS.contains(&o)) {
-            out.push(not_supported(&format!("{field}[{i}]"), operation, OPERATIONS));
+            out.push(not_supported(
+                &format!("{field}[{i}]"),
+                operation,
+                OPERATIONS,
+            ));
         }
     }
     rule_of(rule, path, out);

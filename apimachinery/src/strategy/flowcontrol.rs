@@ -10,9 +10,7 @@ use kubecache_core::validation as names;
 use serde_json::{Value, json};
 
 use super::defaults::{at, set, set_nonzero};
-use super::validation::{
-    array_at, forbidden, invalid, not_supported, required_because, str_at,
-};
+use super::validation::{array_at, forbidden, invalid, not_supported, required_because, str_at};
 use super::{DefaultContext, Strategy, typed_as};
 use crate::table::{self, Printer};
 
@@ -113,7 +111,11 @@ fn flow_schema(object: &Value) -> Vec<Cause> {
         .unwrap_or(0);
     const PRECEDENCE: &str = "spec.matchingPrecedence";
     if precedence <= 0 {
-        out.push(invalid(PRECEDENCE, &json!(precedence), "must be a positive value"));
+        out.push(invalid(
+            PRECEDENCE,
+            &json!(precedence),
+            "must be a positive value",
+        ));
     } else if precedence > MAX_MATCHING_PRECEDENCE {
         out.push(invalid(
             PRECEDENCE,
@@ -182,8 +184,14 @@ fn policy_rules(rule: &Value, path: &str, out: &mut Vec<Cause>) {
         let at = format!("{path}.resourceRules[{i}]");
         verbs(r, &at, out);
         for (key, detail) in [
-            ("apiGroups", "resource rules must supply at least one api group"),
-            ("resources", "resource rules must supply at least one resource"),
+            (
+                "apiGroups",
+                "resource rules must supply at least one api group",
+            ),
+            (
+                "resources",
+                "resource rules must supply at least one resource",
+            ),
         ] {
             if array_at(r, key).is_empty() {
                 out.push(required_because(&format!("{at}.{key}"), detail));
@@ -213,7 +221,10 @@ fn verbs(rule: &Value, path: &str, out: &mut Vec<Cause>) {
     let verbs = array_at(rule, "verbs");
     let field = format!("{path}.verbs");
     if verbs.is_empty() {
-        out.push(required_because(&field, "verbs must contain at least one value"));
+        out.push(required_because(
+            &field,
+            "verbs must contain at least one value",
+        ));
     } else if verbs.len() > 1 && verbs.iter().any(|v| v == "*") {
         out.push(invalid(
             &field,
@@ -261,16 +272,20 @@ fn subject(subject: &Value, path: &str, out: &mut Vec<Cause>) {
         return;
     };
     match member {
-        "user" if str_at(value, "/name").is_empty() => {
-            out.push(required_because(&format!("{field}.name"), "username is required"))
-        }
+        "user" if str_at(value, "/name").is_empty() => out.push(required_because(
+            &format!("{field}.name"),
+            "username is required",
+        )),
         "group" if str_at(value, "/name").is_empty() => out.push(required_because(
             &format!("{field}.name"),
             "name is required",
         )),
         "serviceAccount" => {
             if str_at(value, "/name").is_empty() {
-                out.push(required_because(&format!("{field}.name"), "name is required"));
+                out.push(required_because(
+                    &format!("{field}.name"),
+                    "name is required",
+                ));
             }
             if str_at(value, "/namespace").is_empty() {
                 out.push(required_because(
@@ -302,7 +317,10 @@ fn priority_level(object: &Value) -> Vec<Cause> {
         }
         "Limited" => {
             if present("exempt") {
-                out.push(forbidden("spec.exempt", "must be nil if the type is Limited"));
+                out.push(forbidden(
+                    "spec.exempt",
+                    "must be nil if the type is Limited",
+                ));
             }
             match spec.get("limited").filter(|l| l.is_object()) {
                 None => out.push(required_because(
@@ -322,7 +340,9 @@ fn priority_level(object: &Value) -> Vec<Cause> {
 }
 
 fn shares_and_percent(config: &Value, path: &str, out: &mut Vec<Cause>) {
-    if let Some(shares) = config.get("nominalConcurrencyShares").and_then(Value::as_i64)
+    if let Some(shares) = config
+        .get("nominalConcurrencyShares")
+        .and_then(Value::as_i64)
         && shares < 0
     {
         out.push(invalid(
@@ -393,7 +413,11 @@ fn queuing(queuing: &Value, out: &mut Vec<Cause>) {
         ));
     }
     if queues <= 0 {
-        out.push(invalid(&format!("{PATH}.queues"), &json!(queues), "must be positive"));
+        out.push(invalid(
+            &format!("{PATH}.queues"),
+            &json!(queues),
+            "must be positive",
+        ));
     } else if queues > MAX_QUEUES {
         out.push(invalid(
             &format!("{PATH}.queues"),

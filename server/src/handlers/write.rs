@@ -17,7 +17,6 @@ use crate::call::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
 use kubecache_apimachinery::typed::{self, FieldValidation};
-use kubecache_core::request::Subresource;
 use kubecache_store::{Store, Writer};
 
 /// Media types accepted for create and update bodies.

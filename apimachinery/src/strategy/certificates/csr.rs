@@ -226,15 +226,18 @@ mod tests {
             .expect("the name is in the request");
         der[at] ^= 1;
         let body = base64::engine::general_purpose::STANDARD.encode(&der);
-        let tampered =
-            format!("-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n");
+        let tampered = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n"
+        );
         assert_eq!(
             request_error(&encoded(&tampered)).as_deref(),
             Some("x509: ECDSA verification failure")
         );
         assert_eq!(
-            request_error(&encoded("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"))
-                .as_deref(),
+            request_error(&encoded(
+                "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+            ))
+            .as_deref(),
             Some("PEM block type must be CERTIFICATE REQUEST")
         );
     }
