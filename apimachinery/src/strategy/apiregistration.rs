@@ -64,11 +64,10 @@ fn api_service(object: &Value) -> Vec<Cause> {
             "only v1 may have an empty group and it better be legacy kube",
         ));
     }
-    for problem in (!group.is_empty())
-        .then(|| names::is_dns1123_subdomain(group))
-        .unwrap_or_default()
-    {
-        out.push(invalid("spec.group", &json!(group), &problem));
+    if !group.is_empty() {
+        for problem in names::is_dns1123_subdomain(group) {
+            out.push(invalid("spec.group", &json!(group), &problem));
+        }
     }
     for problem in names::is_dns1035_label(version) {
         out.push(invalid("spec.version", &json!(version), &problem));

@@ -337,7 +337,7 @@ fn signer_name(name: &str, out: &mut Vec<Cause>) {
         out.push(Cause::new(
             "FieldValueTooLong",
             FIELD,
-            format!("Too long: may not be more than 253 bytes"),
+            "Too long: may not be more than 253 bytes",
         ));
     }
     let labels: Vec<&str> = domain.split('.').collect();
