@@ -236,7 +236,10 @@ mod tests {
         let names: Vec<&str> = services.iter().map(objects::name).collect();
         assert!(names.contains(&"v1."), "{names:?}");
         assert!(names.contains(&"v1.certificates.k8s.io"), "{names:?}");
-        assert!(names.contains(&"v1.flowcontrol.apiserver.k8s.io"), "{names:?}");
+        assert!(
+            names.contains(&"v1.flowcontrol.apiserver.k8s.io"),
+            "{names:?}"
+        );
         let check = |resource: &str, group: &str, objects: Vec<Value>| {
             let strategy = snapshot.lookup(group, "v1", resource).unwrap().strategy();
             for object in objects {

@@ -265,7 +265,12 @@ async fn every_kind_is_served_end_to_end(server: &TestServer) {
     for case in cases() {
         let name = case.valid["metadata"]["name"].as_str().unwrap().to_string();
         let item = format!("{}/{name}", case.path);
-        let mut watch = server.watch(case.path, &[("watch", "true")]).await;
+        // Watched from now: the objects created at start are not this test's.
+        let before = server.get(case.path).await.expect(200).clone();
+        let from = before["metadata"]["resourceVersion"].as_str().unwrap();
+        let mut watch = server
+            .watch(case.path, &[("watch", "true"), ("resourceVersion", from)])
+            .await;
 
         let created = server
             .post(case.path, &case.valid)
@@ -459,6 +464,20 @@ async fn csr_subresources_follow_kubes_rules(server: &TestServer) {
         "status.certificate"
     );
 
+    // kube's field selector of CSRs: the signer.
+    for (signer, count) in [
+        ("kubernetes.io/kube-apiserver-client", 1),
+        ("example.com/x", 0),
+    ] {
+        let selector = format!("spec.signerName={signer}");
+        let list = server.get_with(CSRS, &[("fieldSelector", &selector)]).await;
+        assert_eq!(
+            list.expect(200)["items"].as_array().unwrap().len(),
+            count,
+            "{selector}"
+        );
+    }
+
     // Discovery lists the approval subresource as kube does.
     let discovery = server.get("/apis/certificates.k8s.io/v1").await;
     let names: Vec<&str> = discovery.expect(200)["resources"]
@@ -564,5 +583,97 @@ fn kubectl_certificate_approve_and_deny() {
         stderr(&refused).contains("already Denied"),
         "{}",
         stderr(&refused)
+    );
+}
+
+/// What kube-apiserver creates at start: a local APIService per built-in group-version,
+/// available, and the mandatory APF objects, printed with kube's columns.
+#[test]
+fn kubectl_sees_the_bootstrap_apiservices_and_flow_control() {
+    let server = Kubecache::start();
+    let out = server.kubectl_ok(&["get", "apiservices"]);
+    assert_eq!(
+        header(&out),
+        ["NAME", "SERVICE", "AVAILABLE", "AGE"],
+        "{out}"
+    );
+    let rows: Vec<Vec<&str>> = lines(&out)
+        .iter()
+        .skip(1)
+        .map(|row| row.split_whitespace().collect())
+        .collect();
+    for name in [
+        "v1.",
+        "v1.apps",
+        "v1.certificates.k8s.io",
+        "v1.flowcontrol.apiserver.k8s.io",
+    ] {
+        let row = rows
+            .iter()
+            .find(|row| row[0] == name)
+            .unwrap_or_else(|| panic!("no APIService {name}: {out}"));
+        assert_eq!(row[1..3], ["Local", "True"], "{out}");
+    }
+    let (_, core) = server.get_json("/apis/apiregistration.k8s.io/v1/apiservices/v1.");
+    assert_eq!(core["spec"]["groupPriorityMinimum"], 18000, "{core:#}");
+    assert_eq!(
+        core["metadata"]["labels"]["kube-aggregator.kubernetes.io/automanaged"],
+        "onstart"
+    );
+
+    let out = server.kubectl_ok(&["get", "flowschemas"]);
+    assert_eq!(
+        header(&out),
+        [
+            "NAME",
+            "PRIORITYLEVEL",
+            "MATCHINGPRECEDENCE",
+            "DISTINGUISHERMETHOD",
+            "AGE",
+            "MISSINGPL"
+        ],
+        "{out}"
+    );
+    let rows: Vec<Vec<&str>> = lines(&out)
+        .iter()
+        .skip(1)
+        .map(|row| row.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(
+        rows[0][..4],
+        ["catch-all", "catch-all", "10000", "ByUser"],
+        "{out}"
+    );
+    assert_eq!(rows[1][..4], ["exempt", "exempt", "1", "*"], "{out}");
+
+    let out = server.kubectl_ok(&["get", "prioritylevelconfigurations"]);
+    assert_eq!(
+        header(&out),
+        [
+            "NAME",
+            "TYPE",
+            "NOMINALCONCURRENCYSHARES",
+            "QUEUES",
+            "HANDSIZE",
+            "QUEUELENGTHLIMIT",
+            "AGE"
+        ],
+        "{out}"
+    );
+    let rows: Vec<Vec<&str>> = lines(&out)
+        .iter()
+        .skip(1)
+        .map(|row| row.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0][..6],
+        ["catch-all", "Limited", "5", "<none>", "<none>", "<none>"],
+        "{out}"
+    );
+    assert_eq!(
+        rows[1][..6],
+        ["exempt", "Exempt", "<none>", "<none>", "<none>", "<none>"],
+        "{out}"
     );
 }
