@@ -66,7 +66,7 @@ impl ValidatingPlugin for Fields {
         attrs: &Attributes<'_>,
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
-        if attrs.subresource == Some(Subresource::Status) {
+        if attrs.subresource.is_some_and(Subresource::writes_status) {
             return Ok(Vec::new());
         }
         Ok(attrs.resource.strategy().validate(object))
@@ -87,10 +87,12 @@ impl ValidatingPlugin for Immutable {
         attrs: &Attributes<'_>,
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
-        match (attrs.operation, attrs.old) {
-            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => {
-                Ok(attrs.resource.strategy().validate_update(object, old))
+        let strategy = attrs.resource.strategy();
+        match (attrs.operation, attrs.old, attrs.subresource) {
+            (Operation::Update, Some(old), Some(subresource)) if subresource.writes_status() => {
+                Ok(strategy.validate_subresource_update(subresource, object, old))
             }
+            (Operation::Update, Some(old), _) => Ok(strategy.validate_update(object, old)),
             _ => Ok(Vec::new()),
         }
     }

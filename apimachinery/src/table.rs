@@ -1125,6 +1125,279 @@ fn pv(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+// --- admissionregistration.k8s.io
+
+pub static WEBHOOK_CONFIGURATION: Printer = Printer {
+    columns: WEBHOOK_CONFIGURATION_COLUMNS,
+    cells: webhook_configuration,
+};
+
+const WEBHOOK_CONFIGURATION_COLUMNS: &[Column] = &[
+    NAME,
+    Column::integer(
+        "Webhooks",
+        "Webhooks indicates the number of webhooks registered in this configuration",
+    ),
+    AGE,
+];
+
+fn webhook_configuration(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![name(o), json!(items(&o["webhooks"]).len()), age(o, now)]
+}
+
+pub static VALIDATING_ADMISSION_POLICY: Printer = Printer {
+    columns: VALIDATING_ADMISSION_POLICY_COLUMNS,
+    cells: validating_admission_policy,
+};
+
+const VALIDATING_ADMISSION_POLICY_COLUMNS: &[Column] = &[
+    NAME,
+    Column::integer(
+        "Validations",
+        "Validations indicates the number of validation rules defined in this configuration",
+    ),
+    Column::string(
+        "ParamKind",
+        "ParamKind specifies the kind of resources used to parameterize this policy",
+    ),
+    AGE,
+];
+
+fn validating_admission_policy(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let param_kind = match o.pointer("/spec/paramKind").filter(|p| p.is_object()) {
+        Some(kind) => format!("{}/{}", text(kind, "/apiVersion"), text(kind, "/kind")),
+        None => "<unset>".into(),
+    };
+    vec![
+        name(o),
+        json!(items(&o["spec"]["validations"]).len()),
+        json!(param_kind),
+        age(o, now),
+    ]
+}
+
+pub static VALIDATING_ADMISSION_POLICY_BINDING: Printer = Printer {
+    columns: VALIDATING_ADMISSION_POLICY_BINDING_COLUMNS,
+    cells: validating_admission_policy_binding,
+};
+
+const VALIDATING_ADMISSION_POLICY_BINDING_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "PolicyName",
+        "PolicyName indicates the policy definition which the policy binding binded to",
+    ),
+    Column::string(
+        "ParamRef",
+        "ParamRef indicates the param resource which sets the configration param",
+    ),
+    AGE,
+];
+
+fn validating_admission_policy_binding(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    // A named param without a namespace may be cluster-scoped or in the request's namespace:
+    // kube prints `*/name` for it.
+    let param_ref = match o.pointer("/spec/paramRef").filter(|p| p.is_object()) {
+        None => "<unset>".to_string(),
+        Some(r) => match (text(r, "/name"), text(r, "/namespace")) {
+            ("", _) if r["selector"].is_object() => label_selector(&r["selector"]),
+            ("", _) => "<unset>".to_string(),
+            (name, "") => format!("*/{name}"),
+            (name, namespace) => format!("{namespace}/{name}"),
+        },
+    };
+    vec![
+        name(o),
+        json!(text(o, "/spec/policyName")),
+        json!(param_ref),
+        age(o, now),
+    ]
+}
+
+// --- apiregistration.k8s.io
+
+pub static APISERVICE: Printer = Printer {
+    columns: APISERVICE_COLUMNS,
+    cells: apiservice,
+};
+
+const APISERVICE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Service",
+        "The reference to the service that hosts this API endpoint.",
+    ),
+    Column::string("Available", "Whether this service is available."),
+    AGE,
+];
+
+fn apiservice(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let service = match o.pointer("/spec/service").filter(|s| s.is_object()) {
+        Some(s) => format!("{}/{}", text(s, "/namespace"), text(s, "/name")),
+        None => "Local".into(),
+    };
+    let available = match condition(&o["status"], "Available") {
+        None => "Unknown".to_string(),
+        Some(c) => match (text(c, "/status"), text(c, "/reason")) {
+            (status, reason) if status != "True" && !reason.is_empty() => {
+                format!("{status} ({reason})")
+            }
+            (status, _) => status.to_string(),
+        },
+    };
+    vec![name(o), json!(service), json!(available), age(o, now)]
+}
+
+// --- certificates.k8s.io
+
+pub static CERTIFICATE_SIGNING_REQUEST: Printer = Printer {
+    columns: CERTIFICATE_SIGNING_REQUEST_COLUMNS,
+    cells: certificate_signing_request,
+};
+
+const CERTIFICATE_SIGNING_REQUEST_COLUMNS: &[Column] = &[
+    NAME,
+    AGE,
+    Column::string(
+        "SignerName",
+        "signerName indicates the requested signer, and is a qualified name.",
+    ),
+    Column::string("Requestor", "Name of requestor"),
+    Column::string(
+        "RequestedDuration",
+        "expirationSeconds is the requested duration of validity of the issued certificate.",
+    ),
+    Column::string(
+        "Condition",
+        "Condition indicates the current condition of the certificate signing request",
+    ),
+];
+
+fn certificate_signing_request(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let duration = match o.pointer("/spec/expirationSeconds").and_then(Value::as_i64) {
+        Some(seconds) => human_duration(chrono::Duration::seconds(seconds)),
+        None => "<none>".into(),
+    };
+    vec![
+        name(o),
+        age(o, now),
+        json!(or_none(text(o, "/spec/signerName"))),
+        json!(text(o, "/spec/username")),
+        json!(duration),
+        json!(csr_condition(&o["status"])),
+    ]
+}
+
+/// kube's `extractCSRStatus`: Denied over Approved over Pending, then `,Failed` and `,Issued`.
+fn csr_condition(status: &Value) -> String {
+    let has = |kind: &str| condition(status, kind).is_some();
+    let mut printed = if has("Denied") {
+        "Denied".to_string()
+    } else if has("Approved") {
+        "Approved".to_string()
+    } else {
+        "Pending".to_string()
+    };
+    if has("Failed") {
+        printed.push_str(",Failed");
+    }
+    if !text(status, "/certificate").is_empty() {
+        printed.push_str(",Issued");
+    }
+    printed
+}
+
+// --- flowcontrol.apiserver.k8s.io
+
+pub static FLOW_SCHEMA: Printer = Printer {
+    columns: FLOW_SCHEMA_COLUMNS,
+    cells: flow_schema,
+};
+
+const FLOW_SCHEMA_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "PriorityLevel",
+        "`name` is the name of the priority level configuration being referenced Required.",
+    ),
+    Column::string(
+        "MatchingPrecedence",
+        "`matchingPrecedence` is used to choose among the FlowSchemas that match a given request. The chosen FlowSchema is among those with the numerically lowest (which we take to be logically highest) MatchingPrecedence.  Each MatchingPrecedence value must be ranged in [1,10000]. Note that if the precedence is not specified, it will be set to 1000 as default.",
+    ),
+    Column::string(
+        "DistinguisherMethod",
+        "`distinguisherMethod` defines how to compute the flow distinguisher for requests that match this schema. `nil` specifies that the distinguisher is disabled and thus will always be the empty string.",
+    ),
+    AGE,
+    Column::string(
+        "MissingPL",
+        "references a broken or non-existent PriorityLevelConfiguration",
+    ),
+];
+
+fn flow_schema(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let distinguisher = match text(o, "/spec/distinguisherMethod/type") {
+        "" => "*",
+        method => method,
+    };
+    let missing = condition_status(&o["status"], "Dangling").unwrap_or("?");
+    vec![
+        name(o),
+        json!(text(o, "/spec/priorityLevelConfiguration/name")),
+        json!(int(o, "/spec/matchingPrecedence")),
+        json!(distinguisher),
+        age(o, now),
+        json!(missing),
+    ]
+}
+
+pub static PRIORITY_LEVEL_CONFIGURATION: Printer = Printer {
+    columns: PRIORITY_LEVEL_CONFIGURATION_COLUMNS,
+    cells: priority_level_configuration,
+};
+
+const PRIORITY_LEVEL_CONFIGURATION_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Type",
+        "`type` indicates whether this priority level is subject to limitation on request execution.  A value of `\"Exempt\"` means that requests of this priority level are not subject to a limit (and thus are never queued) and do not detract from the capacity made available to other priority levels.  A value of `\"Limited\"` means that (a) requests of this priority level _are_ subject to limits and (b) some of the server's limited capacity is made available exclusively to this priority level. Required.",
+    ),
+    Column::string(
+        "NominalConcurrencyShares",
+        "`nominalConcurrencyShares` (NCS) contributes to the computation of the NominalConcurrencyLimit (NominalCL) of this level.",
+    ),
+    Column::string(
+        "Queues",
+        "`queues` is the number of queues for this priority level. The queues exist independently at each apiserver. The value must be positive.  Setting it to 1 effectively precludes shufflesharding and thus makes the distinguisher method of associated flow schemas irrelevant.  This field has a default value of 64.",
+    ),
+    Column::string(
+        "HandSize",
+        "`handSize` is a small positive number that configures the shuffle sharding of requests into queues.",
+    ),
+    Column::string(
+        "QueueLengthLimit",
+        "`queueLengthLimit` is the maximum number of requests allowed to be waiting in a given queue of this priority level at a time; excess requests are rejected.  This value must be positive.  If not specified, it will be defaulted to 50.",
+    ),
+    AGE,
+];
+
+fn priority_level_configuration(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let limited = o.pointer("/spec/limited").filter(|l| l.is_object());
+    let number_or_none = |pointer: &str| match limited.and_then(|l| l.pointer(pointer)) {
+        Some(n) if n.is_number() => n.clone(),
+        _ => json!("<none>"),
+    };
+    vec![
+        name(o),
+        json!(text(o, "/spec/type")),
+        number_or_none("/nominalConcurrencyShares"),
+        number_or_none("/limitResponse/queuing/queues"),
+        number_or_none("/limitResponse/queuing/handSize"),
+        number_or_none("/limitResponse/queuing/queueLengthLimit"),
+        age(o, now),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------
 // Field helpers.
 

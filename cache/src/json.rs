@@ -118,6 +118,7 @@ struct SelectableSpec {
     service_account_name: Option<Value>,
     host_network: Option<Value>,
     unschedulable: Option<Value>,
+    signer_name: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +162,7 @@ impl Selectable {
             put(&mut map, "serviceAccountName", spec.service_account_name);
             put(&mut map, "hostNetwork", spec.host_network);
             put(&mut map, "unschedulable", spec.unschedulable);
+            put(&mut map, "signerName", spec.signer_name);
             object.insert("spec".into(), Value::Object(map));
         }
         if let Some(status) = self.status {
@@ -305,7 +307,13 @@ pub(crate) mod tests {
         ]
         .into_iter()
         .map(|(group, plural, kind, scope)| {
-            ResourceInfo::new(group, "v1", plural, &kind.to_lowercase(), kind, scope)
+            let info = ResourceInfo::new(group, "v1", plural, &kind.to_lowercase(), kind, scope);
+            // The fields the built-in strategies declare beyond `kubecache_core::fields`'
+            // own (the subset must read them too).
+            match plural {
+                "certificatesigningrequests" => info.selectable(&["spec.signerName"]),
+                _ => info,
+            }
         })
         .collect()
     }
@@ -359,6 +367,8 @@ pub(crate) mod tests {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}, "status": {"phase": "Terminating"}}),
             json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"}, "status": {"replicas": 3}}),
             json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "status": {"successful": null}}),
+            json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": "c"},
+                "spec": {"signerName": "example.com/signer", "request": "AA=="}}),
             json!({"metadata": {"name": "odd", "labels": "not a map"}, "spec": 5, "status": "x"}),
             json!({"metadata": null}),
             json!({}),

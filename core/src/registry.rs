@@ -44,6 +44,9 @@ pub struct ResourceInfo {
     pub status_subresource: bool,
     /// Has a `scale` subresource (autoscaling/v1 Scale over `.spec.replicas`).
     pub scale_subresource: bool,
+    /// Has an `approval` subresource (certificatesigningrequests): writes change only the
+    /// Approved and Denied conditions.
+    pub approval_subresource: bool,
     /// The path under the storage prefix where objects live (kube-apiserver's layout).
     pub storage_path: String,
     /// Which rule `metadata.name` must satisfy.
@@ -143,6 +146,7 @@ impl ResourceInfo {
             categories: Vec::new(),
             status_subresource: false,
             scale_subresource: false,
+            approval_subresource: false,
             storage_path: resource.to_string(),
             name_rule: NameRule::Subdomain,
             create_only: false,
@@ -168,6 +172,10 @@ impl ResourceInfo {
     }
     pub fn scale(mut self) -> Self {
         self.scale_subresource = true;
+        self
+    }
+    pub fn approval(mut self) -> Self {
+        self.approval_subresource = true;
         self
     }
     /// Objects live under `path` instead of the plural name (kube's historical layout).

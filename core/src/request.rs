@@ -43,6 +43,8 @@ impl Verb {
 pub enum Subresource {
     Status,
     Scale,
+    /// `certificatesigningrequests/approval`: only the Approved and Denied conditions change.
+    Approval,
 }
 
 impl Subresource {
@@ -51,6 +53,13 @@ impl Subresource {
         match self {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
+            Subresource::Approval => "approval",
         }
+    }
+
+    /// A write to it changes part of `.status` and never the rest of the object, as a
+    /// `status` write (so the stored status is not restored and generation is not bumped).
+    pub fn writes_status(self) -> bool {
+        matches!(self, Subresource::Status | Subresource::Approval)
     }
 }

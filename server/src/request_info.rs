@@ -232,6 +232,7 @@ pub fn resolve(
         None => None,
         Some("status") if resource.status_subresource => Some(Subresource::Status),
         Some("scale") if resource.scale_subresource => Some(Subresource::Scale),
+        Some("approval") if resource.approval_subresource => Some(Subresource::Approval),
         Some(_) => return Err(ApiError::path_not_found()),
     };
     let verb = match *method {

@@ -125,6 +125,8 @@ pub async fn build_api_with(
     namespaces::bootstrap(api.as_ref()).await?;
     kubecache_admission::start(api.as_ref()).await?;
     rbac::bootstrap::ensure(api.as_ref()).await?;
+    kubecache_store::bootstrap::ensure_flow_control(api.as_ref()).await?;
+    kubecache_store::bootstrap::ensure_api_services(api.as_ref()).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -15,6 +15,8 @@
 //!   established CRD's versions, cleanup); [`resources`]: adding and removing served
 //!   resources at run time, the read path and the registry in step; [`conversion`]: a CRD's
 //!   conversion webhook, the converter its custom resources await.
+//! - [`bootstrap`]: the mandatory API Priority and Fairness objects and the local
+//!   APIServices kube-apiserver creates at start.
 //! - [`rbac`]: the bootstrap RBAC policy, the ClusterRole aggregation controller and the live
 //!   [`rbac::index::PolicyIndex`] both it and the server's RBAC authorizer follow.
 //!
@@ -26,6 +28,7 @@
 //! a request into a [`Writer`] and call the Store, and the server's `Api` implements
 //! [`Context`]. The crate's tests run on a context of their own over an in-memory backend.
 
+pub mod bootstrap;
 pub mod conversion;
 pub mod crds;
 pub mod namespaces;

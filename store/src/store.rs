@@ -220,6 +220,9 @@ impl<'a, C: Context> Store<'a, C> {
             return Err(refused);
         }
         objects::prepare_create(resource, &mut object);
+        resource
+            .strategy()
+            .record_requester(&mut object, &writer.user);
         // Field ownership is recorded between mutation and validation, as for updates: the
         // writer owns the defaulted fields, as kube (which defaults while decoding) records.
         let attrs = self.attributes(writer, namespace, None);
@@ -514,7 +517,7 @@ impl<'a, C: Context> Store<'a, C> {
                 objects::name(&new)
             )));
         }
-        let status_write = writer.subresource == Some(Subresource::Status);
+        let status_write = writer.subresource.is_some_and(Subresource::writes_status);
         let attrs = self.attributes(writer, namespace, Some(old));
         admission::mutate(&attrs, &mut new).await?;
         objects::prepare_update(self.resource, old, &mut new, status_write);

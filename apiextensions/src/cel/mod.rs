@@ -464,6 +464,17 @@ enum CompileFailure {
     WrongType,
 }
 
+/// The syntax error of `source` as cel-go words it (`ERROR: <input>:1:5: Syntax error: …`), or
+/// `None` when it parses. For expressions whose variables have no schema here (admission
+/// policies' `object`, `request`, `params`): only the syntax is checked.
+pub fn syntax_error(source: &str) -> Option<String> {
+    cel::parser::Parser::new()
+        .enable_optional_syntax(true)
+        .parse_with_source_info(source)
+        .err()
+        .map(|e| e.to_string().replace("\n| ", "\n | "))
+}
+
 fn compile_expression(
     source: &str,
     schema: &Json,

@@ -53,12 +53,19 @@ struct Fill {
 
 /// The descriptor table's message name (`api.core.v1.Pod`) as kube names the definition
 /// (`io.k8s.api.core.v1.Pod`), lower-cased: k8s-pb and Go spell acronyms differently
-/// (`HttpGetAction` / `HTTPGetAction`).
+/// (`HttpGetAction` / `HTTPGetAction`); the modules outside k8s.io/api keep their dashes.
 fn definition_key(message_name: &str) -> String {
-    let name = message_name
-        .strip_prefix("apiextensions_apiserver.")
-        .map(|rest| format!("apiextensions-apiserver.{rest}"))
-        .unwrap_or_else(|| message_name.to_string());
+    let name = [
+        ("apiextensions_apiserver.", "apiextensions-apiserver."),
+        ("kube_aggregator.", "kube-aggregator."),
+    ]
+    .iter()
+    .find_map(|(module, go)| {
+        message_name
+            .strip_prefix(module)
+            .map(|rest| format!("{go}{rest}"))
+    })
+    .unwrap_or_else(|| message_name.to_string());
     format!("io.k8s.{name}").to_ascii_lowercase()
 }
 

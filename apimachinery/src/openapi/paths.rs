@@ -535,6 +535,9 @@ impl PathSet {
 
         // Subresources.
         let mut subresources: Vec<(&str, &str, &Value, Value)> = Vec::new();
+        if resource.approval_subresource {
+            subresources.push(("approval", "Approval", &object, gvk.clone()));
+        }
         if resource.status_subresource {
             subresources.push(("status", "Status", &object, gvk.clone()));
         }

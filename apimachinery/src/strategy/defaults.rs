@@ -80,7 +80,7 @@ fn unset_or_zero(value: Option<&Value>) -> bool {
 }
 
 /// Sets `key` of the object `target` to `value` when it is unset.
-fn set(target: &mut Value, key: &str, value: Value) {
+pub(crate) fn set(target: &mut Value, key: &str, value: Value) {
     if let Some(map) = target.as_object_mut()
         && unset(map.get(key))
     {
@@ -88,7 +88,7 @@ fn set(target: &mut Value, key: &str, value: Value) {
     }
 }
 
-fn set_nonzero(target: &mut Value, key: &str, value: Value) {
+pub(crate) fn set_nonzero(target: &mut Value, key: &str, value: Value) {
     if let Some(map) = target.as_object_mut()
         && unset_or_zero(map.get(key))
     {
@@ -120,14 +120,14 @@ fn set_path(target: &mut Value, path: &[&str], value: Value) {
 }
 
 /// Runs `f` on the object at `key` if there is one.
-fn at(target: &mut Value, key: &str, f: impl FnOnce(&mut Value)) {
+pub(crate) fn at(target: &mut Value, key: &str, f: impl FnOnce(&mut Value)) {
     if let Some(inner) = target.get_mut(key).filter(|v| v.is_object()) {
         f(inner);
     }
 }
 
 /// Runs `f` on every element of the array at `key`.
-fn each(target: &mut Value, key: &str, mut f: impl FnMut(&mut Value)) {
+pub(crate) fn each(target: &mut Value, key: &str, mut f: impl FnMut(&mut Value)) {
     if let Some(items) = target.get_mut(key).and_then(Value::as_array_mut) {
         items.iter_mut().for_each(&mut f);
     }

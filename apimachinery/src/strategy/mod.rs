@@ -7,7 +7,8 @@
 //! [`Strategy`] for what is kind-specific (the exceptions left are listed in
 //! docs/ARCHITECTURE.md). Every
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
-//! [`batch`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
+//! [`batch`], [`admissionregistration`], [`apiregistration`], [`certificates`],
+//! [`flowcontrol`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
 //! served resource with its strategy. Adding a built-in resource is a strategy (identity
 //! included), its line in [`builtin`], two regenerated tables and a protobuf sample
 //! (docs/ARCHITECTURE.md, "Worked example: adding v1 PodTemplate").
@@ -16,12 +17,16 @@
 //! type-specific validation, the default table (Name, Age), stored in the version served,
 //! deleted at once (finalizers aside) and answered with a `Status`.
 
+pub mod admissionregistration;
+pub mod apiregistration;
 pub mod apps;
 pub mod batch;
+pub mod certificates;
 pub mod core;
 pub mod custom;
 pub mod defaults;
 pub mod events;
+pub mod flowcontrol;
 pub mod others;
 pub mod validation;
 
@@ -29,7 +34,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use kubecache_core::authz::UserInfo;
 use kubecache_core::registry::ResourceInfo;
+use kubecache_core::request::Subresource;
 use kubecache_core::status::{ApiError, Cause};
 use serde_json::Value;
 
@@ -132,6 +139,33 @@ pub trait Strategy: Send + Sync + 'static {
     fn validate_update(&self, _new: &Value, _old: &Value) -> Vec<Cause> {
         Vec::new()
     }
+
+    /// The object a write to a status-like subresource (`status`, `approval`) makes of the
+    /// stored one (kube's subresource strategy's `PrepareForUpdate`): by default the stored
+    /// object with only `.status` taken from the write.
+    fn merge_subresource_write(
+        &self,
+        _subresource: Subresource,
+        current: &Value,
+        submitted: &Value,
+    ) -> Value {
+        crate::objects::apply_status_update(current, submitted)
+    }
+
+    /// The validation of such a write (kube's subresource strategy's `ValidateUpdate`); none
+    /// by default, as the rest of the object is the stored one.
+    fn validate_subresource_update(
+        &self,
+        _subresource: Subresource,
+        _new: &Value,
+        _old: &Value,
+    ) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// What a create records of its requester (kube's CSR `PrepareForCreate` writes the
+    /// user into the spec); nothing by default.
+    fn record_requester(&self, _object: &mut Value, _user: &UserInfo) {}
 
     /// The field watchers most often select by, indexed so an event reaches only the watchers
     /// of its value (kube's `IndexerFunc`: every kubelet watches its own pods by
@@ -254,7 +288,7 @@ where
 
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
-    let all: [Arc<dyn Strategy>; 38] = [
+    let all: [Arc<dyn Strategy>; 46] = [
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),
         Arc::new(core::Events),
@@ -293,6 +327,14 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(others::Roles),
         Arc::new(others::PriorityClasses),
         Arc::new(others::StorageClasses),
+        Arc::new(admissionregistration::MutatingWebhookConfigurations),
+        Arc::new(admissionregistration::ValidatingAdmissionPolicies),
+        Arc::new(admissionregistration::ValidatingAdmissionPolicyBindings),
+        Arc::new(admissionregistration::ValidatingWebhookConfigurations),
+        Arc::new(apiregistration::ApiServices),
+        Arc::new(certificates::CertificateSigningRequests),
+        Arc::new(flowcontrol::FlowSchemas),
+        Arc::new(flowcontrol::PriorityLevelConfigurations),
     ];
     all.into_iter()
 }

@@ -10,7 +10,9 @@ use kubecache_core::status::Cause;
 use kubecache_core::validation as names;
 use serde_json::Value;
 
-pub use kubecache_core::field::{duplicate, forbidden, invalid, not_supported, required};
+pub use kubecache_core::field::{
+    duplicate, forbidden, invalid, not_supported, required, required_because,
+};
 
 /// kube's `ValidateImmutableField`.
 fn immutable(field: &str, new: Option<&Value>, old: Option<&Value>, out: &mut Vec<Cause>) {
@@ -28,14 +30,14 @@ fn normalized(value: Option<&Value>) -> Option<&Value> {
     value.filter(|v| !v.is_null())
 }
 
-fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+pub(crate) fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
     object
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or("")
 }
 
-fn array_at<'a>(object: &'a Value, key: &str) -> &'a [Value] {
+pub(crate) fn array_at<'a>(object: &'a Value, key: &str) -> &'a [Value] {
     object
         .get(key)
         .and_then(Value::as_array)

@@ -95,6 +95,15 @@ pub fn resources(registry: &Snapshot, group: &str, version: &str) -> Value {
             entry["categories"] = json!(r.categories);
         }
         resources.push(entry);
+        if r.approval_subresource {
+            resources.push(json!({
+                "name": format!("{}/approval", r.resource),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": &r.kind,
+                "verbs": SUBRESOURCE_VERBS,
+            }));
+        }
         if r.status_subresource {
             resources.push(json!({
                 "name": format!("{}/status", r.resource),
@@ -179,6 +188,13 @@ fn aggregated_resources(registry: &Snapshot, group: &str, version: &str) -> Vec<
                 subresources.push(json!({
                     "subresource": "scale",
                     "responseKind": response_kind("autoscaling", "v1", "Scale"),
+                    "verbs": SUBRESOURCE_VERBS,
+                }));
+            }
+            if r.approval_subresource {
+                subresources.push(json!({
+                    "subresource": "approval",
+                    "responseKind": response_kind(&r.group, &r.version, &r.kind),
                     "verbs": SUBRESOURCE_VERBS,
                 }));
             }

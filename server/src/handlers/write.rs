@@ -17,7 +17,6 @@ use crate::call::{Call, Reply};
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::patch::{self, PatchType};
 use kubecache_apimachinery::typed::{self, FieldValidation};
-use kubecache_core::request::Subresource;
 use kubecache_store::{Store, Writer};
 
 /// Media types accepted for create and update bodies.
@@ -158,10 +157,14 @@ where
 }
 
 /// The object the client's version of it becomes: the whole object for the main resource,
-/// only its `.status` for the status subresource.
-fn merge_into_current(call: &Call<'_>, current: &Value, submitted: Value) -> Value {
+/// what the strategy takes of it for a status-like subresource (only `.status` by default).
+pub fn merge_into_current(call: &Call<'_>, current: &Value, submitted: Value) -> Value {
     match call.request.subresource {
-        Some(Subresource::Status) => objects::apply_status_update(current, &submitted),
+        Some(subresource) if subresource.writes_status() => call
+            .request
+            .resource
+            .strategy()
+            .merge_subresource_write(subresource, current, &submitted),
         _ => submitted,
     }
 }

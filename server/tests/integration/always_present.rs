@@ -162,6 +162,12 @@ fn creatable_samples(ns: &str) -> Vec<(Arc<ResourceInfo>, Value)> {
                 .to_string();
             object["metadata"]["name"] = json!(format!("{plural}.{group}"));
             object["spec"]["group"] = json!(group);
+        } else if resource.kind == "APIService" {
+            // Named `<version>.<group>` as well.
+            let group = format!("ap.{}", object["spec"]["group"].as_str().unwrap());
+            let version = object["spec"]["version"].as_str().unwrap().to_string();
+            object["metadata"]["name"] = json!(format!("{version}.{group}"));
+            object["spec"]["group"] = json!(group);
         } else {
             let name = object["metadata"]["name"].as_str().unwrap().to_string();
             object["metadata"]["name"] = json!(format!("ap-{name}"));

@@ -706,12 +706,18 @@ async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) 
             meta.insert("namespace".into(), json!("pb"));
         }
         let name = meta["name"].as_str().unwrap().to_string();
-        // Two names for the two copies (a CRD's name is plural.group: rename its group).
+        // Two names for the two copies (a CRD's name is plural.group, an APIService's
+        // version.group: rename the group).
         let renamed = |prefix: &str| {
             let mut copy = object.clone();
             if sample["kind"] == "CustomResourceDefinition" {
                 let group = format!("{prefix}-{}", copy["spec"]["group"].as_str().unwrap());
                 copy["metadata"]["name"] = json!(format!("widgets.{group}"));
+                copy["spec"]["group"] = json!(group);
+            } else if sample["kind"] == "APIService" {
+                let group = format!("{prefix}-{}", copy["spec"]["group"].as_str().unwrap());
+                let version = copy["spec"]["version"].as_str().unwrap().to_string();
+                copy["metadata"]["name"] = json!(format!("{version}.{group}"));
                 copy["spec"]["group"] = json!(group);
             } else {
                 copy["metadata"]["name"] = json!(format!("{prefix}-{name}"));
@@ -776,7 +782,7 @@ async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) 
             for field in assigned {
                 meta.remove(field);
             }
-            if object["kind"] == "CustomResourceDefinition" {
+            if object["kind"] == "CustomResourceDefinition" || object["kind"] == "APIService" {
                 object["spec"].as_object_mut().unwrap().remove("group");
             }
             // An aggregated ClusterRole's rules are the aggregation controller's: each copy
