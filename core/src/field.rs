@@ -52,6 +52,15 @@ pub fn required(field: &str) -> Cause {
     Cause::required(field)
 }
 
+/// `field.Required` with a detail: `Required value: must specify a metric name`.
+pub fn required_detail(field: &str, detail: &str) -> Cause {
+    Cause::new(
+        "FieldValueRequired",
+        field,
+        format!("Required value: {detail}"),
+    )
+}
+
 pub fn forbidden(field: &str, detail: &str) -> Cause {
     Cause::forbidden(field, detail)
 }

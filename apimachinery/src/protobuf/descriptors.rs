@@ -9,8 +9,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(378), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(420), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -19,7 +19,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
             Field { tag: 2, json: "items", ty: Message(0), label: Repeated },
         ],
     },
@@ -28,7 +28,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(5), label: Optional },
             Field { tag: 3, json: "status", ty: Message(6), label: Optional },
         ],
@@ -40,7 +40,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -50,7 +50,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
             Field { tag: 2, json: "items", ty: Message(2), label: Repeated },
         ],
     },
@@ -59,8 +59,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(407), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(253), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(7), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -97,7 +97,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(11), label: Optional },
             Field { tag: 3, json: "status", ty: Message(12), label: Optional },
         ],
@@ -111,8 +111,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(418), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(418), label: Optional },
         ],
     },
     // 10
@@ -120,7 +120,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
             Field { tag: 2, json: "items", ty: Message(8), label: Repeated },
         ],
     },
@@ -130,8 +130,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(407), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(253), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(13), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -169,7 +169,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
             Field { tag: 3, json: "status", ty: Message(18), label: Optional },
         ],
@@ -181,7 +181,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -191,7 +191,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -201,8 +201,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(407), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(253), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -225,8 +225,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(423), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(423), label: Optional },
         ],
     },
     // 20
@@ -234,8 +234,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(423), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(423), label: Optional },
         ],
     },
     // 21
@@ -244,7 +244,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(423), label: Optional },
         ],
     },
     // 22
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(27), label: Optional },
             Field { tag: 3, json: "status", ty: Message(28), label: Optional },
         ],
@@ -264,7 +264,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -274,7 +274,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -301,9 +301,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
-            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(184), label: Repeated },
+            Field { tag: 2, json: "selector", ty: Message(407), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(253), label: Optional },
+            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(220), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(29), label: Optional },
@@ -352,7 +352,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "status", ty: Message(32), label: Optional },
         ],
     },
@@ -389,7 +389,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(363), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(405), label: Repeated },
         ],
     },
     // 36
@@ -398,7 +398,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(408), label: Repeated },
         ],
     },
     // 37
@@ -406,7 +406,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -461,7 +461,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(43), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -480,7 +480,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(45), label: Optional },
             Field { tag: 3, json: "status", ty: Message(49), label: Optional },
         ],
@@ -498,7 +498,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -540,15 +540,67 @@ pub static MESSAGES: &[Message] = &[
     },
     // 50
     Message {
-        name: "api.autoscaling.v1.Scale",
+        name: "api.autoscaling.v1.CrossVersionObjectReference",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(51), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(52), label: Optional },
+            Field { tag: 1, json: "kind", ty: String, label: Required },
+            Field { tag: 2, json: "name", ty: String, label: Required },
+            Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
         ],
     },
     // 51
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscaler",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(53), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(54), label: Optional },
+        ],
+    },
+    // 52
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscalerList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(51), label: Repeated },
+        ],
+    },
+    // 53
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscalerSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scaleTargetRef", ty: Message(50), label: Optional },
+            Field { tag: 2, json: "minReplicas", ty: Int32, label: Optional },
+            Field { tag: 3, json: "maxReplicas", ty: Int32, label: Required },
+            Field { tag: 4, json: "targetCPUUtilizationPercentage", ty: Int32, label: Optional },
+        ],
+    },
+    // 54
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscalerStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(418), label: Optional },
+            Field { tag: 3, json: "currentReplicas", ty: Int32, label: Required },
+            Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
+            Field { tag: 5, json: "currentCPUUtilizationPercentage", ty: Int32, label: Optional },
+        ],
+    },
+    // 55
+    Message {
+        name: "api.autoscaling.v1.Scale",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(56), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(57), label: Optional },
+        ],
+    },
+    // 56
     Message {
         name: "api.autoscaling.v1.ScaleSpec",
         special: Special::None,
@@ -556,7 +608,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
         ],
     },
-    // 52
+    // 57
     Message {
         name: "api.autoscaling.v1.ScaleStatus",
         special: Special::None,
@@ -565,26 +617,272 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "selector", ty: String, label: Optional },
         ],
     },
-    // 53
+    // 58
+    Message {
+        name: "api.autoscaling.v2.ContainerResourceMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "target", ty: Message(74), label: Optional },
+            Field { tag: 3, json: "container", ty: String, label: Required },
+        ],
+    },
+    // 59
+    Message {
+        name: "api.autoscaling.v2.ContainerResourceMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "current", ty: Message(75), label: Optional },
+            Field { tag: 3, json: "container", ty: String, label: Required },
+        ],
+    },
+    // 60
+    Message {
+        name: "api.autoscaling.v2.CrossVersionObjectReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "kind", ty: String, label: Required },
+            Field { tag: 2, json: "name", ty: String, label: Required },
+            Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
+        ],
+    },
+    // 61
+    Message {
+        name: "api.autoscaling.v2.ExternalMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(71), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(74), label: Optional },
+        ],
+    },
+    // 62
+    Message {
+        name: "api.autoscaling.v2.ExternalMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(71), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(75), label: Optional },
+        ],
+    },
+    // 63
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscaler",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(67), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(68), label: Optional },
+        ],
+    },
+    // 64
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerBehavior",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scaleUp", ty: Message(70), label: Optional },
+            Field { tag: 2, json: "scaleDown", ty: Message(70), label: Optional },
+        ],
+    },
+    // 65
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerCondition",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "status", ty: String, label: Required },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(418), label: Optional },
+            Field { tag: 4, json: "reason", ty: String, label: Optional },
+            Field { tag: 5, json: "message", ty: String, label: Optional },
+        ],
+    },
+    // 66
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(63), label: Repeated },
+        ],
+    },
+    // 67
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scaleTargetRef", ty: Message(60), label: Optional },
+            Field { tag: 2, json: "minReplicas", ty: Int32, label: Optional },
+            Field { tag: 3, json: "maxReplicas", ty: Int32, label: Required },
+            Field { tag: 4, json: "metrics", ty: Message(72), label: Repeated },
+            Field { tag: 5, json: "behavior", ty: Message(64), label: Optional },
+        ],
+    },
+    // 68
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(418), label: Optional },
+            Field { tag: 3, json: "currentReplicas", ty: Int32, label: Optional },
+            Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
+            Field { tag: 5, json: "currentMetrics", ty: Message(73), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(65), label: Repeated },
+        ],
+    },
+    // 69
+    Message {
+        name: "api.autoscaling.v2.HpaScalingPolicy",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "value", ty: Int32, label: Required },
+            Field { tag: 3, json: "periodSeconds", ty: Int32, label: Required },
+        ],
+    },
+    // 70
+    Message {
+        name: "api.autoscaling.v2.HpaScalingRules",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "selectPolicy", ty: String, label: Optional },
+            Field { tag: 2, json: "policies", ty: Message(69), label: Repeated },
+            Field { tag: 3, json: "stabilizationWindowSeconds", ty: Int32, label: Optional },
+            Field { tag: 4, json: "tolerance", ty: Message(402), label: Optional },
+        ],
+    },
+    // 71
+    Message {
+        name: "api.autoscaling.v2.MetricIdentifier",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "selector", ty: Message(407), label: Optional },
+        ],
+    },
+    // 72
+    Message {
+        name: "api.autoscaling.v2.MetricSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "object", ty: Message(76), label: Optional },
+            Field { tag: 3, json: "pods", ty: Message(78), label: Optional },
+            Field { tag: 4, json: "resource", ty: Message(80), label: Optional },
+            Field { tag: 5, json: "external", ty: Message(61), label: Optional },
+            Field { tag: 7, json: "containerResource", ty: Message(58), label: Optional },
+        ],
+    },
+    // 73
+    Message {
+        name: "api.autoscaling.v2.MetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "object", ty: Message(77), label: Optional },
+            Field { tag: 3, json: "pods", ty: Message(79), label: Optional },
+            Field { tag: 4, json: "resource", ty: Message(81), label: Optional },
+            Field { tag: 5, json: "external", ty: Message(62), label: Optional },
+            Field { tag: 7, json: "containerResource", ty: Message(59), label: Optional },
+        ],
+    },
+    // 74
+    Message {
+        name: "api.autoscaling.v2.MetricTarget",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "value", ty: Message(402), label: Optional },
+            Field { tag: 3, json: "averageValue", ty: Message(402), label: Optional },
+            Field { tag: 4, json: "averageUtilization", ty: Int32, label: Optional },
+        ],
+    },
+    // 75
+    Message {
+        name: "api.autoscaling.v2.MetricValueStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "value", ty: Message(402), label: Optional },
+            Field { tag: 2, json: "averageValue", ty: Message(402), label: Optional },
+            Field { tag: 3, json: "averageUtilization", ty: Int32, label: Optional },
+        ],
+    },
+    // 76
+    Message {
+        name: "api.autoscaling.v2.ObjectMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "describedObject", ty: Message(60), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(74), label: Optional },
+            Field { tag: 3, json: "metric", ty: Message(71), label: Optional },
+        ],
+    },
+    // 77
+    Message {
+        name: "api.autoscaling.v2.ObjectMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(71), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(75), label: Optional },
+            Field { tag: 3, json: "describedObject", ty: Message(60), label: Optional },
+        ],
+    },
+    // 78
+    Message {
+        name: "api.autoscaling.v2.PodsMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(71), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(74), label: Optional },
+        ],
+    },
+    // 79
+    Message {
+        name: "api.autoscaling.v2.PodsMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(71), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(75), label: Optional },
+        ],
+    },
+    // 80
+    Message {
+        name: "api.autoscaling.v2.ResourceMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "target", ty: Message(74), label: Optional },
+        ],
+    },
+    // 81
+    Message {
+        name: "api.autoscaling.v2.ResourceMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "current", ty: Message(75), label: Optional },
+        ],
+    },
+    // 82
     Message {
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(55), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(56), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(84), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(85), label: Optional },
         ],
     },
-    // 54
+    // 83
     Message {
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(53), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(82), label: Repeated },
         ],
     },
-    // 55
+    // 84
     Message {
         name: "api.batch.v1.CronJobSpec",
         special: Special::None,
@@ -593,55 +891,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Int64, label: Optional },
             Field { tag: 3, json: "concurrencyPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 5, json: "jobTemplate", ty: Message(62), label: Optional },
+            Field { tag: 5, json: "jobTemplate", ty: Message(91), label: Optional },
             Field { tag: 6, json: "successfulJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 7, json: "failedJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "timeZone", ty: String, label: Optional },
         ],
     },
-    // 56
+    // 85
     Message {
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "active", ty: Message(182), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(376), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "active", ty: Message(218), label: Repeated },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(418), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(418), label: Optional },
         ],
     },
-    // 57
+    // 86
     Message {
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(61), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(89), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(90), label: Optional },
         ],
     },
-    // 58
+    // 87
     Message {
         name: "api.batch.v1.JobCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(418), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 59
+    // 88
     Message {
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(57), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(86), label: Repeated },
         ],
     },
-    // 60
+    // 89
     Message {
         name: "api.batch.v1.JobSpec",
         special: Special::None,
@@ -649,57 +947,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(407), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(253), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
             Field { tag: 10, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 11, json: "podFailurePolicy", ty: Message(63), label: Optional },
+            Field { tag: 11, json: "podFailurePolicy", ty: Message(92), label: Optional },
             Field { tag: 12, json: "backoffLimitPerIndex", ty: Int32, label: Optional },
             Field { tag: 13, json: "maxFailedIndexes", ty: Int32, label: Optional },
             Field { tag: 14, json: "podReplacementPolicy", ty: String, label: Optional },
             Field { tag: 15, json: "managedBy", ty: String, label: Optional },
-            Field { tag: 16, json: "successPolicy", ty: Message(67), label: Optional },
+            Field { tag: 16, json: "successPolicy", ty: Message(96), label: Optional },
         ],
     },
-    // 61
+    // 90
     Message {
         name: "api.batch.v1.JobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(58), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(376), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(87), label: Repeated },
+            Field { tag: 2, json: "startTime", ty: Message(418), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(418), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
             Field { tag: 7, json: "completedIndexes", ty: String, label: Optional },
-            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(69), label: Optional },
+            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(98), label: Optional },
             Field { tag: 9, json: "ready", ty: Int32, label: Optional },
             Field { tag: 10, json: "failedIndexes", ty: String, label: Optional },
             Field { tag: 11, json: "terminating", ty: Int32, label: Optional },
         ],
     },
-    // 62
+    // 91
     Message {
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(89), label: Optional },
         ],
     },
-    // 63
+    // 92
     Message {
         name: "api.batch.v1.PodFailurePolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(66), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(95), label: Repeated },
         ],
     },
-    // 64
+    // 93
     Message {
         name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
         special: Special::None,
@@ -709,7 +1007,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 65
+    // 94
     Message {
         name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
         special: Special::None,
@@ -718,25 +1016,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 66
+    // 95
     Message {
         name: "api.batch.v1.PodFailurePolicyRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Required },
-            Field { tag: 2, json: "onExitCodes", ty: Message(64), label: Optional },
-            Field { tag: 3, json: "onPodConditions", ty: Message(65), label: Repeated },
+            Field { tag: 2, json: "onExitCodes", ty: Message(93), label: Optional },
+            Field { tag: 3, json: "onPodConditions", ty: Message(94), label: Repeated },
         ],
     },
-    // 67
+    // 96
     Message {
         name: "api.batch.v1.SuccessPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(68), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(97), label: Repeated },
         ],
     },
-    // 68
+    // 97
     Message {
         name: "api.batch.v1.SuccessPolicyRule",
         special: Special::None,
@@ -745,7 +1043,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "succeededCount", ty: Int32, label: Optional },
         ],
     },
-    // 69
+    // 98
     Message {
         name: "api.batch.v1.UncountedTerminatedPods",
         special: Special::None,
@@ -754,49 +1052,49 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "failed", ty: String, label: Repeated },
         ],
     },
-    // 70
+    // 99
     Message {
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(101), label: Optional },
         ],
     },
-    // 71
+    // 100
     Message {
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(70), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(99), label: Repeated },
         ],
     },
-    // 72
+    // 101
     Message {
         name: "api.coordination.v1.LeaseSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(369), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(369), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(411), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(411), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
         ],
     },
-    // 73
+    // 102
     Message {
         name: "api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Message(165), label: Optional },
-            Field { tag: 2, json: "podAffinity", ty: Message(197), label: Optional },
-            Field { tag: 3, json: "podAntiAffinity", ty: Message(199), label: Optional },
+            Field { tag: 1, json: "nodeAffinity", ty: Message(201), label: Optional },
+            Field { tag: 2, json: "podAffinity", ty: Message(233), label: Optional },
+            Field { tag: 3, json: "podAntiAffinity", ty: Message(235), label: Optional },
         ],
     },
-    // 74
+    // 103
     Message {
         name: "api.core.v1.AppArmorProfile",
         special: Special::None,
@@ -805,7 +1103,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 75
+    // 104
     Message {
         name: "api.core.v1.AttachedVolume",
         special: Special::None,
@@ -814,7 +1112,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 76
+    // 105
     Message {
         name: "api.core.v1.AwsElasticBlockStoreVolumeSource",
         special: Special::None,
@@ -825,7 +1123,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 77
+    // 106
     Message {
         name: "api.core.v1.AzureDiskVolumeSource",
         special: Special::None,
@@ -838,7 +1136,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 78
+    // 107
     Message {
         name: "api.core.v1.AzureFilePersistentVolumeSource",
         special: Special::None,
@@ -849,7 +1147,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
         ],
     },
-    // 79
+    // 108
     Message {
         name: "api.core.v1.AzureFileVolumeSource",
         special: Special::None,
@@ -859,7 +1157,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 80
+    // 109
     Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
@@ -869,14 +1167,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(246), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(288), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(288), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(288), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(288), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(288), label: Optional },
         ],
     },
-    // 81
+    // 110
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -885,10 +1183,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(190), label: Optional },
         ],
     },
-    // 82
+    // 111
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
@@ -897,7 +1195,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
         ],
     },
-    // 83
+    // 112
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
@@ -906,11 +1204,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(288), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 84
+    // 113
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
@@ -919,11 +1217,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(190), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 85
+    // 114
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -931,10 +1229,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(288), label: Optional },
         ],
     },
-    // 86
+    // 115
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -942,10 +1240,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(190), label: Optional },
         ],
     },
-    // 87
+    // 116
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
@@ -953,58 +1251,87 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 88
+    // 117
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(407), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 89
+    // 118
+    Message {
+        name: "api.core.v1.ComponentCondition",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "status", ty: String, label: Required },
+            Field { tag: 3, json: "message", ty: String, label: Optional },
+            Field { tag: 4, json: "error", ty: String, label: Optional },
+        ],
+    },
+    // 119
+    Message {
+        name: "api.core.v1.ComponentStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(118), label: Repeated },
+        ],
+    },
+    // 120
+    Message {
+        name: "api.core.v1.ComponentStatusList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(119), label: Repeated },
+        ],
+    },
+    // 121
     Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 90
+    // 122
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(190), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 91
+    // 123
     Message {
         name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(190), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 92
+    // 124
     Message {
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(89), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(121), label: Repeated },
         ],
     },
-    // 93
+    // 125
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -1016,28 +1343,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
-    // 94
+    // 126
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(190), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(180), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 95
+    // 127
     Message {
         name: "api.core.v1.ConfigMapVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(190), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(180), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 96
+    // 128
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
@@ -1047,29 +1374,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(131), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(152), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(275), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(314), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(257), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(257), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(181), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(290), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(151), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(313), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(257), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(132), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(133), label: Repeated },
         ],
     },
-    // 97
+    // 129
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -1079,7 +1406,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "requestName", ty: String, label: Optional },
         ],
     },
-    // 98
+    // 130
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
@@ -1088,7 +1415,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
-    // 99
+    // 131
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
@@ -1100,7 +1427,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
     },
-    // 100
+    // 132
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -1109,16 +1436,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "restartPolicy", ty: String, label: Required },
         ],
     },
-    // 101
+    // 133
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
-            Field { tag: 2, json: "exitCodes", ty: Message(102), label: Optional },
+            Field { tag: 2, json: "exitCodes", ty: Message(134), label: Optional },
         ],
     },
-    // 102
+    // 134
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
@@ -1127,25 +1454,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 103
+    // 135
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Message(106), label: Optional },
-            Field { tag: 2, json: "running", ty: Message(104), label: Optional },
-            Field { tag: 3, json: "terminated", ty: Message(105), label: Optional },
+            Field { tag: 1, json: "waiting", ty: Message(138), label: Optional },
+            Field { tag: 2, json: "running", ty: Message(136), label: Optional },
+            Field { tag: 3, json: "terminated", ty: Message(137), label: Optional },
         ],
     },
-    // 104
+    // 136
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(418), label: Optional },
         ],
     },
-    // 105
+    // 137
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -1154,12 +1481,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(376), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(376), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(418), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(418), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
-    // 106
+    // 138
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
@@ -1168,37 +1495,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "message", ty: String, label: Optional },
         ],
     },
-    // 107
+    // 139
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "state", ty: Message(103), label: Optional },
-            Field { tag: 3, json: "lastState", ty: Message(103), label: Optional },
+            Field { tag: 2, json: "state", ty: Message(135), label: Optional },
+            Field { tag: 3, json: "lastState", ty: Message(135), label: Optional },
             Field { tag: 4, json: "ready", ty: Bool, label: Required },
             Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
             Field { tag: 6, json: "image", ty: String, label: Required },
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(360), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(273), label: Repeated },
-            Field { tag: 13, json: "user", ty: Message(108), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(236), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(402), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(275), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(315), label: Repeated },
+            Field { tag: 13, json: "user", ty: Message(140), label: Optional },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(276), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 108
+    // 140
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "linux", ty: Message(151), label: Optional },
+            Field { tag: 1, json: "linux", ty: Message(187), label: Optional },
         ],
     },
-    // 109
+    // 141
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
@@ -1206,55 +1533,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "Port", ty: Int32, label: Required },
         ],
     },
-    // 110
+    // 142
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(143), label: Repeated },
         ],
     },
-    // 111
+    // 143
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
-            Field { tag: 2, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(233), label: Optional },
+            Field { tag: 2, json: "fieldRef", ty: Message(217), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(269), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 112
+    // 144
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(143), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 113
+    // 145
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(360), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(402), label: Optional },
         ],
     },
-    // 114
+    // 146
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
-            Field { tag: 2, json: "targetRef", ty: Message(182), label: Optional },
+            Field { tag: 2, json: "targetRef", ty: Message(218), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
         ],
     },
-    // 115
+    // 147
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
@@ -1265,76 +1592,76 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 116
+    // 148
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Message(114), label: Repeated },
-            Field { tag: 2, json: "notReadyAddresses", ty: Message(114), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(115), label: Repeated },
+            Field { tag: 1, json: "addresses", ty: Message(146), label: Repeated },
+            Field { tag: 2, json: "notReadyAddresses", ty: Message(146), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(147), label: Repeated },
         ],
     },
-    // 117
+    // 149
     Message {
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subsets", ty: Message(116), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "subsets", ty: Message(148), label: Repeated },
         ],
     },
-    // 118
+    // 150
     Message {
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(117), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(149), label: Repeated },
         ],
     },
-    // 119
+    // 151
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
-            Field { tag: 2, json: "configMapRef", ty: Message(90), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(242), label: Optional },
+            Field { tag: 2, json: "configMapRef", ty: Message(122), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(284), label: Optional },
         ],
     },
-    // 120
+    // 152
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "valueFrom", ty: Message(121), label: Optional },
+            Field { tag: 3, json: "valueFrom", ty: Message(153), label: Optional },
         ],
     },
-    // 121
+    // 153
     Message {
         name: "api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(233), label: Optional },
-            Field { tag: 3, json: "configMapKeyRef", ty: Message(91), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(243), label: Optional },
-            Field { tag: 5, json: "fileKeyRef", ty: Message(131), label: Optional },
+            Field { tag: 1, json: "fieldRef", ty: Message(217), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(269), label: Optional },
+            Field { tag: 3, json: "configMapKeyRef", ty: Message(123), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(285), label: Optional },
+            Field { tag: 5, json: "fileKeyRef", ty: Message(163), label: Optional },
         ],
     },
-    // 122
+    // 154
     Message {
         name: "api.core.v1.EphemeralContainer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(123), label: Inline },
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
             Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
         ],
     },
-    // 123
+    // 155
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -1344,77 +1671,77 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(131), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(152), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(275), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(314), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(257), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(257), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(181), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(290), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(151), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(313), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(257), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(132), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(133), label: Repeated },
         ],
     },
-    // 124
+    // 156
     Message {
         name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(189), label: Optional },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(225), label: Optional },
         ],
     },
-    // 125
+    // 157
     Message {
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "involvedObject", ty: Message(182), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "involvedObject", ty: Message(218), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "source", ty: Message(128), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 5, json: "source", ty: Message(160), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(418), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(418), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(369), label: Optional },
-            Field { tag: 11, json: "series", ty: Message(127), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(411), label: Optional },
+            Field { tag: 11, json: "series", ty: Message(159), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
-            Field { tag: 13, json: "related", ty: Message(182), label: Optional },
+            Field { tag: 13, json: "related", ty: Message(218), label: Optional },
             Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
             Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
         ],
     },
-    // 126
+    // 158
     Message {
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(125), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(157), label: Repeated },
         ],
     },
-    // 127
+    // 159
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(411), label: Optional },
         ],
     },
-    // 128
+    // 160
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
@@ -1423,7 +1750,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 129
+    // 161
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
@@ -1431,7 +1758,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
     },
-    // 130
+    // 162
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
@@ -1443,7 +1770,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
-    // 131
+    // 163
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
@@ -1454,31 +1781,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 132
+    // 164
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(288), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 133
+    // 165
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(190), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 134
+    // 166
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
@@ -1487,7 +1814,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
         ],
     },
-    // 135
+    // 167
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
@@ -1498,7 +1825,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 136
+    // 168
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -1508,7 +1835,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
     },
-    // 137
+    // 169
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -1519,7 +1846,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
-    // 138
+    // 170
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -1529,7 +1856,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 139
+    // 171
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
@@ -1538,7 +1865,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
-    // 140
+    // 172
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
@@ -1547,7 +1874,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
-    // 141
+    // 173
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
@@ -1555,7 +1882,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 142
+    // 174
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
@@ -1564,19 +1891,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
-    // 143
+    // 175
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(423), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
-            Field { tag: 5, json: "httpHeaders", ty: Message(144), label: Repeated },
+            Field { tag: 5, json: "httpHeaders", ty: Message(176), label: Repeated },
         ],
     },
-    // 144
+    // 176
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
@@ -1585,7 +1912,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 145
+    // 177
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
@@ -1594,7 +1921,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
         ],
     },
-    // 146
+    // 178
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
@@ -1607,12 +1934,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(288), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 147
+    // 179
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
@@ -1625,12 +1952,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(190), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 148
+    // 180
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
@@ -1640,28 +1967,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 149
+    // 181
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Message(150), label: Optional },
-            Field { tag: 2, json: "preStop", ty: Message(150), label: Optional },
+            Field { tag: 1, json: "postStart", ty: Message(182), label: Optional },
+            Field { tag: 2, json: "preStop", ty: Message(182), label: Optional },
             Field { tag: 3, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 150
+    // 182
     Message {
         name: "api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(258), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(161), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(175), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(305), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(300), label: Optional },
         ],
     },
-    // 151
+    // 183
+    Message {
+        name: "api.core.v1.LimitRange",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(186), label: Optional },
+        ],
+    },
+    // 184
+    Message {
+        name: "api.core.v1.LimitRangeItem",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "max", ty: Message(402), label: Map },
+            Field { tag: 3, json: "min", ty: Message(402), label: Map },
+            Field { tag: 4, json: "default", ty: Message(402), label: Map },
+            Field { tag: 5, json: "defaultRequest", ty: Message(402), label: Map },
+            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(402), label: Map },
+        ],
+    },
+    // 185
+    Message {
+        name: "api.core.v1.LimitRangeList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
+        ],
+    },
+    // 186
+    Message {
+        name: "api.core.v1.LimitRangeSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "limits", ty: Message(184), label: Repeated },
+        ],
+    },
+    // 187
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -1671,7 +2037,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
-    // 152
+    // 188
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -1679,18 +2045,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(218), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(254), label: Repeated },
         ],
     },
-    // 153
+    // 189
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(152), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(188), label: Repeated },
         ],
     },
-    // 154
+    // 190
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
@@ -1698,7 +2064,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 155
+    // 191
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
@@ -1707,7 +2073,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 156
+    // 192
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -1716,38 +2082,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 157
+    // 193
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(160), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(161), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(196), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(197), label: Optional },
         ],
     },
-    // 158
+    // 194
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 159
+    // 195
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(157), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(193), label: Repeated },
         ],
     },
-    // 160
+    // 196
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
@@ -1755,16 +2121,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
     },
-    // 161
+    // 197
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(158), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(194), label: Repeated },
         ],
     },
-    // 162
+    // 198
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
@@ -1774,17 +2140,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 163
+    // 199
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(177), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(178), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(214), label: Optional },
         ],
     },
-    // 164
+    // 200
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
@@ -1793,56 +2159,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
-    // 165
+    // 201
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(174), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(220), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(210), label: Optional },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(256), label: Repeated },
         ],
     },
-    // 166
+    // 202
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(418), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 167
+    // 203
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Message(93), label: Optional },
+            Field { tag: 2, json: "configMap", ty: Message(125), label: Optional },
         ],
     },
-    // 168
+    // 204
     Message {
         name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "assigned", ty: Message(167), label: Optional },
-            Field { tag: 2, json: "active", ty: Message(167), label: Optional },
-            Field { tag: 3, json: "lastKnownGood", ty: Message(167), label: Optional },
+            Field { tag: 1, json: "assigned", ty: Message(203), label: Optional },
+            Field { tag: 2, json: "active", ty: Message(203), label: Optional },
+            Field { tag: 3, json: "lastKnownGood", ty: Message(203), label: Optional },
             Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
-    // 169
+    // 205
     Message {
         name: "api.core.v1.NodeDaemonEndpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Message(109), label: Optional },
+            Field { tag: 1, json: "kubeletEndpoint", ty: Message(141), label: Optional },
         ],
     },
-    // 170
+    // 206
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
@@ -1850,25 +2216,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
     },
-    // 171
+    // 207
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(199), label: Repeated },
         ],
     },
-    // 172
+    // 208
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "features", ty: Message(173), label: Optional },
+            Field { tag: 2, json: "features", ty: Message(209), label: Optional },
         ],
     },
-    // 173
+    // 209
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -1877,15 +2243,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
         ],
     },
-    // 174
+    // 210
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(176), label: Repeated },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(212), label: Repeated },
         ],
     },
-    // 175
+    // 211
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -1895,16 +2261,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 176
+    // 212
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(175), label: Repeated },
-            Field { tag: 2, json: "matchFields", ty: Message(175), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(211), label: Repeated },
+            Field { tag: 2, json: "matchFields", ty: Message(211), label: Repeated },
         ],
     },
-    // 177
+    // 213
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
@@ -1913,33 +2279,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(262), label: Repeated },
-            Field { tag: 6, json: "configSource", ty: Message(167), label: Optional },
+            Field { tag: 5, json: "taints", ty: Message(304), label: Repeated },
+            Field { tag: 6, json: "configSource", ty: Message(203), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
     },
-    // 178
+    // 214
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(360), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(402), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(402), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
-            Field { tag: 4, json: "conditions", ty: Message(166), label: Repeated },
-            Field { tag: 5, json: "addresses", ty: Message(164), label: Repeated },
-            Field { tag: 6, json: "daemonEndpoints", ty: Message(169), label: Optional },
-            Field { tag: 7, json: "nodeInfo", ty: Message(180), label: Optional },
-            Field { tag: 8, json: "images", ty: Message(98), label: Repeated },
+            Field { tag: 4, json: "conditions", ty: Message(202), label: Repeated },
+            Field { tag: 5, json: "addresses", ty: Message(200), label: Repeated },
+            Field { tag: 6, json: "daemonEndpoints", ty: Message(205), label: Optional },
+            Field { tag: 7, json: "nodeInfo", ty: Message(216), label: Optional },
+            Field { tag: 8, json: "images", ty: Message(130), label: Repeated },
             Field { tag: 9, json: "volumesInUse", ty: String, label: Repeated },
-            Field { tag: 10, json: "volumesAttached", ty: Message(75), label: Repeated },
-            Field { tag: 11, json: "config", ty: Message(168), label: Optional },
-            Field { tag: 12, json: "runtimeHandlers", ty: Message(172), label: Repeated },
-            Field { tag: 13, json: "features", ty: Message(170), label: Optional },
+            Field { tag: 10, json: "volumesAttached", ty: Message(104), label: Repeated },
+            Field { tag: 11, json: "config", ty: Message(204), label: Optional },
+            Field { tag: 12, json: "runtimeHandlers", ty: Message(208), label: Repeated },
+            Field { tag: 13, json: "features", ty: Message(206), label: Optional },
             Field { tag: 14, json: "declaredFeatures", ty: String, label: Repeated },
         ],
     },
-    // 179
+    // 215
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
@@ -1947,7 +2313,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
     },
-    // 180
+    // 216
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -1962,10 +2328,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
             Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
             Field { tag: 10, json: "architecture", ty: String, label: Required },
-            Field { tag: 11, json: "swap", ty: Message(179), label: Optional },
+            Field { tag: 11, json: "swap", ty: Message(215), label: Optional },
         ],
     },
-    // 181
+    // 217
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
@@ -1974,7 +2340,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fieldPath", ty: String, label: Required },
         ],
     },
-    // 182
+    // 218
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
@@ -1988,89 +2354,89 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 183
+    // 219
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(194), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(229), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(230), label: Optional },
         ],
     },
-    // 184
+    // 220
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(188), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(223), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(224), label: Optional },
         ],
     },
-    // 185
+    // 221
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(418), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 186
+    // 222
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(184), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(220), label: Repeated },
         ],
     },
-    // 187
+    // 223
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(276), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(318), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(407), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(268), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(269), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(310), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(311), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 188
+    // 224
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 4, json: "conditions", ty: Message(185), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(402), label: Map },
+            Field { tag: 4, json: "conditions", ty: Message(221), label: Repeated },
+            Field { tag: 5, json: "allocatedResources", ty: Message(402), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(156), label: Optional },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(192), label: Optional },
         ],
     },
-    // 189
+    // 225
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(223), label: Optional },
         ],
     },
-    // 190
+    // 226
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
@@ -2079,62 +2445,62 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 191
+    // 227
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(219), label: Repeated },
         ],
     },
-    // 192
+    // 228
     Message {
         name: "api.core.v1.PersistentVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Message(135), label: Optional },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
-            Field { tag: 3, json: "hostPath", ty: Message(142), label: Optional },
-            Field { tag: 4, json: "glusterfs", ty: Message(137), label: Optional },
-            Field { tag: 5, json: "nfs", ty: Message(162), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(225), label: Optional },
-            Field { tag: 7, json: "iscsi", ty: Message(146), label: Optional },
-            Field { tag: 8, json: "cinder", ty: Message(85), label: Optional },
-            Field { tag: 9, json: "cephfs", ty: Message(83), label: Optional },
-            Field { tag: 10, json: "fc", ty: Message(130), label: Optional },
-            Field { tag: 11, json: "flocker", ty: Message(134), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(132), label: Optional },
-            Field { tag: 13, json: "azureFile", ty: Message(78), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(278), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(224), label: Optional },
-            Field { tag: 16, json: "azureDisk", ty: Message(77), label: Optional },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(219), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(237), label: Optional },
-            Field { tag: 20, json: "local", ty: Message(155), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(259), label: Optional },
-            Field { tag: 22, json: "csi", ty: Message(80), label: Optional },
+            Field { tag: 1, json: "gcePersistentDisk", ty: Message(167), label: Optional },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(105), label: Optional },
+            Field { tag: 3, json: "hostPath", ty: Message(174), label: Optional },
+            Field { tag: 4, json: "glusterfs", ty: Message(169), label: Optional },
+            Field { tag: 5, json: "nfs", ty: Message(198), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(261), label: Optional },
+            Field { tag: 7, json: "iscsi", ty: Message(178), label: Optional },
+            Field { tag: 8, json: "cinder", ty: Message(114), label: Optional },
+            Field { tag: 9, json: "cephfs", ty: Message(112), label: Optional },
+            Field { tag: 10, json: "fc", ty: Message(162), label: Optional },
+            Field { tag: 11, json: "flocker", ty: Message(166), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(164), label: Optional },
+            Field { tag: 13, json: "azureFile", ty: Message(107), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(320), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(260), label: Optional },
+            Field { tag: 16, json: "azureDisk", ty: Message(106), label: Optional },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Message(231), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(255), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(277), label: Optional },
+            Field { tag: 20, json: "local", ty: Message(191), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(301), label: Optional },
+            Field { tag: 22, json: "csi", ty: Message(109), label: Optional },
         ],
     },
-    // 193
+    // 229
     Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 2, json: "", ty: Message(192), label: Inline },
+            Field { tag: 1, json: "capacity", ty: Message(402), label: Map },
+            Field { tag: 2, json: "", ty: Message(228), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 4, json: "claimRef", ty: Message(182), label: Optional },
+            Field { tag: 4, json: "claimRef", ty: Message(218), label: Optional },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: String, label: Optional },
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(274), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(316), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 194
+    // 230
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -2142,10 +2508,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(418), label: Optional },
         ],
     },
-    // 195
+    // 231
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
@@ -2154,48 +2520,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 196
+    // 232
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(214), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(249), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(250), label: Optional },
         ],
     },
-    // 197
+    // 233
     Message {
         name: "api.core.v1.PodAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(234), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(321), label: Repeated },
         ],
     },
-    // 198
+    // 234
     Message {
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(407), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(407), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 199
+    // 235
     Message {
         name: "api.core.v1.PodAntiAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(234), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(321), label: Repeated },
         ],
     },
-    // 200
+    // 236
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -2209,31 +2575,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "userAnnotations", ty: String, label: Map },
         ],
     },
-    // 201
+    // 237
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(418), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 202
+    // 238
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
-            Field { tag: 3, json: "options", ty: Message(203), label: Repeated },
+            Field { tag: 3, json: "options", ty: Message(239), label: Repeated },
         ],
     },
-    // 203
+    // 239
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
@@ -2242,16 +2608,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 204
+    // 240
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requestMappings", ty: Message(97), label: Repeated },
+            Field { tag: 1, json: "requestMappings", ty: Message(129), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 205
+    // 241
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
@@ -2259,16 +2625,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 206
+    // 242
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(196), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(232), label: Repeated },
         ],
     },
-    // 207
+    // 243
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
@@ -2276,7 +2642,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 208
+    // 244
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
@@ -2284,7 +2650,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "conditionType", ty: String, label: Required },
         ],
     },
-    // 209
+    // 245
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -2294,7 +2660,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
     },
-    // 210
+    // 246
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -2303,7 +2669,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 211
+    // 247
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
@@ -2311,33 +2677,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 212
+    // 248
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(239), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(281), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(261), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(280), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(303), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(322), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(240), label: Optional },
-            Field { tag: 11, json: "appArmorProfile", ty: Message(74), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(282), label: Optional },
+            Field { tag: 11, json: "appArmorProfile", ty: Message(103), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
         ],
     },
-    // 213
+    // 249
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(270), label: Repeated },
-            Field { tag: 2, json: "containers", ty: Message(96), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(312), label: Repeated },
+            Field { tag: 2, json: "containers", ty: Message(128), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
@@ -2349,92 +2715,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "securityContext", ty: Message(212), label: Optional },
-            Field { tag: 15, json: "imagePullSecrets", ty: Message(154), label: Repeated },
+            Field { tag: 14, json: "securityContext", ty: Message(248), label: Optional },
+            Field { tag: 15, json: "imagePullSecrets", ty: Message(190), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
             Field { tag: 17, json: "subdomain", ty: String, label: Optional },
-            Field { tag: 18, json: "affinity", ty: Message(73), label: Optional },
+            Field { tag: 18, json: "affinity", ty: Message(102), label: Optional },
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
-            Field { tag: 20, json: "initContainers", ty: Message(96), label: Repeated },
+            Field { tag: 20, json: "initContainers", ty: Message(128), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(264), label: Repeated },
-            Field { tag: 23, json: "hostAliases", ty: Message(140), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(306), label: Repeated },
+            Field { tag: 23, json: "hostAliases", ty: Message(172), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 26, json: "dnsConfig", ty: Message(202), label: Optional },
+            Field { tag: 26, json: "dnsConfig", ty: Message(238), label: Optional },
             Field { tag: 27, json: "shareProcessNamespace", ty: Bool, label: Optional },
-            Field { tag: 28, json: "readinessGates", ty: Message(208), label: Repeated },
+            Field { tag: 28, json: "readinessGates", ty: Message(244), label: Repeated },
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(360), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(267), label: Repeated },
-            Field { tag: 34, json: "ephemeralContainers", ty: Message(122), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(402), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(309), label: Repeated },
+            Field { tag: 34, json: "ephemeralContainers", ty: Message(154), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
-            Field { tag: 36, json: "os", ty: Message(207), label: Optional },
+            Field { tag: 36, json: "os", ty: Message(243), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
-            Field { tag: 38, json: "schedulingGates", ty: Message(211), label: Repeated },
-            Field { tag: 39, json: "resourceClaims", ty: Message(209), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 38, json: "schedulingGates", ty: Message(247), label: Repeated },
+            Field { tag: 39, json: "resourceClaims", ty: Message(245), label: Repeated },
+            Field { tag: 40, json: "resources", ty: Message(275), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(281), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(323), label: Optional },
         ],
     },
-    // 214
+    // 250
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(201), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(237), label: Repeated },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(376), label: Optional },
-            Field { tag: 8, json: "containerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 7, json: "startTime", ty: Message(418), label: Optional },
+            Field { tag: 8, json: "containerStatuses", ty: Message(139), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
-            Field { tag: 10, json: "initContainerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 10, json: "initContainerStatuses", ty: Message(139), label: Repeated },
             Field { tag: 11, json: "nominatedNodeName", ty: String, label: Optional },
-            Field { tag: 12, json: "podIPs", ty: Message(205), label: Repeated },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 12, json: "podIPs", ty: Message(241), label: Repeated },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(139), label: Repeated },
             Field { tag: 14, json: "resize", ty: String, label: Optional },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(210), label: Repeated },
-            Field { tag: 16, json: "hostIPs", ty: Message(141), label: Repeated },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(246), label: Repeated },
+            Field { tag: 16, json: "hostIPs", ty: Message(173), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(204), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(360), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(240), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(402), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(275), label: Optional },
         ],
     },
-    // 215
+    // 251
     Message {
         name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(253), label: Optional },
         ],
     },
-    // 216
+    // 252
     Message {
         name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(215), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(251), label: Repeated },
         ],
     },
-    // 217
+    // 253
     Message {
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(249), label: Optional },
         ],
     },
-    // 218
+    // 254
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -2444,7 +2810,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 219
+    // 255
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -2454,21 +2820,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 220
+    // 256
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "preference", ty: Message(176), label: Optional },
+            Field { tag: 2, json: "preference", ty: Message(212), label: Optional },
         ],
     },
-    // 221
+    // 257
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(222), label: Inline },
+            Field { tag: 1, json: "", ty: Message(258), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -2477,27 +2843,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 222
+    // 258
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
-            Field { tag: 4, json: "grpc", ty: Message(139), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(161), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(175), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(305), label: Optional },
+            Field { tag: 4, json: "grpc", ty: Message(171), label: Optional },
         ],
     },
-    // 223
+    // 259
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(275), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(317), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 224
+    // 260
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -2510,7 +2876,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 225
+    // 261
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -2521,11 +2887,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(288), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 226
+    // 262
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -2536,53 +2902,53 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(190), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 227
+    // 263
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(231), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(266), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(267), label: Optional },
         ],
     },
-    // 228
+    // 264
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 229
+    // 265
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(263), label: Repeated },
         ],
     },
-    // 230
+    // 266
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(253), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 231
+    // 267
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -2592,10 +2958,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(228), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(264), label: Repeated },
         ],
     },
-    // 232
+    // 268
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -2604,17 +2970,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 233
+    // 269
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(360), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(402), label: Optional },
         ],
     },
-    // 234
+    // 270
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -2623,33 +2989,71 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 235
+    // 271
+    Message {
+        name: "api.core.v1.ResourceQuota",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(273), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(274), label: Optional },
+        ],
+    },
+    // 272
+    Message {
+        name: "api.core.v1.ResourceQuotaList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(271), label: Repeated },
+        ],
+    },
+    // 273
+    Message {
+        name: "api.core.v1.ResourceQuotaSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "hard", ty: Message(402), label: Map },
+            Field { tag: 2, json: "scopes", ty: String, label: Repeated },
+            Field { tag: 3, json: "scopeSelector", ty: Message(279), label: Optional },
+        ],
+    },
+    // 274
+    Message {
+        name: "api.core.v1.ResourceQuotaStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "hard", ty: Message(402), label: Map },
+            Field { tag: 2, json: "used", ty: Message(402), label: Map },
+        ],
+    },
+    // 275
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(232), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(402), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(402), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(268), label: Repeated },
         ],
     },
-    // 236
+    // 276
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(234), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(270), label: Repeated },
         ],
     },
-    // 237
+    // 277
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(288), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2659,14 +3063,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 238
+    // 278
     Message {
         name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(190), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2676,7 +3080,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 239
+    // 279
+    Message {
+        name: "api.core.v1.ScopeSelector",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "matchExpressions", ty: Message(280), label: Repeated },
+        ],
+    },
+    // 280
+    Message {
+        name: "api.core.v1.ScopedResourceSelectorRequirement",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scopeName", ty: String, label: Required },
+            Field { tag: 2, json: "operator", ty: String, label: Required },
+            Field { tag: 3, json: "values", ty: String, label: Repeated },
+        ],
+    },
+    // 281
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
@@ -2687,7 +3109,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 240
+    // 282
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -2696,57 +3118,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 241
+    // 283
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 242
+    // 284
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(190), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 243
+    // 285
     Message {
         name: "api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(190), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 244
+    // 286
     Message {
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(241), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(283), label: Repeated },
         ],
     },
-    // 245
+    // 287
     Message {
         name: "api.core.v1.SecretProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(190), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(180), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 246
+    // 288
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -2755,67 +3177,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 247
+    // 289
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 2, json: "items", ty: Message(180), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 248
+    // 290
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Message(82), label: Optional },
+            Field { tag: 1, json: "capabilities", ty: Message(111), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(239), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(281), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(280), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(240), label: Optional },
-            Field { tag: 12, json: "appArmorProfile", ty: Message(74), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(322), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(282), label: Optional },
+            Field { tag: 12, json: "appArmorProfile", ty: Message(103), label: Optional },
         ],
     },
-    // 249
+    // 291
     Message {
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(255), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(256), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(297), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(298), label: Optional },
         ],
     },
-    // 250
+    // 292
     Message {
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "secrets", ty: Message(182), label: Repeated },
-            Field { tag: 3, json: "imagePullSecrets", ty: Message(154), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "secrets", ty: Message(218), label: Repeated },
+            Field { tag: 3, json: "imagePullSecrets", ty: Message(190), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
-    // 251
+    // 293
     Message {
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(250), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(292), label: Repeated },
         ],
     },
-    // 252
+    // 294
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -2825,16 +3247,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
-    // 253
+    // 295
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(249), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(291), label: Repeated },
         ],
     },
-    // 254
+    // 296
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -2842,17 +3264,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(381), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(423), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 255
+    // 297
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(254), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(296), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -2864,7 +3286,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(257), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(299), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -2874,24 +3296,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 256
+    // 298
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(153), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(361), label: Repeated },
+            Field { tag: 1, json: "loadBalancer", ty: Message(189), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(403), label: Repeated },
         ],
     },
-    // 257
+    // 299
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Message(87), label: Optional },
+            Field { tag: 1, json: "clientIP", ty: Message(116), label: Optional },
         ],
     },
-    // 258
+    // 300
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -2899,7 +3321,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
-    // 259
+    // 301
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -2908,10 +3330,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(182), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(218), label: Optional },
         ],
     },
-    // 260
+    // 302
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -2920,10 +3342,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(190), label: Optional },
         ],
     },
-    // 261
+    // 303
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -2932,7 +3354,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 262
+    // 304
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -2940,19 +3362,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(418), label: Optional },
         ],
     },
-    // 263
+    // 305
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(423), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 264
+    // 306
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -2964,7 +3386,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 265
+    // 307
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -2973,15 +3395,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 266
+    // 308
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(265), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(307), label: Repeated },
         ],
     },
-    // 267
+    // 309
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -2989,14 +3411,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(407), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 268
+    // 310
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -3006,7 +3428,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 269
+    // 311
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -3017,16 +3439,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 270
+    // 312
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(277), label: Inline },
+            Field { tag: 2, json: "", ty: Message(319), label: Inline },
         ],
     },
-    // 271
+    // 313
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -3035,7 +3457,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 272
+    // 314
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -3049,7 +3471,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 273
+    // 315
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -3060,74 +3482,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 274
+    // 316
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "required", ty: Message(174), label: Optional },
+            Field { tag: 1, json: "required", ty: Message(210), label: Optional },
         ],
     },
-    // 275
+    // 317
     Message {
         name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "secret", ty: Message(245), label: Optional },
-            Field { tag: 2, json: "downwardAPI", ty: Message(110), label: Optional },
-            Field { tag: 3, json: "configMap", ty: Message(94), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(252), label: Optional },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Message(88), label: Optional },
-            Field { tag: 6, json: "podCertificate", ty: Message(200), label: Optional },
+            Field { tag: 1, json: "secret", ty: Message(287), label: Optional },
+            Field { tag: 2, json: "downwardAPI", ty: Message(142), label: Optional },
+            Field { tag: 3, json: "configMap", ty: Message(126), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(294), label: Optional },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Message(117), label: Optional },
+            Field { tag: 6, json: "podCertificate", ty: Message(236), label: Optional },
         ],
     },
-    // 276
+    // 318
     Message {
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(402), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(402), label: Map },
         ],
     },
-    // 277
+    // 319
     Message {
         name: "api.core.v1.VolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Message(142), label: Optional },
-            Field { tag: 2, json: "emptyDir", ty: Message(113), label: Optional },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Message(135), label: Optional },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
-            Field { tag: 5, json: "gitRepo", ty: Message(136), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(247), label: Optional },
-            Field { tag: 7, json: "nfs", ty: Message(162), label: Optional },
-            Field { tag: 8, json: "iscsi", ty: Message(147), label: Optional },
-            Field { tag: 9, json: "glusterfs", ty: Message(138), label: Optional },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(190), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(226), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(133), label: Optional },
-            Field { tag: 13, json: "cinder", ty: Message(86), label: Optional },
-            Field { tag: 14, json: "cephfs", ty: Message(84), label: Optional },
-            Field { tag: 15, json: "flocker", ty: Message(134), label: Optional },
-            Field { tag: 16, json: "downwardApi", ty: Message(112), label: Optional },
-            Field { tag: 17, json: "fc", ty: Message(130), label: Optional },
-            Field { tag: 18, json: "azureFile", ty: Message(79), label: Optional },
-            Field { tag: 19, json: "configMap", ty: Message(95), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(278), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(224), label: Optional },
-            Field { tag: 22, json: "azureDisk", ty: Message(77), label: Optional },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(219), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(238), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(223), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(260), label: Optional },
-            Field { tag: 28, json: "csi", ty: Message(81), label: Optional },
-            Field { tag: 29, json: "ephemeral", ty: Message(124), label: Optional },
-            Field { tag: 30, json: "image", ty: Message(145), label: Optional },
+            Field { tag: 1, json: "hostPath", ty: Message(174), label: Optional },
+            Field { tag: 2, json: "emptyDir", ty: Message(145), label: Optional },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Message(167), label: Optional },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(105), label: Optional },
+            Field { tag: 5, json: "gitRepo", ty: Message(168), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(289), label: Optional },
+            Field { tag: 7, json: "nfs", ty: Message(198), label: Optional },
+            Field { tag: 8, json: "iscsi", ty: Message(179), label: Optional },
+            Field { tag: 9, json: "glusterfs", ty: Message(170), label: Optional },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(226), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(262), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(165), label: Optional },
+            Field { tag: 13, json: "cinder", ty: Message(115), label: Optional },
+            Field { tag: 14, json: "cephfs", ty: Message(113), label: Optional },
+            Field { tag: 15, json: "flocker", ty: Message(166), label: Optional },
+            Field { tag: 16, json: "downwardApi", ty: Message(144), label: Optional },
+            Field { tag: 17, json: "fc", ty: Message(162), label: Optional },
+            Field { tag: 18, json: "azureFile", ty: Message(108), label: Optional },
+            Field { tag: 19, json: "configMap", ty: Message(127), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(320), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(260), label: Optional },
+            Field { tag: 22, json: "azureDisk", ty: Message(106), label: Optional },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Message(231), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(255), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(278), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(259), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(302), label: Optional },
+            Field { tag: 28, json: "csi", ty: Message(110), label: Optional },
+            Field { tag: 29, json: "ephemeral", ty: Message(156), label: Optional },
+            Field { tag: 30, json: "image", ty: Message(177), label: Optional },
         ],
     },
-    // 278
+    // 320
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -3138,16 +3560,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 279
+    // 321
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "podAffinityTerm", ty: Message(198), label: Optional },
+            Field { tag: 2, json: "podAffinityTerm", ty: Message(234), label: Optional },
         ],
     },
-    // 280
+    // 322
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -3158,7 +3580,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 281
+    // 323
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -3168,22 +3590,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 282
+    // 324
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(283), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(325), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "targetRef", ty: Message(182), label: Optional },
+            Field { tag: 4, json: "targetRef", ty: Message(218), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(284), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(326), label: Optional },
         ],
     },
-    // 283
+    // 325
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -3193,16 +3615,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 284
+    // 326
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(289), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(288), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(331), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(330), label: Repeated },
         ],
     },
-    // 285
+    // 327
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -3213,27 +3635,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 286
+    // 328
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(282), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(285), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(324), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(327), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 287
+    // 329
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(286), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(328), label: Repeated },
         ],
     },
-    // 288
+    // 330
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -3241,7 +3663,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 289
+    // 331
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -3249,111 +3671,111 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 290
+    // 332
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(369), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(292), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(411), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(334), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
             Field { tag: 7, json: "reason", ty: String, label: Optional },
-            Field { tag: 8, json: "regarding", ty: Message(182), label: Optional },
-            Field { tag: 9, json: "related", ty: Message(182), label: Optional },
+            Field { tag: 8, json: "regarding", ty: Message(218), label: Optional },
+            Field { tag: 9, json: "related", ty: Message(218), label: Optional },
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
-            Field { tag: 12, json: "deprecatedSource", ty: Message(128), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 12, json: "deprecatedSource", ty: Message(160), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(418), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(418), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 291
+    // 333
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(290), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
         ],
     },
-    // 292
+    // 334
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(411), label: Optional },
         ],
     },
-    // 293
+    // 335
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(296), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(338), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
         ],
     },
-    // 294
+    // 336
     Message {
         name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "paths", ty: Message(293), label: Repeated },
+            Field { tag: 1, json: "paths", ty: Message(335), label: Repeated },
         ],
     },
-    // 295
+    // 337
     Message {
         name: "api.networking.v1.Ingress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(304), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(305), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(346), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(347), label: Optional },
         ],
     },
-    // 296
+    // 338
     Message {
         name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
-            Field { tag: 3, json: "resource", ty: Message(268), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(303), label: Optional },
+            Field { tag: 3, json: "resource", ty: Message(310), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(345), label: Optional },
         ],
     },
-    // 297
+    // 339
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(295), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(337), label: Repeated },
         ],
     },
-    // 298
+    // 340
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(300), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(342), label: Repeated },
         ],
     },
-    // 299
+    // 341
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(298), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(340), label: Repeated },
         ],
     },
-    // 300
+    // 342
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -3363,52 +3785,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 301
+    // 343
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(302), label: Inline },
+            Field { tag: 2, json: "", ty: Message(344), label: Inline },
         ],
     },
-    // 302
+    // 344
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(294), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(336), label: Optional },
         ],
     },
-    // 303
+    // 345
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(315), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(357), label: Optional },
         ],
     },
-    // 304
+    // 346
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(296), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(306), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(301), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(338), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(348), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(343), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 305
+    // 347
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(299), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(341), label: Optional },
         ],
     },
-    // 306
+    // 348
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -3417,7 +3839,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 307
+    // 349
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -3426,74 +3848,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 308
+    // 350
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(314), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(356), label: Optional },
         ],
     },
-    // 309
+    // 351
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(355), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(354), label: Repeated },
         ],
     },
-    // 310
+    // 352
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(355), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(354), label: Repeated },
         ],
     },
-    // 311
+    // 353
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(308), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(350), label: Repeated },
         ],
     },
-    // 312
+    // 354
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(307), label: Optional },
+            Field { tag: 1, json: "podSelector", ty: Message(407), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(407), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(349), label: Optional },
         ],
     },
-    // 313
+    // 355
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(423), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 314
+    // 356
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(310), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(309), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(407), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(352), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(351), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 315
+    // 357
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -3502,97 +3924,97 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 316
+    // 358
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(318), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(319), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(360), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(361), label: Optional },
         ],
     },
-    // 317
+    // 359
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(358), label: Repeated },
         ],
     },
-    // 318
+    // 360
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(423), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(407), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(423), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 319
+    // 361
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(376), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(418), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(361), label: Repeated },
+            Field { tag: 7, json: "conditions", ty: Message(403), label: Repeated },
         ],
     },
-    // 320
+    // 362
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(365), label: Repeated },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(407), label: Repeated },
         ],
     },
-    // 321
+    // 363
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(320), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(367), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(362), label: Optional },
         ],
     },
-    // 322
+    // 364
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(373), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(372), label: Optional },
         ],
     },
-    // 323
+    // 365
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(322), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(364), label: Repeated },
         ],
     },
-    // 324
+    // 366
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(321), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(363), label: Repeated },
         ],
     },
-    // 325
+    // 367
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -3604,44 +4026,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 326
+    // 368
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(367), label: Repeated },
         ],
     },
-    // 327
+    // 369
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(373), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(372), label: Optional },
         ],
     },
-    // 328
+    // 370
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(327), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(369), label: Repeated },
         ],
     },
-    // 329
+    // 371
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(368), label: Repeated },
         ],
     },
-    // 330
+    // 372
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -3651,7 +4073,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 331
+    // 373
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -3662,52 +4084,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 332
+    // 374
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 333
+    // 375
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(374), label: Repeated },
         ],
     },
-    // 334
+    // 376
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(266), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(308), label: Repeated },
         ],
     },
-    // 335
+    // 377
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(334), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(376), label: Repeated },
         ],
     },
-    // 336
+    // 378
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -3720,48 +4142,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 337
+    // 379
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(359), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(401), label: Optional },
         ],
     },
-    // 338
+    // 380
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(343), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(412), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(384), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(385), label: Optional },
         ],
     },
-    // 339
+    // 381
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 340
+    // 382
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(338), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(380), label: Repeated },
         ],
     },
-    // 341
+    // 383
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3774,31 +4196,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 342
+    // 384
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(341), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(383), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(344), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(337), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(386), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(379), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 343
+    // 385
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(339), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(341), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(381), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(383), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 344
+    // 386
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3806,15 +4228,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(348), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(347), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(336), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(390), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(389), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(378), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(355), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(397), label: Repeated },
         ],
     },
-    // 345
+    // 387
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3824,31 +4246,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 346
+    // 388
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 347
+    // 389
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(346), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(345), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(388), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(387), label: Optional },
         ],
     },
-    // 348
+    // 390
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(393), label: Optional },
         ],
     },
-    // 349
+    // 391
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -3857,7 +4279,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 350
+    // 392
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -3865,7 +4287,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 351
+    // 393
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -3877,7 +4299,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(350), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(392), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -3889,23 +4311,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(350), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(392), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(352), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(351), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(351), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(351), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(351), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(351), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(353), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(351), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(354), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(353), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(351), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(349), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(350), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(394), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(393), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(393), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(393), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(393), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(393), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(395), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(393), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(396), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(395), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(393), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(391), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(392), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -3913,37 +4335,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(357), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(399), label: Repeated },
         ],
     },
-    // 352
+    // 394
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(351), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(393), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(393), label: Repeated },
         ],
     },
-    // 353
+    // 395
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(393), label: Optional },
         ],
     },
-    // 354
+    // 396
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(393), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 355
+    // 397
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -3951,7 +4373,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 356
+    // 398
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3962,7 +4384,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 357
+    // 399
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3975,26 +4397,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 358
+    // 400
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(356), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(398), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 359
+    // 401
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(400), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 360
+    // 402
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -4002,7 +4424,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 361
+    // 403
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -4010,25 +4432,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(418), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 362
+    // 404
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(414), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 363
+    // 405
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -4038,7 +4460,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 364
+    // 406
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -4046,16 +4468,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 365
+    // 407
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(408), label: Repeated },
         ],
     },
-    // 366
+    // 408
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -4065,7 +4487,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 367
+    // 409
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -4076,7 +4498,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 368
+    // 410
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -4084,13 +4506,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(418), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(364), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(406), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 369
+    // 411
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -4099,7 +4521,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 370
+    // 412
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -4111,17 +4533,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(418), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(418), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(371), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(413), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(368), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(410), label: Repeated },
         ],
     },
-    // 371
+    // 413
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -4134,7 +4556,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 372
+    // 414
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -4143,20 +4565,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 373
+    // 415
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(409), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(375), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(417), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 374
+    // 416
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -4166,7 +4588,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 375
+    // 417
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -4174,12 +4596,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(374), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(416), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 376
+    // 418
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -4188,16 +4610,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 377
+    // 419
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(378), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(420), label: Optional },
         ],
     },
-    // 378
+    // 420
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -4205,7 +4627,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 379
+    // 421
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -4214,18 +4636,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 380
+    // 422
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(421), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 381
+    // 423
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -4239,8 +4661,8 @@ pub static MESSAGES: &[Message] = &[
 
 /// The messages of the kinds served in protobuf, by (apiVersion, kind).
 pub static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 338),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 340),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 380),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 382),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "ControllerRevisionList", 1),
     ("apps/v1", "DaemonSet", 2),
@@ -4256,65 +4678,75 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 42),
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 44),
     ("authorization.k8s.io/v1", "SubjectAccessReview", 46),
-    ("autoscaling/v1", "Scale", 50),
-    ("batch/v1", "CronJob", 53),
-    ("batch/v1", "CronJobList", 54),
-    ("batch/v1", "Job", 57),
-    ("batch/v1", "JobList", 59),
-    ("coordination.k8s.io/v1", "Lease", 70),
-    ("coordination.k8s.io/v1", "LeaseList", 71),
-    ("discovery.k8s.io/v1", "EndpointSlice", 286),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 287),
-    ("events.k8s.io/v1", "Event", 290),
-    ("events.k8s.io/v1", "EventList", 291),
-    ("networking.k8s.io/v1", "Ingress", 295),
-    ("networking.k8s.io/v1", "IngressList", 297),
-    ("networking.k8s.io/v1", "NetworkPolicy", 308),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 311),
-    ("policy/v1", "PodDisruptionBudget", 316),
-    ("policy/v1", "PodDisruptionBudgetList", 317),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 321),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 322),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 323),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 324),
-    ("rbac.authorization.k8s.io/v1", "Role", 326),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 327),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 328),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 329),
-    ("scheduling.k8s.io/v1", "PriorityClass", 332),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 333),
-    ("storage.k8s.io/v1", "StorageClass", 334),
-    ("storage.k8s.io/v1", "StorageClassList", 335),
-    ("v1", "ConfigMap", 89),
-    ("v1", "ConfigMapList", 92),
-    ("v1", "DeleteOptions", 362),
-    ("v1", "Endpoints", 117),
-    ("v1", "EndpointsList", 118),
-    ("v1", "Event", 125),
-    ("v1", "EventList", 126),
-    ("v1", "Namespace", 157),
-    ("v1", "NamespaceList", 159),
-    ("v1", "Node", 163),
-    ("v1", "NodeList", 171),
-    ("v1", "PersistentVolume", 183),
-    ("v1", "PersistentVolumeClaim", 184),
-    ("v1", "PersistentVolumeClaimList", 186),
-    ("v1", "PersistentVolumeList", 191),
-    ("v1", "Pod", 196),
-    ("v1", "PodList", 206),
-    ("v1", "PodTemplate", 215),
-    ("v1", "PodTemplateList", 216),
-    ("v1", "ReplicationController", 227),
-    ("v1", "ReplicationControllerList", 229),
-    ("v1", "Secret", 241),
-    ("v1", "SecretList", 244),
-    ("v1", "Service", 249),
-    ("v1", "ServiceAccount", 250),
-    ("v1", "ServiceAccountList", 251),
-    ("v1", "ServiceList", 253),
-    ("v1", "Status", 373),
+    ("autoscaling/v1", "HorizontalPodAutoscaler", 51),
+    ("autoscaling/v1", "HorizontalPodAutoscalerList", 52),
+    ("autoscaling/v1", "Scale", 55),
+    ("autoscaling/v2", "HorizontalPodAutoscaler", 63),
+    ("autoscaling/v2", "HorizontalPodAutoscalerList", 66),
+    ("batch/v1", "CronJob", 82),
+    ("batch/v1", "CronJobList", 83),
+    ("batch/v1", "Job", 86),
+    ("batch/v1", "JobList", 88),
+    ("coordination.k8s.io/v1", "Lease", 99),
+    ("coordination.k8s.io/v1", "LeaseList", 100),
+    ("discovery.k8s.io/v1", "EndpointSlice", 328),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 329),
+    ("events.k8s.io/v1", "Event", 332),
+    ("events.k8s.io/v1", "EventList", 333),
+    ("networking.k8s.io/v1", "Ingress", 337),
+    ("networking.k8s.io/v1", "IngressList", 339),
+    ("networking.k8s.io/v1", "NetworkPolicy", 350),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 353),
+    ("policy/v1", "PodDisruptionBudget", 358),
+    ("policy/v1", "PodDisruptionBudgetList", 359),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 363),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 364),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 365),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 366),
+    ("rbac.authorization.k8s.io/v1", "Role", 368),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 369),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 370),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 371),
+    ("scheduling.k8s.io/v1", "PriorityClass", 374),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 375),
+    ("storage.k8s.io/v1", "StorageClass", 376),
+    ("storage.k8s.io/v1", "StorageClassList", 377),
+    ("v1", "ComponentStatus", 119),
+    ("v1", "ComponentStatusList", 120),
+    ("v1", "ConfigMap", 121),
+    ("v1", "ConfigMapList", 124),
+    ("v1", "DeleteOptions", 404),
+    ("v1", "Endpoints", 149),
+    ("v1", "EndpointsList", 150),
+    ("v1", "Event", 157),
+    ("v1", "EventList", 158),
+    ("v1", "LimitRange", 183),
+    ("v1", "LimitRangeList", 185),
+    ("v1", "Namespace", 193),
+    ("v1", "NamespaceList", 195),
+    ("v1", "Node", 199),
+    ("v1", "NodeList", 207),
+    ("v1", "PersistentVolume", 219),
+    ("v1", "PersistentVolumeClaim", 220),
+    ("v1", "PersistentVolumeClaimList", 222),
+    ("v1", "PersistentVolumeList", 227),
+    ("v1", "Pod", 232),
+    ("v1", "PodList", 242),
+    ("v1", "PodTemplate", 251),
+    ("v1", "PodTemplateList", 252),
+    ("v1", "ReplicationController", 263),
+    ("v1", "ReplicationControllerList", 265),
+    ("v1", "ResourceQuota", 271),
+    ("v1", "ResourceQuotaList", 272),
+    ("v1", "Secret", 283),
+    ("v1", "SecretList", 286),
+    ("v1", "Service", 291),
+    ("v1", "ServiceAccount", 292),
+    ("v1", "ServiceAccountList", 293),
+    ("v1", "ServiceList", 295),
+    ("v1", "Status", 415),
 ];
 
-pub const UNKNOWN: u16 = 380;
-pub const WATCH_EVENT: u16 = 377;
-pub const JSON_SCHEMA_PROPS: u16 = 351;
+pub const UNKNOWN: u16 = 422;
+pub const WATCH_EVENT: u16 = 419;
+pub const JSON_SCHEMA_PROPS: u16 = 393;

@@ -7,7 +7,7 @@
 //! [`Strategy`] for what is kind-specific (the exceptions left are listed in
 //! docs/ARCHITECTURE.md). Every
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
-//! [`batch`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
+//! [`autoscaling`], [`batch`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
 //! served resource with its strategy. Adding a built-in resource is a strategy (identity
 //! included), its line in [`builtin`], two regenerated tables and a protobuf sample
 //! (docs/ARCHITECTURE.md, "Worked example: adding v1 PodTemplate").
@@ -17,12 +17,14 @@
 //! deleted at once (finalizers aside) and answered with a `Status`.
 
 pub mod apps;
+pub mod autoscaling;
 pub mod batch;
 pub mod core;
 pub mod custom;
 pub mod defaults;
 pub mod events;
 pub mod others;
+pub mod quota;
 pub mod validation;
 
 use std::sync::Arc;
@@ -125,6 +127,12 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// The type's own validation of a created or updated object (not of a status write).
     fn validate(&self, _object: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// The validation of a `/status` write (kube's status strategy `ValidateUpdate`), which
+    /// [`Strategy::validate`] does not see.
+    fn validate_status(&self, _object: &Value) -> Vec<Cause> {
         Vec::new()
     }
 
@@ -248,10 +256,12 @@ where
 
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
-    let all: [Arc<dyn Strategy>; 38] = [
+    let all: [Arc<dyn Strategy>; 43] = [
+        Arc::new(core::ComponentStatuses),
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),
         Arc::new(core::Events),
+        Arc::new(core::LimitRanges),
         Arc::new(core::Namespaces),
         Arc::new(core::Nodes),
         Arc::new(core::PersistentVolumeClaims),
@@ -259,6 +269,7 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(core::Pods),
         Arc::new(core::PodTemplates),
         Arc::new(core::ReplicationControllers),
+        Arc::new(core::ResourceQuotas),
         Arc::new(core::Secrets),
         Arc::new(core::ServiceAccounts),
         Arc::new(core::Services),
@@ -267,6 +278,8 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(apps::Deployments),
         Arc::new(apps::ReplicaSets),
         Arc::new(apps::StatefulSets),
+        Arc::new(autoscaling::HorizontalPodAutoscalers),
+        Arc::new(autoscaling::HorizontalPodAutoscalersV1),
         Arc::new(batch::CronJobs),
         Arc::new(batch::Jobs),
         Arc::new(others::CustomResourceDefinitions),

@@ -10,7 +10,9 @@ use kubecache_core::status::Cause;
 use kubecache_core::validation as names;
 use serde_json::Value;
 
-pub use kubecache_core::field::{duplicate, forbidden, invalid, not_supported, required};
+pub use kubecache_core::field::{
+    duplicate, forbidden, invalid, not_supported, required, required_detail,
+};
 
 /// kube's `ValidateImmutableField`.
 fn immutable(field: &str, new: Option<&Value>, old: Option<&Value>, out: &mut Vec<Cause>) {
