@@ -79,6 +79,9 @@ impl Strategy for HorizontalPodAutoscalers {
     fn validate_update(&self, new: &Value, _old: &Value) -> Vec<Cause> {
         validate(new)
     }
+    fn validate_status(&self, object: &Value) -> Vec<Cause> {
+        validate_status(object)
+    }
     fn printer(&self) -> &'static Printer {
         &table::HORIZONTALPODAUTOSCALER
     }
@@ -103,12 +106,42 @@ impl Strategy for HorizontalPodAutoscalersV1 {
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
         default_min_replicas(&mut object["spec"]);
     }
+    /// The status an update keeps is the whole v2 status: in v1's shape, its status and
+    /// the annotations holding the current metrics and conditions.
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        for key in [CURRENT_METRICS_ANNOTATION, CONDITIONS_ANNOTATION] {
+            match old
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(key))
+            {
+                Some(kept) => {
+                    let kept = kept.clone();
+                    let metadata = &mut new["metadata"];
+                    if !metadata["annotations"].is_object() {
+                        metadata["annotations"] = json!({});
+                    }
+                    metadata["annotations"][key] = kept;
+                }
+                None => {
+                    if let Some(annotations) = new
+                        .pointer_mut("/metadata/annotations")
+                        .and_then(Value::as_object_mut)
+                    {
+                        annotations.remove(key);
+                    }
+                }
+            }
+        }
+    }
     /// Validated as kube validates it: in the internal (v2) form.
     fn validate(&self, object: &Value) -> Vec<Cause> {
         validate(&to_v2(object))
     }
     fn validate_update(&self, new: &Value, _old: &Value) -> Vec<Cause> {
         validate(&to_v2(new))
+    }
+    fn validate_status(&self, object: &Value) -> Vec<Cause> {
+        validate_status(object)
     }
     fn printer(&self) -> &'static Printer {
         &table::HORIZONTALPODAUTOSCALER
@@ -259,6 +292,22 @@ fn validate(object: &Value) -> Vec<Cause> {
         }
     }
     out
+}
+
+/// kube's `ValidateHorizontalPodAutoscalerStatusUpdate`: replica counts not negative (the
+/// same fields in both versions).
+fn validate_status(object: &Value) -> Vec<Cause> {
+    ["currentReplicas", "desiredReplicas"]
+        .iter()
+        .filter_map(|key| {
+            let count = object["status"][key].as_i64().filter(|n| *n < 0)?;
+            Some(invalid(
+                &format!("status.{key}"),
+                &json!(count),
+                "must be greater than or equal to 0",
+            ))
+        })
+        .collect()
 }
 
 fn items(value: &Value) -> &[Value] {
