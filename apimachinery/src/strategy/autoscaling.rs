@@ -106,6 +106,10 @@ impl Strategy for HorizontalPodAutoscalersV1 {
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
         default_min_replicas(&mut object["spec"]);
     }
+    /// A new object's status is empty: in v1, the replica counts Go always writes.
+    fn prepare_for_create(&self, _info: &ResourceInfo, object: &mut Value) {
+        object["status"] = json!({"currentReplicas": 0, "desiredReplicas": 0});
+    }
     /// The status an update keeps is the whole v2 status: in v1's shape, its status and
     /// the annotations holding the current metrics and conditions.
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -586,54 +590,43 @@ pub fn to_v1(object: &Value) -> Value {
             &go_field_names(behavior, true),
         );
     }
-    match object.get("status").filter(|s| s.is_object()) {
-        Some(status) => {
-            let current = items(&status["currentMetrics"]);
-            let mut v1_status = Map::new();
-            for key in [
-                "observedGeneration",
-                "lastScaleTime",
-                "currentReplicas",
-                "desiredReplicas",
-            ] {
-                copy(&mut v1_status, status, key);
-            }
-            v1_status.entry("currentReplicas").or_insert(json!(0));
-            v1_status.entry("desiredReplicas").or_insert(json!(0));
-            if let Some(utilization) = current
-                .iter()
-                .filter(|m| is_cpu_resource(m))
-                .filter_map(|m| m.pointer("/resource/current/averageUtilization"))
-                .rfind(|u| !u.is_null())
-            {
-                v1_status.insert(
-                    "currentCPUUtilizationPercentage".into(),
-                    utilization.clone(),
-                );
-            }
-            out["status"] = Value::Object(v1_status);
-            if !current.is_empty() {
-                let converted = current.iter().map(metric_status_to_v1).collect();
-                set_annotation(
-                    &mut out,
-                    CURRENT_METRICS_ANNOTATION,
-                    &Value::Array(converted),
-                );
-            }
-            let conditions = items(&status["conditions"]);
-            if !conditions.is_empty() {
-                set_annotation(
-                    &mut out,
-                    CONDITIONS_ANNOTATION,
-                    &Value::Array(conditions.to_vec()),
-                );
-            }
-        }
-        None => {
-            if let Some(map) = out.as_object_mut() {
-                map.remove("status");
-            }
-        }
+    // v1's status is a Go struct whose replica counts are not `omitempty`: always written.
+    let status = &object["status"];
+    let current = items(&status["currentMetrics"]);
+    let mut v1_status = Map::new();
+    for key in ["observedGeneration", "lastScaleTime"] {
+        copy(&mut v1_status, status, key);
+    }
+    for key in ["currentReplicas", "desiredReplicas"] {
+        v1_status.insert(key.into(), json!(status[key].as_i64().unwrap_or(0)));
+    }
+    if let Some(utilization) = current
+        .iter()
+        .filter(|m| is_cpu_resource(m))
+        .filter_map(|m| m.pointer("/resource/current/averageUtilization"))
+        .rfind(|u| !u.is_null())
+    {
+        v1_status.insert(
+            "currentCPUUtilizationPercentage".into(),
+            utilization.clone(),
+        );
+    }
+    out["status"] = Value::Object(v1_status);
+    if !current.is_empty() {
+        let converted = current.iter().map(metric_status_to_v1).collect();
+        set_annotation(
+            &mut out,
+            CURRENT_METRICS_ANNOTATION,
+            &Value::Array(converted),
+        );
+    }
+    let conditions = items(&status["conditions"]);
+    if !conditions.is_empty() {
+        set_annotation(
+            &mut out,
+            CONDITIONS_ANNOTATION,
+            &Value::Array(conditions.to_vec()),
+        );
     }
     out
 }
