@@ -10,10 +10,11 @@
 //! `MetricSpec`/`MetricStatus` form, conditions as they are, the behavior as Go marshals its
 //! internal struct (field names capitalized: `{"ScaleUp":{"StabilizationWindowSeconds":0,…}}`).
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::autoscaling::{v1, v2};
 use kubecache_core::quantity::Quantity;
 use kubecache_core::registry::{ALL, NAMESPACED, ResourceInfo};
-use kubecache_core::status::Cause;
+use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::validation as names;
 use serde_json::{Map, Value, json};
 
@@ -164,6 +165,26 @@ impl Strategy for HorizontalPodAutoscalersV1 {
     }
     fn to_served(&self, object: Value) -> Value {
         to_v1(&object)
+    }
+    /// An annotation that does not hold what kube's conversion reads fails the write, as
+    /// kube's decoding of the v1 object fails (400, nothing written).
+    fn convert_to_storage(&self, object: Value) -> BoxFuture<'_, Result<Value, ApiError>> {
+        let unreadable = ROUND_TRIP_ANNOTATIONS.iter().find(|key| {
+            object
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(**key))
+                .is_some_and(|text| {
+                    text.as_str()
+                        .is_none_or(|t| serde_json::from_str::<Value>(t).is_err())
+                })
+        });
+        let result = match unreadable {
+            Some(key) => Err(ApiError::bad_request(format!(
+                "HorizontalPodAutoscaler in version \"v1\" cannot be handled as a HorizontalPodAutoscaler: annotation {key} is not JSON"
+            ))),
+            None => Ok(self.to_storage(object)),
+        };
+        Box::pin(std::future::ready(result))
     }
 }
 

@@ -274,6 +274,15 @@ async fn hpa_v2_and_v1_share_one_object(server: &TestServer) {
         .get(&format!("{V2}/bad"))
         .await
         .expect_status(404, "NotFound");
+    let mut garbled = server.get(&format!("{V1}/api")).await.expect(200).clone();
+    garbled["metadata"]["annotations"] =
+        json!({"autoscaling.alpha.kubernetes.io/metrics": "not json"});
+    let reply = server.put(&format!("{V1}/api"), &garbled).await;
+    reply.expect_status(400, "BadRequest");
+    assert_eq!(
+        server.get(&format!("{V2}/api")).await.expect(200)["metadata"]["resourceVersion"],
+        api["metadata"]["resourceVersion"]
+    );
 
     // Deleted through v1: gone from both.
     server.delete(&format!("{V1}/web")).await.expect(200);
@@ -695,4 +704,71 @@ spec:
     assert_eq!(header(&out), ["NAME", "STATUS", "MESSAGE", "ERROR"]);
     let row: Vec<&str> = lines(&out)[1].split_whitespace().collect();
     assert_eq!(row, ["etcd-0", "Healthy", "ok"], "{out}");
+}
+
+/// apps/v1 as kube 1.33 serves it: status for daemonsets, replicasets and statefulsets; scale
+/// for replicasets and statefulsets only (a DaemonSet has no replica count).
+#[tokio::test]
+async fn apps_workloads_have_kubes_status_and_scale_subresources() {
+    let server = TestServer::start().await;
+    let discovery = server.get("/apis/apps/v1").await.expect(200).clone();
+    let names: Vec<&str> = discovery["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "daemonsets/status",
+        "replicasets/scale",
+        "replicasets/status",
+        "statefulsets/scale",
+        "statefulsets/status",
+    ] {
+        assert!(names.contains(&expected), "{expected} not in {names:?}");
+    }
+    assert!(!names.contains(&"daemonsets/scale"), "{names:?}");
+
+    server.create_namespace("apps").await;
+    let template = json!({"metadata": {"labels": {"app": "w"}},
+        "spec": {"containers": [{"name": "main", "image": "nginx:1.25"}]}});
+    let selector = json!({"matchLabels": {"app": "w"}});
+    for (resource, kind, extra) in [
+        ("replicasets", "ReplicaSet", json!({})),
+        ("statefulsets", "StatefulSet", json!({"serviceName": "w"})),
+    ] {
+        let path = format!("/apis/apps/v1/namespaces/apps/{resource}");
+        let mut spec = json!({"replicas": 1, "selector": selector, "template": template});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let object = json!({"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": "w"}, "spec": spec});
+        server.post(&path, &object).await.expect(201);
+        let scale = server
+            .get(&format!("{path}/w/scale"))
+            .await
+            .expect(200)
+            .clone();
+        assert_eq!(scale["kind"], "Scale", "{scale:#}");
+        assert_eq!(scale["spec"]["replicas"], 1);
+        let mut more = scale.clone();
+        more["spec"]["replicas"] = json!(4);
+        server
+            .put(&format!("{path}/w/scale"), &more)
+            .await
+            .expect(200);
+        let scaled = server.get(&format!("{path}/w")).await.expect(200).clone();
+        assert_eq!(scaled["spec"]["replicas"], 4, "{kind}");
+    }
+    let daemonsets = "/apis/apps/v1/namespaces/apps/daemonsets";
+    let daemonset = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "w"},
+        "spec": {"selector": selector, "template": template}});
+    server.post(daemonsets, &daemonset).await.expect(201);
+    server
+        .get(&format!("{daemonsets}/w/status"))
+        .await
+        .expect(200);
+    let scale = server.get(&format!("{daemonsets}/w/scale")).await;
+    assert_eq!(scale.status, 404, "{:#}", scale.body);
 }
