@@ -573,6 +573,12 @@ fn is_cpu_resource(metric: &Value) -> bool {
     text(metric, "type") == "Resource" && metric.pointer("/resource/name") == Some(&json!("cpu"))
 }
 
+/// A CPU target v1's `targetCPUUtilizationPercentage` says (what the metrics annotation
+/// leaves out).
+fn is_cpu_utilization(metric: &Value) -> bool {
+    is_cpu_resource(metric) && !metric["resource"]["target"]["averageUtilization"].is_null()
+}
+
 /// A stored (v2) object in v1's shape.
 pub fn to_v1(object: &Value) -> Value {
     let mut out = object.clone();
@@ -596,9 +602,7 @@ pub fn to_v1(object: &Value) -> Value {
     out["spec"] = Value::Object(v1_spec);
     let others: Vec<Value> = metrics
         .iter()
-        .filter(|m| {
-            !(is_cpu_resource(m) && !m["resource"]["target"]["averageUtilization"].is_null())
-        })
+        .filter(|m| !is_cpu_utilization(m))
         .map(metric_spec_to_v1)
         .collect();
     if !others.is_empty() {
