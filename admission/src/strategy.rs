@@ -51,8 +51,8 @@ impl ValidatingPlugin for ObjectMeta {
     }
 }
 
-/// The fields of built-in kinds, checked on create and update of the main resource (a status
-/// write keeps the stored spec).
+/// The fields of built-in kinds, checked on create and update of the main resource; a status
+/// write (which keeps the stored spec) is checked by the kind's status rules.
 pub struct Fields;
 
 #[async_trait]
@@ -66,10 +66,11 @@ impl ValidatingPlugin for Fields {
         attrs: &Attributes<'_>,
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
+        let strategy = attrs.resource.strategy();
         if attrs.subresource.is_some_and(Subresource::writes_status) {
-            return Ok(Vec::new());
+            return Ok(strategy.validate_status(object));
         }
-        Ok(attrs.resource.strategy().validate(object))
+        Ok(strategy.validate(object))
     }
 }
 

@@ -295,7 +295,7 @@ impl Registry {
         }
         if let Some(other) = current
             .sharing_storage(&resource.storage_path)
-            .find(|o| o.kind != resource.kind && !o.create_only)
+            .find(|o| o.kind != resource.kind && o.is_stored())
         {
             return Err(RegistryError::Invalid(
                 name,

@@ -226,6 +226,26 @@ pub static PODTEMPLATE: Printer = Printer {
     cells: podtemplate,
 };
 
+pub static HORIZONTALPODAUTOSCALER: Printer = Printer {
+    columns: HPA_COLUMNS,
+    cells: horizontal_pod_autoscaler,
+};
+
+pub static LIMITRANGE: Printer = Printer {
+    columns: LIMITRANGE_COLUMNS,
+    cells: limit_range,
+};
+
+pub static RESOURCEQUOTA: Printer = Printer {
+    columns: RESOURCEQUOTA_COLUMNS,
+    cells: resource_quota,
+};
+
+pub static COMPONENTSTATUS: Printer = Printer {
+    columns: COMPONENTSTATUS_COLUMNS,
+    cells: component_status,
+};
+
 /// kube-apiserver's default for types without a printer.
 pub static DEFAULT: Printer = Printer {
     columns: &[NAME, AGE],
@@ -1395,6 +1415,219 @@ fn priority_level_configuration(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
         number_or_none("/limitResponse/queuing/handSize"),
         number_or_none("/limitResponse/queuing/queueLengthLimit"),
         age(o, now),
+    ]
+}
+
+// --- horizontalpodautoscalers (printed from the v2 form)
+
+const HPA_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Reference",
+        "scaleTargetRef points to the target resource to scale, and is used to the pods for which metrics should be collected, as well as to actually change the replica count.",
+    ),
+    Column::string(
+        "Targets",
+        "metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used).  The desired replica count is calculated multiplying the ratio between the target value and the current value by the current number of pods.  Ergo, metrics used must decrease as the pod count is increased, and vice-versa.  See the individual metric source types for more information about how each type of metric must respond. If not set, the default metric will be set to 80% average CPU utilization.",
+    ),
+    Column::string(
+        "MinPods",
+        "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.  It defaults to 1 pod.  minReplicas is allowed to be 0 if the alpha feature gate HPAScaleToZero is enabled and at least one Object or External metric is configured.  Scaling is active as long as at least one metric value is available.",
+    ),
+    Column::string(
+        "MaxPods",
+        "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up. It cannot be less that minReplicas.",
+    ),
+    Column::string(
+        "Replicas",
+        "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler.",
+    ),
+    AGE,
+];
+
+fn horizontal_pod_autoscaler(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let spec = &o["spec"];
+    let reference = format!(
+        "{}/{}",
+        text(spec, "/scaleTargetRef/kind"),
+        text(spec, "/scaleTargetRef/name")
+    );
+    let min_pods = spec["minReplicas"]
+        .as_i64()
+        .map_or("<unset>".to_string(), |m| m.to_string());
+    vec![
+        name(o),
+        json!(reference),
+        json!(hpa_metrics(
+            items(&spec["metrics"]),
+            items(&o["status"]["currentMetrics"])
+        )),
+        json!(min_pods),
+        json!(int(spec, "/maxReplicas")),
+        json!(int(o, "/status/currentReplicas")),
+        age(o, now),
+    ]
+}
+
+/// kube's `formatHPAMetrics`: `current/target` per metric, the first two, then `+ N more...`.
+fn hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
+    if specs.is_empty() {
+        return "<none>".into();
+    }
+    let unknown = || "<unknown>".to_string();
+    let quantity = |v: &Value, pointer: &str| or_unknown(text(v, pointer)).to_string();
+    let list: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let kind = text(spec, "/type");
+            let source_key = match kind {
+                "External" => "external",
+                "Pods" => "pods",
+                "Object" => "object",
+                "Resource" => "resource",
+                "ContainerResource" => "containerResource",
+                _ => return "<unknown type>".to_string(),
+            };
+            let source = &spec[source_key];
+            let status = statuses
+                .get(i)
+                .map(|s| &s[source_key])
+                .filter(|s| s.is_object());
+            let target = &source["target"];
+            match source_key {
+                "resource" | "containerResource" => {
+                    let resource = text(source, "/name");
+                    if target["averageValue"].is_string() {
+                        let current =
+                            status.map_or_else(unknown, |s| quantity(s, "/current/averageValue"));
+                        format!("{resource}: {current}/{}", text(target, "/averageValue"))
+                    } else {
+                        let current = status
+                            .and_then(|s| s.pointer("/current/averageUtilization"))
+                            .and_then(Value::as_i64)
+                            .map_or_else(unknown, |u| format!("{u}%"));
+                        let goal = target["averageUtilization"]
+                            .as_i64()
+                            .map_or("<auto>".to_string(), |u| format!("{u}%"));
+                        format!("{resource}: {current}/{goal}")
+                    }
+                }
+                "pods" => {
+                    let current =
+                        status.map_or_else(unknown, |s| quantity(s, "/current/averageValue"));
+                    format!("{current}/{}", text(target, "/averageValue"))
+                }
+                _ if target["averageValue"].is_string() => {
+                    let current = status
+                        .filter(|s| s.pointer("/current/averageValue").is_some())
+                        .map_or_else(unknown, |s| quantity(s, "/current/averageValue"));
+                    format!("{current}/{} (avg)", text(target, "/averageValue"))
+                }
+                _ => {
+                    let current = status.map_or_else(unknown, |s| quantity(s, "/current/value"));
+                    format!("{current}/{}", text(target, "/value"))
+                }
+            }
+        })
+        .collect();
+    const SHOWN: usize = 2;
+    if list.len() > SHOWN {
+        format!(
+            "{} + {} more...",
+            list[..SHOWN].join(", "),
+            list.len() - SHOWN
+        )
+    } else {
+        list.join(", ")
+    }
+}
+
+// --- limitranges, resourcequotas, componentstatuses
+
+const LIMITRANGE_COLUMNS: &[Column] = &[
+    NAME,
+    Column {
+        kind: "date",
+        ..Column::string(
+            "Created At",
+            "CreationTimestamp is a timestamp representing the server time when this object was created.",
+        )
+    },
+];
+
+fn limit_range(o: &Value, _now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        o.pointer("/metadata/creationTimestamp")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ]
+}
+
+const RESOURCEQUOTA_COLUMNS: &[Column] = &[
+    NAME,
+    AGE,
+    Column::string(
+        "Request",
+        "Request represents a minimum amount of cpu/memory that a container may consume.",
+    ),
+    Column::string(
+        "Limit",
+        "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.",
+    ),
+];
+
+/// kube's `printResourceQuota`: `resource: used/hard` for each enforced resource, sorted,
+/// those named `limits.*` in the Limit column.
+fn resource_quota(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let status = &o["status"];
+    let mut resources: Vec<&String> = status["hard"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
+    resources.sort();
+    let (mut requests, mut limits) = (Vec::new(), Vec::new());
+    for resource in resources {
+        let used = status["used"][resource.as_str()].as_str().unwrap_or("0");
+        let hard = status["hard"][resource.as_str()].as_str().unwrap_or("0");
+        let entry = format!("{resource}: {used}/{hard}");
+        match resource.split_once('.') {
+            Some(("limits", _)) => limits.push(entry),
+            _ => requests.push(entry),
+        }
+    }
+    vec![
+        name(o),
+        age(o, now),
+        json!(requests.join(", ")),
+        json!(limits.join(", ")),
+    ]
+}
+
+const COMPONENTSTATUS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string("Status", "Status of the component conditions"),
+    Column::string("Message", "Message of the component conditions"),
+    Column::string("Error", "Error of the component conditions"),
+];
+
+/// kube's `printComponentStatus`: the `Healthy` condition.
+fn component_status(o: &Value, _now: DateTime<Utc>) -> Vec<Value> {
+    let healthy = condition(o, "Healthy");
+    let status = match healthy.map(|c| text(c, "/status")) {
+        None => "Unknown",
+        Some("True") => "Healthy",
+        Some(_) => "Unhealthy",
+    };
+    let field = |key: &str| healthy.map_or("", |c| text(c, key));
+    vec![
+        name(o),
+        json!(status),
+        json!(field("/message")),
+        json!(field("/error")),
     ]
 }
 

@@ -12,6 +12,7 @@
 //!   selected by, and their values.
 //! - [`continue_token`]: the opaque `continue` token of paginated LISTs.
 //! - [`field`]: field errors (`Cause`s) worded as kube's `field.Error`.
+//! - [`quantity`]: `resource.Quantity` parsing and arithmetic.
 //! - [`validation`]: object name rules (DNS-1123 subdomain and label).
 //! - [`authz`]: users, request attributes and the `Authorizer` trait.
 //! - [`merge_schema`]: how each field of each built-in type merges (strategic merge patch,
@@ -26,6 +27,7 @@ pub mod continue_token;
 pub mod field;
 pub mod fields;
 pub mod merge_schema;
+pub mod quantity;
 pub mod registry;
 pub mod request;
 pub mod selector;

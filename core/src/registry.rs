@@ -22,6 +22,8 @@ pub const STANDARD_VERBS: &[&str] = &[
 
 const CREATE_ONLY_VERBS: &[&str] = &["create"];
 
+const READ_ONLY_VERBS: &[&str] = &["get", "list"];
+
 const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
@@ -54,6 +56,9 @@ pub struct ResourceInfo {
     /// Create-only and never stored: a request is answered and forgotten (the
     /// authorization.k8s.io access reviews, authentication.k8s.io SelfSubjectReview).
     pub create_only: bool,
+    /// Never stored: get and list are computed by the server on each read
+    /// (componentstatuses).
+    pub read_only: bool,
     /// The fields a `fieldSelector` may name besides `metadata.name` and
     /// `metadata.namespace` (kube's `GetAttrs` of each strategy; a CRD's `selectableFields`).
     pub selectable_fields: Vec<String>,
@@ -77,11 +82,19 @@ impl ResourceInfo {
     pub fn verbs(&self) -> &'static [&'static str] {
         if self.create_only {
             CREATE_ONLY_VERBS
+        } else if self.read_only {
+            READ_ONLY_VERBS
         } else if self.group.is_empty() && self.resource == "namespaces" {
             NAMESPACE_VERBS
         } else {
             STANDARD_VERBS
         }
+    }
+
+    /// Its objects live in storage (and the read path caches them): neither a review nor a
+    /// computed resource.
+    pub fn is_stored(&self) -> bool {
+        !self.create_only && !self.read_only
     }
 
     pub fn supports(&self, verb: &str) -> bool {
@@ -150,6 +163,7 @@ impl ResourceInfo {
             storage_path: resource.to_string(),
             name_rule: NameRule::Subdomain,
             create_only: false,
+            read_only: false,
             selectable_fields: Vec::new(),
         }
     }
@@ -190,6 +204,11 @@ impl ResourceInfo {
     /// Never stored: a create is answered and forgotten.
     pub fn create_only(mut self) -> Self {
         self.create_only = true;
+        self
+    }
+    /// Never stored: the server computes its objects on each get and list.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
         self
     }
 }

@@ -100,7 +100,7 @@ pub async fn build_api_with(
         ReadConfig::WatchCache(config) => {
             let snapshot = registry.snapshot();
             let mut resources = Vec::new();
-            for resource in snapshot.iter().filter(|r| !r.create_only) {
+            for resource in snapshot.iter().filter(|r| r.is_stored()) {
                 if resources.iter().any(|(_, shapes): &(String, Shapes)| {
                     shapes.primary().storage_path == resource.storage_path
                 }) {

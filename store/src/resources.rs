@@ -19,13 +19,13 @@ pub fn add<C: Context + ?Sized>(
     let info = Arc::new(strategy.info());
     let invalid = |message: String| ApiError::bad_request(message);
     let registry = context.registry();
-    if info.create_only {
+    if !info.is_stored() {
         return registry.add(strategy).map_err(|e| invalid(e.to_string()));
     }
     let sharing = registry
         .snapshot()
         .sharing_storage(&info.storage_path)
-        .any(|r| !r.create_only);
+        .any(|r| r.is_stored());
     if sharing {
         context.reads().add_shape(info.clone())
     } else {
@@ -53,8 +53,8 @@ pub async fn remove<C: Context + ?Sized>(
     let still_shared = registry
         .snapshot()
         .sharing_storage(&removed.storage_path)
-        .any(|r| !r.create_only);
-    if !removed.create_only && !still_shared {
+        .any(|r| r.is_stored());
+    if removed.is_stored() && !still_shared {
         // NotFound: it was never cached (a read path without caches).
         let _ = context.reads().remove_resource(removed.info()).await;
     }

@@ -11,6 +11,7 @@ use regex::Regex;
 
 use super::eval::{EvalError, EvalResult, Meter, fail, no_such_overload};
 use super::value::{Key, Value};
+use kubecache_core::quantity::Quantity;
 
 /// Regexes of a rule's literal patterns, compiled once with the rule.
 pub(crate) type RegexCache = HashMap<String, Regex>;
@@ -342,7 +343,7 @@ pub(crate) fn call(
             .map(|q| V::Quantity(Arc::new(q)))
             .ok_or_else(|| failed("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")),
         ("isQuantity", None, [V::String(s)]) => Ok(V::Bool(Quantity::parse(s).is_some())),
-        ("sign", Some(V::Quantity(q)), []) => Ok(V::Int(q.mantissa.signum() as i64)),
+        ("sign", Some(V::Quantity(q)), []) => Ok(V::Int(q.sign())),
         ("isInteger", Some(V::Quantity(q)), []) => Ok(V::Bool(q.as_i64().is_some())),
         ("asInteger", Some(V::Quantity(q)), []) => q
             .as_i64()
@@ -352,7 +353,7 @@ pub(crate) fn call(
         ("add" | "sub", Some(V::Quantity(q)), [other]) => {
             let other = match other {
                 V::Quantity(o) => o.as_ref().clone(),
-                V::Int(i) => Quantity { mantissa: i128::from(*i), exponent: 0 },
+                V::Int(i) => Quantity::from(*i),
                 _ => return no_such_overload(),
             };
             let negate = name == "sub";
@@ -758,123 +759,6 @@ pub(crate) fn parse_duration(text: &str) -> Option<TimeDelta> {
     } else {
         nanos
     }))
-}
-
-/// A `resource.Quantity`, exactly: `mantissa × 10^exponent` (binary suffixes multiplied in).
-#[derive(Clone, Debug)]
-pub(crate) struct Quantity {
-    mantissa: i128,
-    exponent: i32,
-}
-
-impl Quantity {
-    /// kube's quantity grammar: a signed decimal number, then a binary suffix (`Ki`..`Ei`),
-    /// a decimal one (`n`, `u`, `m`, `k`, `M`..`E`) or a decimal exponent (`e3`, `E-2`).
-    pub(crate) fn parse(text: &str) -> Option<Quantity> {
-        let (negative, body) = match text.as_bytes().first()? {
-            b'-' => (true, &text[1..]),
-            b'+' => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let number_end = body
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(body.len());
-        let (number, suffix) = body.split_at(number_end);
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-            return None;
-        }
-        let digits = format!("{whole}{fraction}");
-        let digits = digits.trim_start_matches('0');
-        if digits.len() > 30 {
-            return None;
-        }
-        let mut mantissa: i128 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().ok()?
-        };
-        let mut exponent = -(fraction.len() as i32);
-        let binary = |power: u32| -> Option<i128> { 1i128.checked_shl(10 * power) };
-        match suffix {
-            "" => {}
-            "Ki" => mantissa = mantissa.checked_mul(binary(1)?)?,
-            "Mi" => mantissa = mantissa.checked_mul(binary(2)?)?,
-            "Gi" => mantissa = mantissa.checked_mul(binary(3)?)?,
-            "Ti" => mantissa = mantissa.checked_mul(binary(4)?)?,
-            "Pi" => mantissa = mantissa.checked_mul(binary(5)?)?,
-            "Ei" => mantissa = mantissa.checked_mul(binary(6)?)?,
-            "n" => exponent -= 9,
-            "u" => exponent -= 6,
-            "m" => exponent -= 3,
-            "k" => exponent += 3,
-            "M" => exponent += 6,
-            "G" => exponent += 9,
-            "T" => exponent += 12,
-            "P" => exponent += 15,
-            "E" => exponent += 18,
-            s if s.starts_with(['e', 'E']) => {
-                let power: i32 = s[1..].parse().ok()?;
-                if !s[1..]
-                    .trim_start_matches(['+', '-'])
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-                {
-                    return None;
-                }
-                exponent = exponent.checked_add(power)?;
-            }
-            _ => return None,
-        }
-        Some(Quantity {
-            mantissa: if negative { -mantissa } else { mantissa },
-            exponent,
-        })
-    }
-
-    fn aligned(&self, other: &Quantity) -> Option<(i128, i128, i32)> {
-        let exponent = self.exponent.min(other.exponent);
-        let scale = |q: &Quantity| -> Option<i128> {
-            let shift = u32::try_from(q.exponent - exponent).ok()?;
-            q.mantissa.checked_mul(10i128.checked_pow(shift)?)
-        };
-        Some((scale(self)?, scale(other)?, exponent))
-    }
-
-    pub(crate) fn compare(&self, other: &Quantity) -> Ordering {
-        match self.aligned(other) {
-            Some((a, b, _)) => a.cmp(&b),
-            None => self.as_f64().total_cmp(&other.as_f64()),
-        }
-    }
-
-    fn combine(&self, other: &Quantity, negate: bool) -> Option<Quantity> {
-        let (a, b, exponent) = self.aligned(other)?;
-        let mantissa = if negate {
-            a.checked_sub(b)?
-        } else {
-            a.checked_add(b)?
-        };
-        Some(Quantity { mantissa, exponent })
-    }
-
-    fn as_i64(&self) -> Option<i64> {
-        let value = if self.exponent >= 0 {
-            self.mantissa
-                .checked_mul(10i128.checked_pow(self.exponent as u32)?)?
-        } else {
-            let divisor = 10i128.checked_pow(self.exponent.unsigned_abs())?;
-            if self.mantissa % divisor != 0 {
-                return None;
-            }
-            self.mantissa / divisor
-        };
-        i64::try_from(value).ok()
-    }
-
-    fn as_f64(&self) -> f64 {
-        self.mantissa as f64 * 10f64.powi(self.exponent)
-    }
 }
 
 /// A URL as Go's `url.ParseRequestURI` accepts it: absolute (`scheme:...`) or an absolute

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, TimeDelta};
 use serde_json::Value as Json;
 
-use super::library::{Quantity, Url};
+use super::library::Url;
+use kubecache_core::quantity::Quantity;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Value {

@@ -15,7 +15,9 @@
 use std::collections::HashSet;
 
 use base64::Engine;
-use kubecache_core::field::{duplicate, forbidden, invalid, not_supported, required};
+use kubecache_core::field::{
+    duplicate, forbidden, invalid, not_supported, required, required_because,
+};
 use kubecache_core::status::Cause;
 use kubecache_core::validation::{is_dns1035_label, is_dns1123_subdomain, is_valid_port_num};
 use serde_json::{Value, json};
@@ -294,7 +296,7 @@ fn validate_spec(object: &Value, crd: &Crd, old: Option<&Crd>, options: &Options
                 && version.served
                 && !has_schema
             {
-                causes.push(required_detail(
+                causes.push(required_because(
                     &path,
                     "because otherwise all fields are pruned",
                 ));
@@ -641,7 +643,7 @@ fn validate_column(column: &PrinterColumn, path: &str) -> Vec<Cause> {
     }
     let types_detail = format!("must be one of {PRINTER_COLUMN_TYPES}");
     if column.column_type.is_empty() {
-        causes.push(required_detail(&format!("{path}.type"), &types_detail));
+        causes.push(required_because(&format!("{path}.type"), &types_detail));
     } else if !PRINTER_COLUMN_TYPES
         .split(',')
         .any(|t| t == column.column_type)
@@ -859,7 +861,7 @@ fn validate_conversion(crd: &Crd, options: &Options) -> Vec<Cause> {
         return causes;
     }
     match client_config {
-        None => causes.push(required_detail(
+        None => causes.push(required_because(
             config_path,
             "required when strategy is set to Webhook",
         )),
@@ -901,7 +903,7 @@ fn validate_client_config(
                 causes.extend(validate_service_path(url_path, &format!("{path}.path")));
             }
         }
-        _ => causes.push(required_detail(
+        _ => causes.push(required_because(
             path,
             "exactly one of url or service is required",
         )),
@@ -925,7 +927,7 @@ fn validate_webhook_url(url: &str, path: &str) -> Vec<Cause> {
     let parts = match split_url(url) {
         Ok(parts) => parts,
         Err(err) => {
-            return vec![required_detail(
+            return vec![required_because(
                 path,
                 &format!("url must be a valid URL: parse {url:?}: {err}{FORM}"),
             )];
@@ -1225,7 +1227,7 @@ fn validate_api_approval(crd: &Crd, old: Option<&Crd>) -> Vec<Cause> {
     );
     match state {
         ApprovalState::Approved | ApprovalState::Bypassed => Vec::new(),
-        ApprovalState::Missing => vec![required_detail(&path, &reason)],
+        ApprovalState::Missing => vec![required_because(&path, &reason)],
         ApprovalState::Invalid => vec![invalid(&path, &value, &reason)],
     }
 }
@@ -1274,15 +1276,6 @@ fn too_many_selectable_fields_allowed(crd: &Crd, old: &Crd) -> HashSet<String> {
 }
 
 // ---- small helpers ----
-
-/// `Required value: <detail>` (core's `required` carries no detail).
-fn required_detail(path: &str, detail: &str) -> Cause {
-    Cause::new(
-        "FieldValueRequired",
-        path,
-        format!("Required value: {detail}"),
-    )
-}
 
 fn immutable(path: &str, new: &str, old: &str) -> Option<Cause> {
     (new != old).then(|| invalid(path, &json!(new), "field is immutable"))

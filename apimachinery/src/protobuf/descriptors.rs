@@ -36,8 +36,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MatchResources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "namespaceSelector", ty: Message(421), label: Optional },
-            Field { tag: 2, json: "objectSelector", ty: Message(421), label: Optional },
+            Field { tag: 1, json: "namespaceSelector", ty: Message(463), label: Optional },
+            Field { tag: 2, json: "objectSelector", ty: Message(463), label: Optional },
             Field { tag: 3, json: "resourceRules", ty: Message(7), label: Repeated },
             Field { tag: 4, json: "excludeResourceRules", ty: Message(7), label: Repeated },
             Field { tag: 7, json: "matchPolicy", ty: String, label: Optional },
@@ -52,13 +52,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(421), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(463), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
             Field { tag: 10, json: "reinvocationPolicy", ty: String, label: Optional },
-            Field { tag: 11, json: "objectSelector", ty: Message(421), label: Optional },
+            Field { tag: 11, json: "objectSelector", ty: Message(463), label: Optional },
             Field { tag: 12, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -67,7 +67,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(4), label: Repeated },
         ],
     },
@@ -76,7 +76,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(5), label: Repeated },
         ],
     },
@@ -105,7 +105,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
-            Field { tag: 3, json: "selector", ty: Message(421), label: Optional },
+            Field { tag: 3, json: "selector", ty: Message(463), label: Optional },
             Field { tag: 4, json: "parameterNotFoundAction", ty: String, label: Optional },
         ],
     },
@@ -153,7 +153,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(19), label: Optional },
             Field { tag: 3, json: "status", ty: Message(20), label: Optional },
         ],
@@ -163,7 +163,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
         ],
     },
@@ -172,7 +172,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(15), label: Repeated },
         ],
     },
@@ -192,7 +192,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -217,7 +217,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 2, json: "typeChecking", ty: Message(13), label: Optional },
-            Field { tag: 3, json: "conditions", ty: Message(417), label: Repeated },
+            Field { tag: 3, json: "conditions", ty: Message(459), label: Repeated },
         ],
     },
     // 21
@@ -229,12 +229,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(421), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(463), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "objectSelector", ty: Message(421), label: Optional },
+            Field { tag: 10, json: "objectSelector", ty: Message(463), label: Optional },
             Field { tag: 11, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -243,7 +243,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(21), label: Repeated },
         ],
     },
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -291,8 +291,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(434), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(476), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -301,7 +301,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(27), label: Repeated },
         ],
     },
@@ -310,7 +310,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(32), label: Optional },
             Field { tag: 3, json: "status", ty: Message(33), label: Optional },
         ],
@@ -322,7 +322,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -332,7 +332,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(29), label: Repeated },
         ],
     },
@@ -341,8 +341,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(421), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(250), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(286), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(34), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -379,7 +379,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(38), label: Optional },
             Field { tag: 3, json: "status", ty: Message(39), label: Optional },
         ],
@@ -393,8 +393,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(432), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(474), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(474), label: Optional },
         ],
     },
     // 37
@@ -402,7 +402,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(35), label: Repeated },
         ],
     },
@@ -412,8 +412,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(421), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(250), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(40), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -451,7 +451,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(44), label: Optional },
             Field { tag: 3, json: "status", ty: Message(45), label: Optional },
         ],
@@ -463,7 +463,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -473,7 +473,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(41), label: Repeated },
         ],
     },
@@ -483,8 +483,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(421), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(250), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -507,8 +507,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(437), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(437), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(479), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(479), label: Optional },
         ],
     },
     // 47
@@ -516,8 +516,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(437), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(437), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(479), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(479), label: Optional },
         ],
     },
     // 48
@@ -526,7 +526,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(437), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(479), label: Optional },
         ],
     },
     // 49
@@ -534,7 +534,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(54), label: Optional },
             Field { tag: 3, json: "status", ty: Message(55), label: Optional },
         ],
@@ -546,7 +546,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -556,7 +556,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "items", ty: Message(49), label: Repeated },
         ],
     },
@@ -583,9 +583,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(421), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(250), label: Optional },
-            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(217), label: Repeated },
+            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
+            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(253), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(56), label: Optional },
@@ -634,7 +634,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "status", ty: Message(59), label: Optional },
         ],
     },
@@ -671,7 +671,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(419), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(461), label: Repeated },
         ],
     },
     // 63
@@ -680,7 +680,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(422), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(464), label: Repeated },
         ],
     },
     // 64
@@ -688,7 +688,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -743,7 +743,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(70), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -762,7 +762,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
             Field { tag: 3, json: "status", ty: Message(76), label: Optional },
         ],
@@ -780,7 +780,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -822,15 +822,67 @@ pub static MESSAGES: &[Message] = &[
     },
     // 77
     Message {
-        name: "api.autoscaling.v1.Scale",
+        name: "api.autoscaling.v1.CrossVersionObjectReference",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(78), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(79), label: Optional },
+            Field { tag: 1, json: "kind", ty: String, label: Required },
+            Field { tag: 2, json: "name", ty: String, label: Required },
+            Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
         ],
     },
     // 78
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscaler",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(80), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(81), label: Optional },
+        ],
+    },
+    // 79
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscalerList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(78), label: Repeated },
+        ],
+    },
+    // 80
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscalerSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scaleTargetRef", ty: Message(77), label: Optional },
+            Field { tag: 2, json: "minReplicas", ty: Int32, label: Optional },
+            Field { tag: 3, json: "maxReplicas", ty: Int32, label: Required },
+            Field { tag: 4, json: "targetCPUUtilizationPercentage", ty: Int32, label: Optional },
+        ],
+    },
+    // 81
+    Message {
+        name: "api.autoscaling.v1.HorizontalPodAutoscalerStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "currentReplicas", ty: Int32, label: Required },
+            Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
+            Field { tag: 5, json: "currentCPUUtilizationPercentage", ty: Int32, label: Optional },
+        ],
+    },
+    // 82
+    Message {
+        name: "api.autoscaling.v1.Scale",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(83), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(84), label: Optional },
+        ],
+    },
+    // 83
     Message {
         name: "api.autoscaling.v1.ScaleSpec",
         special: Special::None,
@@ -838,7 +890,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
         ],
     },
-    // 79
+    // 84
     Message {
         name: "api.autoscaling.v1.ScaleStatus",
         special: Special::None,
@@ -847,26 +899,272 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "selector", ty: String, label: Optional },
         ],
     },
-    // 80
+    // 85
+    Message {
+        name: "api.autoscaling.v2.ContainerResourceMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+            Field { tag: 3, json: "container", ty: String, label: Required },
+        ],
+    },
+    // 86
+    Message {
+        name: "api.autoscaling.v2.ContainerResourceMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+            Field { tag: 3, json: "container", ty: String, label: Required },
+        ],
+    },
+    // 87
+    Message {
+        name: "api.autoscaling.v2.CrossVersionObjectReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "kind", ty: String, label: Required },
+            Field { tag: 2, json: "name", ty: String, label: Required },
+            Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
+        ],
+    },
+    // 88
+    Message {
+        name: "api.autoscaling.v2.ExternalMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+        ],
+    },
+    // 89
+    Message {
+        name: "api.autoscaling.v2.ExternalMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+        ],
+    },
+    // 90
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscaler",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(94), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(95), label: Optional },
+        ],
+    },
+    // 91
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerBehavior",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scaleUp", ty: Message(97), label: Optional },
+            Field { tag: 2, json: "scaleDown", ty: Message(97), label: Optional },
+        ],
+    },
+    // 92
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerCondition",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "status", ty: String, label: Required },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "reason", ty: String, label: Optional },
+            Field { tag: 5, json: "message", ty: String, label: Optional },
+        ],
+    },
+    // 93
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(90), label: Repeated },
+        ],
+    },
+    // 94
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scaleTargetRef", ty: Message(87), label: Optional },
+            Field { tag: 2, json: "minReplicas", ty: Int32, label: Optional },
+            Field { tag: 3, json: "maxReplicas", ty: Int32, label: Required },
+            Field { tag: 4, json: "metrics", ty: Message(99), label: Repeated },
+            Field { tag: 5, json: "behavior", ty: Message(91), label: Optional },
+        ],
+    },
+    // 95
+    Message {
+        name: "api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "currentReplicas", ty: Int32, label: Optional },
+            Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
+            Field { tag: 5, json: "currentMetrics", ty: Message(100), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(92), label: Repeated },
+        ],
+    },
+    // 96
+    Message {
+        name: "api.autoscaling.v2.HpaScalingPolicy",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "value", ty: Int32, label: Required },
+            Field { tag: 3, json: "periodSeconds", ty: Int32, label: Required },
+        ],
+    },
+    // 97
+    Message {
+        name: "api.autoscaling.v2.HpaScalingRules",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "selectPolicy", ty: String, label: Optional },
+            Field { tag: 2, json: "policies", ty: Message(96), label: Repeated },
+            Field { tag: 3, json: "stabilizationWindowSeconds", ty: Int32, label: Optional },
+            Field { tag: 4, json: "tolerance", ty: Message(458), label: Optional },
+        ],
+    },
+    // 98
+    Message {
+        name: "api.autoscaling.v2.MetricIdentifier",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
+        ],
+    },
+    // 99
+    Message {
+        name: "api.autoscaling.v2.MetricSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "object", ty: Message(103), label: Optional },
+            Field { tag: 3, json: "pods", ty: Message(105), label: Optional },
+            Field { tag: 4, json: "resource", ty: Message(107), label: Optional },
+            Field { tag: 5, json: "external", ty: Message(88), label: Optional },
+            Field { tag: 7, json: "containerResource", ty: Message(85), label: Optional },
+        ],
+    },
+    // 100
+    Message {
+        name: "api.autoscaling.v2.MetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "object", ty: Message(104), label: Optional },
+            Field { tag: 3, json: "pods", ty: Message(106), label: Optional },
+            Field { tag: 4, json: "resource", ty: Message(108), label: Optional },
+            Field { tag: 5, json: "external", ty: Message(89), label: Optional },
+            Field { tag: 7, json: "containerResource", ty: Message(86), label: Optional },
+        ],
+    },
+    // 101
+    Message {
+        name: "api.autoscaling.v2.MetricTarget",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "value", ty: Message(458), label: Optional },
+            Field { tag: 3, json: "averageValue", ty: Message(458), label: Optional },
+            Field { tag: 4, json: "averageUtilization", ty: Int32, label: Optional },
+        ],
+    },
+    // 102
+    Message {
+        name: "api.autoscaling.v2.MetricValueStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "value", ty: Message(458), label: Optional },
+            Field { tag: 2, json: "averageValue", ty: Message(458), label: Optional },
+            Field { tag: 3, json: "averageUtilization", ty: Int32, label: Optional },
+        ],
+    },
+    // 103
+    Message {
+        name: "api.autoscaling.v2.ObjectMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "describedObject", ty: Message(87), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+            Field { tag: 3, json: "metric", ty: Message(98), label: Optional },
+        ],
+    },
+    // 104
+    Message {
+        name: "api.autoscaling.v2.ObjectMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+            Field { tag: 3, json: "describedObject", ty: Message(87), label: Optional },
+        ],
+    },
+    // 105
+    Message {
+        name: "api.autoscaling.v2.PodsMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+        ],
+    },
+    // 106
+    Message {
+        name: "api.autoscaling.v2.PodsMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+        ],
+    },
+    // 107
+    Message {
+        name: "api.autoscaling.v2.ResourceMetricSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+        ],
+    },
+    // 108
+    Message {
+        name: "api.autoscaling.v2.ResourceMetricStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+        ],
+    },
+    // 109
     Message {
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(82), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(83), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(111), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(112), label: Optional },
         ],
     },
-    // 81
+    // 110
     Message {
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(80), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(109), label: Repeated },
         ],
     },
-    // 82
+    // 111
     Message {
         name: "api.batch.v1.CronJobSpec",
         special: Special::None,
@@ -875,55 +1173,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Int64, label: Optional },
             Field { tag: 3, json: "concurrencyPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 5, json: "jobTemplate", ty: Message(89), label: Optional },
+            Field { tag: 5, json: "jobTemplate", ty: Message(118), label: Optional },
             Field { tag: 6, json: "successfulJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 7, json: "failedJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "timeZone", ty: String, label: Optional },
         ],
     },
-    // 83
+    // 112
     Message {
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "active", ty: Message(215), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(432), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(432), label: Optional },
+            Field { tag: 1, json: "active", ty: Message(251), label: Repeated },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(474), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(474), label: Optional },
         ],
     },
-    // 84
+    // 113
     Message {
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(87), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(88), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(117), label: Optional },
         ],
     },
-    // 85
+    // 114
     Message {
         name: "api.batch.v1.JobCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(432), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 86
+    // 115
     Message {
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(84), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(113), label: Repeated },
         ],
     },
-    // 87
+    // 116
     Message {
         name: "api.batch.v1.JobSpec",
         special: Special::None,
@@ -931,57 +1229,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(421), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(463), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(250), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(286), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
             Field { tag: 10, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 11, json: "podFailurePolicy", ty: Message(90), label: Optional },
+            Field { tag: 11, json: "podFailurePolicy", ty: Message(119), label: Optional },
             Field { tag: 12, json: "backoffLimitPerIndex", ty: Int32, label: Optional },
             Field { tag: 13, json: "maxFailedIndexes", ty: Int32, label: Optional },
             Field { tag: 14, json: "podReplacementPolicy", ty: String, label: Optional },
             Field { tag: 15, json: "managedBy", ty: String, label: Optional },
-            Field { tag: 16, json: "successPolicy", ty: Message(94), label: Optional },
+            Field { tag: 16, json: "successPolicy", ty: Message(123), label: Optional },
         ],
     },
-    // 88
+    // 117
     Message {
         name: "api.batch.v1.JobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(85), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(432), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(432), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(114), label: Repeated },
+            Field { tag: 2, json: "startTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
             Field { tag: 7, json: "completedIndexes", ty: String, label: Optional },
-            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(96), label: Optional },
+            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(125), label: Optional },
             Field { tag: 9, json: "ready", ty: Int32, label: Optional },
             Field { tag: 10, json: "failedIndexes", ty: String, label: Optional },
             Field { tag: 11, json: "terminating", ty: Int32, label: Optional },
         ],
     },
-    // 89
+    // 118
     Message {
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(87), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
         ],
     },
-    // 90
+    // 119
     Message {
         name: "api.batch.v1.PodFailurePolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(93), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(122), label: Repeated },
         ],
     },
-    // 91
+    // 120
     Message {
         name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
         special: Special::None,
@@ -991,7 +1289,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 92
+    // 121
     Message {
         name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
         special: Special::None,
@@ -1000,25 +1298,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 93
+    // 122
     Message {
         name: "api.batch.v1.PodFailurePolicyRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Required },
-            Field { tag: 2, json: "onExitCodes", ty: Message(91), label: Optional },
-            Field { tag: 3, json: "onPodConditions", ty: Message(92), label: Repeated },
+            Field { tag: 2, json: "onExitCodes", ty: Message(120), label: Optional },
+            Field { tag: 3, json: "onPodConditions", ty: Message(121), label: Repeated },
         ],
     },
-    // 94
+    // 123
     Message {
         name: "api.batch.v1.SuccessPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(95), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(124), label: Repeated },
         ],
     },
-    // 95
+    // 124
     Message {
         name: "api.batch.v1.SuccessPolicyRule",
         special: Special::None,
@@ -1027,7 +1325,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "succeededCount", ty: Int32, label: Optional },
         ],
     },
-    // 96
+    // 125
     Message {
         name: "api.batch.v1.UncountedTerminatedPods",
         special: Special::None,
@@ -1036,17 +1334,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "failed", ty: String, label: Repeated },
         ],
     },
-    // 97
+    // 126
     Message {
         name: "api.certificates.v1.CertificateSigningRequest",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(100), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(101), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(129), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(130), label: Optional },
         ],
     },
-    // 98
+    // 127
     Message {
         name: "api.certificates.v1.CertificateSigningRequestCondition",
         special: Special::None,
@@ -1054,21 +1352,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "reason", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
-            Field { tag: 4, json: "lastUpdateTime", ty: Message(432), label: Optional },
-            Field { tag: 5, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 4, json: "lastUpdateTime", ty: Message(474), label: Optional },
+            Field { tag: 5, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 6, json: "status", ty: String, label: Required },
         ],
     },
-    // 99
+    // 128
     Message {
         name: "api.certificates.v1.CertificateSigningRequestList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(97), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(126), label: Repeated },
         ],
     },
-    // 100
+    // 129
     Message {
         name: "api.certificates.v1.CertificateSigningRequestSpec",
         special: Special::None,
@@ -1078,21 +1376,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "uid", ty: String, label: Optional },
             Field { tag: 4, json: "groups", ty: String, label: Repeated },
             Field { tag: 5, json: "usages", ty: String, label: Repeated },
-            Field { tag: 6, json: "extra", ty: Message(102), label: Map },
+            Field { tag: 6, json: "extra", ty: Message(131), label: Map },
             Field { tag: 7, json: "signerName", ty: String, label: Required },
             Field { tag: 8, json: "expirationSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 101
+    // 130
     Message {
         name: "api.certificates.v1.CertificateSigningRequestStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(98), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(127), label: Repeated },
             Field { tag: 2, json: "certificate", ty: Bytes, label: Optional },
         ],
     },
-    // 102
+    // 131
     Message {
         name: "api.certificates.v1.ExtraValue",
         special: Special::StringList,
@@ -1100,49 +1398,49 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
     },
-    // 103
+    // 132
     Message {
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(105), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(134), label: Optional },
         ],
     },
-    // 104
+    // 133
     Message {
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(103), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(132), label: Repeated },
         ],
     },
-    // 105
+    // 134
     Message {
         name: "api.coordination.v1.LeaseSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(425), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(425), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(467), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(467), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
         ],
     },
-    // 106
+    // 135
     Message {
         name: "api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Message(198), label: Optional },
-            Field { tag: 2, json: "podAffinity", ty: Message(230), label: Optional },
-            Field { tag: 3, json: "podAntiAffinity", ty: Message(232), label: Optional },
+            Field { tag: 1, json: "nodeAffinity", ty: Message(234), label: Optional },
+            Field { tag: 2, json: "podAffinity", ty: Message(266), label: Optional },
+            Field { tag: 3, json: "podAntiAffinity", ty: Message(268), label: Optional },
         ],
     },
-    // 107
+    // 136
     Message {
         name: "api.core.v1.AppArmorProfile",
         special: Special::None,
@@ -1151,7 +1449,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 108
+    // 137
     Message {
         name: "api.core.v1.AttachedVolume",
         special: Special::None,
@@ -1160,7 +1458,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 109
+    // 138
     Message {
         name: "api.core.v1.AwsElasticBlockStoreVolumeSource",
         special: Special::None,
@@ -1171,7 +1469,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 110
+    // 139
     Message {
         name: "api.core.v1.AzureDiskVolumeSource",
         special: Special::None,
@@ -1184,7 +1482,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 111
+    // 140
     Message {
         name: "api.core.v1.AzureFilePersistentVolumeSource",
         special: Special::None,
@@ -1195,7 +1493,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
         ],
     },
-    // 112
+    // 141
     Message {
         name: "api.core.v1.AzureFileVolumeSource",
         special: Special::None,
@@ -1205,7 +1503,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 113
+    // 142
     Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
@@ -1215,14 +1513,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(279), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(279), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(279), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(279), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(279), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(321), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(321), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(321), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(321), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(321), label: Optional },
         ],
     },
-    // 114
+    // 143
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -1231,10 +1529,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(187), label: Optional },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(223), label: Optional },
         ],
     },
-    // 115
+    // 144
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
@@ -1243,7 +1541,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
         ],
     },
-    // 116
+    // 145
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
@@ -1252,11 +1550,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(279), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(321), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 117
+    // 146
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
@@ -1265,11 +1563,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(187), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(223), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 118
+    // 147
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -1277,10 +1575,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(279), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(321), label: Optional },
         ],
     },
-    // 119
+    // 148
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -1288,10 +1586,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(187), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(223), label: Optional },
         ],
     },
-    // 120
+    // 149
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
@@ -1299,58 +1597,87 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 121
+    // 150
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(421), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(463), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 122
+    // 151
+    Message {
+        name: "api.core.v1.ComponentCondition",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "status", ty: String, label: Required },
+            Field { tag: 3, json: "message", ty: String, label: Optional },
+            Field { tag: 4, json: "error", ty: String, label: Optional },
+        ],
+    },
+    // 152
+    Message {
+        name: "api.core.v1.ComponentStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(151), label: Repeated },
+        ],
+    },
+    // 153
+    Message {
+        name: "api.core.v1.ComponentStatusList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(152), label: Repeated },
+        ],
+    },
+    // 154
     Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 123
+    // 155
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(187), label: Inline },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 124
+    // 156
     Message {
         name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(187), label: Inline },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 125
+    // 157
     Message {
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(122), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(154), label: Repeated },
         ],
     },
-    // 126
+    // 158
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -1362,28 +1689,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
-    // 127
+    // 159
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(187), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(181), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 128
+    // 160
     Message {
         name: "api.core.v1.ConfigMapVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(187), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(181), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 129
+    // 161
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
@@ -1393,29 +1720,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(132), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(153), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(268), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(305), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(254), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(254), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(182), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(164), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(185), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(308), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(347), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(290), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(290), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(214), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(281), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(323), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(152), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(184), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(304), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(254), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(133), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(346), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(290), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(165), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(134), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(166), label: Repeated },
         ],
     },
-    // 130
+    // 162
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -1425,7 +1752,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "requestName", ty: String, label: Optional },
         ],
     },
-    // 131
+    // 163
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
@@ -1434,7 +1761,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
-    // 132
+    // 164
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
@@ -1446,7 +1773,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
     },
-    // 133
+    // 165
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -1455,16 +1782,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "restartPolicy", ty: String, label: Required },
         ],
     },
-    // 134
+    // 166
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
-            Field { tag: 2, json: "exitCodes", ty: Message(135), label: Optional },
+            Field { tag: 2, json: "exitCodes", ty: Message(167), label: Optional },
         ],
     },
-    // 135
+    // 167
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
@@ -1473,25 +1800,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 136
+    // 168
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Message(139), label: Optional },
-            Field { tag: 2, json: "running", ty: Message(137), label: Optional },
-            Field { tag: 3, json: "terminated", ty: Message(138), label: Optional },
+            Field { tag: 1, json: "waiting", ty: Message(171), label: Optional },
+            Field { tag: 2, json: "running", ty: Message(169), label: Optional },
+            Field { tag: 3, json: "terminated", ty: Message(170), label: Optional },
         ],
     },
-    // 137
+    // 169
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(432), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(474), label: Optional },
         ],
     },
-    // 138
+    // 170
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -1500,12 +1827,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(432), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(432), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(474), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(474), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
-    // 139
+    // 171
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
@@ -1514,37 +1841,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "message", ty: String, label: Optional },
         ],
     },
-    // 140
+    // 172
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "state", ty: Message(136), label: Optional },
-            Field { tag: 3, json: "lastState", ty: Message(136), label: Optional },
+            Field { tag: 2, json: "state", ty: Message(168), label: Optional },
+            Field { tag: 3, json: "lastState", ty: Message(168), label: Optional },
             Field { tag: 4, json: "ready", ty: Bool, label: Required },
             Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
             Field { tag: 6, json: "image", ty: String, label: Required },
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(416), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(268), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(306), label: Repeated },
-            Field { tag: 13, json: "user", ty: Message(141), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(269), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(458), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(308), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(348), label: Repeated },
+            Field { tag: 13, json: "user", ty: Message(173), label: Optional },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(309), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 141
+    // 173
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "linux", ty: Message(184), label: Optional },
+            Field { tag: 1, json: "linux", ty: Message(220), label: Optional },
         ],
     },
-    // 142
+    // 174
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
@@ -1552,55 +1879,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "Port", ty: Int32, label: Required },
         ],
     },
-    // 143
+    // 175
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(144), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(176), label: Repeated },
         ],
     },
-    // 144
+    // 176
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
-            Field { tag: 2, json: "fieldRef", ty: Message(214), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(266), label: Optional },
+            Field { tag: 2, json: "fieldRef", ty: Message(250), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(302), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 145
+    // 177
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(144), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(176), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 146
+    // 178
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(416), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(458), label: Optional },
         ],
     },
-    // 147
+    // 179
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
-            Field { tag: 2, json: "targetRef", ty: Message(215), label: Optional },
+            Field { tag: 2, json: "targetRef", ty: Message(251), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
         ],
     },
-    // 148
+    // 180
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
@@ -1611,76 +1938,76 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 149
+    // 181
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Message(147), label: Repeated },
-            Field { tag: 2, json: "notReadyAddresses", ty: Message(147), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(148), label: Repeated },
+            Field { tag: 1, json: "addresses", ty: Message(179), label: Repeated },
+            Field { tag: 2, json: "notReadyAddresses", ty: Message(179), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(180), label: Repeated },
         ],
     },
-    // 150
+    // 182
     Message {
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "subsets", ty: Message(149), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "subsets", ty: Message(181), label: Repeated },
         ],
     },
-    // 151
+    // 183
     Message {
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(150), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(182), label: Repeated },
         ],
     },
-    // 152
+    // 184
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
-            Field { tag: 2, json: "configMapRef", ty: Message(123), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(275), label: Optional },
+            Field { tag: 2, json: "configMapRef", ty: Message(155), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(317), label: Optional },
         ],
     },
-    // 153
+    // 185
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "valueFrom", ty: Message(154), label: Optional },
+            Field { tag: 3, json: "valueFrom", ty: Message(186), label: Optional },
         ],
     },
-    // 154
+    // 186
     Message {
         name: "api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Message(214), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(266), label: Optional },
-            Field { tag: 3, json: "configMapKeyRef", ty: Message(124), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(276), label: Optional },
-            Field { tag: 5, json: "fileKeyRef", ty: Message(164), label: Optional },
+            Field { tag: 1, json: "fieldRef", ty: Message(250), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(302), label: Optional },
+            Field { tag: 3, json: "configMapKeyRef", ty: Message(156), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(318), label: Optional },
+            Field { tag: 5, json: "fileKeyRef", ty: Message(196), label: Optional },
         ],
     },
-    // 155
+    // 187
     Message {
         name: "api.core.v1.EphemeralContainer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(156), label: Inline },
+            Field { tag: 1, json: "", ty: Message(188), label: Inline },
             Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
         ],
     },
-    // 156
+    // 188
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -1690,77 +2017,77 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(132), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(153), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(268), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(305), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(254), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(254), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(182), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(164), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(185), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(308), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(347), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(290), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(290), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(214), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(281), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(323), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(152), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(184), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(304), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(254), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(133), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(346), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(290), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(165), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(134), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(166), label: Repeated },
         ],
     },
-    // 157
+    // 189
     Message {
         name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(222), label: Optional },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(258), label: Optional },
         ],
     },
-    // 158
+    // 190
     Message {
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "involvedObject", ty: Message(215), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "involvedObject", ty: Message(251), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "source", ty: Message(161), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(432), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(432), label: Optional },
+            Field { tag: 5, json: "source", ty: Message(193), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(474), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(474), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(425), label: Optional },
-            Field { tag: 11, json: "series", ty: Message(160), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(467), label: Optional },
+            Field { tag: 11, json: "series", ty: Message(192), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
-            Field { tag: 13, json: "related", ty: Message(215), label: Optional },
+            Field { tag: 13, json: "related", ty: Message(251), label: Optional },
             Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
             Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
         ],
     },
-    // 159
+    // 191
     Message {
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(158), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(190), label: Repeated },
         ],
     },
-    // 160
+    // 192
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(425), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(467), label: Optional },
         ],
     },
-    // 161
+    // 193
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
@@ -1769,7 +2096,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 162
+    // 194
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
@@ -1777,7 +2104,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
     },
-    // 163
+    // 195
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
@@ -1789,7 +2116,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
-    // 164
+    // 196
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
@@ -1800,31 +2127,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 165
+    // 197
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(279), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(321), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 166
+    // 198
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(187), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(223), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 167
+    // 199
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
@@ -1833,7 +2160,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
         ],
     },
-    // 168
+    // 200
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
@@ -1844,7 +2171,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 169
+    // 201
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -1854,7 +2181,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
     },
-    // 170
+    // 202
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -1865,7 +2192,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
-    // 171
+    // 203
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -1875,7 +2202,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 172
+    // 204
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
@@ -1884,7 +2211,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
-    // 173
+    // 205
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
@@ -1893,7 +2220,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
-    // 174
+    // 206
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
@@ -1901,7 +2228,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 175
+    // 207
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
@@ -1910,19 +2237,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
-    // 176
+    // 208
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(437), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(479), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
-            Field { tag: 5, json: "httpHeaders", ty: Message(177), label: Repeated },
+            Field { tag: 5, json: "httpHeaders", ty: Message(209), label: Repeated },
         ],
     },
-    // 177
+    // 209
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
@@ -1931,7 +2258,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 178
+    // 210
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
@@ -1940,7 +2267,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
         ],
     },
-    // 179
+    // 211
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
@@ -1953,12 +2280,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(279), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(321), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 180
+    // 212
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
@@ -1971,12 +2298,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(187), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(223), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 181
+    // 213
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
@@ -1986,28 +2313,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 182
+    // 214
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Message(183), label: Optional },
-            Field { tag: 2, json: "preStop", ty: Message(183), label: Optional },
+            Field { tag: 1, json: "postStart", ty: Message(215), label: Optional },
+            Field { tag: 2, json: "preStop", ty: Message(215), label: Optional },
             Field { tag: 3, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 183
+    // 215
     Message {
         name: "api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(162), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(176), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(296), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(291), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(194), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(208), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(338), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(333), label: Optional },
         ],
     },
-    // 184
+    // 216
+    Message {
+        name: "api.core.v1.LimitRange",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(219), label: Optional },
+        ],
+    },
+    // 217
+    Message {
+        name: "api.core.v1.LimitRangeItem",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "type", ty: String, label: Required },
+            Field { tag: 2, json: "max", ty: Message(458), label: Map },
+            Field { tag: 3, json: "min", ty: Message(458), label: Map },
+            Field { tag: 4, json: "default", ty: Message(458), label: Map },
+            Field { tag: 5, json: "defaultRequest", ty: Message(458), label: Map },
+            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(458), label: Map },
+        ],
+    },
+    // 218
+    Message {
+        name: "api.core.v1.LimitRangeList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(216), label: Repeated },
+        ],
+    },
+    // 219
+    Message {
+        name: "api.core.v1.LimitRangeSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "limits", ty: Message(217), label: Repeated },
+        ],
+    },
+    // 220
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -2017,7 +2383,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
-    // 185
+    // 221
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -2025,18 +2391,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(251), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(287), label: Repeated },
         ],
     },
-    // 186
+    // 222
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(185), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(221), label: Repeated },
         ],
     },
-    // 187
+    // 223
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
@@ -2044,7 +2410,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 188
+    // 224
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
@@ -2053,7 +2419,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 189
+    // 225
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -2062,38 +2428,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 190
+    // 226
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(194), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(229), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(230), label: Optional },
         ],
     },
-    // 191
+    // 227
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 192
+    // 228
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(190), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(226), label: Repeated },
         ],
     },
-    // 193
+    // 229
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
@@ -2101,16 +2467,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
     },
-    // 194
+    // 230
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(191), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(227), label: Repeated },
         ],
     },
-    // 195
+    // 231
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
@@ -2120,17 +2486,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 196
+    // 232
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(210), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(211), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(246), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(247), label: Optional },
         ],
     },
-    // 197
+    // 233
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
@@ -2139,56 +2505,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
-    // 198
+    // 234
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(207), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(253), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(243), label: Optional },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(289), label: Repeated },
         ],
     },
-    // 199
+    // 235
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(432), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 200
+    // 236
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Message(126), label: Optional },
+            Field { tag: 2, json: "configMap", ty: Message(158), label: Optional },
         ],
     },
-    // 201
+    // 237
     Message {
         name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "assigned", ty: Message(200), label: Optional },
-            Field { tag: 2, json: "active", ty: Message(200), label: Optional },
-            Field { tag: 3, json: "lastKnownGood", ty: Message(200), label: Optional },
+            Field { tag: 1, json: "assigned", ty: Message(236), label: Optional },
+            Field { tag: 2, json: "active", ty: Message(236), label: Optional },
+            Field { tag: 3, json: "lastKnownGood", ty: Message(236), label: Optional },
             Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
-    // 202
+    // 238
     Message {
         name: "api.core.v1.NodeDaemonEndpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Message(142), label: Optional },
+            Field { tag: 1, json: "kubeletEndpoint", ty: Message(174), label: Optional },
         ],
     },
-    // 203
+    // 239
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
@@ -2196,25 +2562,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
     },
-    // 204
+    // 240
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(196), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(232), label: Repeated },
         ],
     },
-    // 205
+    // 241
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "features", ty: Message(206), label: Optional },
+            Field { tag: 2, json: "features", ty: Message(242), label: Optional },
         ],
     },
-    // 206
+    // 242
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -2223,15 +2589,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
         ],
     },
-    // 207
+    // 243
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(209), label: Repeated },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(245), label: Repeated },
         ],
     },
-    // 208
+    // 244
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -2241,16 +2607,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 209
+    // 245
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(208), label: Repeated },
-            Field { tag: 2, json: "matchFields", ty: Message(208), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(244), label: Repeated },
+            Field { tag: 2, json: "matchFields", ty: Message(244), label: Repeated },
         ],
     },
-    // 210
+    // 246
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
@@ -2259,33 +2625,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(295), label: Repeated },
-            Field { tag: 6, json: "configSource", ty: Message(200), label: Optional },
+            Field { tag: 5, json: "taints", ty: Message(337), label: Repeated },
+            Field { tag: 6, json: "configSource", ty: Message(236), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
     },
-    // 211
+    // 247
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(416), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(416), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(458), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(458), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
-            Field { tag: 4, json: "conditions", ty: Message(199), label: Repeated },
-            Field { tag: 5, json: "addresses", ty: Message(197), label: Repeated },
-            Field { tag: 6, json: "daemonEndpoints", ty: Message(202), label: Optional },
-            Field { tag: 7, json: "nodeInfo", ty: Message(213), label: Optional },
-            Field { tag: 8, json: "images", ty: Message(131), label: Repeated },
+            Field { tag: 4, json: "conditions", ty: Message(235), label: Repeated },
+            Field { tag: 5, json: "addresses", ty: Message(233), label: Repeated },
+            Field { tag: 6, json: "daemonEndpoints", ty: Message(238), label: Optional },
+            Field { tag: 7, json: "nodeInfo", ty: Message(249), label: Optional },
+            Field { tag: 8, json: "images", ty: Message(163), label: Repeated },
             Field { tag: 9, json: "volumesInUse", ty: String, label: Repeated },
-            Field { tag: 10, json: "volumesAttached", ty: Message(108), label: Repeated },
-            Field { tag: 11, json: "config", ty: Message(201), label: Optional },
-            Field { tag: 12, json: "runtimeHandlers", ty: Message(205), label: Repeated },
-            Field { tag: 13, json: "features", ty: Message(203), label: Optional },
+            Field { tag: 10, json: "volumesAttached", ty: Message(137), label: Repeated },
+            Field { tag: 11, json: "config", ty: Message(237), label: Optional },
+            Field { tag: 12, json: "runtimeHandlers", ty: Message(241), label: Repeated },
+            Field { tag: 13, json: "features", ty: Message(239), label: Optional },
             Field { tag: 14, json: "declaredFeatures", ty: String, label: Repeated },
         ],
     },
-    // 212
+    // 248
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
@@ -2293,7 +2659,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
     },
-    // 213
+    // 249
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -2308,10 +2674,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
             Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
             Field { tag: 10, json: "architecture", ty: String, label: Required },
-            Field { tag: 11, json: "swap", ty: Message(212), label: Optional },
+            Field { tag: 11, json: "swap", ty: Message(248), label: Optional },
         ],
     },
-    // 214
+    // 250
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
@@ -2320,7 +2686,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fieldPath", ty: String, label: Required },
         ],
     },
-    // 215
+    // 251
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
@@ -2334,89 +2700,89 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 216
+    // 252
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(226), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(227), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(262), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(263), label: Optional },
         ],
     },
-    // 217
+    // 253
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(220), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(221), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(256), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(257), label: Optional },
         ],
     },
-    // 218
+    // 254
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(432), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 219
+    // 255
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(217), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(253), label: Repeated },
         ],
     },
-    // 220
+    // 256
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(309), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(351), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(421), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(463), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(301), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(302), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(343), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(344), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 221
+    // 257
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(416), label: Map },
-            Field { tag: 4, json: "conditions", ty: Message(218), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(416), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(458), label: Map },
+            Field { tag: 4, json: "conditions", ty: Message(254), label: Repeated },
+            Field { tag: 5, json: "allocatedResources", ty: Message(458), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(189), label: Optional },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(225), label: Optional },
         ],
     },
-    // 222
+    // 258
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(220), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(256), label: Optional },
         ],
     },
-    // 223
+    // 259
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
@@ -2425,62 +2791,62 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 224
+    // 260
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(216), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(252), label: Repeated },
         ],
     },
-    // 225
+    // 261
     Message {
         name: "api.core.v1.PersistentVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Message(168), label: Optional },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(109), label: Optional },
-            Field { tag: 3, json: "hostPath", ty: Message(175), label: Optional },
-            Field { tag: 4, json: "glusterfs", ty: Message(170), label: Optional },
-            Field { tag: 5, json: "nfs", ty: Message(195), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(258), label: Optional },
-            Field { tag: 7, json: "iscsi", ty: Message(179), label: Optional },
-            Field { tag: 8, json: "cinder", ty: Message(118), label: Optional },
-            Field { tag: 9, json: "cephfs", ty: Message(116), label: Optional },
-            Field { tag: 10, json: "fc", ty: Message(163), label: Optional },
-            Field { tag: 11, json: "flocker", ty: Message(167), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(165), label: Optional },
-            Field { tag: 13, json: "azureFile", ty: Message(111), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(311), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(257), label: Optional },
-            Field { tag: 16, json: "azureDisk", ty: Message(110), label: Optional },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Message(228), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(252), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(270), label: Optional },
-            Field { tag: 20, json: "local", ty: Message(188), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(292), label: Optional },
-            Field { tag: 22, json: "csi", ty: Message(113), label: Optional },
+            Field { tag: 1, json: "gcePersistentDisk", ty: Message(200), label: Optional },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
+            Field { tag: 3, json: "hostPath", ty: Message(207), label: Optional },
+            Field { tag: 4, json: "glusterfs", ty: Message(202), label: Optional },
+            Field { tag: 5, json: "nfs", ty: Message(231), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(294), label: Optional },
+            Field { tag: 7, json: "iscsi", ty: Message(211), label: Optional },
+            Field { tag: 8, json: "cinder", ty: Message(147), label: Optional },
+            Field { tag: 9, json: "cephfs", ty: Message(145), label: Optional },
+            Field { tag: 10, json: "fc", ty: Message(195), label: Optional },
+            Field { tag: 11, json: "flocker", ty: Message(199), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(197), label: Optional },
+            Field { tag: 13, json: "azureFile", ty: Message(140), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(353), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(293), label: Optional },
+            Field { tag: 16, json: "azureDisk", ty: Message(139), label: Optional },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Message(264), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(288), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(310), label: Optional },
+            Field { tag: 20, json: "local", ty: Message(224), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(334), label: Optional },
+            Field { tag: 22, json: "csi", ty: Message(142), label: Optional },
         ],
     },
-    // 226
+    // 262
     Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(416), label: Map },
-            Field { tag: 2, json: "", ty: Message(225), label: Inline },
+            Field { tag: 1, json: "capacity", ty: Message(458), label: Map },
+            Field { tag: 2, json: "", ty: Message(261), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 4, json: "claimRef", ty: Message(215), label: Optional },
+            Field { tag: 4, json: "claimRef", ty: Message(251), label: Optional },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: String, label: Optional },
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(307), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(349), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 227
+    // 263
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -2488,10 +2854,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(474), label: Optional },
         ],
     },
-    // 228
+    // 264
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
@@ -2500,48 +2866,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 229
+    // 265
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(246), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(247), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(282), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(283), label: Optional },
         ],
     },
-    // 230
+    // 266
     Message {
         name: "api.core.v1.PodAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(231), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(267), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(354), label: Repeated },
         ],
     },
-    // 231
+    // 267
     Message {
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(421), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(463), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(421), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(463), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 232
+    // 268
     Message {
         name: "api.core.v1.PodAntiAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(231), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(267), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(354), label: Repeated },
         ],
     },
-    // 233
+    // 269
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -2555,31 +2921,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "userAnnotations", ty: String, label: Map },
         ],
     },
-    // 234
+    // 270
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(432), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 235
+    // 271
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
-            Field { tag: 3, json: "options", ty: Message(236), label: Repeated },
+            Field { tag: 3, json: "options", ty: Message(272), label: Repeated },
         ],
     },
-    // 236
+    // 272
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
@@ -2588,16 +2954,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 237
+    // 273
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requestMappings", ty: Message(130), label: Repeated },
+            Field { tag: 1, json: "requestMappings", ty: Message(162), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 238
+    // 274
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
@@ -2605,16 +2971,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 239
+    // 275
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(229), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(265), label: Repeated },
         ],
     },
-    // 240
+    // 276
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
@@ -2622,7 +2988,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 241
+    // 277
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
@@ -2630,7 +2996,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "conditionType", ty: String, label: Required },
         ],
     },
-    // 242
+    // 278
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -2640,7 +3006,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
     },
-    // 243
+    // 279
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -2649,7 +3015,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 244
+    // 280
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
@@ -2657,33 +3023,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 245
+    // 281
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(272), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(314), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(294), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(313), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(336), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(355), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(273), label: Optional },
-            Field { tag: 11, json: "appArmorProfile", ty: Message(107), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(315), label: Optional },
+            Field { tag: 11, json: "appArmorProfile", ty: Message(136), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
         ],
     },
-    // 246
+    // 282
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(303), label: Repeated },
-            Field { tag: 2, json: "containers", ty: Message(129), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(345), label: Repeated },
+            Field { tag: 2, json: "containers", ty: Message(161), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
@@ -2695,92 +3061,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "securityContext", ty: Message(245), label: Optional },
-            Field { tag: 15, json: "imagePullSecrets", ty: Message(187), label: Repeated },
+            Field { tag: 14, json: "securityContext", ty: Message(281), label: Optional },
+            Field { tag: 15, json: "imagePullSecrets", ty: Message(223), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
             Field { tag: 17, json: "subdomain", ty: String, label: Optional },
-            Field { tag: 18, json: "affinity", ty: Message(106), label: Optional },
+            Field { tag: 18, json: "affinity", ty: Message(135), label: Optional },
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
-            Field { tag: 20, json: "initContainers", ty: Message(129), label: Repeated },
+            Field { tag: 20, json: "initContainers", ty: Message(161), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(297), label: Repeated },
-            Field { tag: 23, json: "hostAliases", ty: Message(173), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(339), label: Repeated },
+            Field { tag: 23, json: "hostAliases", ty: Message(205), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 26, json: "dnsConfig", ty: Message(235), label: Optional },
+            Field { tag: 26, json: "dnsConfig", ty: Message(271), label: Optional },
             Field { tag: 27, json: "shareProcessNamespace", ty: Bool, label: Optional },
-            Field { tag: 28, json: "readinessGates", ty: Message(241), label: Repeated },
+            Field { tag: 28, json: "readinessGates", ty: Message(277), label: Repeated },
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(416), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(300), label: Repeated },
-            Field { tag: 34, json: "ephemeralContainers", ty: Message(155), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(458), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(342), label: Repeated },
+            Field { tag: 34, json: "ephemeralContainers", ty: Message(187), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
-            Field { tag: 36, json: "os", ty: Message(240), label: Optional },
+            Field { tag: 36, json: "os", ty: Message(276), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
-            Field { tag: 38, json: "schedulingGates", ty: Message(244), label: Repeated },
-            Field { tag: 39, json: "resourceClaims", ty: Message(242), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(268), label: Optional },
+            Field { tag: 38, json: "schedulingGates", ty: Message(280), label: Repeated },
+            Field { tag: 39, json: "resourceClaims", ty: Message(278), label: Repeated },
+            Field { tag: 40, json: "resources", ty: Message(308), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(314), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(356), label: Optional },
         ],
     },
-    // 247
+    // 283
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(234), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(270), label: Repeated },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(432), label: Optional },
-            Field { tag: 8, json: "containerStatuses", ty: Message(140), label: Repeated },
+            Field { tag: 7, json: "startTime", ty: Message(474), label: Optional },
+            Field { tag: 8, json: "containerStatuses", ty: Message(172), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
-            Field { tag: 10, json: "initContainerStatuses", ty: Message(140), label: Repeated },
+            Field { tag: 10, json: "initContainerStatuses", ty: Message(172), label: Repeated },
             Field { tag: 11, json: "nominatedNodeName", ty: String, label: Optional },
-            Field { tag: 12, json: "podIPs", ty: Message(238), label: Repeated },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(140), label: Repeated },
+            Field { tag: 12, json: "podIPs", ty: Message(274), label: Repeated },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(172), label: Repeated },
             Field { tag: 14, json: "resize", ty: String, label: Optional },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(243), label: Repeated },
-            Field { tag: 16, json: "hostIPs", ty: Message(174), label: Repeated },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(279), label: Repeated },
+            Field { tag: 16, json: "hostIPs", ty: Message(206), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(237), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(416), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(268), label: Optional },
+            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(273), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(458), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(308), label: Optional },
         ],
     },
-    // 248
+    // 284
     Message {
         name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(250), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(286), label: Optional },
         ],
     },
-    // 249
+    // 285
     Message {
         name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(248), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(284), label: Repeated },
         ],
     },
-    // 250
+    // 286
     Message {
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(246), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(282), label: Optional },
         ],
     },
-    // 251
+    // 287
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -2790,7 +3156,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 252
+    // 288
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -2800,21 +3166,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 253
+    // 289
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "preference", ty: Message(209), label: Optional },
+            Field { tag: 2, json: "preference", ty: Message(245), label: Optional },
         ],
     },
-    // 254
+    // 290
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(255), label: Inline },
+            Field { tag: 1, json: "", ty: Message(291), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -2823,27 +3189,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 255
+    // 291
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(162), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(176), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(296), label: Optional },
-            Field { tag: 4, json: "grpc", ty: Message(172), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(194), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(208), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(338), label: Optional },
+            Field { tag: 4, json: "grpc", ty: Message(204), label: Optional },
         ],
     },
-    // 256
+    // 292
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(308), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(350), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 257
+    // 293
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -2856,7 +3222,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 258
+    // 294
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -2867,11 +3233,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(279), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(321), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 259
+    // 295
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -2882,53 +3248,53 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(187), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(223), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 260
+    // 296
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(263), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(264), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(299), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(300), label: Optional },
         ],
     },
-    // 261
+    // 297
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 262
+    // 298
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(260), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(296), label: Repeated },
         ],
     },
-    // 263
+    // 299
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(250), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 264
+    // 300
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -2938,10 +3304,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(261), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(297), label: Repeated },
         ],
     },
-    // 265
+    // 301
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -2950,17 +3316,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 266
+    // 302
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(416), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(458), label: Optional },
         ],
     },
-    // 267
+    // 303
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -2969,33 +3335,71 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 268
+    // 304
+    Message {
+        name: "api.core.v1.ResourceQuota",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(306), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(307), label: Optional },
+        ],
+    },
+    // 305
+    Message {
+        name: "api.core.v1.ResourceQuotaList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(304), label: Repeated },
+        ],
+    },
+    // 306
+    Message {
+        name: "api.core.v1.ResourceQuotaSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "hard", ty: Message(458), label: Map },
+            Field { tag: 2, json: "scopes", ty: String, label: Repeated },
+            Field { tag: 3, json: "scopeSelector", ty: Message(312), label: Optional },
+        ],
+    },
+    // 307
+    Message {
+        name: "api.core.v1.ResourceQuotaStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "hard", ty: Message(458), label: Map },
+            Field { tag: 2, json: "used", ty: Message(458), label: Map },
+        ],
+    },
+    // 308
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(416), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(416), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(265), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(458), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(458), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(301), label: Repeated },
         ],
     },
-    // 269
+    // 309
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(267), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(303), label: Repeated },
         ],
     },
-    // 270
+    // 310
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(279), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(321), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -3005,14 +3409,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 271
+    // 311
     Message {
         name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(187), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(223), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -3022,7 +3426,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 272
+    // 312
+    Message {
+        name: "api.core.v1.ScopeSelector",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "matchExpressions", ty: Message(313), label: Repeated },
+        ],
+    },
+    // 313
+    Message {
+        name: "api.core.v1.ScopedResourceSelectorRequirement",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "scopeName", ty: String, label: Required },
+            Field { tag: 2, json: "operator", ty: String, label: Required },
+            Field { tag: 3, json: "values", ty: String, label: Repeated },
+        ],
+    },
+    // 314
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
@@ -3033,7 +3455,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 273
+    // 315
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -3042,57 +3464,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 274
+    // 316
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 275
+    // 317
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(187), label: Inline },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 276
+    // 318
     Message {
         name: "api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(187), label: Inline },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 277
+    // 319
     Message {
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(274), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
         ],
     },
-    // 278
+    // 320
     Message {
         name: "api.core.v1.SecretProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(187), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(181), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 279
+    // 321
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -3101,67 +3523,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 280
+    // 322
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
-            Field { tag: 2, json: "items", ty: Message(181), label: Repeated },
+            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 281
+    // 323
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Message(115), label: Optional },
+            Field { tag: 1, json: "capabilities", ty: Message(144), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(272), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(314), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(313), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(273), label: Optional },
-            Field { tag: 12, json: "appArmorProfile", ty: Message(107), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(355), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(315), label: Optional },
+            Field { tag: 12, json: "appArmorProfile", ty: Message(136), label: Optional },
         ],
     },
-    // 282
+    // 324
     Message {
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(288), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(289), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(330), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(331), label: Optional },
         ],
     },
-    // 283
+    // 325
     Message {
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "secrets", ty: Message(215), label: Repeated },
-            Field { tag: 3, json: "imagePullSecrets", ty: Message(187), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "secrets", ty: Message(251), label: Repeated },
+            Field { tag: 3, json: "imagePullSecrets", ty: Message(223), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
-    // 284
+    // 326
     Message {
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(283), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(325), label: Repeated },
         ],
     },
-    // 285
+    // 327
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -3171,16 +3593,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
-    // 286
+    // 328
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(282), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(324), label: Repeated },
         ],
     },
-    // 287
+    // 329
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -3188,17 +3610,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(437), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(479), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 288
+    // 330
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(287), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(329), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -3210,7 +3632,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(290), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(332), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -3220,24 +3642,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 289
+    // 331
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(186), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(417), label: Repeated },
+            Field { tag: 1, json: "loadBalancer", ty: Message(222), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(459), label: Repeated },
         ],
     },
-    // 290
+    // 332
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Message(120), label: Optional },
+            Field { tag: 1, json: "clientIP", ty: Message(149), label: Optional },
         ],
     },
-    // 291
+    // 333
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -3245,7 +3667,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
-    // 292
+    // 334
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -3254,10 +3676,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(215), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(251), label: Optional },
         ],
     },
-    // 293
+    // 335
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -3266,10 +3688,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(187), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(223), label: Optional },
         ],
     },
-    // 294
+    // 336
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -3278,7 +3700,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 295
+    // 337
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -3286,19 +3708,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(432), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(474), label: Optional },
         ],
     },
-    // 296
+    // 338
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(437), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(479), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 297
+    // 339
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -3310,7 +3732,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 298
+    // 340
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -3319,15 +3741,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 299
+    // 341
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(298), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(340), label: Repeated },
         ],
     },
-    // 300
+    // 342
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -3335,14 +3757,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(421), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(463), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 301
+    // 343
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -3352,7 +3774,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 302
+    // 344
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -3363,16 +3785,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 303
+    // 345
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(310), label: Inline },
+            Field { tag: 2, json: "", ty: Message(352), label: Inline },
         ],
     },
-    // 304
+    // 346
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -3381,7 +3803,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 305
+    // 347
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -3395,7 +3817,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 306
+    // 348
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -3406,74 +3828,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 307
+    // 349
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "required", ty: Message(207), label: Optional },
+            Field { tag: 1, json: "required", ty: Message(243), label: Optional },
         ],
     },
-    // 308
+    // 350
     Message {
         name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "secret", ty: Message(278), label: Optional },
-            Field { tag: 2, json: "downwardAPI", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "configMap", ty: Message(127), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(285), label: Optional },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Message(121), label: Optional },
-            Field { tag: 6, json: "podCertificate", ty: Message(233), label: Optional },
+            Field { tag: 1, json: "secret", ty: Message(320), label: Optional },
+            Field { tag: 2, json: "downwardAPI", ty: Message(175), label: Optional },
+            Field { tag: 3, json: "configMap", ty: Message(159), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(327), label: Optional },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Message(150), label: Optional },
+            Field { tag: 6, json: "podCertificate", ty: Message(269), label: Optional },
         ],
     },
-    // 309
+    // 351
     Message {
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(416), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(416), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(458), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(458), label: Map },
         ],
     },
-    // 310
+    // 352
     Message {
         name: "api.core.v1.VolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Message(175), label: Optional },
-            Field { tag: 2, json: "emptyDir", ty: Message(146), label: Optional },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Message(168), label: Optional },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(109), label: Optional },
-            Field { tag: 5, json: "gitRepo", ty: Message(169), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(280), label: Optional },
-            Field { tag: 7, json: "nfs", ty: Message(195), label: Optional },
-            Field { tag: 8, json: "iscsi", ty: Message(180), label: Optional },
-            Field { tag: 9, json: "glusterfs", ty: Message(171), label: Optional },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(223), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(259), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(166), label: Optional },
-            Field { tag: 13, json: "cinder", ty: Message(119), label: Optional },
-            Field { tag: 14, json: "cephfs", ty: Message(117), label: Optional },
-            Field { tag: 15, json: "flocker", ty: Message(167), label: Optional },
-            Field { tag: 16, json: "downwardApi", ty: Message(145), label: Optional },
-            Field { tag: 17, json: "fc", ty: Message(163), label: Optional },
-            Field { tag: 18, json: "azureFile", ty: Message(112), label: Optional },
-            Field { tag: 19, json: "configMap", ty: Message(128), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(311), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(257), label: Optional },
-            Field { tag: 22, json: "azureDisk", ty: Message(110), label: Optional },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Message(228), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(252), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(271), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(256), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(293), label: Optional },
-            Field { tag: 28, json: "csi", ty: Message(114), label: Optional },
-            Field { tag: 29, json: "ephemeral", ty: Message(157), label: Optional },
-            Field { tag: 30, json: "image", ty: Message(178), label: Optional },
+            Field { tag: 1, json: "hostPath", ty: Message(207), label: Optional },
+            Field { tag: 2, json: "emptyDir", ty: Message(178), label: Optional },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Message(200), label: Optional },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
+            Field { tag: 5, json: "gitRepo", ty: Message(201), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(322), label: Optional },
+            Field { tag: 7, json: "nfs", ty: Message(231), label: Optional },
+            Field { tag: 8, json: "iscsi", ty: Message(212), label: Optional },
+            Field { tag: 9, json: "glusterfs", ty: Message(203), label: Optional },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(259), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(295), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(198), label: Optional },
+            Field { tag: 13, json: "cinder", ty: Message(148), label: Optional },
+            Field { tag: 14, json: "cephfs", ty: Message(146), label: Optional },
+            Field { tag: 15, json: "flocker", ty: Message(199), label: Optional },
+            Field { tag: 16, json: "downwardApi", ty: Message(177), label: Optional },
+            Field { tag: 17, json: "fc", ty: Message(195), label: Optional },
+            Field { tag: 18, json: "azureFile", ty: Message(141), label: Optional },
+            Field { tag: 19, json: "configMap", ty: Message(160), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(353), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(293), label: Optional },
+            Field { tag: 22, json: "azureDisk", ty: Message(139), label: Optional },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Message(264), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(288), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(311), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(292), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(335), label: Optional },
+            Field { tag: 28, json: "csi", ty: Message(143), label: Optional },
+            Field { tag: 29, json: "ephemeral", ty: Message(189), label: Optional },
+            Field { tag: 30, json: "image", ty: Message(210), label: Optional },
         ],
     },
-    // 311
+    // 353
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -3484,16 +3906,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 312
+    // 354
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "podAffinityTerm", ty: Message(231), label: Optional },
+            Field { tag: 2, json: "podAffinityTerm", ty: Message(267), label: Optional },
         ],
     },
-    // 313
+    // 355
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -3504,7 +3926,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 314
+    // 356
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -3514,22 +3936,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 315
+    // 357
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(316), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(358), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "targetRef", ty: Message(215), label: Optional },
+            Field { tag: 4, json: "targetRef", ty: Message(251), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(317), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(359), label: Optional },
         ],
     },
-    // 316
+    // 358
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -3539,16 +3961,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 317
+    // 359
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(322), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(321), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(364), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(363), label: Repeated },
         ],
     },
-    // 318
+    // 360
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -3559,27 +3981,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 319
+    // 361
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(315), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(318), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(357), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(360), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 320
+    // 362
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(319), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(361), label: Repeated },
         ],
     },
-    // 321
+    // 363
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -3587,7 +4009,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 322
+    // 364
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -3595,47 +4017,47 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 323
+    // 365
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(425), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(325), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(467), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(367), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
             Field { tag: 7, json: "reason", ty: String, label: Optional },
-            Field { tag: 8, json: "regarding", ty: Message(215), label: Optional },
-            Field { tag: 9, json: "related", ty: Message(215), label: Optional },
+            Field { tag: 8, json: "regarding", ty: Message(251), label: Optional },
+            Field { tag: 9, json: "related", ty: Message(251), label: Optional },
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
-            Field { tag: 12, json: "deprecatedSource", ty: Message(161), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(432), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(432), label: Optional },
+            Field { tag: 12, json: "deprecatedSource", ty: Message(193), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(474), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(474), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 324
+    // 366
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(323), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(365), label: Repeated },
         ],
     },
-    // 325
+    // 367
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(425), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(467), label: Optional },
         ],
     },
-    // 326
+    // 368
     Message {
         name: "api.flowcontrol.v1.ExemptPriorityLevelConfiguration",
         special: Special::None,
@@ -3644,7 +4066,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "lendablePercent", ty: Int32, label: Optional },
         ],
     },
-    // 327
+    // 369
     Message {
         name: "api.flowcontrol.v1.FlowDistinguisherMethod",
         special: Special::None,
@@ -3652,57 +4074,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
         ],
     },
-    // 328
+    // 370
     Message {
         name: "api.flowcontrol.v1.FlowSchema",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(331), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(332), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(373), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(374), label: Optional },
         ],
     },
-    // 329
+    // 371
     Message {
         name: "api.flowcontrol.v1.FlowSchemaCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 330
+    // 372
     Message {
         name: "api.flowcontrol.v1.FlowSchemaList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(328), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(370), label: Repeated },
         ],
     },
-    // 331
+    // 373
     Message {
         name: "api.flowcontrol.v1.FlowSchemaSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "priorityLevelConfiguration", ty: Message(341), label: Optional },
+            Field { tag: 1, json: "priorityLevelConfiguration", ty: Message(383), label: Optional },
             Field { tag: 2, json: "matchingPrecedence", ty: Int32, label: Optional },
-            Field { tag: 3, json: "distinguisherMethod", ty: Message(327), label: Optional },
-            Field { tag: 4, json: "rules", ty: Message(337), label: Repeated },
+            Field { tag: 3, json: "distinguisherMethod", ty: Message(369), label: Optional },
+            Field { tag: 4, json: "rules", ty: Message(379), label: Repeated },
         ],
     },
-    // 332
+    // 374
     Message {
         name: "api.flowcontrol.v1.FlowSchemaStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(329), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(371), label: Repeated },
         ],
     },
-    // 333
+    // 375
     Message {
         name: "api.flowcontrol.v1.GroupSubject",
         special: Special::None,
@@ -3710,27 +4132,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 334
+    // 376
     Message {
         name: "api.flowcontrol.v1.LimitResponse",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "queuing", ty: Message(344), label: Optional },
+            Field { tag: 2, json: "queuing", ty: Message(386), label: Optional },
         ],
     },
-    // 335
+    // 377
     Message {
         name: "api.flowcontrol.v1.LimitedPriorityLevelConfiguration",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nominalConcurrencyShares", ty: Int32, label: Optional },
-            Field { tag: 2, json: "limitResponse", ty: Message(334), label: Optional },
+            Field { tag: 2, json: "limitResponse", ty: Message(376), label: Optional },
             Field { tag: 3, json: "lendablePercent", ty: Int32, label: Optional },
             Field { tag: 4, json: "borrowingLimitPercent", ty: Int32, label: Optional },
         ],
     },
-    // 336
+    // 378
     Message {
         name: "api.flowcontrol.v1.NonResourcePolicyRule",
         special: Special::None,
@@ -3739,48 +4161,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 337
+    // 379
     Message {
         name: "api.flowcontrol.v1.PolicyRulesWithSubjects",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "subjects", ty: Message(347), label: Repeated },
-            Field { tag: 2, json: "resourceRules", ty: Message(345), label: Repeated },
-            Field { tag: 3, json: "nonResourceRules", ty: Message(336), label: Repeated },
+            Field { tag: 1, json: "subjects", ty: Message(389), label: Repeated },
+            Field { tag: 2, json: "resourceRules", ty: Message(387), label: Repeated },
+            Field { tag: 3, json: "nonResourceRules", ty: Message(378), label: Repeated },
         ],
     },
-    // 338
+    // 380
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(343), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(384), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(385), label: Optional },
         ],
     },
-    // 339
+    // 381
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 340
+    // 382
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(338), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(380), label: Repeated },
         ],
     },
-    // 341
+    // 383
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationReference",
         special: Special::None,
@@ -3788,25 +4210,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 342
+    // 384
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "limited", ty: Message(335), label: Optional },
-            Field { tag: 3, json: "exempt", ty: Message(326), label: Optional },
+            Field { tag: 2, json: "limited", ty: Message(377), label: Optional },
+            Field { tag: 3, json: "exempt", ty: Message(368), label: Optional },
         ],
     },
-    // 343
+    // 385
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(339), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(381), label: Repeated },
         ],
     },
-    // 344
+    // 386
     Message {
         name: "api.flowcontrol.v1.QueuingConfiguration",
         special: Special::None,
@@ -3816,7 +4238,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "queueLengthLimit", ty: Int32, label: Optional },
         ],
     },
-    // 345
+    // 387
     Message {
         name: "api.flowcontrol.v1.ResourcePolicyRule",
         special: Special::None,
@@ -3828,7 +4250,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "namespaces", ty: String, label: Repeated },
         ],
     },
-    // 346
+    // 388
     Message {
         name: "api.flowcontrol.v1.ServiceAccountSubject",
         special: Special::None,
@@ -3837,18 +4259,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "name", ty: String, label: Required },
         ],
     },
-    // 347
+    // 389
     Message {
         name: "api.flowcontrol.v1.Subject",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "kind", ty: String, label: Required },
-            Field { tag: 2, json: "user", ty: Message(348), label: Optional },
-            Field { tag: 3, json: "group", ty: Message(333), label: Optional },
-            Field { tag: 4, json: "serviceAccount", ty: Message(346), label: Optional },
+            Field { tag: 2, json: "user", ty: Message(390), label: Optional },
+            Field { tag: 3, json: "group", ty: Message(375), label: Optional },
+            Field { tag: 4, json: "serviceAccount", ty: Message(388), label: Optional },
         ],
     },
-    // 348
+    // 390
     Message {
         name: "api.flowcontrol.v1.UserSubject",
         special: Special::None,
@@ -3856,71 +4278,71 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 349
+    // 391
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(352), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(394), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
         ],
     },
-    // 350
+    // 392
     Message {
         name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "paths", ty: Message(349), label: Repeated },
+            Field { tag: 1, json: "paths", ty: Message(391), label: Repeated },
         ],
     },
-    // 351
+    // 393
     Message {
         name: "api.networking.v1.Ingress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(360), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(361), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(402), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(403), label: Optional },
         ],
     },
-    // 352
+    // 394
     Message {
         name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
-            Field { tag: 3, json: "resource", ty: Message(301), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(359), label: Optional },
+            Field { tag: 3, json: "resource", ty: Message(343), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(401), label: Optional },
         ],
     },
-    // 353
+    // 395
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(351), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(393), label: Repeated },
         ],
     },
-    // 354
+    // 396
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(356), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(398), label: Repeated },
         ],
     },
-    // 355
+    // 397
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(354), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(396), label: Repeated },
         ],
     },
-    // 356
+    // 398
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -3930,52 +4352,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 357
+    // 399
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(358), label: Inline },
+            Field { tag: 2, json: "", ty: Message(400), label: Inline },
         ],
     },
-    // 358
+    // 400
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(350), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(392), label: Optional },
         ],
     },
-    // 359
+    // 401
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(371), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(413), label: Optional },
         ],
     },
-    // 360
+    // 402
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(352), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(362), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(357), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(394), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(404), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(399), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 361
+    // 403
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(355), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(397), label: Optional },
         ],
     },
-    // 362
+    // 404
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -3984,7 +4406,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 363
+    // 405
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -3993,74 +4415,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 364
+    // 406
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(412), label: Optional },
         ],
     },
-    // 365
+    // 407
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(369), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(368), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(411), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(410), label: Repeated },
         ],
     },
-    // 366
+    // 408
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(369), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(368), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(411), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(410), label: Repeated },
         ],
     },
-    // 367
+    // 409
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(364), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(406), label: Repeated },
         ],
     },
-    // 368
+    // 410
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(421), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(421), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(363), label: Optional },
+            Field { tag: 1, json: "podSelector", ty: Message(463), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(463), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(405), label: Optional },
         ],
     },
-    // 369
+    // 411
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(437), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(479), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 370
+    // 412
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(421), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(366), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(365), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(463), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(408), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(407), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 371
+    // 413
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -4069,97 +4491,97 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 372
+    // 414
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(374), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(375), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(416), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(417), label: Optional },
         ],
     },
-    // 373
+    // 415
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(372), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(414), label: Repeated },
         ],
     },
-    // 374
+    // 416
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(437), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(421), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(437), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(479), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(479), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 375
+    // 417
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(432), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(474), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(417), label: Repeated },
+            Field { tag: 7, json: "conditions", ty: Message(459), label: Repeated },
         ],
     },
-    // 376
+    // 418
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(421), label: Repeated },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(463), label: Repeated },
         ],
     },
-    // 377
+    // 419
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(381), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(423), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(418), label: Optional },
         ],
     },
-    // 378
+    // 420
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(387), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(386), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(429), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(428), label: Optional },
         ],
     },
-    // 379
+    // 421
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(378), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(420), label: Repeated },
         ],
     },
-    // 380
+    // 422
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(377), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(419), label: Repeated },
         ],
     },
-    // 381
+    // 423
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -4171,44 +4593,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 382
+    // 424
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(381), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(423), label: Repeated },
         ],
     },
-    // 383
+    // 425
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(387), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(386), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(429), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(428), label: Optional },
         ],
     },
-    // 384
+    // 426
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(383), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(425), label: Repeated },
         ],
     },
-    // 385
+    // 427
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(382), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(424), label: Repeated },
         ],
     },
-    // 386
+    // 428
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -4218,7 +4640,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 387
+    // 429
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -4229,52 +4651,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 388
+    // 430
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 389
+    // 431
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(388), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(430), label: Repeated },
         ],
     },
-    // 390
+    // 432
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(299), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(341), label: Repeated },
         ],
     },
-    // 391
+    // 433
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(390), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(432), label: Repeated },
         ],
     },
-    // 392
+    // 434
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -4287,48 +4709,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 393
+    // 435
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(415), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(457), label: Optional },
         ],
     },
-    // 394
+    // 436
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(398), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(399), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(440), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(441), label: Optional },
         ],
     },
-    // 395
+    // 437
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 396
+    // 438
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(394), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(436), label: Repeated },
         ],
     },
-    // 397
+    // 439
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -4341,31 +4763,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 398
+    // 440
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(397), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(439), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(400), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(393), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(442), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(435), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 399
+    // 441
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(395), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(397), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(437), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(439), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 400
+    // 442
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -4373,15 +4795,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(404), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(403), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(392), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(446), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(445), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(434), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(411), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(453), label: Repeated },
         ],
     },
-    // 401
+    // 443
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -4391,31 +4813,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 402
+    // 444
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 403
+    // 445
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(402), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(401), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(444), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(443), label: Optional },
         ],
     },
-    // 404
+    // 446
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(407), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(449), label: Optional },
         ],
     },
-    // 405
+    // 447
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -4424,7 +4846,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 406
+    // 448
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -4432,7 +4854,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 407
+    // 449
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -4444,7 +4866,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(406), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(448), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -4456,23 +4878,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(406), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(448), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(408), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(407), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(407), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(407), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(407), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(407), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(409), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(407), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(410), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(409), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(407), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(405), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(406), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(450), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(449), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(449), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(449), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(449), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(449), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(451), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(449), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(452), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(451), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(449), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(447), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(448), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -4480,37 +4902,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(413), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(455), label: Repeated },
         ],
     },
-    // 408
+    // 450
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(407), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(407), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(449), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(449), label: Repeated },
         ],
     },
-    // 409
+    // 451
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(407), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(449), label: Optional },
         ],
     },
-    // 410
+    // 452
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(407), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(449), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 411
+    // 453
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -4518,7 +4940,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 412
+    // 454
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -4529,7 +4951,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 413
+    // 455
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -4542,26 +4964,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 414
+    // 456
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(412), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(454), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 415
+    // 457
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(414), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(456), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 416
+    // 458
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -4569,7 +4991,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 417
+    // 459
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -4577,25 +4999,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 418
+    // 460
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(428), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(470), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 419
+    // 461
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -4605,7 +5027,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 420
+    // 462
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -4613,16 +5035,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 421
+    // 463
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(422), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(464), label: Repeated },
         ],
     },
-    // 422
+    // 464
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -4632,7 +5054,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 423
+    // 465
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -4643,7 +5065,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 424
+    // 466
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -4651,13 +5073,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(432), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(474), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(420), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(462), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 425
+    // 467
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -4666,7 +5088,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 426
+    // 468
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -4678,17 +5100,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(432), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(432), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(474), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(474), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(427), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(469), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(424), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(466), label: Repeated },
         ],
     },
-    // 427
+    // 469
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -4701,7 +5123,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 428
+    // 470
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -4710,20 +5132,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 429
+    // 471
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(431), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(473), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 430
+    // 472
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -4733,7 +5155,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 431
+    // 473
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -4741,12 +5163,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(430), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(472), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 432
+    // 474
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -4755,16 +5177,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 433
+    // 475
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(434), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(476), label: Optional },
         ],
     },
-    // 434
+    // 476
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -4772,7 +5194,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 435
+    // 477
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -4781,18 +5203,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 436
+    // 478
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(435), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(477), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 437
+    // 479
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -4802,43 +5224,43 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "strVal", ty: String, label: Optional },
         ],
     },
-    // 438
+    // 480
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIService",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(426), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(441), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(442), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(483), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(484), label: Optional },
         ],
     },
-    // 439
+    // 481
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 440
+    // 482
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(423), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(438), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(480), label: Repeated },
         ],
     },
-    // 441
+    // 483
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(443), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(485), label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "version", ty: String, label: Optional },
             Field { tag: 4, json: "insecureSkipTLSVerify", ty: Bool, label: OmitZero },
@@ -4847,15 +5269,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "versionPriority", ty: Int32, label: Required },
         ],
     },
-    // 442
+    // 484
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(439), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(481), label: Repeated },
         ],
     },
-    // 443
+    // 485
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference",
         special: Special::None,
@@ -4877,10 +5299,10 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList", 18),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", 22),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfigurationList", 23),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 394),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 396),
-    ("apiregistration.k8s.io/v1", "APIService", 438),
-    ("apiregistration.k8s.io/v1", "APIServiceList", 440),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 436),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 438),
+    ("apiregistration.k8s.io/v1", "APIService", 480),
+    ("apiregistration.k8s.io/v1", "APIServiceList", 482),
     ("apps/v1", "ControllerRevision", 27),
     ("apps/v1", "ControllerRevisionList", 28),
     ("apps/v1", "DaemonSet", 29),
@@ -4896,71 +5318,81 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 69),
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 71),
     ("authorization.k8s.io/v1", "SubjectAccessReview", 73),
-    ("autoscaling/v1", "Scale", 77),
-    ("batch/v1", "CronJob", 80),
-    ("batch/v1", "CronJobList", 81),
-    ("batch/v1", "Job", 84),
-    ("batch/v1", "JobList", 86),
-    ("certificates.k8s.io/v1", "CertificateSigningRequest", 97),
-    ("certificates.k8s.io/v1", "CertificateSigningRequestList", 99),
-    ("coordination.k8s.io/v1", "Lease", 103),
-    ("coordination.k8s.io/v1", "LeaseList", 104),
-    ("discovery.k8s.io/v1", "EndpointSlice", 319),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 320),
-    ("events.k8s.io/v1", "Event", 323),
-    ("events.k8s.io/v1", "EventList", 324),
-    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 328),
-    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 330),
-    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 338),
-    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 340),
-    ("networking.k8s.io/v1", "Ingress", 351),
-    ("networking.k8s.io/v1", "IngressList", 353),
-    ("networking.k8s.io/v1", "NetworkPolicy", 364),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 367),
-    ("policy/v1", "PodDisruptionBudget", 372),
-    ("policy/v1", "PodDisruptionBudgetList", 373),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 377),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 378),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 379),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 380),
-    ("rbac.authorization.k8s.io/v1", "Role", 382),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 383),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 384),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 385),
-    ("scheduling.k8s.io/v1", "PriorityClass", 388),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 389),
-    ("storage.k8s.io/v1", "StorageClass", 390),
-    ("storage.k8s.io/v1", "StorageClassList", 391),
-    ("v1", "ConfigMap", 122),
-    ("v1", "ConfigMapList", 125),
-    ("v1", "DeleteOptions", 418),
-    ("v1", "Endpoints", 150),
-    ("v1", "EndpointsList", 151),
-    ("v1", "Event", 158),
-    ("v1", "EventList", 159),
-    ("v1", "Namespace", 190),
-    ("v1", "NamespaceList", 192),
-    ("v1", "Node", 196),
-    ("v1", "NodeList", 204),
-    ("v1", "PersistentVolume", 216),
-    ("v1", "PersistentVolumeClaim", 217),
-    ("v1", "PersistentVolumeClaimList", 219),
-    ("v1", "PersistentVolumeList", 224),
-    ("v1", "Pod", 229),
-    ("v1", "PodList", 239),
-    ("v1", "PodTemplate", 248),
-    ("v1", "PodTemplateList", 249),
-    ("v1", "ReplicationController", 260),
-    ("v1", "ReplicationControllerList", 262),
-    ("v1", "Secret", 274),
-    ("v1", "SecretList", 277),
-    ("v1", "Service", 282),
-    ("v1", "ServiceAccount", 283),
-    ("v1", "ServiceAccountList", 284),
-    ("v1", "ServiceList", 286),
-    ("v1", "Status", 429),
+    ("autoscaling/v1", "HorizontalPodAutoscaler", 78),
+    ("autoscaling/v1", "HorizontalPodAutoscalerList", 79),
+    ("autoscaling/v1", "Scale", 82),
+    ("autoscaling/v2", "HorizontalPodAutoscaler", 90),
+    ("autoscaling/v2", "HorizontalPodAutoscalerList", 93),
+    ("batch/v1", "CronJob", 109),
+    ("batch/v1", "CronJobList", 110),
+    ("batch/v1", "Job", 113),
+    ("batch/v1", "JobList", 115),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", 126),
+    ("certificates.k8s.io/v1", "CertificateSigningRequestList", 128),
+    ("coordination.k8s.io/v1", "Lease", 132),
+    ("coordination.k8s.io/v1", "LeaseList", 133),
+    ("discovery.k8s.io/v1", "EndpointSlice", 361),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 362),
+    ("events.k8s.io/v1", "Event", 365),
+    ("events.k8s.io/v1", "EventList", 366),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 370),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 372),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 380),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 382),
+    ("networking.k8s.io/v1", "Ingress", 393),
+    ("networking.k8s.io/v1", "IngressList", 395),
+    ("networking.k8s.io/v1", "NetworkPolicy", 406),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 409),
+    ("policy/v1", "PodDisruptionBudget", 414),
+    ("policy/v1", "PodDisruptionBudgetList", 415),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 419),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 420),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 421),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 422),
+    ("rbac.authorization.k8s.io/v1", "Role", 424),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 425),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 426),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 427),
+    ("scheduling.k8s.io/v1", "PriorityClass", 430),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 431),
+    ("storage.k8s.io/v1", "StorageClass", 432),
+    ("storage.k8s.io/v1", "StorageClassList", 433),
+    ("v1", "ComponentStatus", 152),
+    ("v1", "ComponentStatusList", 153),
+    ("v1", "ConfigMap", 154),
+    ("v1", "ConfigMapList", 157),
+    ("v1", "DeleteOptions", 460),
+    ("v1", "Endpoints", 182),
+    ("v1", "EndpointsList", 183),
+    ("v1", "Event", 190),
+    ("v1", "EventList", 191),
+    ("v1", "LimitRange", 216),
+    ("v1", "LimitRangeList", 218),
+    ("v1", "Namespace", 226),
+    ("v1", "NamespaceList", 228),
+    ("v1", "Node", 232),
+    ("v1", "NodeList", 240),
+    ("v1", "PersistentVolume", 252),
+    ("v1", "PersistentVolumeClaim", 253),
+    ("v1", "PersistentVolumeClaimList", 255),
+    ("v1", "PersistentVolumeList", 260),
+    ("v1", "Pod", 265),
+    ("v1", "PodList", 275),
+    ("v1", "PodTemplate", 284),
+    ("v1", "PodTemplateList", 285),
+    ("v1", "ReplicationController", 296),
+    ("v1", "ReplicationControllerList", 298),
+    ("v1", "ResourceQuota", 304),
+    ("v1", "ResourceQuotaList", 305),
+    ("v1", "Secret", 316),
+    ("v1", "SecretList", 319),
+    ("v1", "Service", 324),
+    ("v1", "ServiceAccount", 325),
+    ("v1", "ServiceAccountList", 326),
+    ("v1", "ServiceList", 328),
+    ("v1", "Status", 471),
 ];
 
-pub const UNKNOWN: u16 = 436;
-pub const WATCH_EVENT: u16 = 433;
-pub const JSON_SCHEMA_PROPS: u16 = 407;
+pub const UNKNOWN: u16 = 478;
+pub const WATCH_EVENT: u16 = 475;
+pub const JSON_SCHEMA_PROPS: u16 = 449;

@@ -8,9 +8,35 @@ use kubecache_core::validation::NameRule;
 use serde_json::{Value, json};
 
 use super::{DefaultContext, Deletion, Strategy, typed_as};
-use super::{defaults, validation};
+use super::{defaults, quota, validation};
 use crate::objects;
 use crate::table::{self, Printer};
+
+/// The health of the cluster's components, computed on each read and never stored
+/// (kube's `pkg/registry/core/componentstatus`); the server answers its reads.
+pub struct ComponentStatuses;
+
+impl Strategy for ComponentStatuses {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "componentstatuses",
+            "componentstatus",
+            "ComponentStatus",
+            CLUSTER,
+        )
+        .short(&["cs"])
+        .read_only()
+    }
+    typed_as!(core::ComponentStatus);
+    fn printer(&self) -> &'static Printer {
+        &table::COMPONENTSTATUS
+    }
+    fn warning(&self) -> Option<String> {
+        Some("v1 ComponentStatus is deprecated in v1.19+".into())
+    }
+}
 
 pub struct ConfigMaps;
 
@@ -65,6 +91,32 @@ impl Strategy for Events {
     typed_as!(core::Event);
     fn printer(&self) -> &'static Printer {
         &table::EVENT
+    }
+}
+
+pub struct LimitRanges;
+
+impl Strategy for LimitRanges {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "limitranges",
+            "limitrange",
+            "LimitRange",
+            NAMESPACED,
+        )
+        .short(&["limits"])
+    }
+    typed_as!(core::LimitRange);
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        quota::default_limit_range(object);
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        quota::validate_limit_range(object)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::LIMITRANGE
     }
 }
 
@@ -322,6 +374,35 @@ impl Strategy for ReplicationControllers {
     }
     fn validate(&self, object: &Value) -> Vec<Cause> {
         validation::replication_controller(object)
+    }
+}
+
+/// Its `status` (the enforced `hard` and the `used` amounts) is written through `/status`
+/// only, by the quota controller.
+pub struct ResourceQuotas;
+
+impl Strategy for ResourceQuotas {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "",
+            "v1",
+            "resourcequotas",
+            "resourcequota",
+            "ResourceQuota",
+            NAMESPACED,
+        )
+        .short(&["quota"])
+        .status()
+    }
+    typed_as!(core::ResourceQuota);
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        quota::validate_resource_quota(object)
+    }
+    fn validate_status(&self, object: &Value) -> Vec<Cause> {
+        quota::validate_resource_quota_status(object)
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::RESOURCEQUOTA
     }
 }
 

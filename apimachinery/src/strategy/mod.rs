@@ -7,8 +7,8 @@
 //! [`Strategy`] for what is kind-specific (the exceptions left are listed in
 //! docs/ARCHITECTURE.md). Every
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
-//! [`batch`], [`admissionregistration`], [`apiregistration`], [`certificates`],
-//! [`flowcontrol`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
+//! [`autoscaling`], [`batch`], [`admissionregistration`], [`apiregistration`],
+//! [`certificates`], [`flowcontrol`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
 //! served resource with its strategy. Adding a built-in resource is a strategy (identity
 //! included), its line in [`builtin`], two regenerated tables and a protobuf sample
 //! (docs/ARCHITECTURE.md, "Worked example: adding v1 PodTemplate").
@@ -20,6 +20,7 @@
 pub mod admissionregistration;
 pub mod apiregistration;
 pub mod apps;
+pub mod autoscaling;
 pub mod batch;
 pub mod certificates;
 pub mod core;
@@ -28,6 +29,7 @@ pub mod defaults;
 pub mod events;
 pub mod flowcontrol;
 pub mod others;
+pub mod quota;
 pub mod validation;
 
 use std::sync::Arc;
@@ -132,6 +134,12 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// The type's own validation of a created or updated object (not of a status write).
     fn validate(&self, _object: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// The validation of a `/status` write (kube's status strategy `ValidateUpdate`), which
+    /// [`Strategy::validate`] does not see.
+    fn validate_status(&self, _object: &Value) -> Vec<Cause> {
         Vec::new()
     }
 
@@ -288,10 +296,12 @@ where
 
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
-    let all: [Arc<dyn Strategy>; 46] = [
+    let all: Vec<Arc<dyn Strategy>> = vec![
+        Arc::new(core::ComponentStatuses),
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),
         Arc::new(core::Events),
+        Arc::new(core::LimitRanges),
         Arc::new(core::Namespaces),
         Arc::new(core::Nodes),
         Arc::new(core::PersistentVolumeClaims),
@@ -299,6 +309,7 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(core::Pods),
         Arc::new(core::PodTemplates),
         Arc::new(core::ReplicationControllers),
+        Arc::new(core::ResourceQuotas),
         Arc::new(core::Secrets),
         Arc::new(core::ServiceAccounts),
         Arc::new(core::Services),
@@ -307,6 +318,8 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(apps::Deployments),
         Arc::new(apps::ReplicaSets),
         Arc::new(apps::StatefulSets),
+        Arc::new(autoscaling::HorizontalPodAutoscalers),
+        Arc::new(autoscaling::HorizontalPodAutoscalersV1),
         Arc::new(batch::CronJobs),
         Arc::new(batch::Jobs),
         Arc::new(others::CustomResourceDefinitions),

@@ -3,6 +3,7 @@
 //! [`Store`](kubecache_store::Store) (the handlers parse the request and shape the answer).
 
 pub mod apply;
+pub mod component_status;
 pub mod delete;
 pub mod discovery;
 pub mod list_body;
@@ -32,6 +33,9 @@ async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
     let request = &call.request;
     if request.resource.create_only {
         return crate::authz::reviews::serve(&call).await;
+    }
+    if request.resource.read_only {
+        return component_status::serve(&call).await;
     }
     match (request.subresource, request.verb) {
         (None, Verb::Get) => read::get(&call).await,

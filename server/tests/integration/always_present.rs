@@ -130,7 +130,7 @@ fn creatable_samples(ns: &str) -> Vec<(Arc<ResourceInfo>, Value)> {
     let samples: Vec<Value> = crate::support::creatable_samples();
     let registry = Registry::builtin().snapshot();
     let mut out = Vec::new();
-    for resource in registry.iter().filter(|r| !r.create_only) {
+    for resource in registry.iter().filter(|r| r.is_stored()) {
         let sample = samples
             .iter()
             .find(|s| {

@@ -11,6 +11,7 @@ mod always_present;
 mod api;
 mod apply_http;
 mod authz;
+mod builtin_core_autoscaling;
 mod builtin_policy_certs;
 mod crd_controller;
 mod crd_conversion;
