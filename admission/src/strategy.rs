@@ -73,7 +73,8 @@ impl ValidatingPlugin for Fields {
     }
 }
 
-/// What an update may not change.
+/// What an update may not change: the main resource's rules, or those of the subresource
+/// written (a status write keeps the stored spec and is not checked here).
 pub struct Immutable;
 
 #[async_trait]
@@ -87,9 +88,15 @@ impl ValidatingPlugin for Immutable {
         attrs: &Attributes<'_>,
         object: &Value,
     ) -> Result<Vec<Cause>, ApiError> {
-        match (attrs.operation, attrs.old) {
-            (Operation::Update, Some(old)) if attrs.subresource != Some(Subresource::Status) => {
-                Ok(attrs.resource.strategy().validate_update(object, old))
+        let strategy = attrs.resource.strategy();
+        match (attrs.operation, attrs.old, attrs.subresource) {
+            // A scale write changes the main resource's replicas: its rules apply.
+            (Operation::Update, Some(old), None | Some(Subresource::Scale)) => {
+                Ok(strategy.validate_update(object, old))
+            }
+            (Operation::Update, Some(_), Some(Subresource::Status)) => Ok(Vec::new()),
+            (Operation::Update, Some(old), Some(subresource)) => {
+                Ok(strategy.validate_subresource_update(subresource, object, old))
             }
             _ => Ok(Vec::new()),
         }

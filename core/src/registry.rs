@@ -6,6 +6,7 @@
 //! kube-apiserver's layout, `/registry/<storage path>/<namespace>/<name>`, including its
 //! historical exceptions (nodes under `minions`, services under `services/specs`, ...).
 
+use crate::request::Subresource;
 use crate::validation::NameRule;
 
 /// The verbs of an ordinary resource, as discovery lists them.
@@ -44,6 +45,9 @@ pub struct ResourceInfo {
     pub status_subresource: bool,
     /// Has a `scale` subresource (autoscaling/v1 Scale over `.spec.replicas`).
     pub scale_subresource: bool,
+    /// The other subresources it serves, each by a handler of its own (`pods/binding`,
+    /// `pods/eviction`, ...).
+    pub subresources: Vec<Subresource>,
     /// The path under the storage prefix where objects live (kube-apiserver's layout).
     pub storage_path: String,
     /// Which rule `metadata.name` must satisfy.
@@ -143,6 +147,7 @@ impl ResourceInfo {
             categories: Vec::new(),
             status_subresource: false,
             scale_subresource: false,
+            subresources: Vec::new(),
             storage_path: resource.to_string(),
             name_rule: NameRule::Subdomain,
             create_only: false,
@@ -168,6 +173,11 @@ impl ResourceInfo {
     }
     pub fn scale(mut self) -> Self {
         self.scale_subresource = true;
+        self
+    }
+    /// Serves these subresources besides `status` and `scale`.
+    pub fn subresources(mut self, subresources: &[Subresource]) -> Self {
+        self.subresources = subresources.to_vec();
         self
     }
     /// Objects live under `path` instead of the plural name (kube's historical layout).

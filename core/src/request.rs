@@ -43,7 +43,29 @@ impl Verb {
 pub enum Subresource {
     Status,
     Scale,
+    /// `pods/binding`: a v1 Binding assigns the pod to a node, once.
+    Binding,
+    /// `pods/eviction`: a policy/v1 Eviction deletes the pod if its disruption budget allows.
+    Eviction,
+    /// `pods/ephemeralcontainers`: the pod, of which only `spec.ephemeralContainers` changes.
+    EphemeralContainers,
+    /// `pods/resize`: the pod, of which only its containers' resources and resize policies
+    /// change.
+    Resize,
 }
+
+/// What discovery says a subresource answers with: the kind of its body
+/// (`None`: the parent resource's own kind, as for `status`).
+pub struct ResponseKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+}
+
+/// Subresources kube-apiserver serves with the verbs of an object view.
+const VIEW_VERBS: &[&str] = &["get", "patch", "update"];
+/// Subresources that only take a POST of their own kind.
+const CREATE_VERBS: &[&str] = &["create"];
 
 impl Subresource {
     /// The path segment (`status`, `scale`).
@@ -51,6 +73,57 @@ impl Subresource {
         match self {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
+            Subresource::Binding => "binding",
+            Subresource::Eviction => "eviction",
+            Subresource::EphemeralContainers => "ephemeralcontainers",
+            Subresource::Resize => "resize",
         }
+    }
+
+    /// The subresource a path segment names, among those served by a handler of their own
+    /// (`status` and `scale` are flags of a resource's identity).
+    pub fn parse(segment: &str) -> Option<Subresource> {
+        [
+            Subresource::Binding,
+            Subresource::Eviction,
+            Subresource::EphemeralContainers,
+            Subresource::Resize,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == segment)
+    }
+
+    /// The verbs the subresource takes, as discovery lists them.
+    pub fn verbs(self) -> &'static [&'static str] {
+        match self {
+            Subresource::Binding | Subresource::Eviction => CREATE_VERBS,
+            Subresource::Status
+            | Subresource::Scale
+            | Subresource::EphemeralContainers
+            | Subresource::Resize => VIEW_VERBS,
+        }
+    }
+
+    /// The kind of the subresource's body when it is not the parent's.
+    pub fn response_kind(self) -> Option<ResponseKind> {
+        let kind = |group, version, kind| {
+            Some(ResponseKind {
+                group,
+                version,
+                kind,
+            })
+        };
+        match self {
+            Subresource::Scale => kind("autoscaling", "v1", "Scale"),
+            Subresource::Binding => kind("", "v1", "Binding"),
+            Subresource::Eviction => kind("policy", "v1", "Eviction"),
+            Subresource::Status | Subresource::EphemeralContainers | Subresource::Resize => None,
+        }
+    }
+
+    /// Whether a write through the subresource may change `.status` (a binding adds the
+    /// PodScheduled condition); every other write keeps the stored status.
+    pub fn writes_status(self) -> bool {
+        matches!(self, Subresource::Status | Subresource::Binding)
     }
 }

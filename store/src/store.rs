@@ -120,7 +120,13 @@ pub struct Preconditions {
 }
 
 impl Preconditions {
-    fn check(&self, resource: &ResourceInfo, name: &str, current: &Value) -> Result<(), ApiError> {
+    /// Whether `current` meets the preconditions: a 409 Conflict when it does not.
+    pub fn check(
+        &self,
+        resource: &ResourceInfo,
+        name: &str,
+        current: &Value,
+    ) -> Result<(), ApiError> {
         let uid = objects::meta_str(current, "uid").unwrap_or("");
         if let Some(expected) = self.uid.as_deref().filter(|u| *u != uid) {
             return Err(ApiError::conflict(
@@ -511,7 +517,7 @@ impl<'a, C: Context> Store<'a, C> {
                 objects::name(&new)
             )));
         }
-        let status_write = writer.subresource == Some(Subresource::Status);
+        let status_write = writer.subresource.is_some_and(Subresource::writes_status);
         let attrs = self.attributes(writer, namespace, Some(old));
         admission::mutate(&attrs, &mut new).await?;
         objects::prepare_update(self.resource, old, &mut new, status_write);

@@ -9,8 +9,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(378), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(380), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -19,7 +19,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(0), label: Repeated },
         ],
     },
@@ -28,7 +28,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(5), label: Optional },
             Field { tag: 3, json: "status", ty: Message(6), label: Optional },
         ],
@@ -40,7 +40,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -50,7 +50,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(2), label: Repeated },
         ],
     },
@@ -59,8 +59,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(218), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(7), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -97,7 +97,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(11), label: Optional },
             Field { tag: 3, json: "status", ty: Message(12), label: Optional },
         ],
@@ -111,8 +111,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(378), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(378), label: Optional },
         ],
     },
     // 10
@@ -120,7 +120,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(8), label: Repeated },
         ],
     },
@@ -130,8 +130,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(367), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(218), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(13), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -169,7 +169,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
             Field { tag: 3, json: "status", ty: Message(18), label: Optional },
         ],
@@ -181,7 +181,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -191,7 +191,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -201,8 +201,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(367), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(218), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -225,8 +225,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(383), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(383), label: Optional },
         ],
     },
     // 20
@@ -234,8 +234,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(383), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(383), label: Optional },
         ],
     },
     // 21
@@ -244,7 +244,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(383), label: Optional },
         ],
     },
     // 22
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(27), label: Optional },
             Field { tag: 3, json: "status", ty: Message(28), label: Optional },
         ],
@@ -264,7 +264,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -274,7 +274,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -301,9 +301,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
-            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(184), label: Repeated },
+            Field { tag: 2, json: "selector", ty: Message(367), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(218), label: Optional },
+            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(185), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(29), label: Optional },
@@ -352,7 +352,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "status", ty: Message(32), label: Optional },
         ],
     },
@@ -389,7 +389,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(363), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(365), label: Repeated },
         ],
     },
     // 36
@@ -398,7 +398,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(368), label: Repeated },
         ],
     },
     // 37
@@ -406,7 +406,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -461,7 +461,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(43), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -480,7 +480,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(45), label: Optional },
             Field { tag: 3, json: "status", ty: Message(49), label: Optional },
         ],
@@ -498,7 +498,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -543,7 +543,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(51), label: Optional },
             Field { tag: 3, json: "status", ty: Message(52), label: Optional },
         ],
@@ -570,7 +570,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(55), label: Optional },
             Field { tag: 3, json: "status", ty: Message(56), label: Optional },
         ],
@@ -580,7 +580,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(53), label: Repeated },
         ],
     },
@@ -604,9 +604,9 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "active", ty: Message(182), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(376), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "active", ty: Message(183), label: Repeated },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(378), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(378), label: Optional },
         ],
     },
     // 57
@@ -614,7 +614,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
             Field { tag: 3, json: "status", ty: Message(61), label: Optional },
         ],
@@ -626,8 +626,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(378), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -637,7 +637,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(57), label: Repeated },
         ],
     },
@@ -649,9 +649,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(367), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(218), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
@@ -670,8 +670,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "conditions", ty: Message(58), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(376), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(376), label: Optional },
+            Field { tag: 2, json: "startTime", ty: Message(378), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(378), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
@@ -687,7 +687,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
         ],
     },
@@ -759,7 +759,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
         ],
     },
@@ -768,7 +768,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "items", ty: Message(70), label: Repeated },
         ],
     },
@@ -779,8 +779,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(369), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(369), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(371), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(371), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
@@ -791,9 +791,9 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Message(165), label: Optional },
-            Field { tag: 2, json: "podAffinity", ty: Message(197), label: Optional },
-            Field { tag: 3, json: "podAntiAffinity", ty: Message(199), label: Optional },
+            Field { tag: 1, json: "nodeAffinity", ty: Message(166), label: Optional },
+            Field { tag: 2, json: "podAffinity", ty: Message(198), label: Optional },
+            Field { tag: 3, json: "podAntiAffinity", ty: Message(200), label: Optional },
         ],
     },
     // 74
@@ -861,6 +861,15 @@ pub static MESSAGES: &[Message] = &[
     },
     // 80
     Message {
+        name: "api.core.v1.Binding",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(183), label: Optional },
+        ],
+    },
+    // 81
+    Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
         fields: &[
@@ -869,14 +878,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(246), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(247), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(247), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(247), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(247), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(247), label: Optional },
         ],
     },
-    // 81
+    // 82
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -885,10 +894,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(155), label: Optional },
         ],
     },
-    // 82
+    // 83
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
@@ -897,7 +906,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
         ],
     },
-    // 83
+    // 84
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
@@ -906,11 +915,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(247), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 84
+    // 85
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
@@ -919,11 +928,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(155), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 85
+    // 86
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -931,10 +940,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(247), label: Optional },
         ],
     },
-    // 86
+    // 87
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -942,10 +951,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(155), label: Optional },
         ],
     },
-    // 87
+    // 88
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
@@ -953,58 +962,58 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 88
+    // 89
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(367), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 89
+    // 90
     Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 90
+    // 91
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
-        ],
-    },
-    // 91
-    Message {
-        name: "api.core.v1.ConfigMapKeySelector",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "key", ty: String, label: Required },
-            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 92
     Message {
-        name: "api.core.v1.ConfigMapList",
+        name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(89), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
+            Field { tag: 2, json: "key", ty: String, label: Required },
+            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 93
+    Message {
+        name: "api.core.v1.ConfigMapList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(90), label: Repeated },
+        ],
+    },
+    // 94
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -1016,28 +1025,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
-    // 94
+    // 95
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
-            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
-        ],
-    },
-    // 95
-    Message {
-        name: "api.core.v1.ConfigMapVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
-            Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(149), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 96
+    Message {
+        name: "api.core.v1.ConfigMapVolumeSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(149), label: Repeated },
+            Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
+            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
+        ],
+    },
+    // 97
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
@@ -1047,29 +1056,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(100), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(121), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(236), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(273), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(222), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(222), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(150), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(249), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(120), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(272), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(222), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(101), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(102), label: Repeated },
         ],
     },
-    // 97
+    // 98
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -1079,7 +1088,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "requestName", ty: String, label: Optional },
         ],
     },
-    // 98
+    // 99
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
@@ -1088,7 +1097,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
-    // 99
+    // 100
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
@@ -1100,7 +1109,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
     },
-    // 100
+    // 101
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -1109,16 +1118,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "restartPolicy", ty: String, label: Required },
         ],
     },
-    // 101
+    // 102
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
-            Field { tag: 2, json: "exitCodes", ty: Message(102), label: Optional },
+            Field { tag: 2, json: "exitCodes", ty: Message(103), label: Optional },
         ],
     },
-    // 102
+    // 103
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
@@ -1127,25 +1136,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 103
+    // 104
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Message(106), label: Optional },
-            Field { tag: 2, json: "running", ty: Message(104), label: Optional },
-            Field { tag: 3, json: "terminated", ty: Message(105), label: Optional },
+            Field { tag: 1, json: "waiting", ty: Message(107), label: Optional },
+            Field { tag: 2, json: "running", ty: Message(105), label: Optional },
+            Field { tag: 3, json: "terminated", ty: Message(106), label: Optional },
         ],
     },
-    // 104
+    // 105
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(378), label: Optional },
         ],
     },
-    // 105
+    // 106
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -1154,12 +1163,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(376), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(376), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(378), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(378), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
-    // 106
+    // 107
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
@@ -1168,37 +1177,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "message", ty: String, label: Optional },
         ],
     },
-    // 107
+    // 108
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "state", ty: Message(103), label: Optional },
-            Field { tag: 3, json: "lastState", ty: Message(103), label: Optional },
+            Field { tag: 2, json: "state", ty: Message(104), label: Optional },
+            Field { tag: 3, json: "lastState", ty: Message(104), label: Optional },
             Field { tag: 4, json: "ready", ty: Bool, label: Required },
             Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
             Field { tag: 6, json: "image", ty: String, label: Required },
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(360), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(273), label: Repeated },
-            Field { tag: 13, json: "user", ty: Message(108), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(236), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(362), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(236), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(274), label: Repeated },
+            Field { tag: 13, json: "user", ty: Message(109), label: Optional },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(237), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 108
+    // 109
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "linux", ty: Message(151), label: Optional },
+            Field { tag: 1, json: "linux", ty: Message(152), label: Optional },
         ],
     },
-    // 109
+    // 110
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
@@ -1206,55 +1215,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "Port", ty: Int32, label: Required },
         ],
     },
-    // 110
+    // 111
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(112), label: Repeated },
         ],
     },
-    // 111
+    // 112
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
-            Field { tag: 2, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(233), label: Optional },
+            Field { tag: 2, json: "fieldRef", ty: Message(182), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(234), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 112
+    // 113
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(112), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 113
+    // 114
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(360), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(362), label: Optional },
         ],
     },
-    // 114
+    // 115
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
-            Field { tag: 2, json: "targetRef", ty: Message(182), label: Optional },
+            Field { tag: 2, json: "targetRef", ty: Message(183), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
         ],
     },
-    // 115
+    // 116
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
@@ -1265,76 +1274,76 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 116
+    // 117
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Message(114), label: Repeated },
-            Field { tag: 2, json: "notReadyAddresses", ty: Message(114), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(115), label: Repeated },
-        ],
-    },
-    // 117
-    Message {
-        name: "api.core.v1.Endpoints",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subsets", ty: Message(116), label: Repeated },
+            Field { tag: 1, json: "addresses", ty: Message(115), label: Repeated },
+            Field { tag: 2, json: "notReadyAddresses", ty: Message(115), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(116), label: Repeated },
         ],
     },
     // 118
     Message {
-        name: "api.core.v1.EndpointsList",
+        name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(117), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "subsets", ty: Message(117), label: Repeated },
         ],
     },
     // 119
+    Message {
+        name: "api.core.v1.EndpointsList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(118), label: Repeated },
+        ],
+    },
+    // 120
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
-            Field { tag: 2, json: "configMapRef", ty: Message(90), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(242), label: Optional },
+            Field { tag: 2, json: "configMapRef", ty: Message(91), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(243), label: Optional },
         ],
     },
-    // 120
+    // 121
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "valueFrom", ty: Message(121), label: Optional },
-        ],
-    },
-    // 121
-    Message {
-        name: "api.core.v1.EnvVarSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(233), label: Optional },
-            Field { tag: 3, json: "configMapKeyRef", ty: Message(91), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(243), label: Optional },
-            Field { tag: 5, json: "fileKeyRef", ty: Message(131), label: Optional },
+            Field { tag: 3, json: "valueFrom", ty: Message(122), label: Optional },
         ],
     },
     // 122
     Message {
-        name: "api.core.v1.EphemeralContainer",
+        name: "api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(123), label: Inline },
-            Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
+            Field { tag: 1, json: "fieldRef", ty: Message(182), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(234), label: Optional },
+            Field { tag: 3, json: "configMapKeyRef", ty: Message(92), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(244), label: Optional },
+            Field { tag: 5, json: "fileKeyRef", ty: Message(132), label: Optional },
         ],
     },
     // 123
+    Message {
+        name: "api.core.v1.EphemeralContainer",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "", ty: Message(124), label: Inline },
+            Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
+        ],
+    },
+    // 124
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -1344,77 +1353,77 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(100), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(121), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(236), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(273), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(222), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(222), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(150), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(249), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(120), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(272), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(222), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(101), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
-        ],
-    },
-    // 124
-    Message {
-        name: "api.core.v1.EphemeralVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(189), label: Optional },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(102), label: Repeated },
         ],
     },
     // 125
     Message {
-        name: "api.core.v1.Event",
+        name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "involvedObject", ty: Message(182), label: Optional },
-            Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "source", ty: Message(128), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(369), label: Optional },
-            Field { tag: 11, json: "series", ty: Message(127), label: Optional },
-            Field { tag: 12, json: "action", ty: String, label: Optional },
-            Field { tag: 13, json: "related", ty: Message(182), label: Optional },
-            Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
-            Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(190), label: Optional },
         ],
     },
     // 126
     Message {
-        name: "api.core.v1.EventList",
+        name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(125), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "involvedObject", ty: Message(183), label: Optional },
+            Field { tag: 3, json: "reason", ty: String, label: Optional },
+            Field { tag: 4, json: "message", ty: String, label: Optional },
+            Field { tag: 5, json: "source", ty: Message(129), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(378), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(378), label: Optional },
+            Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
+            Field { tag: 9, json: "type", ty: String, label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(371), label: Optional },
+            Field { tag: 11, json: "series", ty: Message(128), label: Optional },
+            Field { tag: 12, json: "action", ty: String, label: Optional },
+            Field { tag: 13, json: "related", ty: Message(183), label: Optional },
+            Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
+            Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
         ],
     },
     // 127
+    Message {
+        name: "api.core.v1.EventList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(126), label: Repeated },
+        ],
+    },
+    // 128
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(371), label: Optional },
         ],
     },
-    // 128
+    // 129
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
@@ -1423,7 +1432,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 129
+    // 130
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
@@ -1431,7 +1440,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
     },
-    // 130
+    // 131
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
@@ -1443,7 +1452,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
-    // 131
+    // 132
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
@@ -1454,31 +1463,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 132
+    // 133
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(247), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 133
+    // 134
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(155), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 134
+    // 135
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
@@ -1487,7 +1496,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
         ],
     },
-    // 135
+    // 136
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
@@ -1498,7 +1507,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 136
+    // 137
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -1508,7 +1517,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
     },
-    // 137
+    // 138
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -1519,7 +1528,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
-    // 138
+    // 139
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -1529,7 +1538,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 139
+    // 140
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
@@ -1538,7 +1547,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
-    // 140
+    // 141
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
@@ -1547,7 +1556,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
-    // 141
+    // 142
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
@@ -1555,7 +1564,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 142
+    // 143
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
@@ -1564,19 +1573,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
-    // 143
+    // 144
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(383), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
-            Field { tag: 5, json: "httpHeaders", ty: Message(144), label: Repeated },
+            Field { tag: 5, json: "httpHeaders", ty: Message(145), label: Repeated },
         ],
     },
-    // 144
+    // 145
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
@@ -1585,7 +1594,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 145
+    // 146
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
@@ -1594,7 +1603,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
         ],
     },
-    // 146
+    // 147
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
@@ -1607,12 +1616,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(247), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 147
+    // 148
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
@@ -1625,12 +1634,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(155), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 148
+    // 149
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
@@ -1640,28 +1649,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 149
+    // 150
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Message(150), label: Optional },
-            Field { tag: 2, json: "preStop", ty: Message(150), label: Optional },
+            Field { tag: 1, json: "postStart", ty: Message(151), label: Optional },
+            Field { tag: 2, json: "preStop", ty: Message(151), label: Optional },
             Field { tag: 3, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 150
+    // 151
     Message {
         name: "api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(258), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(130), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(144), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(264), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(259), label: Optional },
         ],
     },
-    // 151
+    // 152
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -1671,7 +1680,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
-    // 152
+    // 153
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -1679,18 +1688,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(218), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(219), label: Repeated },
         ],
     },
-    // 153
+    // 154
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(152), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(153), label: Repeated },
         ],
     },
-    // 154
+    // 155
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
@@ -1698,7 +1707,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 155
+    // 156
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
@@ -1707,7 +1716,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 156
+    // 157
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -1716,38 +1725,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 157
+    // 158
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(160), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(161), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(161), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(162), label: Optional },
         ],
     },
-    // 158
+    // 159
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 159
+    // 160
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(157), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(158), label: Repeated },
         ],
     },
-    // 160
+    // 161
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
@@ -1755,16 +1764,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
     },
-    // 161
+    // 162
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(158), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(159), label: Repeated },
         ],
     },
-    // 162
+    // 163
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
@@ -1774,17 +1783,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 163
+    // 164
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(177), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(178), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(178), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(179), label: Optional },
         ],
     },
-    // 164
+    // 165
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
@@ -1793,56 +1802,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
-    // 165
+    // 166
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(174), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(220), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(175), label: Optional },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(221), label: Repeated },
         ],
     },
-    // 166
+    // 167
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(378), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 167
+    // 168
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Message(93), label: Optional },
-        ],
-    },
-    // 168
-    Message {
-        name: "api.core.v1.NodeConfigStatus",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "assigned", ty: Message(167), label: Optional },
-            Field { tag: 2, json: "active", ty: Message(167), label: Optional },
-            Field { tag: 3, json: "lastKnownGood", ty: Message(167), label: Optional },
-            Field { tag: 4, json: "error", ty: String, label: Optional },
+            Field { tag: 2, json: "configMap", ty: Message(94), label: Optional },
         ],
     },
     // 169
     Message {
-        name: "api.core.v1.NodeDaemonEndpoints",
+        name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Message(109), label: Optional },
+            Field { tag: 1, json: "assigned", ty: Message(168), label: Optional },
+            Field { tag: 2, json: "active", ty: Message(168), label: Optional },
+            Field { tag: 3, json: "lastKnownGood", ty: Message(168), label: Optional },
+            Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
     // 170
+    Message {
+        name: "api.core.v1.NodeDaemonEndpoints",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "kubeletEndpoint", ty: Message(110), label: Optional },
+        ],
+    },
+    // 171
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
@@ -1850,25 +1859,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
     },
-    // 171
+    // 172
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(164), label: Repeated },
         ],
     },
-    // 172
+    // 173
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "features", ty: Message(173), label: Optional },
+            Field { tag: 2, json: "features", ty: Message(174), label: Optional },
         ],
     },
-    // 173
+    // 174
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -1877,15 +1886,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
         ],
     },
-    // 174
+    // 175
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(176), label: Repeated },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(177), label: Repeated },
         ],
     },
-    // 175
+    // 176
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -1895,16 +1904,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 176
+    // 177
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(175), label: Repeated },
-            Field { tag: 2, json: "matchFields", ty: Message(175), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(176), label: Repeated },
+            Field { tag: 2, json: "matchFields", ty: Message(176), label: Repeated },
         ],
     },
-    // 177
+    // 178
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
@@ -1913,33 +1922,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(262), label: Repeated },
-            Field { tag: 6, json: "configSource", ty: Message(167), label: Optional },
+            Field { tag: 5, json: "taints", ty: Message(263), label: Repeated },
+            Field { tag: 6, json: "configSource", ty: Message(168), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
     },
-    // 178
+    // 179
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(360), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(362), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(362), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
-            Field { tag: 4, json: "conditions", ty: Message(166), label: Repeated },
-            Field { tag: 5, json: "addresses", ty: Message(164), label: Repeated },
-            Field { tag: 6, json: "daemonEndpoints", ty: Message(169), label: Optional },
-            Field { tag: 7, json: "nodeInfo", ty: Message(180), label: Optional },
-            Field { tag: 8, json: "images", ty: Message(98), label: Repeated },
+            Field { tag: 4, json: "conditions", ty: Message(167), label: Repeated },
+            Field { tag: 5, json: "addresses", ty: Message(165), label: Repeated },
+            Field { tag: 6, json: "daemonEndpoints", ty: Message(170), label: Optional },
+            Field { tag: 7, json: "nodeInfo", ty: Message(181), label: Optional },
+            Field { tag: 8, json: "images", ty: Message(99), label: Repeated },
             Field { tag: 9, json: "volumesInUse", ty: String, label: Repeated },
             Field { tag: 10, json: "volumesAttached", ty: Message(75), label: Repeated },
-            Field { tag: 11, json: "config", ty: Message(168), label: Optional },
-            Field { tag: 12, json: "runtimeHandlers", ty: Message(172), label: Repeated },
-            Field { tag: 13, json: "features", ty: Message(170), label: Optional },
+            Field { tag: 11, json: "config", ty: Message(169), label: Optional },
+            Field { tag: 12, json: "runtimeHandlers", ty: Message(173), label: Repeated },
+            Field { tag: 13, json: "features", ty: Message(171), label: Optional },
             Field { tag: 14, json: "declaredFeatures", ty: String, label: Repeated },
         ],
     },
-    // 179
+    // 180
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
@@ -1947,7 +1956,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
     },
-    // 180
+    // 181
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -1962,10 +1971,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
             Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
             Field { tag: 10, json: "architecture", ty: String, label: Required },
-            Field { tag: 11, json: "swap", ty: Message(179), label: Optional },
+            Field { tag: 11, json: "swap", ty: Message(180), label: Optional },
         ],
     },
-    // 181
+    // 182
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
@@ -1974,7 +1983,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fieldPath", ty: String, label: Required },
         ],
     },
-    // 182
+    // 183
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
@@ -1988,89 +1997,89 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 183
+    // 184
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(194), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(194), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(195), label: Optional },
         ],
     },
-    // 184
+    // 185
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(188), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(188), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(189), label: Optional },
         ],
     },
-    // 185
+    // 186
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(378), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 186
+    // 187
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(184), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(185), label: Repeated },
         ],
     },
-    // 187
+    // 188
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(276), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(277), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(367), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(268), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(269), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(269), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(270), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 188
+    // 189
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 4, json: "conditions", ty: Message(185), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(362), label: Map },
+            Field { tag: 4, json: "conditions", ty: Message(186), label: Repeated },
+            Field { tag: 5, json: "allocatedResources", ty: Message(362), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(156), label: Optional },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(157), label: Optional },
         ],
     },
-    // 189
+    // 190
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(188), label: Optional },
         ],
     },
-    // 190
+    // 191
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
@@ -2079,62 +2088,62 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 191
+    // 192
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
-        ],
-    },
-    // 192
-    Message {
-        name: "api.core.v1.PersistentVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Message(135), label: Optional },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
-            Field { tag: 3, json: "hostPath", ty: Message(142), label: Optional },
-            Field { tag: 4, json: "glusterfs", ty: Message(137), label: Optional },
-            Field { tag: 5, json: "nfs", ty: Message(162), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(225), label: Optional },
-            Field { tag: 7, json: "iscsi", ty: Message(146), label: Optional },
-            Field { tag: 8, json: "cinder", ty: Message(85), label: Optional },
-            Field { tag: 9, json: "cephfs", ty: Message(83), label: Optional },
-            Field { tag: 10, json: "fc", ty: Message(130), label: Optional },
-            Field { tag: 11, json: "flocker", ty: Message(134), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(132), label: Optional },
-            Field { tag: 13, json: "azureFile", ty: Message(78), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(278), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(224), label: Optional },
-            Field { tag: 16, json: "azureDisk", ty: Message(77), label: Optional },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(219), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(237), label: Optional },
-            Field { tag: 20, json: "local", ty: Message(155), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(259), label: Optional },
-            Field { tag: 22, json: "csi", ty: Message(80), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(184), label: Repeated },
         ],
     },
     // 193
     Message {
+        name: "api.core.v1.PersistentVolumeSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "gcePersistentDisk", ty: Message(136), label: Optional },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
+            Field { tag: 3, json: "hostPath", ty: Message(143), label: Optional },
+            Field { tag: 4, json: "glusterfs", ty: Message(138), label: Optional },
+            Field { tag: 5, json: "nfs", ty: Message(163), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(226), label: Optional },
+            Field { tag: 7, json: "iscsi", ty: Message(147), label: Optional },
+            Field { tag: 8, json: "cinder", ty: Message(86), label: Optional },
+            Field { tag: 9, json: "cephfs", ty: Message(84), label: Optional },
+            Field { tag: 10, json: "fc", ty: Message(131), label: Optional },
+            Field { tag: 11, json: "flocker", ty: Message(135), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(133), label: Optional },
+            Field { tag: 13, json: "azureFile", ty: Message(78), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(279), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(225), label: Optional },
+            Field { tag: 16, json: "azureDisk", ty: Message(77), label: Optional },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Message(196), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(220), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(238), label: Optional },
+            Field { tag: 20, json: "local", ty: Message(156), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(260), label: Optional },
+            Field { tag: 22, json: "csi", ty: Message(81), label: Optional },
+        ],
+    },
+    // 194
+    Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 2, json: "", ty: Message(192), label: Inline },
+            Field { tag: 1, json: "capacity", ty: Message(362), label: Map },
+            Field { tag: 2, json: "", ty: Message(193), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 4, json: "claimRef", ty: Message(182), label: Optional },
+            Field { tag: 4, json: "claimRef", ty: Message(183), label: Optional },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: String, label: Optional },
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(274), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(275), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 194
+    // 195
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -2142,10 +2151,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(378), label: Optional },
         ],
     },
-    // 195
+    // 196
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
@@ -2154,48 +2163,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 196
+    // 197
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(214), label: Optional },
-        ],
-    },
-    // 197
-    Message {
-        name: "api.core.v1.PodAffinity",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(214), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(215), label: Optional },
         ],
     },
     // 198
     Message {
-        name: "api.core.v1.PodAffinityTerm",
+        name: "api.core.v1.PodAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
-            Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(365), label: Optional },
-            Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
-            Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(199), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(280), label: Repeated },
         ],
     },
     // 199
     Message {
-        name: "api.core.v1.PodAntiAffinity",
+        name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
+            Field { tag: 1, json: "labelSelector", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
+            Field { tag: 3, json: "topologyKey", ty: String, label: Required },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(367), label: Optional },
+            Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
+            Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
     },
     // 200
+    Message {
+        name: "api.core.v1.PodAntiAffinity",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(199), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(280), label: Repeated },
+        ],
+    },
+    // 201
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -2209,31 +2218,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "userAnnotations", ty: String, label: Map },
         ],
     },
-    // 201
+    // 202
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(378), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 202
+    // 203
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
-            Field { tag: 3, json: "options", ty: Message(203), label: Repeated },
+            Field { tag: 3, json: "options", ty: Message(204), label: Repeated },
         ],
     },
-    // 203
+    // 204
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
@@ -2242,16 +2251,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 204
+    // 205
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requestMappings", ty: Message(97), label: Repeated },
+            Field { tag: 1, json: "requestMappings", ty: Message(98), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 205
+    // 206
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
@@ -2259,16 +2268,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 206
+    // 207
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(196), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(197), label: Repeated },
         ],
     },
-    // 207
+    // 208
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
@@ -2276,7 +2285,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 208
+    // 209
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
@@ -2284,7 +2293,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "conditionType", ty: String, label: Required },
         ],
     },
-    // 209
+    // 210
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -2294,7 +2303,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
     },
-    // 210
+    // 211
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -2303,7 +2312,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 211
+    // 212
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
@@ -2311,33 +2320,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 212
+    // 213
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(239), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(240), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(261), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(280), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(262), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(281), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(240), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(241), label: Optional },
             Field { tag: 11, json: "appArmorProfile", ty: Message(74), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
         ],
     },
-    // 213
+    // 214
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(270), label: Repeated },
-            Field { tag: 2, json: "containers", ty: Message(96), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(271), label: Repeated },
+            Field { tag: 2, json: "containers", ty: Message(97), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
@@ -2349,92 +2358,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "securityContext", ty: Message(212), label: Optional },
-            Field { tag: 15, json: "imagePullSecrets", ty: Message(154), label: Repeated },
+            Field { tag: 14, json: "securityContext", ty: Message(213), label: Optional },
+            Field { tag: 15, json: "imagePullSecrets", ty: Message(155), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
             Field { tag: 17, json: "subdomain", ty: String, label: Optional },
             Field { tag: 18, json: "affinity", ty: Message(73), label: Optional },
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
-            Field { tag: 20, json: "initContainers", ty: Message(96), label: Repeated },
+            Field { tag: 20, json: "initContainers", ty: Message(97), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(264), label: Repeated },
-            Field { tag: 23, json: "hostAliases", ty: Message(140), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(265), label: Repeated },
+            Field { tag: 23, json: "hostAliases", ty: Message(141), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 26, json: "dnsConfig", ty: Message(202), label: Optional },
+            Field { tag: 26, json: "dnsConfig", ty: Message(203), label: Optional },
             Field { tag: 27, json: "shareProcessNamespace", ty: Bool, label: Optional },
-            Field { tag: 28, json: "readinessGates", ty: Message(208), label: Repeated },
+            Field { tag: 28, json: "readinessGates", ty: Message(209), label: Repeated },
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(360), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(267), label: Repeated },
-            Field { tag: 34, json: "ephemeralContainers", ty: Message(122), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(362), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(268), label: Repeated },
+            Field { tag: 34, json: "ephemeralContainers", ty: Message(123), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
-            Field { tag: 36, json: "os", ty: Message(207), label: Optional },
+            Field { tag: 36, json: "os", ty: Message(208), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
-            Field { tag: 38, json: "schedulingGates", ty: Message(211), label: Repeated },
-            Field { tag: 39, json: "resourceClaims", ty: Message(209), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 38, json: "schedulingGates", ty: Message(212), label: Repeated },
+            Field { tag: 39, json: "resourceClaims", ty: Message(210), label: Repeated },
+            Field { tag: 40, json: "resources", ty: Message(236), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(281), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(282), label: Optional },
         ],
     },
-    // 214
+    // 215
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(201), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(202), label: Repeated },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(376), label: Optional },
-            Field { tag: 8, json: "containerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 7, json: "startTime", ty: Message(378), label: Optional },
+            Field { tag: 8, json: "containerStatuses", ty: Message(108), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
-            Field { tag: 10, json: "initContainerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 10, json: "initContainerStatuses", ty: Message(108), label: Repeated },
             Field { tag: 11, json: "nominatedNodeName", ty: String, label: Optional },
-            Field { tag: 12, json: "podIPs", ty: Message(205), label: Repeated },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 12, json: "podIPs", ty: Message(206), label: Repeated },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(108), label: Repeated },
             Field { tag: 14, json: "resize", ty: String, label: Optional },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(210), label: Repeated },
-            Field { tag: 16, json: "hostIPs", ty: Message(141), label: Repeated },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(211), label: Repeated },
+            Field { tag: 16, json: "hostIPs", ty: Message(142), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(204), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(360), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(235), label: Optional },
-        ],
-    },
-    // 215
-    Message {
-        name: "api.core.v1.PodTemplate",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(205), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(362), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(236), label: Optional },
         ],
     },
     // 216
     Message {
-        name: "api.core.v1.PodTemplateList",
+        name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(215), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(218), label: Optional },
         ],
     },
     // 217
     Message {
-        name: "api.core.v1.PodTemplateSpec",
+        name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(216), label: Repeated },
         ],
     },
     // 218
+    Message {
+        name: "api.core.v1.PodTemplateSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(214), label: Optional },
+        ],
+    },
+    // 219
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -2444,7 +2453,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 219
+    // 220
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -2454,21 +2463,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 220
+    // 221
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "preference", ty: Message(176), label: Optional },
+            Field { tag: 2, json: "preference", ty: Message(177), label: Optional },
         ],
     },
-    // 221
+    // 222
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(222), label: Inline },
+            Field { tag: 1, json: "", ty: Message(223), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -2477,27 +2486,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 222
+    // 223
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
-            Field { tag: 4, json: "grpc", ty: Message(139), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(130), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(144), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(264), label: Optional },
+            Field { tag: 4, json: "grpc", ty: Message(140), label: Optional },
         ],
     },
-    // 223
+    // 224
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(275), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(276), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 224
+    // 225
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -2510,7 +2519,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 225
+    // 226
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -2521,11 +2530,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(247), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 226
+    // 227
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -2536,53 +2545,53 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(155), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 227
+    // 228
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(231), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(231), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(232), label: Optional },
         ],
     },
-    // 228
+    // 229
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 229
+    // 230
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(228), label: Repeated },
         ],
     },
-    // 230
+    // 231
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(218), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 231
+    // 232
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -2592,10 +2601,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(228), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(229), label: Repeated },
         ],
     },
-    // 232
+    // 233
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -2604,17 +2613,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 233
+    // 234
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(360), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(362), label: Optional },
         ],
     },
-    // 234
+    // 235
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -2623,50 +2632,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 235
+    // 236
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(232), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(362), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(362), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(233), label: Repeated },
         ],
     },
-    // 236
+    // 237
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(234), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(235), label: Repeated },
         ],
     },
-    // 237
+    // 238
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
-            Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
-            Field { tag: 6, json: "storagePool", ty: String, label: Optional },
-            Field { tag: 7, json: "storageMode", ty: String, label: Optional },
-            Field { tag: 8, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 9, json: "fsType", ty: String, label: Optional },
-            Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
-        ],
-    },
-    // 238
-    Message {
-        name: "api.core.v1.ScaleIoVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "gateway", ty: String, label: Required },
-            Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(247), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2678,6 +2670,23 @@ pub static MESSAGES: &[Message] = &[
     },
     // 239
     Message {
+        name: "api.core.v1.ScaleIoVolumeSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "gateway", ty: String, label: Required },
+            Field { tag: 2, json: "system", ty: String, label: Required },
+            Field { tag: 3, json: "secretRef", ty: Message(155), label: Optional },
+            Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
+            Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
+            Field { tag: 6, json: "storagePool", ty: String, label: Optional },
+            Field { tag: 7, json: "storageMode", ty: String, label: Optional },
+            Field { tag: 8, json: "volumeName", ty: String, label: Optional },
+            Field { tag: 9, json: "fsType", ty: String, label: Optional },
+            Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
+        ],
+    },
+    // 240
+    Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
         fields: &[
@@ -2687,7 +2696,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 240
+    // 241
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -2696,57 +2705,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 241
+    // 242
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 242
+    // 243
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
-        ],
-    },
-    // 243
-    Message {
-        name: "api.core.v1.SecretKeySelector",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "key", ty: String, label: Required },
-            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 244
     Message {
-        name: "api.core.v1.SecretList",
+        name: "api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(241), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
+            Field { tag: 2, json: "key", ty: String, label: Required },
+            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 245
     Message {
-        name: "api.core.v1.SecretProjection",
+        name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
-            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(242), label: Repeated },
         ],
     },
     // 246
+    Message {
+        name: "api.core.v1.SecretProjection",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "", ty: Message(155), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(149), label: Repeated },
+            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
+        ],
+    },
+    // 247
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -2755,67 +2764,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 247
+    // 248
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 2, json: "items", ty: Message(149), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 248
+    // 249
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Message(82), label: Optional },
+            Field { tag: 1, json: "capabilities", ty: Message(83), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(239), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(240), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(280), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(240), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(281), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(241), label: Optional },
             Field { tag: 12, json: "appArmorProfile", ty: Message(74), label: Optional },
-        ],
-    },
-    // 249
-    Message {
-        name: "api.core.v1.Service",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(255), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(256), label: Optional },
         ],
     },
     // 250
     Message {
-        name: "api.core.v1.ServiceAccount",
+        name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "secrets", ty: Message(182), label: Repeated },
-            Field { tag: 3, json: "imagePullSecrets", ty: Message(154), label: Repeated },
-            Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(256), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(257), label: Optional },
         ],
     },
     // 251
     Message {
-        name: "api.core.v1.ServiceAccountList",
+        name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(250), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "secrets", ty: Message(183), label: Repeated },
+            Field { tag: 3, json: "imagePullSecrets", ty: Message(155), label: Repeated },
+            Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
     // 252
+    Message {
+        name: "api.core.v1.ServiceAccountList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(251), label: Repeated },
+        ],
+    },
+    // 253
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -2825,16 +2834,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
-    // 253
+    // 254
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(249), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(250), label: Repeated },
         ],
     },
-    // 254
+    // 255
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -2842,17 +2851,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(381), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(383), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 255
+    // 256
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(254), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(255), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -2864,7 +2873,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(257), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(258), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -2874,24 +2883,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 256
+    // 257
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(153), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(361), label: Repeated },
+            Field { tag: 1, json: "loadBalancer", ty: Message(154), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(363), label: Repeated },
         ],
     },
-    // 257
+    // 258
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Message(87), label: Optional },
+            Field { tag: 1, json: "clientIP", ty: Message(88), label: Optional },
         ],
     },
-    // 258
+    // 259
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -2899,7 +2908,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
-    // 259
+    // 260
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -2908,10 +2917,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(182), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(183), label: Optional },
         ],
     },
-    // 260
+    // 261
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -2920,10 +2929,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(155), label: Optional },
         ],
     },
-    // 261
+    // 262
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -2932,7 +2941,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 262
+    // 263
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -2940,19 +2949,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(378), label: Optional },
         ],
     },
-    // 263
+    // 264
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(383), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 264
+    // 265
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -2964,7 +2973,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 265
+    // 266
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -2973,15 +2982,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 266
+    // 267
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(265), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(266), label: Repeated },
         ],
     },
-    // 267
+    // 268
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -2989,14 +2998,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(367), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 268
+    // 269
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -3006,7 +3015,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 269
+    // 270
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -3017,16 +3026,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 270
+    // 271
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(277), label: Inline },
+            Field { tag: 2, json: "", ty: Message(278), label: Inline },
         ],
     },
-    // 271
+    // 272
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -3035,7 +3044,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 272
+    // 273
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -3049,7 +3058,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 273
+    // 274
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -3060,74 +3069,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 274
+    // 275
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "required", ty: Message(174), label: Optional },
-        ],
-    },
-    // 275
-    Message {
-        name: "api.core.v1.VolumeProjection",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "secret", ty: Message(245), label: Optional },
-            Field { tag: 2, json: "downwardAPI", ty: Message(110), label: Optional },
-            Field { tag: 3, json: "configMap", ty: Message(94), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(252), label: Optional },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Message(88), label: Optional },
-            Field { tag: 6, json: "podCertificate", ty: Message(200), label: Optional },
+            Field { tag: 1, json: "required", ty: Message(175), label: Optional },
         ],
     },
     // 276
     Message {
-        name: "api.core.v1.VolumeResourceRequirements",
+        name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
+            Field { tag: 1, json: "secret", ty: Message(246), label: Optional },
+            Field { tag: 2, json: "downwardAPI", ty: Message(111), label: Optional },
+            Field { tag: 3, json: "configMap", ty: Message(95), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(253), label: Optional },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Message(89), label: Optional },
+            Field { tag: 6, json: "podCertificate", ty: Message(201), label: Optional },
         ],
     },
     // 277
     Message {
-        name: "api.core.v1.VolumeSource",
+        name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Message(142), label: Optional },
-            Field { tag: 2, json: "emptyDir", ty: Message(113), label: Optional },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Message(135), label: Optional },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
-            Field { tag: 5, json: "gitRepo", ty: Message(136), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(247), label: Optional },
-            Field { tag: 7, json: "nfs", ty: Message(162), label: Optional },
-            Field { tag: 8, json: "iscsi", ty: Message(147), label: Optional },
-            Field { tag: 9, json: "glusterfs", ty: Message(138), label: Optional },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(190), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(226), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(133), label: Optional },
-            Field { tag: 13, json: "cinder", ty: Message(86), label: Optional },
-            Field { tag: 14, json: "cephfs", ty: Message(84), label: Optional },
-            Field { tag: 15, json: "flocker", ty: Message(134), label: Optional },
-            Field { tag: 16, json: "downwardApi", ty: Message(112), label: Optional },
-            Field { tag: 17, json: "fc", ty: Message(130), label: Optional },
-            Field { tag: 18, json: "azureFile", ty: Message(79), label: Optional },
-            Field { tag: 19, json: "configMap", ty: Message(95), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(278), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(224), label: Optional },
-            Field { tag: 22, json: "azureDisk", ty: Message(77), label: Optional },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(219), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(238), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(223), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(260), label: Optional },
-            Field { tag: 28, json: "csi", ty: Message(81), label: Optional },
-            Field { tag: 29, json: "ephemeral", ty: Message(124), label: Optional },
-            Field { tag: 30, json: "image", ty: Message(145), label: Optional },
+            Field { tag: 1, json: "limits", ty: Message(362), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(362), label: Map },
         ],
     },
     // 278
+    Message {
+        name: "api.core.v1.VolumeSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "hostPath", ty: Message(143), label: Optional },
+            Field { tag: 2, json: "emptyDir", ty: Message(114), label: Optional },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Message(136), label: Optional },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
+            Field { tag: 5, json: "gitRepo", ty: Message(137), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(248), label: Optional },
+            Field { tag: 7, json: "nfs", ty: Message(163), label: Optional },
+            Field { tag: 8, json: "iscsi", ty: Message(148), label: Optional },
+            Field { tag: 9, json: "glusterfs", ty: Message(139), label: Optional },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(191), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(227), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(134), label: Optional },
+            Field { tag: 13, json: "cinder", ty: Message(87), label: Optional },
+            Field { tag: 14, json: "cephfs", ty: Message(85), label: Optional },
+            Field { tag: 15, json: "flocker", ty: Message(135), label: Optional },
+            Field { tag: 16, json: "downwardApi", ty: Message(113), label: Optional },
+            Field { tag: 17, json: "fc", ty: Message(131), label: Optional },
+            Field { tag: 18, json: "azureFile", ty: Message(79), label: Optional },
+            Field { tag: 19, json: "configMap", ty: Message(96), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(279), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(225), label: Optional },
+            Field { tag: 22, json: "azureDisk", ty: Message(77), label: Optional },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Message(196), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(220), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(239), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(224), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(261), label: Optional },
+            Field { tag: 28, json: "csi", ty: Message(82), label: Optional },
+            Field { tag: 29, json: "ephemeral", ty: Message(125), label: Optional },
+            Field { tag: 30, json: "image", ty: Message(146), label: Optional },
+        ],
+    },
+    // 279
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -3138,16 +3147,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 279
+    // 280
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "podAffinityTerm", ty: Message(198), label: Optional },
+            Field { tag: 2, json: "podAffinityTerm", ty: Message(199), label: Optional },
         ],
     },
-    // 280
+    // 281
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -3158,7 +3167,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 281
+    // 282
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -3168,22 +3177,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 282
+    // 283
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(283), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(284), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "targetRef", ty: Message(182), label: Optional },
+            Field { tag: 4, json: "targetRef", ty: Message(183), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(284), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(285), label: Optional },
         ],
     },
-    // 283
+    // 284
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -3193,16 +3202,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 284
+    // 285
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(289), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(288), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(290), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(289), label: Repeated },
         ],
     },
-    // 285
+    // 286
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -3213,27 +3222,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 286
+    // 287
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(282), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(285), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(283), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(286), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 287
+    // 288
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(286), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(287), label: Repeated },
         ],
     },
-    // 288
+    // 289
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -3241,7 +3250,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 289
+    // 290
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -3249,111 +3258,111 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 290
+    // 291
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(369), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(292), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(371), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(293), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
             Field { tag: 7, json: "reason", ty: String, label: Optional },
-            Field { tag: 8, json: "regarding", ty: Message(182), label: Optional },
-            Field { tag: 9, json: "related", ty: Message(182), label: Optional },
+            Field { tag: 8, json: "regarding", ty: Message(183), label: Optional },
+            Field { tag: 9, json: "related", ty: Message(183), label: Optional },
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
-            Field { tag: 12, json: "deprecatedSource", ty: Message(128), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 12, json: "deprecatedSource", ty: Message(129), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(378), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(378), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 291
+    // 292
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(290), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(291), label: Repeated },
         ],
     },
-    // 292
+    // 293
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(371), label: Optional },
         ],
     },
-    // 293
+    // 294
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(296), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(297), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
-        ],
-    },
-    // 294
-    Message {
-        name: "api.networking.v1.HttpIngressRuleValue",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "paths", ty: Message(293), label: Repeated },
         ],
     },
     // 295
     Message {
-        name: "api.networking.v1.Ingress",
+        name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(304), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(305), label: Optional },
+            Field { tag: 1, json: "paths", ty: Message(294), label: Repeated },
         ],
     },
     // 296
     Message {
-        name: "api.networking.v1.IngressBackend",
+        name: "api.networking.v1.Ingress",
         special: Special::None,
         fields: &[
-            Field { tag: 3, json: "resource", ty: Message(268), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(303), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(305), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(306), label: Optional },
         ],
     },
     // 297
     Message {
-        name: "api.networking.v1.IngressList",
+        name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(295), label: Repeated },
+            Field { tag: 3, json: "resource", ty: Message(269), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(304), label: Optional },
         ],
     },
     // 298
+    Message {
+        name: "api.networking.v1.IngressList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(296), label: Repeated },
+        ],
+    },
+    // 299
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(300), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(301), label: Repeated },
         ],
     },
-    // 299
+    // 300
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(298), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(299), label: Repeated },
         ],
     },
-    // 300
+    // 301
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -3363,52 +3372,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 301
+    // 302
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(302), label: Inline },
+            Field { tag: 2, json: "", ty: Message(303), label: Inline },
         ],
     },
-    // 302
+    // 303
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(294), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(295), label: Optional },
         ],
     },
-    // 303
+    // 304
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(315), label: Optional },
-        ],
-    },
-    // 304
-    Message {
-        name: "api.networking.v1.IngressSpec",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(296), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(306), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(301), label: Repeated },
-            Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
+            Field { tag: 2, json: "port", ty: Message(316), label: Optional },
         ],
     },
     // 305
     Message {
-        name: "api.networking.v1.IngressStatus",
+        name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(299), label: Optional },
+            Field { tag: 1, json: "defaultBackend", ty: Message(297), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(307), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(302), label: Repeated },
+            Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
     // 306
+    Message {
+        name: "api.networking.v1.IngressStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "loadBalancer", ty: Message(300), label: Optional },
+        ],
+    },
+    // 307
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -3417,7 +3426,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 307
+    // 308
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -3426,74 +3435,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 308
+    // 309
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(314), label: Optional },
-        ],
-    },
-    // 309
-    Message {
-        name: "api.networking.v1.NetworkPolicyEgressRule",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(315), label: Optional },
         ],
     },
     // 310
     Message {
-        name: "api.networking.v1.NetworkPolicyIngressRule",
+        name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(314), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(313), label: Repeated },
         ],
     },
     // 311
     Message {
-        name: "api.networking.v1.NetworkPolicyList",
+        name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(308), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(314), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(313), label: Repeated },
         ],
     },
     // 312
     Message {
-        name: "api.networking.v1.NetworkPolicyPeer",
+        name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(307), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(309), label: Repeated },
         ],
     },
     // 313
+    Message {
+        name: "api.networking.v1.NetworkPolicyPeer",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "podSelector", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(367), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(308), label: Optional },
+        ],
+    },
+    // 314
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(383), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 314
+    // 315
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(310), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(309), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(367), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(311), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(310), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 315
+    // 316
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -3502,97 +3511,106 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 316
-    Message {
-        name: "api.policy.v1.PodDisruptionBudget",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(318), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(319), label: Optional },
-        ],
-    },
     // 317
     Message {
-        name: "api.policy.v1.PodDisruptionBudgetList",
+        name: "api.policy.v1.Eviction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "deleteOptions", ty: Message(364), label: Optional },
         ],
     },
     // 318
     Message {
-        name: "api.policy.v1.PodDisruptionBudgetSpec",
+        name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(320), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(321), label: Optional },
         ],
     },
     // 319
+    Message {
+        name: "api.policy.v1.PodDisruptionBudgetList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(318), label: Repeated },
+        ],
+    },
+    // 320
+    Message {
+        name: "api.policy.v1.PodDisruptionBudgetSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "minAvailable", ty: Message(383), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(367), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(383), label: Optional },
+            Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
+        ],
+    },
+    // 321
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(376), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(378), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(361), label: Repeated },
-        ],
-    },
-    // 320
-    Message {
-        name: "api.rbac.v1.AggregationRule",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(365), label: Repeated },
-        ],
-    },
-    // 321
-    Message {
-        name: "api.rbac.v1.ClusterRole",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(320), label: Optional },
+            Field { tag: 7, json: "conditions", ty: Message(363), label: Repeated },
         ],
     },
     // 322
     Message {
-        name: "api.rbac.v1.ClusterRoleBinding",
+        name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(367), label: Repeated },
         ],
     },
     // 323
     Message {
-        name: "api.rbac.v1.ClusterRoleBindingList",
+        name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(322), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(327), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(322), label: Optional },
         ],
     },
     // 324
     Message {
-        name: "api.rbac.v1.ClusterRoleList",
+        name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(321), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(333), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(332), label: Optional },
         ],
     },
     // 325
+    Message {
+        name: "api.rbac.v1.ClusterRoleBindingList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(324), label: Repeated },
+        ],
+    },
+    // 326
+    Message {
+        name: "api.rbac.v1.ClusterRoleList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(323), label: Repeated },
+        ],
+    },
+    // 327
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -3604,44 +3622,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 326
+    // 328
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
-        ],
-    },
-    // 327
-    Message {
-        name: "api.rbac.v1.RoleBinding",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
-        ],
-    },
-    // 328
-    Message {
-        name: "api.rbac.v1.RoleBindingList",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(327), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(327), label: Repeated },
         ],
     },
     // 329
     Message {
-        name: "api.rbac.v1.RoleList",
+        name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(333), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(332), label: Optional },
         ],
     },
     // 330
+    Message {
+        name: "api.rbac.v1.RoleBindingList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(329), label: Repeated },
+        ],
+    },
+    // 331
+    Message {
+        name: "api.rbac.v1.RoleList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(328), label: Repeated },
+        ],
+    },
+    // 332
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -3651,7 +3669,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 331
+    // 333
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -3662,52 +3680,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 332
+    // 334
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 333
+    // 335
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(334), label: Repeated },
         ],
     },
-    // 334
+    // 336
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(266), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(267), label: Repeated },
         ],
     },
-    // 335
+    // 337
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(334), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(336), label: Repeated },
         ],
     },
-    // 336
+    // 338
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -3720,48 +3738,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 337
+    // 339
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(359), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(361), label: Optional },
         ],
     },
-    // 338
+    // 340
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(343), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(344), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(345), label: Optional },
         ],
     },
-    // 339
+    // 341
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 340
+    // 342
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(338), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(340), label: Repeated },
         ],
     },
-    // 341
+    // 343
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3774,31 +3792,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 342
+    // 344
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(341), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(343), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(344), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(337), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(346), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(339), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 343
+    // 345
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(339), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(341), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(341), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(343), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 344
+    // 346
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3806,15 +3824,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(348), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(347), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(336), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(350), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(349), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(338), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(355), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(357), label: Repeated },
         ],
     },
-    // 345
+    // 347
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3824,31 +3842,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 346
+    // 348
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 347
+    // 349
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(346), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(345), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(348), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(347), label: Optional },
         ],
     },
-    // 348
+    // 350
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(353), label: Optional },
         ],
     },
-    // 349
+    // 351
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -3857,7 +3875,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 350
+    // 352
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -3865,7 +3883,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 351
+    // 353
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -3877,7 +3895,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(350), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(352), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -3889,23 +3907,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(350), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(352), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(352), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(351), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(351), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(351), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(351), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(351), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(353), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(351), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(354), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(353), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(351), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(349), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(350), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(354), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(353), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(353), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(353), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(353), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(353), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(355), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(353), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(356), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(355), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(353), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(351), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(352), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -3913,37 +3931,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(357), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(359), label: Repeated },
         ],
     },
-    // 352
+    // 354
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(351), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(353), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(353), label: Repeated },
         ],
     },
-    // 353
+    // 355
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(353), label: Optional },
         ],
     },
-    // 354
+    // 356
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(353), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 355
+    // 357
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -3951,7 +3969,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 356
+    // 358
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3962,7 +3980,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 357
+    // 359
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3975,26 +3993,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 358
+    // 360
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(356), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(358), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 359
+    // 361
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(360), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 360
+    // 362
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -4002,7 +4020,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 361
+    // 363
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -4010,25 +4028,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(378), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 362
+    // 364
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(374), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 363
+    // 365
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -4038,7 +4056,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 364
+    // 366
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -4046,16 +4064,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 365
+    // 367
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(368), label: Repeated },
         ],
     },
-    // 366
+    // 368
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -4065,7 +4083,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 367
+    // 369
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -4076,7 +4094,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 368
+    // 370
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -4084,13 +4102,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(378), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(364), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(366), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 369
+    // 371
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -4099,7 +4117,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 370
+    // 372
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -4111,17 +4129,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(378), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(378), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(371), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(373), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(368), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(370), label: Repeated },
         ],
     },
-    // 371
+    // 373
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -4134,7 +4152,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 372
+    // 374
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -4143,20 +4161,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 373
+    // 375
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(369), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(375), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(377), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 374
+    // 376
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -4166,7 +4184,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 375
+    // 377
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -4174,12 +4192,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(374), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(376), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 376
+    // 378
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -4188,16 +4206,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 377
+    // 379
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(378), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(380), label: Optional },
         ],
     },
-    // 378
+    // 380
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -4205,7 +4223,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 379
+    // 381
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -4214,18 +4232,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 380
+    // 382
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(381), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 381
+    // 383
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -4239,8 +4257,8 @@ pub static MESSAGES: &[Message] = &[
 
 /// The messages of the kinds served in protobuf, by (apiVersion, kind).
 pub static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 338),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 340),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 340),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 342),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "ControllerRevisionList", 1),
     ("apps/v1", "DaemonSet", 2),
@@ -4263,58 +4281,60 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("batch/v1", "JobList", 59),
     ("coordination.k8s.io/v1", "Lease", 70),
     ("coordination.k8s.io/v1", "LeaseList", 71),
-    ("discovery.k8s.io/v1", "EndpointSlice", 286),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 287),
-    ("events.k8s.io/v1", "Event", 290),
-    ("events.k8s.io/v1", "EventList", 291),
-    ("networking.k8s.io/v1", "Ingress", 295),
-    ("networking.k8s.io/v1", "IngressList", 297),
-    ("networking.k8s.io/v1", "NetworkPolicy", 308),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 311),
-    ("policy/v1", "PodDisruptionBudget", 316),
-    ("policy/v1", "PodDisruptionBudgetList", 317),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 321),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 322),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 323),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 324),
-    ("rbac.authorization.k8s.io/v1", "Role", 326),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 327),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 328),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 329),
-    ("scheduling.k8s.io/v1", "PriorityClass", 332),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 333),
-    ("storage.k8s.io/v1", "StorageClass", 334),
-    ("storage.k8s.io/v1", "StorageClassList", 335),
-    ("v1", "ConfigMap", 89),
-    ("v1", "ConfigMapList", 92),
-    ("v1", "DeleteOptions", 362),
-    ("v1", "Endpoints", 117),
-    ("v1", "EndpointsList", 118),
-    ("v1", "Event", 125),
-    ("v1", "EventList", 126),
-    ("v1", "Namespace", 157),
-    ("v1", "NamespaceList", 159),
-    ("v1", "Node", 163),
-    ("v1", "NodeList", 171),
-    ("v1", "PersistentVolume", 183),
-    ("v1", "PersistentVolumeClaim", 184),
-    ("v1", "PersistentVolumeClaimList", 186),
-    ("v1", "PersistentVolumeList", 191),
-    ("v1", "Pod", 196),
-    ("v1", "PodList", 206),
-    ("v1", "PodTemplate", 215),
-    ("v1", "PodTemplateList", 216),
-    ("v1", "ReplicationController", 227),
-    ("v1", "ReplicationControllerList", 229),
-    ("v1", "Secret", 241),
-    ("v1", "SecretList", 244),
-    ("v1", "Service", 249),
-    ("v1", "ServiceAccount", 250),
-    ("v1", "ServiceAccountList", 251),
-    ("v1", "ServiceList", 253),
-    ("v1", "Status", 373),
+    ("discovery.k8s.io/v1", "EndpointSlice", 287),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 288),
+    ("events.k8s.io/v1", "Event", 291),
+    ("events.k8s.io/v1", "EventList", 292),
+    ("networking.k8s.io/v1", "Ingress", 296),
+    ("networking.k8s.io/v1", "IngressList", 298),
+    ("networking.k8s.io/v1", "NetworkPolicy", 309),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 312),
+    ("policy/v1", "Eviction", 317),
+    ("policy/v1", "PodDisruptionBudget", 318),
+    ("policy/v1", "PodDisruptionBudgetList", 319),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 323),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 324),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 325),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 326),
+    ("rbac.authorization.k8s.io/v1", "Role", 328),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 329),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 330),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 331),
+    ("scheduling.k8s.io/v1", "PriorityClass", 334),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 335),
+    ("storage.k8s.io/v1", "StorageClass", 336),
+    ("storage.k8s.io/v1", "StorageClassList", 337),
+    ("v1", "Binding", 80),
+    ("v1", "ConfigMap", 90),
+    ("v1", "ConfigMapList", 93),
+    ("v1", "DeleteOptions", 364),
+    ("v1", "Endpoints", 118),
+    ("v1", "EndpointsList", 119),
+    ("v1", "Event", 126),
+    ("v1", "EventList", 127),
+    ("v1", "Namespace", 158),
+    ("v1", "NamespaceList", 160),
+    ("v1", "Node", 164),
+    ("v1", "NodeList", 172),
+    ("v1", "PersistentVolume", 184),
+    ("v1", "PersistentVolumeClaim", 185),
+    ("v1", "PersistentVolumeClaimList", 187),
+    ("v1", "PersistentVolumeList", 192),
+    ("v1", "Pod", 197),
+    ("v1", "PodList", 207),
+    ("v1", "PodTemplate", 216),
+    ("v1", "PodTemplateList", 217),
+    ("v1", "ReplicationController", 228),
+    ("v1", "ReplicationControllerList", 230),
+    ("v1", "Secret", 242),
+    ("v1", "SecretList", 245),
+    ("v1", "Service", 250),
+    ("v1", "ServiceAccount", 251),
+    ("v1", "ServiceAccountList", 252),
+    ("v1", "ServiceList", 254),
+    ("v1", "Status", 375),
 ];
 
-pub const UNKNOWN: u16 = 380;
-pub const WATCH_EVENT: u16 = 377;
-pub const JSON_SCHEMA_PROPS: u16 = 351;
+pub const UNKNOWN: u16 = 382;
+pub const WATCH_EVENT: u16 = 379;
+pub const JSON_SCHEMA_PROPS: u16 = 353;

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use kubecache_core::registry::ResourceInfo;
+use kubecache_core::request::Subresource;
 use kubecache_core::status::{ApiError, Cause};
 use serde_json::Value;
 
@@ -130,6 +131,17 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// What an update of the main resource may not change.
     fn validate_update(&self, _new: &Value, _old: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// What an update through a subresource other than `status` may change (kube's
+    /// per-subresource `ValidateUpdate`: `pods/ephemeralcontainers`, `pods/resize`).
+    fn validate_subresource_update(
+        &self,
+        _subresource: Subresource,
+        _new: &Value,
+        _old: &Value,
+    ) -> Vec<Cause> {
         Vec::new()
     }
 
@@ -248,7 +260,8 @@ where
 
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
-    let all: [Arc<dyn Strategy>; 38] = [
+    let all: [Arc<dyn Strategy>; 39] = [
+        Arc::new(core::Bindings),
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),
         Arc::new(core::Events),
