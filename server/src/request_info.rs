@@ -373,18 +373,20 @@ mod tests {
 
     #[test]
     fn pod_subresources_only_where_served() {
-        let r = resource(
-            Method::POST,
-            "/api/v1/namespaces/a/pods/web/binding",
-            false,
+        let r = resource(Method::POST, "/api/v1/namespaces/a/pods/web/binding", false);
+        assert_eq!(
+            (r.verb, r.subresource),
+            (Verb::Create, Some(Subresource::Binding))
         );
-        assert_eq!((r.verb, r.subresource), (Verb::Create, Some(Subresource::Binding)));
         let r = resource(
             Method::POST,
             "/api/v1/namespaces/a/pods/web/eviction",
             false,
         );
-        assert_eq!((r.verb, r.subresource), (Verb::Create, Some(Subresource::Eviction)));
+        assert_eq!(
+            (r.verb, r.subresource),
+            (Verb::Create, Some(Subresource::Eviction))
+        );
         let r = resource(
             Method::PATCH,
             "/api/v1/namespaces/a/pods/web/ephemeralcontainers",
@@ -395,8 +397,14 @@ mod tests {
         assert_eq!(r.subresource, Some(Subresource::Resize));
         let reg = kubecache_apimachinery::registry::Registry::builtin().snapshot();
         let code = |method: Method, path: &str| parse(&reg, &method, path, false).unwrap_err().code;
-        assert_eq!(code(Method::GET, "/api/v1/namespaces/a/pods/web/binding"), 405);
-        assert_eq!(code(Method::POST, "/api/v1/namespaces/a/pods/web/resize"), 405);
+        assert_eq!(
+            code(Method::GET, "/api/v1/namespaces/a/pods/web/binding"),
+            405
+        );
+        assert_eq!(
+            code(Method::POST, "/api/v1/namespaces/a/pods/web/resize"),
+            405
+        );
         assert_eq!(
             code(Method::POST, "/api/v1/namespaces/a/services/web/binding"),
             404

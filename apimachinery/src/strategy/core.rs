@@ -250,7 +250,9 @@ impl Strategy for Pods {
         old: &Value,
     ) -> Vec<Cause> {
         match subresource {
-            Subresource::EphemeralContainers => validation::pod_ephemeral_containers_update(new, old),
+            Subresource::EphemeralContainers => {
+                validation::pod_ephemeral_containers_update(new, old)
+            }
             Subresource::Resize => validation::pod_resize(new, old),
             _ => Vec::new(),
         }
@@ -267,7 +269,11 @@ impl Strategy for Pods {
 /// `spec.ephemeralContainers` only (kube's `dropNonEphemeralContainerUpdates`).
 pub fn pod_with_ephemeral_containers(old: &Value, new: &Value) -> Value {
     pod_with(old, new, |spec, new_spec| {
-        set_or_remove(spec, "ephemeralContainers", new_spec.get("ephemeralContainers"));
+        set_or_remove(
+            spec,
+            "ephemeralContainers",
+            new_spec.get("ephemeralContainers"),
+        );
     })
 }
 
@@ -324,7 +330,13 @@ fn set_or_remove(target: &mut Value, key: &str, value: Option<&Value>) {
 
 /// Sets a pod condition as kube's `UpdatePodCondition`: a new type is appended, an existing
 /// one replaced, its `lastTransitionTime` now unless its status is unchanged.
-pub fn set_pod_condition(pod: &mut Value, condition_type: &str, status: &str, reason: Option<&str>, message: Option<&str>) {
+pub fn set_pod_condition(
+    pod: &mut Value,
+    condition_type: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+) {
     let mut condition = json!({
         "type": condition_type,
         "status": status,
@@ -359,8 +371,10 @@ pub fn set_pod_condition(pod: &mut Value, condition_type: &str, status: &str, re
     {
         Some(existing) => {
             if existing.get("status").and_then(Value::as_str) == Some(status) {
-                condition["lastTransitionTime"] =
-                    existing.get("lastTransitionTime").cloned().unwrap_or(Value::Null);
+                condition["lastTransitionTime"] = existing
+                    .get("lastTransitionTime")
+                    .cloned()
+                    .unwrap_or(Value::Null);
             }
             *existing = condition;
         }

@@ -577,7 +577,10 @@ const NOT_FOR_EPHEMERAL: &str = "cannot be set for an Ephemeral Container";
 /// Names and images are checked with the whole pod spec ([`pod_spec`]).
 pub fn pod_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<Cause> {
     if is_mirror_pod(old) {
-        return vec![forbidden("", "static pods do not support ephemeral containers")];
+        return vec![forbidden(
+            "",
+            "static pods do not support ephemeral containers",
+        )];
     }
     let mut out = Vec::new();
     let spec = spec_of(new);
@@ -677,7 +680,10 @@ pub fn pod_resize(new: &Value, old: &Value) -> Vec<Cause> {
             .zip(new_containers)
             .all(|(o, n)| other_resources(o) == other_resources(n));
     if !only_cpu_and_memory {
-        out.push(forbidden("spec", "only cpu and memory resources are mutable"));
+        out.push(forbidden(
+            "spec",
+            "only cpu and memory resources are mutable",
+        ));
     }
     out
 }

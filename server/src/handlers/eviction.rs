@@ -50,10 +50,8 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
             "name in URL does not match name in Eviction object",
         ));
     }
-    let options = DeleteOptions::from_value(
-        call,
-        eviction.get("deleteOptions").unwrap_or(&json!({})),
-    )?;
+    let options =
+        DeleteOptions::from_value(call, eviction.get("deleteOptions").unwrap_or(&json!({})))?;
     let pods = resource(call, "", "pods")?;
     let name = path_name(call);
     // Pods whose budget does not matter are deleted at once; a delete that loses a race
@@ -68,12 +66,17 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
         }
         let mut guarded = options.clone();
         if options.resource_version.is_none() && !is_terminal_or_deleting(&pod) {
-            guarded.resource_version = objects::meta_str(&pod, "resourceVersion").map(str::to_string);
+            guarded.resource_version =
+                objects::meta_str(&pod, "resourceVersion").map(str::to_string);
         }
         match mark_and_delete(call, &pods, name, &guarded).await {
-            Err(e) if e.reason == Reason::Conflict
-                && options.resource_version.is_none()
-                && attempts < DELETE_ATTEMPTS => continue,
+            Err(e)
+                if e.reason == Reason::Conflict
+                    && options.resource_version.is_none()
+                    && attempts < DELETE_ATTEMPTS =>
+            {
+                continue;
+            }
             outcome => return outcome.map(|_| created_status()),
         }
     };
@@ -105,9 +108,9 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
         }
     }
     match mark_and_delete(call, &pods, name, &options).await {
-        Err(e) if e.reason == Reason::Conflict && guarded_by_handler => {
-            Err(still_processing(objects::name(budget.expect("guarded by a budget"))))
-        }
+        Err(e) if e.reason == Reason::Conflict && guarded_by_handler => Err(still_processing(
+            objects::name(budget.expect("guarded by a budget")),
+        )),
         outcome => outcome.map(|_| created_status()),
     }
 }
@@ -124,7 +127,8 @@ fn decode_eviction(call: &Call<'_>) -> Result<Value, ApiError> {
     };
     let api_version = eviction.get("apiVersion").and_then(Value::as_str);
     let kind = eviction.get("kind").and_then(Value::as_str);
-    let wrong_version = api_version.is_some_and(|v| !v.is_empty() && !EVICTION_VERSIONS.contains(&v));
+    let wrong_version =
+        api_version.is_some_and(|v| !v.is_empty() && !EVICTION_VERSIONS.contains(&v));
     if wrong_version || kind.is_some_and(|k| !k.is_empty() && k != "Eviction") {
         return Err(ApiError::bad_request(format!(
             "expected an Eviction of {}, got {} {}",
@@ -133,14 +137,17 @@ fn decode_eviction(call: &Call<'_>) -> Result<Value, ApiError> {
             kind.unwrap_or("")
         )));
     }
-    // Typed as kube decodes it: wrong field types are a 400.
-    serde_json::from_value::<k8s_openapi::api::policy::v1::Eviction>(eviction.clone()).map_err(
-        |e| {
-            ApiError::bad_request(format!(
-                "Eviction in version \"v1\" cannot be handled as a Eviction: {e}"
-            ))
-        },
-    )?;
+    // Typed as kube decodes it: wrong field types are a 400 (v1beta1's fields are v1's).
+    let mut typed = eviction.clone();
+    if let Some(map) = typed.as_object_mut() {
+        map.insert("apiVersion".into(), json!("policy/v1"));
+        map.insert("kind".into(), json!("Eviction"));
+    }
+    serde_json::from_value::<k8s_openapi::api::policy::v1::Eviction>(typed).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Eviction in version \"v1\" cannot be handled as a Eviction: {e}"
+        ))
+    })?;
     Ok(eviction)
 }
 
@@ -351,7 +358,10 @@ async fn spend_budget(
 
 /// kube's `UpdateDisruptionAllowedCondition` once no disruption is left.
 fn set_disruption_allowed_false(status: &mut Value) {
-    let observed = status.get("observedGeneration").cloned().unwrap_or(json!(0));
+    let observed = status
+        .get("observedGeneration")
+        .cloned()
+        .unwrap_or(json!(0));
     let condition = json!({
         "type": "DisruptionAllowed",
         "status": "False",
