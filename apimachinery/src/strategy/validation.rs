@@ -926,14 +926,80 @@ mod tests {
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec");
         assert_eq!(causes[0].reason, "FieldValueForbidden");
+        // Binding is `pods/binding`'s: an update may not set nodeName.
         let bound = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "tolerations": [{"key": "k"}], "activeDeadlineSeconds": 100, "nodeName": "n1"}});
-        assert!(validate_update("", "Pod", &bound, &old).is_empty());
+        let causes = validate_update("", "Pod", &bound, &old);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec");
         let removed = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "activeDeadlineSeconds": 200}});
         let fields: Vec<String> = validate_update("", "Pod", &removed, &old)
             .iter()
             .map(|c| c.field.clone())
             .collect();
         assert_eq!(fields, vec!["spec.activeDeadlineSeconds", "spec"]);
+    }
+
+    #[test]
+    fn ephemeral_containers_are_only_added() {
+        let debugger = json!({"name": "dbg", "image": "busybox", "targetContainerName": "a"});
+        let old = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "ephemeralContainers": [debugger]}});
+        let added = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "ephemeralContainers": [
+            debugger, {"name": "two", "image": "busybox"}]}});
+        assert!(pod_ephemeral_containers_update(&added, &old).is_empty());
+        let changed = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "ephemeralContainers": [
+            {"name": "dbg", "image": "alpine", "targetContainerName": "a"},
+            {"name": "three", "image": "busybox", "targetContainerName": "b", "readinessProbe": {"exec": {"command": ["true"]}}}]}});
+        let fields: Vec<(String, String)> = pod_ephemeral_containers_update(&changed, &old)
+            .into_iter()
+            .map(|c| (c.field, c.reason))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (
+                    "spec.ephemeralContainers[1].readinessProbe".into(),
+                    "FieldValueForbidden".into()
+                ),
+                (
+                    "spec.ephemeralContainers[1].targetContainerName".into(),
+                    "FieldValueNotFound".into()
+                ),
+                (
+                    "spec.ephemeralContainers".into(),
+                    "FieldValueForbidden".into()
+                ),
+            ]
+        );
+        let removed = json!({"spec": {"containers": [{"name": "a", "image": "x"}]}});
+        assert_eq!(pod_ephemeral_containers_update(&removed, &old).len(), 1);
+        let mut mirror = old.clone();
+        mirror["metadata"] = json!({"annotations": {MIRROR_POD_ANNOTATION: "x"}});
+        assert_eq!(
+            pod_ephemeral_containers_update(&added, &mirror)[0].field,
+            ""
+        );
+    }
+
+    #[test]
+    fn resize_keeps_the_qos_class_and_other_resources() {
+        let pod = |requests: Value, limits: Value| json!({"spec": {"containers": [{"name": "a", "image": "x", "resources": {"requests": requests, "limits": limits}}]}});
+        let old = pod(json!({"cpu": "1"}), json!({"cpu": "2"}));
+        assert!(pod_resize(&pod(json!({"cpu": "1500m"}), json!({"cpu": "2"})), &old).is_empty());
+        let guaranteed = pod(
+            json!({"cpu": "2", "memory": "1Gi"}),
+            json!({"cpu": "2", "memory": "1Gi"}),
+        );
+        assert_eq!(pod_resize(&guaranteed, &old)[0].field, "spec");
+        let gpu = pod(
+            json!({"cpu": "1", "nvidia.com/gpu": "1"}),
+            json!({"cpu": "2"}),
+        );
+        let causes = pod_resize(&gpu, &old);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert!(
+            causes[0].message.contains("only cpu and memory"),
+            "{causes:?}"
+        );
     }
 
     #[test]
