@@ -754,3 +754,46 @@ fn kubectl_drain_evicts_and_respects_budgets() {
         (status == 200).then_some(())
     });
 }
+
+/// `nodes/{name}/status` takes a kubelet's strategic merge patch: conditions merged by type,
+/// addresses replaced, the spec left alone.
+async fn node_status_scenario(server: &TestServer) {
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                      "spec": {"podCIDR": "10.0.1.0/24"}});
+    server.post("/api/v1/nodes", &node).await.expect(201);
+    let ready = |status: &str, time: &str| {
+        json!({"type": "Ready", "status": status, "reason": "KubeletReady",
+               "lastHeartbeatTime": time, "lastTransitionTime": time})
+    };
+    let first = json!({"status": {
+        "conditions": [ready("True", "2026-01-01T00:00:00Z"),
+                       {"type": "MemoryPressure", "status": "False",
+                        "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+    }});
+    server
+        .patch("/api/v1/nodes/n1/status", STRATEGIC, &first)
+        .await
+        .expect(200);
+    // The next heartbeat names only the Ready condition; MemoryPressure stays.
+    let heartbeat = json!({"status": {"conditions": [ready("True", "2026-01-01T00:01:00Z")]},
+                           "spec": {"podCIDR": "10.9.9.0/24"}});
+    let patched = server
+        .patch("/api/v1/nodes/n1/status", STRATEGIC, &heartbeat)
+        .await
+        .expect(200)
+        .clone();
+    let conditions = patched["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 2, "{patched:#}");
+    assert_eq!(conditions[0]["lastHeartbeatTime"], "2026-01-01T00:01:00Z");
+    assert_eq!(patched["status"]["capacity"]["pods"], "110");
+    assert_eq!(patched["spec"]["podCIDR"], "10.0.1.0/24", "{patched:#}");
+}
+
+on_both_stores!(
+    node_status_takes_a_kubelet_patch_embedded,
+    node_status_takes_a_kubelet_patch_etcd,
+    node_status_scenario
+);
