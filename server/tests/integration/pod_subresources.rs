@@ -330,9 +330,7 @@ async fn eviction_scenario(server: &TestServer) {
 
     // A dry run checks the budget and writes nothing.
     server
-        .delete(&format!(
-            "/apis/policy/v1/namespaces/evict/poddisruptionbudgets/db-again"
-        ))
+        .delete("/apis/policy/v1/namespaces/evict/poddisruptionbudgets/db-again")
         .await
         .expect(200);
     budget(server, "evict", "spare", "spare", 1).await;
