@@ -795,3 +795,51 @@ on_both_stores!(
     node_status_takes_a_kubelet_patch_etcd,
     node_status_scenario
 );
+
+/// kubectl's own calls: `kubectl debug` adds an ephemeral container through
+/// `pods/ephemeralcontainers`, `kubectl patch --subresource resize` resizes, and a pod
+/// patch of nodeName is refused with kube's message.
+#[test]
+fn kubectl_debug_and_resize() {
+    let server = Kubecache::start();
+    let overrides = r#"{"spec":{"containers":[{"name":"web","image":"nginx","resources":{"requests":{"cpu":"100m"},"limits":{"cpu":"200m"}}}]}}"#;
+    server.kubectl_ok(&[
+        "run",
+        "web",
+        "--image=nginx",
+        &format!("--overrides={overrides}"),
+    ]);
+    server.kubectl_ok(&[
+        "debug",
+        "web",
+        "--image=busybox",
+        "--target=web",
+        "--profile=general",
+    ]);
+    let pod = server_object(&server, "/api/v1/namespaces/default/pods/web");
+    let debugger = &pod["spec"]["ephemeralContainers"][0];
+    assert_eq!(debugger["image"], "busybox", "{pod}");
+    assert_eq!(debugger["targetContainerName"], "web", "{pod}");
+
+    server.kubectl_ok(&[
+        "patch",
+        "pod",
+        "web",
+        "--subresource=resize",
+        "--patch",
+        r#"{"spec":{"containers":[{"name":"web","resources":{"requests":{"cpu":"150m"}}}]}}"#,
+    ]);
+    let pod = server_object(&server, "/api/v1/namespaces/default/pods/web");
+    assert_eq!(
+        pod["spec"]["containers"][0]["resources"]["requests"]["cpu"], "150m",
+        "{pod}"
+    );
+
+    let output = server.kubectl(&["patch", "pod", "web", "-p", r#"{"spec":{"nodeName":"n1"}}"#]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("pod updates may not change fields other than"),
+        "{}",
+        stderr(&output)
+    );
+}
