@@ -843,3 +843,61 @@ fn kubectl_debug_and_resize() {
         stderr(&output)
     );
 }
+
+/// kube-scheduler and kubectl speak protobuf: a protobuf Binding binds, a protobuf Eviction
+/// evicts, and the answers are protobuf Statuses.
+async fn protobuf_scenario(server: &TestServer) {
+    use kubecache_apimachinery::protobuf::{self, MEDIA_TYPE};
+    server.create_namespace("pb").await;
+    let pods = "/api/v1/namespaces/pb/pods";
+    server.post(pods, &pod("web", json!({}))).await.expect(201);
+    let send = |path: String, object: Value| async move {
+        let response = server
+            .client
+            .post(server.url(&path))
+            .header(reqwest::header::CONTENT_TYPE, MEDIA_TYPE)
+            .header(
+                reqwest::header::ACCEPT,
+                format!("{MEDIA_TYPE},application/json"),
+            )
+            .body(protobuf::encode_envelope(&object).expect("encodes"))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body = response.bytes().await.expect("body");
+        let answer = protobuf::decode_envelope(&body, None).expect("a protobuf answer");
+        (status, answer)
+    };
+    let (status, answer) = send(format!("{pods}/web/binding"), binding("web", "n1")).await;
+    assert_eq!(
+        (status, &answer["status"]),
+        (201, &json!("Success")),
+        "{answer:#}"
+    );
+    let web = server.get(&format!("{pods}/web")).await.expect(200).clone();
+    assert_eq!(web["spec"]["nodeName"], "n1");
+    let (status, answer) = send(format!("{pods}/web/binding"), binding("web", "n2")).await;
+    assert_eq!(
+        (status, &answer["reason"]),
+        (409, &json!("Conflict")),
+        "{answer:#}"
+    );
+
+    let (status, answer) = send(format!("{pods}/web/eviction"), eviction("policy/v1", "web")).await;
+    assert_eq!(
+        (status, &answer["status"]),
+        (201, &json!("Success")),
+        "{answer:#}"
+    );
+    server
+        .get(&format!("{pods}/web"))
+        .await
+        .expect_status(404, "NotFound");
+}
+
+on_both_stores!(
+    protobuf_binding_and_eviction_embedded,
+    protobuf_binding_and_eviction_etcd,
+    protobuf_scenario
+);
