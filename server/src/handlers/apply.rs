@@ -14,7 +14,6 @@ use kubecache_apimachinery::managed;
 use kubecache_apimachinery::objects;
 use kubecache_apimachinery::ssa::{self, Applier};
 use kubecache_apimachinery::typed::FieldValidation;
-use kubecache_core::request::Subresource;
 
 /// The server-side apply media type.
 pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
@@ -67,10 +66,12 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
         let decoded = finish_decode(call, resource, merged, &[], mode)?;
         warnings = decoded.warnings;
         Ok(match call.request.subresource {
-            Some(Subresource::Status) => {
-                // Only `.status` changes, but the ownership recorded is the new one.
-                let mut result = objects::apply_status_update(current, &decoded.object);
+            None => decoded.object,
+            Some(_) => {
+                // Only what the subresource may change changes (`.status`, a pod's ephemeral
+                // containers or resources), but the ownership recorded is the new one.
                 let managed = decoded.object.pointer("/metadata/managedFields").cloned();
+                let mut result = super::write::merge_into_current(call, current, decoded.object);
                 let meta = objects::metadata_mut(&mut result);
                 match managed {
                     Some(managed) => meta.insert("managedFields".into(), managed),
@@ -78,7 +79,6 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
                 };
                 result
             }
-            _ => decoded.object,
         })
     })
     .await;

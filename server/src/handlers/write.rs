@@ -160,7 +160,7 @@ where
 /// The object the client's version of it becomes: the whole object for the main resource,
 /// only its `.status` for the status subresource, only what a pod subresource may change for
 /// `pods/ephemeralcontainers` and `pods/resize`.
-fn merge_into_current(call: &Call<'_>, current: &Value, submitted: Value) -> Value {
+pub fn merge_into_current(call: &Call<'_>, current: &Value, submitted: Value) -> Value {
     use kubecache_apimachinery::strategy::core as pods;
     match call.request.subresource {
         Some(Subresource::Status) => objects::apply_status_update(current, &submitted),

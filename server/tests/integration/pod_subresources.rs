@@ -503,6 +503,32 @@ async fn ephemeral_and_resize_scenario(server: &TestServer) {
         "{resized:#}"
     );
     assert_eq!(main["image"], "nginx:1.25", "{resized:#}");
+    // Server-side apply to the subresource changes no more than a patch does.
+    let applied = server
+        .send(
+            reqwest::Method::PATCH,
+            &server.url_with(
+                &format!("{path}/resize"),
+                &[("fieldManager", "resizer"), ("force", "true")],
+            ),
+            Some("application/apply-patch+yaml"),
+            Some(
+                serde_json::to_vec(&json!({
+                    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"},
+                    "spec": {"containers": [{
+                        "name": "main",
+                        "image": "nginx:1.27",
+                        "resources": {"requests": {"cpu": "160m", "memory": "64Mi"}},
+                    }]},
+                }))
+                .unwrap(),
+            ),
+        )
+        .await;
+    let applied = applied.expect(200);
+    let main = &applied["spec"]["containers"][0];
+    assert_eq!(main["resources"]["requests"]["cpu"], "160m", "{applied:#}");
+    assert_eq!(main["image"], "nginx:1.25", "{applied:#}");
     // ... but not into another QoS class (Burstable → Guaranteed), nor other resources.
     let refused = server
         .patch(
