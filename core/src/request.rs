@@ -122,7 +122,9 @@ impl Subresource {
     }
 
     /// Whether a write through the subresource may change `.status` (a binding adds the
-    /// PodScheduled condition); every other write keeps the stored status.
+    /// PodScheduled condition) and bypasses the main resource's update rules (no
+    /// `prepare_for_update`, no generation bump: kube writes a binding straight to storage);
+    /// every other write keeps the stored status.
     pub fn writes_status(self) -> bool {
         matches!(self, Subresource::Status | Subresource::Binding)
     }

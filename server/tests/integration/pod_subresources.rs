@@ -73,6 +73,8 @@ async fn binding_scenario(server: &TestServer) {
         web["metadata"]["annotations"]["scheduler.example/score"],
         "7"
     );
+    // kube writes the binding straight to storage: no generation bump.
+    assert_eq!(web["metadata"]["generation"], 1, "{web:#}");
     let scheduled = condition(&web, "PodScheduled").expect("PodScheduled condition");
     assert_eq!(scheduled["status"], "True", "{web:#}");
     assert!(scheduled["lastTransitionTime"].is_string(), "{web:#}");
