@@ -623,6 +623,25 @@ async fn discovery_lists_the_pod_subresources() {
     assert_eq!(bindings["kind"], "Binding");
     assert_eq!(bindings["verbs"], json!(["create"]));
 
+    // The object views are in OpenAPI, named as kube names them.
+    let openapi = server.get("/openapi/v3/api/v1").await.expect(200).clone();
+    for (sub, word) in [
+        ("ephemeralcontainers", "Ephemeralcontainers"),
+        ("resize", "Resize"),
+    ] {
+        let path =
+            &openapi["paths"][format!("/api/v1/namespaces/{{namespace}}/pods/{{name}}/{sub}")];
+        assert_eq!(
+            path["get"]["operationId"],
+            format!("readCoreV1NamespacedPod{word}"),
+            "{path:#}"
+        );
+        assert!(
+            path["patch"].is_object() && path["put"].is_object(),
+            "{path:#}"
+        );
+    }
+
     let aggregated = server
         .get_accepting(
             "/api",
