@@ -70,6 +70,7 @@ ROOTS = ROOTS + [(m, v, k + "List") for (m, v, k) in LISTED] + [
     ("apimachinery.pkg.apis.meta.v1", "v1", "DeleteOptions"),
     ("apimachinery.pkg.apis.meta.v1", "", "WatchEvent"),
     ("api.autoscaling.v1", "autoscaling/v1", "Scale"),
+    ("api.policy.v1", "policy/v1", "Eviction"),
     ("apimachinery.pkg.runtime", "", "Unknown"),
 ]
 

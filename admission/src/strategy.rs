@@ -74,7 +74,8 @@ impl ValidatingPlugin for Fields {
     }
 }
 
-/// What an update may not change.
+/// What an update may not change: the main resource's rules, or those of the subresource
+/// written (a status write keeps the stored spec and is not checked here).
 pub struct Immutable;
 
 #[async_trait]
@@ -90,10 +91,13 @@ impl ValidatingPlugin for Immutable {
     ) -> Result<Vec<Cause>, ApiError> {
         let strategy = attrs.resource.strategy();
         match (attrs.operation, attrs.old, attrs.subresource) {
-            (Operation::Update, Some(old), Some(subresource)) if subresource.writes_status() => {
+            // A scale write changes the main resource's replicas: its rules apply.
+            (Operation::Update, Some(old), None | Some(Subresource::Scale)) => {
+                Ok(strategy.validate_update(object, old))
+            }
+            (Operation::Update, Some(old), Some(subresource)) => {
                 Ok(strategy.validate_subresource_update(subresource, object, old))
             }
-            (Operation::Update, Some(old), _) => Ok(strategy.validate_update(object, old)),
             _ => Ok(Vec::new()),
         }
     }

@@ -332,7 +332,9 @@ pub fn prepare_update(resource: &Resource, old: &Value, new: &mut Value, status_
     if !status_write {
         resource.strategy().prepare_for_update(new, old);
     }
-    if tracks_generation(resource) && desired_state(old) != desired_state(new) {
+    // A status write (or a binding, which kube writes straight to storage) is no change of the
+    // desired state as the strategy sees it: no generation bump.
+    if !status_write && tracks_generation(resource) && desired_state(old) != desired_state(new) {
         let generation = old_meta
             .get("generation")
             .and_then(Value::as_i64)

@@ -35,6 +35,14 @@ pub fn duplicate(field: &str, value: &Value) -> Cause {
     )
 }
 
+pub fn not_found(field: &str, value: &Value) -> Cause {
+    Cause::new(
+        "FieldValueNotFound",
+        field,
+        format!("Not found: {}", render(value)),
+    )
+}
+
 pub fn not_supported(field: &str, value: &Value, supported: &[&str]) -> Cause {
     let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
     Cause::new(

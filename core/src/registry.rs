@@ -6,6 +6,7 @@
 //! kube-apiserver's layout, `/registry/<storage path>/<namespace>/<name>`, including its
 //! historical exceptions (nodes under `minions`, services under `services/specs`, ...).
 
+use crate::request::Subresource;
 use crate::validation::NameRule;
 
 /// The verbs of an ordinary resource, as discovery lists them.
@@ -46,9 +47,9 @@ pub struct ResourceInfo {
     pub status_subresource: bool,
     /// Has a `scale` subresource (autoscaling/v1 Scale over `.spec.replicas`).
     pub scale_subresource: bool,
-    /// Has an `approval` subresource (certificatesigningrequests): writes change only the
-    /// Approved and Denied conditions.
-    pub approval_subresource: bool,
+    /// The other subresources it serves, each by a handler of its own (`pods/binding`,
+    /// `pods/eviction`, ...).
+    pub subresources: Vec<Subresource>,
     /// The path under the storage prefix where objects live (kube-apiserver's layout).
     pub storage_path: String,
     /// Which rule `metadata.name` must satisfy.
@@ -159,7 +160,7 @@ impl ResourceInfo {
             categories: Vec::new(),
             status_subresource: false,
             scale_subresource: false,
-            approval_subresource: false,
+            subresources: Vec::new(),
             storage_path: resource.to_string(),
             name_rule: NameRule::Subdomain,
             create_only: false,
@@ -188,8 +189,9 @@ impl ResourceInfo {
         self.scale_subresource = true;
         self
     }
-    pub fn approval(mut self) -> Self {
-        self.approval_subresource = true;
+    /// Serves these subresources besides `status` and `scale`.
+    pub fn subresources(mut self, subresources: &[Subresource]) -> Self {
+        self.subresources = subresources.to_vec();
         self
     }
     /// Objects live under `path` instead of the plural name (kube's historical layout).

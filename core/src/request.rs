@@ -45,7 +45,29 @@ pub enum Subresource {
     Scale,
     /// `certificatesigningrequests/approval`: only the Approved and Denied conditions change.
     Approval,
+    /// `pods/binding`: a v1 Binding assigns the pod to a node, once.
+    Binding,
+    /// `pods/eviction`: a policy/v1 Eviction deletes the pod if its disruption budget allows.
+    Eviction,
+    /// `pods/ephemeralcontainers`: the pod, of which only `spec.ephemeralContainers` changes.
+    EphemeralContainers,
+    /// `pods/resize`: the pod, of which only its containers' resources and resize policies
+    /// change.
+    Resize,
 }
+
+/// What discovery says a subresource answers with: the kind of its body
+/// (`None`: the parent resource's own kind, as for `status`).
+pub struct ResponseKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+}
+
+/// Subresources kube-apiserver serves with the verbs of an object view.
+const VIEW_VERBS: &[&str] = &["get", "patch", "update"];
+/// Subresources that only take a POST of their own kind.
+const CREATE_VERBS: &[&str] = &["create"];
 
 impl Subresource {
     /// The path segment (`status`, `scale`).
@@ -54,12 +76,69 @@ impl Subresource {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
             Subresource::Approval => "approval",
+            Subresource::Binding => "binding",
+            Subresource::Eviction => "eviction",
+            Subresource::EphemeralContainers => "ephemeralcontainers",
+            Subresource::Resize => "resize",
         }
     }
 
-    /// A write to it changes part of `.status` and never the rest of the object, as a
-    /// `status` write (so the stored status is not restored and generation is not bumped).
+    /// The subresource a path segment names, among those served by a handler of their own
+    /// (`status` and `scale` are flags of a resource's identity).
+    pub fn parse(segment: &str) -> Option<Subresource> {
+        [
+            Subresource::Approval,
+            Subresource::Binding,
+            Subresource::Eviction,
+            Subresource::EphemeralContainers,
+            Subresource::Resize,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == segment)
+    }
+
+    /// The verbs the subresource takes, as discovery lists them.
+    pub fn verbs(self) -> &'static [&'static str] {
+        match self {
+            Subresource::Binding | Subresource::Eviction => CREATE_VERBS,
+            Subresource::Status
+            | Subresource::Scale
+            | Subresource::Approval
+            | Subresource::EphemeralContainers
+            | Subresource::Resize => VIEW_VERBS,
+        }
+    }
+
+    /// The kind of the subresource's body when it is not the parent's.
+    pub fn response_kind(self) -> Option<ResponseKind> {
+        let kind = |group, version, kind| {
+            Some(ResponseKind {
+                group,
+                version,
+                kind,
+            })
+        };
+        match self {
+            Subresource::Scale => kind("autoscaling", "v1", "Scale"),
+            Subresource::Binding => kind("", "v1", "Binding"),
+            Subresource::Eviction => kind("policy", "v1", "Eviction"),
+            Subresource::Status
+            | Subresource::Approval
+            | Subresource::EphemeralContainers
+            | Subresource::Resize => None,
+        }
+    }
+
+    /// Whether a write through the subresource changes (part of) `.status` and nothing of
+    /// the rest but what it is for: the stored status is not restored, generation is not
+    /// bumped and the main resource's update rules (`prepare_for_update`) do not apply. A
+    /// `status` write, a CSR's `approval` (its Approved/Denied conditions), a pod's
+    /// `binding` (nodeName and the PodScheduled condition, written straight to storage by
+    /// kube). Every other write keeps the stored status.
     pub fn writes_status(self) -> bool {
-        matches!(self, Subresource::Status | Subresource::Approval)
+        matches!(
+            self,
+            Subresource::Status | Subresource::Approval | Subresource::Binding
+        )
     }
 }

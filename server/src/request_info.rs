@@ -232,9 +232,13 @@ pub fn resolve(
         None => None,
         Some("status") if resource.status_subresource => Some(Subresource::Status),
         Some("scale") if resource.scale_subresource => Some(Subresource::Scale),
-        Some("approval") if resource.approval_subresource => Some(Subresource::Approval),
-        Some(_) => return Err(ApiError::path_not_found()),
+        Some(other) => match Subresource::parse(other) {
+            Some(sub) if resource.subresources.contains(&sub) => Some(sub),
+            _ => return Err(ApiError::path_not_found()),
+        },
     };
+    // A subresource that takes a POST (`pods/{name}/binding`) creates under an object's name.
+    let creates_under_name = subresource.is_some_and(|s| s.verbs().contains(&"create"));
     let verb = match *method {
         Method::GET | Method::HEAD => {
             if legacy_watch || (watch_param && subresource.is_none()) {
@@ -245,7 +249,7 @@ pub fn resolve(
                 Verb::List
             }
         }
-        Method::POST if name.is_none() && !legacy_watch => Verb::Create,
+        Method::POST if (name.is_none() || creates_under_name) && !legacy_watch => Verb::Create,
         Method::PUT if name.is_some() && !legacy_watch => Verb::Update,
         Method::PATCH if name.is_some() && !legacy_watch => Verb::Patch,
         Method::DELETE if !legacy_watch && subresource.is_none() => {
@@ -260,7 +264,7 @@ pub fn resolve(
     if subresource.is_none() && !resource.supports(verb.as_str()) {
         return Err(ApiError::method_not_allowed());
     }
-    if subresource.is_some() && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch) {
+    if subresource.is_some_and(|s| !s.verbs().contains(&verb.as_str())) {
         return Err(ApiError::method_not_allowed());
     }
     Ok(Target::Resource(ResourceRequest {
@@ -365,6 +369,46 @@ mod tests {
             false,
         );
         assert_eq!(r.subresource, Some(Subresource::Scale));
+    }
+
+    #[test]
+    fn pod_subresources_only_where_served() {
+        let r = resource(Method::POST, "/api/v1/namespaces/a/pods/web/binding", false);
+        assert_eq!(
+            (r.verb, r.subresource),
+            (Verb::Create, Some(Subresource::Binding))
+        );
+        let r = resource(
+            Method::POST,
+            "/api/v1/namespaces/a/pods/web/eviction",
+            false,
+        );
+        assert_eq!(
+            (r.verb, r.subresource),
+            (Verb::Create, Some(Subresource::Eviction))
+        );
+        let r = resource(
+            Method::PATCH,
+            "/api/v1/namespaces/a/pods/web/ephemeralcontainers",
+            false,
+        );
+        assert_eq!(r.subresource, Some(Subresource::EphemeralContainers));
+        let r = resource(Method::PUT, "/api/v1/namespaces/a/pods/web/resize", false);
+        assert_eq!(r.subresource, Some(Subresource::Resize));
+        let reg = kubecache_apimachinery::registry::Registry::builtin().snapshot();
+        let code = |method: Method, path: &str| parse(&reg, &method, path, false).unwrap_err().code;
+        assert_eq!(
+            code(Method::GET, "/api/v1/namespaces/a/pods/web/binding"),
+            405
+        );
+        assert_eq!(
+            code(Method::POST, "/api/v1/namespaces/a/pods/web/resize"),
+            405
+        );
+        assert_eq!(
+            code(Method::POST, "/api/v1/namespaces/a/services/web/binding"),
+            404
+        );
     }
 
     #[test]

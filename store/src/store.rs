@@ -120,7 +120,13 @@ pub struct Preconditions {
 }
 
 impl Preconditions {
-    fn check(&self, resource: &ResourceInfo, name: &str, current: &Value) -> Result<(), ApiError> {
+    /// Whether `current` meets the preconditions: a 409 Conflict when it does not.
+    pub fn check(
+        &self,
+        resource: &ResourceInfo,
+        name: &str,
+        current: &Value,
+    ) -> Result<(), ApiError> {
         let uid = objects::meta_str(current, "uid").unwrap_or("");
         if let Some(expected) = self.uid.as_deref().filter(|u| *u != uid) {
             return Err(ApiError::conflict(

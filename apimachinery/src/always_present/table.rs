@@ -142,6 +142,7 @@ pub static ALWAYS_PRESENT: &[(&str, &[(&str, Empty)])] = &[
     ("io.k8s.api.certificates.v1.CertificateSigningRequestList", &[("metadata", Object)]),
     ("io.k8s.api.coordination.v1.Lease", &[("metadata", Object), ("spec", Object)]),
     ("io.k8s.api.coordination.v1.LeaseList", &[("metadata", Object)]),
+    ("io.k8s.api.core.v1.Binding", &[("metadata", Object), ("target", Object)]),
     ("io.k8s.api.core.v1.ComponentStatus", &[("metadata", Object)]),
     ("io.k8s.api.core.v1.ComponentStatusList", &[("metadata", Object)]),
     ("io.k8s.api.core.v1.ConfigMap", &[("metadata", Object)]),
@@ -269,6 +270,7 @@ pub static ALWAYS_PRESENT: &[(&str, &[(&str, Empty)])] = &[
     ("io.k8s.api.networking.v1.NetworkPolicy", &[("metadata", Object), ("spec", Object)]),
     ("io.k8s.api.networking.v1.NetworkPolicyList", &[("metadata", Object)]),
     ("io.k8s.api.networking.v1.NetworkPolicySpec", &[("podSelector", Object)]),
+    ("io.k8s.api.policy.v1.Eviction", &[("metadata", Object)]),
     ("io.k8s.api.policy.v1.PodDisruptionBudget", &[
         ("metadata", Object),
         ("spec", Object),

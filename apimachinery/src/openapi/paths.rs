@@ -534,18 +534,25 @@ impl PathSet {
         );
 
         // Subresources.
-        let mut subresources: Vec<(&str, &str, &Value, Value)> = Vec::new();
-        if resource.approval_subresource {
-            subresources.push(("approval", "Approval", &object, gvk.clone()));
+        let mut subresources: Vec<(&str, String, &Value, Value)> = Vec::new();
+        // The object's other views (`pods/ephemeralcontainers`, `pods/resize`): get, patch
+        // and put of the object itself, named like kube's (`readCoreV1NamespacedPodResize`).
+        // The subresources that only take a create of their own kind are not published.
+        for sub in &resource.subresources {
+            if sub.response_kind().is_none() && sub.verbs().contains(&"get") {
+                let name = sub.as_str();
+                let word = name[..1].to_ascii_uppercase() + &name[1..];
+                subresources.push((name, word, &object, gvk.clone()));
+            }
         }
         if resource.status_subresource {
-            subresources.push(("status", "Status", &object, gvk.clone()));
+            subresources.push(("status", "Status".to_string(), &object, gvk.clone()));
         }
         let scale_ref = scale.map(|s| reference(&s.definition));
         if let (true, Some(scale), Some(scale_ref)) =
             (resource.scale_subresource, scale, scale_ref.as_ref())
         {
-            subresources.push(("scale", "Scale", scale_ref, scale.gvk()));
+            subresources.push(("scale", "Scale".to_string(), scale_ref, scale.gvk()));
         }
         for (path, word, schema, sub_gvk) in subresources {
             self.insert(

@@ -36,8 +36,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MatchResources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "namespaceSelector", ty: Message(463), label: Optional },
-            Field { tag: 2, json: "objectSelector", ty: Message(463), label: Optional },
+            Field { tag: 1, json: "namespaceSelector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "objectSelector", ty: Message(465), label: Optional },
             Field { tag: 3, json: "resourceRules", ty: Message(7), label: Repeated },
             Field { tag: 4, json: "excludeResourceRules", ty: Message(7), label: Repeated },
             Field { tag: 7, json: "matchPolicy", ty: String, label: Optional },
@@ -52,13 +52,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(463), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(465), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
             Field { tag: 10, json: "reinvocationPolicy", ty: String, label: Optional },
-            Field { tag: 11, json: "objectSelector", ty: Message(463), label: Optional },
+            Field { tag: 11, json: "objectSelector", ty: Message(465), label: Optional },
             Field { tag: 12, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -67,7 +67,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(4), label: Repeated },
         ],
     },
@@ -76,7 +76,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(5), label: Repeated },
         ],
     },
@@ -105,7 +105,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
-            Field { tag: 3, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 3, json: "selector", ty: Message(465), label: Optional },
             Field { tag: 4, json: "parameterNotFoundAction", ty: String, label: Optional },
         ],
     },
@@ -153,7 +153,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(19), label: Optional },
             Field { tag: 3, json: "status", ty: Message(20), label: Optional },
         ],
@@ -163,7 +163,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
         ],
     },
@@ -172,7 +172,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(15), label: Repeated },
         ],
     },
@@ -192,7 +192,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -217,7 +217,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 2, json: "typeChecking", ty: Message(13), label: Optional },
-            Field { tag: 3, json: "conditions", ty: Message(459), label: Repeated },
+            Field { tag: 3, json: "conditions", ty: Message(461), label: Repeated },
         ],
     },
     // 21
@@ -229,12 +229,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(463), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(465), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "objectSelector", ty: Message(463), label: Optional },
+            Field { tag: 10, json: "objectSelector", ty: Message(465), label: Optional },
             Field { tag: 11, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -243,7 +243,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(21), label: Repeated },
         ],
     },
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -291,8 +291,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(476), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(478), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -301,7 +301,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(27), label: Repeated },
         ],
     },
@@ -310,7 +310,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(32), label: Optional },
             Field { tag: 3, json: "status", ty: Message(33), label: Optional },
         ],
@@ -322,7 +322,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -332,7 +332,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(29), label: Repeated },
         ],
     },
@@ -341,8 +341,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(463), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(286), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(287), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(34), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -379,7 +379,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(38), label: Optional },
             Field { tag: 3, json: "status", ty: Message(39), label: Optional },
         ],
@@ -393,8 +393,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(474), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(476), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(476), label: Optional },
         ],
     },
     // 37
@@ -402,7 +402,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(35), label: Repeated },
         ],
     },
@@ -412,8 +412,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(40), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -451,7 +451,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(44), label: Optional },
             Field { tag: 3, json: "status", ty: Message(45), label: Optional },
         ],
@@ -463,7 +463,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -473,7 +473,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(41), label: Repeated },
         ],
     },
@@ -483,8 +483,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -507,8 +507,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(479), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(479), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(481), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(481), label: Optional },
         ],
     },
     // 47
@@ -516,8 +516,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(479), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(479), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(481), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(481), label: Optional },
         ],
     },
     // 48
@@ -526,7 +526,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(479), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(481), label: Optional },
         ],
     },
     // 49
@@ -534,7 +534,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(54), label: Optional },
             Field { tag: 3, json: "status", ty: Message(55), label: Optional },
         ],
@@ -546,7 +546,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -556,7 +556,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(49), label: Repeated },
         ],
     },
@@ -583,9 +583,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
-            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(253), label: Repeated },
+            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
+            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(254), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(56), label: Optional },
@@ -634,7 +634,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "status", ty: Message(59), label: Optional },
         ],
     },
@@ -671,7 +671,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(461), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(463), label: Repeated },
         ],
     },
     // 63
@@ -680,7 +680,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(464), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(466), label: Repeated },
         ],
     },
     // 64
@@ -688,7 +688,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -743,7 +743,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(70), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -762,7 +762,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
             Field { tag: 3, json: "status", ty: Message(76), label: Optional },
         ],
@@ -780,7 +780,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -835,7 +835,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.HorizontalPodAutoscaler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(80), label: Optional },
             Field { tag: 3, json: "status", ty: Message(81), label: Optional },
         ],
@@ -845,7 +845,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.HorizontalPodAutoscalerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(78), label: Repeated },
         ],
     },
@@ -866,7 +866,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "lastScaleTime", ty: Message(474), label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(476), label: Optional },
             Field { tag: 3, json: "currentReplicas", ty: Int32, label: Required },
             Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
             Field { tag: 5, json: "currentCPUUtilizationPercentage", ty: Int32, label: Optional },
@@ -877,7 +877,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(83), label: Optional },
             Field { tag: 3, json: "status", ty: Message(84), label: Optional },
         ],
@@ -952,7 +952,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v2.HorizontalPodAutoscaler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(94), label: Optional },
             Field { tag: 3, json: "status", ty: Message(95), label: Optional },
         ],
@@ -973,7 +973,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -983,7 +983,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v2.HorizontalPodAutoscalerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(90), label: Repeated },
         ],
     },
@@ -1005,7 +1005,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "lastScaleTime", ty: Message(474), label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(476), label: Optional },
             Field { tag: 3, json: "currentReplicas", ty: Int32, label: Optional },
             Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
             Field { tag: 5, json: "currentMetrics", ty: Message(100), label: Repeated },
@@ -1030,7 +1030,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "selectPolicy", ty: String, label: Optional },
             Field { tag: 2, json: "policies", ty: Message(96), label: Repeated },
             Field { tag: 3, json: "stabilizationWindowSeconds", ty: Int32, label: Optional },
-            Field { tag: 4, json: "tolerance", ty: Message(458), label: Optional },
+            Field { tag: 4, json: "tolerance", ty: Message(460), label: Optional },
         ],
     },
     // 98
@@ -1039,7 +1039,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
         ],
     },
     // 99
@@ -1074,8 +1074,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "value", ty: Message(458), label: Optional },
-            Field { tag: 3, json: "averageValue", ty: Message(458), label: Optional },
+            Field { tag: 2, json: "value", ty: Message(460), label: Optional },
+            Field { tag: 3, json: "averageValue", ty: Message(460), label: Optional },
             Field { tag: 4, json: "averageUtilization", ty: Int32, label: Optional },
         ],
     },
@@ -1084,8 +1084,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v2.MetricValueStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "value", ty: Message(458), label: Optional },
-            Field { tag: 2, json: "averageValue", ty: Message(458), label: Optional },
+            Field { tag: 1, json: "value", ty: Message(460), label: Optional },
+            Field { tag: 2, json: "averageValue", ty: Message(460), label: Optional },
             Field { tag: 3, json: "averageUtilization", ty: Int32, label: Optional },
         ],
     },
@@ -1150,7 +1150,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(111), label: Optional },
             Field { tag: 3, json: "status", ty: Message(112), label: Optional },
         ],
@@ -1160,7 +1160,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(109), label: Repeated },
         ],
     },
@@ -1184,9 +1184,9 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "active", ty: Message(251), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(474), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(474), label: Optional },
+            Field { tag: 1, json: "active", ty: Message(252), label: Repeated },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(476), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(476), label: Optional },
         ],
     },
     // 113
@@ -1194,7 +1194,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
             Field { tag: 3, json: "status", ty: Message(117), label: Optional },
         ],
@@ -1206,8 +1206,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(474), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -1217,7 +1217,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(113), label: Repeated },
         ],
     },
@@ -1229,9 +1229,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(465), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(286), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(287), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
@@ -1250,8 +1250,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "conditions", ty: Message(114), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(474), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(474), label: Optional },
+            Field { tag: 2, json: "startTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
@@ -1267,7 +1267,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
         ],
     },
@@ -1339,7 +1339,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.certificates.v1.CertificateSigningRequest",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(129), label: Optional },
             Field { tag: 3, json: "status", ty: Message(130), label: Optional },
         ],
@@ -1352,8 +1352,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "reason", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
-            Field { tag: 4, json: "lastUpdateTime", ty: Message(474), label: Optional },
-            Field { tag: 5, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastUpdateTime", ty: Message(476), label: Optional },
+            Field { tag: 5, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 6, json: "status", ty: String, label: Required },
         ],
     },
@@ -1362,7 +1362,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.certificates.v1.CertificateSigningRequestList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(126), label: Repeated },
         ],
     },
@@ -1403,7 +1403,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(134), label: Optional },
         ],
     },
@@ -1412,7 +1412,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "items", ty: Message(132), label: Repeated },
         ],
     },
@@ -1423,8 +1423,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(467), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(467), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(469), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(469), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
@@ -1435,9 +1435,9 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Message(234), label: Optional },
-            Field { tag: 2, json: "podAffinity", ty: Message(266), label: Optional },
-            Field { tag: 3, json: "podAntiAffinity", ty: Message(268), label: Optional },
+            Field { tag: 1, json: "nodeAffinity", ty: Message(235), label: Optional },
+            Field { tag: 2, json: "podAffinity", ty: Message(267), label: Optional },
+            Field { tag: 3, json: "podAntiAffinity", ty: Message(269), label: Optional },
         ],
     },
     // 136
@@ -1505,6 +1505,15 @@ pub static MESSAGES: &[Message] = &[
     },
     // 142
     Message {
+        name: "api.core.v1.Binding",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(252), label: Optional },
+        ],
+    },
+    // 143
+    Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
         fields: &[
@@ -1513,14 +1522,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(321), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(321), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(321), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(321), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(321), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(322), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(322), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(322), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(322), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(322), label: Optional },
         ],
     },
-    // 143
+    // 144
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -1529,10 +1538,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(223), label: Optional },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(224), label: Optional },
         ],
     },
-    // 144
+    // 145
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
@@ -1541,7 +1550,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
         ],
     },
-    // 145
+    // 146
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
@@ -1550,11 +1559,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(321), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(322), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 146
+    // 147
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
@@ -1563,11 +1572,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(223), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(224), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 147
+    // 148
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -1575,10 +1584,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(321), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(322), label: Optional },
         ],
     },
-    // 148
+    // 149
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -1586,10 +1595,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(223), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(224), label: Optional },
         ],
     },
-    // 149
+    // 150
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
@@ -1597,19 +1606,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 150
+    // 151
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(463), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(465), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 151
+    // 152
     Message {
         name: "api.core.v1.ComponentCondition",
         special: Special::None,
@@ -1620,64 +1629,64 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
-    // 152
+    // 153
     Message {
         name: "api.core.v1.ComponentStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(151), label: Repeated },
-        ],
-    },
-    // 153
-    Message {
-        name: "api.core.v1.ComponentStatusList",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(152), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(152), label: Repeated },
         ],
     },
     // 154
     Message {
+        name: "api.core.v1.ComponentStatusList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(153), label: Repeated },
+        ],
+    },
+    // 155
+    Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 155
+    // 156
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(223), label: Inline },
+            Field { tag: 1, json: "", ty: Message(224), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
-        ],
-    },
-    // 156
-    Message {
-        name: "api.core.v1.ConfigMapKeySelector",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "", ty: Message(223), label: Inline },
-            Field { tag: 2, json: "key", ty: String, label: Required },
-            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 157
     Message {
-        name: "api.core.v1.ConfigMapList",
+        name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(154), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 2, json: "key", ty: String, label: Required },
+            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 158
+    Message {
+        name: "api.core.v1.ConfigMapList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(155), label: Repeated },
+        ],
+    },
+    // 159
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -1689,28 +1698,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
-    // 159
+    // 160
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(223), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
-            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
-        ],
-    },
-    // 160
-    Message {
-        name: "api.core.v1.ConfigMapVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "", ty: Message(223), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
-            Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
+            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 161
+    Message {
+        name: "api.core.v1.ConfigMapVolumeSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
+            Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
+            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
+        ],
+    },
+    // 162
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
@@ -1720,29 +1729,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(164), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(185), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(308), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(347), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(290), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(290), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(214), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(165), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(186), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(309), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(348), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(291), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(291), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(215), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(323), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(324), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(184), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(185), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(346), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(290), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(165), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(347), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(291), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(166), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(166), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(167), label: Repeated },
         ],
     },
-    // 162
+    // 163
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -1752,7 +1761,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "requestName", ty: String, label: Optional },
         ],
     },
-    // 163
+    // 164
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
@@ -1761,7 +1770,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
-    // 164
+    // 165
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
@@ -1773,7 +1782,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
     },
-    // 165
+    // 166
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -1782,16 +1791,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "restartPolicy", ty: String, label: Required },
         ],
     },
-    // 166
+    // 167
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
-            Field { tag: 2, json: "exitCodes", ty: Message(167), label: Optional },
+            Field { tag: 2, json: "exitCodes", ty: Message(168), label: Optional },
         ],
     },
-    // 167
+    // 168
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
@@ -1800,25 +1809,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 168
+    // 169
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Message(171), label: Optional },
-            Field { tag: 2, json: "running", ty: Message(169), label: Optional },
-            Field { tag: 3, json: "terminated", ty: Message(170), label: Optional },
+            Field { tag: 1, json: "waiting", ty: Message(172), label: Optional },
+            Field { tag: 2, json: "running", ty: Message(170), label: Optional },
+            Field { tag: 3, json: "terminated", ty: Message(171), label: Optional },
         ],
     },
-    // 169
+    // 170
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(474), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(476), label: Optional },
         ],
     },
-    // 170
+    // 171
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -1827,12 +1836,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(474), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(474), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(476), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(476), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
-    // 171
+    // 172
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
@@ -1841,37 +1850,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "message", ty: String, label: Optional },
         ],
     },
-    // 172
+    // 173
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "state", ty: Message(168), label: Optional },
-            Field { tag: 3, json: "lastState", ty: Message(168), label: Optional },
+            Field { tag: 2, json: "state", ty: Message(169), label: Optional },
+            Field { tag: 3, json: "lastState", ty: Message(169), label: Optional },
             Field { tag: 4, json: "ready", ty: Bool, label: Required },
             Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
             Field { tag: 6, json: "image", ty: String, label: Required },
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(458), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(308), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(348), label: Repeated },
-            Field { tag: 13, json: "user", ty: Message(173), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(309), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(460), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(309), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(349), label: Repeated },
+            Field { tag: 13, json: "user", ty: Message(174), label: Optional },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(310), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 173
+    // 174
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "linux", ty: Message(220), label: Optional },
+            Field { tag: 1, json: "linux", ty: Message(221), label: Optional },
         ],
     },
-    // 174
+    // 175
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
@@ -1879,55 +1888,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "Port", ty: Int32, label: Required },
         ],
     },
-    // 175
+    // 176
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(176), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(177), label: Repeated },
         ],
     },
-    // 176
+    // 177
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
-            Field { tag: 2, json: "fieldRef", ty: Message(250), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(302), label: Optional },
+            Field { tag: 2, json: "fieldRef", ty: Message(251), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(303), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 177
+    // 178
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(176), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(177), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 178
+    // 179
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(458), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(460), label: Optional },
         ],
     },
-    // 179
+    // 180
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
-            Field { tag: 2, json: "targetRef", ty: Message(251), label: Optional },
+            Field { tag: 2, json: "targetRef", ty: Message(252), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
         ],
     },
-    // 180
+    // 181
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
@@ -1938,76 +1947,76 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 181
+    // 182
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Message(179), label: Repeated },
-            Field { tag: 2, json: "notReadyAddresses", ty: Message(179), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(180), label: Repeated },
-        ],
-    },
-    // 182
-    Message {
-        name: "api.core.v1.Endpoints",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "subsets", ty: Message(181), label: Repeated },
+            Field { tag: 1, json: "addresses", ty: Message(180), label: Repeated },
+            Field { tag: 2, json: "notReadyAddresses", ty: Message(180), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(181), label: Repeated },
         ],
     },
     // 183
     Message {
-        name: "api.core.v1.EndpointsList",
+        name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(182), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "subsets", ty: Message(182), label: Repeated },
         ],
     },
     // 184
+    Message {
+        name: "api.core.v1.EndpointsList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
+        ],
+    },
+    // 185
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
-            Field { tag: 2, json: "configMapRef", ty: Message(155), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(317), label: Optional },
+            Field { tag: 2, json: "configMapRef", ty: Message(156), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(318), label: Optional },
         ],
     },
-    // 185
+    // 186
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "valueFrom", ty: Message(186), label: Optional },
-        ],
-    },
-    // 186
-    Message {
-        name: "api.core.v1.EnvVarSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Message(250), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(302), label: Optional },
-            Field { tag: 3, json: "configMapKeyRef", ty: Message(156), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(318), label: Optional },
-            Field { tag: 5, json: "fileKeyRef", ty: Message(196), label: Optional },
+            Field { tag: 3, json: "valueFrom", ty: Message(187), label: Optional },
         ],
     },
     // 187
     Message {
-        name: "api.core.v1.EphemeralContainer",
+        name: "api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(188), label: Inline },
-            Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
+            Field { tag: 1, json: "fieldRef", ty: Message(251), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(303), label: Optional },
+            Field { tag: 3, json: "configMapKeyRef", ty: Message(157), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(319), label: Optional },
+            Field { tag: 5, json: "fileKeyRef", ty: Message(197), label: Optional },
         ],
     },
     // 188
+    Message {
+        name: "api.core.v1.EphemeralContainer",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "", ty: Message(189), label: Inline },
+            Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
+        ],
+    },
+    // 189
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -2017,77 +2026,77 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(164), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(185), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(308), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(347), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(290), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(290), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(214), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(165), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(186), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(309), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(348), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(291), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(291), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(215), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(323), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(324), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(184), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(185), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(346), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(290), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(165), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(347), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(291), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(166), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(166), label: Repeated },
-        ],
-    },
-    // 189
-    Message {
-        name: "api.core.v1.EphemeralVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(258), label: Optional },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(167), label: Repeated },
         ],
     },
     // 190
     Message {
-        name: "api.core.v1.Event",
+        name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "involvedObject", ty: Message(251), label: Optional },
-            Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "source", ty: Message(193), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(474), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(474), label: Optional },
-            Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(467), label: Optional },
-            Field { tag: 11, json: "series", ty: Message(192), label: Optional },
-            Field { tag: 12, json: "action", ty: String, label: Optional },
-            Field { tag: 13, json: "related", ty: Message(251), label: Optional },
-            Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
-            Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(259), label: Optional },
         ],
     },
     // 191
     Message {
-        name: "api.core.v1.EventList",
+        name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(190), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "involvedObject", ty: Message(252), label: Optional },
+            Field { tag: 3, json: "reason", ty: String, label: Optional },
+            Field { tag: 4, json: "message", ty: String, label: Optional },
+            Field { tag: 5, json: "source", ty: Message(194), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(476), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(476), label: Optional },
+            Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
+            Field { tag: 9, json: "type", ty: String, label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(469), label: Optional },
+            Field { tag: 11, json: "series", ty: Message(193), label: Optional },
+            Field { tag: 12, json: "action", ty: String, label: Optional },
+            Field { tag: 13, json: "related", ty: Message(252), label: Optional },
+            Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
+            Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
         ],
     },
     // 192
+    Message {
+        name: "api.core.v1.EventList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(191), label: Repeated },
+        ],
+    },
+    // 193
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(469), label: Optional },
         ],
     },
-    // 193
+    // 194
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
@@ -2096,7 +2105,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 194
+    // 195
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
@@ -2104,7 +2113,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
     },
-    // 195
+    // 196
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
@@ -2116,7 +2125,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
-    // 196
+    // 197
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
@@ -2127,31 +2136,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 197
+    // 198
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(321), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(322), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 198
+    // 199
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(223), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 199
+    // 200
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
@@ -2160,7 +2169,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
         ],
     },
-    // 200
+    // 201
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
@@ -2171,7 +2180,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 201
+    // 202
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -2181,7 +2190,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
     },
-    // 202
+    // 203
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -2192,7 +2201,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
-    // 203
+    // 204
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -2202,7 +2211,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 204
+    // 205
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
@@ -2211,7 +2220,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
-    // 205
+    // 206
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
@@ -2220,7 +2229,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
-    // 206
+    // 207
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
@@ -2228,7 +2237,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 207
+    // 208
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
@@ -2237,19 +2246,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
-    // 208
+    // 209
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(479), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(481), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
-            Field { tag: 5, json: "httpHeaders", ty: Message(209), label: Repeated },
+            Field { tag: 5, json: "httpHeaders", ty: Message(210), label: Repeated },
         ],
     },
-    // 209
+    // 210
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
@@ -2258,7 +2267,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 210
+    // 211
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
@@ -2267,7 +2276,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
         ],
     },
-    // 211
+    // 212
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
@@ -2280,12 +2289,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(321), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(322), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 212
+    // 213
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
@@ -2298,12 +2307,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(223), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(224), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 213
+    // 214
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
@@ -2313,67 +2322,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 214
+    // 215
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Message(215), label: Optional },
-            Field { tag: 2, json: "preStop", ty: Message(215), label: Optional },
+            Field { tag: 1, json: "postStart", ty: Message(216), label: Optional },
+            Field { tag: 2, json: "preStop", ty: Message(216), label: Optional },
             Field { tag: 3, json: "stopSignal", ty: String, label: Optional },
-        ],
-    },
-    // 215
-    Message {
-        name: "api.core.v1.LifecycleHandler",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "exec", ty: Message(194), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(208), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(338), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(333), label: Optional },
         ],
     },
     // 216
     Message {
-        name: "api.core.v1.LimitRange",
+        name: "api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(219), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(195), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(209), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(339), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(334), label: Optional },
         ],
     },
     // 217
+    Message {
+        name: "api.core.v1.LimitRange",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(220), label: Optional },
+        ],
+    },
+    // 218
     Message {
         name: "api.core.v1.LimitRangeItem",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "max", ty: Message(458), label: Map },
-            Field { tag: 3, json: "min", ty: Message(458), label: Map },
-            Field { tag: 4, json: "default", ty: Message(458), label: Map },
-            Field { tag: 5, json: "defaultRequest", ty: Message(458), label: Map },
-            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(458), label: Map },
-        ],
-    },
-    // 218
-    Message {
-        name: "api.core.v1.LimitRangeList",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(216), label: Repeated },
+            Field { tag: 2, json: "max", ty: Message(460), label: Map },
+            Field { tag: 3, json: "min", ty: Message(460), label: Map },
+            Field { tag: 4, json: "default", ty: Message(460), label: Map },
+            Field { tag: 5, json: "defaultRequest", ty: Message(460), label: Map },
+            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(460), label: Map },
         ],
     },
     // 219
     Message {
-        name: "api.core.v1.LimitRangeSpec",
+        name: "api.core.v1.LimitRangeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(217), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(217), label: Repeated },
         ],
     },
     // 220
+    Message {
+        name: "api.core.v1.LimitRangeSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "limits", ty: Message(218), label: Repeated },
+        ],
+    },
+    // 221
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -2383,7 +2392,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
-    // 221
+    // 222
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -2391,18 +2400,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(287), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(288), label: Repeated },
         ],
     },
-    // 222
+    // 223
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(221), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(222), label: Repeated },
         ],
     },
-    // 223
+    // 224
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
@@ -2410,7 +2419,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 224
+    // 225
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
@@ -2419,7 +2428,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 225
+    // 226
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -2428,38 +2437,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 226
+    // 227
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(229), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(230), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(231), label: Optional },
         ],
     },
-    // 227
+    // 228
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 228
+    // 229
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(226), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
         ],
     },
-    // 229
+    // 230
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
@@ -2467,16 +2476,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
     },
-    // 230
+    // 231
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(227), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(228), label: Repeated },
         ],
     },
-    // 231
+    // 232
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
@@ -2486,17 +2495,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 232
+    // 233
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(246), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(247), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(247), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(248), label: Optional },
         ],
     },
-    // 233
+    // 234
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
@@ -2505,56 +2514,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
-    // 234
+    // 235
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(243), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(289), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(244), label: Optional },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(290), label: Repeated },
         ],
     },
-    // 235
+    // 236
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(474), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 236
+    // 237
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Message(158), label: Optional },
-        ],
-    },
-    // 237
-    Message {
-        name: "api.core.v1.NodeConfigStatus",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "assigned", ty: Message(236), label: Optional },
-            Field { tag: 2, json: "active", ty: Message(236), label: Optional },
-            Field { tag: 3, json: "lastKnownGood", ty: Message(236), label: Optional },
-            Field { tag: 4, json: "error", ty: String, label: Optional },
+            Field { tag: 2, json: "configMap", ty: Message(159), label: Optional },
         ],
     },
     // 238
     Message {
-        name: "api.core.v1.NodeDaemonEndpoints",
+        name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Message(174), label: Optional },
+            Field { tag: 1, json: "assigned", ty: Message(237), label: Optional },
+            Field { tag: 2, json: "active", ty: Message(237), label: Optional },
+            Field { tag: 3, json: "lastKnownGood", ty: Message(237), label: Optional },
+            Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
     // 239
+    Message {
+        name: "api.core.v1.NodeDaemonEndpoints",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "kubeletEndpoint", ty: Message(175), label: Optional },
+        ],
+    },
+    // 240
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
@@ -2562,25 +2571,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
     },
-    // 240
+    // 241
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(232), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(233), label: Repeated },
         ],
     },
-    // 241
+    // 242
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "features", ty: Message(242), label: Optional },
+            Field { tag: 2, json: "features", ty: Message(243), label: Optional },
         ],
     },
-    // 242
+    // 243
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -2589,15 +2598,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
         ],
     },
-    // 243
+    // 244
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(245), label: Repeated },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(246), label: Repeated },
         ],
     },
-    // 244
+    // 245
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -2607,16 +2616,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 245
+    // 246
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(244), label: Repeated },
-            Field { tag: 2, json: "matchFields", ty: Message(244), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(245), label: Repeated },
+            Field { tag: 2, json: "matchFields", ty: Message(245), label: Repeated },
         ],
     },
-    // 246
+    // 247
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
@@ -2625,33 +2634,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(337), label: Repeated },
-            Field { tag: 6, json: "configSource", ty: Message(236), label: Optional },
+            Field { tag: 5, json: "taints", ty: Message(338), label: Repeated },
+            Field { tag: 6, json: "configSource", ty: Message(237), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
     },
-    // 247
+    // 248
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(458), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(458), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(460), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(460), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
-            Field { tag: 4, json: "conditions", ty: Message(235), label: Repeated },
-            Field { tag: 5, json: "addresses", ty: Message(233), label: Repeated },
-            Field { tag: 6, json: "daemonEndpoints", ty: Message(238), label: Optional },
-            Field { tag: 7, json: "nodeInfo", ty: Message(249), label: Optional },
-            Field { tag: 8, json: "images", ty: Message(163), label: Repeated },
+            Field { tag: 4, json: "conditions", ty: Message(236), label: Repeated },
+            Field { tag: 5, json: "addresses", ty: Message(234), label: Repeated },
+            Field { tag: 6, json: "daemonEndpoints", ty: Message(239), label: Optional },
+            Field { tag: 7, json: "nodeInfo", ty: Message(250), label: Optional },
+            Field { tag: 8, json: "images", ty: Message(164), label: Repeated },
             Field { tag: 9, json: "volumesInUse", ty: String, label: Repeated },
             Field { tag: 10, json: "volumesAttached", ty: Message(137), label: Repeated },
-            Field { tag: 11, json: "config", ty: Message(237), label: Optional },
-            Field { tag: 12, json: "runtimeHandlers", ty: Message(241), label: Repeated },
-            Field { tag: 13, json: "features", ty: Message(239), label: Optional },
+            Field { tag: 11, json: "config", ty: Message(238), label: Optional },
+            Field { tag: 12, json: "runtimeHandlers", ty: Message(242), label: Repeated },
+            Field { tag: 13, json: "features", ty: Message(240), label: Optional },
             Field { tag: 14, json: "declaredFeatures", ty: String, label: Repeated },
         ],
     },
-    // 248
+    // 249
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
@@ -2659,7 +2668,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
     },
-    // 249
+    // 250
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -2674,10 +2683,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
             Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
             Field { tag: 10, json: "architecture", ty: String, label: Required },
-            Field { tag: 11, json: "swap", ty: Message(248), label: Optional },
+            Field { tag: 11, json: "swap", ty: Message(249), label: Optional },
         ],
     },
-    // 250
+    // 251
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
@@ -2686,7 +2695,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fieldPath", ty: String, label: Required },
         ],
     },
-    // 251
+    // 252
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
@@ -2700,89 +2709,89 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 252
+    // 253
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(262), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(263), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(263), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(264), label: Optional },
         ],
     },
-    // 253
+    // 254
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(256), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(257), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(257), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(258), label: Optional },
         ],
     },
-    // 254
+    // 255
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(474), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 255
+    // 256
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(253), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(254), label: Repeated },
         ],
     },
-    // 256
+    // 257
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(351), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(352), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(463), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(465), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(343), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(344), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(344), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(345), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 257
+    // 258
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(458), label: Map },
-            Field { tag: 4, json: "conditions", ty: Message(254), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(458), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(460), label: Map },
+            Field { tag: 4, json: "conditions", ty: Message(255), label: Repeated },
+            Field { tag: 5, json: "allocatedResources", ty: Message(460), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(225), label: Optional },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(226), label: Optional },
         ],
     },
-    // 258
+    // 259
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(256), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(257), label: Optional },
         ],
     },
-    // 259
+    // 260
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
@@ -2791,62 +2800,62 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 260
+    // 261
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(252), label: Repeated },
-        ],
-    },
-    // 261
-    Message {
-        name: "api.core.v1.PersistentVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Message(200), label: Optional },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
-            Field { tag: 3, json: "hostPath", ty: Message(207), label: Optional },
-            Field { tag: 4, json: "glusterfs", ty: Message(202), label: Optional },
-            Field { tag: 5, json: "nfs", ty: Message(231), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(294), label: Optional },
-            Field { tag: 7, json: "iscsi", ty: Message(211), label: Optional },
-            Field { tag: 8, json: "cinder", ty: Message(147), label: Optional },
-            Field { tag: 9, json: "cephfs", ty: Message(145), label: Optional },
-            Field { tag: 10, json: "fc", ty: Message(195), label: Optional },
-            Field { tag: 11, json: "flocker", ty: Message(199), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(197), label: Optional },
-            Field { tag: 13, json: "azureFile", ty: Message(140), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(353), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(293), label: Optional },
-            Field { tag: 16, json: "azureDisk", ty: Message(139), label: Optional },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Message(264), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(288), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(310), label: Optional },
-            Field { tag: 20, json: "local", ty: Message(224), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(334), label: Optional },
-            Field { tag: 22, json: "csi", ty: Message(142), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(253), label: Repeated },
         ],
     },
     // 262
     Message {
+        name: "api.core.v1.PersistentVolumeSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "gcePersistentDisk", ty: Message(201), label: Optional },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
+            Field { tag: 3, json: "hostPath", ty: Message(208), label: Optional },
+            Field { tag: 4, json: "glusterfs", ty: Message(203), label: Optional },
+            Field { tag: 5, json: "nfs", ty: Message(232), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(295), label: Optional },
+            Field { tag: 7, json: "iscsi", ty: Message(212), label: Optional },
+            Field { tag: 8, json: "cinder", ty: Message(148), label: Optional },
+            Field { tag: 9, json: "cephfs", ty: Message(146), label: Optional },
+            Field { tag: 10, json: "fc", ty: Message(196), label: Optional },
+            Field { tag: 11, json: "flocker", ty: Message(200), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(198), label: Optional },
+            Field { tag: 13, json: "azureFile", ty: Message(140), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(354), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(294), label: Optional },
+            Field { tag: 16, json: "azureDisk", ty: Message(139), label: Optional },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Message(265), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(289), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(311), label: Optional },
+            Field { tag: 20, json: "local", ty: Message(225), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(335), label: Optional },
+            Field { tag: 22, json: "csi", ty: Message(143), label: Optional },
+        ],
+    },
+    // 263
+    Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(458), label: Map },
-            Field { tag: 2, json: "", ty: Message(261), label: Inline },
+            Field { tag: 1, json: "capacity", ty: Message(460), label: Map },
+            Field { tag: 2, json: "", ty: Message(262), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 4, json: "claimRef", ty: Message(251), label: Optional },
+            Field { tag: 4, json: "claimRef", ty: Message(252), label: Optional },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: String, label: Optional },
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(349), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(350), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 263
+    // 264
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -2854,10 +2863,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(476), label: Optional },
         ],
     },
-    // 264
+    // 265
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
@@ -2866,48 +2875,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 265
+    // 266
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(282), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(283), label: Optional },
-        ],
-    },
-    // 266
-    Message {
-        name: "api.core.v1.PodAffinity",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(267), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(354), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(283), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(284), label: Optional },
         ],
     },
     // 267
     Message {
-        name: "api.core.v1.PodAffinityTerm",
+        name: "api.core.v1.PodAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(463), label: Optional },
-            Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
-            Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(463), label: Optional },
-            Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
-            Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(268), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(355), label: Repeated },
         ],
     },
     // 268
     Message {
-        name: "api.core.v1.PodAntiAffinity",
+        name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(267), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(354), label: Repeated },
+            Field { tag: 1, json: "labelSelector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
+            Field { tag: 3, json: "topologyKey", ty: String, label: Required },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(465), label: Optional },
+            Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
+            Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
     },
     // 269
+    Message {
+        name: "api.core.v1.PodAntiAffinity",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(268), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(355), label: Repeated },
+        ],
+    },
+    // 270
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -2921,31 +2930,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "userAnnotations", ty: String, label: Map },
         ],
     },
-    // 270
+    // 271
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(474), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 271
+    // 272
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
-            Field { tag: 3, json: "options", ty: Message(272), label: Repeated },
+            Field { tag: 3, json: "options", ty: Message(273), label: Repeated },
         ],
     },
-    // 272
+    // 273
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
@@ -2954,16 +2963,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 273
+    // 274
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requestMappings", ty: Message(162), label: Repeated },
+            Field { tag: 1, json: "requestMappings", ty: Message(163), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 274
+    // 275
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
@@ -2971,16 +2980,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 275
+    // 276
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(265), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(266), label: Repeated },
         ],
     },
-    // 276
+    // 277
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
@@ -2988,7 +2997,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 277
+    // 278
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
@@ -2996,7 +3005,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "conditionType", ty: String, label: Required },
         ],
     },
-    // 278
+    // 279
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -3006,7 +3015,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
     },
-    // 279
+    // 280
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -3015,7 +3024,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 280
+    // 281
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
@@ -3023,33 +3032,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 281
+    // 282
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(314), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(315), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(336), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(355), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(337), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(356), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(315), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(316), label: Optional },
             Field { tag: 11, json: "appArmorProfile", ty: Message(136), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
         ],
     },
-    // 282
+    // 283
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(345), label: Repeated },
-            Field { tag: 2, json: "containers", ty: Message(161), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(346), label: Repeated },
+            Field { tag: 2, json: "containers", ty: Message(162), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
@@ -3061,92 +3070,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "securityContext", ty: Message(281), label: Optional },
-            Field { tag: 15, json: "imagePullSecrets", ty: Message(223), label: Repeated },
+            Field { tag: 14, json: "securityContext", ty: Message(282), label: Optional },
+            Field { tag: 15, json: "imagePullSecrets", ty: Message(224), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
             Field { tag: 17, json: "subdomain", ty: String, label: Optional },
             Field { tag: 18, json: "affinity", ty: Message(135), label: Optional },
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
-            Field { tag: 20, json: "initContainers", ty: Message(161), label: Repeated },
+            Field { tag: 20, json: "initContainers", ty: Message(162), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(339), label: Repeated },
-            Field { tag: 23, json: "hostAliases", ty: Message(205), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(340), label: Repeated },
+            Field { tag: 23, json: "hostAliases", ty: Message(206), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 26, json: "dnsConfig", ty: Message(271), label: Optional },
+            Field { tag: 26, json: "dnsConfig", ty: Message(272), label: Optional },
             Field { tag: 27, json: "shareProcessNamespace", ty: Bool, label: Optional },
-            Field { tag: 28, json: "readinessGates", ty: Message(277), label: Repeated },
+            Field { tag: 28, json: "readinessGates", ty: Message(278), label: Repeated },
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(458), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(342), label: Repeated },
-            Field { tag: 34, json: "ephemeralContainers", ty: Message(187), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(460), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(343), label: Repeated },
+            Field { tag: 34, json: "ephemeralContainers", ty: Message(188), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
-            Field { tag: 36, json: "os", ty: Message(276), label: Optional },
+            Field { tag: 36, json: "os", ty: Message(277), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
-            Field { tag: 38, json: "schedulingGates", ty: Message(280), label: Repeated },
-            Field { tag: 39, json: "resourceClaims", ty: Message(278), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(308), label: Optional },
+            Field { tag: 38, json: "schedulingGates", ty: Message(281), label: Repeated },
+            Field { tag: 39, json: "resourceClaims", ty: Message(279), label: Repeated },
+            Field { tag: 40, json: "resources", ty: Message(309), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(356), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(357), label: Optional },
         ],
     },
-    // 283
+    // 284
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(270), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(271), label: Repeated },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(474), label: Optional },
-            Field { tag: 8, json: "containerStatuses", ty: Message(172), label: Repeated },
+            Field { tag: 7, json: "startTime", ty: Message(476), label: Optional },
+            Field { tag: 8, json: "containerStatuses", ty: Message(173), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
-            Field { tag: 10, json: "initContainerStatuses", ty: Message(172), label: Repeated },
+            Field { tag: 10, json: "initContainerStatuses", ty: Message(173), label: Repeated },
             Field { tag: 11, json: "nominatedNodeName", ty: String, label: Optional },
-            Field { tag: 12, json: "podIPs", ty: Message(274), label: Repeated },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(172), label: Repeated },
+            Field { tag: 12, json: "podIPs", ty: Message(275), label: Repeated },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(173), label: Repeated },
             Field { tag: 14, json: "resize", ty: String, label: Optional },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(279), label: Repeated },
-            Field { tag: 16, json: "hostIPs", ty: Message(206), label: Repeated },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(280), label: Repeated },
+            Field { tag: 16, json: "hostIPs", ty: Message(207), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(273), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(458), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(308), label: Optional },
-        ],
-    },
-    // 284
-    Message {
-        name: "api.core.v1.PodTemplate",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(286), label: Optional },
+            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(274), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(460), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(309), label: Optional },
         ],
     },
     // 285
     Message {
-        name: "api.core.v1.PodTemplateList",
+        name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(284), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(287), label: Optional },
         ],
     },
     // 286
     Message {
-        name: "api.core.v1.PodTemplateSpec",
+        name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(282), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(285), label: Repeated },
         ],
     },
     // 287
+    Message {
+        name: "api.core.v1.PodTemplateSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(283), label: Optional },
+        ],
+    },
+    // 288
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -3156,7 +3165,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 288
+    // 289
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -3166,21 +3175,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 289
+    // 290
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "preference", ty: Message(245), label: Optional },
+            Field { tag: 2, json: "preference", ty: Message(246), label: Optional },
         ],
     },
-    // 290
+    // 291
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(291), label: Inline },
+            Field { tag: 1, json: "", ty: Message(292), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -3189,27 +3198,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 291
+    // 292
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(194), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(208), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(338), label: Optional },
-            Field { tag: 4, json: "grpc", ty: Message(204), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(195), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(209), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(339), label: Optional },
+            Field { tag: 4, json: "grpc", ty: Message(205), label: Optional },
         ],
     },
-    // 292
+    // 293
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(350), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(351), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 293
+    // 294
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -3222,7 +3231,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 294
+    // 295
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -3233,11 +3242,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(321), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(322), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 295
+    // 296
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -3248,53 +3257,53 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(223), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(224), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 296
+    // 297
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(299), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(300), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(300), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(301), label: Optional },
         ],
     },
-    // 297
+    // 298
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 298
+    // 299
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(296), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(297), label: Repeated },
         ],
     },
-    // 299
+    // 300
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(286), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 300
+    // 301
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -3304,10 +3313,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(297), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(298), label: Repeated },
         ],
     },
-    // 301
+    // 302
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -3316,17 +3325,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 302
+    // 303
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(458), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(460), label: Optional },
         ],
     },
-    // 303
+    // 304
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -3335,88 +3344,71 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 304
+    // 305
     Message {
         name: "api.core.v1.ResourceQuota",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(306), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(307), label: Optional },
-        ],
-    },
-    // 305
-    Message {
-        name: "api.core.v1.ResourceQuotaList",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(304), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(307), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(308), label: Optional },
         ],
     },
     // 306
     Message {
-        name: "api.core.v1.ResourceQuotaSpec",
+        name: "api.core.v1.ResourceQuotaList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hard", ty: Message(458), label: Map },
-            Field { tag: 2, json: "scopes", ty: String, label: Repeated },
-            Field { tag: 3, json: "scopeSelector", ty: Message(312), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(305), label: Repeated },
         ],
     },
     // 307
     Message {
-        name: "api.core.v1.ResourceQuotaStatus",
+        name: "api.core.v1.ResourceQuotaSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hard", ty: Message(458), label: Map },
-            Field { tag: 2, json: "used", ty: Message(458), label: Map },
+            Field { tag: 1, json: "hard", ty: Message(460), label: Map },
+            Field { tag: 2, json: "scopes", ty: String, label: Repeated },
+            Field { tag: 3, json: "scopeSelector", ty: Message(313), label: Optional },
         ],
     },
     // 308
     Message {
-        name: "api.core.v1.ResourceRequirements",
+        name: "api.core.v1.ResourceQuotaStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(458), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(458), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(301), label: Repeated },
+            Field { tag: 1, json: "hard", ty: Message(460), label: Map },
+            Field { tag: 2, json: "used", ty: Message(460), label: Map },
         ],
     },
     // 309
+    Message {
+        name: "api.core.v1.ResourceRequirements",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "limits", ty: Message(460), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(460), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(302), label: Repeated },
+        ],
+    },
+    // 310
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(303), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(304), label: Repeated },
         ],
     },
-    // 310
+    // 311
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(321), label: Optional },
-            Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
-            Field { tag: 6, json: "storagePool", ty: String, label: Optional },
-            Field { tag: 7, json: "storageMode", ty: String, label: Optional },
-            Field { tag: 8, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 9, json: "fsType", ty: String, label: Optional },
-            Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
-        ],
-    },
-    // 311
-    Message {
-        name: "api.core.v1.ScaleIoVolumeSource",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "gateway", ty: String, label: Required },
-            Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(223), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(322), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -3428,13 +3420,30 @@ pub static MESSAGES: &[Message] = &[
     },
     // 312
     Message {
-        name: "api.core.v1.ScopeSelector",
+        name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(313), label: Repeated },
+            Field { tag: 1, json: "gateway", ty: String, label: Required },
+            Field { tag: 2, json: "system", ty: String, label: Required },
+            Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
+            Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
+            Field { tag: 6, json: "storagePool", ty: String, label: Optional },
+            Field { tag: 7, json: "storageMode", ty: String, label: Optional },
+            Field { tag: 8, json: "volumeName", ty: String, label: Optional },
+            Field { tag: 9, json: "fsType", ty: String, label: Optional },
+            Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
     // 313
+    Message {
+        name: "api.core.v1.ScopeSelector",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "matchExpressions", ty: Message(314), label: Repeated },
+        ],
+    },
+    // 314
     Message {
         name: "api.core.v1.ScopedResourceSelectorRequirement",
         special: Special::None,
@@ -3444,7 +3453,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 314
+    // 315
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
@@ -3455,7 +3464,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 315
+    // 316
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -3464,57 +3473,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 316
+    // 317
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 317
+    // 318
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(223), label: Inline },
+            Field { tag: 1, json: "", ty: Message(224), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
-        ],
-    },
-    // 318
-    Message {
-        name: "api.core.v1.SecretKeySelector",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "", ty: Message(223), label: Inline },
-            Field { tag: 2, json: "key", ty: String, label: Required },
-            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 319
     Message {
-        name: "api.core.v1.SecretList",
+        name: "api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 2, json: "key", ty: String, label: Required },
+            Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
     // 320
     Message {
-        name: "api.core.v1.SecretProjection",
+        name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(223), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
-            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(317), label: Repeated },
         ],
     },
     // 321
+    Message {
+        name: "api.core.v1.SecretProjection",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
+            Field { tag: 4, json: "optional", ty: Bool, label: Optional },
+        ],
+    },
+    // 322
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -3523,67 +3532,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 322
+    // 323
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
-            Field { tag: 2, json: "items", ty: Message(213), label: Repeated },
+            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 323
+    // 324
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Message(144), label: Optional },
+            Field { tag: 1, json: "capabilities", ty: Message(145), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(314), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(315), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(355), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(315), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(356), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(316), label: Optional },
             Field { tag: 12, json: "appArmorProfile", ty: Message(136), label: Optional },
-        ],
-    },
-    // 324
-    Message {
-        name: "api.core.v1.Service",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(330), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(331), label: Optional },
         ],
     },
     // 325
     Message {
-        name: "api.core.v1.ServiceAccount",
+        name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "secrets", ty: Message(251), label: Repeated },
-            Field { tag: 3, json: "imagePullSecrets", ty: Message(223), label: Repeated },
-            Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(331), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(332), label: Optional },
         ],
     },
     // 326
     Message {
-        name: "api.core.v1.ServiceAccountList",
+        name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(325), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "secrets", ty: Message(252), label: Repeated },
+            Field { tag: 3, json: "imagePullSecrets", ty: Message(224), label: Repeated },
+            Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
     // 327
+    Message {
+        name: "api.core.v1.ServiceAccountList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
+        ],
+    },
+    // 328
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -3593,16 +3602,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
-    // 328
+    // 329
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(324), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(325), label: Repeated },
         ],
     },
-    // 329
+    // 330
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -3610,17 +3619,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(479), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(481), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 330
+    // 331
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(329), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(330), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -3632,7 +3641,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(332), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(333), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -3642,24 +3651,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 331
+    // 332
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(222), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(459), label: Repeated },
+            Field { tag: 1, json: "loadBalancer", ty: Message(223), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(461), label: Repeated },
         ],
     },
-    // 332
+    // 333
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Message(149), label: Optional },
+            Field { tag: 1, json: "clientIP", ty: Message(150), label: Optional },
         ],
     },
-    // 333
+    // 334
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -3667,7 +3676,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
-    // 334
+    // 335
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -3676,10 +3685,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(251), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(252), label: Optional },
         ],
     },
-    // 335
+    // 336
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -3688,10 +3697,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(223), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(224), label: Optional },
         ],
     },
-    // 336
+    // 337
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -3700,7 +3709,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 337
+    // 338
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -3708,19 +3717,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(476), label: Optional },
         ],
     },
-    // 338
+    // 339
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(479), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(481), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 339
+    // 340
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -3732,7 +3741,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 340
+    // 341
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -3741,15 +3750,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 341
+    // 342
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(340), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(341), label: Repeated },
         ],
     },
-    // 342
+    // 343
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -3757,14 +3766,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(463), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(465), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 343
+    // 344
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -3774,7 +3783,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 344
+    // 345
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -3785,16 +3794,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 345
+    // 346
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(352), label: Inline },
+            Field { tag: 2, json: "", ty: Message(353), label: Inline },
         ],
     },
-    // 346
+    // 347
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -3803,7 +3812,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 347
+    // 348
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -3817,7 +3826,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 348
+    // 349
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -3828,74 +3837,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 349
+    // 350
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "required", ty: Message(243), label: Optional },
-        ],
-    },
-    // 350
-    Message {
-        name: "api.core.v1.VolumeProjection",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "secret", ty: Message(320), label: Optional },
-            Field { tag: 2, json: "downwardAPI", ty: Message(175), label: Optional },
-            Field { tag: 3, json: "configMap", ty: Message(159), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(327), label: Optional },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Message(150), label: Optional },
-            Field { tag: 6, json: "podCertificate", ty: Message(269), label: Optional },
+            Field { tag: 1, json: "required", ty: Message(244), label: Optional },
         ],
     },
     // 351
     Message {
-        name: "api.core.v1.VolumeResourceRequirements",
+        name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(458), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(458), label: Map },
+            Field { tag: 1, json: "secret", ty: Message(321), label: Optional },
+            Field { tag: 2, json: "downwardAPI", ty: Message(176), label: Optional },
+            Field { tag: 3, json: "configMap", ty: Message(160), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(328), label: Optional },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Message(151), label: Optional },
+            Field { tag: 6, json: "podCertificate", ty: Message(270), label: Optional },
         ],
     },
     // 352
     Message {
-        name: "api.core.v1.VolumeSource",
+        name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Message(207), label: Optional },
-            Field { tag: 2, json: "emptyDir", ty: Message(178), label: Optional },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Message(200), label: Optional },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
-            Field { tag: 5, json: "gitRepo", ty: Message(201), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(322), label: Optional },
-            Field { tag: 7, json: "nfs", ty: Message(231), label: Optional },
-            Field { tag: 8, json: "iscsi", ty: Message(212), label: Optional },
-            Field { tag: 9, json: "glusterfs", ty: Message(203), label: Optional },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(259), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(295), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(198), label: Optional },
-            Field { tag: 13, json: "cinder", ty: Message(148), label: Optional },
-            Field { tag: 14, json: "cephfs", ty: Message(146), label: Optional },
-            Field { tag: 15, json: "flocker", ty: Message(199), label: Optional },
-            Field { tag: 16, json: "downwardApi", ty: Message(177), label: Optional },
-            Field { tag: 17, json: "fc", ty: Message(195), label: Optional },
-            Field { tag: 18, json: "azureFile", ty: Message(141), label: Optional },
-            Field { tag: 19, json: "configMap", ty: Message(160), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(353), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(293), label: Optional },
-            Field { tag: 22, json: "azureDisk", ty: Message(139), label: Optional },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Message(264), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(288), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(311), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(292), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(335), label: Optional },
-            Field { tag: 28, json: "csi", ty: Message(143), label: Optional },
-            Field { tag: 29, json: "ephemeral", ty: Message(189), label: Optional },
-            Field { tag: 30, json: "image", ty: Message(210), label: Optional },
+            Field { tag: 1, json: "limits", ty: Message(460), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(460), label: Map },
         ],
     },
     // 353
+    Message {
+        name: "api.core.v1.VolumeSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "hostPath", ty: Message(208), label: Optional },
+            Field { tag: 2, json: "emptyDir", ty: Message(179), label: Optional },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Message(201), label: Optional },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
+            Field { tag: 5, json: "gitRepo", ty: Message(202), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(323), label: Optional },
+            Field { tag: 7, json: "nfs", ty: Message(232), label: Optional },
+            Field { tag: 8, json: "iscsi", ty: Message(213), label: Optional },
+            Field { tag: 9, json: "glusterfs", ty: Message(204), label: Optional },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(260), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(296), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(199), label: Optional },
+            Field { tag: 13, json: "cinder", ty: Message(149), label: Optional },
+            Field { tag: 14, json: "cephfs", ty: Message(147), label: Optional },
+            Field { tag: 15, json: "flocker", ty: Message(200), label: Optional },
+            Field { tag: 16, json: "downwardApi", ty: Message(178), label: Optional },
+            Field { tag: 17, json: "fc", ty: Message(196), label: Optional },
+            Field { tag: 18, json: "azureFile", ty: Message(141), label: Optional },
+            Field { tag: 19, json: "configMap", ty: Message(161), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(354), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(294), label: Optional },
+            Field { tag: 22, json: "azureDisk", ty: Message(139), label: Optional },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Message(265), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(289), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(312), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(293), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(336), label: Optional },
+            Field { tag: 28, json: "csi", ty: Message(144), label: Optional },
+            Field { tag: 29, json: "ephemeral", ty: Message(190), label: Optional },
+            Field { tag: 30, json: "image", ty: Message(211), label: Optional },
+        ],
+    },
+    // 354
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -3906,16 +3915,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 354
+    // 355
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "podAffinityTerm", ty: Message(267), label: Optional },
+            Field { tag: 2, json: "podAffinityTerm", ty: Message(268), label: Optional },
         ],
     },
-    // 355
+    // 356
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -3926,7 +3935,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 356
+    // 357
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -3936,22 +3945,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 357
+    // 358
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(359), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "targetRef", ty: Message(251), label: Optional },
+            Field { tag: 4, json: "targetRef", ty: Message(252), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(359), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(360), label: Optional },
         ],
     },
-    // 358
+    // 359
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -3961,16 +3970,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 359
+    // 360
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(364), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(363), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(365), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(364), label: Repeated },
         ],
     },
-    // 360
+    // 361
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -3981,27 +3990,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 361
+    // 362
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(357), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(360), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(358), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(361), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 362
+    // 363
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(361), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(362), label: Repeated },
         ],
     },
-    // 363
+    // 364
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -4009,7 +4018,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 364
+    // 365
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -4017,47 +4026,47 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 365
+    // 366
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(467), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(469), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(368), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
             Field { tag: 7, json: "reason", ty: String, label: Optional },
-            Field { tag: 8, json: "regarding", ty: Message(251), label: Optional },
-            Field { tag: 9, json: "related", ty: Message(251), label: Optional },
+            Field { tag: 8, json: "regarding", ty: Message(252), label: Optional },
+            Field { tag: 9, json: "related", ty: Message(252), label: Optional },
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
-            Field { tag: 12, json: "deprecatedSource", ty: Message(193), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(474), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(474), label: Optional },
+            Field { tag: 12, json: "deprecatedSource", ty: Message(194), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(476), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(476), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 366
+    // 367
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(365), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(366), label: Repeated },
         ],
     },
-    // 367
+    // 368
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(469), label: Optional },
         ],
     },
-    // 368
+    // 369
     Message {
         name: "api.flowcontrol.v1.ExemptPriorityLevelConfiguration",
         special: Special::None,
@@ -4066,7 +4075,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "lendablePercent", ty: Int32, label: Optional },
         ],
     },
-    // 369
+    // 370
     Message {
         name: "api.flowcontrol.v1.FlowDistinguisherMethod",
         special: Special::None,
@@ -4074,57 +4083,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
         ],
     },
-    // 370
+    // 371
     Message {
         name: "api.flowcontrol.v1.FlowSchema",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(373), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(374), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(374), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(375), label: Optional },
         ],
     },
-    // 371
+    // 372
     Message {
         name: "api.flowcontrol.v1.FlowSchemaCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 372
+    // 373
     Message {
         name: "api.flowcontrol.v1.FlowSchemaList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(370), label: Repeated },
-        ],
-    },
-    // 373
-    Message {
-        name: "api.flowcontrol.v1.FlowSchemaSpec",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "priorityLevelConfiguration", ty: Message(383), label: Optional },
-            Field { tag: 2, json: "matchingPrecedence", ty: Int32, label: Optional },
-            Field { tag: 3, json: "distinguisherMethod", ty: Message(369), label: Optional },
-            Field { tag: 4, json: "rules", ty: Message(379), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(371), label: Repeated },
         ],
     },
     // 374
     Message {
-        name: "api.flowcontrol.v1.FlowSchemaStatus",
+        name: "api.flowcontrol.v1.FlowSchemaSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(371), label: Repeated },
+            Field { tag: 1, json: "priorityLevelConfiguration", ty: Message(384), label: Optional },
+            Field { tag: 2, json: "matchingPrecedence", ty: Int32, label: Optional },
+            Field { tag: 3, json: "distinguisherMethod", ty: Message(370), label: Optional },
+            Field { tag: 4, json: "rules", ty: Message(380), label: Repeated },
         ],
     },
     // 375
+    Message {
+        name: "api.flowcontrol.v1.FlowSchemaStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "conditions", ty: Message(372), label: Repeated },
+        ],
+    },
+    // 376
     Message {
         name: "api.flowcontrol.v1.GroupSubject",
         special: Special::None,
@@ -4132,27 +4141,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 376
+    // 377
     Message {
         name: "api.flowcontrol.v1.LimitResponse",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "queuing", ty: Message(386), label: Optional },
+            Field { tag: 2, json: "queuing", ty: Message(387), label: Optional },
         ],
     },
-    // 377
+    // 378
     Message {
         name: "api.flowcontrol.v1.LimitedPriorityLevelConfiguration",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nominalConcurrencyShares", ty: Int32, label: Optional },
-            Field { tag: 2, json: "limitResponse", ty: Message(376), label: Optional },
+            Field { tag: 2, json: "limitResponse", ty: Message(377), label: Optional },
             Field { tag: 3, json: "lendablePercent", ty: Int32, label: Optional },
             Field { tag: 4, json: "borrowingLimitPercent", ty: Int32, label: Optional },
         ],
     },
-    // 378
+    // 379
     Message {
         name: "api.flowcontrol.v1.NonResourcePolicyRule",
         special: Special::None,
@@ -4161,48 +4170,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 379
+    // 380
     Message {
         name: "api.flowcontrol.v1.PolicyRulesWithSubjects",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "subjects", ty: Message(389), label: Repeated },
-            Field { tag: 2, json: "resourceRules", ty: Message(387), label: Repeated },
-            Field { tag: 3, json: "nonResourceRules", ty: Message(378), label: Repeated },
+            Field { tag: 1, json: "subjects", ty: Message(390), label: Repeated },
+            Field { tag: 2, json: "resourceRules", ty: Message(388), label: Repeated },
+            Field { tag: 3, json: "nonResourceRules", ty: Message(379), label: Repeated },
         ],
     },
-    // 380
+    // 381
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(384), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(385), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(385), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(386), label: Optional },
         ],
     },
-    // 381
+    // 382
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 382
+    // 383
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(380), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(381), label: Repeated },
         ],
     },
-    // 383
+    // 384
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationReference",
         special: Special::None,
@@ -4210,25 +4219,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 384
+    // 385
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "limited", ty: Message(377), label: Optional },
-            Field { tag: 3, json: "exempt", ty: Message(368), label: Optional },
+            Field { tag: 2, json: "limited", ty: Message(378), label: Optional },
+            Field { tag: 3, json: "exempt", ty: Message(369), label: Optional },
         ],
     },
-    // 385
+    // 386
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(381), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(382), label: Repeated },
         ],
     },
-    // 386
+    // 387
     Message {
         name: "api.flowcontrol.v1.QueuingConfiguration",
         special: Special::None,
@@ -4238,7 +4247,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "queueLengthLimit", ty: Int32, label: Optional },
         ],
     },
-    // 387
+    // 388
     Message {
         name: "api.flowcontrol.v1.ResourcePolicyRule",
         special: Special::None,
@@ -4250,7 +4259,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "namespaces", ty: String, label: Repeated },
         ],
     },
-    // 388
+    // 389
     Message {
         name: "api.flowcontrol.v1.ServiceAccountSubject",
         special: Special::None,
@@ -4259,18 +4268,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "name", ty: String, label: Required },
         ],
     },
-    // 389
+    // 390
     Message {
         name: "api.flowcontrol.v1.Subject",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "kind", ty: String, label: Required },
-            Field { tag: 2, json: "user", ty: Message(390), label: Optional },
-            Field { tag: 3, json: "group", ty: Message(375), label: Optional },
-            Field { tag: 4, json: "serviceAccount", ty: Message(388), label: Optional },
+            Field { tag: 2, json: "user", ty: Message(391), label: Optional },
+            Field { tag: 3, json: "group", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "serviceAccount", ty: Message(389), label: Optional },
         ],
     },
-    // 390
+    // 391
     Message {
         name: "api.flowcontrol.v1.UserSubject",
         special: Special::None,
@@ -4278,71 +4287,71 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 391
+    // 392
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(394), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(395), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
-        ],
-    },
-    // 392
-    Message {
-        name: "api.networking.v1.HttpIngressRuleValue",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "paths", ty: Message(391), label: Repeated },
         ],
     },
     // 393
     Message {
-        name: "api.networking.v1.Ingress",
+        name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(402), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(403), label: Optional },
+            Field { tag: 1, json: "paths", ty: Message(392), label: Repeated },
         ],
     },
     // 394
     Message {
-        name: "api.networking.v1.IngressBackend",
+        name: "api.networking.v1.Ingress",
         special: Special::None,
         fields: &[
-            Field { tag: 3, json: "resource", ty: Message(343), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(401), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(403), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(404), label: Optional },
         ],
     },
     // 395
     Message {
-        name: "api.networking.v1.IngressList",
+        name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(393), label: Repeated },
+            Field { tag: 3, json: "resource", ty: Message(344), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(402), label: Optional },
         ],
     },
     // 396
+    Message {
+        name: "api.networking.v1.IngressList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(394), label: Repeated },
+        ],
+    },
+    // 397
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(398), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(399), label: Repeated },
         ],
     },
-    // 397
+    // 398
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(396), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(397), label: Repeated },
         ],
     },
-    // 398
+    // 399
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -4352,52 +4361,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 399
+    // 400
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(400), label: Inline },
+            Field { tag: 2, json: "", ty: Message(401), label: Inline },
         ],
     },
-    // 400
+    // 401
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(392), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(393), label: Optional },
         ],
     },
-    // 401
+    // 402
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(413), label: Optional },
-        ],
-    },
-    // 402
-    Message {
-        name: "api.networking.v1.IngressSpec",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(394), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(404), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(399), label: Repeated },
-            Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
+            Field { tag: 2, json: "port", ty: Message(414), label: Optional },
         ],
     },
     // 403
     Message {
-        name: "api.networking.v1.IngressStatus",
+        name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(397), label: Optional },
+            Field { tag: 1, json: "defaultBackend", ty: Message(395), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(405), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(400), label: Repeated },
+            Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
     // 404
+    Message {
+        name: "api.networking.v1.IngressStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "loadBalancer", ty: Message(398), label: Optional },
+        ],
+    },
+    // 405
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -4406,7 +4415,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 405
+    // 406
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -4415,74 +4424,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 406
+    // 407
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(412), label: Optional },
-        ],
-    },
-    // 407
-    Message {
-        name: "api.networking.v1.NetworkPolicyEgressRule",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "ports", ty: Message(411), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(410), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(413), label: Optional },
         ],
     },
     // 408
     Message {
-        name: "api.networking.v1.NetworkPolicyIngressRule",
+        name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(411), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(410), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(412), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(411), label: Repeated },
         ],
     },
     // 409
     Message {
-        name: "api.networking.v1.NetworkPolicyList",
+        name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(406), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(412), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(411), label: Repeated },
         ],
     },
     // 410
     Message {
-        name: "api.networking.v1.NetworkPolicyPeer",
+        name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(463), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(463), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(405), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(407), label: Repeated },
         ],
     },
     // 411
+    Message {
+        name: "api.networking.v1.NetworkPolicyPeer",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "podSelector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(406), label: Optional },
+        ],
+    },
+    // 412
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(479), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(481), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 412
+    // 413
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(463), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(408), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(407), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(409), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(408), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 413
+    // 414
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -4491,97 +4500,106 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 414
-    Message {
-        name: "api.policy.v1.PodDisruptionBudget",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(416), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(417), label: Optional },
-        ],
-    },
     // 415
     Message {
-        name: "api.policy.v1.PodDisruptionBudgetList",
+        name: "api.policy.v1.Eviction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(414), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "deleteOptions", ty: Message(462), label: Optional },
         ],
     },
     // 416
     Message {
-        name: "api.policy.v1.PodDisruptionBudgetSpec",
+        name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(479), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(463), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(479), label: Optional },
-            Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(418), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(419), label: Optional },
         ],
     },
     // 417
+    Message {
+        name: "api.policy.v1.PodDisruptionBudgetList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(416), label: Repeated },
+        ],
+    },
+    // 418
+    Message {
+        name: "api.policy.v1.PodDisruptionBudgetSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "minAvailable", ty: Message(481), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(481), label: Optional },
+            Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
+        ],
+    },
+    // 419
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(474), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(476), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(459), label: Repeated },
-        ],
-    },
-    // 418
-    Message {
-        name: "api.rbac.v1.AggregationRule",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(463), label: Repeated },
-        ],
-    },
-    // 419
-    Message {
-        name: "api.rbac.v1.ClusterRole",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(423), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(418), label: Optional },
+            Field { tag: 7, json: "conditions", ty: Message(461), label: Repeated },
         ],
     },
     // 420
     Message {
-        name: "api.rbac.v1.ClusterRoleBinding",
+        name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(429), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(428), label: Optional },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(465), label: Repeated },
         ],
     },
     // 421
     Message {
-        name: "api.rbac.v1.ClusterRoleBindingList",
+        name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(420), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(425), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(420), label: Optional },
         ],
     },
     // 422
     Message {
-        name: "api.rbac.v1.ClusterRoleList",
+        name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(419), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(431), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(430), label: Optional },
         ],
     },
     // 423
+    Message {
+        name: "api.rbac.v1.ClusterRoleBindingList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(422), label: Repeated },
+        ],
+    },
+    // 424
+    Message {
+        name: "api.rbac.v1.ClusterRoleList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(421), label: Repeated },
+        ],
+    },
+    // 425
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -4593,44 +4611,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 424
+    // 426
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(423), label: Repeated },
-        ],
-    },
-    // 425
-    Message {
-        name: "api.rbac.v1.RoleBinding",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(429), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(428), label: Optional },
-        ],
-    },
-    // 426
-    Message {
-        name: "api.rbac.v1.RoleBindingList",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(425), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(425), label: Repeated },
         ],
     },
     // 427
     Message {
-        name: "api.rbac.v1.RoleList",
+        name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(424), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(431), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(430), label: Optional },
         ],
     },
     // 428
+    Message {
+        name: "api.rbac.v1.RoleBindingList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(427), label: Repeated },
+        ],
+    },
+    // 429
+    Message {
+        name: "api.rbac.v1.RoleList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(426), label: Repeated },
+        ],
+    },
+    // 430
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -4640,7 +4658,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 429
+    // 431
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -4651,52 +4669,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 430
+    // 432
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 431
+    // 433
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(430), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(432), label: Repeated },
         ],
     },
-    // 432
+    // 434
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(341), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(342), label: Repeated },
         ],
     },
-    // 433
+    // 435
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(432), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(434), label: Repeated },
         ],
     },
-    // 434
+    // 436
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -4709,48 +4727,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 435
+    // 437
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(457), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(459), label: Optional },
         ],
     },
-    // 436
+    // 438
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(440), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(441), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(442), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(443), label: Optional },
         ],
     },
-    // 437
+    // 439
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 438
+    // 440
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(436), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(438), label: Repeated },
         ],
     },
-    // 439
+    // 441
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -4763,31 +4781,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 440
+    // 442
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(439), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(441), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(442), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(435), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(444), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(437), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 441
+    // 443
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(437), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(439), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(439), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(441), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 442
+    // 444
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -4795,15 +4813,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(446), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(445), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(434), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(448), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(447), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(436), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(453), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(455), label: Repeated },
         ],
     },
-    // 443
+    // 445
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -4813,31 +4831,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 444
+    // 446
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 445
+    // 447
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(444), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(443), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(446), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(445), label: Optional },
         ],
     },
-    // 446
+    // 448
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(449), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(451), label: Optional },
         ],
     },
-    // 447
+    // 449
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -4846,7 +4864,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 448
+    // 450
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -4854,7 +4872,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 449
+    // 451
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -4866,7 +4884,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(448), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(450), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -4878,23 +4896,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(448), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(450), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(450), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(449), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(449), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(449), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(449), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(449), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(451), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(449), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(452), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(451), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(449), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(447), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(448), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(452), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(451), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(451), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(451), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(451), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(451), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(453), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(451), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(454), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(453), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(451), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(449), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(450), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -4902,37 +4920,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(455), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(457), label: Repeated },
         ],
     },
-    // 450
+    // 452
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(449), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(449), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(451), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(451), label: Repeated },
         ],
     },
-    // 451
+    // 453
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(449), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(451), label: Optional },
         ],
     },
-    // 452
+    // 454
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(449), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(451), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 453
+    // 455
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -4940,7 +4958,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 454
+    // 456
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -4951,7 +4969,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 455
+    // 457
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -4964,26 +4982,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 456
+    // 458
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(454), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(456), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 457
+    // 459
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(456), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(458), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 458
+    // 460
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -4991,7 +5009,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 459
+    // 461
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -4999,25 +5017,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 460
+    // 462
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(472), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 461
+    // 463
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -5027,7 +5045,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 462
+    // 464
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -5035,16 +5053,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 463
+    // 465
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(464), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(466), label: Repeated },
         ],
     },
-    // 464
+    // 466
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -5054,7 +5072,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 465
+    // 467
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -5065,7 +5083,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 466
+    // 468
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -5073,13 +5091,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(476), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(462), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(464), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 467
+    // 469
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -5088,7 +5106,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 468
+    // 470
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -5100,17 +5118,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(474), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(474), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(476), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(476), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(469), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(471), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(466), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(468), label: Repeated },
         ],
     },
-    // 469
+    // 471
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -5123,7 +5141,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 470
+    // 472
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -5132,20 +5150,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 471
+    // 473
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(473), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(475), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 472
+    // 474
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -5155,7 +5173,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 473
+    // 475
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -5163,12 +5181,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(472), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(474), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 474
+    // 476
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -5177,16 +5195,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 475
+    // 477
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(476), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(478), label: Optional },
         ],
     },
-    // 476
+    // 478
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -5194,7 +5212,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 477
+    // 479
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -5203,18 +5221,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 478
+    // 480
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(477), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(479), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 479
+    // 481
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -5224,43 +5242,43 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "strVal", ty: String, label: Optional },
         ],
     },
-    // 480
+    // 482
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIService",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(468), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(483), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(484), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(485), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(486), label: Optional },
         ],
     },
-    // 481
+    // 483
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 482
+    // 484
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(480), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(482), label: Repeated },
         ],
     },
-    // 483
+    // 485
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(485), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(487), label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "version", ty: String, label: Optional },
             Field { tag: 4, json: "insecureSkipTLSVerify", ty: Bool, label: OmitZero },
@@ -5269,15 +5287,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "versionPriority", ty: Int32, label: Required },
         ],
     },
-    // 484
+    // 486
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(481), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(483), label: Repeated },
         ],
     },
-    // 485
+    // 487
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference",
         special: Special::None,
@@ -5299,10 +5317,10 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList", 18),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", 22),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfigurationList", 23),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 436),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 438),
-    ("apiregistration.k8s.io/v1", "APIService", 480),
-    ("apiregistration.k8s.io/v1", "APIServiceList", 482),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 438),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 440),
+    ("apiregistration.k8s.io/v1", "APIService", 482),
+    ("apiregistration.k8s.io/v1", "APIServiceList", 484),
     ("apps/v1", "ControllerRevision", 27),
     ("apps/v1", "ControllerRevisionList", 28),
     ("apps/v1", "DaemonSet", 29),
@@ -5331,68 +5349,70 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("certificates.k8s.io/v1", "CertificateSigningRequestList", 128),
     ("coordination.k8s.io/v1", "Lease", 132),
     ("coordination.k8s.io/v1", "LeaseList", 133),
-    ("discovery.k8s.io/v1", "EndpointSlice", 361),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 362),
-    ("events.k8s.io/v1", "Event", 365),
-    ("events.k8s.io/v1", "EventList", 366),
-    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 370),
-    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 372),
-    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 380),
-    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 382),
-    ("networking.k8s.io/v1", "Ingress", 393),
-    ("networking.k8s.io/v1", "IngressList", 395),
-    ("networking.k8s.io/v1", "NetworkPolicy", 406),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 409),
-    ("policy/v1", "PodDisruptionBudget", 414),
-    ("policy/v1", "PodDisruptionBudgetList", 415),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 419),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 420),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 421),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 422),
-    ("rbac.authorization.k8s.io/v1", "Role", 424),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 425),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 426),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 427),
-    ("scheduling.k8s.io/v1", "PriorityClass", 430),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 431),
-    ("storage.k8s.io/v1", "StorageClass", 432),
-    ("storage.k8s.io/v1", "StorageClassList", 433),
-    ("v1", "ComponentStatus", 152),
-    ("v1", "ComponentStatusList", 153),
-    ("v1", "ConfigMap", 154),
-    ("v1", "ConfigMapList", 157),
-    ("v1", "DeleteOptions", 460),
-    ("v1", "Endpoints", 182),
-    ("v1", "EndpointsList", 183),
-    ("v1", "Event", 190),
-    ("v1", "EventList", 191),
-    ("v1", "LimitRange", 216),
-    ("v1", "LimitRangeList", 218),
-    ("v1", "Namespace", 226),
-    ("v1", "NamespaceList", 228),
-    ("v1", "Node", 232),
-    ("v1", "NodeList", 240),
-    ("v1", "PersistentVolume", 252),
-    ("v1", "PersistentVolumeClaim", 253),
-    ("v1", "PersistentVolumeClaimList", 255),
-    ("v1", "PersistentVolumeList", 260),
-    ("v1", "Pod", 265),
-    ("v1", "PodList", 275),
-    ("v1", "PodTemplate", 284),
-    ("v1", "PodTemplateList", 285),
-    ("v1", "ReplicationController", 296),
-    ("v1", "ReplicationControllerList", 298),
-    ("v1", "ResourceQuota", 304),
-    ("v1", "ResourceQuotaList", 305),
-    ("v1", "Secret", 316),
-    ("v1", "SecretList", 319),
-    ("v1", "Service", 324),
-    ("v1", "ServiceAccount", 325),
-    ("v1", "ServiceAccountList", 326),
-    ("v1", "ServiceList", 328),
-    ("v1", "Status", 471),
+    ("discovery.k8s.io/v1", "EndpointSlice", 362),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 363),
+    ("events.k8s.io/v1", "Event", 366),
+    ("events.k8s.io/v1", "EventList", 367),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 371),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 373),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 381),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 383),
+    ("networking.k8s.io/v1", "Ingress", 394),
+    ("networking.k8s.io/v1", "IngressList", 396),
+    ("networking.k8s.io/v1", "NetworkPolicy", 407),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 410),
+    ("policy/v1", "Eviction", 415),
+    ("policy/v1", "PodDisruptionBudget", 416),
+    ("policy/v1", "PodDisruptionBudgetList", 417),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 421),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 422),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 423),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 424),
+    ("rbac.authorization.k8s.io/v1", "Role", 426),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 427),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 428),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 429),
+    ("scheduling.k8s.io/v1", "PriorityClass", 432),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 433),
+    ("storage.k8s.io/v1", "StorageClass", 434),
+    ("storage.k8s.io/v1", "StorageClassList", 435),
+    ("v1", "Binding", 142),
+    ("v1", "ComponentStatus", 153),
+    ("v1", "ComponentStatusList", 154),
+    ("v1", "ConfigMap", 155),
+    ("v1", "ConfigMapList", 158),
+    ("v1", "DeleteOptions", 462),
+    ("v1", "Endpoints", 183),
+    ("v1", "EndpointsList", 184),
+    ("v1", "Event", 191),
+    ("v1", "EventList", 192),
+    ("v1", "LimitRange", 217),
+    ("v1", "LimitRangeList", 219),
+    ("v1", "Namespace", 227),
+    ("v1", "NamespaceList", 229),
+    ("v1", "Node", 233),
+    ("v1", "NodeList", 241),
+    ("v1", "PersistentVolume", 253),
+    ("v1", "PersistentVolumeClaim", 254),
+    ("v1", "PersistentVolumeClaimList", 256),
+    ("v1", "PersistentVolumeList", 261),
+    ("v1", "Pod", 266),
+    ("v1", "PodList", 276),
+    ("v1", "PodTemplate", 285),
+    ("v1", "PodTemplateList", 286),
+    ("v1", "ReplicationController", 297),
+    ("v1", "ReplicationControllerList", 299),
+    ("v1", "ResourceQuota", 305),
+    ("v1", "ResourceQuotaList", 306),
+    ("v1", "Secret", 317),
+    ("v1", "SecretList", 320),
+    ("v1", "Service", 325),
+    ("v1", "ServiceAccount", 326),
+    ("v1", "ServiceAccountList", 327),
+    ("v1", "ServiceList", 329),
+    ("v1", "Status", 473),
 ];
 
-pub const UNKNOWN: u16 = 478;
-pub const WATCH_EVENT: u16 = 475;
-pub const JSON_SCHEMA_PROPS: u16 = 449;
+pub const UNKNOWN: u16 = 480;
+pub const WATCH_EVENT: u16 = 477;
+pub const JSON_SCHEMA_PROPS: u16 = 451;

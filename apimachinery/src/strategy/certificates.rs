@@ -36,7 +36,7 @@ impl Strategy for CertificateSigningRequests {
         )
         .short(&["csr"])
         .status()
-        .approval()
+        .subresources(&[Subresource::Approval])
         .selectable(&["spec.signerName"])
     }
     typed_as!(api::CertificateSigningRequest);

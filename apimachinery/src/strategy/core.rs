@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1 as core;
 
 use kubecache_core::registry::{ALL, CLUSTER, NAMESPACED, ResourceInfo};
+use kubecache_core::request::Subresource;
 use kubecache_core::status::Cause;
 use kubecache_core::validation::NameRule;
 use serde_json::{Value, json};
@@ -237,6 +238,17 @@ impl Strategy for PersistentVolumes {
     }
 }
 
+/// `v1 bindings`: the create-only, namespaced form of `pods/{name}/binding` (kube's
+/// LegacyBindingREST), never stored: a create binds the pod its name names.
+pub struct Bindings;
+
+impl Strategy for Bindings {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new("", "v1", "bindings", "binding", "Binding", NAMESPACED).create_only()
+    }
+    typed_as!(core::Binding);
+}
+
 pub struct Pods;
 
 impl Strategy for Pods {
@@ -256,6 +268,12 @@ impl Strategy for Pods {
             .short(&["po"])
             .categories(ALL)
             .status()
+            .subresources(&[
+                Subresource::Binding,
+                Subresource::Eviction,
+                Subresource::EphemeralContainers,
+                Subresource::Resize,
+            ])
     }
     typed_as!(core::Pod);
     fn trigger_field(&self) -> Option<&'static str> {
@@ -277,6 +295,32 @@ impl Strategy for Pods {
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
         validation::pod_update(new, old)
     }
+    fn validate_subresource_update(
+        &self,
+        subresource: Subresource,
+        new: &Value,
+        old: &Value,
+    ) -> Vec<Cause> {
+        match subresource {
+            Subresource::EphemeralContainers => {
+                validation::pod_ephemeral_containers_update(new, old)
+            }
+            Subresource::Resize => validation::pod_resize(new, old),
+            _ => Vec::new(),
+        }
+    }
+    fn merge_subresource_write(
+        &self,
+        subresource: Subresource,
+        current: &Value,
+        submitted: &Value,
+    ) -> Value {
+        match subresource {
+            Subresource::EphemeralContainers => pod_with_ephemeral_containers(current, submitted),
+            Subresource::Resize => pod_with_resources(current, submitted),
+            _ => crate::objects::apply_status_update(current, submitted),
+        }
+    }
     fn printer(&self) -> &'static Printer {
         &table::POD
     }
@@ -285,9 +329,126 @@ impl Strategy for Pods {
     }
 }
 
+/// The stored pod with what a `pods/ephemeralcontainers` write may change taken from `new`:
+/// `spec.ephemeralContainers` only (kube's `dropNonEphemeralContainerUpdates`).
+pub fn pod_with_ephemeral_containers(old: &Value, new: &Value) -> Value {
+    pod_with(old, new, |spec, new_spec| {
+        set_or_remove(
+            spec,
+            "ephemeralContainers",
+            new_spec.get("ephemeralContainers"),
+        );
+    })
+}
+
+/// The stored pod with what a `pods/resize` write may change taken from `new`: each
+/// container's `resources` and `resizePolicy`, matched by name (kube 1.33's
+/// `dropNonResizeUpdates`; containers added or removed in `new` are ignored).
+pub fn pod_with_resources(old: &Value, new: &Value) -> Value {
+    pod_with(old, new, |spec, new_spec| {
+        let submitted = new_spec
+            .get("containers")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for container in containers {
+            let name = container.get("name").cloned();
+            if let Some(from) = submitted.iter().find(|c| c.get("name") == name.as_ref()) {
+                for field in ["resources", "resizePolicy"] {
+                    set_or_remove(container, field, from.get(field));
+                }
+            }
+        }
+    })
+}
+
+/// `old` with its spec changed by `change` from `new`'s spec, and `new`'s resourceVersion
+/// (the client's precondition) when it has one, as a status write takes it.
+fn pod_with(old: &Value, new: &Value, change: impl FnOnce(&mut Value, &Value)) -> Value {
+    let mut result = old.clone();
+    let new_spec = new.get("spec").cloned().unwrap_or(Value::Null);
+    if let Some(spec) = result.get_mut("spec") {
+        change(spec, &new_spec);
+    }
+    if let Some(rv) = objects::meta_str(new, "resourceVersion") {
+        objects::metadata_mut(&mut result).insert("resourceVersion".into(), json!(rv));
+    }
+    result
+}
+
+fn set_or_remove(target: &mut Value, key: &str, value: Option<&Value>) {
+    let Some(map) = target.as_object_mut() else {
+        return;
+    };
+    match value {
+        Some(v) => {
+            map.insert(key.into(), v.clone());
+        }
+        None => {
+            map.remove(key);
+        }
+    }
+}
+
+/// Sets a pod condition as kube's `UpdatePodCondition`: a new type is appended, an existing
+/// one replaced, its `lastTransitionTime` now unless its status is unchanged.
+pub fn set_pod_condition(
+    pod: &mut Value,
+    condition_type: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+) {
+    let mut condition = json!({
+        "type": condition_type,
+        "status": status,
+        "lastProbeTime": null,
+        "lastTransitionTime": objects::now_rfc3339(),
+    });
+    if let Some(reason) = reason {
+        condition["reason"] = json!(reason);
+    }
+    if let Some(message) = message {
+        condition["message"] = json!(message);
+    }
+    let Some(pod) = pod.as_object_mut() else {
+        return;
+    };
+    let status_map = pod.entry("status").or_insert_with(|| json!({}));
+    if !status_map.is_object() {
+        *status_map = json!({});
+    }
+    let conditions = status_map
+        .as_object_mut()
+        .expect("status is an object")
+        .entry("conditions")
+        .or_insert_with(|| json!([]));
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    let list = conditions.as_array_mut().expect("conditions is an array");
+    match list
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(condition_type))
+    {
+        Some(existing) => {
+            if existing.get("status").and_then(Value::as_str) == Some(status) {
+                condition["lastTransitionTime"] = existing
+                    .get("lastTransitionTime")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+            }
+            *existing = condition;
+        }
+        None => list.push(condition),
+    }
+}
+
 /// The pod's QoS class from its containers' requests and limits (simplified from
 /// kube's `GetPodQOS`: equal cpu and memory requests and limits everywhere → Guaranteed).
-fn pod_qos_class(pod: &Value) -> &'static str {
+pub(crate) fn pod_qos_class(pod: &Value) -> &'static str {
     let containers = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)

@@ -148,9 +148,10 @@ pub trait Strategy: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// The object a write to a status-like subresource (`status`, `approval`) makes of the
-    /// stored one (kube's subresource strategy's `PrepareForUpdate`): by default the stored
-    /// object with only `.status` taken from the write.
+    /// The object a write to a subresource other than `scale` makes of the stored one (kube's
+    /// subresource strategy's `PrepareForUpdate`): by default the stored object with only
+    /// `.status` taken from the write (`status`, a CSR's `approval`); a pod's
+    /// `ephemeralcontainers` and `resize` take what they are for.
     fn merge_subresource_write(
         &self,
         _subresource: Subresource,
@@ -297,6 +298,7 @@ where
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
     let all: Vec<Arc<dyn Strategy>> = vec![
+        Arc::new(core::Bindings),
         Arc::new(core::ComponentStatuses),
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),

@@ -479,7 +479,8 @@ const POD_UPDATE_MESSAGE: &str = "pod updates may not change fields other than `
 
 /// kube's `ValidatePodUpdate`: only images, activeDeadlineSeconds (set or lowered),
 /// tolerations (added), a negative terminationGracePeriodSeconds set to 1, and removed
-/// scheduling gates may change — and, unlike kube, `nodeName` (see below).
+/// scheduling gates may change. `nodeName` is set by `pods/binding`, ephemeral containers by
+/// `pods/ephemeralcontainers`, resources by `pods/resize`.
 fn pod_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     let (Some(new_spec), Some(old_spec)) = (new.get("spec"), old.get("spec")) else {
         return;
@@ -535,9 +536,6 @@ fn pod_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
         set_like(&mut candidate, old_spec, "terminationGracePeriodSeconds");
     }
-    // kubecache serves no pods/binding subresource: binding (and, for the watch tier's
-    // clients, rebinding) is an update of spec.nodeName, so it is allowed here.
-    set_like(&mut candidate, old_spec, "nodeName");
     // Scheduling gates may be removed.
     let old_gates = array_at(old_spec, "schedulingGates");
     if array_at(new_spec, "schedulingGates")
@@ -549,6 +547,147 @@ fn pod_update_into(new: &Value, old: &Value, out: &mut Vec<Cause>) {
     if &candidate != old_spec {
         out.push(forbidden("spec", POD_UPDATE_MESSAGE));
     }
+}
+
+/// The annotation of a mirror pod (a kubelet's static pod), which kube never lets resize or
+/// gain ephemeral containers.
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+fn is_mirror_pod(pod: &Value) -> bool {
+    pod.pointer("/metadata/annotations")
+        .and_then(|a| a.get(MIRROR_POD_ANNOTATION))
+        .is_some()
+}
+
+/// The container fields an ephemeral container may not set (kube's
+/// `allowedEphemeralContainerFields`, the ones it marks `false`).
+const EPHEMERAL_FORBIDDEN_FIELDS: &[&str] = &[
+    "ports",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+    "lifecycle",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+];
+const NOT_FOR_EPHEMERAL: &str = "cannot be set for an Ephemeral Container";
+
+/// kube's `ValidatePodEphemeralContainersUpdate` (the `pods/ephemeralcontainers` write): each
+/// ephemeral container sets none of the fields reserved to the pod's own containers and
+/// targets one of them, and existing ephemeral containers are neither removed nor changed.
+/// Names and images are checked with the whole pod spec ([`pod_spec`]).
+pub fn pod_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<Cause> {
+    if is_mirror_pod(old) {
+        return vec![forbidden(
+            "",
+            "static pods do not support ephemeral containers",
+        )];
+    }
+    let mut out = Vec::new();
+    let spec = spec_of(new);
+    let own_names: HashSet<&str> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|list| array_at(spec, list))
+        .map(|c| str_at(c, "/name"))
+        .collect();
+    let ephemeral = array_at(spec, "ephemeralContainers");
+    for (i, c) in ephemeral.iter().enumerate() {
+        let path = format!("spec.ephemeralContainers[{i}]");
+        for field in EPHEMERAL_FORBIDDEN_FIELDS {
+            if c.get(*field).is_some_and(|v| !is_empty_value(v)) {
+                out.push(forbidden(&format!("{path}.{field}"), NOT_FOR_EPHEMERAL));
+            }
+        }
+        let target = str_at(c, "/targetContainerName");
+        if !target.is_empty() && !own_names.contains(target) {
+            out.push(kubecache_core::field::not_found(
+                &format!("{path}.targetContainerName"),
+                &Value::from(target),
+            ));
+        }
+        for (j, mount) in array_at(c, "volumeMounts").iter().enumerate() {
+            for field in ["subPath", "subPathExpr"] {
+                if !str_at(mount, &format!("/{field}")).is_empty() {
+                    out.push(forbidden(
+                        &format!("{path}.volumeMounts[{j}].{field}"),
+                        NOT_FOR_EPHEMERAL,
+                    ));
+                }
+            }
+        }
+    }
+    let field = "spec.ephemeralContainers";
+    for existing in array_at(spec_of(old), "ephemeralContainers") {
+        let name = str_at(existing, "/name");
+        match ephemeral.iter().find(|c| str_at(c, "/name") == name) {
+            None => out.push(forbidden(
+                field,
+                &format!("existing ephemeral containers {name:?} may not be removed"),
+            )),
+            Some(now) if now != existing => out.push(forbidden(
+                field,
+                &format!("existing ephemeral containers {name:?} may not be changed"),
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// Go's zero value for what an ephemeral container may not set: absent, null, empty.
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.values().all(is_empty_value),
+        Value::Array(items) => items.is_empty(),
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// kube 1.33's `ValidatePodResize` (the `pods/resize` write, which changes only the
+/// containers' resources and resize policies): not a static or Windows pod, the QoS class
+/// unchanged, and only cpu and memory among the resources changed.
+pub fn pod_resize(new: &Value, old: &Value) -> Vec<Cause> {
+    if is_mirror_pod(old) {
+        return vec![forbidden("", "static pods cannot be resized")];
+    }
+    if str_at(old, "/spec/os/name") == "windows" {
+        return vec![forbidden("", "windows pods cannot be resized")];
+    }
+    let mut out = Vec::new();
+    let old_class = super::core::pod_qos_class(old);
+    if super::core::pod_qos_class(new) != old_class {
+        out.push(invalid(
+            "spec",
+            &Value::from(str_at(old, "/status/qosClass")),
+            "Pod QOS Class may not change as a result of resizing",
+        ));
+    }
+    let old_containers = array_at(spec_of(old), "containers");
+    let new_containers = array_at(spec_of(new), "containers");
+    let other_resources = |c: &Value| {
+        let mut resources = c.get("resources").cloned().unwrap_or(Value::Null);
+        for list in ["requests", "limits"] {
+            if let Some(map) = resources.get_mut(list).and_then(Value::as_object_mut) {
+                map.retain(|name, _| name != "cpu" && name != "memory");
+            }
+        }
+        resources
+    };
+    let only_cpu_and_memory = old_containers.len() == new_containers.len()
+        && old_containers
+            .iter()
+            .zip(new_containers)
+            .all(|(o, n)| other_resources(o) == other_resources(n));
+    if !only_cpu_and_memory {
+        out.push(forbidden(
+            "spec",
+            "only cpu and memory resources are mutable",
+        ));
+    }
+    out
 }
 
 /// Makes `target[key]` what `source[key]` is (absent when absent).
@@ -789,14 +928,80 @@ mod tests {
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec");
         assert_eq!(causes[0].reason, "FieldValueForbidden");
+        // Binding is `pods/binding`'s: an update may not set nodeName.
         let bound = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "tolerations": [{"key": "k"}], "activeDeadlineSeconds": 100, "nodeName": "n1"}});
-        assert!(validate_update("", "Pod", &bound, &old).is_empty());
+        let causes = validate_update("", "Pod", &bound, &old);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec");
         let removed = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "activeDeadlineSeconds": 200}});
         let fields: Vec<String> = validate_update("", "Pod", &removed, &old)
             .iter()
             .map(|c| c.field.clone())
             .collect();
         assert_eq!(fields, vec!["spec.activeDeadlineSeconds", "spec"]);
+    }
+
+    #[test]
+    fn ephemeral_containers_are_only_added() {
+        let debugger = json!({"name": "dbg", "image": "busybox", "targetContainerName": "a"});
+        let old = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "ephemeralContainers": [debugger]}});
+        let added = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "ephemeralContainers": [
+            debugger, {"name": "two", "image": "busybox"}]}});
+        assert!(pod_ephemeral_containers_update(&added, &old).is_empty());
+        let changed = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "ephemeralContainers": [
+            {"name": "dbg", "image": "alpine", "targetContainerName": "a"},
+            {"name": "three", "image": "busybox", "targetContainerName": "b", "readinessProbe": {"exec": {"command": ["true"]}}}]}});
+        let fields: Vec<(String, String)> = pod_ephemeral_containers_update(&changed, &old)
+            .into_iter()
+            .map(|c| (c.field, c.reason))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (
+                    "spec.ephemeralContainers[1].readinessProbe".into(),
+                    "FieldValueForbidden".into()
+                ),
+                (
+                    "spec.ephemeralContainers[1].targetContainerName".into(),
+                    "FieldValueNotFound".into()
+                ),
+                (
+                    "spec.ephemeralContainers".into(),
+                    "FieldValueForbidden".into()
+                ),
+            ]
+        );
+        let removed = json!({"spec": {"containers": [{"name": "a", "image": "x"}]}});
+        assert_eq!(pod_ephemeral_containers_update(&removed, &old).len(), 1);
+        let mut mirror = old.clone();
+        mirror["metadata"] = json!({"annotations": {MIRROR_POD_ANNOTATION: "x"}});
+        assert_eq!(
+            pod_ephemeral_containers_update(&added, &mirror)[0].field,
+            ""
+        );
+    }
+
+    #[test]
+    fn resize_keeps_the_qos_class_and_other_resources() {
+        let pod = |requests: Value, limits: Value| json!({"spec": {"containers": [{"name": "a", "image": "x", "resources": {"requests": requests, "limits": limits}}]}});
+        let old = pod(json!({"cpu": "1"}), json!({"cpu": "2"}));
+        assert!(pod_resize(&pod(json!({"cpu": "1500m"}), json!({"cpu": "2"})), &old).is_empty());
+        let guaranteed = pod(
+            json!({"cpu": "2", "memory": "1Gi"}),
+            json!({"cpu": "2", "memory": "1Gi"}),
+        );
+        assert_eq!(pod_resize(&guaranteed, &old)[0].field, "spec");
+        let gpu = pod(
+            json!({"cpu": "1", "nvidia.com/gpu": "1"}),
+            json!({"cpu": "2"}),
+        );
+        let causes = pod_resize(&gpu, &old);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert!(
+            causes[0].message.contains("only cpu and memory"),
+            "{causes:?}"
+        );
     }
 
     #[test]

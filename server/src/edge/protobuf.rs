@@ -62,6 +62,16 @@ pub fn decode_delete_options(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))
 }
 
+/// A protobuf body of a kind that is not the resource's own (a subresource's: an Eviction),
+/// as JSON.
+pub fn decode_as(body: &[u8], api_version: &str, kind: &str) -> Result<Value, ApiError> {
+    transcoder::decode_envelope(body, Some((api_version, kind))).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{api_version}\" cannot be handled as a {kind}: {e}"
+        ))
+    })
+}
+
 /// An autoscaling/v1 Scale body in protobuf (the scale subresource), as JSON.
 pub fn decode_scale(body: &[u8]) -> Result<Value, ApiError> {
     transcoder::decode_envelope(body, Some(("autoscaling/v1", "Scale"))).map_err(|e| {

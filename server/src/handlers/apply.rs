@@ -66,9 +66,10 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
         let decoded = finish_decode(call, resource, merged, &[], mode)?;
         warnings = decoded.warnings;
         Ok(match call.request.subresource {
-            Some(subresource) if subresource.writes_status() => {
-                // Only what the subresource may change changes, but the ownership recorded is
-                // the new one.
+            None => decoded.object,
+            Some(_) => {
+                // Only what the subresource may change changes (`.status`, a pod's ephemeral
+                // containers or resources), but the ownership recorded is the new one.
                 let managed = decoded.object.pointer("/metadata/managedFields").cloned();
                 let mut result = write::merge_into_current(call, current, decoded.object);
                 let meta = objects::metadata_mut(&mut result);
@@ -78,7 +79,6 @@ pub async fn apply(call: &Call<'_>) -> Result<Reply, ApiError> {
                 };
                 result
             }
-            _ => decoded.object,
         })
     })
     .await;

@@ -36,6 +36,12 @@ impl DeleteOptions {
         } else {
             kubecache_apimachinery::typed::parse_json(&call.body)?.value
         };
+        DeleteOptions::from_value(call, &body)
+    }
+
+    /// From a `DeleteOptions` object (a DELETE's body, an Eviction's `deleteOptions`) and the
+    /// query parameters.
+    pub fn from_value(call: &Call<'_>, body: &Value) -> Result<DeleteOptions, ApiError> {
         if !body.is_object() {
             return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
         }
@@ -92,7 +98,7 @@ impl DeleteOptions {
 
 impl DeleteOptions {
     /// Who makes this delete, for the Store.
-    fn writer(&self, call: &Call<'_>) -> Writer {
+    pub fn writer(&self, call: &Call<'_>) -> Writer {
         Writer {
             user: call.user.clone(),
             manager: None,
@@ -101,7 +107,7 @@ impl DeleteOptions {
         }
     }
 
-    fn preconditions(&self) -> Preconditions {
+    pub fn preconditions(&self) -> Preconditions {
         Preconditions {
             uid: self.uid.clone(),
             resource_version: self.resource_version.clone(),

@@ -3,6 +3,8 @@
 
 use kubecache_apimachinery::registry::Snapshot;
 use kubecache_core::KUBE_MINOR;
+use kubecache_core::registry::ResourceInfo;
+use kubecache_core::request::Subresource;
 use serde_json::{Value, json};
 
 /// `/version`: the Kubernetes version kubecache reports; kubectl's dispatcher picks its kubectl
@@ -78,6 +80,13 @@ pub fn group(registry: &Snapshot, name: &str) -> Value {
 
 const SUBRESOURCE_VERBS: &[&str] = &["get", "patch", "update"];
 
+/// A resource's subresources besides status and scale, by name as kube lists them.
+fn sorted_subresources(r: &ResourceInfo) -> impl Iterator<Item = Subresource> {
+    let mut subresources = r.subresources.clone();
+    subresources.sort_by_key(|s| s.as_str());
+    subresources.into_iter()
+}
+
 pub fn resources(registry: &Snapshot, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
     for r in registry.in_group_version(group, version) {
@@ -95,14 +104,22 @@ pub fn resources(registry: &Snapshot, group: &str, version: &str) -> Value {
             entry["categories"] = json!(r.categories);
         }
         resources.push(entry);
-        if r.approval_subresource {
-            resources.push(json!({
-                "name": format!("{}/approval", r.resource),
+        for sub in sorted_subresources(r) {
+            let mut entry = json!({
+                "name": format!("{}/{}", r.resource, sub.as_str()),
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "kind": &r.kind,
-                "verbs": SUBRESOURCE_VERBS,
-            }));
+                "verbs": sub.verbs(),
+            });
+            if let Some(kind) = sub.response_kind() {
+                if (kind.group, kind.version) != (r.group.as_str(), r.version.as_str()) {
+                    entry["group"] = json!(kind.group);
+                    entry["version"] = json!(kind.version);
+                }
+                entry["kind"] = json!(kind.kind);
+            }
+            resources.push(entry);
         }
         if r.status_subresource {
             resources.push(json!({
@@ -183,18 +200,23 @@ fn aggregated_resources(registry: &Snapshot, group: &str, version: &str) -> Vec<
             if !r.categories.is_empty() {
                 entry["categories"] = json!(r.categories);
             }
-            let mut subresources = Vec::new();
+            let mut subresources: Vec<Value> = sorted_subresources(r)
+                .map(|sub| {
+                    let kind = sub.response_kind();
+                    json!({
+                        "subresource": sub.as_str(),
+                        "responseKind": match kind {
+                            Some(k) => response_kind(k.group, k.version, k.kind),
+                            None => response_kind(&r.group, &r.version, &r.kind),
+                        },
+                        "verbs": sub.verbs(),
+                    })
+                })
+                .collect();
             if r.scale_subresource {
                 subresources.push(json!({
                     "subresource": "scale",
                     "responseKind": response_kind("autoscaling", "v1", "Scale"),
-                    "verbs": SUBRESOURCE_VERBS,
-                }));
-            }
-            if r.approval_subresource {
-                subresources.push(json!({
-                    "subresource": "approval",
-                    "responseKind": response_kind(&r.group, &r.version, &r.kind),
                     "verbs": SUBRESOURCE_VERBS,
                 }));
             }

@@ -3,9 +3,11 @@
 //! [`Store`](kubecache_store::Store) (the handlers parse the request and shape the answer).
 
 pub mod apply;
+pub mod binding;
 pub mod component_status;
 pub mod delete;
 pub mod discovery;
+pub mod eviction;
 pub mod list_body;
 pub mod read;
 pub mod scale;
@@ -32,6 +34,11 @@ pub async fn serve(call: Call<'_>) -> Result<Reply, ApiError> {
 async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
     let request = &call.request;
     if request.resource.create_only {
+        // `bindings` is the one create-only resource that writes (a pod); the others are the
+        // reviews, answered by the authorizer chain.
+        if request.resource.group.is_empty() && request.resource.resource == "bindings" {
+            return binding::create(&call).await;
+        }
         return crate::authz::reviews::serve(&call).await;
     }
     if request.resource.read_only {
@@ -55,6 +62,19 @@ async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
         (Some(Subresource::Approval), Verb::Get) => read::get(&call).await,
         (Some(Subresource::Approval), Verb::Update) => write::update(&call).await,
         (Some(Subresource::Approval), Verb::Patch) => write::patch(&call).await,
+        (Some(Subresource::Binding), Verb::Create) => binding::create(&call).await,
+        (Some(Subresource::Eviction), Verb::Create) => eviction::create(&call).await,
+        // The pod itself, of which a write changes only what the subresource allows
+        // (`write::merge_into_current`).
+        (Some(Subresource::EphemeralContainers | Subresource::Resize), Verb::Get) => {
+            read::get(&call).await
+        }
+        (Some(Subresource::EphemeralContainers | Subresource::Resize), Verb::Update) => {
+            write::update(&call).await
+        }
+        (Some(Subresource::EphemeralContainers | Subresource::Resize), Verb::Patch) => {
+            write::patch(&call).await
+        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }

@@ -9,6 +9,7 @@ use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use kubecache_apimachinery::registry::Resource;
 use kubecache_core::merge_schema::Schema;
+use kubecache_core::request::Subresource;
 use kubecache_core::status::ApiError;
 use serde_json::Value;
 
@@ -157,10 +158,11 @@ where
 }
 
 /// The object the client's version of it becomes: the whole object for the main resource,
-/// what the strategy takes of it for a status-like subresource (only `.status` by default).
+/// what the strategy takes of it for a subresource (only `.status` by default; a pod's
+/// ephemeral containers or resources for `pods/ephemeralcontainers` and `pods/resize`).
 pub fn merge_into_current(call: &Call<'_>, current: &Value, submitted: Value) -> Value {
     match call.request.subresource {
-        Some(subresource) if subresource.writes_status() => call
+        Some(subresource) if subresource != Subresource::Scale => call
             .request
             .resource
             .strategy()

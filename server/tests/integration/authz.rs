@@ -552,6 +552,7 @@ const BOOTSTRAP_ROLES: &[&str] = &[
     "system:aggregate-to-view",
     "system:basic-user",
     "system:discovery",
+    "system:kube-scheduler",
     "system:monitoring",
     "system:public-info-viewer",
     "view",
@@ -593,6 +594,23 @@ async fn bootstrap(backend: Arc<dyn Backend>) {
         cluster_admin["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"],
         "true"
     );
+    // kube-scheduler may bind pods (both forms) and read what placement needs, not evict.
+    let scheduler = user("system:kube-scheduler", &["system:authenticated"]);
+    for (verb, group, resource) in [
+        ("create", "", "pods/binding"),
+        ("create", "", "bindings"),
+        ("patch", "", "pods/status"),
+        ("watch", "policy", "poddisruptionbudgets"),
+        ("list", "storage.k8s.io", "csinodes"),
+    ] {
+        let attributes = can(scheduler.clone(), verb, group, resource, "default", "web");
+        eventually(&first.chain, &attributes, true).await;
+    }
+    for (verb, resource) in [("create", "pods/eviction"), ("update", "pods")] {
+        let attributes = can(scheduler.clone(), verb, "", resource, "default", "web");
+        let decision = first.chain.authorize(&attributes).await;
+        assert_ne!(decision, Decision::Allow, "{attributes:?}");
+    }
     let basic = server
         .get(&format!("{RBAC}/clusterroles/system:basic-user"))
         .await
@@ -661,6 +679,7 @@ async fn bootstrap(backend: Arc<dyn Backend>) {
             "cluster-admin",
             "system:basic-user",
             "system:discovery",
+            "system:kube-scheduler",
             "system:monitoring",
             "system:public-info-viewer"
         ]

@@ -30,6 +30,7 @@ mod metrics;
 mod openapi;
 mod openapi_crd;
 mod oversized_body;
+mod pod_subresources;
 mod podtemplates;
 mod protobuf;
 mod runtime_resource;

@@ -946,6 +946,42 @@ async fn move_pod(env: &Env, patch: Value) -> i64 {
         .expect(200))
 }
 
+/// Binds the unscheduled pod `p` to `node` through `pods/binding` (an update may not set
+/// `spec.nodeName`); the pod's new resourceVersion.
+async fn bind_pod(env: &Env, node: &str) -> i64 {
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+                         "target": {"kind": "Node", "name": node}});
+    env.post(&format!("{PODS}/p/binding"), &binding)
+        .await
+        .expect(201);
+    rv(env.get(&format!("{PODS}/p")).await.expect(200))
+}
+
+/// Moves the bound pod `p` to `node` in storage. No API request can (kube allows a pod
+/// one binding), but the cache must follow whatever storage holds: another writer of the
+/// same etcd may do it.
+async fn move_in_storage(env: &Env, node: &str) -> i64 {
+    let key = "/registry/pods/default/p";
+    let stored = env
+        .backend
+        .get(key)
+        .await
+        .unwrap()
+        .expect("pod p is stored");
+    let mut pod: Value = serde_json::from_slice(&stored.value).unwrap();
+    pod["spec"]["nodeName"] = json!(node);
+    let written = env
+        .backend
+        .update(
+            key,
+            Bytes::from(serde_json::to_vec(&pod).unwrap()),
+            stored.mod_revision,
+        )
+        .await
+        .unwrap();
+    written.mod_revision
+}
+
 async fn watch_from(
     server: &TestServer,
     path: &str,
@@ -984,7 +1020,7 @@ async fn selectors_enter_and_leave(store: Store) {
     assert_eq!(rv(&event["object"]), created);
 
     // Scheduled onto node-a: it enters node-a's selector and leaves the unscheduled one.
-    let to_a = move_pod(&env, json!({"spec": {"nodeName": "node-a"}})).await;
+    let to_a = bind_pod(&env, "node-a").await;
     let event = expect(&mut node_a, "ADDED", "p").await;
     assert_eq!((node_name(&event), rv(&event["object"])), ("node-a", to_a));
     let event = expect(&mut unscheduled, "DELETED", "p").await;
@@ -1002,7 +1038,7 @@ async fn selectors_enter_and_leave(store: Store) {
     );
 
     // Moved to node-b: node-a sees it leave (as it last was there), node-b sees it arrive.
-    let to_b = move_pod(&env, json!({"spec": {"nodeName": "node-b"}})).await;
+    let to_b = move_in_storage(&env, "node-b").await;
     let event = expect(&mut node_a, "DELETED", "p").await;
     assert_eq!((node_name(&event), rv(&event["object"])), ("node-a", to_b));
     assert_eq!(event["object"]["metadata"]["labels"]["app"], "web");

@@ -1,6 +1,7 @@
 //! The bootstrap policy: the ClusterRoles and ClusterRoleBindings kube-apiserver 1.33
-//! creates on start (the subset for users, discovery and monitoring; the controller, node and
-//! kubelet roles are for components kubecache does not run).
+//! creates on start (the subset for users, discovery and monitoring, and kube-scheduler's,
+//! which binds pods through kubecache; the controller, node and kubelet roles are not
+//! created yet: docs/COMPATIBILITY.md).
 //!
 //! Each object is created when it does not exist, on every start; an existing object is left
 //! exactly as it is. So a fresh store gets the whole policy, an object deleted by mistake
@@ -152,6 +153,7 @@ pub fn cluster_roles() -> Vec<Value> {
                 &["/healthz", "/livez", "/readyz", "/version", "/version/"],
             )],
         ),
+        cluster_role("system:kube-scheduler", &[], kube_scheduler_rules()),
         aggregated_role("admin", &[], AGGREGATE_TO_ADMIN),
         aggregated_role("edit", &[AGGREGATE_TO_ADMIN], AGGREGATE_TO_EDIT),
         aggregated_role("view", &[AGGREGATE_TO_EDIT], AGGREGATE_TO_VIEW),
@@ -181,6 +183,45 @@ pub fn cluster_roles() -> Vec<Value> {
             &[AGGREGATE_TO_VIEW],
             aggregate_to_view_rules(),
         ),
+    ]
+}
+
+/// What kube-scheduler reads and writes: it binds pods (`pods/binding`, `bindings`), reports
+/// unschedulable ones (`pods/status`), holds its leader Lease and reads what placement
+/// depends on.
+fn kube_scheduler_rules() -> Vec<Value> {
+    vec![
+        rule(
+            &["create", "patch", "update"],
+            &["", "events.k8s.io"],
+            &["events"],
+        ),
+        rule(&["create"], &["coordination.k8s.io"], &["leases"]),
+        json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+               "resourceNames": ["kube-scheduler"], "verbs": ["get", "update"]}),
+        rule(READ, &[""], &["nodes"]),
+        rule(&["delete", "get", "list", "watch"], &[""], &["pods"]),
+        rule(&["create"], &[""], &["bindings", "pods/binding"]),
+        rule(&["patch", "update"], &[""], &["pods/status"]),
+        rule(READ, &[""], &["replicationcontrollers", "services"]),
+        rule(READ, &["apps", "extensions"], &["replicasets"]),
+        rule(READ, &["apps"], &["statefulsets"]),
+        rule(READ, &["policy"], &["poddisruptionbudgets"]),
+        rule(
+            READ,
+            &[""],
+            &["persistentvolumeclaims", "persistentvolumes"],
+        ),
+        rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+        rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews"],
+        ),
+        rule(READ, &["storage.k8s.io"], &["csinodes"]),
+        rule(READ, &[""], &["namespaces"]),
+        rule(READ, &["storage.k8s.io"], &["csidrivers"]),
+        rule(READ, &["storage.k8s.io"], &["csistoragecapacities"]),
     ]
 }
 
@@ -370,6 +411,18 @@ fn binding(role: &str, groups: &[&str]) -> Value {
         .iter()
         .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
         .collect();
+    binding_to(role, subjects)
+}
+
+/// A binding of `role` to the user of the same name (`system:kube-scheduler`).
+fn user_binding(role: &str) -> Value {
+    binding_to(
+        role,
+        vec![json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": role})],
+    )
+}
+
+fn binding_to(role: &str, subjects: Vec<Value>) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
@@ -386,6 +439,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         binding("system:monitoring", &["system:monitoring"]),
         binding("system:discovery", &["system:authenticated"]),
         binding("system:basic-user", &["system:authenticated"]),
+        user_binding("system:kube-scheduler"),
         binding(
             "system:public-info-viewer",
             &["system:authenticated", "system:unauthenticated"],
