@@ -29,7 +29,7 @@ OPENAPI_VERSION = "v1_33"
 # each declares its identity with `ResourceInfo::new(group, version, plural, singular, Kind,
 # scope)`), so a new built-in resource needs no line here. The k8s-pb module follows from the
 # group's first label and the version (`apps/v1` → `api.apps.v1`, the core group →
-# `api.core.v1`), but for the one group outside k8s.io/api. The `…List` kind is added for
+# `api.core.v1`), but for the groups outside k8s.io/api (apiextensions, apiregistration). The `…List` kind is added for
 # each, but for the create-only reviews (never stored or listed). The Rust tests
 # `every_registered_resource_and_its_list_has_a_message` and `descriptors_are_generated`
 # fail if this reading misses a resource.
