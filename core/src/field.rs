@@ -55,3 +55,21 @@ pub fn required(field: &str) -> Cause {
 pub fn forbidden(field: &str, detail: &str) -> Cause {
     Cause::forbidden(field, detail)
 }
+
+/// `field.TooLong` of a string field, in bytes.
+pub fn too_long(field: &str, max_bytes: usize) -> Cause {
+    Cause::new(
+        "FieldValueTooLong",
+        field,
+        format!("Too long: may not be more than {max_bytes} bytes"),
+    )
+}
+
+/// `field.Required` with a detail: `Required value: detail`.
+pub fn required_because(field: &str, detail: &str) -> Cause {
+    Cause::new(
+        "FieldValueRequired",
+        field,
+        format!("Required value: {detail}"),
+    )
+}

@@ -319,9 +319,10 @@ pub fn is_valid_cidr(value: &str) -> Vec<String> {
     let Some((address, bits)) = value.split_once('/') else {
         return vec![INVALID.to_string()];
     };
-    let sloppy_bits = bits.parse::<u8>().ok().filter(|_| {
-        !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit())
-    });
+    let sloppy_bits = bits
+        .parse::<u8>()
+        .ok()
+        .filter(|_| !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()));
     let (Some(ip), Some(prefix)) = (parse_ip_sloppy(address), sloppy_bits) else {
         return vec![INVALID.to_string()];
     };

@@ -9,8 +9,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(378), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(411), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -19,7 +19,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(0), label: Repeated },
         ],
     },
@@ -28,7 +28,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(5), label: Optional },
             Field { tag: 3, json: "status", ty: Message(6), label: Optional },
         ],
@@ -40,7 +40,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -50,7 +50,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(2), label: Repeated },
         ],
     },
@@ -59,7 +59,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(398), label: Optional },
             Field { tag: 2, json: "template", ty: Message(217), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(7), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
@@ -97,7 +97,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(11), label: Optional },
             Field { tag: 3, json: "status", ty: Message(12), label: Optional },
         ],
@@ -111,8 +111,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(409), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(409), label: Optional },
         ],
     },
     // 10
@@ -120,7 +120,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(8), label: Repeated },
         ],
     },
@@ -130,7 +130,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(398), label: Optional },
             Field { tag: 3, json: "template", ty: Message(217), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(13), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
@@ -169,7 +169,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
             Field { tag: 3, json: "status", ty: Message(18), label: Optional },
         ],
@@ -181,7 +181,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -191,7 +191,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -201,7 +201,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(398), label: Optional },
             Field { tag: 3, json: "template", ty: Message(217), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
@@ -225,8 +225,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(414), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(414), label: Optional },
         ],
     },
     // 20
@@ -234,8 +234,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(414), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(414), label: Optional },
         ],
     },
     // 21
@@ -244,7 +244,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(414), label: Optional },
         ],
     },
     // 22
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(27), label: Optional },
             Field { tag: 3, json: "status", ty: Message(28), label: Optional },
         ],
@@ -264,7 +264,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -274,7 +274,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -301,7 +301,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(398), label: Optional },
             Field { tag: 3, json: "template", ty: Message(217), label: Optional },
             Field { tag: 4, json: "volumeClaimTemplates", ty: Message(184), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
@@ -352,7 +352,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "status", ty: Message(32), label: Optional },
         ],
     },
@@ -389,7 +389,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(363), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(396), label: Repeated },
         ],
     },
     // 36
@@ -398,7 +398,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(399), label: Repeated },
         ],
     },
     // 37
@@ -406,7 +406,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -461,7 +461,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(43), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -480,7 +480,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(45), label: Optional },
             Field { tag: 3, json: "status", ty: Message(49), label: Optional },
         ],
@@ -498,7 +498,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
             Field { tag: 3, json: "status", ty: Message(48), label: Optional },
         ],
@@ -543,7 +543,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(51), label: Optional },
             Field { tag: 3, json: "status", ty: Message(52), label: Optional },
         ],
@@ -570,7 +570,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(55), label: Optional },
             Field { tag: 3, json: "status", ty: Message(56), label: Optional },
         ],
@@ -580,7 +580,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(53), label: Repeated },
         ],
     },
@@ -605,8 +605,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "active", ty: Message(182), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(376), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(409), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(409), label: Optional },
         ],
     },
     // 57
@@ -614,7 +614,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
             Field { tag: 3, json: "status", ty: Message(61), label: Optional },
         ],
@@ -626,8 +626,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(409), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -637,7 +637,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(57), label: Repeated },
         ],
     },
@@ -649,7 +649,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(398), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
             Field { tag: 6, json: "template", ty: Message(217), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
@@ -670,8 +670,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "conditions", ty: Message(58), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(376), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(376), label: Optional },
+            Field { tag: 2, json: "startTime", ty: Message(409), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(409), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
@@ -687,7 +687,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
         ],
     },
@@ -759,7 +759,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
         ],
     },
@@ -768,7 +768,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(70), label: Repeated },
         ],
     },
@@ -779,8 +779,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(369), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(369), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(402), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(402), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
@@ -960,7 +960,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(398), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
@@ -970,7 +970,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
@@ -1000,7 +1000,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(89), label: Repeated },
         ],
     },
@@ -1142,7 +1142,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(409), label: Optional },
         ],
     },
     // 105
@@ -1154,8 +1154,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(376), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(376), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(409), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(409), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
@@ -1182,7 +1182,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 10, json: "allocatedResources", ty: Message(393), label: Map },
             Field { tag: 11, json: "resources", ty: Message(235), label: Optional },
             Field { tag: 12, json: "volumeMounts", ty: Message(273), label: Repeated },
             Field { tag: 13, json: "user", ty: Message(108), label: Optional },
@@ -1240,7 +1240,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(360), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(393), label: Optional },
         ],
     },
     // 114
@@ -1280,7 +1280,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "subsets", ty: Message(116), label: Repeated },
         ],
     },
@@ -1289,7 +1289,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(117), label: Repeated },
         ],
     },
@@ -1379,16 +1379,16 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "involvedObject", ty: Message(182), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
             Field { tag: 5, json: "source", ty: Message(128), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(409), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(409), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(369), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(402), label: Optional },
             Field { tag: 11, json: "series", ty: Message(127), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
             Field { tag: 13, json: "related", ty: Message(182), label: Optional },
@@ -1401,7 +1401,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(125), label: Repeated },
         ],
     },
@@ -1411,7 +1411,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(402), label: Optional },
         ],
     },
     // 128
@@ -1570,7 +1570,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(414), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
             Field { tag: 5, json: "httpHeaders", ty: Message(144), label: Repeated },
@@ -1721,7 +1721,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(160), label: Optional },
             Field { tag: 3, json: "status", ty: Message(161), label: Optional },
         ],
@@ -1733,7 +1733,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -1743,7 +1743,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(157), label: Repeated },
         ],
     },
@@ -1779,7 +1779,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(177), label: Optional },
             Field { tag: 3, json: "status", ty: Message(178), label: Optional },
         ],
@@ -1809,8 +1809,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(409), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -1855,7 +1855,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
         ],
     },
@@ -1923,8 +1923,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(360), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(393), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(393), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
             Field { tag: 4, json: "conditions", ty: Message(166), label: Repeated },
             Field { tag: 5, json: "addresses", ty: Message(164), label: Repeated },
@@ -1993,7 +1993,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
             Field { tag: 3, json: "status", ty: Message(194), label: Optional },
         ],
@@ -2003,7 +2003,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
             Field { tag: 3, json: "status", ty: Message(188), label: Optional },
         ],
@@ -2015,8 +2015,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(409), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -2026,7 +2026,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(184), label: Repeated },
         ],
     },
@@ -2038,7 +2038,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
             Field { tag: 2, json: "resources", ty: Message(276), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(398), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
             Field { tag: 7, json: "dataSource", ty: Message(268), label: Optional },
@@ -2053,9 +2053,9 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(360), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(393), label: Map },
             Field { tag: 4, json: "conditions", ty: Message(185), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 5, json: "allocatedResources", ty: Message(393), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
             Field { tag: 9, json: "modifyVolumeStatus", ty: Message(156), label: Optional },
@@ -2066,7 +2066,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
         ],
     },
@@ -2084,7 +2084,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
         ],
     },
@@ -2122,7 +2122,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(393), label: Map },
             Field { tag: 2, json: "", ty: Message(192), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
             Field { tag: 4, json: "claimRef", ty: Message(182), label: Optional },
@@ -2142,7 +2142,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(409), label: Optional },
         ],
     },
     // 195
@@ -2159,7 +2159,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
             Field { tag: 3, json: "status", ty: Message(214), label: Optional },
         ],
@@ -2178,10 +2178,10 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(398), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(398), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
@@ -2216,8 +2216,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(409), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
@@ -2264,7 +2264,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(196), label: Repeated },
         ],
     },
@@ -2367,7 +2367,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(360), label: Map },
+            Field { tag: 32, json: "overhead", ty: Message(393), label: Map },
             Field { tag: 33, json: "topologySpreadConstraints", ty: Message(267), label: Repeated },
             Field { tag: 34, json: "ephemeralContainers", ty: Message(122), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
@@ -2391,7 +2391,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(376), label: Optional },
+            Field { tag: 7, json: "startTime", ty: Message(409), label: Optional },
             Field { tag: 8, json: "containerStatuses", ty: Message(107), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
             Field { tag: 10, json: "initContainerStatuses", ty: Message(107), label: Repeated },
@@ -2403,7 +2403,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 16, json: "hostIPs", ty: Message(141), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(204), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 19, json: "allocatedResources", ty: Message(393), label: Map },
             Field { tag: 20, json: "resources", ty: Message(235), label: Optional },
         ],
     },
@@ -2412,7 +2412,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "template", ty: Message(217), label: Optional },
         ],
     },
@@ -2421,7 +2421,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(215), label: Repeated },
         ],
     },
@@ -2430,7 +2430,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
         ],
     },
@@ -2545,7 +2545,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
             Field { tag: 3, json: "status", ty: Message(231), label: Optional },
         ],
@@ -2557,7 +2557,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -2567,7 +2567,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
         ],
     },
@@ -2611,7 +2611,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(360), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(393), label: Optional },
         ],
     },
     // 234
@@ -2628,8 +2628,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(393), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(393), label: Map },
             Field { tag: 3, json: "claims", ty: Message(232), label: Repeated },
         ],
     },
@@ -2701,7 +2701,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
@@ -2732,7 +2732,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(241), label: Repeated },
         ],
     },
@@ -2790,7 +2790,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(255), label: Optional },
             Field { tag: 3, json: "status", ty: Message(256), label: Optional },
         ],
@@ -2800,7 +2800,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "secrets", ty: Message(182), label: Repeated },
             Field { tag: 3, json: "imagePullSecrets", ty: Message(154), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
@@ -2811,7 +2811,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(250), label: Repeated },
         ],
     },
@@ -2830,7 +2830,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(249), label: Repeated },
         ],
     },
@@ -2842,7 +2842,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(381), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(414), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
@@ -2880,7 +2880,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "loadBalancer", ty: Message(153), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(361), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(394), label: Repeated },
         ],
     },
     // 257
@@ -2940,7 +2940,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(409), label: Optional },
         ],
     },
     // 263
@@ -2948,7 +2948,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(414), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
@@ -2989,7 +2989,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(398), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
@@ -3086,8 +3086,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(393), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(393), label: Map },
         ],
     },
     // 277
@@ -3218,7 +3218,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "endpoints", ty: Message(282), label: Repeated },
             Field { tag: 3, json: "ports", ty: Message(285), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
@@ -3229,7 +3229,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(286), label: Repeated },
         ],
     },
@@ -3254,8 +3254,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(369), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(402), label: Optional },
             Field { tag: 3, json: "series", ty: Message(292), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
@@ -3266,8 +3266,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
             Field { tag: 12, json: "deprecatedSource", ty: Message(128), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(409), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(409), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
@@ -3276,7 +3276,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "items", ty: Message(290), label: Repeated },
         ],
     },
@@ -3286,7 +3286,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(402), label: Optional },
         ],
     },
     // 293
@@ -3295,7 +3295,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(296), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(299), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
         ],
     },
@@ -3309,51 +3309,116 @@ pub static MESSAGES: &[Message] = &[
     },
     // 295
     Message {
-        name: "api.networking.v1.Ingress",
+        name: "api.networking.v1.IPAddress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(304), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(305), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(297), label: Optional },
         ],
     },
     // 296
+    Message {
+        name: "api.networking.v1.IPAddressList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(295), label: Repeated },
+        ],
+    },
+    // 297
+    Message {
+        name: "api.networking.v1.IPAddressSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "parentRef", ty: Message(322), label: Optional },
+        ],
+    },
+    // 298
+    Message {
+        name: "api.networking.v1.Ingress",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(311), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(312), label: Optional },
+        ],
+    },
+    // 299
     Message {
         name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
             Field { tag: 3, json: "resource", ty: Message(268), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(303), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(310), label: Optional },
         ],
     },
-    // 297
+    // 300
+    Message {
+        name: "api.networking.v1.IngressClass",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(303), label: Optional },
+        ],
+    },
+    // 301
+    Message {
+        name: "api.networking.v1.IngressClassList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(300), label: Repeated },
+        ],
+    },
+    // 302
+    Message {
+        name: "api.networking.v1.IngressClassParametersReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
+            Field { tag: 2, json: "kind", ty: String, label: Required },
+            Field { tag: 3, json: "name", ty: String, label: Required },
+            Field { tag: 4, json: "scope", ty: String, label: Optional },
+            Field { tag: 5, json: "namespace", ty: String, label: Optional },
+        ],
+    },
+    // 303
+    Message {
+        name: "api.networking.v1.IngressClassSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "controller", ty: String, label: Optional },
+            Field { tag: 2, json: "parameters", ty: Message(302), label: Optional },
+        ],
+    },
+    // 304
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(295), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(298), label: Repeated },
         ],
     },
-    // 298
+    // 305
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(300), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(307), label: Repeated },
         ],
     },
-    // 299
+    // 306
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(298), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(305), label: Repeated },
         ],
     },
-    // 300
+    // 307
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -3363,16 +3428,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 301
+    // 308
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(302), label: Inline },
+            Field { tag: 2, json: "", ty: Message(309), label: Inline },
         ],
     },
-    // 302
+    // 309
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
@@ -3380,35 +3445,35 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "http", ty: Message(294), label: Optional },
         ],
     },
-    // 303
+    // 310
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(315), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(323), label: Optional },
         ],
     },
-    // 304
+    // 311
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(296), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(306), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(301), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(299), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(313), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(308), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 305
+    // 312
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(299), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(306), label: Optional },
         ],
     },
-    // 306
+    // 313
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -3417,7 +3482,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 307
+    // 314
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -3426,74 +3491,85 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 308
+    // 315
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(314), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(321), label: Optional },
         ],
     },
-    // 309
+    // 316
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(320), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(319), label: Repeated },
         ],
     },
-    // 310
+    // 317
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(320), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(319), label: Repeated },
         ],
     },
-    // 311
+    // 318
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(308), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(315), label: Repeated },
         ],
     },
-    // 312
+    // 319
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(307), label: Optional },
+            Field { tag: 1, json: "podSelector", ty: Message(398), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(398), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(314), label: Optional },
         ],
     },
-    // 313
+    // 320
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(414), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 314
+    // 321
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(310), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(309), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(398), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(317), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(316), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 315
+    // 322
+    Message {
+        name: "api.networking.v1.ParentReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "group", ty: String, label: Optional },
+            Field { tag: 2, json: "resource", ty: String, label: Required },
+            Field { tag: 3, json: "namespace", ty: String, label: Optional },
+            Field { tag: 4, json: "name", ty: String, label: Required },
+        ],
+    },
+    // 323
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -3502,97 +3578,169 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 316
+    // 324
+    Message {
+        name: "api.networking.v1.ServiceCIDR",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(326), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(327), label: Optional },
+        ],
+    },
+    // 325
+    Message {
+        name: "api.networking.v1.ServiceCIDRList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(324), label: Repeated },
+        ],
+    },
+    // 326
+    Message {
+        name: "api.networking.v1.ServiceCIDRSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "cidrs", ty: String, label: Repeated },
+        ],
+    },
+    // 327
+    Message {
+        name: "api.networking.v1.ServiceCIDRStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "conditions", ty: Message(394), label: Repeated },
+        ],
+    },
+    // 328
+    Message {
+        name: "api.node.v1.Overhead",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "podFixed", ty: Message(393), label: Map },
+        ],
+    },
+    // 329
+    Message {
+        name: "api.node.v1.RuntimeClass",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "handler", ty: String, label: Required },
+            Field { tag: 3, json: "overhead", ty: Message(328), label: Optional },
+            Field { tag: 4, json: "scheduling", ty: Message(331), label: Optional },
+        ],
+    },
+    // 330
+    Message {
+        name: "api.node.v1.RuntimeClassList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(329), label: Repeated },
+        ],
+    },
+    // 331
+    Message {
+        name: "api.node.v1.Scheduling",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "nodeSelector", ty: String, label: Map },
+            Field { tag: 2, json: "tolerations", ty: Message(264), label: Repeated },
+        ],
+    },
+    // 332
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(318), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(319), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(334), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(335), label: Optional },
         ],
     },
-    // 317
+    // 333
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
         ],
     },
-    // 318
+    // 334
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(414), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(398), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(414), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 319
+    // 335
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(376), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(409), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(361), label: Repeated },
+            Field { tag: 7, json: "conditions", ty: Message(394), label: Repeated },
         ],
     },
-    // 320
+    // 336
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(365), label: Repeated },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(398), label: Repeated },
         ],
     },
-    // 321
+    // 337
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(320), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(341), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(336), label: Optional },
         ],
     },
-    // 322
+    // 338
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(347), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(346), label: Optional },
         ],
     },
-    // 323
+    // 339
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(322), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(338), label: Repeated },
         ],
     },
-    // 324
+    // 340
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(321), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(337), label: Repeated },
         ],
     },
-    // 325
+    // 341
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -3604,44 +3752,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 326
+    // 342
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(341), label: Repeated },
         ],
     },
-    // 327
+    // 343
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(347), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(346), label: Optional },
         ],
     },
-    // 328
+    // 344
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(327), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(343), label: Repeated },
         ],
     },
-    // 329
+    // 345
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(342), label: Repeated },
         ],
     },
-    // 330
+    // 346
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -3651,7 +3799,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 331
+    // 347
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -3662,33 +3810,126 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 332
+    // 348
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 333
+    // 349
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(348), label: Repeated },
         ],
     },
-    // 334
+    // 350
+    Message {
+        name: "api.storage.v1.CSIDriver",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(352), label: Optional },
+        ],
+    },
+    // 351
+    Message {
+        name: "api.storage.v1.CSIDriverList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(350), label: Repeated },
+        ],
+    },
+    // 352
+    Message {
+        name: "api.storage.v1.CSIDriverSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "attachRequired", ty: Bool, label: Optional },
+            Field { tag: 2, json: "podInfoOnMount", ty: Bool, label: Optional },
+            Field { tag: 3, json: "volumeLifecycleModes", ty: String, label: Repeated },
+            Field { tag: 4, json: "storageCapacity", ty: Bool, label: Optional },
+            Field { tag: 5, json: "fsGroupPolicy", ty: String, label: Optional },
+            Field { tag: 6, json: "tokenRequests", ty: Message(361), label: Repeated },
+            Field { tag: 7, json: "requiresRepublish", ty: Bool, label: Optional },
+            Field { tag: 8, json: "seLinuxMount", ty: Bool, label: Optional },
+            Field { tag: 9, json: "nodeAllocatableUpdatePeriodSeconds", ty: Int64, label: Optional },
+            Field { tag: 10, json: "serviceAccountTokenInSecrets", ty: Bool, label: Optional },
+        ],
+    },
+    // 353
+    Message {
+        name: "api.storage.v1.CSINode",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(356), label: Optional },
+        ],
+    },
+    // 354
+    Message {
+        name: "api.storage.v1.CSINodeDriver",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "nodeID", ty: String, label: Required },
+            Field { tag: 3, json: "topologyKeys", ty: String, label: Repeated },
+            Field { tag: 4, json: "allocatable", ty: Message(368), label: Optional },
+        ],
+    },
+    // 355
+    Message {
+        name: "api.storage.v1.CSINodeList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(353), label: Repeated },
+        ],
+    },
+    // 356
+    Message {
+        name: "api.storage.v1.CSINodeSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "drivers", ty: Message(354), label: Repeated },
+        ],
+    },
+    // 357
+    Message {
+        name: "api.storage.v1.CSIStorageCapacity",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "nodeTopology", ty: Message(398), label: Optional },
+            Field { tag: 3, json: "storageClassName", ty: String, label: Required },
+            Field { tag: 4, json: "capacity", ty: Message(393), label: Optional },
+            Field { tag: 5, json: "maximumVolumeSize", ty: Message(393), label: Optional },
+        ],
+    },
+    // 358
+    Message {
+        name: "api.storage.v1.CSIStorageCapacityList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(357), label: Repeated },
+        ],
+    },
+    // 359
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
@@ -3698,16 +3939,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "allowedTopologies", ty: Message(266), label: Repeated },
         ],
     },
-    // 335
+    // 360
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(334), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(359), label: Repeated },
         ],
     },
-    // 336
+    // 361
+    Message {
+        name: "api.storage.v1.TokenRequest",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "audience", ty: String, label: Required },
+            Field { tag: 2, json: "expirationSeconds", ty: Int64, label: Optional },
+        ],
+    },
+    // 362
+    Message {
+        name: "api.storage.v1.VolumeAttachment",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(366), label: Optional },
+        ],
+    },
+    // 363
+    Message {
+        name: "api.storage.v1.VolumeAttachmentList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(362), label: Repeated },
+        ],
+    },
+    // 364
+    Message {
+        name: "api.storage.v1.VolumeAttachmentSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "persistentVolumeName", ty: String, label: Optional },
+            Field { tag: 2, json: "inlineVolumeSpec", ty: Message(193), label: Optional },
+        ],
+    },
+    // 365
+    Message {
+        name: "api.storage.v1.VolumeAttachmentSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "attacher", ty: String, label: Required },
+            Field { tag: 2, json: "source", ty: Message(364), label: Optional },
+            Field { tag: 3, json: "nodeName", ty: String, label: Required },
+        ],
+    },
+    // 366
+    Message {
+        name: "api.storage.v1.VolumeAttachmentStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "attached", ty: Bool, label: Required },
+            Field { tag: 2, json: "attachmentMetadata", ty: String, label: Map },
+            Field { tag: 3, json: "attachError", ty: Message(367), label: Optional },
+            Field { tag: 4, json: "detachError", ty: Message(367), label: Optional },
+        ],
+    },
+    // 367
+    Message {
+        name: "api.storage.v1.VolumeError",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "time", ty: Message(409), label: Optional },
+            Field { tag: 2, json: "message", ty: String, label: Optional },
+            Field { tag: 3, json: "errorCode", ty: Int32, label: Optional },
+        ],
+    },
+    // 368
+    Message {
+        name: "api.storage.v1.VolumeNodeResources",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "count", ty: Int32, label: Optional },
+        ],
+    },
+    // 369
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -3720,48 +4037,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 337
+    // 370
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(359), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(392), label: Optional },
         ],
     },
-    // 338
+    // 371
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(343), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(403), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(375), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(376), label: Optional },
         ],
     },
-    // 339
+    // 372
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 340
+    // 373
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(338), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(371), label: Repeated },
         ],
     },
-    // 341
+    // 374
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3774,31 +4091,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 342
+    // 375
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(341), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(374), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(344), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(337), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(377), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(370), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 343
+    // 376
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(339), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(341), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(372), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(374), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 344
+    // 377
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3806,15 +4123,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(348), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(347), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(336), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(381), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(380), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(369), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(355), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(388), label: Repeated },
         ],
     },
-    // 345
+    // 378
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3824,31 +4141,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 346
+    // 379
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 347
+    // 380
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(346), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(345), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(379), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(378), label: Optional },
         ],
     },
-    // 348
+    // 381
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(384), label: Optional },
         ],
     },
-    // 349
+    // 382
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -3857,7 +4174,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 350
+    // 383
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -3865,7 +4182,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 351
+    // 384
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -3877,7 +4194,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(350), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(383), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -3889,23 +4206,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(350), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(383), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(352), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(351), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(351), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(351), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(351), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(351), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(353), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(351), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(354), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(353), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(351), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(349), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(350), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(385), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(384), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(384), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(384), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(384), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(384), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(386), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(384), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(387), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(386), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(384), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(382), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(383), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -3913,37 +4230,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(357), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(390), label: Repeated },
         ],
     },
-    // 352
+    // 385
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(351), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(384), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(384), label: Repeated },
         ],
     },
-    // 353
+    // 386
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(384), label: Optional },
         ],
     },
-    // 354
+    // 387
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(384), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 355
+    // 388
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -3951,7 +4268,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 356
+    // 389
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3962,7 +4279,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 357
+    // 390
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3975,26 +4292,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 358
+    // 391
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(356), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(389), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 359
+    // 392
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(391), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 360
+    // 393
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -4002,7 +4319,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 361
+    // 394
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -4010,25 +4327,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(409), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 362
+    // 395
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(405), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 363
+    // 396
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -4038,7 +4355,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 364
+    // 397
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -4046,16 +4363,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 365
+    // 398
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(399), label: Repeated },
         ],
     },
-    // 366
+    // 399
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -4065,7 +4382,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 367
+    // 400
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -4076,7 +4393,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 368
+    // 401
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -4084,13 +4401,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(409), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(364), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(397), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 369
+    // 402
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -4099,7 +4416,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 370
+    // 403
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -4111,17 +4428,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(409), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(409), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(371), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(404), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(368), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(401), label: Repeated },
         ],
     },
-    // 371
+    // 404
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -4134,7 +4451,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 372
+    // 405
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -4143,20 +4460,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 373
+    // 406
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(400), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(375), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(408), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 374
+    // 407
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -4166,7 +4483,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 375
+    // 408
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -4174,12 +4491,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(374), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(407), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 376
+    // 409
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -4188,16 +4505,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 377
+    // 410
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(378), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(411), label: Optional },
         ],
     },
-    // 378
+    // 411
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -4205,7 +4522,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 379
+    // 412
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -4214,18 +4531,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 380
+    // 413
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(412), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 381
+    // 414
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -4239,8 +4556,8 @@ pub static MESSAGES: &[Message] = &[
 
 /// The messages of the kinds served in protobuf, by (apiVersion, kind).
 pub static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 338),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 340),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 371),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 373),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "ControllerRevisionList", 1),
     ("apps/v1", "DaemonSet", 2),
@@ -4267,27 +4584,43 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("discovery.k8s.io/v1", "EndpointSliceList", 287),
     ("events.k8s.io/v1", "Event", 290),
     ("events.k8s.io/v1", "EventList", 291),
-    ("networking.k8s.io/v1", "Ingress", 295),
-    ("networking.k8s.io/v1", "IngressList", 297),
-    ("networking.k8s.io/v1", "NetworkPolicy", 308),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 311),
-    ("policy/v1", "PodDisruptionBudget", 316),
-    ("policy/v1", "PodDisruptionBudgetList", 317),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 321),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 322),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 323),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 324),
-    ("rbac.authorization.k8s.io/v1", "Role", 326),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 327),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 328),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 329),
-    ("scheduling.k8s.io/v1", "PriorityClass", 332),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 333),
-    ("storage.k8s.io/v1", "StorageClass", 334),
-    ("storage.k8s.io/v1", "StorageClassList", 335),
+    ("networking.k8s.io/v1", "IPAddress", 295),
+    ("networking.k8s.io/v1", "IPAddressList", 296),
+    ("networking.k8s.io/v1", "Ingress", 298),
+    ("networking.k8s.io/v1", "IngressClass", 300),
+    ("networking.k8s.io/v1", "IngressClassList", 301),
+    ("networking.k8s.io/v1", "IngressList", 304),
+    ("networking.k8s.io/v1", "NetworkPolicy", 315),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 318),
+    ("networking.k8s.io/v1", "ServiceCIDR", 324),
+    ("networking.k8s.io/v1", "ServiceCIDRList", 325),
+    ("node.k8s.io/v1", "RuntimeClass", 329),
+    ("node.k8s.io/v1", "RuntimeClassList", 330),
+    ("policy/v1", "PodDisruptionBudget", 332),
+    ("policy/v1", "PodDisruptionBudgetList", 333),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 337),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 338),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 339),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 340),
+    ("rbac.authorization.k8s.io/v1", "Role", 342),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 343),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 344),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 345),
+    ("scheduling.k8s.io/v1", "PriorityClass", 348),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 349),
+    ("storage.k8s.io/v1", "CSIDriver", 350),
+    ("storage.k8s.io/v1", "CSIDriverList", 351),
+    ("storage.k8s.io/v1", "CSINode", 353),
+    ("storage.k8s.io/v1", "CSINodeList", 355),
+    ("storage.k8s.io/v1", "CSIStorageCapacity", 357),
+    ("storage.k8s.io/v1", "CSIStorageCapacityList", 358),
+    ("storage.k8s.io/v1", "StorageClass", 359),
+    ("storage.k8s.io/v1", "StorageClassList", 360),
+    ("storage.k8s.io/v1", "VolumeAttachment", 362),
+    ("storage.k8s.io/v1", "VolumeAttachmentList", 363),
     ("v1", "ConfigMap", 89),
     ("v1", "ConfigMapList", 92),
-    ("v1", "DeleteOptions", 362),
+    ("v1", "DeleteOptions", 395),
     ("v1", "Endpoints", 117),
     ("v1", "EndpointsList", 118),
     ("v1", "Event", 125),
@@ -4312,9 +4645,9 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("v1", "ServiceAccount", 250),
     ("v1", "ServiceAccountList", 251),
     ("v1", "ServiceList", 253),
-    ("v1", "Status", 373),
+    ("v1", "Status", 406),
 ];
 
-pub const UNKNOWN: u16 = 380;
-pub const WATCH_EVENT: u16 = 377;
-pub const JSON_SCHEMA_PROPS: u16 = 351;
+pub const UNKNOWN: u16 = 413;
+pub const WATCH_EVENT: u16 = 410;
+pub const JSON_SCHEMA_PROPS: u16 = 384;

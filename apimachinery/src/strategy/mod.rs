@@ -7,7 +7,7 @@
 //! [`Strategy`] for what is kind-specific (the exceptions left are listed in
 //! docs/ARCHITECTURE.md). Every
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
-//! [`batch`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
+//! [`batch`], [`networking`], [`node`], [`storage`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
 //! served resource with its strategy. Adding a built-in resource is a strategy (identity
 //! included), its line in [`builtin`], two regenerated tables and a protobuf sample
 //! (docs/ARCHITECTURE.md, "Worked example: adding v1 PodTemplate").
@@ -22,7 +22,10 @@ pub mod core;
 pub mod custom;
 pub mod defaults;
 pub mod events;
+pub mod networking;
+pub mod node;
 pub mod others;
+pub mod storage;
 pub mod validation;
 
 use std::sync::Arc;
@@ -248,7 +251,7 @@ where
 
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
-    let all: [Arc<dyn Strategy>; 38] = [
+    let all: [Arc<dyn Strategy>; 46] = [
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),
         Arc::new(core::Events),
@@ -278,15 +281,23 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(others::Leases),
         Arc::new(others::EndpointSlices),
         Arc::new(others::EventsV1),
-        Arc::new(others::Ingresses),
-        Arc::new(others::NetworkPolicies),
+        Arc::new(networking::IngressClasses),
+        Arc::new(networking::Ingresses),
+        Arc::new(networking::IpAddresses),
+        Arc::new(networking::NetworkPolicies),
+        Arc::new(networking::ServiceCidrs),
+        Arc::new(node::RuntimeClasses),
         Arc::new(others::PodDisruptionBudgets),
         Arc::new(others::ClusterRoleBindings),
         Arc::new(others::ClusterRoles),
         Arc::new(others::RoleBindings),
         Arc::new(others::Roles),
         Arc::new(others::PriorityClasses),
-        Arc::new(others::StorageClasses),
+        Arc::new(storage::CsiDrivers),
+        Arc::new(storage::CsiNodes),
+        Arc::new(storage::CsiStorageCapacities),
+        Arc::new(storage::StorageClasses),
+        Arc::new(storage::VolumeAttachments),
     ];
     all.into_iter()
 }
