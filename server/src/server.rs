@@ -124,6 +124,7 @@ pub async fn build_api_with(
     tokio::task::spawn_blocking(move || building.openapi.warm(&building.registry));
     namespaces::bootstrap(api.as_ref()).await?;
     kubecache_admission::start(api.as_ref()).await?;
+    kubecache_store::service_cidrs::bootstrap(api.as_ref()).await?;
     rbac::bootstrap::ensure(api.as_ref()).await?;
     let deadline = tokio::time::Instant::now() + STARTUP_SYNC_WAIT;
     while api.reads.ready().await.is_err() && tokio::time::Instant::now() < deadline {
