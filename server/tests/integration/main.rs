@@ -11,6 +11,7 @@ mod always_present;
 mod api;
 mod apply_http;
 mod authz;
+mod builtin_storage_network;
 mod crd_controller;
 mod crd_conversion;
 mod crds;
