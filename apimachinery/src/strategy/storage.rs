@@ -76,6 +76,10 @@ impl Strategy for CsiDrivers {
     fn printer(&self) -> &'static Printer {
         &table::CSIDRIVER
     }
+    /// kube's store answers a DELETE with the object (`ReturnDeletedObject`).
+    fn delete_returns_object(&self) -> bool {
+        true
+    }
 }
 
 pub struct CsiNodes;
@@ -109,6 +113,10 @@ impl Strategy for CsiNodes {
     }
     fn printer(&self) -> &'static Printer {
         &table::CSINODE
+    }
+    /// kube's store answers a DELETE with the object (`ReturnDeletedObject`).
+    fn delete_returns_object(&self) -> bool {
+        true
     }
 }
 
@@ -187,6 +195,10 @@ impl Strategy for VolumeAttachments {
     }
     fn printer(&self) -> &'static Printer {
         &table::VOLUMEATTACHMENT
+    }
+    /// kube's store answers a DELETE with the object (`ReturnDeletedObject`).
+    fn delete_returns_object(&self) -> bool {
+        true
     }
 }
 

@@ -24,6 +24,8 @@ struct Case {
     defaulted: Vec<(&'static str, Value)>,
     /// An allowed change for an update: `(JSON pointer, value)`.
     change: (&'static str, Value),
+    /// A DELETE answers with the object (kube's `ReturnDeletedObject`), not a Status.
+    delete_returns_object: bool,
     /// An object kube refuses, and the field and message of the cause it gives.
     invalid: Value,
     cause: (&'static str, &'static str),
@@ -45,6 +47,7 @@ fn cases() -> Vec<Case> {
                 ("/spec/seLinuxMount", json!(false)),
             ],
             change: ("/spec/podInfoOnMount", json!(true)),
+            delete_returns_object: true,
             invalid: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
                             "metadata": {"name": "bad.example.com"},
                             "spec": {"fsGroupPolicy": "Sometimes"}}),
@@ -60,6 +63,7 @@ fn cases() -> Vec<Case> {
                           "spec": {"drivers": [{"name": "csi.example.com", "nodeID": "i-1"}]}}),
             defaulted: vec![],
             change: ("/metadata/labels", json!({"zone": "a"})),
+            delete_returns_object: true,
             invalid: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
                             "metadata": {"name": "node-2"},
                             "spec": {"drivers": [{"name": "csi.example.com", "nodeID": ""}]}}),
@@ -72,6 +76,7 @@ fn cases() -> Vec<Case> {
                           "storageClassName": "fast", "capacity": "10Gi"}),
             defaulted: vec![],
             change: ("/capacity", json!("20Gi")),
+            delete_returns_object: false,
             invalid: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity",
                             "metadata": {"name": "broken"},
                             "storageClassName": "fast", "capacity": "-1Gi"}),
@@ -88,6 +93,7 @@ fn cases() -> Vec<Case> {
                                    "source": {"persistentVolumeName": "pv-1"}}}),
             defaulted: vec![],
             change: ("/metadata/labels", json!({"pv": "pv-1"})),
+            delete_returns_object: true,
             invalid: json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
                             "metadata": {"name": "nowhere"},
                             "spec": {"attacher": "csi.example.com", "nodeName": "node-1",
@@ -106,6 +112,7 @@ fn cases() -> Vec<Case> {
                 "/scheduling",
                 json!({"nodeSelector": {"runtime": "gvisor"}}),
             ),
+            delete_returns_object: false,
             invalid: json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                             "metadata": {"name": "kata"}, "handler": "Kata_QEMU"}),
             cause: (
@@ -124,6 +131,7 @@ fn cases() -> Vec<Case> {
                 "/metadata/annotations",
                 json!({"ingressclass.kubernetes.io/is-default-class": "true"}),
             ),
+            delete_returns_object: false,
             invalid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
                             "metadata": {"name": "plain"}, "spec": {"controller": "nginx"}}),
             cause: (
@@ -140,6 +148,7 @@ fn cases() -> Vec<Case> {
                                                  "namespace": "default", "name": "edge"}}}),
             defaulted: vec![],
             change: ("/metadata/labels", json!({"owner": "edge"})),
+            delete_returns_object: false,
             invalid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
                             "metadata": {"name": "2001:db8:0::5"},
                             "spec": {"parentRef": {"resource": "gateways", "name": "edge"}}}),
@@ -155,6 +164,7 @@ fn cases() -> Vec<Case> {
                           "spec": {"cidrs": ["10.100.0.0/16", "fd00:100::/112"]}}),
             defaulted: vec![],
             change: ("/metadata/labels", json!({"purpose": "extra"})),
+            delete_returns_object: false,
             invalid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
                             "metadata": {"name": "sloppy"}, "spec": {"cidrs": ["10.100.0.1/16"]}}),
             cause: (
@@ -243,9 +253,14 @@ async fn every_kind_crud_watch_and_validation(server: &TestServer) {
             "{item}"
         );
 
-        // Delete: a Status, then gone.
+        // Delete: the object or a Status, as kube answers for the kind; then gone.
         let deleted = server.delete(&item).await;
-        assert_eq!(deleted.expect(200)["kind"], "Status", "{item}");
+        let answer = if case.delete_returns_object {
+            &case.valid["kind"]
+        } else {
+            &json!("Status")
+        };
+        assert_eq!(&deleted.expect(200)["kind"], answer, "{item}");
         watch.expect_event("DELETED", name).await;
         server.get(&item).await.expect_status(404, "NotFound");
 
