@@ -1390,6 +1390,154 @@ fn service_cidr(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
     vec![name(o), json!(cidrs.join(",")), age(o, now)]
 }
 
+pub static STORAGECLASS: Printer = Printer {
+    columns: STORAGECLASS_COLUMNS,
+    cells: storage_class_row,
+};
+
+pub static INGRESS: Printer = Printer {
+    columns: INGRESS_COLUMNS,
+    cells: ingress,
+};
+
+pub static NETWORKPOLICY: Printer = Printer {
+    columns: NETWORKPOLICY_COLUMNS,
+    cells: network_policy,
+};
+
+const STORAGECLASS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Provisioner",
+        "provisioner indicates the type of the provisioner.",
+    ),
+    Column::string(
+        "ReclaimPolicy",
+        "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete.",
+    ),
+    Column::string(
+        "VolumeBindingMode",
+        "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable the VolumeScheduling feature.",
+    ),
+    Column::string(
+        "AllowVolumeExpansion",
+        "allowVolumeExpansion shows whether the storage class allow volume expand.",
+    ),
+    AGE,
+];
+
+/// The default class is named `NAME (default)`; unset fields print as kube's defaults.
+fn storage_class_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let annotations = &o["metadata"]["annotations"];
+    let is_default = [
+        "storageclass.kubernetes.io/is-default-class",
+        "storageclass.beta.kubernetes.io/is-default-class",
+    ]
+    .iter()
+    .any(|key| annotations[*key] == "true");
+    let name = text(o, "/metadata/name");
+    let name = if is_default {
+        format!("{name} (default)")
+    } else {
+        name.to_string()
+    };
+    let or = |value: &'static str, unset: &'static str| match text(o, value) {
+        "" => unset.to_string(),
+        set => set.to_string(),
+    };
+    vec![
+        json!(name),
+        json!(text(o, "/provisioner")),
+        json!(or("/reclaimPolicy", "Delete")),
+        json!(or("/volumeBindingMode", "Immediate")),
+        json!(bool_at(o, "/allowVolumeExpansion")),
+        age(o, now),
+    ]
+}
+
+const INGRESS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Class",
+        "The name of the IngressClass resource that should be used for additional configuration",
+    ),
+    Column::string(
+        "Hosts",
+        "Hosts that incoming requests are matched against before the ingress rule",
+    ),
+    Column::string(
+        "Address",
+        "Address is a list containing ingress points for the load-balancer",
+    ),
+    Column::string("Ports", "Ports of TLS configurations that open"),
+    AGE,
+];
+
+/// kube's `printIngress`: at most three hosts (`*` for none), the load balancer's IPs and
+/// hostnames clipped to 16 bytes, `80` or `80, 443` with TLS.
+fn ingress(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    const MAX_HOSTS: usize = 3;
+    const ADDRESS_WIDTH: usize = 16;
+    let rules = items(&o["spec"]["rules"]);
+    let (mut hosts, mut more) = (Vec::new(), false);
+    for rule in rules {
+        more |= hosts.len() == MAX_HOSTS;
+        let host = text(rule, "/host");
+        if !more && !host.is_empty() {
+            hosts.push(host);
+        }
+    }
+    let hosts = match (hosts.is_empty(), more) {
+        (true, _) => "*".to_string(),
+        (false, true) => format!("{} + {} more...", hosts.join(","), rules.len() - MAX_HOSTS),
+        (false, false) => hosts.join(","),
+    };
+    let mut addresses: Vec<&str> = items(&o["status"]["loadBalancer"]["ingress"])
+        .iter()
+        .map(|point| match text(point, "/ip") {
+            "" => text(point, "/hostname"),
+            ip => ip,
+        })
+        .filter(|address| !address.is_empty())
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let mut address = addresses.join(",");
+    if address.len() > ADDRESS_WIDTH {
+        address = format!("{}...", &address[..ADDRESS_WIDTH - 3]);
+    }
+    let ports = if items(&o["spec"]["tls"]).is_empty() {
+        "80"
+    } else {
+        "80, 443"
+    };
+    vec![
+        name(o),
+        json!(or_none(text(o, "/spec/ingressClassName"))),
+        json!(hosts),
+        json!(address),
+        json!(ports),
+        age(o, now),
+    ]
+}
+
+const NETWORKPOLICY_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Pod-Selector",
+        "Selects the pods to which this NetworkPolicy object applies.  The array of ingress rules is applied to any pods selected by this field. Multiple network policies can select the same set of pods.  In this case, the ingress rules for each are combined additively. This field is NOT optional and follows standard label selector semantics. An empty podSelector matches all pods in this namespace.",
+    ),
+    AGE,
+];
+
+fn network_policy(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        json!(or_none(&label_selector(&o["spec"]["podSelector"]))),
+        age(o, now),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------
 // Field helpers.
 
@@ -1690,5 +1838,62 @@ mod tests {
             let cells = (printer.cells)(&json!({}), Utc::now());
             assert_eq!(cells.len(), printer.columns.len());
         }
+    }
+
+    #[test]
+    fn storage_and_networking_rows_print_as_kubes() {
+        let now = Utc::now();
+        let class = json!({"metadata": {"name": "fast",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "ebs.csi.aws.com"});
+        assert_eq!(
+            storage_class_row(&class, now)[..5],
+            [
+                json!("fast (default)"),
+                json!("ebs.csi.aws.com"),
+                json!("Delete"),
+                json!("Immediate"),
+                json!(false)
+            ]
+        );
+        let ingress_json = json!({"metadata": {"name": "web"}, "spec": {
+            "rules": [{"host": ""}, {"host": "a.example.com"}, {"host": "b.example.com"},
+                      {"host": "c.example.com"}, {"host": "d.example.com"}],
+            "tls": [{"hosts": ["a.example.com"]}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}, {"hostname": "lb.example.com"}]}}});
+        assert_eq!(
+            ingress(&ingress_json, now)[..5],
+            [
+                json!("web"),
+                json!("<none>"),
+                json!("a.example.com,b.example.com,c.example.com + 2 more..."),
+                json!("203.0.113.10,..."),
+                json!("80, 443"),
+            ]
+        );
+        let policy = json!({"metadata": {"name": "deny"}, "spec": {"podSelector": {}}});
+        assert_eq!(network_policy(&policy, now)[1], json!("<none>"));
+        let ip = json!({"metadata": {"name": "10.0.0.7"}, "spec": {"parentRef": {
+            "group": "Gateway.networking.k8s.io", "resource": "Gateways", "namespace": "Edge", "name": "Web"}}});
+        assert_eq!(
+            ip_address(&ip, now),
+            [
+                json!("10.0.0.7"),
+                json!("gateways.gateway.networking.k8s.io/Edge/Web")
+            ]
+        );
+        let driver =
+            json!({"metadata": {"name": "csi.example.com"}, "spec": {"tokenRequests": []}});
+        assert_eq!(
+            csi_driver(&driver, now)[1..7],
+            [
+                json!(true),
+                json!(false),
+                json!(false),
+                json!(""),
+                json!(false),
+                json!("<none>")
+            ]
+        );
     }
 }

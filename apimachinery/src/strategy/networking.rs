@@ -37,6 +37,9 @@ impl Strategy for Ingresses {
     fn tracks_generation(&self) -> bool {
         true
     }
+    fn printer(&self) -> &'static Printer {
+        &table::INGRESS
+    }
 }
 
 pub struct IngressClasses;
@@ -134,6 +137,9 @@ impl Strategy for NetworkPolicies {
     }
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
         defaults::network_policy(object);
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::NETWORKPOLICY
     }
 }
 

@@ -14,7 +14,7 @@ use kubecache_core::validation as names;
 use serde_json::Value;
 
 use super::validation::{
-    duplicate, immutable, invalid, not_supported, required, required_because, too_long,
+    duplicate, forbidden, immutable, invalid, not_supported, required, required_because, too_long,
 };
 use super::{DefaultContext, Strategy, defaults, typed_as};
 use crate::table::{self, Printer};
@@ -36,6 +36,30 @@ impl Strategy for StorageClasses {
     typed_as!(storage::StorageClass);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
         defaults::storage_class(object);
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        storage_class(object)
+    }
+    /// What provisions the class's volumes is fixed once created.
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        let mut out = Vec::new();
+        for key in ["parameters", "provisioner", "reclaimPolicy"] {
+            let changed =
+                new.get(key).filter(|v| !v.is_null()) != old.get(key).filter(|v| !v.is_null());
+            if changed {
+                out.push(forbidden(key, &format!("updates to {key} are forbidden.")));
+            }
+        }
+        immutable(
+            "volumeBindingMode",
+            new.get("volumeBindingMode"),
+            old.get("volumeBindingMode"),
+            &mut out,
+        );
+        out
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::STORAGECLASS
     }
     fn delete_returns_object(&self) -> bool {
         true
@@ -203,6 +227,59 @@ impl Strategy for VolumeAttachments {
 }
 
 // ---- field rules (kube's pkg/apis/storage/validation) ----
+
+/// kube's `ValidateStorageClass`: a provisioner (a qualified name), at most 512 parameters
+/// of at most 256 KiB with non-empty keys, a supported reclaim policy and binding mode.
+fn storage_class(class: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let provisioner = class["provisioner"].as_str().unwrap_or("");
+    if provisioner.is_empty() {
+        out.push(required("provisioner"));
+    } else {
+        for problem in names::is_qualified_name(&provisioner.to_lowercase()) {
+            out.push(invalid("provisioner", &class["provisioner"], &problem));
+        }
+    }
+    if let Some(parameters) = class["parameters"].as_object() {
+        if parameters.len() > 512 {
+            out.push(too_long("parameters", 512));
+        } else {
+            let mut size = 0;
+            for (key, value) in parameters {
+                if key.is_empty() {
+                    out.push(invalid(
+                        "parameters",
+                        &Value::from(""),
+                        "field can not be empty.",
+                    ));
+                }
+                size += key.len() + value.as_str().map_or(0, str::len);
+            }
+            if size > 256 << 10 {
+                out.push(too_long("parameters", 256 << 10));
+            }
+        }
+    }
+    if let Some(policy) = class["reclaimPolicy"].as_str().filter(|p| !p.is_empty())
+        && !matches!(policy, "Delete" | "Retain")
+    {
+        out.push(not_supported(
+            "reclaimPolicy",
+            &class["reclaimPolicy"],
+            &["Delete", "Retain"],
+        ));
+    }
+    match class["volumeBindingMode"].as_str() {
+        None => out.push(required("volumeBindingMode")),
+        Some("Immediate" | "WaitForFirstConsumer") => {}
+        Some(_) => out.push(not_supported(
+            "volumeBindingMode",
+            &class["volumeBindingMode"],
+            &["Immediate", "WaitForFirstConsumer"],
+        )),
+    }
+    out
+}
 
 /// A quantity below zero: a minus sign and a mantissa that is not all zeros.
 fn is_negative_quantity(quantity: &str) -> bool {
@@ -466,6 +543,48 @@ mod tests {
                 "spec.attachedRequired",
                 "Invalid value: false: field is immutable"
             )]
+        );
+    }
+
+    #[test]
+    fn a_storage_class_keeps_what_provisions_it() {
+        let class = defaulted(
+            &StorageClasses,
+            json!({"metadata": {"name": "fast"}, "provisioner": "ebs.csi.aws.com",
+                   "parameters": {"type": "gp3"}}),
+        );
+        assert!(StorageClasses.validate(&class).is_empty());
+        let bad = json!({"provisioner": "", "reclaimPolicy": "Recycle",
+                         "volumeBindingMode": "Later"});
+        assert_eq!(
+            fields(&StorageClasses.validate(&bad)),
+            [
+                ("provisioner", "Required value"),
+                (
+                    "reclaimPolicy",
+                    "Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\""
+                ),
+                (
+                    "volumeBindingMode",
+                    "Unsupported value: \"Later\": supported values: \"Immediate\", \"WaitForFirstConsumer\""
+                ),
+            ]
+        );
+        let mut changed = class.clone();
+        changed["parameters"]["type"] = json!("io2");
+        changed["volumeBindingMode"] = json!("WaitForFirstConsumer");
+        assert_eq!(
+            fields(&StorageClasses.validate_update(&changed, &class)),
+            [
+                (
+                    "parameters",
+                    "Forbidden: updates to parameters are forbidden."
+                ),
+                (
+                    "volumeBindingMode",
+                    "Invalid value: \"WaitForFirstConsumer\": field is immutable"
+                ),
+            ]
         );
     }
 
