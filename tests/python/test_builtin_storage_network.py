@@ -1,6 +1,6 @@
 """The official Python client's typed APIs on the storage.k8s.io, node.k8s.io and
 networking.k8s.io kinds kube 1.33 serves (CSIDriver, CSINode, CSIStorageCapacity,
-VolumeAttachment, RuntimeClass, IngressClass, IPAddress, ServiceCIDR), table-driven: create,
+StorageClass, VolumeAttachment, RuntimeClass, IngressClass, IPAddress, ServiceCIDR), table-driven: create,
 get, list, watch, replace, delete, and one invalid object each (422 with kube's field cause,
 nothing written) — on the embedded store and on etcd (the `storage` fixture).
 """
@@ -74,6 +74,16 @@ KINDS = [
         labelled,
         {"metadata": {"name": "broken"}, "storageClassName": "Fast_Class"},
         "storageClassName",
+    ),
+    Kind(
+        client.StorageV1Api,
+        "storage_class",
+        False,
+        {"metadata": {"name": "fast"}, "provisioner": "ebs.csi.aws.com"},
+        labelled,
+        {"metadata": {"name": "recycled"}, "provisioner": "ebs.csi.aws.com",
+         "reclaimPolicy": "Recycle"},
+        "reclaimPolicy",
     ),
     Kind(
         client.StorageV1Api,

@@ -1,5 +1,5 @@
 //! The storage.k8s.io, node.k8s.io and networking.k8s.io resources of kube 1.33 that kubelets,
-//! schedulers and CSI drivers use (CSIDrivers, CSINodes, CSIStorageCapacities,
+//! schedulers and CSI drivers use (CSIDrivers, CSINodes, CSIStorageCapacities, StorageClasses,
 //! VolumeAttachments, RuntimeClasses, IngressClasses, IPAddresses, ServiceCIDRs), table-driven
 //! on the embedded store and on etcd: create (with kube's defaults), get, list, watch,
 //! update, delete, and one invalid object each (422 with kube's field cause, nothing
@@ -83,6 +83,25 @@ fn cases() -> Vec<Case> {
             cause: (
                 "capacity",
                 "Invalid value: \"-1Gi\": must be greater than or equal to 0",
+            ),
+        },
+        Case {
+            collection: "/apis/storage.k8s.io/v1/storageclasses",
+            valid: json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                          "metadata": {"name": "fast"}, "provisioner": "ebs.csi.aws.com",
+                          "parameters": {"type": "gp3"}}),
+            defaulted: vec![
+                ("/reclaimPolicy", json!("Delete")),
+                ("/volumeBindingMode", json!("Immediate")),
+            ],
+            change: ("/allowVolumeExpansion", json!(true)),
+            delete_returns_object: true,
+            invalid: json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                            "metadata": {"name": "recycled"}, "provisioner": "ebs.csi.aws.com",
+                            "reclaimPolicy": "Recycle"}),
+            cause: (
+                "reclaimPolicy",
+                "Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\"",
             ),
         },
         Case {
@@ -481,7 +500,7 @@ on_both_stores!(
 );
 
 #[test]
-fn kubectl_gets_csidrivers_and_ipaddresses_with_kubes_columns() {
+fn kubectl_gets_csidrivers_storageclasses_and_ipaddresses_with_kubes_columns() {
     let server = Kubecache::start();
     let out = create(
         &server,
@@ -552,6 +571,46 @@ spec:
             .iter()
             .any(|l| l.split_whitespace().collect::<Vec<_>>()
                 == ["10.0.0.10", "services/default/web"]),
+        "{out}"
+    );
+    // The default StorageClass is printed `NAME (default)`.
+    create(
+        &server,
+        "sc.yaml",
+        "apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+  annotations:
+    storageclass.kubernetes.io/is-default-class: \"true\"
+provisioner: ebs.csi.aws.com
+volumeBindingMode: WaitForFirstConsumer
+",
+    );
+    let out = server.kubectl_ok(&["get", "sc"]);
+    assert_eq!(
+        header(&out),
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE"
+        ],
+        "{out}"
+    );
+    let row: Vec<&str> = lines(&out)[1].split_whitespace().collect();
+    assert_eq!(
+        row[..6],
+        [
+            "fast",
+            "(default)",
+            "ebs.csi.aws.com",
+            "Delete",
+            "WaitForFirstConsumer",
+            "false"
+        ],
         "{out}"
     );
     let out = server.kubectl_ok(&["get", "servicecidrs"]);
