@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::validation::{immutable, invalid};
 use super::{Strategy, typed_as};
+use crate::objects;
 use crate::table::{self, Printer};
 
 pub struct RuntimeClasses;
@@ -26,13 +27,19 @@ impl Strategy for RuntimeClasses {
     }
     typed_as!(node::RuntimeClass);
     /// The handler names a CRI configuration: a DNS label (an empty one is refused with the
-    /// label's message, as kube does, not as missing).
+    /// label's message, as kube does, not as missing); the node selector is labels.
     fn validate(&self, object: &Value) -> Vec<Cause> {
         let handler = object["handler"].as_str().unwrap_or("");
-        names::is_dns1123_label(handler)
+        let mut out: Vec<Cause> = names::is_dns1123_label(handler)
             .iter()
             .map(|problem| invalid("handler", &object["handler"], problem))
-            .collect()
+            .collect();
+        objects::validate_labels(
+            &object["scheduling"]["nodeSelector"],
+            "scheduling.nodeSelector",
+            &mut out,
+        );
+        out
     }
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
         let mut out = Vec::new();
@@ -62,6 +69,10 @@ mod tests {
                 .message
                 .starts_with("Invalid value: \"Run_SC\": a lowercase RFC 1123 label")
         );
+        let causes = RuntimeClasses.validate(&json!({"handler": "runsc",
+            "scheduling": {"nodeSelector": {"runtime": "g visor"}}}));
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "scheduling.nodeSelector");
         let changed = json!({"handler": "runc"});
         let causes = RuntimeClasses.validate_update(&changed, &class);
         assert_eq!(

@@ -17,6 +17,7 @@ use super::validation::{
     duplicate, forbidden, immutable, invalid, not_supported, required, required_because, too_long,
 };
 use super::{DefaultContext, Strategy, defaults, typed_as};
+use crate::objects;
 use crate::table::{self, Printer};
 
 pub struct StorageClasses;
@@ -168,6 +169,11 @@ impl Strategy for CsiStorageCapacities {
                 &problem,
             ));
         }
+        objects::validate_labels(
+            &object["nodeTopology"]["matchLabels"],
+            "nodeTopology.matchLabels",
+            &mut out,
+        );
         if object["capacity"]
             .as_str()
             .is_some_and(is_negative_quantity)
