@@ -304,6 +304,7 @@ NEWER = {
     "api.core.v1.PodStatus.allocated_resources",
     "api.core.v1.PodStatus.resources",
     "api.core.v1.VolumeProjection.pod_certificate",
+    "api.storage.v1.CSIDriverSpec.service_account_token_in_secrets",
     "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition.observed_generation",
     "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus.observed_generation",
 }

@@ -1,8 +1,11 @@
 //! Service clusterIP allocation from `--service-cluster-ip-range`.
 //!
 //! The store is the source of truth, as in kube-apiserver 1.33's IPAddress allocator: every
-//! allocated IP is a key of its own, `<prefix>/ipaddresses/<ip>`, holding an
-//! `networking.k8s.io/v1` IPAddress whose `parentRef` names the Service. Allocating is
+//! allocated IP is a key of its own, `<prefix>/ipaddresses/<ip>`, holding a
+//! `networking.k8s.io/v1` IPAddress whose `parentRef` names the Service — the key the served
+//! `ipaddresses` resource stores its objects at, so clients read (and watch) the allocator's
+//! objects, labelled `ipaddress.kubernetes.io/managed-by: ipallocator.k8s.io`, and an
+//! IPAddress a client creates reserves its IP here too. Allocating is
 //! creating that key — a storage transaction that fails when the key exists — so two servers
 //! over one etcd can never hand out the same IP. The Service is written after its IP; when that
 //! write fails, the IP key is deleted again (compare-and-swap on the revision this server
@@ -276,7 +279,7 @@ impl ServiceIps {
                 "creationTimestamp": objects::now_rfc3339(),
                 "labels": {
                     "ipaddress.kubernetes.io/ip-family": if holder.ip.is_ipv4() { "IPv4" } else { "IPv6" },
-                    "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io",
+                    MANAGED_BY_LABEL: ALLOCATOR,
                 },
             },
             "spec": {"parentRef": {
@@ -540,7 +543,10 @@ impl ServiceIps {
             let Some(offset) = self.range.offset(ip) else {
                 continue;
             };
-            let orphan = owner.is_none() || held.get(&ip) != owner.as_ref();
+            // Only this allocator's objects can be orphans: an IPAddress created through
+            // the API for something else keeps its IP.
+            let orphan =
+                allocated_here(&object) && (owner.is_none() || held.get(&ip) != owner.as_ref());
             let created = objects::meta_str(&object, "creationTimestamp")
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             let old_enough = created.is_none_or(|t| {
@@ -578,13 +584,44 @@ fn ip_of_key(key: &str) -> Option<IpAddr> {
     key.rsplit('/').next()?.parse().ok()
 }
 
-/// The Service an IPAddress object names.
+/// The label naming who manages an IPAddress, and this allocator's value (kube's
+/// `ipaddress.kubernetes.io/managed-by: ipallocator.k8s.io`).
+const MANAGED_BY_LABEL: &str = "ipaddress.kubernetes.io/managed-by";
+const ALLOCATOR: &str = "ipallocator.k8s.io";
+
+/// The Service an IPAddress object of this allocator names: `None` for an IPAddress someone
+/// else created through the API (it keeps its IP reserved, and is never released or
+/// repaired here, as kube's repair loop leaves other managers' objects alone).
 fn parent(ip_address: &Value) -> Option<(String, String)> {
+    if ip_address
+        .pointer("/metadata/labels")?
+        .get(MANAGED_BY_LABEL)?
+        .as_str()
+        != Some(ALLOCATOR)
+    {
+        return None;
+    }
     let p = ip_address.pointer("/spec/parentRef")?;
+    if p.get("resource")?.as_str() != Some("services")
+        || p.get("group")
+            .and_then(Value::as_str)
+            .is_some_and(|g| !g.is_empty())
+    {
+        return None;
+    }
     Some((
         p.get("namespace")?.as_str()?.to_string(),
         p.get("name")?.as_str()?.to_string(),
     ))
+}
+
+/// Whether a stored IPAddress is this allocator's (startup repair deletes only those).
+fn allocated_here(ip_address: &Value) -> bool {
+    ip_address
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
+        .and_then(Value::as_str)
+        == Some(ALLOCATOR)
 }
 
 /// The IPs of the range a stored Service holds.

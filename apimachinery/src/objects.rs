@@ -195,19 +195,8 @@ pub fn validate_metadata(resource: &Resource, object: &Value) -> Vec<Cause> {
         }
     }
     let meta = object.get("metadata");
-    if let Some(labels) = meta
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object)
-    {
-        for (key, value) in labels {
-            for problem in validation::is_qualified_name(key) {
-                causes.push(Cause::invalid("metadata.labels", key, &problem));
-            }
-            let value = value.as_str().unwrap_or("");
-            for problem in validation::is_label_value(value) {
-                causes.push(Cause::invalid("metadata.labels", value, &problem));
-            }
-        }
+    if let Some(labels) = meta.and_then(|m| m.get("labels")) {
+        validate_labels(labels, "metadata.labels", &mut causes);
     }
     if let Some(annotations) = meta
         .and_then(|m| m.get("annotations"))
@@ -229,6 +218,20 @@ pub fn validate_metadata(resource: &Resource, object: &Value) -> Vec<Cause> {
         }
     }
     causes
+}
+
+/// kube's `ValidateLabels`: each key a qualified name, each value a label value, reported at
+/// `field` (`metadata.labels`, a RuntimeClass's `scheduling.nodeSelector`).
+pub fn validate_labels(labels: &Value, field: &str, causes: &mut Vec<Cause>) {
+    for (key, value) in labels.as_object().into_iter().flatten() {
+        for problem in validation::is_qualified_name(key) {
+            causes.push(Cause::invalid(field, key, &problem));
+        }
+        let value = value.as_str().unwrap_or("");
+        for problem in validation::is_label_value(value) {
+            causes.push(Cause::invalid(field, value, &problem));
+        }
+    }
 }
 
 /// The random suffix kube-apiserver appends to `generateName`: 5 characters from an alphabet

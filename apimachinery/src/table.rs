@@ -1631,6 +1631,419 @@ fn component_status(o: &Value, _now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+// --- storage.k8s.io, node.k8s.io and networking.k8s.io (their strategies: `strategy::storage`,
+// `strategy::node`, `strategy::networking`)
+
+pub static CSIDRIVER: Printer = Printer {
+    columns: CSIDRIVER_COLUMNS,
+    cells: csi_driver,
+};
+
+pub static CSINODE: Printer = Printer {
+    columns: CSINODE_COLUMNS,
+    cells: csi_node,
+};
+
+pub static CSISTORAGECAPACITY: Printer = Printer {
+    columns: CSISTORAGECAPACITY_COLUMNS,
+    cells: csi_storage_capacity,
+};
+
+pub static VOLUMEATTACHMENT: Printer = Printer {
+    columns: VOLUMEATTACHMENT_COLUMNS,
+    cells: volume_attachment,
+};
+
+pub static RUNTIMECLASS: Printer = Printer {
+    columns: RUNTIMECLASS_COLUMNS,
+    cells: runtime_class,
+};
+
+pub static INGRESSCLASS: Printer = Printer {
+    columns: INGRESSCLASS_COLUMNS,
+    cells: ingress_class,
+};
+
+pub static IPADDRESS: Printer = Printer {
+    columns: IPADDRESS_COLUMNS,
+    cells: ip_address,
+};
+
+pub static SERVICECIDR: Printer = Printer {
+    columns: SERVICECIDR_COLUMNS,
+    cells: service_cidr,
+};
+
+const fn boolean(name: &'static str, description: &'static str) -> Column {
+    Column {
+        kind: "boolean",
+        ..Column::string(name, description)
+    }
+}
+
+const CSIDRIVER_COLUMNS: &[Column] = &[
+    NAME,
+    boolean(
+        "AttachRequired",
+        "attachRequired indicates this CSI volume driver requires an attach operation (because it implements the CSI ControllerPublishVolume() method), and that the Kubernetes attach detach controller should call the attach volume interface which checks the volumeattachment status and waits until the volume is attached before proceeding to mounting. The CSI external-attacher coordinates with CSI volume driver and updates the volumeattachment status when the attach operation is complete. If the CSIDriverRegistry feature gate is enabled and the value is specified to false, the attach operation will be skipped. Otherwise the attach operation will be called.\n\nThis field is immutable.",
+    ),
+    boolean(
+        "PodInfoOnMount",
+        "podInfoOnMount indicates this CSI volume driver requires additional pod information (like podName, podUID, etc.) during mount operations, if set to true. If set to false, pod information will not be passed on mount. Default is false.\n\nThe CSI driver specifies podInfoOnMount as part of driver deployment. If true, Kubelet will pass pod information as VolumeContext in the CSI NodePublishVolume() calls. The CSI driver is responsible for parsing and validating the information passed in as VolumeContext.\n\nThe following VolumeContext will be passed if podInfoOnMount is set to true. This list might grow, but the prefix will be used. \"csi.storage.k8s.io/pod.name\": pod.Name \"csi.storage.k8s.io/pod.namespace\": pod.Namespace \"csi.storage.k8s.io/pod.uid\": string(pod.UID) \"csi.storage.k8s.io/ephemeral\": \"true\" if the volume is an ephemeral inline volume\n                                defined by a CSIVolumeSource, otherwise \"false\"\n\n\"csi.storage.k8s.io/ephemeral\" is a new feature in Kubernetes 1.16. It is only required for drivers which support both the \"Persistent\" and \"Ephemeral\" VolumeLifecycleMode. Other drivers can leave pod info disabled and/or ignore this field. As Kubernetes 1.15 doesn't support this field, drivers can only support one mode when deployed on such a cluster and the deployment determines which mode that is, for example via a command line parameter of the driver.\n\nThis field was immutable in Kubernetes < 1.29 and now is mutable.",
+    ),
+    boolean(
+        "StorageCapacity",
+        "storageCapacity indicates that the CSI volume driver wants pod scheduling to consider the storage capacity that the driver deployment will report by creating CSIStorageCapacity objects with capacity information, if set to true.\n\nThe check can be enabled immediately when deploying a driver. In that case, provisioning new volumes with late binding will pause until the driver deployment has published some suitable CSIStorageCapacity object.\n\nAlternatively, the driver can be deployed with the field unset or false and it can be flipped later when storage capacity information has been published.\n\nThis field was immutable in Kubernetes <= 1.22 and now is mutable.",
+    ),
+    Column::string(
+        "TokenRequests",
+        "tokenRequests indicates the CSI driver needs pods' service account tokens it is mounting volume for to do necessary authentication. Kubelet will pass the tokens in VolumeContext in the CSI NodePublishVolume calls. The CSI driver should parse and validate the following VolumeContext: \"csi.storage.k8s.io/serviceAccount.tokens\": {\n  \"<audience>\": {\n    \"token\": <token>,\n    \"expirationTimestamp\": <expiration timestamp in RFC3339>,\n  },\n  ...\n}\n\nNote: Audience in each TokenRequest should be different and at most one token is empty string. To receive a new token after expiry, RequiresRepublish can be used to trigger NodePublishVolume periodically.",
+    ),
+    boolean(
+        "RequiresRepublish",
+        "requiresRepublish indicates the CSI driver wants `NodePublishVolume` being periodically called to reflect any possible change in the mounted volume. This field defaults to false.\n\nNote: After a successful initial NodePublishVolume call, subsequent calls to NodePublishVolume should only update the contents of the volume. New mount points will not be seen by a running container.",
+    ),
+    Column::string(
+        "Modes",
+        "volumeLifecycleModes defines what kind of volumes this CSI volume driver supports. The default if the list is empty is \"Persistent\", which is the usage defined by the CSI specification and implemented in Kubernetes via the usual PV/PVC mechanism.\n\nThe other mode is \"Ephemeral\". In this mode, volumes are defined inline inside the pod spec with CSIVolumeSource and their lifecycle is tied to the lifecycle of that pod. A driver has to be aware of this because it is only going to get a NodePublishVolume call for such a volume.\n\nFor more information about implementing this mode, see https://kubernetes-csi.github.io/docs/ephemeral-local-volumes.html A driver can support one or more of these modes and more modes may be added in the future.\n\nThis field is beta. This field is immutable.",
+    ),
+    AGE,
+];
+
+/// Unset booleans print as kube's defaults would have made them.
+fn csi_driver(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let spec = &o["spec"];
+    let flag = |key: &str, unset: bool| spec[key].as_bool().unwrap_or(unset);
+    let modes: Vec<&str> = items(&spec["volumeLifecycleModes"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let token_requests = match spec["tokenRequests"].as_array() {
+        None => "<unset>".to_string(),
+        Some(requests) => requests
+            .iter()
+            .map(|r| text(r, "/audience"))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    vec![
+        name(o),
+        json!(flag("attachRequired", true)),
+        json!(flag("podInfoOnMount", false)),
+        json!(flag("storageCapacity", false)),
+        json!(token_requests),
+        json!(flag("requiresRepublish", false)),
+        json!(or_none(&modes.join(","))),
+        age(o, now),
+    ]
+}
+
+const CSINODE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::integer(
+        "Drivers",
+        "Drivers indicates the number of CSI drivers registered on the node",
+    ),
+    AGE,
+];
+
+fn csi_node(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        json!(items(&o["spec"]["drivers"]).len()),
+        age(o, now),
+    ]
+}
+
+const CSISTORAGECAPACITY_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "StorageClassName",
+        "storageClassName represents the name of the StorageClass that the reported capacity applies to. It must meet the same requirements as the name of a StorageClass object (non-empty, DNS subdomain). If that object no longer exists, the CSIStorageCapacity object is obsolete and should be removed by its creator. This field is immutable.",
+    ),
+    Column::string(
+        "Capacity",
+        "capacity is the value reported by the CSI driver in its GetCapacityResponse for a GetCapacityRequest with topology and parameters that match the previous fields.\n\nThe semantic is currently (CSI spec 1.2) defined as: The available capacity, in bytes, of the storage that can be used to provision volumes. If not set, that information is currently unavailable.",
+    ),
+];
+
+fn csi_storage_capacity(o: &Value, _now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        json!(text(o, "/storageClassName")),
+        json!(or_unset(text(o, "/capacity"))),
+    ]
+}
+
+const VOLUMEATTACHMENT_COLUMNS: &[Column] = &[
+    NAME,
+    Column {
+        format: "name",
+        ..Column::string(
+            "Attacher",
+            "attacher indicates the name of the volume driver that MUST handle this request. This is the name returned by GetPluginName().",
+        )
+    },
+    Column::string(
+        "PV",
+        "persistentVolumeName represents the name of the persistent volume to attach.",
+    ),
+    Column::string(
+        "Node",
+        "nodeName represents the node that the volume should be attached to.",
+    ),
+    boolean(
+        "Attached",
+        "attached indicates the volume is successfully attached. This field must only be set by the entity completing the attach operation, i.e. the external-attacher.",
+    ),
+    AGE,
+];
+
+fn volume_attachment(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        json!(text(o, "/spec/attacher")),
+        json!(text(o, "/spec/source/persistentVolumeName")),
+        json!(text(o, "/spec/nodeName")),
+        json!(bool_at(o, "/status/attached")),
+        age(o, now),
+    ]
+}
+
+/// kube describes the handler with ObjectMeta's (missing) doc of `handler`: empty.
+const RUNTIMECLASS_COLUMNS: &[Column] = &[NAME, Column::string("Handler", ""), AGE];
+
+fn runtime_class(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![name(o), json!(text(o, "/handler")), age(o, now)]
+}
+
+const INGRESSCLASS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Controller",
+        "Controller that is responsible for handling this class",
+    ),
+    Column::string(
+        "Parameters",
+        "A reference to a resource with additional parameters",
+    ),
+    AGE,
+];
+
+/// Parameters print as `Kind[.apiGroup]/name`.
+fn ingress_class(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let parameters = &o["spec"]["parameters"];
+    let reference = if parameters.is_object() {
+        let mut kind = text(parameters, "/kind").to_string();
+        if let Some(group) = parameters["apiGroup"].as_str() {
+            kind = format!("{kind}.{group}");
+        }
+        format!("{kind}/{}", text(parameters, "/name"))
+    } else {
+        "<none>".to_string()
+    };
+    vec![
+        name(o),
+        json!(text(o, "/spec/controller")),
+        json!(reference),
+        age(o, now),
+    ]
+}
+
+/// No Age column: kube's printer has none.
+const IPADDRESS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "ParentRef",
+        "ParentRef references the resource that an IPAddress is attached to. An IPAddress must reference a parent object.",
+    ),
+];
+
+/// The parent as `resource[.group][/namespace]/name`, lowercased as kube's
+/// `GroupResource.String()` is.
+fn ip_address(o: &Value, _now: DateTime<Utc>) -> Vec<Value> {
+    let parent = &o["spec"]["parentRef"];
+    let reference = if parent.is_object() {
+        let mut reference = match text(parent, "/group") {
+            "" => text(parent, "/resource").to_lowercase(),
+            group => format!("{}.{group}", text(parent, "/resource")).to_lowercase(),
+        };
+        let namespace = text(parent, "/namespace");
+        if !namespace.is_empty() {
+            reference = format!("{reference}/{namespace}");
+        }
+        format!("{reference}/{}", text(parent, "/name"))
+    } else {
+        String::new()
+    };
+    vec![name(o), json!(reference)]
+}
+
+const SERVICECIDR_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "CIDRs",
+        "CIDRs defines the IP blocks in CIDR notation (e.g. \"192.168.0.0/24\" or \"2001:db8::/64\") from which to assign service cluster IPs. Max of two CIDRs is allowed, one of each IP family. This field is immutable.",
+    ),
+    AGE,
+];
+
+fn service_cidr(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let cidrs: Vec<&str> = items(&o["spec"]["cidrs"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    vec![name(o), json!(cidrs.join(",")), age(o, now)]
+}
+
+pub static STORAGECLASS: Printer = Printer {
+    columns: STORAGECLASS_COLUMNS,
+    cells: storage_class_row,
+};
+
+pub static INGRESS: Printer = Printer {
+    columns: INGRESS_COLUMNS,
+    cells: ingress,
+};
+
+pub static NETWORKPOLICY: Printer = Printer {
+    columns: NETWORKPOLICY_COLUMNS,
+    cells: network_policy,
+};
+
+const STORAGECLASS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Provisioner",
+        "provisioner indicates the type of the provisioner.",
+    ),
+    Column::string(
+        "ReclaimPolicy",
+        "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete.",
+    ),
+    Column::string(
+        "VolumeBindingMode",
+        "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable the VolumeScheduling feature.",
+    ),
+    Column::string(
+        "AllowVolumeExpansion",
+        "allowVolumeExpansion shows whether the storage class allow volume expand.",
+    ),
+    AGE,
+];
+
+/// The default class is named `NAME (default)`; unset fields print as kube's defaults.
+fn storage_class_row(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let annotations = &o["metadata"]["annotations"];
+    let is_default = [
+        "storageclass.kubernetes.io/is-default-class",
+        "storageclass.beta.kubernetes.io/is-default-class",
+    ]
+    .iter()
+    .any(|key| annotations[*key] == "true");
+    let name = text(o, "/metadata/name");
+    let name = if is_default {
+        format!("{name} (default)")
+    } else {
+        name.to_string()
+    };
+    let or = |value: &'static str, unset: &'static str| match text(o, value) {
+        "" => unset.to_string(),
+        set => set.to_string(),
+    };
+    vec![
+        json!(name),
+        json!(text(o, "/provisioner")),
+        json!(or("/reclaimPolicy", "Delete")),
+        json!(or("/volumeBindingMode", "Immediate")),
+        json!(bool_at(o, "/allowVolumeExpansion")),
+        age(o, now),
+    ]
+}
+
+const INGRESS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Class",
+        "The name of the IngressClass resource that should be used for additional configuration",
+    ),
+    Column::string(
+        "Hosts",
+        "Hosts that incoming requests are matched against before the ingress rule",
+    ),
+    Column::string(
+        "Address",
+        "Address is a list containing ingress points for the load-balancer",
+    ),
+    Column::string("Ports", "Ports of TLS configurations that open"),
+    AGE,
+];
+
+/// kube's `printIngress`: at most three hosts (`*` for none), the load balancer's IPs and
+/// hostnames clipped to 16 bytes, `80` or `80, 443` with TLS.
+fn ingress(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    const MAX_HOSTS: usize = 3;
+    const ADDRESS_WIDTH: usize = 16;
+    let rules = items(&o["spec"]["rules"]);
+    let (mut hosts, mut more) = (Vec::new(), false);
+    for rule in rules {
+        more |= hosts.len() == MAX_HOSTS;
+        let host = text(rule, "/host");
+        if !more && !host.is_empty() {
+            hosts.push(host);
+        }
+    }
+    let hosts = match (hosts.is_empty(), more) {
+        (true, _) => "*".to_string(),
+        (false, true) => format!("{} + {} more...", hosts.join(","), rules.len() - MAX_HOSTS),
+        (false, false) => hosts.join(","),
+    };
+    let mut addresses: Vec<&str> = items(&o["status"]["loadBalancer"]["ingress"])
+        .iter()
+        .map(|point| match text(point, "/ip") {
+            "" => text(point, "/hostname"),
+            ip => ip,
+        })
+        .filter(|address| !address.is_empty())
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let mut address = addresses.join(",");
+    if address.len() > ADDRESS_WIDTH {
+        address = format!("{}...", &address[..ADDRESS_WIDTH - 3]);
+    }
+    let ports = if items(&o["spec"]["tls"]).is_empty() {
+        "80"
+    } else {
+        "80, 443"
+    };
+    vec![
+        name(o),
+        json!(or_none(text(o, "/spec/ingressClassName"))),
+        json!(hosts),
+        json!(address),
+        json!(ports),
+        age(o, now),
+    ]
+}
+
+const NETWORKPOLICY_COLUMNS: &[Column] = &[
+    NAME,
+    Column::string(
+        "Pod-Selector",
+        "Selects the pods to which this NetworkPolicy object applies.  The array of ingress rules is applied to any pods selected by this field. Multiple network policies can select the same set of pods.  In this case, the ingress rules for each are combined additively. This field is NOT optional and follows standard label selector semantics. An empty podSelector matches all pods in this namespace.",
+    ),
+    AGE,
+];
+
+fn network_policy(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    vec![
+        name(o),
+        json!(or_none(&label_selector(&o["spec"]["podSelector"]))),
+        age(o, now),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------
 // Field helpers.
 
@@ -1931,5 +2344,62 @@ mod tests {
             let cells = (printer.cells)(&json!({}), Utc::now());
             assert_eq!(cells.len(), printer.columns.len());
         }
+    }
+
+    #[test]
+    fn storage_and_networking_rows_print_as_kubes() {
+        let now = Utc::now();
+        let class = json!({"metadata": {"name": "fast",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "ebs.csi.aws.com"});
+        assert_eq!(
+            storage_class_row(&class, now)[..5],
+            [
+                json!("fast (default)"),
+                json!("ebs.csi.aws.com"),
+                json!("Delete"),
+                json!("Immediate"),
+                json!(false)
+            ]
+        );
+        let ingress_json = json!({"metadata": {"name": "web"}, "spec": {
+            "rules": [{"host": ""}, {"host": "a.example.com"}, {"host": "b.example.com"},
+                      {"host": "c.example.com"}, {"host": "d.example.com"}],
+            "tls": [{"hosts": ["a.example.com"]}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}, {"hostname": "lb.example.com"}]}}});
+        assert_eq!(
+            ingress(&ingress_json, now)[..5],
+            [
+                json!("web"),
+                json!("<none>"),
+                json!("a.example.com,b.example.com,c.example.com + 2 more..."),
+                json!("203.0.113.10,..."),
+                json!("80, 443"),
+            ]
+        );
+        let policy = json!({"metadata": {"name": "deny"}, "spec": {"podSelector": {}}});
+        assert_eq!(network_policy(&policy, now)[1], json!("<none>"));
+        let ip = json!({"metadata": {"name": "10.0.0.7"}, "spec": {"parentRef": {
+            "group": "Gateway.networking.k8s.io", "resource": "Gateways", "namespace": "Edge", "name": "Web"}}});
+        assert_eq!(
+            ip_address(&ip, now),
+            [
+                json!("10.0.0.7"),
+                json!("gateways.gateway.networking.k8s.io/Edge/Web")
+            ]
+        );
+        let driver =
+            json!({"metadata": {"name": "csi.example.com"}, "spec": {"tokenRequests": []}});
+        assert_eq!(
+            csi_driver(&driver, now)[1..7],
+            [
+                json!(true),
+                json!(false),
+                json!(false),
+                json!(""),
+                json!(false),
+                json!("<none>")
+            ]
+        );
     }
 }

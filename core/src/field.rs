@@ -72,3 +72,12 @@ pub fn required_because(field: &str, detail: &str) -> Cause {
 pub fn forbidden(field: &str, detail: &str) -> Cause {
     Cause::forbidden(field, detail)
 }
+
+/// `field.TooLong` of a string field, in bytes.
+pub fn too_long(field: &str, max_bytes: usize) -> Cause {
+    Cause::new(
+        "FieldValueTooLong",
+        field,
+        format!("Too long: may not be more than {max_bytes} bytes"),
+    )
+}

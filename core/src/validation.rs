@@ -300,6 +300,98 @@ fn mask_trailing_dash(name: &str) -> String {
     name.to_string()
 }
 
+/// apimachinery's `IsValidIP` (strict): an IP address Go's sloppy parser accepts, without
+/// leading zeros, not IPv4-mapped, and in canonical form.
+pub fn is_valid_ip(value: &str) -> Vec<String> {
+    match parse_ip_strict(value) {
+        Ok(ip) if ip.to_string() != value => {
+            vec![format!("must be in canonical form (\"{ip}\")")]
+        }
+        Ok(_) => Vec::new(),
+        Err(errs) => errs,
+    }
+}
+
+/// apimachinery's `IsValidCIDR` (strict): a subnet (`10.0.0.0/24`, no bits set beyond the
+/// prefix), without leading zeros, not IPv4-mapped, in canonical form.
+pub fn is_valid_cidr(value: &str) -> Vec<String> {
+    const INVALID: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+    let Some((address, bits)) = value.split_once('/') else {
+        return vec![INVALID.to_string()];
+    };
+    let sloppy_bits = bits
+        .parse::<u8>()
+        .ok()
+        .filter(|_| !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()));
+    let (Some(ip), Some(prefix)) = (parse_ip_sloppy(address), sloppy_bits) else {
+        return vec![INVALID.to_string()];
+    };
+    let width = if ip.is_ipv4() { 32 } else { 128 };
+    if u32::from(prefix) > width {
+        return vec![INVALID.to_string()];
+    }
+    if address.parse::<std::net::IpAddr>().is_err() || (bits.len() > 1 && bits.starts_with('0')) {
+        return vec!["must not have leading 0s in IP or prefix length".to_string()];
+    }
+    if is_ipv4_mapped(ip) {
+        return vec!["must not have an IPv4-mapped IPv6 address".to_string()];
+    }
+    let raw = match ip {
+        std::net::IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        std::net::IpAddr::V6(v6) => u128::from(v6),
+    };
+    let host_bits = width - u32::from(prefix);
+    if host_bits > 0 && raw & ((1u128 << host_bits) - 1) != 0 {
+        return vec!["must not have bits set beyond the prefix length".to_string()];
+    }
+    let canonical = format!("{ip}/{prefix}");
+    if canonical != value {
+        return vec![format!("must be in canonical form (\"{canonical}\")")];
+    }
+    Vec::new()
+}
+
+/// The address Go's `ParseIPSloppy` reads: also IPv4 octets with leading zeros (read as
+/// decimal).
+fn parse_ip_sloppy(value: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = value.parse() {
+        return Some(ip);
+    }
+    let octets: Vec<&str> = value.split('.').collect();
+    if octets.len() != 4 {
+        return None;
+    }
+    let mut bytes = [0u8; 4];
+    for (byte, octet) in bytes.iter_mut().zip(&octets) {
+        if octet.is_empty() || !octet.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *byte = octet.parse().ok()?;
+    }
+    Some(std::net::IpAddr::from(bytes))
+}
+
+fn is_ipv4_mapped(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())
+}
+
+/// The address, or kube's reasons for refusing it.
+fn parse_ip_strict(value: &str) -> Result<std::net::IpAddr, Vec<String>> {
+    let Some(ip) = parse_ip_sloppy(value) else {
+        return Err(vec![
+            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string(),
+        ]);
+    };
+    let mut errs = Vec::new();
+    if value.parse::<std::net::IpAddr>().is_err() {
+        errs.push("must not have leading 0s".to_string());
+    }
+    if is_ipv4_mapped(ip) {
+        errs.push("must not be an IPv4-mapped IPv6 address".to_string());
+    }
+    if errs.is_empty() { Ok(ip) } else { Err(errs) }
+}
+
 /// Which rule a resource's `metadata.name` must satisfy (kube's `ValidateNameFunc`s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NameRule {
@@ -311,6 +403,8 @@ pub enum NameRule {
     Dns1035Label,
     /// `ValidatePathSegmentName`: RBAC roles and bindings and other free-form names.
     PathSegment,
+    /// `ValidateIPAddressName`: an IPAddress is named by its IP, in canonical form.
+    IpAddress,
 }
 
 impl NameRule {
@@ -323,6 +417,7 @@ impl NameRule {
             NameRule::Label => is_dns1123_label(name),
             NameRule::Dns1035Label => is_dns1035_label(name),
             NameRule::PathSegment => is_path_segment_name(name),
+            NameRule::IpAddress => is_valid_ip(name),
         }
     }
 
@@ -334,6 +429,8 @@ impl NameRule {
             NameRule::Label => is_dns1123_label(&mask_trailing_dash(prefix)),
             NameRule::Dns1035Label => is_dns1035_label(&mask_trailing_dash(prefix)),
             NameRule::PathSegment => is_path_segment_prefix(prefix),
+            // kube ignores the prefix mode: such a name cannot be generated.
+            NameRule::IpAddress => is_valid_ip(prefix),
         }
     }
 }
@@ -600,5 +697,46 @@ mod tests {
         );
         // A multi-byte character before the dash is not split.
         assert!(!NameRule::Subdomain.check_prefix("é-").is_empty());
+    }
+
+    /// kube's strict IP and CIDR checks (`IsValidIP`, `IsValidCIDR`): the address forms Go's
+    /// sloppy parser reads but kube refuses each get their own message.
+    #[test]
+    fn ip_and_cidr_rules() {
+        for ip in ["10.0.0.1", "2001:db8::1", "::1"] {
+            assert!(is_valid_ip(ip).is_empty(), "{ip}");
+            assert!(NameRule::IpAddress.check(ip).is_empty(), "{ip}");
+        }
+        let invalid = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
+        assert_eq!(is_valid_ip("a.b.c.d"), vec![invalid]);
+        assert_eq!(is_valid_ip(""), vec![invalid]);
+        assert_eq!(is_valid_ip("010.0.0.1"), vec!["must not have leading 0s"]);
+        assert_eq!(
+            is_valid_ip("::ffff:1.2.3.4"),
+            vec!["must not be an IPv4-mapped IPv6 address"]
+        );
+        assert_eq!(
+            is_valid_ip("2001:DB8:0:0::1"),
+            vec!["must be in canonical form (\"2001:db8::1\")"]
+        );
+        for cidr in ["10.96.0.0/12", "fd00::/108", "0.0.0.0/0"] {
+            assert!(is_valid_cidr(cidr).is_empty(), "{cidr}");
+        }
+        let invalid = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+        for cidr in ["10.0.0.0", "10.0.0.0/33", "x/8", "10.0.0.0/", "::/129"] {
+            assert_eq!(is_valid_cidr(cidr), vec![invalid], "{cidr}");
+        }
+        assert_eq!(
+            is_valid_cidr("10.0.0.1/24"),
+            vec!["must not have bits set beyond the prefix length"]
+        );
+        assert_eq!(
+            is_valid_cidr("10.0.0.0/08"),
+            vec!["must not have leading 0s in IP or prefix length"]
+        );
+        assert_eq!(
+            is_valid_cidr("FD00::/108"),
+            vec!["must be in canonical form (\"fd00::/108\")"]
+        );
     }
 }

@@ -124,6 +124,7 @@ pub async fn build_api_with(
     tokio::task::spawn_blocking(move || building.openapi.warm(&building.registry));
     namespaces::bootstrap(api.as_ref()).await?;
     kubecache_admission::start(api.as_ref()).await?;
+    kubecache_store::service_cidrs::bootstrap(api.as_ref()).await?;
     rbac::bootstrap::ensure(api.as_ref()).await?;
     kubecache_store::bootstrap::ensure_flow_control(api.as_ref()).await?;
     kubecache_store::bootstrap::ensure_api_services(api.as_ref()).await?;

@@ -17,6 +17,7 @@
 //!   conversion webhook, the converter its custom resources await.
 //! - [`bootstrap`]: the mandatory API Priority and Fairness objects and the local
 //!   APIServices kube-apiserver creates at start.
+//! - [`service_cidrs`]: the default ServiceCIDR `kubernetes` of the service IP range.
 //! - [`rbac`]: the bootstrap RBAC policy, the ClusterRole aggregation controller and the live
 //!   [`rbac::index::PolicyIndex`] both it and the server's RBAC authorizer follow.
 //!
@@ -34,6 +35,7 @@ pub mod crds;
 pub mod namespaces;
 pub mod rbac;
 pub mod resources;
+pub mod service_cidrs;
 pub mod store;
 
 pub use store::{Created, Deleted, Preconditions, Store, Writer, startup_error};

@@ -38,10 +38,10 @@
 //! # What stays outside
 //!
 //! Reads (GET, LIST, WATCH) go through [`kubecache_cache::ReadPath`]. The clusterIP
-//! allocator ([`kubecache_admission::service_ips`]) keeps its IPAddress keys in storage itself:
-//! they are the allocator's own bookkeeping (one key per IP, written with create-if-absent
-//! and CAS deletes), not objects served by the API, so no admission or managedFields apply
-//! to them — as kube's allocator writes its IPAddress objects with its own client.
+//! allocator ([`kubecache_admission::service_ips`]) writes its IPAddress objects to storage
+//! itself (one key per IP, with create-if-absent and CAS deletes, inside the Service's own
+//! admission): they are served as `networking.k8s.io/v1` ipaddresses, but no admission or
+//! managedFields apply to them (kube's allocator writes them with its own client).
 
 use bytes::Bytes;
 use kubecache_apimachinery::registry::Resource;

@@ -36,8 +36,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MatchResources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "namespaceSelector", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "objectSelector", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "namespaceSelector", ty: Message(498), label: Optional },
+            Field { tag: 2, json: "objectSelector", ty: Message(498), label: Optional },
             Field { tag: 3, json: "resourceRules", ty: Message(7), label: Repeated },
             Field { tag: 4, json: "excludeResourceRules", ty: Message(7), label: Repeated },
             Field { tag: 7, json: "matchPolicy", ty: String, label: Optional },
@@ -52,13 +52,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(465), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(498), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
             Field { tag: 10, json: "reinvocationPolicy", ty: String, label: Optional },
-            Field { tag: 11, json: "objectSelector", ty: Message(465), label: Optional },
+            Field { tag: 11, json: "objectSelector", ty: Message(498), label: Optional },
             Field { tag: 12, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -67,7 +67,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(4), label: Repeated },
         ],
     },
@@ -76,7 +76,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(5), label: Repeated },
         ],
     },
@@ -105,7 +105,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
-            Field { tag: 3, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "selector", ty: Message(498), label: Optional },
             Field { tag: 4, json: "parameterNotFoundAction", ty: String, label: Optional },
         ],
     },
@@ -153,7 +153,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(19), label: Optional },
             Field { tag: 3, json: "status", ty: Message(20), label: Optional },
         ],
@@ -163,7 +163,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
         ],
     },
@@ -172,7 +172,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(15), label: Repeated },
         ],
     },
@@ -192,7 +192,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -217,7 +217,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 2, json: "typeChecking", ty: Message(13), label: Optional },
-            Field { tag: 3, json: "conditions", ty: Message(461), label: Repeated },
+            Field { tag: 3, json: "conditions", ty: Message(494), label: Repeated },
         ],
     },
     // 21
@@ -229,12 +229,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(465), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(498), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "objectSelector", ty: Message(465), label: Optional },
+            Field { tag: 10, json: "objectSelector", ty: Message(498), label: Optional },
             Field { tag: 11, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -243,7 +243,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(21), label: Repeated },
         ],
     },
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -291,8 +291,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(478), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(511), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -301,7 +301,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(27), label: Repeated },
         ],
     },
@@ -310,7 +310,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(32), label: Optional },
             Field { tag: 3, json: "status", ty: Message(33), label: Optional },
         ],
@@ -322,7 +322,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -332,7 +332,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(29), label: Repeated },
         ],
     },
@@ -341,7 +341,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(498), label: Optional },
             Field { tag: 2, json: "template", ty: Message(287), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(34), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
@@ -379,7 +379,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(38), label: Optional },
             Field { tag: 3, json: "status", ty: Message(39), label: Optional },
         ],
@@ -393,8 +393,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(476), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(509), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(509), label: Optional },
         ],
     },
     // 37
@@ -402,7 +402,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(35), label: Repeated },
         ],
     },
@@ -412,7 +412,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
             Field { tag: 3, json: "template", ty: Message(287), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(40), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
@@ -451,7 +451,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(44), label: Optional },
             Field { tag: 3, json: "status", ty: Message(45), label: Optional },
         ],
@@ -463,7 +463,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -473,7 +473,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(41), label: Repeated },
         ],
     },
@@ -483,7 +483,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
             Field { tag: 3, json: "template", ty: Message(287), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
@@ -507,8 +507,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(481), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(481), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(514), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(514), label: Optional },
         ],
     },
     // 47
@@ -516,8 +516,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(481), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(481), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(514), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(514), label: Optional },
         ],
     },
     // 48
@@ -526,7 +526,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(481), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(514), label: Optional },
         ],
     },
     // 49
@@ -534,7 +534,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(54), label: Optional },
             Field { tag: 3, json: "status", ty: Message(55), label: Optional },
         ],
@@ -546,7 +546,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -556,7 +556,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(49), label: Repeated },
         ],
     },
@@ -583,7 +583,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
             Field { tag: 3, json: "template", ty: Message(287), label: Optional },
             Field { tag: 4, json: "volumeClaimTemplates", ty: Message(254), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
@@ -634,7 +634,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "status", ty: Message(59), label: Optional },
         ],
     },
@@ -671,7 +671,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(463), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(496), label: Repeated },
         ],
     },
     // 63
@@ -680,7 +680,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(466), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(499), label: Repeated },
         ],
     },
     // 64
@@ -688,7 +688,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -743,7 +743,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(70), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -762,7 +762,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
             Field { tag: 3, json: "status", ty: Message(76), label: Optional },
         ],
@@ -780,7 +780,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
             Field { tag: 3, json: "status", ty: Message(75), label: Optional },
         ],
@@ -835,7 +835,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.HorizontalPodAutoscaler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(80), label: Optional },
             Field { tag: 3, json: "status", ty: Message(81), label: Optional },
         ],
@@ -845,7 +845,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.HorizontalPodAutoscalerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(78), label: Repeated },
         ],
     },
@@ -866,7 +866,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "lastScaleTime", ty: Message(476), label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(509), label: Optional },
             Field { tag: 3, json: "currentReplicas", ty: Int32, label: Required },
             Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
             Field { tag: 5, json: "currentCPUUtilizationPercentage", ty: Int32, label: Optional },
@@ -877,7 +877,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(83), label: Optional },
             Field { tag: 3, json: "status", ty: Message(84), label: Optional },
         ],
@@ -952,7 +952,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v2.HorizontalPodAutoscaler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(94), label: Optional },
             Field { tag: 3, json: "status", ty: Message(95), label: Optional },
         ],
@@ -973,7 +973,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -983,7 +983,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v2.HorizontalPodAutoscalerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(90), label: Repeated },
         ],
     },
@@ -1005,7 +1005,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "lastScaleTime", ty: Message(476), label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(509), label: Optional },
             Field { tag: 3, json: "currentReplicas", ty: Int32, label: Optional },
             Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
             Field { tag: 5, json: "currentMetrics", ty: Message(100), label: Repeated },
@@ -1030,7 +1030,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "selectPolicy", ty: String, label: Optional },
             Field { tag: 2, json: "policies", ty: Message(96), label: Repeated },
             Field { tag: 3, json: "stabilizationWindowSeconds", ty: Int32, label: Optional },
-            Field { tag: 4, json: "tolerance", ty: Message(460), label: Optional },
+            Field { tag: 4, json: "tolerance", ty: Message(493), label: Optional },
         ],
     },
     // 98
@@ -1039,7 +1039,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
         ],
     },
     // 99
@@ -1074,8 +1074,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "value", ty: Message(460), label: Optional },
-            Field { tag: 3, json: "averageValue", ty: Message(460), label: Optional },
+            Field { tag: 2, json: "value", ty: Message(493), label: Optional },
+            Field { tag: 3, json: "averageValue", ty: Message(493), label: Optional },
             Field { tag: 4, json: "averageUtilization", ty: Int32, label: Optional },
         ],
     },
@@ -1084,8 +1084,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.autoscaling.v2.MetricValueStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "value", ty: Message(460), label: Optional },
-            Field { tag: 2, json: "averageValue", ty: Message(460), label: Optional },
+            Field { tag: 1, json: "value", ty: Message(493), label: Optional },
+            Field { tag: 2, json: "averageValue", ty: Message(493), label: Optional },
             Field { tag: 3, json: "averageUtilization", ty: Int32, label: Optional },
         ],
     },
@@ -1150,7 +1150,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(111), label: Optional },
             Field { tag: 3, json: "status", ty: Message(112), label: Optional },
         ],
@@ -1160,7 +1160,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(109), label: Repeated },
         ],
     },
@@ -1185,8 +1185,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "active", ty: Message(252), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(476), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(509), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(509), label: Optional },
         ],
     },
     // 113
@@ -1194,7 +1194,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
             Field { tag: 3, json: "status", ty: Message(117), label: Optional },
         ],
@@ -1206,8 +1206,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(476), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -1217,7 +1217,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(113), label: Repeated },
         ],
     },
@@ -1229,7 +1229,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(498), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
             Field { tag: 6, json: "template", ty: Message(287), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
@@ -1250,8 +1250,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "conditions", ty: Message(114), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(476), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(476), label: Optional },
+            Field { tag: 2, json: "startTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
@@ -1267,7 +1267,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
         ],
     },
@@ -1339,7 +1339,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.certificates.v1.CertificateSigningRequest",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(129), label: Optional },
             Field { tag: 3, json: "status", ty: Message(130), label: Optional },
         ],
@@ -1352,8 +1352,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "reason", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
-            Field { tag: 4, json: "lastUpdateTime", ty: Message(476), label: Optional },
-            Field { tag: 5, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastUpdateTime", ty: Message(509), label: Optional },
+            Field { tag: 5, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 6, json: "status", ty: String, label: Required },
         ],
     },
@@ -1362,7 +1362,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.certificates.v1.CertificateSigningRequestList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(126), label: Repeated },
         ],
     },
@@ -1403,7 +1403,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(134), label: Optional },
         ],
     },
@@ -1412,7 +1412,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(132), label: Repeated },
         ],
     },
@@ -1423,8 +1423,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(469), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(469), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(502), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(502), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
@@ -1508,7 +1508,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Binding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "target", ty: Message(252), label: Optional },
         ],
     },
@@ -1613,7 +1613,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(498), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
@@ -1634,7 +1634,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ComponentStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "conditions", ty: Message(152), label: Repeated },
         ],
     },
@@ -1643,7 +1643,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ComponentStatusList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(153), label: Repeated },
         ],
     },
@@ -1652,7 +1652,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
@@ -1682,7 +1682,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(155), label: Repeated },
         ],
     },
@@ -1824,7 +1824,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(476), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(509), label: Optional },
         ],
     },
     // 171
@@ -1836,8 +1836,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(476), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(476), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(509), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(509), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
@@ -1864,7 +1864,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(460), label: Map },
+            Field { tag: 10, json: "allocatedResources", ty: Message(493), label: Map },
             Field { tag: 11, json: "resources", ty: Message(309), label: Optional },
             Field { tag: 12, json: "volumeMounts", ty: Message(349), label: Repeated },
             Field { tag: 13, json: "user", ty: Message(174), label: Optional },
@@ -1922,7 +1922,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(460), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(493), label: Optional },
         ],
     },
     // 180
@@ -1962,7 +1962,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "subsets", ty: Message(182), label: Repeated },
         ],
     },
@@ -1971,7 +1971,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
         ],
     },
@@ -2061,16 +2061,16 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "involvedObject", ty: Message(252), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
             Field { tag: 5, json: "source", ty: Message(194), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(476), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(476), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(509), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(509), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(469), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(502), label: Optional },
             Field { tag: 11, json: "series", ty: Message(193), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
             Field { tag: 13, json: "related", ty: Message(252), label: Optional },
@@ -2083,7 +2083,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(191), label: Repeated },
         ],
     },
@@ -2093,7 +2093,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(469), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(502), label: Optional },
         ],
     },
     // 194
@@ -2252,7 +2252,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(481), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(514), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
             Field { tag: 5, json: "httpHeaders", ty: Message(210), label: Repeated },
@@ -2348,7 +2348,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.LimitRange",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(220), label: Optional },
         ],
     },
@@ -2358,11 +2358,11 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "max", ty: Message(460), label: Map },
-            Field { tag: 3, json: "min", ty: Message(460), label: Map },
-            Field { tag: 4, json: "default", ty: Message(460), label: Map },
-            Field { tag: 5, json: "defaultRequest", ty: Message(460), label: Map },
-            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(460), label: Map },
+            Field { tag: 2, json: "max", ty: Message(493), label: Map },
+            Field { tag: 3, json: "min", ty: Message(493), label: Map },
+            Field { tag: 4, json: "default", ty: Message(493), label: Map },
+            Field { tag: 5, json: "defaultRequest", ty: Message(493), label: Map },
+            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(493), label: Map },
         ],
     },
     // 219
@@ -2370,7 +2370,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.LimitRangeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(217), label: Repeated },
         ],
     },
@@ -2442,7 +2442,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
             Field { tag: 3, json: "status", ty: Message(231), label: Optional },
         ],
@@ -2454,7 +2454,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -2464,7 +2464,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
         ],
     },
@@ -2500,7 +2500,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(247), label: Optional },
             Field { tag: 3, json: "status", ty: Message(248), label: Optional },
         ],
@@ -2530,8 +2530,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(476), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -2576,7 +2576,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(233), label: Repeated },
         ],
     },
@@ -2644,8 +2644,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(460), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(460), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(493), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(493), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
             Field { tag: 4, json: "conditions", ty: Message(236), label: Repeated },
             Field { tag: 5, json: "addresses", ty: Message(234), label: Repeated },
@@ -2714,7 +2714,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(263), label: Optional },
             Field { tag: 3, json: "status", ty: Message(264), label: Optional },
         ],
@@ -2724,7 +2724,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(257), label: Optional },
             Field { tag: 3, json: "status", ty: Message(258), label: Optional },
         ],
@@ -2736,8 +2736,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(476), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
@@ -2747,7 +2747,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(254), label: Repeated },
         ],
     },
@@ -2759,7 +2759,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
             Field { tag: 2, json: "resources", ty: Message(352), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(465), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(498), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
             Field { tag: 7, json: "dataSource", ty: Message(344), label: Optional },
@@ -2774,9 +2774,9 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(460), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(493), label: Map },
             Field { tag: 4, json: "conditions", ty: Message(255), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(460), label: Map },
+            Field { tag: 5, json: "allocatedResources", ty: Message(493), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
             Field { tag: 9, json: "modifyVolumeStatus", ty: Message(226), label: Optional },
@@ -2787,7 +2787,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(257), label: Optional },
         ],
     },
@@ -2805,7 +2805,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(253), label: Repeated },
         ],
     },
@@ -2843,7 +2843,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(460), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(493), label: Map },
             Field { tag: 2, json: "", ty: Message(262), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
             Field { tag: 4, json: "claimRef", ty: Message(252), label: Optional },
@@ -2863,7 +2863,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(509), label: Optional },
         ],
     },
     // 265
@@ -2880,7 +2880,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(283), label: Optional },
             Field { tag: 3, json: "status", ty: Message(284), label: Optional },
         ],
@@ -2899,10 +2899,10 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(465), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(498), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(465), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(498), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
@@ -2937,8 +2937,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(476), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
@@ -2985,7 +2985,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(266), label: Repeated },
         ],
     },
@@ -3088,7 +3088,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(460), label: Map },
+            Field { tag: 32, json: "overhead", ty: Message(493), label: Map },
             Field { tag: 33, json: "topologySpreadConstraints", ty: Message(343), label: Repeated },
             Field { tag: 34, json: "ephemeralContainers", ty: Message(188), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
@@ -3112,7 +3112,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(476), label: Optional },
+            Field { tag: 7, json: "startTime", ty: Message(509), label: Optional },
             Field { tag: 8, json: "containerStatuses", ty: Message(173), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
             Field { tag: 10, json: "initContainerStatuses", ty: Message(173), label: Repeated },
@@ -3124,7 +3124,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 16, json: "hostIPs", ty: Message(207), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(274), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(460), label: Map },
+            Field { tag: 19, json: "allocatedResources", ty: Message(493), label: Map },
             Field { tag: 20, json: "resources", ty: Message(309), label: Optional },
         ],
     },
@@ -3133,7 +3133,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "template", ty: Message(287), label: Optional },
         ],
     },
@@ -3142,7 +3142,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(285), label: Repeated },
         ],
     },
@@ -3151,7 +3151,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(283), label: Optional },
         ],
     },
@@ -3266,7 +3266,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(300), label: Optional },
             Field { tag: 3, json: "status", ty: Message(301), label: Optional },
         ],
@@ -3278,7 +3278,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -3288,7 +3288,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(297), label: Repeated },
         ],
     },
@@ -3332,7 +3332,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(460), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(493), label: Optional },
         ],
     },
     // 304
@@ -3349,7 +3349,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ResourceQuota",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(307), label: Optional },
             Field { tag: 3, json: "status", ty: Message(308), label: Optional },
         ],
@@ -3359,7 +3359,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ResourceQuotaList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(305), label: Repeated },
         ],
     },
@@ -3368,7 +3368,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ResourceQuotaSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hard", ty: Message(460), label: Map },
+            Field { tag: 1, json: "hard", ty: Message(493), label: Map },
             Field { tag: 2, json: "scopes", ty: String, label: Repeated },
             Field { tag: 3, json: "scopeSelector", ty: Message(313), label: Optional },
         ],
@@ -3378,8 +3378,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ResourceQuotaStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hard", ty: Message(460), label: Map },
-            Field { tag: 2, json: "used", ty: Message(460), label: Map },
+            Field { tag: 1, json: "hard", ty: Message(493), label: Map },
+            Field { tag: 2, json: "used", ty: Message(493), label: Map },
         ],
     },
     // 309
@@ -3387,8 +3387,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(460), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(460), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(493), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(493), label: Map },
             Field { tag: 3, json: "claims", ty: Message(302), label: Repeated },
         ],
     },
@@ -3478,7 +3478,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
@@ -3509,7 +3509,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(317), label: Repeated },
         ],
     },
@@ -3567,7 +3567,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(331), label: Optional },
             Field { tag: 3, json: "status", ty: Message(332), label: Optional },
         ],
@@ -3577,7 +3577,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "secrets", ty: Message(252), label: Repeated },
             Field { tag: 3, json: "imagePullSecrets", ty: Message(224), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
@@ -3588,7 +3588,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
         ],
     },
@@ -3607,7 +3607,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(325), label: Repeated },
         ],
     },
@@ -3619,7 +3619,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(481), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(514), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
@@ -3657,7 +3657,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "loadBalancer", ty: Message(223), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(461), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(494), label: Repeated },
         ],
     },
     // 333
@@ -3717,7 +3717,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(509), label: Optional },
         ],
     },
     // 339
@@ -3725,7 +3725,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(481), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(514), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
@@ -3766,7 +3766,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(465), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(498), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
@@ -3863,8 +3863,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(460), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(460), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(493), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(493), label: Map },
         ],
     },
     // 353
@@ -3995,7 +3995,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "endpoints", ty: Message(358), label: Repeated },
             Field { tag: 3, json: "ports", ty: Message(361), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
@@ -4006,7 +4006,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(362), label: Repeated },
         ],
     },
@@ -4031,8 +4031,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(469), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(502), label: Optional },
             Field { tag: 3, json: "series", ty: Message(368), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
@@ -4043,8 +4043,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
             Field { tag: 12, json: "deprecatedSource", ty: Message(194), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(476), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(476), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(509), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(509), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
@@ -4053,7 +4053,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(366), label: Repeated },
         ],
     },
@@ -4063,7 +4063,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(469), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(502), label: Optional },
         ],
     },
     // 369
@@ -4088,7 +4088,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.flowcontrol.v1.FlowSchema",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(374), label: Optional },
             Field { tag: 3, json: "status", ty: Message(375), label: Optional },
         ],
@@ -4100,7 +4100,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -4110,7 +4110,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.flowcontrol.v1.FlowSchemaList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(371), label: Repeated },
         ],
     },
@@ -4185,7 +4185,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.flowcontrol.v1.PriorityLevelConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(385), label: Optional },
             Field { tag: 3, json: "status", ty: Message(386), label: Optional },
         ],
@@ -4197,7 +4197,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -4207,7 +4207,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.flowcontrol.v1.PriorityLevelConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "items", ty: Message(381), label: Repeated },
         ],
     },
@@ -4293,7 +4293,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(395), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(398), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
         ],
     },
@@ -4307,51 +4307,116 @@ pub static MESSAGES: &[Message] = &[
     },
     // 394
     Message {
-        name: "api.networking.v1.Ingress",
+        name: "api.networking.v1.IPAddress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(403), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(404), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(396), label: Optional },
         ],
     },
     // 395
+    Message {
+        name: "api.networking.v1.IPAddressList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(394), label: Repeated },
+        ],
+    },
+    // 396
+    Message {
+        name: "api.networking.v1.IPAddressSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "parentRef", ty: Message(421), label: Optional },
+        ],
+    },
+    // 397
+    Message {
+        name: "api.networking.v1.Ingress",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(410), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(411), label: Optional },
+        ],
+    },
+    // 398
     Message {
         name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
             Field { tag: 3, json: "resource", ty: Message(344), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(402), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(409), label: Optional },
         ],
     },
-    // 396
+    // 399
+    Message {
+        name: "api.networking.v1.IngressClass",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(402), label: Optional },
+        ],
+    },
+    // 400
+    Message {
+        name: "api.networking.v1.IngressClassList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(399), label: Repeated },
+        ],
+    },
+    // 401
+    Message {
+        name: "api.networking.v1.IngressClassParametersReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "apiGroup", ty: String, label: Optional },
+            Field { tag: 2, json: "kind", ty: String, label: Required },
+            Field { tag: 3, json: "name", ty: String, label: Required },
+            Field { tag: 4, json: "scope", ty: String, label: Optional },
+            Field { tag: 5, json: "namespace", ty: String, label: Optional },
+        ],
+    },
+    // 402
+    Message {
+        name: "api.networking.v1.IngressClassSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "controller", ty: String, label: Optional },
+            Field { tag: 2, json: "parameters", ty: Message(401), label: Optional },
+        ],
+    },
+    // 403
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(394), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(397), label: Repeated },
         ],
     },
-    // 397
+    // 404
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(399), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(406), label: Repeated },
         ],
     },
-    // 398
+    // 405
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(397), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(404), label: Repeated },
         ],
     },
-    // 399
+    // 406
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -4361,16 +4426,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 400
+    // 407
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(401), label: Inline },
+            Field { tag: 2, json: "", ty: Message(408), label: Inline },
         ],
     },
-    // 401
+    // 408
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
@@ -4378,35 +4443,35 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "http", ty: Message(393), label: Optional },
         ],
     },
-    // 402
+    // 409
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(414), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(422), label: Optional },
         ],
     },
-    // 403
+    // 410
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(395), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(405), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(400), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(398), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(412), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(407), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 404
+    // 411
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(398), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(405), label: Optional },
         ],
     },
-    // 405
+    // 412
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -4415,7 +4480,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 406
+    // 413
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -4424,74 +4489,85 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 407
+    // 414
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(413), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(420), label: Optional },
         ],
     },
-    // 408
+    // 415
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(412), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(411), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(419), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(418), label: Repeated },
         ],
     },
-    // 409
+    // 416
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(412), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(411), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(419), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(418), label: Repeated },
         ],
     },
-    // 410
+    // 417
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(407), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(414), label: Repeated },
         ],
     },
-    // 411
+    // 418
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(465), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(406), label: Optional },
+            Field { tag: 1, json: "podSelector", ty: Message(498), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(498), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(413), label: Optional },
         ],
     },
-    // 412
+    // 419
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(481), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(514), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 413
+    // 420
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(465), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(409), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(408), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(498), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(416), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(415), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 414
+    // 421
+    Message {
+        name: "api.networking.v1.ParentReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "group", ty: String, label: Optional },
+            Field { tag: 2, json: "resource", ty: String, label: Required },
+            Field { tag: 3, json: "namespace", ty: String, label: Optional },
+            Field { tag: 4, json: "name", ty: String, label: Required },
+        ],
+    },
+    // 422
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -4500,106 +4576,178 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 415
+    // 423
+    Message {
+        name: "api.networking.v1.ServiceCIDR",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(425), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(426), label: Optional },
+        ],
+    },
+    // 424
+    Message {
+        name: "api.networking.v1.ServiceCIDRList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(423), label: Repeated },
+        ],
+    },
+    // 425
+    Message {
+        name: "api.networking.v1.ServiceCIDRSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "cidrs", ty: String, label: Repeated },
+        ],
+    },
+    // 426
+    Message {
+        name: "api.networking.v1.ServiceCIDRStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "conditions", ty: Message(494), label: Repeated },
+        ],
+    },
+    // 427
+    Message {
+        name: "api.node.v1.Overhead",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "podFixed", ty: Message(493), label: Map },
+        ],
+    },
+    // 428
+    Message {
+        name: "api.node.v1.RuntimeClass",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "handler", ty: String, label: Required },
+            Field { tag: 3, json: "overhead", ty: Message(427), label: Optional },
+            Field { tag: 4, json: "scheduling", ty: Message(430), label: Optional },
+        ],
+    },
+    // 429
+    Message {
+        name: "api.node.v1.RuntimeClassList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(428), label: Repeated },
+        ],
+    },
+    // 430
+    Message {
+        name: "api.node.v1.Scheduling",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "nodeSelector", ty: String, label: Map },
+            Field { tag: 2, json: "tolerations", ty: Message(340), label: Repeated },
+        ],
+    },
+    // 431
     Message {
         name: "api.policy.v1.Eviction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "deleteOptions", ty: Message(462), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "deleteOptions", ty: Message(495), label: Optional },
         ],
     },
-    // 416
+    // 432
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(418), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(419), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(434), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(435), label: Optional },
         ],
     },
-    // 417
+    // 433
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(416), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(432), label: Repeated },
         ],
     },
-    // 418
+    // 434
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(481), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(465), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(481), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(514), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(514), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 419
+    // 435
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(476), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(509), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(461), label: Repeated },
+            Field { tag: 7, json: "conditions", ty: Message(494), label: Repeated },
         ],
     },
-    // 420
+    // 436
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(465), label: Repeated },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(498), label: Repeated },
         ],
     },
-    // 421
+    // 437
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(425), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(420), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(441), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(436), label: Optional },
         ],
     },
-    // 422
+    // 438
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(431), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(430), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(447), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(446), label: Optional },
         ],
     },
-    // 423
+    // 439
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(422), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(438), label: Repeated },
         ],
     },
-    // 424
+    // 440
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(421), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(437), label: Repeated },
         ],
     },
-    // 425
+    // 441
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -4611,44 +4759,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 426
+    // 442
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(425), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(441), label: Repeated },
         ],
     },
-    // 427
+    // 443
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(431), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(430), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(447), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(446), label: Optional },
         ],
     },
-    // 428
+    // 444
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(427), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(443), label: Repeated },
         ],
     },
-    // 429
+    // 445
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(426), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(442), label: Repeated },
         ],
     },
-    // 430
+    // 446
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -4658,7 +4806,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 431
+    // 447
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -4669,33 +4817,126 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 432
+    // 448
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 433
+    // 449
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(432), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(448), label: Repeated },
         ],
     },
-    // 434
+    // 450
+    Message {
+        name: "api.storage.v1.CSIDriver",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(452), label: Optional },
+        ],
+    },
+    // 451
+    Message {
+        name: "api.storage.v1.CSIDriverList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(450), label: Repeated },
+        ],
+    },
+    // 452
+    Message {
+        name: "api.storage.v1.CSIDriverSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "attachRequired", ty: Bool, label: Optional },
+            Field { tag: 2, json: "podInfoOnMount", ty: Bool, label: Optional },
+            Field { tag: 3, json: "volumeLifecycleModes", ty: String, label: Repeated },
+            Field { tag: 4, json: "storageCapacity", ty: Bool, label: Optional },
+            Field { tag: 5, json: "fsGroupPolicy", ty: String, label: Optional },
+            Field { tag: 6, json: "tokenRequests", ty: Message(461), label: Repeated },
+            Field { tag: 7, json: "requiresRepublish", ty: Bool, label: Optional },
+            Field { tag: 8, json: "seLinuxMount", ty: Bool, label: Optional },
+            Field { tag: 9, json: "nodeAllocatableUpdatePeriodSeconds", ty: Int64, label: Optional },
+            Field { tag: 10, json: "serviceAccountTokenInSecrets", ty: Bool, label: Optional },
+        ],
+    },
+    // 453
+    Message {
+        name: "api.storage.v1.CSINode",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(456), label: Optional },
+        ],
+    },
+    // 454
+    Message {
+        name: "api.storage.v1.CSINodeDriver",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "name", ty: String, label: Required },
+            Field { tag: 2, json: "nodeID", ty: String, label: Required },
+            Field { tag: 3, json: "topologyKeys", ty: String, label: Repeated },
+            Field { tag: 4, json: "allocatable", ty: Message(468), label: Optional },
+        ],
+    },
+    // 455
+    Message {
+        name: "api.storage.v1.CSINodeList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(453), label: Repeated },
+        ],
+    },
+    // 456
+    Message {
+        name: "api.storage.v1.CSINodeSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "drivers", ty: Message(454), label: Repeated },
+        ],
+    },
+    // 457
+    Message {
+        name: "api.storage.v1.CSIStorageCapacity",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "nodeTopology", ty: Message(498), label: Optional },
+            Field { tag: 3, json: "storageClassName", ty: String, label: Required },
+            Field { tag: 4, json: "capacity", ty: Message(493), label: Optional },
+            Field { tag: 5, json: "maximumVolumeSize", ty: Message(493), label: Optional },
+        ],
+    },
+    // 458
+    Message {
+        name: "api.storage.v1.CSIStorageCapacityList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(457), label: Repeated },
+        ],
+    },
+    // 459
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
@@ -4705,16 +4946,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "allowedTopologies", ty: Message(342), label: Repeated },
         ],
     },
-    // 435
+    // 460
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(434), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(459), label: Repeated },
         ],
     },
-    // 436
+    // 461
+    Message {
+        name: "api.storage.v1.TokenRequest",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "audience", ty: String, label: Required },
+            Field { tag: 2, json: "expirationSeconds", ty: Int64, label: Optional },
+        ],
+    },
+    // 462
+    Message {
+        name: "api.storage.v1.VolumeAttachment",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(465), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(466), label: Optional },
+        ],
+    },
+    // 463
+    Message {
+        name: "api.storage.v1.VolumeAttachmentList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(462), label: Repeated },
+        ],
+    },
+    // 464
+    Message {
+        name: "api.storage.v1.VolumeAttachmentSource",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "persistentVolumeName", ty: String, label: Optional },
+            Field { tag: 2, json: "inlineVolumeSpec", ty: Message(263), label: Optional },
+        ],
+    },
+    // 465
+    Message {
+        name: "api.storage.v1.VolumeAttachmentSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "attacher", ty: String, label: Required },
+            Field { tag: 2, json: "source", ty: Message(464), label: Optional },
+            Field { tag: 3, json: "nodeName", ty: String, label: Required },
+        ],
+    },
+    // 466
+    Message {
+        name: "api.storage.v1.VolumeAttachmentStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "attached", ty: Bool, label: Required },
+            Field { tag: 2, json: "attachmentMetadata", ty: String, label: Map },
+            Field { tag: 3, json: "attachError", ty: Message(467), label: Optional },
+            Field { tag: 4, json: "detachError", ty: Message(467), label: Optional },
+        ],
+    },
+    // 467
+    Message {
+        name: "api.storage.v1.VolumeError",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "time", ty: Message(509), label: Optional },
+            Field { tag: 2, json: "message", ty: String, label: Optional },
+            Field { tag: 3, json: "errorCode", ty: Int32, label: Optional },
+        ],
+    },
+    // 468
+    Message {
+        name: "api.storage.v1.VolumeNodeResources",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "count", ty: Int32, label: Optional },
+        ],
+    },
+    // 469
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -4727,48 +5044,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 437
+    // 470
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(459), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(492), label: Optional },
         ],
     },
-    // 438
+    // 471
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(442), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(443), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(475), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(476), label: Optional },
         ],
     },
-    // 439
+    // 472
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 440
+    // 473
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(438), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(471), label: Repeated },
         ],
     },
-    // 441
+    // 474
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -4781,31 +5098,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 442
+    // 475
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(441), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(474), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(444), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(437), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(477), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(470), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 443
+    // 476
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(439), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(441), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(472), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(474), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 444
+    // 477
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -4813,15 +5130,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(448), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(447), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(436), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(481), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(480), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(469), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(455), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(488), label: Repeated },
         ],
     },
-    // 445
+    // 478
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -4831,31 +5148,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 446
+    // 479
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 447
+    // 480
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(446), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(445), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(479), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(478), label: Optional },
         ],
     },
-    // 448
+    // 481
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(451), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(484), label: Optional },
         ],
     },
-    // 449
+    // 482
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -4864,7 +5181,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 450
+    // 483
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -4872,7 +5189,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 451
+    // 484
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -4884,7 +5201,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(450), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(483), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -4896,23 +5213,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(450), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(483), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(452), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(451), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(451), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(451), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(451), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(451), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(453), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(451), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(454), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(453), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(451), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(449), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(450), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(485), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(484), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(484), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(484), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(484), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(484), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(486), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(484), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(487), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(486), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(484), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(482), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(483), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -4920,37 +5237,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(457), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(490), label: Repeated },
         ],
     },
-    // 452
+    // 485
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(451), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(451), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(484), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(484), label: Repeated },
         ],
     },
-    // 453
+    // 486
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(451), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(484), label: Optional },
         ],
     },
-    // 454
+    // 487
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(451), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(484), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 455
+    // 488
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -4958,7 +5275,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 456
+    // 489
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -4969,7 +5286,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 457
+    // 490
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -4982,26 +5299,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 458
+    // 491
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(456), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(489), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 459
+    // 492
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(458), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(491), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 460
+    // 493
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -5009,7 +5326,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 461
+    // 494
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -5017,25 +5334,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 462
+    // 495
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(472), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(505), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 463
+    // 496
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -5045,7 +5362,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 464
+    // 497
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -5053,16 +5370,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 465
+    // 498
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(466), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(499), label: Repeated },
         ],
     },
-    // 466
+    // 499
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -5072,7 +5389,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 467
+    // 500
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -5083,7 +5400,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 468
+    // 501
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -5091,13 +5408,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(476), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(509), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(464), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(497), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 469
+    // 502
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -5106,7 +5423,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 470
+    // 503
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -5118,17 +5435,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(476), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(476), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(509), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(509), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(471), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(504), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(468), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(501), label: Repeated },
         ],
     },
-    // 471
+    // 504
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -5141,7 +5458,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 472
+    // 505
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -5150,20 +5467,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 473
+    // 506
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(475), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(508), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 474
+    // 507
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -5173,7 +5490,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 475
+    // 508
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -5181,12 +5498,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(474), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(507), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 476
+    // 509
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -5195,16 +5512,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 477
+    // 510
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(478), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(511), label: Optional },
         ],
     },
-    // 478
+    // 511
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -5212,7 +5529,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 479
+    // 512
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -5221,18 +5538,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 480
+    // 513
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(479), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(512), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 481
+    // 514
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -5242,43 +5559,43 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "strVal", ty: String, label: Optional },
         ],
     },
-    // 482
+    // 515
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIService",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(470), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(485), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(486), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(518), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(519), label: Optional },
         ],
     },
-    // 483
+    // 516
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(476), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 484
+    // 517
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(467), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(482), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(515), label: Repeated },
         ],
     },
-    // 485
+    // 518
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(487), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(520), label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "version", ty: String, label: Optional },
             Field { tag: 4, json: "insecureSkipTLSVerify", ty: Bool, label: OmitZero },
@@ -5287,15 +5604,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "versionPriority", ty: Int32, label: Required },
         ],
     },
-    // 486
+    // 519
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(483), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(516), label: Repeated },
         ],
     },
-    // 487
+    // 520
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference",
         special: Special::None,
@@ -5317,10 +5634,10 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList", 18),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", 22),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfigurationList", 23),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 438),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 440),
-    ("apiregistration.k8s.io/v1", "APIService", 482),
-    ("apiregistration.k8s.io/v1", "APIServiceList", 484),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 471),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 473),
+    ("apiregistration.k8s.io/v1", "APIService", 515),
+    ("apiregistration.k8s.io/v1", "APIServiceList", 517),
     ("apps/v1", "ControllerRevision", 27),
     ("apps/v1", "ControllerRevisionList", 28),
     ("apps/v1", "DaemonSet", 29),
@@ -5357,31 +5674,47 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 373),
     ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 381),
     ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 383),
-    ("networking.k8s.io/v1", "Ingress", 394),
-    ("networking.k8s.io/v1", "IngressList", 396),
-    ("networking.k8s.io/v1", "NetworkPolicy", 407),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 410),
-    ("policy/v1", "Eviction", 415),
-    ("policy/v1", "PodDisruptionBudget", 416),
-    ("policy/v1", "PodDisruptionBudgetList", 417),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 421),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 422),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 423),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 424),
-    ("rbac.authorization.k8s.io/v1", "Role", 426),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 427),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 428),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 429),
-    ("scheduling.k8s.io/v1", "PriorityClass", 432),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 433),
-    ("storage.k8s.io/v1", "StorageClass", 434),
-    ("storage.k8s.io/v1", "StorageClassList", 435),
+    ("networking.k8s.io/v1", "IPAddress", 394),
+    ("networking.k8s.io/v1", "IPAddressList", 395),
+    ("networking.k8s.io/v1", "Ingress", 397),
+    ("networking.k8s.io/v1", "IngressClass", 399),
+    ("networking.k8s.io/v1", "IngressClassList", 400),
+    ("networking.k8s.io/v1", "IngressList", 403),
+    ("networking.k8s.io/v1", "NetworkPolicy", 414),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 417),
+    ("networking.k8s.io/v1", "ServiceCIDR", 423),
+    ("networking.k8s.io/v1", "ServiceCIDRList", 424),
+    ("node.k8s.io/v1", "RuntimeClass", 428),
+    ("node.k8s.io/v1", "RuntimeClassList", 429),
+    ("policy/v1", "Eviction", 431),
+    ("policy/v1", "PodDisruptionBudget", 432),
+    ("policy/v1", "PodDisruptionBudgetList", 433),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 437),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 438),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 439),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 440),
+    ("rbac.authorization.k8s.io/v1", "Role", 442),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 443),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 444),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 445),
+    ("scheduling.k8s.io/v1", "PriorityClass", 448),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 449),
+    ("storage.k8s.io/v1", "CSIDriver", 450),
+    ("storage.k8s.io/v1", "CSIDriverList", 451),
+    ("storage.k8s.io/v1", "CSINode", 453),
+    ("storage.k8s.io/v1", "CSINodeList", 455),
+    ("storage.k8s.io/v1", "CSIStorageCapacity", 457),
+    ("storage.k8s.io/v1", "CSIStorageCapacityList", 458),
+    ("storage.k8s.io/v1", "StorageClass", 459),
+    ("storage.k8s.io/v1", "StorageClassList", 460),
+    ("storage.k8s.io/v1", "VolumeAttachment", 462),
+    ("storage.k8s.io/v1", "VolumeAttachmentList", 463),
     ("v1", "Binding", 142),
     ("v1", "ComponentStatus", 153),
     ("v1", "ComponentStatusList", 154),
     ("v1", "ConfigMap", 155),
     ("v1", "ConfigMapList", 158),
-    ("v1", "DeleteOptions", 462),
+    ("v1", "DeleteOptions", 495),
     ("v1", "Endpoints", 183),
     ("v1", "EndpointsList", 184),
     ("v1", "Event", 191),
@@ -5410,9 +5743,9 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("v1", "ServiceAccount", 326),
     ("v1", "ServiceAccountList", 327),
     ("v1", "ServiceList", 329),
-    ("v1", "Status", 473),
+    ("v1", "Status", 506),
 ];
 
-pub const UNKNOWN: u16 = 480;
-pub const WATCH_EVENT: u16 = 477;
-pub const JSON_SCHEMA_PROPS: u16 = 451;
+pub const UNKNOWN: u16 = 513;
+pub const WATCH_EVENT: u16 = 510;
+pub const JSON_SCHEMA_PROPS: u16 = 484;

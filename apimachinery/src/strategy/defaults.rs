@@ -63,6 +63,39 @@ pub fn storage_class(object: &mut Value) {
     set(object, "volumeBindingMode", json!("Immediate"));
 }
 
+/// kube's `SetDefaults_CSIDriver` (with `SELinuxMountReadWriteOncePod` on, as in 1.33).
+pub fn csi_driver(object: &mut Value) {
+    // The spec is a Go struct, not a pointer: always there to default.
+    if object.is_object() && object.get("spec").is_none_or(Value::is_null) {
+        object["spec"] = json!({});
+    }
+    at(object, "spec", |spec| {
+        set(spec, "attachRequired", json!(true));
+        set(spec, "podInfoOnMount", json!(false));
+        set(spec, "storageCapacity", json!(false));
+        set(spec, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+        let no_modes = spec
+            .get("volumeLifecycleModes")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if no_modes {
+            spec["volumeLifecycleModes"] = json!(["Persistent"]);
+        }
+        set(spec, "requiresRepublish", json!(false));
+        set(spec, "seLinuxMount", json!(false));
+    });
+}
+
+/// An IngressClass's parameters are cluster-scoped unless they say otherwise.
+pub fn ingress_class(object: &mut Value) {
+    if let Some(parameters) = object
+        .pointer_mut("/spec/parameters")
+        .filter(|p| p.is_object())
+    {
+        set(parameters, "scope", json!("Cluster"));
+    }
+}
+
 // ---- small helpers over JSON objects ----
 
 /// Absent, null, `""`: what a Go zero value looks like after the typed round trip.

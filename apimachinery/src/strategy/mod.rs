@@ -8,7 +8,8 @@
 //! docs/ARCHITECTURE.md). Every
 //! built-in resource is one strategy in the file of its API group ([`core`], [`apps`],
 //! [`autoscaling`], [`batch`], [`admissionregistration`], [`apiregistration`],
-//! [`certificates`], [`flowcontrol`], [`others`]), listed in [`builtin`]; the registry (`crate::registry`) pairs each
+//! [`certificates`], [`flowcontrol`], [`networking`], [`node`], [`storage`], [`others`]), listed
+//! in [`builtin`]; the registry (`crate::registry`) pairs each
 //! served resource with its strategy. Adding a built-in resource is a strategy (identity
 //! included), its line in [`builtin`], two regenerated tables and a protobuf sample
 //! (docs/ARCHITECTURE.md, "Worked example: adding v1 PodTemplate").
@@ -28,8 +29,11 @@ pub mod custom;
 pub mod defaults;
 pub mod events;
 pub mod flowcontrol;
+pub mod networking;
+pub mod node;
 pub mod others;
 pub mod quota;
+pub mod storage;
 pub mod validation;
 
 use std::sync::Arc;
@@ -333,15 +337,18 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(others::Leases),
         Arc::new(others::EndpointSlices),
         Arc::new(others::EventsV1),
-        Arc::new(others::Ingresses),
-        Arc::new(others::NetworkPolicies),
+        Arc::new(networking::IngressClasses),
+        Arc::new(networking::Ingresses),
+        Arc::new(networking::IpAddresses),
+        Arc::new(networking::NetworkPolicies),
+        Arc::new(networking::ServiceCidrs),
+        Arc::new(node::RuntimeClasses),
         Arc::new(others::PodDisruptionBudgets),
         Arc::new(others::ClusterRoleBindings),
         Arc::new(others::ClusterRoles),
         Arc::new(others::RoleBindings),
         Arc::new(others::Roles),
         Arc::new(others::PriorityClasses),
-        Arc::new(others::StorageClasses),
         Arc::new(admissionregistration::MutatingWebhookConfigurations),
         Arc::new(admissionregistration::ValidatingAdmissionPolicies),
         Arc::new(admissionregistration::ValidatingAdmissionPolicyBindings),
@@ -350,6 +357,11 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(certificates::CertificateSigningRequests),
         Arc::new(flowcontrol::FlowSchemas),
         Arc::new(flowcontrol::PriorityLevelConfigurations),
+        Arc::new(storage::CsiDrivers),
+        Arc::new(storage::CsiNodes),
+        Arc::new(storage::CsiStorageCapacities),
+        Arc::new(storage::StorageClasses),
+        Arc::new(storage::VolumeAttachments),
     ];
     all.into_iter()
 }

@@ -1,7 +1,8 @@
 //! The other built-in groups, each with few resources: apiextensions.k8s.io,
 //! authentication.k8s.io and authorization.k8s.io (reviews, never stored),
-//! coordination.k8s.io, discovery.k8s.io, events.k8s.io, networking.k8s.io, policy,
-//! rbac.authorization.k8s.io, scheduling.k8s.io and storage.k8s.io.
+//! coordination.k8s.io, discovery.k8s.io, events.k8s.io, policy, rbac.authorization.k8s.io
+//! and scheduling.k8s.io. (networking.k8s.io, node.k8s.io and storage.k8s.io have files of
+//! their own.)
 
 use k8s_openapi::api;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -223,51 +224,6 @@ impl Strategy for EventsV1 {
     }
 }
 
-pub struct Ingresses;
-
-impl Strategy for Ingresses {
-    fn info(&self) -> ResourceInfo {
-        ResourceInfo::new(
-            "networking.k8s.io",
-            "v1",
-            "ingresses",
-            "ingress",
-            "Ingress",
-            NAMESPACED,
-        )
-        .short(&["ing"])
-        .status()
-        .stored_at("ingress")
-    }
-    typed_as!(api::networking::v1::Ingress);
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-}
-
-pub struct NetworkPolicies;
-
-impl Strategy for NetworkPolicies {
-    fn info(&self) -> ResourceInfo {
-        ResourceInfo::new(
-            "networking.k8s.io",
-            "v1",
-            "networkpolicies",
-            "networkpolicy",
-            "NetworkPolicy",
-            NAMESPACED,
-        )
-        .short(&["netpol"])
-    }
-    typed_as!(api::networking::v1::NetworkPolicy);
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
-        defaults::network_policy(object);
-    }
-}
-
 pub struct PodDisruptionBudgets;
 
 impl Strategy for PodDisruptionBudgets {
@@ -373,29 +329,6 @@ impl Strategy for PriorityClasses {
     typed_as!(api::scheduling::v1::PriorityClass);
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
         defaults::priority_class(object);
-    }
-}
-
-pub struct StorageClasses;
-
-impl Strategy for StorageClasses {
-    fn info(&self) -> ResourceInfo {
-        ResourceInfo::new(
-            "storage.k8s.io",
-            "v1",
-            "storageclasses",
-            "storageclass",
-            "StorageClass",
-            CLUSTER,
-        )
-        .short(&["sc"])
-    }
-    typed_as!(api::storage::v1::StorageClass);
-    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
-        defaults::storage_class(object);
-    }
-    fn delete_returns_object(&self) -> bool {
-        true
     }
 }
 

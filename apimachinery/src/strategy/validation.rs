@@ -11,11 +11,16 @@ use kubecache_core::validation as names;
 use serde_json::Value;
 
 pub use kubecache_core::field::{
-    duplicate, forbidden, invalid, not_supported, required, required_because,
+    duplicate, forbidden, invalid, not_supported, required, required_because, too_long,
 };
 
 /// kube's `ValidateImmutableField`.
-fn immutable(field: &str, new: Option<&Value>, old: Option<&Value>, out: &mut Vec<Cause>) {
+pub(crate) fn immutable(
+    field: &str,
+    new: Option<&Value>,
+    old: Option<&Value>,
+    out: &mut Vec<Cause>,
+) {
     if normalized(new) != normalized(old) {
         out.push(invalid(
             field,

@@ -917,12 +917,23 @@ async fn startup_repairs_the_allocations(store: Store) {
     // An IP key without a service (a server died between the two writes), old enough to go,
     // and a Service stored without an IP key (written before the allocator existed).
     let orphan = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
-        "metadata": {"name": "10.0.0.30", "creationTimestamp": "2020-01-01T00:00:00Z"},
+        "metadata": {"name": "10.0.0.30", "creationTimestamp": "2020-01-01T00:00:00Z", "labels": {"ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io"}},
         "spec": {"parentRef": {"group": "", "resource": "services", "namespace": "default", "name": "gone"}}});
     backend
         .create(
             "/registry/ipaddresses/10.0.0.30",
             serde_json::to_vec(&orphan).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    // An IPAddress another manager holds (created through the API), as old: kept.
+    let foreign = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
+        "metadata": {"name": "10.0.0.33", "creationTimestamp": "2020-01-01T00:00:00Z"},
+        "spec": {"parentRef": {"group": "gateway.networking.k8s.io", "resource": "gateways", "name": "edge"}}});
+    backend
+        .create(
+            "/registry/ipaddresses/10.0.0.33",
+            serde_json::to_vec(&foreign).unwrap().into(),
         )
         .await
         .unwrap();
@@ -949,6 +960,10 @@ async fn startup_repairs_the_allocations(store: Store) {
         .post(SERVICES, &service("clash", Some("10.0.0.31")))
         .await
         .expect_status(422, "Invalid");
+    server
+        .post(SERVICES, &service("foreign", Some("10.0.0.33")))
+        .await
+        .expect_status(422, "Invalid");
     // The legacy service's IP is released on delete like any other.
     server
         .delete(&format!("{SERVICES}/legacy"))
@@ -966,7 +981,7 @@ async fn a_young_orphan_is_kept_until_its_grace_period_ends() {
     let store = Store::embedded();
     let backend = store.backend().await;
     let young = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
-        "metadata": {"name": "10.0.0.32", "creationTimestamp": chrono_now()},
+        "metadata": {"name": "10.0.0.32", "creationTimestamp": chrono_now(), "labels": {"ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io"}},
         "spec": {"parentRef": {"group": "", "resource": "services", "namespace": "default", "name": "creating"}}});
     backend
         .create(

@@ -170,7 +170,8 @@ fn creatable_samples(ns: &str) -> Vec<(Arc<ResourceInfo>, Value)> {
             object["spec"]["group"] = json!(group);
         } else {
             let name = object["metadata"]["name"].as_str().unwrap().to_string();
-            object["metadata"]["name"] = json!(format!("ap-{name}"));
+            object["metadata"]["name"] =
+                json!(crate::support::prefixed_name(&resource.kind, &name, "ap"));
         }
         if resource.kind == "Service" {
             let spec = object["spec"].as_object_mut().unwrap();

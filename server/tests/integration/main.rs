@@ -13,6 +13,7 @@ mod apply_http;
 mod authz;
 mod builtin_core_autoscaling;
 mod builtin_policy_certs;
+mod builtin_storage_network;
 mod crd_controller;
 mod crd_conversion;
 mod crds;

@@ -720,7 +720,9 @@ async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) 
                 copy["metadata"]["name"] = json!(format!("{version}.{group}"));
                 copy["spec"]["group"] = json!(group);
             } else {
-                copy["metadata"]["name"] = json!(format!("{prefix}-{name}"));
+                let kind = sample["kind"].as_str().unwrap();
+                copy["metadata"]["name"] =
+                    json!(crate::support::prefixed_name(kind, &name, prefix));
             }
             // Each copy gets its own cluster IP from the allocator.
             if sample["kind"] == "Service" {

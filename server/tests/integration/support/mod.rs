@@ -56,3 +56,20 @@ pub fn creatable_samples() -> Vec<serde_json::Value> {
     }
     samples
 }
+
+/// The name of a copy of a sample, distinct per `prefix`: `prefix-name`, but for an IPAddress,
+/// whose name must be its IP: the sample's IPv4 with its third octet taken from the prefix.
+pub fn prefixed_name(kind: &str, name: &str, prefix: &str) -> String {
+    if kind != "IPAddress" {
+        return format!("{prefix}-{name}");
+    }
+    let octet = prefix.bytes().fold(0u8, |sum, b| sum.wrapping_add(b));
+    let mut parts: Vec<String> = name.split('.').map(str::to_string).collect();
+    assert_eq!(
+        parts.len(),
+        4,
+        "the IPAddress sample is named by an IPv4: {name}"
+    );
+    parts[2] = octet.to_string();
+    parts.join(".")
+}

@@ -1,0 +1,441 @@
+//! networking.k8s.io/v1: Ingresses, IngressClasses, IPAddresses, NetworkPolicies and
+//! ServiceCIDRs (kube 1.33's `pkg/registry/networking/*`).
+//!
+//! The group's own field rules (kube's `pkg/apis/networking/validation`) live beside its
+//! strategies, over the shared checks of [`super::validation`]. IPAddresses are also what the
+//! clusterIP allocator writes (`kubecache_admission::service_ips`), and the ServiceCIDR
+//! `kubernetes` describes `--service-cluster-ip-range` (docs/ARCHITECTURE.md, "Service
+//! clusterIP allocation").
+
+use k8s_openapi::api::networking::v1 as networking;
+use kubecache_core::registry::{CLUSTER, NAMESPACED, ResourceInfo};
+use kubecache_core::status::Cause;
+use kubecache_core::validation::{self as names, NameRule};
+use serde_json::Value;
+
+use super::validation::{forbidden, immutable, invalid, not_supported, required, too_long};
+use super::{DefaultContext, Strategy, defaults, typed_as};
+use crate::table::{self, Printer};
+
+pub struct Ingresses;
+
+impl Strategy for Ingresses {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            NAMESPACED,
+        )
+        .short(&["ing"])
+        .status()
+        .stored_at("ingress")
+    }
+    typed_as!(networking::Ingress);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::INGRESS
+    }
+}
+
+pub struct IngressClasses;
+
+impl Strategy for IngressClasses {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "networking.k8s.io",
+            "v1",
+            "ingressclasses",
+            "ingressclass",
+            "IngressClass",
+            CLUSTER,
+        )
+    }
+    typed_as!(networking::IngressClass);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::ingress_class(object);
+    }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        let mut out = Vec::new();
+        ingress_class_controller(&object["spec"]["controller"], &mut out);
+        ingress_class_parameters(&object["spec"]["parameters"], &mut out);
+        out
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        let mut out = Vec::new();
+        immutable(
+            "spec.controller",
+            new["spec"].get("controller"),
+            old["spec"].get("controller"),
+            &mut out,
+        );
+        out
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::INGRESSCLASS
+    }
+}
+
+pub struct IpAddresses;
+
+impl Strategy for IpAddresses {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "networking.k8s.io",
+            "v1",
+            "ipaddresses",
+            "ipaddress",
+            "IPAddress",
+            CLUSTER,
+        )
+        .short(&["ip"])
+        .names(NameRule::IpAddress)
+    }
+    typed_as!(networking::IPAddress);
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        ip_address_parent(&object["spec"]["parentRef"])
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        let mut out = Vec::new();
+        immutable(
+            "spec.parentRef",
+            new["spec"].get("parentRef"),
+            old["spec"].get("parentRef"),
+            &mut out,
+        );
+        out
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::IPADDRESS
+    }
+}
+
+pub struct NetworkPolicies;
+
+impl Strategy for NetworkPolicies {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "networkpolicy",
+            "NetworkPolicy",
+            NAMESPACED,
+        )
+        .short(&["netpol"])
+    }
+    typed_as!(networking::NetworkPolicy);
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+    fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
+        defaults::network_policy(object);
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::NETWORKPOLICY
+    }
+}
+
+pub struct ServiceCidrs;
+
+impl Strategy for ServiceCidrs {
+    fn info(&self) -> ResourceInfo {
+        ResourceInfo::new(
+            "networking.k8s.io",
+            "v1",
+            "servicecidrs",
+            "servicecidr",
+            "ServiceCIDR",
+            CLUSTER,
+        )
+        .status()
+    }
+    typed_as!(networking::ServiceCIDR);
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        service_cidrs(&object["spec"])
+    }
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        let mut out = Vec::new();
+        immutable(
+            "spec.cidrs",
+            new["spec"].get("cidrs"),
+            old["spec"].get("cidrs"),
+            &mut out,
+        );
+        out
+    }
+    fn printer(&self) -> &'static Printer {
+        &table::SERVICECIDR
+    }
+}
+
+// ---- field rules (kube's pkg/apis/networking/validation) ----
+
+/// kube's `IsDomainPrefixedPath` over `spec.controller`, at most 250 bytes.
+fn ingress_class_controller(value: &Value, out: &mut Vec<Cause>) {
+    const FIELD: &str = "spec.controller";
+    let controller = value.as_str().unwrap_or("");
+    if controller.len() > 250 {
+        out.push(too_long(FIELD, 250));
+    }
+    if controller.is_empty() {
+        out.push(required(FIELD));
+        return;
+    }
+    let Some((host, path)) = controller
+        .split_once('/')
+        .filter(|(host, path)| !host.is_empty() && !path.is_empty())
+    else {
+        out.push(invalid(
+            FIELD,
+            value,
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        ));
+        return;
+    };
+    for problem in names::is_dns1123_subdomain(host) {
+        out.push(invalid(FIELD, &Value::from(host), &problem));
+    }
+    const PATH_CHARS: &str = "/-._~%!$&'()*+,;=:";
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || PATH_CHARS.contains(c))
+    {
+        out.push(invalid(
+            FIELD,
+            &Value::from(path),
+            &names::regex_error("Invalid path", "[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+", &[]),
+        ));
+    }
+}
+
+/// kube's `validateIngressClassParametersReference`: a kind and a name, a scope of
+/// `Cluster` (no namespace) or `Namespace` (with one).
+fn ingress_class_parameters(parameters: &Value, out: &mut Vec<Cause>) {
+    if !parameters.is_object() {
+        return;
+    }
+    const PATH: &str = "spec.parameters";
+    if let Some(group) = parameters["apiGroup"].as_str() {
+        for problem in names::is_dns1123_subdomain(group) {
+            out.push(invalid(
+                &format!("{PATH}.apiGroup"),
+                &parameters["apiGroup"],
+                &problem,
+            ));
+        }
+    }
+    for (key, what) in [("kind", "kind is required"), ("name", "name is required")] {
+        let field = format!("{PATH}.{key}");
+        match parameters[key].as_str().unwrap_or("") {
+            "" => out.push(super::validation::required_because(&field, what)),
+            text => {
+                for problem in names::is_path_segment_name(text) {
+                    out.push(invalid(&field, &parameters[key], &problem));
+                }
+            }
+        }
+    }
+    let namespace = parameters.get("namespace").filter(|n| !n.is_null());
+    match parameters["scope"].as_str() {
+        None => out.push(required(&format!("{PATH}.scope"))),
+        Some("Namespace") => match namespace {
+            None => out.push(super::validation::required_because(
+                &format!("{PATH}.namespace"),
+                "`parameters.scope` is set to 'Namespace'",
+            )),
+            Some(ns) => {
+                for problem in names::is_dns1123_label(ns.as_str().unwrap_or("")) {
+                    out.push(invalid(&format!("{PATH}.namespace"), ns, &problem));
+                }
+            }
+        },
+        Some("Cluster") => {
+            if namespace.is_some() {
+                out.push(forbidden(
+                    &format!("{PATH}.namespace"),
+                    "`parameters.scope` is set to 'Cluster'",
+                ));
+            }
+        }
+        Some(_) => out.push(not_supported(
+            &format!("{PATH}.scope"),
+            &parameters["scope"],
+            &["Cluster", "Namespace"],
+        )),
+    }
+}
+
+/// kube's `validateIPAddressParentReference`: a resource and a name, all path segments.
+fn ip_address_parent(parent: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    if !parent.is_object() {
+        out.push(required("spec.parentRef"));
+        return out;
+    }
+    if let Some(group) = parent["group"].as_str().filter(|g| !g.is_empty()) {
+        for problem in names::is_dns1123_subdomain(group) {
+            out.push(invalid("spec.parentRef.group", &parent["group"], &problem));
+        }
+    }
+    for (key, needed) in [("resource", true), ("name", true), ("namespace", false)] {
+        let field = format!("spec.parentRef.{key}");
+        match parent[key].as_str().unwrap_or("") {
+            "" if needed => out.push(required(&field)),
+            "" => {}
+            text => {
+                for problem in names::is_path_segment_name(text) {
+                    out.push(invalid(&field, &parent[key], &problem));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// kube's `ValidateServiceCIDR`: one or two CIDRs, one per family, each a canonical subnet.
+fn service_cidrs(spec: &Value) -> Vec<Cause> {
+    const FIELD: &str = "spec.cidrs";
+    let cidrs = spec["cidrs"].as_array().map_or(&[][..], Vec::as_slice);
+    if cidrs.is_empty() {
+        return vec![super::validation::required_because(
+            FIELD,
+            "at least one CIDR required",
+        )];
+    }
+    if cidrs.len() > 2 {
+        return vec![invalid(FIELD, spec, "may only hold up to 2 values")];
+    }
+    if let [first, second] = cidrs {
+        let family = |cidr: &Value| {
+            let address = cidr.as_str()?.split_once('/')?.0;
+            Some(address.contains(':'))
+        };
+        let dual = matches!((family(first), family(second)), (Some(a), Some(b)) if a != b);
+        if !dual {
+            return vec![invalid(
+                FIELD,
+                spec,
+                "may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64",
+            )];
+        }
+    }
+    let mut out = Vec::new();
+    for (i, cidr) in cidrs.iter().enumerate() {
+        for problem in names::is_valid_cidr(cidr.as_str().unwrap_or("")) {
+            out.push(invalid(&format!("{FIELD}[{i}]"), cidr, &problem));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(causes: &[Cause]) -> Vec<(&str, &str)> {
+        causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.message.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_ingress_class_names_a_domain_prefixed_controller_and_scoped_parameters() {
+        let mut class = json!({"spec": {"controller": "example.com/ingress",
+            "parameters": {"kind": "Params", "name": "p"}}});
+        IngressClasses.default(
+            &mut class,
+            &DefaultContext {
+                create: true,
+                old: None,
+                ip_family: "IPv4",
+            },
+        );
+        assert_eq!(class["spec"]["parameters"]["scope"], "Cluster");
+        assert!(IngressClasses.validate(&class).is_empty());
+        let bad = json!({"spec": {"controller": "nginx",
+            "parameters": {"kind": "Params", "name": "p", "scope": "Cluster", "namespace": "x"}}});
+        assert_eq!(
+            fields(&IngressClasses.validate(&bad)),
+            [
+                (
+                    "spec.controller",
+                    "Invalid value: \"nginx\": must be a domain-prefixed path (such as \"acme.io/foo\")"
+                ),
+                (
+                    "spec.parameters.namespace",
+                    "Forbidden: `parameters.scope` is set to 'Cluster'"
+                ),
+            ]
+        );
+        let changed = json!({"spec": {"controller": "example.com/other"}});
+        assert_eq!(
+            IngressClasses.validate_update(&changed, &class)[0].field,
+            "spec.controller"
+        );
+    }
+
+    #[test]
+    fn an_ip_address_names_its_parent_which_never_changes() {
+        let ip = json!({"spec": {"parentRef": {"group": "", "resource": "services",
+                                               "namespace": "default", "name": "web"}}});
+        assert!(IpAddresses.validate(&ip).is_empty());
+        assert_eq!(
+            fields(&IpAddresses.validate(&json!({"spec": {}}))),
+            [("spec.parentRef", "Required value")]
+        );
+        assert_eq!(
+            fields(
+                &IpAddresses.validate(&json!({"spec": {"parentRef": {"resource": "services"}}}))
+            ),
+            [("spec.parentRef.name", "Required value")]
+        );
+        let mut moved = ip.clone();
+        moved["spec"]["parentRef"]["name"] = json!("other");
+        assert_eq!(
+            IpAddresses.validate_update(&moved, &ip)[0].field,
+            "spec.parentRef"
+        );
+        assert_eq!(IpAddresses.info().name_rule, NameRule::IpAddress);
+    }
+
+    #[test]
+    fn a_service_cidr_holds_one_subnet_per_family() {
+        let spec = |cidrs: Value| json!({"spec": {"cidrs": cidrs}});
+        assert!(
+            ServiceCidrs
+                .validate(&spec(json!(["10.96.0.0/12", "fd00::/108"])))
+                .is_empty()
+        );
+        assert_eq!(
+            fields(&ServiceCidrs.validate(&spec(json!([])))),
+            [("spec.cidrs", "Required value: at least one CIDR required")]
+        );
+        let causes = ServiceCidrs.validate(&spec(json!(["10.0.0.0/24", "10.1.0.0/24"])));
+        assert!(
+            causes[0]
+                .message
+                .ends_with("i.e 192.168.0.0/24 and 2001:db8::/64")
+        );
+        assert_eq!(
+            fields(&ServiceCidrs.validate(&spec(json!(["10.0.0.1/24"])))),
+            [(
+                "spec.cidrs[0]",
+                "Invalid value: \"10.0.0.1/24\": must not have bits set beyond the prefix length"
+            )]
+        );
+        let old = spec(json!(["10.0.0.0/24"]));
+        let causes = ServiceCidrs.validate_update(&spec(json!(["10.1.0.0/24"])), &old);
+        assert_eq!(causes[0].field, "spec.cidrs");
+    }
+}
