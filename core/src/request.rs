@@ -43,6 +43,8 @@ impl Verb {
 pub enum Subresource {
     Status,
     Scale,
+    /// `serviceaccounts/{name}/token`: a TokenRequest (create only).
+    Token,
 }
 
 impl Subresource {
@@ -51,6 +53,7 @@ impl Subresource {
         match self {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
+            Subresource::Token => "token",
         }
     }
 }

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kubecache_server::cli::{Cli, Command, ServeArgs};
-use kubecache_server::{filters, server, serving, tls};
+use kubecache_server::{filters, server, service_accounts, serving, tls};
+use kubecache_store::service_accounts::{self as service_accounts_controllers, Controllers};
 use tokio::net::TcpListener;
 
 /// mimalloc instead of glibc malloc: the fan-out allocates and frees a frame per event and
@@ -41,10 +42,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let api = server::build_api_with(backend, &args.etcd_prefix, args.reads(), args.admission())
         .await
         .map_err(|e| format!("cannot initialise storage: {e}"))?;
+    let tokens = service_accounts::Tokens::load(&args.tokens())?;
+    let _ = api.tokens.set(std::sync::Arc::new(tokens));
+    let controllers = Controllers::parse(&args.service_accounts.controllers)?;
     let security = &args.security;
     let shutdown = shutdown_signal();
     let chain = filters::Chain::new(&security.chain_options()?, &api)?;
-    let app = filters::apply(server::router(api), chain.clone());
+    let app = filters::apply(server::router(api.clone()), chain.clone());
+    // The CA bundle `kube-root-ca.crt` publishes: what clients verify the secure port with.
+    let mut root_ca = String::new();
     let mut listeners = Vec::new();
     if args.insecure_port != 0 {
         let tcp = bind(args.insecure_bind_address, args.insecure_port).await?;
@@ -64,6 +70,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             "kubecache serving securely on https://{addr} (storage: {})",
             storage.describe()
         );
+        root_ca = match (&tls.generated_ca, &security.tls_cert_file) {
+            (Some(ca), _) => std::fs::read_to_string(ca),
+            (None, Some(chain)) => std::fs::read_to_string(chain),
+            (None, None) => Ok(String::new()),
+        }
+        .map_err(|e| format!("cannot read the serving CA: {e}"))?;
         if let Some(ca) = &tls.generated_ca {
             println!(
                 "self-signed serving certificate in {}; clients trust {}",
@@ -79,6 +91,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if listeners.is_empty() {
         return Err("both --insecure-port and --secure-port are 0: nothing to serve".to_string());
     }
+    tokio::spawn(service_accounts_controllers::run(api, controllers, root_ca));
     serving::run(
         listeners,
         app,

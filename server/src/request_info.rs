@@ -190,6 +190,10 @@ pub enum Target {
     },
     /// `/openapi/...`: what follows `/openapi/` (`v2`, `v3`, `v3/apis/apps/v1`, …)
     OpenApi(String),
+    /// `/.well-known/openid-configuration` (the service-account issuer's discovery)
+    OpenIdConfiguration,
+    /// `/openid/v1/jwks`
+    Jwks,
     Resource(ResourceRequest),
 }
 
@@ -232,6 +236,9 @@ pub fn resolve(
         None => None,
         Some("status") if resource.status_subresource => Some(Subresource::Status),
         Some("scale") if resource.scale_subresource => Some(Subresource::Scale),
+        Some("token") if resource.group.is_empty() && resource.resource == "serviceaccounts" => {
+            Some(Subresource::Token)
+        }
         Some(_) => return Err(ApiError::path_not_found()),
     };
     let verb = match *method {
@@ -245,6 +252,7 @@ pub fn resolve(
             }
         }
         Method::POST if name.is_none() && !legacy_watch => Verb::Create,
+        Method::POST if subresource == Some(Subresource::Token) => Verb::Create,
         Method::PUT if name.is_some() && !legacy_watch => Verb::Update,
         Method::PATCH if name.is_some() && !legacy_watch => Verb::Patch,
         Method::DELETE if !legacy_watch && subresource.is_none() => {
@@ -260,6 +268,11 @@ pub fn resolve(
         return Err(ApiError::method_not_allowed());
     }
     if subresource.is_some() && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch) {
+        if subresource != Some(Subresource::Token) {
+            return Err(ApiError::method_not_allowed());
+        }
+    }
+    if subresource == Some(Subresource::Token) && verb != Verb::Create {
         return Err(ApiError::method_not_allowed());
     }
     Ok(Target::Resource(ResourceRequest {
@@ -290,6 +303,8 @@ fn non_resource(registry: &Snapshot, parts: &[String]) -> Result<Target, ApiErro
         ["readyz", ..] => Ok(Target::Readyz),
         ["metrics"] => Ok(Target::Metrics),
         ["openapi", rest @ ..] => Ok(Target::OpenApi(rest.join("/"))),
+        [".well-known", "openid-configuration"] => Ok(Target::OpenIdConfiguration),
+        ["openid", "v1", "jwks"] => Ok(Target::Jwks),
         ["api"] => Ok(Target::CoreVersions),
         ["apis"] => Ok(Target::Groups),
         ["api", version] => known_group_version(registry, "", version),

@@ -15,6 +15,8 @@
 //!   established CRD's versions, cleanup); [`resources`]: adding and removing served
 //!   resources at run time, the read path and the registry in step; [`conversion`]: a CRD's
 //!   conversion webhook, the converter its custom resources await.
+//! - [`service_accounts`]: the `default` ServiceAccount and the `kube-root-ca.crt`
+//!   ConfigMap of every namespace (kube-controller-manager's controllers, `--controllers`).
 //! - [`rbac`]: the bootstrap RBAC policy, the ClusterRole aggregation controller and the live
 //!   [`rbac::index::PolicyIndex`] both it and the server's RBAC authorizer follow.
 //!
@@ -31,6 +33,7 @@ pub mod crds;
 pub mod namespaces;
 pub mod rbac;
 pub mod resources;
+pub mod service_accounts;
 pub mod store;
 
 pub use store::{Created, Deleted, Preconditions, Store, Writer, startup_error};

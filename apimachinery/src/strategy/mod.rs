@@ -248,7 +248,7 @@ where
 
 /// Every built-in strategy, in discovery order within each group.
 pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
-    let all: [Arc<dyn Strategy>; 38] = [
+    let all: [Arc<dyn Strategy>; 39] = [
         Arc::new(core::ConfigMaps),
         Arc::new(core::Endpoints),
         Arc::new(core::Events),
@@ -271,6 +271,7 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(batch::Jobs),
         Arc::new(others::CustomResourceDefinitions),
         Arc::new(others::SelfSubjectReviews),
+        Arc::new(others::TokenReviews),
         Arc::new(others::LocalSubjectAccessReviews),
         Arc::new(others::SelfSubjectAccessReviews),
         Arc::new(others::SelfSubjectRulesReviews),

@@ -48,6 +48,9 @@ async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
         (Some(Subresource::Scale), Verb::Get) => scale::get(&call).await,
         (Some(Subresource::Scale), Verb::Update) => scale::update(&call).await,
         (Some(Subresource::Scale), Verb::Patch) => scale::patch(&call).await,
+        (Some(Subresource::Token), Verb::Create) => {
+            crate::service_accounts::token_request::create(&call).await
+        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
