@@ -21,6 +21,7 @@
 //! first, so a create in a missing namespace is a 404 before any validation),
 //! [`strategy::Defaulting`] (kube's scheme defaults, which kube applies when decoding, plus the
 //! strategies' create-time fields such as a Job's generated selector),
+//! [`service_account::ServiceAccount`] (a pod's service account and its token volume),
 //! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`].
 //!
 //! Validating, in order: [`strategy::ObjectMeta`], [`strategy::Fields`],
@@ -29,6 +30,7 @@
 
 pub mod lifecycle;
 pub mod priority;
+pub mod service_account;
 pub mod service_ips;
 pub mod strategy;
 
@@ -163,6 +165,7 @@ impl Admission {
             mutating: vec![
                 Box::new(lifecycle::NamespaceLifecycle),
                 Box::new(strategy::Defaulting),
+                Box::new(service_account::ServiceAccount),
                 Box::new(priority::Priority),
                 Box::new(priority::DefaultTolerationSeconds),
             ],

@@ -133,6 +133,7 @@ async fn dispatch(
             return Ok(Reply::Stream(
                 crate::service_accounts::discovery::openid_configuration(
                     api.tokens(),
+                    &parts.uri,
                     &parts.headers,
                 ),
             ));

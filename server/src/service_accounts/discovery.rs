@@ -4,7 +4,7 @@
 
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde_json::json;
 
 use super::Tokens;
@@ -15,13 +15,15 @@ pub const JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// `/.well-known/openid-configuration`. `jwks_uri` is `--service-account-jwks-uri`, else
 /// this server's JWKS at the host the client asked for (kube uses its external address).
-pub fn openid_configuration(tokens: &Tokens, headers: &HeaderMap) -> Response {
+pub fn openid_configuration(tokens: &Tokens, uri: &Uri, headers: &HeaderMap) -> Response {
     let jwks_uri = match tokens.jwks_uri.as_deref() {
         Some(uri) => uri.to_string(),
         None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
+            // HTTP/2 names the host in the request's authority, HTTP/1.1 in `Host`.
+            let host = uri
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
                 .unwrap_or("localhost");
             format!("https://{host}{JWKS_PATH}")
         }

@@ -4,6 +4,7 @@
 use http::StatusCode;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kubecache_core::field;
 use kubecache_core::status::{ApiError, Cause};
 use serde_json::Value;
 
@@ -57,9 +58,9 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     if expiration < MIN_EXPIRATION_SECONDS {
         return Err(invalid(
             &name,
-            Cause::invalid(
+            field::invalid(
                 "spec.expirationSeconds",
-                &expiration.to_string(),
+                &Value::from(expiration),
                 "may not specify a duration less than 10 minutes",
             ),
         ));
@@ -67,9 +68,9 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     if expiration > MAX_EXPIRATION_SECONDS {
         return Err(invalid(
             &name,
-            Cause::invalid(
+            field::invalid(
                 "spec.expirationSeconds",
-                &expiration.to_string(),
+                &Value::from(expiration),
                 "may not specify a duration larger than 2^32 seconds",
             ),
         ));

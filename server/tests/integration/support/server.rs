@@ -189,8 +189,14 @@ impl TestServer {
         admission: kubecache_admission::Config,
         configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
     ) -> TestServer {
-        let api = server::build_api_with(backend.clone(), "/registry", reads, admission)
-            .await
+        let api = server::build_api_with(
+            backend.clone(),
+            "/registry",
+            reads,
+            admission,
+            Default::default(),
+        )
+        .await
             .expect("build the API");
         configure(&api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
