@@ -464,13 +464,13 @@ fn is_deleting(object: &Value) -> bool {
 mod tests {
     use super::*;
 
-    fn tokens() -> Tokens {
+    fn generated() -> Tokens {
         Tokens::load(&TokenConfig::default()).unwrap()
     }
 
     #[test]
     fn signed_tokens_verify_and_tampered_ones_do_not() {
-        let tokens = tokens();
+        let tokens = generated();
         let claims = Claims {
             iss: DEFAULT_ISSUER.into(),
             sub: "system:serviceaccount:a:b".into(),
@@ -484,7 +484,7 @@ mod tests {
         tampered.insert_str(token.find('.').unwrap() + 1, "e30");
         assert!(tokens.verified_claims(&tampered).is_err() || tokens.verified_claims(&tampered).unwrap().is_none());
         // Another key's token is refused; a non-JWT or a foreign issuer's is not ours.
-        let other = tokens().sign(&claims).unwrap();
+        let other = generated().sign(&claims).unwrap();
         assert!(tokens.verified_claims(&other).is_err());
         assert!(tokens.verified_claims("not-a-jwt").unwrap().is_none());
         let foreign = Claims {
