@@ -69,6 +69,7 @@ ROOTS = ROOTS + [(m, v, k + "List") for (m, v, k) in LISTED] + [
     ("apimachinery.pkg.apis.meta.v1", "v1", "DeleteOptions"),
     ("apimachinery.pkg.apis.meta.v1", "", "WatchEvent"),
     ("api.autoscaling.v1", "autoscaling/v1", "Scale"),
+    ("api.authentication.v1", "authentication.k8s.io/v1", "TokenRequest"),
     ("apimachinery.pkg.runtime", "", "Unknown"),
 ]
 

@@ -9,8 +9,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(378), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(385), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -19,7 +19,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
             Field { tag: 2, json: "items", ty: Message(0), label: Repeated },
         ],
     },
@@ -28,7 +28,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(5), label: Optional },
             Field { tag: 3, json: "status", ty: Message(6), label: Optional },
         ],
@@ -40,7 +40,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -50,7 +50,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
             Field { tag: 2, json: "items", ty: Message(2), label: Repeated },
         ],
     },
@@ -59,8 +59,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(224), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(7), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -97,7 +97,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(11), label: Optional },
             Field { tag: 3, json: "status", ty: Message(12), label: Optional },
         ],
@@ -111,8 +111,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(383), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(383), label: Optional },
         ],
     },
     // 10
@@ -120,7 +120,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
             Field { tag: 2, json: "items", ty: Message(8), label: Repeated },
         ],
     },
@@ -130,8 +130,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(372), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(224), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(13), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -169,7 +169,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
             Field { tag: 3, json: "status", ty: Message(18), label: Optional },
         ],
@@ -181,7 +181,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -191,7 +191,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -201,8 +201,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(372), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(224), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -225,8 +225,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(388), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(388), label: Optional },
         ],
     },
     // 20
@@ -234,8 +234,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(388), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(388), label: Optional },
         ],
     },
     // 21
@@ -244,7 +244,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(388), label: Optional },
         ],
     },
     // 22
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(27), label: Optional },
             Field { tag: 3, json: "status", ty: Message(28), label: Optional },
         ],
@@ -264,7 +264,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -274,7 +274,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -301,9 +301,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
-            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(184), label: Repeated },
+            Field { tag: 2, json: "selector", ty: Message(372), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(224), label: Optional },
+            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(191), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(29), label: Optional },
@@ -341,30 +341,100 @@ pub static MESSAGES: &[Message] = &[
     },
     // 30
     Message {
+        name: "api.authentication.v1.BoundObjectReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "kind", ty: String, label: Optional },
+            Field { tag: 2, json: "apiVersion", ty: String, label: Optional },
+            Field { tag: 3, json: "name", ty: String, label: Optional },
+            Field { tag: 4, json: "uid", ty: String, label: Optional },
+        ],
+    },
+    // 31
+    Message {
         name: "api.authentication.v1.ExtraValue",
         special: Special::StringList,
         fields: &[
             Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
     },
-    // 31
+    // 32
     Message {
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "status", ty: Message(32), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "status", ty: Message(33), label: Optional },
         ],
     },
-    // 32
+    // 33
     Message {
         name: "api.authentication.v1.SelfSubjectReviewStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "userInfo", ty: Message(33), label: Optional },
+            Field { tag: 1, json: "userInfo", ty: Message(40), label: Optional },
         ],
     },
-    // 33
+    // 34
+    Message {
+        name: "api.authentication.v1.TokenRequest",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(35), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(36), label: Optional },
+        ],
+    },
+    // 35
+    Message {
+        name: "api.authentication.v1.TokenRequestSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "audiences", ty: String, label: Repeated },
+            Field { tag: 3, json: "boundObjectRef", ty: Message(30), label: Optional },
+            Field { tag: 4, json: "expirationSeconds", ty: Int64, label: Optional },
+        ],
+    },
+    // 36
+    Message {
+        name: "api.authentication.v1.TokenRequestStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "token", ty: String, label: Required },
+            Field { tag: 2, json: "expirationTimestamp", ty: Message(383), label: Optional },
+        ],
+    },
+    // 37
+    Message {
+        name: "api.authentication.v1.TokenReview",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(38), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(39), label: Optional },
+        ],
+    },
+    // 38
+    Message {
+        name: "api.authentication.v1.TokenReviewSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "token", ty: String, label: Optional },
+            Field { tag: 2, json: "audiences", ty: String, label: Repeated },
+        ],
+    },
+    // 39
+    Message {
+        name: "api.authentication.v1.TokenReviewStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "authenticated", ty: Bool, label: Optional },
+            Field { tag: 2, json: "user", ty: Message(40), label: Optional },
+            Field { tag: 3, json: "error", ty: String, label: Optional },
+            Field { tag: 4, json: "audiences", ty: String, label: Repeated },
+        ],
+    },
+    // 40
     Message {
         name: "api.authentication.v1.UserInfo",
         special: Special::None,
@@ -372,10 +442,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "username", ty: String, label: Optional },
             Field { tag: 2, json: "uid", ty: String, label: Optional },
             Field { tag: 3, json: "groups", ty: String, label: Repeated },
-            Field { tag: 4, json: "extra", ty: Message(30), label: Map },
+            Field { tag: 4, json: "extra", ty: Message(31), label: Map },
         ],
     },
-    // 34
+    // 41
     Message {
         name: "api.authorization.v1.ExtraValue",
         special: Special::StringList,
@@ -383,35 +453,35 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
     },
-    // 35
+    // 42
     Message {
         name: "api.authorization.v1.FieldSelectorAttributes",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(363), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(370), label: Repeated },
         ],
     },
-    // 36
+    // 43
     Message {
         name: "api.authorization.v1.LabelSelectorAttributes",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(373), label: Repeated },
         ],
     },
-    // 37
+    // 44
     Message {
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(48), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(54), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(55), label: Optional },
         ],
     },
-    // 38
+    // 45
     Message {
         name: "api.authorization.v1.NonResourceAttributes",
         special: Special::None,
@@ -420,7 +490,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "verb", ty: String, label: Optional },
         ],
     },
-    // 39
+    // 46
     Message {
         name: "api.authorization.v1.NonResourceRule",
         special: Special::None,
@@ -429,7 +499,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 40
+    // 47
     Message {
         name: "api.authorization.v1.ResourceAttributes",
         special: Special::None,
@@ -441,11 +511,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "resource", ty: String, label: Optional },
             Field { tag: 6, json: "subresource", ty: String, label: Optional },
             Field { tag: 7, json: "name", ty: String, label: Optional },
-            Field { tag: 8, json: "fieldSelector", ty: Message(35), label: Optional },
-            Field { tag: 9, json: "labelSelector", ty: Message(36), label: Optional },
+            Field { tag: 8, json: "fieldSelector", ty: Message(42), label: Optional },
+            Field { tag: 9, json: "labelSelector", ty: Message(43), label: Optional },
         ],
     },
-    // 41
+    // 48
     Message {
         name: "api.authorization.v1.ResourceRule",
         special: Special::None,
@@ -456,36 +526,36 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceNames", ty: String, label: Repeated },
         ],
     },
-    // 42
+    // 49
     Message {
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(43), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(48), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(50), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(55), label: Optional },
         ],
     },
-    // 43
+    // 50
     Message {
         name: "api.authorization.v1.SelfSubjectAccessReviewSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "resourceAttributes", ty: Message(40), label: Optional },
-            Field { tag: 2, json: "nonResourceAttributes", ty: Message(38), label: Optional },
+            Field { tag: 1, json: "resourceAttributes", ty: Message(47), label: Optional },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Message(45), label: Optional },
         ],
     },
-    // 44
+    // 51
     Message {
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(45), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(49), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(52), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(56), label: Optional },
         ],
     },
-    // 45
+    // 52
     Message {
         name: "api.authorization.v1.SelfSubjectRulesReviewSpec",
         special: Special::None,
@@ -493,30 +563,30 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 46
+    // 53
     Message {
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(47), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(48), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(54), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(55), label: Optional },
         ],
     },
-    // 47
+    // 54
     Message {
         name: "api.authorization.v1.SubjectAccessReviewSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "resourceAttributes", ty: Message(40), label: Optional },
-            Field { tag: 2, json: "nonResourceAttributes", ty: Message(38), label: Optional },
+            Field { tag: 1, json: "resourceAttributes", ty: Message(47), label: Optional },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Message(45), label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "groups", ty: String, label: Repeated },
-            Field { tag: 5, json: "extra", ty: Message(34), label: Map },
+            Field { tag: 5, json: "extra", ty: Message(41), label: Map },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 48
+    // 55
     Message {
         name: "api.authorization.v1.SubjectAccessReviewStatus",
         special: Special::None,
@@ -527,28 +597,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "denied", ty: Bool, label: OmitZero },
         ],
     },
-    // 49
+    // 56
     Message {
         name: "api.authorization.v1.SubjectRulesReviewStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "resourceRules", ty: Message(41), label: Repeated },
-            Field { tag: 2, json: "nonResourceRules", ty: Message(39), label: Repeated },
+            Field { tag: 1, json: "resourceRules", ty: Message(48), label: Repeated },
+            Field { tag: 2, json: "nonResourceRules", ty: Message(46), label: Repeated },
             Field { tag: 3, json: "incomplete", ty: Bool, label: Required },
             Field { tag: 4, json: "evaluationError", ty: String, label: Optional },
         ],
     },
-    // 50
+    // 57
     Message {
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(51), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(52), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(58), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(59), label: Optional },
         ],
     },
-    // 51
+    // 58
     Message {
         name: "api.autoscaling.v1.ScaleSpec",
         special: Special::None,
@@ -556,7 +626,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
         ],
     },
-    // 52
+    // 59
     Message {
         name: "api.autoscaling.v1.ScaleStatus",
         special: Special::None,
@@ -565,26 +635,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "selector", ty: String, label: Optional },
         ],
     },
-    // 53
+    // 60
     Message {
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(55), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(56), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(62), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(63), label: Optional },
         ],
     },
-    // 54
+    // 61
     Message {
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(53), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(60), label: Repeated },
         ],
     },
-    // 55
+    // 62
     Message {
         name: "api.batch.v1.CronJobSpec",
         special: Special::None,
@@ -593,55 +663,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Int64, label: Optional },
             Field { tag: 3, json: "concurrencyPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 5, json: "jobTemplate", ty: Message(62), label: Optional },
+            Field { tag: 5, json: "jobTemplate", ty: Message(69), label: Optional },
             Field { tag: 6, json: "successfulJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 7, json: "failedJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "timeZone", ty: String, label: Optional },
         ],
     },
-    // 56
+    // 63
     Message {
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "active", ty: Message(182), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(376), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "active", ty: Message(189), label: Repeated },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(383), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(383), label: Optional },
         ],
     },
-    // 57
+    // 64
     Message {
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(61), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(67), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(68), label: Optional },
         ],
     },
-    // 58
+    // 65
     Message {
         name: "api.batch.v1.JobCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(383), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 59
+    // 66
     Message {
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(57), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(64), label: Repeated },
         ],
     },
-    // 60
+    // 67
     Message {
         name: "api.batch.v1.JobSpec",
         special: Special::None,
@@ -649,57 +719,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(372), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(224), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
             Field { tag: 10, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 11, json: "podFailurePolicy", ty: Message(63), label: Optional },
+            Field { tag: 11, json: "podFailurePolicy", ty: Message(70), label: Optional },
             Field { tag: 12, json: "backoffLimitPerIndex", ty: Int32, label: Optional },
             Field { tag: 13, json: "maxFailedIndexes", ty: Int32, label: Optional },
             Field { tag: 14, json: "podReplacementPolicy", ty: String, label: Optional },
             Field { tag: 15, json: "managedBy", ty: String, label: Optional },
-            Field { tag: 16, json: "successPolicy", ty: Message(67), label: Optional },
+            Field { tag: 16, json: "successPolicy", ty: Message(74), label: Optional },
         ],
     },
-    // 61
+    // 68
     Message {
         name: "api.batch.v1.JobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(58), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(376), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(65), label: Repeated },
+            Field { tag: 2, json: "startTime", ty: Message(383), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(383), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
             Field { tag: 7, json: "completedIndexes", ty: String, label: Optional },
-            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(69), label: Optional },
+            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(76), label: Optional },
             Field { tag: 9, json: "ready", ty: Int32, label: Optional },
             Field { tag: 10, json: "failedIndexes", ty: String, label: Optional },
             Field { tag: 11, json: "terminating", ty: Int32, label: Optional },
         ],
     },
-    // 62
+    // 69
     Message {
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(60), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(67), label: Optional },
         ],
     },
-    // 63
+    // 70
     Message {
         name: "api.batch.v1.PodFailurePolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(66), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(73), label: Repeated },
         ],
     },
-    // 64
+    // 71
     Message {
         name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
         special: Special::None,
@@ -709,7 +779,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 65
+    // 72
     Message {
         name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
         special: Special::None,
@@ -718,25 +788,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 66
+    // 73
     Message {
         name: "api.batch.v1.PodFailurePolicyRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Required },
-            Field { tag: 2, json: "onExitCodes", ty: Message(64), label: Optional },
-            Field { tag: 3, json: "onPodConditions", ty: Message(65), label: Repeated },
+            Field { tag: 2, json: "onExitCodes", ty: Message(71), label: Optional },
+            Field { tag: 3, json: "onPodConditions", ty: Message(72), label: Repeated },
         ],
     },
-    // 67
+    // 74
     Message {
         name: "api.batch.v1.SuccessPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(68), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(75), label: Repeated },
         ],
     },
-    // 68
+    // 75
     Message {
         name: "api.batch.v1.SuccessPolicyRule",
         special: Special::None,
@@ -745,7 +815,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "succeededCount", ty: Int32, label: Optional },
         ],
     },
-    // 69
+    // 76
     Message {
         name: "api.batch.v1.UncountedTerminatedPods",
         special: Special::None,
@@ -754,49 +824,49 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "failed", ty: String, label: Repeated },
         ],
     },
-    // 70
+    // 77
     Message {
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(79), label: Optional },
         ],
     },
-    // 71
+    // 78
     Message {
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(70), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(77), label: Repeated },
         ],
     },
-    // 72
+    // 79
     Message {
         name: "api.coordination.v1.LeaseSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(369), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(369), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(376), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
         ],
     },
-    // 73
+    // 80
     Message {
         name: "api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Message(165), label: Optional },
-            Field { tag: 2, json: "podAffinity", ty: Message(197), label: Optional },
-            Field { tag: 3, json: "podAntiAffinity", ty: Message(199), label: Optional },
+            Field { tag: 1, json: "nodeAffinity", ty: Message(172), label: Optional },
+            Field { tag: 2, json: "podAffinity", ty: Message(204), label: Optional },
+            Field { tag: 3, json: "podAntiAffinity", ty: Message(206), label: Optional },
         ],
     },
-    // 74
+    // 81
     Message {
         name: "api.core.v1.AppArmorProfile",
         special: Special::None,
@@ -805,7 +875,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 75
+    // 82
     Message {
         name: "api.core.v1.AttachedVolume",
         special: Special::None,
@@ -814,7 +884,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 76
+    // 83
     Message {
         name: "api.core.v1.AwsElasticBlockStoreVolumeSource",
         special: Special::None,
@@ -825,7 +895,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 77
+    // 84
     Message {
         name: "api.core.v1.AzureDiskVolumeSource",
         special: Special::None,
@@ -838,7 +908,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 78
+    // 85
     Message {
         name: "api.core.v1.AzureFilePersistentVolumeSource",
         special: Special::None,
@@ -849,7 +919,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
         ],
     },
-    // 79
+    // 86
     Message {
         name: "api.core.v1.AzureFileVolumeSource",
         special: Special::None,
@@ -859,7 +929,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 80
+    // 87
     Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
@@ -869,14 +939,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(246), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(246), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(253), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(253), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(253), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(253), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(253), label: Optional },
         ],
     },
-    // 81
+    // 88
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -885,10 +955,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(161), label: Optional },
         ],
     },
-    // 82
+    // 89
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
@@ -897,7 +967,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
         ],
     },
-    // 83
+    // 90
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
@@ -906,11 +976,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(253), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 84
+    // 91
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
@@ -919,11 +989,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(161), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 85
+    // 92
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -931,10 +1001,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(253), label: Optional },
         ],
     },
-    // 86
+    // 93
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -942,10 +1012,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(161), label: Optional },
         ],
     },
-    // 87
+    // 94
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
@@ -953,58 +1023,58 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 88
+    // 95
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(372), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 89
+    // 96
     Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 90
+    // 97
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(161), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 91
+    // 98
     Message {
         name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(161), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 92
+    // 99
     Message {
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(89), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(96), label: Repeated },
         ],
     },
-    // 93
+    // 100
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -1016,28 +1086,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
-    // 94
+    // 101
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(161), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(155), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 95
+    // 102
     Message {
         name: "api.core.v1.ConfigMapVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(161), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(155), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 96
+    // 103
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
@@ -1047,29 +1117,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(106), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(127), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(242), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(279), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(228), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(228), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(156), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(255), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(126), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(278), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(228), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(107), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(108), label: Repeated },
         ],
     },
-    // 97
+    // 104
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -1079,7 +1149,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "requestName", ty: String, label: Optional },
         ],
     },
-    // 98
+    // 105
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
@@ -1088,7 +1158,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
-    // 99
+    // 106
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
@@ -1100,7 +1170,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
     },
-    // 100
+    // 107
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -1109,16 +1179,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "restartPolicy", ty: String, label: Required },
         ],
     },
-    // 101
+    // 108
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
-            Field { tag: 2, json: "exitCodes", ty: Message(102), label: Optional },
+            Field { tag: 2, json: "exitCodes", ty: Message(109), label: Optional },
         ],
     },
-    // 102
+    // 109
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
@@ -1127,25 +1197,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 103
+    // 110
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Message(106), label: Optional },
-            Field { tag: 2, json: "running", ty: Message(104), label: Optional },
-            Field { tag: 3, json: "terminated", ty: Message(105), label: Optional },
+            Field { tag: 1, json: "waiting", ty: Message(113), label: Optional },
+            Field { tag: 2, json: "running", ty: Message(111), label: Optional },
+            Field { tag: 3, json: "terminated", ty: Message(112), label: Optional },
         ],
     },
-    // 104
+    // 111
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(376), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(383), label: Optional },
         ],
     },
-    // 105
+    // 112
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -1154,12 +1224,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(376), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(376), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(383), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(383), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
-    // 106
+    // 113
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
@@ -1168,37 +1238,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "message", ty: String, label: Optional },
         ],
     },
-    // 107
+    // 114
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "state", ty: Message(103), label: Optional },
-            Field { tag: 3, json: "lastState", ty: Message(103), label: Optional },
+            Field { tag: 2, json: "state", ty: Message(110), label: Optional },
+            Field { tag: 3, json: "lastState", ty: Message(110), label: Optional },
             Field { tag: 4, json: "ready", ty: Bool, label: Required },
             Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
             Field { tag: 6, json: "image", ty: String, label: Required },
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(360), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(273), label: Repeated },
-            Field { tag: 13, json: "user", ty: Message(108), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(236), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(367), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(242), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(280), label: Repeated },
+            Field { tag: 13, json: "user", ty: Message(115), label: Optional },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(243), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 108
+    // 115
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "linux", ty: Message(151), label: Optional },
+            Field { tag: 1, json: "linux", ty: Message(158), label: Optional },
         ],
     },
-    // 109
+    // 116
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
@@ -1206,55 +1276,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "Port", ty: Int32, label: Required },
         ],
     },
-    // 110
+    // 117
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(118), label: Repeated },
         ],
     },
-    // 111
+    // 118
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
-            Field { tag: 2, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(233), label: Optional },
+            Field { tag: 2, json: "fieldRef", ty: Message(188), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(240), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 112
+    // 119
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(111), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(118), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 113
+    // 120
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(360), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(367), label: Optional },
         ],
     },
-    // 114
+    // 121
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
-            Field { tag: 2, json: "targetRef", ty: Message(182), label: Optional },
+            Field { tag: 2, json: "targetRef", ty: Message(189), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
         ],
     },
-    // 115
+    // 122
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
@@ -1265,76 +1335,76 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 116
+    // 123
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Message(114), label: Repeated },
-            Field { tag: 2, json: "notReadyAddresses", ty: Message(114), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(115), label: Repeated },
+            Field { tag: 1, json: "addresses", ty: Message(121), label: Repeated },
+            Field { tag: 2, json: "notReadyAddresses", ty: Message(121), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(122), label: Repeated },
         ],
     },
-    // 117
+    // 124
     Message {
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subsets", ty: Message(116), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "subsets", ty: Message(123), label: Repeated },
         ],
     },
-    // 118
+    // 125
     Message {
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(117), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(124), label: Repeated },
         ],
     },
-    // 119
+    // 126
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
-            Field { tag: 2, json: "configMapRef", ty: Message(90), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(242), label: Optional },
+            Field { tag: 2, json: "configMapRef", ty: Message(97), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(249), label: Optional },
         ],
     },
-    // 120
+    // 127
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "valueFrom", ty: Message(121), label: Optional },
+            Field { tag: 3, json: "valueFrom", ty: Message(128), label: Optional },
         ],
     },
-    // 121
+    // 128
     Message {
         name: "api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Message(181), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(233), label: Optional },
-            Field { tag: 3, json: "configMapKeyRef", ty: Message(91), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(243), label: Optional },
-            Field { tag: 5, json: "fileKeyRef", ty: Message(131), label: Optional },
+            Field { tag: 1, json: "fieldRef", ty: Message(188), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(240), label: Optional },
+            Field { tag: 3, json: "configMapKeyRef", ty: Message(98), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(250), label: Optional },
+            Field { tag: 5, json: "fileKeyRef", ty: Message(138), label: Optional },
         ],
     },
-    // 122
+    // 129
     Message {
         name: "api.core.v1.EphemeralContainer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(123), label: Inline },
+            Field { tag: 1, json: "", ty: Message(130), label: Inline },
             Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
         ],
     },
-    // 123
+    // 130
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -1344,77 +1414,77 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(99), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(120), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(235), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(272), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(221), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(221), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(149), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(106), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(127), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(242), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(279), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(228), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(228), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(156), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(248), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(255), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(119), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(126), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(271), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(221), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(100), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(278), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(228), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(107), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(101), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(108), label: Repeated },
         ],
     },
-    // 124
+    // 131
     Message {
         name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(189), label: Optional },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(196), label: Optional },
         ],
     },
-    // 125
+    // 132
     Message {
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "involvedObject", ty: Message(182), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "involvedObject", ty: Message(189), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "source", ty: Message(128), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 5, json: "source", ty: Message(135), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(383), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(383), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(369), label: Optional },
-            Field { tag: 11, json: "series", ty: Message(127), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(376), label: Optional },
+            Field { tag: 11, json: "series", ty: Message(134), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
-            Field { tag: 13, json: "related", ty: Message(182), label: Optional },
+            Field { tag: 13, json: "related", ty: Message(189), label: Optional },
             Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
             Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
         ],
     },
-    // 126
+    // 133
     Message {
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(125), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(132), label: Repeated },
         ],
     },
-    // 127
+    // 134
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(376), label: Optional },
         ],
     },
-    // 128
+    // 135
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
@@ -1423,7 +1493,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 129
+    // 136
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
@@ -1431,7 +1501,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
     },
-    // 130
+    // 137
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
@@ -1443,7 +1513,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
-    // 131
+    // 138
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
@@ -1454,31 +1524,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 132
+    // 139
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(253), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 133
+    // 140
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(161), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 134
+    // 141
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
@@ -1487,7 +1557,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
         ],
     },
-    // 135
+    // 142
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
@@ -1498,7 +1568,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 136
+    // 143
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -1508,7 +1578,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
     },
-    // 137
+    // 144
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -1519,7 +1589,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
-    // 138
+    // 145
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -1529,7 +1599,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 139
+    // 146
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
@@ -1538,7 +1608,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
-    // 140
+    // 147
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
@@ -1547,7 +1617,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
-    // 141
+    // 148
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
@@ -1555,7 +1625,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 142
+    // 149
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
@@ -1564,19 +1634,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
-    // 143
+    // 150
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(388), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
-            Field { tag: 5, json: "httpHeaders", ty: Message(144), label: Repeated },
+            Field { tag: 5, json: "httpHeaders", ty: Message(151), label: Repeated },
         ],
     },
-    // 144
+    // 151
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
@@ -1585,7 +1655,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 145
+    // 152
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
@@ -1594,7 +1664,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
         ],
     },
-    // 146
+    // 153
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
@@ -1607,12 +1677,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(253), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 147
+    // 154
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
@@ -1625,12 +1695,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(161), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 148
+    // 155
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
@@ -1640,28 +1710,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 149
+    // 156
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Message(150), label: Optional },
-            Field { tag: 2, json: "preStop", ty: Message(150), label: Optional },
+            Field { tag: 1, json: "postStart", ty: Message(157), label: Optional },
+            Field { tag: 2, json: "preStop", ty: Message(157), label: Optional },
             Field { tag: 3, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 150
+    // 157
     Message {
         name: "api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(258), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(136), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(150), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(270), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(265), label: Optional },
         ],
     },
-    // 151
+    // 158
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -1671,7 +1741,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
-    // 152
+    // 159
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -1679,18 +1749,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(218), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(225), label: Repeated },
         ],
     },
-    // 153
+    // 160
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(152), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(159), label: Repeated },
         ],
     },
-    // 154
+    // 161
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
@@ -1698,7 +1768,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 155
+    // 162
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
@@ -1707,7 +1777,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 156
+    // 163
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -1716,38 +1786,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 157
+    // 164
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(160), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(161), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(167), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(168), label: Optional },
         ],
     },
-    // 158
+    // 165
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 159
+    // 166
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(157), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(164), label: Repeated },
         ],
     },
-    // 160
+    // 167
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
@@ -1755,16 +1825,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
     },
-    // 161
+    // 168
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(158), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(165), label: Repeated },
         ],
     },
-    // 162
+    // 169
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
@@ -1774,17 +1844,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 163
+    // 170
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(177), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(178), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(184), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(185), label: Optional },
         ],
     },
-    // 164
+    // 171
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
@@ -1793,56 +1863,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
-    // 165
+    // 172
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(174), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(220), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(181), label: Optional },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(227), label: Repeated },
         ],
     },
-    // 166
+    // 173
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(383), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 167
+    // 174
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Message(93), label: Optional },
+            Field { tag: 2, json: "configMap", ty: Message(100), label: Optional },
         ],
     },
-    // 168
+    // 175
     Message {
         name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "assigned", ty: Message(167), label: Optional },
-            Field { tag: 2, json: "active", ty: Message(167), label: Optional },
-            Field { tag: 3, json: "lastKnownGood", ty: Message(167), label: Optional },
+            Field { tag: 1, json: "assigned", ty: Message(174), label: Optional },
+            Field { tag: 2, json: "active", ty: Message(174), label: Optional },
+            Field { tag: 3, json: "lastKnownGood", ty: Message(174), label: Optional },
             Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
-    // 169
+    // 176
     Message {
         name: "api.core.v1.NodeDaemonEndpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Message(109), label: Optional },
+            Field { tag: 1, json: "kubeletEndpoint", ty: Message(116), label: Optional },
         ],
     },
-    // 170
+    // 177
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
@@ -1850,25 +1920,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
     },
-    // 171
+    // 178
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(163), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(170), label: Repeated },
         ],
     },
-    // 172
+    // 179
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "features", ty: Message(173), label: Optional },
+            Field { tag: 2, json: "features", ty: Message(180), label: Optional },
         ],
     },
-    // 173
+    // 180
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -1877,15 +1947,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
         ],
     },
-    // 174
+    // 181
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(176), label: Repeated },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(183), label: Repeated },
         ],
     },
-    // 175
+    // 182
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -1895,16 +1965,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 176
+    // 183
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(175), label: Repeated },
-            Field { tag: 2, json: "matchFields", ty: Message(175), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(182), label: Repeated },
+            Field { tag: 2, json: "matchFields", ty: Message(182), label: Repeated },
         ],
     },
-    // 177
+    // 184
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
@@ -1913,33 +1983,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(262), label: Repeated },
-            Field { tag: 6, json: "configSource", ty: Message(167), label: Optional },
+            Field { tag: 5, json: "taints", ty: Message(269), label: Repeated },
+            Field { tag: 6, json: "configSource", ty: Message(174), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
     },
-    // 178
+    // 185
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(360), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(367), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(367), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
-            Field { tag: 4, json: "conditions", ty: Message(166), label: Repeated },
-            Field { tag: 5, json: "addresses", ty: Message(164), label: Repeated },
-            Field { tag: 6, json: "daemonEndpoints", ty: Message(169), label: Optional },
-            Field { tag: 7, json: "nodeInfo", ty: Message(180), label: Optional },
-            Field { tag: 8, json: "images", ty: Message(98), label: Repeated },
+            Field { tag: 4, json: "conditions", ty: Message(173), label: Repeated },
+            Field { tag: 5, json: "addresses", ty: Message(171), label: Repeated },
+            Field { tag: 6, json: "daemonEndpoints", ty: Message(176), label: Optional },
+            Field { tag: 7, json: "nodeInfo", ty: Message(187), label: Optional },
+            Field { tag: 8, json: "images", ty: Message(105), label: Repeated },
             Field { tag: 9, json: "volumesInUse", ty: String, label: Repeated },
-            Field { tag: 10, json: "volumesAttached", ty: Message(75), label: Repeated },
-            Field { tag: 11, json: "config", ty: Message(168), label: Optional },
-            Field { tag: 12, json: "runtimeHandlers", ty: Message(172), label: Repeated },
-            Field { tag: 13, json: "features", ty: Message(170), label: Optional },
+            Field { tag: 10, json: "volumesAttached", ty: Message(82), label: Repeated },
+            Field { tag: 11, json: "config", ty: Message(175), label: Optional },
+            Field { tag: 12, json: "runtimeHandlers", ty: Message(179), label: Repeated },
+            Field { tag: 13, json: "features", ty: Message(177), label: Optional },
             Field { tag: 14, json: "declaredFeatures", ty: String, label: Repeated },
         ],
     },
-    // 179
+    // 186
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
@@ -1947,7 +2017,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
     },
-    // 180
+    // 187
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -1962,10 +2032,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
             Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
             Field { tag: 10, json: "architecture", ty: String, label: Required },
-            Field { tag: 11, json: "swap", ty: Message(179), label: Optional },
+            Field { tag: 11, json: "swap", ty: Message(186), label: Optional },
         ],
     },
-    // 181
+    // 188
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
@@ -1974,7 +2044,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fieldPath", ty: String, label: Required },
         ],
     },
-    // 182
+    // 189
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
@@ -1988,89 +2058,89 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 183
+    // 190
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(193), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(194), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(200), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(201), label: Optional },
         ],
     },
-    // 184
+    // 191
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(188), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(194), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(195), label: Optional },
         ],
     },
-    // 185
+    // 192
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(383), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 186
+    // 193
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(184), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(191), label: Repeated },
         ],
     },
-    // 187
+    // 194
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(276), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(283), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(372), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(268), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(269), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(275), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(276), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 188
+    // 195
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 4, json: "conditions", ty: Message(185), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(360), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(367), label: Map },
+            Field { tag: 4, json: "conditions", ty: Message(192), label: Repeated },
+            Field { tag: 5, json: "allocatedResources", ty: Message(367), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(156), label: Optional },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(163), label: Optional },
         ],
     },
-    // 189
+    // 196
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(187), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(194), label: Optional },
         ],
     },
-    // 190
+    // 197
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
@@ -2079,62 +2149,62 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 191
+    // 198
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(190), label: Repeated },
         ],
     },
-    // 192
+    // 199
     Message {
         name: "api.core.v1.PersistentVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Message(135), label: Optional },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
-            Field { tag: 3, json: "hostPath", ty: Message(142), label: Optional },
-            Field { tag: 4, json: "glusterfs", ty: Message(137), label: Optional },
-            Field { tag: 5, json: "nfs", ty: Message(162), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(225), label: Optional },
-            Field { tag: 7, json: "iscsi", ty: Message(146), label: Optional },
-            Field { tag: 8, json: "cinder", ty: Message(85), label: Optional },
-            Field { tag: 9, json: "cephfs", ty: Message(83), label: Optional },
-            Field { tag: 10, json: "fc", ty: Message(130), label: Optional },
-            Field { tag: 11, json: "flocker", ty: Message(134), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(132), label: Optional },
-            Field { tag: 13, json: "azureFile", ty: Message(78), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(278), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(224), label: Optional },
-            Field { tag: 16, json: "azureDisk", ty: Message(77), label: Optional },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(219), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(237), label: Optional },
-            Field { tag: 20, json: "local", ty: Message(155), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(259), label: Optional },
-            Field { tag: 22, json: "csi", ty: Message(80), label: Optional },
+            Field { tag: 1, json: "gcePersistentDisk", ty: Message(142), label: Optional },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(83), label: Optional },
+            Field { tag: 3, json: "hostPath", ty: Message(149), label: Optional },
+            Field { tag: 4, json: "glusterfs", ty: Message(144), label: Optional },
+            Field { tag: 5, json: "nfs", ty: Message(169), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(232), label: Optional },
+            Field { tag: 7, json: "iscsi", ty: Message(153), label: Optional },
+            Field { tag: 8, json: "cinder", ty: Message(92), label: Optional },
+            Field { tag: 9, json: "cephfs", ty: Message(90), label: Optional },
+            Field { tag: 10, json: "fc", ty: Message(137), label: Optional },
+            Field { tag: 11, json: "flocker", ty: Message(141), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(139), label: Optional },
+            Field { tag: 13, json: "azureFile", ty: Message(85), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(285), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(231), label: Optional },
+            Field { tag: 16, json: "azureDisk", ty: Message(84), label: Optional },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Message(202), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(226), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(244), label: Optional },
+            Field { tag: 20, json: "local", ty: Message(162), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(266), label: Optional },
+            Field { tag: 22, json: "csi", ty: Message(87), label: Optional },
         ],
     },
-    // 193
+    // 200
     Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(360), label: Map },
-            Field { tag: 2, json: "", ty: Message(192), label: Inline },
+            Field { tag: 1, json: "capacity", ty: Message(367), label: Map },
+            Field { tag: 2, json: "", ty: Message(199), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 4, json: "claimRef", ty: Message(182), label: Optional },
+            Field { tag: 4, json: "claimRef", ty: Message(189), label: Optional },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: String, label: Optional },
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(274), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(281), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 194
+    // 201
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -2142,10 +2212,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(383), label: Optional },
         ],
     },
-    // 195
+    // 202
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
@@ -2154,48 +2224,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 196
+    // 203
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(214), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(220), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(221), label: Optional },
         ],
     },
-    // 197
+    // 204
     Message {
         name: "api.core.v1.PodAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(205), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(286), label: Repeated },
         ],
     },
-    // 198
+    // 205
     Message {
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(372), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(372), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 199
+    // 206
     Message {
         name: "api.core.v1.PodAntiAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(198), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(279), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(205), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(286), label: Repeated },
         ],
     },
-    // 200
+    // 207
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -2209,31 +2279,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "userAnnotations", ty: String, label: Map },
         ],
     },
-    // 201
+    // 208
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(383), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 202
+    // 209
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
-            Field { tag: 3, json: "options", ty: Message(203), label: Repeated },
+            Field { tag: 3, json: "options", ty: Message(210), label: Repeated },
         ],
     },
-    // 203
+    // 210
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
@@ -2242,16 +2312,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 204
+    // 211
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requestMappings", ty: Message(97), label: Repeated },
+            Field { tag: 1, json: "requestMappings", ty: Message(104), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 205
+    // 212
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
@@ -2259,16 +2329,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 206
+    // 213
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(196), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(203), label: Repeated },
         ],
     },
-    // 207
+    // 214
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
@@ -2276,7 +2346,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 208
+    // 215
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
@@ -2284,7 +2354,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "conditionType", ty: String, label: Required },
         ],
     },
-    // 209
+    // 216
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -2294,7 +2364,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
     },
-    // 210
+    // 217
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -2303,7 +2373,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 211
+    // 218
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
@@ -2311,33 +2381,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 212
+    // 219
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(239), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(246), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(261), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(280), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(268), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(287), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(240), label: Optional },
-            Field { tag: 11, json: "appArmorProfile", ty: Message(74), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(247), label: Optional },
+            Field { tag: 11, json: "appArmorProfile", ty: Message(81), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
         ],
     },
-    // 213
+    // 220
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(270), label: Repeated },
-            Field { tag: 2, json: "containers", ty: Message(96), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(277), label: Repeated },
+            Field { tag: 2, json: "containers", ty: Message(103), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
@@ -2349,92 +2419,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "securityContext", ty: Message(212), label: Optional },
-            Field { tag: 15, json: "imagePullSecrets", ty: Message(154), label: Repeated },
+            Field { tag: 14, json: "securityContext", ty: Message(219), label: Optional },
+            Field { tag: 15, json: "imagePullSecrets", ty: Message(161), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
             Field { tag: 17, json: "subdomain", ty: String, label: Optional },
-            Field { tag: 18, json: "affinity", ty: Message(73), label: Optional },
+            Field { tag: 18, json: "affinity", ty: Message(80), label: Optional },
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
-            Field { tag: 20, json: "initContainers", ty: Message(96), label: Repeated },
+            Field { tag: 20, json: "initContainers", ty: Message(103), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(264), label: Repeated },
-            Field { tag: 23, json: "hostAliases", ty: Message(140), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(271), label: Repeated },
+            Field { tag: 23, json: "hostAliases", ty: Message(147), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 26, json: "dnsConfig", ty: Message(202), label: Optional },
+            Field { tag: 26, json: "dnsConfig", ty: Message(209), label: Optional },
             Field { tag: 27, json: "shareProcessNamespace", ty: Bool, label: Optional },
-            Field { tag: 28, json: "readinessGates", ty: Message(208), label: Repeated },
+            Field { tag: 28, json: "readinessGates", ty: Message(215), label: Repeated },
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(360), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(267), label: Repeated },
-            Field { tag: 34, json: "ephemeralContainers", ty: Message(122), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(367), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(274), label: Repeated },
+            Field { tag: 34, json: "ephemeralContainers", ty: Message(129), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
-            Field { tag: 36, json: "os", ty: Message(207), label: Optional },
+            Field { tag: 36, json: "os", ty: Message(214), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
-            Field { tag: 38, json: "schedulingGates", ty: Message(211), label: Repeated },
-            Field { tag: 39, json: "resourceClaims", ty: Message(209), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 38, json: "schedulingGates", ty: Message(218), label: Repeated },
+            Field { tag: 39, json: "resourceClaims", ty: Message(216), label: Repeated },
+            Field { tag: 40, json: "resources", ty: Message(242), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(281), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(288), label: Optional },
         ],
     },
-    // 214
+    // 221
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(201), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(208), label: Repeated },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(376), label: Optional },
-            Field { tag: 8, json: "containerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 7, json: "startTime", ty: Message(383), label: Optional },
+            Field { tag: 8, json: "containerStatuses", ty: Message(114), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
-            Field { tag: 10, json: "initContainerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 10, json: "initContainerStatuses", ty: Message(114), label: Repeated },
             Field { tag: 11, json: "nominatedNodeName", ty: String, label: Optional },
-            Field { tag: 12, json: "podIPs", ty: Message(205), label: Repeated },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(107), label: Repeated },
+            Field { tag: 12, json: "podIPs", ty: Message(212), label: Repeated },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(114), label: Repeated },
             Field { tag: 14, json: "resize", ty: String, label: Optional },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(210), label: Repeated },
-            Field { tag: 16, json: "hostIPs", ty: Message(141), label: Repeated },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(217), label: Repeated },
+            Field { tag: 16, json: "hostIPs", ty: Message(148), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(204), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(360), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(235), label: Optional },
+            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(211), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(367), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(242), label: Optional },
         ],
     },
-    // 215
+    // 222
     Message {
         name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(224), label: Optional },
         ],
     },
-    // 216
+    // 223
     Message {
         name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(215), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(222), label: Repeated },
         ],
     },
-    // 217
+    // 224
     Message {
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(213), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(220), label: Optional },
         ],
     },
-    // 218
+    // 225
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -2444,7 +2514,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 219
+    // 226
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -2454,21 +2524,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 220
+    // 227
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "preference", ty: Message(176), label: Optional },
+            Field { tag: 2, json: "preference", ty: Message(183), label: Optional },
         ],
     },
-    // 221
+    // 228
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(222), label: Inline },
+            Field { tag: 1, json: "", ty: Message(229), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -2477,27 +2547,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 222
+    // 229
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(129), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(143), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(263), label: Optional },
-            Field { tag: 4, json: "grpc", ty: Message(139), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(136), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(150), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(270), label: Optional },
+            Field { tag: 4, json: "grpc", ty: Message(146), label: Optional },
         ],
     },
-    // 223
+    // 230
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(275), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(282), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 224
+    // 231
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -2510,7 +2580,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 225
+    // 232
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -2521,11 +2591,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(253), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 226
+    // 233
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -2536,53 +2606,53 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(161), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 227
+    // 234
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(231), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(237), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(238), label: Optional },
         ],
     },
-    // 228
+    // 235
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 229
+    // 236
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(234), label: Repeated },
         ],
     },
-    // 230
+    // 237
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(217), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(224), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 231
+    // 238
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -2592,10 +2662,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(228), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(235), label: Repeated },
         ],
     },
-    // 232
+    // 239
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -2604,17 +2674,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 233
+    // 240
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(360), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(367), label: Optional },
         ],
     },
-    // 234
+    // 241
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -2623,33 +2693,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 235
+    // 242
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(232), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(367), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(367), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(239), label: Repeated },
         ],
     },
-    // 236
+    // 243
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(234), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(241), label: Repeated },
         ],
     },
-    // 237
+    // 244
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(246), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(253), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2659,14 +2729,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 238
+    // 245
     Message {
         name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(161), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -2676,7 +2746,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 239
+    // 246
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
@@ -2687,7 +2757,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 240
+    // 247
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -2696,57 +2766,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 241
+    // 248
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 242
+    // 249
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(161), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 243
+    // 250
     Message {
         name: "api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
+            Field { tag: 1, json: "", ty: Message(161), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 244
+    // 251
     Message {
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(241), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(248), label: Repeated },
         ],
     },
-    // 245
+    // 252
     Message {
         name: "api.core.v1.SecretProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(154), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(161), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(155), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 246
+    // 253
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -2755,67 +2825,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 247
+    // 254
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
-            Field { tag: 2, json: "items", ty: Message(148), label: Repeated },
+            Field { tag: 2, json: "items", ty: Message(155), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 248
+    // 255
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Message(82), label: Optional },
+            Field { tag: 1, json: "capabilities", ty: Message(89), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(239), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(246), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(280), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(240), label: Optional },
-            Field { tag: 12, json: "appArmorProfile", ty: Message(74), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(287), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(247), label: Optional },
+            Field { tag: 12, json: "appArmorProfile", ty: Message(81), label: Optional },
         ],
     },
-    // 249
+    // 256
     Message {
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(255), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(256), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(262), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(263), label: Optional },
         ],
     },
-    // 250
+    // 257
     Message {
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "secrets", ty: Message(182), label: Repeated },
-            Field { tag: 3, json: "imagePullSecrets", ty: Message(154), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "secrets", ty: Message(189), label: Repeated },
+            Field { tag: 3, json: "imagePullSecrets", ty: Message(161), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
-    // 251
+    // 258
     Message {
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(250), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(257), label: Repeated },
         ],
     },
-    // 252
+    // 259
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -2825,16 +2895,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
-    // 253
+    // 260
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(249), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(256), label: Repeated },
         ],
     },
-    // 254
+    // 261
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -2842,17 +2912,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(381), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(388), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 255
+    // 262
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(254), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(261), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -2864,7 +2934,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(257), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(264), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -2874,24 +2944,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 256
+    // 263
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(153), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(361), label: Repeated },
+            Field { tag: 1, json: "loadBalancer", ty: Message(160), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(368), label: Repeated },
         ],
     },
-    // 257
+    // 264
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Message(87), label: Optional },
+            Field { tag: 1, json: "clientIP", ty: Message(94), label: Optional },
         ],
     },
-    // 258
+    // 265
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -2899,7 +2969,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
-    // 259
+    // 266
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -2908,10 +2978,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(182), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(189), label: Optional },
         ],
     },
-    // 260
+    // 267
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -2920,10 +2990,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(154), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(161), label: Optional },
         ],
     },
-    // 261
+    // 268
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -2932,7 +3002,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 262
+    // 269
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -2940,19 +3010,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(383), label: Optional },
         ],
     },
-    // 263
+    // 270
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(388), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 264
+    // 271
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -2964,7 +3034,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 265
+    // 272
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -2973,15 +3043,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 266
+    // 273
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(265), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(272), label: Repeated },
         ],
     },
-    // 267
+    // 274
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -2989,14 +3059,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(365), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(372), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 268
+    // 275
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -3006,7 +3076,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 269
+    // 276
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -3017,16 +3087,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 270
+    // 277
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(277), label: Inline },
+            Field { tag: 2, json: "", ty: Message(284), label: Inline },
         ],
     },
-    // 271
+    // 278
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -3035,7 +3105,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 272
+    // 279
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -3049,7 +3119,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 273
+    // 280
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -3060,74 +3130,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 274
+    // 281
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "required", ty: Message(174), label: Optional },
+            Field { tag: 1, json: "required", ty: Message(181), label: Optional },
         ],
     },
-    // 275
+    // 282
     Message {
         name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "secret", ty: Message(245), label: Optional },
-            Field { tag: 2, json: "downwardAPI", ty: Message(110), label: Optional },
-            Field { tag: 3, json: "configMap", ty: Message(94), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(252), label: Optional },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Message(88), label: Optional },
-            Field { tag: 6, json: "podCertificate", ty: Message(200), label: Optional },
+            Field { tag: 1, json: "secret", ty: Message(252), label: Optional },
+            Field { tag: 2, json: "downwardAPI", ty: Message(117), label: Optional },
+            Field { tag: 3, json: "configMap", ty: Message(101), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(259), label: Optional },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Message(95), label: Optional },
+            Field { tag: 6, json: "podCertificate", ty: Message(207), label: Optional },
         ],
     },
-    // 276
+    // 283
     Message {
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(360), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(360), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(367), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(367), label: Map },
         ],
     },
-    // 277
+    // 284
     Message {
         name: "api.core.v1.VolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Message(142), label: Optional },
-            Field { tag: 2, json: "emptyDir", ty: Message(113), label: Optional },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Message(135), label: Optional },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(76), label: Optional },
-            Field { tag: 5, json: "gitRepo", ty: Message(136), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(247), label: Optional },
-            Field { tag: 7, json: "nfs", ty: Message(162), label: Optional },
-            Field { tag: 8, json: "iscsi", ty: Message(147), label: Optional },
-            Field { tag: 9, json: "glusterfs", ty: Message(138), label: Optional },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(190), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(226), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(133), label: Optional },
-            Field { tag: 13, json: "cinder", ty: Message(86), label: Optional },
-            Field { tag: 14, json: "cephfs", ty: Message(84), label: Optional },
-            Field { tag: 15, json: "flocker", ty: Message(134), label: Optional },
-            Field { tag: 16, json: "downwardApi", ty: Message(112), label: Optional },
-            Field { tag: 17, json: "fc", ty: Message(130), label: Optional },
-            Field { tag: 18, json: "azureFile", ty: Message(79), label: Optional },
-            Field { tag: 19, json: "configMap", ty: Message(95), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(278), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(224), label: Optional },
-            Field { tag: 22, json: "azureDisk", ty: Message(77), label: Optional },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Message(195), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(219), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(238), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(223), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(260), label: Optional },
-            Field { tag: 28, json: "csi", ty: Message(81), label: Optional },
-            Field { tag: 29, json: "ephemeral", ty: Message(124), label: Optional },
-            Field { tag: 30, json: "image", ty: Message(145), label: Optional },
+            Field { tag: 1, json: "hostPath", ty: Message(149), label: Optional },
+            Field { tag: 2, json: "emptyDir", ty: Message(120), label: Optional },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Message(142), label: Optional },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(83), label: Optional },
+            Field { tag: 5, json: "gitRepo", ty: Message(143), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(254), label: Optional },
+            Field { tag: 7, json: "nfs", ty: Message(169), label: Optional },
+            Field { tag: 8, json: "iscsi", ty: Message(154), label: Optional },
+            Field { tag: 9, json: "glusterfs", ty: Message(145), label: Optional },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(197), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(233), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(140), label: Optional },
+            Field { tag: 13, json: "cinder", ty: Message(93), label: Optional },
+            Field { tag: 14, json: "cephfs", ty: Message(91), label: Optional },
+            Field { tag: 15, json: "flocker", ty: Message(141), label: Optional },
+            Field { tag: 16, json: "downwardApi", ty: Message(119), label: Optional },
+            Field { tag: 17, json: "fc", ty: Message(137), label: Optional },
+            Field { tag: 18, json: "azureFile", ty: Message(86), label: Optional },
+            Field { tag: 19, json: "configMap", ty: Message(102), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(285), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(231), label: Optional },
+            Field { tag: 22, json: "azureDisk", ty: Message(84), label: Optional },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Message(202), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(226), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(245), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(230), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(267), label: Optional },
+            Field { tag: 28, json: "csi", ty: Message(88), label: Optional },
+            Field { tag: 29, json: "ephemeral", ty: Message(131), label: Optional },
+            Field { tag: 30, json: "image", ty: Message(152), label: Optional },
         ],
     },
-    // 278
+    // 285
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -3138,16 +3208,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 279
+    // 286
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "podAffinityTerm", ty: Message(198), label: Optional },
+            Field { tag: 2, json: "podAffinityTerm", ty: Message(205), label: Optional },
         ],
     },
-    // 280
+    // 287
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -3158,7 +3228,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 281
+    // 288
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -3168,22 +3238,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 282
+    // 289
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(283), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(290), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "targetRef", ty: Message(182), label: Optional },
+            Field { tag: 4, json: "targetRef", ty: Message(189), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(284), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(291), label: Optional },
         ],
     },
-    // 283
+    // 290
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -3193,16 +3263,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 284
+    // 291
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(289), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(288), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(296), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(295), label: Repeated },
         ],
     },
-    // 285
+    // 292
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -3213,27 +3283,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 286
+    // 293
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(282), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(285), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(289), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(292), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 287
+    // 294
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(286), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(293), label: Repeated },
         ],
     },
-    // 288
+    // 295
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -3241,7 +3311,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 289
+    // 296
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -3249,111 +3319,111 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 290
+    // 297
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(369), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(292), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(299), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
             Field { tag: 7, json: "reason", ty: String, label: Optional },
-            Field { tag: 8, json: "regarding", ty: Message(182), label: Optional },
-            Field { tag: 9, json: "related", ty: Message(182), label: Optional },
+            Field { tag: 8, json: "regarding", ty: Message(189), label: Optional },
+            Field { tag: 9, json: "related", ty: Message(189), label: Optional },
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
-            Field { tag: 12, json: "deprecatedSource", ty: Message(128), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 12, json: "deprecatedSource", ty: Message(135), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(383), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(383), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 291
+    // 298
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(290), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(297), label: Repeated },
         ],
     },
-    // 292
+    // 299
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(376), label: Optional },
         ],
     },
-    // 293
+    // 300
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(296), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(303), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
         ],
     },
-    // 294
+    // 301
     Message {
         name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "paths", ty: Message(293), label: Repeated },
+            Field { tag: 1, json: "paths", ty: Message(300), label: Repeated },
         ],
     },
-    // 295
+    // 302
     Message {
         name: "api.networking.v1.Ingress",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(304), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(305), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(311), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(312), label: Optional },
         ],
     },
-    // 296
+    // 303
     Message {
         name: "api.networking.v1.IngressBackend",
         special: Special::None,
         fields: &[
-            Field { tag: 3, json: "resource", ty: Message(268), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(303), label: Optional },
+            Field { tag: 3, json: "resource", ty: Message(275), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(310), label: Optional },
         ],
     },
-    // 297
+    // 304
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(295), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(302), label: Repeated },
         ],
     },
-    // 298
+    // 305
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(300), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(307), label: Repeated },
         ],
     },
-    // 299
+    // 306
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(298), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(305), label: Repeated },
         ],
     },
-    // 300
+    // 307
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -3363,52 +3433,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 301
+    // 308
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(302), label: Inline },
+            Field { tag: 2, json: "", ty: Message(309), label: Inline },
         ],
     },
-    // 302
+    // 309
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(294), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(301), label: Optional },
         ],
     },
-    // 303
+    // 310
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(315), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(322), label: Optional },
         ],
     },
-    // 304
+    // 311
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(296), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(306), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(301), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(303), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(313), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(308), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 305
+    // 312
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(299), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(306), label: Optional },
         ],
     },
-    // 306
+    // 313
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -3417,7 +3487,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 307
+    // 314
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -3426,74 +3496,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 308
+    // 315
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(314), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(321), label: Optional },
         ],
     },
-    // 309
+    // 316
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(320), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(319), label: Repeated },
         ],
     },
-    // 310
+    // 317
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(313), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(312), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(320), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(319), label: Repeated },
         ],
     },
-    // 311
+    // 318
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(308), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(315), label: Repeated },
         ],
     },
-    // 312
+    // 319
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(307), label: Optional },
+            Field { tag: 1, json: "podSelector", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(372), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(314), label: Optional },
         ],
     },
-    // 313
+    // 320
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(381), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(388), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 314
+    // 321
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(365), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(310), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(309), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(317), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(316), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 315
+    // 322
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -3502,97 +3572,97 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 316
+    // 323
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(318), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(319), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(325), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(326), label: Optional },
         ],
     },
-    // 317
+    // 324
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(316), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(323), label: Repeated },
         ],
     },
-    // 318
+    // 325
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(381), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(365), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(381), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(388), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(372), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(388), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 319
+    // 326
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(376), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(383), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(361), label: Repeated },
+            Field { tag: 7, json: "conditions", ty: Message(368), label: Repeated },
         ],
     },
-    // 320
+    // 327
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(365), label: Repeated },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(372), label: Repeated },
         ],
     },
-    // 321
+    // 328
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(320), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(332), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(327), label: Optional },
         ],
     },
-    // 322
+    // 329
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(338), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(337), label: Optional },
         ],
     },
-    // 323
+    // 330
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(322), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(329), label: Repeated },
         ],
     },
-    // 324
+    // 331
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(321), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(328), label: Repeated },
         ],
     },
-    // 325
+    // 332
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -3604,44 +3674,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 326
+    // 333
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(325), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(332), label: Repeated },
         ],
     },
-    // 327
+    // 334
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(331), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(330), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(338), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(337), label: Optional },
         ],
     },
-    // 328
+    // 335
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(327), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(334), label: Repeated },
         ],
     },
-    // 329
+    // 336
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(333), label: Repeated },
         ],
     },
-    // 330
+    // 337
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -3651,7 +3721,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 331
+    // 338
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -3662,52 +3732,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 332
+    // 339
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 333
+    // 340
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(339), label: Repeated },
         ],
     },
-    // 334
+    // 341
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(266), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(273), label: Repeated },
         ],
     },
-    // 335
+    // 342
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(334), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(341), label: Repeated },
         ],
     },
-    // 336
+    // 343
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -3720,48 +3790,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 337
+    // 344
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(359), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(366), label: Optional },
         ],
     },
-    // 338
+    // 345
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(370), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(342), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(343), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(349), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(350), label: Optional },
         ],
     },
-    // 339
+    // 346
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 340
+    // 347
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(338), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(345), label: Repeated },
         ],
     },
-    // 341
+    // 348
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3774,31 +3844,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 342
+    // 349
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(341), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(348), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(344), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(337), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(351), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(344), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 343
+    // 350
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(339), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(341), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(346), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(348), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 344
+    // 351
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3806,15 +3876,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(348), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(347), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(336), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(355), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(354), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(343), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(355), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(362), label: Repeated },
         ],
     },
-    // 345
+    // 352
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3824,31 +3894,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 346
+    // 353
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 347
+    // 354
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(346), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(345), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(353), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(352), label: Optional },
         ],
     },
-    // 348
+    // 355
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(358), label: Optional },
         ],
     },
-    // 349
+    // 356
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -3857,7 +3927,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 350
+    // 357
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -3865,7 +3935,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 351
+    // 358
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -3877,7 +3947,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(350), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(357), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -3889,23 +3959,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(350), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(357), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(352), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(351), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(351), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(351), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(351), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(351), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(353), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(351), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(354), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(353), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(351), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(349), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(350), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(359), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(358), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(358), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(358), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(358), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(358), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(360), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(358), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(361), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(360), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(358), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(356), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(357), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -3913,37 +3983,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(357), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(364), label: Repeated },
         ],
     },
-    // 352
+    // 359
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(351), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(358), label: Repeated },
         ],
     },
-    // 353
+    // 360
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(358), label: Optional },
         ],
     },
-    // 354
+    // 361
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(351), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(358), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 355
+    // 362
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -3951,7 +4021,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 356
+    // 363
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3962,7 +4032,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 357
+    // 364
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3975,26 +4045,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 358
+    // 365
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(356), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(363), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 359
+    // 366
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(358), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(365), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 360
+    // 367
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -4002,7 +4072,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 361
+    // 368
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -4010,25 +4080,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(383), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 362
+    // 369
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(372), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(379), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 363
+    // 370
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -4038,7 +4108,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 364
+    // 371
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -4046,16 +4116,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 365
+    // 372
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(366), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(373), label: Repeated },
         ],
     },
-    // 366
+    // 373
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -4065,7 +4135,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 367
+    // 374
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -4076,7 +4146,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 368
+    // 375
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -4084,13 +4154,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(376), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(383), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(364), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(371), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 369
+    // 376
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -4099,7 +4169,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 370
+    // 377
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -4111,17 +4181,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(376), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(376), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(383), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(383), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(371), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(378), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(368), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(375), label: Repeated },
         ],
     },
-    // 371
+    // 378
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -4134,7 +4204,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 372
+    // 379
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -4143,20 +4213,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 373
+    // 380
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(367), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(374), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(375), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(382), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 374
+    // 381
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -4166,7 +4236,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 375
+    // 382
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -4174,12 +4244,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(374), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(381), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 376
+    // 383
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -4188,16 +4258,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 377
+    // 384
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(378), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(385), label: Optional },
         ],
     },
-    // 378
+    // 385
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -4205,7 +4275,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 379
+    // 386
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -4214,18 +4284,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 380
+    // 387
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(379), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(386), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 381
+    // 388
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -4239,8 +4309,8 @@ pub static MESSAGES: &[Message] = &[
 
 /// The messages of the kinds served in protobuf, by (apiVersion, kind).
 pub static KINDS: &[(&str, &str, u16)] = &[
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 338),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 340),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 345),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 347),
     ("apps/v1", "ControllerRevision", 0),
     ("apps/v1", "ControllerRevisionList", 1),
     ("apps/v1", "DaemonSet", 2),
@@ -4251,70 +4321,72 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("apps/v1", "ReplicaSetList", 16),
     ("apps/v1", "StatefulSet", 22),
     ("apps/v1", "StatefulSetList", 24),
-    ("authentication.k8s.io/v1", "SelfSubjectReview", 31),
-    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 37),
-    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 42),
-    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 44),
-    ("authorization.k8s.io/v1", "SubjectAccessReview", 46),
-    ("autoscaling/v1", "Scale", 50),
-    ("batch/v1", "CronJob", 53),
-    ("batch/v1", "CronJobList", 54),
-    ("batch/v1", "Job", 57),
-    ("batch/v1", "JobList", 59),
-    ("coordination.k8s.io/v1", "Lease", 70),
-    ("coordination.k8s.io/v1", "LeaseList", 71),
-    ("discovery.k8s.io/v1", "EndpointSlice", 286),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 287),
-    ("events.k8s.io/v1", "Event", 290),
-    ("events.k8s.io/v1", "EventList", 291),
-    ("networking.k8s.io/v1", "Ingress", 295),
-    ("networking.k8s.io/v1", "IngressList", 297),
-    ("networking.k8s.io/v1", "NetworkPolicy", 308),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 311),
-    ("policy/v1", "PodDisruptionBudget", 316),
-    ("policy/v1", "PodDisruptionBudgetList", 317),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 321),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 322),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 323),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 324),
-    ("rbac.authorization.k8s.io/v1", "Role", 326),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 327),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 328),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 329),
-    ("scheduling.k8s.io/v1", "PriorityClass", 332),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 333),
-    ("storage.k8s.io/v1", "StorageClass", 334),
-    ("storage.k8s.io/v1", "StorageClassList", 335),
-    ("v1", "ConfigMap", 89),
-    ("v1", "ConfigMapList", 92),
-    ("v1", "DeleteOptions", 362),
-    ("v1", "Endpoints", 117),
-    ("v1", "EndpointsList", 118),
-    ("v1", "Event", 125),
-    ("v1", "EventList", 126),
-    ("v1", "Namespace", 157),
-    ("v1", "NamespaceList", 159),
-    ("v1", "Node", 163),
-    ("v1", "NodeList", 171),
-    ("v1", "PersistentVolume", 183),
-    ("v1", "PersistentVolumeClaim", 184),
-    ("v1", "PersistentVolumeClaimList", 186),
-    ("v1", "PersistentVolumeList", 191),
-    ("v1", "Pod", 196),
-    ("v1", "PodList", 206),
-    ("v1", "PodTemplate", 215),
-    ("v1", "PodTemplateList", 216),
-    ("v1", "ReplicationController", 227),
-    ("v1", "ReplicationControllerList", 229),
-    ("v1", "Secret", 241),
-    ("v1", "SecretList", 244),
-    ("v1", "Service", 249),
-    ("v1", "ServiceAccount", 250),
-    ("v1", "ServiceAccountList", 251),
-    ("v1", "ServiceList", 253),
-    ("v1", "Status", 373),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", 32),
+    ("authentication.k8s.io/v1", "TokenRequest", 34),
+    ("authentication.k8s.io/v1", "TokenReview", 37),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 44),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 49),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 51),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", 53),
+    ("autoscaling/v1", "Scale", 57),
+    ("batch/v1", "CronJob", 60),
+    ("batch/v1", "CronJobList", 61),
+    ("batch/v1", "Job", 64),
+    ("batch/v1", "JobList", 66),
+    ("coordination.k8s.io/v1", "Lease", 77),
+    ("coordination.k8s.io/v1", "LeaseList", 78),
+    ("discovery.k8s.io/v1", "EndpointSlice", 293),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 294),
+    ("events.k8s.io/v1", "Event", 297),
+    ("events.k8s.io/v1", "EventList", 298),
+    ("networking.k8s.io/v1", "Ingress", 302),
+    ("networking.k8s.io/v1", "IngressList", 304),
+    ("networking.k8s.io/v1", "NetworkPolicy", 315),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 318),
+    ("policy/v1", "PodDisruptionBudget", 323),
+    ("policy/v1", "PodDisruptionBudgetList", 324),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 328),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 329),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 330),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 331),
+    ("rbac.authorization.k8s.io/v1", "Role", 333),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 334),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 335),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 336),
+    ("scheduling.k8s.io/v1", "PriorityClass", 339),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 340),
+    ("storage.k8s.io/v1", "StorageClass", 341),
+    ("storage.k8s.io/v1", "StorageClassList", 342),
+    ("v1", "ConfigMap", 96),
+    ("v1", "ConfigMapList", 99),
+    ("v1", "DeleteOptions", 369),
+    ("v1", "Endpoints", 124),
+    ("v1", "EndpointsList", 125),
+    ("v1", "Event", 132),
+    ("v1", "EventList", 133),
+    ("v1", "Namespace", 164),
+    ("v1", "NamespaceList", 166),
+    ("v1", "Node", 170),
+    ("v1", "NodeList", 178),
+    ("v1", "PersistentVolume", 190),
+    ("v1", "PersistentVolumeClaim", 191),
+    ("v1", "PersistentVolumeClaimList", 193),
+    ("v1", "PersistentVolumeList", 198),
+    ("v1", "Pod", 203),
+    ("v1", "PodList", 213),
+    ("v1", "PodTemplate", 222),
+    ("v1", "PodTemplateList", 223),
+    ("v1", "ReplicationController", 234),
+    ("v1", "ReplicationControllerList", 236),
+    ("v1", "Secret", 248),
+    ("v1", "SecretList", 251),
+    ("v1", "Service", 256),
+    ("v1", "ServiceAccount", 257),
+    ("v1", "ServiceAccountList", 258),
+    ("v1", "ServiceList", 260),
+    ("v1", "Status", 380),
 ];
 
-pub const UNKNOWN: u16 = 380;
-pub const WATCH_EVENT: u16 = 377;
-pub const JSON_SCHEMA_PROPS: u16 = 351;
+pub const UNKNOWN: u16 = 387;
+pub const WATCH_EVENT: u16 = 384;
+pub const JSON_SCHEMA_PROPS: u16 = 358;

@@ -225,6 +225,8 @@ fn decode(call: &Call<'_>) -> Result<TokenRequest, ApiError> {
             "the request body must be a JSON object",
         ));
     };
+    // The status is the server's to fill (protobuf clients send an empty one).
+    map.remove("status");
     for (field, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
         match map.get(field).and_then(Value::as_str) {
             None | Some("") => {
