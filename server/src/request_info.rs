@@ -236,7 +236,7 @@ pub fn resolve(
         None => None,
         Some("status") if resource.status_subresource => Some(Subresource::Status),
         Some("scale") if resource.scale_subresource => Some(Subresource::Scale),
-        Some("token") if resource.group.is_empty() && resource.resource == "serviceaccounts" => {
+        Some("token") if crate::service_accounts::has_token_subresource(&resource) => {
             Some(Subresource::Token)
         }
         Some(_) => return Err(ApiError::path_not_found()),

@@ -3,6 +3,7 @@
 
 use kubecache_apimachinery::registry::Snapshot;
 use kubecache_core::KUBE_MINOR;
+use crate::service_accounts;
 use serde_json::{Value, json};
 
 /// `/version`: the Kubernetes version kubecache reports; kubectl's dispatcher picks its kubectl
@@ -115,6 +116,17 @@ pub fn resources(registry: &Snapshot, group: &str, version: &str) -> Value {
                 "verbs": SUBRESOURCE_VERBS,
             }));
         }
+        if service_accounts::has_token_subresource(r) {
+            resources.push(json!({
+                "name": format!("{}/token", r.resource),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": service_accounts::TOKEN_REQUEST_GROUP,
+                "version": service_accounts::TOKEN_REQUEST_VERSION,
+                "kind": service_accounts::TOKEN_REQUEST_KIND,
+                "verbs": ["create"],
+            }));
+        }
     }
     let group_version = if group.is_empty() {
         version.to_string()
@@ -187,6 +199,17 @@ fn aggregated_resources(registry: &Snapshot, group: &str, version: &str) -> Vec<
                     "subresource": "status",
                     "responseKind": response_kind(&r.group, &r.version, &r.kind),
                     "verbs": SUBRESOURCE_VERBS,
+                }));
+            }
+            if service_accounts::has_token_subresource(r) {
+                subresources.push(json!({
+                    "subresource": "token",
+                    "responseKind": response_kind(
+                        service_accounts::TOKEN_REQUEST_GROUP,
+                        service_accounts::TOKEN_REQUEST_VERSION,
+                        service_accounts::TOKEN_REQUEST_KIND,
+                    ),
+                    "verbs": ["create"],
                 }));
             }
             if !subresources.is_empty() {

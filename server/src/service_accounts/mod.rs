@@ -42,6 +42,16 @@ pub const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 pub const EXTRA_NODE_NAME: &str = "authentication.kubernetes.io/node-name";
 pub const EXTRA_NODE_UID: &str = "authentication.kubernetes.io/node-uid";
 
+/// Whether `resource` has the `token` subresource (core/v1 serviceaccounts).
+pub fn has_token_subresource(resource: &kubecache_core::registry::ResourceInfo) -> bool {
+    resource.group.is_empty() && resource.resource == "serviceaccounts"
+}
+
+/// The `token` subresource's kind, as discovery names it.
+pub const TOKEN_REQUEST_GROUP: &str = "authentication.k8s.io";
+pub const TOKEN_REQUEST_VERSION: &str = "v1";
+pub const TOKEN_REQUEST_KIND: &str = "TokenRequest";
+
 /// The token flags of `kubecache serve`.
 #[derive(Debug, Clone, Default)]
 pub struct TokenConfig {

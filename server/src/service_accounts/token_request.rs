@@ -13,9 +13,9 @@ use crate::call::{Call, Reply};
 use crate::handlers::write::{BODY_TYPES, content_type};
 use kubecache_apimachinery::typed;
 
-const GROUP: &str = "authentication.k8s.io";
+use super::{TOKEN_REQUEST_GROUP as GROUP, TOKEN_REQUEST_KIND as KIND};
+
 const API_VERSION: &str = "authentication.k8s.io/v1";
-const KIND: &str = "TokenRequest";
 /// `spec.expirationSeconds` when not given (kube's default).
 const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 /// The shortest lifetime kube issues.

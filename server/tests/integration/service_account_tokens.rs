@@ -249,6 +249,29 @@ async fn scenario(server: &TestServer) {
     assert_eq!(discovery.body["id_token_signing_alg_values_supported"], json!(["RS256"]));
     assert_eq!(discovery.body["response_types_supported"], json!(["id_token"]));
 
+    // Discovery names the subresource and the review, create only.
+    let core = server.get("/api/v1").await;
+    let token_resource = core.body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "serviceaccounts/token")
+        .cloned()
+        .expect("serviceaccounts/token is listed");
+    assert_eq!(token_resource["kind"], "TokenRequest");
+    assert_eq!(token_resource["group"], "authentication.k8s.io");
+    assert_eq!(token_resource["verbs"], json!(["create"]));
+    let authentication = server.get("/apis/authentication.k8s.io/v1").await;
+    assert!(
+        authentication.body["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "tokenreviews" && r["verbs"] == json!(["create"])),
+        "{}",
+        authentication.body
+    );
+
     // TokenReview: the service account's user, for the audiences asked.
     let status = review(server, &token, Some(&["vault"])).await;
     assert_eq!(status["authenticated"], true, "{status}");
