@@ -394,6 +394,7 @@ pub(crate) mod tests {
             vec![
                 "NamespaceLifecycle",
                 "Defaulting",
+                "ServiceAccount",
                 "Priority",
                 "DefaultTolerationSeconds",
                 "ObjectMetaValidation",
@@ -450,16 +451,21 @@ pub async fn read_object(
         return Ok(None);
     };
     let key = context.object_key(&served, namespace, name);
-    for at in [kubecache_cache::ReadAt::Any, kubecache_cache::ReadAt::Latest] {
+    for at in [
+        kubecache_cache::ReadAt::Any,
+        kubecache_cache::ReadAt::Latest,
+    ] {
         let found = context
             .reads()
             .get(&served, &key, at)
             .await
             .map_err(kubecache_core::status::storage_error)?;
         if let Some(found) = found {
-            return serde_json::from_slice(&found.kv.value).map(Some).map_err(|e| {
-                ApiError::internal(format!("object at {key} is not valid JSON: {e}"))
-            });
+            return serde_json::from_slice(&found.kv.value)
+                .map(Some)
+                .map_err(|e| {
+                    ApiError::internal(format!("object at {key} is not valid JSON: {e}"))
+                });
         }
     }
     Ok(None)

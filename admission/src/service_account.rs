@@ -80,7 +80,9 @@ impl MutatingPlugin for ServiceAccount {
         let has_pull_secrets = spec["imagePullSecrets"]
             .as_array()
             .is_some_and(|s| !s.is_empty());
-        if let Some(secrets) = account["imagePullSecrets"].as_array().filter(|s| !s.is_empty())
+        if let Some(secrets) = account["imagePullSecrets"]
+            .as_array()
+            .filter(|s| !s.is_empty())
             && !has_pull_secrets
         {
             let references: Vec<Value> = secrets
@@ -149,7 +151,8 @@ fn mount_token(spec: &mut Value) {
             if has_mount {
                 continue;
             }
-            let mount = json!({"name": volume_name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
+            let mount =
+                json!({"name": volume_name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
             match container["volumeMounts"].as_array_mut() {
                 Some(mounts) => mounts.push(mount),
                 None => container["volumeMounts"] = json!([mount]),
@@ -198,9 +201,18 @@ mod tests {
         mount_token(&mut spec);
         let volume = spec["volumes"][0]["name"].as_str().unwrap().to_string();
         assert!(volume.starts_with(VOLUME_PREFIX) && volume.len() == VOLUME_PREFIX.len() + 5);
-        assert_eq!(spec["initContainers"][0]["volumeMounts"][0]["name"], volume.as_str());
+        assert_eq!(
+            spec["initContainers"][0]["volumeMounts"][0]["name"],
+            volume.as_str()
+        );
         assert_eq!(spec["containers"][0]["volumeMounts"][0]["readOnly"], true);
-        assert_eq!(spec["containers"][1]["volumeMounts"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            spec["containers"][1]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(
             spec["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
             3607

@@ -113,7 +113,12 @@ pub struct ServiceAccountArgs {
     /// In-process controllers, comma separated, kube-controller-manager's syntax: `*` for
     /// all on by default, `name` to turn one on, `-name` to turn one off. Known:
     /// serviceaccount, root-ca-cert-publisher, serviceaccount-token.
-    #[arg(long, value_delimiter = ',', default_value = "*", value_name = "NAME[,NAME...]")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "*",
+        value_name = "NAME[,NAME...]"
+    )]
     pub controllers: Vec<String>,
 }
 

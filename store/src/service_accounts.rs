@@ -70,7 +70,11 @@ impl Controllers {
         if self.0.iter().any(|item| item == name) {
             return true;
         }
-        if self.0.iter().any(|item| item.strip_prefix('-') == Some(name)) {
+        if self
+            .0
+            .iter()
+            .any(|item| item.strip_prefix('-') == Some(name))
+        {
             return false;
         }
         self.0.iter().any(|item| item == "*")
@@ -305,7 +309,10 @@ fn ignore_gone(outcome: Result<(), ApiError>) -> Result<(), ApiError> {
     }
 }
 
-fn resource(context: &impl Context, plural: &str) -> Arc<kubecache_apimachinery::registry::Resource> {
+fn resource(
+    context: &impl Context,
+    plural: &str,
+) -> Arc<kubecache_apimachinery::registry::Resource> {
     context
         .registry()
         .lookup("", "v1", plural)

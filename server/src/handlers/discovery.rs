@@ -1,9 +1,9 @@
 //! Version and legacy discovery documents (`/version`, `/api`, `/apis`, `/apis/{g}`,
 //! `/api/v1`, `/apis/{g}/{v}`), built from the registry.
 
+use crate::service_accounts;
 use kubecache_apimachinery::registry::Snapshot;
 use kubecache_core::KUBE_MINOR;
-use crate::service_accounts;
 use serde_json::{Value, json};
 
 /// `/version`: the Kubernetes version kubecache reports; kubectl's dispatcher picks its kubectl

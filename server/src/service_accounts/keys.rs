@@ -83,23 +83,21 @@ impl SigningKey {
         };
         let pair = match kind {
             SectionKind::EcPrivateKey => Pair::Ec(ec_pair(&sec1_to_pkcs8(der))?),
-            SectionKind::RsaPrivateKey => Pair::Rsa(
-                rsa(der).map_err(|e| format!("unsupported RSA private key: {e}"))?,
-            ),
+            SectionKind::RsaPrivateKey => {
+                Pair::Rsa(rsa(der).map_err(|e| format!("unsupported RSA private key: {e}"))?)
+            }
             _ => match rsa(der) {
                 Ok(pair) => Pair::Rsa(pair),
                 Err(_) => Pair::Ec(ec_pair(der)?),
             },
         };
         let public = match &pair {
-            Pair::Rsa(pair) => PublicKey::new(
-                Algorithm::Rs256,
-                pair.public_key().as_ref().to_vec(),
-            )?,
-            Pair::Ec(pair) => PublicKey::new(
-                Algorithm::Es256,
-                pair.public_key().as_ref().to_vec(),
-            )?,
+            Pair::Rsa(pair) => {
+                PublicKey::new(Algorithm::Rs256, pair.public_key().as_ref().to_vec())?
+            }
+            Pair::Ec(pair) => {
+                PublicKey::new(Algorithm::Es256, pair.public_key().as_ref().to_vec())?
+            }
         };
         Ok(SigningKey { pair, public })
     }
@@ -195,8 +193,7 @@ impl PublicKey {
         let key = bits.get(1..).ok_or_else(invalid)?.to_vec();
         if oid == OID_RSA {
             PublicKey::new(Algorithm::Rs256, key)
-        } else if oid == OID_EC && der_read(params).is_some_and(|(_, curve, _)| curve == OID_P256)
-        {
+        } else if oid == OID_EC && der_read(params).is_some_and(|(_, curve, _)| curve == OID_P256) {
             PublicKey::new(Algorithm::Es256, key)
         } else {
             Err("unsupported public key (RSA, or EC on P-256, expected)".into())
@@ -248,8 +245,12 @@ pub fn load_signing_key(
     keep_dir: Option<&Path>,
 ) -> Result<SigningKey, String> {
     if let Some(path) = file {
-        let text = std::fs::read(path)
-            .map_err(|e| format!("cannot read --service-account-signing-key-file {}: {e}", path.display()))?;
+        let text = std::fs::read(path).map_err(|e| {
+            format!(
+                "cannot read --service-account-signing-key-file {}: {e}",
+                path.display()
+            )
+        })?;
         return SigningKey::from_pem(&text)
             .map_err(|e| format!("--service-account-signing-key-file {}: {e}", path.display()));
     }
@@ -278,8 +279,12 @@ pub fn load_public_keys(files: &[impl AsRef<Path>]) -> Result<Vec<PublicKey>, St
     let mut keys = Vec::new();
     for path in files {
         let path = path.as_ref();
-        let text = std::fs::read(path)
-            .map_err(|e| format!("cannot read --service-account-key-file {}: {e}", path.display()))?;
+        let text = std::fs::read(path).map_err(|e| {
+            format!(
+                "cannot read --service-account-key-file {}: {e}",
+                path.display()
+            )
+        })?;
         keys.extend(
             PublicKey::all_from_pem(&text)
                 .map_err(|e| format!("--service-account-key-file {}: {e}", path.display()))?,
@@ -360,7 +365,13 @@ mod tests {
         assert!(publics[0].verifies(b"message", &signature));
         let jwk = key.public.jwk();
         assert_eq!(jwk["crv"], "P-256");
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().len(), 32);
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
     }
 
     #[test]

@@ -166,9 +166,10 @@ impl Tokens {
         let algorithm = header.get("alg").and_then(Value::as_str).unwrap_or("");
         let signing_input_len = token.len() - token.rsplit('.').next().map_or(0, str::len) - 1;
         let message = &token.as_bytes()[..signing_input_len];
-        let verified = self.verifying.iter().any(|key| {
-            key.algorithm.as_str() == algorithm && key.verifies(message, &signature)
-        });
+        let verified = self
+            .verifying
+            .iter()
+            .any(|key| key.algorithm.as_str() == algorithm && key.verifies(message, &signature));
         if !verified {
             return Err("invalid signature".to_string());
         }
@@ -492,7 +493,10 @@ mod tests {
         assert_eq!(verified.sub, "system:serviceaccount:a:b");
         let mut tampered = token.clone();
         tampered.insert_str(token.find('.').unwrap() + 1, "e30");
-        assert!(tokens.verified_claims(&tampered).is_err() || tokens.verified_claims(&tampered).unwrap().is_none());
+        assert!(
+            tokens.verified_claims(&tampered).is_err()
+                || tokens.verified_claims(&tampered).unwrap().is_none()
+        );
         // Another key's token is refused; a non-JWT or a foreign issuer's is not ours.
         let other = generated().sign(&claims).unwrap();
         assert!(tokens.verified_claims(&other).is_err());
@@ -501,7 +505,12 @@ mod tests {
             iss: "https://elsewhere".into(),
             ..claims
         };
-        assert!(tokens.verified_claims(&tokens.sign(&foreign).unwrap()).unwrap().is_none());
+        assert!(
+            tokens
+                .verified_claims(&tokens.sign(&foreign).unwrap())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -39,7 +39,12 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
             ));
         }
     }
-    if let Some(given) = request.metadata.namespace.as_deref().filter(|n| !n.is_empty()) {
+    if let Some(given) = request
+        .metadata
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+    {
         if given != namespace {
             return Err(invalid(
                 &name,

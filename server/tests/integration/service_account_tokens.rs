@@ -46,8 +46,16 @@ fn token_config() -> TokenConfig {
     }
 }
 
+/// The CA bundle the in-process servers publish in `kube-root-ca.crt`.
+const ROOT_CA: &str = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n";
+
+/// An in-process server with every controller and the fixture keys.
 async fn start(backend: Arc<dyn kubecache_core::storage::Backend>) -> TestServer {
-    TestServer::start_configured(backend, Default::default(), |api| {
+    let controllers = kubecache_server::server::ControllerConfig {
+        enabled: Default::default(),
+        root_ca: ROOT_CA.into(),
+    };
+    TestServer::start_with_controllers(backend, controllers, |api| {
         let tokens = Tokens::load(&token_config()).expect("the fixture keys load");
         let _ = api.tokens.set(Arc::new(tokens));
     })
@@ -85,8 +93,14 @@ fn decode_jwt(token: &str) -> (Value, Value) {
 /// the published key alone, not with the server's code.
 fn verifies_with(jwk: &Value, token: &str) -> bool {
     let (signing_input, signature) = token.rsplit_once('.').expect("three parts");
-    let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url signature");
-    let b64 = |field: &str| URL_SAFE_NO_PAD.decode(jwk[field].as_str().unwrap()).unwrap();
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("base64url signature");
+    let b64 = |field: &str| {
+        URL_SAFE_NO_PAD
+            .decode(jwk[field].as_str().unwrap())
+            .unwrap()
+    };
     match jwk["kty"].as_str() {
         Some("RSA") => ring::signature::RsaPublicKeyComponents {
             n: b64("n"),
@@ -120,7 +134,10 @@ async fn wait_for(server: &TestServer, path: &str) -> Value {
         if reply.status == 200 {
             return reply.body;
         }
-        assert!(Instant::now() < deadline, "{path} never appeared: {reply:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{path} never appeared: {reply:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -180,10 +197,18 @@ fn crafting() -> Tokens {
 async fn scenario(server: &TestServer) {
     // The controllers: a new namespace gets `default` and `kube-root-ca.crt`.
     server.create_namespace(NS).await;
-    let account = wait_for(server, &format!("/api/v1/namespaces/{NS}/serviceaccounts/default")).await;
+    let account = wait_for(
+        server,
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/default"),
+    )
+    .await;
     let account_uid = account["metadata"]["uid"].as_str().unwrap().to_string();
-    let root_ca = wait_for(server, &format!("/api/v1/namespaces/{NS}/configmaps/kube-root-ca.crt")).await;
-    assert!(root_ca["data"].get("ca.crt").is_some(), "{root_ca}");
+    let root_ca = wait_for(
+        server,
+        &format!("/api/v1/namespaces/{NS}/configmaps/kube-root-ca.crt"),
+    )
+    .await;
+    assert_eq!(root_ca["data"], json!({"ca.crt": ROOT_CA}));
     assert!(
         root_ca["metadata"]["annotations"]["kubernetes.io/description"]
             .as_str()
@@ -246,8 +271,14 @@ async fn scenario(server: &TestServer) {
             .unwrap()
             .ends_with("/openid/v1/jwks")
     );
-    assert_eq!(discovery.body["id_token_signing_alg_values_supported"], json!(["RS256"]));
-    assert_eq!(discovery.body["response_types_supported"], json!(["id_token"]));
+    assert_eq!(
+        discovery.body["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    assert_eq!(
+        discovery.body["response_types_supported"],
+        json!(["id_token"])
+    );
 
     // Discovery names the subresource and the review, create only.
     let core = server.get("/api/v1").await;
@@ -277,11 +308,18 @@ async fn scenario(server: &TestServer) {
     assert_eq!(status["authenticated"], true, "{status}");
     assert_eq!(status["audiences"], json!(["vault"]));
     let user = &status["user"];
-    assert_eq!(user["username"], format!("system:serviceaccount:{NS}:default"));
+    assert_eq!(
+        user["username"],
+        format!("system:serviceaccount:{NS}:default")
+    );
     assert_eq!(user["uid"], account_uid.as_str());
     assert_eq!(
         user["groups"],
-        json!(["system:serviceaccounts", format!("system:serviceaccounts:{NS}"), "system:authenticated"])
+        json!([
+            "system:serviceaccounts",
+            format!("system:serviceaccounts:{NS}"),
+            "system:authenticated"
+        ])
     );
     assert_eq!(
         user["extra"]["authentication.kubernetes.io/credential-id"],
@@ -290,7 +328,10 @@ async fn scenario(server: &TestServer) {
     // Not for the API (its audiences are the issuers), nor another audience.
     let status = review(server, &token, None).await;
     assert_eq!(status["authenticated"], Value::Null, "{status}");
-    assert!(status["error"].as_str().unwrap().contains("audiences"), "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("audiences"),
+        "{status}"
+    );
 
     // Defaults: an hour, for the API's audiences (the issuers).
     let reply = request_token(server, "default", json!({})).await;
@@ -298,7 +339,10 @@ async fn scenario(server: &TestServer) {
     assert_eq!(answer["spec"]["expirationSeconds"], 3600);
     assert_eq!(answer["spec"]["audiences"], json!([ISSUER, OLD_ISSUER]));
     let api_token = answer["status"]["token"].as_str().unwrap().to_string();
-    assert_eq!(review(server, &api_token, None).await["authenticated"], true);
+    assert_eq!(
+        review(server, &api_token, None).await["authenticated"],
+        true
+    );
 
     // Refusals: a missing account, too short a lifetime, a mismatched name.
     request_token(server, "ghost", json!({}))
@@ -307,7 +351,10 @@ async fn scenario(server: &TestServer) {
     let reply = request_token(server, "default", json!({"expirationSeconds": 599})).await;
     let status = reply.expect_status(422, "Invalid");
     assert_eq!(status["details"]["kind"], "TokenRequest");
-    assert_eq!(status["details"]["causes"][0]["field"], "spec.expirationSeconds");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.expirationSeconds"
+    );
     let reply = server
         .post(
             &format!("/api/v1/namespaces/{NS}/serviceaccounts/default/token"),
@@ -316,7 +363,9 @@ async fn scenario(server: &TestServer) {
         .await;
     reply.expect_status(422, "Invalid");
     server
-        .get(&format!("/api/v1/namespaces/{NS}/serviceaccounts/default/token"))
+        .get(&format!(
+            "/api/v1/namespaces/{NS}/serviceaccounts/default/token"
+        ))
         .await
         .expect_status(405, "MethodNotAllowed");
 
@@ -453,9 +502,15 @@ async fn scenario(server: &TestServer) {
         .await
         .expect(200);
     let status = review_until(server, &bound, false).await;
-    assert!(status["error"].as_str().unwrap().contains("invalidated"), "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("invalidated"),
+        "{status}"
+    );
     // The unbound token lives on.
-    assert_eq!(review(server, &api_token, None).await["authenticated"], true);
+    assert_eq!(
+        review(server, &api_token, None).await["authenticated"],
+        true
+    );
 
     // Expired (beyond the minute of leeway), foreign-issuer, old-issuer and malformed tokens.
     let keys = crafting();
@@ -480,7 +535,10 @@ async fn scenario(server: &TestServer) {
     let expired = keys.sign(&valid_claims(ISSUER, now - 120)).unwrap();
     let status = review(server, &expired, None).await;
     assert_ne!(status["authenticated"], true);
-    assert!(status["error"].as_str().unwrap().contains("expired"), "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("expired"),
+        "{status}"
+    );
     let old = keys.sign(&valid_claims(OLD_ISSUER, now + 600)).unwrap();
     assert_eq!(review(server, &old, None).await["authenticated"], true);
     let foreign = keys
@@ -537,10 +595,17 @@ async fn scenario(server: &TestServer) {
         .delete(&format!("/api/v1/namespaces/{NS}/serviceaccounts/default"))
         .await
         .expect(200);
-    let again = wait_for(server, &format!("/api/v1/namespaces/{NS}/serviceaccounts/default")).await;
+    let again = wait_for(
+        server,
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/default"),
+    )
+    .await;
     assert_ne!(again["metadata"]["uid"], account_uid.as_str());
     let status = review_until(server, &api_token, false).await;
-    assert!(status["error"].as_str().unwrap().contains("UID"), "{status}");
+    assert!(
+        status["error"].as_str().unwrap().contains("UID"),
+        "{status}"
+    );
 }
 
 /// The real binary on its secure port and the real kubectl: `create token`, then
@@ -553,6 +618,7 @@ fn kubectl_create_token_then_auth_whoami() {
     let data_dir = data.path().join("store");
     let flags = ["--data-dir", data_dir.to_str().unwrap()];
     let mut server = Secured::start_with_certs(false, &flags, Some(certs.clone()));
+    // The binary runs every controller by default.
     server.kubectl_ok("admin", &["create", "namespace", "sa-e2e"]);
     let wait_for = |server: &Secured, args: &[&str]| {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -561,15 +627,29 @@ fn kubectl_create_token_then_auth_whoami() {
             if output.status.success() {
                 return String::from_utf8(output.stdout).unwrap();
             }
-            assert!(Instant::now() < deadline, "kubectl {args:?} never succeeded");
+            assert!(
+                Instant::now() < deadline,
+                "kubectl {args:?} never succeeded"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    wait_for(&server, &["get", "serviceaccount", "default", "-n", "sa-e2e"]);
+    wait_for(
+        &server,
+        &["get", "serviceaccount", "default", "-n", "sa-e2e"],
+    );
     // kube-root-ca.crt holds the CA the clients trust.
     let published = wait_for(
         &server,
-        &["get", "configmap", "kube-root-ca.crt", "-n", "sa-e2e", "-o", "json"],
+        &[
+            "get",
+            "configmap",
+            "kube-root-ca.crt",
+            "-n",
+            "sa-e2e",
+            "-o",
+            "json",
+        ],
     );
     let published: Value = serde_json::from_str(&published).unwrap();
     assert_eq!(
@@ -603,7 +683,11 @@ fn kubectl_create_token_then_auth_whoami() {
     );
     assert_eq!(
         me["status"]["userInfo"]["groups"],
-        json!(["system:serviceaccounts", "system:serviceaccounts:sa-e2e", "system:authenticated"])
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:sa-e2e",
+            "system:authenticated"
+        ])
     );
     let jwks = server.kubectl_ok("admin", &["get", "--raw", "/openid/v1/jwks"]);
     let jwks: Value = serde_json::from_str(&jwks).unwrap();
@@ -621,7 +705,10 @@ fn kubectl_create_token_then_auth_whoami() {
     );
 
     // A replaced account (the controller makes a new `default`) ends the token: 401.
-    server.kubectl_ok("admin", &["delete", "serviceaccount", "default", "-n", "sa-e2e"]);
+    server.kubectl_ok(
+        "admin",
+        &["delete", "serviceaccount", "default", "-n", "sa-e2e"],
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let output = whoami(&server);
@@ -633,8 +720,14 @@ fn kubectl_create_token_then_auth_whoami() {
             );
             break;
         }
-        assert!(Instant::now() < deadline, "the old token still authenticates");
+        assert!(
+            Instant::now() < deadline,
+            "the old token still authenticates"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    wait_for(&server, &["get", "serviceaccount", "default", "-n", "sa-e2e"]);
+    wait_for(
+        &server,
+        &["get", "serviceaccount", "default", "-n", "sa-e2e"],
+    );
 }

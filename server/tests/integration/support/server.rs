@@ -183,21 +183,52 @@ impl TestServer {
         TestServer::start_with_config(backend, reads, Default::default(), configure).await
     }
 
+    /// [`TestServer::start_configured`] with these in-process controllers (the others run
+    /// [`super::TEST_CONTROLLERS`]).
+    pub async fn start_with_controllers(
+        backend: Arc<dyn Backend>,
+        controllers: server::ControllerConfig,
+        configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
+    ) -> TestServer {
+        TestServer::start_full(
+            backend,
+            server::ReadConfig::default(),
+            Default::default(),
+            controllers,
+            configure,
+        )
+        .await
+    }
+
     async fn start_with_config(
         backend: Arc<dyn Backend>,
         reads: server::ReadConfig,
         admission: kubecache_admission::Config,
         configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
     ) -> TestServer {
-        let api = server::build_api_with(
-            backend.clone(),
-            "/registry",
-            reads,
-            admission,
-            Default::default(),
-        )
-        .await
-            .expect("build the API");
+        let items: Vec<String> = super::TEST_CONTROLLERS
+            .split(',')
+            .map(String::from)
+            .collect();
+        let controllers = server::ControllerConfig {
+            enabled: kubecache_store::service_accounts::Controllers::parse(&items)
+                .expect("known controllers"),
+            root_ca: String::new(),
+        };
+        TestServer::start_full(backend, reads, admission, controllers, configure).await
+    }
+
+    async fn start_full(
+        backend: Arc<dyn Backend>,
+        reads: server::ReadConfig,
+        admission: kubecache_admission::Config,
+        controllers: server::ControllerConfig,
+        configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
+    ) -> TestServer {
+        let api =
+            server::build_api_with(backend.clone(), "/registry", reads, admission, controllers)
+                .await
+                .expect("build the API");
         configure(&api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
