@@ -299,6 +299,40 @@ pub async fn start(context: &dyn Context) -> Result<(), StorageError> {
     context.admission().service_ips.rebuild(context).await
 }
 
+/// One object through the read path, as kube's plugins read through informers: the cached
+/// state first, a miss confirmed with a consistent read (it may have just been created).
+pub async fn read_object(
+    context: &dyn Context,
+    group: &str,
+    version: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    let Some(served) = context.registry().lookup(group, version, resource) else {
+        return Ok(None);
+    };
+    let key = context.object_key(&served, namespace, name);
+    for at in [
+        kubecache_cache::ReadAt::Any,
+        kubecache_cache::ReadAt::Latest,
+    ] {
+        let found = context
+            .reads()
+            .get(&served, &key, at)
+            .await
+            .map_err(kubecache_core::status::storage_error)?;
+        if let Some(found) = found {
+            return serde_json::from_slice(&found.kv.value)
+                .map(Some)
+                .map_err(|e| {
+                    ApiError::internal(format!("object at {key} is not valid JSON: {e}"))
+                });
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;
@@ -435,38 +469,4 @@ pub(crate) mod tests {
         let configmaps = context.registry().lookup("", "v1", "configmaps").unwrap();
         assert!(admit_delete(&configmaps, "default").is_ok());
     }
-}
-
-/// One object through the read path, as kube's plugins read through informers: the cached
-/// state first, a miss confirmed with a consistent read (it may have just been created).
-pub async fn read_object(
-    context: &dyn Context,
-    group: &str,
-    version: &str,
-    resource: &str,
-    namespace: Option<&str>,
-    name: &str,
-) -> Result<Option<Value>, ApiError> {
-    let Some(served) = context.registry().lookup(group, version, resource) else {
-        return Ok(None);
-    };
-    let key = context.object_key(&served, namespace, name);
-    for at in [
-        kubecache_cache::ReadAt::Any,
-        kubecache_cache::ReadAt::Latest,
-    ] {
-        let found = context
-            .reads()
-            .get(&served, &key, at)
-            .await
-            .map_err(kubecache_core::status::storage_error)?;
-        if let Some(found) = found {
-            return serde_json::from_slice(&found.kv.value)
-                .map(Some)
-                .map_err(|e| {
-                    ApiError::internal(format!("object at {key} is not valid JSON: {e}"))
-                });
-        }
-    }
-    Ok(None)
 }

@@ -267,10 +267,11 @@ pub fn resolve(
     if subresource.is_none() && !resource.supports(verb.as_str()) {
         return Err(ApiError::method_not_allowed());
     }
-    if subresource.is_some() && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch) {
-        if subresource != Some(Subresource::Token) {
-            return Err(ApiError::method_not_allowed());
-        }
+    if subresource.is_some()
+        && subresource != Some(Subresource::Token)
+        && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch)
+    {
+        return Err(ApiError::method_not_allowed());
     }
     if subresource == Some(Subresource::Token) && verb != Verb::Create {
         return Err(ApiError::method_not_allowed());

@@ -101,6 +101,17 @@ pub struct ControllerConfig {
     pub root_ca: String,
 }
 
+impl ControllerConfig {
+    /// From `--controllers` (comma separated) and the CA bundle to publish.
+    pub fn parse(controllers: &str, root_ca: &str) -> Result<ControllerConfig, String> {
+        let items: Vec<String> = controllers.split(',').map(String::from).collect();
+        Ok(ControllerConfig {
+            enabled: kubecache_store::service_accounts::Controllers::parse(&items)?,
+            root_ca: root_ca.to_string(),
+        })
+    }
+}
+
 /// [`build_api`] with admission settings (`--service-cluster-ip-range`) and controllers.
 pub async fn build_api_with(
     backend: Arc<dyn Backend>,

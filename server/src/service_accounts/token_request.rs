@@ -27,31 +27,25 @@ pub async fn create(call: &Call<'_>) -> Result<Reply, ApiError> {
     let namespace = call.request.namespace.clone().unwrap_or_default();
     let name = crate::handlers::path_name(call).to_string();
     let mut request = decode(call)?;
-    if let Some(given) = request.metadata.name.as_deref().filter(|n| !n.is_empty()) {
-        if given != name {
+    // The body may name the account and namespace only as the path does.
+    for (field, given, expected, what) in [
+        ("metadata.name", &request.metadata.name, &name, "name"),
+        (
+            "metadata.namespace",
+            &request.metadata.namespace,
+            &namespace,
+            "namespace",
+        ),
+    ] {
+        if let Some(given) = given.as_deref().filter(|g| !g.is_empty())
+            && given != expected
+        {
             return Err(invalid(
                 &name,
                 Cause::invalid(
-                    "metadata.name",
+                    field,
                     given,
-                    "must match the service account name if specified",
-                ),
-            ));
-        }
-    }
-    if let Some(given) = request
-        .metadata
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-    {
-        if given != namespace {
-            return Err(invalid(
-                &name,
-                Cause::invalid(
-                    "metadata.namespace",
-                    given,
-                    "must match the service account namespace if specified",
+                    &format!("must match the service account {what} if specified"),
                 ),
             ));
         }
@@ -168,17 +162,17 @@ async fn bind(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("", resource, name))?;
     let uid = uid_of(&object).to_string();
-    if let Some(wanted) = bound.uid.as_deref().filter(|u| !u.is_empty()) {
-        if wanted != uid {
-            return Err(ApiError::conflict(
-                "",
-                kind,
-                name,
-                &format!(
-                    "the UID in the bound object reference ({wanted}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
-                ),
-            ));
-        }
+    if let Some(wanted) = bound.uid.as_deref().filter(|u| !u.is_empty())
+        && wanted != uid
+    {
+        return Err(ApiError::conflict(
+            "",
+            kind,
+            name,
+            &format!(
+                "the UID in the bound object reference ({wanted}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+            ),
+        ));
     }
     let reference = ObjectRef {
         name: name.to_string(),

@@ -170,7 +170,7 @@ impl Kubecache {
             "--secure-port",
             "0",
             "--controllers",
-            super::TEST_CONTROLLERS,
+            super::server::TEST_CONTROLLERS,
         ]);
         command.args(&self.args);
         match &self.storage {

@@ -7,12 +7,6 @@ pub mod pki;
 pub mod secured;
 pub mod server;
 
-/// The in-process controllers the test servers run (`--controllers`): all but the
-/// `kube-root-ca.crt` publisher, whose ConfigMap in every namespace would be one more object
-/// in each test that uses ConfigMaps as its neutral resource and counts them.
-/// service_account_tokens.rs runs the publisher and tests it.
-pub const TEST_CONTROLLERS: &str = "*,-root-ca-cert-publisher";
-
 /// Runs `$scenario(&TestServer)` as two tests: `$embedded` over the embedded store and
 /// `$etcd` over a real etcd the test starts.
 macro_rules! on_both_stores {

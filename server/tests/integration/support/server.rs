@@ -50,6 +50,12 @@ pub const STATUS_KEY_ORDER: &[&str] = &[
 ];
 
 /// A kubecache API server running inside the test's runtime.
+/// The in-process controllers the test servers run (`--controllers`): all but the
+/// `kube-root-ca.crt` publisher, whose ConfigMap in every namespace would be one more object
+/// in each test that uses ConfigMaps as its neutral resource and counts them.
+/// service_account_tokens.rs runs the publisher and tests it.
+pub const TEST_CONTROLLERS: &str = "*,-root-ca-cert-publisher";
+
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
@@ -184,7 +190,7 @@ impl TestServer {
     }
 
     /// [`TestServer::start_configured`] with these in-process controllers (the others run
-    /// [`super::TEST_CONTROLLERS`]).
+    /// [`TEST_CONTROLLERS`]).
     pub async fn start_with_controllers(
         backend: Arc<dyn Backend>,
         controllers: server::ControllerConfig,
@@ -206,15 +212,8 @@ impl TestServer {
         admission: kubecache_admission::Config,
         configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
     ) -> TestServer {
-        let items: Vec<String> = super::TEST_CONTROLLERS
-            .split(',')
-            .map(String::from)
-            .collect();
-        let controllers = server::ControllerConfig {
-            enabled: kubecache_store::service_accounts::Controllers::parse(&items)
-                .expect("known controllers"),
-            root_ca: String::new(),
-        };
+        let controllers =
+            server::ControllerConfig::parse(TEST_CONTROLLERS, "").expect("known controllers");
         TestServer::start_full(backend, reads, admission, controllers, configure).await
     }
 
