@@ -493,6 +493,60 @@ async fn scenario(server: &TestServer) {
     .await
     .expect_status(400, "BadRequest");
 
+    // A token bound to a node lives as long as the node; a pod on a node names it too.
+    let node = server
+        .post(
+            "/api/v1/nodes",
+            &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker"}}),
+        )
+        .await;
+    let node_uid = node.expect(201)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node_token = token_for(
+        server,
+        "default",
+        json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Node", "name": "worker"}}),
+    )
+    .await;
+    let (_, claims) = decode_jwt(&node_token);
+    assert_eq!(
+        claims["kubernetes.io"]["node"],
+        json!({"name": "worker", "uid": node_uid})
+    );
+    let status = review(server, &node_token, None).await;
+    assert_eq!(
+        status["user"]["extra"]["authentication.kubernetes.io/node-name"],
+        json!(["worker"])
+    );
+    let placed = server
+        .post(
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "placed"},
+                    "spec": {"nodeName": "worker", "containers": [{"name": "app", "image": "nginx"}]}}),
+        )
+        .await;
+    placed.expect(201);
+    let placed_token = token_for(
+        server,
+        "default",
+        json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "placed"}}),
+    )
+    .await;
+    let (_, claims) = decode_jwt(&placed_token);
+    assert_eq!(
+        claims["kubernetes.io"]["node"],
+        json!({"name": "worker", "uid": node_uid})
+    );
+    server.delete("/api/v1/nodes/worker").await.expect(200);
+    review_until(server, &node_token, false).await;
+    // The pod's token depends on the pod, not on the node it names.
+    assert_eq!(
+        review(server, &placed_token, None).await["authenticated"],
+        true
+    );
+
     // Deleting the pod ends its token.
     server
         .delete_with(
