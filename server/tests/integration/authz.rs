@@ -554,6 +554,7 @@ const BOOTSTRAP_ROLES: &[&str] = &[
     "system:discovery",
     "system:monitoring",
     "system:public-info-viewer",
+    "system:service-account-issuer-discovery",
     "view",
 ];
 
@@ -662,7 +663,8 @@ async fn bootstrap(backend: Arc<dyn Backend>) {
             "system:basic-user",
             "system:discovery",
             "system:monitoring",
-            "system:public-info-viewer"
+            "system:public-info-viewer",
+            "system:service-account-issuer-discovery"
         ]
     );
     let subjects = |name: &str| {
