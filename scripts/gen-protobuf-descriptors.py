@@ -71,6 +71,7 @@ ROOTS = ROOTS + [(m, v, k + "List") for (m, v, k) in LISTED] + [
     ("apimachinery.pkg.apis.meta.v1", "", "WatchEvent"),
     ("api.autoscaling.v1", "autoscaling/v1", "Scale"),
     ("api.policy.v1", "policy/v1", "Eviction"),
+    ("api.authentication.v1", "authentication.k8s.io/v1", "TokenRequest"),
     ("apimachinery.pkg.runtime", "", "Unknown"),
 ]
 

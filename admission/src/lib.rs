@@ -21,6 +21,7 @@
 //! first, so a create in a missing namespace is a 404 before any validation),
 //! [`strategy::Defaulting`] (kube's scheme defaults, which kube applies when decoding, plus the
 //! strategies' create-time fields such as a Job's generated selector),
+//! [`service_account::ServiceAccount`] (a pod's service account and its token volume),
 //! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`].
 //!
 //! Validating, in order: [`strategy::ObjectMeta`], [`strategy::Fields`],
@@ -29,6 +30,7 @@
 
 pub mod lifecycle;
 pub mod priority;
+pub mod service_account;
 pub mod service_ips;
 pub mod strategy;
 
@@ -163,6 +165,7 @@ impl Admission {
             mutating: vec![
                 Box::new(lifecycle::NamespaceLifecycle),
                 Box::new(strategy::Defaulting),
+                Box::new(service_account::ServiceAccount),
                 Box::new(priority::Priority),
                 Box::new(priority::DefaultTolerationSeconds),
             ],
@@ -296,6 +299,40 @@ pub async fn start(context: &dyn Context) -> Result<(), StorageError> {
     context.admission().service_ips.rebuild(context).await
 }
 
+/// One object through the read path, as kube's plugins read through informers: the cached
+/// state first, a miss confirmed with a consistent read (it may have just been created).
+pub async fn read_object(
+    context: &dyn Context,
+    group: &str,
+    version: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    let Some(served) = context.registry().lookup(group, version, resource) else {
+        return Ok(None);
+    };
+    let key = context.object_key(&served, namespace, name);
+    for at in [
+        kubecache_cache::ReadAt::Any,
+        kubecache_cache::ReadAt::Latest,
+    ] {
+        let found = context
+            .reads()
+            .get(&served, &key, at)
+            .await
+            .map_err(kubecache_core::status::storage_error)?;
+        if let Some(found) = found {
+            return serde_json::from_slice(&found.kv.value)
+                .map(Some)
+                .map_err(|e| {
+                    ApiError::internal(format!("object at {key} is not valid JSON: {e}"))
+                });
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;
@@ -391,6 +428,7 @@ pub(crate) mod tests {
             vec![
                 "NamespaceLifecycle",
                 "Defaulting",
+                "ServiceAccount",
                 "Priority",
                 "DefaultTolerationSeconds",
                 "ObjectMetaValidation",

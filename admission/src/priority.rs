@@ -110,7 +110,8 @@ async fn lookup_class(attrs: &Attributes<'_>, name: &str) -> Result<Option<Value
     }
 }
 
-fn forbidden(pod: &Value, reason: &str) -> ApiError {
+/// `pods "name" is forbidden: reason` (403), as kube's admission plugins refuse a pod.
+pub(crate) fn forbidden(pod: &Value, reason: &str) -> ApiError {
     let name = objects::name(pod);
     let mut err = ApiError::forbidden(format!("pods \"{name}\" is forbidden: {reason}"));
     err.kind = Some("pods".into());

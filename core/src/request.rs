@@ -54,6 +54,8 @@ pub enum Subresource {
     /// `pods/resize`: the pod, of which only its containers' resources and resize policies
     /// change.
     Resize,
+    /// `serviceaccounts/{name}/token`: a TokenRequest (create only).
+    Token,
 }
 
 /// What discovery says a subresource answers with: the kind of its body
@@ -80,6 +82,7 @@ impl Subresource {
             Subresource::Eviction => "eviction",
             Subresource::EphemeralContainers => "ephemeralcontainers",
             Subresource::Resize => "resize",
+            Subresource::Token => "token",
         }
     }
 
@@ -92,6 +95,7 @@ impl Subresource {
             Subresource::Eviction,
             Subresource::EphemeralContainers,
             Subresource::Resize,
+            Subresource::Token,
         ]
         .into_iter()
         .find(|s| s.as_str() == segment)
@@ -100,7 +104,7 @@ impl Subresource {
     /// The verbs the subresource takes, as discovery lists them.
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
-            Subresource::Binding | Subresource::Eviction => CREATE_VERBS,
+            Subresource::Binding | Subresource::Eviction | Subresource::Token => CREATE_VERBS,
             Subresource::Status
             | Subresource::Scale
             | Subresource::Approval
@@ -122,6 +126,7 @@ impl Subresource {
             Subresource::Scale => kind("autoscaling", "v1", "Scale"),
             Subresource::Binding => kind("", "v1", "Binding"),
             Subresource::Eviction => kind("policy", "v1", "Eviction"),
+            Subresource::Token => kind("authentication.k8s.io", "v1", "TokenRequest"),
             Subresource::Status
             | Subresource::Approval
             | Subresource::EphemeralContainers

@@ -41,6 +41,12 @@ pub struct Api {
     /// The `--authorization-mode` chain, installed at startup (`authz::install`); the
     /// access review APIs answer with it.
     pub authorizer: std::sync::OnceLock<Arc<crate::authz::Chain>>,
+    /// The service-account token keys and issuers, set at startup from the flags
+    /// ([`Api::tokens`]).
+    pub tokens: std::sync::OnceLock<Arc<crate::service_accounts::Tokens>>,
+    /// The request authenticators, installed with the filter chain; TokenReview answers
+    /// with them.
+    pub authenticator: std::sync::OnceLock<Arc<crate::authn::Authenticator>>,
 }
 
 impl kubecache_admission::Context for Api {
@@ -103,6 +109,19 @@ impl Api {
             admission: kubecache_admission::Admission::new(admission),
             openapi: Default::default(),
             authorizer: std::sync::OnceLock::new(),
+            tokens: std::sync::OnceLock::new(),
+            authenticator: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The service-account token keys: those set at startup, else (an API built without
+    /// the flags, in tests) a key generated for this process and the default issuer.
+    pub fn tokens(&self) -> &crate::service_accounts::Tokens {
+        self.tokens.get_or_init(|| {
+            Arc::new(
+                crate::service_accounts::Tokens::load(&Default::default())
+                    .expect("a generated key needs no file"),
+            )
         })
     }
 

@@ -1,7 +1,8 @@
 //! Authentication: who sent a request. kube-apiserver's request authenticators, in its
 //! order: the client certificate (verified against `--client-ca-file` during the TLS
-//! handshake), then a bearer token from `--token-auth-file`, then — when nothing was
-//! presented and `--anonymous-auth` is on — `system:anonymous`.
+//! handshake), then a bearer token from `--token-auth-file`, then a service-account token
+//! ([`crate::service_accounts`]), then — when nothing was presented and `--anonymous-auth`
+//! is on — `system:anonymous`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,6 +11,9 @@ use std::sync::Arc;
 use http::HeaderMap;
 use kubecache_core::authz::{GROUP_AUTHENTICATED, GROUP_UNAUTHENTICATED, UserInfo};
 use rustls_pki_types::CertificateDer;
+
+use crate::api::Api;
+use crate::service_accounts::Authenticated;
 
 /// How a request reached the server; inserted into each request's extensions by the
 /// listener. A request without it came through the plain-HTTP (insecure) port.
@@ -28,6 +32,9 @@ pub enum Error {
     /// A bearer token no user has.
     #[error("invalid bearer token")]
     InvalidToken,
+    /// A service-account token that is not valid (now, or for this server).
+    #[error("invalid bearer token, {0}")]
+    InvalidServiceAccountToken(String),
     /// A client certificate without a common name.
     #[error("client certificate has no common name")]
     CertificateWithoutName,
@@ -67,8 +74,9 @@ impl Authenticator {
 
     /// The user of a request on the secure port. The user of an authenticated request is
     /// also in `system:authenticated`.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
+        api: &Api,
         headers: &HeaderMap,
         connection: &Connection,
     ) -> Result<UserInfo, Error> {
@@ -84,15 +92,42 @@ impl Authenticator {
             }));
         }
         if let Some(token) = bearer_token(headers) {
-            return match self.tokens.get(token) {
-                Some(user) => Ok(with_authenticated(user.clone())),
-                None => Err(Error::InvalidToken),
-            };
+            let audiences = &api.tokens().api_audiences;
+            return self
+                .authenticate_token(api, token, audiences)
+                .await
+                .map(|authenticated| authenticated.user);
         }
         if self.anonymous {
             Ok(UserInfo::anonymous())
         } else {
             Err(Error::NoCredentials)
+        }
+    }
+
+    /// The user of a bearer token, for the token's `audiences` among those given (the
+    /// token authenticators of a request, and of TokenReview): `--token-auth-file` first
+    /// (its tokens have no audience: they are good for all asked), then service-account
+    /// tokens.
+    pub async fn authenticate_token(
+        &self,
+        api: &Api,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<Authenticated, Error> {
+        if let Some(user) = self.tokens.get(token) {
+            return Ok(Authenticated {
+                user: with_authenticated(user.clone()),
+                audiences: audiences.to_vec(),
+            });
+        }
+        match crate::service_accounts::authenticate(api, token, audiences).await {
+            Ok(Some(mut authenticated)) => {
+                authenticated.user = with_authenticated(authenticated.user);
+                Ok(authenticated)
+            }
+            Ok(None) => Err(Error::InvalidToken),
+            Err(e) => Err(Error::InvalidServiceAccountToken(e)),
         }
     }
 }
@@ -251,7 +286,7 @@ fn name_attributes(mut name: &[u8]) -> (String, Vec<String>) {
 }
 
 /// One DER element: (tag, contents, the bytes after it).
-fn der_read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn der_read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *input.first()?;
     let first = *input.get(1)? as usize;
     let (length, header) = if first < 0x80 {

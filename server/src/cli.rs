@@ -76,6 +76,50 @@ pub struct ServeArgs {
     /// The secure port, TLS, authentication, authorization, audit and limits.
     #[command(flatten)]
     pub security: SecurityArgs,
+
+    /// Service-account tokens and the in-process controllers.
+    #[command(flatten)]
+    pub service_accounts: ServiceAccountArgs,
+}
+
+/// kube-apiserver's service-account token flags, and kube-controller-manager's
+/// `--controllers` for the few controllers kubecache runs itself.
+#[derive(Debug, Args)]
+pub struct ServiceAccountArgs {
+    /// Private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 P-256) service-account tokens are
+    /// signed with. Without it a P-256 key is generated and kept in DATA_DIR (or --cert-dir).
+    #[arg(long, value_name = "FILE")]
+    pub service_account_signing_key_file: Option<PathBuf>,
+
+    /// Keys (PEM, public or private) tokens are verified with; repeatable. Default: the
+    /// signing key.
+    #[arg(long, value_delimiter = ',', value_name = "FILE")]
+    pub service_account_key_file: Vec<PathBuf>,
+
+    /// Issuer (`iss`) of service-account tokens; repeatable: the first issues, all are
+    /// accepted.
+    #[arg(long, value_name = "URL")]
+    pub service_account_issuer: Vec<String>,
+
+    /// Audiences the API accepts in tokens, comma separated. Default: the issuers.
+    #[arg(long, value_delimiter = ',', value_name = "AUDIENCE[,AUDIENCE...]")]
+    pub api_audiences: Vec<String>,
+
+    /// The `jwks_uri` of /.well-known/openid-configuration. Default: this server's
+    /// /openid/v1/jwks at the host the client asked for.
+    #[arg(long, value_name = "URL")]
+    pub service_account_jwks_uri: Option<String>,
+
+    /// In-process controllers, comma separated, kube-controller-manager's syntax: `*` for
+    /// all on by default, `name` to turn one on, `-name` to turn one off. Known:
+    /// serviceaccount, root-ca-cert-publisher, serviceaccount-token.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "*",
+        value_name = "NAME[,NAME...]"
+    )]
+    pub controllers: Vec<String>,
 }
 
 impl ServeArgs {
@@ -97,6 +141,24 @@ impl ServeArgs {
         kubecache_admission::Config {
             service_cluster_ip_range: self.service_cluster_ip_range.clone(),
             ..Default::default()
+        }
+    }
+
+    /// The token keys and issuers. A generated signing key is kept in `--cert-dir`, else
+    /// in the data dir, so tokens stay valid across restarts.
+    pub fn tokens(&self) -> crate::service_accounts::TokenConfig {
+        let accounts = &self.service_accounts;
+        crate::service_accounts::TokenConfig {
+            signing_key_file: accounts.service_account_signing_key_file.clone(),
+            key_files: accounts.service_account_key_file.clone(),
+            issuers: accounts.service_account_issuer.clone(),
+            api_audiences: accounts.api_audiences.clone(),
+            generated_key_dir: self
+                .security
+                .cert_dir
+                .clone()
+                .or_else(|| self.data_dir.as_ref().map(|dir| dir.join("tls"))),
+            jwks_uri: accounts.service_account_jwks_uri.clone(),
         }
     }
 

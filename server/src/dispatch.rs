@@ -129,6 +129,20 @@ async fn dispatch(
             )?;
             return Ok(Reply::Stream(response));
         }
+        Target::OpenIdConfiguration => {
+            return Ok(Reply::Stream(
+                crate::service_accounts::discovery::openid_configuration(
+                    api.tokens(),
+                    &parts.uri,
+                    &parts.headers,
+                ),
+            ));
+        }
+        Target::Jwks => {
+            return Ok(Reply::Stream(crate::service_accounts::discovery::jwks(
+                api.tokens(),
+            )));
+        }
         Target::Resource(request) => request,
     };
     *labels = RequestLabels::resource(&request);

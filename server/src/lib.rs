@@ -21,6 +21,8 @@
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`authz`]: authorization — the `--authorization-mode` chain, RBAC over the live policy
 //!   index (`kubecache_store::rbac`) and the access review APIs;
+//! - [`service_accounts`]: service-account tokens (TokenRequest, their authentication,
+//!   the OIDC discovery documents);
 //! - [`cli`]: the `kubecache` command line.
 //! - [`filters`]: the filter chain in front of [`api`] (body drain, Cache-Control, recovery,
 //!   request info, shutdown tracking, timeout, CORS, authentication, audit, impersonation, limits, authorization),
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod negotiation;
 pub mod request_info;
 pub mod server;
+pub mod service_accounts;
 pub mod serving;
 pub mod status_response;
 pub mod tls;

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kubecache_server::cli::{Cli, Command, ServeArgs};
-use kubecache_server::{filters, server, serving, tls};
+use kubecache_server::{filters, server, service_accounts, serving, tls};
+use kubecache_store::service_accounts::Controllers;
 use tokio::net::TcpListener;
 
 /// mimalloc instead of glibc malloc: the fan-out allocates and frees a frame per event and
@@ -38,10 +39,29 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let backend = server::open_backend(&storage)
         .await
         .map_err(|e| format!("cannot open storage ({}): {e}", storage.describe()))?;
-    let api = server::build_api_with(backend, &args.etcd_prefix, args.reads(), args.admission())
-        .await
-        .map_err(|e| format!("cannot initialise storage: {e}"))?;
     let security = &args.security;
+    let tls = match security.secure_port {
+        0 => None,
+        _ => Some(tls::server_config(
+            &serving_cert(&args),
+            security.client_ca_file.as_deref(),
+        )?),
+    };
+    let controllers = server::ControllerConfig {
+        enabled: Controllers::parse(&args.service_accounts.controllers)?,
+        root_ca: root_ca(tls.as_ref(), security.tls_cert_file.as_deref())?,
+    };
+    let tokens = service_accounts::Tokens::load(&args.tokens())?;
+    let api = server::build_api_with(
+        backend,
+        &args.etcd_prefix,
+        args.reads(),
+        args.admission(),
+        controllers,
+    )
+    .await
+    .map_err(|e| format!("cannot initialise storage: {e}"))?;
+    let _ = api.tokens.set(std::sync::Arc::new(tokens));
     let shutdown = shutdown_signal();
     let chain = filters::Chain::new(&security.chain_options()?, &api)?;
     let app = filters::apply(server::router(api), chain.clone());
@@ -56,8 +76,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         println!("try: kubectl --server http://{addr} get namespaces");
         listeners.push(serving::Listener { tcp, tls: None });
     }
-    if security.secure_port != 0 {
-        let tls = tls::server_config(&serving_cert(&args), security.client_ca_file.as_deref())?;
+    if let Some(tls) = tls {
         let tcp = bind(security.bind_address, security.secure_port).await?;
         let addr = server::local_addr(&tcp);
         println!(
@@ -114,6 +133,19 @@ fn serving_cert(args: &ServeArgs) -> tls::ServingCert {
             std::env::temp_dir().join(format!("kubecache-certs-{}", std::process::id()))
         });
     tls::ServingCert::Generated { dir }
+}
+
+/// The CA bundle the `kube-root-ca.crt` ConfigMaps publish: what clients verify the secure
+/// port with — the generated CA, else the serving certificate file's chain; empty without
+/// a secure port.
+fn root_ca(tls: Option<&tls::Tls>, cert_file: Option<&std::path::Path>) -> Result<String, String> {
+    let source = match (tls.and_then(|t| t.generated_ca.as_ref()), cert_file) {
+        (Some(ca), _) => ca.as_path(),
+        (None, Some(chain)) if tls.is_some() => chain,
+        _ => return Ok(String::new()),
+    };
+    std::fs::read_to_string(source)
+        .map_err(|e| format!("cannot read the serving CA {}: {e}", source.display()))
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called (before the ports

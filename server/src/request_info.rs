@@ -190,6 +190,10 @@ pub enum Target {
     },
     /// `/openapi/...`: what follows `/openapi/` (`v2`, `v3`, `v3/apis/apps/v1`, …)
     OpenApi(String),
+    /// `/.well-known/openid-configuration` (the service-account issuer's discovery)
+    OpenIdConfiguration,
+    /// `/openid/v1/jwks`
+    Jwks,
     Resource(ResourceRequest),
 }
 
@@ -295,6 +299,8 @@ fn non_resource(registry: &Snapshot, parts: &[String]) -> Result<Target, ApiErro
         ["readyz", ..] => Ok(Target::Readyz),
         ["metrics"] => Ok(Target::Metrics),
         ["openapi", rest @ ..] => Ok(Target::OpenApi(rest.join("/"))),
+        [".well-known", "openid-configuration"] => Ok(Target::OpenIdConfiguration),
+        ["openid", "v1", "jwks"] => Ok(Target::Jwks),
         ["api"] => Ok(Target::CoreVersions),
         ["apis"] => Ok(Target::Groups),
         ["api", version] => known_group_version(registry, "", version),

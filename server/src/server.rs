@@ -83,15 +83,42 @@ pub async fn build_api(
     storage_root: &str,
     reads: ReadConfig,
 ) -> Result<Arc<Api>, StorageError> {
-    build_api_with(backend, storage_root, reads, Default::default()).await
+    build_api_with(
+        backend,
+        storage_root,
+        reads,
+        Default::default(),
+        Default::default(),
+    )
+    .await
 }
 
-/// [`build_api`] with admission settings (`--service-cluster-ip-range`).
+/// The in-process controllers (`--controllers`) and the CA bundle `kube-root-ca.crt`
+/// publishes.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerConfig {
+    pub enabled: kubecache_store::service_accounts::Controllers,
+    pub root_ca: String,
+}
+
+impl ControllerConfig {
+    /// From `--controllers` (comma separated) and the CA bundle to publish.
+    pub fn parse(controllers: &str, root_ca: &str) -> Result<ControllerConfig, String> {
+        let items: Vec<String> = controllers.split(',').map(String::from).collect();
+        Ok(ControllerConfig {
+            enabled: kubecache_store::service_accounts::Controllers::parse(&items)?,
+            root_ca: root_ca.to_string(),
+        })
+    }
+}
+
+/// [`build_api`] with admission settings (`--service-cluster-ip-range`) and controllers.
 pub async fn build_api_with(
     backend: Arc<dyn Backend>,
     storage_root: &str,
     reads: ReadConfig,
     admission: kubecache_admission::Config,
+    controllers: ControllerConfig,
 ) -> Result<Arc<Api>, StorageError> {
     let registry = Arc::new(Registry::builtin());
     let codec = Arc::new(JsonCodec::new(registry.clone()));
@@ -136,6 +163,11 @@ pub async fn build_api_with(
     let aggregated = PolicyIndex::with_root(api.reads.clone(), &api.storage_root);
     tokio::spawn(rbac::aggregation::run(api.clone(), aggregated));
     tokio::spawn(kubecache_store::crds::run(api.clone()));
+    tokio::spawn(kubecache_store::service_accounts::run(
+        api.clone(),
+        controllers.enabled,
+        controllers.root_ca,
+    ));
     Ok(api)
 }
 

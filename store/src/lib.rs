@@ -18,6 +18,8 @@
 //! - [`bootstrap`]: the mandatory API Priority and Fairness objects and the local
 //!   APIServices kube-apiserver creates at start.
 //! - [`service_cidrs`]: the default ServiceCIDR `kubernetes` of the service IP range.
+//! - [`service_accounts`]: the `default` ServiceAccount and the `kube-root-ca.crt`
+//!   ConfigMap of every namespace (kube-controller-manager's controllers, `--controllers`).
 //! - [`rbac`]: the bootstrap RBAC policy, the ClusterRole aggregation controller and the live
 //!   [`rbac::index::PolicyIndex`] both it and the server's RBAC authorizer follow.
 //!
@@ -35,6 +37,7 @@ pub mod crds;
 pub mod namespaces;
 pub mod rbac;
 pub mod resources;
+pub mod service_accounts;
 pub mod service_cidrs;
 pub mod store;
 

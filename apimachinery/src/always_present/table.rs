@@ -64,6 +64,18 @@ pub static ALWAYS_PRESENT: &[(&str, &[(&str, Empty)])] = &[
     ("io.k8s.api.apps.v1.StatefulSetSpec", &[("template", Object), ("updateStrategy", Object)]),
     ("io.k8s.api.authentication.v1.SelfSubjectReview", &[("metadata", Object), ("status", Object)]),
     ("io.k8s.api.authentication.v1.SelfSubjectReviewStatus", &[("userInfo", Object)]),
+    ("io.k8s.api.authentication.v1.TokenRequest", &[
+        ("metadata", Object),
+        ("spec", Object),
+        ("status", Object),
+    ]),
+    ("io.k8s.api.authentication.v1.TokenRequestStatus", &[("expirationTimestamp", Null)]),
+    ("io.k8s.api.authentication.v1.TokenReview", &[
+        ("metadata", Object),
+        ("spec", Object),
+        ("status", Object),
+    ]),
+    ("io.k8s.api.authentication.v1.TokenReviewStatus", &[("user", Object)]),
     ("io.k8s.api.authorization.v1.LocalSubjectAccessReview", &[
         ("metadata", Object),
         ("spec", Object),

@@ -36,8 +36,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MatchResources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "namespaceSelector", ty: Message(498), label: Optional },
-            Field { tag: 2, json: "objectSelector", ty: Message(498), label: Optional },
+            Field { tag: 1, json: "namespaceSelector", ty: Message(505), label: Optional },
+            Field { tag: 2, json: "objectSelector", ty: Message(505), label: Optional },
             Field { tag: 3, json: "resourceRules", ty: Message(7), label: Repeated },
             Field { tag: 4, json: "excludeResourceRules", ty: Message(7), label: Repeated },
             Field { tag: 7, json: "matchPolicy", ty: String, label: Optional },
@@ -52,13 +52,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(498), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(505), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
             Field { tag: 10, json: "reinvocationPolicy", ty: String, label: Optional },
-            Field { tag: 11, json: "objectSelector", ty: Message(498), label: Optional },
+            Field { tag: 11, json: "objectSelector", ty: Message(505), label: Optional },
             Field { tag: 12, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -67,7 +67,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(4), label: Repeated },
         ],
     },
@@ -76,7 +76,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.MutatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(5), label: Repeated },
         ],
     },
@@ -105,7 +105,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
-            Field { tag: 3, json: "selector", ty: Message(498), label: Optional },
+            Field { tag: 3, json: "selector", ty: Message(505), label: Optional },
             Field { tag: 4, json: "parameterNotFoundAction", ty: String, label: Optional },
         ],
     },
@@ -153,7 +153,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(19), label: Optional },
             Field { tag: 3, json: "status", ty: Message(20), label: Optional },
         ],
@@ -163,7 +163,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(17), label: Optional },
         ],
     },
@@ -172,7 +172,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(15), label: Repeated },
         ],
     },
@@ -192,7 +192,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingAdmissionPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(14), label: Repeated },
         ],
     },
@@ -217,7 +217,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 2, json: "typeChecking", ty: Message(13), label: Optional },
-            Field { tag: 3, json: "conditions", ty: Message(494), label: Repeated },
+            Field { tag: 3, json: "conditions", ty: Message(501), label: Repeated },
         ],
     },
     // 21
@@ -229,12 +229,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "clientConfig", ty: Message(26), label: Optional },
             Field { tag: 3, json: "rules", ty: Message(11), label: Repeated },
             Field { tag: 4, json: "failurePolicy", ty: String, label: Optional },
-            Field { tag: 5, json: "namespaceSelector", ty: Message(498), label: Optional },
+            Field { tag: 5, json: "namespaceSelector", ty: Message(505), label: Optional },
             Field { tag: 6, json: "sideEffects", ty: String, label: Required },
             Field { tag: 7, json: "timeoutSeconds", ty: Int32, label: Optional },
             Field { tag: 8, json: "admissionReviewVersions", ty: String, label: Repeated },
             Field { tag: 9, json: "matchPolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "objectSelector", ty: Message(498), label: Optional },
+            Field { tag: 10, json: "objectSelector", ty: Message(505), label: Optional },
             Field { tag: 11, json: "matchConditions", ty: Message(2), label: Repeated },
         ],
     },
@@ -243,7 +243,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "webhooks", ty: Message(21), label: Repeated },
         ],
     },
@@ -252,7 +252,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.admissionregistration.v1.ValidatingWebhookConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(22), label: Repeated },
         ],
     },
@@ -291,8 +291,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "data", ty: Message(511), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "data", ty: Message(518), label: Optional },
             Field { tag: 3, json: "revision", ty: Int64, label: Required },
         ],
     },
@@ -301,7 +301,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ControllerRevisionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(27), label: Repeated },
         ],
     },
@@ -310,7 +310,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(32), label: Optional },
             Field { tag: 3, json: "status", ty: Message(33), label: Optional },
         ],
@@ -322,7 +322,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -332,7 +332,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(29), label: Repeated },
         ],
     },
@@ -341,8 +341,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "selector", ty: Message(498), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(287), label: Optional },
+            Field { tag: 1, json: "selector", ty: Message(505), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(294), label: Optional },
             Field { tag: 3, json: "updateStrategy", ty: Message(34), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -379,7 +379,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(38), label: Optional },
             Field { tag: 3, json: "status", ty: Message(39), label: Optional },
         ],
@@ -393,8 +393,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
-            Field { tag: 6, json: "lastUpdateTime", ty: Message(509), label: Optional },
-            Field { tag: 7, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 6, json: "lastUpdateTime", ty: Message(516), label: Optional },
+            Field { tag: 7, json: "lastTransitionTime", ty: Message(516), label: Optional },
         ],
     },
     // 37
@@ -402,7 +402,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.DeploymentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(35), label: Repeated },
         ],
     },
@@ -412,8 +412,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(505), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(294), label: Optional },
             Field { tag: 4, json: "strategy", ty: Message(40), label: Optional },
             Field { tag: 5, json: "minReadySeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Int32, label: Optional },
@@ -451,7 +451,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(44), label: Optional },
             Field { tag: 3, json: "status", ty: Message(45), label: Optional },
         ],
@@ -463,7 +463,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -473,7 +473,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.ReplicaSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(41), label: Repeated },
         ],
     },
@@ -483,8 +483,8 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(505), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(294), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
@@ -507,8 +507,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(514), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(514), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(521), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(521), label: Optional },
         ],
     },
     // 47
@@ -516,8 +516,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "maxUnavailable", ty: Message(514), label: Optional },
-            Field { tag: 2, json: "maxSurge", ty: Message(514), label: Optional },
+            Field { tag: 1, json: "maxUnavailable", ty: Message(521), label: Optional },
+            Field { tag: 2, json: "maxSurge", ty: Message(521), label: Optional },
         ],
     },
     // 48
@@ -526,7 +526,7 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "partition", ty: Int32, label: Optional },
-            Field { tag: 2, json: "maxUnavailable", ty: Message(514), label: Optional },
+            Field { tag: 2, json: "maxUnavailable", ty: Message(521), label: Optional },
         ],
     },
     // 49
@@ -534,7 +534,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "spec", ty: Message(54), label: Optional },
             Field { tag: 3, json: "status", ty: Message(55), label: Optional },
         ],
@@ -546,7 +546,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
@@ -556,7 +556,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api.apps.v1.StatefulSetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "items", ty: Message(49), label: Repeated },
         ],
     },
@@ -583,9 +583,9 @@ pub static MESSAGES: &[Message] = &[
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
-            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
-            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(254), label: Repeated },
+            Field { tag: 2, json: "selector", ty: Message(505), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(294), label: Optional },
+            Field { tag: 4, json: "volumeClaimTemplates", ty: Message(261), label: Repeated },
             Field { tag: 5, json: "serviceName", ty: String, label: Optional },
             Field { tag: 6, json: "podManagementPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "updateStrategy", ty: Message(56), label: Optional },
@@ -623,30 +623,100 @@ pub static MESSAGES: &[Message] = &[
     },
     // 57
     Message {
+        name: "api.authentication.v1.BoundObjectReference",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "kind", ty: String, label: Optional },
+            Field { tag: 2, json: "apiVersion", ty: String, label: Optional },
+            Field { tag: 3, json: "name", ty: String, label: Optional },
+            Field { tag: 4, json: "uid", ty: String, label: Optional },
+        ],
+    },
+    // 58
+    Message {
         name: "api.authentication.v1.ExtraValue",
         special: Special::StringList,
         fields: &[
             Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
     },
-    // 58
+    // 59
     Message {
         name: "api.authentication.v1.SelfSubjectReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "status", ty: Message(59), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "status", ty: Message(60), label: Optional },
         ],
     },
-    // 59
+    // 60
     Message {
         name: "api.authentication.v1.SelfSubjectReviewStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "userInfo", ty: Message(60), label: Optional },
+            Field { tag: 1, json: "userInfo", ty: Message(67), label: Optional },
         ],
     },
-    // 60
+    // 61
+    Message {
+        name: "api.authentication.v1.TokenRequest",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(62), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(63), label: Optional },
+        ],
+    },
+    // 62
+    Message {
+        name: "api.authentication.v1.TokenRequestSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "audiences", ty: String, label: Repeated },
+            Field { tag: 3, json: "boundObjectRef", ty: Message(57), label: Optional },
+            Field { tag: 4, json: "expirationSeconds", ty: Int64, label: Optional },
+        ],
+    },
+    // 63
+    Message {
+        name: "api.authentication.v1.TokenRequestStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "token", ty: String, label: Required },
+            Field { tag: 2, json: "expirationTimestamp", ty: Message(516), label: Optional },
+        ],
+    },
+    // 64
+    Message {
+        name: "api.authentication.v1.TokenReview",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(65), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(66), label: Optional },
+        ],
+    },
+    // 65
+    Message {
+        name: "api.authentication.v1.TokenReviewSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "token", ty: String, label: Optional },
+            Field { tag: 2, json: "audiences", ty: String, label: Repeated },
+        ],
+    },
+    // 66
+    Message {
+        name: "api.authentication.v1.TokenReviewStatus",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "authenticated", ty: Bool, label: Optional },
+            Field { tag: 2, json: "user", ty: Message(67), label: Optional },
+            Field { tag: 3, json: "error", ty: String, label: Optional },
+            Field { tag: 4, json: "audiences", ty: String, label: Repeated },
+        ],
+    },
+    // 67
     Message {
         name: "api.authentication.v1.UserInfo",
         special: Special::None,
@@ -654,10 +724,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "username", ty: String, label: Optional },
             Field { tag: 2, json: "uid", ty: String, label: Optional },
             Field { tag: 3, json: "groups", ty: String, label: Repeated },
-            Field { tag: 4, json: "extra", ty: Message(57), label: Map },
+            Field { tag: 4, json: "extra", ty: Message(58), label: Map },
         ],
     },
-    // 61
+    // 68
     Message {
         name: "api.authorization.v1.ExtraValue",
         special: Special::StringList,
@@ -665,35 +735,35 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
     },
-    // 62
+    // 69
     Message {
         name: "api.authorization.v1.FieldSelectorAttributes",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(496), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(503), label: Repeated },
         ],
     },
-    // 63
+    // 70
     Message {
         name: "api.authorization.v1.LabelSelectorAttributes",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: String, label: Optional },
-            Field { tag: 2, json: "requirements", ty: Message(499), label: Repeated },
+            Field { tag: 2, json: "requirements", ty: Message(506), label: Repeated },
         ],
     },
-    // 64
+    // 71
     Message {
         name: "api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(75), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(81), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(82), label: Optional },
         ],
     },
-    // 65
+    // 72
     Message {
         name: "api.authorization.v1.NonResourceAttributes",
         special: Special::None,
@@ -702,7 +772,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "verb", ty: String, label: Optional },
         ],
     },
-    // 66
+    // 73
     Message {
         name: "api.authorization.v1.NonResourceRule",
         special: Special::None,
@@ -711,7 +781,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 67
+    // 74
     Message {
         name: "api.authorization.v1.ResourceAttributes",
         special: Special::None,
@@ -723,11 +793,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "resource", ty: String, label: Optional },
             Field { tag: 6, json: "subresource", ty: String, label: Optional },
             Field { tag: 7, json: "name", ty: String, label: Optional },
-            Field { tag: 8, json: "fieldSelector", ty: Message(62), label: Optional },
-            Field { tag: 9, json: "labelSelector", ty: Message(63), label: Optional },
+            Field { tag: 8, json: "fieldSelector", ty: Message(69), label: Optional },
+            Field { tag: 9, json: "labelSelector", ty: Message(70), label: Optional },
         ],
     },
-    // 68
+    // 75
     Message {
         name: "api.authorization.v1.ResourceRule",
         special: Special::None,
@@ -738,36 +808,36 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceNames", ty: String, label: Repeated },
         ],
     },
-    // 69
+    // 76
     Message {
         name: "api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(70), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(75), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(77), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(82), label: Optional },
         ],
     },
-    // 70
+    // 77
     Message {
         name: "api.authorization.v1.SelfSubjectAccessReviewSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "resourceAttributes", ty: Message(67), label: Optional },
-            Field { tag: 2, json: "nonResourceAttributes", ty: Message(65), label: Optional },
+            Field { tag: 1, json: "resourceAttributes", ty: Message(74), label: Optional },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Message(72), label: Optional },
         ],
     },
-    // 71
+    // 78
     Message {
         name: "api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(72), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(76), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(79), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(83), label: Optional },
         ],
     },
-    // 72
+    // 79
     Message {
         name: "api.authorization.v1.SelfSubjectRulesReviewSpec",
         special: Special::None,
@@ -775,30 +845,30 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 73
+    // 80
     Message {
         name: "api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(74), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(75), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(81), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(82), label: Optional },
         ],
     },
-    // 74
+    // 81
     Message {
         name: "api.authorization.v1.SubjectAccessReviewSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "resourceAttributes", ty: Message(67), label: Optional },
-            Field { tag: 2, json: "nonResourceAttributes", ty: Message(65), label: Optional },
+            Field { tag: 1, json: "resourceAttributes", ty: Message(74), label: Optional },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Message(72), label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "groups", ty: String, label: Repeated },
-            Field { tag: 5, json: "extra", ty: Message(61), label: Map },
+            Field { tag: 5, json: "extra", ty: Message(68), label: Map },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 75
+    // 82
     Message {
         name: "api.authorization.v1.SubjectAccessReviewStatus",
         special: Special::None,
@@ -809,18 +879,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "denied", ty: Bool, label: OmitZero },
         ],
     },
-    // 76
+    // 83
     Message {
         name: "api.authorization.v1.SubjectRulesReviewStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "resourceRules", ty: Message(68), label: Repeated },
-            Field { tag: 2, json: "nonResourceRules", ty: Message(66), label: Repeated },
+            Field { tag: 1, json: "resourceRules", ty: Message(75), label: Repeated },
+            Field { tag: 2, json: "nonResourceRules", ty: Message(73), label: Repeated },
             Field { tag: 3, json: "incomplete", ty: Bool, label: Required },
             Field { tag: 4, json: "evaluationError", ty: String, label: Optional },
         ],
     },
-    // 77
+    // 84
     Message {
         name: "api.autoscaling.v1.CrossVersionObjectReference",
         special: Special::None,
@@ -830,59 +900,59 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
         ],
     },
-    // 78
+    // 85
     Message {
         name: "api.autoscaling.v1.HorizontalPodAutoscaler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(80), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(81), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(87), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(88), label: Optional },
         ],
     },
-    // 79
+    // 86
     Message {
         name: "api.autoscaling.v1.HorizontalPodAutoscalerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(78), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(85), label: Repeated },
         ],
     },
-    // 80
+    // 87
     Message {
         name: "api.autoscaling.v1.HorizontalPodAutoscalerSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "scaleTargetRef", ty: Message(77), label: Optional },
+            Field { tag: 1, json: "scaleTargetRef", ty: Message(84), label: Optional },
             Field { tag: 2, json: "minReplicas", ty: Int32, label: Optional },
             Field { tag: 3, json: "maxReplicas", ty: Int32, label: Required },
             Field { tag: 4, json: "targetCPUUtilizationPercentage", ty: Int32, label: Optional },
         ],
     },
-    // 81
+    // 88
     Message {
         name: "api.autoscaling.v1.HorizontalPodAutoscalerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "lastScaleTime", ty: Message(509), label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(516), label: Optional },
             Field { tag: 3, json: "currentReplicas", ty: Int32, label: Required },
             Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
             Field { tag: 5, json: "currentCPUUtilizationPercentage", ty: Int32, label: Optional },
         ],
     },
-    // 82
+    // 89
     Message {
         name: "api.autoscaling.v1.Scale",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(83), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(84), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(90), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(91), label: Optional },
         ],
     },
-    // 83
+    // 90
     Message {
         name: "api.autoscaling.v1.ScaleSpec",
         special: Special::None,
@@ -890,7 +960,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
         ],
     },
-    // 84
+    // 91
     Message {
         name: "api.autoscaling.v1.ScaleStatus",
         special: Special::None,
@@ -899,27 +969,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "selector", ty: String, label: Optional },
         ],
     },
-    // 85
+    // 92
     Message {
         name: "api.autoscaling.v2.ContainerResourceMetricSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(108), label: Optional },
             Field { tag: 3, json: "container", ty: String, label: Required },
         ],
     },
-    // 86
+    // 93
     Message {
         name: "api.autoscaling.v2.ContainerResourceMetricStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(109), label: Optional },
             Field { tag: 3, json: "container", ty: String, label: Required },
         ],
     },
-    // 87
+    // 94
     Message {
         name: "api.autoscaling.v2.CrossVersionObjectReference",
         special: Special::None,
@@ -929,90 +999,90 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
         ],
     },
-    // 88
+    // 95
     Message {
         name: "api.autoscaling.v2.ExternalMetricSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
-            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+            Field { tag: 1, json: "metric", ty: Message(105), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(108), label: Optional },
         ],
     },
-    // 89
+    // 96
     Message {
         name: "api.autoscaling.v2.ExternalMetricStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
-            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+            Field { tag: 1, json: "metric", ty: Message(105), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(109), label: Optional },
         ],
     },
-    // 90
+    // 97
     Message {
         name: "api.autoscaling.v2.HorizontalPodAutoscaler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(94), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(95), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(101), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(102), label: Optional },
         ],
     },
-    // 91
+    // 98
     Message {
         name: "api.autoscaling.v2.HorizontalPodAutoscalerBehavior",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "scaleUp", ty: Message(97), label: Optional },
-            Field { tag: 2, json: "scaleDown", ty: Message(97), label: Optional },
+            Field { tag: 1, json: "scaleUp", ty: Message(104), label: Optional },
+            Field { tag: 2, json: "scaleDown", ty: Message(104), label: Optional },
         ],
     },
-    // 92
+    // 99
     Message {
         name: "api.autoscaling.v2.HorizontalPodAutoscalerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 93
+    // 100
     Message {
         name: "api.autoscaling.v2.HorizontalPodAutoscalerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(90), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(97), label: Repeated },
         ],
     },
-    // 94
+    // 101
     Message {
         name: "api.autoscaling.v2.HorizontalPodAutoscalerSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "scaleTargetRef", ty: Message(87), label: Optional },
+            Field { tag: 1, json: "scaleTargetRef", ty: Message(94), label: Optional },
             Field { tag: 2, json: "minReplicas", ty: Int32, label: Optional },
             Field { tag: 3, json: "maxReplicas", ty: Int32, label: Required },
-            Field { tag: 4, json: "metrics", ty: Message(99), label: Repeated },
-            Field { tag: 5, json: "behavior", ty: Message(91), label: Optional },
+            Field { tag: 4, json: "metrics", ty: Message(106), label: Repeated },
+            Field { tag: 5, json: "behavior", ty: Message(98), label: Optional },
         ],
     },
-    // 95
+    // 102
     Message {
         name: "api.autoscaling.v2.HorizontalPodAutoscalerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: Optional },
-            Field { tag: 2, json: "lastScaleTime", ty: Message(509), label: Optional },
+            Field { tag: 2, json: "lastScaleTime", ty: Message(516), label: Optional },
             Field { tag: 3, json: "currentReplicas", ty: Int32, label: Optional },
             Field { tag: 4, json: "desiredReplicas", ty: Int32, label: Required },
-            Field { tag: 5, json: "currentMetrics", ty: Message(100), label: Repeated },
-            Field { tag: 6, json: "conditions", ty: Message(92), label: Repeated },
+            Field { tag: 5, json: "currentMetrics", ty: Message(107), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(99), label: Repeated },
         ],
     },
-    // 96
+    // 103
     Message {
         name: "api.autoscaling.v2.HpaScalingPolicy",
         special: Special::None,
@@ -1022,149 +1092,149 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "periodSeconds", ty: Int32, label: Required },
         ],
     },
-    // 97
+    // 104
     Message {
         name: "api.autoscaling.v2.HpaScalingRules",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "selectPolicy", ty: String, label: Optional },
-            Field { tag: 2, json: "policies", ty: Message(96), label: Repeated },
+            Field { tag: 2, json: "policies", ty: Message(103), label: Repeated },
             Field { tag: 3, json: "stabilizationWindowSeconds", ty: Int32, label: Optional },
-            Field { tag: 4, json: "tolerance", ty: Message(493), label: Optional },
+            Field { tag: 4, json: "tolerance", ty: Message(500), label: Optional },
         ],
     },
-    // 98
+    // 105
     Message {
         name: "api.autoscaling.v2.MetricIdentifier",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(505), label: Optional },
         ],
     },
-    // 99
+    // 106
     Message {
         name: "api.autoscaling.v2.MetricSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "object", ty: Message(103), label: Optional },
-            Field { tag: 3, json: "pods", ty: Message(105), label: Optional },
-            Field { tag: 4, json: "resource", ty: Message(107), label: Optional },
-            Field { tag: 5, json: "external", ty: Message(88), label: Optional },
-            Field { tag: 7, json: "containerResource", ty: Message(85), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(110), label: Optional },
+            Field { tag: 3, json: "pods", ty: Message(112), label: Optional },
+            Field { tag: 4, json: "resource", ty: Message(114), label: Optional },
+            Field { tag: 5, json: "external", ty: Message(95), label: Optional },
+            Field { tag: 7, json: "containerResource", ty: Message(92), label: Optional },
         ],
     },
-    // 100
+    // 107
     Message {
         name: "api.autoscaling.v2.MetricStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "object", ty: Message(104), label: Optional },
-            Field { tag: 3, json: "pods", ty: Message(106), label: Optional },
-            Field { tag: 4, json: "resource", ty: Message(108), label: Optional },
-            Field { tag: 5, json: "external", ty: Message(89), label: Optional },
-            Field { tag: 7, json: "containerResource", ty: Message(86), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(111), label: Optional },
+            Field { tag: 3, json: "pods", ty: Message(113), label: Optional },
+            Field { tag: 4, json: "resource", ty: Message(115), label: Optional },
+            Field { tag: 5, json: "external", ty: Message(96), label: Optional },
+            Field { tag: 7, json: "containerResource", ty: Message(93), label: Optional },
         ],
     },
-    // 101
+    // 108
     Message {
         name: "api.autoscaling.v2.MetricTarget",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "value", ty: Message(493), label: Optional },
-            Field { tag: 3, json: "averageValue", ty: Message(493), label: Optional },
+            Field { tag: 2, json: "value", ty: Message(500), label: Optional },
+            Field { tag: 3, json: "averageValue", ty: Message(500), label: Optional },
             Field { tag: 4, json: "averageUtilization", ty: Int32, label: Optional },
         ],
     },
-    // 102
+    // 109
     Message {
         name: "api.autoscaling.v2.MetricValueStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "value", ty: Message(493), label: Optional },
-            Field { tag: 2, json: "averageValue", ty: Message(493), label: Optional },
+            Field { tag: 1, json: "value", ty: Message(500), label: Optional },
+            Field { tag: 2, json: "averageValue", ty: Message(500), label: Optional },
             Field { tag: 3, json: "averageUtilization", ty: Int32, label: Optional },
         ],
     },
-    // 103
+    // 110
     Message {
         name: "api.autoscaling.v2.ObjectMetricSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "describedObject", ty: Message(87), label: Optional },
-            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
-            Field { tag: 3, json: "metric", ty: Message(98), label: Optional },
+            Field { tag: 1, json: "describedObject", ty: Message(94), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(108), label: Optional },
+            Field { tag: 3, json: "metric", ty: Message(105), label: Optional },
         ],
     },
-    // 104
+    // 111
     Message {
         name: "api.autoscaling.v2.ObjectMetricStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
-            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
-            Field { tag: 3, json: "describedObject", ty: Message(87), label: Optional },
+            Field { tag: 1, json: "metric", ty: Message(105), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(109), label: Optional },
+            Field { tag: 3, json: "describedObject", ty: Message(94), label: Optional },
         ],
     },
-    // 105
+    // 112
     Message {
         name: "api.autoscaling.v2.PodsMetricSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
-            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+            Field { tag: 1, json: "metric", ty: Message(105), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(108), label: Optional },
         ],
     },
-    // 106
+    // 113
     Message {
         name: "api.autoscaling.v2.PodsMetricStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metric", ty: Message(98), label: Optional },
-            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+            Field { tag: 1, json: "metric", ty: Message(105), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(109), label: Optional },
         ],
     },
-    // 107
+    // 114
     Message {
         name: "api.autoscaling.v2.ResourceMetricSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "target", ty: Message(101), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(108), label: Optional },
         ],
     },
-    // 108
+    // 115
     Message {
         name: "api.autoscaling.v2.ResourceMetricStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "current", ty: Message(102), label: Optional },
+            Field { tag: 2, json: "current", ty: Message(109), label: Optional },
         ],
     },
-    // 109
+    // 116
     Message {
         name: "api.batch.v1.CronJob",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(111), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(112), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(118), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(119), label: Optional },
         ],
     },
-    // 110
+    // 117
     Message {
         name: "api.batch.v1.CronJobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(109), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(116), label: Repeated },
         ],
     },
-    // 111
+    // 118
     Message {
         name: "api.batch.v1.CronJobSpec",
         special: Special::None,
@@ -1173,55 +1243,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Int64, label: Optional },
             Field { tag: 3, json: "concurrencyPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 5, json: "jobTemplate", ty: Message(118), label: Optional },
+            Field { tag: 5, json: "jobTemplate", ty: Message(125), label: Optional },
             Field { tag: 6, json: "successfulJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 7, json: "failedJobsHistoryLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "timeZone", ty: String, label: Optional },
         ],
     },
-    // 112
+    // 119
     Message {
         name: "api.batch.v1.CronJobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "active", ty: Message(252), label: Repeated },
-            Field { tag: 4, json: "lastScheduleTime", ty: Message(509), label: Optional },
-            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(509), label: Optional },
+            Field { tag: 1, json: "active", ty: Message(259), label: Repeated },
+            Field { tag: 4, json: "lastScheduleTime", ty: Message(516), label: Optional },
+            Field { tag: 5, json: "lastSuccessfulTime", ty: Message(516), label: Optional },
         ],
     },
-    // 113
+    // 120
     Message {
         name: "api.batch.v1.Job",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(117), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(123), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(124), label: Optional },
         ],
     },
-    // 114
+    // 121
     Message {
         name: "api.batch.v1.JobCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(509), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(516), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 115
+    // 122
     Message {
         name: "api.batch.v1.JobList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(113), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(120), label: Repeated },
         ],
     },
-    // 116
+    // 123
     Message {
         name: "api.batch.v1.JobSpec",
         special: Special::None,
@@ -1229,57 +1299,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Int32, label: Optional },
             Field { tag: 2, json: "completions", ty: Int32, label: Optional },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(498), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(505), label: Optional },
             Field { tag: 5, json: "manualSelector", ty: Bool, label: Optional },
-            Field { tag: 6, json: "template", ty: Message(287), label: Optional },
+            Field { tag: 6, json: "template", ty: Message(294), label: Optional },
             Field { tag: 7, json: "backoffLimit", ty: Int32, label: Optional },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Int32, label: Optional },
             Field { tag: 9, json: "completionMode", ty: String, label: Optional },
             Field { tag: 10, json: "suspend", ty: Bool, label: Optional },
-            Field { tag: 11, json: "podFailurePolicy", ty: Message(119), label: Optional },
+            Field { tag: 11, json: "podFailurePolicy", ty: Message(126), label: Optional },
             Field { tag: 12, json: "backoffLimitPerIndex", ty: Int32, label: Optional },
             Field { tag: 13, json: "maxFailedIndexes", ty: Int32, label: Optional },
             Field { tag: 14, json: "podReplacementPolicy", ty: String, label: Optional },
             Field { tag: 15, json: "managedBy", ty: String, label: Optional },
-            Field { tag: 16, json: "successPolicy", ty: Message(123), label: Optional },
+            Field { tag: 16, json: "successPolicy", ty: Message(130), label: Optional },
         ],
     },
-    // 117
+    // 124
     Message {
         name: "api.batch.v1.JobStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(114), label: Repeated },
-            Field { tag: 2, json: "startTime", ty: Message(509), label: Optional },
-            Field { tag: 3, json: "completionTime", ty: Message(509), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(121), label: Repeated },
+            Field { tag: 2, json: "startTime", ty: Message(516), label: Optional },
+            Field { tag: 3, json: "completionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "active", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "succeeded", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "failed", ty: Int32, label: OmitZero },
             Field { tag: 7, json: "completedIndexes", ty: String, label: Optional },
-            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(125), label: Optional },
+            Field { tag: 8, json: "uncountedTerminatedPods", ty: Message(132), label: Optional },
             Field { tag: 9, json: "ready", ty: Int32, label: Optional },
             Field { tag: 10, json: "failedIndexes", ty: String, label: Optional },
             Field { tag: 11, json: "terminating", ty: Int32, label: Optional },
         ],
     },
-    // 118
+    // 125
     Message {
         name: "api.batch.v1.JobTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(116), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(123), label: Optional },
         ],
     },
-    // 119
+    // 126
     Message {
         name: "api.batch.v1.PodFailurePolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(122), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(129), label: Repeated },
         ],
     },
-    // 120
+    // 127
     Message {
         name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
         special: Special::None,
@@ -1289,7 +1359,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 121
+    // 128
     Message {
         name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
         special: Special::None,
@@ -1298,25 +1368,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 122
+    // 129
     Message {
         name: "api.batch.v1.PodFailurePolicyRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Required },
-            Field { tag: 2, json: "onExitCodes", ty: Message(120), label: Optional },
-            Field { tag: 3, json: "onPodConditions", ty: Message(121), label: Repeated },
+            Field { tag: 2, json: "onExitCodes", ty: Message(127), label: Optional },
+            Field { tag: 3, json: "onPodConditions", ty: Message(128), label: Repeated },
         ],
     },
-    // 123
+    // 130
     Message {
         name: "api.batch.v1.SuccessPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "rules", ty: Message(124), label: Repeated },
+            Field { tag: 1, json: "rules", ty: Message(131), label: Repeated },
         ],
     },
-    // 124
+    // 131
     Message {
         name: "api.batch.v1.SuccessPolicyRule",
         special: Special::None,
@@ -1325,7 +1395,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "succeededCount", ty: Int32, label: Optional },
         ],
     },
-    // 125
+    // 132
     Message {
         name: "api.batch.v1.UncountedTerminatedPods",
         special: Special::None,
@@ -1334,17 +1404,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "failed", ty: String, label: Repeated },
         ],
     },
-    // 126
+    // 133
     Message {
         name: "api.certificates.v1.CertificateSigningRequest",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(129), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(130), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(136), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(137), label: Optional },
         ],
     },
-    // 127
+    // 134
     Message {
         name: "api.certificates.v1.CertificateSigningRequestCondition",
         special: Special::None,
@@ -1352,21 +1422,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "reason", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
-            Field { tag: 4, json: "lastUpdateTime", ty: Message(509), label: Optional },
-            Field { tag: 5, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastUpdateTime", ty: Message(516), label: Optional },
+            Field { tag: 5, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 6, json: "status", ty: String, label: Required },
         ],
     },
-    // 128
+    // 135
     Message {
         name: "api.certificates.v1.CertificateSigningRequestList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(126), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(133), label: Repeated },
         ],
     },
-    // 129
+    // 136
     Message {
         name: "api.certificates.v1.CertificateSigningRequestSpec",
         special: Special::None,
@@ -1376,21 +1446,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "uid", ty: String, label: Optional },
             Field { tag: 4, json: "groups", ty: String, label: Repeated },
             Field { tag: 5, json: "usages", ty: String, label: Repeated },
-            Field { tag: 6, json: "extra", ty: Message(131), label: Map },
+            Field { tag: 6, json: "extra", ty: Message(138), label: Map },
             Field { tag: 7, json: "signerName", ty: String, label: Required },
             Field { tag: 8, json: "expirationSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 130
+    // 137
     Message {
         name: "api.certificates.v1.CertificateSigningRequestStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(127), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(134), label: Repeated },
             Field { tag: 2, json: "certificate", ty: Bytes, label: Optional },
         ],
     },
-    // 131
+    // 138
     Message {
         name: "api.certificates.v1.ExtraValue",
         special: Special::StringList,
@@ -1398,49 +1468,49 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "items", ty: String, label: Repeated },
         ],
     },
-    // 132
+    // 139
     Message {
         name: "api.coordination.v1.Lease",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(134), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(141), label: Optional },
         ],
     },
-    // 133
+    // 140
     Message {
         name: "api.coordination.v1.LeaseList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(132), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(139), label: Repeated },
         ],
     },
-    // 134
+    // 141
     Message {
         name: "api.coordination.v1.LeaseSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "holderIdentity", ty: String, label: Optional },
             Field { tag: 2, json: "leaseDurationSeconds", ty: Int32, label: Optional },
-            Field { tag: 3, json: "acquireTime", ty: Message(502), label: Optional },
-            Field { tag: 4, json: "renewTime", ty: Message(502), label: Optional },
+            Field { tag: 3, json: "acquireTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "renewTime", ty: Message(509), label: Optional },
             Field { tag: 5, json: "leaseTransitions", ty: Int32, label: Optional },
             Field { tag: 6, json: "strategy", ty: String, label: Optional },
             Field { tag: 7, json: "preferredHolder", ty: String, label: Optional },
         ],
     },
-    // 135
+    // 142
     Message {
         name: "api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Message(235), label: Optional },
-            Field { tag: 2, json: "podAffinity", ty: Message(267), label: Optional },
-            Field { tag: 3, json: "podAntiAffinity", ty: Message(269), label: Optional },
+            Field { tag: 1, json: "nodeAffinity", ty: Message(242), label: Optional },
+            Field { tag: 2, json: "podAffinity", ty: Message(274), label: Optional },
+            Field { tag: 3, json: "podAntiAffinity", ty: Message(276), label: Optional },
         ],
     },
-    // 136
+    // 143
     Message {
         name: "api.core.v1.AppArmorProfile",
         special: Special::None,
@@ -1449,7 +1519,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 137
+    // 144
     Message {
         name: "api.core.v1.AttachedVolume",
         special: Special::None,
@@ -1458,7 +1528,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 138
+    // 145
     Message {
         name: "api.core.v1.AwsElasticBlockStoreVolumeSource",
         special: Special::None,
@@ -1469,7 +1539,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 139
+    // 146
     Message {
         name: "api.core.v1.AzureDiskVolumeSource",
         special: Special::None,
@@ -1482,7 +1552,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 140
+    // 147
     Message {
         name: "api.core.v1.AzureFilePersistentVolumeSource",
         special: Special::None,
@@ -1493,7 +1563,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "secretNamespace", ty: String, label: Optional },
         ],
     },
-    // 141
+    // 148
     Message {
         name: "api.core.v1.AzureFileVolumeSource",
         special: Special::None,
@@ -1503,16 +1573,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 142
+    // 149
     Message {
         name: "api.core.v1.Binding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "target", ty: Message(252), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "target", ty: Message(259), label: Optional },
         ],
     },
-    // 143
+    // 150
     Message {
         name: "api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
@@ -1522,14 +1592,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "fsType", ty: String, label: Optional },
             Field { tag: 5, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(322), label: Optional },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(322), label: Optional },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(322), label: Optional },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(322), label: Optional },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(322), label: Optional },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Message(329), label: Optional },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Message(329), label: Optional },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Message(329), label: Optional },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Message(329), label: Optional },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Message(329), label: Optional },
         ],
     },
-    // 144
+    // 151
     Message {
         name: "api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -1538,10 +1608,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "volumeAttributes", ty: String, label: Map },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(224), label: Optional },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Message(231), label: Optional },
         ],
     },
-    // 145
+    // 152
     Message {
         name: "api.core.v1.Capabilities",
         special: Special::None,
@@ -1550,7 +1620,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "drop", ty: String, label: Repeated },
         ],
     },
-    // 146
+    // 153
     Message {
         name: "api.core.v1.CephFsPersistentVolumeSource",
         special: Special::None,
@@ -1559,11 +1629,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(322), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(329), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 147
+    // 154
     Message {
         name: "api.core.v1.CephFsVolumeSource",
         special: Special::None,
@@ -1572,11 +1642,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: String, label: Optional },
             Field { tag: 3, json: "user", ty: String, label: Optional },
             Field { tag: 4, json: "secretFile", ty: String, label: Optional },
-            Field { tag: 5, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(231), label: Optional },
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 148
+    // 155
     Message {
         name: "api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -1584,10 +1654,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(322), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(329), label: Optional },
         ],
     },
-    // 149
+    // 156
     Message {
         name: "api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -1595,10 +1665,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 4, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 4, json: "secretRef", ty: Message(231), label: Optional },
         ],
     },
-    // 150
+    // 157
     Message {
         name: "api.core.v1.ClientIpConfig",
         special: Special::None,
@@ -1606,19 +1676,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "timeoutSeconds", ty: Int32, label: Optional },
         ],
     },
-    // 151
+    // 158
     Message {
         name: "api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "signerName", ty: String, label: Optional },
-            Field { tag: 3, json: "labelSelector", ty: Message(498), label: Optional },
+            Field { tag: 3, json: "labelSelector", ty: Message(505), label: Optional },
             Field { tag: 4, json: "path", ty: String, label: Required },
             Field { tag: 5, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 152
+    // 159
     Message {
         name: "api.core.v1.ComponentCondition",
         special: Special::None,
@@ -1629,64 +1699,64 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
-    // 153
+    // 160
     Message {
         name: "api.core.v1.ComponentStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(152), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(159), label: Repeated },
         ],
     },
-    // 154
+    // 161
     Message {
         name: "api.core.v1.ComponentStatusList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(153), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(160), label: Repeated },
         ],
     },
-    // 155
+    // 162
     Message {
         name: "api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "data", ty: String, label: Map },
             Field { tag: 3, json: "binaryData", ty: Bytes, label: Map },
             Field { tag: 4, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 156
+    // 163
     Message {
         name: "api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 1, json: "", ty: Message(231), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 157
+    // 164
     Message {
         name: "api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 1, json: "", ty: Message(231), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 158
+    // 165
     Message {
         name: "api.core.v1.ConfigMapList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(155), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(162), label: Repeated },
         ],
     },
-    // 159
+    // 166
     Message {
         name: "api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -1698,28 +1768,28 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "kubeletConfigKey", ty: String, label: Required },
         ],
     },
-    // 160
+    // 167
     Message {
         name: "api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(224), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(231), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(221), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 161
+    // 168
     Message {
         name: "api.core.v1.ConfigMapVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(224), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(231), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(221), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 162
+    // 169
     Message {
         name: "api.core.v1.Container",
         special: Special::None,
@@ -1729,29 +1799,29 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(165), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(186), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(309), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(348), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(291), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(291), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(215), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(172), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(193), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(316), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(355), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(298), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(298), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(222), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(324), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(331), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(185), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(192), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(347), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(291), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(166), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(354), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(298), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(173), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(167), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(174), label: Repeated },
         ],
     },
-    // 163
+    // 170
     Message {
         name: "api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -1761,7 +1831,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "requestName", ty: String, label: Optional },
         ],
     },
-    // 164
+    // 171
     Message {
         name: "api.core.v1.ContainerImage",
         special: Special::None,
@@ -1770,7 +1840,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "sizeBytes", ty: Int64, label: OmitZero },
         ],
     },
-    // 165
+    // 172
     Message {
         name: "api.core.v1.ContainerPort",
         special: Special::None,
@@ -1782,7 +1852,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
         ],
     },
-    // 166
+    // 173
     Message {
         name: "api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -1791,16 +1861,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "restartPolicy", ty: String, label: Required },
         ],
     },
-    // 167
+    // 174
     Message {
         name: "api.core.v1.ContainerRestartRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "action", ty: String, label: Optional },
-            Field { tag: 2, json: "exitCodes", ty: Message(168), label: Optional },
+            Field { tag: 2, json: "exitCodes", ty: Message(175), label: Optional },
         ],
     },
-    // 168
+    // 175
     Message {
         name: "api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
@@ -1809,25 +1879,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: Int32, label: Repeated },
         ],
     },
-    // 169
+    // 176
     Message {
         name: "api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Message(172), label: Optional },
-            Field { tag: 2, json: "running", ty: Message(170), label: Optional },
-            Field { tag: 3, json: "terminated", ty: Message(171), label: Optional },
+            Field { tag: 1, json: "waiting", ty: Message(179), label: Optional },
+            Field { tag: 2, json: "running", ty: Message(177), label: Optional },
+            Field { tag: 3, json: "terminated", ty: Message(178), label: Optional },
         ],
     },
-    // 170
+    // 177
     Message {
         name: "api.core.v1.ContainerStateRunning",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "startedAt", ty: Message(509), label: Optional },
+            Field { tag: 1, json: "startedAt", ty: Message(516), label: Optional },
         ],
     },
-    // 171
+    // 178
     Message {
         name: "api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -1836,12 +1906,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "signal", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "startedAt", ty: Message(509), label: Optional },
-            Field { tag: 6, json: "finishedAt", ty: Message(509), label: Optional },
+            Field { tag: 5, json: "startedAt", ty: Message(516), label: Optional },
+            Field { tag: 6, json: "finishedAt", ty: Message(516), label: Optional },
             Field { tag: 7, json: "containerID", ty: String, label: Optional },
         ],
     },
-    // 172
+    // 179
     Message {
         name: "api.core.v1.ContainerStateWaiting",
         special: Special::None,
@@ -1850,37 +1920,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "message", ty: String, label: Optional },
         ],
     },
-    // 173
+    // 180
     Message {
         name: "api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "state", ty: Message(169), label: Optional },
-            Field { tag: 3, json: "lastState", ty: Message(169), label: Optional },
+            Field { tag: 2, json: "state", ty: Message(176), label: Optional },
+            Field { tag: 3, json: "lastState", ty: Message(176), label: Optional },
             Field { tag: 4, json: "ready", ty: Bool, label: Required },
             Field { tag: 5, json: "restartCount", ty: Int32, label: Required },
             Field { tag: 6, json: "image", ty: String, label: Required },
             Field { tag: 7, json: "imageID", ty: String, label: Required },
             Field { tag: 8, json: "containerID", ty: String, label: Optional },
             Field { tag: 9, json: "started", ty: Bool, label: Optional },
-            Field { tag: 10, json: "allocatedResources", ty: Message(493), label: Map },
-            Field { tag: 11, json: "resources", ty: Message(309), label: Optional },
-            Field { tag: 12, json: "volumeMounts", ty: Message(349), label: Repeated },
-            Field { tag: 13, json: "user", ty: Message(174), label: Optional },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(310), label: Repeated },
+            Field { tag: 10, json: "allocatedResources", ty: Message(500), label: Map },
+            Field { tag: 11, json: "resources", ty: Message(316), label: Optional },
+            Field { tag: 12, json: "volumeMounts", ty: Message(356), label: Repeated },
+            Field { tag: 13, json: "user", ty: Message(181), label: Optional },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Message(317), label: Repeated },
             Field { tag: 15, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 174
+    // 181
     Message {
         name: "api.core.v1.ContainerUser",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "linux", ty: Message(221), label: Optional },
+            Field { tag: 1, json: "linux", ty: Message(228), label: Optional },
         ],
     },
-    // 175
+    // 182
     Message {
         name: "api.core.v1.DaemonEndpoint",
         special: Special::None,
@@ -1888,55 +1958,55 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "Port", ty: Int32, label: Required },
         ],
     },
-    // 176
+    // 183
     Message {
         name: "api.core.v1.DownwardAPIProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(177), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(184), label: Repeated },
         ],
     },
-    // 177
+    // 184
     Message {
         name: "api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Required },
-            Field { tag: 2, json: "fieldRef", ty: Message(251), label: Optional },
-            Field { tag: 3, json: "resourceFieldRef", ty: Message(303), label: Optional },
+            Field { tag: 2, json: "fieldRef", ty: Message(258), label: Optional },
+            Field { tag: 3, json: "resourceFieldRef", ty: Message(310), label: Optional },
             Field { tag: 4, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 178
+    // 185
     Message {
         name: "api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "items", ty: Message(177), label: Repeated },
+            Field { tag: 1, json: "items", ty: Message(184), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 179
+    // 186
     Message {
         name: "api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "medium", ty: String, label: Optional },
-            Field { tag: 2, json: "sizeLimit", ty: Message(493), label: Optional },
+            Field { tag: 2, json: "sizeLimit", ty: Message(500), label: Optional },
         ],
     },
-    // 180
+    // 187
     Message {
         name: "api.core.v1.EndpointAddress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
-            Field { tag: 2, json: "targetRef", ty: Message(252), label: Optional },
+            Field { tag: 2, json: "targetRef", ty: Message(259), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
             Field { tag: 4, json: "nodeName", ty: String, label: Optional },
         ],
     },
-    // 181
+    // 188
     Message {
         name: "api.core.v1.EndpointPort",
         special: Special::None,
@@ -1947,76 +2017,76 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 182
+    // 189
     Message {
         name: "api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Message(180), label: Repeated },
-            Field { tag: 2, json: "notReadyAddresses", ty: Message(180), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(181), label: Repeated },
+            Field { tag: 1, json: "addresses", ty: Message(187), label: Repeated },
+            Field { tag: 2, json: "notReadyAddresses", ty: Message(187), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(188), label: Repeated },
         ],
     },
-    // 183
+    // 190
     Message {
         name: "api.core.v1.Endpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "subsets", ty: Message(182), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "subsets", ty: Message(189), label: Repeated },
         ],
     },
-    // 184
+    // 191
     Message {
         name: "api.core.v1.EndpointsList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(183), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(190), label: Repeated },
         ],
     },
-    // 185
+    // 192
     Message {
         name: "api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "prefix", ty: String, label: Optional },
-            Field { tag: 2, json: "configMapRef", ty: Message(156), label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(318), label: Optional },
+            Field { tag: 2, json: "configMapRef", ty: Message(163), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(325), label: Optional },
         ],
     },
-    // 186
+    // 193
     Message {
         name: "api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
-            Field { tag: 3, json: "valueFrom", ty: Message(187), label: Optional },
+            Field { tag: 3, json: "valueFrom", ty: Message(194), label: Optional },
         ],
     },
-    // 187
+    // 194
     Message {
         name: "api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Message(251), label: Optional },
-            Field { tag: 2, json: "resourceFieldRef", ty: Message(303), label: Optional },
-            Field { tag: 3, json: "configMapKeyRef", ty: Message(157), label: Optional },
-            Field { tag: 4, json: "secretKeyRef", ty: Message(319), label: Optional },
-            Field { tag: 5, json: "fileKeyRef", ty: Message(197), label: Optional },
+            Field { tag: 1, json: "fieldRef", ty: Message(258), label: Optional },
+            Field { tag: 2, json: "resourceFieldRef", ty: Message(310), label: Optional },
+            Field { tag: 3, json: "configMapKeyRef", ty: Message(164), label: Optional },
+            Field { tag: 4, json: "secretKeyRef", ty: Message(326), label: Optional },
+            Field { tag: 5, json: "fileKeyRef", ty: Message(204), label: Optional },
         ],
     },
-    // 188
+    // 195
     Message {
         name: "api.core.v1.EphemeralContainer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(189), label: Inline },
+            Field { tag: 1, json: "", ty: Message(196), label: Inline },
             Field { tag: 2, json: "targetContainerName", ty: String, label: Optional },
         ],
     },
-    // 189
+    // 196
     Message {
         name: "api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -2026,77 +2096,77 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: String, label: Repeated },
             Field { tag: 4, json: "args", ty: String, label: Repeated },
             Field { tag: 5, json: "workingDir", ty: String, label: Optional },
-            Field { tag: 6, json: "ports", ty: Message(165), label: Repeated },
-            Field { tag: 7, json: "env", ty: Message(186), label: Repeated },
-            Field { tag: 8, json: "resources", ty: Message(309), label: Optional },
-            Field { tag: 9, json: "volumeMounts", ty: Message(348), label: Repeated },
-            Field { tag: 10, json: "livenessProbe", ty: Message(291), label: Optional },
-            Field { tag: 11, json: "readinessProbe", ty: Message(291), label: Optional },
-            Field { tag: 12, json: "lifecycle", ty: Message(215), label: Optional },
+            Field { tag: 6, json: "ports", ty: Message(172), label: Repeated },
+            Field { tag: 7, json: "env", ty: Message(193), label: Repeated },
+            Field { tag: 8, json: "resources", ty: Message(316), label: Optional },
+            Field { tag: 9, json: "volumeMounts", ty: Message(355), label: Repeated },
+            Field { tag: 10, json: "livenessProbe", ty: Message(298), label: Optional },
+            Field { tag: 11, json: "readinessProbe", ty: Message(298), label: Optional },
+            Field { tag: 12, json: "lifecycle", ty: Message(222), label: Optional },
             Field { tag: 13, json: "terminationMessagePath", ty: String, label: Optional },
             Field { tag: 14, json: "imagePullPolicy", ty: String, label: Optional },
-            Field { tag: 15, json: "securityContext", ty: Message(324), label: Optional },
+            Field { tag: 15, json: "securityContext", ty: Message(331), label: Optional },
             Field { tag: 16, json: "stdin", ty: Bool, label: OmitZero },
             Field { tag: 17, json: "stdinOnce", ty: Bool, label: OmitZero },
             Field { tag: 18, json: "tty", ty: Bool, label: OmitZero },
-            Field { tag: 19, json: "envFrom", ty: Message(185), label: Repeated },
+            Field { tag: 19, json: "envFrom", ty: Message(192), label: Repeated },
             Field { tag: 20, json: "terminationMessagePolicy", ty: String, label: Optional },
-            Field { tag: 21, json: "volumeDevices", ty: Message(347), label: Repeated },
-            Field { tag: 22, json: "startupProbe", ty: Message(291), label: Optional },
-            Field { tag: 23, json: "resizePolicy", ty: Message(166), label: Repeated },
+            Field { tag: 21, json: "volumeDevices", ty: Message(354), label: Repeated },
+            Field { tag: 22, json: "startupProbe", ty: Message(298), label: Optional },
+            Field { tag: 23, json: "resizePolicy", ty: Message(173), label: Repeated },
             Field { tag: 24, json: "restartPolicy", ty: String, label: Optional },
-            Field { tag: 25, json: "restartPolicyRules", ty: Message(167), label: Repeated },
+            Field { tag: 25, json: "restartPolicyRules", ty: Message(174), label: Repeated },
         ],
     },
-    // 190
+    // 197
     Message {
         name: "api.core.v1.EphemeralVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(259), label: Optional },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Message(266), label: Optional },
         ],
     },
-    // 191
+    // 198
     Message {
         name: "api.core.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "involvedObject", ty: Message(252), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "involvedObject", ty: Message(259), label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
             Field { tag: 4, json: "message", ty: String, label: Optional },
-            Field { tag: 5, json: "source", ty: Message(194), label: Optional },
-            Field { tag: 6, json: "firstTimestamp", ty: Message(509), label: Optional },
-            Field { tag: 7, json: "lastTimestamp", ty: Message(509), label: Optional },
+            Field { tag: 5, json: "source", ty: Message(201), label: Optional },
+            Field { tag: 6, json: "firstTimestamp", ty: Message(516), label: Optional },
+            Field { tag: 7, json: "lastTimestamp", ty: Message(516), label: Optional },
             Field { tag: 8, json: "count", ty: Int32, label: OmitZero },
             Field { tag: 9, json: "type", ty: String, label: Optional },
-            Field { tag: 10, json: "eventTime", ty: Message(502), label: Optional },
-            Field { tag: 11, json: "series", ty: Message(193), label: Optional },
+            Field { tag: 10, json: "eventTime", ty: Message(509), label: Optional },
+            Field { tag: 11, json: "series", ty: Message(200), label: Optional },
             Field { tag: 12, json: "action", ty: String, label: Optional },
-            Field { tag: 13, json: "related", ty: Message(252), label: Optional },
+            Field { tag: 13, json: "related", ty: Message(259), label: Optional },
             Field { tag: 14, json: "reportingComponent", ty: String, label: Optional },
             Field { tag: 15, json: "reportingInstance", ty: String, label: Optional },
         ],
     },
-    // 192
+    // 199
     Message {
         name: "api.core.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(191), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(198), label: Repeated },
         ],
     },
-    // 193
+    // 200
     Message {
         name: "api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: OmitZero },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(502), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(509), label: Optional },
         ],
     },
-    // 194
+    // 201
     Message {
         name: "api.core.v1.EventSource",
         special: Special::None,
@@ -2105,7 +2175,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 195
+    // 202
     Message {
         name: "api.core.v1.ExecAction",
         special: Special::None,
@@ -2113,7 +2183,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "command", ty: String, label: Repeated },
         ],
     },
-    // 196
+    // 203
     Message {
         name: "api.core.v1.FcVolumeSource",
         special: Special::None,
@@ -2125,7 +2195,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "wwids", ty: String, label: Repeated },
         ],
     },
-    // 197
+    // 204
     Message {
         name: "api.core.v1.FileKeySelector",
         special: Special::None,
@@ -2136,31 +2206,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 198
+    // 205
     Message {
         name: "api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(322), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(329), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 199
+    // 206
     Message {
         name: "api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "driver", ty: String, label: Required },
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
-            Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(231), label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "options", ty: String, label: Map },
         ],
     },
-    // 200
+    // 207
     Message {
         name: "api.core.v1.FlockerVolumeSource",
         special: Special::None,
@@ -2169,7 +2239,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "datasetUUID", ty: String, label: Optional },
         ],
     },
-    // 201
+    // 208
     Message {
         name: "api.core.v1.GcePersistentDiskVolumeSource",
         special: Special::None,
@@ -2180,7 +2250,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 202
+    // 209
     Message {
         name: "api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -2190,7 +2260,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "directory", ty: String, label: Optional },
         ],
     },
-    // 203
+    // 210
     Message {
         name: "api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -2201,7 +2271,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "endpointsNamespace", ty: String, label: Optional },
         ],
     },
-    // 204
+    // 211
     Message {
         name: "api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -2211,7 +2281,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 205
+    // 212
     Message {
         name: "api.core.v1.GrpcAction",
         special: Special::None,
@@ -2220,7 +2290,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "service", ty: String, label: Optional },
         ],
     },
-    // 206
+    // 213
     Message {
         name: "api.core.v1.HostAlias",
         special: Special::None,
@@ -2229,7 +2299,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "hostnames", ty: String, label: Repeated },
         ],
     },
-    // 207
+    // 214
     Message {
         name: "api.core.v1.HostIp",
         special: Special::None,
@@ -2237,7 +2307,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 208
+    // 215
     Message {
         name: "api.core.v1.HostPathVolumeSource",
         special: Special::None,
@@ -2246,19 +2316,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "type", ty: String, label: Optional },
         ],
     },
-    // 209
+    // 216
     Message {
         name: "api.core.v1.HttpGetAction",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(514), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(521), label: Optional },
             Field { tag: 3, json: "host", ty: String, label: Optional },
             Field { tag: 4, json: "scheme", ty: String, label: Optional },
-            Field { tag: 5, json: "httpHeaders", ty: Message(210), label: Repeated },
+            Field { tag: 5, json: "httpHeaders", ty: Message(217), label: Repeated },
         ],
     },
-    // 210
+    // 217
     Message {
         name: "api.core.v1.HttpHeader",
         special: Special::None,
@@ -2267,7 +2337,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 211
+    // 218
     Message {
         name: "api.core.v1.ImageVolumeSource",
         special: Special::None,
@@ -2276,7 +2346,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "pullPolicy", ty: String, label: Optional },
         ],
     },
-    // 212
+    // 219
     Message {
         name: "api.core.v1.IscsiPersistentVolumeSource",
         special: Special::None,
@@ -2289,12 +2359,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(322), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(329), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 213
+    // 220
     Message {
         name: "api.core.v1.IscsiVolumeSource",
         special: Special::None,
@@ -2307,12 +2377,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Bool, label: OmitZero },
             Field { tag: 7, json: "portals", ty: String, label: Repeated },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Bool, label: OmitZero },
-            Field { tag: 10, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 10, json: "secretRef", ty: Message(231), label: Optional },
             Field { tag: 11, json: "chapAuthSession", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "initiatorName", ty: String, label: Optional },
         ],
     },
-    // 214
+    // 221
     Message {
         name: "api.core.v1.KeyToPath",
         special: Special::None,
@@ -2322,67 +2392,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "mode", ty: Int32, label: Optional },
         ],
     },
-    // 215
+    // 222
     Message {
         name: "api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Message(216), label: Optional },
-            Field { tag: 2, json: "preStop", ty: Message(216), label: Optional },
+            Field { tag: 1, json: "postStart", ty: Message(223), label: Optional },
+            Field { tag: 2, json: "preStop", ty: Message(223), label: Optional },
             Field { tag: 3, json: "stopSignal", ty: String, label: Optional },
         ],
     },
-    // 216
+    // 223
     Message {
         name: "api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(195), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(209), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(339), label: Optional },
-            Field { tag: 4, json: "sleep", ty: Message(334), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(202), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(216), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(346), label: Optional },
+            Field { tag: 4, json: "sleep", ty: Message(341), label: Optional },
         ],
     },
-    // 217
+    // 224
     Message {
         name: "api.core.v1.LimitRange",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(220), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(227), label: Optional },
         ],
     },
-    // 218
+    // 225
     Message {
         name: "api.core.v1.LimitRangeItem",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "max", ty: Message(493), label: Map },
-            Field { tag: 3, json: "min", ty: Message(493), label: Map },
-            Field { tag: 4, json: "default", ty: Message(493), label: Map },
-            Field { tag: 5, json: "defaultRequest", ty: Message(493), label: Map },
-            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(493), label: Map },
+            Field { tag: 2, json: "max", ty: Message(500), label: Map },
+            Field { tag: 3, json: "min", ty: Message(500), label: Map },
+            Field { tag: 4, json: "default", ty: Message(500), label: Map },
+            Field { tag: 5, json: "defaultRequest", ty: Message(500), label: Map },
+            Field { tag: 6, json: "maxLimitRequestRatio", ty: Message(500), label: Map },
         ],
     },
-    // 219
+    // 226
     Message {
         name: "api.core.v1.LimitRangeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(217), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(224), label: Repeated },
         ],
     },
-    // 220
+    // 227
     Message {
         name: "api.core.v1.LimitRangeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(218), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(225), label: Repeated },
         ],
     },
-    // 221
+    // 228
     Message {
         name: "api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -2392,7 +2462,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "supplementalGroups", ty: Int64, label: Repeated },
         ],
     },
-    // 222
+    // 229
     Message {
         name: "api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -2400,18 +2470,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
             Field { tag: 3, json: "ipMode", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(288), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(295), label: Repeated },
         ],
     },
-    // 223
+    // 230
     Message {
         name: "api.core.v1.LoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(222), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(229), label: Repeated },
         ],
     },
-    // 224
+    // 231
     Message {
         name: "api.core.v1.LocalObjectReference",
         special: Special::None,
@@ -2419,7 +2489,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 225
+    // 232
     Message {
         name: "api.core.v1.LocalVolumeSource",
         special: Special::None,
@@ -2428,7 +2498,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 226
+    // 233
     Message {
         name: "api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -2437,38 +2507,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "status", ty: String, label: Required },
         ],
     },
-    // 227
+    // 234
     Message {
         name: "api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(230), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(231), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(237), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(238), label: Optional },
         ],
     },
-    // 228
+    // 235
     Message {
         name: "api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 229
+    // 236
     Message {
         name: "api.core.v1.NamespaceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(227), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(234), label: Repeated },
         ],
     },
-    // 230
+    // 237
     Message {
         name: "api.core.v1.NamespaceSpec",
         special: Special::None,
@@ -2476,16 +2546,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "finalizers", ty: String, label: Repeated },
         ],
     },
-    // 231
+    // 238
     Message {
         name: "api.core.v1.NamespaceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(228), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(235), label: Repeated },
         ],
     },
-    // 232
+    // 239
     Message {
         name: "api.core.v1.NfsVolumeSource",
         special: Special::None,
@@ -2495,17 +2565,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 233
+    // 240
     Message {
         name: "api.core.v1.Node",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(247), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(248), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(254), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(255), label: Optional },
         ],
     },
-    // 234
+    // 241
     Message {
         name: "api.core.v1.NodeAddress",
         special: Special::None,
@@ -2514,56 +2584,56 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "address", ty: String, label: Required },
         ],
     },
-    // 235
+    // 242
     Message {
         name: "api.core.v1.NodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(244), label: Optional },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(290), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(251), label: Optional },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(297), label: Repeated },
         ],
     },
-    // 236
+    // 243
     Message {
         name: "api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(509), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastHeartbeatTime", ty: Message(516), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 237
+    // 244
     Message {
         name: "api.core.v1.NodeConfigSource",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Message(159), label: Optional },
+            Field { tag: 2, json: "configMap", ty: Message(166), label: Optional },
         ],
     },
-    // 238
+    // 245
     Message {
         name: "api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "assigned", ty: Message(237), label: Optional },
-            Field { tag: 2, json: "active", ty: Message(237), label: Optional },
-            Field { tag: 3, json: "lastKnownGood", ty: Message(237), label: Optional },
+            Field { tag: 1, json: "assigned", ty: Message(244), label: Optional },
+            Field { tag: 2, json: "active", ty: Message(244), label: Optional },
+            Field { tag: 3, json: "lastKnownGood", ty: Message(244), label: Optional },
             Field { tag: 4, json: "error", ty: String, label: Optional },
         ],
     },
-    // 239
+    // 246
     Message {
         name: "api.core.v1.NodeDaemonEndpoints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Message(175), label: Optional },
+            Field { tag: 1, json: "kubeletEndpoint", ty: Message(182), label: Optional },
         ],
     },
-    // 240
+    // 247
     Message {
         name: "api.core.v1.NodeFeatures",
         special: Special::None,
@@ -2571,25 +2641,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "supplementalGroupsPolicy", ty: Bool, label: Optional },
         ],
     },
-    // 241
+    // 248
     Message {
         name: "api.core.v1.NodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(233), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(240), label: Repeated },
         ],
     },
-    // 242
+    // 249
     Message {
         name: "api.core.v1.NodeRuntimeHandler",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
-            Field { tag: 2, json: "features", ty: Message(243), label: Optional },
+            Field { tag: 2, json: "features", ty: Message(250), label: Optional },
         ],
     },
-    // 243
+    // 250
     Message {
         name: "api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -2598,15 +2668,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "userNamespaces", ty: Bool, label: Optional },
         ],
     },
-    // 244
+    // 251
     Message {
         name: "api.core.v1.NodeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(246), label: Repeated },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Message(253), label: Repeated },
         ],
     },
-    // 245
+    // 252
     Message {
         name: "api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -2616,16 +2686,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 246
+    // 253
     Message {
         name: "api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(245), label: Repeated },
-            Field { tag: 2, json: "matchFields", ty: Message(245), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(252), label: Repeated },
+            Field { tag: 2, json: "matchFields", ty: Message(252), label: Repeated },
         ],
     },
-    // 247
+    // 254
     Message {
         name: "api.core.v1.NodeSpec",
         special: Special::None,
@@ -2634,33 +2704,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: String, label: Optional },
             Field { tag: 3, json: "providerID", ty: String, label: Optional },
             Field { tag: 4, json: "unschedulable", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "taints", ty: Message(338), label: Repeated },
-            Field { tag: 6, json: "configSource", ty: Message(237), label: Optional },
+            Field { tag: 5, json: "taints", ty: Message(345), label: Repeated },
+            Field { tag: 6, json: "configSource", ty: Message(244), label: Optional },
             Field { tag: 7, json: "podCIDRs", ty: String, label: Repeated },
         ],
     },
-    // 248
+    // 255
     Message {
         name: "api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(493), label: Map },
-            Field { tag: 2, json: "allocatable", ty: Message(493), label: Map },
+            Field { tag: 1, json: "capacity", ty: Message(500), label: Map },
+            Field { tag: 2, json: "allocatable", ty: Message(500), label: Map },
             Field { tag: 3, json: "phase", ty: String, label: Optional },
-            Field { tag: 4, json: "conditions", ty: Message(236), label: Repeated },
-            Field { tag: 5, json: "addresses", ty: Message(234), label: Repeated },
-            Field { tag: 6, json: "daemonEndpoints", ty: Message(239), label: Optional },
-            Field { tag: 7, json: "nodeInfo", ty: Message(250), label: Optional },
-            Field { tag: 8, json: "images", ty: Message(164), label: Repeated },
+            Field { tag: 4, json: "conditions", ty: Message(243), label: Repeated },
+            Field { tag: 5, json: "addresses", ty: Message(241), label: Repeated },
+            Field { tag: 6, json: "daemonEndpoints", ty: Message(246), label: Optional },
+            Field { tag: 7, json: "nodeInfo", ty: Message(257), label: Optional },
+            Field { tag: 8, json: "images", ty: Message(171), label: Repeated },
             Field { tag: 9, json: "volumesInUse", ty: String, label: Repeated },
-            Field { tag: 10, json: "volumesAttached", ty: Message(137), label: Repeated },
-            Field { tag: 11, json: "config", ty: Message(238), label: Optional },
-            Field { tag: 12, json: "runtimeHandlers", ty: Message(242), label: Repeated },
-            Field { tag: 13, json: "features", ty: Message(240), label: Optional },
+            Field { tag: 10, json: "volumesAttached", ty: Message(144), label: Repeated },
+            Field { tag: 11, json: "config", ty: Message(245), label: Optional },
+            Field { tag: 12, json: "runtimeHandlers", ty: Message(249), label: Repeated },
+            Field { tag: 13, json: "features", ty: Message(247), label: Optional },
             Field { tag: 14, json: "declaredFeatures", ty: String, label: Repeated },
         ],
     },
-    // 249
+    // 256
     Message {
         name: "api.core.v1.NodeSwapStatus",
         special: Special::None,
@@ -2668,7 +2738,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Int64, label: Optional },
         ],
     },
-    // 250
+    // 257
     Message {
         name: "api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -2683,10 +2753,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: String, label: Required },
             Field { tag: 9, json: "operatingSystem", ty: String, label: Required },
             Field { tag: 10, json: "architecture", ty: String, label: Required },
-            Field { tag: 11, json: "swap", ty: Message(249), label: Optional },
+            Field { tag: 11, json: "swap", ty: Message(256), label: Optional },
         ],
     },
-    // 251
+    // 258
     Message {
         name: "api.core.v1.ObjectFieldSelector",
         special: Special::None,
@@ -2695,7 +2765,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fieldPath", ty: String, label: Required },
         ],
     },
-    // 252
+    // 259
     Message {
         name: "api.core.v1.ObjectReference",
         special: Special::None,
@@ -2709,89 +2779,89 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "fieldPath", ty: String, label: Optional },
         ],
     },
-    // 253
+    // 260
     Message {
         name: "api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(263), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(264), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(270), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(271), label: Optional },
         ],
     },
-    // 254
+    // 261
     Message {
         name: "api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(257), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(258), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(264), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(265), label: Optional },
         ],
     },
-    // 255
+    // 262
     Message {
         name: "api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(509), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(516), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
         ],
     },
-    // 256
+    // 263
     Message {
         name: "api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(254), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(261), label: Repeated },
         ],
     },
-    // 257
+    // 264
     Message {
         name: "api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 2, json: "resources", ty: Message(352), label: Optional },
+            Field { tag: 2, json: "resources", ty: Message(359), label: Optional },
             Field { tag: 3, json: "volumeName", ty: String, label: Optional },
-            Field { tag: 4, json: "selector", ty: Message(498), label: Optional },
+            Field { tag: 4, json: "selector", ty: Message(505), label: Optional },
             Field { tag: 5, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 6, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 7, json: "dataSource", ty: Message(344), label: Optional },
-            Field { tag: 8, json: "dataSourceRef", ty: Message(345), label: Optional },
+            Field { tag: 7, json: "dataSource", ty: Message(351), label: Optional },
+            Field { tag: 8, json: "dataSourceRef", ty: Message(352), label: Optional },
             Field { tag: 9, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 258
+    // 265
     Message {
         name: "api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 3, json: "capacity", ty: Message(493), label: Map },
-            Field { tag: 4, json: "conditions", ty: Message(255), label: Repeated },
-            Field { tag: 5, json: "allocatedResources", ty: Message(493), label: Map },
+            Field { tag: 3, json: "capacity", ty: Message(500), label: Map },
+            Field { tag: 4, json: "conditions", ty: Message(262), label: Repeated },
+            Field { tag: 5, json: "allocatedResources", ty: Message(500), label: Map },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: String, label: Map },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: String, label: Optional },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(226), label: Optional },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Message(233), label: Optional },
         ],
     },
-    // 259
+    // 266
     Message {
         name: "api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(257), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(264), label: Optional },
         ],
     },
-    // 260
+    // 267
     Message {
         name: "api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
@@ -2800,62 +2870,62 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 261
+    // 268
     Message {
         name: "api.core.v1.PersistentVolumeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(253), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(260), label: Repeated },
         ],
     },
-    // 262
+    // 269
     Message {
         name: "api.core.v1.PersistentVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Message(201), label: Optional },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
-            Field { tag: 3, json: "hostPath", ty: Message(208), label: Optional },
-            Field { tag: 4, json: "glusterfs", ty: Message(203), label: Optional },
-            Field { tag: 5, json: "nfs", ty: Message(232), label: Optional },
-            Field { tag: 6, json: "rbd", ty: Message(295), label: Optional },
-            Field { tag: 7, json: "iscsi", ty: Message(212), label: Optional },
-            Field { tag: 8, json: "cinder", ty: Message(148), label: Optional },
-            Field { tag: 9, json: "cephfs", ty: Message(146), label: Optional },
-            Field { tag: 10, json: "fc", ty: Message(196), label: Optional },
-            Field { tag: 11, json: "flocker", ty: Message(200), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(198), label: Optional },
-            Field { tag: 13, json: "azureFile", ty: Message(140), label: Optional },
-            Field { tag: 14, json: "vsphereVolume", ty: Message(354), label: Optional },
-            Field { tag: 15, json: "quobyte", ty: Message(294), label: Optional },
-            Field { tag: 16, json: "azureDisk", ty: Message(139), label: Optional },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Message(265), label: Optional },
-            Field { tag: 18, json: "portworxVolume", ty: Message(289), label: Optional },
-            Field { tag: 19, json: "scaleIo", ty: Message(311), label: Optional },
-            Field { tag: 20, json: "local", ty: Message(225), label: Optional },
-            Field { tag: 21, json: "storageos", ty: Message(335), label: Optional },
-            Field { tag: 22, json: "csi", ty: Message(143), label: Optional },
+            Field { tag: 1, json: "gcePersistentDisk", ty: Message(208), label: Optional },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Message(145), label: Optional },
+            Field { tag: 3, json: "hostPath", ty: Message(215), label: Optional },
+            Field { tag: 4, json: "glusterfs", ty: Message(210), label: Optional },
+            Field { tag: 5, json: "nfs", ty: Message(239), label: Optional },
+            Field { tag: 6, json: "rbd", ty: Message(302), label: Optional },
+            Field { tag: 7, json: "iscsi", ty: Message(219), label: Optional },
+            Field { tag: 8, json: "cinder", ty: Message(155), label: Optional },
+            Field { tag: 9, json: "cephfs", ty: Message(153), label: Optional },
+            Field { tag: 10, json: "fc", ty: Message(203), label: Optional },
+            Field { tag: 11, json: "flocker", ty: Message(207), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(205), label: Optional },
+            Field { tag: 13, json: "azureFile", ty: Message(147), label: Optional },
+            Field { tag: 14, json: "vsphereVolume", ty: Message(361), label: Optional },
+            Field { tag: 15, json: "quobyte", ty: Message(301), label: Optional },
+            Field { tag: 16, json: "azureDisk", ty: Message(146), label: Optional },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Message(272), label: Optional },
+            Field { tag: 18, json: "portworxVolume", ty: Message(296), label: Optional },
+            Field { tag: 19, json: "scaleIo", ty: Message(318), label: Optional },
+            Field { tag: 20, json: "local", ty: Message(232), label: Optional },
+            Field { tag: 21, json: "storageos", ty: Message(342), label: Optional },
+            Field { tag: 22, json: "csi", ty: Message(150), label: Optional },
         ],
     },
-    // 263
+    // 270
     Message {
         name: "api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capacity", ty: Message(493), label: Map },
-            Field { tag: 2, json: "", ty: Message(262), label: Inline },
+            Field { tag: 1, json: "capacity", ty: Message(500), label: Map },
+            Field { tag: 2, json: "", ty: Message(269), label: Inline },
             Field { tag: 3, json: "accessModes", ty: String, label: Repeated },
-            Field { tag: 4, json: "claimRef", ty: Message(252), label: Optional },
+            Field { tag: 4, json: "claimRef", ty: Message(259), label: Optional },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: String, label: Optional },
             Field { tag: 6, json: "storageClassName", ty: String, label: Optional },
             Field { tag: 7, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 8, json: "volumeMode", ty: String, label: Optional },
-            Field { tag: 9, json: "nodeAffinity", ty: Message(350), label: Optional },
+            Field { tag: 9, json: "nodeAffinity", ty: Message(357), label: Optional },
             Field { tag: 10, json: "volumeAttributesClassName", ty: String, label: Optional },
         ],
     },
-    // 264
+    // 271
     Message {
         name: "api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -2863,10 +2933,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "reason", ty: String, label: Optional },
-            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastPhaseTransitionTime", ty: Message(516), label: Optional },
         ],
     },
-    // 265
+    // 272
     Message {
         name: "api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
@@ -2875,48 +2945,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "fsType", ty: String, label: Optional },
         ],
     },
-    // 266
+    // 273
     Message {
         name: "api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(283), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(284), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(290), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(291), label: Optional },
         ],
     },
-    // 267
+    // 274
     Message {
         name: "api.core.v1.PodAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(268), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(355), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(275), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(362), label: Repeated },
         ],
     },
-    // 268
+    // 275
     Message {
         name: "api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Message(498), label: Optional },
+            Field { tag: 1, json: "labelSelector", ty: Message(505), label: Optional },
             Field { tag: 2, json: "namespaces", ty: String, label: Repeated },
             Field { tag: 3, json: "topologyKey", ty: String, label: Required },
-            Field { tag: 4, json: "namespaceSelector", ty: Message(498), label: Optional },
+            Field { tag: 4, json: "namespaceSelector", ty: Message(505), label: Optional },
             Field { tag: 5, json: "matchLabelKeys", ty: String, label: Repeated },
             Field { tag: 6, json: "mismatchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 269
+    // 276
     Message {
         name: "api.core.v1.PodAntiAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(268), label: Repeated },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(355), label: Repeated },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Message(275), label: Repeated },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Message(362), label: Repeated },
         ],
     },
-    // 270
+    // 277
     Message {
         name: "api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -2930,31 +3000,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "userAnnotations", ty: String, label: Map },
         ],
     },
-    // 271
+    // 278
     Message {
         name: "api.core.v1.PodCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastProbeTime", ty: Message(509), label: Optional },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastProbeTime", ty: Message(516), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Optional },
             Field { tag: 6, json: "message", ty: String, label: Optional },
             Field { tag: 7, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 272
+    // 279
     Message {
         name: "api.core.v1.PodDnsConfig",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nameservers", ty: String, label: Repeated },
             Field { tag: 2, json: "searches", ty: String, label: Repeated },
-            Field { tag: 3, json: "options", ty: Message(273), label: Repeated },
+            Field { tag: 3, json: "options", ty: Message(280), label: Repeated },
         ],
     },
-    // 273
+    // 280
     Message {
         name: "api.core.v1.PodDnsConfigOption",
         special: Special::None,
@@ -2963,16 +3033,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Optional },
         ],
     },
-    // 274
+    // 281
     Message {
         name: "api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "requestMappings", ty: Message(163), label: Repeated },
+            Field { tag: 1, json: "requestMappings", ty: Message(170), label: Repeated },
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 275
+    // 282
     Message {
         name: "api.core.v1.PodIp",
         special: Special::None,
@@ -2980,16 +3050,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: String, label: Required },
         ],
     },
-    // 276
+    // 283
     Message {
         name: "api.core.v1.PodList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(266), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(273), label: Repeated },
         ],
     },
-    // 277
+    // 284
     Message {
         name: "api.core.v1.PodOs",
         special: Special::None,
@@ -2997,7 +3067,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 278
+    // 285
     Message {
         name: "api.core.v1.PodReadinessGate",
         special: Special::None,
@@ -3005,7 +3075,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "conditionType", ty: String, label: Required },
         ],
     },
-    // 279
+    // 286
     Message {
         name: "api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -3015,7 +3085,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "resourceClaimTemplateName", ty: String, label: Optional },
         ],
     },
-    // 280
+    // 287
     Message {
         name: "api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -3024,7 +3094,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceClaimName", ty: String, label: Optional },
         ],
     },
-    // 281
+    // 288
     Message {
         name: "api.core.v1.PodSchedulingGate",
         special: Special::None,
@@ -3032,33 +3102,33 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 282
+    // 289
     Message {
         name: "api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Message(315), label: Optional },
+            Field { tag: 1, json: "seLinuxOptions", ty: Message(322), label: Optional },
             Field { tag: 2, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 3, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 4, json: "supplementalGroups", ty: Int64, label: Repeated },
             Field { tag: 5, json: "fsGroup", ty: Int64, label: Optional },
             Field { tag: 6, json: "runAsGroup", ty: Int64, label: Optional },
-            Field { tag: 7, json: "sysctls", ty: Message(337), label: Repeated },
-            Field { tag: 8, json: "windowsOptions", ty: Message(356), label: Optional },
+            Field { tag: 7, json: "sysctls", ty: Message(344), label: Repeated },
+            Field { tag: 8, json: "windowsOptions", ty: Message(363), label: Optional },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: String, label: Optional },
-            Field { tag: 10, json: "seccompProfile", ty: Message(316), label: Optional },
-            Field { tag: 11, json: "appArmorProfile", ty: Message(136), label: Optional },
+            Field { tag: 10, json: "seccompProfile", ty: Message(323), label: Optional },
+            Field { tag: 11, json: "appArmorProfile", ty: Message(143), label: Optional },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: String, label: Optional },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: String, label: Optional },
         ],
     },
-    // 283
+    // 290
     Message {
         name: "api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Message(346), label: Repeated },
-            Field { tag: 2, json: "containers", ty: Message(162), label: Repeated },
+            Field { tag: 1, json: "volumes", ty: Message(353), label: Repeated },
+            Field { tag: 2, json: "containers", ty: Message(169), label: Repeated },
             Field { tag: 3, json: "restartPolicy", ty: String, label: Optional },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Int64, label: Optional },
@@ -3070,92 +3140,92 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Bool, label: OmitZero },
             Field { tag: 12, json: "hostPID", ty: Bool, label: OmitZero },
             Field { tag: 13, json: "hostIPC", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "securityContext", ty: Message(282), label: Optional },
-            Field { tag: 15, json: "imagePullSecrets", ty: Message(224), label: Repeated },
+            Field { tag: 14, json: "securityContext", ty: Message(289), label: Optional },
+            Field { tag: 15, json: "imagePullSecrets", ty: Message(231), label: Repeated },
             Field { tag: 16, json: "hostname", ty: String, label: Optional },
             Field { tag: 17, json: "subdomain", ty: String, label: Optional },
-            Field { tag: 18, json: "affinity", ty: Message(135), label: Optional },
+            Field { tag: 18, json: "affinity", ty: Message(142), label: Optional },
             Field { tag: 19, json: "schedulerName", ty: String, label: Optional },
-            Field { tag: 20, json: "initContainers", ty: Message(162), label: Repeated },
+            Field { tag: 20, json: "initContainers", ty: Message(169), label: Repeated },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Bool, label: Optional },
-            Field { tag: 22, json: "tolerations", ty: Message(340), label: Repeated },
-            Field { tag: 23, json: "hostAliases", ty: Message(206), label: Repeated },
+            Field { tag: 22, json: "tolerations", ty: Message(347), label: Repeated },
+            Field { tag: 23, json: "hostAliases", ty: Message(213), label: Repeated },
             Field { tag: 24, json: "priorityClassName", ty: String, label: Optional },
             Field { tag: 25, json: "priority", ty: Int32, label: Optional },
-            Field { tag: 26, json: "dnsConfig", ty: Message(272), label: Optional },
+            Field { tag: 26, json: "dnsConfig", ty: Message(279), label: Optional },
             Field { tag: 27, json: "shareProcessNamespace", ty: Bool, label: Optional },
-            Field { tag: 28, json: "readinessGates", ty: Message(278), label: Repeated },
+            Field { tag: 28, json: "readinessGates", ty: Message(285), label: Repeated },
             Field { tag: 29, json: "runtimeClassName", ty: String, label: Optional },
             Field { tag: 30, json: "enableServiceLinks", ty: Bool, label: Optional },
             Field { tag: 31, json: "preemptionPolicy", ty: String, label: Optional },
-            Field { tag: 32, json: "overhead", ty: Message(493), label: Map },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(343), label: Repeated },
-            Field { tag: 34, json: "ephemeralContainers", ty: Message(188), label: Repeated },
+            Field { tag: 32, json: "overhead", ty: Message(500), label: Map },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Message(350), label: Repeated },
+            Field { tag: 34, json: "ephemeralContainers", ty: Message(195), label: Repeated },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Bool, label: Optional },
-            Field { tag: 36, json: "os", ty: Message(277), label: Optional },
+            Field { tag: 36, json: "os", ty: Message(284), label: Optional },
             Field { tag: 37, json: "hostUsers", ty: Bool, label: Optional },
-            Field { tag: 38, json: "schedulingGates", ty: Message(281), label: Repeated },
-            Field { tag: 39, json: "resourceClaims", ty: Message(279), label: Repeated },
-            Field { tag: 40, json: "resources", ty: Message(309), label: Optional },
+            Field { tag: 38, json: "schedulingGates", ty: Message(288), label: Repeated },
+            Field { tag: 39, json: "resourceClaims", ty: Message(286), label: Repeated },
+            Field { tag: 40, json: "resources", ty: Message(316), label: Optional },
             Field { tag: 41, json: "hostnameOverride", ty: String, label: Optional },
-            Field { tag: 42, json: "workloadRef", ty: Message(357), label: Optional },
+            Field { tag: 42, json: "workloadRef", ty: Message(364), label: Optional },
         ],
     },
-    // 284
+    // 291
     Message {
         name: "api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "phase", ty: String, label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(271), label: Repeated },
+            Field { tag: 2, json: "conditions", ty: Message(278), label: Repeated },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "hostIP", ty: String, label: Optional },
             Field { tag: 6, json: "podIP", ty: String, label: Optional },
-            Field { tag: 7, json: "startTime", ty: Message(509), label: Optional },
-            Field { tag: 8, json: "containerStatuses", ty: Message(173), label: Repeated },
+            Field { tag: 7, json: "startTime", ty: Message(516), label: Optional },
+            Field { tag: 8, json: "containerStatuses", ty: Message(180), label: Repeated },
             Field { tag: 9, json: "qosClass", ty: String, label: Optional },
-            Field { tag: 10, json: "initContainerStatuses", ty: Message(173), label: Repeated },
+            Field { tag: 10, json: "initContainerStatuses", ty: Message(180), label: Repeated },
             Field { tag: 11, json: "nominatedNodeName", ty: String, label: Optional },
-            Field { tag: 12, json: "podIPs", ty: Message(275), label: Repeated },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(173), label: Repeated },
+            Field { tag: 12, json: "podIPs", ty: Message(282), label: Repeated },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Message(180), label: Repeated },
             Field { tag: 14, json: "resize", ty: String, label: Optional },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(280), label: Repeated },
-            Field { tag: 16, json: "hostIPs", ty: Message(207), label: Repeated },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Message(287), label: Repeated },
+            Field { tag: 16, json: "hostIPs", ty: Message(214), label: Repeated },
             Field { tag: 17, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(274), label: Optional },
-            Field { tag: 19, json: "allocatedResources", ty: Message(493), label: Map },
-            Field { tag: 20, json: "resources", ty: Message(309), label: Optional },
+            Field { tag: 18, json: "extendedResourceClaimStatus", ty: Message(281), label: Optional },
+            Field { tag: 19, json: "allocatedResources", ty: Message(500), label: Map },
+            Field { tag: 20, json: "resources", ty: Message(316), label: Optional },
         ],
     },
-    // 285
+    // 292
     Message {
         name: "api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "template", ty: Message(287), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "template", ty: Message(294), label: Optional },
         ],
     },
-    // 286
+    // 293
     Message {
         name: "api.core.v1.PodTemplateList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(285), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(292), label: Repeated },
         ],
     },
-    // 287
+    // 294
     Message {
         name: "api.core.v1.PodTemplateSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(283), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(290), label: Optional },
         ],
     },
-    // 288
+    // 295
     Message {
         name: "api.core.v1.PortStatus",
         special: Special::None,
@@ -3165,7 +3235,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 289
+    // 296
     Message {
         name: "api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -3175,21 +3245,21 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 290
+    // 297
     Message {
         name: "api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "preference", ty: Message(246), label: Optional },
+            Field { tag: 2, json: "preference", ty: Message(253), label: Optional },
         ],
     },
-    // 291
+    // 298
     Message {
         name: "api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(292), label: Inline },
+            Field { tag: 1, json: "", ty: Message(299), label: Inline },
             Field { tag: 2, json: "initialDelaySeconds", ty: Int32, label: OmitZero },
             Field { tag: 3, json: "timeoutSeconds", ty: Int32, label: OmitZero },
             Field { tag: 4, json: "periodSeconds", ty: Int32, label: OmitZero },
@@ -3198,27 +3268,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "terminationGracePeriodSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 292
+    // 299
     Message {
         name: "api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "exec", ty: Message(195), label: Optional },
-            Field { tag: 2, json: "httpGet", ty: Message(209), label: Optional },
-            Field { tag: 3, json: "tcpSocket", ty: Message(339), label: Optional },
-            Field { tag: 4, json: "grpc", ty: Message(205), label: Optional },
+            Field { tag: 1, json: "exec", ty: Message(202), label: Optional },
+            Field { tag: 2, json: "httpGet", ty: Message(216), label: Optional },
+            Field { tag: 3, json: "tcpSocket", ty: Message(346), label: Optional },
+            Field { tag: 4, json: "grpc", ty: Message(212), label: Optional },
         ],
     },
-    // 293
+    // 300
     Message {
         name: "api.core.v1.ProjectedVolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "sources", ty: Message(351), label: Repeated },
+            Field { tag: 1, json: "sources", ty: Message(358), label: Repeated },
             Field { tag: 2, json: "defaultMode", ty: Int32, label: Optional },
         ],
     },
-    // 294
+    // 301
     Message {
         name: "api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -3231,7 +3301,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "tenant", ty: String, label: Optional },
         ],
     },
-    // 295
+    // 302
     Message {
         name: "api.core.v1.RbdPersistentVolumeSource",
         special: Special::None,
@@ -3242,11 +3312,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(322), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(329), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 296
+    // 303
     Message {
         name: "api.core.v1.RbdVolumeSource",
         special: Special::None,
@@ -3257,53 +3327,53 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: String, label: Optional },
             Field { tag: 5, json: "user", ty: String, label: Optional },
             Field { tag: 6, json: "keyring", ty: String, label: Optional },
-            Field { tag: 7, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 7, json: "secretRef", ty: Message(231), label: Optional },
             Field { tag: 8, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 297
+    // 304
     Message {
         name: "api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(300), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(301), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(307), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(308), label: Optional },
         ],
     },
-    // 298
+    // 305
     Message {
         name: "api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 299
+    // 306
     Message {
         name: "api.core.v1.ReplicationControllerList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(297), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(304), label: Repeated },
         ],
     },
-    // 300
+    // 307
     Message {
         name: "api.core.v1.ReplicationControllerSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "replicas", ty: Int32, label: Optional },
             Field { tag: 2, json: "selector", ty: String, label: Map },
-            Field { tag: 3, json: "template", ty: Message(287), label: Optional },
+            Field { tag: 3, json: "template", ty: Message(294), label: Optional },
             Field { tag: 4, json: "minReadySeconds", ty: Int32, label: OmitZero },
         ],
     },
-    // 301
+    // 308
     Message {
         name: "api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -3313,10 +3383,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
             Field { tag: 4, json: "readyReplicas", ty: Int32, label: OmitZero },
             Field { tag: 5, json: "availableReplicas", ty: Int32, label: OmitZero },
-            Field { tag: 6, json: "conditions", ty: Message(298), label: Repeated },
+            Field { tag: 6, json: "conditions", ty: Message(305), label: Repeated },
         ],
     },
-    // 302
+    // 309
     Message {
         name: "api.core.v1.ResourceClaim",
         special: Special::None,
@@ -3325,17 +3395,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "request", ty: String, label: Optional },
         ],
     },
-    // 303
+    // 310
     Message {
         name: "api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "containerName", ty: String, label: Optional },
             Field { tag: 2, json: "resource", ty: String, label: Required },
-            Field { tag: 3, json: "divisor", ty: Message(493), label: Optional },
+            Field { tag: 3, json: "divisor", ty: Message(500), label: Optional },
         ],
     },
-    // 304
+    // 311
     Message {
         name: "api.core.v1.ResourceHealth",
         special: Special::None,
@@ -3344,71 +3414,71 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "health", ty: String, label: Optional },
         ],
     },
-    // 305
+    // 312
     Message {
         name: "api.core.v1.ResourceQuota",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(307), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(308), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(314), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(315), label: Optional },
         ],
     },
-    // 306
+    // 313
     Message {
         name: "api.core.v1.ResourceQuotaList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(305), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(312), label: Repeated },
         ],
     },
-    // 307
+    // 314
     Message {
         name: "api.core.v1.ResourceQuotaSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hard", ty: Message(493), label: Map },
+            Field { tag: 1, json: "hard", ty: Message(500), label: Map },
             Field { tag: 2, json: "scopes", ty: String, label: Repeated },
-            Field { tag: 3, json: "scopeSelector", ty: Message(313), label: Optional },
+            Field { tag: 3, json: "scopeSelector", ty: Message(320), label: Optional },
         ],
     },
-    // 308
+    // 315
     Message {
         name: "api.core.v1.ResourceQuotaStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hard", ty: Message(493), label: Map },
-            Field { tag: 2, json: "used", ty: Message(493), label: Map },
+            Field { tag: 1, json: "hard", ty: Message(500), label: Map },
+            Field { tag: 2, json: "used", ty: Message(500), label: Map },
         ],
     },
-    // 309
+    // 316
     Message {
         name: "api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(493), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(493), label: Map },
-            Field { tag: 3, json: "claims", ty: Message(302), label: Repeated },
+            Field { tag: 1, json: "limits", ty: Message(500), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(500), label: Map },
+            Field { tag: 3, json: "claims", ty: Message(309), label: Repeated },
         ],
     },
-    // 310
+    // 317
     Message {
         name: "api.core.v1.ResourceStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "resources", ty: Message(304), label: Repeated },
+            Field { tag: 2, json: "resources", ty: Message(311), label: Repeated },
         ],
     },
-    // 311
+    // 318
     Message {
         name: "api.core.v1.ScaleIoPersistentVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(322), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(329), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -3418,14 +3488,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 312
+    // 319
     Message {
         name: "api.core.v1.ScaleIoVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gateway", ty: String, label: Required },
             Field { tag: 2, json: "system", ty: String, label: Required },
-            Field { tag: 3, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 3, json: "secretRef", ty: Message(231), label: Optional },
             Field { tag: 4, json: "sslEnabled", ty: Bool, label: OmitZero },
             Field { tag: 5, json: "protectionDomain", ty: String, label: Optional },
             Field { tag: 6, json: "storagePool", ty: String, label: Optional },
@@ -3435,15 +3505,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "readOnly", ty: Bool, label: OmitZero },
         ],
     },
-    // 313
+    // 320
     Message {
         name: "api.core.v1.ScopeSelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Message(314), label: Repeated },
+            Field { tag: 1, json: "matchExpressions", ty: Message(321), label: Repeated },
         ],
     },
-    // 314
+    // 321
     Message {
         name: "api.core.v1.ScopedResourceSelectorRequirement",
         special: Special::None,
@@ -3453,7 +3523,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 315
+    // 322
     Message {
         name: "api.core.v1.SeLinuxOptions",
         special: Special::None,
@@ -3464,7 +3534,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "level", ty: String, label: Optional },
         ],
     },
-    // 316
+    // 323
     Message {
         name: "api.core.v1.SeccompProfile",
         special: Special::None,
@@ -3473,57 +3543,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "localhostProfile", ty: String, label: Optional },
         ],
     },
-    // 317
+    // 324
     Message {
         name: "api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "data", ty: Bytes, label: Map },
             Field { tag: 3, json: "type", ty: String, label: Optional },
             Field { tag: 4, json: "stringData", ty: String, label: Map },
             Field { tag: 5, json: "immutable", ty: Bool, label: Optional },
         ],
     },
-    // 318
+    // 325
     Message {
         name: "api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 1, json: "", ty: Message(231), label: Inline },
             Field { tag: 2, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 319
+    // 326
     Message {
         name: "api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(224), label: Inline },
+            Field { tag: 1, json: "", ty: Message(231), label: Inline },
             Field { tag: 2, json: "key", ty: String, label: Required },
             Field { tag: 3, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 320
+    // 327
     Message {
         name: "api.core.v1.SecretList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(317), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(324), label: Repeated },
         ],
     },
-    // 321
+    // 328
     Message {
         name: "api.core.v1.SecretProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "", ty: Message(224), label: Inline },
-            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
+            Field { tag: 1, json: "", ty: Message(231), label: Inline },
+            Field { tag: 2, json: "items", ty: Message(221), label: Repeated },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 322
+    // 329
     Message {
         name: "api.core.v1.SecretReference",
         special: Special::None,
@@ -3532,67 +3602,67 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 323
+    // 330
     Message {
         name: "api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "secretName", ty: String, label: Optional },
-            Field { tag: 2, json: "items", ty: Message(214), label: Repeated },
+            Field { tag: 2, json: "items", ty: Message(221), label: Repeated },
             Field { tag: 3, json: "defaultMode", ty: Int32, label: Optional },
             Field { tag: 4, json: "optional", ty: Bool, label: Optional },
         ],
     },
-    // 324
+    // 331
     Message {
         name: "api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Message(145), label: Optional },
+            Field { tag: 1, json: "capabilities", ty: Message(152), label: Optional },
             Field { tag: 2, json: "privileged", ty: Bool, label: Optional },
-            Field { tag: 3, json: "seLinuxOptions", ty: Message(315), label: Optional },
+            Field { tag: 3, json: "seLinuxOptions", ty: Message(322), label: Optional },
             Field { tag: 4, json: "runAsUser", ty: Int64, label: Optional },
             Field { tag: 5, json: "runAsNonRoot", ty: Bool, label: Optional },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Bool, label: Optional },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Bool, label: Optional },
             Field { tag: 8, json: "runAsGroup", ty: Int64, label: Optional },
             Field { tag: 9, json: "procMount", ty: String, label: Optional },
-            Field { tag: 10, json: "windowsOptions", ty: Message(356), label: Optional },
-            Field { tag: 11, json: "seccompProfile", ty: Message(316), label: Optional },
-            Field { tag: 12, json: "appArmorProfile", ty: Message(136), label: Optional },
+            Field { tag: 10, json: "windowsOptions", ty: Message(363), label: Optional },
+            Field { tag: 11, json: "seccompProfile", ty: Message(323), label: Optional },
+            Field { tag: 12, json: "appArmorProfile", ty: Message(143), label: Optional },
         ],
     },
-    // 325
+    // 332
     Message {
         name: "api.core.v1.Service",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(331), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(332), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(338), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(339), label: Optional },
         ],
     },
-    // 326
+    // 333
     Message {
         name: "api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "secrets", ty: Message(252), label: Repeated },
-            Field { tag: 3, json: "imagePullSecrets", ty: Message(224), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "secrets", ty: Message(259), label: Repeated },
+            Field { tag: 3, json: "imagePullSecrets", ty: Message(231), label: Repeated },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Bool, label: Optional },
         ],
     },
-    // 327
+    // 334
     Message {
         name: "api.core.v1.ServiceAccountList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(326), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(333), label: Repeated },
         ],
     },
-    // 328
+    // 335
     Message {
         name: "api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -3602,16 +3672,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "path", ty: String, label: Required },
         ],
     },
-    // 329
+    // 336
     Message {
         name: "api.core.v1.ServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(325), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(332), label: Repeated },
         ],
     },
-    // 330
+    // 337
     Message {
         name: "api.core.v1.ServicePort",
         special: Special::None,
@@ -3619,17 +3689,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "protocol", ty: String, label: Optional },
             Field { tag: 3, json: "port", ty: Int32, label: Required },
-            Field { tag: 4, json: "targetPort", ty: Message(514), label: Optional },
+            Field { tag: 4, json: "targetPort", ty: Message(521), label: Optional },
             Field { tag: 5, json: "nodePort", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 331
+    // 338
     Message {
         name: "api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(330), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(337), label: Repeated },
             Field { tag: 2, json: "selector", ty: String, label: Map },
             Field { tag: 3, json: "clusterIP", ty: String, label: Optional },
             Field { tag: 4, json: "type", ty: String, label: Optional },
@@ -3641,7 +3711,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: String, label: Optional },
             Field { tag: 12, json: "healthCheckNodePort", ty: Int32, label: OmitZero },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Bool, label: OmitZero },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(333), label: Optional },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Message(340), label: Optional },
             Field { tag: 17, json: "ipFamilyPolicy", ty: String, label: Optional },
             Field { tag: 18, json: "clusterIPs", ty: String, label: Repeated },
             Field { tag: 19, json: "ipFamilies", ty: String, label: Repeated },
@@ -3651,24 +3721,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 23, json: "trafficDistribution", ty: String, label: Optional },
         ],
     },
-    // 332
+    // 339
     Message {
         name: "api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(223), label: Optional },
-            Field { tag: 2, json: "conditions", ty: Message(494), label: Repeated },
+            Field { tag: 1, json: "loadBalancer", ty: Message(230), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(501), label: Repeated },
         ],
     },
-    // 333
+    // 340
     Message {
         name: "api.core.v1.SessionAffinityConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Message(150), label: Optional },
+            Field { tag: 1, json: "clientIP", ty: Message(157), label: Optional },
         ],
     },
-    // 334
+    // 341
     Message {
         name: "api.core.v1.SleepAction",
         special: Special::None,
@@ -3676,7 +3746,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "seconds", ty: Int64, label: Required },
         ],
     },
-    // 335
+    // 342
     Message {
         name: "api.core.v1.StorageOsPersistentVolumeSource",
         special: Special::None,
@@ -3685,10 +3755,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(252), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(259), label: Optional },
         ],
     },
-    // 336
+    // 343
     Message {
         name: "api.core.v1.StorageOsVolumeSource",
         special: Special::None,
@@ -3697,10 +3767,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: String, label: Optional },
             Field { tag: 3, json: "fsType", ty: String, label: Optional },
             Field { tag: 4, json: "readOnly", ty: Bool, label: OmitZero },
-            Field { tag: 5, json: "secretRef", ty: Message(224), label: Optional },
+            Field { tag: 5, json: "secretRef", ty: Message(231), label: Optional },
         ],
     },
-    // 337
+    // 344
     Message {
         name: "api.core.v1.Sysctl",
         special: Special::None,
@@ -3709,7 +3779,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "value", ty: String, label: Required },
         ],
     },
-    // 338
+    // 345
     Message {
         name: "api.core.v1.Taint",
         special: Special::None,
@@ -3717,19 +3787,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "key", ty: String, label: Required },
             Field { tag: 2, json: "value", ty: String, label: Optional },
             Field { tag: 3, json: "effect", ty: String, label: Required },
-            Field { tag: 4, json: "timeAdded", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "timeAdded", ty: Message(516), label: Optional },
         ],
     },
-    // 339
+    // 346
     Message {
         name: "api.core.v1.TcpSocketAction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "port", ty: Message(514), label: Optional },
+            Field { tag: 1, json: "port", ty: Message(521), label: Optional },
             Field { tag: 2, json: "host", ty: String, label: Optional },
         ],
     },
-    // 340
+    // 347
     Message {
         name: "api.core.v1.Toleration",
         special: Special::None,
@@ -3741,7 +3811,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "tolerationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 341
+    // 348
     Message {
         name: "api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
@@ -3750,15 +3820,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 342
+    // 349
     Message {
         name: "api.core.v1.TopologySelectorTerm",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Message(341), label: Repeated },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Message(348), label: Repeated },
         ],
     },
-    // 343
+    // 350
     Message {
         name: "api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -3766,14 +3836,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Int32, label: Required },
             Field { tag: 2, json: "topologyKey", ty: String, label: Required },
             Field { tag: 3, json: "whenUnsatisfiable", ty: String, label: Required },
-            Field { tag: 4, json: "labelSelector", ty: Message(498), label: Optional },
+            Field { tag: 4, json: "labelSelector", ty: Message(505), label: Optional },
             Field { tag: 5, json: "minDomains", ty: Int32, label: Optional },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: String, label: Optional },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: String, label: Optional },
             Field { tag: 8, json: "matchLabelKeys", ty: String, label: Repeated },
         ],
     },
-    // 344
+    // 351
     Message {
         name: "api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -3783,7 +3853,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 345
+    // 352
     Message {
         name: "api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -3794,16 +3864,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 346
+    // 353
     Message {
         name: "api.core.v1.Volume",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "", ty: Message(353), label: Inline },
+            Field { tag: 2, json: "", ty: Message(360), label: Inline },
         ],
     },
-    // 347
+    // 354
     Message {
         name: "api.core.v1.VolumeDevice",
         special: Special::None,
@@ -3812,7 +3882,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "devicePath", ty: String, label: Required },
         ],
     },
-    // 348
+    // 355
     Message {
         name: "api.core.v1.VolumeMount",
         special: Special::None,
@@ -3826,7 +3896,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 349
+    // 356
     Message {
         name: "api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -3837,74 +3907,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "recursiveReadOnly", ty: String, label: Optional },
         ],
     },
-    // 350
+    // 357
     Message {
         name: "api.core.v1.VolumeNodeAffinity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "required", ty: Message(244), label: Optional },
+            Field { tag: 1, json: "required", ty: Message(251), label: Optional },
         ],
     },
-    // 351
+    // 358
     Message {
         name: "api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "secret", ty: Message(321), label: Optional },
-            Field { tag: 2, json: "downwardAPI", ty: Message(176), label: Optional },
-            Field { tag: 3, json: "configMap", ty: Message(160), label: Optional },
-            Field { tag: 4, json: "serviceAccountToken", ty: Message(328), label: Optional },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Message(151), label: Optional },
-            Field { tag: 6, json: "podCertificate", ty: Message(270), label: Optional },
+            Field { tag: 1, json: "secret", ty: Message(328), label: Optional },
+            Field { tag: 2, json: "downwardAPI", ty: Message(183), label: Optional },
+            Field { tag: 3, json: "configMap", ty: Message(167), label: Optional },
+            Field { tag: 4, json: "serviceAccountToken", ty: Message(335), label: Optional },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Message(158), label: Optional },
+            Field { tag: 6, json: "podCertificate", ty: Message(277), label: Optional },
         ],
     },
-    // 352
+    // 359
     Message {
         name: "api.core.v1.VolumeResourceRequirements",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "limits", ty: Message(493), label: Map },
-            Field { tag: 2, json: "requests", ty: Message(493), label: Map },
+            Field { tag: 1, json: "limits", ty: Message(500), label: Map },
+            Field { tag: 2, json: "requests", ty: Message(500), label: Map },
         ],
     },
-    // 353
+    // 360
     Message {
         name: "api.core.v1.VolumeSource",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Message(208), label: Optional },
-            Field { tag: 2, json: "emptyDir", ty: Message(179), label: Optional },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Message(201), label: Optional },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(138), label: Optional },
-            Field { tag: 5, json: "gitRepo", ty: Message(202), label: Optional },
-            Field { tag: 6, json: "secret", ty: Message(323), label: Optional },
-            Field { tag: 7, json: "nfs", ty: Message(232), label: Optional },
-            Field { tag: 8, json: "iscsi", ty: Message(213), label: Optional },
-            Field { tag: 9, json: "glusterfs", ty: Message(204), label: Optional },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(260), label: Optional },
-            Field { tag: 11, json: "rbd", ty: Message(296), label: Optional },
-            Field { tag: 12, json: "flexVolume", ty: Message(199), label: Optional },
-            Field { tag: 13, json: "cinder", ty: Message(149), label: Optional },
-            Field { tag: 14, json: "cephfs", ty: Message(147), label: Optional },
-            Field { tag: 15, json: "flocker", ty: Message(200), label: Optional },
-            Field { tag: 16, json: "downwardApi", ty: Message(178), label: Optional },
-            Field { tag: 17, json: "fc", ty: Message(196), label: Optional },
-            Field { tag: 18, json: "azureFile", ty: Message(141), label: Optional },
-            Field { tag: 19, json: "configMap", ty: Message(161), label: Optional },
-            Field { tag: 20, json: "vsphereVolume", ty: Message(354), label: Optional },
-            Field { tag: 21, json: "quobyte", ty: Message(294), label: Optional },
-            Field { tag: 22, json: "azureDisk", ty: Message(139), label: Optional },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Message(265), label: Optional },
-            Field { tag: 24, json: "portworxVolume", ty: Message(289), label: Optional },
-            Field { tag: 25, json: "scaleIo", ty: Message(312), label: Optional },
-            Field { tag: 26, json: "projected", ty: Message(293), label: Optional },
-            Field { tag: 27, json: "storageos", ty: Message(336), label: Optional },
-            Field { tag: 28, json: "csi", ty: Message(144), label: Optional },
-            Field { tag: 29, json: "ephemeral", ty: Message(190), label: Optional },
-            Field { tag: 30, json: "image", ty: Message(211), label: Optional },
+            Field { tag: 1, json: "hostPath", ty: Message(215), label: Optional },
+            Field { tag: 2, json: "emptyDir", ty: Message(186), label: Optional },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Message(208), label: Optional },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Message(145), label: Optional },
+            Field { tag: 5, json: "gitRepo", ty: Message(209), label: Optional },
+            Field { tag: 6, json: "secret", ty: Message(330), label: Optional },
+            Field { tag: 7, json: "nfs", ty: Message(239), label: Optional },
+            Field { tag: 8, json: "iscsi", ty: Message(220), label: Optional },
+            Field { tag: 9, json: "glusterfs", ty: Message(211), label: Optional },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Message(267), label: Optional },
+            Field { tag: 11, json: "rbd", ty: Message(303), label: Optional },
+            Field { tag: 12, json: "flexVolume", ty: Message(206), label: Optional },
+            Field { tag: 13, json: "cinder", ty: Message(156), label: Optional },
+            Field { tag: 14, json: "cephfs", ty: Message(154), label: Optional },
+            Field { tag: 15, json: "flocker", ty: Message(207), label: Optional },
+            Field { tag: 16, json: "downwardApi", ty: Message(185), label: Optional },
+            Field { tag: 17, json: "fc", ty: Message(203), label: Optional },
+            Field { tag: 18, json: "azureFile", ty: Message(148), label: Optional },
+            Field { tag: 19, json: "configMap", ty: Message(168), label: Optional },
+            Field { tag: 20, json: "vsphereVolume", ty: Message(361), label: Optional },
+            Field { tag: 21, json: "quobyte", ty: Message(301), label: Optional },
+            Field { tag: 22, json: "azureDisk", ty: Message(146), label: Optional },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Message(272), label: Optional },
+            Field { tag: 24, json: "portworxVolume", ty: Message(296), label: Optional },
+            Field { tag: 25, json: "scaleIo", ty: Message(319), label: Optional },
+            Field { tag: 26, json: "projected", ty: Message(300), label: Optional },
+            Field { tag: 27, json: "storageos", ty: Message(343), label: Optional },
+            Field { tag: 28, json: "csi", ty: Message(151), label: Optional },
+            Field { tag: 29, json: "ephemeral", ty: Message(197), label: Optional },
+            Field { tag: 30, json: "image", ty: Message(218), label: Optional },
         ],
     },
-    // 354
+    // 361
     Message {
         name: "api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -3915,16 +3985,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "storagePolicyID", ty: String, label: Optional },
         ],
     },
-    // 355
+    // 362
     Message {
         name: "api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "weight", ty: Int32, label: Required },
-            Field { tag: 2, json: "podAffinityTerm", ty: Message(268), label: Optional },
+            Field { tag: 2, json: "podAffinityTerm", ty: Message(275), label: Optional },
         ],
     },
-    // 356
+    // 363
     Message {
         name: "api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -3935,7 +4005,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "hostProcess", ty: Bool, label: Optional },
         ],
     },
-    // 357
+    // 364
     Message {
         name: "api.core.v1.WorkloadReference",
         special: Special::None,
@@ -3945,22 +4015,22 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "podGroupReplicaKey", ty: String, label: Optional },
         ],
     },
-    // 358
+    // 365
     Message {
         name: "api.discovery.v1.Endpoint",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "addresses", ty: String, label: Repeated },
-            Field { tag: 2, json: "conditions", ty: Message(359), label: Optional },
+            Field { tag: 2, json: "conditions", ty: Message(366), label: Optional },
             Field { tag: 3, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "targetRef", ty: Message(252), label: Optional },
+            Field { tag: 4, json: "targetRef", ty: Message(259), label: Optional },
             Field { tag: 5, json: "deprecatedTopology", ty: String, label: Map },
             Field { tag: 6, json: "nodeName", ty: String, label: Optional },
             Field { tag: 7, json: "zone", ty: String, label: Optional },
-            Field { tag: 8, json: "hints", ty: Message(360), label: Optional },
+            Field { tag: 8, json: "hints", ty: Message(367), label: Optional },
         ],
     },
-    // 359
+    // 366
     Message {
         name: "api.discovery.v1.EndpointConditions",
         special: Special::None,
@@ -3970,16 +4040,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "terminating", ty: Bool, label: Optional },
         ],
     },
-    // 360
+    // 367
     Message {
         name: "api.discovery.v1.EndpointHints",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Message(365), label: Repeated },
-            Field { tag: 2, json: "forNodes", ty: Message(364), label: Repeated },
+            Field { tag: 1, json: "forZones", ty: Message(372), label: Repeated },
+            Field { tag: 2, json: "forNodes", ty: Message(371), label: Repeated },
         ],
     },
-    // 361
+    // 368
     Message {
         name: "api.discovery.v1.EndpointPort",
         special: Special::None,
@@ -3990,27 +4060,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "appProtocol", ty: String, label: Optional },
         ],
     },
-    // 362
+    // 369
     Message {
         name: "api.discovery.v1.EndpointSlice",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "endpoints", ty: Message(358), label: Repeated },
-            Field { tag: 3, json: "ports", ty: Message(361), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "endpoints", ty: Message(365), label: Repeated },
+            Field { tag: 3, json: "ports", ty: Message(368), label: Repeated },
             Field { tag: 4, json: "addressType", ty: String, label: Required },
         ],
     },
-    // 363
+    // 370
     Message {
         name: "api.discovery.v1.EndpointSliceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(362), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(369), label: Repeated },
         ],
     },
-    // 364
+    // 371
     Message {
         name: "api.discovery.v1.ForNode",
         special: Special::None,
@@ -4018,7 +4088,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 365
+    // 372
     Message {
         name: "api.discovery.v1.ForZone",
         special: Special::None,
@@ -4026,47 +4096,47 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 366
+    // 373
     Message {
         name: "api.events.v1.Event",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "eventTime", ty: Message(502), label: Optional },
-            Field { tag: 3, json: "series", ty: Message(368), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "eventTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "series", ty: Message(375), label: Optional },
             Field { tag: 4, json: "reportingController", ty: String, label: Optional },
             Field { tag: 5, json: "reportingInstance", ty: String, label: Optional },
             Field { tag: 6, json: "action", ty: String, label: Optional },
             Field { tag: 7, json: "reason", ty: String, label: Optional },
-            Field { tag: 8, json: "regarding", ty: Message(252), label: Optional },
-            Field { tag: 9, json: "related", ty: Message(252), label: Optional },
+            Field { tag: 8, json: "regarding", ty: Message(259), label: Optional },
+            Field { tag: 9, json: "related", ty: Message(259), label: Optional },
             Field { tag: 10, json: "note", ty: String, label: Optional },
             Field { tag: 11, json: "type", ty: String, label: Optional },
-            Field { tag: 12, json: "deprecatedSource", ty: Message(194), label: Optional },
-            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(509), label: Optional },
-            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(509), label: Optional },
+            Field { tag: 12, json: "deprecatedSource", ty: Message(201), label: Optional },
+            Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Message(516), label: Optional },
+            Field { tag: 14, json: "deprecatedLastTimestamp", ty: Message(516), label: Optional },
             Field { tag: 15, json: "deprecatedCount", ty: Int32, label: OmitZero },
         ],
     },
-    // 367
+    // 374
     Message {
         name: "api.events.v1.EventList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(366), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(373), label: Repeated },
         ],
     },
-    // 368
+    // 375
     Message {
         name: "api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "count", ty: Int32, label: Required },
-            Field { tag: 2, json: "lastObservedTime", ty: Message(502), label: Optional },
+            Field { tag: 2, json: "lastObservedTime", ty: Message(509), label: Optional },
         ],
     },
-    // 369
+    // 376
     Message {
         name: "api.flowcontrol.v1.ExemptPriorityLevelConfiguration",
         special: Special::None,
@@ -4075,7 +4145,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "lendablePercent", ty: Int32, label: Optional },
         ],
     },
-    // 370
+    // 377
     Message {
         name: "api.flowcontrol.v1.FlowDistinguisherMethod",
         special: Special::None,
@@ -4083,57 +4153,57 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
         ],
     },
-    // 371
+    // 378
     Message {
         name: "api.flowcontrol.v1.FlowSchema",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(374), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(375), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(381), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(382), label: Optional },
         ],
     },
-    // 372
+    // 379
     Message {
         name: "api.flowcontrol.v1.FlowSchemaCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 373
+    // 380
     Message {
         name: "api.flowcontrol.v1.FlowSchemaList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(371), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(378), label: Repeated },
         ],
     },
-    // 374
+    // 381
     Message {
         name: "api.flowcontrol.v1.FlowSchemaSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "priorityLevelConfiguration", ty: Message(384), label: Optional },
+            Field { tag: 1, json: "priorityLevelConfiguration", ty: Message(391), label: Optional },
             Field { tag: 2, json: "matchingPrecedence", ty: Int32, label: Optional },
-            Field { tag: 3, json: "distinguisherMethod", ty: Message(370), label: Optional },
-            Field { tag: 4, json: "rules", ty: Message(380), label: Repeated },
+            Field { tag: 3, json: "distinguisherMethod", ty: Message(377), label: Optional },
+            Field { tag: 4, json: "rules", ty: Message(387), label: Repeated },
         ],
     },
-    // 375
+    // 382
     Message {
         name: "api.flowcontrol.v1.FlowSchemaStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(372), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(379), label: Repeated },
         ],
     },
-    // 376
+    // 383
     Message {
         name: "api.flowcontrol.v1.GroupSubject",
         special: Special::None,
@@ -4141,27 +4211,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 377
+    // 384
     Message {
         name: "api.flowcontrol.v1.LimitResponse",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "queuing", ty: Message(387), label: Optional },
+            Field { tag: 2, json: "queuing", ty: Message(394), label: Optional },
         ],
     },
-    // 378
+    // 385
     Message {
         name: "api.flowcontrol.v1.LimitedPriorityLevelConfiguration",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nominalConcurrencyShares", ty: Int32, label: Optional },
-            Field { tag: 2, json: "limitResponse", ty: Message(377), label: Optional },
+            Field { tag: 2, json: "limitResponse", ty: Message(384), label: Optional },
             Field { tag: 3, json: "lendablePercent", ty: Int32, label: Optional },
             Field { tag: 4, json: "borrowingLimitPercent", ty: Int32, label: Optional },
         ],
     },
-    // 379
+    // 386
     Message {
         name: "api.flowcontrol.v1.NonResourcePolicyRule",
         special: Special::None,
@@ -4170,48 +4240,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 380
+    // 387
     Message {
         name: "api.flowcontrol.v1.PolicyRulesWithSubjects",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "subjects", ty: Message(390), label: Repeated },
-            Field { tag: 2, json: "resourceRules", ty: Message(388), label: Repeated },
-            Field { tag: 3, json: "nonResourceRules", ty: Message(379), label: Repeated },
+            Field { tag: 1, json: "subjects", ty: Message(397), label: Repeated },
+            Field { tag: 2, json: "resourceRules", ty: Message(395), label: Repeated },
+            Field { tag: 3, json: "nonResourceRules", ty: Message(386), label: Repeated },
         ],
     },
-    // 381
+    // 388
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfiguration",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(385), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(386), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(392), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(393), label: Optional },
         ],
     },
-    // 382
+    // 389
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 383
+    // 390
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(381), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(388), label: Repeated },
         ],
     },
-    // 384
+    // 391
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationReference",
         special: Special::None,
@@ -4219,25 +4289,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 385
+    // 392
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
-            Field { tag: 2, json: "limited", ty: Message(378), label: Optional },
-            Field { tag: 3, json: "exempt", ty: Message(369), label: Optional },
+            Field { tag: 2, json: "limited", ty: Message(385), label: Optional },
+            Field { tag: 3, json: "exempt", ty: Message(376), label: Optional },
         ],
     },
-    // 386
+    // 393
     Message {
         name: "api.flowcontrol.v1.PriorityLevelConfigurationStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(382), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(389), label: Repeated },
         ],
     },
-    // 387
+    // 394
     Message {
         name: "api.flowcontrol.v1.QueuingConfiguration",
         special: Special::None,
@@ -4247,7 +4317,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "queueLengthLimit", ty: Int32, label: Optional },
         ],
     },
-    // 388
+    // 395
     Message {
         name: "api.flowcontrol.v1.ResourcePolicyRule",
         special: Special::None,
@@ -4259,7 +4329,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "namespaces", ty: String, label: Repeated },
         ],
     },
-    // 389
+    // 396
     Message {
         name: "api.flowcontrol.v1.ServiceAccountSubject",
         special: Special::None,
@@ -4268,18 +4338,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "name", ty: String, label: Required },
         ],
     },
-    // 390
+    // 397
     Message {
         name: "api.flowcontrol.v1.Subject",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "kind", ty: String, label: Required },
-            Field { tag: 2, json: "user", ty: Message(391), label: Optional },
-            Field { tag: 3, json: "group", ty: Message(376), label: Optional },
-            Field { tag: 4, json: "serviceAccount", ty: Message(389), label: Optional },
+            Field { tag: 2, json: "user", ty: Message(398), label: Optional },
+            Field { tag: 3, json: "group", ty: Message(383), label: Optional },
+            Field { tag: 4, json: "serviceAccount", ty: Message(396), label: Optional },
         ],
     },
-    // 391
+    // 398
     Message {
         name: "api.flowcontrol.v1.UserSubject",
         special: Special::None,
@@ -4287,88 +4357,88 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
         ],
     },
-    // 392
+    // 399
     Message {
         name: "api.networking.v1.HttpIngressPath",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "path", ty: String, label: Optional },
-            Field { tag: 2, json: "backend", ty: Message(398), label: Optional },
+            Field { tag: 2, json: "backend", ty: Message(405), label: Optional },
             Field { tag: 3, json: "pathType", ty: String, label: Required },
-        ],
-    },
-    // 393
-    Message {
-        name: "api.networking.v1.HttpIngressRuleValue",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "paths", ty: Message(392), label: Repeated },
-        ],
-    },
-    // 394
-    Message {
-        name: "api.networking.v1.IPAddress",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(396), label: Optional },
-        ],
-    },
-    // 395
-    Message {
-        name: "api.networking.v1.IPAddressList",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(394), label: Repeated },
-        ],
-    },
-    // 396
-    Message {
-        name: "api.networking.v1.IPAddressSpec",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "parentRef", ty: Message(421), label: Optional },
-        ],
-    },
-    // 397
-    Message {
-        name: "api.networking.v1.Ingress",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(410), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(411), label: Optional },
-        ],
-    },
-    // 398
-    Message {
-        name: "api.networking.v1.IngressBackend",
-        special: Special::None,
-        fields: &[
-            Field { tag: 3, json: "resource", ty: Message(344), label: Optional },
-            Field { tag: 4, json: "service", ty: Message(409), label: Optional },
-        ],
-    },
-    // 399
-    Message {
-        name: "api.networking.v1.IngressClass",
-        special: Special::None,
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(402), label: Optional },
         ],
     },
     // 400
     Message {
-        name: "api.networking.v1.IngressClassList",
+        name: "api.networking.v1.HttpIngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(399), label: Repeated },
+            Field { tag: 1, json: "paths", ty: Message(399), label: Repeated },
         ],
     },
     // 401
+    Message {
+        name: "api.networking.v1.IPAddress",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(403), label: Optional },
+        ],
+    },
+    // 402
+    Message {
+        name: "api.networking.v1.IPAddressList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(401), label: Repeated },
+        ],
+    },
+    // 403
+    Message {
+        name: "api.networking.v1.IPAddressSpec",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "parentRef", ty: Message(428), label: Optional },
+        ],
+    },
+    // 404
+    Message {
+        name: "api.networking.v1.Ingress",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(417), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(418), label: Optional },
+        ],
+    },
+    // 405
+    Message {
+        name: "api.networking.v1.IngressBackend",
+        special: Special::None,
+        fields: &[
+            Field { tag: 3, json: "resource", ty: Message(351), label: Optional },
+            Field { tag: 4, json: "service", ty: Message(416), label: Optional },
+        ],
+    },
+    // 406
+    Message {
+        name: "api.networking.v1.IngressClass",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(409), label: Optional },
+        ],
+    },
+    // 407
+    Message {
+        name: "api.networking.v1.IngressClassList",
+        special: Special::None,
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(406), label: Repeated },
+        ],
+    },
+    // 408
     Message {
         name: "api.networking.v1.IngressClassParametersReference",
         special: Special::None,
@@ -4380,43 +4450,43 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 402
+    // 409
     Message {
         name: "api.networking.v1.IngressClassSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "controller", ty: String, label: Optional },
-            Field { tag: 2, json: "parameters", ty: Message(401), label: Optional },
+            Field { tag: 2, json: "parameters", ty: Message(408), label: Optional },
         ],
     },
-    // 403
+    // 410
     Message {
         name: "api.networking.v1.IngressList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(397), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(404), label: Repeated },
         ],
     },
-    // 404
+    // 411
     Message {
         name: "api.networking.v1.IngressLoadBalancerIngress",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "ip", ty: String, label: Optional },
             Field { tag: 2, json: "hostname", ty: String, label: Optional },
-            Field { tag: 4, json: "ports", ty: Message(406), label: Repeated },
+            Field { tag: 4, json: "ports", ty: Message(413), label: Repeated },
         ],
     },
-    // 405
+    // 412
     Message {
         name: "api.networking.v1.IngressLoadBalancerStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Message(404), label: Repeated },
+            Field { tag: 1, json: "ingress", ty: Message(411), label: Repeated },
         ],
     },
-    // 406
+    // 413
     Message {
         name: "api.networking.v1.IngressPortStatus",
         special: Special::None,
@@ -4426,52 +4496,52 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "error", ty: String, label: Optional },
         ],
     },
-    // 407
+    // 414
     Message {
         name: "api.networking.v1.IngressRule",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "host", ty: String, label: Optional },
-            Field { tag: 2, json: "", ty: Message(408), label: Inline },
+            Field { tag: 2, json: "", ty: Message(415), label: Inline },
         ],
     },
-    // 408
+    // 415
     Message {
         name: "api.networking.v1.IngressRuleValue",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "http", ty: Message(393), label: Optional },
+            Field { tag: 1, json: "http", ty: Message(400), label: Optional },
         ],
     },
-    // 409
+    // 416
     Message {
         name: "api.networking.v1.IngressServiceBackend",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "name", ty: String, label: Required },
-            Field { tag: 2, json: "port", ty: Message(422), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(429), label: Optional },
         ],
     },
-    // 410
+    // 417
     Message {
         name: "api.networking.v1.IngressSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Message(398), label: Optional },
-            Field { tag: 2, json: "tls", ty: Message(412), label: Repeated },
-            Field { tag: 3, json: "rules", ty: Message(407), label: Repeated },
+            Field { tag: 1, json: "defaultBackend", ty: Message(405), label: Optional },
+            Field { tag: 2, json: "tls", ty: Message(419), label: Repeated },
+            Field { tag: 3, json: "rules", ty: Message(414), label: Repeated },
             Field { tag: 4, json: "ingressClassName", ty: String, label: Optional },
         ],
     },
-    // 411
+    // 418
     Message {
         name: "api.networking.v1.IngressStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Message(405), label: Optional },
+            Field { tag: 1, json: "loadBalancer", ty: Message(412), label: Optional },
         ],
     },
-    // 412
+    // 419
     Message {
         name: "api.networking.v1.IngressTls",
         special: Special::None,
@@ -4480,7 +4550,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "secretName", ty: String, label: Optional },
         ],
     },
-    // 413
+    // 420
     Message {
         name: "api.networking.v1.IpBlock",
         special: Special::None,
@@ -4489,74 +4559,74 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "except", ty: String, label: Repeated },
         ],
     },
-    // 414
+    // 421
     Message {
         name: "api.networking.v1.NetworkPolicy",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(420), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(427), label: Optional },
         ],
     },
-    // 415
+    // 422
     Message {
         name: "api.networking.v1.NetworkPolicyEgressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(419), label: Repeated },
-            Field { tag: 2, json: "to", ty: Message(418), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(426), label: Repeated },
+            Field { tag: 2, json: "to", ty: Message(425), label: Repeated },
         ],
     },
-    // 416
+    // 423
     Message {
         name: "api.networking.v1.NetworkPolicyIngressRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "ports", ty: Message(419), label: Repeated },
-            Field { tag: 2, json: "from", ty: Message(418), label: Repeated },
+            Field { tag: 1, json: "ports", ty: Message(426), label: Repeated },
+            Field { tag: 2, json: "from", ty: Message(425), label: Repeated },
         ],
     },
-    // 417
+    // 424
     Message {
         name: "api.networking.v1.NetworkPolicyList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(414), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(421), label: Repeated },
         ],
     },
-    // 418
+    // 425
     Message {
         name: "api.networking.v1.NetworkPolicyPeer",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(498), label: Optional },
-            Field { tag: 2, json: "namespaceSelector", ty: Message(498), label: Optional },
-            Field { tag: 3, json: "ipBlock", ty: Message(413), label: Optional },
+            Field { tag: 1, json: "podSelector", ty: Message(505), label: Optional },
+            Field { tag: 2, json: "namespaceSelector", ty: Message(505), label: Optional },
+            Field { tag: 3, json: "ipBlock", ty: Message(420), label: Optional },
         ],
     },
-    // 419
+    // 426
     Message {
         name: "api.networking.v1.NetworkPolicyPort",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "protocol", ty: String, label: Optional },
-            Field { tag: 2, json: "port", ty: Message(514), label: Optional },
+            Field { tag: 2, json: "port", ty: Message(521), label: Optional },
             Field { tag: 3, json: "endPort", ty: Int32, label: Optional },
         ],
     },
-    // 420
+    // 427
     Message {
         name: "api.networking.v1.NetworkPolicySpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Message(498), label: Optional },
-            Field { tag: 2, json: "ingress", ty: Message(416), label: Repeated },
-            Field { tag: 3, json: "egress", ty: Message(415), label: Repeated },
+            Field { tag: 1, json: "podSelector", ty: Message(505), label: Optional },
+            Field { tag: 2, json: "ingress", ty: Message(423), label: Repeated },
+            Field { tag: 3, json: "egress", ty: Message(422), label: Repeated },
             Field { tag: 4, json: "policyTypes", ty: String, label: Repeated },
         ],
     },
-    // 421
+    // 428
     Message {
         name: "api.networking.v1.ParentReference",
         special: Special::None,
@@ -4567,7 +4637,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "name", ty: String, label: Required },
         ],
     },
-    // 422
+    // 429
     Message {
         name: "api.networking.v1.ServiceBackendPort",
         special: Special::None,
@@ -4576,26 +4646,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "number", ty: Int32, label: OmitZero },
         ],
     },
-    // 423
+    // 430
     Message {
         name: "api.networking.v1.ServiceCIDR",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(425), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(426), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(432), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(433), label: Optional },
         ],
     },
-    // 424
+    // 431
     Message {
         name: "api.networking.v1.ServiceCIDRList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(423), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(430), label: Repeated },
         ],
     },
-    // 425
+    // 432
     Message {
         name: "api.networking.v1.ServiceCIDRSpec",
         special: Special::None,
@@ -4603,151 +4673,151 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "cidrs", ty: String, label: Repeated },
         ],
     },
-    // 426
+    // 433
     Message {
         name: "api.networking.v1.ServiceCIDRStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(494), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(501), label: Repeated },
         ],
     },
-    // 427
+    // 434
     Message {
         name: "api.node.v1.Overhead",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "podFixed", ty: Message(493), label: Map },
+            Field { tag: 1, json: "podFixed", ty: Message(500), label: Map },
         ],
     },
-    // 428
+    // 435
     Message {
         name: "api.node.v1.RuntimeClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "handler", ty: String, label: Required },
-            Field { tag: 3, json: "overhead", ty: Message(427), label: Optional },
-            Field { tag: 4, json: "scheduling", ty: Message(430), label: Optional },
+            Field { tag: 3, json: "overhead", ty: Message(434), label: Optional },
+            Field { tag: 4, json: "scheduling", ty: Message(437), label: Optional },
         ],
     },
-    // 429
+    // 436
     Message {
         name: "api.node.v1.RuntimeClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(428), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(435), label: Repeated },
         ],
     },
-    // 430
+    // 437
     Message {
         name: "api.node.v1.Scheduling",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "nodeSelector", ty: String, label: Map },
-            Field { tag: 2, json: "tolerations", ty: Message(340), label: Repeated },
+            Field { tag: 2, json: "tolerations", ty: Message(347), label: Repeated },
         ],
     },
-    // 431
+    // 438
     Message {
         name: "api.policy.v1.Eviction",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "deleteOptions", ty: Message(495), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "deleteOptions", ty: Message(502), label: Optional },
         ],
     },
-    // 432
+    // 439
     Message {
         name: "api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(434), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(435), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(441), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(442), label: Optional },
         ],
     },
-    // 433
+    // 440
     Message {
         name: "api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(432), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(439), label: Repeated },
         ],
     },
-    // 434
+    // 441
     Message {
         name: "api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "minAvailable", ty: Message(514), label: Optional },
-            Field { tag: 2, json: "selector", ty: Message(498), label: Optional },
-            Field { tag: 3, json: "maxUnavailable", ty: Message(514), label: Optional },
+            Field { tag: 1, json: "minAvailable", ty: Message(521), label: Optional },
+            Field { tag: 2, json: "selector", ty: Message(505), label: Optional },
+            Field { tag: 3, json: "maxUnavailable", ty: Message(521), label: Optional },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: Optional },
         ],
     },
-    // 435
+    // 442
     Message {
         name: "api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 2, json: "disruptedPods", ty: Message(509), label: Map },
+            Field { tag: 2, json: "disruptedPods", ty: Message(516), label: Map },
             Field { tag: 3, json: "disruptionsAllowed", ty: Int32, label: Required },
             Field { tag: 4, json: "currentHealthy", ty: Int32, label: Required },
             Field { tag: 5, json: "desiredHealthy", ty: Int32, label: Required },
             Field { tag: 6, json: "expectedPods", ty: Int32, label: Required },
-            Field { tag: 7, json: "conditions", ty: Message(494), label: Repeated },
+            Field { tag: 7, json: "conditions", ty: Message(501), label: Repeated },
         ],
     },
-    // 436
+    // 443
     Message {
         name: "api.rbac.v1.AggregationRule",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(498), label: Repeated },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Message(505), label: Repeated },
         ],
     },
-    // 437
+    // 444
     Message {
         name: "api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(441), label: Repeated },
-            Field { tag: 3, json: "aggregationRule", ty: Message(436), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(448), label: Repeated },
+            Field { tag: 3, json: "aggregationRule", ty: Message(443), label: Optional },
         ],
     },
-    // 438
+    // 445
     Message {
         name: "api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(447), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(446), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(454), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(453), label: Optional },
         ],
     },
-    // 439
+    // 446
     Message {
         name: "api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(438), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(445), label: Repeated },
         ],
     },
-    // 440
+    // 447
     Message {
         name: "api.rbac.v1.ClusterRoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(437), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(444), label: Repeated },
         ],
     },
-    // 441
+    // 448
     Message {
         name: "api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -4759,44 +4829,44 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "nonResourceURLs", ty: String, label: Repeated },
         ],
     },
-    // 442
+    // 449
     Message {
         name: "api.rbac.v1.Role",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "rules", ty: Message(441), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "rules", ty: Message(448), label: Repeated },
         ],
     },
-    // 443
+    // 450
     Message {
         name: "api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "subjects", ty: Message(447), label: Repeated },
-            Field { tag: 3, json: "roleRef", ty: Message(446), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "subjects", ty: Message(454), label: Repeated },
+            Field { tag: 3, json: "roleRef", ty: Message(453), label: Optional },
         ],
     },
-    // 444
+    // 451
     Message {
         name: "api.rbac.v1.RoleBindingList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(443), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(450), label: Repeated },
         ],
     },
-    // 445
+    // 452
     Message {
         name: "api.rbac.v1.RoleList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(442), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(449), label: Repeated },
         ],
     },
-    // 446
+    // 453
     Message {
         name: "api.rbac.v1.RoleRef",
         special: Special::None,
@@ -4806,7 +4876,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "name", ty: String, label: Required },
         ],
     },
-    // 447
+    // 454
     Message {
         name: "api.rbac.v1.Subject",
         special: Special::None,
@@ -4817,46 +4887,46 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "namespace", ty: String, label: Optional },
         ],
     },
-    // 448
+    // 455
     Message {
         name: "api.scheduling.v1.PriorityClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "value", ty: Int32, label: Required },
             Field { tag: 3, json: "globalDefault", ty: Bool, label: OmitZero },
             Field { tag: 4, json: "description", ty: String, label: Optional },
             Field { tag: 5, json: "preemptionPolicy", ty: String, label: Optional },
         ],
     },
-    // 449
+    // 456
     Message {
         name: "api.scheduling.v1.PriorityClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(448), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(455), label: Repeated },
         ],
     },
-    // 450
+    // 457
     Message {
         name: "api.storage.v1.CSIDriver",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(452), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(459), label: Optional },
         ],
     },
-    // 451
+    // 458
     Message {
         name: "api.storage.v1.CSIDriverList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(450), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(457), label: Repeated },
         ],
     },
-    // 452
+    // 459
     Message {
         name: "api.storage.v1.CSIDriverSpec",
         special: Special::None,
@@ -4866,23 +4936,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "volumeLifecycleModes", ty: String, label: Repeated },
             Field { tag: 4, json: "storageCapacity", ty: Bool, label: Optional },
             Field { tag: 5, json: "fsGroupPolicy", ty: String, label: Optional },
-            Field { tag: 6, json: "tokenRequests", ty: Message(461), label: Repeated },
+            Field { tag: 6, json: "tokenRequests", ty: Message(468), label: Repeated },
             Field { tag: 7, json: "requiresRepublish", ty: Bool, label: Optional },
             Field { tag: 8, json: "seLinuxMount", ty: Bool, label: Optional },
             Field { tag: 9, json: "nodeAllocatableUpdatePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 10, json: "serviceAccountTokenInSecrets", ty: Bool, label: Optional },
         ],
     },
-    // 453
+    // 460
     Message {
         name: "api.storage.v1.CSINode",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(456), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(463), label: Optional },
         ],
     },
-    // 454
+    // 461
     Message {
         name: "api.storage.v1.CSINodeDriver",
         special: Special::None,
@@ -4890,72 +4960,72 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "nodeID", ty: String, label: Required },
             Field { tag: 3, json: "topologyKeys", ty: String, label: Repeated },
-            Field { tag: 4, json: "allocatable", ty: Message(468), label: Optional },
+            Field { tag: 4, json: "allocatable", ty: Message(475), label: Optional },
         ],
     },
-    // 455
+    // 462
     Message {
         name: "api.storage.v1.CSINodeList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(453), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(460), label: Repeated },
         ],
     },
-    // 456
+    // 463
     Message {
         name: "api.storage.v1.CSINodeSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "drivers", ty: Message(454), label: Repeated },
+            Field { tag: 1, json: "drivers", ty: Message(461), label: Repeated },
         ],
     },
-    // 457
+    // 464
     Message {
         name: "api.storage.v1.CSIStorageCapacity",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "nodeTopology", ty: Message(498), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "nodeTopology", ty: Message(505), label: Optional },
             Field { tag: 3, json: "storageClassName", ty: String, label: Required },
-            Field { tag: 4, json: "capacity", ty: Message(493), label: Optional },
-            Field { tag: 5, json: "maximumVolumeSize", ty: Message(493), label: Optional },
+            Field { tag: 4, json: "capacity", ty: Message(500), label: Optional },
+            Field { tag: 5, json: "maximumVolumeSize", ty: Message(500), label: Optional },
         ],
     },
-    // 458
+    // 465
     Message {
         name: "api.storage.v1.CSIStorageCapacityList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(457), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(464), label: Repeated },
         ],
     },
-    // 459
+    // 466
     Message {
         name: "api.storage.v1.StorageClass",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
             Field { tag: 2, json: "provisioner", ty: String, label: Required },
             Field { tag: 3, json: "parameters", ty: String, label: Map },
             Field { tag: 4, json: "reclaimPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "mountOptions", ty: String, label: Repeated },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Bool, label: Optional },
             Field { tag: 7, json: "volumeBindingMode", ty: String, label: Optional },
-            Field { tag: 8, json: "allowedTopologies", ty: Message(342), label: Repeated },
+            Field { tag: 8, json: "allowedTopologies", ty: Message(349), label: Repeated },
         ],
     },
-    // 460
+    // 467
     Message {
         name: "api.storage.v1.StorageClassList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(459), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(466), label: Repeated },
         ],
     },
-    // 461
+    // 468
     Message {
         name: "api.storage.v1.TokenRequest",
         special: Special::None,
@@ -4964,66 +5034,66 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "expirationSeconds", ty: Int64, label: Optional },
         ],
     },
-    // 462
+    // 469
     Message {
         name: "api.storage.v1.VolumeAttachment",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(465), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(466), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(472), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(473), label: Optional },
         ],
     },
-    // 463
+    // 470
     Message {
         name: "api.storage.v1.VolumeAttachmentList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(462), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(469), label: Repeated },
         ],
     },
-    // 464
+    // 471
     Message {
         name: "api.storage.v1.VolumeAttachmentSource",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "persistentVolumeName", ty: String, label: Optional },
-            Field { tag: 2, json: "inlineVolumeSpec", ty: Message(263), label: Optional },
+            Field { tag: 2, json: "inlineVolumeSpec", ty: Message(270), label: Optional },
         ],
     },
-    // 465
+    // 472
     Message {
         name: "api.storage.v1.VolumeAttachmentSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "attacher", ty: String, label: Required },
-            Field { tag: 2, json: "source", ty: Message(464), label: Optional },
+            Field { tag: 2, json: "source", ty: Message(471), label: Optional },
             Field { tag: 3, json: "nodeName", ty: String, label: Required },
         ],
     },
-    // 466
+    // 473
     Message {
         name: "api.storage.v1.VolumeAttachmentStatus",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "attached", ty: Bool, label: Required },
             Field { tag: 2, json: "attachmentMetadata", ty: String, label: Map },
-            Field { tag: 3, json: "attachError", ty: Message(467), label: Optional },
-            Field { tag: 4, json: "detachError", ty: Message(467), label: Optional },
+            Field { tag: 3, json: "attachError", ty: Message(474), label: Optional },
+            Field { tag: 4, json: "detachError", ty: Message(474), label: Optional },
         ],
     },
-    // 467
+    // 474
     Message {
         name: "api.storage.v1.VolumeError",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "time", ty: Message(509), label: Optional },
+            Field { tag: 1, json: "time", ty: Message(516), label: Optional },
             Field { tag: 2, json: "message", ty: String, label: Optional },
             Field { tag: 3, json: "errorCode", ty: Int32, label: Optional },
         ],
     },
-    // 468
+    // 475
     Message {
         name: "api.storage.v1.VolumeNodeResources",
         special: Special::None,
@@ -5031,7 +5101,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "count", ty: Int32, label: Optional },
         ],
     },
-    // 469
+    // 476
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -5044,48 +5114,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 470
+    // 477
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "strategy", ty: String, label: Required },
-            Field { tag: 2, json: "webhook", ty: Message(492), label: Optional },
+            Field { tag: 2, json: "webhook", ty: Message(499), label: Optional },
         ],
     },
-    // 471
+    // 478
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(475), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(476), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(482), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(483), label: Optional },
         ],
     },
-    // 472
+    // 479
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
             Field { tag: 6, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 473
+    // 480
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(471), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(478), label: Repeated },
         ],
     },
-    // 474
+    // 481
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -5098,31 +5168,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "categories", ty: String, label: Repeated },
         ],
     },
-    // 475
+    // 482
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "group", ty: String, label: Required },
-            Field { tag: 3, json: "names", ty: Message(474), label: Optional },
+            Field { tag: 3, json: "names", ty: Message(481), label: Optional },
             Field { tag: 4, json: "scope", ty: String, label: Required },
-            Field { tag: 7, json: "versions", ty: Message(477), label: Repeated },
-            Field { tag: 9, json: "conversion", ty: Message(470), label: Optional },
+            Field { tag: 7, json: "versions", ty: Message(484), label: Repeated },
+            Field { tag: 9, json: "conversion", ty: Message(477), label: Optional },
             Field { tag: 10, json: "preserveUnknownFields", ty: Bool, label: OmitZero },
         ],
     },
-    // 476
+    // 483
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(472), label: Repeated },
-            Field { tag: 2, json: "acceptedNames", ty: Message(474), label: Optional },
+            Field { tag: 1, json: "conditions", ty: Message(479), label: Repeated },
+            Field { tag: 2, json: "acceptedNames", ty: Message(481), label: Optional },
             Field { tag: 3, json: "storedVersions", ty: String, label: Repeated },
             Field { tag: 4, json: "observedGeneration", ty: Int64, label: OmitZero },
         ],
     },
-    // 477
+    // 484
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -5130,15 +5200,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Required },
             Field { tag: 2, json: "served", ty: Bool, label: Required },
             Field { tag: 3, json: "storage", ty: Bool, label: Required },
-            Field { tag: 4, json: "schema", ty: Message(481), label: Optional },
-            Field { tag: 5, json: "subresources", ty: Message(480), label: Optional },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(469), label: Repeated },
+            Field { tag: 4, json: "schema", ty: Message(488), label: Optional },
+            Field { tag: 5, json: "subresources", ty: Message(487), label: Optional },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Message(476), label: Repeated },
             Field { tag: 7, json: "deprecated", ty: Bool, label: OmitZero },
             Field { tag: 8, json: "deprecationWarning", ty: String, label: Optional },
-            Field { tag: 9, json: "selectableFields", ty: Message(488), label: Repeated },
+            Field { tag: 9, json: "selectableFields", ty: Message(495), label: Repeated },
         ],
     },
-    // 478
+    // 485
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -5148,31 +5218,31 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "labelSelectorPath", ty: String, label: Optional },
         ],
     },
-    // 479
+    // 486
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[
         ],
     },
-    // 480
+    // 487
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "status", ty: Message(479), label: Optional },
-            Field { tag: 2, json: "scale", ty: Message(478), label: Optional },
+            Field { tag: 1, json: "status", ty: Message(486), label: Optional },
+            Field { tag: 2, json: "scale", ty: Message(485), label: Optional },
         ],
     },
-    // 481
+    // 488
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Message(484), label: Optional },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Message(491), label: Optional },
         ],
     },
-    // 482
+    // 489
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
@@ -5181,7 +5251,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "url", ty: String, label: Optional },
         ],
     },
-    // 483
+    // 490
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
         special: Special::RawJson,
@@ -5189,7 +5259,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 484
+    // 491
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
         special: Special::None,
@@ -5201,7 +5271,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "type", ty: String, label: Optional },
             Field { tag: 6, json: "format", ty: String, label: Optional },
             Field { tag: 7, json: "title", ty: String, label: Optional },
-            Field { tag: 8, json: "default", ty: Message(483), label: Optional },
+            Field { tag: 8, json: "default", ty: Message(490), label: Optional },
             Field { tag: 9, json: "maximum", ty: Double, label: Optional },
             Field { tag: 10, json: "exclusiveMaximum", ty: Bool, label: OmitZero },
             Field { tag: 11, json: "minimum", ty: Double, label: Optional },
@@ -5213,23 +5283,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 17, json: "minItems", ty: Int64, label: Optional },
             Field { tag: 18, json: "uniqueItems", ty: Bool, label: OmitZero },
             Field { tag: 19, json: "multipleOf", ty: Double, label: Optional },
-            Field { tag: 20, json: "enum", ty: Message(483), label: Repeated },
+            Field { tag: 20, json: "enum", ty: Message(490), label: Repeated },
             Field { tag: 21, json: "maxProperties", ty: Int64, label: Optional },
             Field { tag: 22, json: "minProperties", ty: Int64, label: Optional },
             Field { tag: 23, json: "required", ty: String, label: Repeated },
-            Field { tag: 24, json: "items", ty: Message(485), label: Optional },
-            Field { tag: 25, json: "allOf", ty: Message(484), label: Repeated },
-            Field { tag: 26, json: "oneOf", ty: Message(484), label: Repeated },
-            Field { tag: 27, json: "anyOf", ty: Message(484), label: Repeated },
-            Field { tag: 28, json: "not", ty: Message(484), label: Optional },
-            Field { tag: 29, json: "properties", ty: Message(484), label: Map },
-            Field { tag: 30, json: "additionalProperties", ty: Message(486), label: Optional },
-            Field { tag: 31, json: "patternProperties", ty: Message(484), label: Map },
-            Field { tag: 32, json: "dependencies", ty: Message(487), label: Map },
-            Field { tag: 33, json: "additionalItems", ty: Message(486), label: Optional },
-            Field { tag: 34, json: "definitions", ty: Message(484), label: Map },
-            Field { tag: 35, json: "externalDocs", ty: Message(482), label: Optional },
-            Field { tag: 36, json: "example", ty: Message(483), label: Optional },
+            Field { tag: 24, json: "items", ty: Message(492), label: Optional },
+            Field { tag: 25, json: "allOf", ty: Message(491), label: Repeated },
+            Field { tag: 26, json: "oneOf", ty: Message(491), label: Repeated },
+            Field { tag: 27, json: "anyOf", ty: Message(491), label: Repeated },
+            Field { tag: 28, json: "not", ty: Message(491), label: Optional },
+            Field { tag: 29, json: "properties", ty: Message(491), label: Map },
+            Field { tag: 30, json: "additionalProperties", ty: Message(493), label: Optional },
+            Field { tag: 31, json: "patternProperties", ty: Message(491), label: Map },
+            Field { tag: 32, json: "dependencies", ty: Message(494), label: Map },
+            Field { tag: 33, json: "additionalItems", ty: Message(493), label: Optional },
+            Field { tag: 34, json: "definitions", ty: Message(491), label: Map },
+            Field { tag: 35, json: "externalDocs", ty: Message(489), label: Optional },
+            Field { tag: 36, json: "example", ty: Message(490), label: Optional },
             Field { tag: 37, json: "nullable", ty: Bool, label: OmitZero },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: Optional },
             Field { tag: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: OmitZero },
@@ -5237,37 +5307,37 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Repeated },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: String, label: Optional },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: String, label: Optional },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(490), label: Repeated },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Message(497), label: Repeated },
         ],
     },
-    // 485
+    // 492
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(484), label: Optional },
-            Field { tag: 2, json: "jSonSchemas", ty: Message(484), label: Repeated },
+            Field { tag: 1, json: "schema", ty: Message(491), label: Optional },
+            Field { tag: 2, json: "jSonSchemas", ty: Message(491), label: Repeated },
         ],
     },
-    // 486
+    // 493
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
         special: Special::SchemaOrBool,
         fields: &[
             Field { tag: 1, json: "allows", ty: Bool, label: Optional },
-            Field { tag: 2, json: "schema", ty: Message(484), label: Optional },
+            Field { tag: 2, json: "schema", ty: Message(491), label: Optional },
         ],
     },
-    // 487
+    // 494
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
         fields: &[
-            Field { tag: 1, json: "schema", ty: Message(484), label: Optional },
+            Field { tag: 1, json: "schema", ty: Message(491), label: Optional },
             Field { tag: 2, json: "property", ty: String, label: Repeated },
         ],
     },
-    // 488
+    // 495
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
@@ -5275,7 +5345,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "jsonPath", ty: String, label: Required },
         ],
     },
-    // 489
+    // 496
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -5286,7 +5356,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "port", ty: Int32, label: Optional },
         ],
     },
-    // 490
+    // 497
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -5299,26 +5369,26 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "optionalOldSelf", ty: Bool, label: Optional },
         ],
     },
-    // 491
+    // 498
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(489), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(496), label: Optional },
             Field { tag: 2, json: "caBundle", ty: Bytes, label: Optional },
             Field { tag: 3, json: "url", ty: String, label: Optional },
         ],
     },
-    // 492
+    // 499
     Message {
         name: "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Message(491), label: Optional },
+            Field { tag: 2, json: "clientConfig", ty: Message(498), label: Optional },
             Field { tag: 3, json: "conversionReviewVersions", ty: String, label: Repeated },
         ],
     },
-    // 493
+    // 500
     Message {
         name: "apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
@@ -5326,7 +5396,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "string", ty: String, label: Optional },
         ],
     },
-    // 494
+    // 501
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -5334,25 +5404,25 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
             Field { tag: 3, json: "observedGeneration", ty: Int64, label: OmitZero },
-            Field { tag: 4, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 5, json: "reason", ty: String, label: Required },
             Field { tag: 6, json: "message", ty: String, label: Required },
         ],
     },
-    // 495
+    // 502
     Message {
         name: "apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Int64, label: Optional },
-            Field { tag: 2, json: "preconditions", ty: Message(505), label: Optional },
+            Field { tag: 2, json: "preconditions", ty: Message(512), label: Optional },
             Field { tag: 3, json: "orphanDependents", ty: Bool, label: Optional },
             Field { tag: 4, json: "propagationPolicy", ty: String, label: Optional },
             Field { tag: 5, json: "dryRun", ty: String, label: Repeated },
             Field { tag: 6, json: "ignoreStoreReadErrorWithClusterBreakingPotential", ty: Bool, label: Optional },
         ],
     },
-    // 496
+    // 503
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -5362,7 +5432,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 497
+    // 504
     Message {
         name: "apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
@@ -5370,16 +5440,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 498
+    // 505
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: String, label: Map },
-            Field { tag: 2, json: "matchExpressions", ty: Message(499), label: Repeated },
+            Field { tag: 2, json: "matchExpressions", ty: Message(506), label: Repeated },
         ],
     },
-    // 499
+    // 506
     Message {
         name: "apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -5389,7 +5459,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "values", ty: String, label: Repeated },
         ],
     },
-    // 500
+    // 507
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -5400,7 +5470,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "remainingItemCount", ty: Int64, label: Optional },
         ],
     },
-    // 501
+    // 508
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -5408,13 +5478,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "manager", ty: String, label: Optional },
             Field { tag: 2, json: "operation", ty: String, label: Optional },
             Field { tag: 3, json: "apiVersion", ty: String, label: Optional },
-            Field { tag: 4, json: "time", ty: Message(509), label: Optional },
+            Field { tag: 4, json: "time", ty: Message(516), label: Optional },
             Field { tag: 6, json: "fieldsType", ty: String, label: Optional },
-            Field { tag: 7, json: "fieldsV1", ty: Message(497), label: Optional },
+            Field { tag: 7, json: "fieldsV1", ty: Message(504), label: Optional },
             Field { tag: 8, json: "subresource", ty: String, label: Optional },
         ],
     },
-    // 502
+    // 509
     Message {
         name: "apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
@@ -5423,7 +5493,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 503
+    // 510
     Message {
         name: "apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -5435,17 +5505,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "uid", ty: String, label: Optional },
             Field { tag: 6, json: "resourceVersion", ty: String, label: Optional },
             Field { tag: 7, json: "generation", ty: Int64, label: OmitZero },
-            Field { tag: 8, json: "creationTimestamp", ty: Message(509), label: Optional },
-            Field { tag: 9, json: "deletionTimestamp", ty: Message(509), label: Optional },
+            Field { tag: 8, json: "creationTimestamp", ty: Message(516), label: Optional },
+            Field { tag: 9, json: "deletionTimestamp", ty: Message(516), label: Optional },
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: Optional },
             Field { tag: 11, json: "labels", ty: String, label: Map },
             Field { tag: 12, json: "annotations", ty: String, label: Map },
-            Field { tag: 13, json: "ownerReferences", ty: Message(504), label: Repeated },
+            Field { tag: 13, json: "ownerReferences", ty: Message(511), label: Repeated },
             Field { tag: 14, json: "finalizers", ty: String, label: Repeated },
-            Field { tag: 17, json: "managedFields", ty: Message(501), label: Repeated },
+            Field { tag: 17, json: "managedFields", ty: Message(508), label: Repeated },
         ],
     },
-    // 504
+    // 511
     Message {
         name: "apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -5458,7 +5528,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "blockOwnerDeletion", ty: Bool, label: Optional },
         ],
     },
-    // 505
+    // 512
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
@@ -5467,20 +5537,20 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "resourceVersion", ty: String, label: Optional },
         ],
     },
-    // 506
+    // 513
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
             Field { tag: 2, json: "status", ty: String, label: Optional },
             Field { tag: 3, json: "message", ty: String, label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
-            Field { tag: 5, json: "details", ty: Message(508), label: Optional },
+            Field { tag: 5, json: "details", ty: Message(515), label: Optional },
             Field { tag: 6, json: "code", ty: Int32, label: OmitZero },
         ],
     },
-    // 507
+    // 514
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -5490,7 +5560,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "field", ty: String, label: Optional },
         ],
     },
-    // 508
+    // 515
     Message {
         name: "apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -5498,12 +5568,12 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: String, label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "kind", ty: String, label: Optional },
-            Field { tag: 4, json: "causes", ty: Message(507), label: Repeated },
+            Field { tag: 4, json: "causes", ty: Message(514), label: Repeated },
             Field { tag: 5, json: "retryAfterSeconds", ty: Int32, label: OmitZero },
             Field { tag: 6, json: "uid", ty: String, label: Optional },
         ],
     },
-    // 509
+    // 516
     Message {
         name: "apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
@@ -5512,16 +5582,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "nanos", ty: Int32, label: Optional },
         ],
     },
-    // 510
+    // 517
     Message {
         name: "apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Optional },
-            Field { tag: 2, json: "object", ty: Message(511), label: Optional },
+            Field { tag: 2, json: "object", ty: Message(518), label: Optional },
         ],
     },
-    // 511
+    // 518
     Message {
         name: "apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
@@ -5529,7 +5599,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "raw", ty: Bytes, label: Optional },
         ],
     },
-    // 512
+    // 519
     Message {
         name: "apimachinery.pkg.runtime.TypeMeta",
         special: Special::None,
@@ -5538,18 +5608,18 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "kind", ty: String, label: Optional },
         ],
     },
-    // 513
+    // 520
     Message {
         name: "apimachinery.pkg.runtime.Unknown",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "typeMeta", ty: Message(512), label: Optional },
+            Field { tag: 1, json: "typeMeta", ty: Message(519), label: Optional },
             Field { tag: 2, json: "raw", ty: Bytes, label: Optional },
             Field { tag: 3, json: "contentEncoding", ty: String, label: Optional },
             Field { tag: 4, json: "contentType", ty: String, label: Optional },
         ],
     },
-    // 514
+    // 521
     Message {
         name: "apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
@@ -5559,43 +5629,43 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "strVal", ty: String, label: Optional },
         ],
     },
-    // 515
+    // 522
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIService",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(503), label: Optional },
-            Field { tag: 2, json: "spec", ty: Message(518), label: Optional },
-            Field { tag: 3, json: "status", ty: Message(519), label: Optional },
+            Field { tag: 1, json: "metadata", ty: Message(510), label: Optional },
+            Field { tag: 2, json: "spec", ty: Message(525), label: Optional },
+            Field { tag: 3, json: "status", ty: Message(526), label: Optional },
         ],
     },
-    // 516
+    // 523
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition",
         special: Special::None,
         fields: &[
             Field { tag: 1, json: "type", ty: String, label: Required },
             Field { tag: 2, json: "status", ty: String, label: Required },
-            Field { tag: 3, json: "lastTransitionTime", ty: Message(509), label: Optional },
+            Field { tag: 3, json: "lastTransitionTime", ty: Message(516), label: Optional },
             Field { tag: 4, json: "reason", ty: String, label: Optional },
             Field { tag: 5, json: "message", ty: String, label: Optional },
         ],
     },
-    // 517
+    // 524
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceList",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Message(500), label: Optional },
-            Field { tag: 2, json: "items", ty: Message(515), label: Repeated },
+            Field { tag: 1, json: "metadata", ty: Message(507), label: Optional },
+            Field { tag: 2, json: "items", ty: Message(522), label: Repeated },
         ],
     },
-    // 518
+    // 525
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "service", ty: Message(520), label: Optional },
+            Field { tag: 1, json: "service", ty: Message(527), label: Optional },
             Field { tag: 2, json: "group", ty: String, label: Optional },
             Field { tag: 3, json: "version", ty: String, label: Optional },
             Field { tag: 4, json: "insecureSkipTLSVerify", ty: Bool, label: OmitZero },
@@ -5604,15 +5674,15 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "versionPriority", ty: Int32, label: Required },
         ],
     },
-    // 519
+    // 526
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus",
         special: Special::None,
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Message(516), label: Repeated },
+            Field { tag: 1, json: "conditions", ty: Message(523), label: Repeated },
         ],
     },
-    // 520
+    // 527
     Message {
         name: "kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference",
         special: Special::None,
@@ -5634,10 +5704,10 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList", 18),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", 22),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfigurationList", 23),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 471),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 473),
-    ("apiregistration.k8s.io/v1", "APIService", 515),
-    ("apiregistration.k8s.io/v1", "APIServiceList", 517),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 478),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 480),
+    ("apiregistration.k8s.io/v1", "APIService", 522),
+    ("apiregistration.k8s.io/v1", "APIServiceList", 524),
     ("apps/v1", "ControllerRevision", 27),
     ("apps/v1", "ControllerRevisionList", 28),
     ("apps/v1", "DaemonSet", 29),
@@ -5648,104 +5718,106 @@ pub static KINDS: &[(&str, &str, u16)] = &[
     ("apps/v1", "ReplicaSetList", 43),
     ("apps/v1", "StatefulSet", 49),
     ("apps/v1", "StatefulSetList", 51),
-    ("authentication.k8s.io/v1", "SelfSubjectReview", 58),
-    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 64),
-    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 69),
-    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 71),
-    ("authorization.k8s.io/v1", "SubjectAccessReview", 73),
-    ("autoscaling/v1", "HorizontalPodAutoscaler", 78),
-    ("autoscaling/v1", "HorizontalPodAutoscalerList", 79),
-    ("autoscaling/v1", "Scale", 82),
-    ("autoscaling/v2", "HorizontalPodAutoscaler", 90),
-    ("autoscaling/v2", "HorizontalPodAutoscalerList", 93),
-    ("batch/v1", "CronJob", 109),
-    ("batch/v1", "CronJobList", 110),
-    ("batch/v1", "Job", 113),
-    ("batch/v1", "JobList", 115),
-    ("certificates.k8s.io/v1", "CertificateSigningRequest", 126),
-    ("certificates.k8s.io/v1", "CertificateSigningRequestList", 128),
-    ("coordination.k8s.io/v1", "Lease", 132),
-    ("coordination.k8s.io/v1", "LeaseList", 133),
-    ("discovery.k8s.io/v1", "EndpointSlice", 362),
-    ("discovery.k8s.io/v1", "EndpointSliceList", 363),
-    ("events.k8s.io/v1", "Event", 366),
-    ("events.k8s.io/v1", "EventList", 367),
-    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 371),
-    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 373),
-    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 381),
-    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 383),
-    ("networking.k8s.io/v1", "IPAddress", 394),
-    ("networking.k8s.io/v1", "IPAddressList", 395),
-    ("networking.k8s.io/v1", "Ingress", 397),
-    ("networking.k8s.io/v1", "IngressClass", 399),
-    ("networking.k8s.io/v1", "IngressClassList", 400),
-    ("networking.k8s.io/v1", "IngressList", 403),
-    ("networking.k8s.io/v1", "NetworkPolicy", 414),
-    ("networking.k8s.io/v1", "NetworkPolicyList", 417),
-    ("networking.k8s.io/v1", "ServiceCIDR", 423),
-    ("networking.k8s.io/v1", "ServiceCIDRList", 424),
-    ("node.k8s.io/v1", "RuntimeClass", 428),
-    ("node.k8s.io/v1", "RuntimeClassList", 429),
-    ("policy/v1", "Eviction", 431),
-    ("policy/v1", "PodDisruptionBudget", 432),
-    ("policy/v1", "PodDisruptionBudgetList", 433),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole", 437),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 438),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 439),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 440),
-    ("rbac.authorization.k8s.io/v1", "Role", 442),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", 443),
-    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 444),
-    ("rbac.authorization.k8s.io/v1", "RoleList", 445),
-    ("scheduling.k8s.io/v1", "PriorityClass", 448),
-    ("scheduling.k8s.io/v1", "PriorityClassList", 449),
-    ("storage.k8s.io/v1", "CSIDriver", 450),
-    ("storage.k8s.io/v1", "CSIDriverList", 451),
-    ("storage.k8s.io/v1", "CSINode", 453),
-    ("storage.k8s.io/v1", "CSINodeList", 455),
-    ("storage.k8s.io/v1", "CSIStorageCapacity", 457),
-    ("storage.k8s.io/v1", "CSIStorageCapacityList", 458),
-    ("storage.k8s.io/v1", "StorageClass", 459),
-    ("storage.k8s.io/v1", "StorageClassList", 460),
-    ("storage.k8s.io/v1", "VolumeAttachment", 462),
-    ("storage.k8s.io/v1", "VolumeAttachmentList", 463),
-    ("v1", "Binding", 142),
-    ("v1", "ComponentStatus", 153),
-    ("v1", "ComponentStatusList", 154),
-    ("v1", "ConfigMap", 155),
-    ("v1", "ConfigMapList", 158),
-    ("v1", "DeleteOptions", 495),
-    ("v1", "Endpoints", 183),
-    ("v1", "EndpointsList", 184),
-    ("v1", "Event", 191),
-    ("v1", "EventList", 192),
-    ("v1", "LimitRange", 217),
-    ("v1", "LimitRangeList", 219),
-    ("v1", "Namespace", 227),
-    ("v1", "NamespaceList", 229),
-    ("v1", "Node", 233),
-    ("v1", "NodeList", 241),
-    ("v1", "PersistentVolume", 253),
-    ("v1", "PersistentVolumeClaim", 254),
-    ("v1", "PersistentVolumeClaimList", 256),
-    ("v1", "PersistentVolumeList", 261),
-    ("v1", "Pod", 266),
-    ("v1", "PodList", 276),
-    ("v1", "PodTemplate", 285),
-    ("v1", "PodTemplateList", 286),
-    ("v1", "ReplicationController", 297),
-    ("v1", "ReplicationControllerList", 299),
-    ("v1", "ResourceQuota", 305),
-    ("v1", "ResourceQuotaList", 306),
-    ("v1", "Secret", 317),
-    ("v1", "SecretList", 320),
-    ("v1", "Service", 325),
-    ("v1", "ServiceAccount", 326),
-    ("v1", "ServiceAccountList", 327),
-    ("v1", "ServiceList", 329),
-    ("v1", "Status", 506),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", 59),
+    ("authentication.k8s.io/v1", "TokenRequest", 61),
+    ("authentication.k8s.io/v1", "TokenReview", 64),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 71),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 76),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 78),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", 80),
+    ("autoscaling/v1", "HorizontalPodAutoscaler", 85),
+    ("autoscaling/v1", "HorizontalPodAutoscalerList", 86),
+    ("autoscaling/v1", "Scale", 89),
+    ("autoscaling/v2", "HorizontalPodAutoscaler", 97),
+    ("autoscaling/v2", "HorizontalPodAutoscalerList", 100),
+    ("batch/v1", "CronJob", 116),
+    ("batch/v1", "CronJobList", 117),
+    ("batch/v1", "Job", 120),
+    ("batch/v1", "JobList", 122),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", 133),
+    ("certificates.k8s.io/v1", "CertificateSigningRequestList", 135),
+    ("coordination.k8s.io/v1", "Lease", 139),
+    ("coordination.k8s.io/v1", "LeaseList", 140),
+    ("discovery.k8s.io/v1", "EndpointSlice", 369),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 370),
+    ("events.k8s.io/v1", "Event", 373),
+    ("events.k8s.io/v1", "EventList", 374),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 378),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 380),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 388),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 390),
+    ("networking.k8s.io/v1", "IPAddress", 401),
+    ("networking.k8s.io/v1", "IPAddressList", 402),
+    ("networking.k8s.io/v1", "Ingress", 404),
+    ("networking.k8s.io/v1", "IngressClass", 406),
+    ("networking.k8s.io/v1", "IngressClassList", 407),
+    ("networking.k8s.io/v1", "IngressList", 410),
+    ("networking.k8s.io/v1", "NetworkPolicy", 421),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 424),
+    ("networking.k8s.io/v1", "ServiceCIDR", 430),
+    ("networking.k8s.io/v1", "ServiceCIDRList", 431),
+    ("node.k8s.io/v1", "RuntimeClass", 435),
+    ("node.k8s.io/v1", "RuntimeClassList", 436),
+    ("policy/v1", "Eviction", 438),
+    ("policy/v1", "PodDisruptionBudget", 439),
+    ("policy/v1", "PodDisruptionBudgetList", 440),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", 444),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", 445),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList", 446),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleList", 447),
+    ("rbac.authorization.k8s.io/v1", "Role", 449),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", 450),
+    ("rbac.authorization.k8s.io/v1", "RoleBindingList", 451),
+    ("rbac.authorization.k8s.io/v1", "RoleList", 452),
+    ("scheduling.k8s.io/v1", "PriorityClass", 455),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 456),
+    ("storage.k8s.io/v1", "CSIDriver", 457),
+    ("storage.k8s.io/v1", "CSIDriverList", 458),
+    ("storage.k8s.io/v1", "CSINode", 460),
+    ("storage.k8s.io/v1", "CSINodeList", 462),
+    ("storage.k8s.io/v1", "CSIStorageCapacity", 464),
+    ("storage.k8s.io/v1", "CSIStorageCapacityList", 465),
+    ("storage.k8s.io/v1", "StorageClass", 466),
+    ("storage.k8s.io/v1", "StorageClassList", 467),
+    ("storage.k8s.io/v1", "VolumeAttachment", 469),
+    ("storage.k8s.io/v1", "VolumeAttachmentList", 470),
+    ("v1", "Binding", 149),
+    ("v1", "ComponentStatus", 160),
+    ("v1", "ComponentStatusList", 161),
+    ("v1", "ConfigMap", 162),
+    ("v1", "ConfigMapList", 165),
+    ("v1", "DeleteOptions", 502),
+    ("v1", "Endpoints", 190),
+    ("v1", "EndpointsList", 191),
+    ("v1", "Event", 198),
+    ("v1", "EventList", 199),
+    ("v1", "LimitRange", 224),
+    ("v1", "LimitRangeList", 226),
+    ("v1", "Namespace", 234),
+    ("v1", "NamespaceList", 236),
+    ("v1", "Node", 240),
+    ("v1", "NodeList", 248),
+    ("v1", "PersistentVolume", 260),
+    ("v1", "PersistentVolumeClaim", 261),
+    ("v1", "PersistentVolumeClaimList", 263),
+    ("v1", "PersistentVolumeList", 268),
+    ("v1", "Pod", 273),
+    ("v1", "PodList", 283),
+    ("v1", "PodTemplate", 292),
+    ("v1", "PodTemplateList", 293),
+    ("v1", "ReplicationController", 304),
+    ("v1", "ReplicationControllerList", 306),
+    ("v1", "ResourceQuota", 312),
+    ("v1", "ResourceQuotaList", 313),
+    ("v1", "Secret", 324),
+    ("v1", "SecretList", 327),
+    ("v1", "Service", 332),
+    ("v1", "ServiceAccount", 333),
+    ("v1", "ServiceAccountList", 334),
+    ("v1", "ServiceList", 336),
+    ("v1", "Status", 513),
 ];
 
-pub const UNKNOWN: u16 = 513;
-pub const WATCH_EVENT: u16 = 510;
-pub const JSON_SCHEMA_PROPS: u16 = 484;
+pub const UNKNOWN: u16 = 520;
+pub const WATCH_EVENT: u16 = 517;
+pub const JSON_SCHEMA_PROPS: u16 = 491;

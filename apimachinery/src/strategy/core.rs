@@ -598,6 +598,7 @@ impl Strategy for ServiceAccounts {
             NAMESPACED,
         )
         .short(&["sa"])
+        .subresources(&[Subresource::Token])
     }
     typed_as!(core::ServiceAccount);
     fn printer(&self) -> &'static Printer {

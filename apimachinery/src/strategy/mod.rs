@@ -330,6 +330,7 @@ pub fn builtin() -> impl Iterator<Item = Arc<dyn Strategy>> {
         Arc::new(batch::Jobs),
         Arc::new(others::CustomResourceDefinitions),
         Arc::new(others::SelfSubjectReviews),
+        Arc::new(others::TokenReviews),
         Arc::new(others::LocalSubjectAccessReviews),
         Arc::new(others::SelfSubjectAccessReviews),
         Arc::new(others::SelfSubjectRulesReviews),

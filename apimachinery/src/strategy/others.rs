@@ -107,6 +107,19 @@ review!(
     api::authentication::v1::SelfSubjectReview
 );
 review!(
+    TokenReviews,
+    ResourceInfo::new(
+        "authentication.k8s.io",
+        "v1",
+        "tokenreviews",
+        "tokenreview",
+        "TokenReview",
+        CLUSTER
+    )
+    .create_only(),
+    api::authentication::v1::TokenReview
+);
+review!(
     LocalSubjectAccessReviews,
     ResourceInfo::new(
         "authorization.k8s.io",

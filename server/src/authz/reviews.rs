@@ -6,13 +6,17 @@
 //! - SelfSubjectAccessReview: may *I* do X? (`kubectl auth can-i`).
 //! - SelfSubjectRulesReview: what may I do in namespace N? (`kubectl auth can-i --list`).
 //! - SelfSubjectReview (authentication.k8s.io): who am I? (`kubectl auth whoami`).
+//! - TokenReview (authentication.k8s.io): who has this bearer token? (the server's token
+//!   authenticators: `--token-auth-file`, service-account tokens).
 //!
 //! The status is filled as kube fills it: `allowed` when the chain allows, `denied` only when
 //! a mode explicitly denies (no opinion from every mode is neither), `reason` the deciding
 //! mode's reason (RBAC: "allowed by ClusterRoleBinding …").
 
 use http::StatusCode;
-use k8s_openapi::api::authentication::v1::{SelfSubjectReview, SelfSubjectReviewStatus};
+use k8s_openapi::api::authentication::v1::{
+    SelfSubjectReview, SelfSubjectReviewStatus, TokenReview, TokenReviewStatus,
+};
 use k8s_openapi::api::authorization::v1::{
     LocalSubjectAccessReview, NonResourceAttributes, NonResourceRule as ApiNonResourceRule,
     ResourceAttributes, ResourceRule as ApiResourceRule, SelfSubjectAccessReview,
@@ -56,6 +60,7 @@ pub async fn serve(call: &Call<'_>) -> Result<Reply, ApiError> {
         "SelfSubjectAccessReview" => self_subject_access_review(call, body).await?,
         "SelfSubjectRulesReview" => self_subject_rules_review(call, body).await?,
         "SelfSubjectReview" => self_subject_review(call, body)?,
+        "TokenReview" => token_review(call, body).await?,
         _ => return Err(ApiError::method_not_allowed()),
     };
     Ok(Reply::Object {
@@ -316,5 +321,50 @@ fn self_subject_review(call: &Call<'_>, body: Value) -> Result<Value, ApiError> 
             extra: (!user.extra.is_empty()).then_some(user.extra),
         }),
     });
+    Ok(encode(&review))
+}
+
+/// A TokenReview: the user the server's token authenticators find for `spec.token`, for
+/// `spec.audiences` (default: the API audiences). A token they refuse is answered
+/// `authenticated: false` with the reason in `status.error`, as kube does.
+async fn token_review(call: &Call<'_>, body: Value) -> Result<Value, ApiError> {
+    let mut review: TokenReview = decode(call, body)?;
+    let token = review.spec.token.clone().unwrap_or_default();
+    if token.is_empty() {
+        return Err(ApiError::bad_request(
+            "token is required for TokenReview in authentication",
+        ));
+    }
+    let api = call.api;
+    let audiences = match review.spec.audiences.as_ref().filter(|a| !a.is_empty()) {
+        Some(asked) => asked.clone(),
+        None => api.tokens().api_audiences.clone(),
+    };
+    let authenticator = api.authenticator.get_or_init(Default::default).clone();
+    review.status = Some(
+        match authenticator
+            .authenticate_token(api, &token, &audiences)
+            .await
+        {
+            Ok(found) => {
+                let user = found.user;
+                TokenReviewStatus {
+                    authenticated: Some(true),
+                    audiences: Some(found.audiences),
+                    user: Some(k8s_openapi::api::authentication::v1::UserInfo {
+                        username: Some(user.name),
+                        uid: (!user.uid.is_empty()).then_some(user.uid),
+                        groups: Some(user.groups),
+                        extra: (!user.extra.is_empty()).then_some(user.extra),
+                    }),
+                    error: None,
+                }
+            }
+            Err(e) => TokenReviewStatus {
+                error: Some(e.to_string()),
+                ..TokenReviewStatus::default()
+            },
+        },
+    );
     Ok(encode(&review))
 }

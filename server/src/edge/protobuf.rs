@@ -40,18 +40,22 @@ pub fn is_protobuf(media_type: &str) -> bool {
 /// envelope, else from the URL). Malformed bytes are a 400; a type without a protobuf form
 /// (custom resources) a 415, as kube-apiserver answers for CRDs.
 pub fn decode_body(resource: &Resource, body: &[u8]) -> Result<Value, ApiError> {
-    let api_version = resource.api_version();
-    if transcoder::message_for(&api_version, &resource.kind).is_none() {
+    decode_message(&resource.api_version(), &resource.kind, body)
+}
+
+/// A protobuf request body of `kind` at `api_version` (a subresource's own kind, such as a
+/// TokenRequest), as JSON; errors as [`decode_body`].
+pub fn decode_message(api_version: &str, kind: &str, body: &[u8]) -> Result<Value, ApiError> {
+    if transcoder::message_for(api_version, kind).is_none() {
         return Err(ApiError::unsupported_media_type(
             MEDIA_TYPE,
             &["application/json", "application/yaml"],
         ));
     }
-    transcoder::decode_envelope(body, Some((&api_version, &resource.kind))).map_err(|e| {
+    let version = api_version.rsplit('/').next().unwrap_or(api_version);
+    transcoder::decode_envelope(body, Some((api_version, kind))).map_err(|e| {
         ApiError::bad_request(format!(
-            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
-            kind = &resource.kind,
-            version = resource.version
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
         ))
     })
 }

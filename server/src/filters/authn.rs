@@ -20,7 +20,8 @@ pub async fn layer(State(chain): State<Arc<Chain>>, mut request: Request, next: 
         Some(connection) if connection.secure => {
             match chain
                 .authenticator
-                .authenticate(request.headers(), connection)
+                .authenticate(&chain.api, request.headers(), connection)
+                .await
             {
                 Ok(user) => user,
                 Err(e) => {

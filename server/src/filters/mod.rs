@@ -78,7 +78,9 @@ impl Default for ChainOptions {
 
 /// Everything the layers need, built once from [`ChainOptions`].
 pub struct Chain {
-    pub authenticator: Authenticator,
+    /// The API the layers read through (service-account tokens are checked against it).
+    pub api: Arc<Api>,
+    pub authenticator: Arc<Authenticator>,
     pub authorizer: Arc<dyn Authorizer>,
     pub auditor: Option<Auditor>,
     pub cors: Option<cors::Cors>,
@@ -90,9 +92,13 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub fn new(options: &ChainOptions, api: &Api) -> Result<Arc<Chain>, String> {
-        let authenticator =
-            Authenticator::load(options.token_auth_file.as_deref(), options.anonymous_auth)?;
+    pub fn new(options: &ChainOptions, api: &Arc<Api>) -> Result<Arc<Chain>, String> {
+        let authenticator = Arc::new(Authenticator::load(
+            options.token_auth_file.as_deref(),
+            options.anonymous_auth,
+        )?);
+        // TokenReview answers with the same authenticators.
+        let _ = api.authenticator.set(authenticator.clone());
         let auditor = match &options.audit_log {
             None => None,
             Some(log) => {
@@ -114,6 +120,7 @@ impl Chain {
         };
         let cors = cors::Cors::new(&options.cors_allowed_origins)?;
         Ok(Arc::new(Chain {
+            api: api.clone(),
             authenticator,
             // The same chain (and live RBAC index) the access review APIs answer with.
             authorizer: crate::authz::install(api, &options.authorization_modes),

@@ -75,6 +75,9 @@ async fn route(call: Call<'_>) -> Result<Reply, ApiError> {
         (Some(Subresource::EphemeralContainers | Subresource::Resize), Verb::Patch) => {
             write::patch(&call).await
         }
+        (Some(Subresource::Token), Verb::Create) => {
+            crate::service_accounts::token_request::create(&call).await
+        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }

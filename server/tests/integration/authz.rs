@@ -555,6 +555,7 @@ const BOOTSTRAP_ROLES: &[&str] = &[
     "system:kube-scheduler",
     "system:monitoring",
     "system:public-info-viewer",
+    "system:service-account-issuer-discovery",
     "view",
 ];
 
@@ -681,7 +682,8 @@ async fn bootstrap(backend: Arc<dyn Backend>) {
             "system:discovery",
             "system:kube-scheduler",
             "system:monitoring",
-            "system:public-info-viewer"
+            "system:public-info-viewer",
+            "system:service-account-issuer-discovery"
         ]
     );
     let subjects = |name: &str| {

@@ -37,6 +37,7 @@ mod protobuf;
 mod runtime_resource;
 mod security;
 mod security_e2e;
+mod service_account_tokens;
 mod serving;
 mod status_bytes;
 mod table;

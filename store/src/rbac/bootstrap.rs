@@ -113,6 +113,19 @@ pub fn cluster_roles() -> Vec<Value> {
             )],
         ),
         cluster_role(
+            "system:service-account-issuer-discovery",
+            &[],
+            vec![urls(
+                &["get"],
+                &[
+                    "/.well-known/openid-configuration",
+                    "/.well-known/openid-configuration/",
+                    "/openid/v1/jwks",
+                    "/openid/v1/jwks/",
+                ],
+            )],
+        ),
+        cluster_role(
             "system:monitoring",
             &[],
             vec![urls(
@@ -440,6 +453,10 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         binding("system:discovery", &["system:authenticated"]),
         binding("system:basic-user", &["system:authenticated"]),
         user_binding("system:kube-scheduler"),
+        binding(
+            "system:service-account-issuer-discovery",
+            &["system:serviceaccounts"],
+        ),
         binding(
             "system:public-info-viewer",
             &["system:authenticated", "system:unauthenticated"],

@@ -169,6 +169,8 @@ impl Kubecache {
             &port.to_string(),
             "--secure-port",
             "0",
+            "--controllers",
+            super::server::TEST_CONTROLLERS,
         ]);
         command.args(&self.args);
         match &self.storage {

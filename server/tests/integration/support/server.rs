@@ -50,6 +50,12 @@ pub const STATUS_KEY_ORDER: &[&str] = &[
 ];
 
 /// A kubecache API server running inside the test's runtime.
+/// The in-process controllers the test servers run (`--controllers`): all but the
+/// `kube-root-ca.crt` publisher, whose ConfigMap in every namespace would be one more object
+/// in each test that uses ConfigMaps as its neutral resource and counts them.
+/// service_account_tokens.rs runs the publisher and tests it.
+pub const TEST_CONTROLLERS: &str = "*,-root-ca-cert-publisher";
+
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
@@ -183,15 +189,45 @@ impl TestServer {
         TestServer::start_with_config(backend, reads, Default::default(), configure).await
     }
 
+    /// [`TestServer::start_configured`] with these in-process controllers (the others run
+    /// [`TEST_CONTROLLERS`]).
+    pub async fn start_with_controllers(
+        backend: Arc<dyn Backend>,
+        controllers: server::ControllerConfig,
+        configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
+    ) -> TestServer {
+        TestServer::start_full(
+            backend,
+            server::ReadConfig::default(),
+            Default::default(),
+            controllers,
+            configure,
+        )
+        .await
+    }
+
     async fn start_with_config(
         backend: Arc<dyn Backend>,
         reads: server::ReadConfig,
         admission: kubecache_admission::Config,
         configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
     ) -> TestServer {
-        let api = server::build_api_with(backend.clone(), "/registry", reads, admission)
-            .await
-            .expect("build the API");
+        let controllers =
+            server::ControllerConfig::parse(TEST_CONTROLLERS, "").expect("known controllers");
+        TestServer::start_full(backend, reads, admission, controllers, configure).await
+    }
+
+    async fn start_full(
+        backend: Arc<dyn Backend>,
+        reads: server::ReadConfig,
+        admission: kubecache_admission::Config,
+        controllers: server::ControllerConfig,
+        configure: impl FnOnce(&Arc<kubecache_server::api::Api>),
+    ) -> TestServer {
+        let api =
+            server::build_api_with(backend.clone(), "/registry", reads, admission, controllers)
+                .await
+                .expect("build the API");
         configure(&api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
