@@ -33,7 +33,8 @@ use tokio::sync::watch;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Delegates to a real backend, but its watch streams deliver nothing while the gate is shut,
-/// and all of them fail (then end) when `breaks` is bumped.
+/// and all of them fail (then end) when `breaks` is bumped; an event still held at the gate
+/// when they break is never delivered, as by a connection that drops before it arrives.
 struct GatedBackend {
     inner: EmbeddedBackend,
     open: watch::Sender<bool>,
@@ -82,13 +83,22 @@ impl Backend for GatedBackend {
                 let _ = gate.wait_for(|open| *open).await;
                 event
             };
-            tokio::select! {
+            let event = tokio::select! {
                 biased;
-                _ = breaks.changed() => Some((
+                _ = breaks.changed() => None,
+                event = next => Some(event),
+            };
+            // A break wins over an event it finds held at the gate: the break can land after
+            // the select looked at `breaks` but before the gate opened in the same poll. Tests
+            // break before they open the gate, so a gate seen open makes that break visible.
+            match event {
+                Some(event) if !breaks.has_changed().unwrap_or(true) => {
+                    event.map(|event| (event, (Some(events), gate, breaks)))
+                }
+                _ => Some((
                     Err(StorageError::Unavailable("connection reset (test)".into())),
                     (None, gate, breaks),
                 )),
-                event = next => event.map(|event| (event, (Some(events), gate, breaks))),
             }
         });
         Ok(stream.boxed())
