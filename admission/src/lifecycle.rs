@@ -68,17 +68,29 @@ async fn ensure_accepts_content(context: &dyn Context, namespace: &str) -> Resul
         .copied();
     let first = marked.map_or(ReadAt::Any, ReadAt::NotOlderThan);
     let mut found = None;
+    let mut consistent = false;
     for at in [first, ReadAt::Latest] {
         found = context
             .reads()
             .get(&namespaces, &key, at)
             .await
             .map_err(storage_error)?;
+        consistent = at == ReadAt::Latest;
         if found.is_some() {
             break;
         }
     }
-    let cached = found.ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
+    let mut cached = found.ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
+    if is_deleting(&cached.kv)? && !consistent {
+        // A terminating namespace may be gone by now (its finalizer done): a create into it
+        // then gets the 404 a consistent read gives, not a 403 from a cache a moment behind.
+        cached = context
+            .reads()
+            .get(&namespaces, &key, ReadAt::Latest)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| ApiError::not_found("", "namespaces", namespace))?;
+    }
     if is_deleting(&cached.kv)? {
         let mut err = ApiError::forbidden(format!(
             "unable to create new content in namespace {namespace} because it is being terminated"
