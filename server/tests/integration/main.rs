@@ -9,6 +9,7 @@ mod support;
 mod admission;
 mod always_present;
 mod api;
+mod api_resources;
 mod apply_http;
 mod authz;
 mod builtin_core_autoscaling;
