@@ -14,11 +14,22 @@
 //!   Established, then a reflector on the custom kind that must see what is created, changed
 //!   and deleted, and the schema kube-derive generated refusing a wrong type.
 //!
+//! - Every built-in kind with CRUD that k8s-openapi types (`builtin_kinds.rs`): a table of a
+//!   valid and an invalid object per kind through create/get/list/watch/replace/delete, the
+//!   HorizontalPodAutoscaler through autoscaling/v1 and v2, pod binding and eviction and
+//!   service-account token requests.
+//!
 //! No timed assertions: waits have deadlines, then the state is compared.
 
 #[allow(dead_code)]
 #[path = "../../../server/tests/integration/support/server.rs"]
 mod server;
+
+#[path = "kube_rs/builtin_kinds.rs"]
+mod builtin_kinds;
+use builtin_kinds::{
+    builtin_kinds_crud, hpa_v1_and_v2, pod_binding_and_eviction, service_account_token_request,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -1093,4 +1104,8 @@ on_both_stores!(
     reflector_follows_writes_across_watch_timeouts,
     reflector_relists_after_a_restart,
     custom_resource_reflector,
+    builtin_kinds_crud,
+    hpa_v1_and_v2,
+    pod_binding_and_eviction,
+    service_account_token_request,
 );
