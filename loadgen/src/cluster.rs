@@ -7,8 +7,9 @@
 //!   (`fieldSelector=metadata.name=<n>`) and its pods (`fieldSelector=spec.nodeName=<n>`,
 //!   `allowWatchBookmarks=true`, `timeoutSeconds` drawn from 300–600 per watch); on each new
 //!   pod a strategic-merge PATCH of `pods/<p>/status` to Running (kubelet's status-manager
-//!   shape: uid precondition, `$setElementOrder/conditions`, conditions, container statuses)
-//!   and a POSTed Event.
+//!   shape: uid precondition, `$setElementOrder/conditions`, conditions, container statuses),
+//!   preceded by a TokenRequest for the pod's service account (its projected token) and
+//!   followed by a POSTed Event.
 //! - scheduler: LIST/WATCH of unscheduled, non-terminal pods and the informers
 //!   kube-scheduler starts ([`SCHEDULER_INFORMERS`]); places each pod on the node with
 //!   the fewest pods and POSTs `pods/<p>/binding` (bindings run concurrently, as its binding
@@ -220,6 +221,8 @@ struct Meta {
 struct Spec {
     #[serde(default, rename = "nodeName")]
     node_name: String,
+    #[serde(default, rename = "serviceAccountName")]
+    service_account_name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -533,6 +536,28 @@ async fn start_pod(
             "startTime": now,
         }
     });
+    // The projected service-account token ServiceAccount admission mounts: kubelet's token
+    // manager requests one bound to the pod.
+    if !pod.spec.service_account_name.is_empty() {
+        let request = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"audiences": [], "expirationSeconds": 3607,
+                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                                        "name": pod.metadata.name, "uid": pod.metadata.uid}}});
+        let path = format!(
+            "/api/v1/namespaces/{}/serviceaccounts/{}/token",
+            plan.namespace, pod.spec.service_account_name
+        );
+        let token = Some((JSON, request.to_string()));
+        let _ = (shared.call(
+            client,
+            "kubelet token request",
+            Method::POST,
+            &path,
+            token,
+            None,
+        ))
+        .await;
+    }
     let path = format!(
         "/api/v1/namespaces/{}/pods/{}/status",
         plan.namespace, pod.metadata.name

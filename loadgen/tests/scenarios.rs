@@ -244,13 +244,19 @@ fn cluster_brings_every_created_pod_to_running() {
     assert_eq!(report["create_to_running_ms"]["count"], 60);
     assert!(report["create_to_bound_ms"]["p99"].as_f64().expect("p99") > 0.0);
     // The scheduler renews its lease every 2 s: the run lasts longer than that.
-    assert!(report["leader_lease_renew_ms"]["count"].as_u64().expect("count") >= 1);
+    assert!(
+        report["leader_lease_renew_ms"]["count"]
+            .as_u64()
+            .expect("count")
+            >= 1
+    );
     let mix = &report["request_mix"];
     for kind in [
         "node create",
         "lease create",
         "kubelet pod watch",
         "kubelet node watch",
+        "kubelet token request",
         "kubelet pod status patch",
         "kubelet event",
         "scheduler pod watch",
@@ -261,5 +267,7 @@ fn cluster_brings_every_created_pod_to_running() {
         assert!(mix[kind].as_u64().unwrap_or(0) > 0, "{kind}: {report:#}");
     }
     assert_eq!(mix["node create"], 8);
+    // One projected token per pod (ServiceAccount admission mounts one).
+    assert_eq!(mix["kubelet token request"], 60);
     assert!(report["processes"][server.pid().to_string()]["peak_rss_bytes"].as_u64() > Some(0));
 }
