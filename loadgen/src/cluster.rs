@@ -425,21 +425,24 @@ async fn kubelet(
             .await;
     }
     let client = Arc::new(client);
-    let lease = tokio::spawn(node_lease(
+    // Its loops live as long as the kubelet: dropping the set (when the run aborts the
+    // kubelet) aborts them.
+    let mut children = tokio::task::JoinSet::new();
+    children.spawn(node_lease(
         shared.clone(),
         plan.clone(),
         client.clone(),
         index,
     ));
-    let status = tokio::spawn(node_status(
+    children.spawn(node_status(
         shared.clone(),
         client.clone(),
         node.clone(),
         index,
     ));
-    let own_node = {
+    {
         let (shared, client, node) = (shared.clone(), client.clone(), node.clone());
-        tokio::spawn(async move {
+        children.spawn(async move {
             let query = format!(
                 "fieldSelector={}",
                 encode_query(&format!("metadata.name={node}"))
@@ -454,8 +457,8 @@ async fn kubelet(
                 |_| {},
             )
             .await
-        })
-    };
+        });
+    }
     let query = format!(
         "fieldSelector={}",
         encode_query(&format!("spec.nodeName={node}"))
@@ -494,9 +497,7 @@ async fn kubelet(
         _ = pods => {}
         _ = starter => {}
     }
-    for task in [lease, status, own_node] {
-        task.abort();
-    }
+    drop(children);
 }
 
 /// The kubelet's status-manager patch that marks `pod` Running, then the Event it records.
@@ -676,8 +677,11 @@ async fn hold_lease(
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let path = format!("{collection}/{name}");
-    while !shared.stopped() {
+    loop {
         ticker.tick().await;
+        if shared.stopped() {
+            return;
+        }
         lease["metadata"]["resourceVersion"] = json!(rv);
         lease["spec"]["renewTime"] = json!(rfc3339_micro_now());
         if let Ok(body) = shared
@@ -747,7 +751,8 @@ impl Placement {
 
 async fn scheduler(shared: Arc<Shared>, plan: Arc<Plan>, client: Arc<Client>) {
     let placement = Arc::new(Mutex::new(Placement::default()));
-    let mut tasks = Vec::new();
+    // Dropped (so aborted) with the scheduler.
+    let mut tasks = tokio::task::JoinSet::new();
     for collection in SCHEDULER_INFORMERS {
         let (shared, client, placement, prefix) = (
             shared.clone(),
@@ -756,7 +761,7 @@ async fn scheduler(shared: Arc<Shared>, plan: Arc<Plan>, client: Arc<Client>) {
             plan.prefix(),
         );
         let is_nodes = *collection == "/api/v1/nodes";
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             informer(
                 &shared,
                 &client,
@@ -778,11 +783,11 @@ async fn scheduler(shared: Arc<Shared>, plan: Arc<Plan>, client: Arc<Client>) {
                 },
             )
             .await
-        }));
+        });
     }
-    let leader = {
+    {
         let (shared, client, plan) = (shared.clone(), client.clone(), plan.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let name = format!("{}-kube-scheduler", plan.prefix());
             hold_lease(
                 &shared,
@@ -793,9 +798,8 @@ async fn scheduler(shared: Arc<Shared>, plan: Arc<Plan>, client: Arc<Client>) {
                 Duration::ZERO,
             )
             .await
-        })
-    };
-    tasks.push(leader);
+        });
+    }
     let (queue, mut unscheduled) = tokio::sync::mpsc::unbounded_channel::<Object>();
     let bindings = Arc::new(tokio::sync::Semaphore::new(BINDING_CONCURRENCY));
     let binder = {
@@ -850,9 +854,7 @@ async fn scheduler(shared: Arc<Shared>, plan: Arc<Plan>, client: Arc<Client>) {
         _ = watch => {}
         _ = binder => {}
     }
-    for task in tasks {
-        task.abort();
-    }
+    drop(tasks);
 }
 
 async fn bind(shared: &Shared, plan: &Plan, client: &Client, pod: &Object, node: &str) {
