@@ -11,6 +11,8 @@
 # The crds scenario runs on the embedded store with no etcd baseline (ConfigMaps in the same
 # run are its baseline) unless --etcd: then kubecache runs on a fresh etcd, still without
 # the baseline.
+# The cluster scenario runs kubecache on etcd (or --memory) with no etcd baseline: bindings,
+# status patches and field-selected watches have no etcd equivalent.
 # The report goes to target/loadgen/<scenario>-<UTC time>.{txt,json,html} (or $LOADGEN_OUT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,7 @@ if [[ $scenario == crds ]]; then
   baseline=0
   [[ $storage == etcd-forced ]] || storage=memory
 fi
+[[ $scenario == cluster ]] && baseline=0
 [[ $storage == etcd-forced ]] && storage=etcd
 
 # protoc (the build) and etcd (the store and the baseline), installed when missing.

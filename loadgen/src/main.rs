@@ -11,6 +11,8 @@
 //! - `throughput`: the `list` and `writes` scenarios.
 //! - `crds`, `crdgen`: the `crds` scenario (1,000 CRDs, custom objects beside ConfigMaps)
 //!   and the CRDs it generates from the fixture CRDs.
+//! - `cluster`: the `cluster` scenario (simulated kubelets, kube-scheduler and a
+//!   Deployment-like controller; pods from creation to Running).
 //! - `accounting`: which events each watcher had to see, and latencies.
 //! - `pacing`: the open-loop write schedule.
 //! - `procs`: CPU and RSS from /proc; the open-file limit.
@@ -20,6 +22,7 @@
 mod accounting;
 mod backend;
 mod client;
+mod cluster;
 mod crdgen;
 mod crds;
 mod fanout;
@@ -195,6 +198,24 @@ enum Scenario {
         #[arg(long, value_name = "DIR")]
         fixtures: Option<PathBuf>,
     },
+    /// A simulated cluster: N kubelets, one kube-scheduler, a controller creating pods at a
+    /// rate; pods/s from creation to Running and the latencies on the way.
+    Cluster {
+        #[arg(long, default_value_t = 1000)]
+        nodes: u32,
+        /// Pods created per second.
+        #[arg(long, default_value_t = 300.0)]
+        rate: f64,
+        /// Bursts per second the creates come in.
+        #[arg(long, default_value_t = 1)]
+        bursts: u32,
+        /// Seconds of creating.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Seconds the last pods may take to reach Running.
+        #[arg(long, default_value_t = 30)]
+        drain: u64,
+    },
 }
 
 impl Scenario {
@@ -207,6 +228,10 @@ impl Scenario {
             Scenario::Writes { duration, .. } => *duration,
             // Bounded by its own phases; 2 × this + 180 s is the default hard limit.
             Scenario::Crds { .. } => 300,
+            // Kubelets register before the creates start: a minute covers 1,000 of them.
+            Scenario::Cluster {
+                duration, drain, ..
+            } => duration + drain + 60,
             Scenario::RelistStorm {
                 duration, drain, ..
             } => duration + drain,
@@ -220,6 +245,8 @@ impl Scenario {
             } => (*nodes + *informers) as usize,
             Scenario::RelistStorm { clients, .. } => *clients as usize,
             Scenario::Crds { watchers, .. } => *watchers as usize,
+            // Two watches per kubelet, the scheduler's 14 and the controller's.
+            Scenario::Cluster { nodes, .. } => 2 * *nodes as usize + 15,
             _ => 0,
         }
     }
@@ -298,6 +325,9 @@ async fn async_main(cli: Cli) -> i32 {
     if let Scenario::Crds { .. } = &cli.scenario {
         let client = Arc::new(client::Client::new(target, h2_connections));
         return run_crds(&cli, client, &run_id, timeout).await;
+    }
+    if let Scenario::Cluster { .. } = &cli.scenario {
+        return run_cluster(&cli, target, &run_id, timeout).await;
     }
     let kube = Backend::Kube(Arc::new(backend::Kube {
         client: client::Client::new(target, h2_connections),
@@ -477,6 +507,79 @@ async fn run_crds(cli: &Cli, client: Arc<client::Client>, run_id: &str, timeout:
     0
 }
 
+/// The `cluster` scenario: its own report; no etcd baseline (see docs/PERFORMANCE.md).
+async fn run_cluster(cli: &Cli, target: client::Target, run_id: &str, timeout: Duration) -> i32 {
+    let Scenario::Cluster {
+        nodes,
+        rate,
+        bursts,
+        duration,
+        drain,
+    } = cli.scenario.clone()
+    else {
+        unreachable!("called for the cluster scenario")
+    };
+    if cli.baseline.is_some() {
+        return fail(
+            "cluster has no etcd baseline: bindings, status patches and field-selected watches are API-server work",
+        );
+    }
+    let plan = cluster::Plan {
+        nodes,
+        rate,
+        bursts,
+        duration: Duration::from_secs(duration),
+        drain: Duration::from_secs(drain),
+        run: run_id.to_string(),
+        namespace: cli.namespace.clone(),
+        server_pids: cli.server_pids.clone(),
+        deadline: Instant::now() + timeout,
+        cleanup: !cli.no_cleanup,
+    };
+    let report = match tokio::time::timeout(
+        timeout + Duration::from_secs(60),
+        cluster::run(target, plan),
+    )
+    .await
+    {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => return fail(format!("cluster: {e}")),
+        Err(_) => {
+            return fail(format!(
+                "cluster: the run did not finish within {timeout:?}"
+            ));
+        }
+    };
+    let text = cluster::summary(&report);
+    println!("{text}");
+    if let Some(path) = &cli.json_out {
+        let json = serde_json::to_string_pretty(&report).expect("serializable report");
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            return fail(format!("write {}: {e}", path.display()));
+        }
+    }
+    if let Some(path) = &cli.html_out {
+        let page = format!(
+            "<!doctype html><meta charset=utf-8><title>kubecache-loadgen cluster</title><pre>{}</pre>\n",
+            text.replace('&', "&amp;").replace('<', "&lt;")
+        );
+        if let Err(e) = std::fs::write(path, page) {
+            return fail(format!("write {}: {e}", path.display()));
+        }
+    }
+    let pods = &report["pods"];
+    let clean = report["errors"]["watch"] == 0
+        && report["errors"]["request"] == 0
+        && pods["created"].as_u64().unwrap_or(0) > 0
+        && pods["not_seen_running"] == 0
+        && pods["kubelet_controller_mismatch"] == 0;
+    if cli.check && !clean {
+        eprintln!("kubecache-loadgen: --check failed: see the error counts above");
+        return 1;
+    }
+    0
+}
+
 fn scenario_name(scenario: &Scenario) -> &'static str {
     match scenario {
         Scenario::Fanout { .. } => "fanout",
@@ -484,6 +587,7 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Writes { .. } => "writes",
         Scenario::RelistStorm { .. } => "relist-storm",
         Scenario::Crds { .. } => "crds",
+        Scenario::Cluster { .. } => "cluster",
     }
 }
 
@@ -574,6 +678,7 @@ async fn run_one(
                 .await
             }
             Scenario::Crds { .. } => unreachable!("run by run_crds"),
+            Scenario::Cluster { .. } => unreachable!("run by run_cluster"),
         }
         .into()
     };

@@ -208,3 +208,66 @@ fn crds_are_established_and_custom_objects_compared_with_configmaps() {
             > 0.0
     );
 }
+
+#[test]
+fn cluster_brings_every_created_pod_to_running() {
+    let server = Kubecache::start();
+    let report = run(
+        &server,
+        &[
+            "cluster",
+            "--nodes",
+            "8",
+            "--rate",
+            "20",
+            "--bursts",
+            "2",
+            "--duration",
+            "3",
+            "--drain",
+            "20",
+        ],
+    );
+    assert_eq!(report["scenario"], "cluster");
+    let pods = &report["pods"];
+    assert_eq!(pods["created"], 60, "{report:#}");
+    // The controller's own watch saw every pod bound and Running, and exactly the pods the
+    // kubelets patched.
+    assert_eq!(pods["bound_seen"], 60, "{report:#}");
+    assert_eq!(pods["bindings"], 60, "{report:#}");
+    assert_eq!(pods["running_seen"], 60, "{report:#}");
+    assert_eq!(pods["kubelet_running_patches"], 60, "{report:#}");
+    assert_eq!(pods["not_seen_running"], 0, "{report:#}");
+    assert_eq!(pods["kubelet_controller_mismatch"], 0, "{report:#}");
+    assert_eq!(report["errors"]["watch"], 0, "{report:#}");
+    assert_eq!(report["errors"]["request"], 0, "{report:#}");
+    assert_eq!(report["create_to_running_ms"]["count"], 60);
+    assert!(report["create_to_bound_ms"]["p99"].as_f64().expect("p99") > 0.0);
+    // The scheduler renews its lease every 2 s: the run lasts longer than that.
+    assert!(
+        report["leader_lease_renew_ms"]["count"]
+            .as_u64()
+            .expect("count")
+            >= 1
+    );
+    let mix = &report["request_mix"];
+    for kind in [
+        "node create",
+        "lease create",
+        "kubelet pod watch",
+        "kubelet node watch",
+        "kubelet token request",
+        "kubelet pod status patch",
+        "kubelet event",
+        "scheduler pod watch",
+        "scheduler informer",
+        "scheduler binding",
+        "controller pod create",
+    ] {
+        assert!(mix[kind].as_u64().unwrap_or(0) > 0, "{kind}: {report:#}");
+    }
+    assert_eq!(mix["node create"], 8);
+    // One projected token per pod (ServiceAccount admission mounts one).
+    assert_eq!(mix["kubelet token request"], 60);
+    assert!(report["processes"][server.pid().to_string()]["peak_rss_bytes"].as_u64() > Some(0));
+}
