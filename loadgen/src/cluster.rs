@@ -44,6 +44,7 @@ use crate::client::{Client, Conn, Error, Target, encode_query};
 use crate::pod::RUN_LABEL;
 use crate::procs::Monitor;
 use crate::report::percentiles;
+use crate::watch_lines::LineBuffer;
 
 const JSON: &str = "application/json";
 const STRATEGIC: &str = "application/strategic-merge-patch+json";
@@ -286,7 +287,7 @@ async fn informer(
                     continue;
                 }
             };
-            let mut buffer = Vec::new();
+            let mut buffer = LineBuffer::default();
             loop {
                 let frame = tokio::select! {
                     frame = body.frame() => frame,
@@ -295,7 +296,7 @@ async fn informer(
                 match frame {
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
-                            buffer.extend_from_slice(data);
+                            buffer.push(data);
                         }
                     }
                     Some(Err(e)) => {
@@ -305,11 +306,7 @@ async fn informer(
                     // The server ended the watch (its timeoutSeconds): watch again.
                     None => break,
                 }
-                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buffer.drain(..=end).collect();
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
+                while let Some(line) = buffer.next_line() {
                     let line: Line = match serde_json::from_slice(&line) {
                         Ok(line) => line,
                         Err(e) => {

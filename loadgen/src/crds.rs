@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::client::{Client, Conn, Error, encode_query};
 use crate::crdgen::{self, Generator, RUN_LABEL};
 use crate::procs;
+use crate::watch_lines::LineBuffer;
 
 /// Aggregated discovery, as kubectl ≥ 1.30 asks for it.
 pub const AGGREGATED_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
@@ -184,25 +185,21 @@ struct Condition {
 /// A watch response read line by line.
 struct Lines {
     body: hyper::body::Incoming,
-    buffer: Vec<u8>,
+    buffer: LineBuffer,
 }
 
 impl Lines {
     /// The next complete line; `None` at the end of the stream or after `deadline`.
     async fn next(&mut self, deadline: Instant) -> Option<Result<Line, String>> {
         loop {
-            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=end).collect();
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
+            if let Some(line) = self.buffer.next_line() {
                 return Some(serde_json::from_slice(&line).map_err(|e| e.to_string()));
             }
             let frame = tokio::time::timeout(remaining(deadline), self.body.frame()).await;
             match frame {
                 Ok(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
-                        self.buffer.extend_from_slice(data);
+                        self.buffer.push(data);
                     }
                 }
                 Ok(Some(Err(e))) => return Some(Err(e.to_string())),
@@ -279,7 +276,7 @@ async fn follow_established(
             .map_err(|e| format!("CRD watch: {e}"))?;
         let mut lines = Lines {
             body,
-            buffer: Vec::new(),
+            buffer: LineBuffer::default(),
         };
         while let Some(line) = lines.next(deadline).await {
             let line = line.map_err(|e| format!("CRD watch: {e}"))?;
@@ -662,7 +659,7 @@ async fn kind_round(client: &Arc<Client>, plan: &Plan, kind: Kind, round_index: 
             let _conn = conn;
             let mut lines = Lines {
                 body,
-                buffer: Vec::new(),
+                buffer: LineBuffer::default(),
             };
             let mut seen: Vec<(String, String)> = Vec::with_capacity(want);
             let mut errors = 0u64;

@@ -13,6 +13,7 @@
 //!   and the CRDs it generates from the fixture CRDs.
 //! - `cluster`: the `cluster` scenario (simulated kubelets, kube-scheduler and a
 //!   Deployment-like controller; pods from creation to Running).
+//! - `watch_lines`: a watch response split into its JSON lines.
 //! - `accounting`: which events each watcher had to see, and latencies.
 //! - `pacing`: the open-loop write schedule.
 //! - `procs`: CPU and RSS from /proc; the open-file limit.
@@ -32,6 +33,7 @@ mod procs;
 mod report;
 mod run;
 mod throughput;
+mod watch_lines;
 
 use std::path::PathBuf;
 use std::sync::Arc;
