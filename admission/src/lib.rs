@@ -26,10 +26,13 @@
 //!
 //! Validating, in order: [`strategy::ObjectMeta`], [`strategy::Fields`],
 //! [`strategy::Immutable`]; their causes are gathered into one 422 `Invalid`, as kube's
-//! strategy validation gathers a `field.ErrorList`. Then [`service_ips`] allocates.
+//! strategy validation gathers a `field.ErrorList`. Then [`quota`] (kube's `ResourceQuota`,
+//! the last validating plugin) checks and charges the namespace's quotas, and
+//! [`service_ips`] allocates.
 
 pub mod lifecycle;
 pub mod priority;
+pub mod quota;
 pub mod service_account;
 pub mod service_ips;
 pub mod strategy;
@@ -157,6 +160,8 @@ pub struct Admission {
     validating: Vec<Box<dyn ValidatingPlugin>>,
     /// clusterIP allocation (kept in storage, see [`service_ips`]).
     pub service_ips: ServiceIps,
+    /// Namespaces whose quota usage is due for a recount (see [`quota`]).
+    pub quotas: quota::Quotas,
 }
 
 impl Admission {
@@ -175,6 +180,7 @@ impl Admission {
                 Box::new(strategy::Immutable),
             ],
             service_ips: ServiceIps::new(config.service_cluster_ip_range, config.orphan_ip_grace),
+            quotas: quota::Quotas::default(),
         }
     }
 
@@ -217,7 +223,9 @@ pub async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<Admitte
             causes,
         ));
     }
-    let admitted = service_ips::admit(attrs, object).await?;
+    let charges = quota::admit(attrs, object).await?;
+    let mut admitted = service_ips::admit(attrs, object).await?;
+    admitted.charges = charges;
     canonicalize(attrs.resource, object)?;
     Ok(admitted)
 }
@@ -250,6 +258,8 @@ pub struct Admitted {
     pub(crate) reserved: Vec<service_ips::Reservation>,
     /// IPs the old object held that the new one gives up (released once written).
     pub(crate) released: Vec<service_ips::Holder>,
+    /// Usage charged to quotas for this write.
+    pub(crate) charges: Vec<quota::Charge>,
 }
 
 impl Admitted {
@@ -257,9 +267,13 @@ impl Admitted {
     pub async fn settle(mut self, context: &dyn Context, written: bool) {
         let reserved = std::mem::take(&mut self.reserved);
         let released = std::mem::take(&mut self.released);
+        let charges = std::mem::take(&mut self.charges);
         if written {
             for r in reserved {
                 r.keep();
+            }
+            for charge in charges {
+                charge.keep();
             }
             for holder in released {
                 context
@@ -272,6 +286,9 @@ impl Admitted {
             for r in reserved {
                 r.give_back(context).await;
             }
+            for charge in charges {
+                charge.give_back().await;
+            }
         }
     }
 }
@@ -281,8 +298,12 @@ pub fn admit_delete(resource: &Resource, name: &str) -> Result<(), ApiError> {
     lifecycle::admit_delete(resource, name)
 }
 
-/// After an object left storage: frees what it held.
+/// After an object left storage: frees what it held, and has its namespace's quota usage
+/// recounted.
 pub async fn removed(context: &dyn Context, resource: &Resource, object: &Value) {
+    if let Some(namespace) = objects::meta_str(object, "namespace") {
+        context.admission().quotas.mark_dirty(namespace);
+    }
     if resource.group.is_empty() && resource.kind == "Service" {
         for holder in service_ips::holders(context, object) {
             context

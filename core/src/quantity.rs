@@ -127,6 +127,69 @@ impl Quantity {
     pub fn sign(&self) -> i64 {
         self.mantissa.signum() as i64
     }
+
+    /// kube's canonical text (`Quantity.String()`): in the binary format (`binary`, what a
+    /// quantity written with a `Ki`..`Ei` suffix keeps) an integer of at least 1024 gets the
+    /// largest binary suffix that divides it; otherwise the decimal format: an integer
+    /// mantissa and the largest decimal suffix (`m`, `k`, `M`…) that keeps it whole. Values
+    /// finer than `1n` are rounded up to it, as kube's.
+    pub fn canonical(&self, binary: bool) -> String {
+        let (mut mantissa, mut exponent) = (self.mantissa, self.exponent);
+        while mantissa != 0 && mantissa % 10 == 0 {
+            mantissa /= 10;
+            exponent += 1;
+        }
+        if mantissa == 0 {
+            return "0".to_string();
+        }
+        if exponent < -9 {
+            let divisor = 10i128.pow((-9 - exponent) as u32);
+            let rounded = mantissa / divisor + i128::from(mantissa % divisor > 0);
+            return Quantity {
+                mantissa: rounded,
+                exponent: -9,
+            }
+            .canonical(binary);
+        }
+        if binary
+            && exponent >= 0
+            && let Some(value) = 10i128
+                .checked_pow(exponent as u32)
+                .and_then(|scale| mantissa.checked_mul(scale))
+            && value.abs() >= 1024
+        {
+            let mut value = value;
+            let mut power = 0;
+            while power < 6 && value % 1024 == 0 {
+                value /= 1024;
+                power += 1;
+            }
+            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power];
+            return format!("{value}{suffix}");
+        }
+        // The exponent down to a multiple of 3 (at most 18, `E`), the mantissa scaled up.
+        let target = (exponent.div_euclid(3) * 3).min(18);
+        let Some(mantissa) = u32::try_from(exponent - target)
+            .ok()
+            .and_then(|shift| 10i128.checked_pow(shift))
+            .and_then(|scale| mantissa.checked_mul(scale))
+        else {
+            return format!("{}e{}", self.mantissa, self.exponent);
+        };
+        let suffix = match target {
+            -9 => "n",
+            -6 => "u",
+            -3 => "m",
+            0 => "",
+            3 => "k",
+            6 => "M",
+            9 => "G",
+            12 => "T",
+            15 => "P",
+            _ => "E",
+        };
+        format!("{mantissa}{suffix}")
+    }
 }
 
 impl From<i64> for Quantity {
@@ -135,5 +198,43 @@ impl From<i64> for Quantity {
             mantissa: i128::from(value),
             exponent: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quantity;
+
+    fn canonical(text: &str) -> String {
+        let binary = text.ends_with('i');
+        Quantity::parse(text).unwrap().canonical(binary)
+    }
+
+    #[test]
+    fn canonical_text_is_kubes() {
+        assert_eq!(canonical("0"), "0");
+        assert_eq!(canonical("10"), "10");
+        assert_eq!(canonical("1000"), "1k");
+        assert_eq!(canonical("1500"), "1500");
+        assert_eq!(canonical("1.5"), "1500m");
+        assert_eq!(canonical("0.1"), "100m");
+        assert_eq!(canonical("500m"), "500m");
+        assert_eq!(canonical("2000m"), "2");
+        assert_eq!(canonical("1Gi"), "1Gi");
+        assert_eq!(canonical("1024Mi"), "1Gi");
+        assert_eq!(canonical("1536Mi"), "1536Mi");
+        assert_eq!(canonical("1000Ki"), "1000Ki");
+        assert_eq!(canonical("0.5Ki"), "512");
+        assert_eq!(canonical("1e3"), "1k");
+        assert_eq!(canonical("1G"), "1G");
+        assert_eq!(canonical("0.1n"), "1n");
+        assert_eq!(
+            Quantity::parse("1Mi")
+                .unwrap()
+                .combine(&Quantity::parse("1Mi").unwrap(), false)
+                .unwrap()
+                .canonical(true),
+            "2Mi"
+        );
     }
 }

@@ -112,7 +112,7 @@ pub struct ServiceAccountArgs {
 
     /// In-process controllers, comma separated, kube-controller-manager's syntax: `*` for
     /// all on by default, `name` to turn one on, `-name` to turn one off. Known:
-    /// serviceaccount, root-ca-cert-publisher, serviceaccount-token.
+    /// serviceaccount, root-ca-cert-publisher, serviceaccount-token, resourcequota.
     #[arg(
         long,
         value_delimiter = ',',
@@ -120,6 +120,12 @@ pub struct ServiceAccountArgs {
         value_name = "NAME[,NAME...]"
     )]
     pub controllers: Vec<String>,
+
+    /// How often the resourcequota controller recounts every quota's usage (it also
+    /// recounts a quota when it is created or changed and when an object of its namespace is
+    /// deleted), kube-controller-manager's flag (Go duration: 5m, 30s).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub resource_quota_sync_period: Duration,
 }
 
 impl ServeArgs {

@@ -50,6 +50,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let controllers = server::ControllerConfig {
         enabled: Controllers::parse(&args.service_accounts.controllers)?,
         root_ca: root_ca(tls.as_ref(), security.tls_cert_file.as_deref())?,
+        quota_sync_period: args.service_accounts.resource_quota_sync_period,
     };
     let tokens = service_accounts::Tokens::load(&args.tokens())?;
     let api = server::build_api_with(

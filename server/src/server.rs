@@ -95,10 +95,22 @@ pub async fn build_api(
 
 /// The in-process controllers (`--controllers`) and the CA bundle `kube-root-ca.crt`
 /// publishes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub enabled: kubecache_store::service_accounts::Controllers,
     pub root_ca: String,
+    /// `--resource-quota-sync-period`: how often every quota is recounted.
+    pub quota_sync_period: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            enabled: Default::default(),
+            root_ca: String::new(),
+            quota_sync_period: kubecache_store::resource_quota::DEFAULT_SYNC_PERIOD,
+        }
+    }
 }
 
 impl ControllerConfig {
@@ -108,6 +120,7 @@ impl ControllerConfig {
         Ok(ControllerConfig {
             enabled: kubecache_store::service_accounts::Controllers::parse(&items)?,
             root_ca: root_ca.to_string(),
+            ..Default::default()
         })
     }
 }
@@ -163,6 +176,15 @@ pub async fn build_api_with(
     let aggregated = PolicyIndex::with_root(api.reads.clone(), &api.storage_root);
     tokio::spawn(rbac::aggregation::run(api.clone(), aggregated));
     tokio::spawn(kubecache_store::crds::run(api.clone()));
+    if controllers
+        .enabled
+        .enabled(kubecache_store::resource_quota::RESOURCE_QUOTA)
+    {
+        tokio::spawn(kubecache_store::resource_quota::run(
+            api.clone(),
+            controllers.quota_sync_period,
+        ));
+    }
     tokio::spawn(kubecache_store::service_accounts::run(
         api.clone(),
         controllers.enabled,

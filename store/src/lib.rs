@@ -20,6 +20,8 @@
 //! - [`service_cidrs`]: the default ServiceCIDR `kubernetes` of the service IP range.
 //! - [`service_accounts`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap of every namespace (kube-controller-manager's controllers, `--controllers`).
+//! - [`resource_quota`]: the quota controller (`status.hard` and `status.used` of every
+//!   ResourceQuota; admission charges them, [`kubecache_admission::quota`]).
 //! - [`rbac`]: the bootstrap RBAC policy, the ClusterRole aggregation controller and the live
 //!   [`rbac::index::PolicyIndex`] both it and the server's RBAC authorizer follow.
 //!
@@ -36,6 +38,7 @@ pub mod conversion;
 pub mod crds;
 pub mod namespaces;
 pub mod rbac;
+pub mod resource_quota;
 pub mod resources;
 pub mod service_accounts;
 pub mod service_cidrs;

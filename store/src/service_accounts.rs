@@ -29,7 +29,11 @@ pub const SERVICE_ACCOUNT: &str = "serviceaccount";
 /// The controller that publishes `kube-root-ca.crt`.
 pub const ROOT_CA_PUBLISHER: &str = "root-ca-cert-publisher";
 /// The controllers kubecache runs, all on by default.
-pub const KNOWN: &[&str] = &[SERVICE_ACCOUNT, ROOT_CA_PUBLISHER];
+pub const KNOWN: &[&str] = &[
+    SERVICE_ACCOUNT,
+    ROOT_CA_PUBLISHER,
+    crate::resource_quota::RESOURCE_QUOTA,
+];
 
 /// The ConfigMap every namespace gets, and its one key.
 pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
@@ -88,10 +92,10 @@ impl Default for Controllers {
 }
 
 #[derive(Deserialize)]
-struct Event {
+pub(crate) struct Event {
     #[serde(rename = "type")]
-    kind: String,
-    object: Value,
+    pub(crate) kind: String,
+    pub(crate) object: Value,
 }
 
 /// Runs the enabled controllers for the server's lifetime. `root_ca` is the PEM bundle
@@ -145,7 +149,8 @@ pub async fn run(context: Arc<impl Context + 'static>, controllers: Controllers,
     }
 }
 
-async fn watch(
+/// A watch of every object of core `resource`, from its current state on.
+pub(crate) async fn watch(
     context: &impl Context,
     resource: &str,
 ) -> Result<kubecache_cache::FrameStream, String> {
