@@ -44,10 +44,13 @@ impl Amount {
             .combine(&other.value, negate)
             // Beyond i128 at the finest exponent: kube's quantities overflow far earlier.
             .unwrap_or_else(|| self.value.clone());
-        Amount {
-            value,
-            binary: self.binary,
-        }
+        // A zero takes the other's format, as Go's `Quantity.Add`.
+        let binary = if self.is_zero() {
+            other.binary
+        } else {
+            self.binary
+        };
+        Amount { value, binary }
     }
 
     fn max(&self, other: &Amount) -> Amount {

@@ -35,6 +35,7 @@ mod oversized_body;
 mod pod_subresources;
 mod podtemplates;
 mod protobuf;
+mod resource_quota;
 mod runtime_resource;
 mod security;
 mod security_e2e;

@@ -54,6 +54,7 @@ async fn start(backend: Arc<dyn kubecache_core::storage::Backend>) -> TestServer
     let controllers = kubecache_server::server::ControllerConfig {
         enabled: Default::default(),
         root_ca: ROOT_CA.into(),
+        ..Default::default()
     };
     TestServer::start_with_controllers(backend, controllers, |api| {
         let tokens = Tokens::load(&token_config()).expect("the fixture keys load");
