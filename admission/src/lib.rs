@@ -21,16 +21,22 @@
 //! first, so a create in a missing namespace is a 404 before any validation),
 //! [`strategy::Defaulting`] (kube's scheme defaults, which kube applies when decoding, plus the
 //! strategies' create-time fields such as a Job's generated selector),
+//! [`limit_ranger::LimitRanger`] (LimitRange defaults),
 //! [`service_account::ServiceAccount`] (a pod's service account and its token volume),
 //! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`].
 //!
 //! Validating, in order: [`strategy::ObjectMeta`], [`strategy::Fields`],
 //! [`strategy::Immutable`]; their causes are gathered into one 422 `Invalid`, as kube's
-//! strategy validation gathers a `field.ErrorList`. Then [`quota`] (kube's `ResourceQuota`,
-//! the last validating plugin) checks and charges the namespace's quotas, and
-//! [`service_ips`] allocates.
+//! strategy validation gathers a `field.ErrorList`. Then the validating half of
+//! [`limit_ranger`], then [`quota`] (kube's `ResourceQuota`, the last validating plugin)
+//! checks and charges the namespace's quotas, and [`service_ips`] allocates.
+//!
+//! Which of kube's plugins run is [`plugins`]' (`--enable-admission-plugins`,
+//! `--disable-admission-plugins`, `--admission-control-config-file`).
 
 pub mod lifecycle;
+pub mod limit_ranger;
+pub mod plugins;
 pub mod priority;
 pub mod quota;
 pub mod service_account;
@@ -141,6 +147,10 @@ pub struct Config {
     /// How old an IP allocation without a Service must be before startup repair frees it
     /// (a younger one may belong to a create another server is still doing).
     pub orphan_ip_grace: Duration,
+    /// `--enable-admission-plugins` / `--disable-admission-plugins`.
+    pub plugins: plugins::Enabled,
+    /// The ResourceQuota plugin's configuration (`--admission-control-config-file`).
+    pub quota: plugins::QuotaConfiguration,
 }
 
 impl Default for Config {
@@ -148,6 +158,8 @@ impl Default for Config {
         Config {
             service_cluster_ip_range: ServiceCidr::default(),
             orphan_ip_grace: Duration::from_secs(60),
+            plugins: plugins::Enabled::default(),
+            quota: plugins::QuotaConfiguration::default(),
         }
     }
 }
@@ -162,18 +174,39 @@ pub struct Admission {
     pub service_ips: ServiceIps,
     /// Namespaces whose quota usage is due for a recount (see [`quota`]).
     pub quotas: quota::Quotas,
+    /// LimitRanger's validating half runs.
+    limit_ranger: bool,
+    /// ResourceQuota runs, with this configuration.
+    resource_quota: Option<plugins::QuotaConfiguration>,
 }
 
 impl Admission {
     pub fn new(config: Config) -> Admission {
-        Admission {
-            mutating: vec![
+        let enabled = |name: &str| config.plugins.is_enabled(name);
+        // kube's plugins by their kube name; the scheme defaults always apply.
+        let mutating: Vec<(Option<&str>, Box<dyn MutatingPlugin>)> = vec![
+            (
+                Some("NamespaceLifecycle"),
                 Box::new(lifecycle::NamespaceLifecycle),
-                Box::new(strategy::Defaulting),
+            ),
+            (None, Box::new(strategy::Defaulting)),
+            (Some("LimitRanger"), Box::new(limit_ranger::LimitRanger)),
+            (
+                Some("ServiceAccount"),
                 Box::new(service_account::ServiceAccount),
-                Box::new(priority::Priority),
+            ),
+            (Some("Priority"), Box::new(priority::Priority)),
+            (
+                Some("DefaultTolerationSeconds"),
                 Box::new(priority::DefaultTolerationSeconds),
-            ],
+            ),
+        ];
+        Admission {
+            mutating: mutating
+                .into_iter()
+                .filter(|(name, _)| name.is_none_or(enabled))
+                .map(|(_, plugin)| plugin)
+                .collect(),
             validating: vec![
                 Box::new(strategy::ObjectMeta),
                 Box::new(strategy::Fields),
@@ -181,16 +214,26 @@ impl Admission {
             ],
             service_ips: ServiceIps::new(config.service_cluster_ip_range, config.orphan_ip_grace),
             quotas: quota::Quotas::default(),
+            limit_ranger: enabled("LimitRanger"),
+            resource_quota: enabled("ResourceQuota").then_some(config.quota),
         }
     }
 
     /// Plugin names, mutating then validating (for docs and tests).
     pub fn plugin_names(&self) -> Vec<&'static str> {
-        self.mutating
+        let mut names: Vec<&'static str> = self
+            .mutating
             .iter()
             .map(|p| p.name())
             .chain(self.validating.iter().map(|p| p.name()))
-            .collect()
+            .collect();
+        if self.limit_ranger {
+            names.push("LimitRanger");
+        }
+        if self.resource_quota.is_some() {
+            names.push("ResourceQuota");
+        }
+        names
     }
 }
 
@@ -223,7 +266,14 @@ pub async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<Admitte
             causes,
         ));
     }
-    let charges = quota::admit(attrs, object).await?;
+    let chain = attrs.context.admission();
+    if chain.limit_ranger {
+        limit_ranger::validate(attrs, object).await?;
+    }
+    let charges = match &chain.resource_quota {
+        Some(config) => quota::admit(attrs, config, object).await?,
+        None => Vec::new(),
+    };
     let mut admitted = service_ips::admit(attrs, object).await?;
     admitted.charges = charges;
     canonicalize(attrs.resource, object)?;
@@ -318,6 +368,45 @@ pub async fn removed(context: &dyn Context, resource: &Resource, object: &Value)
 /// At startup: rebuilds the clusterIP allocation map from storage and repairs it.
 pub async fn start(context: &dyn Context) -> Result<(), StorageError> {
     context.admission().service_ips.rebuild(context).await
+}
+
+/// `<resource> "name" is forbidden: reason` (403), kube's `admission.NewForbidden`.
+pub(crate) fn forbidden(attrs: &Attributes<'_>, object: &Value, reason: String) -> ApiError {
+    let name = objects::name(object);
+    let resource = &attrs.resource.resource;
+    let mut err = ApiError::forbidden(format!(
+        "{} \"{name}\" is forbidden: {reason}",
+        kubecache_core::status::qualified_resource(&attrs.resource.group, resource)
+    ));
+    err.group = Some(attrs.resource.group.clone());
+    err.kind = Some(resource.clone());
+    err.name = Some(name.to_string()).filter(|n| !n.is_empty());
+    err
+}
+
+/// The objects of core `plural` in `namespace` as stored now: a consistent read of storage,
+/// for the plugins whose decision must not start from a stale state (quotas, limit ranges).
+pub async fn list_stored(
+    context: &dyn Context,
+    plural: &str,
+    namespace: &str,
+) -> Result<Vec<kubecache_core::storage::KeyValue>, ApiError> {
+    let Some(served) = context.registry().lookup("", "v1", plural) else {
+        return Ok(Vec::new());
+    };
+    let prefix = served.collection_prefix(context.storage_root(), Some(namespace));
+    let options = kubecache_core::storage::ListOptions {
+        prefix,
+        start_key: None,
+        limit: None,
+        revision: None,
+    };
+    let page = context
+        .backend()
+        .list(options)
+        .await
+        .map_err(kubecache_core::status::storage_error)?;
+    Ok(page.kvs)
 }
 
 /// One object through the read path, as kube's plugins read through informers: the cached
@@ -449,12 +538,15 @@ pub(crate) mod tests {
             vec![
                 "NamespaceLifecycle",
                 "Defaulting",
+                "LimitRanger",
                 "ServiceAccount",
                 "Priority",
                 "DefaultTolerationSeconds",
                 "ObjectMetaValidation",
                 "FieldValidation",
                 "ImmutableFields",
+                "LimitRanger",
+                "ResourceQuota",
             ]
         );
     }

@@ -73,6 +73,20 @@ pub struct ServeArgs {
     /// addresses).
     #[arg(long, default_value = "10.0.0.0/24", value_name = "CIDR")]
     pub service_cluster_ip_range: kubecache_admission::ServiceCidr,
+
+    /// Admission plugins to enable besides kube-apiserver's default set (kube's plugin
+    /// names, comma separated; the order is kubecache's own, as kube's).
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME...]")]
+    pub enable_admission_plugins: Vec<String>,
+
+    /// Admission plugins to disable, even if on by default.
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME...]")]
+    pub disable_admission_plugins: Vec<String>,
+
+    /// An AdmissionConfiguration (apiserver.config.k8s.io/v1, YAML or JSON): the
+    /// ResourceQuota plugin's configuration (limitedResources) is read from it.
+    #[arg(long, value_name = "FILE")]
+    pub admission_control_config_file: Option<PathBuf>,
     /// The secure port, TLS, authentication, authorization, audit and limits.
     #[command(flatten)]
     pub security: SecurityArgs,
@@ -143,11 +157,24 @@ impl ServeArgs {
         ReadConfig::WatchCache(config)
     }
 
-    pub fn admission(&self) -> kubecache_admission::Config {
-        kubecache_admission::Config {
+    /// The admission settings; an unknown plugin name or a bad configuration file is an
+    /// error naming the problem.
+    pub fn admission(&self) -> Result<kubecache_admission::Config, String> {
+        use kubecache_admission::plugins;
+        let plugins = plugins::Enabled::from_flags(
+            &self.enable_admission_plugins,
+            &self.disable_admission_plugins,
+        )?;
+        let quota = match &self.admission_control_config_file {
+            Some(file) => plugins::read_config_file(file)?,
+            None => Default::default(),
+        };
+        Ok(kubecache_admission::Config {
             service_cluster_ip_range: self.service_cluster_ip_range.clone(),
+            plugins,
+            quota,
             ..Default::default()
-        }
+        })
     }
 
     /// The token keys and issuers. A generated signing key is kept in `--cert-dir`, else

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let admission = args.admission()?;
     let storage = args.storage();
     let backend = server::open_backend(&storage)
         .await
@@ -57,7 +58,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         backend,
         &args.etcd_prefix,
         args.reads(),
-        args.admission(),
+        admission,
         controllers,
     )
     .await

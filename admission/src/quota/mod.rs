@@ -30,13 +30,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kubecache_apimachinery::objects;
-use kubecache_core::status::{ApiError, qualified_resource, storage_error};
-use kubecache_core::storage::{Backend, KeyValue, ListOptions, StorageError};
+use kubecache_core::status::{ApiError, storage_error};
+use kubecache_core::storage::{Backend, KeyValue, StorageError};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::{Attributes, Context, Operation};
+use crate::plugins::{LimitedResource, QuotaConfiguration};
+use crate::{Attributes, Context, Operation, forbidden};
 use usage::{Evaluator, ResourceList};
 
 /// The quota state a server's chain keeps: which namespaces' usage the controller should
@@ -66,31 +67,12 @@ impl Quotas {
     }
 }
 
-/// The storage prefix of one namespace's quotas.
-pub fn quotas_prefix(context: &dyn Context, namespace: &str) -> Option<String> {
-    let quotas = context.registry().lookup("", "v1", "resourcequotas")?;
-    Some(quotas.collection_prefix(context.storage_root(), Some(namespace)))
-}
-
 /// One namespace's quotas as stored now (a consistent read of storage).
 pub async fn read_quotas(
     context: &dyn Context,
     namespace: &str,
 ) -> Result<Vec<KeyValue>, ApiError> {
-    let Some(prefix) = quotas_prefix(context, namespace) else {
-        return Ok(Vec::new());
-    };
-    let page = context
-        .backend()
-        .list(ListOptions {
-            prefix,
-            start_key: None,
-            limit: None,
-            revision: None,
-        })
-        .await
-        .map_err(storage_error)?;
-    Ok(page.kvs)
+    crate::list_stored(context, "resourcequotas", namespace).await
 }
 
 /// A quota's `status.used` replaced, to write back.
@@ -167,23 +149,13 @@ async fn refund(backend: Arc<dyn Backend>, key: String, delta: ResourceList) {
     }
 }
 
-/// `<resource> "name" is forbidden: reason` (403), kube's `admission.NewForbidden`.
-fn forbidden(attrs: &Attributes<'_>, object: &Value, reason: String) -> ApiError {
-    let name = objects::name(object);
-    let resource = &attrs.resource.resource;
-    let mut err = ApiError::forbidden(format!(
-        "{} \"{name}\" is forbidden: {reason}",
-        qualified_resource(&attrs.resource.group, resource)
-    ));
-    err.group = Some(attrs.resource.group.clone());
-    err.kind = Some(resource.clone());
-    err.name = Some(name.to_string()).filter(|n| !n.is_empty());
-    err
-}
-
 /// Checks `object` against its namespace's quotas and charges them; the charges are settled
 /// after the write (see the module documentation).
-pub async fn admit(attrs: &Attributes<'_>, object: &Value) -> Result<Vec<Charge>, ApiError> {
+pub async fn admit(
+    attrs: &Attributes<'_>,
+    config: &QuotaConfiguration,
+    object: &Value,
+) -> Result<Vec<Charge>, ApiError> {
     let Some(namespace) = attrs.namespace.filter(|_| attrs.resource.namespaced) else {
         return Ok(Vec::new());
     };
@@ -195,11 +167,19 @@ pub async fn admit(attrs: &Attributes<'_>, object: &Value) -> Result<Vec<Charge>
     if !evaluator.handles(attrs.operation) {
         return Ok(Vec::new());
     }
+    let limited: Vec<&LimitedResource> = config
+        .limited_resources
+        .iter()
+        .filter(|l| l.resource == attrs.resource.resource && l.api_group == attrs.resource.group)
+        .collect();
     let quotas = read_quotas(attrs.context, namespace).await?;
-    if quotas.is_empty() {
+    if quotas.is_empty() && limited.is_empty() {
         return Ok(Vec::new());
     }
     let mut delta = evaluator.usage(object);
+    if !limited.is_empty() {
+        require_covering_quota(attrs, &evaluator, &limited, &delta, &quotas, object)?;
+    }
     if attrs.operation == Operation::Update
         && let Some(old) = attrs.old
     {
@@ -213,6 +193,69 @@ pub async fn admit(attrs: &Attributes<'_>, object: &Value) -> Result<Vec<Charge>
         }
     }
     Ok(charges)
+}
+
+/// The ResourceQuota configuration's `limitedResources`: what the object consumes of them
+/// (usage names containing a `matchContains` entry; scopes of `matchScopes` it matches) must
+/// be covered by a quota that selects it, else 403 with kube's message.
+fn require_covering_quota(
+    attrs: &Attributes<'_>,
+    evaluator: &Evaluator,
+    limited: &[&LimitedResource],
+    consumed: &ResourceList,
+    quotas: &[KeyValue],
+    object: &Value,
+) -> Result<(), ApiError> {
+    let quotas: Vec<Value> = quotas
+        .iter()
+        .map(objects::decode)
+        .collect::<Result<_, _>>()?;
+    let selecting: Vec<&Value> = quotas
+        .iter()
+        .filter(|quota| evaluator.matches(quota, object))
+        .collect();
+    let covered: BTreeSet<&String> = selecting
+        .iter()
+        .filter_map(|quota| quota["status"]["hard"].as_object())
+        .flat_map(|hard| hard.keys())
+        .filter(|name| evaluator.tracks(name))
+        .collect();
+    let uncovered: Vec<&str> = consumed
+        .iter()
+        .filter(|(name, amount)| {
+            amount.value.sign() > 0
+                && !covered.contains(name)
+                && limited
+                    .iter()
+                    .any(|l| l.match_contains.iter().any(|c| name.contains(c.as_str())))
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !uncovered.is_empty() {
+        return Err(forbidden(
+            attrs,
+            object,
+            format!("insufficient quota to consume: {}", uncovered.join(",")),
+        ));
+    }
+    if evaluator == &Evaluator::Pods {
+        let match_scopes: Vec<Value> = limited
+            .iter()
+            .flat_map(|l| l.match_scopes.iter().cloned())
+            .collect();
+        let scopes = usage::uncovered_scopes(&match_scopes, object, &selecting);
+        if !scopes.is_empty() {
+            return Err(forbidden(
+                attrs,
+                object,
+                format!(
+                    "insufficient quota to match these scopes: [{}]",
+                    scopes.join(" ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One quota: its constraints, then the charge, retried against the quota as it is whenever

@@ -369,7 +369,7 @@ fn compute_usage(requests: &ResourceList, limits: &ResourceList) -> ResourceList
 /// containers' sum plus the sidecars', or the largest an init container needs while it runs
 /// (with the sidecars started before it), whichever is more; then the pod overhead (for
 /// limits, only on resources that have one).
-fn pod_resources(pod: &Value, field: &str) -> ResourceList {
+pub fn pod_resources(pod: &Value, field: &str) -> ResourceList {
     let of = |container: &Value| parse_list(&container["resources"][field]);
     let mut containers_sum = ResourceList::new();
     for container in containers(pod, "containers") {
@@ -525,7 +525,15 @@ fn scope_selectors(quota: &Value) -> Vec<ScopeSelector> {
         .into_iter()
         .flatten()
     {
-        selectors.push(ScopeSelector {
+        selectors.push(ScopeSelector::of(expression));
+    }
+    selectors
+}
+
+impl ScopeSelector {
+    /// A `ScopedResourceSelectorRequirement` object.
+    fn of(expression: &Value) -> ScopeSelector {
+        ScopeSelector {
             scope: expression["scopeName"]
                 .as_str()
                 .unwrap_or_default()
@@ -541,9 +549,26 @@ fn scope_selectors(quota: &Value) -> Vec<ScopeSelector> {
                 .filter_map(Value::as_str)
                 .map(String::from)
                 .collect(),
-        });
+        }
     }
-    selectors
+}
+
+/// Of the `limited` scope selectors (the ResourceQuota configuration's `matchScopes`), those
+/// the pod matches that no quota in `quotas` covers with a scope of the same name (kube's
+/// `MatchingScopes` and `UncoveredQuotaScopes`), each as Go prints it (`{PriorityClass In
+/// [high]}`).
+pub fn uncovered_scopes(limited: &[Value], pod: &Value, quotas: &[&Value]) -> Vec<String> {
+    let covering: Vec<String> = quotas
+        .iter()
+        .flat_map(|quota| scope_selectors(quota))
+        .map(|selector| selector.scope)
+        .collect();
+    limited
+        .iter()
+        .map(ScopeSelector::of)
+        .filter(|selector| pod_matches_scope(selector, pod) && !covering.contains(&selector.scope))
+        .map(|s| format!("{{{} {} [{}]}}", s.scope, s.operator, s.values.join(" ")))
+        .collect()
 }
 
 /// kube's `podMatchesScopeFunc`.
