@@ -11,7 +11,7 @@ use kubecache_storage::testing::TestEtcd;
 use serde_json::{Value, json};
 
 use crate::support::binary::{Kubecache, Storage};
-use crate::support::server::{MERGE_PATCH, TestServer};
+use crate::support::server::{MERGE_PATCH, TEST_CONTROLLERS, TestServer};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -543,9 +543,24 @@ fn kubectl_create_and_describe_quota() {
         rows.contains(&vec!["requests.memory", "256Mi", "1Gi"]),
         "{described}"
     );
+    let limits = server.manifest(
+        "limits.yaml",
+        "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: defaults\n  namespace: shop\nspec:\n  limits:\n  - type: Container\n    default:\n      cpu: 300m\n    defaultRequest:\n      cpu: 200m\n",
+    );
+    server.kubectl_ok(&["create", "-f", &limits]);
     let namespace = server.kubectl_ok(&["describe", "namespace", "shop"]);
+    let rows: Vec<Vec<&str>> = namespace
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert!(namespace.contains("Resource Quotas"), "{namespace}");
-    assert!(namespace.contains("compute"), "{namespace}");
+    assert!(rows.contains(&vec!["Name:", "compute"]), "{namespace}");
+    assert!(rows.contains(&vec!["pods", "1", "4"]), "{namespace}");
+    assert!(namespace.contains("Resource Limits"), "{namespace}");
+    assert!(
+        rows.contains(&vec!["Container", "cpu", "-", "-", "200m", "300m", "-"]),
+        "{namespace}"
+    );
     let refused = server.kubectl(&["run", "big", "-n", "shop", "--image=nginx", "--overrides",
         r#"{"spec":{"containers":[{"name":"big","image":"nginx","resources":{"requests":{"cpu":"2","memory":"1Mi"}}}]}}"#]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -553,4 +568,30 @@ fn kubectl_create_and_describe_quota() {
         stderr.contains("pods \"big\" is forbidden: exceeded quota: compute, requested: requests.cpu=2, used: requests.cpu=500m, limited: requests.cpu=2"),
         "{stderr}"
     );
+}
+
+/// The periodic resync (`--resource-quota-sync-period`) repairs a `status.used` that drifted
+/// from the objects, here one written wrong through the status subresource.
+#[tokio::test]
+async fn the_periodic_resync_repairs_drift() {
+    let mut controllers =
+        kubecache_server::server::ControllerConfig::parse(TEST_CONTROLLERS, "").unwrap();
+    controllers.quota_sync_period = Duration::from_millis(500);
+    let backend = std::sync::Arc::new(kubecache_storage::embedded::EmbeddedBackend::in_memory());
+    let server = TestServer::start_with_controllers(backend, controllers, |_| {}).await;
+    server.create_namespace("drift").await;
+    create_quota(&server, "drift", quota("q", json!({"pods": "5"}))).await;
+    server
+        .post(&pods("drift"), &pod("a", json!({})))
+        .await
+        .expect(201);
+    server
+        .patch(
+            &format!("{}/status", quota_path("drift", "q")),
+            MERGE_PATCH,
+            &json!({"status": {"used": {"pods": "4"}}}),
+        )
+        .await
+        .expect(200);
+    wait_used(&server, "drift", "q", |s| s["used"]["pods"] == "1").await;
 }
