@@ -127,9 +127,11 @@ async fn sync_quota_named(context: &impl Context, quota: &Value) -> Result<(), A
         return Ok(());
     };
     let key = context.object_key(&quotas, Some(namespace), name);
+    // The event may be stale: a status written since (by another server's controller, or by
+    // hand) is not counted over.
     match context.backend().get(&key).await.map_err(storage_error)? {
-        Some(kv) => sync_quota(context, kv).await,
-        None => Ok(()),
+        Some(kv) if !status_is_current(&objects::decode(&kv)?) => sync_quota(context, kv).await,
+        _ => Ok(()),
     }
 }
 

@@ -4,6 +4,8 @@ CoreV1Api — on the embedded store and on etcd (the `storage` fixture)."""
 
 import json
 
+import time
+
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -119,9 +121,15 @@ def test_limit_ranges_quotas_and_component_statuses(core):
     )
     assert limits.spec.limits[0].default == {"memory": "1Gi"}
     assert limits.spec.limits[0].default_request == {"memory": "1Gi"}
-    quota = core.create_namespaced_resource_quota(
+    core.create_namespaced_resource_quota(
         NS, {"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "5"}}}
     )
+    # The resourcequota controller computes the status first; it is written by hand after.
+    deadline = time.monotonic() + 20
+    while not core.read_namespaced_resource_quota("pods", NS).status.used:
+        assert time.monotonic() < deadline, "the quota's status was never computed"
+        time.sleep(0.05)
+    quota = core.read_namespaced_resource_quota("pods", NS)
     quota.status = client.V1ResourceQuotaStatus(hard={"pods": "5"}, used={"pods": "1"})
     core.replace_namespaced_resource_quota_status("pods", NS, quota)
     assert core.read_namespaced_resource_quota("pods", NS).status.used == {"pods": "1"}

@@ -61,6 +61,24 @@ fn annotation(object: &Value, key: &str) -> Value {
     serde_json::from_str(text).expect("annotation is JSON")
 }
 
+/// The quota `name` in namespace hpa once the resourcequota controller computed its status
+/// and `done` holds.
+async fn computed_quota(server: &TestServer, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let quota = server
+            .get(&format!("{QUOTAS}/{name}"))
+            .await
+            .expect(200)
+            .clone();
+        if quota["status"]["used"].is_object() && done(&quota) {
+            return quota;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{quota:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 fn causes(body: &Value) -> Vec<String> {
     body["details"]["causes"]
         .as_array()
@@ -371,7 +389,8 @@ async fn limit_ranges_and_quotas(server: &TestServer) {
         "status": {"hard": {"pods": "1"}}});
     let created = server.post(QUOTAS, &quota).await.expect(201).clone();
     assert_eq!(created["status"], json!({}), "{created:#}");
-    let mut with_status = created.clone();
+    // The resourcequota controller computes the status first; written by hand after it.
+    let mut with_status = computed_quota(server, "compute", |_| true).await;
     with_status["status"] = json!({"hard": {"pods": "10", "requests.cpu": "4", "limits.memory": "8Gi"},
         "used": {"pods": "3", "requests.cpu": "1500m", "limits.memory": "2Gi"}});
     let status = server
@@ -390,7 +409,11 @@ async fn limit_ranges_and_quotas(server: &TestServer) {
         .clone();
     assert_eq!(main["spec"]["hard"]["pods"], "20");
     assert_eq!(main["status"]["used"]["pods"], "3", "{main:#}");
-    let mut bad_status = main.clone();
+    // The controller recounts the quota whose spec changed.
+    let recounted =
+        computed_quota(server, "compute", |q| q["status"]["hard"]["pods"] == "20").await;
+    assert_eq!(recounted["status"]["used"]["pods"], "0", "{recounted:#}");
+    let mut bad_status = recounted.clone();
     bad_status["status"]["used"]["pods"] = json!("-2");
     let body = server
         .put(&format!("{QUOTAS}/compute/status"), &bad_status)
@@ -475,7 +498,14 @@ async fn component_statuses_are_computed_and_read_only() {
 
 #[tokio::test]
 async fn tables_have_kubes_columns() {
-    let server = TestServer::start().await;
+    // Without the resourcequota controller: the quota's status is written by hand.
+    let controllers = kubecache_server::server::ControllerConfig::parse(
+        &format!("{},-resourcequota", support::server::TEST_CONTROLLERS),
+        "",
+    )
+    .unwrap();
+    let backend = std::sync::Arc::new(kubecache_storage::embedded::EmbeddedBackend::in_memory());
+    let server = TestServer::start_with_controllers(backend, controllers, |_| {}).await;
     server.create_namespace("hpa").await;
     server.post(V2, &hpa_v2("web")).await.expect(201);
     server.post(V1, &hpa_v1("api", Some(50))).await.expect(201);
@@ -539,8 +569,7 @@ async fn tables_have_kubes_columns() {
     }
     let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"},
         "spec": {"hard": {"pods": "10", "limits.memory": "8Gi"}}});
-    let created = server.post(QUOTAS, &quota).await.expect(201).clone();
-    let mut with_status = created.clone();
+    let mut with_status = server.post(QUOTAS, &quota).await.expect(201).clone();
     with_status["status"] =
         json!({"hard": {"pods": "10", "limits.memory": "8Gi"}, "used": {"pods": "3"}});
     server

@@ -747,6 +747,12 @@ async fn every_kind_stores_the_same_from_protobuf_and_json(server: &TestServer) 
                 crate::crd_controller::wait_established(server, name).await;
             }
         }
+        // So does the resourcequota controller, a quota's status.
+        if sample["kind"] == "ResourceQuota" {
+            for name in [&js_name, &pb_name] {
+                crate::resource_quota::wait_computed(server, &format!("{collection}/{name}")).await;
+            }
+        }
 
         let mut from_json = server
             .get(&format!("{collection}/{js_name}"))

@@ -57,19 +57,30 @@ async fn wait_used(
     name: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
+    wait_status(server, &quota_path(namespace, name), done).await
+}
+
+/// Polls the quota at `path` until `done(status)`; fails with the last status after [`WAIT`].
+async fn wait_status(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let reply = server.get(&quota_path(namespace, name)).await;
+        let reply = server.get(path).await;
         let status = reply.expect(200)["status"].clone();
         if done(&status) {
             return status;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "quota {namespace}/{name} never reached the expected status: {status}"
+            "quota {path} never reached the expected status: {status}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the resourcequota controller has computed the status of the quota at `path`
+/// (for tests that compare a quota before and after).
+pub(crate) async fn wait_computed(server: &TestServer, path: &str) {
+    wait_status(server, path, |status| status["used"].is_object()).await;
 }
 
 async fn dry_run_create(server: &TestServer, namespace: &str, name: &str) -> u16 {
