@@ -575,12 +575,8 @@ pub fn uncovered_scopes(limited: &[Value], pod: &Value, quotas: &[&Value]) -> Ve
 fn pod_matches_scope(selector: &ScopeSelector, pod: &Value) -> bool {
     let spec = &pod["spec"];
     match selector.scope.as_str() {
-        "Terminating" => spec["activeDeadlineSeconds"]
-            .as_i64()
-            .is_some_and(|s| s >= 0),
-        "NotTerminating" => !spec["activeDeadlineSeconds"]
-            .as_i64()
-            .is_some_and(|s| s >= 0),
+        "Terminating" => is_terminating(pod),
+        "NotTerminating" => !is_terminating(pod),
         "BestEffort" => is_best_effort(pod),
         "NotBestEffort" => !is_best_effort(pod),
         "PriorityClass" => {
@@ -596,6 +592,13 @@ fn pod_matches_scope(selector: &ScopeSelector, pod: &Value) -> bool {
         "CrossNamespacePodAffinity" => uses_cross_namespace_affinity(pod),
         _ => false,
     }
+}
+
+/// A pod with an active deadline (kube's Terminating scope).
+fn is_terminating(pod: &Value) -> bool {
+    pod["spec"]["activeDeadlineSeconds"]
+        .as_i64()
+        .is_some_and(|seconds| seconds >= 0)
 }
 
 /// QoS class BestEffort: no container requests or limits cpu or memory.

@@ -139,14 +139,14 @@ async fn charges_refuses_and_gives_back(server: &TestServer) {
     // A write refused after the charge (the name exists) gives the charge back.
     server
         .post(
-            &format!("/api/v1/namespaces/team/configmaps"),
+            "/api/v1/namespaces/team/configmaps",
             &json!({"metadata": {"name": "cm"}}),
         )
         .await
         .expect(201);
     server
         .post(
-            &format!("/api/v1/namespaces/team/configmaps"),
+            "/api/v1/namespaces/team/configmaps",
             &json!({"metadata": {"name": "cm"}}),
         )
         .await
