@@ -80,6 +80,91 @@ pub struct ServeArgs {
     /// Service-account tokens and the in-process controllers.
     #[command(flatten)]
     pub service_accounts: ServiceAccountArgs,
+
+    /// etcd: TLS, timeouts, compaction, storage metrics.
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+/// kube-apiserver's etcd flags (names, defaults and meanings are kube's unless said
+/// otherwise; see docs/OPERATIONS.md). They apply with --etcd-servers.
+#[derive(Debug, Args)]
+pub struct EtcdArgs {
+    /// CA bundle (PEM) the etcd members' serving certificates are verified with. Any of the
+    /// three TLS flags makes every --etcd-servers URL https://.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_cafile: Option<PathBuf>,
+
+    /// Client certificate (PEM) presented to etcd (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "etcd_keyfile")]
+    pub etcd_certfile: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_certfile")]
+    pub etcd_keyfile: Option<PathBuf>,
+
+    /// How often etcd is compacted, in cooperation with every other kube-apiserver and
+    /// kubecache on the same etcd (kube's `compact_rev_key` protocol); 0 turns it off.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_compaction_interval: Duration,
+
+    /// How often the number of stored objects per resource is counted
+    /// (`apiserver_storage_objects`); 0 turns it off.
+    #[arg(long, default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_count_metric_poll_period: Duration,
+
+    /// How long /readyz waits for etcd before the `etcd` check fails.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_readycheck_timeout: Duration,
+
+    /// kubecache's own: how long one etcd request may take, retries on other members
+    /// included, before it fails as unavailable (kube-apiserver bounds them by the API
+    /// request's deadline instead).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_request_timeout: Duration,
+}
+
+impl EtcdArgs {
+    /// The etcd settings for `endpoints`: the TLS files read, bare `host:port` endpoints
+    /// given the scheme TLS implies.
+    pub fn config(&self, endpoints: &[String]) -> Result<crate::etcd::EtcdConfig, String> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let tls = if self.etcd_cafile.is_some() || self.etcd_certfile.is_some() {
+            Some(kubecache_storage::etcd::EtcdTls {
+                ca_pem: self.etcd_cafile.as_ref().map(read).transpose()?,
+                client: match (&self.etcd_certfile, &self.etcd_keyfile) {
+                    (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                    _ => None,
+                },
+            })
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoints = endpoints
+            .iter()
+            .map(|endpoint| {
+                if endpoint.contains("://") {
+                    endpoint.clone()
+                } else {
+                    format!("{scheme}://{endpoint}")
+                }
+            })
+            .collect();
+        Ok(crate::etcd::EtcdConfig {
+            endpoints,
+            options: kubecache_storage::etcd::EtcdOptions {
+                request_timeout: self.etcd_request_timeout,
+                tls,
+                ..Default::default()
+            },
+            compaction_interval: self.etcd_compaction_interval,
+            count_poll_period: self.etcd_count_metric_poll_period,
+            readycheck_timeout: self.etcd_readycheck_timeout,
+        })
+    }
 }
 
 /// kube-apiserver's service-account token flags, and kube-controller-manager's
@@ -162,16 +247,14 @@ impl ServeArgs {
         }
     }
 
-    pub fn storage(&self) -> StorageConfig {
-        if self.etcd_servers.is_empty() {
+    pub fn storage(&self) -> Result<StorageConfig, String> {
+        Ok(if self.etcd_servers.is_empty() {
             StorageConfig::Embedded {
                 data_dir: self.data_dir.clone(),
             }
         } else {
-            StorageConfig::Etcd {
-                endpoints: self.etcd_servers.clone(),
-            }
-        }
+            StorageConfig::Etcd(self.etcd.config(&self.etcd_servers)?)
+        })
     }
 }
 

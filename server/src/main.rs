@@ -35,8 +35,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let storage = args.storage();
-    let backend = server::open_backend(&storage)
+    let storage = args.storage()?;
+    let opened = server::open_backend(&storage)
         .await
         .map_err(|e| format!("cannot open storage ({}): {e}", storage.describe()))?;
     let security = &args.security;
@@ -53,7 +53,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let tokens = service_accounts::Tokens::load(&args.tokens())?;
     let api = server::build_api_with(
-        backend,
+        opened.backend,
         &args.etcd_prefix,
         args.reads(),
         args.admission(),
@@ -62,6 +62,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .await
     .map_err(|e| format!("cannot initialise storage: {e}"))?;
     let _ = api.tokens.set(std::sync::Arc::new(tokens));
+    if let Some(etcd) = opened.etcd {
+        etcd.start(&api);
+    }
     let shutdown = shutdown_signal();
     let chain = filters::Chain::new(&security.chain_options()?, &api)?;
     let app = filters::apply(server::router(api), chain.clone());

@@ -185,6 +185,8 @@ pub struct EtcdBackend {
     kv: KvClient,
     /// Watch client; every `watch()` opens its own gRPC stream with it.
     watch: WatchClient,
+    /// Maintenance client (status: the database size).
+    maintenance: etcd_client::MaintenanceClient,
     /// Timeouts applied to every request.
     options: EtcdOptions,
     /// Bumped by [`EtcdBackend::request_progress`]; every live watch stream listens and asks
@@ -455,6 +457,7 @@ impl EtcdBackend {
         Ok(EtcdBackend {
             kv,
             watch,
+            maintenance: client.maintenance_client(),
             options,
             progress: tokio::sync::watch::Sender::new(0),
         })
@@ -521,6 +524,14 @@ impl EtcdBackend {
         }
     }
 
+    /// The protocol's clock now: the version of [`COMPACT_REV_KEY`] (0 before any round).
+    pub async fn compact_clock(&self) -> Result<i64> {
+        match self.range(COMPACT_REV_KEY.as_bytes(), None).await {
+            Ok(response) => Ok(response.kvs().first().map_or(0, |kv| kv.version())),
+            Err(error) => Err(simple_error(classify(&error))),
+        }
+    }
+
     /// Compacts etcd every `interval` in cooperation with the other compactors on the same
     /// etcd (see [`EtcdBackend::compact_round`]); runs until the task is dropped.
     pub async fn run_compactor(self: std::sync::Arc<Self>, interval: Duration) {
@@ -536,6 +547,19 @@ impl EtcdBackend {
                 }
                 Err(error) => tracing::warn!(%error, "etcd compaction failed"),
             }
+        }
+    }
+
+    /// The size of the database file of the member that answers (etcd's `Status`), as
+    /// kube's `apiserver_storage_size_bytes` reports it.
+    pub async fn db_size(&self) -> Result<i64> {
+        let status = || {
+            let mut maintenance = self.maintenance.clone();
+            async move { maintenance.status().await }
+        };
+        match self.call(Idempotence::Read, status).await {
+            Ok(status) => Ok(status.db_size()),
+            Err(error) => Err(simple_error(classify(&error))),
         }
     }
 

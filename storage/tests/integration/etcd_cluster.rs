@@ -286,9 +286,9 @@ async fn compactors_cooperate_through_compact_rev_key() {
     let a3 = a.compact_round(a2).await.unwrap();
     assert_eq!((a3.clock, a3.compacted), (3, None));
 
-    // (The losers read the clock off the key's version.) Its value is the last revision
-    // compacted to,
+    // The key's version is the clock; its value is the last revision compacted to,
     // and etcd refuses reads below it.
+    assert_eq!(b.compact_clock().await.unwrap(), 3);
     let key = a.get(COMPACT_REV_KEY).await.unwrap().unwrap();
     assert_eq!(key.value, Bytes::from(b2.revision.to_string()));
     assert!(b2.revision < after.mod_revision);
