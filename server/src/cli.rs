@@ -454,4 +454,73 @@ mod tests {
         // A certificate needs its key.
         assert!(Cli::try_parse_from(["kubecache", "serve", "--tls-cert-file", "c.pem"]).is_err());
     }
+
+    #[test]
+    fn etcd_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["ca.crt", "client.crt", "client.key"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let (ca, cert, key) = (file("ca.crt"), file("client.crt"), file("client.key"));
+        let cli = Cli::try_parse_from([
+            "kubecache",
+            "serve",
+            "--etcd-servers",
+            "10.0.0.1:2379,https://10.0.0.2:2379",
+            "--etcd-cafile",
+            &ca,
+            "--etcd-certfile",
+            &cert,
+            "--etcd-keyfile",
+            &key,
+            "--etcd-compaction-interval",
+            "0",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let StorageConfig::Etcd(config) = args.storage().unwrap() else {
+            panic!("etcd storage expected");
+        };
+        // TLS makes bare endpoints https://.
+        assert_eq!(
+            config.endpoints,
+            vec!["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
+        let tls = config.options.tls.unwrap();
+        assert_eq!(tls.ca_pem.as_deref(), Some(&b"ca.crt"[..]));
+        assert_eq!(
+            tls.client,
+            Some((b"client.crt".to_vec(), b"client.key".to_vec()))
+        );
+        assert_eq!(config.compaction_interval, Duration::ZERO);
+        // kube's defaults.
+        assert_eq!(config.count_poll_period, Duration::from_secs(60));
+        assert_eq!(config.readycheck_timeout, Duration::from_secs(2));
+
+        let cli = Cli::try_parse_from(["kubecache", "serve", "--etcd-servers", "e:2379"]).unwrap();
+        let Command::Serve(args) = cli.command;
+        let StorageConfig::Etcd(config) = args.storage().unwrap() else {
+            panic!("etcd storage expected");
+        };
+        assert_eq!(config.endpoints, vec!["http://e:2379"]);
+        assert_eq!(config.options.tls, None);
+        assert_eq!(config.compaction_interval, Duration::from_secs(300));
+
+        // A certificate needs its key; an unreadable file is an error naming it.
+        let half = ["kubecache", "serve", "--etcd-certfile", "c.pem"];
+        assert!(Cli::try_parse_from(half).is_err());
+        let cli = Cli::try_parse_from([
+            "kubecache",
+            "serve",
+            "--etcd-servers",
+            "e:2379",
+            "--etcd-cafile",
+            "/nonexistent/ca.crt",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let error = args.storage().unwrap_err();
+        assert!(error.contains("/nonexistent/ca.crt"), "{error}");
+    }
 }

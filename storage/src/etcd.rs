@@ -162,7 +162,7 @@ impl EtcdTls {
 const MAX_ATTEMPTS: u32 = 5;
 
 /// The pause before sending a request again, times the attempt number.
-const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Which failed requests may be sent again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -110,6 +110,35 @@ async fn tls_with_client_certificate_and_refused_without() {
     assert!(error.to_string().contains("plain http://"), "{error}");
 }
 
+#[tokio::test]
+async fn a_dead_endpoint_among_live_ones_fails_nothing() {
+    let etcd = tokio::task::spawn_blocking(|| TestEtcdCluster::start(1))
+        .await
+        .unwrap();
+    // A port nothing listens on: requests the balancer sends there never reach etcd, so
+    // writes too are sent again to the live member.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoints = vec![format!("http://127.0.0.1:{dead}"), etcd.endpoint(0)];
+    let backend = connect(&endpoints, None).await;
+    for i in 0..40 {
+        let key = format!("/dead/{i}");
+        let created = backend
+            .create(&key, Bytes::from_static(b"x"))
+            .await
+            .expect("a create with one endpoint dead");
+        let got = backend
+            .get(&key)
+            .await
+            .expect("a get with one endpoint dead");
+        assert_eq!(got.map(|kv| kv.mod_revision), Some(created.mod_revision));
+    }
+    assert!(backend.health().await.is_ok());
+}
+
 /// Writes keys one after another until told to stop, recording each acknowledged write's
 /// revision and counting failed ones.
 async fn write_until(
