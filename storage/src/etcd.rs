@@ -33,7 +33,13 @@
 //! this process (no connection to the member), as etcd's Go client (`clientv3`) does: a
 //! write that may have been applied is never repeated, its outcome is reported unknown
 //! (`Unavailable`). Watches are not retried here: a broken stream ends with `Unavailable`
-//! and its consumer re-watches from the last revision it saw (the watch cache does).
+//! and its consumer re-watches from the last revision it saw (the watch cache does). A
+//! member that does not fail but hangs (a stopped process, a partition) would keep taking its
+//! share of requests until each times out, so with several endpoints a background task
+//! probes every member's `Status` each [`MEMBER_PROBE_PERIOD`] and takes a member that fails
+//! [`MEMBER_FAILURES_TO_REMOVE`] probes in a row (no answer within
+//! [`MEMBER_PROBE_TIMEOUT`], or no leader) out of the balancer, and puts it back at its
+//! first good answer; the last member in rotation is never taken out.
 //!
 //! TLS: [`EtcdOptions::tls`] (kube-apiserver's `--etcd-cafile`, `--etcd-certfile`,
 //! `--etcd-keyfile`) verifies the members against a CA and presents a client certificate;
@@ -173,6 +179,15 @@ enum Idempotence {
     Write,
 }
 
+/// How often each member is probed when there are several endpoints.
+pub const MEMBER_PROBE_PERIOD: Duration = Duration::from_secs(1);
+
+/// How long a probe waits for a member's status.
+pub const MEMBER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Failed probes in a row after which a member leaves the balancer.
+pub const MEMBER_FAILURES_TO_REMOVE: u32 = 2;
+
 /// The key of kube-apiserver's compaction protocol (`compactRevKey` in kube's
 /// `storage/etcd3/compact.go`). Its value is the revision the last winner compacted to; its
 /// version is the protocol's logical clock.
@@ -192,6 +207,61 @@ pub struct EtcdBackend {
     /// Bumped by [`EtcdBackend::request_progress`]; every live watch stream listens and asks
     /// etcd for a progress notification when it changes.
     progress: tokio::sync::watch::Sender<u64>,
+    /// The task that takes hung members out of the balancer (several endpoints only);
+    /// stopped on drop.
+    member_probes: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for EtcdBackend {
+    fn drop(&mut self) {
+        if let Some(probes) = &self.member_probes {
+            probes.abort();
+        }
+    }
+}
+
+/// Probes every member (`endpoints[i]` through `probes[i]`, a client of that member alone)
+/// and keeps in `client`'s balancer those that answer with a leader (see the module
+/// documentation).
+async fn tend_members(client: Client, endpoints: Vec<String>, probes: Vec<Client>) {
+    let mut in_rotation = vec![true; endpoints.len()];
+    let mut failures = vec![0u32; endpoints.len()];
+    let mut ticks = tokio::time::interval(MEMBER_PROBE_PERIOD);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let answers = futures::future::join_all(probes.iter().map(|probe| {
+            let mut maintenance = probe.maintenance_client();
+            async move {
+                matches!(
+                    tokio::time::timeout(MEMBER_PROBE_TIMEOUT, maintenance.status()).await,
+                    Ok(Ok(status)) if status.leader() != 0
+                )
+            }
+        }))
+        .await;
+        for (i, healthy) in answers.into_iter().enumerate() {
+            let endpoint = &endpoints[i];
+            if healthy {
+                failures[i] = 0;
+                if !in_rotation[i] && client.add_endpoint(endpoint).await.is_ok() {
+                    in_rotation[i] = true;
+                    tracing::info!(endpoint, "etcd member answers again: back in rotation");
+                }
+                continue;
+            }
+            failures[i] += 1;
+            let others = in_rotation.iter().filter(|&&r| r).count() - usize::from(in_rotation[i]);
+            if in_rotation[i]
+                && failures[i] >= MEMBER_FAILURES_TO_REMOVE
+                && others > 0
+                && client.remove_endpoint(endpoint).await.is_ok()
+            {
+                in_rotation[i] = false;
+                tracing::warn!(endpoint, "etcd member does not answer: out of rotation");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -436,18 +506,52 @@ impl EtcdBackend {
             }
             connect_options = connect_options.with_tls(tls.options());
         }
-        let client = tokio::time::timeout(
-            options.request_timeout,
-            Client::connect(endpoints, Some(connect_options)),
-        )
-        .await
-        .map_err(|_| StorageError::Unavailable("timed out connecting to etcd".into()))?
-        .map_err(|e| match e {
-            etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
-                StorageError::Internal(format!("invalid etcd endpoints {endpoints:?}: {e}"))
+        // With a scheme, so that the balancer can be told to remove one by its URI.
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let endpoints: Vec<String> = endpoints
+            .iter()
+            .map(|e| {
+                if e.contains("://") {
+                    e.clone()
+                } else {
+                    format!("{scheme}://{e}")
+                }
+            })
+            .collect();
+        let request_timeout = options.request_timeout;
+        let connect = |endpoints: Vec<String>| {
+            let options = connect_options.clone();
+            async move {
+                tokio::time::timeout(request_timeout, Client::connect(&endpoints, Some(options)))
+                    .await
+                    .map_err(|_| StorageError::Unavailable("timed out connecting to etcd".into()))?
+                    .map_err(|e| match e {
+                        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
+                            StorageError::Internal(format!(
+                                "invalid etcd endpoints {endpoints:?}: {e}"
+                            ))
+                        }
+                        e => simple_error(classify(&RawError::Etcd(e))),
+                    })
             }
-            e => simple_error(classify(&RawError::Etcd(e))),
-        })?;
+        };
+        let client = connect(endpoints.clone()).await?;
+        let member_probes = if endpoints.len() > 1 {
+            let mut probes = Vec::new();
+            for endpoint in &endpoints {
+                probes.push(connect(vec![endpoint.clone()]).await?);
+            }
+            Some(
+                tokio::spawn(tend_members(client.clone(), endpoints.clone(), probes))
+                    .abort_handle(),
+            )
+        } else {
+            None
+        };
         let kv = client
             .kv_client()
             .max_decoding_message_size(MAX_RANGE_RESPONSE_BYTES);
@@ -460,6 +564,7 @@ impl EtcdBackend {
             maintenance: client.maintenance_client(),
             options,
             progress: tokio::sync::watch::Sender::new(0),
+            member_probes,
         })
     }
 

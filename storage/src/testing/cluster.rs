@@ -247,6 +247,29 @@ impl TestEtcdCluster {
         }
     }
 
+    /// Stops member `i` without killing it (SIGSTOP): its connections stay open and
+    /// unanswered, as with a hung process or a partitioned host.
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Lets a paused member run again (SIGCONT).
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let child = self.members[i]
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("etcd member {i} is not running"));
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Kills every member.
     pub fn kill_all(&mut self) {
         for i in 0..self.size() {

@@ -10,7 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use kubecache_core::storage::{Backend, ListOptions, StorageError, StorageEvent};
-use kubecache_storage::etcd::{COMPACT_REV_KEY, CompactRound, EtcdBackend, EtcdOptions, EtcdTls};
+use kubecache_storage::etcd::{
+    COMPACT_REV_KEY, CompactRound, EtcdBackend, EtcdOptions, EtcdTls, MEMBER_FAILURES_TO_REMOVE,
+    MEMBER_PROBE_PERIOD, MEMBER_PROBE_TIMEOUT,
+};
 use kubecache_storage::testing::{TestEtcdCluster, TestPki};
 
 fn read(path: &std::path::Path) -> Vec<u8> {
@@ -333,5 +336,44 @@ async fn compactors_cooperate_through_compact_rev_key() {
             compact_revision, ..
         }) => assert_eq!(compact_revision, b2.revision),
         other => panic!("expected a compacted read, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_member_is_taken_out_of_rotation() {
+    let mut etcd = tokio::task::spawn_blocking(|| TestEtcdCluster::start(3))
+        .await
+        .unwrap();
+    let backend = connect(&etcd.endpoints(), None).await;
+    let leader = etcd.wait_leader(Duration::from_secs(10));
+    let follower = (leader + 1) % 3;
+    etcd.pause(follower);
+    // Requests the balancer sends to the hung member time out until its probes have failed
+    // enough times in a row to take it out.
+    let out_of_rotation = (MEMBER_PROBE_PERIOD + MEMBER_PROBE_TIMEOUT) * MEMBER_FAILURES_TO_REMOVE
+        + Duration::from_secs(1);
+    tokio::time::sleep(out_of_rotation).await;
+    let started = std::time::Instant::now();
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        let key = format!("/paused/{i}");
+        let kv = backend
+            .create(&key, Bytes::from_static(b"x"))
+            .await
+            .expect("a create once the hung member is out of rotation");
+        let got = backend.get(&key).await.expect("a read likewise");
+        assert_eq!(got.map(|kv| kv.mod_revision), Some(kv.mod_revision));
+        acknowledged.push((key, kv.mod_revision));
+    }
+    let elapsed = started.elapsed();
+    eprintln!("member {follower} paused: 40 creates and reads in {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+
+    // Resumed, it has every acknowledged write (read through it alone).
+    etcd.resume(follower);
+    let alone = connect(&[etcd.endpoint(follower)], None).await;
+    for (key, revision) in &acknowledged {
+        let kv = alone.get(key).await.unwrap().expect("acknowledged");
+        assert_eq!(kv.mod_revision, *revision);
     }
 }
