@@ -47,6 +47,9 @@ pub struct Api {
     /// The request authenticators, installed with the filter chain; TokenReview answers
     /// with them.
     pub authenticator: std::sync::OnceLock<Arc<crate::authn::Authenticator>>,
+    /// Set when storage is etcd ([`crate::etcd::Etcd::start`]): its storage metrics and
+    /// readiness settings.
+    pub etcd: std::sync::OnceLock<Arc<crate::etcd::Etcd>>,
 }
 
 impl kubecache_admission::Context for Api {
@@ -111,6 +114,7 @@ impl Api {
             authorizer: std::sync::OnceLock::new(),
             tokens: std::sync::OnceLock::new(),
             authenticator: std::sync::OnceLock::new(),
+            etcd: std::sync::OnceLock::new(),
         })
     }
 

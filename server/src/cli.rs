@@ -94,6 +94,91 @@ pub struct ServeArgs {
     /// Service-account tokens and the in-process controllers.
     #[command(flatten)]
     pub service_accounts: ServiceAccountArgs,
+
+    /// etcd: TLS, timeouts, compaction, storage metrics.
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+/// kube-apiserver's etcd flags (names, defaults and meanings are kube's unless said
+/// otherwise; see docs/OPERATIONS.md). They apply with --etcd-servers.
+#[derive(Debug, Args)]
+pub struct EtcdArgs {
+    /// CA bundle (PEM) the etcd members' serving certificates are verified with. Any of the
+    /// three TLS flags makes every --etcd-servers URL https://.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_cafile: Option<PathBuf>,
+
+    /// Client certificate (PEM) presented to etcd (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "etcd_keyfile")]
+    pub etcd_certfile: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_certfile")]
+    pub etcd_keyfile: Option<PathBuf>,
+
+    /// How often etcd is compacted, in cooperation with every other kube-apiserver and
+    /// kubecache on the same etcd (kube's `compact_rev_key` protocol); 0 turns it off.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_compaction_interval: Duration,
+
+    /// How often the number of stored objects per resource is counted
+    /// (`apiserver_storage_objects`); 0 turns it off.
+    #[arg(long, default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_count_metric_poll_period: Duration,
+
+    /// How long /readyz waits for etcd before the `etcd` check fails.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_readycheck_timeout: Duration,
+
+    /// kubecache's own: how long one etcd request may take, retries on other members
+    /// included, before it fails as unavailable (kube-apiserver bounds them by the API
+    /// request's deadline instead).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub etcd_request_timeout: Duration,
+}
+
+impl EtcdArgs {
+    /// The etcd settings for `endpoints`: the TLS files read, bare `host:port` endpoints
+    /// given the scheme TLS implies.
+    pub fn config(&self, endpoints: &[String]) -> Result<crate::etcd::EtcdConfig, String> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let tls = if self.etcd_cafile.is_some() || self.etcd_certfile.is_some() {
+            Some(kubecache_storage::etcd::EtcdTls {
+                ca_pem: self.etcd_cafile.as_ref().map(read).transpose()?,
+                client: match (&self.etcd_certfile, &self.etcd_keyfile) {
+                    (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                    _ => None,
+                },
+            })
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoints = endpoints
+            .iter()
+            .map(|endpoint| {
+                if endpoint.contains("://") {
+                    endpoint.clone()
+                } else {
+                    format!("{scheme}://{endpoint}")
+                }
+            })
+            .collect();
+        Ok(crate::etcd::EtcdConfig {
+            endpoints,
+            options: kubecache_storage::etcd::EtcdOptions {
+                request_timeout: self.etcd_request_timeout,
+                tls,
+                ..Default::default()
+            },
+            compaction_interval: self.etcd_compaction_interval,
+            count_poll_period: self.etcd_count_metric_poll_period,
+            readycheck_timeout: self.etcd_readycheck_timeout,
+        })
+    }
 }
 
 /// kube-apiserver's service-account token flags, and kube-controller-manager's
@@ -195,16 +280,14 @@ impl ServeArgs {
         }
     }
 
-    pub fn storage(&self) -> StorageConfig {
-        if self.etcd_servers.is_empty() {
+    pub fn storage(&self) -> Result<StorageConfig, String> {
+        Ok(if self.etcd_servers.is_empty() {
             StorageConfig::Embedded {
                 data_dir: self.data_dir.clone(),
             }
         } else {
-            StorageConfig::Etcd {
-                endpoints: self.etcd_servers.clone(),
-            }
-        }
+            StorageConfig::Etcd(self.etcd.config(&self.etcd_servers)?)
+        })
     }
 }
 
@@ -403,5 +486,74 @@ mod tests {
         assert!(args.security.chain_options().is_err());
         // A certificate needs its key.
         assert!(Cli::try_parse_from(["kubecache", "serve", "--tls-cert-file", "c.pem"]).is_err());
+    }
+
+    #[test]
+    fn etcd_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["ca.crt", "client.crt", "client.key"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let (ca, cert, key) = (file("ca.crt"), file("client.crt"), file("client.key"));
+        let cli = Cli::try_parse_from([
+            "kubecache",
+            "serve",
+            "--etcd-servers",
+            "10.0.0.1:2379,https://10.0.0.2:2379",
+            "--etcd-cafile",
+            &ca,
+            "--etcd-certfile",
+            &cert,
+            "--etcd-keyfile",
+            &key,
+            "--etcd-compaction-interval",
+            "0",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let StorageConfig::Etcd(config) = args.storage().unwrap() else {
+            panic!("etcd storage expected");
+        };
+        // TLS makes bare endpoints https://.
+        assert_eq!(
+            config.endpoints,
+            vec!["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
+        let tls = config.options.tls.unwrap();
+        assert_eq!(tls.ca_pem.as_deref(), Some(&b"ca.crt"[..]));
+        assert_eq!(
+            tls.client,
+            Some((b"client.crt".to_vec(), b"client.key".to_vec()))
+        );
+        assert_eq!(config.compaction_interval, Duration::ZERO);
+        // kube's defaults.
+        assert_eq!(config.count_poll_period, Duration::from_secs(60));
+        assert_eq!(config.readycheck_timeout, Duration::from_secs(2));
+
+        let cli = Cli::try_parse_from(["kubecache", "serve", "--etcd-servers", "e:2379"]).unwrap();
+        let Command::Serve(args) = cli.command;
+        let StorageConfig::Etcd(config) = args.storage().unwrap() else {
+            panic!("etcd storage expected");
+        };
+        assert_eq!(config.endpoints, vec!["http://e:2379"]);
+        assert_eq!(config.options.tls, None);
+        assert_eq!(config.compaction_interval, Duration::from_secs(300));
+
+        // A certificate needs its key; an unreadable file is an error naming it.
+        let half = ["kubecache", "serve", "--etcd-certfile", "c.pem"];
+        assert!(Cli::try_parse_from(half).is_err());
+        let cli = Cli::try_parse_from([
+            "kubecache",
+            "serve",
+            "--etcd-servers",
+            "e:2379",
+            "--etcd-cafile",
+            "/nonexistent/ca.crt",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let error = args.storage().unwrap_err();
+        assert!(error.contains("/nonexistent/ca.crt"), "{error}");
     }
 }

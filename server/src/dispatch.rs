@@ -3,7 +3,7 @@
 //! [`ApiError`] — into the HTTP response (errors through [`crate::status_response`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -86,7 +86,10 @@ async fn dispatch(
         Target::Healthz | Target::Livez => {
             return Ok(Reply::Stream(text_response(StatusCode::OK, "ok")));
         }
-        Target::Readyz => return Ok(Reply::Stream(readyz(api).await)),
+        Target::Readyz => {
+            let response = crate::readyz::serve(api, parts.uri.path(), &query).await;
+            return Ok(Reply::Stream(response));
+        }
         Target::Metrics => {
             let mut response = Response::new(Body::from(metrics::render(api).await));
             response.headers_mut().insert(
@@ -175,19 +178,4 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES)
         .await
         .map_err(|_| ApiError::too_large(MAX_REQUEST_BODY_BYTES))
-}
-
-async fn readyz(api: &Api) -> Response {
-    let check = tokio::time::timeout(Duration::from_secs(3), api.reads.ready()).await;
-    match check {
-        Ok(Ok(())) => text_response(StatusCode::OK, "ok"),
-        Ok(Err(e)) => text_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("[-]etcd failed: {e}\nreadyz check failed"),
-        ),
-        Err(_) => text_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "[-]etcd failed: storage did not answer within 3s\nreadyz check failed",
-        ),
-    }
 }

@@ -36,8 +36,8 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let admission = args.admission()?;
-    let storage = args.storage();
-    let backend = server::open_backend(&storage)
+    let storage = args.storage()?;
+    let opened = server::open_backend(&storage)
         .await
         .map_err(|e| format!("cannot open storage ({}): {e}", storage.describe()))?;
     let security = &args.security;
@@ -55,7 +55,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let tokens = service_accounts::Tokens::load(&args.tokens())?;
     let api = server::build_api_with(
-        backend,
+        opened.backend,
         &args.etcd_prefix,
         args.reads(),
         admission,
@@ -64,6 +64,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .await
     .map_err(|e| format!("cannot initialise storage: {e}"))?;
     let _ = api.tokens.set(std::sync::Arc::new(tokens));
+    if let Some(etcd) = opened.etcd {
+        etcd.start(&api);
+    }
     let shutdown = shutdown_signal();
     let chain = filters::Chain::new(&security.chain_options()?, &api)?;
     let app = filters::apply(server::router(api), chain.clone());

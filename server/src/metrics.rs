@@ -105,15 +105,61 @@ impl RequestLabels {
     }
 }
 
+/// Latency observations in kube's request buckets ([`DURATION_BUCKETS`]), which kube also
+/// uses for `etcd_request_duration_seconds`.
+#[derive(Debug, Default, Clone)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last slot is above every bound.
+    buckets: [u64; DURATION_BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[bucket] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    /// Adds `other`'s observations to these.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` lines of metric `name` with `labels`
+    /// (`a="x",b="y"`, already escaped).
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in DURATION_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
 /// The counters of one label set.
 #[derive(Debug, Default)]
 struct Series {
     /// Requests by response code.
     codes: BTreeMap<u16, u64>,
-    /// Observations per bucket (not cumulative); the last slot is above every bound.
-    buckets: [u64; DURATION_BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
+    latency: Histogram,
 }
 
 /// Request counters and latencies, updated once per request.
@@ -135,14 +181,7 @@ impl RequestMetrics {
         let entry = series.entry(labels).or_default();
         *entry.codes.entry(code).or_default() += 1;
         if !watch {
-            let seconds = elapsed.as_secs_f64();
-            let bucket = DURATION_BUCKETS
-                .iter()
-                .position(|bound| seconds <= *bound)
-                .unwrap_or(DURATION_BUCKETS.len());
-            entry.buckets[bucket] += 1;
-            entry.sum += seconds;
-            entry.count += 1;
+            entry.latency.observe(elapsed);
         }
     }
 
@@ -151,9 +190,7 @@ impl RequestMetrics {
         struct Snapshot {
             labels: RequestLabels,
             codes: Vec<(u16, u64)>,
-            buckets: [u64; DURATION_BUCKETS.len() + 1],
-            sum: f64,
-            count: u64,
+            latency: Histogram,
         }
         let mut snapshot: Vec<Snapshot> = {
             let series = self.series.lock();
@@ -162,9 +199,7 @@ impl RequestMetrics {
                 .map(|(labels, s)| Snapshot {
                     labels: labels.clone(),
                     codes: s.codes.iter().map(|(c, n)| (*c, *n)).collect(),
-                    buckets: s.buckets,
-                    sum: s.sum,
-                    count: s.count,
+                    latency: s.latency.clone(),
                 })
                 .collect()
         };
@@ -191,32 +226,10 @@ impl RequestMetrics {
             "Response latency distribution in seconds for each verb, group, version, resource, \
              subresource, scope and component.",
         );
-        for s in snapshot.iter().filter(|s| s.count > 0) {
+        for s in snapshot.iter().filter(|s| s.latency.count() > 0) {
             let labels = request_labels(&s.labels, None);
-            let mut cumulative = 0;
-            for (bound, n) in DURATION_BUCKETS.iter().zip(&s.buckets) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} \
-                     {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "apiserver_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum
-            );
-            let _ = writeln!(
-                out,
-                "apiserver_request_duration_seconds_count{{{labels}}} {}",
-                s.count
-            );
+            s.latency
+                .render(out, "apiserver_request_duration_seconds", &labels);
         }
     }
 }
@@ -239,13 +252,13 @@ fn request_labels(labels: &RequestLabels, code: Option<u16>) -> String {
 }
 
 /// `# HELP` and `# TYPE` of a metric family.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {}", help.replace('\\', "\\\\"));
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// A label value, escaped as the text format wants.
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     if !value.contains(['\\', '"', '\n']) {
         return value.to_string();
     }
@@ -262,11 +275,20 @@ fn cache_resource(registry: &Snapshot, storage_root: &str, prefix: &str) -> Stri
         .strip_prefix(storage_root)
         .unwrap_or(prefix)
         .trim_matches('/');
-    match registry.sharing_storage(path).next() {
-        Some(r) if r.group.is_empty() => r.resource.to_string(),
-        Some(r) => format!("{}.{}", r.resource, r.group),
+    match stored_resource(registry, path) {
+        Some((group, resource)) if group.is_empty() => resource,
+        Some((group, resource)) => format!("{resource}.{group}"),
         None => path.to_string(),
     }
+}
+
+/// The (group, resource) stored under a storage path (`pods`, `deployments`,
+/// `example.com/widgets`): the first resource the registry serves from it.
+pub fn stored_resource(registry: &Snapshot, storage_path: &str) -> Option<(String, String)> {
+    registry
+        .sharing_storage(storage_path)
+        .next()
+        .map(|r| (r.group.to_string(), r.resource.to_string()))
 }
 
 /// One cache metric: its family and how to read it off a resource's stats.
@@ -420,6 +442,9 @@ fn render_cache(
 pub async fn render(api: &Api) -> String {
     let mut out = String::with_capacity(16 * 1024);
     api.metrics.render(&mut out);
+    if let Some(etcd) = api.etcd.get() {
+        etcd.render_metrics(api, &mut out).await;
+    }
     let stats = api.reads.metrics();
     let storage_revision = if stats.is_empty() {
         None

@@ -12,7 +12,6 @@ use kubecache_apimachinery::registry::Registry;
 use kubecache_cache::{Passthrough, ReadPath, Shapes, WatchCache, WatchCacheConfig};
 use kubecache_core::storage::{Backend, StorageError};
 use kubecache_storage::embedded::EmbeddedBackend;
-use kubecache_storage::etcd::EtcdBackend;
 use tokio::net::TcpListener;
 
 use crate::api::Api;
@@ -24,8 +23,8 @@ use kubecache_store::rbac::{self, index::PolicyIndex};
 /// Where objects are stored.
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
-    /// etcd at these client URLs.
-    Etcd { endpoints: Vec<String> },
+    /// etcd, with kube-apiserver's settings ([`crate::etcd`]).
+    Etcd(crate::etcd::EtcdConfig),
     /// The embedded store, durable in `data_dir` when one is given.
     Embedded { data_dir: Option<PathBuf> },
 }
@@ -33,7 +32,7 @@ pub enum StorageConfig {
 impl StorageConfig {
     pub fn describe(&self) -> String {
         match self {
-            StorageConfig::Etcd { endpoints } => format!("etcd at {}", endpoints.join(",")),
+            StorageConfig::Etcd(config) => format!("etcd at {}", config.endpoints.join(",")),
             StorageConfig::Embedded {
                 data_dir: Some(dir),
             } => {
@@ -44,15 +43,31 @@ impl StorageConfig {
     }
 }
 
-pub async fn open_backend(config: &StorageConfig) -> Result<Arc<dyn Backend>, StorageError> {
+/// An opened backend, and for etcd what runs beside it (compactor, storage metrics).
+pub struct OpenedBackend {
+    pub backend: Arc<dyn Backend>,
+    pub etcd: Option<Arc<crate::etcd::Etcd>>,
+}
+
+pub async fn open_backend(config: &StorageConfig) -> Result<OpenedBackend, StorageError> {
+    let embedded = |backend: Arc<dyn Backend>| OpenedBackend {
+        backend,
+        etcd: None,
+    };
     Ok(match config {
-        StorageConfig::Etcd { endpoints } => {
-            Arc::new(EtcdBackend::connect(endpoints, Default::default()).await?)
+        StorageConfig::Etcd(config) => {
+            let etcd = Arc::new(crate::etcd::Etcd::connect(config.clone()).await?);
+            OpenedBackend {
+                backend: etcd.backend(),
+                etcd: Some(etcd),
+            }
         }
-        StorageConfig::Embedded { data_dir: None } => Arc::new(EmbeddedBackend::in_memory()),
+        StorageConfig::Embedded { data_dir: None } => {
+            embedded(Arc::new(EmbeddedBackend::in_memory()))
+        }
         StorageConfig::Embedded {
             data_dir: Some(dir),
-        } => Arc::new(EmbeddedBackend::open(dir)?),
+        } => embedded(Arc::new(EmbeddedBackend::open(dir)?)),
     })
 }
 

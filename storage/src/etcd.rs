@@ -27,6 +27,28 @@
 //! fails with `Unavailable` when it expires. [`EtcdBackend::connect`] does not contact etcd
 //! (the server must start while etcd is down); [`Backend::health`] does.
 //!
+//! Several members: etcd-client balances requests over all endpoints, so while a member is
+//! down some requests reach it and fail. Within the request timeout, reads are sent again
+//! after any `Unavailable` (they change nothing), writes only when the request never left
+//! this process (no connection to the member), as etcd's Go client (`clientv3`) does: a
+//! write that may have been applied is never repeated, its outcome is reported unknown
+//! (`Unavailable`). Watches are not retried here: a broken stream ends with `Unavailable`
+//! and its consumer re-watches from the last revision it saw (the watch cache does). A
+//! member that does not fail but hangs (a stopped process, a partition) would keep taking its
+//! share of requests until each times out, so with several endpoints a background task
+//! probes every member's `Status` each [`MEMBER_PROBE_PERIOD`] and takes a member that fails
+//! [`MEMBER_FAILURES_TO_REMOVE`] probes in a row (no answer within
+//! [`MEMBER_PROBE_TIMEOUT`], or no leader) out of the balancer, and puts it back at its
+//! first good answer; the last member in rotation is never taken out.
+//!
+//! TLS: [`EtcdOptions::tls`] (kube-apiserver's `--etcd-cafile`, `--etcd-certfile`,
+//! `--etcd-keyfile`) verifies the members against a CA and presents a client certificate;
+//! the endpoints are then `https://`.
+//!
+//! Compaction: [`EtcdBackend::run_compactor`] is kube-apiserver's compactor, with its
+//! protocol on the key `compact_rev_key` so that any number of kube-apiservers and kubecache
+//! replicas compact once per interval between them (see [`EtcdBackend::compact_round`]).
+//!
 //! Watches: etcd answers a watch on a compacted revision with `created`, then (up to ~100 ms
 //! later, from its sync loop) `canceled` with `compact_revision`. `watch()` therefore waits for
 //! `created`, then checks the start revision with a `count_only` range at that revision (same
@@ -90,8 +112,11 @@ pub struct EtcdOptions {
     pub connect_timeout: Duration,
     /// How long any single request may take (including waiting for a connection), after which
     /// it fails with [`StorageError::Unavailable`]. For a `list` it bounds each internal page;
-    /// for a `watch` it bounds opening the stream, not the stream's lifetime.
+    /// for a `watch` it bounds opening the stream, not the stream's lifetime. Retries of a
+    /// request (see the module documentation) happen within it.
     pub request_timeout: Duration,
+    /// Mutual TLS with the members; `None` for plain `http://` endpoints.
+    pub tls: Option<EtcdTls>,
 }
 
 impl Default for EtcdOptions {
@@ -99,9 +124,74 @@ impl Default for EtcdOptions {
         EtcdOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
+
+/// TLS settings for the connections to etcd, as PEM.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct EtcdTls {
+    /// The CA bundle the members' serving certificates are verified with (`--etcd-cafile`);
+    /// `None`: the system's roots are not loaded, so this is required in practice.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate chain and its private key (`--etcd-certfile`,
+    /// `--etcd-keyfile`), presented to members that require client certificates.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the private key.
+        f.debug_struct("EtcdTls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl EtcdTls {
+    fn options(&self) -> etcd_client::TlsOptions {
+        let mut tls = etcd_client::TlsOptions::new();
+        if let Some(ca) = &self.ca_pem {
+            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &self.client {
+            tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        tls
+    }
+}
+
+/// How many times a request is sent at most (the first time included), all within the
+/// request timeout.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The pause before sending a request again, times the attempt number.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Which failed requests may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idempotence {
+    /// A read: sent again after any `Unavailable`.
+    Read,
+    /// A write: sent again only if it never reached etcd.
+    Write,
+}
+
+/// How often each member is probed when there are several endpoints.
+pub const MEMBER_PROBE_PERIOD: Duration = Duration::from_secs(1);
+
+/// How long a probe waits for a member's status.
+pub const MEMBER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Failed probes in a row after which a member leaves the balancer.
+pub const MEMBER_FAILURES_TO_REMOVE: u32 = 2;
+
+/// The key of kube-apiserver's compaction protocol (`compactRevKey` in kube's
+/// `storage/etcd3/compact.go`). Its value is the revision the last winner compacted to; its
+/// version is the protocol's logical clock.
+pub const COMPACT_REV_KEY: &str = "compact_rev_key";
 
 /// A [`Backend`] backed by an etcd cluster. Cheap to share behind an `Arc`; all requests run
 /// concurrently over one multiplexed gRPC channel.
@@ -110,11 +200,68 @@ pub struct EtcdBackend {
     kv: KvClient,
     /// Watch client; every `watch()` opens its own gRPC stream with it.
     watch: WatchClient,
+    /// Maintenance client (status: the database size).
+    maintenance: etcd_client::MaintenanceClient,
     /// Timeouts applied to every request.
     options: EtcdOptions,
     /// Bumped by [`EtcdBackend::request_progress`]; every live watch stream listens and asks
     /// etcd for a progress notification when it changes.
     progress: tokio::sync::watch::Sender<u64>,
+    /// The task that takes hung members out of the balancer (several endpoints only);
+    /// stopped on drop.
+    member_probes: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for EtcdBackend {
+    fn drop(&mut self) {
+        if let Some(probes) = &self.member_probes {
+            probes.abort();
+        }
+    }
+}
+
+/// Probes every member (`endpoints[i]` through `probes[i]`, a client of that member alone)
+/// and keeps in `client`'s balancer those that answer with a leader (see the module
+/// documentation).
+async fn tend_members(client: Client, endpoints: Vec<String>, probes: Vec<Client>) {
+    let mut in_rotation = vec![true; endpoints.len()];
+    let mut failures = vec![0u32; endpoints.len()];
+    let mut ticks = tokio::time::interval(MEMBER_PROBE_PERIOD);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let answers = futures::future::join_all(probes.iter().map(|probe| {
+            let mut maintenance = probe.maintenance_client();
+            async move {
+                matches!(
+                    tokio::time::timeout(MEMBER_PROBE_TIMEOUT, maintenance.status()).await,
+                    Ok(Ok(status)) if status.leader() != 0
+                )
+            }
+        }))
+        .await;
+        for (i, healthy) in answers.into_iter().enumerate() {
+            let endpoint = &endpoints[i];
+            if healthy {
+                failures[i] = 0;
+                if !in_rotation[i] && client.add_endpoint(endpoint).await.is_ok() {
+                    in_rotation[i] = true;
+                    tracing::info!(endpoint, "etcd member answers again: back in rotation");
+                }
+                continue;
+            }
+            failures[i] += 1;
+            let others = in_rotation.iter().filter(|&&r| r).count() - usize::from(in_rotation[i]);
+            if in_rotation[i]
+                && failures[i] >= MEMBER_FAILURES_TO_REMOVE
+                && others > 0
+                && client.remove_endpoint(endpoint).await.is_ok()
+            {
+                in_rotation[i] = false;
+                tracing::warn!(endpoint, "etcd member does not answer: out of rotation");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for EtcdBackend {
@@ -123,6 +270,17 @@ impl std::fmt::Debug for EtcdBackend {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
+}
+
+/// What a compactor knows after a round of [`EtcdBackend::compact_round`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactRound {
+    /// The version of [`COMPACT_REV_KEY`] seen (or set) in the round: the protocol's clock.
+    pub clock: i64,
+    /// etcd's revision during the round: what this compactor compacts to if it wins the next.
+    pub revision: Revision,
+    /// The revision this compactor compacted etcd to in the round, if it won and compacted.
+    pub compacted: Option<Revision>,
 }
 
 /// A failed request before it is mapped to a [`StorageError`].
@@ -145,10 +303,13 @@ enum ErrorKind {
 }
 
 fn classify(error: &RawError) -> ErrorKind {
-    let error = match error {
-        RawError::Timeout => return ErrorKind::Unavailable("etcd request timed out".into()),
-        RawError::Etcd(error) => error,
-    };
+    match error {
+        RawError::Timeout => ErrorKind::Unavailable("etcd request timed out".into()),
+        RawError::Etcd(error) => classify_etcd(error),
+    }
+}
+
+fn classify_etcd(error: &etcd_client::Error) -> ErrorKind {
     use etcd_client::Error as E;
     match error {
         E::GRpcStatus(status) => {
@@ -221,6 +382,31 @@ fn simple_error(kind: ErrorKind) -> StorageError {
         ErrorKind::ResponseTooLarge => {
             StorageError::Internal("etcd: response exceeds the size limit".into())
         }
+    }
+}
+
+/// Whether a failed request certainly never reached etcd, so that sending a write again
+/// cannot apply it twice: the channel had no connection to the member (etcd's clientv3 retries
+/// mutations only in this case).
+fn never_sent(error: &etcd_client::Error) -> bool {
+    use etcd_client::Error as E;
+    match error {
+        E::GRpcStatus(status) => {
+            status.code() as i32 == tonic_code::UNAVAILABLE && {
+                let message = status.message().to_ascii_lowercase();
+                message.contains("connect") || message.contains("connection refused")
+            }
+        }
+        E::TransportError(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether `error` allows sending a request of this kind again.
+fn retryable(error: &etcd_client::Error, idempotence: Idempotence) -> bool {
+    match idempotence {
+        Idempotence::Read => matches!(classify_etcd(error), ErrorKind::Unavailable(_)),
+        Idempotence::Write => never_sent(error),
     }
 }
 
@@ -306,24 +492,66 @@ impl EtcdBackend {
         if endpoints.is_empty() {
             return Err(StorageError::Internal("no etcd endpoints given".into()));
         }
-        let connect_options = ConnectOptions::new()
+        let mut connect_options = ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
             // Detects a dead peer under a long-lived watch. etcd refuses pings without an open
             // stream (PermitWithoutStream=false) and faster than every 5 s.
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(false);
-        let client = tokio::time::timeout(
-            options.request_timeout,
-            Client::connect(endpoints, Some(connect_options)),
-        )
-        .await
-        .map_err(|_| StorageError::Unavailable("timed out connecting to etcd".into()))?
-        .map_err(|e| match e {
-            etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
-                StorageError::Internal(format!("invalid etcd endpoints {endpoints:?}: {e}"))
+        if let Some(tls) = &options.tls {
+            if let Some(plain) = endpoints.iter().find(|e| e.starts_with("http://")) {
+                return Err(StorageError::Internal(format!(
+                    "etcd TLS is configured but endpoint {plain} is plain http://"
+                )));
             }
-            e => simple_error(classify(&RawError::Etcd(e))),
-        })?;
+            connect_options = connect_options.with_tls(tls.options());
+        }
+        // With a scheme, so that the balancer can be told to remove one by its URI.
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let endpoints: Vec<String> = endpoints
+            .iter()
+            .map(|e| {
+                if e.contains("://") {
+                    e.clone()
+                } else {
+                    format!("{scheme}://{e}")
+                }
+            })
+            .collect();
+        let request_timeout = options.request_timeout;
+        let connect = |endpoints: Vec<String>| {
+            let options = connect_options.clone();
+            async move {
+                tokio::time::timeout(request_timeout, Client::connect(&endpoints, Some(options)))
+                    .await
+                    .map_err(|_| StorageError::Unavailable("timed out connecting to etcd".into()))?
+                    .map_err(|e| match e {
+                        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
+                            StorageError::Internal(format!(
+                                "invalid etcd endpoints {endpoints:?}: {e}"
+                            ))
+                        }
+                        e => simple_error(classify(&RawError::Etcd(e))),
+                    })
+            }
+        };
+        let client = connect(endpoints.clone()).await?;
+        let member_probes = if endpoints.len() > 1 {
+            let mut probes = Vec::new();
+            for endpoint in &endpoints {
+                probes.push(connect(vec![endpoint.clone()]).await?);
+            }
+            Some(
+                tokio::spawn(tend_members(client.clone(), endpoints.clone(), probes))
+                    .abort_handle(),
+            )
+        } else {
+            None
+        };
         let kv = client
             .kv_client()
             .max_decoding_message_size(MAX_RANGE_RESPONSE_BYTES);
@@ -333,8 +561,10 @@ impl EtcdBackend {
         Ok(EtcdBackend {
             kv,
             watch,
+            maintenance: client.maintenance_client(),
             options,
             progress: tokio::sync::watch::Sender::new(0),
+            member_probes,
         })
     }
 
@@ -343,6 +573,99 @@ impl EtcdBackend {
     /// documentation). Streams forward the request the next time they are polled.
     pub fn request_progress(&self) {
         self.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// One round of kube-apiserver's compaction protocol (kube's `storage/etcd3/compact.go`).
+    /// The version of [`COMPACT_REV_KEY`] is a logical clock shared by every compactor: the
+    /// one that still sees the clock at `last.clock` wins the round, advancing it with a
+    /// compare-and-swap, and compacts etcd to `last.revision` (etcd's revision at its previous
+    /// round, so one interval of history is always kept; nothing at its first round); the
+    /// others learn the new clock and compact nothing. With every compactor on the same
+    /// interval, etcd is compacted once per interval, whoever wins.
+    pub async fn compact_round(&self, last: CompactRound) -> Result<CompactRound> {
+        let txn = Txn::new()
+            .when([Compare::version(
+                COMPACT_REV_KEY,
+                CompareOp::Equal,
+                last.clock,
+            )])
+            .and_then([TxnOp::put(COMPACT_REV_KEY, last.revision.to_string(), None)])
+            .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
+        let response = self
+            .txn(txn)
+            .await
+            .map_err(|error| simple_error(classify(&error)))?;
+        let revision = header_revision(&response)?;
+        if !response.succeeded() {
+            let clock = response
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.version()),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            return Ok(CompactRound {
+                clock,
+                revision,
+                compacted: None,
+            });
+        }
+        let won = CompactRound {
+            clock: last.clock + 1,
+            revision,
+            compacted: None,
+        };
+        if last.revision == 0 {
+            return Ok(won);
+        }
+        match self.compact(last.revision).await {
+            // Someone (an operator, etcd's own auto-compaction) compacted further already.
+            Ok(()) | Err(StorageError::Compacted { .. }) => Ok(CompactRound {
+                compacted: Some(last.revision),
+                ..won
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The protocol's clock now: the version of [`COMPACT_REV_KEY`] (0 before any round).
+    pub async fn compact_clock(&self) -> Result<i64> {
+        match self.range(COMPACT_REV_KEY.as_bytes(), None).await {
+            Ok(response) => Ok(response.kvs().first().map_or(0, |kv| kv.version())),
+            Err(error) => Err(simple_error(classify(&error))),
+        }
+    }
+
+    /// Compacts etcd every `interval` in cooperation with the other compactors on the same
+    /// etcd (see [`EtcdBackend::compact_round`]); runs until the task is dropped.
+    pub async fn run_compactor(self: std::sync::Arc<Self>, interval: Duration) {
+        let mut last = CompactRound::default();
+        loop {
+            tokio::time::sleep(interval).await;
+            match self.compact_round(last).await {
+                Ok(round) => {
+                    if let Some(revision) = round.compacted {
+                        tracing::info!(revision, "compacted etcd");
+                    }
+                    last = round;
+                }
+                Err(error) => tracing::warn!(%error, "etcd compaction failed"),
+            }
+        }
+    }
+
+    /// The size of the database file of the member that answers (etcd's `Status`), as
+    /// kube's `apiserver_storage_size_bytes` reports it.
+    pub async fn db_size(&self) -> Result<i64> {
+        let status = || {
+            let mut maintenance = self.maintenance.clone();
+            async move { maintenance.status().await }
+        };
+        match self.call(Idempotence::Read, status).await {
+            Ok(status) => Ok(status.db_size()),
+            Err(error) => Err(simple_error(classify(&error))),
+        }
     }
 
     /// Runs `request` under the request timeout.
@@ -354,6 +677,58 @@ impl EtcdBackend {
             Ok(result) => result.map_err(RawError::Etcd),
             Err(_) => Err(RawError::Timeout),
         }
+    }
+
+    /// Sends `request` (built anew for every attempt) until it succeeds, fails in a way
+    /// that `idempotence` does not allow to retry, or the request timeout expires.
+    async fn call<T, F, Fut>(&self, idempotence: Idempotence, mut request: F) -> Result<T, RawError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.options.request_timeout;
+        let mut attempt = 1;
+        loop {
+            let error = match tokio::time::timeout_at(deadline, request()).await {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(error)) => error,
+                Err(_) => return Err(RawError::Timeout),
+            };
+            if attempt >= MAX_ATTEMPTS || !retryable(&error, idempotence) {
+                return Err(RawError::Etcd(error));
+            }
+            tracing::debug!(attempt, %error, "etcd request failed; sending it again");
+            let pause = tokio::time::Instant::now() + RETRY_BACKOFF * attempt;
+            if pause >= deadline {
+                return Err(RawError::Etcd(error));
+            }
+            tokio::time::sleep_until(pause).await;
+            attempt += 1;
+        }
+    }
+
+    /// A `Range`, retried as a read.
+    async fn range(
+        &self,
+        key: &[u8],
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse, RawError> {
+        self.call(Idempotence::Read, || {
+            let mut kv = self.kv.clone();
+            let options = options.clone();
+            async move { kv.get(key, options).await }
+        })
+        .await
+    }
+
+    /// A `Txn`, retried as a write.
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, RawError> {
+        self.call(Idempotence::Write, || {
+            let mut kv = self.kv.clone();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await
     }
 
     /// Maps an error of a read at `requested` (0: latest).
@@ -396,20 +771,18 @@ impl EtcdBackend {
         end: Vec<u8>,
         revision: Revision,
     ) -> Result<(), RawError> {
-        let mut kv = self.kv.clone();
         let options = GetOptions::new()
             .with_range(end)
             .with_revision(revision)
             .with_count_only();
-        self.timed(kv.get(key, Some(options))).await.map(|_| ())
+        self.range(&key, Some(options)).await.map(|_| ())
     }
 }
 
 #[async_trait]
 impl Backend for EtcdBackend {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.kv.clone();
-        match self.timed(kv.get(key, None)).await {
+        match self.range(key.as_bytes(), None).await {
             Ok(mut response) => Ok(response.take_kvs().into_iter().next().map(convert_owned)),
             Err(error) => Err(self.read_error(error, 0).await),
         }
@@ -434,12 +807,11 @@ impl Backend for EtcdBackend {
         loop {
             let remaining = wanted.map_or(usize::MAX, |w| w - kvs.len());
             let page = remaining.min(chunk);
-            let mut kv = self.kv.clone();
             let get_options = GetOptions::new()
                 .with_range(end.clone())
                 .with_limit(page as i64)
                 .with_revision(revision);
-            let mut response = match self.timed(kv.get(cursor.clone(), Some(get_options))).await {
+            let mut response = match self.range(&cursor, Some(get_options)).await {
                 Ok(response) => response,
                 Err(error) => {
                     if matches!(classify(&error), ErrorKind::ResponseTooLarge) && chunk > 1 {
@@ -483,11 +855,7 @@ impl Backend for EtcdBackend {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), None)]);
-        let mut kv = self.kv.clone();
-        let response = self
-            .timed(kv.txn(txn))
-            .await
-            .map_err(|e| write_error(e, key, size))?;
+        let response = self.txn(txn).await.map_err(|e| write_error(e, key, size))?;
         if !response.succeeded() {
             return Err(StorageError::KeyExists {
                 key: key.to_owned(),
@@ -521,11 +889,7 @@ impl Backend for EtcdBackend {
                 TxnOp::get(key, Some(GetOptions::new().with_keys_only())),
             ])
             .or_else([TxnOp::get(key, None)]);
-        let mut kv = self.kv.clone();
-        let response = self
-            .timed(kv.txn(txn))
-            .await
-            .map_err(|e| write_error(e, key, size))?;
+        let response = self.txn(txn).await.map_err(|e| write_error(e, key, size))?;
         if !response.succeeded() {
             return Err(conflict_or_not_found(&response, key));
         }
@@ -547,11 +911,14 @@ impl Backend for EtcdBackend {
     }
 
     async fn delete(&self, key: &str, expected_mod_revision: Option<Revision>) -> Result<Deleted> {
-        let mut kv = self.kv.clone();
         let delete_options = DeleteOptions::new().with_prev_key();
         let Some(expected) = expected_mod_revision else {
             let mut response = self
-                .timed(kv.delete(key, Some(delete_options)))
+                .call(Idempotence::Write, || {
+                    let mut kv = self.kv.clone();
+                    let options = delete_options.clone();
+                    async move { kv.delete(key, Some(options)).await }
+                })
                 .await
                 .map_err(|e| write_error(e, key, 0))?;
             let revision = response.header().map_or(0, |h| h.revision());
@@ -572,10 +939,7 @@ impl Backend for EtcdBackend {
             ])
             .and_then([TxnOp::delete(key, Some(delete_options))])
             .or_else([TxnOp::get(key, None)]);
-        let response = self
-            .timed(kv.txn(txn))
-            .await
-            .map_err(|e| write_error(e, key, 0))?;
+        let response = self.txn(txn).await.map_err(|e| write_error(e, key, 0))?;
         if !response.succeeded() {
             return Err(conflict_or_not_found(&response, key));
         }
@@ -607,12 +971,16 @@ impl Backend for EtcdBackend {
         if start_revision > 0 {
             options = options.with_start_revision(start_revision);
         }
-        let mut client = self.watch.clone();
-        let (sender, mut responses) =
-            match self.timed(client.watch(key.clone(), Some(options))).await {
-                Ok(stream) => stream.split(),
-                Err(error) => return Err(simple_error(classify(&error))),
-            };
+        // Opening a watch changes nothing: retried as a read (another member may answer).
+        let open = || {
+            let mut client = self.watch.clone();
+            let (key, options) = (key.clone(), options.clone());
+            async move { client.watch(key, Some(options)).await }
+        };
+        let (sender, mut responses) = match self.call(Idempotence::Read, open).await {
+            Ok(stream) => stream.split(),
+            Err(error) => return Err(simple_error(classify(&error))),
+        };
 
         // etcd answers `created` first (or `canceled` right away on some versions).
         let created = match self.timed(responses.message()).await {
@@ -693,9 +1061,8 @@ impl Backend for EtcdBackend {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let mut kv = self.kv.clone();
         let options = GetOptions::new().with_count_only();
-        match self.timed(kv.get(PROBE_KEY, Some(options))).await {
+        match self.range(PROBE_KEY, Some(options)).await {
             Ok(response) => response.header().map(|h| h.revision()).ok_or_else(|| {
                 StorageError::Internal("etcd: range response without header".into())
             }),
@@ -714,13 +1081,12 @@ impl Backend for EtcdBackend {
         // written after `since`. (etcd applies that filter to the returned keys, not to
         // `count`, so the second range cannot be count-only.)
         let end = prefix_end(prefix.as_bytes());
-        let mut kv = self.kv.clone();
         let requested = at.filter(|&r| r > 0).unwrap_or(0);
         let options = GetOptions::new()
             .with_range(end.clone())
             .with_revision(requested)
             .with_count_only();
-        let total = match self.timed(kv.get(prefix, Some(options))).await {
+        let total = match self.range(prefix.as_bytes(), Some(options)).await {
             Ok(response) => response,
             Err(error) => return Err(self.read_error(error, requested).await),
         };
@@ -734,7 +1100,7 @@ impl Backend for EtcdBackend {
             .with_revision(revision)
             .with_min_mod_revision(since + 1)
             .with_keys_only();
-        let modified = match self.timed(kv.get(prefix, Some(options))).await {
+        let modified = match self.range(prefix.as_bytes(), Some(options)).await {
             Ok(response) => response,
             Err(error) => return Err(self.read_error(error, revision).await),
         };
@@ -746,8 +1112,11 @@ impl Backend for EtcdBackend {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let mut kv = self.kv.clone();
-        match self.timed(kv.compact(revision, None)).await {
+        let compact = || {
+            let mut kv = self.kv.clone();
+            async move { kv.compact(revision, None).await }
+        };
+        match self.call(Idempotence::Write, compact).await {
             Ok(_) => Ok(()),
             Err(error) => Err(self.read_error(error, revision).await),
         }

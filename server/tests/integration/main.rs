@@ -26,6 +26,7 @@ mod e2e_kubectl_openapi;
 mod e2e_kubectl_protobuf;
 mod e2e_kubectl_suite;
 mod e2e_tls_rbac;
+mod etcd_replicas;
 mod fidelity;
 mod limit_range;
 mod list_stream;

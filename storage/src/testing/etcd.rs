@@ -152,7 +152,7 @@ impl Drop for TestEtcd {
 }
 
 /// The etcd binary: `$ETCD_BIN`, else `etcd` on PATH, else /usr/bin/etcd.
-fn find_etcd() -> PathBuf {
+pub(super) fn find_etcd() -> PathBuf {
     if let Some(path) = std::env::var_os("ETCD_BIN") {
         let path = PathBuf::from(path);
         if path.is_file() {
@@ -182,18 +182,25 @@ fn free_ports() -> (u16, u16) {
 }
 
 /// `GET /health` answers `"health":"true"` (etcd has a leader and serves requests).
-fn healthy(port: u16) -> bool {
-    let check = || -> std::io::Result<bool> {
+pub(super) fn healthy(port: u16) -> bool {
+    http_get(port, "/health").is_some_and(|body| body.contains("\"health\":\"true\""))
+}
+
+/// The response (head and body) to a plain-HTTP `GET path` on 127.0.0.1:`port`, `None` if
+/// the port does not answer.
+pub(super) fn http_get(port: u16, path: &str) -> Option<String> {
+    let get = || -> std::io::Result<String> {
         let address = ([127, 0, 0, 1], port).into();
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes())?;
         let _ = stream.shutdown(Shutdown::Write);
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
-        Ok(response.contains("\"health\":\"true\""))
+        Ok(response)
     };
-    check().unwrap_or(false)
+    get().ok()
 }

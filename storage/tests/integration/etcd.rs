@@ -397,6 +397,7 @@ async fn dead_endpoint_is_unavailable_quickly() {
     let options = EtcdOptions {
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_secs(2),
+        ..Default::default()
     };
     let started = Instant::now();
     let b = EtcdBackend::connect(&[format!("http://127.0.0.1:{port}")], options)
@@ -423,6 +424,7 @@ async fn survives_etcd_restart() {
     let options = EtcdOptions {
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_secs(2),
+        ..Default::default()
     };
     let b = EtcdBackend::connect(&[etcd.endpoint()], options)
         .await
