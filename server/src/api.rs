@@ -47,6 +47,9 @@ pub struct Api {
     /// The request authenticators, installed with the filter chain; TokenReview answers
     /// with them.
     pub authenticator: std::sync::OnceLock<Arc<crate::authn::Authenticator>>,
+    /// How kubelets are reached and which proxy targets are allowed, set at startup from
+    /// the `--kubelet-*` flags ([`Api::kubelets`]).
+    pub kubelets: std::sync::OnceLock<Arc<crate::kubelet::Kubelets>>,
 }
 
 impl kubecache_admission::Context for Api {
@@ -111,6 +114,7 @@ impl Api {
             authorizer: std::sync::OnceLock::new(),
             tokens: std::sync::OnceLock::new(),
             authenticator: std::sync::OnceLock::new(),
+            kubelets: std::sync::OnceLock::new(),
         })
     }
 
@@ -121,6 +125,16 @@ impl Api {
             Arc::new(
                 crate::service_accounts::Tokens::load(&Default::default())
                     .expect("a generated key needs no file"),
+            )
+        })
+    }
+
+    /// The kubelet settings: those set at startup, else kube's defaults.
+    pub fn kubelets(&self) -> &crate::kubelet::Kubelets {
+        self.kubelets.get_or_init(|| {
+            Arc::new(
+                crate::kubelet::Kubelets::new(&Default::default())
+                    .expect("the default kubelet settings read no file"),
             )
         })
     }

@@ -30,6 +30,14 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter (`command=sh&command=-c`), in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None | Some("") | Some("false") | Some("0") => Ok(false),

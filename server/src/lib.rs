@@ -18,6 +18,8 @@
 //!   `kubecache_admission` (the chain every write passes before storage) ← `kubecache_store`
 //!   (the Store, bootstrap writers, controllers); `kubecache_storage` (etcd, the embedded
 //!   store) needs only core;
+//! - [`proxy`] and [`kubelet`]: the connect subresources (logs, exec, attach,
+//!   port-forward, the pod and node proxies) passed on to kubelets and pods, streamed;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`authz`]: authorization — the `--authorization-mode` chain, RBAC over the live policy
 //!   index (`kubecache_store::rbac`) and the access review APIs;
@@ -39,8 +41,10 @@ pub mod dispatch;
 pub mod edge;
 pub mod filters;
 pub mod handlers;
+pub mod kubelet;
 pub mod metrics;
 pub mod negotiation;
+pub mod proxy;
 pub mod request_info;
 pub mod server;
 pub mod service_accounts;

@@ -219,6 +219,10 @@ pub fn resolve(
         [_] => (None, None),
         [_, name] => (Some(name.as_str()), None),
         [_, name, sub] => (Some(name.as_str()), Some(sub.as_str())),
+        // `pods/{name}/proxy/{path...}`: the path is the proxied request's.
+        [_, name, sub, ..] if sub == Subresource::Proxy.as_str() => {
+            (Some(name.as_str()), Some(sub.as_str()))
+        }
         _ => return Err(ApiError::path_not_found()),
     };
     let resource = lookup(registry, info).ok_or_else(ApiError::path_not_found)?;
@@ -256,6 +260,9 @@ pub fn resolve(
         Method::POST if (name.is_none() || creates_under_name) && !legacy_watch => Verb::Create,
         Method::PUT if name.is_some() && !legacy_watch => Verb::Update,
         Method::PATCH if name.is_some() && !legacy_watch => Verb::Patch,
+        Method::DELETE if !legacy_watch && subresource.is_some_and(|s| s.is_connect()) => {
+            Verb::Delete
+        }
         Method::DELETE if !legacy_watch && subresource.is_none() => {
             if name.is_some() {
                 Verb::Delete
