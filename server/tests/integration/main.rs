@@ -27,6 +27,7 @@ mod e2e_kubectl_protobuf;
 mod e2e_kubectl_suite;
 mod e2e_tls_rbac;
 mod fidelity;
+mod kubelet_streams;
 mod list_stream;
 mod metrics;
 mod openapi;
