@@ -475,6 +475,10 @@ async def port_forward_spdy(request, reader, writer):
         async def back():
             await pump(port_reader, lambda c: session.data(stream_id, c))
             await session.data(stream_id, b"", fin=True)
+            # As the kubelet, the pair's error stream closes with it: the client waits
+            # for that before it closes its local connection.
+            if request_id in errors:
+                await session.data(errors.pop(request_id), b"", fin=True)
 
         tasks.append(asyncio.ensure_future(back()))
         return port_writer

@@ -170,7 +170,7 @@ pub fn patch_status(server: &Kubecache, path: &str, patch: Value) {
 }
 
 /// Creates pod `name` in `default` with these containers, on `node` (none: unscheduled),
-/// its IP 127.0.0.1.
+/// Running, its IP 127.0.0.1.
 pub fn create_pod(server: &Kubecache, name: &str, node: Option<&str>, containers: Value) {
     let mut pod = json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -190,6 +190,6 @@ pub fn create_pod(server: &Kubecache, name: &str, node: Option<&str>, containers
     patch_status(
         server,
         &format!("/api/v1/namespaces/default/pods/{name}"),
-        json!({"status": {"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}),
+        json!({"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}),
     );
 }
