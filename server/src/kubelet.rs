@@ -218,7 +218,9 @@ pub fn is_proxyable(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || link_local_unicast
                 || matches!(multicast_scope, Some(1 | 2)))
-                && v6.to_ipv4_mapped().is_none_or(|v4| is_proxyable(IpAddr::V4(v4)))
+                && v6
+                    .to_ipv4_mapped()
+                    .is_none_or(|v4| is_proxyable(IpAddr::V4(v4)))
         }
     }
 }
@@ -296,7 +298,10 @@ mod tests {
             "addresses": [{"type": "ExternalIP", "address": "fd00::1"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10255}},
         }});
-        assert_eq!(kubelets().address(&node).unwrap().authority(), "[fd00::1]:10255");
+        assert_eq!(
+            kubelets().address(&node).unwrap().authority(),
+            "[fd00::1]:10255"
+        );
     }
 
     #[test]
@@ -312,7 +317,14 @@ mod tests {
 
     #[test]
     fn loopback_and_link_local_are_not_proxyable() {
-        for ip in ["127.0.0.1", "169.254.1.1", "::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "169.254.1.1",
+            "::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_proxyable(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["10.1.2.3", "8.8.8.8", "fd00::1", "2001:db8::1"] {

@@ -20,6 +20,7 @@
 //!   store) needs only core;
 //! - [`proxy`] and [`kubelet`]: the connect subresources (logs, exec, attach,
 //!   port-forward, the pod and node proxies) passed on to kubelets and pods, streamed;
+//!   [`streams`]: WebSocket and SPDY/3.1 framing and kube's translation between them;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`authz`]: authorization — the `--authorization-mode` chain, RBAC over the live policy
 //!   index (`kubecache_store::rbac`) and the access review APIs;
@@ -50,4 +51,5 @@ pub mod server;
 pub mod service_accounts;
 pub mod serving;
 pub mod status_response;
+pub mod streams;
 pub mod tls;

@@ -99,7 +99,7 @@ fn drop_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// The client's headers as the upstream gets them.
-fn upstream_headers(parts: &Parts, upstream: &Upstream, upgrade: bool) -> HeaderMap {
+pub(crate) fn upstream_headers(parts: &Parts, upstream: &Upstream, upgrade: bool) -> HeaderMap {
     let mut headers = parts.headers.clone();
     drop_hop_by_hop(&mut headers, upgrade);
     // The API server's credentials are its own business, not the upstream's.
@@ -125,11 +125,7 @@ fn upstream_headers(parts: &Parts, upstream: &Upstream, upgrade: bool) -> Header
 
 /// `X-Forwarded-For` (the client's address appended to any the client sent), and
 /// `X-Forwarded-Host`/`-Proto` unless already set (kube's proxy keeps a client's).
-fn append_forwarded(
-    headers: &mut HeaderMap,
-    client: Option<SocketAddr>,
-    parts: &Parts,
-) {
+fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, parts: &Parts) {
     if let Some(client) = client {
         let previous = headers
             .get("x-forwarded-for")
@@ -191,19 +187,13 @@ async fn dial(upstream: &Upstream) -> Result<Box<dyn Io>, ApiError> {
         .map_err(|_| failed(&"i/o timeout"))?
 }
 
-/// Sends the request to `upstream` and answers with what it answered, streaming.
-pub async fn forward(upstream: Upstream, mut parts: Parts, body: Body) -> Result<Response, ApiError> {
-    let upgrade = is_upgrade(&parts.headers);
-    let client_upgrade = if upgrade {
-        match parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
-            Some(on_upgrade) => Some(on_upgrade),
-            // HTTP/2 has no `Connection: Upgrade`.
-            None => return Err(ApiError::bad_request("Upgrade request required")),
-        }
-    } else {
-        None
-    };
-    let io = dial(&upstream).await?;
+/// Sends `request` (origin-form target) to `upstream` on a connection of its own, kept
+/// open for an upgrade; the answer's body streams from that connection.
+pub async fn send(
+    upstream: &Upstream,
+    request: Request<Body>,
+) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
+    let io = dial(upstream).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| ApiError::internal(format!("error dialing backend: {e}")))?;
@@ -212,16 +202,39 @@ pub async fn forward(upstream: Upstream, mut parts: Parts, body: Body) -> Result
             tracing::debug!("upstream connection: {e}");
         }
     });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| ApiError::internal(format!("error trying to reach backend: {e}")))
+}
+
+/// The client's side of an upgrade it asked for (`Connection: Upgrade`), taken from the
+/// request; `None` for a request that asks for none. HTTP/2 has no upgrades: 400.
+pub fn client_upgrade(parts: &mut Parts) -> Result<Option<hyper::upgrade::OnUpgrade>, ApiError> {
+    if !is_upgrade(&parts.headers) {
+        return Ok(None);
+    }
+    match parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+        Some(on_upgrade) => Ok(Some(on_upgrade)),
+        None => Err(ApiError::bad_request("Upgrade request required")),
+    }
+}
+
+/// Sends the request to `upstream` and answers with what it answered, streaming.
+pub async fn forward(
+    upstream: Upstream,
+    mut parts: Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let client_upgrade = client_upgrade(&mut parts)?;
+    let upgrade = client_upgrade.is_some();
     let mut request = Request::builder()
         .method(parts.method.clone())
         .uri(&upstream.path_and_query)
         .body(if upgrade { Body::empty() } else { body })
         .map_err(|e| ApiError::bad_request(format!("invalid proxy request: {e}")))?;
     *request.headers_mut() = upstream_headers(&parts, &upstream, upgrade);
-    let mut response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| ApiError::internal(format!("error trying to reach backend: {e}")))?;
+    let mut response = send(&upstream, request).await?;
     if let (Some(client), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, response.status()) {
         let backend = hyper::upgrade::on(&mut response);
         tokio::spawn(splice(client, backend));
@@ -257,10 +270,16 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_are_dropped() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Private"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Private"),
+        );
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         drop_hop_by_hop(&mut headers, false);
         let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();

@@ -24,6 +24,7 @@ use crate::call::Query;
 use crate::kubelet::{KubeletAddress, join_host_port};
 use crate::proxy::{self, Upstream};
 use crate::request_info::ResourceRequest;
+use crate::streams::translate::{self, Channels};
 use kubecache_apimachinery::objects;
 
 /// How much of a kubelet's error body becomes the Status (kube's `maxReadLength`).
@@ -340,7 +341,12 @@ async fn checked(response: Response, resource: &str, name: &str) -> Result<Respo
 }
 
 /// kube's `NewGenericServerResponse` for an upstream's status.
-fn generic_server_response(status: StatusCode, resource: &str, name: &str, body: String) -> ApiError {
+fn generic_server_response(
+    status: StatusCode,
+    resource: &str,
+    name: &str,
+    body: String,
+) -> ApiError {
     let (reason, message) = match status {
         StatusCode::NOT_FOUND => (
             Reason::NotFound,
@@ -379,7 +385,8 @@ fn generic_server_response(status: StatusCode, resource: &str, name: &str, body:
     err.kind = Some(resource.to_string());
     err.name = Some(name.to_string());
     if !body.is_empty() {
-        err.causes.push(Cause::new("UnexpectedServerResponse", "", body));
+        err.causes
+            .push(Cause::new("UnexpectedServerResponse", "", body));
     }
     err
 }
@@ -396,9 +403,21 @@ async fn stream(
     kind: &str,
 ) -> Result<Response, ApiError> {
     let namespace = request.namespace.as_deref().unwrap_or("");
+    let channels = Channels {
+        stdin: query.flag("stdin")?,
+        stdout: query.flag("stdout")?,
+        stderr: query.flag("stderr")?,
+        tty: query.flag("tty")?,
+    };
     let mut params = Vec::new();
-    for stream in ["stdin", "stdout", "stderr", "tty"] {
-        if query.flag(stream)? {
+    let flags = [
+        ("stdin", channels.stdin),
+        ("stdout", channels.stdout),
+        ("stderr", channels.stderr),
+        ("tty", channels.tty),
+    ];
+    for (stream, on) in flags {
+        if on {
             params.push((stream.to_string(), "1".to_string()));
         }
     }
@@ -416,6 +435,10 @@ async fn stream(
         format!("/{kind}/{namespace}/{name}/{container}"),
         encode(&params),
     );
+    // kube translates the v5 WebSocket protocol to SPDY; other upgrades go as they are.
+    if translate::offers(&parts.headers, translate::V5_CHANNEL) {
+        return translate::exec(upstream, parts, channels).await;
+    }
     proxy::forward(upstream, parts, Body::empty()).await
 }
 
@@ -452,6 +475,9 @@ async fn port_forward(
         format!("/portForward/{namespace}/{name}"),
         encode(&params),
     );
+    if translate::offers(&parts.headers, translate::PORT_FORWARD_TUNNEL) {
+        return translate::tunnel(upstream, parts).await;
+    }
     proxy::forward(upstream, parts, Body::empty()).await
 }
 
@@ -499,7 +525,11 @@ fn proxy_target(parts: &Parts, id: &str) -> Result<String, Response> {
         }
         return Err(response);
     }
-    let path = if rest.is_empty() { "/".to_string() } else { rest };
+    let path = if rest.is_empty() {
+        "/".to_string()
+    } else {
+        rest
+    };
     Ok(match query {
         Some(query) => format!("{path}?{query}"),
         None => path,
@@ -570,7 +600,12 @@ fn port_number(pod: &Value, port: &str) -> Result<u16, ApiError> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .find(|p| p.get("name").and_then(Value::as_str) == Some(port))
         .and_then(|p| p.get("containerPort").and_then(Value::as_u64))
         .and_then(|p| u16::try_from(p).ok())
@@ -666,7 +701,10 @@ mod tests {
     #[test]
     fn proxy_ids_split_as_go() {
         assert_eq!(split_scheme_name_port("web"), Some(("", "web", "")));
-        assert_eq!(split_scheme_name_port("web:8080"), Some(("", "web", "8080")));
+        assert_eq!(
+            split_scheme_name_port("web:8080"),
+            Some(("", "web", "8080"))
+        );
         assert_eq!(
             split_scheme_name_port("https:web:443"),
             Some(("https", "web", "443"))

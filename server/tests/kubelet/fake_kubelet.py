@@ -21,7 +21,9 @@ HTTP (what a pod's port would be).
   SHA-256), for the proxies.
 
 Every request is appended to --record as a JSON line (method, path, query, headers, client
-certificate subject); stdout gets "kubelet https PORT http PORT" once listening.
+certificate subject), and so is every upgrade made (path, upgrade, negotiated protocol) and
+every follow stream the client left; stdout gets "kubelet https PORT http PORT" once
+listening.
 """
 
 import argparse
@@ -324,6 +326,7 @@ async def upgrade_spdy(request, writer, supported):
         message = f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server supports {supported}"
         await respond(writer, 403, "Forbidden", message.encode())
         return None
+    record({"event": "upgrade", "path": request.path, "upgrade": "SPDY/3.1", "protocol": chosen})
     writer.write(
         response_head(
             101,
@@ -536,6 +539,7 @@ async def upgrade_websocket(request, writer, supported):
     if supported and chosen is None:
         await respond(writer, 400, "Bad Request", f"unsupported subprotocols {offered}".encode())
         return False
+    record({"event": "upgrade", "path": request.path, "upgrade": "websocket", "protocol": chosen})
     key = request.header("sec-websocket-key") or ""
     accept = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
     headers = [

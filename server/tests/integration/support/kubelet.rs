@@ -106,7 +106,8 @@ impl FakeKubelet {
         ]
     }
 
-    /// Every request the kubelet got so far, oldest first.
+    /// Every record so far, oldest first: the requests the kubelet got, and its events
+    /// (`"event": "upgrade"`, `"follow-closed"`).
     pub fn requests(&self) -> Vec<Value> {
         let path: PathBuf = self.dir.path().join("requests.jsonl");
         std::fs::read_to_string(path)
@@ -121,6 +122,7 @@ impl FakeKubelet {
         self.requests()
             .into_iter()
             .rev()
+            .filter(|r| r.get("event").is_none())
             .find(|r| r["path"].as_str().is_some_and(|p| p.starts_with(prefix)))
             .unwrap_or_else(|| panic!("the kubelet got no request for {prefix}"))
     }
@@ -154,8 +156,17 @@ pub fn register_node(server: &Kubecache, name: &str, status: Value) {
         Some("application/json"),
         Some(node.to_string().as_bytes()),
     );
-    assert_eq!(code, 201, "create node {name}: {}", String::from_utf8_lossy(&body));
-    patch_status(server, &format!("/api/v1/nodes/{name}"), json!({"status": status}));
+    assert_eq!(
+        code,
+        201,
+        "create node {name}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    patch_status(
+        server,
+        &format!("/api/v1/nodes/{name}"),
+        json!({"status": status}),
+    );
 }
 
 /// Merge-patches an object's status subresource.
@@ -166,7 +177,12 @@ pub fn patch_status(server: &Kubecache, path: &str, patch: Value) {
         Some("application/merge-patch+json"),
         Some(patch.to_string().as_bytes()),
     );
-    assert_eq!(code, 200, "patch {path}/status: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        code,
+        200,
+        "patch {path}/status: {}",
+        String::from_utf8_lossy(&body)
+    );
 }
 
 /// Creates pod `name` in `default` with these containers, on `node` (none: unscheduled),
@@ -186,7 +202,12 @@ pub fn create_pod(server: &Kubecache, name: &str, node: Option<&str>, containers
         Some("application/json"),
         Some(pod.to_string().as_bytes()),
     );
-    assert_eq!(code, 201, "create pod {name}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        code,
+        201,
+        "create pod {name}: {}",
+        String::from_utf8_lossy(&body)
+    );
     patch_status(
         server,
         &format!("/api/v1/namespaces/default/pods/{name}"),
