@@ -3,6 +3,7 @@
 the fake kubelet (server/tests/kubelet/fake_kubelet.py, a real process running the command).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -19,8 +20,10 @@ FAKE_KUBELET = os.path.join(REPO, "server", "tests", "kubelet", "fake_kubelet.py
 @pytest.fixture
 def kubelet(tmp_path):
     """The fake kubelet on a self-signed certificate (kubecache does not verify a kubelet
-    without --kubelet-certificate-authority, as kube-apiserver): its HTTPS port."""
+    without --kubelet-certificate-authority, as kube-apiserver): its HTTPS port and the file
+    it records its requests and upgrades in."""
     cert, key = tmp_path / "kubelet.pem", tmp_path / "kubelet.key"
+    record = tmp_path / "requests.jsonl"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", "/CN=kubelet", "-addext", "subjectAltName=IP:127.0.0.1",
@@ -29,13 +32,13 @@ def kubelet(tmp_path):
     )
     process = subprocess.Popen(
         [sys.executable, FAKE_KUBELET, "--cert", str(cert), "--key", str(key),
-         "--record", str(tmp_path / "requests.jsonl")],
+         "--record", str(record)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         words = process.stdout.readline().split()
         assert words[:2] == ["kubelet", "https"], words
-        yield int(words[2])
+        yield int(words[2]), record
     finally:
         process.kill()
         process.wait(timeout=10)
@@ -43,6 +46,7 @@ def kubelet(tmp_path):
 
 @pytest.fixture
 def core(kubelet):
+    port, _ = kubelet
     server = Kubecache(["--allow-loopback-proxy-targets"])
     configuration = client.Configuration()
     configuration.host = server.url
@@ -51,7 +55,7 @@ def core(kubelet):
     core.create_node({"metadata": {"name": "node-a"}})
     core.patch_node_status("node-a", {"status": {
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
     }})
     core.create_namespaced_pod("default", {
         "metadata": {"name": "web"},
@@ -64,7 +68,14 @@ def core(kubelet):
         server.kill()
 
 
-def test_exec_output_and_exit_code(core):
+def upgrades(record):
+    """The upgrades the fake kubelet made: (upgrade, stream protocol)."""
+    with open(record) as lines:
+        events = [json.loads(line) for line in lines]
+    return [(e["upgrade"], e["protocol"]) for e in events if e.get("event") == "upgrade"]
+
+
+def test_exec_output_and_exit_code(core, kubelet):
     output = stream(
         core.connect_get_namespaced_pod_exec, "web", "default",
         command=["sh", "-c", "echo from-exec"], stdout=True, stderr=True, stdin=False,
@@ -80,6 +91,9 @@ def test_exec_output_and_exit_code(core):
     session.run_forever(timeout=30)
     assert session.read_stdout() == "partial\n"
     assert session.returncode == 4
+    # The client's v5.channel.k8s.io WebSocket reached the kubelet as SPDY (kube's
+    # translation), once per session.
+    assert upgrades(kubelet[1]) == [("SPDY/3.1", "v4.channel.k8s.io")] * 2
 
 
 def test_exec_with_stdin(core):
