@@ -429,10 +429,13 @@ fn upgrades(kubelet: &FakeKubelet, prefix: &str) -> Vec<String> {
 #[test]
 fn kubectl_attach_streams_the_main_process() {
     let cluster = Cluster::start();
-    let out = cluster.kubectl_with_stdin("1.29", &["attach", "-i", "web"], "ping\n");
-    let text = assert_ok(&out);
-    assert!(text.contains("attached to app"), "{text}");
-    assert!(text.contains("ping"), "{text}");
+    for version in ["1.29", "1.33"] {
+        let out = cluster.kubectl_with_stdin(version, &["attach", "-i", "web"], "ping\n");
+        let text = assert_ok(&out);
+        assert!(text.contains("attached to app"), "kubectl {version}: {text}");
+        assert!(text.contains("ping"), "kubectl {version}: {text}");
+    }
+    assert_eq!(upgrades(&cluster.kubelet, "/attach/"), ["SPDY/3.1 v4.channel.k8s.io"; 2]);
 }
 
 /// `kubectl port-forward` to the pod's port (the kubelet's plain HTTP echo), and one real
