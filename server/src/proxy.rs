@@ -139,10 +139,11 @@ fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, parts: 
             headers.insert("x-forwarded-for", value);
         }
     }
-    if !headers.contains_key("x-forwarded-host") {
-        if let Some(host) = parts.headers.get(header::HOST).cloned() {
-            headers.insert("x-forwarded-host", host);
-        }
+    if let (false, Some(host)) = (
+        headers.contains_key("x-forwarded-host"),
+        parts.headers.get(header::HOST).cloned(),
+    ) {
+        headers.insert("x-forwarded-host", host);
     }
     if !headers.contains_key("x-forwarded-proto") {
         let secure = parts

@@ -432,10 +432,16 @@ fn kubectl_attach_streams_the_main_process() {
     for version in ["1.29", "1.33"] {
         let out = cluster.kubectl_with_stdin(version, &["attach", "-i", "web"], "ping\n");
         let text = assert_ok(&out);
-        assert!(text.contains("attached to app"), "kubectl {version}: {text}");
+        assert!(
+            text.contains("attached to app"),
+            "kubectl {version}: {text}"
+        );
         assert!(text.contains("ping"), "kubectl {version}: {text}");
     }
-    assert_eq!(upgrades(&cluster.kubelet, "/attach/"), ["SPDY/3.1 v4.channel.k8s.io"; 2]);
+    assert_eq!(
+        upgrades(&cluster.kubelet, "/attach/"),
+        ["SPDY/3.1 v4.channel.k8s.io"; 2]
+    );
 }
 
 /// `kubectl port-forward` to the pod's port (the kubelet's plain HTTP echo), and one real
