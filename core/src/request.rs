@@ -56,6 +56,17 @@ pub enum Subresource {
     Resize,
     /// `serviceaccounts/{name}/token`: a TokenRequest (create only).
     Token,
+    /// `pods/{name}/log`: the container's log, streamed from its node's kubelet.
+    Log,
+    /// `pods/{name}/exec`: a command run in a container, an upgraded stream to the kubelet.
+    Exec,
+    /// `pods/{name}/attach`: the container's main process's streams, upgraded.
+    Attach,
+    /// `pods/{name}/portforward`: streams to the pod's ports, upgraded.
+    PortForward,
+    /// `pods/{name[:port]}/proxy/...`, `nodes/{name[:port]}/proxy/...`: HTTP to the pod or
+    /// the node, any path after `proxy`.
+    Proxy,
 }
 
 /// What discovery says a subresource answers with: the kind of its body
@@ -63,13 +74,17 @@ pub enum Subresource {
 pub struct ResponseKind {
     pub group: &'static str,
     pub version: &'static str,
-    pub kind: &'static str,
+    pub kind: String,
 }
 
 /// Subresources kube-apiserver serves with the verbs of an object view.
 const VIEW_VERBS: &[&str] = &["get", "patch", "update"];
 /// Subresources that only take a POST of their own kind.
 const CREATE_VERBS: &[&str] = &["create"];
+/// Upgraded streams (exec, attach, portforward): a GET (WebSocket) or a POST (SPDY).
+const CONNECT_VERBS: &[&str] = &["create", "get"];
+/// HTTP proxies: every method is passed on.
+const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"];
 
 impl Subresource {
     /// The path segment (`status`, `scale`).
@@ -83,6 +98,11 @@ impl Subresource {
             Subresource::EphemeralContainers => "ephemeralcontainers",
             Subresource::Resize => "resize",
             Subresource::Token => "token",
+            Subresource::Log => "log",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+            Subresource::PortForward => "portforward",
+            Subresource::Proxy => "proxy",
         }
     }
 
@@ -96,6 +116,11 @@ impl Subresource {
             Subresource::EphemeralContainers,
             Subresource::Resize,
             Subresource::Token,
+            Subresource::Log,
+            Subresource::Exec,
+            Subresource::Attach,
+            Subresource::PortForward,
+            Subresource::Proxy,
         ]
         .into_iter()
         .find(|s| s.as_str() == segment)
@@ -105,6 +130,9 @@ impl Subresource {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Binding | Subresource::Eviction | Subresource::Token => CREATE_VERBS,
+            Subresource::Log => &["get"],
+            Subresource::Exec | Subresource::Attach | Subresource::PortForward => CONNECT_VERBS,
+            Subresource::Proxy => PROXY_VERBS,
             Subresource::Status
             | Subresource::Scale
             | Subresource::Approval
@@ -113,13 +141,14 @@ impl Subresource {
         }
     }
 
-    /// The kind of the subresource's body when it is not the parent's.
-    pub fn response_kind(self) -> Option<ResponseKind> {
-        let kind = |group, version, kind| {
+    /// The kind of the subresource's body when it is not the parent's (`parent_kind`, for
+    /// the proxies' options: `PodProxyOptions`, `NodeProxyOptions`).
+    pub fn response_kind(self, parent_kind: &str) -> Option<ResponseKind> {
+        let kind = |group, version, kind: &str| {
             Some(ResponseKind {
                 group,
                 version,
-                kind,
+                kind: kind.to_string(),
             })
         };
         match self {
@@ -127,11 +156,30 @@ impl Subresource {
             Subresource::Binding => kind("", "v1", "Binding"),
             Subresource::Eviction => kind("policy", "v1", "Eviction"),
             Subresource::Token => kind("authentication.k8s.io", "v1", "TokenRequest"),
+            Subresource::Exec => kind("", "v1", "PodExecOptions"),
+            Subresource::Attach => kind("", "v1", "PodAttachOptions"),
+            Subresource::PortForward => kind("", "v1", "PodPortForwardOptions"),
+            Subresource::Proxy => kind("", "v1", &format!("{parent_kind}ProxyOptions")),
             Subresource::Status
             | Subresource::Approval
             | Subresource::EphemeralContainers
-            | Subresource::Resize => None,
+            | Subresource::Resize
+            | Subresource::Log => None,
         }
+    }
+
+    /// Whether the subresource is served by passing the request on to a kubelet or a pod
+    /// (kube's "connect" subresources): its body is streamed, never buffered, and it may
+    /// upgrade the connection.
+    pub fn is_connect(self) -> bool {
+        matches!(
+            self,
+            Subresource::Log
+                | Subresource::Exec
+                | Subresource::Attach
+                | Subresource::PortForward
+                | Subresource::Proxy
+        )
     }
 
     /// Whether a write through the subresource changes (part of) `.status` and nothing of

@@ -50,6 +50,9 @@ pub struct Api {
     /// Set when storage is etcd ([`crate::etcd::Etcd::start`]): its storage metrics and
     /// readiness settings.
     pub etcd: std::sync::OnceLock<Arc<crate::etcd::Etcd>>,
+    /// How kubelets are reached and which proxy targets are allowed, set at startup from
+    /// the `--kubelet-*` flags ([`Api::kubelets`]).
+    pub kubelets: std::sync::OnceLock<Arc<crate::kubelet::Kubelets>>,
 }
 
 impl kubecache_admission::Context for Api {
@@ -115,6 +118,7 @@ impl Api {
             tokens: std::sync::OnceLock::new(),
             authenticator: std::sync::OnceLock::new(),
             etcd: std::sync::OnceLock::new(),
+            kubelets: std::sync::OnceLock::new(),
         })
     }
 
@@ -125,6 +129,16 @@ impl Api {
             Arc::new(
                 crate::service_accounts::Tokens::load(&Default::default())
                     .expect("a generated key needs no file"),
+            )
+        })
+    }
+
+    /// The kubelet settings: those set at startup, else kube's defaults.
+    pub fn kubelets(&self) -> &crate::kubelet::Kubelets {
+        self.kubelets.get_or_init(|| {
+            Arc::new(
+                crate::kubelet::Kubelets::new(&Default::default())
+                    .expect("the default kubelet settings read no file"),
             )
         })
     }

@@ -30,7 +30,7 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every value of a repeated parameter, in order.
+    /// Every value of a repeated parameter (`command=sh&command=-c`), in order.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()

@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// etcd: TLS, timeouts, compaction, storage metrics.
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    /// How kubelets are reached (logs, exec, attach, port-forward, the proxies).
+    #[command(flatten)]
+    pub kubelet: KubeletArgs,
 }
 
 /// kube-apiserver's etcd flags (names, defaults and meanings are kube's unless said
@@ -178,6 +181,51 @@ impl EtcdArgs {
             count_poll_period: self.etcd_count_metric_poll_period,
             readycheck_timeout: self.etcd_readycheck_timeout,
         })
+    }
+}
+
+/// kube-apiserver's kubelet client flags, and where a pod or node proxy may go.
+#[derive(Debug, Args)]
+pub struct KubeletArgs {
+    /// Node address types tried in order to reach a kubelet.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = crate::kubelet::DEFAULT_ADDRESS_TYPES,
+        value_name = "TYPE[,TYPE...]"
+    )]
+    pub kubelet_preferred_address_types: Vec<String>,
+
+    /// Client certificate (PEM) kubecache presents to kubelets.
+    #[arg(long, value_name = "FILE", requires = "kubelet_client_key")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+
+    /// The key of --kubelet-client-certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "kubelet_client_certificate")]
+    pub kubelet_client_key: Option<PathBuf>,
+
+    /// CA bundle (PEM) kubelets' serving certificates are verified with; without it they
+    /// are not verified (as kube-apiserver).
+    #[arg(long, value_name = "FILE")]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+
+    /// Let pod and node proxies reach loopback and link-local addresses (refused by
+    /// default, as kube-apiserver: "address not allowed"). For development and tests.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_loopback_proxy_targets: bool,
+}
+
+impl KubeletArgs {
+    pub fn options(&self) -> crate::kubelet::KubeletOptions {
+        crate::kubelet::KubeletOptions {
+            preferred_address_types: self.kubelet_preferred_address_types.clone(),
+            client_cert: self
+                .kubelet_client_certificate
+                .clone()
+                .zip(self.kubelet_client_key.clone()),
+            certificate_authority: self.kubelet_certificate_authority.clone(),
+            allow_loopback_proxy_targets: self.allow_loopback_proxy_targets,
+        }
     }
 }
 

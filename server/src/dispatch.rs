@@ -150,6 +150,11 @@ async fn dispatch(
     };
     *labels = RequestLabels::resource(&request);
     *warning = request.resource.strategy().warning();
+    if request.subresource.is_some_and(|s| s.is_connect()) {
+        // Passed on with its body unread: streamed, never buffered, maybe upgraded.
+        let response = handlers::connect::serve(api, &request, &query, parts, body).await?;
+        return Ok(Reply::Stream(response));
+    }
     let body = read_body(&parts.headers, body).await?;
     let user = parts
         .extensions

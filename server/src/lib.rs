@@ -18,6 +18,9 @@
 //!   `kubecache_admission` (the chain every write passes before storage) ← `kubecache_store`
 //!   (the Store, bootstrap writers, controllers); `kubecache_storage` (etcd, the embedded
 //!   store) needs only core;
+//! - [`proxy`] and [`kubelet`]: the connect subresources (logs, exec, attach,
+//!   port-forward, the pod and node proxies) passed on to kubelets and pods, streamed;
+//!   [`streams`]: WebSocket and SPDY/3.1 framing and kube's translation between them;
 //! - [`metrics`]: `/metrics`, request counts and latencies and the watch cache's counters;
 //! - [`authz`]: authorization — the `--authorization-mode` chain, RBAC over the live policy
 //!   index (`kubecache_store::rbac`) and the access review APIs;
@@ -40,12 +43,15 @@ pub mod edge;
 pub mod etcd;
 pub mod filters;
 pub mod handlers;
+pub mod kubelet;
 pub mod metrics;
 pub mod negotiation;
+pub mod proxy;
 pub mod readyz;
 pub mod request_info;
 pub mod server;
 pub mod service_accounts;
 pub mod serving;
 pub mod status_response;
+pub mod streams;
 pub mod tls;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kubecache_server::cli::{Cli, Command, ServeArgs};
-use kubecache_server::{filters, server, service_accounts, serving, tls};
+use kubecache_server::{filters, kubelet, server, service_accounts, serving, tls};
 use kubecache_store::service_accounts::Controllers;
 use tokio::net::TcpListener;
 
@@ -67,6 +67,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(etcd) = opened.etcd {
         etcd.start(&api);
     }
+    let kubelets = kubelet::Kubelets::new(&args.kubelet.options())?;
+    let _ = api.kubelets.set(std::sync::Arc::new(kubelets));
     let shutdown = shutdown_signal();
     let chain = filters::Chain::new(&security.chain_options()?, &api)?;
     let app = filters::apply(server::router(api), chain.clone());

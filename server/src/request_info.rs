@@ -219,6 +219,10 @@ pub fn resolve(
         [_] => (None, None),
         [_, name] => (Some(name.as_str()), None),
         [_, name, sub] => (Some(name.as_str()), Some(sub.as_str())),
+        // `pods/{name}/proxy/{path...}`: the path is the proxied request's.
+        [_, name, sub, ..] if sub == Subresource::Proxy.as_str() => {
+            (Some(name.as_str()), Some(sub.as_str()))
+        }
         _ => return Err(ApiError::path_not_found()),
     };
     let resource = lookup(registry, info).ok_or_else(ApiError::path_not_found)?;
@@ -256,6 +260,9 @@ pub fn resolve(
         Method::POST if (name.is_none() || creates_under_name) && !legacy_watch => Verb::Create,
         Method::PUT if name.is_some() && !legacy_watch => Verb::Update,
         Method::PATCH if name.is_some() && !legacy_watch => Verb::Patch,
+        Method::DELETE if !legacy_watch && subresource.is_some_and(|s| s.is_connect()) => {
+            Verb::Delete
+        }
         Method::DELETE if !legacy_watch && subresource.is_none() => {
             if name.is_some() {
                 Verb::Delete
@@ -644,7 +651,8 @@ mod tests {
             "/api/v1/namespaces/a/pods/x/status/more",
             "/api/v1/proxy/namespaces/a/pods/x",
             "/api/v1/watch",
-            "/api/v1/namespaces/a/pods/x/log",
+            "/api/v1/namespaces/a/pods/x/log/more",
+            "/api/v1/namespaces/a/services/x/proxy/",
             "/apis/nope",
             "/apis/apps/v9",
             "/api/v9",
@@ -659,6 +667,44 @@ mod tests {
             parsed(Method::GET, "/api/v1/proxy/namespaces/a/pods/x").verb,
             "proxy"
         );
+    }
+
+    #[test]
+    fn proxy_paths_keep_their_tail_and_take_every_verb() {
+        let reg = kubecache_apimachinery::registry::Registry::builtin().snapshot();
+        for (method, verb) in [
+            (Method::GET, Verb::Get),
+            (Method::POST, Verb::Create),
+            (Method::PUT, Verb::Update),
+            (Method::PATCH, Verb::Patch),
+            (Method::DELETE, Verb::Delete),
+        ] {
+            let path = "/api/v1/namespaces/a/pods/x:8080/proxy/some/deep/path/";
+            let Target::Resource(request) = parse(&reg, &method, path, false).unwrap() else {
+                panic!("a resource request");
+            };
+            assert_eq!(request.verb, verb);
+            assert_eq!(request.subresource, Some(Subresource::Proxy));
+            assert_eq!(request.name.as_deref(), Some("x:8080"));
+        }
+        // Logs are read only; exec takes GET (WebSocket) and POST (SPDY).
+        let err = parse(
+            &reg,
+            &Method::POST,
+            "/api/v1/namespaces/a/pods/x/log",
+            false,
+        );
+        assert_eq!(err.unwrap_err().code, 405);
+        for method in [Method::GET, Method::POST] {
+            assert!(parse(&reg, &method, "/api/v1/namespaces/a/pods/x/exec", false).is_ok());
+        }
+        let err = parse(
+            &reg,
+            &Method::DELETE,
+            "/api/v1/namespaces/a/pods/x/exec",
+            false,
+        );
+        assert_eq!(err.unwrap_err().code, 405);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct Tls {
     pub generated_ca: Option<PathBuf>,
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -84,7 +84,7 @@ pub fn server_config(serving: &ServingCert, client_ca_file: Option<&Path>) -> Re
     })
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;

@@ -539,7 +539,8 @@ impl PathSet {
         // and put of the object itself, named like kube's (`readCoreV1NamespacedPodResize`).
         // The subresources that only take a create of their own kind are not published.
         for sub in &resource.subresources {
-            if sub.response_kind().is_none() && sub.verbs().contains(&"get") {
+            if sub.response_kind("").is_none() && sub.verbs().contains(&"get") && !sub.is_connect()
+            {
                 let name = sub.as_str();
                 let word = name[..1].to_ascii_uppercase() + &name[1..];
                 subresources.push((name, word, &object, gvk.clone()));

@@ -173,6 +173,7 @@ impl Strategy for Nodes {
             .selectable(&["spec.unschedulable"])
             .short(&["no"])
             .status()
+            .subresources(&[Subresource::Proxy])
             .stored_at("minions")
     }
     typed_as!(core::Node);
@@ -273,6 +274,11 @@ impl Strategy for Pods {
                 Subresource::Eviction,
                 Subresource::EphemeralContainers,
                 Subresource::Resize,
+                Subresource::Log,
+                Subresource::Exec,
+                Subresource::Attach,
+                Subresource::PortForward,
+                Subresource::Proxy,
             ])
     }
     typed_as!(core::Pod);

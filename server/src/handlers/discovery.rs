@@ -112,7 +112,7 @@ pub fn resources(registry: &Snapshot, group: &str, version: &str) -> Value {
                 "kind": &r.kind,
                 "verbs": sub.verbs(),
             });
-            if let Some(kind) = sub.response_kind() {
+            if let Some(kind) = sub.response_kind(&r.kind) {
                 if (kind.group, kind.version) != (r.group.as_str(), r.version.as_str()) {
                     entry["group"] = json!(kind.group);
                     entry["version"] = json!(kind.version);
@@ -202,11 +202,11 @@ fn aggregated_resources(registry: &Snapshot, group: &str, version: &str) -> Vec<
             }
             let mut subresources: Vec<Value> = sorted_subresources(r)
                 .map(|sub| {
-                    let kind = sub.response_kind();
+                    let kind = sub.response_kind(&r.kind);
                     json!({
                         "subresource": sub.as_str(),
                         "responseKind": match kind {
-                            Some(k) => response_kind(k.group, k.version, k.kind),
+                            Some(k) => response_kind(k.group, k.version, &k.kind),
                             None => response_kind(&r.group, &r.version, &r.kind),
                         },
                         "verbs": sub.verbs(),

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod binding;
 pub mod component_status;
+pub mod connect;
 pub mod delete;
 pub mod discovery;
 pub mod eviction;

@@ -187,19 +187,13 @@ const SUBRESOURCES: &[(&str, &str, &str, &str)] = &[
     ("storage.k8s.io/v1", "volumeattachments/status", "VolumeAttachment", STATUS),
 ];
 
-/// Subresources of [`SUBRESOURCES`] kubecache does not serve yet: the ones that reach a kubelet
-/// or a service (logs, exec, attach, port-forward, proxies — the proxy issue) and the
-/// namespace `finalize` subresource (namespace finalization is kubecache's own controller).
-/// The test fails when one of these starts being served, so that it moves out of this list.
+/// Subresources of [`SUBRESOURCES`] kubecache does not serve yet: the service proxy (it needs
+/// the Service → ready endpoint resolution) and the namespace `finalize` subresource
+/// (namespace finalization is kubecache's own controller). The test fails when one of these
+/// starts being served, so that it moves out of this list.
 #[rustfmt::skip]
 const KNOWN_GAPS: &[(&str, &str)] = &[
     ("v1", "namespaces/finalize"),
-    ("v1", "nodes/proxy"),
-    ("v1", "pods/attach"),
-    ("v1", "pods/exec"),
-    ("v1", "pods/log"),
-    ("v1", "pods/portforward"),
-    ("v1", "pods/proxy"),
     ("v1", "services/proxy"),
 ];
 

@@ -28,6 +28,7 @@ mod e2e_kubectl_suite;
 mod e2e_tls_rbac;
 mod etcd_replicas;
 mod fidelity;
+mod kubelet_streams;
 mod limit_range;
 mod list_stream;
 mod metrics;

@@ -243,7 +243,12 @@ impl Kubecache {
 
     /// A `kubectl` command set up for this server (KUBECONFIG, --cache-dir), not yet run.
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(kubectl_binary());
+        self.kubectl_command_of(&kubectl_binary(), args)
+    }
+
+    /// [`Kubecache::kubectl_command`] with this kubectl binary (a given client version).
+    pub fn kubectl_command_of(&self, kubectl: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(kubectl);
         command
             .env("KUBECONFIG", self.kubeconfig())
             .env_remove("KUBERNETES_SERVICE_HOST")

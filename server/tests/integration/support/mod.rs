@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod kubectl;
+pub mod kubelet;
 pub mod pki;
 pub mod secured;
 pub mod server;

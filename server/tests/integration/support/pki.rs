@@ -59,4 +59,24 @@ impl TestCa {
             key_pem: key.serialize_pem(),
         }
     }
+
+    /// A serving certificate for `names` (DNS names or IP addresses), and its key.
+    pub fn server(&self, names: &[&str]) -> ClientCert {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("server params");
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kubelet");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("server key");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("sign the server certificate");
+        ClientCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
