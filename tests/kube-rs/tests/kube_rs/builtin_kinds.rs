@@ -126,14 +126,28 @@ where
         .unwrap_or_else(|e| panic!("{kind}: watch: {e}"))
         .boxed();
 
-    let mut changed = got.clone();
-    changed
-        .labels_mut()
-        .insert("stage".to_string(), "replaced".to_string());
-    let replaced = api
-        .replace(&name, &pp, &changed)
-        .await
-        .unwrap_or_else(|e| panic!("{kind}: replace {name}: {e}"));
+    // A controller may write the object between our read and our replace (the quota
+    // controller fills a ResourceQuota's status): retry on conflict with a fresh read, as
+    // client-go's RetryOnConflict does.
+    let mut current = got.clone();
+    let mut attempts = 0;
+    let replaced = loop {
+        let mut changed = current.clone();
+        changed
+            .labels_mut()
+            .insert("stage".to_string(), "replaced".to_string());
+        match api.replace(&name, &pp, &changed).await {
+            Ok(replaced) => break replaced,
+            Err(kube::Error::Api(status)) if status.code == 409 && attempts < 5 => {
+                attempts += 1;
+                current = api
+                    .get(&name)
+                    .await
+                    .unwrap_or_else(|e| panic!("{kind}: get {name}: {e}"));
+            }
+            Err(e) => panic!("{kind}: replace {name}: {e}"),
+        }
+    };
     assert_eq!(
         replaced.labels().get("stage").map(String::as_str),
         Some("replaced"),
