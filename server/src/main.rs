@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kubecache_server::cli::{Cli, Command, ServeArgs};
+use kubecache_server::cli::{Cli, Command, RewriteArgs, ServeArgs, StorageCommand};
 use kubecache_server::{filters, server, service_accounts, serving, tls};
 use kubecache_store::service_accounts::Controllers;
+use kubecache_store::storage_format::FormattedBackend;
 use tokio::net::TcpListener;
 
 /// mimalloc instead of glibc malloc: the fan-out allocates and frees a frame per event and
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Storage(StorageCommand::Rewrite(args)) => runtime.block_on(rewrite(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,11 +36,53 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+/// The storage the flags name, behind the storage format they name.
+async fn open_storage(args: &ServeArgs) -> Result<std::sync::Arc<FormattedBackend>, String> {
+    let format = args.storage_format.format()?;
     let storage = args.storage();
     let backend = server::open_backend(&storage)
         .await
         .map_err(|e| format!("cannot open storage ({}): {e}", storage.describe()))?;
+    Ok(std::sync::Arc::new(FormattedBackend::new(
+        backend,
+        &args.etcd_prefix,
+        format,
+    )))
+}
+
+/// `kubecache storage rewrite`: every object of each resource written again.
+async fn rewrite(args: RewriteArgs) -> Result<(), String> {
+    let backend = open_storage(&args.server).await?;
+    let root = args.server.etcd_prefix.trim_end_matches('/');
+    let mut unreadable = 0;
+    for name in &args.resource {
+        let prefix = server::storage_prefix_of(root, name);
+        let done = backend
+            .rewrite(&prefix)
+            .await
+            .map_err(|e| format!("rewriting {name}: {e}"))?;
+        println!(
+            "{name}: {} rewritten, {} changed meanwhile, {} unreadable",
+            done.rewritten,
+            done.skipped,
+            done.unreadable.len()
+        );
+        for value in &done.unreadable {
+            println!("  {value}");
+        }
+        unreadable += done.unreadable.len();
+    }
+    match unreadable {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} objects could not be read and were left as they are"
+        )),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let storage = args.storage();
+    let backend = open_storage(&args).await?;
     let security = &args.security;
     let tls = match security.secure_port {
         0 => None,

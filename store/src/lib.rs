@@ -39,6 +39,7 @@ pub mod rbac;
 pub mod resources;
 pub mod service_accounts;
 pub mod service_cidrs;
+pub mod storage_format;
 pub mod store;
 
 pub use store::{Created, Deleted, Preconditions, Store, Writer, startup_error};
