@@ -359,7 +359,9 @@ mod tests {
             "^a$,^b$",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
         let options = args.security.chain_options().unwrap();
         assert_eq!(
             options.authorization_modes,
@@ -373,7 +375,9 @@ mod tests {
         assert_eq!(args.security.secure_port, 6443);
         let bad =
             Cli::try_parse_from(["kubecache", "serve", "--authorization-mode", "Node"]).unwrap();
-        let Command::Serve(args) = bad.command;
+        let Command::Serve(args) = bad.command else {
+            panic!("not serve")
+        };
         assert!(args.security.chain_options().is_err());
         // A certificate needs its key.
         assert!(Cli::try_parse_from(["kubecache", "serve", "--tls-cert-file", "c.pem"]).is_err());

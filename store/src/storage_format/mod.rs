@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use kubecache_apimachinery::registry::Registry;
+use kubecache_apimachinery::strategy::DefaultContext;
 use kubecache_apimachinery::{protobuf, typed};
 use kubecache_core::storage::{
     Backend, CorruptValue, Deleted, KeyValue, ListOptions, ListPage, PrefixState, Result, Revision,
@@ -277,10 +278,19 @@ fn protobuf_of(value: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The scheme defaults an object read from storage gets, as kube-apiserver's storage codec
+/// defaults what it decodes: a value an older kube-apiserver wrote lacks fields added since,
+/// and an update compares against the defaulted object.
+const READ_DEFAULTS: DefaultContext<'static> = DefaultContext {
+    create: false,
+    old: None,
+    ip_family: "IPv4",
+};
+
 /// JSON from either encoding, told apart by the first bytes as kube's decoders do. What
-/// protobuf decodes to is put in the typed form kubecache stores (what protobuf does not
-/// carry, such as the `apiVersion` of a StatefulSet's claim templates, filled in as kube's
-/// conversion does), so a value reads the same whichever encoding it was written in.
+/// protobuf decodes to is defaulted and put in the typed form kubecache stores (what protobuf
+/// does not carry, such as the `apiVersion` of a StatefulSet's claim templates, filled in as
+/// kube's conversion does), so a value reads the same whichever encoding it was written in.
 fn decode(registry: &Registry, plain: &[u8]) -> std::result::Result<Bytes, String> {
     if plain.starts_with(protobuf::MAGIC) {
         let object = protobuf::decode_envelope(plain, None).map_err(|e| e.to_string())?;
@@ -288,10 +298,14 @@ fn decode(registry: &Registry, plain: &[u8]) -> std::result::Result<Bytes, Strin
         let (group, version) = version.split_once('/').unwrap_or(("", version));
         let kind = object["kind"].as_str().unwrap_or_default();
         let object = match registry.by_kind(group, version, kind) {
-            Some(resource) => match typed::normalize(&resource, object.clone()) {
-                Ok((typed, _)) => typed,
-                Err(_) => object,
-            },
+            Some(resource) => {
+                let mut defaulted = object.clone();
+                resource.strategy().default(&mut defaulted, &READ_DEFAULTS);
+                match typed::normalize(&resource, defaulted) {
+                    Ok((typed, _)) => typed,
+                    Err(_) => object,
+                }
+            }
             None => object,
         };
         return Ok(Bytes::from(

@@ -1,0 +1,440 @@
+//! kube-apiserver's storage format at the storage boundary (`kubecache_store::storage_format`):
+//! values kube-apiserver wrote into etcd served through kubectl and watched as they change,
+//! encryption at rest with rotation (ciphertext checked by an independent decryptor: Python's
+//! `cryptography`), startup errors for bad flags, and values that cannot be read (KEP-3926:
+//! 500s naming the key, other resources unaffected, the unsafe delete).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kubecache_core::storage::Backend;
+use kubecache_storage::embedded::EmbeddedBackend;
+use kubecache_storage::etcd::EtcdBackend;
+use kubecache_storage::testing::TestEtcd;
+use kubecache_store::storage_format::{FormattedBackend, StorageFormat};
+use serde_json::{Value, json};
+
+use crate::support::binary::{Kubecache, Storage, Streaming, run_bounded};
+use crate::support::kubectl::parse;
+use crate::support::server::TestServer;
+
+const POD_BIN: &[u8] = include_bytes!("fixtures/kube-storage/pod.bin");
+const POD_JSON: &str = include_str!("fixtures/kube-storage/pod.json");
+const JOB_BIN: &[u8] = include_bytes!("fixtures/kube-storage/job.bin");
+const JOB_JSON: &str = include_str!("fixtures/kube-storage/job.json");
+
+/// A raw connection to the test's etcd: what `etcdctl put`/`get` do, bytes as they are (the
+/// machine has no etcdctl), on a runtime of its own that lives as long as the connection.
+struct RawEtcd {
+    runtime: tokio::runtime::Runtime,
+    backend: Arc<dyn Backend>,
+}
+
+impl RawEtcd {
+    fn connect(etcd: &TestEtcd) -> RawEtcd {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let backend = runtime.block_on(async {
+            Arc::new(
+                EtcdBackend::connect(&[etcd.endpoint()], Default::default())
+                    .await
+                    .expect("connect to etcd"),
+            ) as Arc<dyn Backend>
+        });
+        RawEtcd { runtime, backend }
+    }
+
+    fn put(&self, key: &str, value: &[u8]) {
+        let value = Bytes::copy_from_slice(value);
+        self.runtime
+            .block_on(self.backend.create(key, value))
+            .expect("put");
+    }
+
+    fn get(&self, key: &str) -> Bytes {
+        let kv = self.runtime.block_on(self.backend.get(key)).expect("get");
+        kv.expect("the key exists").value
+    }
+}
+
+/// Every leaf of `expected` that `served` has must be equal; returns the leaves it lacks.
+fn compare_leaves(path: &str, expected: &Value, served: &Value, missing: &mut Vec<String>) {
+    match (expected, served) {
+        (Value::Object(fields), Value::Object(served_fields)) => {
+            for (name, value) in fields {
+                match served_fields.get(name) {
+                    Some(served) => {
+                        compare_leaves(&format!("{path}.{name}"), value, served, missing)
+                    }
+                    None => missing.push(format!("{path}.{name}")),
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(served_items)) => {
+            assert_eq!(items.len(), served_items.len(), "{path}");
+            for (i, (item, served)) in items.iter().zip(served_items).enumerate() {
+                compare_leaves(&format!("{path}[{i}]"), item, served, missing);
+            }
+        }
+        _ => assert_eq!(expected, served, "{path}"),
+    }
+}
+
+/// The Pod and Job a kube-apiserver wrote (protobuf in etcd under their keys) are served by
+/// kubectl with every field their JSON has; a change is seen by a watch and written back in
+/// kube's protobuf.
+#[test]
+fn values_kube_apiserver_wrote_are_served_and_watched() {
+    let etcd = TestEtcd::start();
+    let raw = RawEtcd::connect(&etcd);
+    raw.put("/registry/pods/default/pi-dqtsw", POD_BIN);
+    raw.put("/registry/jobs/default/pi", JOB_BIN);
+    let server = Kubecache::start_with(Storage::Etcd(etcd.endpoint()));
+
+    for (args, json) in [
+        (["get", "pod", "pi-dqtsw", "-o", "json"], POD_JSON),
+        (["get", "job", "pi", "-o", "json"], JOB_JSON),
+    ] {
+        let served = parse(&server.kubectl_ok(&args));
+        let expected: Value = serde_json::from_str(json).unwrap();
+        let mut missing = Vec::new();
+        compare_leaves("", &expected, &served, &mut missing);
+        assert_eq!(missing, Vec::<String>::new(), "{args:?}");
+    }
+    let listed = parse(&server.kubectl_ok(&["get", "pods", "-A", "-o", "json"]));
+    assert_eq!(listed["items"][0]["metadata"]["name"], "pi-dqtsw");
+
+    let mut watch = Streaming::spawn(server.kubectl_command(&[
+        "get",
+        "pods",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        "jsonpath={.type} {.object.metadata.labels.touched}{\"\\n\"}",
+    ]));
+    watch.wait_for(Duration::from_secs(30), |lines| {
+        lines.iter().any(|l| l.starts_with("ADDED"))
+    });
+    server.kubectl_ok(&["label", "pod", "pi-dqtsw", "touched=yes"]);
+    watch.wait_for(Duration::from_secs(30), |lines| {
+        lines.iter().any(|l| l == "MODIFIED yes")
+    });
+    drop(watch.kill());
+    let stored = raw.get("/registry/pods/default/pi-dqtsw");
+    assert!(stored.starts_with(b"k8s\0"), "written back as protobuf");
+}
+
+const KEY1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const KEY2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+fn encryption_config(keys: &[(&str, &str)]) -> String {
+    let keys: String = keys
+        .iter()
+        .map(|(name, secret)| format!("          - name: {name}\n            secret: {secret}\n"))
+        .collect();
+    format!(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n\
+         - resources: [secrets]\n  providers:\n    - aescbc:\n        keys:\n{keys}    \
+         - identity: {{}}\n"
+    )
+}
+
+/// Decrypts kube's aescbc value (prefix, 16-byte IV, AES-CBC, PKCS#7) with Python's
+/// `cryptography`, an implementation independent of the server's.
+fn python_decrypt_aescbc(stored: &[u8], prefix: &str, key_b64: &str) -> Vec<u8> {
+    let script = r#"
+import base64, sys
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives import padding
+prefix, key = sys.argv[1].encode(), base64.b64decode(sys.argv[2])
+data = sys.stdin.buffer.read()
+assert data.startswith(prefix), data[:40]
+body = data[len(prefix):]
+decryptor = Cipher(algorithms.AES(key), modes.CBC(body[:16])).decryptor()
+padded = decryptor.update(body[16:]) + decryptor.finalize()
+unpadder = padding.PKCS7(128).unpadder()
+sys.stdout.buffer.write(unpadder.update(padded) + unpadder.finalize())
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, prefix, key_b64])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(stored).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn kubecache_with_config(etcd: &TestEtcd, dir: &std::path::Path, config: &str) -> Kubecache {
+    let path = dir.join("encryption.yaml");
+    std::fs::write(&path, config).unwrap();
+    Kubecache::start_with_args(
+        Storage::Etcd(etcd.endpoint()),
+        &["--encryption-provider-config", path.to_str().unwrap()],
+    )
+}
+
+/// Secrets encrypted at rest with kube's aescbc layout; rotation: key2 added first, every
+/// Secret rewritten (`kubecache storage rewrite`), key1 removed, and everything still reads.
+#[test]
+fn secrets_are_encrypted_at_rest_and_keys_rotate() {
+    let etcd = TestEtcd::start();
+    let raw = RawEtcd::connect(&etcd);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server =
+        kubecache_with_config(&etcd, dir.path(), &encryption_config(&[("key1", KEY1)]));
+    server.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=hunter2",
+    ]);
+    server.kubectl_ok(&["create", "configmap", "plain", "--from-literal=a=b"]);
+    let stored = raw.get("/registry/secrets/default/db");
+    let plain = python_decrypt_aescbc(&stored, "k8s:enc:aescbc:v1:key1:", KEY1);
+    assert!(plain.starts_with(b"k8s\0"), "a protobuf Secret inside");
+    assert!(
+        plain.windows(b"hunter2".len()).any(|w| w == b"hunter2"),
+        "the secret's value is in the plaintext"
+    );
+    assert!(
+        raw.get("/registry/configmaps/default/plain")
+            .starts_with(b"k8s\0")
+    );
+    server.stop_graceful();
+
+    // Rotation, step 1: key2 writes, key1 still reads.
+    let rotating = encryption_config(&[("key2", KEY2), ("key1", KEY1)]);
+    let mut server = kubecache_with_config(&etcd, dir.path(), &rotating);
+    let path = dir.path().join("encryption.yaml");
+    let rewrite = run_bounded(
+        {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_kubecache"));
+            command.args([
+                "storage",
+                "rewrite",
+                "--resource",
+                "secrets",
+                "--etcd-servers",
+                &etcd.endpoint(),
+                "--encryption-provider-config",
+                path.to_str().unwrap(),
+            ]);
+            command
+        },
+        Duration::from_secs(60),
+    );
+    let out = String::from_utf8_lossy(&rewrite.stdout);
+    assert!(
+        rewrite.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&rewrite.stderr)
+    );
+    assert!(out.contains("secrets: "), "{out}");
+    let stored = raw.get("/registry/secrets/default/db");
+    let plain = python_decrypt_aescbc(&stored, "k8s:enc:aescbc:v1:key2:", KEY2);
+    assert!(plain.windows(7).any(|w| w == b"hunter2"));
+    server.stop_graceful();
+
+    // Step 2: key1 gone; everything reads.
+    let server = kubecache_with_config(&etcd, dir.path(), &encryption_config(&[("key2", KEY2)]));
+    let secret = parse(&server.kubectl_ok(&["get", "secret", "db", "-o", "json"]));
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+    server.kubectl_ok(&["get", "secrets", "-A"]);
+}
+
+/// Startup refuses a storage media type other than JSON and protobuf, and an encryption
+/// configuration that does not parse (naming the line) or names a KMS provider.
+#[test]
+fn bad_storage_flags_are_startup_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_yaml = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad_yaml,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets\n",
+    )
+    .unwrap();
+    let kms = dir.path().join("kms.yaml");
+    std::fs::write(
+        &kms,
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n\
+         - resources: [secrets]\n  providers:\n  - kms: {name: vault, endpoint: unix:///k.sock}\n",
+    )
+    .unwrap();
+    for (args, expected) in [
+        (
+            vec!["--storage-media-type", "application/yaml"],
+            "--storage-media-type \"application/yaml\" is not supported",
+        ),
+        (
+            vec!["--encryption-provider-config", bad_yaml.to_str().unwrap()],
+            "line 5",
+        ),
+        (
+            vec!["--encryption-provider-config", kms.to_str().unwrap()],
+            "KMS providers are not supported",
+        ),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kubecache"));
+        command.args(["serve", "--insecure-port", "0", "--secure-port", "0"]);
+        command.args(&args);
+        let output = run_bounded(command, Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+/// The body of `GET path` once it answers `code` (the watch cache follows storage a moment
+/// later).
+async fn reply_with(server: &TestServer, path: &str, code: u16) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = server.get(path).await;
+        if reply.status == code {
+            return reply.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GET {path} still answers {}: {:#}",
+            reply.status,
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A server on `raw` behind the storage boundary (protobuf, no encryption).
+async fn formatted_server(raw: Arc<dyn Backend>) -> TestServer {
+    let backend = FormattedBackend::new(raw, "/registry", StorageFormat::default());
+    TestServer::start_with(Arc::new(backend)).await
+}
+
+/// A value under /registry that is neither protobuf, JSON nor ciphertext: GET of it and LIST
+/// of its resource fail with kube's 500s naming the key, other resources keep working, it is
+/// counted, and the unsafe delete (with its authorization and its refusal for a readable
+/// object) removes it, after which the resource lists again.
+async fn unreadable_values(raw: Arc<dyn Backend>) {
+    let server = formatted_server(raw.clone()).await;
+    let cm =
+        |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+    let configmaps = "/api/v1/namespaces/default/configmaps";
+    server.post(configmaps, &cm("good")).await.expect(201);
+    let key = "/registry/configmaps/default/bad";
+    raw.create(key, Bytes::from_static(b"\x00\x01 not an object"))
+        .await
+        .unwrap();
+
+    let reply = server.get(&format!("{configmaps}/bad")).await;
+    let status = reply.expect_status(500, "InternalError");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Internal error occurred: StorageError: corrupt object, Code: 7, Key: \
+             /registry/configmaps/default/bad, ResourceVersion: 0, AdditionalErrorMsg: object \
+             not decodable revision="
+        ),
+        "{message}"
+    );
+
+    // The watch cache saw the event, failed to list, and serves the error instead of a list
+    // without the object.
+    for list in [configmaps, "/api/v1/configmaps"] {
+        let status = reply_with(&server, list, 500).await;
+        assert_eq!(status["reason"], "StoreReadError");
+        assert_eq!(
+            status["message"],
+            "failed to read one or more configmaps from the storage"
+        );
+        assert_eq!(status["details"]["name"], "list");
+        assert_eq!(status["details"]["kind"], "configmaps");
+        let causes = status["details"]["causes"].as_array().unwrap();
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0]["reason"], "UnexpectedServerResponse");
+        assert_eq!(causes[0]["field"], key);
+    }
+    // Readable objects of the resource still GET; other resources are untouched.
+    server.get(&format!("{configmaps}/good")).await.expect(200);
+    server
+        .get("/api/v1/namespaces/default/secrets")
+        .await
+        .expect(200);
+    server
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+        )
+        .await
+        .expect(201);
+    let metrics = server.get("/metrics").await;
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .contains("apiserver_storage_decode_errors_total{resource=\"configmaps\"}"),
+    );
+
+    // The unsafe delete: refused for a readable object and beside other options.
+    let unsafe_delete = json!({"ignoreStoreReadErrorWithClusterBreakingPotential": true});
+    let reply = server
+        .delete_with(&format!("{configmaps}/good"), &unsafe_delete)
+        .await;
+    let status = reply.expect_status(422, "Invalid");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("is exclusively used to delete corrupt object(s)")
+    );
+    let reply = server
+        .delete_with(
+            &format!("{configmaps}/bad"),
+            &json!({"ignoreStoreReadErrorWithClusterBreakingPotential": true, "gracePeriodSeconds": 0}),
+        )
+        .await;
+    let status = reply.expect_status(422, "Invalid");
+    assert_eq!(
+        status["details"]["causes"][0]["message"],
+        "Invalid value: true: cannot be set together with .gracePeriodSeconds"
+    );
+    let reply = server
+        .delete_with(&format!("{configmaps}/bad"), &unsafe_delete)
+        .await;
+    let status = reply.expect(200);
+    assert_eq!(status["status"], "Success");
+    assert_eq!(status["details"]["name"], "bad");
+    assert!(raw.get(key).await.unwrap().is_none());
+    let list = reply_with(&server, configmaps, 200).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["good"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_values_embedded() {
+    unreadable_values(Arc::new(EmbeddedBackend::in_memory())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_values_etcd() {
+    let etcd = TestEtcd::start();
+    let raw = EtcdBackend::connect(&[etcd.endpoint()], Default::default())
+        .await
+        .expect("connect to etcd");
+    unreadable_values(Arc::new(raw)).await;
+}
