@@ -9,7 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kubecache_core::authz::{Attributes, Authorizer, Decision, UserInfo};
 use kubecache_core::storage::Backend;
+use kubecache_server::api::Api;
+use kubecache_server::authz::{self, AuthorizationMode};
+use kubecache_server::server::ReadConfig;
 use kubecache_storage::embedded::EmbeddedBackend;
 use kubecache_storage::etcd::EtcdBackend;
 use kubecache_storage::testing::TestEtcd;
@@ -437,4 +441,112 @@ async fn unreadable_values_etcd() {
         .await
         .expect("connect to etcd");
     unreadable_values(Arc::new(raw)).await;
+}
+
+/// DELETE `path` with `body` as `user`, straight into the API entry point (as the
+/// authentication layer would hand it over).
+async fn delete_as(api: &Arc<Api>, user: &UserInfo, path: &str, body: &Value) -> (u16, Value) {
+    let mut request = http::Request::builder()
+        .method("DELETE")
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap();
+    request.extensions_mut().insert(user.clone());
+    let response = kubecache_server::dispatch::handle(api.clone(), request).await;
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// Under RBAC the unsafe delete needs the `unsafe-delete-ignore-read-errors` verb on the
+/// resource, beyond `delete`: 403 naming the verb without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsafe_delete_needs_its_verb() {
+    let raw: Arc<dyn Backend> = Arc::new(EmbeddedBackend::in_memory());
+    let backend = FormattedBackend::new(raw.clone(), "/registry", StorageFormat::default());
+    let mut installed = None;
+    let server = TestServer::start_configured(Arc::new(backend), ReadConfig::default(), |api| {
+        installed = Some((api.clone(), authz::install(api, &[AuthorizationMode::Rbac])));
+    })
+    .await;
+    let (api, chain) = installed.expect("configured");
+    let key = "/registry/configmaps/default/bad";
+    raw.create(key, Bytes::from_static(b"garbage"))
+        .await
+        .unwrap();
+    let alice = UserInfo {
+        name: "alice".into(),
+        groups: vec!["system:authenticated".into()],
+        ..UserInfo::default()
+    };
+    let role = |verbs: &[&str]| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "configmap-deleter"},
+               "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]})
+    };
+    let roles = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
+    server.post(roles, &role(&["delete"])).await.expect(201);
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "alice-deletes"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "configmap-deleter"},
+        "subjects": [{"kind": "User", "name": "alice"}]});
+    server
+        .post(
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            &binding,
+        )
+        .await
+        .expect(201);
+    let asked = |verb: &str| Attributes {
+        user: alice.clone(),
+        verb: verb.into(),
+        resource_request: true,
+        namespace: "default".into(),
+        api_version: "v1".into(),
+        resource: "configmaps".into(),
+        name: "bad".into(),
+        ..Attributes::default()
+    };
+    let allowed = |verb: &'static str| {
+        let (chain, attributes) = (chain.clone(), asked(verb));
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            while chain.authorize(&attributes).await != Decision::Allow {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{verb} never allowed"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    allowed("delete").await;
+    let path = "/api/v1/namespaces/default/configmaps/bad";
+    let option = json!({"ignoreStoreReadErrorWithClusterBreakingPotential": true});
+    let (code, status) = delete_as(&api, &alice, path, &option).await;
+    assert_eq!(code, 403, "{status:#}");
+    assert_eq!(status["reason"], "Forbidden");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("configmaps \"bad\" is forbidden: not permitted to do \"unsafe-delete-ignore-read-errors\""),
+        "{status:#}"
+    );
+    assert!(raw.get(key).await.unwrap().is_some());
+
+    let mut updated = role(&["delete", "unsafe-delete-ignore-read-errors"]);
+    let current = server.get(&format!("{roles}/configmap-deleter")).await;
+    updated["metadata"]["resourceVersion"] = current.body["metadata"]["resourceVersion"].clone();
+    server
+        .put(&format!("{roles}/configmap-deleter"), &updated)
+        .await
+        .expect(200);
+    allowed("unsafe-delete-ignore-read-errors").await;
+    let (code, status) = delete_as(&api, &alice, path, &option).await;
+    assert_eq!(code, 200, "{status:#}");
+    assert!(raw.get(key).await.unwrap().is_none());
 }
