@@ -129,39 +129,56 @@ fn values_kube_apiserver_wrote_are_served_and_watched() {
     assert!(stored.starts_with(b"k8s\0"), "written back as protobuf");
 }
 
+const SECRET_KEY: &str = "/registry/secrets/default/db";
 const KEY1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const KEY2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 
 fn encryption_config(keys: &[(&str, &str)]) -> String {
+    encryption_config_with("aescbc", keys)
+}
+
+fn encryption_config_with(provider: &str, keys: &[(&str, &str)]) -> String {
     let keys: String = keys
         .iter()
         .map(|(name, secret)| format!("          - name: {name}\n            secret: {secret}\n"))
         .collect();
     format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n\
-         - resources: [secrets]\n  providers:\n    - aescbc:\n        keys:\n{keys}    \
+         - resources: [secrets]\n  providers:\n    - {provider}:\n        keys:\n{keys}    \
          - identity: {{}}\n"
     )
 }
 
-/// Decrypts kube's aescbc value (prefix, 16-byte IV, AES-CBC, PKCS#7) with Python's
-/// `cryptography`, an implementation independent of the server's.
-fn python_decrypt_aescbc(stored: &[u8], prefix: &str, key_b64: &str) -> Vec<u8> {
+/// Decrypts a kube value with Python's `cryptography`, an implementation independent of the
+/// server's: aescbc is `prefix`, a 16-byte IV, AES-CBC with PKCS#7; aesgcm is `prefix`, a
+/// 12-byte nonce, AES-GCM whose additional data is the etcd key.
+fn python_decrypt(
+    cipher: &str,
+    stored: &[u8],
+    prefix: &str,
+    key_b64: &str,
+    etcd_key: &str,
+) -> Vec<u8> {
     let script = r#"
 import base64, sys
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives import padding
-prefix, key = sys.argv[1].encode(), base64.b64decode(sys.argv[2])
+cipher, prefix, key, etcd_key = sys.argv[1], sys.argv[2].encode(), base64.b64decode(sys.argv[3]), sys.argv[4]
 data = sys.stdin.buffer.read()
 assert data.startswith(prefix), data[:40]
 body = data[len(prefix):]
-decryptor = Cipher(algorithms.AES(key), modes.CBC(body[:16])).decryptor()
-padded = decryptor.update(body[16:]) + decryptor.finalize()
-unpadder = padding.PKCS7(128).unpadder()
-sys.stdout.buffer.write(unpadder.update(padded) + unpadder.finalize())
+if cipher == "aescbc":
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(body[:16])).decryptor()
+    padded = decryptor.update(body[16:]) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    plain = unpadder.update(padded) + unpadder.finalize()
+else:
+    plain = AESGCM(key).decrypt(body[:12], body[12:], etcd_key.encode())
+sys.stdout.buffer.write(plain)
 "#;
     let mut child = Command::new("python3")
-        .args(["-c", script, prefix, key_b64])
+        .args(["-c", script, cipher, prefix, key_b64, etcd_key])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -204,8 +221,14 @@ fn secrets_are_encrypted_at_rest_and_keys_rotate() {
         "--from-literal=password=hunter2",
     ]);
     server.kubectl_ok(&["create", "configmap", "plain", "--from-literal=a=b"]);
-    let stored = raw.get("/registry/secrets/default/db");
-    let plain = python_decrypt_aescbc(&stored, "k8s:enc:aescbc:v1:key1:", KEY1);
+    let stored = raw.get(SECRET_KEY);
+    let plain = python_decrypt(
+        "aescbc",
+        &stored,
+        "k8s:enc:aescbc:v1:key1:",
+        KEY1,
+        SECRET_KEY,
+    );
     assert!(plain.starts_with(b"k8s\0"), "a protobuf Secret inside");
     assert!(
         plain.windows(b"hunter2".len()).any(|w| w == b"hunter2"),
@@ -245,8 +268,14 @@ fn secrets_are_encrypted_at_rest_and_keys_rotate() {
         String::from_utf8_lossy(&rewrite.stderr)
     );
     assert!(out.contains("secrets: "), "{out}");
-    let stored = raw.get("/registry/secrets/default/db");
-    let plain = python_decrypt_aescbc(&stored, "k8s:enc:aescbc:v1:key2:", KEY2);
+    let stored = raw.get(SECRET_KEY);
+    let plain = python_decrypt(
+        "aescbc",
+        &stored,
+        "k8s:enc:aescbc:v1:key2:",
+        KEY2,
+        SECRET_KEY,
+    );
     assert!(plain.windows(7).any(|w| w == b"hunter2"));
     server.stop_graceful();
 
@@ -255,6 +284,46 @@ fn secrets_are_encrypted_at_rest_and_keys_rotate() {
     let secret = parse(&server.kubectl_ok(&["get", "secret", "db", "-o", "json"]));
     assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
     server.kubectl_ok(&["get", "secrets", "-A"]);
+}
+
+/// aesgcm's layout, with the etcd key as additional data: decrypted by Python under the key it
+/// was written at, refused under another.
+#[test]
+fn aesgcm_binds_values_to_their_keys() {
+    let etcd = TestEtcd::start();
+    let raw = RawEtcd::connect(&etcd);
+    let dir = tempfile::tempdir().unwrap();
+    let server = kubecache_with_config(
+        &etcd,
+        dir.path(),
+        &encryption_config_with("aesgcm", &[("gcm1", KEY1)]),
+    );
+    server.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=hunter2",
+    ]);
+    let stored = raw.get(SECRET_KEY);
+    let plain = python_decrypt(
+        "aesgcm",
+        &stored,
+        "k8s:enc:aesgcm:v1:gcm1:",
+        KEY1,
+        SECRET_KEY,
+    );
+    assert!(plain.starts_with(b"k8s\0") && plain.windows(7).any(|w| w == b"hunter2"));
+    // The same bytes under another key do not decrypt: the value is bound to its key.
+    raw.put("/registry/secrets/default/moved", &stored);
+    let output = server.kubectl(&["get", "secret", "moved"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("data from the storage is not transformable"),
+        "{stderr}"
+    );
+    server.kubectl_ok(&["get", "secret", "db"]);
 }
 
 /// Startup refuses a storage media type other than JSON and protobuf, and an encryption
