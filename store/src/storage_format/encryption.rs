@@ -183,7 +183,7 @@ impl EncryptionConfig {
     }
 
     /// The bytes to store for `plain`, the value of `key` (a resource of `resource`).
-    pub fn to_storage(
+    pub fn encrypt(
         &self,
         resource: &GroupResource,
         key: &str,
@@ -197,7 +197,7 @@ impl EncryptionConfig {
 
     /// The plaintext of a stored value: decrypted by the provider and key its prefix names,
     /// or read as is by `identity` when it is not encrypted.
-    pub fn from_storage(
+    pub fn decrypt(
         &self,
         resource: &GroupResource,
         key: &str,
@@ -497,12 +497,12 @@ mod tests {
                 "  - {provider}:\n      keys:\n      - name: k1\n        secret: {KEY1}\n"
             ));
             let stored = config
-                .to_storage(&secrets(), "/registry/secrets/ns/s", b"plain")
+                .encrypt(&secrets(), "/registry/secrets/ns/s", b"plain")
                 .unwrap();
             let prefix = format!("k8s:enc:{provider}:v1:k1:");
             assert!(stored.starts_with(prefix.as_bytes()), "{provider}");
             let plain = config
-                .from_storage(&secrets(), "/registry/secrets/ns/s", &stored)
+                .decrypt(&secrets(), "/registry/secrets/ns/s", &stored)
                 .unwrap();
             assert_eq!(plain, b"plain", "{provider}");
         }
@@ -514,9 +514,9 @@ mod tests {
             "  - aesgcm:\n      keys:\n      - name: k1\n        secret: {KEY2}\n"
         ));
         let stored = config
-            .to_storage(&secrets(), "/registry/secrets/ns/a", b"plain")
+            .encrypt(&secrets(), "/registry/secrets/ns/a", b"plain")
             .unwrap();
-        let moved = config.from_storage(&secrets(), "/registry/secrets/ns/b", &stored);
+        let moved = config.decrypt(&secrets(), "/registry/secrets/ns/b", &stored);
         assert!(moved.unwrap_err().contains("authentication failed"));
     }
 
@@ -525,18 +525,15 @@ mod tests {
         let old = config(&format!(
             "  - aescbc:\n      keys:\n      - name: k1\n        secret: {KEY1}\n"
         ));
-        let stored = old.to_storage(&secrets(), "/k", b"v").unwrap();
+        let stored = old.encrypt(&secrets(), "/k", b"v").unwrap();
         let rotated = config(&format!(
             "  - aescbc:\n      keys:\n      - name: k2\n        secret: {KEY2}\n      \
              - name: k1\n        secret: {KEY1}\n"
         ));
-        assert_eq!(
-            rotated.from_storage(&secrets(), "/k", &stored).unwrap(),
-            b"v"
-        );
-        let rewritten = rotated.to_storage(&secrets(), "/k", b"v").unwrap();
+        assert_eq!(rotated.decrypt(&secrets(), "/k", &stored).unwrap(), b"v");
+        let rewritten = rotated.encrypt(&secrets(), "/k", b"v").unwrap();
         assert!(rewritten.starts_with(b"k8s:enc:aescbc:v1:k2:"));
-        let unknown = old.from_storage(&secrets(), "/k", &rewritten);
+        let unknown = old.decrypt(&secrets(), "/k", &rewritten);
         assert_eq!(unknown.unwrap_err(), "no matching prefix found");
     }
 
@@ -545,7 +542,7 @@ mod tests {
         let config = config(&format!(
             "  - aesgcm:\n      keys:\n      - name: k1\n        secret: {KEY1}\n  - identity: {{}}\n"
         ));
-        assert_eq!(config.from_storage(&secrets(), "/k", b"{}").unwrap(), b"{}");
+        assert_eq!(config.decrypt(&secrets(), "/k", b"{}").unwrap(), b"{}");
         let configmaps = GroupResource {
             group: String::new(),
             resource: "configmaps".into(),
@@ -558,7 +555,7 @@ mod tests {
         assert!(config.encrypts(&deployments));
         assert!(
             config
-                .from_storage(&configmaps, "/k", b"k8s:enc:aesgcm:v1:k1:xx")
+                .decrypt(&configmaps, "/k", b"k8s:enc:aesgcm:v1:k1:xx")
                 .unwrap_err()
                 .contains("identity transformer")
         );

@@ -144,7 +144,7 @@ struct Codec {
 
 impl Codec {
     /// The bytes to store for kubecache's JSON `value` of `key`.
-    fn to_storage(&self, key: &str, value: &[u8]) -> Result<Bytes> {
+    fn encode_value(&self, key: &str, value: &[u8]) -> Result<Bytes> {
         let encoded = match self.format.media_type {
             MediaType::Json => None,
             MediaType::Protobuf => protobuf_of(value),
@@ -153,18 +153,18 @@ impl Codec {
         match &self.format.encryption {
             None => Ok(Bytes::copy_from_slice(plain)),
             Some(config) => config
-                .to_storage(&self.resources.of(key), key, plain)
+                .encrypt(&self.resources.of(key), key, plain)
                 .map(Bytes::from)
                 .map_err(|e| StorageError::Internal(format!("encrypting {key}: {e}"))),
         }
     }
 
     /// kubecache's JSON of a stored value, or why it cannot be read.
-    fn from_storage(&self, kv: &KeyValue) -> std::result::Result<Bytes, CorruptValue> {
+    fn decode_value(&self, kv: &KeyValue) -> std::result::Result<Bytes, CorruptValue> {
         let resource = self.resources.of(&kv.key);
         let plain = match &self.format.encryption {
             None => encryption::identity(&kv.value),
-            Some(config) => config.from_storage(&resource, &kv.key, &kv.value),
+            Some(config) => config.decrypt(&resource, &kv.key, &kv.value),
         };
         let plain = plain.map_err(|e| {
             corrupt(
@@ -184,7 +184,7 @@ impl Codec {
 
     fn read(&self, kv: KeyValue) -> Result<KeyValue> {
         let value = self
-            .from_storage(&kv)
+            .decode_value(&kv)
             .map_err(|c| StorageError::Corrupt(vec![c]))?;
         Ok(KeyValue { value, ..kv })
     }
@@ -193,7 +193,7 @@ impl Codec {
         let mut corrupt = Vec::new();
         let mut read = Vec::with_capacity(kvs.len());
         for kv in kvs {
-            match self.from_storage(&kv) {
+            match self.decode_value(&kv) {
                 Ok(value) => read.push(KeyValue { value, ..kv }),
                 Err(c) => corrupt.push(c),
             }
@@ -358,7 +358,7 @@ impl FormattedBackend {
                 })
                 .await?;
             for kv in &page.kvs {
-                let json = match self.codec.from_storage(kv) {
+                let json = match self.codec.decode_value(kv) {
                     Ok(json) => json,
                     Err(corrupt) => {
                         done.unreadable.push(corrupt);
@@ -409,7 +409,7 @@ impl Backend for FormattedBackend {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
-        let stored = self.codec.to_storage(key, &value)?;
+        let stored = self.codec.encode_value(key, &value)?;
         let kv = self.inner.create(key, stored).await?;
         self.codec.read(kv)
     }
@@ -420,7 +420,7 @@ impl Backend for FormattedBackend {
         value: Bytes,
         expected_mod_revision: Revision,
     ) -> Result<KeyValue> {
-        let stored = self.codec.to_storage(key, &value)?;
+        let stored = self.codec.encode_value(key, &value)?;
         match self.inner.update(key, stored, expected_mod_revision).await {
             Ok(kv) => self.codec.read(kv),
             Err(err) => Err(self.codec.read_error(err)),
