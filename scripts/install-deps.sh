@@ -17,6 +17,8 @@ apt_packages=()
 command -v protoc >/dev/null 2>&1 || apt_packages+=(protobuf-compiler)
 if ! $build_only; then
   command -v etcd >/dev/null 2>&1 || apt_packages+=(etcd-server)
+  # etcdctl puts the values a real kube-apiserver wrote (shared/fixtures/kube-storage).
+  command -v etcdctl >/dev/null 2>&1 || apt_packages+=(etcd-client)
   # `kubectl diff` runs diff(1) (the kubectl suite's diff test).
   command -v diff >/dev/null 2>&1 || apt_packages+=(diffutils)
   # The loadgen's TLS test makes its CA and certificates with the openssl command.

@@ -1,23 +1,38 @@
-//! The published CRDs of cert-manager and the Prometheus operator (`shared/fixtures/crds`
-//! beside the repository), read once for every test of this crate and, through the `fixtures`
-//! feature, of the crates above it.
+//! Test data from real systems (`shared/fixtures` beside the repository, see its README):
+//! the published CRDs of cert-manager and the Prometheus operator, read once for every test
+//! of this crate and, through the `fixtures` feature, of the crates above it; and the values
+//! a real kube-apiserver wrote into etcd (`kube-storage`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// `$KUBECACHE_FIXTURES/crds` when set, else `shared/fixtures/crds` in the nearest ancestor
+/// `$KUBECACHE_FIXTURES/<set>` when set, else `shared/fixtures/<set>` in the nearest ancestor
 /// of the crate that has it (`/work/shared` for `/work/main` and its worktrees alike).
-pub fn crd_dir() -> PathBuf {
+pub fn dir(set: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("KUBECACHE_FIXTURES") {
-        return Path::new(&dir).join("crds");
+        return Path::new(&dir).join(set);
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
-        .map(|dir| dir.join("shared/fixtures/crds"))
+        .map(|dir| dir.join("shared/fixtures").join(set))
         .find(|dir| dir.is_dir())
-        .expect("shared/fixtures/crds in an ancestor of the crate (or KUBECACHE_FIXTURES)")
+        .unwrap_or_else(|| {
+            panic!("shared/fixtures/{set} in an ancestor of the crate (or KUBECACHE_FIXTURES)")
+        })
+}
+
+/// The published CRDs, one directory per project.
+pub fn crd_dir() -> PathBuf {
+    dir("crds")
+}
+
+/// One value kube-apiserver wrote into etcd (`pod.bin`, `job.bin`) or the object it served
+/// for it (`pod.json`, `job.json`).
+pub fn kube_storage(file: &str) -> Vec<u8> {
+    let path = dir("kube-storage").join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every fixture CRD as JSON, with its file's path, sorted by path.

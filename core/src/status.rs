@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::storage::StorageError;
+use crate::storage::{CorruptValue, StorageError};
 use serde_json::Value;
 
 /// The `reason` field of a failed `Status` (metav1.StatusReason).
@@ -28,6 +28,8 @@ pub enum Reason {
     ServerTimeout,
     InternalError,
     ServiceUnavailable,
+    /// A read met values it could not decode (KEP-3926).
+    StoreReadError,
 }
 
 impl Reason {
@@ -51,6 +53,7 @@ impl Reason {
             Reason::ServerTimeout => "ServerTimeout",
             Reason::InternalError => "InternalError",
             Reason::ServiceUnavailable => "ServiceUnavailable",
+            Reason::StoreReadError => "StoreReadError",
         }
     }
 }
@@ -476,6 +479,27 @@ pub fn storage_error(err: StorageError) -> ApiError {
         StorageError::ValueTooLarge { .. } => ApiError::too_large(MAX_REQUEST_BODY_BYTES),
         other => ApiError::internal(other.to_string()),
     }
+}
+
+/// A LIST that met undecodable values: kube-apiserver's `StoreReadError` (500) naming each
+/// key as a cause, so the list is never served with objects silently missing.
+pub fn store_read_error(group: &str, resource: &str, corrupt: &[CorruptValue]) -> ApiError {
+    let mut err = ApiError::new(
+        500,
+        Reason::StoreReadError,
+        format!(
+            "failed to read one or more {} from the storage",
+            qualified_resource(group, resource)
+        ),
+    );
+    err.group = Some(group.to_string());
+    err.kind = Some(resource.to_string());
+    err.name = Some("list".to_string());
+    err.causes = corrupt
+        .iter()
+        .map(|value| Cause::new("UnexpectedServerResponse", &value.key, value.to_string()))
+        .collect();
+    err
 }
 
 /// kube-apiserver's `NewTooLargeResourceVersionError`: a 504 Timeout to retry after a second,

@@ -133,9 +133,50 @@ pub enum StorageError {
     /// The store cannot be reached or did not answer in time.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Stored values that are neither object encoding nor ciphertext this server can
+    /// decrypt (corruption, foreign data, a missing key), one per key; every other value of
+    /// the read was fine. kube-apiserver's `ErrCodeCorruptObj` (KEP-3926).
+    #[error("{}", corrupt_summary(.0))]
+    Corrupt(Vec<CorruptValue>),
     /// Anything else: a bug or a corrupted store.
     #[error("storage internal error: {0}")]
     Internal(String),
+}
+
+/// A stored value that cannot be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptValue {
+    pub key: String,
+    pub revision: Revision,
+    /// `data from the storage is not transformable` (decryption) or `object not decodable`.
+    pub reason: String,
+}
+
+impl std::fmt::Display for CorruptValue {
+    /// kube-apiserver's StorageError text for a corrupt object (code 7), so a client's message
+    /// reads the same.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StorageError: corrupt object, Code: 7, Key: {}, ResourceVersion: 0, \
+             AdditionalErrorMsg: {}",
+            self.key, self.reason
+        )
+    }
+}
+
+fn corrupt_summary(values: &[CorruptValue]) -> String {
+    match values {
+        [one] => one.to_string(),
+        many => format!(
+            "unable to transform or decode {} objects: {{{}}}",
+            many.len(),
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

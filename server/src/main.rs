@@ -1,9 +1,11 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
-use kubecache_server::cli::{Cli, Command, ServeArgs};
+use kubecache_server::cli::{Cli, Command, RewriteArgs, ServeArgs, StorageCommand};
 use kubecache_server::{filters, kubelet, server, service_accounts, serving, tls};
 use kubecache_store::service_accounts::Controllers;
+use kubecache_store::storage_format::FormattedBackend;
 use tokio::net::TcpListener;
 
 /// mimalloc instead of glibc malloc: the fan-out allocates and frees a frame per event and
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Storage(StorageCommand::Rewrite(args)) => runtime.block_on(rewrite(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,12 +37,60 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let admission = args.admission()?;
+/// The storage the flags name, behind the storage format they name, and the etcd client's
+/// own services (metrics, compaction, readiness) when it is etcd.
+async fn open_storage(
+    args: &ServeArgs,
+) -> Result<
+    (
+        Arc<FormattedBackend>,
+        Option<Arc<kubecache_server::etcd::Etcd>>,
+    ),
+    String,
+> {
+    let format = args.storage_format.format()?;
     let storage = args.storage()?;
     let opened = server::open_backend(&storage)
         .await
         .map_err(|e| format!("cannot open storage ({}): {e}", storage.describe()))?;
+    let backend = Arc::new(FormattedBackend::new(backend, &args.etcd_prefix, format));
+    Ok((backend, opened.etcd))
+}
+
+/// `kubecache storage rewrite`: every object of each resource written again.
+async fn rewrite(args: RewriteArgs) -> Result<(), String> {
+    let (backend, _) = open_storage(&args.server).await?;
+    let root = args.server.etcd_prefix.trim_end_matches('/');
+    let mut unreadable = 0;
+    for name in &args.resource {
+        let prefix = server::storage_prefix_of(root, name);
+        let done = backend
+            .rewrite(&prefix)
+            .await
+            .map_err(|e| format!("rewriting {name}: {e}"))?;
+        println!(
+            "{name}: {} rewritten, {} changed meanwhile, {} unreadable",
+            done.rewritten,
+            done.skipped,
+            done.unreadable.len()
+        );
+        for value in &done.unreadable {
+            println!("  {value}");
+        }
+        unreadable += done.unreadable.len();
+    }
+    match unreadable {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} objects could not be read and were left as they are"
+        )),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let admission = args.admission()?;
+    let storage = args.storage()?;
+    let (backend, etcd) = open_storage(&args).await?;
     let security = &args.security;
     let tls = match security.secure_port {
         0 => None,
@@ -55,7 +106,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let tokens = service_accounts::Tokens::load(&args.tokens())?;
     let api = server::build_api_with(
-        opened.backend,
+        backend,
         &args.etcd_prefix,
         args.reads(),
         admission,
@@ -64,7 +115,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .await
     .map_err(|e| format!("cannot initialise storage: {e}"))?;
     let _ = api.tokens.set(std::sync::Arc::new(tokens));
-    if let Some(etcd) = opened.etcd {
+    if let Some(etcd) = etcd {
         etcd.start(&api);
     }
     let kubelets = kubelet::Kubelets::new(&args.kubelet.options())?;

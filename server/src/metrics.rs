@@ -461,7 +461,25 @@ pub async fn render(api: &Api) -> String {
         &stats,
         storage_revision,
     );
+    render_decode_errors(&mut out);
     out
+}
+
+/// kube-apiserver's `apiserver_storage_decode_errors_total`: stored values that could not be
+/// decrypted or decoded, by resource (see `kubecache_store::storage_format`).
+fn render_decode_errors(out: &mut String) {
+    header(
+        out,
+        "apiserver_storage_decode_errors_total",
+        "counter",
+        "Number of stored object decoding errors split by object type",
+    );
+    for (resource, count) in kubecache_store::storage_format::decode_error_counts() {
+        let _ = writeln!(
+            out,
+            "apiserver_storage_decode_errors_total{{resource=\"{resource}\"}} {count}"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -71,8 +71,17 @@ pub async fn open_backend(config: &StorageConfig) -> Result<OpenedBackend, Stora
     })
 }
 
-/// Builds the API over a backend: reads pass through to it for now, the initial namespaces
-/// exist, and the namespace finalizer runs.
+/// The storage prefix of a resource named as `kubecache storage rewrite --resource` takes it:
+/// `secrets`, `deployments.apps`, or a custom resource's `widgets.example.com`.
+pub fn storage_prefix_of(root: &str, name: &str) -> String {
+    let (resource, group) = name.split_once('.').unwrap_or((name, ""));
+    let registry = Registry::builtin();
+    let builtin = (registry.snapshot().iter())
+        .find(|r| r.is_stored() && r.resource == resource && r.group == group)
+        .map(|r| r.stored().info().storage_prefix(root));
+    builtin.unwrap_or_else(|| format!("{root}/{group}/{resource}/"))
+}
+
 /// Where reads are served from.
 #[derive(Debug, Clone)]
 pub enum ReadConfig {

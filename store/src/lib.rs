@@ -42,6 +42,7 @@ pub mod resource_quota;
 pub mod resources;
 pub mod service_accounts;
 pub mod service_cidrs;
+pub mod storage_format;
 pub mod store;
 
 pub use store::{Created, Deleted, Preconditions, Store, Writer, startup_error};

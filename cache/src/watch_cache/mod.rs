@@ -354,7 +354,11 @@ impl WatchCache {
             match published.state {
                 CacheState::Ready => return Ok(published),
                 CacheState::Stopped => return Err(removed(handle)),
-                CacheState::Pending => {}
+                CacheState::Pending => {
+                    if let Some(failure) = &published.failure {
+                        return Err(failure.clone());
+                    }
+                }
             }
             match tokio::time::timeout_at(deadline, revisions.changed()).await {
                 Ok(Ok(())) => {}
@@ -783,8 +787,12 @@ impl ReadPath for WatchCache {
             .iter()
             .filter(|(path, _)| self.at_start.contains(*path))
             .map(|(_, h)| h)
-            .find(|h| h.load().state != CacheState::Ready)
-        {
+            // A cache that cannot list because of unreadable values answers with that error:
+            // one bad key must not take the whole server out of its load balancer.
+            .find(|h| {
+                let published = h.load();
+                published.state != CacheState::Ready && published.failure.is_none()
+            }) {
             Some(pending) => Err(StorageError::Unavailable(format!(
                 "the cache of {} has not synced",
                 pending.prefix

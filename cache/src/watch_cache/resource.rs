@@ -26,7 +26,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Config;
 use super::state::{CacheEvent, CacheState, Objects, Published};
-use super::watchers::{ENDED_EXPIRED, ENDED_REMOVED, Ending, Frame, WatcherIndex, WatcherStats};
+use super::watchers::{
+    ENDED_EXPIRED, ENDED_REMOVED, ENDED_UNREADABLE, Ending, Frame, WatcherIndex, WatcherStats,
+};
 use crate::object::{CachedObject, Filter, ObjectAttrs, ObjectCodec, Shapes, View};
 
 /// Where a registered watch starts.
@@ -236,6 +238,10 @@ impl ResourceCache {
                 tokio::select! {
                     result = list => match result {
                         Ok(page) => break page,
+                        Err(failure @ StorageError::Corrupt(_)) => {
+                            self.fail(failure);
+                            tokio::time::sleep(RETRY).await;
+                        }
                         Err(_) => tokio::time::sleep(RETRY).await,
                     },
                     command = commands.recv() => match command {
@@ -266,6 +272,17 @@ impl ResourceCache {
         }
     }
 
+    /// The list failed on values that cannot be read: the cache serves nothing until it lists
+    /// again (never a list with objects missing), its watchers end, and reads fail with
+    /// `failure`, which names the keys.
+    fn fail(&mut self, failure: StorageError) {
+        if self.current.state == CacheState::Ready {
+            self.watchers.end_all(ENDED_UNREADABLE);
+        }
+        self.current = Published::failed(failure);
+        self.publish();
+    }
+
     /// Follows storage from the cache's revision until it must relist (its revision was
     /// compacted away) or stop.
     async fn follow(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> Followed {
@@ -290,7 +307,11 @@ impl ResourceCache {
                     },
                     event = events.next() => match event {
                         Some(Ok(event)) => self.apply(event),
-                        Some(Err(StorageError::Compacted { .. })) => return Followed::Relist,
+                        // A value that cannot be read: a relist finds out which, as
+                        // kube-apiserver's reflector does after its watch fails.
+                        Some(Err(StorageError::Compacted { .. } | StorageError::Corrupt(_))) => {
+                            return Followed::Relist;
+                        }
                         // Storage went away (restart, leader change, network): resume from
                         // the last revision applied.
                         Some(Err(_)) | None => {

@@ -305,6 +305,10 @@ pub struct Published {
     since_checkpoint: usize,
     /// The stored JSON of the object versions history holds (each put's new version).
     history_bytes: usize,
+    /// Why a pending cache cannot list (values storage holds that cannot be read): reads fail
+    /// with it at once rather than waiting, as kube-apiserver's reads fall through to storage
+    /// and fail there while its cacher cannot initialize.
+    pub failure: Option<StorageError>,
 }
 
 impl Published {
@@ -319,6 +323,15 @@ impl Published {
             base_objects: Objects::new(),
             since_checkpoint: 0,
             history_bytes: 0,
+            failure: None,
+        }
+    }
+
+    /// A cache whose list failed with `failure`: nothing is served, reads fail with it.
+    pub fn failed(failure: StorageError) -> Published {
+        Published {
+            failure: Some(failure),
+            ..Published::pending()
         }
     }
 
@@ -342,6 +355,7 @@ impl Published {
             base_revision: revision,
             since_checkpoint: 0,
             history_bytes: 0,
+            failure: None,
         }
     }
 

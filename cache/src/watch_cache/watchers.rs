@@ -27,6 +27,10 @@ pub const ENDED_EXPIRED: i64 = 2;
 /// The resource was removed: the stream ends with no ERROR frame (kube-apiserver's cacher,
 /// stopped when a CRD goes, closes its watchers' result channels the same way).
 pub const ENDED_REMOVED: i64 = 3;
+/// Storage holds a value the cache cannot read, so it cannot list: the stream ends with no
+/// ERROR frame, as kube-apiserver's cacher terminates its watchers before it lists again; the
+/// client's relist gets the read error.
+pub const ENDED_UNREADABLE: i64 = 4;
 
 /// Shared between the shard and a watch's connection: why the shard closed its queue.
 #[derive(Debug, Default)]

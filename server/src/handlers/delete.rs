@@ -9,7 +9,11 @@
 
 use bytes::Bytes;
 use http::StatusCode;
-use kubecache_core::status::{ApiError, Status, StatusDetails};
+use kubecache_core::authz::Attributes;
+use kubecache_core::status::{
+    ApiError, Cause, Reason, Status, StatusDetails, qualified_resource, storage_error,
+};
+use kubecache_core::storage::StorageError;
 use serde_json::{Value, json};
 
 use super::path_name;
@@ -24,6 +28,9 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
+    /// `ignoreStoreReadErrorWithClusterBreakingPotential`: remove an object whose stored
+    /// value cannot be read (KEP-3926), see [`unsafe_delete`].
+    pub ignore_store_read_error: bool,
 }
 
 impl DeleteOptions {
@@ -81,6 +88,7 @@ impl DeleteOptions {
                 }
             };
         let preconditions = body.get("preconditions");
+        let ignore_store_read_error = ignore_store_read_error(call, body, propagation)?;
         let field = |name: &str| {
             preconditions
                 .and_then(|p| p.get(name))
@@ -92,8 +100,58 @@ impl DeleteOptions {
             uid: field("uid"),
             resource_version: field("resourceVersion"),
             dry_run,
+            ignore_store_read_error,
         })
     }
+}
+
+/// `ignoreStoreReadErrorWithClusterBreakingPotential` from the body or the query, refused
+/// with kube's causes beside any option that assumes the object can be read.
+fn ignore_store_read_error(
+    call: &Call<'_>,
+    body: &Value,
+    propagation: Option<&str>,
+) -> Result<bool, ApiError> {
+    const FIELD: &str = "ignoreStoreReadErrorWithClusterBreakingPotential";
+    let enabled = match body.get(FIELD) {
+        Some(value) => value.as_bool() == Some(true),
+        None => call.query.get(FIELD) == Some("true"),
+    };
+    if !enabled {
+        return Ok(false);
+    }
+    let given = |name: &str| body.get(name).is_some_and(|v| !v.is_null());
+    let dry_run = given("dryRun") || call.query.get("dryRun").is_some();
+    let conflicts = [
+        (dry_run, "dryRun"),
+        (propagation.is_some(), "propagationPolicy"),
+        (given("orphanDependents"), "orphanDependents"),
+        (
+            given("gracePeriodSeconds") || call.query.get("gracePeriodSeconds").is_some(),
+            "gracePeriodSeconds",
+        ),
+        (given("preconditions"), "preconditions"),
+    ];
+    let causes: Vec<Cause> = conflicts
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, option)| {
+            Cause::new(
+                "FieldValueInvalid",
+                FIELD,
+                format!("Invalid value: true: cannot be set together with .{option}"),
+            )
+        })
+        .collect();
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "DeleteOptions",
+            "",
+            causes,
+        ));
+    }
+    Ok(true)
 }
 
 impl DeleteOptions {
@@ -119,6 +177,9 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
     let resource = &call.request.resource;
     let options = DeleteOptions::from_call(call)?;
     let name = path_name(call);
+    if options.ignore_store_read_error {
+        return unsafe_delete(call, name).await;
+    }
     let outcome = Store::new(call.api, resource)
         .delete(
             &options.writer(call),
@@ -146,6 +207,82 @@ pub async fn delete(call: &Call<'_>) -> Result<Reply, ApiError> {
         body,
         warnings: Vec::new(),
     })
+}
+
+/// KEP-3926's unsafe delete, as kube-apiserver: only with the `unsafe-delete-ignore-read-errors`
+/// verb on the resource, and only for an object whose stored value cannot be read (422
+/// otherwise); the key is removed without preconditions, admission or finalizers, since
+/// there is no object to apply them to.
+async fn unsafe_delete(call: &Call<'_>, name: &str) -> Result<Reply, ApiError> {
+    const VERB: &str = "unsafe-delete-ignore-read-errors";
+    let resource = &call.request.resource;
+    let namespace = call.request.namespace.as_deref();
+    let attributes = Attributes {
+        user: call.user.clone(),
+        verb: VERB.to_string(),
+        resource_request: true,
+        namespace: namespace.unwrap_or_default().to_string(),
+        api_group: resource.group.to_string(),
+        api_version: resource.version.to_string(),
+        resource: resource.resource.to_string(),
+        subresource: String::new(),
+        name: name.to_string(),
+        path: String::new(),
+    };
+    let verdict = crate::authz::chain_of(call.api).evaluate(&attributes).await;
+    if !verdict.allowed {
+        let mut err = ApiError::new(
+            403,
+            Reason::Forbidden,
+            format!(
+                "{} {name:?} is forbidden: not permitted to do {VERB:?}, reason: {}",
+                qualified_resource(&resource.group, &resource.resource),
+                verdict.reason
+            ),
+        );
+        err.name = Some(name.to_string());
+        err.group = Some(resource.group.to_string());
+        err.kind = Some(resource.resource.to_string());
+        return Err(err);
+    }
+    let key = resource
+        .info()
+        .object_key(&call.api.storage_root, namespace, name);
+    match call.api.backend.get(&key).await {
+        Err(StorageError::Corrupt(_)) => {}
+        Ok(None) => {
+            return Err(ApiError::not_found(
+                &resource.group,
+                &resource.resource,
+                name,
+            ));
+        }
+        Ok(Some(_)) => {
+            return Err(ApiError::invalid(
+                &resource.group,
+                &resource.resource,
+                name,
+                vec![Cause::new(
+                    "FieldValueInvalid",
+                    "ignoreStoreReadErrorWithClusterBreakingPotential",
+                    "Invalid value: true: is exclusively used to delete corrupt object(s), try \
+                     again by removing this option",
+                )],
+            ));
+        }
+        Err(other) => return Err(storage_error(other)),
+    }
+    tracing::warn!(%key, user = %call.user.name, "unsafe delete of an object that cannot be read");
+    match call.api.backend.delete(&key, None).await {
+        Ok(_) | Err(StorageError::NotFound { .. }) => {}
+        Err(other) => return Err(storage_error(other)),
+    }
+    let status = Status::success(Some(StatusDetails {
+        name: name.to_string(),
+        kind: resource.kind.to_string(),
+        ..StatusDetails::default()
+    }));
+    Ok(Reply::json_bytes(Bytes::from(status.to_body())))
 }
 
 pub async fn delete_collection(call: &Call<'_>) -> Result<Reply, ApiError> {

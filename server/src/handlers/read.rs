@@ -212,6 +212,10 @@ fn list_error(call: &Call<'_>, err: StorageError) -> ApiError {
         StorageError::Compacted { requested, .. } => {
             ApiError::expired(format!("too old resource version: {requested}"))
         }
+        StorageError::Corrupt(values) => {
+            let resource = &call.request.resource;
+            kubecache_core::status::store_read_error(&resource.group, &resource.resource, &values)
+        }
         other => storage_error(other),
     }
 }

@@ -45,6 +45,7 @@ mod security_e2e;
 mod service_account_tokens;
 mod serving;
 mod status_bytes;
+mod storage_format;
 mod table;
 mod versions;
 mod watch_cache;

@@ -1075,6 +1075,77 @@ async fn custom_resource_reflector(cluster: Cluster) {
     task.abort();
 }
 
+/// A Pod and a Job a real kube-apiserver wrote into etcd (protobuf, under their keys) read by
+/// kube-rs into k8s-openapi's types, and a change to the Pod seen by the runtime watcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_kube_apiserver_wrote() {
+    use k8s_openapi::api::batch::v1::Job;
+    use kubecache_core::storage::Backend;
+    use kubecache_store::storage_format::{FormattedBackend, StorageFormat};
+
+    let etcd = TestEtcd::start();
+    let raw: Arc<dyn Backend> = Arc::new(
+        EtcdBackend::connect(&[etcd.endpoint()], EtcdOptions::default())
+            .await
+            .expect("connect to etcd"),
+    );
+    for (key, file) in [
+        ("/registry/pods/default/pi-dqtsw", "pod.bin"),
+        ("/registry/jobs/default/pi", "job.bin"),
+    ] {
+        let value = kubecache_apiextensions::fixtures::kube_storage(file);
+        raw.create(key, bytes::Bytes::from(value))
+            .await
+            .expect("put");
+    }
+    let backend = FormattedBackend::new(raw, "/registry", StorageFormat::default());
+    let server = TestServer::start_with(Arc::new(backend)).await;
+    let client = client_for(&server.base);
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = pods.get("pi-dqtsw").await.expect("get the pod");
+    assert_eq!(
+        pod.uid().as_deref(),
+        Some("a4adc7ca-5b56-11e7-8d4b-42010a800002")
+    );
+    let spec = pod.spec.as_ref().expect("a spec");
+    assert_eq!(
+        spec.node_name.as_deref(),
+        Some("kubernetes-minion-group-vlql")
+    );
+    assert_eq!(spec.containers[0].image.as_deref(), Some("perl"));
+    let status = pod.status.as_ref().expect("a status");
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"));
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let job = jobs.get("pi").await.expect("get the job");
+    assert_eq!(job.status.and_then(|s| s.succeeded), Some(1));
+
+    let mut events = watcher(pods.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(CONVERGE, events.next()).await;
+    assert!(matches!(first, Ok(Some(Ok(_)))), "{first:?}");
+    pods.patch(
+        "pi-dqtsw",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"touched": "kube-rs"}}})),
+    )
+    .await
+    .expect("patch the pod");
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, events.next())
+            .await
+            .expect("the change is watched")
+            .expect("the watch goes on")
+            .expect("no watch error");
+        if event.labels().get("touched").map(String::as_str) == Some("kube-rs") {
+            break;
+        }
+    }
+}
+
 /// Runs each test body on the embedded store and on a real etcd.
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
