@@ -569,7 +569,9 @@ mod tests {
             "0",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
         let StorageConfig::Etcd(config) = args.storage().unwrap() else {
             panic!("etcd storage expected");
         };
@@ -590,7 +592,9 @@ mod tests {
         assert_eq!(config.readycheck_timeout, Duration::from_secs(2));
 
         let cli = Cli::try_parse_from(["kubecache", "serve", "--etcd-servers", "e:2379"]).unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
         let StorageConfig::Etcd(config) = args.storage().unwrap() else {
             panic!("etcd storage expected");
         };
@@ -610,7 +614,9 @@ mod tests {
             "/nonexistent/ca.crt",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
         let error = args.storage().unwrap_err();
         assert!(error.contains("/nonexistent/ca.crt"), "{error}");
     }

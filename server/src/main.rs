@@ -53,7 +53,11 @@ async fn open_storage(
     let opened = server::open_backend(&storage)
         .await
         .map_err(|e| format!("cannot open storage ({}): {e}", storage.describe()))?;
-    let backend = Arc::new(FormattedBackend::new(backend, &args.etcd_prefix, format));
+    let backend = Arc::new(FormattedBackend::new(
+        opened.backend,
+        &args.etcd_prefix,
+        format,
+    ));
     Ok((backend, opened.etcd))
 }
 
