@@ -22,17 +22,27 @@
 //! [`strategy::Defaulting`] (kube's scheme defaults, which kube applies when decoding, plus the
 //! strategies' create-time fields such as a Job's generated selector),
 //! [`service_account::ServiceAccount`] (a pod's service account and its token volume),
-//! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`].
+//! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`], then
+//! [`webhook::MutatingAdmissionWebhook`] (kube runs the webhooks after its built-in mutating
+//! plugins).
 //!
 //! Validating, in order: [`strategy::ObjectMeta`], [`strategy::Fields`],
 //! [`strategy::Immutable`]; their causes are gathered into one 422 `Invalid`, as kube's
-//! strategy validation gathers a `field.ErrorList`. Then [`service_ips`] allocates.
+//! strategy validation gathers a `field.ErrorList`. Then, on a valid object only,
+//! [`webhook::ValidatingAdmissionWebhook`]. Then [`service_ips`] allocates.
+//!
+//! Warnings and audit annotations a plugin has for the request go through [`notes`].
 
+pub mod endpoints;
 pub mod lifecycle;
+pub mod matching;
+pub mod notes;
+pub mod outbound;
 pub mod priority;
 pub mod service_account;
 pub mod service_ips;
 pub mod strategy;
+pub mod webhook;
 
 use kubecache_apimachinery::registry::{Registry, Resource};
 use std::collections::HashMap;
@@ -41,6 +51,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kubecache_cache::ReadPath;
+use kubecache_core::authz::UserInfo;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::Backend;
@@ -90,12 +101,25 @@ pub enum Operation {
     Delete,
 }
 
+impl Operation {
+    /// kube's admission operation name (`CREATE`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+        }
+    }
+}
+
 /// What a plugin knows about the write (kube's `admission.Attributes`), made by the
 /// `kubecache-store` crate's `Store` for a request or for the server's own writes alike.
 pub struct Attributes<'a> {
     pub context: &'a dyn Context,
     pub resource: &'a Resource,
     pub operation: Operation,
+    /// Who asks (the server's own writes: `system:apiserver`).
+    pub user: &'a UserInfo,
     /// `status` or `scale` for subresource writes.
     pub subresource: Option<Subresource>,
     pub namespace: Option<&'a str>,
@@ -123,6 +147,12 @@ pub trait MutatingPlugin: Send + Sync {
 #[async_trait]
 pub trait ValidatingPlugin: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Runs only when the plugins before it found nothing wrong (kube runs validating
+    /// admission after the strategy's validation): the webhooks, which must not see an
+    /// invalid object.
+    fn needs_valid_object(&self) -> bool {
+        false
+    }
     async fn validate(
         &self,
         attrs: &Attributes<'_>,
@@ -157,6 +187,8 @@ pub struct Admission {
     validating: Vec<Box<dyn ValidatingPlugin>>,
     /// clusterIP allocation (kept in storage, see [`service_ips`]).
     pub service_ips: ServiceIps,
+    /// The admission webhooks' configurations, connections and metrics.
+    pub webhooks: webhook::Webhooks,
 }
 
 impl Admission {
@@ -168,13 +200,16 @@ impl Admission {
                 Box::new(service_account::ServiceAccount),
                 Box::new(priority::Priority),
                 Box::new(priority::DefaultTolerationSeconds),
+                Box::new(webhook::MutatingAdmissionWebhook),
             ],
             validating: vec![
                 Box::new(strategy::ObjectMeta),
                 Box::new(strategy::Fields),
                 Box::new(strategy::Immutable),
+                Box::new(webhook::ValidatingAdmissionWebhook),
             ],
             service_ips: ServiceIps::new(config.service_cluster_ip_range, config.orphan_ip_grace),
+            webhooks: webhook::Webhooks::default(),
         }
     }
 
@@ -205,17 +240,23 @@ pub async fn mutate(attrs: &Attributes<'_>, object: &mut Value) -> Result<(), Ap
 /// Runs the validating plugins, then allocates what the object needs from storage (a
 /// Service's clusterIP, written into `object`). The caller settles the result after writing.
 pub async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<Admitted, ApiError> {
-    let mut causes = Vec::new();
-    for plugin in &attrs.context.admission().validating {
-        causes.extend(plugin.validate(attrs, object).await?);
-    }
-    if !causes.is_empty() {
-        return Err(ApiError::invalid(
+    let invalid = |causes| {
+        ApiError::invalid(
             &attrs.resource.group,
             &attrs.resource.kind,
             objects::name(object),
             causes,
-        ));
+        )
+    };
+    let mut causes = Vec::new();
+    for plugin in &attrs.context.admission().validating {
+        if plugin.needs_valid_object() && !causes.is_empty() {
+            return Err(invalid(causes));
+        }
+        causes.extend(plugin.validate(attrs, object).await?);
+    }
+    if !causes.is_empty() {
+        return Err(invalid(causes));
     }
     let admitted = service_ips::admit(attrs, object).await?;
     canonicalize(attrs.resource, object)?;
@@ -414,6 +455,7 @@ pub(crate) mod tests {
             } else {
                 Operation::Create
             },
+            user: Box::leak(Box::new(UserInfo::default())),
             subresource: None,
             namespace: namespaced.then_some("default"),
             old,
@@ -431,9 +473,11 @@ pub(crate) mod tests {
                 "ServiceAccount",
                 "Priority",
                 "DefaultTolerationSeconds",
+                "MutatingAdmissionWebhook",
                 "ObjectMetaValidation",
                 "FieldValidation",
                 "ImmutableFields",
+                "ValidatingAdmissionWebhook",
             ]
         );
     }
