@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use http::Method;
-use kubecache_apimachinery::registry::Snapshot;
 use kubecache_admission::webhook::metrics as webhook_metrics;
+use kubecache_apimachinery::registry::Snapshot;
 use kubecache_cache::ResourceCacheStats;
 use parking_lot::Mutex;
 
@@ -446,7 +446,11 @@ fn render_webhooks(out: &mut String, counted: &webhook_metrics::Snapshot) {
             );
         }
         let name = "apiserver_admission_webhook_admission_duration_seconds";
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", histogram.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            histogram.count
+        );
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.count);
     }

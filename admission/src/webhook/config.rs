@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use kubecache_apiextensions::cel::Expression;
 use kubecache_cache::{Filter, ListRequest, ReadAt};
+use kubecache_apimachinery::registry::Resource;
 use kubecache_core::status::{ApiError, storage_error};
+use kubecache_core::storage::{KeyValue, ListOptions};
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -135,23 +137,10 @@ impl Configurations {
         else {
             return Ok(Arc::default());
         };
-        let listed = context
-            .reads()
-            .list(ListRequest {
-                resource: resource.info().clone(),
-                prefix: context.storage_prefix(&resource),
-                start_key: None,
-                limit: None,
-                at: ReadAt::Any,
-                filter: Arc::new(Filter::default()),
-                remaining_hint: None,
-            })
-            .await
-            .map_err(storage_error)?;
-        let from: Vec<(String, i64)> = listed
-            .objects
+        let stored = stored_configurations(context, &resource).await?;
+        let from: Vec<(String, i64)> = stored
             .iter()
-            .map(|o| (o.kv.key.clone(), o.kv.mod_revision))
+            .map(|kv| (kv.key.clone(), kv.mod_revision))
             .collect();
         if let Some(compiled) = &*self.compiled.lock()
             && compiled.from == from
@@ -159,10 +148,10 @@ impl Configurations {
             return Ok(compiled.hooks.clone());
         }
         let mut configurations = Vec::new();
-        for object in &listed.objects {
-            match serde_json::from_slice::<Value>(&object.kv.value) {
+        for kv in &stored {
+            match serde_json::from_slice::<Value>(&kv.value) {
                 Ok(configuration) => configurations.push(configuration),
-                Err(e) => tracing::warn!(key = %object.kv.key, "webhook configuration is not JSON: {e}"),
+                Err(e) => tracing::warn!(key = %kv.key, "webhook configuration is not JSON: {e}"),
             }
         }
         configurations.sort_by(|a, b| a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()));
@@ -183,6 +172,41 @@ impl Configurations {
         });
         Ok(hooks)
     }
+}
+
+/// Every configuration of `resource`, from the watch cache; from storage while the cache is
+/// not ready yet (the server's own writes at startup pass admission too).
+async fn stored_configurations(
+    context: &dyn Context,
+    resource: &Resource,
+) -> Result<Vec<KeyValue>, ApiError> {
+    let prefix = context.storage_prefix(resource);
+    let cached = context
+        .reads()
+        .list(ListRequest {
+            resource: resource.info().clone(),
+            prefix: prefix.clone(),
+            start_key: None,
+            limit: None,
+            at: ReadAt::Any,
+            filter: Arc::new(Filter::default()),
+            remaining_hint: None,
+        })
+        .await;
+    if let Ok(listed) = cached {
+        return Ok(listed.objects.iter().map(|o| o.kv.clone()).collect());
+    }
+    let page = context
+        .backend()
+        .list(ListOptions {
+            prefix,
+            start_key: None,
+            limit: None,
+            revision: None,
+        })
+        .await
+        .map_err(storage_error)?;
+    Ok(page.kvs)
 }
 
 /// The clients of every `caBundle` in use, kept across recompilations so a configuration
