@@ -9,7 +9,7 @@ it is given, answering AdmissionReview v1 by path.
   /hang          sleeps 5 s, then allows (for timeouts)
 
 GET /stats answers {"connections": connections that carried a review, "reviews": reviews answered,
-"last": the last review}. It prints `PORT <n>` once listening.
+"last": the last review, "paths": reviews by path}. It prints `PORT <n>` once listening.
 
 Usage: admission_webhook.py CERT_FILE KEY_FILE
 """
@@ -23,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
-STATS = {"connections": 0, "reviews": 0, "last": None}
+STATS = {"connections": 0, "reviews": 0, "last": None, "paths": {}}
 
 
 def answer(review, path):
@@ -79,6 +79,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.counted = True
                 STATS["connections"] += 1
             STATS["reviews"] += 1
+            STATS["paths"][path] = STATS["paths"].get(path, 0) + 1
             STATS["last"] = review
         try:
             self.send_json(body)

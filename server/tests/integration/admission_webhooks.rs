@@ -639,6 +639,153 @@ async fn dry_run_and_side_effects(server: &TestServer) {
         .expect(404);
 }
 
+/// `matchConditions` (CEL on the object and the request), `reinvocationPolicy: IfNeeded`,
+/// and `matchPolicy: Equivalent` (an autoscaling/v1 write sent as the autoscaling/v2 object
+/// the rule names; `Exact` does not match it).
+async fn conditions_reinvocation_equivalence(server: &TestServer) {
+    let webhook = Webhook::start();
+    server.create_namespace("cel").await;
+    create_configuration(
+        server,
+        VALIDATING,
+        &configuration(
+            "ValidatingWebhookConfiguration",
+            "conditions",
+            vec![hook(
+                "conditions.example.com",
+                webhook.url("/deny"),
+                json!({"matchConditions": [
+                    {"name": "creates", "expression": "request.operation == 'CREATE'"},
+                    {"name": "named", "expression": "object.metadata.name.startsWith('deny-')"},
+                ]}),
+            )],
+        ),
+    )
+    .await;
+    server
+        .post(&configmaps("cel"), &configmap("deny-me", json!({})))
+        .await
+        .expect_status(403, "Forbidden");
+    server
+        .post(&configmaps("cel"), &configmap("keep-me", json!({})))
+        .await
+        .expect(201);
+    server
+        .delete(&format!("{VALIDATING}/conditions"))
+        .await
+        .expect(200);
+
+    // "a-allow" (IfNeeded) runs first; "b-label" then changes the object: "a-allow" is
+    // called again, once.
+    let on = |label: &str| json!({"objectSelector": {"matchLabels": {"case": label}}});
+    let mut reinvoked = hook("a-allow.example.com", webhook.url("/allow"), on("reinvoke"));
+    reinvoked["reinvocationPolicy"] = json!("IfNeeded");
+    create_configuration(
+        server,
+        MUTATING,
+        &configuration("MutatingWebhookConfiguration", "a-allow", vec![reinvoked]),
+    )
+    .await;
+    create_configuration(
+        server,
+        MUTATING,
+        &configuration(
+            "MutatingWebhookConfiguration",
+            "b-label",
+            vec![hook(
+                "b-label.example.com",
+                webhook.url("/mutate-label"),
+                on("reinvoke"),
+            )],
+        ),
+    )
+    .await;
+    let before = webhook.stats().await["paths"].clone();
+    server
+        .post(
+            &configmaps("cel"),
+            &configmap("twice", json!({"case": "reinvoke"})),
+        )
+        .await
+        .expect(201);
+    let after = webhook.stats().await["paths"].clone();
+    let calls = |stats: &Value, path: &str| stats[path].as_u64().unwrap_or(0);
+    assert_eq!(
+        calls(&after, "/allow") - calls(&before, "/allow"),
+        2,
+        "{after}"
+    );
+    assert_eq!(
+        calls(&after, "/mutate-label") - calls(&before, "/mutate-label"),
+        1
+    );
+
+    // Equivalent versions: the rule names autoscaling/v2 only.
+    let hpa_rule = json!([{"operations": ["CREATE"], "apiGroups": ["autoscaling"],
+                           "apiVersions": ["v2"], "resources": ["horizontalpodautoscalers"]}]);
+    let mut equivalent = hook("equivalent.example.com", webhook.url("/allow"), json!({}));
+    equivalent["rules"] = hpa_rule.clone();
+    let mut exact = hook(
+        "exact.example.com",
+        webhook.url("/deny"),
+        json!({"matchPolicy": "Exact"}),
+    );
+    exact["rules"] = hpa_rule;
+    create_configuration(
+        server,
+        VALIDATING,
+        &configuration(
+            "ValidatingWebhookConfiguration",
+            "hpa",
+            vec![equivalent, exact],
+        ),
+    )
+    .await;
+    let hpa = json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50},
+    });
+    server
+        .post(
+            "/apis/autoscaling/v1/namespaces/cel/horizontalpodautoscalers",
+            &hpa,
+        )
+        .await
+        .expect(201);
+    let request = webhook.stats().await["last"]["request"].clone();
+    assert_eq!(
+        request["kind"],
+        json!({"group": "autoscaling", "version": "v2", "kind": "HorizontalPodAutoscaler"})
+    );
+    assert_eq!(request["requestKind"]["version"], "v1");
+    assert_eq!(request["object"]["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        request["object"]["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 50,
+        "{request:#}"
+    );
+    // Exact: the v2 rule does not catch a v1 write, so the denying webhook was not called;
+    // a v2 write meets both.
+    let mut v2 = hpa.clone();
+    v2["apiVersion"] = json!("autoscaling/v2");
+    v2["metadata"]["name"] = json!("web2");
+    v2["spec"] = json!({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                        "maxReplicas": 3});
+    server
+        .post(
+            "/apis/autoscaling/v2/namespaces/cel/horizontalpodautoscalers",
+            &v2,
+        )
+        .await
+        .expect_status(403, "Forbidden");
+}
+
+on_both_stores!(
+    webhook_conditions_reinvocation_equivalence_embedded,
+    webhook_conditions_reinvocation_equivalence_etcd,
+    conditions_reinvocation_equivalence
+);
 on_both_stores!(
     webhooks_mutate_and_refuse_embedded,
     webhooks_mutate_and_refuse_etcd,
@@ -664,11 +811,16 @@ on_both_stores!(
 /// a refusal its error.
 #[test]
 fn kubectl_sees_webhook_warnings_and_refusals() {
-    use crate::support::binary::Kubecache;
+    use crate::support::binary::{Kubecache, Storage};
     use crate::support::kubectl::{create, server_object, stderr, wait_until};
 
     let webhook = Webhook::start();
-    let server = Kubecache::start();
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_log = audit_dir.path().join("audit.log");
+    let server = Kubecache::start_with_args(
+        Storage::Memory,
+        &["--audit-log-path", audit_log.to_str().unwrap()],
+    );
     let mut label = configuration(
         "MutatingWebhookConfiguration",
         "label",
@@ -711,6 +863,19 @@ fn kubectl_sees_webhook_warnings_and_refusals() {
     );
     let stored = server_object(&server, "/api/v1/namespaces/default/configmaps/hooked");
     assert_eq!(stored["metadata"]["labels"]["webhook-mutated"], "true");
+    // The webhook's audit annotation, under its name, in the request's audit event.
+    let annotated = wait_until("the create's audit event", || {
+        let log = std::fs::read_to_string(&audit_log).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|event| {
+                event["stage"] == "ResponseComplete"
+                    && event["annotations"]["label.example.com/mutated"] == "label"
+            })
+    });
+    assert_eq!(annotated["verb"], "create", "{annotated:#}");
+    assert_eq!(annotated["objectRef"]["resource"], "configmaps");
+    assert_eq!(annotated["responseStatus"]["code"], 201);
 
     let refused = json!({"apiVersion": "v1", "kind": "ConfigMap",
                          "metadata": {"name": "refused", "labels": {"deny": "yes"}}});
