@@ -94,12 +94,14 @@ async fn from_slices(
     port_name: &str,
     target: &TargetPort,
 ) -> Result<Option<Vec<(String, u16)>>, String> {
-    let Some(slices) = context.registry().lookup("discovery.k8s.io", "v1", "endpointslices")
+    let Some(slices) = context
+        .registry()
+        .lookup("discovery.k8s.io", "v1", "endpointslices")
     else {
         return Ok(None);
     };
-    let labels = LabelSelector::parse(&format!("{SERVICE_NAME_LABEL}={name}"))
-        .map_err(|e| e.message)?;
+    let labels =
+        LabelSelector::parse(&format!("{SERVICE_NAME_LABEL}={name}")).map_err(|e| e.message)?;
     let listed = context
         .reads()
         .list(ListRequest {

@@ -218,9 +218,14 @@ impl Criteria {
         if self.namespace_selector.is_empty() {
             return Ok(true);
         }
-        let is_namespace = attrs.resource.group.is_empty() && attrs.resource.resource == "namespaces";
+        let is_namespace =
+            attrs.resource.group.is_empty() && attrs.resource.resource == "namespaces";
         if is_namespace {
-            let own = if object.is_null() { attrs.old.unwrap_or(object) } else { object };
+            let own = if object.is_null() {
+                attrs.old.unwrap_or(object)
+            } else {
+                object
+            };
             return Ok(self.namespace_selector.matches_object(own));
         }
         let Some(namespace) = attrs.namespace.filter(|ns| !ns.is_empty()) else {

@@ -140,10 +140,10 @@ impl Client {
                 .map_err(|e| e.to_string())
         };
         // A kept connection the server has closed meanwhile fails at once: then dial.
-        if let Some(sender) = self.take_idle(to).await {
-            if let Ok(answer) = self.send(to, sender, request()?).await {
-                return Ok(answer);
-            }
+        if let Some(sender) = self.take_idle(to).await
+            && let Ok(answer) = self.send(to, sender, request()?).await
+        {
+            return Ok(answer);
         }
         let sender = self.dial(to).await?;
         self.send(to, sender, request()?).await
@@ -229,7 +229,8 @@ impl Client {
         let mut idle = self.idle.lock();
         let kept = idle.entry(to.clone()).or_default();
         // One HTTP/2 connection per destination is enough; HTTP/1 keeps one per caller.
-        if !(matches!(sender, Sender::Http2(_)) && kept.iter().any(|s| matches!(s, Sender::Http2(_))))
+        if !(matches!(sender, Sender::Http2(_))
+            && kept.iter().any(|s| matches!(s, Sender::Http2(_))))
         {
             kept.push(sender);
         }
@@ -257,7 +258,8 @@ mod tests {
     #[test]
     fn a_bad_ca_bundle_is_an_error() {
         assert!(tls_config(Some("not base64!")).is_err());
-        let not_pem = base64::engine::general_purpose::STANDARD.encode("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        let not_pem = base64::engine::general_purpose::STANDARD
+            .encode("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
         assert!(tls_config(Some(&not_pem)).is_err());
         assert!(tls_config(None).is_ok());
     }

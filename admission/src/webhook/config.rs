@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubecache_apiextensions::cel::Expression;
-use kubecache_cache::{Filter, ListRequest, ReadAt};
 use kubecache_apimachinery::registry::Resource;
+use kubecache_cache::{Filter, ListRequest, ReadAt};
 use kubecache_core::status::{ApiError, storage_error};
 use kubecache_core::storage::{KeyValue, ListOptions};
 use parking_lot::Mutex;
@@ -154,10 +154,16 @@ impl Configurations {
                 Err(e) => tracing::warn!(key = %kv.key, "webhook configuration is not JSON: {e}"),
             }
         }
-        configurations.sort_by(|a, b| a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()));
+        configurations.sort_by(|a, b| {
+            a["metadata"]["name"]
+                .as_str()
+                .cmp(&b["metadata"]["name"].as_str())
+        });
         let mut hooks = Vec::new();
         for configuration in &configurations {
-            let name = configuration["metadata"]["name"].as_str().unwrap_or_default();
+            let name = configuration["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default();
             for hook in configuration["webhooks"].as_array().into_iter().flatten() {
                 match compile(self.kind, name, hook, clients) {
                     Ok(hook) => hooks.push(Arc::new(hook)),
@@ -240,7 +246,12 @@ impl Clients {
 }
 
 /// One webhook (validated when its configuration was written, so defaults are set).
-fn compile(kind: Kind, configuration: &str, hook: &Value, clients: &Clients) -> Result<Hook, String> {
+fn compile(
+    kind: Kind,
+    configuration: &str,
+    hook: &Value,
+    clients: &Clients,
+) -> Result<Hook, String> {
     let name = hook["name"].as_str().unwrap_or_default().to_string();
     let criteria = Criteria::parse(hook)?;
     let config = &hook["clientConfig"];
@@ -257,7 +268,10 @@ fn compile(kind: Kind, configuration: &str, hook: &Value, clients: &Clients) -> 
             }
         }
         (None, Some(service)) => Target::Service {
-            namespace: service["namespace"].as_str().unwrap_or_default().to_string(),
+            namespace: service["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             name: service["name"].as_str().unwrap_or_default().to_string(),
             port: service["port"].as_i64().unwrap_or(443),
             path: service["path"].as_str().unwrap_or_default().to_string(),
@@ -284,8 +298,7 @@ fn compile(kind: Kind, configuration: &str, hook: &Value, clients: &Clients) -> 
             .flatten()
             .map(|c| {
                 let name = c["name"].as_str().unwrap_or_default().to_string();
-                Expression::compile(c["expression"].as_str().unwrap_or_default())
-                    .map(|e| (name, e))
+                Expression::compile(c["expression"].as_str().unwrap_or_default()).map(|e| (name, e))
             })
             .collect::<Result<_, _>>()?,
         target,
@@ -295,10 +308,7 @@ fn compile(kind: Kind, configuration: &str, hook: &Value, clients: &Clients) -> 
             .as_u64()
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TIMEOUT),
-        dry_run_safe: matches!(
-            hook["sideEffects"].as_str(),
-            Some("None" | "NoneOnDryRun")
-        ),
+        dry_run_safe: matches!(hook["sideEffects"].as_str(), Some("None" | "NoneOnDryRun")),
         reinvoke: hook["reinvocationPolicy"] == "IfNeeded",
         review_version,
         name,

@@ -175,8 +175,11 @@ async fn should_call(
     let request = review::request("v1", "", attrs, &resource, None, None)["request"].clone();
     let old = attrs.old.cloned().unwrap_or(Value::Null);
     for (name, expression) in &hook.conditions {
-        let outcome =
-            expression.eval_bool(&[("object", object), ("oldObject", &old), ("request", &request)]);
+        let outcome = expression.eval_bool(&[
+            ("object", object),
+            ("oldObject", &old),
+            ("request", &request),
+        ]);
         match outcome {
             Ok(true) => {}
             Ok(false) => return Ok(None),
@@ -314,7 +317,10 @@ async fn convert(object: Value, from: &Resource, to: &Resource) -> Result<Value,
         object
     };
     if to.converts() {
-        to.strategy().convert_to_served(stored).await.map_err(internal)
+        to.strategy()
+            .convert_to_served(stored)
+            .await
+            .map_err(internal)
     } else {
         Ok(stored)
     }
@@ -376,7 +382,11 @@ async fn call(
             (destination, path.clone())
         }
     };
-    let path = if path.is_empty() { "/".to_string() } else { path };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
     let path = format!("{path}{separator}{timeout_parameter}");
     let uid = uuid::Uuid::new_v4().to_string();
     let body = review::request(version, &uid, attrs, resource, object, old);
@@ -504,6 +514,9 @@ mod tests {
             bare.message,
             "admission webhook \"x\" denied the request without explanation"
         );
-        assert_eq!(denied("x", &json!({"reason": "Custom"})).message, "admission webhook \"x\" denied the request: Custom");
+        assert_eq!(
+            denied("x", &json!({"reason": "Custom"})).message,
+            "admission webhook \"x\" denied the request: Custom"
+        );
     }
 }

@@ -20,7 +20,8 @@ pub fn request(
     old: Option<&Value>,
 ) -> Value {
     let kind = |r: &Resource| json!({"group": r.group, "version": r.version, "kind": r.kind});
-    let gvr = |r: &Resource| json!({"group": r.group, "version": r.version, "resource": r.resource});
+    let gvr =
+        |r: &Resource| json!({"group": r.group, "version": r.version, "resource": r.resource});
     let mut request = Map::new();
     request.insert("uid".into(), json!(uid));
     request.insert("kind".into(), kind(resource));
@@ -95,7 +96,9 @@ pub struct Verdict {
 pub fn verdict(body: &[u8], version: &str, uid: &str, mutating: bool) -> Result<Verdict, String> {
     let review: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let expected = format!("admission.k8s.io/{version}");
-    if version == "v1" && (review["apiVersion"] != expected.as_str() || review["kind"] != "AdmissionReview") {
+    if version == "v1"
+        && (review["apiVersion"] != expected.as_str() || review["kind"] != "AdmissionReview")
+    {
         return Err(format!(
             "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {}, Kind={}",
             review["apiVersion"].as_str().unwrap_or_default(),
@@ -115,7 +118,9 @@ pub fn verdict(body: &[u8], version: &str, uid: &str, mutating: bool) -> Result<
         (Some(_), _) | (_, Some(_)) if !mutating => {
             return Err("validating webhooks may not return patches".to_string());
         }
-        (Some(_), None) => return Err("webhook returned response.patch but not response.patchType".to_string()),
+        (Some(_), None) => {
+            return Err("webhook returned response.patch but not response.patchType".to_string());
+        }
         (None | Some(Value::Null), Some(_)) => None,
         (Some(patch), Some("JSONPatch")) => {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -126,7 +131,11 @@ pub fn verdict(body: &[u8], version: &str, uid: &str, mutating: bool) -> Result<
                     .map_err(|e| format!("received undecodable patch in webhook response: {e}"))?,
             )
         }
-        (Some(_), Some(other)) => return Err(format!("webhook returned invalid response.patchType of {other:?}")),
+        (Some(_), Some(other)) => {
+            return Err(format!(
+                "webhook returned invalid response.patchType of {other:?}"
+            ));
+        }
     };
     let strings = |value: &Value| -> Vec<String> {
         value
@@ -166,8 +175,10 @@ mod tests {
     fn an_answer_must_name_the_review_and_may_patch_only_when_mutating() {
         let patch = base64::engine::general_purpose::STANDARD
             .encode(r#"[{"op":"add","path":"/metadata/labels","value":{"a":"b"}}]"#);
-        let body = answer(json!({"uid": "u", "allowed": true, "patchType": "JSONPatch", "patch": patch,
-            "warnings": ["careful"], "auditAnnotations": {"k": "v"}}));
+        let body = answer(
+            json!({"uid": "u", "allowed": true, "patchType": "JSONPatch", "patch": patch,
+            "warnings": ["careful"], "auditAnnotations": {"k": "v"}}),
+        );
         let verdict = verdict(&body, "v1", "u", true).unwrap();
         assert!(verdict.allowed);
         assert_eq!(verdict.patch.unwrap().0.len(), 1);
@@ -181,7 +192,8 @@ mod tests {
             super::verdict(&body, "v1", "u", false).unwrap_err(),
             "validating webhooks may not return patches"
         );
-        let refused = answer(json!({"uid": "u", "allowed": false, "status": {"code": 403, "message": "no"}}));
+        let refused =
+            answer(json!({"uid": "u", "allowed": false, "status": {"code": 403, "message": "no"}}));
         let verdict = super::verdict(&refused, "v1", "u", false).unwrap();
         assert!(!verdict.allowed);
         assert_eq!(verdict.status["message"], "no");

@@ -507,10 +507,7 @@ impl Expression {
         let mut evaluator = Evaluator::new(bound, PER_CALL_COST_LIMIT, &self.program.regexes);
         match evaluator.eval(&self.program.expr) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!(
-                "expected a bool, got {}",
-                other.type_name()
-            )),
+            Ok(other) => Err(format!("expected a bool, got {}", other.type_name())),
             Err(EvalError::CostLimit) => {
                 Err("operation cancelled: actual cost limit exceeded".to_string())
             }
