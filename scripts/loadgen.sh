@@ -13,6 +13,7 @@
 # the baseline.
 # The cluster scenario runs kubecache on etcd (or --memory) with no etcd baseline: bindings,
 # status patches and field-selected watches have no etcd equivalent.
+# The admission scenario has no etcd baseline either: its no-webhook phase is its baseline.
 # The report goes to target/loadgen/<scenario>-<UTC time>.{txt,json,html} (or $LOADGEN_OUT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,7 @@ if [[ $scenario == crds ]]; then
   [[ $storage == etcd-forced ]] || storage=memory
 fi
 [[ $scenario == cluster ]] && baseline=0
+[[ $scenario == admission ]] && baseline=0
 [[ $storage == etcd-forced ]] && storage=etcd
 
 # protoc (the build) and etcd (the store and the baseline), installed when missing.

@@ -23,25 +23,34 @@
 //! strategies' create-time fields such as a Job's generated selector),
 //! [`limit_ranger::LimitRanger`] (LimitRange defaults),
 //! [`service_account::ServiceAccount`] (a pod's service account and its token volume),
-//! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`].
+//! [`priority::Priority`] and [`priority::DefaultTolerationSeconds`], then
+//! [`webhook::MutatingAdmissionWebhook`] (kube runs the webhooks after its built-in mutating
+//! plugins).
 //!
 //! Validating, in order: [`strategy::ObjectMeta`], [`strategy::Fields`],
 //! [`strategy::Immutable`]; their causes are gathered into one 422 `Invalid`, as kube's
-//! strategy validation gathers a `field.ErrorList`. Then the validating half of
-//! [`limit_ranger`], then [`quota`] (kube's `ResourceQuota`, the last validating plugin)
-//! checks and charges the namespace's quotas, and [`service_ips`] allocates.
+//! strategy validation gathers a `field.ErrorList`. Then, on a valid object only, in kube's
+//! order: the validating half of [`limit_ranger`], [`webhook::ValidatingAdmissionWebhook`],
+//! then [`quota`] (kube's `ResourceQuota`, the last validating plugin) checks and charges the
+//! namespace's quotas, and [`service_ips`] allocates.
 //!
 //! Which of kube's plugins run is [`plugins`]' (`--enable-admission-plugins`,
-//! `--disable-admission-plugins`, `--admission-control-config-file`).
+//! `--disable-admission-plugins`, `--admission-control-config-file`). Warnings and audit
+//! annotations a plugin has for the request go through [`notes`].
 
+pub mod endpoints;
 pub mod lifecycle;
 pub mod limit_ranger;
+pub mod matching;
+pub mod notes;
+pub mod outbound;
 pub mod plugins;
 pub mod priority;
 pub mod quota;
 pub mod service_account;
 pub mod service_ips;
 pub mod strategy;
+pub mod webhook;
 
 use kubecache_apimachinery::registry::{Registry, Resource};
 use std::collections::HashMap;
@@ -50,6 +59,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kubecache_cache::ReadPath;
+use kubecache_core::authz::UserInfo;
 use kubecache_core::registry::ResourceInfo;
 use kubecache_core::status::{ApiError, Cause};
 use kubecache_core::storage::Backend;
@@ -99,12 +109,25 @@ pub enum Operation {
     Delete,
 }
 
+impl Operation {
+    /// kube's admission operation name (`CREATE`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+        }
+    }
+}
+
 /// What a plugin knows about the write (kube's `admission.Attributes`), made by the
 /// `kubecache-store` crate's `Store` for a request or for the server's own writes alike.
 pub struct Attributes<'a> {
     pub context: &'a dyn Context,
     pub resource: &'a Resource,
     pub operation: Operation,
+    /// Who asks (the server's own writes: `system:apiserver`).
+    pub user: &'a UserInfo,
     /// `status` or `scale` for subresource writes.
     pub subresource: Option<Subresource>,
     pub namespace: Option<&'a str>,
@@ -176,8 +199,12 @@ pub struct Admission {
     pub quotas: quota::Quotas,
     /// LimitRanger's validating half runs.
     limit_ranger: bool,
+    /// ValidatingAdmissionWebhook runs.
+    validating_webhook: bool,
     /// ResourceQuota runs, with this configuration.
     resource_quota: Option<plugins::QuotaConfiguration>,
+    /// The admission webhooks' configurations, connections and metrics.
+    pub webhooks: webhook::Webhooks,
 }
 
 impl Admission {
@@ -200,6 +227,10 @@ impl Admission {
                 Some("DefaultTolerationSeconds"),
                 Box::new(priority::DefaultTolerationSeconds),
             ),
+            (
+                Some("MutatingAdmissionWebhook"),
+                Box::new(webhook::MutatingAdmissionWebhook),
+            ),
         ];
         Admission {
             mutating: mutating
@@ -215,7 +246,9 @@ impl Admission {
             service_ips: ServiceIps::new(config.service_cluster_ip_range, config.orphan_ip_grace),
             quotas: quota::Quotas::default(),
             limit_ranger: enabled("LimitRanger"),
+            validating_webhook: enabled("ValidatingAdmissionWebhook"),
             resource_quota: enabled("ResourceQuota").then_some(config.quota),
+            webhooks: webhook::Webhooks::default(),
         }
     }
 
@@ -229,6 +262,9 @@ impl Admission {
             .collect();
         if self.limit_ranger {
             names.push("LimitRanger");
+        }
+        if self.validating_webhook {
+            names.push(webhook::ValidatingAdmissionWebhook.name());
         }
         if self.resource_quota.is_some() {
             names.push("ResourceQuota");
@@ -254,21 +290,33 @@ pub async fn mutate(attrs: &Attributes<'_>, object: &mut Value) -> Result<(), Ap
 /// Runs the validating plugins, then allocates what the object needs from storage (a
 /// Service's clusterIP, written into `object`). The caller settles the result after writing.
 pub async fn admit(attrs: &Attributes<'_>, object: &mut Value) -> Result<Admitted, ApiError> {
-    let mut causes = Vec::new();
-    for plugin in &attrs.context.admission().validating {
-        causes.extend(plugin.validate(attrs, object).await?);
-    }
-    if !causes.is_empty() {
-        return Err(ApiError::invalid(
+    let invalid = |causes| {
+        ApiError::invalid(
             &attrs.resource.group,
             &attrs.resource.kind,
             objects::name(object),
             causes,
-        ));
-    }
+        )
+    };
+    let mut causes = Vec::new();
     let chain = attrs.context.admission();
+    for plugin in &chain.validating {
+        causes.extend(plugin.validate(attrs, object).await?);
+    }
+    if !causes.is_empty() {
+        return Err(invalid(causes));
+    }
+    // Admission proper, on a valid object only (kube validates with the strategy first).
     if chain.limit_ranger {
         limit_ranger::validate(attrs, object).await?;
+    }
+    if chain.validating_webhook {
+        let causes = webhook::ValidatingAdmissionWebhook
+            .validate(attrs, object)
+            .await?;
+        if !causes.is_empty() {
+            return Err(invalid(causes));
+        }
     }
     let charges = match &chain.resource_quota {
         Some(config) => quota::admit(attrs, config, object).await?,
@@ -524,6 +572,7 @@ pub(crate) mod tests {
             } else {
                 Operation::Create
             },
+            user: Box::leak(Box::new(UserInfo::default())),
             subresource: None,
             namespace: namespaced.then_some("default"),
             old,
@@ -542,10 +591,12 @@ pub(crate) mod tests {
                 "ServiceAccount",
                 "Priority",
                 "DefaultTolerationSeconds",
+                "MutatingAdmissionWebhook",
                 "ObjectMetaValidation",
                 "FieldValidation",
                 "ImmutableFields",
                 "LimitRanger",
+                "ValidatingAdmissionWebhook",
                 "ResourceQuota",
             ]
         );

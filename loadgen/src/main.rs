@@ -11,6 +11,8 @@
 //! - `throughput`: the `list` and `writes` scenarios.
 //! - `crds`, `crdgen`: the `crds` scenario (1,000 CRDs, custom objects beside ConfigMaps)
 //!   and the CRDs it generates from the fixture CRDs.
+//! - `admission`: the `admission` scenario (pod creates with 0, 1 and 3 validating
+//!   webhooks served by the loadgen, and with a ResourceQuota, in one run).
 //! - `cluster`: the `cluster` scenario (simulated kubelets, kube-scheduler and a
 //!   Deployment-like controller; pods from creation to Running).
 //! - `watch_lines`: a watch response split into its JSON lines.
@@ -21,6 +23,7 @@
 //! - `report`: summary table, JSON and HTML.
 
 mod accounting;
+mod admission;
 mod backend;
 mod client;
 mod cluster;
@@ -200,6 +203,17 @@ enum Scenario {
         #[arg(long, value_name = "DIR")]
         fixtures: Option<PathBuf>,
     },
+    /// Pod creates through admission, phase by phase: no webhook, 1 and 3 validating
+    /// webhooks (HTTPS, served by the loadgen on loopback), a ResourceQuota in the
+    /// namespace, no webhook again.
+    Admission {
+        /// Workers creating pods back to back.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u32,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
     /// A simulated cluster: N kubelets, one kube-scheduler, a controller creating pods at a
     /// rate; pods/s from creation to Running and the latencies on the way.
     Cluster {
@@ -230,6 +244,7 @@ impl Scenario {
             Scenario::Writes { duration, .. } => *duration,
             // Bounded by its own phases; 2 × this + 180 s is the default hard limit.
             Scenario::Crds { .. } => 300,
+            Scenario::Admission { duration, .. } => 5 * *duration + 15,
             // Kubelets register before the creates start: a minute covers 1,000 of them.
             Scenario::Cluster {
                 duration, drain, ..
@@ -331,11 +346,15 @@ async fn async_main(cli: Cli) -> i32 {
     if let Scenario::Cluster { .. } = &cli.scenario {
         return run_cluster(&cli, target, &run_id, timeout).await;
     }
-    let kube = Backend::Kube(Arc::new(backend::Kube {
+    let kube = Arc::new(backend::Kube {
         client: client::Client::new(target, h2_connections),
         naming: naming.clone(),
         watch_timeout: timeout + Duration::from_secs(60),
-    }));
+    });
+    if let Scenario::Admission { .. } = &cli.scenario {
+        return run_admission(&cli, kube, timeout).await;
+    }
+    let kube = Backend::Kube(kube);
     eprintln!(
         "kubecache-loadgen: run {run_id}, {} against {} over {}",
         scenario_name(&cli.scenario),
@@ -509,6 +528,51 @@ async fn run_crds(cli: &Cli, client: Arc<client::Client>, run_id: &str, timeout:
     0
 }
 
+/// The `admission` scenario: its own report (its first phase, no webhook, is its baseline).
+async fn run_admission(cli: &Cli, kube: Arc<backend::Kube>, timeout: Duration) -> i32 {
+    let Scenario::Admission {
+        concurrency,
+        duration,
+    } = cli.scenario.clone()
+    else {
+        unreachable!("called for the admission scenario")
+    };
+    if cli.baseline.is_some() {
+        return fail("admission has no etcd baseline: its baseline is its no-webhook phase");
+    }
+    let plan = admission::Plan {
+        concurrency,
+        duration: Duration::from_secs(duration),
+        cleanup: !cli.no_cleanup,
+    };
+    let phases = match tokio::time::timeout(timeout, admission::run(kube, plan)).await {
+        Ok(Ok(phases)) => phases,
+        Ok(Err(e)) => return fail(format!("admission: {e}")),
+        Err(_) => {
+            return fail(format!(
+                "admission: the run did not finish within {timeout:?}"
+            ));
+        }
+    };
+    println!("{}", admission::summary(&phases));
+    if let Some(path) = &cli.json_out {
+        let json = serde_json::to_string_pretty(&phases).expect("serializable report");
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            return fail(format!("write {}: {e}", path.display()));
+        }
+    }
+    let failed = phases
+        .iter()
+        .any(|p| p.errors > 0 || p.reviews != p.creates * u64::from(p.webhooks));
+    if cli.check && failed {
+        eprintln!(
+            "kubecache-loadgen: --check failed: errors, or reviews that do not match the creates"
+        );
+        return 1;
+    }
+    0
+}
+
 /// The `cluster` scenario: its own report; no etcd baseline (see docs/PERFORMANCE.md).
 async fn run_cluster(cli: &Cli, target: client::Target, run_id: &str, timeout: Duration) -> i32 {
     let Scenario::Cluster {
@@ -590,6 +654,7 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::RelistStorm { .. } => "relist-storm",
         Scenario::Crds { .. } => "crds",
         Scenario::Cluster { .. } => "cluster",
+        Scenario::Admission { .. } => "admission",
     }
 }
 
@@ -681,6 +746,7 @@ async fn run_one(
             }
             Scenario::Crds { .. } => unreachable!("run by run_crds"),
             Scenario::Cluster { .. } => unreachable!("run by run_cluster"),
+            Scenario::Admission { .. } => unreachable!("run by run_admission"),
         }
         .into()
     };

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use http::Method;
+use kubecache_admission::webhook::metrics as webhook_metrics;
 use kubecache_apimachinery::registry::Snapshot;
 use kubecache_cache::ResourceCacheStats;
 use parking_lot::Mutex;
@@ -438,6 +439,77 @@ fn render_cache(
     }
 }
 
+/// kube's admission webhook metrics ([`kubecache_admission::webhook::metrics`]).
+fn render_webhooks(out: &mut String, counted: &webhook_metrics::Snapshot) {
+    let call = |(name, kind, operation, rejected): &webhook_metrics::CallLabels| {
+        format!(
+            "name=\"{}\",operation=\"{operation}\",rejected=\"{rejected}\",type=\"{kind}\"",
+            escape(name)
+        )
+    };
+    header(
+        out,
+        "apiserver_admission_webhook_admission_duration_seconds",
+        "histogram",
+        "Admission webhook latency histogram in seconds, identified by name and broken out for \
+         each operation and API resource and type (validate or admit).",
+    );
+    for (labels, histogram) in &counted.durations {
+        let labels = call(labels);
+        let mut cumulative = 0;
+        for (bound, n) in webhook_metrics::DURATION_BUCKETS
+            .iter()
+            .zip(&histogram.buckets)
+        {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "apiserver_admission_webhook_admission_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let name = "apiserver_admission_webhook_admission_duration_seconds";
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            histogram.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.count);
+    }
+    header(
+        out,
+        "apiserver_admission_webhook_request_total",
+        "counter",
+        "Admission webhook request total, identified by name and broken out for each admission \
+         type (validating or mutating) and operation. Additional labels specify whether the \
+         request was rejected or not and an HTTP status code.",
+    );
+    for ((labels, code), n) in &counted.requests {
+        let labels = call(labels);
+        let _ = writeln!(
+            out,
+            "apiserver_admission_webhook_request_total{{code=\"{code}\",{labels}}} {n}"
+        );
+    }
+    header(
+        out,
+        "apiserver_admission_webhook_rejection_count",
+        "counter",
+        "Admission webhook rejection count, identified by name and broken out for each admission \
+         type (validating or admit) and operation. Additional labels specify an error type and \
+         rejection code.",
+    );
+    for ((name, kind, operation, why, code), n) in &counted.rejections {
+        let _ = writeln!(
+            out,
+            "apiserver_admission_webhook_rejection_count{{error_type=\"{}\",name=\"{}\",\
+             operation=\"{operation}\",rejection_code=\"{code}\",type=\"{kind}\"}} {n}",
+            why.as_str(),
+            escape(name)
+        );
+    }
+}
+
 /// The whole exposition, as `/metrics` serves it.
 pub async fn render(api: &Api) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -445,6 +517,7 @@ pub async fn render(api: &Api) -> String {
     if let Some(etcd) = api.etcd.get() {
         etcd.render_metrics(api, &mut out).await;
     }
+    render_webhooks(&mut out, &api.admission.webhooks.metrics.snapshot());
     let stats = api.reads.metrics();
     let storage_revision = if stats.is_empty() {
         None

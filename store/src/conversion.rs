@@ -14,17 +14,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use kubecache_admission::outbound::{self, Client, Destination, authority};
 use kubecache_apiextensions::crd::conversion::{self, ReviewError, ReviewVersion};
 use kubecache_apiextensions::crd::{Crd, ServiceReference};
 use kubecache_apimachinery::strategy::custom::Converter;
-use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
 use crate::Context;
@@ -49,8 +44,9 @@ pub struct Webhook<C> {
     target: Target,
     /// `None`: the CRD names no review version kube supports (every call fails, as kube's).
     review: Option<ReviewVersion>,
-    /// Verifies against `caBundle`; `None` when it does not parse (every call fails).
-    tls: Result<Arc<rustls::ClientConfig>, String>,
+    /// Verifies against `caBundle` and keeps its connections; an error when the bundle does
+    /// not parse (every call fails).
+    client: Result<Client, String>,
 }
 
 impl<C: Context + 'static> Webhook<C> {
@@ -70,7 +66,7 @@ impl<C: Context + 'static> Webhook<C> {
             context,
             target,
             review: ReviewVersion::choose(&webhook.conversion_review_versions),
-            tls: tls_config(config.ca_bundle.as_deref()),
+            client: outbound::tls_config(config.ca_bundle.as_deref()).map(Client::new),
         })
     }
 
@@ -145,54 +141,33 @@ impl<C: Context + 'static> Webhook<C> {
             if url.contains('?') { '&' } else { '?' }
         );
         let post = |e: String| format!("Post {url:?}: {e}");
-        let tls = self.tls.clone().map_err(post)?;
+        let client = self.client.as_ref().map_err(|e| post(e.clone()))?;
         let body = serde_json::to_vec(review).expect("a JSON value always serializes");
-        let exchange = async {
-            let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| format!("dial tcp {}: {e}", authority(&host, port)))?;
-            let name = ServerName::try_from(server_name.clone()).map_err(|e| e.to_string())?;
-            let stream = tokio_rustls::TlsConnector::from(tls)
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("tls: {e}"))?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            let path = if path.is_empty() { "/" } else { path.as_str() };
-            let separator = if path.contains('?') { '&' } else { '?' };
-            let request = http::Request::post(format!("{path}{separator}timeout=30s"))
-                .header(http::header::HOST, authority(&server_name, port))
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| e.to_string())?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(format!(
-                    "the server responded with the status code {} ({})",
-                    status.as_u16(),
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(256)])
-                ));
-            }
-            Ok(bytes)
+        let path = if path.is_empty() { "/" } else { path.as_str() };
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let destination = Destination {
+            host,
+            port,
+            server_name,
         };
-        match tokio::time::timeout(TIMEOUT, exchange).await {
-            Ok(answer) => answer.map_err(post),
-            Err(_) => Err(post("context deadline exceeded".to_string())),
+        let answer = client
+            .post_json(
+                &destination,
+                &format!("{path}{separator}timeout=30s"),
+                Bytes::from(body),
+                TIMEOUT,
+            )
+            .await
+            .map_err(post)?;
+        if !answer.status.is_success() {
+            let bytes = &answer.body;
+            return Err(post(format!(
+                "the server responded with the status code {} ({})",
+                answer.status.as_u16(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(256)])
+            )));
         }
+        Ok(answer.body)
     }
 }
 
@@ -224,55 +199,10 @@ impl<C: Context + 'static> Converter for Webhook<C> {
     }
 }
 
-fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// `https://host[:port][/path]` (validated with the CRD); the port defaults to 443.
 fn parse_url(url: &str) -> Target {
-    let uri: http::Uri = url.parse().unwrap_or_default();
-    let host = uri
-        .host()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    Target::Url {
-        host,
-        port: uri.port_u16().unwrap_or(443),
-        path,
-    }
-}
-
-/// A client configuration trusting the PEM certificates of `ca_bundle` (base64, as in the
-/// CRD); without one, no certificate is trusted (kubecache has no system roots: see
-/// docs/COMPATIBILITY.md).
-fn tls_config(ca_bundle: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    if let Some(bundle) = ca_bundle.filter(|b| !b.is_empty()) {
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(bundle.trim())
-            .map_err(|e| format!("caBundle: {e}"))?;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("caBundle: {e}"))?;
-            roots.add(cert).map_err(|e| format!("caBundle: {e}"))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let (host, port, path) = outbound::parse_https_url(url);
+    Target::Url { host, port, path }
 }
 
 #[cfg(test)]
@@ -289,16 +219,5 @@ mod tests {
             (host.as_str(), port, path.as_str()),
             ("127.0.0.1", 8443, "/convert?x=1")
         );
-        let Target::Url { host, port, path } = parse_url("https://[::1]/") else {
-            panic!("a URL");
-        };
-        assert_eq!((host.as_str(), port, path.as_str()), ("::1", 443, "/"));
-        assert_eq!(authority("::1", 443), "[::1]:443");
-    }
-
-    #[test]
-    fn a_bad_ca_bundle_fails_every_call() {
-        assert!(tls_config(Some("not base64!")).is_err());
-        assert!(tls_config(None).is_ok());
     }
 }

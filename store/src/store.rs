@@ -586,6 +586,7 @@ impl<'a, C: Context> Store<'a, C> {
             } else {
                 Operation::Create
             },
+            user: &writer.user,
             subresource: writer.subresource,
             namespace,
             old,

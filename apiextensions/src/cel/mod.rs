@@ -475,6 +475,47 @@ pub fn syntax_error(source: &str) -> Option<String> {
         .map(|e| e.to_string().replace("\n| ", "\n | "))
 }
 
+/// An expression over named JSON variables without a schema (admission's `matchConditions`
+/// and, later, a ValidatingAdmissionPolicy's expressions): parsed once, evaluated against
+/// untyped values under kube's per-call cost limit. What it cannot type (a field a variable
+/// lacks) fails when evaluated, not when compiled.
+#[derive(Debug)]
+pub struct Expression {
+    program: Program,
+}
+
+impl Expression {
+    /// Parses `source`; the error is cel-go's syntax error.
+    pub fn compile(source: &str) -> Result<Expression, String> {
+        let (expr, _): (IdedExpr, SourceInfo) = cel::parser::Parser::new()
+            .enable_optional_syntax(true)
+            .parse_with_source_info(source)
+            .map_err(|e| e.to_string().replace("\n| ", "\n | "))?;
+        let mut regexes = library::RegexCache::new();
+        collect_literal_regexes(&expr, &mut regexes);
+        Ok(Expression {
+            program: Program { expr, regexes },
+        })
+    }
+
+    /// Evaluates to a bool with `variables` bound (JSON `null` is CEL `null`).
+    pub fn eval_bool(&self, variables: &[(&str, &Json)]) -> Result<bool, String> {
+        let bound = variables
+            .iter()
+            .map(|(name, value)| (*name, value::from_json(value, None)))
+            .collect();
+        let mut evaluator = Evaluator::new(bound, PER_CALL_COST_LIMIT, &self.program.regexes);
+        match evaluator.eval(&self.program.expr) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("expected a bool, got {}", other.type_name())),
+            Err(EvalError::CostLimit) => {
+                Err("operation cancelled: actual cost limit exceeded".to_string())
+            }
+            Err(EvalError::Failed(message)) => Err(message),
+        }
+    }
+}
+
 fn compile_expression(
     source: &str,
     schema: &Json,

@@ -871,3 +871,37 @@ fn root_metadata_only_has_name_and_generate_name() {
             .contains("undefined field 'labels'")
     );
 }
+
+#[test]
+fn expressions_over_named_json_variables() {
+    use crate::cel::Expression;
+    let object = json!({"metadata": {"name": "deny-me", "labels": {"a": "b"}}});
+    let request = json!({"operation": "CREATE"});
+    let expression = Expression::compile(
+        "request.operation == 'CREATE' && object.metadata.name.startsWith('deny-')",
+    )
+    .unwrap();
+    assert_eq!(
+        expression.eval_bool(&[("object", &object), ("request", &request)]),
+        Ok(true)
+    );
+    let other = json!({"metadata": {"name": "keep"}});
+    assert_eq!(
+        expression.eval_bool(&[("object", &other), ("request", &request)]),
+        Ok(false)
+    );
+    // Not a bool, a missing field, a syntax error: errors.
+    assert!(
+        Expression::compile("object.metadata.name")
+            .unwrap()
+            .eval_bool(&[("object", &object)])
+            .is_err()
+    );
+    assert!(
+        Expression::compile("object.spec.x == 1")
+            .unwrap()
+            .eval_bool(&[("object", &object)])
+            .is_err()
+    );
+    assert!(Expression::compile("object.(").is_err());
+}

@@ -6,6 +6,7 @@
 //! [`info::RequestContext`], authentication (and then impersonation) the
 //! [`kubecache_core::authz::UserInfo`], audit an [`crate::audit::AuditHandle`].
 
+pub mod admission_notes;
 pub mod audit;
 pub mod authn;
 pub mod authz;
@@ -173,7 +174,9 @@ pub fn apply(router: Router, chain: Arc<Chain>) -> Router {
             // 429 beyond --max-requests-inflight / --max-mutating-requests-inflight.
             .layer(from_fn_with_state(state(), limits::layer))
             // May this user do this? 403 Forbidden otherwise.
-            .layer(from_fn_with_state(state(), authz::layer)),
+            .layer(from_fn_with_state(state(), authz::layer))
+            // Admission's warnings as `Warning` headers, its audit annotations into the event.
+            .layer(from_fn(admission_notes::layer)),
     )
 }
 

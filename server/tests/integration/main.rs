@@ -7,6 +7,7 @@
 mod support;
 
 mod admission;
+mod admission_webhooks;
 mod always_present;
 mod api;
 mod api_resources;
