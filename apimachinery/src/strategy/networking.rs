@@ -37,6 +37,9 @@ impl Strategy for Ingresses {
     fn tracks_generation(&self) -> bool {
         true
     }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        ingress_spec(&object["spec"])
+    }
     fn printer(&self) -> &'static Printer {
         &table::INGRESS
     }
@@ -216,6 +219,198 @@ fn ingress_class_controller(value: &Value, out: &mut Vec<Cause>) {
     }
 }
 
+/// kube's `ValidateIngressSpec`: a default backend or rules, each rule's host a (wildcard)
+/// DNS name, each HTTP path typed and shaped by its type, each backend a service with one
+/// port (name or number) or a resource, TLS hosts DNS names.
+fn ingress_spec(spec: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let rules = spec["rules"].as_array().map_or(&[][..], Vec::as_slice);
+    let default_backend = spec.get("defaultBackend").filter(|b| !b.is_null());
+    if rules.is_empty() && default_backend.is_none() {
+        out.push(invalid(
+            "spec",
+            &spec["rules"],
+            "either `defaultBackend` or `rules` must be specified",
+        ));
+    }
+    if let Some(backend) = default_backend {
+        ingress_backend(backend, "spec.defaultBackend", &mut out);
+    }
+    if let Some(class) = spec["ingressClassName"].as_str() {
+        for problem in names::is_dns1123_subdomain(class) {
+            out.push(invalid(
+                "spec.ingressClassName",
+                &spec["ingressClassName"],
+                &problem,
+            ));
+        }
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let path = format!("spec.rules[{i}]");
+        if let Some(host) = rule["host"].as_str().filter(|h| !h.is_empty()) {
+            ingress_host(host, &format!("{path}.host"), &mut out);
+        }
+        if let Some(http) = rule.get("http").filter(|h| h.is_object()) {
+            let paths = http["paths"].as_array().map_or(&[][..], Vec::as_slice);
+            if paths.is_empty() {
+                out.push(required(&format!("{path}.http.paths")));
+            }
+            for (j, http_path) in paths.iter().enumerate() {
+                ingress_path(http_path, &format!("{path}.http.paths[{j}]"), &mut out);
+            }
+        }
+    }
+    let tls = spec["tls"].as_array().map_or(&[][..], Vec::as_slice);
+    for (i, entry) in tls.iter().enumerate() {
+        let hosts = entry["hosts"].as_array().map_or(&[][..], Vec::as_slice);
+        for (j, host) in hosts.iter().enumerate() {
+            ingress_host(
+                host.as_str().unwrap_or(""),
+                &format!("spec.tls[{i}].hosts[{j}]"),
+                &mut out,
+            );
+        }
+        if let Some(secret) = entry["secretName"].as_str().filter(|s| !s.is_empty()) {
+            for problem in names::is_dns1123_subdomain(secret) {
+                out.push(invalid(
+                    &format!("spec.tls[{i}].secretName"),
+                    &entry["secretName"],
+                    &problem,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A rule or TLS host: a DNS subdomain, optionally behind one leading `*.`, never an IP.
+fn ingress_host(host: &str, field: &str, out: &mut Vec<Cause>) {
+    if names::is_valid_ip(host).is_empty() {
+        out.push(invalid(
+            field,
+            &Value::from(host),
+            "must be a DNS name, not an IP address",
+        ));
+        return;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    for problem in names::is_dns1123_subdomain(name) {
+        out.push(invalid(field, &Value::from(host), &problem));
+    }
+}
+
+/// kube's `validateHTTPIngressPath`: `Exact` and `Prefix` paths are absolute and free of
+/// `//`, dot segments and encoded slashes; `ImplementationSpecific` ones absolute if set.
+fn ingress_path(http_path: &Value, field: &str, out: &mut Vec<Cause>) {
+    let path = http_path["path"].as_str().unwrap_or("");
+    let path_field = format!("{field}.path");
+    let not_absolute = || invalid(&path_field, &http_path["path"], "must be an absolute path");
+    match http_path["pathType"].as_str() {
+        None => out.push(super::validation::required_because(
+            &format!("{field}.pathType"),
+            "pathType must be specified",
+        )),
+        Some("Exact" | "Prefix") => {
+            if !path.starts_with('/') {
+                out.push(not_absolute());
+            }
+            for sequence in ["//", "/./", "/../", "%2f", "%2F"] {
+                if path.contains(sequence) {
+                    let message = format!("must not contain '{sequence}'");
+                    out.push(invalid(&path_field, &http_path["path"], &message));
+                }
+            }
+            for suffix in ["/..", "/."] {
+                if path.ends_with(suffix) {
+                    let message = format!("cannot end with '{suffix}'");
+                    out.push(invalid(&path_field, &http_path["path"], &message));
+                }
+            }
+        }
+        Some("ImplementationSpecific") => {
+            if !path.is_empty() && !path.starts_with('/') {
+                out.push(not_absolute());
+            }
+        }
+        Some(_) => out.push(not_supported(
+            &format!("{field}.pathType"),
+            &http_path["pathType"],
+            &["Exact", "ImplementationSpecific", "Prefix"],
+        )),
+    }
+    ingress_backend(&http_path["backend"], &format!("{field}.backend"), out);
+}
+
+/// kube's `validateIngressBackend`: a service (a DNS-1035 name and one port, by name or by
+/// number) or a resource, not both.
+fn ingress_backend(backend: &Value, field: &str, out: &mut Vec<Cause>) {
+    let present = |key: &str| backend.get(key).is_some_and(|v| !v.is_null());
+    let empty = Value::from("");
+    match (present("service"), present("resource")) {
+        (true, true) => out.push(invalid(
+            field,
+            &empty,
+            "cannot set both resource and service backends",
+        )),
+        (false, false) => out.push(invalid(
+            field,
+            &empty,
+            "resource or service backend is required",
+        )),
+        (false, true) => {
+            let resource = &backend["resource"];
+            for key in ["kind", "name"] {
+                if resource[key].as_str().unwrap_or("").is_empty() {
+                    out.push(required(&format!("{field}.resource.{key}")));
+                }
+            }
+        }
+        (true, false) => {
+            let service = &backend["service"];
+            let name_field = format!("{field}.service.name");
+            match service["name"].as_str().unwrap_or("") {
+                "" => out.push(required(&name_field)),
+                name => {
+                    for problem in names::is_dns1035_label(name) {
+                        out.push(invalid(&name_field, &service["name"], &problem));
+                    }
+                }
+            }
+            let port = &service["port"];
+            let port_name = port["name"].as_str().unwrap_or("");
+            let port_number = port["number"].as_i64().unwrap_or(0);
+            if !port_name.is_empty() && port_number != 0 {
+                out.push(invalid(
+                    field,
+                    &empty,
+                    "cannot set both port name & port number",
+                ));
+            } else if !port_name.is_empty() {
+                for problem in names::is_valid_port_name(port_name) {
+                    out.push(invalid(
+                        &format!("{field}.service.port.name"),
+                        &port["name"],
+                        &problem,
+                    ));
+                }
+            } else if port_number != 0 {
+                for problem in names::is_valid_port_num(port_number) {
+                    out.push(invalid(
+                        &format!("{field}.service.port.number"),
+                        &port["number"],
+                        &problem,
+                    ));
+                }
+            } else {
+                out.push(super::validation::required_because(
+                    field,
+                    "port name or number is required",
+                ));
+            }
+        }
+    }
+}
+
 /// kube's `validateIngressClassParametersReference`: a kind and a name, a scope of
 /// `Cluster` (no namespace) or `Namespace` (with one).
 fn ingress_class_parameters(parameters: &Value, out: &mut Vec<Cause>) {
@@ -347,6 +542,84 @@ mod tests {
             .iter()
             .map(|c| (c.field.as_str(), c.message.as_str()))
             .collect()
+    }
+
+    /// Each cause's field and reason (kube's cause type).
+    fn reasons(causes: &[Cause]) -> Vec<(&str, &str)> {
+        causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_ingress_needs_a_backend_with_one_port_and_typed_absolute_paths() {
+        let valid = json!({"spec": {"tls": [{"hosts": ["*.example.com"], "secretName": "tls"}],
+            "rules": [{"host": "a.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                {"pathType": "ImplementationSpecific",
+                 "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]}});
+        assert!(Ingresses.validate(&valid).is_empty());
+        assert_eq!(
+            reasons(&Ingresses.validate(&json!({"spec": {}}))),
+            [("spec", "FieldValueInvalid")]
+        );
+        let backend = |service: Value| json!({"spec": {"defaultBackend": {"service": service}}});
+        assert_eq!(
+            reasons(&Ingresses.validate(&backend(json!({"name": "web", "port": {}})))),
+            [("spec.defaultBackend", "FieldValueRequired")]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&backend(
+                json!({"name": "web", "port": {"name": "http", "number": 80}})
+            ))),
+            [("spec.defaultBackend", "FieldValueInvalid")]
+        );
+        assert_eq!(
+            reasons(
+                &Ingresses.validate(&backend(json!({"name": "web", "port": {"number": 70000}})))
+            ),
+            [(
+                "spec.defaultBackend.service.port.number",
+                "FieldValueInvalid"
+            )]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&json!({"spec": {"defaultBackend": {}}}))),
+            [("spec.defaultBackend", "FieldValueInvalid")]
+        );
+        let path = |path: Value| {
+            json!({"spec": {"rules": [{"host": "10.0.0.1", "http": {"paths": [path]}}],
+                "tls": [{"hosts": ["bad_host"]}]}})
+        };
+        let service = json!({"service": {"name": "web", "port": {"number": 80}}});
+        assert_eq!(
+            reasons(&Ingresses.validate(&path(json!({"path": "/a/../b", "backend": service})))),
+            [
+                ("spec.rules[0].host", "FieldValueInvalid"),
+                ("spec.rules[0].http.paths[0].pathType", "FieldValueRequired"),
+                ("spec.tls[0].hosts[0]", "FieldValueInvalid"),
+            ]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&path(
+                json!({"path": "a//b", "pathType": "Exact", "backend": service})
+            )))[1..3],
+            [
+                ("spec.rules[0].http.paths[0].path", "FieldValueInvalid"),
+                ("spec.rules[0].http.paths[0].path", "FieldValueInvalid"),
+            ]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&path(
+                json!({"path": "/", "pathType": "Regex", "backend": service})
+            )))[1],
+            (
+                "spec.rules[0].http.paths[0].pathType",
+                "FieldValueNotSupported"
+            )
+        );
     }
 
     #[test]
