@@ -141,6 +141,9 @@ impl Strategy for NetworkPolicies {
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
         defaults::network_policy(object);
     }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        network_policy_spec(&object["spec"])
+    }
     fn printer(&self) -> &'static Printer {
         &table::NETWORKPOLICY
     }
@@ -411,6 +414,144 @@ fn ingress_backend(backend: &Value, field: &str, out: &mut Vec<Cause>) {
     }
 }
 
+/// kube's `ValidateNetworkPolicySpec` without the label-selector checks: ports (protocol,
+/// port and endPort), peers (one of the three kinds, an ipBlock's CIDRs) and policyTypes.
+fn network_policy_spec(spec: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
+        let rules = spec[direction].as_array().map_or(&[][..], Vec::as_slice);
+        for (i, rule) in rules.iter().enumerate() {
+            let path = format!("spec.{direction}[{i}]");
+            let ports = rule["ports"].as_array().map_or(&[][..], Vec::as_slice);
+            for (j, port) in ports.iter().enumerate() {
+                network_policy_port(port, &format!("{path}.ports[{j}]"), &mut out);
+            }
+            let list = rule[peers].as_array().map_or(&[][..], Vec::as_slice);
+            for (j, peer) in list.iter().enumerate() {
+                network_policy_peer(peer, &format!("{path}.{peers}[{j}]"), &mut out);
+            }
+        }
+    }
+    let types = spec["policyTypes"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    for (i, kind) in types.iter().enumerate() {
+        if !matches!(kind.as_str(), Some("Ingress" | "Egress")) {
+            out.push(not_supported(
+                &format!("spec.policyTypes[{i}]"),
+                kind,
+                &["Egress", "Ingress"],
+            ));
+        }
+    }
+    if types.len() > 2 {
+        out.push(invalid(
+            "spec.policyTypes",
+            &spec["policyTypes"],
+            "may not specify more than two policyTypes",
+        ));
+    }
+    out
+}
+
+fn network_policy_port(port: &Value, field: &str, out: &mut Vec<Cause>) {
+    if let Some(protocol) = port.get("protocol").filter(|p| !p.is_null())
+        && !matches!(protocol.as_str(), Some("TCP" | "UDP" | "SCTP"))
+    {
+        out.push(not_supported(
+            &format!("{field}.protocol"),
+            protocol,
+            &["SCTP", "TCP", "UDP"],
+        ));
+    }
+    let port_field = format!("{field}.port");
+    let end_field = format!("{field}.endPort");
+    let end_port = port.get("endPort").and_then(Value::as_i64);
+    match &port["port"] {
+        Value::Number(number) => {
+            let number = number.as_i64().unwrap_or(0);
+            for problem in names::is_valid_port_num(number) {
+                out.push(invalid(&port_field, &port["port"], &problem));
+            }
+            if let Some(end) = end_port {
+                if end < number {
+                    out.push(invalid(
+                        &end_field,
+                        &port["endPort"],
+                        "must be greater than or equal to `port`",
+                    ));
+                }
+                for problem in names::is_valid_port_num(end) {
+                    out.push(invalid(&end_field, &port["endPort"], &problem));
+                }
+            }
+        }
+        Value::String(name) => {
+            if end_port.is_some() {
+                out.push(invalid(
+                    &end_field,
+                    &port["endPort"],
+                    "may not be specified when `port` is non-numeric",
+                ));
+            }
+            for problem in names::is_valid_port_name(name) {
+                out.push(invalid(&port_field, &port["port"], &problem));
+            }
+        }
+        _ => {
+            if end_port.is_some() {
+                out.push(super::validation::required_because(
+                    &port_field,
+                    "must be specified when `endPort` is specified",
+                ));
+            }
+        }
+    }
+}
+
+fn network_policy_peer(peer: &Value, field: &str, out: &mut Vec<Cause>) {
+    let kinds = ["podSelector", "namespaceSelector", "ipBlock"];
+    let count = kinds
+        .iter()
+        .filter(|k| peer.get(**k).is_some_and(|v| !v.is_null()))
+        .count();
+    if count == 0 {
+        out.push(super::validation::required_because(
+            field,
+            "must specify a peer",
+        ));
+    }
+    let Some(block) = peer.get("ipBlock").filter(|b| !b.is_null()) else {
+        return;
+    };
+    if count > 1 {
+        out.push(forbidden(
+            field,
+            "may not specify both ipBlock and another peer",
+        ));
+        return;
+    }
+    let cidr_field = format!("{field}.ipBlock.cidr");
+    match block["cidr"].as_str().unwrap_or("") {
+        "" => out.push(required(&cidr_field)),
+        cidr => {
+            for problem in names::is_valid_cidr(cidr) {
+                out.push(invalid(&cidr_field, &block["cidr"], &problem));
+            }
+        }
+    }
+    let except = block["except"].as_array().map_or(&[][..], Vec::as_slice);
+    for (i, entry) in except.iter().enumerate() {
+        for problem in names::is_valid_cidr(entry.as_str().unwrap_or("")) {
+            out.push(invalid(
+                &format!("{field}.ipBlock.except[{i}]"),
+                entry,
+                &problem,
+            ));
+        }
+    }
+}
+
 /// kube's `validateIngressClassParametersReference`: a kind and a name, a scope of
 /// `Cluster` (no namespace) or `Namespace` (with one).
 fn ingress_class_parameters(parameters: &Value, out: &mut Vec<Cause>) {
@@ -619,6 +760,39 @@ mod tests {
                 "spec.rules[0].http.paths[0].pathType",
                 "FieldValueNotSupported"
             )
+        );
+    }
+
+    #[test]
+    fn a_network_policy_checks_ports_peers_and_policy_types() {
+        let valid = json!({"spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": 80, "endPort": 90},
+                                   {"port": "http"}],
+                         "from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                                  {"podSelector": {}, "namespaceSelector": {}}]}]}});
+        assert!(NetworkPolicies.validate(&valid).is_empty());
+        let bad = json!({"spec": {"podSelector": {}, "policyTypes": ["Sideways"],
+            "ingress": [{"ports": [{"protocol": "ICMP", "port": 90, "endPort": 80},
+                                   {"port": "http", "endPort": 81}, {"endPort": 82}],
+                         "from": [{}, {"ipBlock": {"cidr": "10.0.0.0/33"}},
+                                  {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}],
+            "egress": [{"to": [{"ipBlock": {}}]}]}});
+        assert_eq!(
+            reasons(&NetworkPolicies.validate(&bad)),
+            [
+                (
+                    "spec.ingress[0].ports[0].protocol",
+                    "FieldValueNotSupported"
+                ),
+                ("spec.ingress[0].ports[0].endPort", "FieldValueInvalid"),
+                ("spec.ingress[0].ports[1].endPort", "FieldValueInvalid"),
+                ("spec.ingress[0].ports[2].port", "FieldValueRequired"),
+                ("spec.ingress[0].from[0]", "FieldValueRequired"),
+                ("spec.ingress[0].from[1].ipBlock.cidr", "FieldValueInvalid"),
+                ("spec.ingress[0].from[2]", "FieldValueForbidden"),
+                ("spec.egress[0].to[0].ipBlock.cidr", "FieldValueRequired"),
+                ("spec.policyTypes[0]", "FieldValueNotSupported"),
+            ]
         );
     }
 
