@@ -1,6 +1,6 @@
 //! The storage.k8s.io, node.k8s.io and networking.k8s.io resources of kube 1.33 that kubelets,
 //! schedulers and CSI drivers use (CSIDrivers, CSINodes, CSIStorageCapacities, StorageClasses,
-//! VolumeAttachments, RuntimeClasses, IngressClasses, Ingresses, IPAddresses, ServiceCIDRs), table-driven
+//! VolumeAttachments, RuntimeClasses, IngressClasses, Ingresses, NetworkPolicies, IPAddresses, ServiceCIDRs), table-driven
 //! on the embedded store and on etcd: create (with kube's defaults), get, list, watch,
 //! update, delete, and one invalid object each (422 with kube's field cause, nothing
 //! written); the clusterIP allocator's IPAddresses and the default ServiceCIDR as served
@@ -174,6 +174,25 @@ fn cases() -> Vec<Case> {
             cause: (
                 "spec.defaultBackend",
                 "Required value: port name or number is required",
+            ),
+        },
+        Case {
+            collection: "/apis/networking.k8s.io/v1/namespaces/storage/networkpolicies",
+            valid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                          "metadata": {"name": "web"},
+                          "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]}}),
+            defaulted: vec![
+                ("/spec/policyTypes", json!(["Ingress"])),
+                ("/spec/ingress/0/ports/0/protocol", json!("TCP")),
+            ],
+            change: ("/spec/podSelector", json!({"matchLabels": {"app": "web"}})),
+            delete_returns_object: false,
+            invalid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                            "metadata": {"name": "sideways"},
+                            "spec": {"podSelector": {}, "policyTypes": ["Sideways"]}}),
+            cause: (
+                "spec.policyTypes[0]",
+                "Unsupported value: \"Sideways\": supported values: \"Egress\", \"Ingress\"",
             ),
         },
         Case {
