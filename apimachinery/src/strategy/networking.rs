@@ -37,6 +37,9 @@ impl Strategy for Ingresses {
     fn tracks_generation(&self) -> bool {
         true
     }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        ingress_spec(&object["spec"])
+    }
     fn printer(&self) -> &'static Printer {
         &table::INGRESS
     }
@@ -138,6 +141,9 @@ impl Strategy for NetworkPolicies {
     fn default(&self, object: &mut Value, _: &DefaultContext<'_>) {
         defaults::network_policy(object);
     }
+    fn validate(&self, object: &Value) -> Vec<Cause> {
+        network_policy_spec(&object["spec"])
+    }
     fn printer(&self) -> &'static Printer {
         &table::NETWORKPOLICY
     }
@@ -213,6 +219,336 @@ fn ingress_class_controller(value: &Value, out: &mut Vec<Cause>) {
             &Value::from(path),
             &names::regex_error("Invalid path", "[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+", &[]),
         ));
+    }
+}
+
+/// kube's `ValidateIngressSpec`: a default backend or rules, each rule's host a (wildcard)
+/// DNS name, each HTTP path typed and shaped by its type, each backend a service with one
+/// port (name or number) or a resource, TLS hosts DNS names.
+fn ingress_spec(spec: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let rules = spec["rules"].as_array().map_or(&[][..], Vec::as_slice);
+    let default_backend = spec.get("defaultBackend").filter(|b| !b.is_null());
+    if rules.is_empty() && default_backend.is_none() {
+        out.push(invalid(
+            "spec",
+            &spec["rules"],
+            "either `defaultBackend` or `rules` must be specified",
+        ));
+    }
+    if let Some(backend) = default_backend {
+        ingress_backend(backend, "spec.defaultBackend", &mut out);
+    }
+    if let Some(class) = spec["ingressClassName"].as_str() {
+        for problem in names::is_dns1123_subdomain(class) {
+            out.push(invalid(
+                "spec.ingressClassName",
+                &spec["ingressClassName"],
+                &problem,
+            ));
+        }
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let path = format!("spec.rules[{i}]");
+        if let Some(host) = rule["host"].as_str().filter(|h| !h.is_empty()) {
+            ingress_host(host, &format!("{path}.host"), &mut out);
+        }
+        if let Some(http) = rule.get("http").filter(|h| h.is_object()) {
+            let paths = http["paths"].as_array().map_or(&[][..], Vec::as_slice);
+            if paths.is_empty() {
+                out.push(required(&format!("{path}.http.paths")));
+            }
+            for (j, http_path) in paths.iter().enumerate() {
+                ingress_path(http_path, &format!("{path}.http.paths[{j}]"), &mut out);
+            }
+        }
+    }
+    let tls = spec["tls"].as_array().map_or(&[][..], Vec::as_slice);
+    for (i, entry) in tls.iter().enumerate() {
+        let hosts = entry["hosts"].as_array().map_or(&[][..], Vec::as_slice);
+        for (j, host) in hosts.iter().enumerate() {
+            ingress_host(
+                host.as_str().unwrap_or(""),
+                &format!("spec.tls[{i}].hosts[{j}]"),
+                &mut out,
+            );
+        }
+        if let Some(secret) = entry["secretName"].as_str().filter(|s| !s.is_empty()) {
+            for problem in names::is_dns1123_subdomain(secret) {
+                out.push(invalid(
+                    &format!("spec.tls[{i}].secretName"),
+                    &entry["secretName"],
+                    &problem,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A rule or TLS host: a DNS subdomain, optionally behind one leading `*.`, never an IP.
+fn ingress_host(host: &str, field: &str, out: &mut Vec<Cause>) {
+    if names::is_valid_ip(host).is_empty() {
+        out.push(invalid(
+            field,
+            &Value::from(host),
+            "must be a DNS name, not an IP address",
+        ));
+        return;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    for problem in names::is_dns1123_subdomain(name) {
+        out.push(invalid(field, &Value::from(host), &problem));
+    }
+}
+
+/// kube's `validateHTTPIngressPath`: `Exact` and `Prefix` paths are absolute and free of
+/// `//`, dot segments and encoded slashes; `ImplementationSpecific` ones absolute if set.
+fn ingress_path(http_path: &Value, field: &str, out: &mut Vec<Cause>) {
+    let path = http_path["path"].as_str().unwrap_or("");
+    let path_field = format!("{field}.path");
+    let not_absolute = || invalid(&path_field, &http_path["path"], "must be an absolute path");
+    match http_path["pathType"].as_str() {
+        None => out.push(super::validation::required_because(
+            &format!("{field}.pathType"),
+            "pathType must be specified",
+        )),
+        Some("Exact" | "Prefix") => {
+            if !path.starts_with('/') {
+                out.push(not_absolute());
+            }
+            for sequence in ["//", "/./", "/../", "%2f", "%2F"] {
+                if path.contains(sequence) {
+                    let message = format!("must not contain '{sequence}'");
+                    out.push(invalid(&path_field, &http_path["path"], &message));
+                }
+            }
+            for suffix in ["/..", "/."] {
+                if path.ends_with(suffix) {
+                    let message = format!("cannot end with '{suffix}'");
+                    out.push(invalid(&path_field, &http_path["path"], &message));
+                }
+            }
+        }
+        Some("ImplementationSpecific") => {
+            if !path.is_empty() && !path.starts_with('/') {
+                out.push(not_absolute());
+            }
+        }
+        Some(_) => out.push(not_supported(
+            &format!("{field}.pathType"),
+            &http_path["pathType"],
+            &["Exact", "ImplementationSpecific", "Prefix"],
+        )),
+    }
+    ingress_backend(&http_path["backend"], &format!("{field}.backend"), out);
+}
+
+/// kube's `validateIngressBackend`: a service (a DNS-1035 name and one port, by name or by
+/// number) or a resource, not both.
+fn ingress_backend(backend: &Value, field: &str, out: &mut Vec<Cause>) {
+    let present = |key: &str| backend.get(key).is_some_and(|v| !v.is_null());
+    let empty = Value::from("");
+    match (present("service"), present("resource")) {
+        (true, true) => out.push(invalid(
+            field,
+            &empty,
+            "cannot set both resource and service backends",
+        )),
+        (false, false) => out.push(invalid(
+            field,
+            &empty,
+            "resource or service backend is required",
+        )),
+        (false, true) => {
+            let resource = &backend["resource"];
+            for key in ["kind", "name"] {
+                if resource[key].as_str().unwrap_or("").is_empty() {
+                    out.push(required(&format!("{field}.resource.{key}")));
+                }
+            }
+        }
+        (true, false) => {
+            let service = &backend["service"];
+            let name_field = format!("{field}.service.name");
+            match service["name"].as_str().unwrap_or("") {
+                "" => out.push(required(&name_field)),
+                name => {
+                    for problem in names::is_dns1035_label(name) {
+                        out.push(invalid(&name_field, &service["name"], &problem));
+                    }
+                }
+            }
+            let port = &service["port"];
+            let port_name = port["name"].as_str().unwrap_or("");
+            let port_number = port["number"].as_i64().unwrap_or(0);
+            if !port_name.is_empty() && port_number != 0 {
+                out.push(invalid(
+                    field,
+                    &empty,
+                    "cannot set both port name & port number",
+                ));
+            } else if !port_name.is_empty() {
+                for problem in names::is_valid_port_name(port_name) {
+                    out.push(invalid(
+                        &format!("{field}.service.port.name"),
+                        &port["name"],
+                        &problem,
+                    ));
+                }
+            } else if port_number != 0 {
+                for problem in names::is_valid_port_num(port_number) {
+                    out.push(invalid(
+                        &format!("{field}.service.port.number"),
+                        &port["number"],
+                        &problem,
+                    ));
+                }
+            } else {
+                out.push(super::validation::required_because(
+                    field,
+                    "port name or number is required",
+                ));
+            }
+        }
+    }
+}
+
+/// kube's `ValidateNetworkPolicySpec` without the label-selector checks: ports (protocol,
+/// port and endPort), peers (one of the three kinds, an ipBlock's CIDRs) and policyTypes.
+fn network_policy_spec(spec: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
+        let rules = spec[direction].as_array().map_or(&[][..], Vec::as_slice);
+        for (i, rule) in rules.iter().enumerate() {
+            let path = format!("spec.{direction}[{i}]");
+            let ports = rule["ports"].as_array().map_or(&[][..], Vec::as_slice);
+            for (j, port) in ports.iter().enumerate() {
+                network_policy_port(port, &format!("{path}.ports[{j}]"), &mut out);
+            }
+            let list = rule[peers].as_array().map_or(&[][..], Vec::as_slice);
+            for (j, peer) in list.iter().enumerate() {
+                network_policy_peer(peer, &format!("{path}.{peers}[{j}]"), &mut out);
+            }
+        }
+    }
+    let types = spec["policyTypes"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    for (i, kind) in types.iter().enumerate() {
+        if !matches!(kind.as_str(), Some("Ingress" | "Egress")) {
+            out.push(not_supported(
+                &format!("spec.policyTypes[{i}]"),
+                kind,
+                &["Egress", "Ingress"],
+            ));
+        }
+    }
+    if types.len() > 2 {
+        out.push(invalid(
+            "spec.policyTypes",
+            &spec["policyTypes"],
+            "may not specify more than two policyTypes",
+        ));
+    }
+    out
+}
+
+fn network_policy_port(port: &Value, field: &str, out: &mut Vec<Cause>) {
+    if let Some(protocol) = port.get("protocol").filter(|p| !p.is_null())
+        && !matches!(protocol.as_str(), Some("TCP" | "UDP" | "SCTP"))
+    {
+        out.push(not_supported(
+            &format!("{field}.protocol"),
+            protocol,
+            &["SCTP", "TCP", "UDP"],
+        ));
+    }
+    let port_field = format!("{field}.port");
+    let end_field = format!("{field}.endPort");
+    let end_port = port.get("endPort").and_then(Value::as_i64);
+    match &port["port"] {
+        Value::Number(number) => {
+            let number = number.as_i64().unwrap_or(0);
+            for problem in names::is_valid_port_num(number) {
+                out.push(invalid(&port_field, &port["port"], &problem));
+            }
+            if let Some(end) = end_port {
+                if end < number {
+                    out.push(invalid(
+                        &end_field,
+                        &port["endPort"],
+                        "must be greater than or equal to `port`",
+                    ));
+                }
+                for problem in names::is_valid_port_num(end) {
+                    out.push(invalid(&end_field, &port["endPort"], &problem));
+                }
+            }
+        }
+        Value::String(name) => {
+            if end_port.is_some() {
+                out.push(invalid(
+                    &end_field,
+                    &port["endPort"],
+                    "may not be specified when `port` is non-numeric",
+                ));
+            }
+            for problem in names::is_valid_port_name(name) {
+                out.push(invalid(&port_field, &port["port"], &problem));
+            }
+        }
+        _ => {
+            if end_port.is_some() {
+                out.push(super::validation::required_because(
+                    &port_field,
+                    "must be specified when `endPort` is specified",
+                ));
+            }
+        }
+    }
+}
+
+fn network_policy_peer(peer: &Value, field: &str, out: &mut Vec<Cause>) {
+    let kinds = ["podSelector", "namespaceSelector", "ipBlock"];
+    let count = kinds
+        .iter()
+        .filter(|k| peer.get(**k).is_some_and(|v| !v.is_null()))
+        .count();
+    if count == 0 {
+        out.push(super::validation::required_because(
+            field,
+            "must specify a peer",
+        ));
+    }
+    let Some(block) = peer.get("ipBlock").filter(|b| !b.is_null()) else {
+        return;
+    };
+    if count > 1 {
+        out.push(forbidden(
+            field,
+            "may not specify both ipBlock and another peer",
+        ));
+        return;
+    }
+    let cidr_field = format!("{field}.ipBlock.cidr");
+    match block["cidr"].as_str().unwrap_or("") {
+        "" => out.push(required(&cidr_field)),
+        cidr => {
+            for problem in names::is_valid_cidr(cidr) {
+                out.push(invalid(&cidr_field, &block["cidr"], &problem));
+            }
+        }
+    }
+    let except = block["except"].as_array().map_or(&[][..], Vec::as_slice);
+    for (i, entry) in except.iter().enumerate() {
+        for problem in names::is_valid_cidr(entry.as_str().unwrap_or("")) {
+            out.push(invalid(
+                &format!("{field}.ipBlock.except[{i}]"),
+                entry,
+                &problem,
+            ));
+        }
     }
 }
 
@@ -347,6 +683,117 @@ mod tests {
             .iter()
             .map(|c| (c.field.as_str(), c.message.as_str()))
             .collect()
+    }
+
+    /// Each cause's field and reason (kube's cause type).
+    fn reasons(causes: &[Cause]) -> Vec<(&str, &str)> {
+        causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_ingress_needs_a_backend_with_one_port_and_typed_absolute_paths() {
+        let valid = json!({"spec": {"tls": [{"hosts": ["*.example.com"], "secretName": "tls"}],
+            "rules": [{"host": "a.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                {"pathType": "ImplementationSpecific",
+                 "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]}});
+        assert!(Ingresses.validate(&valid).is_empty());
+        assert_eq!(
+            reasons(&Ingresses.validate(&json!({"spec": {}}))),
+            [("spec", "FieldValueInvalid")]
+        );
+        let backend = |service: Value| json!({"spec": {"defaultBackend": {"service": service}}});
+        assert_eq!(
+            reasons(&Ingresses.validate(&backend(json!({"name": "web", "port": {}})))),
+            [("spec.defaultBackend", "FieldValueRequired")]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&backend(
+                json!({"name": "web", "port": {"name": "http", "number": 80}})
+            ))),
+            [("spec.defaultBackend", "FieldValueInvalid")]
+        );
+        assert_eq!(
+            reasons(
+                &Ingresses.validate(&backend(json!({"name": "web", "port": {"number": 70000}})))
+            ),
+            [(
+                "spec.defaultBackend.service.port.number",
+                "FieldValueInvalid"
+            )]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&json!({"spec": {"defaultBackend": {}}}))),
+            [("spec.defaultBackend", "FieldValueInvalid")]
+        );
+        let path = |path: Value| {
+            json!({"spec": {"rules": [{"host": "10.0.0.1", "http": {"paths": [path]}}],
+                "tls": [{"hosts": ["bad_host"]}]}})
+        };
+        let service = json!({"service": {"name": "web", "port": {"number": 80}}});
+        assert_eq!(
+            reasons(&Ingresses.validate(&path(json!({"path": "/a/../b", "backend": service})))),
+            [
+                ("spec.rules[0].host", "FieldValueInvalid"),
+                ("spec.rules[0].http.paths[0].pathType", "FieldValueRequired"),
+                ("spec.tls[0].hosts[0]", "FieldValueInvalid"),
+            ]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&path(
+                json!({"path": "a//b", "pathType": "Exact", "backend": service})
+            )))[1..3],
+            [
+                ("spec.rules[0].http.paths[0].path", "FieldValueInvalid"),
+                ("spec.rules[0].http.paths[0].path", "FieldValueInvalid"),
+            ]
+        );
+        assert_eq!(
+            reasons(&Ingresses.validate(&path(
+                json!({"path": "/", "pathType": "Regex", "backend": service})
+            )))[1],
+            (
+                "spec.rules[0].http.paths[0].pathType",
+                "FieldValueNotSupported"
+            )
+        );
+    }
+
+    #[test]
+    fn a_network_policy_checks_ports_peers_and_policy_types() {
+        let valid = json!({"spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": 80, "endPort": 90},
+                                   {"port": "http"}],
+                         "from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                                  {"podSelector": {}, "namespaceSelector": {}}]}]}});
+        assert!(NetworkPolicies.validate(&valid).is_empty());
+        let bad = json!({"spec": {"podSelector": {}, "policyTypes": ["Sideways"],
+            "ingress": [{"ports": [{"protocol": "ICMP", "port": 90, "endPort": 80},
+                                   {"port": "http", "endPort": 81}, {"endPort": 82}],
+                         "from": [{}, {"ipBlock": {"cidr": "10.0.0.0/33"}},
+                                  {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}],
+            "egress": [{"to": [{"ipBlock": {}}]}]}});
+        assert_eq!(
+            reasons(&NetworkPolicies.validate(&bad)),
+            [
+                (
+                    "spec.ingress[0].ports[0].protocol",
+                    "FieldValueNotSupported"
+                ),
+                ("spec.ingress[0].ports[0].endPort", "FieldValueInvalid"),
+                ("spec.ingress[0].ports[1].endPort", "FieldValueInvalid"),
+                ("spec.ingress[0].ports[2].port", "FieldValueRequired"),
+                ("spec.ingress[0].from[0]", "FieldValueRequired"),
+                ("spec.ingress[0].from[1].ipBlock.cidr", "FieldValueInvalid"),
+                ("spec.ingress[0].from[2]", "FieldValueForbidden"),
+                ("spec.egress[0].to[0].ipBlock.cidr", "FieldValueRequired"),
+                ("spec.policyTypes[0]", "FieldValueNotSupported"),
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The storage.k8s.io, node.k8s.io and networking.k8s.io resources of kube 1.33 that kubelets,
 //! schedulers and CSI drivers use (CSIDrivers, CSINodes, CSIStorageCapacities, StorageClasses,
-//! VolumeAttachments, RuntimeClasses, IngressClasses, IPAddresses, ServiceCIDRs), table-driven
+//! VolumeAttachments, RuntimeClasses, IngressClasses, Ingresses, NetworkPolicies, IPAddresses, ServiceCIDRs), table-driven
 //! on the embedded store and on etcd: create (with kube's defaults), get, list, watch,
 //! update, delete, and one invalid object each (422 with kube's field cause, nothing
 //! written); the clusterIP allocator's IPAddresses and the default ServiceCIDR as served
@@ -156,6 +156,43 @@ fn cases() -> Vec<Case> {
             cause: (
                 "spec.controller",
                 "Invalid value: \"nginx\": must be a domain-prefixed path (such as \"acme.io/foo\")",
+            ),
+        },
+        Case {
+            collection: "/apis/networking.k8s.io/v1/namespaces/storage/ingresses",
+            valid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                          "metadata": {"name": "web"},
+                          "spec": {"rules": [{"host": "web.example.com", "http": {"paths": [
+                              {"path": "/", "pathType": "Prefix", "backend":
+                                  {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}),
+            defaulted: vec![],
+            change: ("/spec/ingressClassName", json!("nginx")),
+            delete_returns_object: false,
+            invalid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                            "metadata": {"name": "portless"},
+                            "spec": {"defaultBackend": {"service": {"name": "web", "port": {}}}}}),
+            cause: (
+                "spec.defaultBackend",
+                "Required value: port name or number is required",
+            ),
+        },
+        Case {
+            collection: "/apis/networking.k8s.io/v1/namespaces/storage/networkpolicies",
+            valid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                          "metadata": {"name": "web"},
+                          "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]}}),
+            defaulted: vec![
+                ("/spec/policyTypes", json!(["Ingress"])),
+                ("/spec/ingress/0/ports/0/protocol", json!("TCP")),
+            ],
+            change: ("/spec/podSelector", json!({"matchLabels": {"app": "web"}})),
+            delete_returns_object: false,
+            invalid: json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                            "metadata": {"name": "sideways"},
+                            "spec": {"podSelector": {}, "policyTypes": ["Sideways"]}}),
+            cause: (
+                "spec.policyTypes[0]",
+                "Unsupported value: \"Sideways\": supported values: \"Egress\", \"Ingress\"",
             ),
         },
         Case {
