@@ -493,6 +493,77 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+// ---------------------------------------------------------------------------------------
+// Storage format and encryption at rest (kube-apiserver's flags), and `kubecache storage`.
+
+/// `--storage-media-type` and `--encryption-provider-config`, as kube-apiserver's.
+#[derive(Debug, Args)]
+pub struct StorageFormatArgs {
+    /// How built-in objects are written: application/vnd.kubernetes.protobuf (kube-apiserver's
+    /// default) or application/json. Custom resources are always JSON; both are read.
+    #[arg(
+        long,
+        default_value = "application/vnd.kubernetes.protobuf",
+        value_name = "MEDIA TYPE"
+    )]
+    pub storage_media_type: String,
+
+    /// An EncryptionConfiguration (apiserver.config.k8s.io/v1): which resources are encrypted
+    /// at rest, with which providers (aescbc, aesgcm, secretbox, identity) and keys.
+    #[arg(long, value_name = "FILE")]
+    pub encryption_provider_config: Option<PathBuf>,
+}
+
+impl StorageFormatArgs {
+    /// The format, or why the flags cannot be used (a startup error).
+    pub fn format(&self) -> Result<kubecache_store::storage_format::StorageFormat, String> {
+        use kubecache_store::storage_format::{EncryptionConfig, MediaType, StorageFormat};
+        let media_type = MediaType::parse(&self.storage_media_type)?;
+        let encryption = match &self.encryption_provider_config {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "cannot read --encryption-provider-config {}: {e}",
+                        path.display()
+                    )
+                })?;
+                let config = EncryptionConfig::parse(&text)
+                    .map_err(|e| format!("--encryption-provider-config {}: {e}", path.display()))?;
+                Some(std::sync::Arc::new(config))
+            }
+        };
+        Ok(StorageFormat {
+            media_type,
+            encryption,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Rewrites every object of the given resources in the current format with the current
+    /// encryption key (after adding a key first in --encryption-provider-config, before
+    /// removing the old one). Takes the server's flags; safe while servers run (each object is
+    /// replaced by compare-and-swap).
+    Rewrite(RewriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// Resources to rewrite, comma separated: `secrets`, `deployments.apps`, `widgets.example.com`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        value_name = "RESOURCE[,RESOURCE...]"
+    )]
+    pub resource: Vec<String>,
+
+    #[command(flatten)]
+    pub server: ServeArgs,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,75 +691,4 @@ mod tests {
         let error = args.storage().unwrap_err();
         assert!(error.contains("/nonexistent/ca.crt"), "{error}");
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Storage format and encryption at rest (kube-apiserver's flags), and `kubecache storage`.
-
-/// `--storage-media-type` and `--encryption-provider-config`, as kube-apiserver's.
-#[derive(Debug, Args)]
-pub struct StorageFormatArgs {
-    /// How built-in objects are written: application/vnd.kubernetes.protobuf (kube-apiserver's
-    /// default) or application/json. Custom resources are always JSON; both are read.
-    #[arg(
-        long,
-        default_value = "application/vnd.kubernetes.protobuf",
-        value_name = "MEDIA TYPE"
-    )]
-    pub storage_media_type: String,
-
-    /// An EncryptionConfiguration (apiserver.config.k8s.io/v1): which resources are encrypted
-    /// at rest, with which providers (aescbc, aesgcm, secretbox, identity) and keys.
-    #[arg(long, value_name = "FILE")]
-    pub encryption_provider_config: Option<PathBuf>,
-}
-
-impl StorageFormatArgs {
-    /// The format, or why the flags cannot be used (a startup error).
-    pub fn format(&self) -> Result<kubecache_store::storage_format::StorageFormat, String> {
-        use kubecache_store::storage_format::{EncryptionConfig, MediaType, StorageFormat};
-        let media_type = MediaType::parse(&self.storage_media_type)?;
-        let encryption = match &self.encryption_provider_config {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "cannot read --encryption-provider-config {}: {e}",
-                        path.display()
-                    )
-                })?;
-                let config = EncryptionConfig::parse(&text)
-                    .map_err(|e| format!("--encryption-provider-config {}: {e}", path.display()))?;
-                Some(std::sync::Arc::new(config))
-            }
-        };
-        Ok(StorageFormat {
-            media_type,
-            encryption,
-        })
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum StorageCommand {
-    /// Rewrites every object of the given resources in the current format with the current
-    /// encryption key (after adding a key first in --encryption-provider-config, before
-    /// removing the old one). Takes the server's flags; safe while servers run (each object is
-    /// replaced by compare-and-swap).
-    Rewrite(RewriteArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct RewriteArgs {
-    /// Resources to rewrite, comma separated: `secrets`, `deployments.apps`, `widgets.example.com`.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        required = true,
-        value_name = "RESOURCE[,RESOURCE...]"
-    )]
-    pub resource: Vec<String>,
-
-    #[command(flatten)]
-    pub server: ServeArgs,
 }
